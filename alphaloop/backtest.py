@@ -1,0 +1,143 @@
+"""Signals -> positions -> daily returns -> metrics, vectorised with numpy.
+
+Convention (the seed's, and the one every figure in alphaloop uses unless labelled otherwise):
+a signal computed from bar t's data takes effect at bar t's close and earns close t -> close t+1.
+Signal 1 enters long when flat, -1 exits to flat, 0 keeps the position. A backtest starts flat at
+the first bar of the window it is given and any open position is closed at the last bar.
+Costs are ``cost_bps`` of traded notional, charged each time the position changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TRADING_DAYS = 252
+DEFAULT_COST_BPS = 2.0
+FILLS = ("close", "next_open")
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Everything a scorer or report needs about one backtest window."""
+
+    returns: np.ndarray  # net strategy return of each period close[k] -> close[k+1], length n-1
+    positions: np.ndarray  # position held after bar k's close (0 or 1), length n, last is 0
+    bh_returns: np.ndarray  # buy-and-hold return of each period, length n-1
+    metrics: dict[str, float]
+
+
+def positions_from_signals(signals: np.ndarray) -> np.ndarray:
+    """Turn enter/exit/hold signals into a 0/1 position per bar (state machine, vectorised)."""
+    sig = np.asarray(signals, dtype=np.int64)
+    idx = np.where(sig != 0, np.arange(sig.size), -1)
+    last = np.maximum.accumulate(idx) if sig.size else idx
+    pos = np.zeros(sig.size, dtype=np.int64)
+    seen = last >= 0
+    pos[seen] = sig[last[seen]] == 1
+    return pos
+
+
+def backtest(
+    close: np.ndarray,
+    signals: np.ndarray,
+    cost_bps: float = DEFAULT_COST_BPS,
+    fill: str = "close",
+    open_: np.ndarray | None = None,
+) -> BacktestResult:
+    """Backtest one window; ``fill='next_open'`` (labelled option) trades at the next bar's open."""
+    close = np.asarray(close, dtype=np.float64)
+    if close.ndim != 1 or close.size != np.asarray(signals).size:
+        raise ValueError("close and signals must be 1-d arrays of the same length")
+    if close.size < 2:
+        raise ValueError("a backtest window needs at least two bars")
+    if cost_bps < 0:
+        raise ValueError("cost_bps must be >= 0")
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}")
+    pos = positions_from_signals(signals)
+    pos[-1] = 0  # close out at the last bar
+    cost = cost_bps / 1e4
+    trades = np.abs(np.diff(pos, prepend=0)).astype(np.float64)
+    rel = close[1:] / close[:-1] - 1.0
+    if fill == "close":
+        held = pos[:-1]
+        gross = 1.0 + held * rel
+        factor = gross * (1.0 - cost * trades[:-1])
+    else:
+        if open_ is None:
+            raise ValueError("fill='next_open' needs open prices")
+        open_ = np.asarray(open_, dtype=np.float64)
+        before = np.concatenate(([0], pos[:-2]))  # position held into bar k+1's open
+        after = pos[:-1]  # position from bar k+1's open to its close
+        gap = open_[1:] / close[:-1] - 1.0
+        intraday = close[1:] / open_[1:] - 1.0
+        factor = (1.0 + before * gap) * (1.0 - cost * np.abs(after - before)) * (1.0 + after * intraday)
+    factor[-1] *= 1.0 - cost * trades[-1]
+    returns = factor - 1.0
+    metrics = compute_metrics(returns, pos, rel)
+    return BacktestResult(returns=returns, positions=pos, bh_returns=rel, metrics=metrics)
+
+
+def sharpe(returns: np.ndarray) -> float:
+    """Annualised arithmetic Sharpe ratio (risk-free 0); 0 when the series has no variance."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size < 2:
+        return 0.0
+    sd = r.std(ddof=1)
+    return float(r.mean() / sd * np.sqrt(TRADING_DAYS)) if sd > 1e-15 else 0.0
+
+
+def sortino(returns: np.ndarray) -> float:
+    """Annualised Sortino ratio with target 0 (downside deviation over all periods)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size < 2:
+        return 0.0
+    dd = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
+    return float(r.mean() / dd * np.sqrt(TRADING_DAYS)) if dd > 1e-15 else 0.0
+
+
+def max_drawdown(returns: np.ndarray) -> float:
+    """Largest peak-to-trough loss of the equity curve starting at 1, as a negative fraction."""
+    equity = np.concatenate(([1.0], np.cumprod(1.0 + np.asarray(returns, dtype=np.float64))))
+    peak = np.maximum.accumulate(equity)
+    return float(np.min(equity / peak - 1.0))
+
+
+def _round_trip_returns(returns: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Net compounded return of each round trip, entry cost and exit cost included."""
+    change = np.diff(pos, prepend=0)
+    entries = np.flatnonzero(change == 1)
+    exits = np.flatnonzero(change == -1)  # pos[-1] == 0, so every entry has an exit
+    cum = np.concatenate(([0.0], np.cumsum(np.log1p(returns))))
+    last_period = np.minimum(exits, returns.size - 1)  # the exit cost sits in period `exit`
+    return np.expm1(cum[last_period + 1] - cum[entries])
+
+
+def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray) -> dict[str, float]:
+    """Every figure alphaloop reports for one window, strategy and buy-and-hold side by side."""
+    n = returns.size
+    years = n / TRADING_DAYS
+    total = float(np.prod(1.0 + returns) - 1.0)
+    cagr = float((1.0 + total) ** (1.0 / years) - 1.0) if years > 0 and total > -1 else -1.0
+    mdd = max_drawdown(returns)
+    trips = _round_trip_returns(returns, pos)
+    traded = float(np.abs(np.diff(pos, prepend=0)).sum())
+    bh_total = float(np.prod(1.0 + bh_returns) - 1.0)
+    return {
+        "total_return": total,
+        "cagr": cagr,
+        "sharpe": sharpe(returns),
+        "sortino": sortino(returns),
+        "max_drawdown": mdd,
+        "calmar": float(cagr / -mdd) if mdd < -1e-12 else 0.0,
+        "round_trips": float(trips.size),
+        "exposure": float(np.mean(pos[:-1])) if n else 0.0,
+        "turnover": float(traded / years) if years > 0 else 0.0,
+        "win_rate": float(np.mean(trips > 0)) if trips.size else 0.0,
+        "bars": float(n + 1),
+        "bh_total_return": bh_total,
+        "bh_sharpe": sharpe(bh_returns),
+        "bh_max_drawdown": max_drawdown(bh_returns),
+    }

@@ -1,0 +1,110 @@
+"""The candidate region of trade.py: find it, replace it, and turn it into signals.
+
+Only the text between the two marker lines is ever taken from a proposal; everything else in a
+candidate file is ignored, so a proposal cannot edit the backtester or the data loading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+REGION_START = "# === ALPHALOOP CANDIDATE REGION START (generate_features, strategy_logic) ==="
+REGION_END = "# === ALPHALOOP CANDIDATE REGION END ==="
+TRADE_PY = Path(__file__).resolve().parent.parent / "trade.py"
+
+
+class RegionError(ValueError):
+    """The text has no usable candidate region (missing, repeated or unbalanced markers)."""
+
+
+def _marker_lines(lines: list[str], marker: str) -> list[int]:
+    key = marker.split("(")[0].strip()
+    return [i for i, line in enumerate(lines) if line.strip().startswith(key)]
+
+
+def extract_region(text: str) -> str:
+    """Return the region between the markers, or the whole text when it has no markers at all."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    starts, ends = _marker_lines(lines, REGION_START), _marker_lines(lines, REGION_END)
+    if not starts and not ends:
+        return text.strip("\n") + "\n"
+    if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
+        raise RegionError(
+            f"expected exactly one region start and one end marker in order, found "
+            f"{len(starts)} start and {len(ends)} end marker(s)"
+        )
+    return "\n".join(lines[starts[0] + 1 : ends[0]]).strip("\n") + "\n"
+
+
+def splice_region(template: str, region: str) -> str:
+    """Put ``region`` between the markers of ``template`` (a full trade.py text)."""
+    lines = template.split("\n")
+    starts, ends = _marker_lines(lines, REGION_START), _marker_lines(lines, REGION_END)
+    if len(starts) != 1 or len(ends) != 1:
+        raise RegionError("the trade.py template must hold exactly one candidate region")
+    body = region.strip("\n").split("\n")
+    return "\n".join(lines[: starts[0] + 1] + [""] + body + [""] + lines[ends[0] :])
+
+
+def template_text() -> str:
+    """The project's own trade.py, whose fixed part frames every iteration file."""
+    return TRADE_PY.read_text(encoding="utf-8")
+
+
+class Row(dict):
+    """One bar as handed to ``strategy_logic``: ``row['col']`` and ``row.col`` both work."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+
+def compute_signals(
+    generate_features: Callable[[pd.DataFrame], pd.DataFrame],
+    strategy_logic: Callable[[Any], Any],
+    df: pd.DataFrame,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Run a candidate's two functions on ``df``; return its feature frame and raw signals.
+
+    Raw means unvalidated: the caller (the trusted parent) checks length, type and values.
+    """
+    features = generate_features(df.copy())
+    if not isinstance(features, pd.DataFrame):
+        raise TypeError(f"generate_features must return a DataFrame, got {type(features).__name__}")
+    if len(features) != len(df):
+        raise ValueError(
+            f"generate_features returned {len(features)} rows for {len(df)} input rows"
+        )
+    records = features.to_dict("records")
+    signals = np.array([strategy_logic(Row(rec)) for rec in records], dtype=object)
+    return features, signals
+
+
+def validate_signals(raw: Any, n: int) -> np.ndarray:
+    """Check a signal vector from untrusted code; return it as int8 or raise ValueError."""
+    arr = np.asarray(raw)
+    if arr.shape != (n,):
+        raise ValueError(f"expected {n} signals, got shape {arr.shape}")
+    if arr.dtype == object:
+        bad = [v for v in arr[:1000] if not isinstance(v, (bool, int, float, np.integer, np.floating, np.bool_))]
+        if bad:
+            raise ValueError(f"signals must be numbers, got {type(bad[0]).__name__}")
+        arr = arr.astype(np.float64)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"signals must be numbers, got dtype {arr.dtype}")
+    f = arr.astype(np.float64)
+    if not np.all(np.isfinite(f)):
+        raise ValueError(f"{int(np.sum(~np.isfinite(f)))} signals are NaN or infinite")
+    outside = ~np.isin(f, (-1.0, 0.0, 1.0))
+    if outside.any():
+        raise ValueError(
+            f"{int(outside.sum())} signals outside {{1, -1, 0}} (first: {f[outside][0]!r})"
+        )
+    return f.astype(np.int8)

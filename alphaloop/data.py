@@ -1,0 +1,274 @@
+"""Load, validate, split and freeze daily OHLCV data; read frozen splits back with hash checks.
+
+The frozen folder holds train.csv, val.csv, test.csv and manifest.json. Nothing in alphaloop
+reads test.csv except ``load_test_split``, which only ``harness.py final`` calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alphaloop import __version__
+
+PRICE_COLUMNS = ("Open", "High", "Low", "Close")
+REQUIRED_COLUMNS = (*PRICE_COLUMNS, "Volume")
+OPTIONAL_COLUMNS = ("Adj Close",)
+SPLITS = ("train", "val", "test")
+MIN_SPLIT_ROWS = 60  # the seed's slow SMA needs 50 bars; a split shorter than this says nothing
+MAX_REPAIRABLE_MISSING = 0.01  # a handful: up to 1% of rows may be forward-filled
+TEST_FRACTION, VAL_FRACTION = 0.15, 0.20
+
+
+class DataError(Exception):
+    """A fatal data problem; its message is shown to the user as one line."""
+
+
+@dataclass
+class Prepared:
+    """A validated frame with where it came from and what was repaired."""
+
+    frame: pd.DataFrame
+    source: str
+    ticker: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def sample_frame(ticker: str = "SPY") -> tuple[pd.DataFrame, str]:
+    """Real daily OHLCV shipped with ``arch``: S&P 500 (default) or NASDAQ, 1999-2018."""
+    if ticker.upper() in ("NASDAQ", "^IXIC", "QQQ", "IXIC"):
+        from arch.data import nasdaq as module
+
+        name = "NASDAQ Composite (arch.data.nasdaq sample, 1999-2018)"
+    else:
+        from arch.data import sp500 as module
+
+        name = "S&P 500 (arch.data.sp500 sample, 1999-2018)"
+    df = module.load()
+    df.index = pd.DatetimeIndex(df.index, name="Date")
+    return df, name
+
+
+def download_yfinance(ticker: str, start: str | None) -> pd.DataFrame:
+    """Daily bars from Yahoo Finance, unadjusted OHLC plus Adj Close; raises DataError on failure."""
+    try:
+        import yfinance as yf
+
+        logging.getLogger("yfinance").setLevel(logging.CRITICAL)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = yf.download(
+                ticker, start=start or "1993-01-01", auto_adjust=False, progress=False,
+                actions=False, threads=False, timeout=15,
+            )
+    except Exception as exc:  # yfinance raises many types for network problems
+        raise DataError(f"yfinance download of {ticker} failed: {type(exc).__name__}: {exc}") from exc
+    if df is None or df.empty:
+        raise DataError(f"yfinance returned no rows for {ticker}")
+    if isinstance(df.columns, pd.MultiIndex):
+        df.columns = df.columns.get_level_values(0)
+    df.index = pd.DatetimeIndex(df.index, name="Date").tz_localize(None)
+    return df
+
+
+def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a user CSV with a date column (``Date`` or the first column) into a raw frame."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    try:
+        df = pd.read_csv(p)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{p}: the file is empty") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{p}: not a readable CSV ({first})") from exc
+    if df.empty:
+        raise DataError(f"{p}: the file has a header but no rows")
+    df.columns = [str(c).strip() for c in df.columns]
+    lower = {c.lower(): c for c in df.columns}
+    date_col = lower.get("date") or lower.get("datetime") or df.columns[0]
+    dates = pd.to_datetime(df[date_col], errors="coerce", format="mixed")
+    bad = int(dates.isna().sum())
+    if bad:
+        example = df[date_col][dates.isna()].iloc[0]
+        raise DataError(f"{p}: {bad} row(s) with an unparseable date in column '{date_col}' (first: {example!r})")
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    df = df.drop(columns=[date_col])
+    df.index = pd.DatetimeIndex(dates, name="Date")
+    rename = {c: canon for canon in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) for c in df.columns
+              if c.lower().replace("_", " ") == canon.lower()}
+    return df.rename(columns=rename)
+
+
+def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[str]]:
+    """Return a clean frame (sorted, numeric, positive) and the repairs made; DataError if fatal."""
+    warnings: list[str] = []
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{label}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})")
+    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in df.columns]
+    df = df[keep].copy()
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise DataError(f"{label}: the index must be dates")
+    dup = df.index.duplicated()
+    if dup.any():
+        raise DataError(f"{label}: {int(dup.sum())} duplicate date(s) (first: {df.index[dup][0].date()})")
+    if not df.index.is_monotonic_increasing:
+        warnings.append(f"{label}: rows were not in date order; sorted them")
+        df = df.sort_index()
+    for col in keep:
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        junk = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if junk.any():
+            raise DataError(f"{label}: column {col} has {int(junk.sum())} non-numeric value(s) (first: {raw[junk].iloc[0]!r})")
+        df[col] = num.astype(np.float64)
+    holes = df[keep].isna().any(axis=1)
+    if holes.any():
+        n = int(holes.sum())
+        if holes.iloc[0] or n > max(1, int(MAX_REPAIRABLE_MISSING * len(df))):
+            where = "the first row" if holes.iloc[0] else f"{n} rows"
+            raise DataError(f"{label}: missing values in {where}; too many to repair (limit {MAX_REPAIRABLE_MISSING:.0%} of rows, not the first row)")
+        warnings.append(f"{label}: {n} row(s) had missing values; forward-filled from the previous day")
+        df = df.ffill()
+    prices = [c for c in (*PRICE_COLUMNS, "Adj Close") if c in df.columns]
+    nonpos = (df[prices] <= 0).any(axis=1)
+    if nonpos.any():
+        raise DataError(f"{label}: {int(nonpos.sum())} row(s) with a zero or negative price (first: {df.index[nonpos][0].date()})")
+    if (df["Volume"] < 0).any():
+        raise DataError(f"{label}: negative volume on {int((df['Volume'] < 0).sum())} row(s)")
+    inverted = df["High"] < df["Low"]
+    if inverted.any():
+        raise DataError(f"{label}: High below Low on {int(inverted.sum())} row(s) (first: {df.index[inverted][0].date()})")
+    if not np.isfinite(df.to_numpy()).all():
+        raise DataError(f"{label}: infinite values")
+    return df, warnings
+
+
+def split(df: pd.DataFrame, train_end: str | None = None, val_end: str | None = None) -> dict[str, pd.DataFrame]:
+    """Chronological train/val/test, no overlap, no gap; default test ~15%, val ~20% before it."""
+    n = len(df)
+    if train_end is None and val_end is None:
+        n_test = int(round(n * TEST_FRACTION))
+        n_val = int(round(n * VAL_FRACTION))
+        i_train, i_val = n - n_test - n_val, n - n_test
+    else:
+        idx = df.index
+        try:
+            te = pd.Timestamp(train_end) if train_end else None
+            ve = pd.Timestamp(val_end) if val_end else None
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"could not parse a split date: {exc}") from exc
+        if te is not None and ve is not None and ve <= te:
+            raise DataError(f"--val-end {ve.date()} must be after --train-end {te.date()}")
+        i_train = int(idx.searchsorted(te, side="right")) if te is not None else None
+        i_val = int(idx.searchsorted(ve, side="right")) if ve is not None else None
+        if i_train is None:
+            i_train = int(round(i_val * (1 - VAL_FRACTION / (1 - TEST_FRACTION))))
+        if i_val is None:
+            i_val = i_train + int(round((n - i_train) * VAL_FRACTION / (VAL_FRACTION + TEST_FRACTION)))
+    parts = {"train": df.iloc[:i_train], "val": df.iloc[i_train:i_val], "test": df.iloc[i_val:]}
+    short = {k: len(v) for k, v in parts.items() if len(v) < MIN_SPLIT_ROWS}
+    if short:
+        desc = ", ".join(f"{k} has {v}" for k, v in short.items())
+        raise DataError(f"not enough rows for three splits of at least {MIN_SPLIT_ROWS} rows ({n} rows in all; {desc})")
+    return parts
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, warnings: list[str]) -> dict:
+    """Write the splits and manifest to a temp folder beside ``out``, then swap it in place."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tmp.chmod(0o755)
+        files = {}
+        for name, frame in parts.items():
+            path = tmp / f"{name}.csv"
+            frame.to_csv(path, index_label="Date", float_format="%.10g")
+            files[name] = {
+                "file": path.name, "rows": len(frame), "start": str(frame.index[0].date()),
+                "end": str(frame.index[-1].date()), "sha256": sha256_file(path),
+            }
+        manifest = {
+            "source": source, "ticker": ticker, "columns": list(next(iter(parts.values())).columns),
+            "start": files["train"]["start"], "end": files["test"]["end"], "splits": files,
+            "repairs": warnings, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "alphaloop_version": __version__,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        for keep in out.glob(".gitkeep") if out.is_dir() else []:
+            shutil.copy2(keep, tmp / keep.name)
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_manifest(data_dir: Path) -> dict:
+    path = Path(data_dir) / "manifest.json"
+    if not path.is_file():
+        raise DataError(f"no frozen data in {data_dir}/ (manifest.json missing); run: python prepare.py")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: corrupt manifest ({exc})") from exc
+
+
+def manifest_digest(manifest: dict) -> str:
+    """One hash standing for the frozen data set: the split files' hashes together."""
+    joined = "".join(manifest["splits"][s]["sha256"] for s in SPLITS)
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def _load_checked(data_dir: Path, name: str, manifest: dict) -> pd.DataFrame:
+    entry = manifest["splits"][name]
+    path = Path(data_dir) / entry["file"]
+    if not path.is_file():
+        raise DataError(f"{path}: missing; re-run python prepare.py")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise DataError(f"{path}: sha256 {digest[:12]}... does not match the manifest ({entry['sha256'][:12]}...); the frozen data was changed, re-run python prepare.py")
+    df = pd.read_csv(path, index_col="Date", parse_dates=["Date"])
+    return df.astype(np.float64)
+
+
+def load_splits(data_dir: Path, names: tuple[str, ...] = ("train", "val")) -> dict[str, pd.DataFrame]:
+    """Hash-checked train/validation frames. The test split is refused here on purpose."""
+    if "test" in names:
+        raise ValueError("the test split is only read by load_test_split (harness.py final)")
+    manifest = read_manifest(data_dir)
+    return {name: _load_checked(data_dir, name, manifest) for name in names}
+
+
+def load_test_split(data_dir: Path) -> pd.DataFrame:
+    """The locked test split; only ``harness.py final`` may call this."""
+    return _load_checked(data_dir, "test", read_manifest(data_dir))

@@ -1,0 +1,100 @@
+"""Score a candidate's signals: per split with warm-up on earlier history, walk-forward folds,
+and the selection metric the loop ranks by. Every figure is labelled with its split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.backtest import DEFAULT_COST_BPS, BacktestResult, backtest
+
+SELECTION_METRICS = ("sharpe", "total_return", "sortino", "calmar", "cagr")
+DEFAULT_METRIC = "sharpe"
+DEFAULT_FOLDS = 4
+FOLD_WARMUP_BARS = 252  # a year of history before the first fold's scoring window
+
+
+@dataclass(frozen=True)
+class History:
+    """Splits laid end to end so features warm up on the past; windows say where each split is."""
+
+    frame: pd.DataFrame
+    windows: dict[str, slice]
+
+    @classmethod
+    def from_splits(cls, splits: dict[str, pd.DataFrame]) -> "History":
+        frames, windows, start = [], {}, 0
+        for name, df in splits.items():
+            frames.append(df)
+            windows[name] = slice(start, start + len(df))
+            start += len(df)
+        frame = pd.concat(frames)
+        frame.index.name = "Date"
+        return cls(frame=frame, windows=windows)
+
+
+def fold_windows(n: int, folds: int, warmup: int = FOLD_WARMUP_BARS) -> list[slice]:
+    """Chronological, equal, non-overlapping scoring windows over rows [warmup, n)."""
+    if folds < 1:
+        return []
+    warmup = min(warmup, n // (folds + 1))
+    edges = np.linspace(warmup, n, folds + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b - a >= 2]
+
+
+def score_window(history: History, signals: np.ndarray, window: slice, cost_bps: float = DEFAULT_COST_BPS,
+                 fill: str = "close") -> BacktestResult:
+    """Backtest one window of the history; signals are for the whole history frame."""
+    frame = history.frame
+    close = frame["Close"].to_numpy()[window]
+    open_ = frame["Open"].to_numpy()[window] if fill == "next_open" else None
+    return backtest(close, np.asarray(signals)[window], cost_bps=cost_bps, fill=fill, open_=open_)
+
+
+@dataclass
+class Scores:
+    """Metrics per split and per fold, plus the selection value on validation."""
+
+    splits: dict[str, dict[str, float]]
+    folds: list[dict[str, float]]
+    returns: dict[str, np.ndarray]  # daily net returns per split (the statistics use validation's)
+    metric: str
+
+    @property
+    def selection(self) -> float:
+        return float(self.splits["val"][self.metric])
+
+    def fold_spread(self) -> dict[str, float]:
+        vals = [f[self.metric] for f in self.folds]
+        if not vals:
+            return {}
+        return {"min": float(np.min(vals)), "median": float(np.median(vals)), "max": float(np.max(vals))}
+
+    def to_json(self) -> dict:
+        return {"metric": self.metric, "selection_val": self.selection, "splits": self.splits,
+                "folds": self.folds, "fold_spread": self.fold_spread()}
+
+
+def score(history: History, signals: np.ndarray, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
+          cost_bps: float = DEFAULT_COST_BPS, fill: str = "close", splits: tuple[str, ...] = ("train", "val")) -> Scores:
+    """Score every split in ``splits`` and the walk-forward folds over train+validation."""
+    if metric not in SELECTION_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(SELECTION_METRICS)}")
+    results = {name: score_window(history, signals, history.windows[name], cost_bps, fill) for name in splits}
+    tv = [history.windows[s] for s in ("train", "val") if s in history.windows]
+    fold_metrics = []
+    if tv:
+        base = tv[0].start
+        for w in fold_windows(tv[-1].stop - base, folds):
+            window = slice(base + w.start, base + w.stop)
+            m = score_window(history, signals, window, cost_bps, fill).metrics
+            idx = history.frame.index
+            fold_metrics.append({**m, "start": str(idx[window.start].date()), "end": str(idx[window.stop - 1].date())})
+    return Scores(
+        splits={k: r.metrics for k, r in results.items()},
+        folds=fold_metrics,
+        returns={k: r.returns for k, r in results.items()},
+        metric=metric,
+    )

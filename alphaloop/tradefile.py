@@ -1,0 +1,68 @@
+"""The fixed part of trade.py: evaluate the file's own region on train and validation.
+
+It never opens the test split. Output keeps the original weekend harness's two lines
+(``train_return: X`` and ``val_return: Y``, fractions) before a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+from rich.table import Table
+
+from alphaloop.backtest import DEFAULT_COST_BPS, FILLS
+from alphaloop.candidate import compute_signals, validate_signals
+from alphaloop.data import DataError, load_splits
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, score
+from alphaloop.ui import console
+
+TABLE_ROWS = (
+    ("total_return", "Total return", "{:+.2%}"), ("cagr", "CAGR", "{:+.2%}"),
+    ("sharpe", "Sharpe (ann.)", "{:.2f}"), ("sortino", "Sortino (ann.)", "{:.2f}"),
+    ("max_drawdown", "Max drawdown", "{:.2%}"), ("calmar", "Calmar", "{:.2f}"),
+    ("round_trips", "Round trips", "{:.0f}"), ("exposure", "Exposure", "{:.1%}"),
+    ("turnover", "Turnover (x/yr)", "{:.1f}"), ("win_rate", "Win rate", "{:.1%}"),
+    ("bh_total_return", "Buy & hold return", "{:+.2%}"), ("bh_sharpe", "Buy & hold Sharpe", "{:.2f}"),
+    ("bh_max_drawdown", "Buy & hold max DD", "{:.2%}"),
+)
+
+
+def metrics_table(splits: dict[str, dict[str, float]], title: str) -> Table:
+    """A table with one column per split, so every figure says where it was measured."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in splits:
+        table.add_column(f"{name} split", justify="right")
+    for key, label, fmt in TABLE_ROWS:
+        table.add_row(label, *(fmt.format(splits[s][key]) for s in splits))
+    return table
+
+
+def main(generate_features: Callable[[pd.DataFrame], pd.DataFrame], strategy_logic: Callable[[Any], Any],
+         argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Evaluate this file's strategy on the train and validation splits.")
+    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help=f"cost per position change in basis points of notional (default {DEFAULT_COST_BPS:g}; 0 allowed)")
+    p.add_argument("--data", default="data", help="frozen data folder (default data/)")
+    p.add_argument("--fill", choices=FILLS, default="close", help="fill convention (default close: signal at t trades at t's close)")
+    args = p.parse_args(argv)
+    if args.cost_bps < 0:
+        p.error("--cost-bps must be >= 0")
+    try:
+        history = History.from_splits(load_splits(Path(args.data)))
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    features, raw = compute_signals(generate_features, strategy_logic, history.frame)
+    signals = validate_signals(raw, len(history.frame))
+    scores = score(history, signals, metric=DEFAULT_METRIC, folds=DEFAULT_FOLDS, cost_bps=args.cost_bps, fill=args.fill)
+    print(f"train_return: {scores.splits['train']['total_return']:.6f}")
+    print(f"val_return: {scores.splits['val']['total_return']:.6f}")
+    label = f"costs {args.cost_bps:g} bp, fill at {'bar close' if args.fill == 'close' else 'next open (option)'}"
+    console.print(metrics_table(scores.splits, f"trade.py on train and validation ({label})"))
+    print(json.dumps({"cost_bps": args.cost_bps, "fill": args.fill, "splits": scores.splits}, sort_keys=True))
+    return 0
