@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from alphaloop.data import DataError, Prepared, download_yfinance, freeze, read_csv, sample_frame, split, validate
-from alphaloop.ui import console_err, warn_loudly
+from alphaloop.ui import warn_loudly
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             frame = frame[frame.index >= args.start]
         frame, repairs = validate(frame, label=got.source)
         for line in repairs:
-            console_err.print(f"[yellow]warning:[/] {line}")
+            print(f"warning: {line}", file=sys.stderr)
         parts = split(frame, args.train_end, args.val_end)
         manifest = freeze(parts, Path(args.out), got.source, got.ticker, repairs)
     except DataError as exc:

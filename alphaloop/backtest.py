@@ -85,8 +85,9 @@ def sharpe(returns: np.ndarray) -> float:
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 2:
         return 0.0
-    sd = r.std(ddof=1)
-    return float(r.mean() / sd * np.sqrt(TRADING_DAYS)) if sd > 1e-15 else 0.0
+    mean = r.mean()
+    sd = np.sqrt(np.dot(r - mean, r - mean) / (r.size - 1))
+    return float(mean / sd * np.sqrt(TRADING_DAYS)) if sd > 1e-15 else 0.0
 
 
 def sortino(returns: np.ndarray) -> float:
@@ -94,37 +95,48 @@ def sortino(returns: np.ndarray) -> float:
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 2:
         return 0.0
-    dd = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
+    down = np.minimum(r, 0.0)
+    dd = np.sqrt(np.dot(down, down) / r.size)
     return float(r.mean() / dd * np.sqrt(TRADING_DAYS)) if dd > 1e-15 else 0.0
+
+
+def _log_equity(returns: np.ndarray) -> np.ndarray:
+    """Log of the equity curve, starting at 0 (equity 1) before the first period."""
+    out = np.empty(returns.size + 1)
+    out[0] = 0.0
+    np.cumsum(np.log1p(returns), out=out[1:])
+    return out
+
+
+def _drawdown_from_log(log_eq: np.ndarray) -> float:
+    return float(np.expm1(np.min(log_eq - np.maximum.accumulate(log_eq))))
 
 
 def max_drawdown(returns: np.ndarray) -> float:
     """Largest peak-to-trough loss of the equity curve starting at 1, as a negative fraction."""
-    equity = np.concatenate(([1.0], np.cumprod(1.0 + np.asarray(returns, dtype=np.float64))))
-    peak = np.maximum.accumulate(equity)
-    return float(np.min(equity / peak - 1.0))
+    return _drawdown_from_log(_log_equity(np.asarray(returns, dtype=np.float64)))
 
 
-def _round_trip_returns(returns: np.ndarray, pos: np.ndarray) -> np.ndarray:
+def _round_trip_returns(log_eq: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Net compounded return of each round trip, entry cost and exit cost included."""
     change = np.diff(pos, prepend=0)
     entries = np.flatnonzero(change == 1)
     exits = np.flatnonzero(change == -1)  # pos[-1] == 0, so every entry has an exit
-    cum = np.concatenate(([0.0], np.cumsum(np.log1p(returns))))
-    last_period = np.minimum(exits, returns.size - 1)  # the exit cost sits in period `exit`
-    return np.expm1(cum[last_period + 1] - cum[entries])
+    last_period = np.minimum(exits, log_eq.size - 2)  # the exit cost sits in period `exit`
+    return np.expm1(log_eq[last_period + 1] - log_eq[entries])
 
 
 def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray) -> dict[str, float]:
     """Every figure alphaloop reports for one window, strategy and buy-and-hold side by side."""
     n = returns.size
     years = n / TRADING_DAYS
-    total = float(np.prod(1.0 + returns) - 1.0)
+    log_eq, bh_log_eq = _log_equity(returns), _log_equity(bh_returns)
+    total = float(np.expm1(log_eq[-1]))
     cagr = float((1.0 + total) ** (1.0 / years) - 1.0) if years > 0 and total > -1 else -1.0
-    mdd = max_drawdown(returns)
-    trips = _round_trip_returns(returns, pos)
+    mdd = _drawdown_from_log(log_eq)
+    trips = _round_trip_returns(log_eq, pos)
     traded = float(np.abs(np.diff(pos, prepend=0)).sum())
-    bh_total = float(np.prod(1.0 + bh_returns) - 1.0)
+    bh_total = float(np.expm1(bh_log_eq[-1]))
     return {
         "total_return": total,
         "cagr": cagr,
@@ -139,5 +151,5 @@ def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray
         "bars": float(n + 1),
         "bh_total_return": bh_total,
         "bh_sharpe": sharpe(bh_returns),
-        "bh_max_drawdown": max_drawdown(bh_returns),
+        "bh_max_drawdown": _drawdown_from_log(bh_log_eq),
     }

@@ -1,0 +1,150 @@
+"""The backtester against hand-computed cases and a plain row-by-row reference loop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alphaloop.backtest import backtest, max_drawdown, positions_from_signals
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def reference_total_return(close: np.ndarray, signals: np.ndarray, cost_bps: float) -> float:
+    """The seed's loop, written the slow obvious way: fill at the signal bar's close."""
+    cost = cost_bps / 1e4
+    equity, pos = 1.0, 0
+    for t in range(len(close)):
+        if t > 0:
+            equity *= 1 + pos * (close[t] / close[t - 1] - 1)
+        new = pos
+        if t == len(close) - 1:
+            new = 0
+        elif signals[t] == 1 and pos == 0:
+            new = 1
+        elif signals[t] == -1 and pos == 1:
+            new = 0
+        if new != pos:
+            equity *= 1 - cost
+        pos = new
+    return equity - 1
+
+
+def test_fill_at_signal_close_earns_the_next_bar() -> None:
+    close = np.array([100.0, 110.0, 121.0, 121.0])
+    r = backtest(close, np.array([0, 1, 0, 0]), cost_bps=0)
+    assert r.returns.tolist() == pytest.approx([0.0, 0.1, 0.0])
+    assert r.positions.tolist() == [0, 1, 1, 0]
+    assert r.metrics["total_return"] == pytest.approx(0.1)
+    assert r.metrics["round_trips"] == 1 and r.metrics["win_rate"] == 1.0
+
+
+def test_costs_are_charged_on_entry_and_exit() -> None:
+    close = np.array([100.0, 100.0, 100.0, 100.0])
+    r = backtest(close, np.array([1, 0, -1, 0]), cost_bps=10)
+    assert r.metrics["total_return"] == pytest.approx(0.999 * 0.999 - 1)
+    assert r.metrics["win_rate"] == 0.0 and r.metrics["turnover"] > 0
+
+
+def test_open_position_is_closed_at_the_last_bar_with_its_cost() -> None:
+    close = np.array([100.0, 105.0, 110.0])
+    r = backtest(close, np.array([1, 0, 0]), cost_bps=100)
+    assert r.positions[-1] == 0
+    assert r.metrics["total_return"] == pytest.approx(0.99 * 1.1 * 0.99 - 1)
+    assert r.metrics["round_trips"] == 1
+
+
+def test_all_flat_earns_nothing_and_always_long_is_buy_and_hold() -> None:
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+    flat = backtest(close, np.zeros(300, dtype=int), cost_bps=2)
+    assert flat.metrics["total_return"] == 0 and flat.metrics["round_trips"] == 0 and flat.metrics["exposure"] == 0
+    long = backtest(close, np.ones(300, dtype=int), cost_bps=0)
+    assert long.metrics["total_return"] == pytest.approx(close[-1] / close[0] - 1)
+    assert long.metrics["total_return"] == pytest.approx(long.metrics["bh_total_return"])
+    assert long.metrics["sharpe"] == pytest.approx(long.metrics["bh_sharpe"])
+    assert long.metrics["max_drawdown"] == pytest.approx(long.metrics["bh_max_drawdown"])
+
+
+def test_repeated_entries_and_exits_do_not_stack() -> None:
+    assert positions_from_signals(np.array([1, 1, 0, -1, -1, 1, 0, 0])).tolist() == [1, 1, 1, 0, 0, 1, 1, 1]
+    assert positions_from_signals(np.array([-1, 0, 0])).tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("cost_bps", [0.0, 2.0, 25.0])
+def test_equals_plain_reference_loop_on_random_signals(seed: int, cost_bps: float) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 700))
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    signals = rng.choice([-1, 0, 1], size=n, p=[0.1, 0.8, 0.1])
+    got = backtest(close, signals, cost_bps=cost_bps).metrics["total_return"]
+    assert got == pytest.approx(reference_total_return(close, signals, cost_bps), rel=1e-12, abs=1e-12)
+
+
+def test_metrics_by_hand() -> None:
+    r = np.array([0.1, -0.2, 0.05])
+    assert max_drawdown(r) == pytest.approx(0.88 / 1.1 - 1)
+    close = np.array([100.0, 110.0, 88.0, 92.4])
+    res = backtest(close, np.array([1, 0, 0, 0]), cost_bps=0)
+    assert res.returns == pytest.approx(r)
+    assert res.metrics["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(252))
+    assert res.metrics["exposure"] == 1.0
+
+
+def test_next_open_fill_is_a_labelled_option() -> None:
+    close = np.array([100.0, 110.0, 120.0, 120.0])
+    open_ = np.array([100.0, 105.0, 115.0, 120.0])
+    r = backtest(close, np.array([1, 0, -1, 0]), cost_bps=0, fill="next_open", open_=open_)
+    assert r.metrics["total_return"] == pytest.approx(120 / 105 - 1)  # in at open 1, out at open 3
+    with pytest.raises(ValueError):
+        backtest(close, np.zeros(4), fill="tomorrow")
+
+
+def test_reference_figure_on_the_arch_sample() -> None:
+    """SMA 20/50 crossover on the whole S&P 500 sample 1999-2018, no costs: 38.9186%."""
+    from arch.data import sp500
+
+    df = sp500.load()
+    c = df["Close"]
+    fast, slow = c.rolling(20).mean(), c.rolling(50).mean()
+    up = (fast > slow) & (fast.shift() <= slow.shift())
+    down = (fast < slow) & (fast.shift() >= slow.shift())
+    signals = np.where(up, 1, np.where(down, -1, 0))
+    assert backtest(c.to_numpy(), signals, cost_bps=0).metrics["total_return"] == pytest.approx(0.389186, abs=5e-7)
+
+
+def test_trade_py_output_and_reference_equality(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--out", str(data)],
+                   check=True, capture_output=True, timeout=120)
+    res = subprocess.run([sys.executable, str(ROOT / "trade.py"), "--cost-bps", "0", "--data", str(data)],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith("train_return: ") and lines[1].startswith("val_return: ")
+    train_return = float(lines[0].split(":")[1])
+    payload = json.loads(lines[-1])
+    assert set(payload["splits"]) == {"train", "val"} and payload["cost_bps"] == 0
+    assert "train split" in res.stdout and "val split" in res.stdout
+
+    import pandas as pd
+
+    train = pd.read_csv(data / "train.csv", index_col="Date", parse_dates=True)
+    c = train["Close"]
+    fast, slow = c.rolling(20).mean(), c.rolling(50).mean()
+    sig = np.where((fast > slow) & (fast.shift() <= slow.shift()), 1,
+                   np.where((fast < slow) & (fast.shift() >= slow.shift()), -1, 0))
+    assert train_return == pytest.approx(reference_total_return(c.to_numpy(), sig, 0.0), abs=1e-6)
+    assert payload["splits"]["train"]["total_return"] == pytest.approx(train_return, abs=1e-6)
+
+
+def test_trade_py_without_data_says_how_to_fix(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, str(ROOT / "trade.py"), "--data", str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and "prepare.py" in res.stderr
