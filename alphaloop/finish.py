@@ -1,0 +1,92 @@
+"""What every loop run ends with: data-snooping statistics over all trials, the population on a
+second market, and the HTML report. Each step failing is reported, never fatal to the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alphaloop.store import atomic_write_json
+from alphaloop.ui import console
+
+
+def _bh_val_returns(history) -> np.ndarray:
+    close = history.frame["Close"].to_numpy()[history.windows["val"]]
+    return close[1:] / close[:-1] - 1.0
+
+
+def run_statistics(loop: Any, state: Any) -> dict | None:
+    """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
+    from alphaloop.stats import format_statistics, run_statistics as compute
+
+    records = loop.wd.records()
+    scored = [r for r in records if r.get("scores")]
+    accepted = [r for r in records if r["status"] == "accepted" and r.get("returns")]
+    if state.best is None or not accepted:
+        console.print("statistics: no accepted candidate yet; nothing to test")
+        return None
+    best = next(r for r in accepted if r["iteration"] == state.best.iteration)
+    stats = compute(
+        trials=state.trials,
+        sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored],
+        best_returns=np.asarray(best["returns"]["val"]),
+        accepted_returns=[np.asarray(r["returns"]["val"]) for r in accepted],
+        bh_returns=_bh_val_returns(loop.history),
+        seed=loop.cfg.seed,
+    )
+    stats["best_iteration"] = state.best.iteration
+    atomic_write_json(loop.wd.root / "stats.json", stats)
+    console.print(format_statistics(stats))
+    return stats
+
+
+def run_cross_market(loop: Any, state: Any, manifest: dict) -> dict | None:
+    """Score the population on a second instrument's train and validation splits."""
+    from alphaloop.cross_market import format_cross, load_cross_history, score_cross
+
+    if not state.population:
+        return None
+    history, label = load_cross_history(manifest, loop.cfg.cross_ticker)
+    regions = {m.iteration: loop.wd.region(m.iteration) for m in state.population}
+    from sandbox.runner import Sandbox
+
+    with Sandbox() as sandbox:
+        members = score_cross(regions, history, sandbox, loop.cfg.metric, loop.cfg.cost_bps)
+    result = {"label": label, "metric": loop.cfg.metric, "members": {str(k): v for k, v in members.items()}}
+    atomic_write_json(loop.wd.root / "cross_market.json", result)
+    console.print(format_cross(result))
+    return result
+
+
+def finish_run(loop: Any, state: Any, manifest: dict) -> None:
+    loop.view.close()
+    if state.stop_reason:
+        console.print(f"stopped: {state.stop_reason}")
+    best = state.best
+    if best is not None:
+        console.print(f"best: iter {best.iteration}, val {state.metric} {best.val_metric:.3f} "
+                      f"(train {best.train_metric:.3f}) -> {loop.wd.root}/best_trade.py; "
+                      f"researcher hit rate: {loop_hit_rate(state)}")
+    for name, step in (("statistics", lambda: run_statistics(loop, state)),
+                       ("second market", lambda: run_cross_market(loop, state, manifest)),
+                       ("report", lambda: _report(loop))):
+        try:
+            step()
+        except Exception as exc:  # a summary step must not hide the run's own results
+            console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {exc}")
+    console.print(f"files: {loop.wd.root}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, report.html); "
+                  f"the test split is untouched until `python harness.py final`")
+
+
+def loop_hit_rate(state: Any) -> str:
+    from alphaloop.learnings import Learnings
+
+    return Learnings.from_json(state.learnings).hit_rate() if state.learnings else "no graded hypotheses yet"
+
+
+def _report(loop: Any) -> None:
+    from alphaloop.report import write_report
+
+    path = write_report(loop.wd.root, loop.cfg.data_dir)
+    console.print(f"report: {path}")

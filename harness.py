@@ -1,0 +1,155 @@
+"""alphaloop's research loop and its companions.
+
+    python harness.py [options]            run (or resume) the loop in --workdir (default train/)
+    python harness.py check FILE           gate, sandbox, check and score one candidate file
+    python harness.py final [--iter N]     score the best candidate on the locked test split (logged)
+    python harness.py report               write report.html for a workdir
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS
+
+COMMANDS = ("run", "check", "final", "report")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder made by prepare.py (default data/)")
+    p.add_argument("--metric", choices=SELECTION_METRICS, default=DEFAULT_METRIC,
+                   help=f"selection metric, measured on validation after costs (default {DEFAULT_METRIC}; total_return = the original weekend harness)")
+    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
+    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help=f"cost per position change, bp of notional (default {DEFAULT_COST_BPS:g})")
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    if command == "check":
+        p = argparse.ArgumentParser(prog="harness.py check", description="Run one candidate through the loop's pipeline on train and validation.")
+        p.add_argument("file", type=Path, help="a trade.py-style file (only its marked region is used) or just the region")
+        _common(p)
+        return p
+    if command == "final":
+        p = argparse.ArgumentParser(prog="harness.py final", description="Score the best candidate (or --iter N) on the locked test split; every reading is recorded.")
+        p.add_argument("--iter", type=int, dest="iteration", help="iteration to score instead of best_trade.py")
+        p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder (default train/)")
+        _common(p)
+        return p
+    if command == "report":
+        p = argparse.ArgumentParser(prog="harness.py report", description="Write report.html (self-contained) for a run folder.")
+        p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder (default train/)")
+        p.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder (default data/)")
+        return p
+    p = argparse.ArgumentParser(prog="harness.py", description=__doc__.split("\n\n")[0],
+                                epilog="Subcommands: check FILE | final [--iter N] | report. Environment: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL (also read from .env).")
+    p.add_argument("--iterations", type=int, default=50, help="last iteration number to run; iteration 0 is the starting trade.py (default 50)")
+    p.add_argument("--max-fails", type=int, default=5, help="stop after this many consecutive iterations that do not enter the population; 0 = never (default 5)")
+    p.add_argument("--population", type=int, default=3, help="population size K, ranked by the selection metric on validation (default 3)")
+    p.add_argument("--proposer", choices=("auto", "llm", "offline"), default="auto",
+                   help="auto: llm when OPENAI_BASE_URL or OPENAI_API_KEY is set (environment or .env), else offline")
+    p.add_argument("--model", help="LLM model name (overrides OPENAI_MODEL)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (overrides OPENAI_BASE_URL)")
+    p.add_argument("--api-key", help="API key (overrides OPENAI_API_KEY; prefer the environment or .env)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request before it is retried (default 120)")
+    p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
+    p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder; rerunning with the same folder resumes (default train/)")
+    p.add_argument("--start-from", type=Path, help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
+    p.add_argument("--stress-paths", type=int, default=16, help="synthetic paths per stress scenario (default 16)")
+    p.add_argument("--stress-select", action="store_true", help="selection metric also penalises the 5th-percentile stress drawdown")
+    p.add_argument("--cross-ticker", help="second market for the generalisation table (default: the bundled NASDAQ sample)")
+    _common(p)
+    return p
+
+
+def ensure_data(data_dir: Path) -> None:
+    """A fresh clone has no frozen data: make it with prepare.py's defaults, loudly."""
+    if (data_dir / "manifest.json").is_file():
+        return
+    import prepare
+    from alphaloop.ui import warn_loudly
+
+    warn_loudly("NO FROZEN DATA YET", f"{data_dir}/manifest.json is missing: running `python prepare.py --out {data_dir}` first.")
+    if prepare.main(["--out", str(data_dir)]) != 0:
+        raise SystemExit(2)
+
+
+def run_loop(args: argparse.Namespace) -> int:
+    from dotenv import load_dotenv
+
+    from alphaloop.loop import Loop, LoopConfig, LoopStop
+    from alphaloop.proposers import make_proposer, resolve_kind
+    from alphaloop.proposers.base import EndpointDown
+    from alphaloop.ui import make_view, warn_loudly
+
+    load_dotenv(Path.cwd() / ".env", override=False)
+    if args.iterations < 0 or args.population < 1 or args.max_fails < 0 or args.folds < 1 or args.cost_bps < 0:
+        print("error: --iterations, --max-fails must be >= 0, --population and --folds >= 1, --cost-bps >= 0", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    if args.base_url:
+        env["OPENAI_BASE_URL"] = args.base_url
+    if args.api_key:
+        env["OPENAI_API_KEY"] = args.api_key
+    kind, why = resolve_kind(args.proposer, env)
+    try:
+        proposer = make_proposer(kind, seed=args.seed, model=args.model, base_url=env.get("OPENAI_BASE_URL"),
+                                 api_key=env.get("OPENAI_API_KEY"), timeout_s=args.timeout)
+    except (EndpointDown, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if kind == "offline":
+        warn_loudly("OFFLINE PROPOSER IN USE", f"{why}\nThe built-in offline search proposes the strategies (seed {args.seed}).\n"
+                    "Set OPENAI_BASE_URL (and OPENAI_MODEL, OPENAI_API_KEY) in the environment or .env to use an LLM.")
+        label = f"offline (seed {args.seed})"
+    else:
+        label = f"llm {getattr(proposer, 'model', '?')} @ {getattr(proposer, 'base_url', None) or 'api.openai.com'}"
+    ensure_data(args.data)
+    start = args.start_from or Path("trade.py")
+    from alphaloop.candidate import TRADE_PY
+
+    if not start.is_file():
+        start = TRADE_PY
+    cfg = LoopConfig(workdir=args.workdir, data_dir=args.data, iterations=args.iterations, max_fails=args.max_fails,
+                     population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
+                     seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
+                     cross_ticker=args.cross_ticker, start_file=start)
+    view = make_view(args.iterations)
+    try:
+        return Loop(cfg, proposer, label, view).run()
+    except LoopStop as exc:
+        view.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    args = build_parser(command).parse_args(argv)
+    if command == "check":
+        from alphaloop.check import run_check
+
+        return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps)
+    if command == "final":
+        from alphaloop.final import run_final
+
+        return run_final(args.workdir, args.data, args.iteration, args.cost_bps)
+    if command == "report":
+        from alphaloop.report import write_report
+
+        try:
+            path = write_report(args.workdir, args.data)
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"report: {path}")
+        return 0
+    return run_loop(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
