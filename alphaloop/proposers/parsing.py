@@ -27,13 +27,13 @@ DEF_FEATURES = re.compile(r"^\s*def\s+generate_features\s*\(", re.MULTILINE)
 DEF_LOGIC = re.compile(r"^\s*def\s+strategy_logic\s*\(", re.MULTILINE)
 
 FIELD_NAMES = {"hypothesis": "hypothesis", "change": "change", "expected effect": "expected",
-               "expected": "expected", "expect": "expect"}
+               "expected": "expected", "expectation": "expect", "expect": "expect"}
 FIELD_LINE = re.compile(
-    r"^[\s>*_#\-+]*(?:\d+[.)]\s*)?\**_*(hypothesis|change|expected effect|expected|expect)\**_*"
+    r"^[\s>*_#\-+]*(?:\d+[.)]\s*)?\**_*(hypothesis|change|expected effect|expectation|expected|expect)\**_*"
     r"\s*(?::|\s-\s|—|–)\**_*\s*(.*)$",
     re.IGNORECASE,
 )
-EXPECT_INLINE = re.compile(r"\bexpect\**\s*:\**\s*([^\n]+)", re.IGNORECASE)
+EXPECT_INLINE = re.compile(r"\bexpect(?:ation)?\**\s*:\**\s*([^\n]+)", re.IGNORECASE)
 
 METRIC_ALIASES = {
     "return": "total_return", "returns": "total_return", "total_returns": "total_return",

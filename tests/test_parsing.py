@@ -1,0 +1,190 @@
+"""parse_reply must accept the ways real models format replies, and never raise."""
+
+from __future__ import annotations
+
+import pytest
+
+from alphaloop.candidate import REGION_END, REGION_START, template_text, splice_region
+from alphaloop.proposers.base import Expectation
+from alphaloop.proposers.parsing import NO_CODE, parse_reply
+
+REGION = '''def generate_features(df):
+    df["ema_fast"] = df["Close"].ewm(span=12, adjust=False).mean()
+    df["ema_slow"] = df["Close"].ewm(span=40, adjust=False).mean()
+    return df
+
+
+def strategy_logic(row):
+    if row["ema_fast"] > row["ema_slow"]:
+        return 1
+    if row["ema_fast"] < row["ema_slow"]:
+        return -1
+    return 0
+'''
+
+NOTES = """Hypothesis: EMAs react faster than SMAs, so entries come earlier in a trend.
+Change: SMA 20/50 -> EMA 12/40.
+Expected effect: more trades, slightly higher Sharpe.
+Expect: sharpe up 0.1
+"""
+
+
+def reply(code_tag: str = "python", region: str = REGION, notes: str = NOTES) -> str:
+    return f"Here is my proposal.\n\n```{code_tag}\n{region}```\n\n```markdown\n{notes}```\n\nGood luck!"
+
+
+def test_well_formed_reply() -> None:
+    p = parse_reply(reply())
+    assert p.error is None
+    assert p.region == REGION
+    assert p.hypothesis.startswith("EMAs react faster")
+    assert p.change == "SMA 20/50 -> EMA 12/40."
+    assert p.expected == "more trades, slightly higher Sharpe."
+    assert p.expectation == Expectation("sharpe", 1, 0.1)
+    assert "Here is my proposal" in p.raw
+
+
+@pytest.mark.parametrize("tag", ["py", "python3", "", "Python", "py3"])
+def test_language_tags(tag: str) -> None:
+    p = parse_reply(reply(code_tag=tag))
+    assert p.region == REGION and p.error is None
+
+
+def test_crlf_line_endings() -> None:
+    p = parse_reply(reply().replace("\n", "\r\n"))
+    assert p.region == REGION
+    assert "\r" not in p.region
+    assert p.expectation == Expectation("sharpe", 1, 0.1)
+
+
+def test_several_code_blocks_picks_the_one_with_both_functions() -> None:
+    text = (
+        "First, a helper idea:\n```python\nx = df['Close'].rolling(5).mean()\n```\n"
+        "The old logic was:\n```python\ndef strategy_logic(row):\n    return 0\n```\n"
+        f"The new region:\n```python\n{REGION}```\n" + f"```markdown\n{NOTES}```"
+    )
+    assert parse_reply(text).region == REGION
+
+
+def test_last_complete_block_wins() -> None:
+    old = REGION.replace("span=12", "span=20")
+    text = f"Before:\n```python\n{old}```\nAfter:\n```python\n{REGION}```\n"
+    assert parse_reply(text).region == REGION
+
+
+def test_functions_split_over_two_blocks_are_joined() -> None:
+    first, second = REGION.split("\n\n\ndef strategy_logic")
+    text = f"```python\n{first}\n```\nand\n```python\ndef strategy_logic{second}```"
+    p = parse_reply(text)
+    assert p.error is None
+    assert "def generate_features" in p.region and "def strategy_logic" in p.region
+
+
+def test_full_trade_py_reply_is_reduced_to_the_region() -> None:
+    full = splice_region(template_text(), REGION)
+    p = parse_reply(f"The whole file:\n```python\n{full}\n```\n```markdown\n{NOTES}```")
+    assert p.error is None
+    assert p.region == REGION
+    assert "import" not in p.region and REGION_START not in p.region
+
+
+def test_full_file_with_broken_markers_is_an_error_not_an_exception() -> None:
+    broken = f"{REGION_START}\n{REGION}\n{REGION_START}\n{REGION_END}\n"
+    p = parse_reply(f"```python\n{broken}```")
+    assert p.region is None
+    assert "marker" in p.error
+
+
+def test_missing_markdown_block() -> None:
+    p = parse_reply(f"```python\n{REGION}```")
+    assert p.region == REGION
+    assert p.hypothesis == "" and p.change == "" and p.expected == ""
+    assert p.expectation is None
+    assert p.error is None
+
+
+def test_notes_in_prose_and_expect_line_in_free_text() -> None:
+    text = (
+        "**Hypothesis:** faster averages catch trends earlier.\n\n"
+        f"```python\n{REGION}```\n\n"
+        "I think this is reasonable. Expect: max_drawdown down 5%\n"
+    )
+    p = parse_reply(text)
+    assert p.hypothesis == "faster averages catch trends earlier."
+    assert p.region == REGION
+    assert p.expectation == Expectation("max_drawdown", -1, 0.05)
+
+
+def test_expect_line_on_its_own_in_prose() -> None:
+    text = f"```python\n{REGION}```\n\n- Expect: round trips +4\n"
+    assert parse_reply(text).expectation == Expectation("round_trips", 1, 4.0)
+
+
+def test_markdown_block_wins_over_prose_but_prose_fills_gaps() -> None:
+    notes = "Hypothesis: from the block.\nChange: block change.\n"
+    text = f"Hypothesis: from prose.\nExpect: sharpe down\n```python\n{REGION}```\n```md\n{notes}```"
+    p = parse_reply(text)
+    assert p.hypothesis == "from the block."
+    assert p.expectation == Expectation("sharpe", -1, None)
+
+
+def test_unterminated_final_fence() -> None:
+    text = f"```markdown\n{NOTES}```\n```python\n{REGION}"
+    p = parse_reply(text)
+    assert p.region == REGION
+    assert p.expectation == Expectation("sharpe", 1, 0.1)
+
+
+def test_prose_only_reply_is_a_proposal_with_an_error() -> None:
+    p = parse_reply("I would try an EMA crossover with a trend filter.\nHypothesis: trends persist.")
+    assert p.region is None
+    assert p.error == NO_CODE
+    assert p.hypothesis == "trends persist."
+
+
+def test_bare_code_without_fences_is_accepted() -> None:
+    p = parse_reply(f"Sure.\n{REGION}\nThat should trade more often.")
+    assert p.region is not None
+    assert p.region.strip() == REGION.strip()
+
+
+def test_reasoning_section_is_ignored() -> None:
+    decoy = "def generate_features(df):\n    return df\ndef strategy_logic(row):\n    return 1\n"
+    text = f"<think>\n```python\n{decoy}```\n</think>\n{reply()}"
+    assert parse_reply(text).region == REGION
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("Expect: sharpe up 0.1", Expectation("sharpe", 1, 0.1)),
+        ("Expect: Sharpe ratio up by ~0.15.", Expectation("sharpe", 1, 0.15)),
+        ("Expect: max drawdown up", Expectation("max_drawdown", 1, None)),
+        ("Expect: total_return -2%", Expectation("total_return", -1, 0.02)),
+        ("**Expect:** validation sharpe after costs to rise by 0.2", Expectation("sharpe", 1, 0.2)),
+        ("Expect: trades fewer", Expectation("round_trips", -1, None)),
+        ("Expect: sortino ↑", Expectation("sortino", 1, None)),
+        ("- **Expectation:** round_trips down 5", Expectation("round_trips", -1, 5.0)),
+        ("Expect: something vague", None),
+    ],
+)
+def test_expect_line_forms(line: str, expected: Expectation | None) -> None:
+    assert parse_reply(f"```python\n{REGION}```\n{line}\n").expectation == expected
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "```", "```python", "```python\n```", "~~~\n", "\x00\x01", "`" * 50])
+def test_degenerate_replies_never_raise(text: str) -> None:
+    p = parse_reply(text)
+    assert p.region is None
+    assert p.error
+
+
+def test_hostile_code_is_returned_verbatim() -> None:
+    hostile = ("import os\n\ndef generate_features(df):\n    os.system('rm -rf /')\n    return df\n\n\n"
+               "def strategy_logic(row):\n    return 1\n")
+    assert parse_reply(f"```python\n{hostile}```").region == hostile
+
+
+def test_non_string_input_never_raises() -> None:
+    p = parse_reply(None)  # type: ignore[arg-type]
+    assert p.region is None and p.error
