@@ -12,6 +12,7 @@ BUDGET_TOKENS = 3_000
 CHARS_PER_TOKEN = 4  # a conservative rule of thumb for English and code
 KEEP_RECENT = 6  # entries that always stay verbatim
 SUMMARY_ITEMS = 24  # one-line items the deterministic summary keeps
+PROMPT_TOKENS = 1_000  # the learnings a prompt carries: fixed, so prompts stay flat over a long run
 
 
 def tokens(text: str) -> int:
@@ -125,6 +126,32 @@ class Learnings:
             if summary is not None and len(summary) > summary_budget:
                 summary = None
         self.summary = summary.strip() if summary else deterministic_summary(self.summary, old, summary_budget)
+
+    def prompt_view(self, max_tokens: int = PROMPT_TOKENS) -> str:
+        """A fixed-size view for the prompt: hit rate, the summary's newest part, the newest entries.
+
+        learnings.md itself may hold ~3,000 tokens; a prompt carrying all of it would grow for the
+        first few dozen iterations and then saw-tooth, so the prompt gets a constant-size window.
+        """
+        budget = max_tokens * CHARS_PER_TOKEN
+        head = f"Researcher hit rate: {self.hit_rate()}."
+        summary = ""
+        if self.summary:
+            lines = self.summary.splitlines()
+            keep: list[str] = []
+            for line in reversed(lines[1:]):
+                if sum(len(k) + 1 for k in keep) + len(line) > budget // 3:
+                    break
+                keep.insert(0, line)
+            summary = "\n".join(["Earlier iterations (summary):", lines[0], *keep])
+        room = budget - len(head) - len(summary)
+        recent: list[str] = []
+        for e in reversed(self.entries):
+            text = e.render()
+            if recent and sum(len(r) + 2 for r in recent) + len(text) > room:
+                break
+            recent.insert(0, text[:room])
+        return "\n\n".join(part for part in (head, summary, "Recent iterations:\n" + "\n\n".join(recent) if recent else "") if part)
 
     def render(self) -> str:
         parts = ["# Learnings", "", f"Researcher hit rate: {self.hit_rate()} (graded on the validation split).", ""]

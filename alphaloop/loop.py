@@ -268,7 +268,7 @@ class Loop:
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
                 metric=self.cfg.metric, population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description) for m in state.population],
-                learnings=Learnings.from_json(state.learnings).render() if state.learnings else "",
+                learnings=Learnings.from_json(state.learnings).prompt_view() if state.learnings else "",
                 last_outcome=state.last_outcome,
             )
             proposal = self.proposer.propose(pctx)

@@ -1,18 +1,14 @@
 """Does the proposal prompt stay flat as a run grows? Simulate 200 iterations and measure it.
 
 The offline proposer writes the candidates; a seeded stand-in scores them and keeps a top-3
-population; every iteration appends an entry (headline, hypothesis, change, expected effect,
-grading) to the learnings, which a simple stand-in compacts once they pass a fixed budget: the
-newest entries stay verbatim and older ones fold into one-line items capped at a third of the
-budget, as the loop does. Each iteration's request is built with ``build_messages`` exactly as
-the LLM proposer would send it.
+population; every iteration adds an entry to the loop's real ``Learnings`` (which compacts past
+its ~3,000-token budget), and the request is built with ``build_messages`` from
+``Learnings.prompt_view()`` exactly as the loop sends it.
 
-    python bench/bench_prompt_size.py [--iterations 200] [--learnings-budget-tokens 400] [--seed 0]
+    python bench/bench_prompt_size.py [--iterations 200] [--seed 0]
 
-Exits 1 when the prompt at the last iteration is more than 1.2x the prompt at iteration 10 with a
-stand-in budget already full by iteration 10 (what the prompt builder adds on its own), or when
-any prompt exceeds the bound the caps in prompting.py guarantee. A second run with the loop's own
-learnings budget shows the growth while those learnings fill.
+Exits 1 when the prompt at the last iteration is more than 1.2x the prompt at iteration 10, or
+when any prompt exceeds the bound the caps in prompting.py guarantee.
 """
 
 from __future__ import annotations
@@ -35,60 +31,28 @@ from alphaloop.proposers.prompting import (
     prompt_chars,
 )
 
-try:
-    from alphaloop.learnings import BUDGET_TOKENS as LOOP_BUDGET_TOKENS
-except ImportError:  # the loop's learnings module is optional for this measurement
-    LOOP_BUDGET_TOKENS = 3_000
+from alphaloop.learnings import Entry, Learnings
 
 POPULATION = 3
 LIMIT = 1.2
 CHECKPOINTS = (10, 50, 100, 150, 200)
 
 
-KEEP_RECENT = 6
-
-
-class StandInLearnings:
-    """Entries kept verbatim until the budget is passed, then all but the newest fold into one-liners."""
-
-    def __init__(self, budget_chars: int) -> None:
-        self.budget = budget_chars
-        self.folded: list[str] = []
-        self.folded_count = 0
-        self.entries: list[tuple[str, str]] = []  # (full entry, one-line form)
-
-    def add(self, full: str, line: str) -> None:
-        self.entries.append((full, line))
-        if len(self.render()) <= self.budget or len(self.entries) <= KEEP_RECENT:
-            return
-        old, self.entries = self.entries[:-KEEP_RECENT], self.entries[-KEEP_RECENT:]
-        self.folded_count += len(old)
-        self.folded += [one for _, one in old]
-        while len("\n".join(self.folded)) > self.budget // 3 and len(self.folded) > 1:
-            self.folded.pop(0)
-
-    def render(self) -> str:
-        parts = []
-        if self.folded:
-            parts += [f"## Summary of earlier iterations ({self.folded_count} folded)", *self.folded, ""]
-        return "\n".join(parts + ["## Recent iterations", *(full + "\n" for full, _ in self.entries)])
-
-
-def simulate(iterations: int, budget_tokens: int, seed: int) -> list[tuple[int, int, int, int]]:
+def simulate(iterations: int, seed: int) -> list[tuple[int, int, int, int]]:
     """Per iteration: (iteration, system chars, user chars, total chars)."""
     program, template = load_prompts()
     proposer = OfflineProposer(seed=seed)
     rng = random.Random(f"bench:{seed}")
     baseline = extract_region(template_text())
     population = [(MemberSummary(0, 0.45, 0.52, 8, "baseline SMA 20/50 cross"), baseline)]
-    learnings = StandInLearnings(budget_tokens * 4)
+    learnings = Learnings()
     last_outcome: str | None = None
     sizes = []
     for it in range(1, iterations + 1):
         parent_summary, parent_region = population[rng.randrange(len(population))]
         ctx = ProposalContext(iteration=it, parent_iteration=parent_summary.iteration, parent_region=parent_region,
                               metric="sharpe", population=[m for m, _ in population],
-                              learnings=learnings.render(), last_outcome=last_outcome)
+                              learnings=learnings.prompt_view(), last_outcome=last_outcome)
         messages = build_messages(ctx, program, template)
         system = sum(len(m["content"]) for m in messages if m["role"] == "system")
         sizes.append((it, system, prompt_chars(messages) - system, prompt_chars(messages)))
@@ -101,12 +65,10 @@ def simulate(iterations: int, budget_tokens: int, seed: int) -> list[tuple[int, 
             last_outcome = f"iter {it} scored: val sharpe {val:.3f}, train sharpe {train:.3f}, {trades} trades"
             population.append((MemberSummary(it, val, train, trades, proposal.change), proposal.region or baseline))
             population = sorted(population, key=lambda m: m[0].val_metric, reverse=True)[:POPULATION]
-        held = "held" if rng.random() < 0.4 else "did not hold"
-        headline = last_outcome.split(": ", 1)[1]
-        full = "\n".join([f"### iter {it} (parent {parent_summary.iteration}): {headline}",
-                          f"- Hypothesis: {proposal.hypothesis[:400]}", f"- Change: {proposal.change[:400]}",
-                          f"- Expected: {proposal.expected[:400]}", f"- Graded: expected val sharpe up; {held}"])
-        learnings.add(full, f"- iter {it}: {proposal.change[:110]} -> {headline[:90]} [{held}]")
+        held = rng.random() < 0.4
+        learnings.add(Entry(iteration=it, parent=parent_summary.iteration, headline=last_outcome.split(": ", 1)[1],
+                            hypothesis=proposal.hypothesis, change=proposal.change, expected=proposal.expected,
+                            verdict=f"expected val sharpe up; {'held' if held else 'did not hold'}", held=held))
     return sizes
 
 
@@ -116,10 +78,9 @@ def static_bound(program: str, template: str) -> int:
     return len(program) + len(template) + variable
 
 
-def report(iterations: int, budget_tokens: int, seed: int) -> tuple[float, int]:
+def report(iterations: int, seed: int) -> tuple[float, int]:
     """Print one simulated run; return its iteration-N / iteration-10 ratio and its largest prompt."""
-    sizes = simulate(iterations, budget_tokens, seed)
-    print(f"\nlearnings compacted to {budget_tokens} tokens ({budget_tokens * 4} characters):")
+    sizes = simulate(iterations, seed)
     print(f"{'iteration':>9} {'system':>8} {'user':>8} {'chars':>8} {'~tokens':>8}")
     for it, system, user, total in sizes:
         if it in CHECKPOINTS or it == iterations:
@@ -134,8 +95,6 @@ def report(iterations: int, budget_tokens: int, seed: int) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--iterations", type=int, default=200)
-    p.add_argument("--learnings-budget-tokens", type=int, default=400,
-                   help="budget of the stand-in learnings for the flatness check (default 400: full by iteration 10)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.iterations < 10:
@@ -144,13 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     bound = static_bound(program, template)
     print(f"prompt size over {args.iterations} iterations (offline proposer, top-{POPULATION} population); "
           f"bound by construction: {bound} chars (~{bound // 4} tokens)")
-    ratio, peak = report(args.iterations, args.learnings_budget_tokens, args.seed)
+    ratio, peak = report(args.iterations, args.seed)
     print(f"flatness check: {ratio:.3f} (limit {LIMIT}) -> {'ok' if ratio <= LIMIT else 'FAILED'}")
-    _, loop_peak = report(args.iterations, LOOP_BUDGET_TOKENS, args.seed)
-    print(f"with the loop's {LOOP_BUDGET_TOKENS}-token learnings the prompt grows until they fill (about "
-          f"iteration 30), then saw-tooths between compactions; it stays under the bound: "
-          f"{'ok' if loop_peak <= bound else 'FAILED'}")
-    return 0 if ratio <= LIMIT and max(peak, loop_peak) <= bound else 1
+    return 0 if ratio <= LIMIT and peak <= bound else 1
 
 
 if __name__ == "__main__":
