@@ -11,14 +11,9 @@ from alphaloop.store import atomic_write_json
 from alphaloop.ui import console
 
 
-def _bh_val_returns(history) -> np.ndarray:
-    close = history.frame["Close"].to_numpy()[history.windows["val"]]
-    return close[1:] / close[:-1] - 1.0
-
-
 def run_statistics(loop: Any, state: Any) -> dict | None:
     """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
-    from alphaloop.stats import format_statistics, run_statistics as compute
+    from alphaloop.stats import format_statistics, run_statistics as compute, split_bh_returns
 
     records = loop.wd.records()
     scored = [r for r in records if r.get("scores")]
@@ -32,7 +27,7 @@ def run_statistics(loop: Any, state: Any) -> dict | None:
         sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored],
         best_returns=np.asarray(best["returns"]["val"]),
         accepted_returns=[np.asarray(r["returns"]["val"]) for r in accepted],
-        bh_returns=_bh_val_returns(loop.history),
+        bh_returns=split_bh_returns(loop.history, "val"),
         seed=loop.cfg.seed,
     )
     stats["best_iteration"] = state.best.iteration
@@ -41,18 +36,37 @@ def run_statistics(loop: Any, state: Any) -> dict | None:
     return stats
 
 
+def run_population_stress(loop: Any, state: Any) -> dict:
+    """Stress every population member once (cached in stress.json across runs and resumes)."""
+    from alphaloop.stress import stress_penalty
+    from alphaloop.store import read_json
+
+    path = loop.wd.root / "stress.json"
+    cache = read_json(path) if path.is_file() else {}
+    for m in state.population:
+        key = str(m.iteration)
+        if key not in cache:
+            record = read_json(loop.wd.results(m.iteration))
+            cache[key] = record.get("stress") or loop.stress(loop.wd.region(m.iteration))
+    cache = {k: v for k, v in cache.items() if int(k) in {m.iteration for m in state.population}}
+    atomic_write_json(path, cache)
+    for m in state.population:
+        st = cache[str(m.iteration)]
+        if st.get("status") == "ok":
+            console.print(f"stress (synthetic paths from the validation split), iter {m.iteration}: "
+                          f"worst scenario's 5th-percentile max drawdown {stress_penalty(st):.1%}")
+        else:
+            console.print(f"stress, iter {m.iteration}: failed ({st.get('reason')})")
+    return cache
+
+
 def run_cross_market(loop: Any, state: Any, manifest: dict) -> dict | None:
     """Score the population on a second instrument's train and validation splits."""
     from alphaloop.cross_market import format_cross, load_cross_history, score_cross
 
-    if not state.population:
-        return None
     history, label = load_cross_history(manifest, loop.cfg.cross_ticker)
     regions = {m.iteration: loop.wd.region(m.iteration) for m in state.population}
-    from sandbox.runner import Sandbox
-
-    with Sandbox() as sandbox:
-        members = score_cross(regions, history, sandbox, loop.cfg.metric, loop.cfg.cost_bps)
+    members = score_cross(regions, history, loop.sandbox, loop.cfg.metric, loop.cfg.cost_bps)
     result = {"label": label, "metric": loop.cfg.metric, "members": {str(k): v for k, v in members.items()}}
     atomic_write_json(loop.wd.root / "cross_market.json", result)
     console.print(format_cross(result))
@@ -68,13 +82,20 @@ def finish_run(loop: Any, state: Any, manifest: dict) -> None:
         console.print(f"best: iter {best.iteration}, val {state.metric} {best.val_metric:.3f} "
                       f"(train {best.train_metric:.3f}) -> {loop.wd.root}/best_trade.py; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
-    for name, step in (("statistics", lambda: run_statistics(loop, state)),
-                       ("second market", lambda: run_cross_market(loop, state, manifest)),
-                       ("report", lambda: _report(loop))):
-        try:
-            step()
-        except Exception as exc:  # a summary step must not hide the run's own results
-            console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {exc}")
+    steps = [("statistics", lambda: run_statistics(loop, state))]
+    if state.population:
+        steps += [("stress", lambda: run_population_stress(loop, state)),
+                  ("second market", lambda: run_cross_market(loop, state, manifest))]
+    steps.append(("report", lambda: _report(loop)))
+    from sandbox.runner import Sandbox
+
+    with Sandbox() as sandbox:
+        loop.sandbox = sandbox
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:  # a summary step must not hide the run's own results
+                console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {exc}")
     console.print(f"files: {loop.wd.root}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, report.html); "
                   f"the test split is untouched until `python harness.py final`")
 

@@ -44,7 +44,7 @@ class LoopConfig:
     cost_bps: float = 2.0
     seed: int = 0
     stress_select: bool = False
-    stress_paths: int = 16
+    stress_paths: int = 8
     cross_ticker: str | None = None
     start_file: Path = TRADE_PY
 
@@ -80,6 +80,7 @@ class LoopState:
     last_outcome: str | None = None
     stop_reason: str | None = None
     elapsed_s: float = 0.0
+    tsv_rows: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> Member | None:
@@ -124,6 +125,7 @@ class LoopState:
         learnings.add(entry_from_record(record, self.metric), compactor)
         self.learnings = learnings.to_json()
         self.last_outcome = outcome_line(record, self.metric)
+        self.tsv_rows.append(tsv_row(record, self.metric))
         self.next_iteration = n + 1
 
     def to_json(self) -> dict:
@@ -145,6 +147,16 @@ def describe(record: dict) -> str:
     p = record.get("proposal") or {}
     text = p.get("change") or p.get("hypothesis") or p.get("error") or ""
     return " ".join(text.split())[:100]
+
+
+def tsv_row(record: dict, metric: str) -> str:
+    s = record.get("scores")
+    val = f"{s['splits']['val'][metric]:.6f}" if s else ""
+    train = f"{s['splits']['train'][metric]:.6f}" if s else ""
+    trades = f"{s['splits']['val']['round_trips']:.0f}" if s else ""
+    parent = "" if record.get("parent") is None else str(record["parent"])
+    status = record["status"] + ("+top" if record.get("in_population") else "")
+    return f"{record['iteration']}\t{parent}\t{status}\t{record['stage']}\t{val}\t{train}\t{trades}\t{describe(record).replace(chr(9), ' ')}\n"
 
 
 def outcome_line(record: dict, metric: str) -> str:
@@ -303,13 +315,12 @@ class Loop:
         if ev.accepted:
             record["returns"] = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
             value = ev.scores.selection
-            if self.cfg.stress_select or state.would_enter(value):
-                self.view.stage(n, "stress", f"{self.cfg.stress_paths} synthetic paths per scenario")
-                record["stress"] = self._stress(proposal.region)
-                if self.cfg.stress_select and record["stress"]:
-                    from alphaloop.stress import stress_penalty
+            if self.cfg.stress_select:
+                from alphaloop.stress import stress_penalty
 
-                    value = value + stress_penalty(record["stress"])
+                self.view.stage(n, "stress", f"{self.cfg.stress_paths} synthetic paths per scenario")
+                record["stress"] = self.stress(proposal.region)
+                value = value + stress_penalty(record["stress"])
             record["selection_value"] = value
             record["in_population"] = state.would_enter(value)
         record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
@@ -321,13 +332,15 @@ class Loop:
             return self.wd.region(parent)
         return extract_region(self.cfg.start_file.read_text(encoding="utf-8"))
 
-    def _stress(self, region: str) -> dict | None:
+    def stress(self, region: str) -> dict:
+        """The stress suite for one region, in the warm worker; a failure is a result, not a crash."""
         from alphaloop.stress import run_stress
 
         try:
-            return run_stress(region, self.history, self.sandbox, self.cfg.cost_bps, n_paths=self.cfg.stress_paths, seed=self.cfg.seed)
+            return run_stress(region, self.history, self.sandbox, self.cfg.cost_bps, n_paths=self.cfg.stress_paths,
+                              seed=self.cfg.seed, timeout_s=120.0)
         except Exception as exc:  # the stress suite must never lose an iteration
-            return {"error": f"{type(exc).__name__}: {exc}"}
+            return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
 
     def _commit(self, record: dict, state: LoopState, learnings: Learnings) -> None:
         atomic_write_json(self.wd.results(record["iteration"]), record)
@@ -335,17 +348,7 @@ class Loop:
         self._write_derived(state, learnings)
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
-        rows = [TSV_HEADER]
-        for rec in self.wd.records():
-            s = rec.get("scores")
-            val = f"{s['splits']['val'][state.metric]:.6f}" if s else ""
-            train = f"{s['splits']['train'][state.metric]:.6f}" if s else ""
-            trades = f"{s['splits']['val']['round_trips']:.0f}" if s else ""
-            parent = "" if rec.get("parent") is None else str(rec["parent"])
-            status = rec["status"] + ("+top" if rec.get("in_population") else "")
-            desc = describe(rec).replace("\t", " ")
-            rows.append(f"{rec['iteration']}\t{parent}\t{status}\t{rec['stage']}\t{val}\t{train}\t{trades}\t{desc}\n")
-        atomic_write_text(self.wd.root / "results.tsv", "".join(rows))
+        atomic_write_text(self.wd.root / "results.tsv", TSV_HEADER + "".join(state.tsv_rows))
         atomic_write_text(self.wd.root / "learnings.md", learnings.render())
         if state.best is not None:
             atomic_write_text(self.wd.root / "best_trade.py", self.wd.trade(state.best.iteration).read_text(encoding="utf-8"))

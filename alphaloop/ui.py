@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.panel import Panel
 
-console = Console()
+console = Console(soft_wrap=True)
 console_err = Console(stderr=True)
 
 
@@ -23,7 +23,7 @@ class PlainView:
 
     def __init__(self, total: int, out: Console | None = None) -> None:
         self.total = total
-        self.out = out or Console(highlight=False, soft_wrap=True)
+        self.out = out or Console(highlight=False, soft_wrap=True, markup=False)
         self.loop = None
         self.state = None
 

@@ -1,0 +1,139 @@
+"""``python harness.py check FILE``: judge one candidate exactly as the loop would.
+
+FILE is a full trade.py-style file (only its marked region is used) or a bare region. The
+candidate goes through ``pipeline.evaluate`` on train and validation; the test split is never
+read. Output: the sandbox's isolation first, each stage's outcome, the metrics per split with
+the walk-forward spread beside validation, and as the very last line one JSON object.
+Exit status: 0 accepted, 1 rejected, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.candidate import RegionError, extract_region
+from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
+from alphaloop.pipeline import STAGES, EvalContext, Evaluation, evaluate
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
+from alphaloop.tradefile import metrics_table
+from alphaloop.ui import console
+
+if TYPE_CHECKING:
+    from sandbox.runner import Sandbox
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``check`` subcommand's arguments (harness.py wires them)."""
+    parser.add_argument("file", type=Path, help="a trade.py-style file (its marked region is used) or a bare region")
+    parser.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder (default data/)")
+    parser.add_argument("--metric", choices=SELECTION_METRICS, default=DEFAULT_METRIC,
+                        help=f"selection metric on validation (default {DEFAULT_METRIC}; "
+                             "total_return is the original harness's)")
+    parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
+                        help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
+    parser.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+                        help=f"cost per position change in basis points of notional (default {DEFAULT_COST_BPS:g})")
+
+
+def isolation_line(box: "Sandbox") -> str:
+    """The sandbox's own account of its layers (and of any missing one), said first."""
+    text = box.describe()
+    return text if text.startswith("isolation:") else f"isolation: {' + '.join(box.layers) or 'NONE'} ({text})"
+
+
+def format_metric(metric: str, value: float) -> str:
+    return f"{value:+.2%}" if metric in ("total_return", "cagr") else f"{value:.3f}"
+
+
+def spread_line(scores: Scores) -> str:
+    """Validation's selection value with the walk-forward spread beside it."""
+    m = scores.metric
+    line = f"selection: validation {m} {format_metric(m, scores.selection)}"
+    bh = scores.splits["val"].get(f"bh_{m}")
+    if bh is not None:
+        line += f" (buy and hold {format_metric(m, bh)})"
+    spread = scores.fold_spread()
+    if spread:
+        line += (f"  |  walk-forward {len(scores.folds)} folds over train+validation: min "
+                 f"{format_metric(m, spread['min'])}, median {format_metric(m, spread['median'])}, "
+                 f"max {format_metric(m, spread['max'])}")
+    return line
+
+
+def stage_lines(ev: Evaluation) -> list[str]:
+    """One line a stage: ok, rejected with the reason, or not reached."""
+    lines, reached = [], True
+    for stage in STAGES[:-1]:
+        seconds = ev.timings.get(stage, 0.0) + (ev.timings.get("score", 0.0) if stage == "guards" else 0.0)
+        if not reached:
+            lines.append(f"  {stage:<10} not reached")
+        elif stage == ev.stage:
+            lines.append(f"  {stage:<10} REJECTED ({seconds:.2f} s): {ev.reason}")
+            reached = False
+        else:
+            extra = ""
+            if stage == "lookahead":
+                info = ev.details.get("lookahead", {})
+                extra = f", {len(info.get('probes', []))} probes + a date-shifted rerun"
+            lines.append(f"  {stage:<10} ok ({seconds:.2f} s{extra})")
+    return lines
+
+
+def usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
+              cost_bps: float = DEFAULT_COST_BPS, sandbox: "Sandbox | None" = None) -> int:
+    """Evaluate FILE's region on train and validation; 0 accepted, 1 rejected, 2 usage error."""
+    file, data_dir = Path(file), Path(data_dir)
+    if metric not in SELECTION_METRICS:
+        return usage_error(f"unknown metric {metric!r}; choose from {', '.join(SELECTION_METRICS)}")
+    if folds < 1 or cost_bps < 0:
+        return usage_error("--folds must be >= 1 and --cost-bps >= 0")
+    if not file.is_file():
+        return usage_error(f"{file}: no such file")
+    try:
+        region = extract_region(file.read_text(encoding="utf-8"))
+    except (RegionError, UnicodeDecodeError) as exc:
+        return usage_error(f"{file}: {exc}")
+    try:
+        manifest = read_manifest(data_dir)
+        history = History.from_splits(load_splits(data_dir))
+    except DataError as exc:
+        return usage_error(str(exc))
+    if sandbox is None:
+        from sandbox.runner import Sandbox
+
+        with Sandbox() as box:
+            return _check(file, region, history, manifest, box, metric, folds, cost_bps)
+    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps)
+
+
+def _check(file: Path, region: str, history: History, manifest: dict, box: "Sandbox", metric: str, folds: int,
+           cost_bps: float) -> int:
+    console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
+    windows = {name: history.frame.index[w] for name, w in history.windows.items()}
+    console.print(f"candidate: {file} ({len(region.splitlines())} lines in the region)", highlight=False,
+                  soft_wrap=True)
+    console.print(f"data: {manifest.get('ticker', '?')} (digest {manifest_digest(manifest)}); "
+                  + "; ".join(f"{n} {w[0].date()}..{w[-1].date()}" for n, w in windows.items())
+                  + f"; test split not read; metric {metric}, costs {cost_bps:g} bp", highlight=False, soft_wrap=True)
+    ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps))
+    console.print("stages:")
+    for line in stage_lines(ev):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if ev.scores is not None:
+        verdict = "accepted" if ev.accepted else "scored but rejected"
+        console.print(metrics_table(ev.scores.splits, f"{verdict}: train and validation (costs {cost_bps:g} bp)"))
+        console.print(spread_line(ev.scores), highlight=False, soft_wrap=True)
+    console.print(f"[bold]{'ACCEPTED' if ev.accepted else 'REJECTED at ' + ev.stage}[/]")
+    sys.stdout.flush()
+    print(json.dumps(ev.check_json(), sort_keys=True, allow_nan=False))
+    return 0 if ev.accepted else 1

@@ -1,0 +1,168 @@
+"""``python harness.py final [--iter N]``: the one reading of the locked test split, recorded.
+
+This is the only code path in alphaloop that calls ``load_test_split``. The chosen candidate
+(``best_trade.py`` or ``iter_N_trade.py``) goes through the same pipeline as in the loop, on
+train+validation+test laid end to end so the test years warm up on earlier history, and is
+scored on each split. Every reading is appended to ``test_readings.jsonl``: a test split read
+many times is a validation split, and the record says how many times it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.candidate import RegionError, extract_region
+from alphaloop.check import format_metric, isolation_line, stage_lines, usage_error
+from alphaloop.data import DataError, load_splits, load_test_split, manifest_digest, read_manifest
+from alphaloop.pipeline import EvalContext, evaluate, finite_json
+from alphaloop.scoring import DEFAULT_METRIC, SELECTION_METRICS, History, score, score_window
+from alphaloop.tradefile import metrics_table
+from alphaloop.ui import console, warn_loudly
+
+if TYPE_CHECKING:
+    from sandbox.runner import Sandbox
+
+READINGS = "test_readings.jsonl"
+ITER_FILE = re.compile(r"iter_(\d+)_trade\.py")
+
+
+def earlier_readings(workdir: Path) -> list[dict]:
+    """Every reading of the test split recorded in ``workdir`` so far."""
+    path = Path(workdir) / READINGS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append_reading(workdir: Path, record: dict) -> None:
+    """Append one JSON line atomically: the whole new file goes to a temp file, then replaces."""
+    path = Path(workdir) / READINGS
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{READINGS}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(old + json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def find_iteration(workdir: Path, region: str) -> int | None:
+    """The first iteration whose file holds ``region`` (to name what best_trade.py is)."""
+    found = []
+    for path in Path(workdir).glob("iter_*_trade.py"):
+        match = ITER_FILE.fullmatch(path.name)
+        if match:
+            try:
+                if extract_region(path.read_text(encoding="utf-8")) == region:
+                    found.append(int(match.group(1)))
+            except (RegionError, UnicodeDecodeError):
+                continue
+    return min(found) if found else None
+
+
+def iteration_record(workdir: Path, iteration: int | None) -> dict:
+    """The loop's ``iter_N_results.json`` for ``iteration``, or {} when there is none."""
+    if iteration is None:
+        return {}
+    path = Path(workdir) / f"iter_{iteration}_results.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_bps: float = DEFAULT_COST_BPS,
+              sandbox: "Sandbox | None" = None) -> int:
+    """Score the chosen candidate on the test split once, print it beside validation, record it."""
+    workdir, data_dir = Path(workdir), Path(data_dir)
+    file = workdir / ("best_trade.py" if iteration is None else f"iter_{iteration}_trade.py")
+    if not file.is_file():
+        hint = "; has the loop accepted a candidate yet?" if iteration is None else ""
+        return usage_error(f"{file}: no such file{hint}")
+    if cost_bps < 0:
+        return usage_error("--cost-bps must be >= 0")
+    raw = file.read_bytes()
+    try:
+        region = extract_region(raw.decode("utf-8"))
+    except (RegionError, UnicodeDecodeError) as exc:
+        return usage_error(f"{file}: {exc}")
+    it = iteration if iteration is not None else find_iteration(workdir, region)
+    record = iteration_record(workdir, it)
+    metric = record.get("metric") if record.get("metric") in SELECTION_METRICS else DEFAULT_METRIC
+    try:
+        manifest = read_manifest(data_dir)
+        splits = load_splits(data_dir)
+        splits["test"] = load_test_split(data_dir)
+    except DataError as exc:
+        return usage_error(str(exc))
+    history = History.from_splits(splits)
+    if sandbox is None:
+        from sandbox.runner import Sandbox
+
+        with Sandbox() as box:
+            return _final(workdir, file, raw, region, it, record, metric, history, manifest, box, cost_bps)
+    return _final(workdir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps)
+
+
+def _final(workdir: Path, file: Path, raw: bytes, region: str, it: int | None, record: dict, metric: str,
+           history: History, manifest: dict, box: "Sandbox", cost_bps: float) -> int:
+    before = earlier_readings(workdir)
+    console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
+    label = f"iteration {it}" if it is not None else "iteration unknown"
+    console.print(f"final: {file} ({label}), metric {metric}, costs {cost_bps:g} bp; "
+                  f"test split {history.frame.index[history.windows['test']][0].date()}.."
+                  f"{history.frame.index[history.windows['test']][-1].date()}", highlight=False, soft_wrap=True)
+    if before:
+        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
+                    f"This is reading number {len(before) + 1} of the test split in {workdir}.\n"
+                    "Earlier readings: " + "; ".join(f"{r.get('time', '?')} iteration {r.get('iteration', '?')}"
+                                                     for r in before) + ".\n"
+                    "Each reading used to choose or change a strategy turns the test split into one more "
+                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, cost_bps=cost_bps))
+    entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "iteration": it,
+             "file": str(file), "sha256": hashlib.sha256(raw).hexdigest(), "metric": metric, "cost_bps": cost_bps,
+             "data_digest": manifest_digest(manifest), "earlier_readings": len(before), "stage": ev.stage}
+    for line in stage_lines(ev):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if not ev.accepted or ev.signals is None:
+        append_reading(workdir, {**entry, "status": "rejected", "reason": ev.reason, "test": None})
+        console.print(f"[bold red]final: the candidate was rejected at {ev.stage}; no test figures shown[/]")
+        return 1
+    scores = score(history, ev.signals, metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))
+    test, val = scores.splits["test"], scores.splits["val"]
+    bh = score_window(history, np.ones(len(history.frame), dtype=np.int8), history.windows["test"], 0.0).metrics
+    degradation = test[metric] - val[metric]
+    recorded = (record.get("scores") or {}).get("selection_val")
+    console.print(metrics_table(scores.splits, f"final ({label}, costs {cost_bps:g} bp)"))
+    console.print(f"test {metric}: {format_metric(metric, test[metric])} (buy and hold "
+                  f"{format_metric(metric, bh[metric])})  |  "
+                  f"validation {metric}: {format_metric(metric, val[metric])}"
+                  + (f" (recorded by the loop: {format_metric(metric, recorded)})" if recorded is not None else "")
+                  + f"  |  degradation (test - validation): {format_metric(metric, degradation)}", highlight=False,
+                  soft_wrap=True)
+    append_reading(workdir, finite_json({**entry, "status": "scored", "test": test, "val_metric": val[metric],
+                                         "bh_test_metric": bh[metric], "degradation": degradation}))
+    console.print(f"recorded in {workdir / READINGS} (reading number {len(before) + 1})", highlight=False,
+                  soft_wrap=True)
+    sys.stdout.flush()
+    print(json.dumps(finite_json({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
+                                  "degradation": degradation, "readings": len(before) + 1}), sort_keys=True))
+    return 0

@@ -1,0 +1,230 @@
+"""Degenerate and reward-hacking guards, run on a candidate that passed the look-ahead check.
+
+Each guard returns a reason a person can act on. Trade-based guards read the validation split,
+where selection happens; the date guards combine a static look at the region's source (date-like
+literals) with a behavioural rerun on the same bars carrying dates shifted by 28 years, which
+keeps every weekday, month and day of month (and leap years) but moves every year, so only a
+strategy that reads the calendar year or specific dates changes its signals.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.backtest import TRADING_DAYS
+from alphaloop.lookahead import FrameLike
+
+DATE_SHIFT_DAYS = 10227  # 28 years: 1461 weeks, the Gregorian calendar repeats within 1901-2099
+DATE_CALLS = frozenset({"Timestamp", "to_datetime", "datetime", "date", "DatetimeIndex", "date_range",
+                        "bdate_range", "Period", "period_range", "datetime64"})
+DATE_ATTRS = frozenset({"year", "isocalendar", "to_period", "strftime"})  # what a year is read from
+MONTHS = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+DATE_PATTERNS = (
+    re.compile(r"\s*(19|20)\d{2}([-/._]\d{1,2}([-/._]\d{1,2})?)?\s*"),  # 2008, 2008-09, 2008-09-15
+    re.compile(r"\s*\d{1,2}[-/.]\d{1,2}[-/.](19|20)\d{2}\s*"),  # 15/09/2008, 09-15-2008
+)
+DATE_SEARCH = (
+    re.compile(r"(?<!\d)(19|20)\d{2}-\d{2}-\d{2}(?!\d)"),
+    re.compile(rf"\b{MONTHS}\s+\d{{1,2}},?\s+(19|20)\d{{2}}\b", re.IGNORECASE),
+    re.compile(rf"\b\d{{1,2}}\s+{MONTHS}\s+(19|20)\d{{2}}\b", re.IGNORECASE),
+)
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """Thresholds of the degenerate-strategy guards (sane defaults for daily bars)."""
+
+    min_round_trips_per_year: float = 1.0
+    max_turnover_per_year: float = 100.0  # position changes a year; 126 would be every other day
+    always_long_exposure: float = 0.99
+
+
+@dataclass
+class GuardReport:
+    """Every guard that failed, in priority order, and the values they looked at."""
+
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (guard, reason)
+    values: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def reason(self) -> str:
+        if not self.failures:
+            return ""
+        first = self.failures[0][1]
+        others = [name for name, _ in self.failures[1:]]
+        return first + (f" (also failed: {', '.join(others)})" if others else "")
+
+
+def _is_year(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1900 <= value <= 2099
+
+
+def _is_yyyymmdd(value: object) -> bool:
+    if not isinstance(value, int) or isinstance(value, bool) or not 19000101 <= value <= 20991231:
+        return False
+    month, day = value // 100 % 100, value % 100
+    return 1 <= month <= 12 and 1 <= day <= 31
+
+
+def _date_string(text: str) -> bool:
+    return any(p.fullmatch(text) for p in DATE_PATTERNS) or any(p.search(text) for p in DATE_SEARCH)
+
+
+def _names(node: ast.AST) -> set[str]:
+    """Attribute, variable and subscript-key names used anywhere under ``node``."""
+    out = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute):
+            out.add(sub.attr)
+        elif isinstance(sub, ast.Name):
+            out.add(sub.id)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            out.add(sub.value)
+    return out
+
+
+def _years_in(node: ast.AST) -> list[int]:
+    return [sub.value for sub in ast.walk(node) if isinstance(sub, ast.Constant) and _is_year(sub.value)]
+
+
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def static_date_findings(region: str) -> list[str]:
+    """Date-like literals in the source: date strings, fixed Timestamps, years compared with dates."""
+    try:
+        tree = ast.parse(region)
+    except SyntaxError:
+        return []
+    found: dict[tuple[int, str], None] = {}
+
+    def note(node: ast.AST, text: str) -> None:
+        found[(getattr(node, "lineno", 0), text)] = None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, str) and _date_string(node.value):
+                note(node, f"date-like string {node.value!r}")
+            elif _is_yyyymmdd(node.value):
+                note(node, f"date-like number {node.value}")
+        elif isinstance(node, ast.Call):
+            name = _call_name(node)
+            consts = [a for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Constant)]
+            if name in DATE_CALLS and consts:
+                note(node, f"fixed date {name}({', '.join(repr(c.value) for c in consts)})")
+            elif name in ("isin", "between") and isinstance(node.func, ast.Attribute):
+                years = _years_in(ast.Module(body=[ast.Expr(a) for a in node.args], type_ignores=[]))
+                if years and _names(node.func.value) & DATE_ATTRS:
+                    note(node, f"dates matched against year(s) {sorted(set(years))}")
+        elif isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            years = [y for side in sides for y in _years_in(side)]
+            if years and any(_names(side) & DATE_ATTRS for side in sides):
+                note(node, f"dates compared with year(s) {sorted(set(years))}")
+    return [f"line {line}: {text}" for line, text in sorted(found)]
+
+
+def date_shifted_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same bars with every date moved 28 years (forward, or back if that would pass 2099)."""
+    out = frame.copy()
+    days = DATE_SHIFT_DAYS if frame.index.max().year + 28 <= 2099 else -DATE_SHIFT_DAYS
+    out.index = pd.DatetimeIndex(frame.index + pd.Timedelta(days=days), name=frame.index.name)
+    return out
+
+
+def date_dependence(full: FrameLike, shifted: FrameLike, index: pd.Index) -> str | None:
+    """Reason when signals change once the dates move by 28 years, else None."""
+    a, b = np.asarray(full.signals), np.asarray(shifted.signals)
+    if a.shape != b.shape:
+        return f"signals have {b.size} values on date-shifted bars instead of {a.size}"
+    diff = a != b
+    if not diff.any():
+        return None
+    row = int(np.argmax(diff))
+    return (f"signals change on {int(diff.sum())} bar(s) (first {index[row].date()}) when the same bars "
+            f"carry dates shifted by 28 years (same weekdays and months): the strategy reads the "
+            f"calendar year or specific dates")
+
+
+def non_finite(features: Mapping[str, np.ndarray], index: pd.Index, windows: Sequence[slice]) -> dict[str, dict]:
+    """Columns with infinite values inside the scoring windows after their own warm-up."""
+    n = len(index)
+    scored = np.zeros(n, dtype=bool)
+    for w in windows:
+        scored[w] = True
+    out = {}
+    for name, values in features.items():
+        v = np.asarray(values, dtype=np.float64)
+        nan = np.isnan(v)
+        warm = int(np.argmax(~nan)) if not nan.all() else n
+        bad = np.isinf(v) & scored
+        bad[:warm] = False
+        if bad.any():
+            out[name] = {"rows": int(bad.sum()), "first": str(index[int(np.argmax(bad))].date())}
+    return out
+
+
+def trade_guards(val: Mapping[str, float], limits: GuardLimits) -> tuple[list[tuple[str, str]], dict]:
+    """Always flat, always long (buy and hold), too few trades, absurd turnover, on validation."""
+    bars = float(val["bars"])
+    years = max(bars - 1, 1.0) / TRADING_DAYS
+    trips, exposure, turnover = float(val["round_trips"]), float(val["exposure"]), float(val["turnover"])
+    change_share = turnover * years / max(bars, 1.0)
+    values = {"val_round_trips": trips, "val_round_trips_per_year": trips / years, "val_exposure": exposure,
+              "val_turnover_per_year": turnover, "val_share_of_days_with_a_trade": change_share}
+    failures = []
+    if exposure <= 0.0:
+        failures.append(("always_flat", "always flat on validation: it never holds a position, so there is "
+                                        "nothing to score"))
+    elif exposure >= limits.always_long_exposure:
+        failures.append(("always_long", f"always long on validation (exposure {exposure:.1%}): that is buy and "
+                                         f"hold, not a strategy"))
+    elif trips / years < limits.min_round_trips_per_year:
+        failures.append(("too_few_trades", f"too few trades on validation: {trips:.0f} round trip(s) in "
+                                           f"{years:.1f} years, fewer than {limits.min_round_trips_per_year:g} "
+                                           f"a year, too few to tell skill from luck"))
+    if turnover > limits.max_turnover_per_year:
+        failures.append(("turnover", f"turnover {turnover:.0f}x a year on validation (the position changes on "
+                                     f"{change_share:.0%} of days; bound {limits.max_turnover_per_year:g}x): "
+                                     f"such a strategy lives on fills and costs, not on a signal"))
+    return failures, values
+
+
+def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_metrics: Mapping[str, float],
+                 full: FrameLike, shifted: FrameLike | None, limits: GuardLimits = GuardLimits()) -> GuardReport:
+    """Run every guard; failures are ordered with reward hacking first, then degenerate trading."""
+    report = GuardReport()
+    static = static_date_findings(region)
+    report.values["hard_coded_dates"] = static
+    if static:
+        more = f" and {len(static) - 1} more" if len(static) > 1 else ""
+        report.failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): "
+                                                    f"signals must not depend on particular dates"))
+    moved = date_dependence(full, shifted, index) if shifted is not None else None
+    report.values["date_shift"] = moved or "signals unchanged"
+    if moved:
+        report.failures.append(("date_dependence", moved))
+    bad = non_finite(full.features, index, windows)
+    report.values["non_finite"] = bad
+    if bad:
+        name, info = next(iter(bad.items()))
+        more = f"; {len(bad) - 1} more column(s)" if len(bad) > 1 else ""
+        report.failures.append(("non_finite", f"feature '{name}' is infinite on {info['rows']} bar(s) after its "
+                                              f"warm-up (first {info['first']}){more}: the signals are fed "
+                                              f"non-finite values"))
+    trades, values = trade_guards(val_metrics, limits)
+    report.failures += trades
+    report.values.update(values)
+    return report

@@ -1,0 +1,93 @@
+"""``harness.py final``: the test split is read here only, and every reading is recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from alphaloop.candidate import extract_region, splice_region, template_text
+from alphaloop.final import READINGS, append_reading, earlier_readings, find_iteration, run_final
+from tests.conftest import InProcessSandbox
+from tests.test_lookahead import BASELINE
+
+LEAKY = """
+def generate_features(df):
+    df['tomorrow'] = df['Close'].shift(-1)
+    return df
+
+def strategy_logic(row):
+    return 1 if row['tomorrow'] > row['Close'] else -1
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    text = splice_region(template_text(), BASELINE)
+    (tmp_path / "iter_3_trade.py").write_text(text)
+    (tmp_path / "iter_4_trade.py").write_text(splice_region(template_text(), LEAKY))
+    (tmp_path / "best_trade.py").write_text(text)
+    (tmp_path / "iter_3_results.json").write_text(json.dumps(
+        {"iteration": 3, "status": "accepted", "stage": "ok", "reason": "", "metric": "total_return",
+         "scores": {"metric": "total_return", "selection_val": 0.1276}}))
+    return tmp_path
+
+
+def final(capsys: pytest.CaptureFixture[str], *args, **kw) -> tuple[int, str, str]:
+    code = run_final(*args, sandbox=InProcessSandbox(), **kw)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_readings_are_counted_and_the_second_warns(workdir: Path, frozen_data: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = final(capsys, workdir, frozen_data, None, 2.0)
+    assert code == 0 and "READ BEFORE" not in err
+    assert "test split" in out and "degradation (test - validation)" in out and "buy and hold" in out
+    assert "(recorded by the loop: +12.76%)" in out  # the metric comes from the iteration record
+    first = earlier_readings(workdir)
+    assert len(first) == 1
+    rec = first[0]
+    assert rec["iteration"] == 3 and rec["earlier_readings"] == 0 and rec["status"] == "scored"
+    assert rec["metric"] == "total_return" and rec["test"]["bars"] > 60
+    assert rec["sha256"] == hashlib.sha256((workdir / "best_trade.py").read_bytes()).hexdigest()
+    assert rec["degradation"] == pytest.approx(rec["test"]["total_return"] - rec["val_metric"])
+    assert json.loads(out.strip().splitlines()[-1])["readings"] == 1
+
+    code, out, err = final(capsys, workdir, frozen_data, 3, 2.0)
+    assert code == 0 and "THE TEST SPLIT HAS BEEN READ BEFORE" in err and "reading number 2" in err
+    second = earlier_readings(workdir)
+    assert len(second) == 2 and second[0] == rec and second[1]["earlier_readings"] == 1
+    assert second[1]["test"] == rec["test"]  # same candidate, same data: same figures
+
+
+def test_rejected_candidate_is_recorded_without_figures(workdir: Path, frozen_data: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = final(capsys, workdir, frozen_data, 4, 2.0)
+    assert code == 1 and "no test figures shown" in out and "Total return" not in out
+    (rec,) = earlier_readings(workdir)
+    assert rec["status"] == "rejected" and rec["stage"] == "lookahead" and rec["test"] is None
+
+
+def test_usage_errors(tmp_path: Path, frozen_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = final(capsys, tmp_path, frozen_data, None, 2.0)
+    assert code == 2 and "best_trade.py: no such file" in err
+    code, _, err = final(capsys, tmp_path, frozen_data, 9, 2.0)
+    assert code == 2 and "iter_9_trade.py" in err
+    assert not (tmp_path / READINGS).exists()
+
+
+def test_append_keeps_earlier_lines_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    (tmp_path / READINGS).write_text('{"n": 1}')  # a last line without its newline
+    append_reading(tmp_path, {"n": 2})
+    append_reading(tmp_path, {"n": 3})
+    assert [r["n"] for r in earlier_readings(tmp_path)] == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [READINGS]
+
+
+def test_find_iteration_names_the_first_matching_file(workdir: Path) -> None:
+    (workdir / "iter_7_trade.py").write_text((workdir / "iter_3_trade.py").read_text())
+    assert find_iteration(workdir, "def generate_features(df):\n    return df\n") is None
+    assert find_iteration(workdir, extract_region((workdir / "best_trade.py").read_text())) == 3

@@ -1,0 +1,257 @@
+"""Look-ahead detector: every leaking construct is caught, every causal one passes."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alphaloop.lookahead import (EARLY_CUT, Probe, find_leak, find_leak_details, perturbed_frame,
+                                 probe_frames, warmup_rows)
+from alphaloop.pipeline import EvalContext, evaluate
+from alphaloop.scoring import History
+from tests.conftest import InProcessSandbox, make_ohlcv
+
+STRATEGY = """
+def strategy_logic(row):
+    if row["f"] > row["ref"]:
+        return 1
+    if row["f"] < row["ref"]:
+        return -1
+    return 0
+"""
+
+
+def region(body: str, strategy: str = STRATEGY) -> str:
+    """A candidate whose feature ``f`` is ``body``; ``ref`` is f's own 5-day mean (causal)."""
+    feats = textwrap.indent(textwrap.dedent(body).strip(), "    ")
+    return (f"def generate_features(df):\n{feats}\n"
+            f"    df['ref'] = df['f'].rolling(5).mean()\n    return df\n{strategy}")
+
+
+LEAKS = {
+    "shift(-1)": "df['f'] = df['Close'].shift(-1)",
+    "shift(-5) of returns": "df['f'] = df['Close'].pct_change().shift(-5)",
+    "centred rolling mean": "df['f'] = df['Close'].rolling(21, center=True).mean()",
+    "full-sample mean": "df['f'] = df['Close'] - df['Close'].mean()",
+    "full-sample std": "df['f'] = df['Close'].pct_change() / df['Close'].pct_change().std()",
+    "full-sample max": "df['f'] = df['Close'] / df['Close'].max()",
+    "full-sample min": "df['f'] = df['Close'] / df['Close'].min()",
+    "full-sample z-score": "df['f'] = (df['Close'] - df['Close'].mean()) / df['Close'].std()",
+    "full-sample rank": "df['f'] = df['Close'].rank(pct=True)",
+    "full-sample quantile": "df['f'] = (df['Close'] > df['Close'].quantile(0.8)).astype(float)",
+    "qcut over the sample": "df['f'] = pd.qcut(df['Close'], 5, labels=False).astype(float)",
+    "bfill of later values": """
+        brk = df['Close'] > df['Close'].rolling(20).max().shift(1)
+        df['f'] = df['Close'].where(brk).bfill()
+    """,
+    "bfill of the warm-up": "df['f'] = df['Close'].rolling(50).mean().bfill()",
+    "fillna(method) backwards via fillna(bfill)": "df['f'] = df['Close'].rolling(30).mean().fillna(df['Close'].rolling(30).mean().bfill())",
+    "interpolate between later events": """
+        brk = df['Close'] > df['Close'].rolling(20).max().shift(1)
+        df['f'] = df['Close'].where(brk).interpolate()
+    """,
+    "weekly resample filled backwards": "df['f'] = df['Close'].resample('W').mean().reindex(df.index, method='bfill')",
+    "monthly resample filled backwards": "df['f'] = df['Close'].resample('ME').last().reindex(df.index).bfill()",
+    "quarterly resample filled backwards": "df['f'] = df['Close'].resample('QE').max().reindex(df.index, method='bfill')",
+    "reversed rolling": "df['f'] = df['Close'][::-1].rolling(10).mean()[::-1]",
+    "reversed ewm": "df['f'] = df['Close'][::-1].ewm(span=10).mean()[::-1]",
+    "reversed cummax": "df['f'] = df['Close'][::-1].cummax()[::-1]",
+    "np.gradient": "df['f'] = np.gradient(df['Close'].to_numpy())",
+    "FFT low-pass": """
+        spec = np.fft.rfft(df['Close'].to_numpy())
+        spec[10:] = 0
+        df['f'] = np.fft.irfft(spec, n=len(df))
+    """,
+    "polyfit detrend": """
+        t = np.arange(len(df))
+        slope, icpt = np.polyfit(t, df['Close'].to_numpy(), 1)
+        df['f'] = df['Close'] - (slope * t + icpt)
+    """,
+    "window from sample length": "df['f'] = df['Close'].rolling(len(df) // 10).mean()",
+    "last row's price": "df['f'] = df['Close'] / df['Close'].iloc[-1]",
+    "leak only at full length": """
+        df['f'] = df['Close'].shift(-1) if len(df) >= 600 else df['Close']
+    """,
+    "leak in the last fifth only": """
+        pos = np.arange(len(df))
+        df['f'] = np.where(pos > 480, df['Close'].shift(-1), df['Close'])
+    """,
+}
+
+CLEAN = {
+    "rolling mean": "df['f'] = df['Close'].rolling(20).mean()",
+    "rolling std of returns": "df['f'] = df['Close'].pct_change().rolling(20).std()",
+    "rolling max/min channel": "df['f'] = (df['Close'] - df['Low'].rolling(20).min()) / (df['High'].rolling(20).max() - df['Low'].rolling(20).min())",
+    "rolling apply": "df['f'] = df['Close'].rolling(10).apply(lambda w: w[-1] - w.mean(), raw=True)",
+    "rolling rank": "df['f'] = df['Close'].rolling(20).rank(pct=True)",
+    "ewm adjust": "df['f'] = df['Close'].ewm(span=12).mean() - df['Close'].ewm(span=26).mean()",
+    "ewm no adjust": "df['f'] = df['Close'].ewm(alpha=0.1, adjust=False).mean()",
+    "expanding mean/max": "df['f'] = df['Close'].expanding().mean() / df['Close'].expanding().max()",
+    "expanding z-score": "df['f'] = (df['Close'] - df['Close'].expanding(20).mean()) / df['Close'].expanding(20).std()",
+    "shift(1)": "df['f'] = df['Close'].shift(1)",
+    "shift(5)": "df['f'] = df['Close'].shift(5)",
+    "diff(1)": "df['f'] = df['Close'].diff(1)",
+    "diff(3)": "df['f'] = df['Close'].diff(3)",
+    "pct_change(10)": "df['f'] = df['Close'].pct_change(10)",
+    "cumsum of log returns": "df['f'] = np.log(df['Close']).diff().fillna(0).cumsum()",
+    "forward fill of events": """
+        brk = df['Close'] > df['Close'].rolling(20).max().shift(1)
+        df['f'] = df['Close'].where(brk).ffill()
+    """,
+    "rsi": """
+        d = df['Close'].diff()
+        up = d.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
+        dn = (-d.clip(upper=0)).ewm(alpha=1 / 14, adjust=False).mean()
+        df['f'] = 100 - 100 / (1 + up / dn)
+    """,
+    "day of week": "df['f'] = df.index.day_of_week.to_numpy().astype(float)",
+    "weekly resample filled forwards from last week": "df['f'] = df['Close'].resample('W').last().shift(1).reindex(df.index, method='ffill')",
+    "numpy loop (causal)": """
+        c = df['Close'].to_numpy()
+        out = np.full(len(c), np.nan)
+        out[10:] = c[10:] - c[:-10]
+        df['f'] = out
+    """,
+}
+
+BASELINE = """
+def generate_features(df):
+    df["sma_fast"] = df["Close"].rolling(20).mean()
+    df["sma_slow"] = df["Close"].rolling(50).mean()
+    df["prev_fast"] = df["sma_fast"].shift(1)
+    df["prev_slow"] = df["sma_slow"].shift(1)
+    return df
+
+
+def strategy_logic(row):
+    if row["sma_fast"] > row["sma_slow"] and row["prev_fast"] <= row["prev_slow"]:
+        return 1
+    if row["sma_fast"] < row["sma_slow"] and row["prev_fast"] >= row["prev_slow"]:
+        return -1
+    return 0
+"""
+
+
+def probe(code: str, frame: pd.DataFrame, seed: int = 0) -> str | None:
+    """Run ``code`` on the frame and its probes in-process; return find_leak's verdict."""
+    box = InProcessSandbox()
+    full = box.run(code, [frame])
+    assert full.ok, full.reason
+    probes = probe_frames(frame, full.results[0], seed=seed)
+    out = box.run(code, [p.frame for p in probes])
+    assert out.ok, out.reason
+    return find_leak(frame, full.results[0], probes, out.results)
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_ohlcv(600, seed=3)
+
+
+@pytest.fixture(scope="module")
+def history(frame: pd.DataFrame) -> History:
+    return History.from_splits({"train": frame.iloc[:420], "val": frame.iloc[420:]})
+
+
+@pytest.mark.parametrize("name", list(LEAKS))
+def test_leak_is_caught(name: str, history: History) -> None:
+    ev = evaluate(region(LEAKS[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
+    assert (ev.accepted, ev.stage, ev.scores) == (False, "lookahead", None), f"{name}: {ev.stage} {ev.reason}"
+    assert ev.reason.startswith("look-ahead: column 'f' changes on ")
+    assert any(f"changes on {d.date()} " in ev.reason for d in history.frame.index)
+
+
+@pytest.mark.parametrize("name", list(CLEAN))
+def test_causal_feature_passes(name: str, history: History) -> None:
+    ev = evaluate(region(CLEAN[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
+    assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, ev.reason
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_baseline_passes_for_any_seed(seed: int, frame: pd.DataFrame) -> None:
+    assert probe(BASELINE, frame, seed=seed) is None
+
+
+def test_reason_names_column_and_first_date(frame: pd.DataFrame) -> None:
+    reason = probe(region("df['f'] = df['Close'].shift(-1)"), frame)
+    assert "column 'f'" in reason
+    assert f"changes on {frame.index[EARLY_CUT].date()}" in reason
+
+
+def test_signal_only_leak_names_signals(frame: pd.DataFrame) -> None:
+    code = """
+def generate_features(df):
+    df['tomorrow'] = np.where(df['Close'].shift(-1) > df['Close'], 'up', 'down')
+    return df
+
+def strategy_logic(row):
+    return 1 if row['tomorrow'] == 'up' else -1
+"""
+    reason = probe(code, frame)
+    assert reason is not None and "signals change" in reason
+
+
+def test_conditional_column_is_a_leak(frame: pd.DataFrame) -> None:
+    code = """
+def generate_features(df):
+    if len(df) > 400:
+        df['big'] = 1.0
+    return df
+
+def strategy_logic(row):
+    return 0
+"""
+    reason = probe(code, frame)
+    assert reason is not None and "column 'big' disappears" in reason
+
+
+def test_warmup_is_longest_leading_nan_run() -> None:
+    feats = {"a": np.array([np.nan, np.nan, 1.0, 2.0]), "b": np.array([np.nan, 1.0, np.nan, 1.0]),
+             "all_nan": np.full(4, np.nan), "c": np.arange(4.0)}
+    assert warmup_rows(feats) == 2
+
+
+def test_probes_cover_warmup_middle_and_validation(frame: pd.DataFrame) -> None:
+    full = InProcessSandbox().run(BASELINE, [frame]).results[0]
+    probes = probe_frames(frame, full, seed=0)
+    kinds = [p.kind for p in probes]
+    assert kinds.count("perturb") == 2 and kinds.count("truncate") >= 3
+    cuts = {p.kind: [] for p in probes}
+    for p in probes:
+        cuts[p.kind].append(p.cut)
+    assert EARLY_CUT in cuts["truncate"] and 25 in cuts["truncate"]  # inside the 50-row warm-up
+    assert max(cuts["perturb"]) > 0.8 * len(frame)
+    for p in probes:
+        assert len(p.frame) == (len(frame) if p.kind == "perturb" else p.cut + 1)
+        if p.cut > 50:
+            day = p.frame.index[p.cut]
+            assert day.day_of_week in (1, 2, 3) and 8 <= day.day <= 22
+    truncated_rows = sum(len(p.frame) for p in probes if p.kind == "truncate")
+    assert truncated_rows < 1.1 * len(frame)
+
+
+def test_perturbed_frame_keeps_past_and_shape(frame: pd.DataFrame) -> None:
+    out = perturbed_frame(frame, 300, seed=5)
+    pd.testing.assert_frame_equal(out.iloc[:301], frame.iloc[:301])
+    assert out.index.equals(frame.index)
+    assert (out["Close"].iloc[301:] != frame["Close"].iloc[301:]).all()
+    assert (out["High"] >= out["Low"]).all() and (out[["Open", "High", "Low", "Close"]] > 0).all().all()
+    assert np.allclose(out["High"].iloc[301:] / out["Close"].iloc[301:], frame["High"].iloc[301:] / frame["Close"].iloc[301:])
+
+
+def test_float_noise_is_tolerated_but_nan_mismatch_is_not(frame: pd.DataFrame) -> None:
+    n = 50
+    full = type("R", (), {})()
+    full.signals = np.zeros(n, dtype=np.int8)
+    full.features = {"x": np.linspace(1.0, 2.0, n), "w": np.r_[np.nan, np.ones(n - 1)]}
+    probe_ = Probe(frame.iloc[:30], 29, "truncate")
+    noisy = type("R", (), {})()
+    noisy.signals = np.zeros(30, dtype=np.int8)
+    noisy.features = {"x": full.features["x"][:30] * (1 + 1e-13), "w": full.features["w"][:30].copy()}
+    assert find_leak_details(full, [probe_], [noisy]) is None
+    noisy.features["w"][3] = np.nan
+    leak = find_leak_details(full, [probe_], [noisy])
+    assert leak is not None and leak.column == "w" and leak.row == 3

@@ -1,0 +1,107 @@
+"""The loop end to end, as a user runs it: real harness.py processes, real files, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def harness(*args: str, cwd: Path, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "harness.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def summary(workdir: Path) -> list[tuple]:
+    """What must be identical between an interrupted and an uninterrupted run."""
+    out = []
+    for path in sorted(workdir.glob("iter_*_results.json"), key=lambda p: int(p.name.split("_")[1])):
+        r = json.loads(path.read_text())
+        out.append((r["iteration"], r["parent"], r["status"], r["stage"], r["selection_val"], r["in_population"]))
+    return out
+
+
+@pytest.fixture
+def data_copy(frozen_data: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "data"
+    shutil.copytree(frozen_data, dst)
+    return dst
+
+
+def test_offline_loop_writes_every_file_and_stays_off_the_test_split(data_copy: Path, tmp_path: Path) -> None:
+    test_csv = data_copy / "test.csv"
+    test_csv.unlink()
+    os.mkfifo(test_csv)  # opening it for reading would block: the loop must never try
+    wd = tmp_path / "run"
+    res = harness("--proposer", "offline", "--iterations", "4", "--max-fails", "0", "--workdir", str(wd),
+                  "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "OFFLINE PROPOSER" in res.stderr
+    for n in range(5):
+        assert (wd / f"iter_{n}_results.json").is_file()
+        record = json.loads((wd / f"iter_{n}_results.json").read_text())
+        assert record["proposer"] and record["data_manifest"] and "timings" in record
+    assert (wd / "iter_0_trade.py").read_text().count("ALPHALOOP CANDIDATE REGION START") == 1
+    rows = (wd / "results.tsv").read_text().strip().splitlines()
+    assert rows[0].startswith("n\tparent\tstatus") and [r.split("\t")[0] for r in rows[1:]] == ["0", "1", "2", "3", "4"]
+    assert "# Learnings" in (wd / "learnings.md").read_text() and "hit rate" in (wd / "learnings.md").read_text()
+    assert (wd / "best_trade.py").is_file() and (wd / "stats.json").is_file()
+    assert "[iter 4/4]" in res.stdout and "trials" in res.stdout.lower()
+    assert not list(wd.glob(".*.tmp"))
+
+
+def test_kill_9_then_rerun_resumes_exactly(data_copy: Path, tmp_path: Path) -> None:
+    args = ["--proposer", "offline", "--max-fails", "0", "--seed", "7", "--data", str(data_copy)]
+    ref = tmp_path / "ref"
+    assert harness(*args, "--iterations", "7", "--workdir", str(ref), cwd=tmp_path).returncode == 0
+
+    wd = tmp_path / "killed"
+    env = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "harness.py"), *args, "--iterations", "40", "--workdir", str(wd)],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while not (wd / "iter_3_results.json").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.read_bytes() for p in wd.glob("iter_*_results.json")}
+    res = harness(*args, "--iterations", "7", "--workdir", str(wd), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert summary(wd) == summary(ref)
+    for name, content in before.items():
+        assert (wd / name).read_bytes() == content  # nothing redone
+    rows = [r.split("\t")[0] for r in (wd / "results.tsv").read_text().strip().splitlines()[1:]]
+    assert rows == [str(n) for n in range(8)]
+    assert not list(wd.glob(".*.tmp"))
+    state = json.loads((wd / "state.json").read_text())
+    ref_state = json.loads((ref / "state.json").read_text())
+    assert state["population"] == ref_state["population"] and state["consecutive_fails"] == ref_state["consecutive_fails"]
+
+
+def test_changed_data_is_refused(data_copy: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    assert harness("--proposer", "offline", "--iterations", "0", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
+    subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--train-end", "2010-12-31",
+                    "--out", str(data_copy)], check=True, capture_output=True, timeout=120)
+    res = harness("--proposer", "offline", "--iterations", "2", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 2
+    assert "no longer matches" in res.stderr and "--workdir" in res.stderr
+    assert not (wd / "iter_1_results.json").exists()
+
+
+def test_finished_run_says_how_to_continue(data_copy: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    assert harness("--proposer", "offline", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
+    res = harness("--proposer", "offline", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 0 and "--iterations" in res.stdout
+    assert not (wd / "iter_2_results.json").exists()

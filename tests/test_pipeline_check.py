@@ -1,0 +1,262 @@
+"""The pipeline every candidate takes, and ``harness.py check`` on top of it."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alphaloop.candidate import splice_region, template_text
+from alphaloop.check import run_check
+from alphaloop.data import load_splits
+from alphaloop.pipeline import EvalContext, Evaluation, evaluate, region_seed
+from alphaloop.scoring import History
+from tests.conftest import InProcessSandbox, make_ohlcv
+from tests.test_lookahead import BASELINE, CLEAN, LEAKS, region
+
+HOLD = """
+def generate_features(df):
+    return df
+
+def strategy_logic(row):
+    return 1
+"""
+LEAKY = """
+def generate_features(df):
+    df['tomorrow'] = df['Close'].shift(-1)
+    return df
+
+def strategy_logic(row):
+    return 1 if row['tomorrow'] > row['Close'] else -1
+"""
+DATED = """
+def generate_features(df):
+    df['f'] = df['Close'].rolling(20).mean()
+    return df
+
+def strategy_logic(row):
+    if row['Close'] > row['f'] * 1.01:
+        return 1
+    if row['Close'] < row['f']:
+        return -1
+    return 0
+""".replace("row['f'] * 1.01", "row['f'] * (1.01 if row['Volume'] > 0 else 1.0)")
+
+
+@pytest.fixture(scope="module")
+def history(frozen_data: Path) -> History:
+    return History.from_splits(load_splits(frozen_data))
+
+
+def run(region: str, history: History, **kw) -> Evaluation:
+    ev = evaluate(region, EvalContext(history=history, sandbox=kw.pop("sandbox", InProcessSandbox()), **kw))
+    json.dumps(ev.details)  # always serialisable for the iteration record
+    json.dumps(ev.check_json(), allow_nan=False)
+    return ev
+
+
+def test_baseline_is_accepted_with_scores_and_timings(history: History) -> None:
+    box = InProcessSandbox()
+    ev = run(BASELINE, history, sandbox=box)
+    assert (ev.accepted, ev.stage, ev.reason) == (True, "ok", "")
+    assert set(ev.timings) == {"gate", "sandbox", "lookahead", "score", "guards"}
+    assert box.calls == [1, len(ev.details["lookahead"]["probes"]) + 1]  # two runs: full, then probes + date shift
+    assert ev.scores.fold_spread() and ev.check_json()["metrics"]["selection_val"] == ev.scores.selection
+    assert ev.signals is not None and len(ev.signals) == len(history.frame)
+    assert ev.details["lookahead"]["leak"] is None and ev.details["guards"]["failed"] == []
+    assert ev.details["lookahead"]["rerun_alone"] == []  # clean candidates pay for no lone reruns
+
+
+def test_gate_rejects_before_anything_runs(history: History) -> None:
+    box = InProcessSandbox()
+    ev = run("import os\n" + BASELINE, history, sandbox=box)
+    assert (ev.accepted, ev.stage, ev.scores) == (False, "gate", None)
+    assert "import" in ev.reason and box.calls == []
+
+
+def test_sandbox_failure_is_a_rejection(history: History) -> None:
+    ev = run(BASELINE.replace("return df", "return df['nope']"), history)
+    assert ev.stage == "sandbox" and "KeyError" in ev.reason
+
+
+def test_runner_fault_never_raises(history: History) -> None:
+    class Broken(InProcessSandbox):
+        def run(self, *a, **k):
+            raise OSError("fork failed")
+
+    ev = run(BASELINE, history, sandbox=Broken())
+    assert ev.stage == "sandbox" and "fork failed" in ev.reason
+
+
+def test_lookahead_rejects_before_scoring(history: History) -> None:
+    ev = run(LEAKY, history)
+    assert (ev.stage, ev.scores) == ("lookahead", None)
+    assert ev.reason.startswith("look-ahead: column 'tomorrow' changes on 1999-01-08")
+    assert ev.details["lookahead"]["leak"]["column"] == "tomorrow"
+    assert len(ev.details["lookahead"]["rerun_alone"]) == 1  # the earliest difference, confirmed alone
+
+
+def test_candidate_that_fails_on_probes_is_rejected(history: History) -> None:
+    dodge = BASELINE.replace('    return df\n', '    if len(df) < 4000:\n        raise ValueError("short")\n    return df\n', 1)
+    ev = run(dodge, history)
+    assert ev.stage == "lookahead" and "probes could not run" in ev.reason and "short" in ev.reason
+
+
+def test_state_kept_between_frames_is_not_mistaken_for_lookahead(history: History) -> None:
+    code = """
+STATE = {"n": 0}
+
+def generate_features(df):
+    df["r"] = df["Close"].pct_change()
+    return df
+
+def strategy_logic(row):
+    STATE["n"] += 1
+    return 1 if (STATE["n"] // 20) % 2 == 0 else -1
+"""
+    box = InProcessSandbox()  # like the real sandbox, one run shares globals between its frames
+    ev = run(code, history, sandbox=box)
+    assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, ev.reason
+    assert "date_dependence" not in ev.details["guards"]["failed"]
+    assert ev.details["lookahead"]["rerun_alone"] and all(n == 1 for n in box.calls[2:])
+
+
+def test_guard_rejection_keeps_scores(history: History) -> None:
+    ev = run(HOLD, history)
+    assert ev.stage == "guards" and "that is buy and hold" in ev.reason
+    assert ev.scores is not None and ev.check_json()["metrics"] is not None
+
+
+def test_probe_seed_follows_the_region(history: History) -> None:
+    a = run(BASELINE, history).details["lookahead"]
+    b = run(BASELINE + "\n", history).details["lookahead"]
+    assert a["seed"] == region_seed(BASELINE) != b["seed"]
+    assert a["probes"] != b["probes"]
+    assert run(BASELINE, history, probe_seed=5).details["lookahead"]["seed"] == 5
+
+
+def test_probe_rows_stay_small(history: History) -> None:
+    info = run(BASELINE, history).details["lookahead"]
+    assert info["rows_probed"] <= 3 * info["full_rows"]
+
+
+def check_out(capsys: pytest.CaptureFixture[str], *args, **kw) -> tuple[int, list[str], str]:
+    code = run_check(*args, sandbox=kw.pop("sandbox", InProcessSandbox()), **kw)
+    out = capsys.readouterr()
+    return code, out.out.strip().splitlines(), out.err
+
+
+def test_check_accepts_full_file(tmp_path: Path, frozen_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "cand.py"
+    file.write_text(splice_region(template_text(), BASELINE))
+    code, lines, _ = check_out(capsys, file, frozen_data, "sharpe", 4, 2.0)
+    assert code == 0
+    assert lines[0].startswith("isolation: ")
+    verdict = json.loads(lines[-1])
+    assert verdict["accepted"] and verdict["stage"] == "ok" and verdict["reason"] == ""
+    assert set(verdict) == {"accepted", "stage", "reason", "metrics"}
+    text = "\n".join(lines)
+    assert "val split" in text and "train split" in text and "test split not read" in text
+    assert any(line.startswith("selection: validation sharpe") and "min" in line and "median" in line for line in lines)
+
+
+def test_check_rejects_bare_region_with_exit_1(tmp_path: Path, frozen_data: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "leaky.py"
+    file.write_text(LEAKY)
+    code, lines, _ = check_out(capsys, file, frozen_data, "total_return", 3, 0.0)
+    verdict = json.loads(lines[-1])
+    assert code == 1 and verdict["stage"] == "lookahead" and verdict["metrics"] is None
+    assert any("lookahead  REJECTED" in line for line in lines) and any("guards     not reached" in line for line in lines)
+
+
+def test_check_usage_errors(tmp_path: Path, frozen_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines, err = check_out(capsys, tmp_path / "missing.py", frozen_data, "sharpe", 4, 2.0)
+    assert code == 2 and err.startswith("error: ") and lines == []
+    file = tmp_path / "c.py"
+    file.write_text(BASELINE)
+    code, _, err = check_out(capsys, file, tmp_path / "nodata", "sharpe", 4, 2.0)
+    assert code == 2 and "no frozen data" in err
+    code, _, err = check_out(capsys, file, frozen_data, "nope", 4, 2.0)
+    assert code == 2 and "unknown metric" in err
+
+
+def test_check_never_opens_the_test_split(tmp_path: Path, frozen_data: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(frozen_data, data)
+    (data / "test.csv").unlink()
+    (data / "test.csv").mkdir()  # a trap: reading it as a file fails even as root
+    opened: list[str] = []
+    real_open, real_read = builtins.open, pd.read_csv
+
+    def spy_open(file, *a, **k):
+        opened.append(str(file))
+        assert "test.csv" not in str(file), "the check path opened the test split"
+        return real_open(file, *a, **k)
+
+    def spy_read(path, *a, **k):
+        assert "test.csv" not in str(path), "the check path read the test split"
+        return real_read(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(pd, "read_csv", spy_read)
+    file = tmp_path / "c.py"
+    file.write_text(BASELINE)
+    code, lines, err = check_out(capsys, file, data, "sharpe", 4, 2.0)
+    assert code == 0, err
+    assert json.loads(lines[-1])["accepted"]
+    assert any(p.endswith("train.csv") for p in opened) and not any("test.csv" in p for p in opened)
+
+
+E2E_LEAKS = ["shift(-1)", "centred rolling mean", "full-sample max", "bfill of later values",
+             "weekly resample filled backwards", "reversed rolling", "np.gradient", "FFT low-pass"]
+E2E_CLEAN = ["rolling mean", "ewm adjust", "expanding z-score", "shift(5)", "rsi"]
+
+
+@pytest.fixture(scope="module")
+def small_history() -> History:
+    df = make_ohlcv(800, seed=4)
+    return History.from_splits({"train": df.iloc[:560], "val": df.iloc[560:]})
+
+
+@pytest.mark.parametrize("name", E2E_LEAKS)
+def test_leaks_rejected_through_the_sandbox(name: str, small_history: History, real_sandbox) -> None:
+    ev = run(region(LEAKS[name]), small_history, sandbox=real_sandbox, folds=2)
+    assert ev.stage == "lookahead" and ev.reason.startswith("look-ahead: column 'f'"), (name, ev.reason)
+
+
+@pytest.mark.parametrize("name", E2E_CLEAN)
+def test_clean_features_pass_through_the_sandbox(name: str, small_history: History, real_sandbox) -> None:
+    ev = run(region(CLEAN[name]), small_history, sandbox=real_sandbox, folds=2)
+    assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, ev.reason
+    assert ev.scores is not None
+
+
+def test_date_hack_rejected_through_the_sandbox(small_history: History, real_sandbox) -> None:
+    code = """
+def generate_features(df):
+    good = 2000 + 1
+    df['f'] = np.where(df.index.year == good, 1.0, -1.0) + df['Close'].pct_change().fillna(0)
+    return df
+
+def strategy_logic(row):
+    return 1 if row['f'] > 0 else -1
+"""
+    ev = run(code, small_history, sandbox=real_sandbox, folds=2)
+    assert ev.stage == "guards" and "shifted by 28 years" in ev.reason
+
+
+def test_check_runs_the_real_sandbox_by_default(tmp_path: Path, frozen_data: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sandbox.runner")
+    file = tmp_path / "cand.py"
+    file.write_text(splice_region(template_text(), BASELINE))
+    code = run_check(file, frozen_data, "sharpe", 4, 2.0)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and lines[0].startswith("isolation: ") and "in-process" not in lines[0]
+    assert json.loads(lines[-1])["stage"] == "ok"

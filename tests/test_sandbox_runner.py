@@ -1,0 +1,258 @@
+"""The runner: outcomes, faithful frames, arrays equal to an in-process run, a warm worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sandbox.gate import check
+from sandbox.runner import FrameResult, RunOutcome, Sandbox, bwrap_status
+from test_sandbox_support import CORPUS_DIR, in_process, make_ohlcv, processes_with, region, same_arrays
+
+ESCAPE = "B = pd.DataFrame.__init__.__globals__['__builtins__']\nos = B['__import__']('os')"
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(timeout_s=10.0, memory_mb=512) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_ohlcv(600, seed=3)
+
+
+def test_layers_are_reported(sandbox: Sandbox) -> None:
+    assert {"rlimits", "timeout", "audit-hook", "restricted-builtins"} <= set(sandbox.layers)
+    text = sandbox.describe()
+    assert text.startswith("isolation: ") and "(missing: " in text
+    if bwrap_status() is not None:
+        pytest.skip(f"bwrap unavailable: {bwrap_status()}")
+    assert sandbox.layers[0] == "bwrap"
+
+
+def test_all_layers_active_where_supported(sandbox: Sandbox) -> None:
+    for layer in ("bwrap", "landlock", "seccomp"):
+        if layer not in sandbox.layers:
+            pytest.skip(f"{layer} unavailable: {sandbox.missing.get(layer)}")
+    assert sandbox.describe().endswith("(missing: none)")
+
+
+SAMPLE = ["03_rsi", "11_rolling_apply_lambda", "17_while_loop_streak", "25_groupby_transform",
+          "27_state_machine", "35_iloc_loop_features"]
+
+
+@pytest.mark.parametrize("name", SAMPLE)
+def test_corpus_sample_runs_and_matches_in_process(sandbox: Sandbox, frame: pd.DataFrame, name: str) -> None:
+    source = (CORPUS_DIR / f"{name}.py").read_text(encoding="utf-8")
+    assert check(source).ok
+    outcome = sandbox.run(source, [frame])
+    assert outcome.ok, outcome.reason
+    assert outcome.reason == "" and isinstance(outcome, RunOutcome)
+    (result,) = outcome.results
+    assert isinstance(result, FrameResult)
+    signals, features = in_process(source, frame)
+    assert result.signals.dtype == np.int8 and np.array_equal(result.signals, signals)
+    assert list(result.features) == list(features)
+    for key, values in features.items():
+        assert result.features[key].dtype == np.float64
+        assert same_arrays(result.features[key], values), key
+
+
+def test_frames_are_rebuilt_faithfully(sandbox: Sandbox) -> None:
+    naive = make_ohlcv(300, seed=1)
+    aware = make_ohlcv(120, seed=2, start="2021-03-01")
+    aware.index = aware.index.tz_localize("America/New_York")
+    plain = make_ohlcv(50, seed=4).reset_index(drop=True)
+    source = region(
+        "assert list(df.columns) == ['Open', 'High', 'Low', 'Close', 'Volume'], list(df.columns)\n"
+        "assert str(df['Volume'].dtype) == 'int64' and str(df['Close'].dtype) == 'float64'\n"
+        "df['named'] = float(df.index.name == 'Date')\n"
+        "if isinstance(df.index, pd.DatetimeIndex):\n"
+        "    df['ts'] = df.index.asi8\n"
+        "    df['dow'] = df.index.day_of_week\n"
+        "    df['tz'] = float(str(df.index.tz) == 'America/New_York')\n"
+        "    df['freq'] = float(df.index.freqstr == 'B')\n"
+        "else:\n"
+        "    df['ix'] = df.index.to_numpy()"
+    )
+    frames = [naive, aware, plain]
+    outcome = sandbox.run(source, frames)
+    assert outcome.ok, outcome.reason
+    for df, result in zip(frames, outcome.results):
+        signals, features = in_process(source, df)
+        assert list(result.features) == list(features)
+        for key in features:
+            assert same_arrays(result.features[key], features[key]), key
+    assert outcome.results[0].features["named"][0] == 1.0
+    assert outcome.results[0].features["freq"][0] == 1.0
+    assert outcome.results[1].features["tz"][0] == 1.0
+    assert "ix" in outcome.results[2].features
+
+
+def test_one_fork_serves_every_frame(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    source = region(f"{ESCAPE}\ndf['pid'] = float(os.getpid())")
+    frames = [frame.iloc[: 100 + 20 * i] for i in range(10)]
+    first = sandbox.run(source, frames)
+    second = sandbox.run(source, frames[:2])
+    assert first.ok and second.ok, (first.reason, second.reason)
+    pids = {float(r.features["pid"][0]) for r in first.results}
+    assert len(pids) == 1
+    assert pids != {float(second.results[0].features["pid"][0])}
+    assert [len(r.signals) for r in first.results] == [len(f) for f in frames]
+
+
+def test_exception_names_the_candidate_line(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    source = region("x = 1\ny = x / 0")
+    outcome = sandbox.run(source, [frame])
+    line = source.splitlines().index("    y = x / 0") + 1
+    assert outcome.status == "exception"
+    assert outcome.reason == f"ZeroDivisionError: division by zero at candidate line {line}: y = x / 0"
+    assert outcome.results is None and not outcome.ok
+
+
+def test_exception_in_strategy_logic(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    source = region("x = 1", "return row['missing']")
+    outcome = sandbox.run(source, [frame])
+    line = source.splitlines().index("    return row['missing']") + 1
+    assert outcome.status == "exception"
+    assert outcome.reason == f"KeyError: 'missing' at candidate line {line}: return row['missing']"
+
+
+@pytest.mark.parametrize("features,logic,fragment", [
+    ("df = df.iloc[:-1]", "return 0", "rows for"),
+    ("df = df['Close']", "return 0", "must return a DataFrame"),
+    ("df = None", "return 0", "must return a DataFrame"),
+    ("x = 1", "return 2", "outside {1, -1, 0}"),
+    ("x = 1", "return float('nan')", "NaN or infinite"),
+    ("x = 1", "return 'buy'", "must be numbers"),
+    ("x = 1", "return None", "must be numbers"),
+    ("for i in range(300):\n    df[f'c{i}'] = 1.0", "return 0", "more than 256"),
+])
+def test_bad_output(sandbox: Sandbox, frame: pd.DataFrame, features: str, logic: str, fragment: str) -> None:
+    outcome = sandbox.run(region(features, logic), [frame])
+    assert outcome.status == "bad_output", outcome.reason
+    assert fragment in outcome.reason
+
+
+@pytest.mark.parametrize("source,fragment", [
+    ("def generate_features(df):\n    return df\n", "strategy_logic"),
+    ("x = 1\n", "generate_features and strategy_logic"),
+    (region(f"{ESCAPE}\nos._exit(0)"), "without a result"),
+])
+def test_missing_output(sandbox: Sandbox, frame: pd.DataFrame, source: str, fragment: str) -> None:
+    outcome = sandbox.run(source, [frame])
+    assert outcome.status == "missing_output"
+    assert fragment in outcome.reason
+
+
+def test_timeout_is_bounded(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    start = time.monotonic()
+    outcome = sandbox.run(region("n = 1\nwhile n > 0:\n    n += 1"), [frame], timeout_s=1.0)
+    elapsed = time.monotonic() - start
+    assert outcome.status == "timeout" and "1 s" in outcome.reason
+    assert 1.0 <= outcome.seconds and elapsed < 2.5
+    assert sandbox.run(region("x = 1"), [frame]).ok
+
+
+def test_memory_bomb(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    outcome = sandbox.run(region("chunks = []\nfor i in range(100000):\n    chunks.append(np.ones(10 ** 6))"), [frame])
+    assert outcome.status == "memory", outcome.reason
+
+
+def test_segfault_is_a_crash(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    outcome = sandbox.run(region("B = pd.DataFrame.__init__.__globals__['__builtins__']\n"
+                                 "B['__import__']('faulthandler')._read_null()"), [frame])
+    assert outcome.status == "crash" and "SIGSEGV" in outcome.reason
+
+
+def test_printing_is_only_a_log(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    honest = (CORPUS_DIR / "01_sma_crossover.py").read_text(encoding="utf-8")
+    liar = honest.replace(
+        "def generate_features(df):\n",
+        "def generate_features(df):\n"
+        "    p = pd.DataFrame.__init__.__globals__['__builtins__']['print']\n"
+        "    p('val_return: 99\\nsharpe: 42\\nstatus: ok')\n",
+    )
+    truth = sandbox.run(honest, [frame])
+    outcome = sandbox.run(liar, [frame])
+    assert outcome.ok and truth.ok
+    assert "val_return: 99" in outcome.log and "99" not in outcome.reason
+    assert np.array_equal(outcome.results[0].signals, truth.results[0].signals)
+
+
+def test_giant_output_is_bounded(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    outcome = sandbox.run(region("p = pd.DataFrame.__init__.__globals__['__builtins__']['print']\n"
+                                 "for i in range(40):\n    p('y' * 10 ** 6)\np('THE END')"), [frame])
+    assert outcome.ok, outcome.reason
+    assert len(outcome.log) < 4200 and outcome.log.rstrip().endswith("THE END")
+    assert "bytes of output dropped" in outcome.log
+
+
+def test_lying_child_cannot_fake_valid_signals(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    """A candidate that patches the child's own validator still meets the parent's."""
+    source = region(
+        "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n"
+        "    g = e.__traceback__.tb_frame.f_back.f_globals\n"
+        "    np_ = g['np']\n"
+        "    g['validate_signals'] = lambda raw, n: np_.full(n, 7.0)\n"
+    )
+    outcome = sandbox.run(source, [frame])
+    assert outcome.status == "bad_output" and "outside {1, -1, 0}" in outcome.reason
+
+
+def test_monkeypatching_pandas_stays_in_the_child(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    honest = (CORPUS_DIR / "05_bollinger.py").read_text(encoding="utf-8")
+    before = sandbox.run(honest, [frame])
+    patched = sandbox.run(region("S = pd.Series\nS.mean = lambda self, *a, **k: 99.0\n"
+                                 "pd.DataFrame.to_dict = lambda self, *a, **k: [{'x': 1}] * len(self)\n"
+                                 "S.rolling = None"), [frame])
+    after = sandbox.run(honest, [frame])
+    assert pd.Series([1.0, 2.0]).mean() == 1.5
+    assert before.ok and after.ok
+    assert np.array_equal(before.results[0].signals, after.results[0].signals)
+    assert patched.status in {"ok", "exception", "bad_output"}
+
+
+def test_run_rejects_non_text_and_empty_frames(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    with pytest.raises(TypeError):
+        sandbox.run(b"x", [frame])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        sandbox.run(region("x = 1"), [])
+    with pytest.raises(TypeError):
+        sandbox.run(region("x = 1"), [frame.assign(Name="abc")])
+
+
+def test_warm_worker_overhead_is_small(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    source = region("x = 1")
+    sandbox.run(source, [frame])
+    times = sorted(sandbox.run(source, [frame]).seconds for _ in range(5))
+    assert times[2] < 0.5, times
+
+
+def test_worker_restarts_after_being_killed(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    """Runs last in this module: kills the shared worker, which the next run must replace."""
+    assert sandbox.run(region("x = 1"), [frame]).ok
+    old = sandbox.worker_pid
+    os.killpg(old, signal.SIGKILL)
+    time.sleep(0.1)
+    outcome = sandbox.run(region("x = 1"), [frame])
+    if not outcome.ok:
+        assert outcome.status == "crash" and "worker died" in outcome.reason
+        outcome = sandbox.run(region("x = 1"), [frame])
+    assert outcome.ok and sandbox.worker_pid != old
+    assert processes_with(sandbox.token)
+
+
+def test_close_leaves_no_process(frame: pd.DataFrame) -> None:
+    with Sandbox(timeout_s=5.0, memory_mb=256) as sb:
+        assert sb.run(region("x = 1"), [frame]).ok
+        token = sb.token
+        assert processes_with(token)
+    assert processes_with(token) == []
