@@ -1,0 +1,604 @@
+"""Run a candidate region in an isolated child process and get back only validated arrays.
+
+The parent (this module) owns one warm worker process: started once, inside bubblewrap when that
+works here, with pandas and numpy already imported. Each ``Sandbox.run`` sends the region and the
+input frames down a pipe; the worker forks one child for all the frames; the child locks itself
+down and returns raw float64 buffers (signals and numeric feature columns). This module checks
+every byte it gets back, validates the signals with ``alphaloop.candidate.validate_signals``, and
+never lets anything the child printed count as a result. The caller computes every metric.
+
+Layers, strongest first, each reported in ``Sandbox.layers`` only when the worker proved it works:
+bwrap (no project, home, /etc or network; own pid namespace; dies with the parent), landlock
+(reads only the Python installation, no writes, no TCP, no signals outward), seccomp (no exec,
+fork, sockets or writing opens), rlimits (CPU, address space, file size, descriptors, no core),
+timeout (wall clock, the whole process tree killed), and two in-process tripwires (an audit hook
+and restricted builtins). ``run`` does not apply the gate: the pipeline calls ``gate.check`` first.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import functools
+import importlib.util
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaloop import candidate as candidate_module
+from alphaloop.candidate import validate_signals
+from sandbox import child as child_module
+from sandbox.child import MAX_FEATURES, MAX_NAME_CHARS, ProtocolError
+from sandbox.gate import SAFE_BUILTINS
+
+STATUSES = ("ok", "timeout", "memory", "crash", "exception", "bad_output", "missing_output")
+LAYER_ORDER = ("bwrap", "landlock", "seccomp", "rlimits", "timeout", "audit-hook", "restricted-builtins")
+LOG_LIMIT = 4096
+REASON_LIMIT = 500
+START_TIMEOUT_S = 120.0
+GRACE_S = 10.0
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODULES = ("numpy", "pandas", "dateutil", "tzdata", "six", "pyseccomp")
+WORKER_ENV = {
+    "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp",
+    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+}
+BOOT = (
+    "import os,sys,json\n"
+    "def rd(n):\n"
+    "    b=b''\n"
+    "    while len(b)<n:\n"
+    "        c=os.read(0,n-len(b))\n"
+    "        if not c: os._exit(3)\n"
+    "        b+=c\n"
+    "    return b\n"
+    "init=json.loads(rd(int.from_bytes(rd(8),'little')))\n"
+    "sys.path[:0]=[p for p in init['sys_path'] if p not in sys.path]\n"
+    "g={'__name__':'alphaloop_sandbox_child'}\n"
+    "exec(compile(init['child_src'],'<sandbox/child.py>','exec'),g)\n"
+    "g['worker_main'](init)\n"
+)
+
+
+@dataclass
+class FrameResult:
+    """What one input frame produced: validated signals and the numeric feature columns."""
+
+    signals: np.ndarray
+    features: dict[str, np.ndarray]
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended; ``results`` only when ``status == "ok"``; ``log`` is never a result."""
+
+    status: str
+    reason: str
+    results: list[FrameResult] | None
+    log: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class _Deadline(Exception):
+    pass
+
+
+class _WorkerGone(Exception):
+    pass
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+@functools.lru_cache(maxsize=1)
+def _hidden_paths() -> tuple[Path, ...]:
+    """Folders the sandbox must never expose, even partly: the project and the user's home."""
+    hidden = [PROJECT_ROOT]
+    try:
+        hidden.append(Path.home().resolve())
+    except (RuntimeError, KeyError, OSError):
+        pass
+    return tuple(hidden)
+
+
+def _module_dir(name: str) -> Path | None:
+    """The folder a top-level module is imported from (its site-packages), without importing it."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    origin = Path(spec.origin).resolve()
+    return origin.parent.parent if spec.submodule_search_locations else origin.parent
+
+
+def _carve(root: Path, hidden: tuple[Path, ...]) -> list[Path]:
+    """``root`` minus every hidden folder inside it, as the largest pieces that can be exposed."""
+    if root in hidden:
+        return []
+    if not any(root in h.parents for h in hidden):
+        return [root]
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    pieces: list[Path] = []
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            pieces += _carve(entry, hidden)
+        elif entry not in hidden:
+            pieces.append(entry)
+    return pieces
+
+
+def _minimal(paths: list[Path]) -> list[Path]:
+    """Drop paths already covered by another path in the list."""
+    ordered = sorted(set(paths), key=lambda p: (len(p.parts), str(p)))
+    kept: list[Path] = []
+    for path in ordered:
+        if not any(_is_within(path, k) for k in kept):
+            kept.append(path)
+    return kept
+
+
+@functools.lru_cache(maxsize=1)
+def _python_roots() -> tuple[str, ...]:
+    """What the worker must read: the interpreter and the packages it imports (nothing hidden)."""
+    found: list[Path] = []
+    prefixes = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
+    prefixes += [p for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")) if p]
+    for path in [Path(p) for p in prefixes] + [d for d in map(_module_dir, MODULES) if d is not None]:
+        try:
+            real = path.resolve()
+        except OSError:
+            continue
+        if real.is_dir() and real != Path("/"):
+            found += _carve(real, _hidden_paths())
+    return tuple(str(p) for p in _minimal(found))
+
+
+@functools.lru_cache(maxsize=1)
+def _system_roots() -> tuple[str, ...]:
+    """System folders the interpreter's shared libraries (and zoneinfo) come from."""
+    found: list[Path] = []
+    for name in ("/usr", "/lib", "/lib64", "/lib32", "/libx32"):
+        path = Path(name)
+        if path.is_dir() and not path.is_symlink():
+            found += _carve(path, _hidden_paths())
+    return tuple(str(p) for p in _minimal(found))
+
+
+def _sys_path() -> list[str]:
+    """Where the worker finds numpy, pandas and pyseccomp (never the project or the cwd)."""
+    dirs = [d for d in map(_module_dir, MODULES) if d is not None]
+    return [str(d) for d in dict.fromkeys(dirs) if not any(_is_within(h, d) for h in _hidden_paths())]
+
+
+def _read_roots() -> list[str]:
+    """What Landlock and the audit hook let the child read: Python and the system libraries."""
+    return [str(p) for p in _minimal([Path(p) for p in (*_python_roots(), *_system_roots())])]
+
+
+@functools.lru_cache(maxsize=1)
+def _libraries() -> dict[str, str]:
+    """Sonames resolved here, so the worker needs no ldconfig (or /etc) to load libseccomp."""
+    out = {}
+    for name in ("c", "seccomp"):
+        found = ctypes.util.find_library(name)
+        if found:
+            out[name] = found
+    return out
+
+
+def _seccomp_importable() -> str | None:
+    """None when pyseccomp and libseccomp are present, else why not."""
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    try:
+        import pyseccomp  # noqa: F401
+    except Exception as exc:
+        return f"pyseccomp unavailable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _bwrap_argv(python: str) -> list[str]:
+    binary = shutil.which("bwrap") or "bwrap"
+    argv = [binary, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+            "--cap-drop", "ALL"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), str(path)]
+    for root in _minimal([Path(p) for p in (*_system_roots(), *_python_roots())]):
+        argv += ["--ro-bind", str(root), str(root)]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20), "--tmpfs", "/tmp"]
+    argv += ["--chdir", "/tmp", "--hostname", "sandbox"]
+    for key, value in WORKER_ENV.items():
+        argv += ["--setenv", key, value]
+    return argv + ["--", python]
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_status() -> str | None:
+    """Probe bubblewrap once per process: None when it works here, else the reason it does not."""
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    if shutil.which("bwrap") is None:
+        return "bwrap not installed"
+    argv = _bwrap_argv(sys.executable) + ["-I", "-c", "import os; os.listdir('/usr')"]
+    try:
+        proc = subprocess.run(argv, env=dict(WORKER_ENV), capture_output=True, timeout=30, cwd="/")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap failed to start ({type(exc).__name__})"
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"bwrap refused to run here ({detail[-1] if detail else f'exit {proc.returncode}'})"
+    return None
+
+
+def _clean_text(text: Any, limit: int, keep_newlines: bool) -> str:
+    if not isinstance(text, str):
+        return ""
+    allowed = "\n\t" if keep_newlines else ""
+    cleaned = "".join(c if (c.isprintable() or c in allowed) else " " for c in text)
+    if not keep_newlines:
+        cleaned = " ".join(cleaned.split())
+    return cleaned[-limit:] if keep_newlines else cleaned[:limit]
+
+
+class _StderrTail(threading.Thread):
+    """Keep the last few KB the worker wrote to stderr, for diagnosing a worker that died."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.data = bytearray()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while True:
+            try:
+                chunk = self.stream.read1(65536)
+            except (OSError, ValueError):
+                return
+            if not chunk:
+                return
+            with self.lock:
+                self.data += chunk
+                del self.data[:-8192]
+
+    def tail(self) -> str:
+        with self.lock:
+            return self.data.decode("utf-8", "replace").strip()
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the worker's process group (with bwrap, its whole pid namespace goes with it)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        proc.kill()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+
+
+class Sandbox:
+    """Owns the warm worker; ``run`` one region on several frames at the cost of one fork."""
+
+    def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, use_bwrap: bool | None = None,
+                 use_seccomp: bool | None = None, *, use_landlock: bool | None = None,
+                 tripwires: bool = True) -> None:
+        """``None`` means use the layer when it works here; ``True`` demands it; ``False`` skips it.
+
+        ``memory_mb`` is the address space a candidate may add on top of the warm worker's.
+        ``tripwires=False`` (audit hook and restricted builtins off) exists for tests that check
+        the outer layers alone.
+        """
+        if not hasattr(os, "fork"):
+            raise RuntimeError("the sandbox needs a POSIX system with fork()")
+        self.timeout_s = float(timeout_s)
+        self.memory_mb = int(memory_mb)
+        self.tripwires = tripwires
+        self.missing: dict[str, str] = {}
+        self.layers: list[str] = []
+        self.worker_pid: int | None = None
+        self.token = f"alphaloop-sandbox-{os.getpid()}-{id(self):x}-{time.time_ns():x}"
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: _StderrTail | None = None
+        self._finalizer: Any = None
+        self._bwrap = self._decide("bwrap", use_bwrap, bwrap_status)
+        self._seccomp = self._decide("seccomp", use_seccomp, _seccomp_importable)
+        landlock_reason = None if sys.platform.startswith("linux") else "not Linux"
+        self._landlock = self._decide("landlock", use_landlock, lambda: landlock_reason)
+        self._demanded = {name for name, flag in (("bwrap", use_bwrap), ("seccomp", use_seccomp),
+                                                   ("landlock", use_landlock)) if flag}
+        self._start()
+        if any(layer in self.missing for layer in ("bwrap", "landlock", "seccomp", "audit-hook")):
+            sys.stderr.write(f"alphaloop sandbox WARNING: running with reduced isolation; {self.describe()}; "
+                             "the static gate still applies\n")
+
+    def _decide(self, layer: str, wanted: bool | None, probe: Any) -> bool:
+        if wanted is False:
+            self.missing[layer] = "disabled"
+            return False
+        reason = probe()
+        if reason is None:
+            return True
+        if wanted:
+            raise RuntimeError(f"{layer} was required but is unavailable: {reason}")
+        self.missing[layer] = reason
+        return False
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """One line: the layers in force and, for each missing one, why."""
+        missing = ", ".join(f"{k}: {v}" for k, v in self.missing.items()) or "none"
+        return f"isolation: {' + '.join(self.layers) or 'none'} (missing: {missing})"
+
+    # --- worker lifecycle ----------------------------------------------------------------------
+
+    def _argv(self) -> list[str]:
+        python = sys.executable
+        prefix = _bwrap_argv(python) if self._bwrap else [python]
+        return prefix + ["-I", "-B", "-c", BOOT, self.token]
+
+    def _init_message(self) -> bytes:
+        init = {
+            "child_src": Path(child_module.__file__).read_text(encoding="utf-8"),
+            "candidate_src": Path(candidate_module.__file__).read_text(encoding="utf-8"),
+            "sys_path": _sys_path(),
+            "read_roots": _read_roots(),
+            "builtins": sorted(SAFE_BUILTINS),
+            "libs": _libraries() if self._seccomp else {},
+            "want": {"seccomp": self._seccomp, "landlock": self._landlock, "tripwires": self.tripwires},
+            "parent_pid": os.getpid(),
+            "pid_namespace": self._bwrap,
+        }
+        data = json.dumps(init).encode("utf-8")
+        return len(data).to_bytes(8, "little") + data
+
+    def _start(self) -> None:
+        try:
+            self._spawn()
+        except RuntimeError as exc:
+            if not self._bwrap or "bwrap" in self._demanded:
+                raise
+            self._bwrap = False
+            self.missing["bwrap"] = f"worker failed under bwrap ({exc})"
+            self._spawn()
+
+    def _spawn(self) -> None:
+        proc = subprocess.Popen(
+            self._argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        tail = _StderrTail(proc.stderr)
+        tail.start()
+        self._proc, self._stderr = proc, tail
+        try:
+            self._write(self._init_message(), time.monotonic() + START_TIMEOUT_S)
+            ready, _ = self._read_message(time.monotonic() + START_TIMEOUT_S, 1 << 20, 0)
+        except (_Deadline, _WorkerGone, ProtocolError, OSError) as exc:
+            _kill_tree(proc)
+            tail.join(timeout=2)
+            detail = tail.tail().splitlines()
+            self._proc = None
+            raise RuntimeError(f"sandbox worker did not start: {type(exc).__name__}"
+                               f"{': ' + detail[-1] if detail else ''}") from None
+        self._finalizer = weakref.finalize(self, _kill_tree, proc)
+        self._record_layers(ready)
+
+    def _record_layers(self, ready: dict[str, Any]) -> None:
+        probed = ready.get("layers", {}) if isinstance(ready.get("layers"), dict) else {}
+        active = []
+        if self._bwrap:
+            active.append("bwrap")
+        for layer, enabled in (("landlock", self._landlock), ("seccomp", self._seccomp)):
+            state = probed.get(layer)
+            if enabled and state == "ok":
+                active.append(layer)
+                self.missing.pop(layer, None)
+            elif enabled:
+                self.missing[layer] = str(state or probed.get("error") or "probe failed")
+                if layer in self._demanded:
+                    self._stop_worker()
+                    raise RuntimeError(f"{layer} was required but does not work here: {self.missing[layer]}")
+        active += ["rlimits", "timeout"]
+        if self.tripwires:
+            active += ["audit-hook", "restricted-builtins"]
+        else:
+            self.missing["audit-hook"] = self.missing["restricted-builtins"] = "disabled"
+        self.layers = [layer for layer in LAYER_ORDER if layer in active]
+        self.worker_pid = self._proc.pid if self._proc is not None else None
+
+    def _stop_worker(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            _kill_tree(proc)
+        if self._stderr is not None:
+            self._stderr.join(timeout=2)
+
+    def close(self) -> None:
+        """Stop the worker and everything under it."""
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                    proc.wait(timeout=2)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            self._stop_worker()
+
+    # --- pipe helpers --------------------------------------------------------------------------
+
+    def _write(self, data: bytes | list[Any], deadline: float) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        fd = proc.stdin.fileno()
+        os.set_blocking(fd, False)
+        parts = data if isinstance(data, list) else [data]
+        for part in parts:
+            view = memoryview(part).cast("B")
+            while view:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Deadline()
+                _, writable, _ = select.select([], [fd], [], left)
+                if not writable:
+                    continue
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:
+                    continue
+                except (BrokenPipeError, OSError) as exc:
+                    raise _WorkerGone(str(exc)) from None
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
+        chunks, left = [], n
+        while left:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise _Deadline()
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                continue
+            chunk = os.read(fd, min(left, 1 << 22))
+            if not chunk:
+                raise _WorkerGone("worker closed its pipe")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _read_message(self, deadline: float, max_header: int, max_body: int) -> tuple[dict[str, Any], bytearray]:
+        return child_module.read_message(lambda n: self._read_exact(n, deadline), max_header, max_body)
+
+    # --- running -------------------------------------------------------------------------------
+
+    def run(self, region: str, frames: list[pd.DataFrame], timeout_s: float | None = None) -> RunOutcome:
+        """Run ``region`` on every frame in one child; metrics are the caller's job."""
+        if not isinstance(region, str):
+            raise TypeError(f"region must be a str, got {type(region).__name__}")
+        if not frames:
+            raise ValueError("run() needs at least one frame")
+        timeout = self.timeout_s if timeout_s is None else float(timeout_s)
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout_s!r}")
+        specs, body = child_module.encode_frames(list(frames))
+        header = {"op": "run", "region": region, "timeout": timeout, "memory_mb": self.memory_mb,
+                  "frames": specs}
+        rows = sum(len(f) for f in frames)
+        max_body = rows * 8 * (MAX_FEATURES + 1) + (1 << 20)
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._stop_worker()
+                try:
+                    self._start()
+                except RuntimeError as exc:
+                    return RunOutcome("crash", _clean_text(f"could not restart the sandbox worker: {exc}",
+                                                           REASON_LIMIT, False), None, "", 0.0)
+            started = time.monotonic()
+            deadline = started + timeout + GRACE_S + body.size / 20e6
+            try:
+                self._write(child_module.pack_message(header, body.parts), deadline)
+                reply, reply_body = self._read_message(deadline, 1 << 26, max_body)
+            except _Deadline:
+                self._stop_worker()
+                return RunOutcome("timeout", f"exceeded the {timeout:g} s time limit (worker unresponsive)",
+                                  None, "", time.monotonic() - started)
+            except (_WorkerGone, ProtocolError, OSError) as exc:
+                tail = self._stderr.tail() if self._stderr is not None else ""
+                self._stop_worker()
+                reason = f"sandbox worker died ({exc})"
+                return RunOutcome("crash", _clean_text(reason, REASON_LIMIT, False), None,
+                                  _clean_text(tail, LOG_LIMIT, True), time.monotonic() - started)
+            seconds = time.monotonic() - started
+        return self._outcome(reply, reply_body, frames, seconds)
+
+    def _outcome(self, reply: dict[str, Any], body: bytearray, frames: list[pd.DataFrame],
+                 seconds: float) -> RunOutcome:
+        status = reply.get("status")
+        log = _clean_text(reply.get("log"), LOG_LIMIT, True)
+        dropped = reply.get("log_dropped")
+        if isinstance(dropped, int) and dropped > 0:
+            log = f"[... {dropped} earlier bytes of output dropped]\n{log}"
+        if status not in STATUSES:
+            return RunOutcome("crash", "the sandbox worker sent an unknown status", None, log, seconds)
+        reason = _clean_text(reply.get("reason"), REASON_LIMIT, False)
+        if status != "ok":
+            return RunOutcome(status, reason or status.replace("_", " "), None, log, seconds)
+        try:
+            results = self._results(reply.get("frames"), body, frames)
+        except (ProtocolError, ValueError, TypeError) as exc:
+            return RunOutcome("bad_output", _clean_text(str(exc), REASON_LIMIT, False), None, log, seconds)
+        return RunOutcome("ok", "", results, log, seconds)
+
+    @staticmethod
+    def _results(described: Any, body: bytearray, frames: list[pd.DataFrame]) -> list[FrameResult]:
+        """Turn the child's buffers into arrays, trusting nothing it says about them."""
+        if not isinstance(described, list) or len(described) != len(frames):
+            raise ProtocolError("result does not cover every input frame")
+        results = []
+        for i, (desc, df) in enumerate(zip(described, frames)):
+            n = len(df)
+            if not isinstance(desc, dict) or desc.get("n") != n:
+                raise ProtocolError(f"frame {i}: result length does not match the input")
+            try:
+                signals = validate_signals(child_module.array_at(body, desc.get("signals"), n), n)
+            except ValueError as exc:
+                raise ValueError(f"frame {i}: {exc}") from None
+            columns = desc.get("features")
+            if not isinstance(columns, list) or len(columns) > MAX_FEATURES:
+                raise ProtocolError(f"frame {i}: feature columns missing or more than {MAX_FEATURES}")
+            features: dict[str, np.ndarray] = {}
+            for col in columns:
+                name = col.get("name") if isinstance(col, dict) else None
+                if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or name in features:
+                    raise ProtocolError(f"frame {i}: invalid or repeated feature name")
+                features[name] = child_module.array_at(body, col, n)
+            results.append(FrameResult(signals=signals, features=features))
+        return results
