@@ -55,6 +55,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (overrides OPENAI_BASE_URL)")
     p.add_argument("--api-key", help="API key (overrides OPENAI_API_KEY; prefer the environment or .env)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request before it is retried (default 120)")
+    p.add_argument("--retries", type=int, default=5, help="retries per LLM request on 429, 5xx, timeouts and dropped connections before the run stops (default 5)")
+    p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry with jitter, capped at 30 (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
     p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder; rerunning with the same folder resumes (default train/)")
     p.add_argument("--start-from", type=Path, help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
@@ -86,8 +88,9 @@ def run_loop(args: argparse.Namespace) -> int:
     from alphaloop.ui import make_view, warn_loudly
 
     load_dotenv(Path.cwd() / ".env", override=False)
-    if args.iterations < 0 or args.population < 1 or args.max_fails < 0 or args.folds < 1 or args.cost_bps < 0:
-        print("error: --iterations, --max-fails must be >= 0, --population and --folds >= 1, --cost-bps >= 0", file=sys.stderr)
+    if min(args.iterations, args.max_fails, args.retries, args.retry_backoff, args.cost_bps) < 0 or min(args.population, args.folds) < 1 or args.timeout <= 0:
+        print("error: --iterations, --max-fails, --retries, --retry-backoff and --cost-bps must be >= 0, "
+              "--population and --folds >= 1, --timeout > 0", file=sys.stderr)
         return 2
     env = dict(os.environ)
     if args.base_url:
@@ -97,7 +100,8 @@ def run_loop(args: argparse.Namespace) -> int:
     kind, why = resolve_kind(args.proposer, env)
     try:
         proposer = make_proposer(kind, seed=args.seed, model=args.model, base_url=env.get("OPENAI_BASE_URL"),
-                                 api_key=env.get("OPENAI_API_KEY"), timeout_s=args.timeout)
+                                 api_key=env.get("OPENAI_API_KEY"), timeout_s=args.timeout,
+                                 max_retries=args.retries, backoff_s=args.retry_backoff)
     except (EndpointDown, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

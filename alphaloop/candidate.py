@@ -82,8 +82,11 @@ def compute_signals(
         raise ValueError(
             f"generate_features returned {len(features)} rows for {len(df)} input rows"
         )
-    records = features.to_dict("records")
-    signals = np.array([strategy_logic(Row(rec)) for rec in records], dtype=object)
+    columns = [str(c) for c in features.columns]
+    values = [features[c].tolist() for c in features.columns]  # python scalars, like to_dict
+    signals = np.array([strategy_logic(Row(zip(columns, vals))) for vals in zip(*values)], dtype=object)
+    if not columns:
+        signals = np.array([strategy_logic(Row()) for _ in range(len(features))], dtype=object)
     return features, signals
 
 

@@ -71,6 +71,7 @@ def make_proposer(
     api_key: str | None = None,
     timeout_s: float = 60.0,
     max_retries: int = 5,
+    backoff_s: float = 1.0,
     program_path: Path = PROGRAM_PATH,
     template_path: Path = TEMPLATE_PATH,
     env: Mapping[str, str] | None = None,
@@ -86,6 +87,6 @@ def make_proposer(
         from alphaloop.proposers.llm import LLMProposer
 
         return LLMProposer(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s,
-                           max_retries=max_retries, seed=seed, program_path=program_path,
+                           max_retries=max_retries, backoff_s=backoff_s, seed=seed, program_path=program_path,
                            template_path=template_path, env=load_env(env))
     raise ValueError(f"unknown proposer {kind!r}; choose one of {', '.join(KINDS)}")
