@@ -276,9 +276,15 @@ def _load_libc() -> Any:
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    libc.prctl.restype = ctypes.c_int
+    if hasattr(libc, "syscall"):
+        libc.syscall.restype = ctypes.c_long
     return libc
+
+
+def _prctl(libc: Any, option: int, value: int = 0) -> int:
+    """``prctl`` where the platform has it (Linux); elsewhere nothing happens (-1)."""
+    call = getattr(libc, "prctl", None)
+    return -1 if call is None else int(call(option, value, 0, 0, 0))
 
 
 class Worker:
@@ -288,13 +294,13 @@ class Worker:
         self.want: dict[str, bool] = init["want"]
         self.read_roots: list[str] = [r for r in init["read_roots"] if os.path.exists(r)]
         self.libc = _load_libc()
-        self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl(self.libc, PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != init["parent_pid"] and not init["pid_namespace"]:
             os._exit(4)
         self.pid_namespace = bool(init["pid_namespace"]) and os.getpid() == 2 and _is_bwrap_init()
         if not self.pid_namespace:
-            self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        self.libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+            _prctl(self.libc, PR_SET_CHILD_SUBREAPER, 1)
+        _prctl(self.libc, PR_SET_DUMPABLE, 0)
         self.candidate = _module_from_source("alphaloop_candidate", init["candidate_src"])
         self.builtins = _restricted_builtins(init["builtins"])
         self.seccomp: Any = None
@@ -633,7 +639,11 @@ def _set_rlimits(timeout: float, address_space: int) -> None:
         current = resource.getrlimit(which)[1]
         if current != resource.RLIM_INFINITY:
             soft, hard = min(soft, current), min(hard, current)
-        resource.setrlimit(which, (soft, hard))
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            if sys.platform.startswith("linux"):
+                raise
 
 
 def _vm_size() -> int:
@@ -675,7 +685,7 @@ def _apply_landlock(libc: Any, roots: list[str]) -> str:
             os.close(pfd)
             if added < 0:
                 return f"landlock rule refused for {root} (errno {ctypes.get_errno()})"
-        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        if _prctl(libc, PR_SET_NO_NEW_PRIVS, 1) != 0:
             return "could not set no_new_privs"
         if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) < 0:
             return f"landlock restrict_self refused (errno {ctypes.get_errno()})"
@@ -740,7 +750,7 @@ def _seccomp_program(sc: Any) -> tuple[Any, Any]:
 def _apply_seccomp(libc: Any, program: tuple[Any, Any]) -> None:
     import ctypes
 
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    if _prctl(libc, PR_SET_NO_NEW_PRIVS, 1) != 0:
         raise OSError(ctypes.get_errno(), "could not set no_new_privs")
     if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program[1]), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "seccomp filter refused")
@@ -811,7 +821,7 @@ def _child_main(worker: Worker, region: str, frames: list[pd.DataFrame], timeout
     """Lock down, run the candidate on every frame, send back arrays; never returns."""
     try:
         os.setpgid(0, 0)
-        worker.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl(worker.libc, PR_SET_PDEATHSIG, signal.SIGKILL)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(log_w, 1)

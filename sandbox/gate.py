@@ -304,6 +304,7 @@ class _Checker:
         self.rebound: set[str] = set()
         self.loads: list[tuple[ast.Name, Scopes]] = []
         self.dispatches: list[tuple[ast.Call, str]] = []
+        self.called: set[int] = set()
         self.expr_handlers = {
             ast.Constant: self._x_constant, ast.Name: self._x_name, ast.Attribute: self._x_attribute,
             ast.Subscript: self._x_subscript, ast.Slice: self._x_slice, ast.Starred: self._x_starred,
@@ -545,6 +546,8 @@ class _Checker:
             raise _Refusal(refusal[0], node, refusal[1])
         if node.attr in ("format", "format_map"):
             self._format_receiver(node)
+        if node.attr in DISPATCH_METHODS and id(node) not in self.called:
+            raise _Refusal("string-dispatch", node, f".{node.attr} must be called directly, not passed around")
         if not isinstance(node.ctx, ast.Load):
             raise _Refusal("attribute-assign", node, f"assigning attribute {node.attr!r} is not allowed")
         self._expr(node.value, scopes)
@@ -648,6 +651,7 @@ class _Checker:
 
     def _x_call(self, node: ast.Call, scopes: Scopes) -> None:
         func = node.func
+        self.called.add(id(func))
         self._expr(func, scopes)
         if isinstance(func, ast.Attribute):
             callee = func.attr

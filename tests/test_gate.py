@@ -106,6 +106,8 @@ REFUSED = {
     "pipe-variable": ("f = 'to_csv'\nx = df.pipe(f)", "string-dispatch"),
     "named-agg-method": ("x = df.groupby('Volume').agg(out=('Close', 'to_csv'))", "string-dispatch"),
     "apply-kwargs-splat": ("kw = {}\nx = df.apply(len, **kw)", "string-dispatch"),
+    "apply-as-value": ("f = df.apply\nx = f('to_csv')", "string-dispatch"),
+    "agg-through-map": ("x = list(map(df.agg, ['to_pickle']))", "string-dispatch"),
     "format-attribute-walk": ("x = '{0.__class__}'.format(df)", "format-string"),
     "format-on-variable": ("s = '{0}'\nx = s.format(df)", "format-string"),
     "monkeypatch-class": ("pd.Series.mean = lambda self: 99.0", "attribute-assign"),

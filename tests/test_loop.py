@@ -105,3 +105,26 @@ def test_finished_run_says_how_to_continue(data_copy: Path, tmp_path: Path) -> N
     res = harness("--proposer", "offline", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 0 and "--iterations" in res.stdout
     assert not (wd / "iter_2_results.json").exists()
+
+
+def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    env = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+    cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0", "--workdir", str(wd),
+           "--data", str(data_copy)]
+    proc = subprocess.Popen([*cmd, "--iterations", "40"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 180
+    while not (wd / "iter_2_results.json").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, out + err
+    assert "Ctrl-C" in out and "Traceback" not in err
+    state = json.loads((wd / "state.json").read_text())
+    last = state["next_iteration"] - 1
+    assert 2 <= last < 40 and (wd / f"iter_{last}_results.json").exists()
+    assert not (wd / f"iter_{last + 1}_results.json").exists() and not (wd / f"iter_{last + 1}_trade.py").exists()
+    assert all(json.loads((wd / f"iter_{n}_results.json").read_text())["stage"] != "sandbox" for n in range(last + 1))
+    res = subprocess.run([*cmd, "--iterations", str(last + 1)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0 and (wd / f"iter_{last + 1}_results.json").exists()

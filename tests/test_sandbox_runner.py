@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -256,3 +259,23 @@ def test_close_leaves_no_process(frame: pd.DataFrame) -> None:
         token = sb.token
         assert processes_with(token)
     assert processes_with(token) == []
+
+
+def test_nothing_survives_a_killed_parent() -> None:
+    """SIGKILL the process that owns two sandboxes (with and without bwrap): no worker outlives it."""
+    script = ("import sys, time\nfrom sandbox.runner import Sandbox\n"
+              "a = Sandbox(timeout_s=5)\nb = Sandbox(timeout_s=5, use_bwrap=False)\n"
+              "print(a.token, b.token, flush=True)\ntime.sleep(120)\n")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        tokens = proc.stdout.readline().decode().split()
+        assert len(tokens) == 2 and all(processes_with(t) for t in tokens)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(processes_with(t) for t in tokens):
+        time.sleep(0.05)
+    assert [t for t in tokens if processes_with(t)] == []
