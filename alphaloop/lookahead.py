@@ -30,6 +30,7 @@ EARLY_CUT = 4  # a few rows in: a backward fill of the first rows' NaN shows her
 MIN_WARMUP_FOR_CUT = 10  # a shorter warm-up is already covered by the early cut
 TRUNCATE_STRATA = ((0.10, 0.30), (0.30, 0.50))
 PERTURB_STRATA = ((0.30, 0.65), (0.85, 0.995))
+PERTURB_TAIL = 300  # rows of replaced future kept after an early perturbed cut; the last probe keeps all
 SNAP_RADIUS = 12  # rows searched either side of a drawn cut for a mid-week, mid-month bar
 RTOL = 1e-9  # recomputing a causal feature is bit-identical in practice; leave float noise room
 ATOL_SCALE = 1e-12  # absolute tolerance as a fraction of the column's largest finite magnitude
@@ -160,8 +161,12 @@ def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0) -> list[Pr
     n = len(frame)
     rng = np.random.default_rng(seed)
     probes: list[Probe] = []
-    for cut in _draw(frame.index, PERTURB_STRATA, rng):
-        probes.append(Probe(perturbed_frame(frame, cut, int(rng.integers(2**31))), cut, "perturb"))
+    cuts_p = _draw(frame.index, PERTURB_STRATA, rng)
+    for i, cut in enumerate(cuts_p):
+        perturbed = perturbed_frame(frame, cut, int(rng.integers(2**31)))
+        if i < len(cuts_p) - 1:  # a full-length future is only needed once: the last probe has it
+            perturbed = perturbed.iloc[: cut + 1 + PERTURB_TAIL]
+        probes.append(Probe(perturbed, cut, "perturb"))
     cuts = [EARLY_CUT]
     warm = warmup_rows(full.features)
     if warm >= MIN_WARMUP_FOR_CUT:
