@@ -60,7 +60,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
     p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder; rerunning with the same folder resumes (default train/)")
     p.add_argument("--start-from", type=Path, help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
-    p.add_argument("--stress-paths", type=int, default=16, help="synthetic paths per stress scenario (default 16)")
+    p.add_argument("--stress-paths", type=int, default=8, help="synthetic paths per stress scenario; 0 skips the stress suite (default 8)")
     p.add_argument("--stress-select", action="store_true", help="selection metric also penalises the 5th-percentile stress drawdown")
     p.add_argument("--cross-ticker", help="second market for the generalisation table (default: the bundled NASDAQ sample)")
     _common(p)
@@ -88,8 +88,8 @@ def run_loop(args: argparse.Namespace) -> int:
     from alphaloop.ui import make_view, warn_loudly
 
     load_dotenv(Path.cwd() / ".env", override=False)
-    if min(args.iterations, args.max_fails, args.retries, args.retry_backoff, args.cost_bps) < 0 or min(args.population, args.folds) < 1 or args.timeout <= 0:
-        print("error: --iterations, --max-fails, --retries, --retry-backoff and --cost-bps must be >= 0, "
+    if min(args.iterations, args.max_fails, args.retries, args.stress_paths, args.retry_backoff, args.cost_bps) < 0 or min(args.population, args.folds) < 1 or args.timeout <= 0:
+        print("error: --iterations, --max-fails, --retries, --retry-backoff, --stress-paths and --cost-bps must be >= 0, "
               "--population and --folds >= 1, --timeout > 0", file=sys.stderr)
         return 2
     env = dict(os.environ)
@@ -97,6 +97,9 @@ def run_loop(args: argparse.Namespace) -> int:
         env["OPENAI_BASE_URL"] = args.base_url
     if args.api_key:
         env["OPENAI_API_KEY"] = args.api_key
+    if args.stress_select and args.stress_paths < 1:
+        print("error: --stress-select needs --stress-paths >= 1", file=sys.stderr)
+        return 2
     kind, why = resolve_kind(args.proposer, env)
     try:
         proposer = make_proposer(kind, seed=args.seed, model=args.model, base_url=env.get("OPENAI_BASE_URL"),

@@ -83,9 +83,10 @@ def finish_run(loop: Any, state: Any, manifest: dict) -> None:
                       f"(train {best.train_metric:.3f}) -> {loop.wd.root}/best_trade.py; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
     steps = [("statistics", lambda: run_statistics(loop, state))]
+    if state.population and loop.cfg.stress_paths > 0:
+        steps.append(("stress", lambda: run_population_stress(loop, state)))
     if state.population:
-        steps += [("stress", lambda: run_population_stress(loop, state)),
-                  ("second market", lambda: run_cross_market(loop, state, manifest))]
+        steps.append(("second market", lambda: run_cross_market(loop, state, manifest)))
     steps.append(("report", lambda: _report(loop)))
     from sandbox.runner import Sandbox
 

@@ -56,12 +56,17 @@ def test_offline_loop_writes_every_file_and_stays_off_the_test_split(data_copy: 
     assert rows[0].startswith("n\tparent\tstatus") and [r.split("\t")[0] for r in rows[1:]] == ["0", "1", "2", "3", "4"]
     assert "# Learnings" in (wd / "learnings.md").read_text() and "hit rate" in (wd / "learnings.md").read_text()
     assert (wd / "best_trade.py").is_file() and (wd / "stats.json").is_file()
+    stress = json.loads((wd / "stress.json").read_text())
+    population = [m["iteration"] for m in json.loads((wd / "state.json").read_text())["population"]]
+    assert sorted(int(k) for k in stress) == sorted(population) and all(v["status"] == "ok" for v in stress.values())
+    assert set(json.loads((wd / "cross_market.json").read_text())["members"]) == {str(n) for n in population}
+    assert "<html" in (wd / "report.html").read_text()[:500].lower()
     assert "[iter 4/4]" in res.stdout and "trials" in res.stdout.lower()
     assert not list(wd.glob(".*.tmp"))
 
 
 def test_kill_9_then_rerun_resumes_exactly(data_copy: Path, tmp_path: Path) -> None:
-    args = ["--proposer", "offline", "--max-fails", "0", "--seed", "7", "--data", str(data_copy)]
+    args = ["--proposer", "offline", "--max-fails", "0", "--seed", "7", "--stress-paths", "0", "--data", str(data_copy)]
     ref = tmp_path / "ref"
     assert harness(*args, "--iterations", "7", "--workdir", str(ref), cwd=tmp_path).returncode == 0
 
@@ -90,10 +95,10 @@ def test_kill_9_then_rerun_resumes_exactly(data_copy: Path, tmp_path: Path) -> N
 
 def test_changed_data_is_refused(data_copy: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
-    assert harness("--proposer", "offline", "--iterations", "0", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
+    assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "0", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
     subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--train-end", "2010-12-31",
                     "--out", str(data_copy)], check=True, capture_output=True, timeout=120)
-    res = harness("--proposer", "offline", "--iterations", "2", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    res = harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "2", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2
     assert "no longer matches" in res.stderr and "--workdir" in res.stderr
     assert not (wd / "iter_1_results.json").exists()
@@ -101,8 +106,8 @@ def test_changed_data_is_refused(data_copy: Path, tmp_path: Path) -> None:
 
 def test_finished_run_says_how_to_continue(data_copy: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
-    assert harness("--proposer", "offline", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
-    res = harness("--proposer", "offline", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
+    res = harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 0 and "--iterations" in res.stdout
     assert not (wd / "iter_2_results.json").exists()
 
@@ -110,7 +115,7 @@ def test_finished_run_says_how_to_continue(data_copy: Path, tmp_path: Path) -> N
 def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
     env = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
-    cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0", "--workdir", str(wd),
+    cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0", "--stress-paths", "0", "--workdir", str(wd),
            "--data", str(data_copy)]
     proc = subprocess.Popen([*cmd, "--iterations", "40"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -59,7 +59,7 @@ def full_file_reply(fast: int, slow: int) -> str:
 def run(fake: FakeOpenAI, data: Path, wd: Path, iterations: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": "fake-model"}
     return subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", str(iterations), "--max-fails", "0",
-                           "--timeout", "1", "--retries", "2", "--retry-backoff", "0.05", "--workdir", str(wd),
+                           "--timeout", "1", "--retries", "2", "--retry-backoff", "0.05", "--stress-paths", "0", "--workdir", str(wd),
                            "--data", str(data)], env=env, cwd=wd.parent, capture_output=True, text=True, timeout=300)
 
 
@@ -109,7 +109,7 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
 def test_unreachable_endpoint_stops_cleanly_before_any_iteration_is_lost(frozen_data: Path, tmp_path: Path, url: str) -> None:
     wd = tmp_path / "run"
     env = {**os.environ, "OPENAI_BASE_URL": url, "OPENAI_API_KEY": "", "OPENAI_MODEL": "m"}
-    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", "3", "--retries", "1",
+    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", "3", "--retries", "1", "--stress-paths", "0",
                           "--retry-backoff", "0.01", "--timeout", "1", "--workdir", str(wd), "--data", str(frozen_data)],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert res.returncode == 3, res.stdout + res.stderr
