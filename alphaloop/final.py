@@ -159,7 +159,8 @@ def _final(workdir: Path, file: Path, raw: bytes, region: str, it: int | None, r
                   + f"  |  degradation (test - validation): {format_metric(metric, degradation)}", highlight=False,
                   soft_wrap=True)
     append_reading(workdir, finite_json({**entry, "status": "scored", "test": test, "val_metric": val[metric],
-                                         "bh_test_metric": bh[metric], "degradation": degradation}))
+                                         "bh_test_metric": bh[metric], "degradation": degradation,
+                                         "returns": np.round(scores.returns["test"], 12).tolist()}))
     console.print(f"recorded in {workdir / READINGS} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)
     sys.stdout.flush()

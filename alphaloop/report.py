@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from alphaloop.data import DataError, load_splits, manifest_digest
 from alphaloop.store import atomic_write_text
@@ -345,6 +345,7 @@ def progress_html(run: Run) -> str:
     strip.set_yticks(range(len(stages)), [f"{s} ({sum(r.get('stage') == s for r in rejected)})" for s in stages])
     strip.set_ylim(-0.7, max(len(stages), 1) - 0.3)
     strip.set_xlabel("iteration")
+    strip.xaxis.set_major_locator(MaxNLocator(integer=True))
     strip.set_ylabel("rejected", fontsize=9)
     _style_axes(strip)
     lo, hi = xs.min(), xs.max()
