@@ -12,15 +12,8 @@ from alphaloop.candidate import extract_region, splice_region, template_text
 from alphaloop.final import READINGS, append_reading, earlier_readings, find_iteration, run_final
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE
+from tests.test_pipeline_check import LEAKY
 
-LEAKY = """
-def generate_features(df):
-    df['tomorrow'] = df['Close'].shift(-1)
-    return df
-
-def strategy_logic(row):
-    return 1 if row['tomorrow'] > row['Close'] else -1
-"""
 
 
 @pytest.fixture
