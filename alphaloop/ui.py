@@ -109,7 +109,7 @@ class LiveView(PlainView):
         elapsed = time.perf_counter() - self.t0
         rate = self.done_here / elapsed * 60 if elapsed > 0 else 0.0
         head = Table.grid(padding=(0, 2))
-        head.add_row(f"[bold]iteration[/] {st.next_iteration}/{self.total}", f"[bold]stage[/] {self.current[1]} {self.current[2]}",
+        head.add_row(f"[bold]iteration[/] {self.current[0] if self.current[0] != '-' else st.next_iteration}/{self.total}", f"[bold]stage[/] {self.current[1]} {self.current[2]}",
                      f"[bold]elapsed[/] {elapsed:,.0f}s ({rate:.1f} it/min)",
                      f"[bold]tokens[/] {st.tokens['prompt']:,} in / {st.tokens['completion']:,} out")
         head.add_row(f"[bold]proposer[/] {self.loop.proposer_label}", f"[bold]fails in a row[/] {st.consecutive_fails}/{cfg.max_fails or 'inf'}",
