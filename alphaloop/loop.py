@@ -60,6 +60,8 @@ class Member:
     val_trades: int
     description: str
     val: dict[str, float]
+    fold_min: float | None = None
+    fold_median: float | None = None
 
 
 @dataclass
@@ -115,6 +117,8 @@ class LoopState:
                 iteration=n, value=float(value), val_metric=float(scores["val"][self.metric]),
                 train_metric=float(scores["train"][self.metric]), val_trades=int(scores["val"]["round_trips"]),
                 description=describe(record), val=scores["val"],
+                fold_min=record["scores"].get("fold_spread", {}).get("min"),
+                fold_median=record["scores"].get("fold_spread", {}).get("median"),
             )
             self.population = sorted([*self.population, member], key=lambda m: -m.value)[: self.population_size]
         if n > 0:

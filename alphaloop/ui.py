@@ -48,7 +48,9 @@ class PlainView:
         parent = "-" if record.get("parent") is None else record["parent"]
         if record["status"] == "accepted":
             s = record["scores"]["splits"]
-            what = (f"accepted val {state.metric} {_fmt(s['val'][state.metric])} (train {_fmt(s['train'][state.metric])}), "
+            folds = record["scores"].get("fold_spread") or {}
+            what = (f"accepted val {state.metric} {_fmt(s['val'][state.metric])} (train {_fmt(s['train'][state.metric])}, "
+                    f"folds min {_fmt(folds.get('min'))} median {_fmt(folds.get('median'))}), "
                     f"val trades {s['val']['round_trips']:.0f}, {'ENTERED top-' + str(state.population_size) if record['in_population'] else 'not in top-' + str(state.population_size)}")
         else:
             what = f"rejected at {record['stage']}: {record['reason'][:160]}"
@@ -115,10 +117,12 @@ class LiveView(PlainView):
         head.add_row(f"[bold]proposer[/] {self.loop.proposer_label}", f"[bold]fails in a row[/] {st.consecutive_fails}/{cfg.max_fails or 'inf'}",
                      f"[bold]trials[/] {st.trials} ({st.accepted} accepted)", f"[bold]hit rate[/] {self.hit_rate}")
         pop = Table(title=f"population (top-{st.population_size} by val {st.metric}; every figure says its split)", expand=True)
-        for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"train {st.metric}", "right"), ("val trades", "right"), ("what it tried", "left")):
+        for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"train {st.metric}", "right"),
+                          ("folds min / median", "right"), ("val trades", "right"), ("what it tried", "left")):
             pop.add_column(col, justify=just, overflow="ellipsis", no_wrap=col != "what it tried")
         for m in st.population:
-            pop.add_row(str(m.iteration), _fmt(m.val_metric), _fmt(m.train_metric), str(m.val_trades), m.description)
+            pop.add_row(str(m.iteration), _fmt(m.val_metric), _fmt(m.train_metric),
+                        f"{_fmt(m.fold_min)} / {_fmt(m.fold_median)}", str(m.val_trades), m.description)
         return Panel(Group(head, pop, f"[bold]last outcome[/] {self.last}", f"[dim]{self.isolation}[/]"),
                      title="alphaloop", border_style="cyan")
 
