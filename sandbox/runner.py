@@ -229,9 +229,10 @@ def _bwrap_argv(python: str) -> list[str]:
         path = Path("/") / name
         if path.is_symlink():
             argv += ["--symlink", os.readlink(path), str(path)]
+    argv += ["--size", str(64 << 20), "--tmpfs", "/tmp"]  # before the binds: a venv under /tmp stays visible
     for root in _minimal([Path(p) for p in (*_system_roots(), *_python_roots())]):
         argv += ["--ro-bind", str(root), str(root)]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 << 20), "--tmpfs", "/tmp"]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--chdir", "/tmp", "--hostname", "sandbox"]
     for key, value in WORKER_ENV.items():
         argv += ["--setenv", key, value]
