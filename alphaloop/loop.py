@@ -8,6 +8,7 @@ records newer than state.json are replayed, and a trade file without a record is
 
 from __future__ import annotations
 
+import hashlib
 import random
 import signal
 import time
@@ -62,6 +63,7 @@ class Member:
     val: dict[str, float]
     fold_min: float | None = None
     fold_median: float | None = None
+    signals_sha256: str | None = None
 
 
 @dataclass
@@ -88,8 +90,12 @@ class LoopState:
     def best(self) -> Member | None:
         return self.population[0] if self.population else None
 
-    def would_enter(self, value: float | None) -> bool:
-        if value is None or not np.isfinite(value):
+    def duplicate_of(self, signals_sha256: str | None) -> int | None:
+        """The member that already trades exactly these signals: a copy adds nothing to the population."""
+        return next((m.iteration for m in self.population if signals_sha256 and m.signals_sha256 == signals_sha256), None)
+
+    def would_enter(self, value: float | None, signals_sha256: str | None = None) -> bool:
+        if value is None or not np.isfinite(value) or self.duplicate_of(signals_sha256) is not None:
             return False
         if len(self.population) < self.population_size:
             return True
@@ -119,6 +125,7 @@ class LoopState:
                 description=describe(record), val=scores["val"],
                 fold_min=record["scores"].get("fold_spread", {}).get("min"),
                 fold_median=record["scores"].get("fold_spread", {}).get("median"),
+                signals_sha256=record.get("signals_sha256"),
             )
             self.population = sorted([*self.population, member], key=lambda m: -m.value)[: self.population_size]
         if n > 0:
@@ -167,7 +174,9 @@ def outcome_line(record: dict, metric: str) -> str:
     n = record["iteration"]
     if record["status"] != "accepted":
         return f"iter {n} rejected at {record['stage']}: {record['reason']}"
-    where = "entered the population" if record.get("in_population") else "did not beat the population"
+    where = ("entered the population" if record.get("in_population") else
+             f"trades exactly like iter {record['duplicate_of']}, so it adds nothing" if record.get("duplicate_of") is not None
+             else "did not beat the population")
     return f"iter {n} accepted, val {metric} {record['selection_val']:.3f}; {where}"
 
 
@@ -175,8 +184,10 @@ def entry_from_record(record: dict, metric: str) -> Entry:
     p = record.get("proposal") or {}
     if record["status"] == "accepted":
         s = record["scores"]["splits"]
-        headline = (f"accepted, val {metric} {s['val'][metric]:.3f} (train {s['train'][metric]:.3f}), "
-                    f"{'entered the population' if record.get('in_population') else 'not in the top-K'}")
+        where = "entered the population" if record.get("in_population") else "not in the top-K"
+        if record.get("duplicate_of") is not None:
+            where += f" (same signals as iter {record['duplicate_of']})"
+        headline = f"accepted, val {metric} {s['val'][metric]:.3f} (train {s['train'][metric]:.3f}), {where}"
     else:
         headline = f"rejected at {record['stage']}: {' '.join(str(record['reason']).split())[:200]}"
     return Entry(
@@ -326,7 +337,9 @@ class Loop:
                 record["stress"] = self.stress(proposal.region)
                 value = value + stress_penalty(record["stress"])
             record["selection_value"] = value
-            record["in_population"] = state.would_enter(value)
+            record["signals_sha256"] = hashlib.sha256(np.asarray(ev.signals, dtype=np.int8).tobytes()).hexdigest()
+            record["duplicate_of"] = state.duplicate_of(record["signals_sha256"])
+            record["in_population"] = state.would_enter(value, record["signals_sha256"])
         record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
         return record
 
