@@ -252,6 +252,18 @@ class Loop:
         except DataError as exc:
             raise LoopStop(str(exc)) from exc
         digest = manifest_digest(manifest)
+        try:
+            return self._resume(manifest, splits, digest)
+        except OSError as exc:
+            raise LoopStop(f"cannot use {self.wd.root}/ as the run folder: {exc}") from exc
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise LoopStop(
+                f"{self.wd.root}/ holds a state or iteration file alphaloop cannot read ({type(exc).__name__}: {exc}); "
+                f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another --workdir"
+            ) from exc
+
+    def _resume(self, manifest: dict, splits: dict, digest: str) -> tuple[LoopState, Learnings, dict]:
+        """Check the workdir belongs to this data, load the state and replay records a kill left behind."""
         self.wd.root.mkdir(parents=True, exist_ok=True)
         clean_temp_files(self.wd.root)
         if self.wd.manifest.is_file():

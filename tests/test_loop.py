@@ -133,3 +133,17 @@ def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, t
     assert all(json.loads((wd / f"iter_{n}_results.json").read_text())["stage"] != "sandbox" for n in range(last + 1))
     res = subprocess.run([*cmd, "--iterations", str(last + 1)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0 and (wd / f"iter_{last + 1}_results.json").exists()
+
+
+def test_damaged_workdir_gets_one_clear_line(data_copy: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    args = ["--proposer", "offline", "--stress-paths", "0", "--workdir", str(wd), "--data", str(data_copy)]
+    assert harness(*args, "--iterations", "0", cwd=tmp_path).returncode == 0
+    (wd / "state.json").write_text('{"metric": "sharpe", "population_si')
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("error: ") and "state or iteration file" in res.stderr
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = harness("--proposer", "offline", "--workdir", str(afile), "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 2 and "cannot use" in res.stderr and "Traceback" not in res.stderr
