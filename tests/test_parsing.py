@@ -188,3 +188,12 @@ def test_hostile_code_is_returned_verbatim() -> None:
 def test_non_string_input_never_raises() -> None:
     p = parse_reply(None)  # type: ignore[arg-type]
     assert p.region is None and p.error
+
+
+def test_habitual_numpy_and_pandas_imports_are_dropped_but_others_stay() -> None:
+    reply = ("```python\nimport numpy as np\nimport pandas as pd\nimport os\n\ndef generate_features(df):\n"
+             "    import numpy as np\n    return df\n\ndef strategy_logic(row):\n    return 0\n```")
+    region = parse_reply(reply).region
+    assert region.startswith("import os\n")
+    assert "    import numpy as np" in region  # nested imports are the gate's business
+    assert "import pandas as pd" not in region

@@ -222,5 +222,14 @@ def _parse(text: str) -> Proposal:
     except RegionError as exc:
         proposal.error = f"the reply's code has unusable region markers: {exc}"
         return proposal
-    proposal.region = region
+    proposal.region = drop_scope_imports(region)
     return proposal
+
+
+SCOPE_IMPORT = re.compile(r"^(import numpy as np|import pandas as pd)[ \t]*(#.*)?$", re.MULTILINE)
+
+
+def drop_scope_imports(region: str) -> str:
+    """Remove top-level ``import numpy as np`` / ``import pandas as pd``: they rebind what is
+    already in scope, and models write them out of habit. Any other import stays for the gate."""
+    return SCOPE_IMPORT.sub("", region).strip("\n") + "\n"
