@@ -37,7 +37,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(prog="harness.py final", description="Score the best candidate (or --iter N) on the locked test split; every reading is recorded.")
         p.add_argument("--iter", type=int, dest="iteration", help="iteration to score instead of best_trade.py")
         p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder (default train/)")
-        _common(p)
+        p.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder (default data/)")
+        p.add_argument("--cost-bps", type=float, help="cost per position change in bp (default: the costs the run used)")
         return p
     if command == "report":
         p = argparse.ArgumentParser(prog="harness.py report", description="Write report.html (self-contained) for a run folder.")
@@ -114,12 +115,13 @@ def run_loop(args: argparse.Namespace) -> int:
         label = f"offline (seed {args.seed})"
     else:
         label = f"llm {getattr(proposer, 'model', '?')} @ {getattr(proposer, 'base_url', None) or 'api.openai.com'}"
-    ensure_data(args.data)
-    start = args.start_from or Path("trade.py")
     from alphaloop.candidate import TRADE_PY
 
-    if not start.is_file():
-        start = TRADE_PY
+    if args.start_from is not None and not args.start_from.is_file():
+        print(f"error: --start-from {args.start_from}: no such file", file=sys.stderr)
+        return 2
+    ensure_data(args.data)
+    start = args.start_from or (Path("trade.py") if Path("trade.py").is_file() else TRADE_PY)
     cfg = LoopConfig(workdir=args.workdir, data_dir=args.data, iterations=args.iterations, max_fails=args.max_fails,
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
@@ -148,11 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "report":
         from alphaloop.report import write_report
 
-        try:
-            path = write_report(args.workdir, args.data)
-        except FileNotFoundError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        if not (args.workdir / "state.json").is_file():
+            print(f"error: {args.workdir}/ holds no run (state.json missing); pass the --workdir of a harness.py run", file=sys.stderr)
             return 2
+        path = write_report(args.workdir, args.data)
         print(f"report: {path}")
         return 0
     return run_loop(args)

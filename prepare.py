@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from alphaloop.data import DataError, Prepared, download_yfinance, freeze, read_csv, sample_frame, split, validate
 from alphaloop.ui import warn_loudly
 
@@ -60,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         got = load(args)
         frame = got.frame
         if args.start:
-            frame = frame[frame.index >= args.start]
+            try:
+                start = pd.Timestamp(args.start)
+            except (ValueError, TypeError) as exc:
+                raise DataError(f"--start {args.start!r} is not a date") from exc
+            frame = frame[frame.index >= start]
         frame, repairs = validate(frame, label=got.source)
         for line in repairs:
             print(f"warning: {line}", file=sys.stderr)

@@ -9,7 +9,6 @@ Exit status: 0 accepted, 1 rejected, 2 usage error.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -25,19 +24,6 @@ from alphaloop.ui import console
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``check`` subcommand's arguments (harness.py wires them)."""
-    parser.add_argument("file", type=Path, help="a trade.py-style file (its marked region is used) or a bare region")
-    parser.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder (default data/)")
-    parser.add_argument("--metric", choices=SELECTION_METRICS, default=DEFAULT_METRIC,
-                        help=f"selection metric on validation (default {DEFAULT_METRIC}; "
-                             "total_return is the original harness's)")
-    parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
-                        help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
-    parser.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
-                        help=f"cost per position change in basis points of notional (default {DEFAULT_COST_BPS:g})")
 
 
 def isolation_line(box: "Sandbox") -> str:

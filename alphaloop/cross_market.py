@@ -15,7 +15,7 @@ import pandas as pd
 from rich.table import Table
 
 from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.data import MIN_SPLIT_ROWS, DataError, download_yfinance, sample_frame, validate
+from alphaloop.data import is_nasdaq, MIN_SPLIT_ROWS, DataError, download_yfinance, sample_frame, validate
 from alphaloop.scoring import DEFAULT_METRIC, History, score
 from alphaloop.stress import Runner, StressError, run_signals
 from alphaloop.ui import warn_loudly
@@ -40,8 +40,7 @@ def _date_split(frame: pd.DataFrame, manifest: dict, label: str) -> History:
 
 def _other_sample(manifest: dict) -> str:
     """The bundled sample that is not the primary instrument (NASDAQ unless the primary is it)."""
-    primary = f"{manifest.get('ticker', '')} {manifest.get('source', '')}".upper()
-    return "SPY" if "NASDAQ" in primary or "IXIC" in primary else "NASDAQ"
+    return "SPY" if is_nasdaq(str(manifest.get("ticker", ""))) else "NASDAQ"
 
 
 def _sample_history(manifest: dict) -> tuple[History, str]:

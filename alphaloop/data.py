@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,12 +42,19 @@ class Prepared:
     frame: pd.DataFrame
     source: str
     ticker: str
-    warnings: list[str] = field(default_factory=list)
+
+
+NASDAQ_ALIASES = frozenset({"NASDAQ", "^IXIC", "IXIC", "QQQ", "^NDX", "NDX"})
+
+
+def is_nasdaq(ticker: str) -> bool:
+    """Whether a ticker or sample label names the NASDAQ index (it picks the NASDAQ sample)."""
+    return ticker.upper() in NASDAQ_ALIASES or "NASDAQ" in ticker.upper()
 
 
 def sample_frame(ticker: str = "SPY") -> tuple[pd.DataFrame, str]:
     """Real daily OHLCV shipped with ``arch``: S&P 500 (default) or NASDAQ, 1999-2018."""
-    if ticker.upper() in ("NASDAQ", "^IXIC", "QQQ", "IXIC"):
+    if is_nasdaq(ticker):
         from arch.data import nasdaq as module
 
         name = "NASDAQ Composite (arch.data.nasdaq sample, 1999-2018)"
@@ -115,7 +122,7 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[str]]:
     """Return a clean frame (sorted, numeric, positive) and the repairs made; DataError if fatal."""
-    warnings: list[str] = []
+    repairs: list[str] = []
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{label}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})")
@@ -127,7 +134,7 @@ def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[
     if dup.any():
         raise DataError(f"{label}: {int(dup.sum())} duplicate date(s) (first: {df.index[dup][0].date()})")
     if not df.index.is_monotonic_increasing:
-        warnings.append(f"{label}: rows were not in date order; sorted them")
+        repairs.append(f"{label}: rows were not in date order; sorted them")
         df = df.sort_index()
     for col in keep:
         raw = df[col]
@@ -142,7 +149,7 @@ def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[
         if holes.iloc[0] or n > max(1, int(MAX_REPAIRABLE_MISSING * len(df))):
             where = "the first row" if holes.iloc[0] else f"{n} rows"
             raise DataError(f"{label}: missing values in {where}; too many to repair (limit {MAX_REPAIRABLE_MISSING:.0%} of rows, not the first row)")
-        warnings.append(f"{label}: {n} row(s) had missing values; forward-filled from the previous day")
+        repairs.append(f"{label}: {n} row(s) had missing values; forward-filled from the previous day")
         df = df.ffill()
     prices = [c for c in (*PRICE_COLUMNS, "Adj Close") if c in df.columns]
     nonpos = (df[prices] <= 0).any(axis=1)
@@ -155,7 +162,7 @@ def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[
         raise DataError(f"{label}: High below Low on {int(inverted.sum())} row(s) (first: {df.index[inverted][0].date()})")
     if not np.isfinite(df.to_numpy()).all():
         raise DataError(f"{label}: infinite values")
-    return df, warnings
+    return df, repairs
 
 
 def split(df: pd.DataFrame, train_end: str | None = None, val_end: str | None = None) -> dict[str, pd.DataFrame]:
@@ -196,9 +203,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, warnings: list[str]) -> dict:
+def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, repairs: list[str]) -> dict:
     """Write the splits and manifest to a temp folder beside ``out``, then swap it in place."""
     out = Path(out)
+    ours = {f"{name}.csv" for name in SPLITS} | {"manifest.json", ".gitkeep"}
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
+        if foreign:
+            raise DataError(f"{out}/ holds files that are not frozen splits ({', '.join(foreign[:3])}); "
+                            f"move them or choose another --out: the folder is replaced as a whole")
+    elif out.exists():
+        raise DataError(f"{out} exists and is not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -214,7 +229,7 @@ def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, 
         manifest = {
             "source": source, "ticker": ticker, "columns": list(next(iter(parts.values())).columns),
             "start": files["train"]["start"], "end": files["test"]["end"], "splits": files,
-            "repairs": warnings, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "repairs": repairs, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "alphaloop_version": __version__,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,8 +23,10 @@ from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.check import format_metric, isolation_line, stage_lines, usage_error
 from alphaloop.data import DataError, load_splits, load_test_split, manifest_digest, read_manifest
-from alphaloop.pipeline import EvalContext, evaluate, finite_json
+from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.scoring import DEFAULT_METRIC, SELECTION_METRICS, History, score, score_window
+from alphaloop.stats import split_bh_returns
+from alphaloop.store import atomic_write_text, finite
 from alphaloop.tradefile import metrics_table
 from alphaloop.ui import console, warn_loudly
 
@@ -38,29 +38,26 @@ ITER_FILE = re.compile(r"iter_(\d+)_trade\.py")
 
 
 def earlier_readings(workdir: Path) -> list[dict]:
-    """Every reading of the test split recorded in ``workdir`` so far."""
+    """Every reading of the test split recorded in ``workdir`` so far (a damaged line still counts)."""
     path = Path(workdir) / READINGS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = []
+    for line in filter(str.strip, path.read_text(encoding="utf-8").splitlines()):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            out.append({"time": "?", "iteration": "?", "damaged": True})
+    return out
 
 
 def append_reading(workdir: Path, record: dict) -> None:
-    """Append one JSON line atomically: the whole new file goes to a temp file, then replaces."""
+    """Append one JSON line atomically: the whole new file is written aside, then replaces the old."""
     path = Path(workdir) / READINGS
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     if old and not old.endswith("\n"):
         old += "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{READINGS}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(old + json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, old + json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
 
 
 def find_iteration(workdir: Path, region: str) -> int | None:
@@ -88,7 +85,7 @@ def iteration_record(workdir: Path, iteration: int | None) -> dict:
         return {}
 
 
-def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_bps: float = DEFAULT_COST_BPS,
+def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_bps: float | None = None,
               sandbox: "Sandbox | None" = None) -> int:
     """Score the chosen candidate on the test split once, print it beside validation, record it."""
     workdir, data_dir = Path(workdir), Path(data_dir)
@@ -96,7 +93,7 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
     if not file.is_file():
         hint = "; has the loop accepted a candidate yet?" if iteration is None else ""
         return usage_error(f"{file}: no such file{hint}")
-    if cost_bps < 0:
+    if cost_bps is not None and cost_bps < 0:
         return usage_error("--cost-bps must be >= 0")
     raw = file.read_bytes()
     try:
@@ -106,6 +103,8 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
     it = iteration if iteration is not None else find_iteration(workdir, region)
     record = iteration_record(workdir, it)
     metric = record.get("metric") if record.get("metric") in SELECTION_METRICS else DEFAULT_METRIC
+    if cost_bps is None:  # the costs the loop scored this candidate with, so the comparison is like for like
+        cost_bps = float(record["cost_bps"]) if record.get("cost_bps") is not None else DEFAULT_COST_BPS
     try:
         manifest = read_manifest(data_dir)
         splits = load_splits(data_dir)
@@ -158,12 +157,13 @@ def _final(workdir: Path, file: Path, raw: bytes, region: str, it: int | None, r
                   + (f" (recorded by the loop: {format_metric(metric, recorded)})" if recorded is not None else "")
                   + f"  |  degradation (test - validation): {format_metric(metric, degradation)}", highlight=False,
                   soft_wrap=True)
-    append_reading(workdir, finite_json({**entry, "status": "scored", "test": test, "val_metric": val[metric],
+    append_reading(workdir, finite({**entry, "status": "scored", "test": test, "val_metric": val[metric],
                                          "bh_test_metric": bh[metric], "degradation": degradation,
-                                         "returns": np.round(scores.returns["test"], 12).tolist()}))
+                                         "returns": np.round(scores.returns["test"], 12).tolist(),
+                                         "bh_returns": np.round(split_bh_returns(history, "test"), 12).tolist()}))
     console.print(f"recorded in {workdir / READINGS} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)
     sys.stdout.flush()
-    print(json.dumps(finite_json({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
+    print(json.dumps(finite({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
                                   "degradation": degradation, "readings": len(before) + 1}), sort_keys=True))
     return 0

@@ -11,9 +11,9 @@ from alphaloop.store import atomic_write_json
 from alphaloop.ui import console
 
 
-def run_statistics(loop: Any, state: Any) -> dict | None:
+def write_statistics(loop: Any, state: Any) -> dict | None:
     """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
-    from alphaloop.stats import format_statistics, run_statistics as compute, split_bh_returns
+    from alphaloop.stats import format_statistics, run_statistics, split_bh_returns
 
     records = loop.wd.records()
     scored = [r for r in records if r.get("scores")]
@@ -22,7 +22,7 @@ def run_statistics(loop: Any, state: Any) -> dict | None:
         console.print("statistics: no accepted candidate yet; nothing to test")
         return None
     best = next(r for r in accepted if r["iteration"] == state.best.iteration)
-    stats = compute(
+    stats = run_statistics(
         trials=state.trials,
         sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored],
         best_returns=np.asarray(best["returns"]["val"]),
@@ -43,11 +43,14 @@ def run_population_stress(loop: Any, state: Any) -> dict:
 
     path = loop.wd.root / "stress.json"
     cache = read_json(path) if path.is_file() else {}
+    wanted = {"n_paths": loop.cfg.stress_paths, "cost_bps": loop.cfg.cost_bps, "seed": loop.cfg.seed}
     for m in state.population:
         key = str(m.iteration)
-        if key not in cache:
-            record = read_json(loop.wd.results(m.iteration))
-            cache[key] = record.get("stress") or loop.stress(loop.wd.region(m.iteration))
+        if key in cache and all(cache[key].get(k) == v for k, v in wanted.items()):
+            continue
+        record = read_json(loop.wd.results(m.iteration)).get("stress") or {}
+        same = record.get("status") == "ok" and all(record.get(k) == v for k, v in wanted.items())
+        cache[key] = record if same else loop.stress(loop.wd.region(m.iteration))
     cache = {k: v for k, v in cache.items() if int(k) in {m.iteration for m in state.population}}
     atomic_write_json(path, cache)
     for m in state.population:
@@ -82,7 +85,7 @@ def finish_run(loop: Any, state: Any, manifest: dict) -> None:
         console.print(f"best: iter {best.iteration}, val {state.metric} {best.val_metric:.3f} "
                       f"(train {best.train_metric:.3f}) -> {loop.wd.root}/best_trade.py; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
-    steps = [("statistics", lambda: run_statistics(loop, state))]
+    steps = [("statistics", lambda: write_statistics(loop, state))]
     if state.population and loop.cfg.stress_paths > 0:
         steps.append(("stress", lambda: run_population_stress(loop, state)))
     if state.population:

@@ -23,7 +23,8 @@ from alphaloop.candidate import TRADE_PY, extract_region, splice_region, templat
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
 from alphaloop.learnings import Entry, Learnings, grade
 from alphaloop.proposers.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
-from alphaloop.scoring import History
+from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
 
 TSV_HEADER = "n\tparent\tstatus\tstage\tval_metric\ttrain_metric\ttrades\tdescription\n"
@@ -40,9 +41,9 @@ class LoopConfig:
     iterations: int = 50
     max_fails: int = 5
     population: int = 3
-    metric: str = "sharpe"
-    folds: int = 4
-    cost_bps: float = 2.0
+    metric: str = DEFAULT_METRIC
+    folds: int = DEFAULT_FOLDS
+    cost_bps: float = DEFAULT_COST_BPS
     seed: int = 0
     stress_select: bool = False
     stress_paths: int = 8
@@ -73,6 +74,8 @@ class LoopState:
     metric: str
     population_size: int
     data_manifest: str
+    cost_bps: float | None = None
+    folds: int | None = None
     next_iteration: int = 0
     population: list[Member] = field(default_factory=list)
     consecutive_fails: int = 0
@@ -278,10 +281,14 @@ class Loop:
             atomic_write_json(self.wd.manifest, manifest)
         if self.wd.state.is_file():
             state = LoopState.from_json(read_json(self.wd.state))
-            if state.metric != self.cfg.metric:
-                raise LoopStop(f"this workdir ranks by {state.metric!r}; rerun with --metric {state.metric} or use another --workdir")
+            for name, recorded, asked in (("metric", state.metric, self.cfg.metric), ("cost-bps", state.cost_bps, self.cfg.cost_bps),
+                                          ("folds", state.folds, self.cfg.folds)):
+                if recorded is not None and recorded != asked:
+                    raise LoopStop(f"this workdir was scored with --{name} {recorded}; rerun with that value or use "
+                                   f"another --workdir (mixing them would rank candidates on different scales)")
         else:
-            state = LoopState(metric=self.cfg.metric, population_size=self.cfg.population, data_manifest=digest)
+            state = LoopState(metric=self.cfg.metric, population_size=self.cfg.population, data_manifest=digest,
+                              cost_bps=self.cfg.cost_bps, folds=self.cfg.folds)
         state.population_size = self.cfg.population
         learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
         while self.wd.results(state.next_iteration).is_file():  # records written just before a kill
@@ -315,6 +322,7 @@ class Loop:
         t_prop = time.perf_counter() - t0
         record: dict[str, Any] = {
             "iteration": n, "parent": parent, "created_at": _now(), "metric": self.cfg.metric,
+            "cost_bps": self.cfg.cost_bps, "folds": self.cfg.folds,
             "proposer": proposal_label, "model": proposal.model, "tokens": dict(proposal.tokens),
             "data_manifest": self.digest, "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
             "scores": None, "returns": None, "selection_val": None, "selection_value": None,
@@ -343,11 +351,11 @@ class Loop:
             record["returns"] = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
             value = ev.scores.selection
             if self.cfg.stress_select:
-                from alphaloop.stress import stress_penalty
+                from alphaloop.stress import stress_adjusted
 
                 self.view.stage(n, "stress", f"{self.cfg.stress_paths} synthetic paths per scenario")
                 record["stress"] = self.stress(proposal.region)
-                value = value + stress_penalty(record["stress"])
+                value = stress_adjusted(value, record["stress"])
             record["selection_value"] = value
             record["signals_sha256"] = hashlib.sha256(np.asarray(ev.signals, dtype=np.int8).tobytes()).hexdigest()
             record["duplicate_of"] = state.duplicate_of(record["signals_sha256"])

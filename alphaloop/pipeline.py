@@ -8,7 +8,6 @@ wherever it comes from. It never raises on a bad candidate: every failure become
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ import pandas as pd
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.guards import GuardLimits, check_guards, date_shifted_frame
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
+from alphaloop.store import finite
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, score
 
 if TYPE_CHECKING:
@@ -61,18 +61,7 @@ class Evaluation:
     def check_json(self) -> dict:
         """The one-line machine-readable verdict of ``harness.py check`` (strict JSON: no NaN)."""
         return {"accepted": self.accepted, "stage": self.stage, "reason": self.reason,
-                "metrics": finite_json(self.scores.to_json()) if self.scores is not None else None}
-
-
-def finite_json(obj: Any) -> Any:
-    """``obj`` with non-finite floats as None, so that every JSON reader accepts it."""
-    if isinstance(obj, dict):
-        return {k: finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_json(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
+                "metrics": finite(self.scores.to_json()) if self.scores is not None else None}
 
 
 def region_seed(region: str) -> int:

@@ -57,7 +57,7 @@ def main(generate_features: Callable[[pd.DataFrame], pd.DataFrame], strategy_log
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    features, raw = compute_signals(generate_features, strategy_logic, history.frame)
+    _, raw = compute_signals(generate_features, strategy_logic, history.frame)
     signals = validate_signals(raw, len(history.frame))
     scores = score(history, signals, metric=DEFAULT_METRIC, folds=DEFAULT_FOLDS, cost_bps=args.cost_bps, fill=args.fill)
     print(f"train_return: {scores.splits['train']['total_return']:.6f}")
