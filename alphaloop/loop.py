@@ -175,8 +175,8 @@ def tsv_row(record: dict, metric: str) -> str:
 
 def outcome_line(record: dict, metric: str) -> str:
     n = record["iteration"]
-    if record["status"] != "accepted":
-        return f"iter {n} rejected at {record['stage']}: {record['reason']}"
+    if record["status"] != "accepted":  # the reason may quote the candidate's own text: flatten and clip it
+        return f"iter {n} rejected at {record['stage']}: {' '.join(str(record['reason']).split())[:300]}"
     where = ("entered the population" if record.get("in_population") else
              f"trades exactly like iter {record['duplicate_of']}, so it adds nothing" if record.get("duplicate_of") is not None
              else "did not beat the population")

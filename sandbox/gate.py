@@ -28,7 +28,7 @@ MODULE_NAMES = frozenset({"pd", "np"})
 SAFE_FUNCTIONS = frozenset({
     "abs", "all", "any", "bool", "callable", "dict", "divmod", "enumerate", "filter", "float",
     "format", "frozenset", "int", "isinstance", "iter", "len", "list", "map", "max", "min",
-    "next", "pow", "range", "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple",
+    "next", "range", "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple",
     "zip", "Ellipsis", "NotImplemented",
 })
 SAFE_EXCEPTIONS = frozenset({
@@ -88,6 +88,8 @@ INTERNAL_ATTRS = frozenset({
     "resource", "atexit", "pydoc", "site", "attrgetter", "methodcaller", "getattr", "setattr",
     "delattr", "globals", "locals", "vars", "system", "popen", "spawn", "fork", "kill",
     "remove", "unlink", "rmdir", "exit", "quit", "input", "breakpoint",
+    "re", "enum", "abc", "collections", "textwrap", "string", "copy_reg", "mu", "overrides",
+    "global_enum", "bit_generator", "Enum", "IntEnum", "Flag", "ABCMeta", "abstractmethod",
 })
 ALLOWED_CHAINS = frozenset({"np.lib.stride_tricks.sliding_window_view"})
 
@@ -668,6 +670,8 @@ class _Checker:
         for kw in node.keywords:
             if kw.arg is not None and _private(kw.arg):
                 raise _Refusal("private-name", kw, f"keyword {kw.arg!r} starts with '_'")
+            if kw.arg == "aggfunc":  # pivot_table, crosstab: a method named by a string is dispatch too
+                self._callable_spec(kw.value, callee or "aggfunc")
             self._expr(kw.value, scopes)
 
     def _dispatch(self, node: ast.Call, method: str) -> None:

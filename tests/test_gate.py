@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import statistics
-import time
 import types
 
 import numpy as np
@@ -232,19 +230,6 @@ def test_random_mutations_never_raise() -> None:
         result = check("".join(text))
         assert isinstance(result, GateResult)
         assert result.ok or result.reason
-
-
-def test_gate_is_fast_on_typical_regions() -> None:
-    sources = [p.read_text(encoding="utf-8") for p in CORPUS]
-    for source in sources:
-        check(source)
-    timings = []
-    for source in sources:
-        start = time.perf_counter()
-        for _ in range(5):
-            check(source)
-        timings.append((time.perf_counter() - start) / 5 * 1000)
-    assert statistics.median(timings) < 5.0, f"median gate time {statistics.median(timings):.2f} ms"
 
 
 DANGEROUS_MODULES = frozenset({

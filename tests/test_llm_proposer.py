@@ -43,7 +43,7 @@ def strategy_logic(row):
 '''
 NOTES = "Hypothesis: EMAs turn sooner.\nChange: SMA -> EMA.\nExpected effect: more trades.\nExpect: sharpe up 0.1\n"
 GOOD = f"Here you go.\n```python\n{REGION}```\n```markdown\n{NOTES}```\n"
-TIMEOUT_S = 0.5
+TIMEOUT_S = 2.0  # generous: a loaded CI machine must never time out a scripted instant reply
 ENV_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
             "http_proxy", "https_proxy", "all_proxy")
 
@@ -128,7 +128,7 @@ def test_429_honours_retry_after(fake: FakeOpenAI) -> None:
 
 def test_slow_reply_times_out_and_is_retried(fake: FakeOpenAI) -> None:
     sleeps: list[float] = []
-    fake.script(slow(TIMEOUT_S * 4, GOOD), good(GOOD))
+    fake.script(slow(TIMEOUT_S + 2.0, GOOD), good(GOOD))
     started = time.monotonic()
     p = proposer(fake, sleeps).propose(ctx())
     elapsed = time.monotonic() - started

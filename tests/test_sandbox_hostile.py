@@ -228,7 +228,7 @@ def test_runner_contains(name: str, hostile_box: _Box, canary: dict[str, Any], l
     outcome = sb.run(_source(body, canary, listener.getsockname()[1]), [frame], timeout_s=timeout)
     _assert_contained(outcome, hostile_box, canary, before, listener)
     if name == "infinite-loop":
-        assert outcome.status == "timeout" and outcome.seconds < 2.0
+        assert outcome.status == "timeout" and outcome.seconds < 10.0
     elif name.startswith("memory-bomb"):
         assert outcome.status == "memory", outcome.reason
     elif name == "giant-output":
