@@ -147,3 +147,33 @@ def test_damaged_workdir_gets_one_clear_line(data_copy: Path, tmp_path: Path) ->
     afile.write_text("x")
     res = harness("--proposer", "offline", "--workdir", str(afile), "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2 and "cannot use" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_options_shape_the_run(data_copy: Path, tmp_path: Path) -> None:
+    """--population, --metric, --folds, --start-from and --stress-select each change what the run does."""
+    start = tmp_path / "start.py"
+    text = (ROOT / "trade.py").read_text().replace("rolling(20)", "rolling(10)").replace("rolling(50)", "rolling(30)")
+    start.write_text(text)
+    wd = tmp_path / "run"
+    res = harness("--proposer", "offline", "--iterations", "3", "--max-fails", "0", "--population", "2",
+                  "--metric", "total_return", "--folds", "3", "--start-from", str(start), "--stress-select",
+                  "--stress-paths", "2", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "rolling(10)" in (wd / "iter_0_trade.py").read_text()
+    state = json.loads((wd / "state.json").read_text())
+    assert state["metric"] == "total_return" and state["folds"] == 3 and len(state["population"]) <= 2
+    from alphaloop.stress import stress_penalty
+
+    for n in range(4):
+        r = json.loads((wd / f"iter_{n}_results.json").read_text())
+        if r["status"] != "accepted":
+            continue
+        assert len(r["scores"]["folds"]) == 3 and r["selection_val"] == r["scores"]["splits"]["val"]["total_return"]
+        assert r["stress"]["status"] == "ok" and r["stress"]["n_paths"] == 2
+        assert r["selection_value"] == pytest.approx(r["selection_val"] + stress_penalty(r["stress"]))
+    res = harness("--proposer", "offline", "--iterations", "4", "--metric", "sharpe", "--workdir", str(wd),
+                  "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 2 and "--metric total_return" in res.stderr
+    res = harness("--proposer", "offline", "--start-from", str(tmp_path / "missing.py"), "--workdir", str(wd),
+                  "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 2 and "no such file" in res.stderr
