@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
 from alphaloop.learnings import Entry, Learnings, grade
 from alphaloop.proposers.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
-from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
 

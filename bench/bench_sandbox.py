@@ -27,18 +27,10 @@ sys.path.insert(0, str(ROOT))
 from alphaloop.candidate import compute_signals  # noqa: E402
 from sandbox.gate import check  # noqa: E402
 from sandbox.runner import Sandbox  # noqa: E402
+from tests.test_sandbox_support import CORPUS_DIR, make_ohlcv  # noqa: E402  (the tests' seeded frames)
 
-CORPUS = sorted((ROOT / "tests" / "corpus" / "ordinary").glob("*.py"))
+CORPUS = sorted(CORPUS_DIR.glob("*.py"))
 TRIVIAL = "def generate_features(df):\n    return df\n\n\ndef strategy_logic(row):\n    return 0\n"
-
-
-def synthetic(n: int, seed: int = 0) -> pd.DataFrame:
-    """A seeded random-walk OHLCV frame (no network, no files)."""
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0002, 0.012, n)))
-    return pd.DataFrame({"Open": close, "High": close * 1.005, "Low": close * 0.995, "Close": close,
-                         "Volume": rng.integers(100_000, 2_000_000, n).astype(float)},
-                        index=pd.bdate_range("2005-01-03", periods=n, name="Date"))
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -77,7 +69,7 @@ def in_process_ms(df: pd.DataFrame) -> float:
 
 def main() -> None:
     bench_gate()
-    df = synthetic(4000)
+    df = make_ohlcv(4000)
     start = time.perf_counter()
     with Sandbox() as sb:
         startup = time.perf_counter() - start
@@ -85,7 +77,7 @@ def main() -> None:
         print(f"worker start-up (once per loop): {startup * 1000:.0f} ms")
         assert sb.run(TRIVIAL, [df]).ok
         sandboxed = median_ms(lambda: sb.run(TRIVIAL, [df]), 15)
-        frames = [synthetic(4000, seed=s) for s in range(10)]
+        frames = [make_ohlcv(4000, seed=s) for s in range(10)]
         ten_frames = median_ms(lambda: sb.run(TRIVIAL, frames), 5)
     local = in_process_ms(df)
     fresh = bench_fresh_python()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sandbox.gate import RULES, GateResult, attribute_refusal, check
-from test_sandbox_support import CORPUS_DIR, make_ohlcv, region
+from tests.test_sandbox_support import CORPUS_DIR, make_ohlcv, region
 
 CORPUS = sorted(CORPUS_DIR.glob("*.py"))
 
@@ -23,11 +23,6 @@ def test_corpus_is_big_enough() -> None:
 def test_ordinary_strategy_is_accepted(path) -> None:
     result = check(path.read_text(encoding="utf-8"))
     assert result == GateResult(True, "", None, ""), result.reason
-
-
-def test_false_rejection_rate_is_zero() -> None:
-    rejected = [p.name for p in CORPUS if not check(p.read_text(encoding="utf-8")).ok]
-    assert rejected == [], f"false rejections: {len(rejected)}/{len(CORPUS)}: {rejected}"
 
 
 ACCEPTED_SNIPPETS = {

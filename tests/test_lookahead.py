@@ -12,23 +12,21 @@ from alphaloop.lookahead import (EARLY_CUT, Probe, find_leak, find_leak_details,
                                  probe_frames, warmup_rows)
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.scoring import History
-from tests.conftest import InProcessSandbox, make_ohlcv
+from tests.conftest import InProcessSandbox
+from tests.test_sandbox_support import make_ohlcv, region
 
-STRATEGY = """
-def strategy_logic(row):
-    if row["f"] > row["ref"]:
-        return 1
-    if row["f"] < row["ref"]:
-        return -1
-    return 0
+F_VS_REF = """
+if row["f"] > row["ref"]:
+    return 1
+if row["f"] < row["ref"]:
+    return -1
+return 0
 """
 
 
-def region(body: str, strategy: str = STRATEGY) -> str:
-    """A candidate whose feature ``f`` is ``body``; ``ref`` is f's own 5-day mean (causal)."""
-    feats = textwrap.indent(textwrap.dedent(body).strip(), "    ")
-    return (f"def generate_features(df):\n{feats}\n"
-            f"    df['ref'] = df['f'].rolling(5).mean()\n    return df\n{strategy}")
+def f_region(body: str) -> str:
+    """A candidate whose feature ``f`` is ``body``, trading f against ``ref``, f's own 5-day mean (causal)."""
+    return region(textwrap.dedent(body).strip() + "\ndf['ref'] = df['f'].rolling(5).mean()", F_VS_REF)
 
 
 LEAKS = {
@@ -158,7 +156,7 @@ def history(frame: pd.DataFrame) -> History:
 
 @pytest.mark.parametrize("name", list(LEAKS))
 def test_leak_is_caught(name: str, history: History) -> None:
-    ev = evaluate(region(LEAKS[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
+    ev = evaluate(f_region(LEAKS[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
     assert (ev.accepted, ev.stage, ev.scores) == (False, "lookahead", None), f"{name}: {ev.stage} {ev.reason}"
     assert ev.reason.startswith("look-ahead: column 'f' changes on ")
     assert any(f"changes on {d.date()} " in ev.reason for d in history.frame.index)
@@ -166,7 +164,7 @@ def test_leak_is_caught(name: str, history: History) -> None:
 
 @pytest.mark.parametrize("name", list(CLEAN))
 def test_causal_feature_passes(name: str, history: History) -> None:
-    ev = evaluate(region(CLEAN[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
+    ev = evaluate(f_region(CLEAN[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
     assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, ev.reason
 
 
@@ -176,7 +174,7 @@ def test_baseline_passes_for_any_seed(seed: int, frame: pd.DataFrame) -> None:
 
 
 def test_reason_names_column_and_first_date(frame: pd.DataFrame) -> None:
-    reason = probe(region("df['f'] = df['Close'].shift(-1)"), frame)
+    reason = probe(f_region("df['f'] = df['Close'].shift(-1)"), frame)
     assert "column 'f'" in reason
     assert f"changes on {frame.index[EARLY_CUT].date()}" in reason
 

@@ -21,6 +21,7 @@ from alphaloop.proposers.offline import (
     render,
     spec_of,
 )
+from tests.test_sandbox_support import make_ohlcv
 
 SAFE_BUILTINS = {"abs", "min", "max", "len", "range", "round", "float", "int", "bool", "sum", "any", "all",
                  "True", "False", "None"}
@@ -52,18 +53,6 @@ def strict_gate(code: str) -> None:
                 assert isinstance(arg, ast.Constant) and isinstance(arg.value, int) and arg.value > 0
 
 
-def synthetic_ohlcv(n: int = 800, seed: int = 7) -> pd.DataFrame:
-    """A seeded random walk with plausible OHLCV bars (no real data needed)."""
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.012, n)))
-    open_ = np.concatenate(([100.0], close[:-1])) * (1 + rng.normal(0, 0.003, n))
-    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.005, n)))
-    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.005, n)))
-    volume = rng.lognormal(20, 0.3, n)
-    index = pd.bdate_range("2001-01-01", periods=n, name="Date")
-    return pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}, index=index)
-
-
 def load(code: str) -> dict:
     namespace = {"pd": pd, "np": np, "__builtins__": {k: getattr(builtins, k) for k in SAFE_BUILTINS}}
     exec(compile(code, "<region>", "exec"), namespace)
@@ -89,7 +78,7 @@ def chain(seed: int, n: int, start: str | None = None) -> list[Proposal]:
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return synthetic_ohlcv()
+    return make_ohlcv(800, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -205,10 +194,12 @@ def test_unreadable_or_foreign_parents_start_from_the_baseline_spec(parent: str)
 
 
 def test_child_differs_from_parent() -> None:
-    for p in chain(seed=2, n=40):
-        assert p.region
-    regions = [p.region for p in chain(seed=2, n=40)]
-    assert all(a != b for a, b in zip(regions, regions[1:]))
+    """Each proposal changes its parent, starting with the template's own region."""
+    proposals = chain(seed=2, n=40)
+    assert all(p.error is None and p.region for p in proposals)
+    regions = [extract_region(template_text())] + [p.region for p in proposals]
+    same = [i for i, (parent, child) in enumerate(zip(regions, regions[1:]), start=1) if parent == child]
+    assert same == [], f"iterations that returned their parent unchanged: {same}"
 
 
 def test_last_outcome_steers_the_search() -> None:

@@ -15,8 +15,9 @@ from alphaloop.check import run_check
 from alphaloop.data import load_splits
 from alphaloop.pipeline import EvalContext, Evaluation, evaluate, region_seed
 from alphaloop.scoring import History
-from tests.conftest import InProcessSandbox, make_ohlcv
-from tests.test_lookahead import BASELINE, CLEAN, LEAKS, region
+from tests.conftest import InProcessSandbox
+from tests.test_sandbox_support import make_ohlcv
+from tests.test_lookahead import BASELINE, CLEAN, LEAKS, f_region
 
 HOLD = """
 def generate_features(df):
@@ -33,18 +34,6 @@ def generate_features(df):
 def strategy_logic(row):
     return 1 if row['tomorrow'] > row['Close'] else -1
 """
-DATED = """
-def generate_features(df):
-    df['f'] = df['Close'].rolling(20).mean()
-    return df
-
-def strategy_logic(row):
-    if row['Close'] > row['f'] * 1.01:
-        return 1
-    if row['Close'] < row['f']:
-        return -1
-    return 0
-""".replace("row['f'] * 1.01", "row['f'] * (1.01 if row['Volume'] > 0 else 1.0)")
 
 
 @pytest.fixture(scope="module")
@@ -226,13 +215,13 @@ def small_history() -> History:
 
 @pytest.mark.parametrize("name", E2E_LEAKS)
 def test_leaks_rejected_through_the_sandbox(name: str, small_history: History, real_sandbox) -> None:
-    ev = run(region(LEAKS[name]), small_history, sandbox=real_sandbox, folds=2)
+    ev = run(f_region(LEAKS[name]), small_history, sandbox=real_sandbox, folds=2)
     assert ev.stage == "lookahead" and ev.reason.startswith("look-ahead: column 'f'"), (name, ev.reason)
 
 
 @pytest.mark.parametrize("name", E2E_CLEAN)
 def test_clean_features_pass_through_the_sandbox(name: str, small_history: History, real_sandbox) -> None:
-    ev = run(region(CLEAN[name]), small_history, sandbox=real_sandbox, folds=2)
+    ev = run(f_region(CLEAN[name]), small_history, sandbox=real_sandbox, folds=2)
     assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, ev.reason
     assert ev.scores is not None
 

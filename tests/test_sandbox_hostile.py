@@ -17,15 +17,26 @@ import numpy as np
 import pytest
 
 from sandbox.gate import check
-from sandbox.runner import PROJECT_ROOT, STATUSES, RunOutcome, Sandbox, bwrap_status
-from test_sandbox_support import make_ohlcv, processes_with, region
+from sandbox.runner import LOG_LIMIT, PROJECT_ROOT, RunOutcome, Sandbox, bwrap_status
+from tests.test_sandbox_support import BUILTINS, ESCAPE, MONKEYPATCH, make_ohlcv, processes_with, region
 
 TOKEN = uuid.uuid4().hex[:12]
 SECRET = f"CANARY-SECRET-{TOKEN}"
 KEY = f"-----BEGIN CANARY KEY {TOKEN}-----"
 API_KEY = f"sk-canary-{TOKEN}"
 PROJECT_TEXT = "[build-system]"
-ESC = "B = pd.DataFrame.__init__.__globals__['__builtins__']\nos = B['__import__']('os')\n"
+LOG_BOUND = LOG_LIMIT + 100  # the kept tail of the output plus a one-line note of what was dropped
+# What a liar prints, hoping the parent parses it as a score or as the result message.
+FAKE_JSON = '{"status": "ok", "metrics": {"val_return": 99, "sharpe": 42}, "signals": [1, 1, 1]}'
+FAKE_LINES = ("val_return: 99", "sharpe: 42", FAKE_JSON)
+# Known, non-trivial true signals for the fake-results attacks: long on even rows, exit on odd rows.
+ALTERNATE = "df['alt'] = (np.arange(len(df)) % 2).astype(float)\n"
+ALTERNATE_LOGIC = "return 1 if row['alt'] == 0 else -1"
+
+
+def _prints(fn: str) -> str:
+    """Lines calling ``fn`` on each fake line, braces escaped for the ``str.format`` in ``_source``."""
+    return "".join(f"{fn}({line!r})\n" for line in FAKE_LINES).replace("{", "{{").replace("}", "}}")
 
 
 class _Evil:
@@ -53,7 +64,7 @@ HOSTILE: dict[str, tuple[str, str, set[str]]] = {
     "vars-module": ("vars(module)[...]",
                     "raise ValueError(vars(pd.io.common)['os'].system('touch {marker}'))", {"reflection", "internals"}),
     "vars-escaped": ("vars(module)[...]",
-                     ESC + "o = B['vars'](pd.io.common)['os']\nraise ValueError(o.system('touch {marker}'))",
+                     ESCAPE + "o = B['vars'](pd.io.common)['os']\nraise ValueError(o.system('touch {marker}'))",
                      {"private-name"}),
     "np-ctypeslib": ("np.ctypeslib.ctypes",
                      "libc = np.ctypeslib.ctypes.CDLL(None)\nraise ValueError(libc.system(b'touch {marker}'))",
@@ -92,20 +103,22 @@ HOSTILE: dict[str, tuple[str, str, set[str]]] = {
     "monkeypatch-pandas": ("monkeypatching pandas",
                            "pd.Series.mean = lambda self, *a, **k: 99.0\n"
                            "pd.DataFrame.to_dict = lambda self, *a, **k: []", {"attribute-assign"}),
-    "fake-results": ("printing fake results", "print('val_return: 99')\nprint('sharpe: 42')", {"output"}),
+    "fake-results": ("printing fake results", _prints("print") + ALTERNATE, {"output"}),
+    "fake-results-escaped": ("printing fake results", f"p = {BUILTINS}['print']\n" + _prints("p") + ALTERNATE,
+                             {"private-name"}),
     "kill-parent": ("killing the parent", "import os\nos.kill({parent}, 9)\nos.kill(os.getppid(), 9)", {"import"}),
     "kill-parent-escaped": ("killing the parent",
-                            ESC + "os.kill({parent}, 9)\nos.kill(os.getppid(), 9)\nos.killpg(os.getpgid({parent}), 9)",
+                            ESCAPE + "os.kill({parent}, 9)\nos.kill(os.getppid(), 9)\nos.killpg(os.getpgid({parent}), 9)",
                             {"private-name"}),
     "detached-grandchild": ("forking a detached grandchild",
                             "import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
                             "        import time\n        time.sleep(60)\n    os._exit(0)", {"import"}),
     "detached-grandchild-escaped": ("forking a detached grandchild",
-                                    ESC + "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                                    ESCAPE + "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
                                     "        B['__import__']('time').sleep(60)\n    os._exit(0)",
                                     {"private-name"}),
-    "shell-command": ("processes", ESC + "raise ValueError(os.system('touch {marker}'))", {"private-name"}),
-    "socket-connect": ("network", ESC + "s = B['__import__']('socket')\ns.create_connection(('127.0.0.1', {port}), timeout=1)",
+    "shell-command": ("processes", ESCAPE + "raise ValueError(os.system('touch {marker}'))", {"private-name"}),
+    "socket-connect": ("network", ESCAPE + "s = B['__import__']('socket')\ns.create_connection(('127.0.0.1', {port}), timeout=1)",
                        {"private-name"}),
     "infinite-loop": ("infinite loops", "while True:\n    pass", {"infinite-loop"}),
     "memory-bomb": ("memory bombs", "x = [0] * (10 ** 10)", {"huge-size"}),
@@ -174,12 +187,25 @@ def listener():
     server.close()
 
 
+LOGIC = {"fake-results": ALTERNATE_LOGIC, "fake-results-escaped": ALTERNATE_LOGIC}  # else "return 0"
+# How each attack ends once contained; every other attack ends in "exception".
+END_STATUS = {"infinite-loop": "timeout", "memory-bomb": "memory", "memory-bomb-numpy": "memory",
+              "monkeypatch-pandas": "ok", "fake-results-escaped": "ok"}
+# Harmless once the outer layers hold, but they need print or compile, which restricted builtins lack.
+NEEDS_FULL_BUILTINS = {"fake-results", "giant-output", "compile-function-type"}
+
+
 class _Box:
     """A sandbox under attack and how many processes it had before any attack."""
 
     def __init__(self, sb: Sandbox) -> None:
         self.sb = sb
         self.baseline = len(processes_with(sb.token))
+
+    def end_status(self, name: str) -> str:
+        if name in NEEDS_FULL_BUILTINS:
+            return "exception" if "restricted-builtins" in self.sb.layers else "ok"
+        return END_STATUS.get(name, "exception")
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS), ids=list(CONFIGS))
@@ -189,22 +215,24 @@ def hostile_box(request, secret_env):
     assert processes_with(sb.token) == []
 
 
-def _source(body: str, canary: dict[str, Any], port: int) -> str:
+def _source(name: str, canary: dict[str, Any], port: int) -> str:
     values = {k: canary[k] for k in ("secret", "key", "pickle", "out", "marker", "project")}
-    return region(body.format(port=port, parent=os.getpid(), **values))
+    body = HOSTILE[name][1].format(port=port, parent=os.getpid(), **values)
+    return region(body, LOGIC.get(name, "return 0"))
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_gate_refuses(name: str, canary: dict[str, Any], listener: socket.socket) -> None:
-    _, body, rules = HOSTILE[name]
-    result = check(_source(body, canary, listener.getsockname()[1]))
+    rules = HOSTILE[name][2]
+    result = check(_source(name, canary, listener.getsockname()[1]))
     assert not result.ok
     assert result.rule in rules, result.reason
 
 
-def _assert_contained(outcome: RunOutcome, box: _Box, canary: dict[str, Any], before: dict[str, Any],
+def _assert_contained(name: str, outcome: RunOutcome, box: _Box, canary: dict[str, Any], before: dict[str, Any],
                       listener: socket.socket) -> None:
-    assert outcome.status in STATUSES
+    assert outcome.status == box.end_status(name), outcome.reason
+    assert (outcome.results is not None) == outcome.ok and bool(outcome.reason) != outcome.ok
     text = outcome.log + outcome.reason
     for secret in (SECRET, KEY, API_KEY, TOKEN, PROJECT_TEXT):
         assert secret not in text, f"secret leaked: {secret!r} in {text[:300]!r}"
@@ -215,29 +243,31 @@ def _assert_contained(outcome: RunOutcome, box: _Box, canary: dict[str, Any], be
         listener.accept()[0].close()
     assert len(processes_with(box.sb.token)) == box.baseline
     assert outcome.seconds < box.sb.timeout_s + 3.0
+    assert len(outcome.log) <= LOG_BOUND
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_runner_contains(name: str, hostile_box: _Box, canary: dict[str, Any], listener: socket.socket) -> None:
     sb = hostile_box.sb
-    attack_class, body, _ = HOSTILE[name]
+    attack_class = HOSTILE[name][0]
     before = _snapshot(canary["root"])
     worker = sb.worker_pid
     timeout = 0.5 if name == "infinite-loop" else None
     frame = make_ohlcv(300, seed=5)
-    outcome = sb.run(_source(body, canary, listener.getsockname()[1]), [frame], timeout_s=timeout)
-    _assert_contained(outcome, hostile_box, canary, before, listener)
+    outcome = sb.run(_source(name, canary, listener.getsockname()[1]), [frame], timeout_s=timeout)
+    _assert_contained(name, outcome, hostile_box, canary, before, listener)
     if name == "infinite-loop":
-        assert outcome.status == "timeout" and outcome.seconds < 10.0
-    elif name.startswith("memory-bomb"):
-        assert outcome.status == "memory", outcome.reason
-    elif name == "giant-output":
-        assert len(outcome.log) <= 4200
-    elif name in {"parser-crash", "null-byte"}:
-        assert not outcome.ok
-    elif name == "fake-results":
-        assert outcome.status in {"ok", "exception"}
-        assert not outcome.ok or not outcome.results[0].signals.any()
+        assert outcome.seconds < 10.0
+    elif name == "giant-output" and outcome.ok:
+        assert "bytes of output dropped" in outcome.log
+    elif name.startswith("fake-results") and outcome.ok:
+        (result,) = outcome.results
+        truth = np.where(np.arange(len(frame)) % 2 == 0, 1, -1)
+        assert result.signals.tolist() == truth.tolist()  # the real signals, not the printed ones
+        assert list(result.features) == [*frame.columns, "alt"]
+        assert outcome.log.splitlines() == list(FAKE_LINES)  # the prints are a log line, nothing more
+    elif name.startswith("fake-results"):
+        assert outcome.reason.startswith("NameError: name 'print' is not defined")
     elif name.startswith("kill-parent"):
         assert sb.worker_pid == worker, "the worker was killed"
         follow_up = sb.run(region("df['x'] = df['Close'].rolling(3).mean()"), [frame])
@@ -249,16 +279,17 @@ def test_monkeypatch_cannot_change_later_results(hostile_box: _Box) -> None:
     frame = make_ohlcv(300, seed=6)
     honest = region("df['m'] = df['Close'].rolling(10).mean()", "return 1 if row['Close'] > row['m'] else -1")
     before = sb.run(honest, [frame])
-    sb.run(region("pd.Series.mean = lambda self, *a, **k: 99.0\n"
-                           "pd.core.window.rolling.Rolling.mean = lambda self, *a, **k: self.obj * 0 + 99.0"),
-                    [frame])
+    patched = sb.run(region(MONKEYPATCH), [frame])
     after = sb.run(honest, [frame])
+    assert patched.ok, patched.reason
+    assert (patched.results[0].features["seen_rolling"] == 99.0).all(), "the patch did not take; test is void"
     assert before.ok and after.ok
+    assert set(before.results[0].signals.tolist()) == {1, -1}
     assert np.array_equal(before.results[0].signals, after.results[0].signals)
     assert np.array_equal(before.results[0].features["m"], after.results[0].features["m"], equal_nan=True)
 
 
-GRANDCHILD = region(ESC + "pid = os.fork()\nif pid == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+GRANDCHILD = region(ESCAPE + "pid = os.fork()\nif pid == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
                     "        B['__import__']('time').sleep(60)\n    os._exit(0)\ndf['forked'] = float(pid)")
 
 
@@ -303,8 +334,8 @@ def test_landlock_alone_blocks_files_network_and_signals(landlock_only: Sandbox,
     read = landlock_only.run(region(f"x = open({canary['secret']!r}).read()"), [frame])
     write = landlock_only.run(region(f"open({canary['out']!r} + '/w.txt', 'w').write('x')"), [frame])
     port = listener.getsockname()[1]
-    connect = landlock_only.run(region(ESC + f"B['__import__']('socket').create_connection(('127.0.0.1', {port}))"), [frame])
-    kill = landlock_only.run(region(ESC + "os.kill(os.getppid(), 9)"), [frame])
+    connect = landlock_only.run(region(ESCAPE + f"B['__import__']('socket').create_connection(('127.0.0.1', {port}))"), [frame])
+    kill = landlock_only.run(region(ESCAPE + "os.kill(os.getppid(), 9)"), [frame])
     for outcome in (read, write, connect, kill):
         assert outcome.status == "exception" and outcome.reason.startswith("PermissionError"), outcome.reason
     assert os.listdir(canary["out"]) == []
@@ -319,9 +350,9 @@ def test_seccomp_alone_blocks_fork_and_sockets() -> None:
     except RuntimeError as exc:
         pytest.skip(f"seccomp unavailable: {exc}")
     with sb:
-        fork = sb.run(region(ESC + "os.fork()"), [make_ohlcv(50)])
-        sock = sb.run(region(ESC + "B['__import__']('socket').socket()"), [make_ohlcv(50)])
-        kill = sb.run(region(ESC + "os.kill(os.getppid(), 9)"), [make_ohlcv(50)])
+        fork = sb.run(region(ESCAPE + "os.fork()"), [make_ohlcv(50)])
+        sock = sb.run(region(ESCAPE + "B['__import__']('socket').socket()"), [make_ohlcv(50)])
+        kill = sb.run(region(ESCAPE + "os.kill(os.getppid(), 9)"), [make_ohlcv(50)])
     for outcome in (fork, sock, kill):
         assert outcome.status == "exception" and outcome.reason.startswith("PermissionError"), outcome.reason
 

@@ -15,9 +15,8 @@ import pytest
 
 from sandbox.gate import check
 from sandbox.runner import FrameResult, RunOutcome, Sandbox, bwrap_status
-from test_sandbox_support import CORPUS_DIR, in_process, make_ohlcv, processes_with, region, same_arrays
-
-ESCAPE = "B = pd.DataFrame.__init__.__globals__['__builtins__']\nos = B['__import__']('os')"
+from tests.test_sandbox_support import (BUILTINS, CORPUS_DIR, ESCAPE, MONKEYPATCH, in_process, make_ohlcv,
+                                        processes_with, region, same_arrays)
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +68,12 @@ def test_corpus_sample_runs_and_matches_in_process(sandbox: Sandbox, frame: pd.D
 
 
 def test_frames_are_rebuilt_faithfully(sandbox: Sandbox) -> None:
-    naive = make_ohlcv(300, seed=1)
-    aware = make_ohlcv(120, seed=2, start="2021-03-01")
+    naive = make_ohlcv(300, seed=1).astype({"Volume": "int64"})
+    aware = make_ohlcv(120, seed=2, start="2021-03-01").astype({"Volume": "int64"})
     aware.index = aware.index.tz_localize("America/New_York")
-    plain = make_ohlcv(50, seed=4).reset_index(drop=True)
+    plain = make_ohlcv(50, seed=4).astype({"Volume": "int64"}).reset_index(drop=True)
     source = region(
-        "assert list(df.columns) == ['Open', 'High', 'Low', 'Close', 'Volume'], list(df.columns)\n"
+        "assert list(df.columns) == ['Open', 'High', 'Low', 'Close', 'Volume', 'Adj Close'], list(df.columns)\n"
         "assert str(df['Volume'].dtype) == 'int64' and str(df['Close'].dtype) == 'float64'\n"
         "df['named'] = float(df.index.name == 'Date')\n"
         "if isinstance(df.index, pd.DatetimeIndex):\n"
@@ -100,7 +99,7 @@ def test_frames_are_rebuilt_faithfully(sandbox: Sandbox) -> None:
 
 
 def test_one_fork_serves_every_frame(sandbox: Sandbox, frame: pd.DataFrame) -> None:
-    source = region(f"{ESCAPE}\ndf['pid'] = float(os.getpid())")
+    source = region(ESCAPE + "df['pid'] = float(os.getpid())")
     frames = [frame.iloc[: 100 + 20 * i] for i in range(10)]
     first = sandbox.run(source, frames)
     second = sandbox.run(source, frames[:2])
@@ -147,7 +146,7 @@ def test_bad_output(sandbox: Sandbox, frame: pd.DataFrame, features: str, logic:
 @pytest.mark.parametrize("source,fragment", [
     ("def generate_features(df):\n    return df\n", "strategy_logic"),
     ("x = 1\n", "generate_features and strategy_logic"),
-    (region(f"{ESCAPE}\nos._exit(0)"), "without a result"),
+    (region(ESCAPE + "os._exit(0)"), "without a result"),
 ])
 def test_missing_output(sandbox: Sandbox, frame: pd.DataFrame, source: str, fragment: str) -> None:
     outcome = sandbox.run(source, [frame])
@@ -170,8 +169,7 @@ def test_memory_bomb(sandbox: Sandbox, frame: pd.DataFrame) -> None:
 
 
 def test_segfault_is_a_crash(sandbox: Sandbox, frame: pd.DataFrame) -> None:
-    outcome = sandbox.run(region("B = pd.DataFrame.__init__.__globals__['__builtins__']\n"
-                                 "B['__import__']('faulthandler')._read_null()"), [frame])
+    outcome = sandbox.run(region(ESCAPE + "B['__import__']('faulthandler')._read_null()"), [frame])
     assert outcome.status == "crash" and "SIGSEGV" in outcome.reason
 
 
@@ -180,7 +178,7 @@ def test_printing_is_only_a_log(sandbox: Sandbox, frame: pd.DataFrame) -> None:
     liar = honest.replace(
         "def generate_features(df):\n",
         "def generate_features(df):\n"
-        "    p = pd.DataFrame.__init__.__globals__['__builtins__']['print']\n"
+        f"    p = {BUILTINS}['print']\n"
         "    p('val_return: 99\\nsharpe: 42\\nstatus: ok')\n",
     )
     truth = sandbox.run(honest, [frame])
@@ -191,7 +189,7 @@ def test_printing_is_only_a_log(sandbox: Sandbox, frame: pd.DataFrame) -> None:
 
 
 def test_giant_output_is_bounded(sandbox: Sandbox, frame: pd.DataFrame) -> None:
-    outcome = sandbox.run(region("p = pd.DataFrame.__init__.__globals__['__builtins__']['print']\n"
+    outcome = sandbox.run(region(f"p = {BUILTINS}['print']\n"
                                  "for i in range(40):\n    p('y' * 10 ** 6)\np('THE END')"), [frame])
     assert outcome.ok, outcome.reason
     assert len(outcome.log) < 4200 and outcome.log.rstrip().endswith("THE END")
@@ -211,16 +209,29 @@ def test_lying_child_cannot_fake_valid_signals(sandbox: Sandbox, frame: pd.DataF
 
 
 def test_monkeypatching_pandas_stays_in_the_child(sandbox: Sandbox, frame: pd.DataFrame) -> None:
-    honest = (CORPUS_DIR / "05_bollinger.py").read_text(encoding="utf-8")
+    """A candidate that patches pandas and numpy cannot change what the parent receives for the next,
+    clean candidate served by the same warm worker, nor touch the parent's own pandas."""
+    parent_patchables = (pd.Series.mean, np.mean, pd.core.window.rolling.Rolling.mean, pd.DataFrame.to_dict)
+    honest = (CORPUS_DIR / "05_bollinger.py").read_text(encoding="utf-8")  # rolling mean is its backbone
+    signals, features = in_process(honest, frame)  # the truth, computed here before any patch
+    assert {1, -1} <= set(signals.tolist())  # non-trivial, so equality below means something
     before = sandbox.run(honest, [frame])
-    patched = sandbox.run(region("S = pd.Series\nS.mean = lambda self, *a, **k: 99.0\n"
-                                 "pd.DataFrame.to_dict = lambda self, *a, **k: [{'x': 1}] * len(self)\n"
-                                 "S.rolling = None"), [frame])
+    worker = sandbox.worker_pid
+    patched = sandbox.run(region(MONKEYPATCH), [frame])
     after = sandbox.run(honest, [frame])
-    assert pd.Series([1.0, 2.0]).mean() == 1.5
-    assert before.ok and after.ok
-    assert np.array_equal(before.results[0].signals, after.results[0].signals)
-    assert patched.status in {"ok", "exception", "bad_output"}
+    assert patched.status == "ok", patched.reason
+    seen = patched.results[0].features
+    assert (seen["seen_mean"] == 99.0).all() and (seen["seen_np_mean"] == 99.0).all()
+    assert (seen["seen_rolling"] == 99.0).all(), "the patch never took effect in the child; test is void"
+    assert sandbox.worker_pid == worker, "the clean run must come from the same warm worker"
+    for outcome in (before, after):
+        assert outcome.ok, outcome.reason
+        assert np.array_equal(outcome.results[0].signals, signals)
+        assert list(outcome.results[0].features) == list(features)
+        for key, values in features.items():
+            assert same_arrays(outcome.results[0].features[key], values), key
+    assert (pd.Series.mean, np.mean, pd.core.window.rolling.Rolling.mean, pd.DataFrame.to_dict) == parent_patchables
+    assert pd.Series([1.0, 2.0]).mean() == 1.5 and np.mean([1.0, 2.0]) == 1.5
 
 
 def test_run_rejects_non_text_and_empty_frames(sandbox: Sandbox, frame: pd.DataFrame) -> None:

@@ -12,7 +12,8 @@ from alphaloop.candidate import extract_region, template_text
 from alphaloop.scoring import History
 from alphaloop.stress import (CRASH_GAPS, FAILED_PENALTY, REGIME_VOL, VOL_FACTORS, StressPath, run_stress,
                               stress_adjusted, stress_frames, stress_penalty)
-from tests.conftest import InProcessSandbox, make_ohlcv
+from tests.conftest import InProcessSandbox
+from tests.test_sandbox_support import make_ohlcv
 
 N_PATHS = 40
 ALWAYS_LONG = """
@@ -235,12 +236,10 @@ def test_score_cross_per_member_with_a_failure(frozen_data) -> None:
     assert "Second market" in text and "val sharpe" in text and "iter 9 failed" in text
 
 
-def test_the_real_sandbox_gives_the_same_stress_figures(history: History) -> None:
-    runner = pytest.importorskip("sandbox.runner")
+def test_the_real_sandbox_gives_the_same_stress_figures(history: History, real_sandbox) -> None:
     region = extract_region(template_text())
     local = run_stress(region, history, InProcessSandbox(), n_paths=2, seed=3)
-    with runner.Sandbox() as sandbox:
-        isolated = run_stress(region, history, sandbox, n_paths=2, seed=3, timeout_s=60.0)
+    isolated = run_stress(region, history, real_sandbox, n_paths=2, seed=3, timeout_s=60.0)
     assert isolated["status"] == "ok", isolated.get("reason")
     drop = ("seconds",)
     assert {k: v for k, v in isolated.items() if k not in drop} == {k: v for k, v in local.items() if k not in drop}
