@@ -28,6 +28,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
+    """One parser per subcommand, so each --help lists only the flags that command reads."""
     if command == "check":
         p = argparse.ArgumentParser(prog="harness.py check", description="Run one candidate through the loop's pipeline on train and validation.")
         p.add_argument("file", type=Path, help="a trade.py-style file (only its marked region is used) or just the region")
@@ -81,6 +82,7 @@ def ensure_data(data_dir: Path) -> None:
 
 
 def run_loop(args: argparse.Namespace) -> int:
+    """Resolve the proposer (loudly when offline), make sure data exists, then run or resume the loop."""
     from dotenv import load_dotenv
 
     from alphaloop.loop import Loop, LoopConfig, LoopStop
@@ -136,6 +138,7 @@ def run_loop(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Dispatch on the first word: check, final, report, or (default) run the loop."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     args = build_parser(command).parse_args(argv)

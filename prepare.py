@@ -18,6 +18,7 @@ from alphaloop.ui import warn_loudly
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags documented in the README, in one place."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", choices=("auto", "yfinance", "sample", "csv"), default="auto",
                    help="where the bars come from (default auto: yfinance, else the bundled sample)")
@@ -57,6 +58,7 @@ def load(args: argparse.Namespace) -> Prepared:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Load, validate, split and freeze; every fatal problem is one `error:` line and exit 2."""
     args = build_parser().parse_args(argv)
     try:
         got = load(args)

@@ -196,6 +196,7 @@ def split(df: pd.DataFrame, train_end: str | None = None, val_end: str | None = 
 
 
 def sha256_file(path: Path) -> str:
+    """The hash the manifest records, so any later change to a split is noticed."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -249,6 +250,7 @@ def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, 
 
 
 def read_manifest(data_dir: Path) -> dict:
+    """The frozen data's manifest, or a DataError telling the user to run prepare.py."""
     path = Path(data_dir) / "manifest.json"
     if not path.is_file():
         raise DataError(f"no frozen data in {data_dir}/ (manifest.json missing); run: python prepare.py")

@@ -3,15 +3,18 @@ second market, and the HTML report. Each step failing is reported, never fatal t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from alphaloop.store import atomic_write_json
 from alphaloop.ui import console
 
+if TYPE_CHECKING:
+    from alphaloop.loop import Loop, LoopState
 
-def write_statistics(loop: Any, state: Any) -> dict | None:
+
+def write_statistics(loop: "Loop", state: "LoopState") -> dict | None:
     """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
     from alphaloop.stats import format_statistics, run_statistics, split_bh_returns
 
@@ -36,7 +39,7 @@ def write_statistics(loop: Any, state: Any) -> dict | None:
     return stats
 
 
-def run_population_stress(loop: Any, state: Any) -> dict:
+def run_population_stress(loop: "Loop", state: "LoopState") -> dict:
     """Stress every population member once (cached in stress.json across runs and resumes)."""
     from alphaloop.stress import stress_penalty
     from alphaloop.store import read_json
@@ -63,7 +66,7 @@ def run_population_stress(loop: Any, state: Any) -> dict:
     return cache
 
 
-def run_cross_market(loop: Any, state: Any, manifest: dict) -> dict | None:
+def run_cross_market(loop: "Loop", state: "LoopState", manifest: dict) -> dict | None:
     """Score the population on a second instrument's train and validation splits."""
     from alphaloop.cross_market import format_cross, load_cross_history, score_cross
 
@@ -76,7 +79,8 @@ def run_cross_market(loop: Any, state: Any, manifest: dict) -> dict | None:
     return result
 
 
-def finish_run(loop: Any, state: Any, manifest: dict) -> None:
+def finish_run(loop: "Loop", state: "LoopState", manifest: dict) -> None:
+    """Close the view, then print and store the end-of-run figures, each step failing alone."""
     loop.view.close()
     if state.stop_reason:
         console.print(f"stopped: {state.stop_reason}")
@@ -104,13 +108,13 @@ def finish_run(loop: Any, state: Any, manifest: dict) -> None:
                   f"the test split is untouched until `python harness.py final`")
 
 
-def loop_hit_rate(state: Any) -> str:
+def loop_hit_rate(state: "LoopState") -> str:
     from alphaloop.learnings import Learnings
 
     return Learnings.from_json(state.learnings).hit_rate() if state.learnings else "no graded hypotheses yet"
 
 
-def _report(loop: Any) -> None:
+def _report(loop: "Loop") -> None:
     from alphaloop.report import write_report
 
     path = write_report(loop.wd.root, loop.cfg.data_dir)

@@ -36,6 +36,8 @@ class LoopStop(Exception):
 
 @dataclass
 class LoopConfig:
+    """The run's settings as harness.py parsed them; metric, costs and folds are fixed per workdir."""
+
     workdir: Path = Path("train")
     data_dir: Path = Path("data")
     iterations: int = 50
@@ -164,6 +166,7 @@ def describe(record: dict) -> str:
 
 
 def tsv_row(record: dict, metric: str) -> str:
+    """One results.tsv line, kept in the state so the file never needs all records reread."""
     s = record.get("scores")
     val = f"{s['splits']['val'][metric]:.6f}" if s else ""
     train = f"{s['splits']['train'][metric]:.6f}" if s else ""
@@ -174,6 +177,7 @@ def tsv_row(record: dict, metric: str) -> str:
 
 
 def outcome_line(record: dict, metric: str) -> str:
+    """The latest outcome as the next prompt and the live view show it."""
     n = record["iteration"]
     if record["status"] != "accepted":  # the reason may quote the candidate's own text: flatten and clip it
         return f"iter {n} rejected at {record['stage']}: {' '.join(str(record['reason']).split())[:300]}"
@@ -184,6 +188,7 @@ def outcome_line(record: dict, metric: str) -> str:
 
 
 def entry_from_record(record: dict, metric: str) -> Entry:
+    """The learnings entry for one iteration, derived from its record alone (so replays match)."""
     p = record.get("proposal") or {}
     if record["status"] == "accepted":
         s = record["scores"]["splits"]

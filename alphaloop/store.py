@@ -15,6 +15,7 @@ import numpy as np
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, fsync it, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -55,10 +56,12 @@ def finite(obj: Any) -> Any:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
+    """Atomic JSON with NaN and infinities as null, so every reader accepts the file."""
     atomic_write_text(path, json.dumps(finite(data), indent=1, default=_default, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
+    """Read a JSON file written by ``atomic_write_json``."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 

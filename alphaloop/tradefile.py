@@ -45,6 +45,7 @@ def metrics_table(splits: dict[str, dict[str, float]], title: str) -> Table:
 
 def main(generate_features: Callable[[pd.DataFrame], pd.DataFrame], strategy_logic: Callable[[Any], Any],
          argv: list[str] | None = None) -> int:
+    """`python trade.py`: score the file's own region on train and validation, never on test."""
     p = argparse.ArgumentParser(description="Evaluate this file's strategy on the train and validation splits.")
     p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help=f"cost per position change in basis points of notional (default {DEFAULT_COST_BPS:g}; 0 allowed)")
     p.add_argument("--data", default="data", help="frozen data folder (default data/)")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+from typing import TYPE_CHECKING
+
+from rich.console import Console, RenderableType
 from rich.panel import Panel
+
+if TYPE_CHECKING:
+    from alphaloop.learnings import Learnings
+    from alphaloop.loop import Loop, LoopState
 
 console = Console(soft_wrap=True)
 console_err = Console(stderr=True)
@@ -27,7 +33,7 @@ class PlainView:
         self.loop = None
         self.state = None
 
-    def start(self, loop, state, isolation: str) -> None:
+    def start(self, loop: "Loop", state: "LoopState", isolation: str) -> None:
         self.loop, self.state = loop, state
         cfg = loop.cfg
         self.out.print(f"alphaloop: proposer {loop.proposer_label}, metric val {cfg.metric} (validation split), "
@@ -43,7 +49,7 @@ class PlainView:
     def note(self, text: str) -> None:
         self.out.print(text)
 
-    def iteration_done(self, record: dict, state, learnings) -> None:
+    def iteration_done(self, record: dict, state: "LoopState", learnings: "Learnings") -> None:
         n = record["iteration"]
         parent = "-" if record.get("parent") is None else record["parent"]
         if record["status"] == "accepted":
@@ -79,7 +85,7 @@ class LiveView(PlainView):
         self.t0 = 0.0
         self.done_here = 0
 
-    def start(self, loop, state, isolation: str) -> None:
+    def start(self, loop: "Loop", state: "LoopState", isolation: str) -> None:
         import time
 
         self.loop, self.state, self.isolation = loop, state, isolation
@@ -94,14 +100,14 @@ class LiveView(PlainView):
     def note(self, text: str) -> None:
         self.live.console.print(text) if self.live.is_started else console.print(text)
 
-    def iteration_done(self, record: dict, state, learnings) -> None:
+    def iteration_done(self, record: dict, state: "LoopState", learnings: "Learnings") -> None:
         self.done_here += 1
         self.hit_rate = learnings.hit_rate()
         self.last = state.last_outcome or "-"
         self.current = (str(record["iteration"]), "done", "")
         self._refresh()
 
-    def _render(self):
+    def _render(self) -> RenderableType:
         import time
 
         from rich.console import Group
