@@ -320,7 +320,7 @@ class Loop:
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
                 metric=self.cfg.metric, population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description) for m in state.population],
                 learnings=Learnings.from_json(state.learnings).prompt_view() if state.learnings else "",
-                last_outcome=state.last_outcome,
+                last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label

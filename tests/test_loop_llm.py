@@ -101,6 +101,7 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         sent = json.dumps(fake.requests)
         assert test_start not in sent  # nothing from the locked test split reaches the model
         assert "iter 4 rejected at gate" in sent  # the latest failure is fed back
+        assert "costs 2 basis points" in sent  # the model is told the run's real costs
 
         fake.script(*(good(reply(8 + k, 30 + 5 * k)) for k in range(3)))
         res = run(fake, data, wd, iterations=8)

@@ -41,6 +41,7 @@ class ProposalContext:
     population: list[MemberSummary]
     learnings: str
     last_outcome: str | None  # e.g. "iter 7 rejected at lookahead: column 'z' ..." or None
+    cost_bps: float = 2.0  # what every position change costs in this run, so proposals can weigh trading
 
 
 @dataclass

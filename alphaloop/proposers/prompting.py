@@ -83,6 +83,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         region = region[:PARENT_LIMIT].rstrip() + f"\n# [... parent region cut at {PARENT_LIMIT} characters ...]"
     return {
         "metric": ctx.metric,
+        "cost_bps": f"{ctx.cost_bps:g}",
         "iteration": str(ctx.iteration),
         "parent_iteration": str(ctx.parent_iteration),
         "parent_region": region,
