@@ -6,8 +6,10 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+
 import pytest
 
+from alphaloop.candidate import extract_region, template_text
 from alphaloop.lookahead import (EARLY_CUT, Probe, find_leak, find_leak_details, perturbed_frame,
                                  probe_frames, warmup_rows)
 from alphaloop.pipeline import EvalContext, evaluate
@@ -115,22 +117,7 @@ CLEAN = {
     """,
 }
 
-BASELINE = """
-def generate_features(df):
-    df["sma_fast"] = df["Close"].rolling(20).mean()
-    df["sma_slow"] = df["Close"].rolling(50).mean()
-    df["prev_fast"] = df["sma_fast"].shift(1)
-    df["prev_slow"] = df["sma_slow"].shift(1)
-    return df
-
-
-def strategy_logic(row):
-    if row["sma_fast"] > row["sma_slow"] and row["prev_fast"] <= row["prev_slow"]:
-        return 1
-    if row["sma_fast"] < row["sma_slow"] and row["prev_fast"] >= row["prev_slow"]:
-        return -1
-    return 0
-"""
+BASELINE = extract_region(template_text())  # the project's own trade.py region, SMA 20/50 crossover
 
 
 def probe(code: str, frame: pd.DataFrame, seed: int = 0) -> str | None:
