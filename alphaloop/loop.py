@@ -156,13 +156,13 @@ class LoopState:
         return cls(**d)
 
 
-def describe(record: dict) -> str:
-    """A one-line description of what an iteration tried, for tables and summaries."""
+def describe(record: dict, limit: int = 100) -> str:
+    """A one-line description of what an iteration tried, for tables, summaries and the report."""
     if record["iteration"] == 0:
         return "baseline (the region of the starting trade.py)"
     p = record.get("proposal") or {}
     text = p.get("change") or p.get("hypothesis") or p.get("error") or ""
-    return " ".join(text.split())[:100]
+    return " ".join(str(text).split())[:limit]
 
 
 def tsv_row(record: dict, metric: str) -> str:

@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from alphaloop.data import DataError, load_splits, manifest_digest
+from alphaloop.loop import describe
 from alphaloop.store import atomic_write_text
 from alphaloop.stress import stress_penalty
 
@@ -70,9 +71,8 @@ class Run:
 
     @property
     def population(self) -> list[int]:
-        """Iteration numbers of the final population, best first (state holds numbers or members)."""
-        members = self.state.get("population") or []
-        return [int(m["iteration"]) if isinstance(m, dict) else int(m) for m in members]
+        """Iteration numbers of the final population, best first."""
+        return [int(m["iteration"]) for m in self.state.get("population") or []]
 
     @property
     def best(self) -> int | None:
@@ -278,19 +278,16 @@ def header_html(run: Run) -> str:
 
 
 def _describe(record: dict) -> str:
-    """One line saying what an iteration tried."""
-    if record.get("iteration") == 0:
-        return "baseline (the region of the starting trade.py)"
-    p = record.get("proposal") or {}
-    return " ".join(str(p.get("change") or p.get("hypothesis") or record.get("reason") or "").split())[:160]
+    """The loop's own description of an iteration, else why it was rejected."""
+    return describe(record, 160) or " ".join(str(record.get("reason") or "").split())[:160]
 
 
 def _hit_rate(run: Run) -> str:
     """Hypotheses that held over those graded: the loop's own tally, else counted from the records."""
     graded = [r.get("hypothesis_held") for r in run.records if r.get("hypothesis_held") is not None]
     tally = run.state.get("learnings") if isinstance(run.state.get("learnings"), dict) else {}
-    hits = int(run.state.get("hits", tally.get("hits", sum(bool(h) for h in graded))))
-    total = int(run.state.get("graded", tally.get("graded", len(graded))))
+    hits = int(tally.get("hits", sum(bool(h) for h in graded)))
+    total = int(tally.get("graded", len(graded)))
     return f"{hits}/{total} ({hits / total:.0%})" if total else "–"
 
 
@@ -466,7 +463,7 @@ def locked_split_html(run: Run) -> str:
         status = r.get("status", "scored" if rm else "?")
         rows.append(td(str(r.get("time", ""))[:19].replace("T", " ")) + td(r.get("iteration"), "num")
                     + td(str(r.get("sha256", ""))[:12], "mono")
-                    + td(r.get("readings_before", r.get("earlier_readings", "–")), "num")
+                    + td(r.get("earlier_readings", "–"), "num")
                     + (td(f"rejected at {r.get('stage')}: {r.get('reason', '')}"[:160], "text warn")
                        + f'<td colspan="{len(keys) + 1}"></td>' if status == "rejected" else
                        "".join(cell(rm.get(k), k) for k in keys) + cell(r.get("val_metric"), metric)
@@ -497,7 +494,7 @@ def locked_split_html(run: Run) -> str:
 
 def _reading_metrics(reading: dict) -> dict:
     """Test metrics of one reading (``metrics`` in the documented format, ``test`` as final writes)."""
-    m = reading.get("metrics") or reading.get("test")
+    m = reading.get("test")
     return m if isinstance(m, dict) else {}
 
 
@@ -602,7 +599,7 @@ def stress_html(run: Run) -> str:
             body += (f"<h3>Costs on the real {esc(stress.get('split', 'val'))} split</h3>"
                      + table(["costs"] + [f"{stress.get('split', 'val')} {metric_label(k)}" for k in keys], crow, "compact"))
     elif stress:
-        body += note(f"the stress run of iter {run.best} failed: {stress.get('reason') or stress.get('error')}", "warn")
+        body += note(f"the stress run of iter {run.best} failed: {stress.get('reason')}", "warn")
     else:
         body += note("no stress results for the best candidate" + (f" (iter {run.best})" if run.best is not None else ""),
                      "muted")
@@ -633,11 +630,6 @@ def cross_html(run: Run) -> str:
     metric = run.metric
     cross = run.cross
     members = (cross or {}).get("members") or {}
-    if not members:
-        per_record = {str(r["iteration"]): r["cross_market"] for r in run.records if r.get("cross_market")}
-        if per_record:
-            members = {k: {s: v[s] for s in ("train", "val") if s in v} for k, v in per_record.items()}
-            cross = {"label": next(iter(per_record.values())).get("label", "second market")}
     if not members:
         return section("cross", "Second market", note("no second-market results yet (written at the end of a loop run)", "muted"))
     label = (cross or {}).get("label", "second market")

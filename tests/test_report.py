@@ -69,7 +69,7 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
                             "expected": "sharpe up", "expectation": None, "error": None},
                "hypothesis_held": None if n == 0 else bool(n % 2), "proposer": "offline", "model": None,
                "tokens": {"prompt": 0, "completion": 0}, "timings": {"propose": 0.0, "evaluate": 0.1, "total": 0.1},
-               "data_manifest": "abc", "stress": None, "cross_market": None}
+               "data_manifest": "abc", "stress": None}
         region = sma_region(*item) if isinstance(item, tuple) else "import os\n"
         regions[n] = region
         (root / f"iter_{n}_trade.py").write_text(splice_region(template_text(), region), encoding="utf-8")
@@ -94,7 +94,7 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
             r["stress"] = run_stress(regions[r["iteration"]], history, sandbox, n_paths=stress_paths, seed=0,
                                      real_signals=signals)
         (root / f"iter_{r['iteration']}_results.json").write_text(json.dumps(r), encoding="utf-8")
-    state = {"next_iteration": len(PLAN), "population": population, "best_iteration": population[0], "metric": "sharpe",
+    state = {"next_iteration": len(PLAN), "population": [{"iteration": n} for n in population], "best_iteration": population[0], "metric": "sharpe",
              "consecutive_fails": 1, "tokens": {"prompt": 0, "completion": 0}, "stop_reason": "iterations: reached 5"}
     (root / "state.json").write_text(json.dumps(state), encoding="utf-8")
     (root / "learnings.md").write_text(LEARNINGS, encoding="utf-8")
@@ -111,7 +111,7 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
     if reading:
         best = records[population[0]]
         line = {"time": "2026-11-22T08:00:00+00:00", "iteration": population[0], "sha256": "f" * 64,
-                "metrics": best["scores"]["splits"]["val"], "readings_before": 0}
+                "test": best["scores"]["splits"]["val"], "earlier_readings": 0}
         if reading == "returns":
             line["returns"] = best["returns"]["val"][:700]
         (root / "test_readings.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
@@ -183,8 +183,8 @@ def test_test_readings_show_metrics_and_a_curve_only_with_returns(workdir: Path,
     assert "<img" not in metrics_only and "read 2 times" not in metrics_only
     rejected = {**as_final_writes, "earlier_readings": 1, "status": "rejected", "stage": "lookahead",
                 "reason": "look-ahead <leak>", "test": None}
-    documented = {"time": "2026-11-22T09:00:00+00:00", "iteration": 1, "sha256": "a" * 64, "readings_before": 2,
-                  "metrics": metrics, "returns": np.random.default_rng(0).normal(0.0003, 0.01, 300).tolist()}
+    documented = {"time": "2026-11-22T09:00:00+00:00", "iteration": 1, "sha256": "a" * 64, "earlier_readings": 2,
+                  "test": metrics, "returns": np.random.default_rng(0).normal(0.0003, 0.01, 300).tolist()}
     with open(wd / "test_readings.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(rejected) + "\n" + json.dumps(documented) + "\n")
     with_curve = locked_split_html(load_run(wd, frozen_data))
