@@ -305,7 +305,7 @@ class Loop:
         return state, learnings, manifest
 
     # ----- one iteration ----------------------------------------------------------------
-    def _iteration(self, n: int, state: LoopState, ctx: Any) -> dict:
+    def _iteration(self, n: int, state: LoopState, learnings: Learnings, ctx: Any) -> dict:
         from alphaloop.pipeline import evaluate
 
         t0 = time.perf_counter()
@@ -319,7 +319,7 @@ class Loop:
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
                 metric=self.cfg.metric, population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description) for m in state.population],
-                learnings=Learnings.from_json(state.learnings).prompt_view() if state.learnings else "",
+                learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
             )
             proposal = self.proposer.propose(pctx)
@@ -440,7 +440,7 @@ class Loop:
                         code = 130
                         break
                     try:
-                        record = self._iteration(n, state, ctx)
+                        record = self._iteration(n, state, learnings, ctx)
                     except EndpointDown as exc:
                         state.stop_reason = f"endpoint-down: {exc}"
                         self.view.note(f"the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "

@@ -20,8 +20,8 @@ import pandas as pd
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.guards import GuardLimits, check_guards, date_shifted_frame
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
-from alphaloop.store import finite
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, score
+from alphaloop.store import finite
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
