@@ -120,13 +120,18 @@ def read_message(read_exact: Callable[[int], bytes], max_header: int, max_body: 
     if head_len > max_header or body_len > max_body:
         raise ProtocolError(f"message too large ({head_len} + {body_len} bytes)")
     try:
-        header = json.loads(read_exact(head_len).decode("utf-8"))
+        header = json.loads(read_exact(head_len).decode("utf-8"), parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"malformed header: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not an object")
     body = bytearray(read_exact(body_len)) if body_len else bytearray()
     return header, body
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: a header carrying one is forged, and refused before use."""
+    raise ValueError(f"non-JSON constant {name}")
 
 
 def buffer_reader(data: bytes | bytearray) -> Callable[[int], bytes]:
@@ -255,7 +260,11 @@ def worker_main(init: dict[str, Any]) -> None:
         if header.get("op") != "run":
             return
         reply, parts = worker.run(header, body)
-        write_all(resp_fd, pack_message(reply, parts))
+        try:
+            message = pack_message(reply, parts)
+        except (TypeError, ValueError) as exc:  # whatever a child sent, the worker keeps serving
+            message = pack_message({"status": "bad_output", "reason": f"unencodable result ({type(exc).__name__})"})
+        write_all(resp_fd, message)
 
 
 def _fd_reader(fd: int) -> Callable[[int], bytes]:
@@ -894,6 +903,19 @@ class _BadOutput(Exception):
     pass
 
 
+NUMBER_TYPES = (bool, int, float, np.integer, np.floating, np.bool_)
+
+
+def _check_element_types(raw: Any) -> None:
+    """Every element of an object-dtype signal vector must be a number, not only the first rows."""
+    arr = np.asarray(raw)
+    if arr.dtype == object:
+        kinds = set(map(type, arr.ravel().tolist()))
+        bad = [k for k in kinds if not issubclass(k, NUMBER_TYPES)]
+        if bad:
+            raise ValueError(f"signals must be numbers, got {bad[0].__name__}")
+
+
 def _compute(candidate: Any, gf: Callable[..., Any], sl: Callable[..., Any],
              frames: list[pd.DataFrame]) -> tuple[dict[str, Any], list[bytes | memoryview]]:
     body = BodyBuilder()
@@ -901,6 +923,7 @@ def _compute(candidate: Any, gf: Callable[..., Any], sl: Callable[..., Any],
     for i, df in enumerate(frames):
         features, raw = candidate.compute_signals(gf, sl, df)
         try:
+            _check_element_types(raw)
             signals = candidate.validate_signals(raw, len(df))
         except ValueError as exc:
             raise _BadOutput(f"frame {i}: {exc}") from None

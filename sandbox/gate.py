@@ -12,10 +12,11 @@ closed: any input it cannot analyse, including one that breaks the parser, is a 
 from __future__ import annotations
 
 import ast
+import re
 import string
 import warnings
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 MAX_SOURCE_CHARS = 20_000
 MAX_DEPTH = 100
@@ -90,10 +91,31 @@ INTERNAL_ATTRS = frozenset({
     "remove", "unlink", "rmdir", "exit", "quit", "input", "breakpoint",
     "re", "enum", "abc", "collections", "textwrap", "string", "copy_reg", "mu", "overrides",
     "global_enum", "bit_generator", "Enum", "IntEnum", "Flag", "ABCMeta", "abstractmethod",
+    # native pointers on any object: numpy's .ctypes, a bit generator's .cffi/.capsule, ctypes constructors
+    "cffi", "ffi", "capsule", "cdata", "dlopen", "from_address", "from_buffer", "from_buffer_copy",
+    "in_dll", "data_as", "shape_as", "strides_as", "addressof", "cast", "pointer", "byref",
 })
 ALLOWED_CHAINS = frozenset({"np.lib.stride_tricks.sliding_window_view"})
 
-DISPATCH_METHODS = frozenset({"apply", "applymap", "agg", "aggregate", "transform", "pipe"})
+# Which calls take a function that may be given by name, and where: method -> (positions, keywords).
+# A string there makes pandas look the method up by name, which reaches writers and importers.
+DISPATCH_TABLE: dict[str, tuple[tuple[int, ...], frozenset[str]]] = {
+    "apply": ((0,), frozenset({"func"})), "applymap": ((0,), frozenset({"func"})),
+    "agg": ((0,), frozenset({"func"})), "aggregate": ((0,), frozenset({"func"})),
+    "transform": ((0,), frozenset({"func"})), "pipe": ((0,), frozenset({"func"})),
+    "filter": ((0,), frozenset({"func"})),  # groupby.filter(func); DataFrame.filter(items) takes a list
+    "pivot_table": ((3, 4), frozenset({"aggfunc"})),  # df.pivot_table(values, index, columns, aggfunc)
+    "crosstab": ((5,), frozenset({"aggfunc"})),  # pd.crosstab(index, columns, values, rownames, colnames, aggfunc)
+}
+DISPATCH_METHODS = frozenset(k for k in DISPATCH_TABLE if k not in ("filter", "pivot_table", "crosstab"))
+TZ_CALLS = frozenset({"tz_localize", "tz_convert"})
+TZ_KEYWORDS = frozenset({"tz", "timezone"})
+IANA_NAME = re.compile(r"(UTC|GMT|[A-Z][A-Za-z_+\-]*(/[A-Z][A-Za-z0-9_+\-]*){0,2}|Etc/GMT[+\-]\d{1,2})")
+MAX_LITERAL_ELEMENTS = 64  # one literal collection; a table of memorised rows is longer
+MAX_LITERAL_TOTAL = 256  # numbers and strings inside literal collections, over the whole region
+MAX_LITERAL_STRING = 120  # characters in one string literal (docstrings excepted)
+MAX_LITERAL_INT_BITS = 53  # an integer literal beyond float precision is a blob, not a parameter
+MAX_VIOLATIONS = 5
 DISPATCH_OPTION_KEYWORDS = frozenset({
     "axis", "raw", "result_type", "args", "kwargs", "by_row", "convert_dtype", "na_action",
     "numeric_only", "skipna", "min_count", "ddof", "q", "include_groups", "group_keys",
@@ -117,7 +139,7 @@ RULES = (
     "duplicate-definition", "decorator", "statement", "expression", "scope", "private-name",
     "unbound-name", "reflection", "string-eval", "io", "output", "introspection", "options",
     "internals", "attribute-assign", "format-string", "string-dispatch", "huge-size",
-    "infinite-loop",
+    "infinite-loop", "literal-data", "timezone", "exception-attr",
 )
 
 
@@ -262,7 +284,8 @@ def _is_sequence(node: ast.AST) -> bool:
 
 
 def _private(name: str) -> bool:
-    return name.startswith("_") and name != "_"
+    """Dunder names stay refused; a region's own ``_helper`` or ``_WINDOW`` is an ordinary name."""
+    return name.startswith("__")
 
 
 def _arg_names(args: ast.arguments) -> list[ast.arg]:
@@ -307,6 +330,11 @@ class _Checker:
         self.loads: list[tuple[ast.Name, Scopes]] = []
         self.dispatches: list[tuple[ast.Call, str]] = []
         self.called: set[int] = set()
+        self.refusals: list[_Refusal] = []
+        self.exc_names: set[str] = set()
+        self.str_args: set[int] = set()
+        self.docstrings: set[int] = set()
+        self.literal_total = 0
         self.expr_handlers = {
             ast.Constant: self._x_constant, ast.Name: self._x_name, ast.Attribute: self._x_attribute,
             ast.Subscript: self._x_subscript, ast.Slice: self._x_slice, ast.Starred: self._x_starred,
@@ -331,18 +359,33 @@ class _Checker:
                 module.add(name)
         scopes: Scopes = (module,)
         for stmt in self.tree.body:
-            if isinstance(stmt, ast.FunctionDef):
-                self._function(stmt, scopes)
-            elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                for target in targets:
-                    self._target(target, scopes)
-                if stmt.value is not None:
-                    self._expr(stmt.value, scopes)
-        self._resolve_names()
+            self._collect(self._top_level, stmt, scopes)
+        for node, scopes_ in self.loads:
+            self._collect(self._resolve_name, node, scopes_)
         for call, method in self.dispatches:
-            self._dispatch(call, method)
-        self._contract()
+            self._collect(self._dispatch, call, method)
+        self._collect(self._contract)
+        if self.refusals:
+            raise self.refusals[0]
+
+    def _collect(self, step: Any, *args: Any) -> None:
+        """Run one check; a refusal is recorded (the verdict lists several) and the walk goes on."""
+        depth = self.depth
+        try:
+            step(*args)
+        except _Refusal as refusal:
+            self.depth = depth
+            self.refusals.append(refusal)
+
+    def _top_level(self, stmt: ast.stmt, scopes: Scopes) -> None:
+        if isinstance(stmt, ast.FunctionDef):
+            self._function(stmt, scopes)
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                self._target(target, scopes)
+            if stmt.value is not None:
+                self._expr(stmt.value, scopes)
 
     def _top_level_names(self, stmt: ast.stmt) -> list[str]:
         if isinstance(stmt, ast.FunctionDef):
@@ -359,15 +402,17 @@ class _Checker:
         raise _Refusal("top-level", stmt,
                        f"only function definitions and literal constants may appear at top level, found {kind}")
 
-    def _resolve_names(self) -> None:
-        for node, scopes in self.loads:
-            name = node.id
-            if name in MODULE_NAMES or name in SAFE_BUILTINS or any(name in scope for scope in scopes):
-                continue
-            if name in FORBIDDEN_NAMES:
-                raise _Refusal(FORBIDDEN_NAMES[name], node, f"name {name!r} is not allowed")
-            raise _Refusal("unbound-name", node,
-                           f"name {name!r} is not defined here (only local names, pd, np and safe builtins)")
+    def _resolve_name(self, node: ast.Name, scopes: Scopes) -> None:
+        name = node.id
+        if name in self.exc_names and id(node) not in self.str_args:
+            raise _Refusal("exception-attr", node, f"the caught exception {name!r} may only be used as str({name}); "
+                           "its attributes reach library internals")
+        if name in MODULE_NAMES or name in SAFE_BUILTINS or any(name in scope for scope in scopes):
+            return
+        if name in FORBIDDEN_NAMES:
+            raise _Refusal(FORBIDDEN_NAMES[name], node, f"name {name!r} is not allowed")
+        raise _Refusal("unbound-name", node,
+                       f"name {name!r} is not defined here (only local names, pd, np and safe builtins)")
 
     def _contract(self) -> None:
         defs = {s.name: s for s in self.tree.body if isinstance(s, ast.FunctionDef)}
@@ -415,7 +460,7 @@ class _Checker:
         if node.returns is not None:
             self._expr(node.returns, scopes)
         for stmt in node.body:
-            self._stmt(stmt, inner)
+            self._collect(self._stmt, stmt, inner)
         self.depth -= 1
 
     def _stmt(self, node: ast.stmt, scopes: Scopes) -> None:
@@ -431,6 +476,8 @@ class _Checker:
             if node.value is not None:
                 self._expr(node.value, scopes)
         elif isinstance(node, ast.Expr):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                self.docstrings.add(id(node.value))
             self._expr(node.value, scopes)
         elif isinstance(node, ast.If):
             self._expr(node.test, scopes)
@@ -463,6 +510,7 @@ class _Checker:
                     self._expr(handler.type, scopes)
                 if handler.name is not None:
                     self._bind(handler.name, handler, scopes)
+                    self.exc_names.add(handler.name)
                 self._body(handler.body, scopes)
             self._body(node.orelse, scopes)
             self._body(node.finalbody, scopes)
@@ -489,7 +537,7 @@ class _Checker:
 
     def _body(self, body: list[ast.stmt], scopes: Scopes) -> None:
         for stmt in body:
-            self._stmt(stmt, scopes)
+            self._collect(self._stmt, stmt, scopes)
 
     def _target(self, node: ast.expr, scopes: Scopes) -> None:
         self._enter(node)
@@ -526,7 +574,27 @@ class _Checker:
                 self._expr(node, scopes)
 
     def _x_constant(self, node: ast.Constant, scopes: Scopes) -> None:
-        return None
+        value = node.value
+        if isinstance(value, (str, bytes)):
+            if "dateutil" in str(value):
+                raise _Refusal("timezone", node, "'dateutil' time zones open files; use a plain IANA name such as "
+                               "'America/New_York'")
+            if len(value) > MAX_LITERAL_STRING and id(node) not in self.docstrings:
+                raise _Refusal("literal-data", node, f"string literal of {len(value)} characters (limit "
+                               f"{MAX_LITERAL_STRING}): compute from the data instead of embedding it")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > MAX_LITERAL_INT_BITS:
+            raise _Refusal("literal-data", node, f"integer literal beyond {MAX_LITERAL_INT_BITS} bits: "
+                           "a parameter never needs that many digits")
+
+    def _literal_count(self, node: ast.AST, elts: list[Any]) -> None:
+        constants = sum(1 for e in elts if isinstance(e, (ast.Constant, ast.UnaryOp)))
+        if len(elts) > MAX_LITERAL_ELEMENTS:
+            raise _Refusal("literal-data", node, f"a literal collection of {len(elts)} elements (limit "
+                           f"{MAX_LITERAL_ELEMENTS}): parameters are a few numbers; do not embed data or row lists")
+        self.literal_total += constants
+        if self.literal_total > MAX_LITERAL_TOTAL:
+            raise _Refusal("literal-data", node, f"more than {MAX_LITERAL_TOTAL} constants in literal collections: "
+                           "do not embed data or row lists in the region")
 
     def _x_name(self, node: ast.Name, scopes: Scopes) -> None:
         if _private(node.id):
@@ -610,9 +678,11 @@ class _Checker:
         if isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
             self._target(node, scopes)
             return
+        self._literal_count(node, node.elts)
         self._each(node.elts, scopes)
 
     def _x_dict(self, node: ast.Dict, scopes: Scopes) -> None:
+        self._literal_count(node, [*node.keys, *node.values])
         self._each(node.keys, scopes)
         self._each(node.values, scopes)
 
@@ -657,10 +727,17 @@ class _Checker:
         self._expr(func, scopes)
         if isinstance(func, ast.Attribute):
             callee = func.attr
-            if callee in DISPATCH_METHODS:
-                self.dispatches.append((node, callee))
         else:
             callee = func.id if isinstance(func, ast.Name) else ""
+        if callee in DISPATCH_TABLE:
+            self.dispatches.append((node, callee))
+        if callee == "str" and len(node.args) == 1 and isinstance(node.args[0], ast.Name):
+            self.str_args.add(id(node.args[0]))
+        if callee in TZ_CALLS and node.args:
+            self._timezone(node.args[0])
+        for kw in node.keywords:
+            if kw.arg in TZ_KEYWORDS:
+                self._timezone(kw.value)
         if callee in ALLOCATING_CALLS:
             sizes = list(node.args) + [k.value for k in node.keywords if k.arg in SIZE_KEYWORDS]
             for size in sizes:
@@ -668,13 +745,25 @@ class _Checker:
                     raise _Refusal("huge-size", node, f"{callee}() asked for more than {MAX_ELEMENTS:,} elements")
         self._each(node.args, scopes)
         for kw in node.keywords:
-            if kw.arg is not None and _private(kw.arg):
+            if kw.arg is not None and kw.arg.startswith("_"):
                 raise _Refusal("private-name", kw, f"keyword {kw.arg!r} starts with '_'")
-            if kw.arg == "aggfunc":  # pivot_table, crosstab: a method named by a string is dispatch too
+            if kw.arg == "aggfunc" and callee not in DISPATCH_TABLE:  # any call taking aggfunc dispatches too
                 self._callable_spec(kw.value, callee or "aggfunc")
             self._expr(kw.value, scopes)
 
+    def _timezone(self, node: ast.AST) -> None:
+        """A time zone must be a literal IANA name (or None): other strings open files or paths."""
+        if isinstance(node, ast.Constant) and node.value is None:
+            return
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and IANA_NAME.fullmatch(node.value):
+            return
+        raise _Refusal("timezone", node, "time zones must be a literal IANA name such as 'UTC' or "
+                       "'America/New_York' (no paths, no 'dateutil/' prefix, no computed names)")
+
     def _dispatch(self, node: ast.Call, method: str) -> None:
+        if method not in DISPATCH_METHODS:
+            self._dispatch_at(node, method)
+            return
         if node.args and isinstance(node.args[0], ast.Starred):
             raise _Refusal("string-dispatch", node, f"cannot verify the function passed to .{method}()")
         if node.args:
@@ -688,6 +777,24 @@ class _Checker:
             if kw.arg not in ("func", "arg") and isinstance(value, ast.Tuple) and len(value.elts) == 2:
                 value = value.elts[1]
             self._callable_spec(value, method)
+
+    def _dispatch_at(self, node: ast.Call, method: str) -> None:
+        """filter, pivot_table, crosstab: only the places the table names take a function."""
+        positions, keywords = DISPATCH_TABLE[method]
+        if method == "pivot_table":
+            receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+            positions = (4,) if isinstance(receiver, ast.Name) and receiver.id == "pd" else (3,)
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise _Refusal("string-dispatch", node, f"cannot verify the arguments of .{method}() given with * or **")
+        for pos in positions:
+            if pos < len(node.args):
+                arg = node.args[pos]
+                if method == "filter" and isinstance(arg, (ast.List, ast.Tuple)):
+                    continue  # DataFrame.filter(items): labels, not a function
+                self._callable_spec(arg, method)
+        for kw in node.keywords:
+            if kw.arg in keywords:
+                self._callable_spec(kw.value, method)
 
     def _callable_spec(self, node: ast.AST, method: str) -> None:
         """The function given to apply/agg/transform/pipe must visibly be a function or a reducer name."""
@@ -744,8 +851,15 @@ def _check(source: str) -> GateResult:
         return _result("parse", exc.lineno, f"syntax error: {exc.msg}")
     except (ValueError, MemoryError, RecursionError, OverflowError) as exc:
         return _result("parse", None, f"the parser refused the source ({type(exc).__name__})")
+    checker = _Checker(tree)
     try:
-        _Checker(tree).run()
+        checker.run()
     except _Refusal as refusal:
-        return _result(refusal.rule, refusal.line, refusal.message)
+        found = checker.refusals or [refusal]
+        first = _result(found[0].rule, found[0].line, found[0].message)
+        more = [_result(r.rule, r.line, r.message).reason for r in found[1:MAX_VIOLATIONS]]
+        if not more:
+            return first
+        extra = f" and {len(found) - MAX_VIOLATIONS} more" if len(found) > MAX_VIOLATIONS else ""
+        return GateResult(False, first.rule, first.line, f"{first.reason}; also {'; '.join(more)}{extra}")
     return GateResult(True, "", None, "")

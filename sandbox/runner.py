@@ -22,6 +22,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -44,6 +45,9 @@ from sandbox import child as child_module
 from sandbox.child import MAX_FEATURES, MAX_NAME_CHARS, ProtocolError
 from sandbox.gate import SAFE_BUILTINS
 
+# Printable ASCII without quotes for JSON, braces, angle brackets or backslashes: a name cannot carry a
+# terminal escape, a line break, markup or a forged verdict line into logs, prompts or the report.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_(\[][A-Za-z0-9_ .:+%()\[\],'/=*\-]*")
 STATUSES = ("ok", "timeout", "memory", "crash", "exception", "bad_output", "missing_output")
 LAYER_ORDER = ("bwrap", "landlock", "seccomp", "rlimits", "timeout", "audit-hook", "restricted-builtins")
 LOG_LIMIT = 4096
@@ -315,6 +319,19 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
             pass
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(description: str, no_bwrap: bool) -> None:
+    """The reduced-isolation warning, printed once per process (a command may start several sandboxes)."""
+    if _WARNED:
+        return
+    _WARNED.add(description)
+    fix = "; install bubblewrap (apt-get install bubblewrap) for the full sandbox" if no_bwrap else ""
+    sys.stderr.write(f"alphaloop sandbox WARNING: running with reduced isolation; {description}{fix}; "
+                     "the static gate still applies\n")
+
+
 class Sandbox:
     """Owns the warm worker; ``run`` one region on several frames at the cost of one fork."""
 
@@ -348,8 +365,7 @@ class Sandbox:
                                                    ("landlock", use_landlock)) if flag}
         self._start()
         if any(layer in self.missing for layer in ("bwrap", "landlock", "seccomp", "audit-hook")):
-            sys.stderr.write(f"alphaloop sandbox WARNING: running with reduced isolation; {self.describe()}; "
-                             "the static gate still applies\n")
+            _warn_once(self.describe(), "bwrap" in self.missing)
 
     def _decide(self, layer: str, wanted: bool | None, probe: Any) -> bool:
         if wanted is False:
@@ -600,6 +616,9 @@ class Sandbox:
                 name = col.get("name") if isinstance(col, dict) else None
                 if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or name in features:
                     raise ProtocolError(f"frame {i}: invalid or repeated feature name")
+                if not NAME_PATTERN.fullmatch(name):
+                    raise ValueError(f"feature name {ascii(name)[:60]} is not allowed: column names may use only "
+                                     "letters, digits, spaces and _ . - + : % ( ) [ ] , ' / = * (rename the column)")
                 features[name] = child_module.array_at(body, col, n)
             results.append(FrameResult(signals=signals, features=features))
         return results

@@ -124,9 +124,9 @@ REFUSED = {
     "memory-bomb-numpy": ("x = np.ones((10 ** 5, 10 ** 5))", "huge-size"),
     "cpu-bomb-pow": ("x = 10 ** 10 ** 10", "huge-size"),
     "range-bomb": ("x = list(range(10 ** 12))", "huge-size"),
-    "private-helper": ("_x = 1", "private-name"),
+    "dunder-helper": ("__x = 1", "private-name"),
     "private-keyword": ("x = dict(_a=1)", "private-name"),
-    "lambda-private": ("f = lambda _a: _a", "private-name"),
+    "lambda-dunder": ("f = lambda __a: __a", "private-name"),
     "operator-module": ("x = np.random.mtrand.operator", "internals"),
     "sys-module": ("x = pd.core.generic.sys", "internals"),
 }
