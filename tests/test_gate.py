@@ -299,3 +299,100 @@ def test_no_dangerous_module_or_builtin_is_reachable_through_allowed_attributes(
                 queue.append((value, f"{path}.{name}", depth + 1))
     assert found == [], found[:10]
 
+
+
+def test_top_level_import_is_refused_by_its_own_rule() -> None:
+    for statement in ("import os", "from os import path", "import numpy as np2"):
+        result = check(f"{statement}\n" + region("x = 1"))
+        assert (result.ok, result.rule, result.line) == (False, "import", 1), result.reason
+        assert "imports are not allowed" in result.reason
+
+
+HOSTILE_CLASSES = {
+    # memorised answers: the future carried in the region's own source
+    "row-table": ("BEST = (" + ", ".join(str(i) for i in range(0, 650, 10)) + ")", "literal-data"),
+    "many-small-tables": ("\n".join(f"T{k} = ({', '.join(str(k * 60 + i) for i in range(60))})" for k in range(5)),
+                          "literal-data"),
+    "string-blob": ("DAYS = '" + "0123456789" * 20 + "'", "literal-data"),
+    "int-blob": ("BITS = " + str(2**200 + 12345), "literal-data"),
+    "dict-table": ("D = {" + ", ".join(f"{i}: 1" for i in range(70)) + "}", "literal-data"),
+    # functions given by name outside apply/agg/transform/pipe
+    "groupby-filter-string": ("def generate_features(df):\n    x = df.groupby(df.index.month).filter('to_csv')\n"
+                              "    return df\n", "string-dispatch"),
+    "pivot-positional-aggfunc": ("def generate_features(df):\n    x = df.pivot_table('Close', 'Volume', None, 'plot')\n"
+                                 "    return df\n", "string-dispatch"),
+    "pd-pivot-positional-aggfunc": ("def generate_features(df):\n"
+                                    "    x = pd.pivot_table(df, 'Close', 'Volume', None, 'to_csv')\n    return df\n",
+                                    "string-dispatch"),
+    "crosstab-positional-aggfunc": ("def generate_features(df):\n"
+                                    "    x = pd.crosstab(df['Close'], df['Open'], df['Low'], None, None, 'plot')\n"
+                                    "    return df\n", "string-dispatch"),
+    # time zones that open files
+    "dateutil-tz": ("def generate_features(df):\n    x = df.index.tz_localize('dateutil//etc/passwd')\n    return df\n",
+                    "timezone"),
+    "path-tz": ("def generate_features(df):\n    x = pd.Timestamp('2020-01-01', tz='/etc/passwd')\n    return df\n",
+                "timezone"),
+    "computed-tz": ("def generate_features(df):\n    z = 'Europe/' + 'Paris'\n    x = df.index.tz_localize(z)\n"
+                    "    return df\n", "timezone"),
+    "dateutil-dtype": ("def generate_features(df):\n    x = df.index.astype('datetime64[ns, dateutil/x]')\n    return df\n",
+                       "timezone"),
+    # native pointers on any object
+    "bitgen-cffi": ("def generate_features(df):\n    x = np.random.PCG64(1).cffi\n    return df\n", "internals"),
+    "bitgen-capsule": ("def generate_features(df):\n    x = np.random.default_rng(1).bit_generator\n    return df\n",
+                       "internals"),
+    "ctypes-on-array": ("def generate_features(df):\n    x = df['Close'].to_numpy().ctypes.data_as\n    return df\n",
+                        "internals"),
+    # exception objects' attributes
+    "exception-obj": ("def generate_features(df):\n    try:\n        df.rolling(-1)\n    except ValueError as e:\n"
+                      "        x = e.obj\n    return df\n", "exception-attr"),
+    "exception-alias": ("def generate_features(df):\n    try:\n        df.rolling(-1)\n    except ValueError as e:\n"
+                        "        y = e\n    return df\n", "exception-attr"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_CLASSES))
+def test_second_round_hostile_classes_are_refused(name: str) -> None:
+    source, rule = HOSTILE_CLASSES[name]
+    if "def generate_features" not in source:
+        source = source + "\n" + region("x = 1")
+    elif "def strategy_logic" not in source:
+        source += "\n\ndef strategy_logic(row):\n    return 0\n"
+    result = check(source)
+    assert (result.ok, result.rule) == (False, rule), result.reason
+    assert result.reason.startswith(f"line {result.line}: ")
+
+
+ALLOWED_SECOND_ROUND = {
+    "private-helper-and-constant": "_WINDOW = 14\ndef _rsi(s, n=_WINDOW):\n    return s.diff().rolling(n).mean()\n"
+                                   + region("df['r'] = _rsi(df['Close'])\n_tmp = 1"),
+    "plain-iana-tz": region("x = df.index.tz_localize('America/New_York').tz_convert('UTC')\n"
+                            "y = pd.Timestamp('2020-01-01', tz=None)"),
+    "short-tuple-and-docstring": region('"""' + "A long docstring. " * 20 + '"""\nW = (5, 10, 20, 50)'),
+    "filter-items": region("x = df.filter(['Close', 'Open'])\ny = df.filter(like='Cl')\n"
+                           "z = df.groupby(df.index.month).filter(lambda g: len(g) > 3)"),
+    "pivot-keyword-aggfunc": region("x = df.pivot_table(values='Close', index=df.index.month, aggfunc='mean')"),
+    "exception-as-text": region("try:\n    x = 1 / 0\nexcept ZeroDivisionError as e:\n    msg = str(e)"),
+}
+
+
+@pytest.mark.parametrize("name", list(ALLOWED_SECOND_ROUND))
+def test_second_round_ordinary_code_is_accepted(name: str) -> None:
+    result = check(ALLOWED_SECOND_ROUND[name])
+    assert result.ok, result.reason
+
+
+def test_dunder_and_underscore_attributes_stay_refused() -> None:
+    assert check(region("x = df._data")).rule == "private-name"
+    assert check(region("__x = 1")).rule == "private-name"
+    assert check(region("x = _undefined")).rule == "unbound-name"
+
+
+def test_rejection_lists_several_violations() -> None:
+    body = "x = df.__class__\ny = open('/etc/passwd')\nz = df.query('Close > 0')\nimport os"
+    result = check(region(body))
+    assert (result.ok, result.rule, result.line) == (False, "private-name", 3)
+    assert result.reason.startswith("line 3: attribute '__class__'")
+    for rule in ("io", "string-eval", "import"):
+        assert f"(rule: {rule})" in result.reason, result.reason
+    many = check(region("\n".join(f"x{i} = df.__dict__" for i in range(9))))
+    assert many.reason.count("(rule: private-name)") == 5 and many.reason.endswith("and 4 more")
