@@ -48,6 +48,11 @@ PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 CLONE_THREAD = 0x00010000
 TIOCSTI = 0x5412
+PR_CAPBSET_DROP = 24
+NOBODY = 65534  # the unprivileged uid and gid a child started as root runs as
+# ioctl requests a child may make (terminal size and mode queries, non-blocking and close-on-exec
+# flags); every other request, FS_IOC_SETFLAGS and TIOCSTI included, is refused by seccomp.
+IOCTL_ALLOWED = (0x5401, 0x5413, 0x541B, 0x5421, 0x5450, 0x5451)
 SYS_LANDLOCK_CREATE_RULESET = 444
 SYS_LANDLOCK_ADD_RULE = 445
 SYS_LANDLOCK_RESTRICT_SELF = 446
@@ -68,7 +73,9 @@ DENIED_SYSCALLS = (
     "iopl", "ioperm", "modify_ldt", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
     "shmget", "shmat", "msgget", "semget", "mq_open", "move_mount", "open_tree", "fsopen",
     "fsmount", "fspick", "mount_setattr", "kill", "tkill", "tgkill", "rt_sigqueueinfo",
-    "rt_tgsigqueueinfo", "setsid", "setpgid",
+    "rt_tgsigqueueinfo", "setsid", "setpgid", "setpriority", "sched_setscheduler", "sched_setparam",
+    "sched_setaffinity", "sched_setattr", "ioprio_set", "setuid", "setgid", "setreuid", "setregid", "setresuid",
+    "setresgid", "setfsuid", "setfsgid", "setgroups", "capset", "migrate_pages", "move_pages",
 )
 BLOCKED_EVENT_PREFIXES = (
     "socket.", "ctypes.", "shutil.", "subprocess.", "os.exec", "os.spawn", "os.posix_spawn",
@@ -338,6 +345,8 @@ class Worker:
 
     def _probe(self) -> dict[str, Any]:
         """Fork once, lock down, and try what each layer must stop; report what really works."""
+        import socket  # noqa: F401  (imported here: the probe child may no longer read the stdlib)
+
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -345,6 +354,7 @@ class Worker:
             report: dict[str, Any] = {}
             try:
                 _set_rlimits(600, 1 << 40)
+                report["privileges"] = _drop_privileges(self.libc, self.pid_namespace)
                 report["landlock"] = _apply_landlock(self.libc, self.read_roots) if self.want["landlock"] else "disabled"
                 if self.seccomp is not None:
                     _apply_seccomp(self.libc, self.seccomp)
@@ -663,6 +673,30 @@ def _vm_size() -> int:
         return 0
 
 
+def _drop_privileges(libc: Any, pid_namespace: bool) -> str:
+    """No capabilities (bounding set included), no_new_privs, and when root outside a namespace,
+    the unprivileged uid/gid ``NOBODY``: the parent's /proc entries, its priority, CPU affinity and
+    files are then another user's. Returns "ok" or why not."""
+    for cap in range(64):
+        _prctl(libc, PR_CAPBSET_DROP, cap)
+    if os.geteuid() == 0 and not pid_namespace:
+        try:
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+        except OSError as exc:
+            return f"could not switch to uid {NOBODY} ({exc.strerror})"
+    if _prctl(libc, PR_SET_NO_NEW_PRIVS, 1) != 0:
+        return "could not set no_new_privs"
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            caps = {k: v for k, v in (line.split(b":", 1) for line in fh if line.startswith(b"Cap"))}
+    except OSError:
+        return "ok" if os.geteuid() != 0 else "could not read the capability sets"
+    held = [k.decode() for k in (b"CapPrm", b"CapEff", b"CapAmb") if int(caps.get(k, b"0").strip(), 16)]
+    return f"capabilities still held ({', '.join(held)})" if held else "ok"
+
+
 def _apply_landlock(libc: Any, roots: list[str]) -> str:
     """Allow reading only the Python installation; deny every write, TCP, and signals outward."""
     import ctypes
@@ -708,7 +742,9 @@ def _seccomp_program(sc: Any) -> tuple[Any, Any]:
 
     Denied (EPERM): exec, new processes (clone without CLONE_THREAD: threads stay possible),
     sockets, any open for writing, file-system changes, signals (the child may signal nobody),
-    ptrace and friends, raising rlimits, namespaces, mounts, keyrings, bpf, io_uring, TIOCSTI.
+    ptrace and friends, raising rlimits, namespaces, mounts, keyrings, bpf, io_uring, changing
+    priorities, CPU affinity, schedulers, uids, gids or capabilities, and every ioctl outside
+    ``IOCTL_ALLOWED``.
     """
     import ctypes
 
@@ -736,7 +772,12 @@ def _seccomp_program(sc: Any) -> tuple[Any, Any]:
             except OSError:
                 pass
     flt.add_rule(deny, "prlimit64", sc.Arg(2, sc.NE, 0))
-    flt.add_rule(deny, "ioctl", sc.Arg(1, sc.EQ, TIOCSTI))
+    low, high = min(IOCTL_ALLOWED), max(IOCTL_ALLOWED)
+    flt.add_rule(deny, "ioctl", sc.Arg(1, sc.LT, low))
+    flt.add_rule(deny, "ioctl", sc.Arg(1, sc.GT, high))
+    for request in range(low, high + 1):
+        if request not in IOCTL_ALLOWED:
+            flt.add_rule(deny, "ioctl", sc.Arg(1, sc.EQ, request))
     r, w = os.pipe()
     try:
         with os.fdopen(w, "wb", closefd=True) as sink:
@@ -858,6 +899,10 @@ def _child_run(worker: Worker, region: str, frames: list[pd.DataFrame]) -> None:
 
     try:
         code = compile(region, CANDIDATE_FILENAME, "exec")
+        if worker.layers.get("privileges") == "ok":
+            state = _drop_privileges(worker.libc, worker.pid_namespace)
+            if state != "ok":
+                raise RuntimeError(state)
         if worker.want["landlock"] and worker.layers.get("landlock") == "ok":
             state = _apply_landlock(worker.libc, worker.read_roots)
             if state != "ok":

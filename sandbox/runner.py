@@ -49,7 +49,7 @@ from sandbox.gate import SAFE_BUILTINS
 # terminal escape, a line break, markup or a forged verdict line into logs, prompts or the report.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_(\[][A-Za-z0-9_ .:+%()\[\],'/=*\-]*")
 STATUSES = ("ok", "timeout", "memory", "crash", "exception", "bad_output", "missing_output")
-LAYER_ORDER = ("bwrap", "landlock", "seccomp", "rlimits", "timeout", "audit-hook", "restricted-builtins")
+LAYER_ORDER = ("bwrap", "landlock", "seccomp", "no-privileges", "rlimits", "timeout", "audit-hook", "restricted-builtins")
 LOG_LIMIT = 4096
 REASON_LIMIT = 500
 START_TIMEOUT_S = 120.0
@@ -459,6 +459,10 @@ class Sandbox:
                 if layer in self._demanded:
                     self._stop_worker()
                     raise RuntimeError(f"{layer} was required but does not work here: {self.missing[layer]}")
+        if probed.get("privileges") == "ok":
+            active.append("no-privileges")
+        else:
+            self.missing["no-privileges"] = str(probed.get("privileges") or probed.get("error") or "probe failed")
         active += ["rlimits", "timeout"]
         if self.tripwires:
             active += ["audit-hook", "restricted-builtins"]
