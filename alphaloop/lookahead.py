@@ -3,23 +3,33 @@
 The candidate is rerun (by the caller, in the sandbox) on probe frames built here, and every
 value at or before a probe's cut row is compared with the run on the full history:
 
-* ``truncate`` probes end the history at the cut. Cuts: a few rows in (catches backward fills of
-  the first rows), one inside the longest warm-up, and two drawn at random between 10% and 30%
-  and between 30% and 50% of the history (truncations are short, so they cost little).
-* ``perturb`` probes keep the full length and dates (so a candidate cannot tell them from the
-  real run by its size or last date) but replace every bar after the cut by a seeded random-walk
-  continuation; one cut in the middle, one in the last 15% of the history (inside validation
-  with the default split).
+* ``truncate`` probes end the history at the cut.
+* ``perturb`` probes keep the dates (and, for the last one, the full length, so a candidate cannot
+  tell it from the real run by its size or last date) but replace every bar after the cut by a
+  seeded random-walk continuation.
 
-Spread-out cuts are moved to a mid-week, mid-month bar so that a resample filled backwards from
-the end of a week, month, quarter or year always straddles the cut. The seed should be one the
-candidate's author cannot predict (the pipeline derives it from the region's hash), so the cut
-points cannot be dodged. Detectors take results and never run code, so they work with any runner.
+Where the cuts fall: two fixed ones (a few rows in, for backward fills of the first rows, and one
+inside the longest warm-up), and ``DRAWN_CUTS`` = K drawn ones, one uniformly at random inside each
+of K equal bands of rows, the last band ending at the last row that has a successor. Every row of
+the history, whatever its weekday, day of month or place (validation window and last rows
+included), can be a cut, and no row is more likely than another; the seed comes from the region's
+hash (see ``pipeline.region_seed``), so its author cannot aim at the cuts.
+
+Catch probability. A one-bar leak (row r uses bar r + 1) shows in a probe exactly when the cut is
+a row where the leak is active. Let the leak be active on a set A of rows, a share p of them, and
+p_j its share of band j (so p is the mean of the p_j). The K draws are independent, so the leak
+escapes with probability prod_j (1 - p_j) <= (1 - p)^K (the product of numbers with a fixed mean is
+largest when they are equal). With K = 5: caught with probability at least 1 - (1 - p)^5, that is
+23% at p = 5%, 41% at p = 10%, 76% at p = 25%, 97% at p = 50%; a leak active on a whole band (a
+fifth of the history or more) is always caught. A k-bar leak is caught when any of the k rows
+before a cut is in A, so it fares at least as well. The cost is the rows probed: about
+(K/2 + 0.1) n + ``PERTURB_TAIL`` for n rows, measured by ``bench/bench_lookahead.py``.
+Detectors take results and never run code, so they work with any runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,10 +38,9 @@ import pandas as pd
 
 EARLY_CUT = 4  # a few rows in: a backward fill of the first rows' NaN shows here
 MIN_WARMUP_FOR_CUT = 10  # a shorter warm-up is already covered by the early cut
-TRUNCATE_STRATA = ((0.10, 0.30), (0.30, 0.50))
-PERTURB_STRATA = ((0.30, 0.65), (0.85, 0.995))
-PERTURB_TAIL = 300  # rows of replaced future kept after an early perturbed cut; the last probe keeps all
-SNAP_RADIUS = 12  # rows searched either side of a drawn cut for a mid-week, mid-month bar
+DRAWN_CUTS = 5  # K in the module docstring: one uniform cut per band of rows
+PERTURB_BANDS = (2, 4)  # bands whose cut perturbs the future (the last keeps the full length); others truncate
+PERTURB_TAIL = 300  # rows of replaced future kept after an earlier perturbed cut; the last probe keeps all
 RTOL = 1e-9  # recomputing a causal feature is bit-identical in practice; leave float noise room
 ATOL_SCALE = 1e-12  # absolute tolerance as a fraction of the column's largest finite magnitude
 PRICE_COLUMNS = ("Open", "High", "Low", "Close", "Adj Close")
@@ -103,28 +112,15 @@ def warmup_rows(features: Mapping[str, np.ndarray]) -> int:
     return longest
 
 
-def _snap(index: pd.Index, target: int, lo: int, hi: int) -> int:
-    """Nearest row to ``target`` in [lo, hi] dated a Tuesday-Thursday between the 8th and 22nd."""
-    if not isinstance(index, pd.DatetimeIndex):
-        return target
-    a, b = max(lo, target - SNAP_RADIUS), min(hi, target + SNAP_RADIUS)
-    if b < a:
-        return target
-    window = index[a : b + 1]
-    good = np.flatnonzero(window.day_of_week.isin((1, 2, 3)) & (window.day >= 8) & (window.day <= 22))
-    if good.size == 0:
-        return target
-    rows = good + a
-    return int(rows[np.argmin(np.abs(rows - target))])
-
-
-def _draw(index: pd.Index, strata: tuple[tuple[float, float], ...], rng: np.random.Generator) -> list[int]:
-    n = len(index)
-    cuts = []
-    for lo, hi in strata:
-        a, b = int(lo * n), max(int(lo * n), int(hi * n) - 1)
-        cuts.append(_snap(index, int(rng.integers(a, b + 1)), a, min(b, n - 2)))
-    return cuts
+def drawn_cuts(n: int, rng: np.random.Generator, k: int = DRAWN_CUTS) -> list[int]:
+    """One cut drawn uniformly inside each of ``k`` equal bands of rows ``0 .. n - 2``."""
+    last = n - 2  # a cut needs a successor bar: that is what a leak would read
+    if last < 0:
+        return []
+    edges = np.linspace(0, last + 1, k + 1)
+    lo = np.ceil(edges[:-1]).astype(np.int64)
+    hi = np.maximum(lo, np.ceil(edges[1:]).astype(np.int64) - 1)
+    return [int(rng.integers(a, b + 1)) for a, b in zip(lo, hi)]
 
 
 def perturbed_frame(frame: pd.DataFrame, cut: int, seed: int) -> pd.DataFrame:
@@ -161,17 +157,18 @@ def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0) -> list[Pr
     n = len(frame)
     rng = np.random.default_rng(seed)
     probes: list[Probe] = []
-    cuts_p = _draw(frame.index, PERTURB_STRATA, rng)
-    for i, cut in enumerate(cuts_p):
+    drawn = drawn_cuts(n, rng)
+    perturb = [c for band, c in enumerate(drawn) if band in PERTURB_BANDS]
+    for i, cut in enumerate(perturb):
         perturbed = perturbed_frame(frame, cut, int(rng.integers(2**31)))
-        if i < len(cuts_p) - 1:  # a full-length future is only needed once: the last probe has it
+        if i < len(perturb) - 1:  # a full-length future is only needed once: the last probe has it
             perturbed = perturbed.iloc[: cut + 1 + PERTURB_TAIL]
         probes.append(Probe(perturbed, cut, "perturb"))
     cuts = [EARLY_CUT]
     warm = warmup_rows(full.features)
     if warm >= MIN_WARMUP_FOR_CUT:
         cuts.append(warm // 2)
-    cuts += _draw(frame.index, TRUNCATE_STRATA, rng)
+    cuts += [c for band, c in enumerate(drawn) if band not in PERTURB_BANDS]
     for cut in sorted({c for c in cuts if 0 <= c < n - 1}):
         probes.append(Probe(frame.iloc[: cut + 1], cut, "truncate"))
     return probes
@@ -210,18 +207,3 @@ def first_difference(full: FrameLike, probe: Probe, result: FrameLike) -> Leak |
             best = Leak("signals", row, _date(index, row), float(s_full[row]), float(s_probe[row]),
                         int(diff.sum()), probe)
     return best
-
-
-def find_leak_details(full: FrameLike, probes: Sequence[Probe], results: Sequence[FrameLike]) -> Leak | None:
-    """The earliest-dated difference over all probes, or None when the candidate is causal."""
-    if len(probes) != len(results):
-        raise ValueError(f"{len(probes)} probes but {len(results)} results")
-    leaks = [leak for p, r in zip(probes, results) if (leak := first_difference(full, p, r)) is not None]
-    return min(leaks, key=lambda leak: (leak.row, leak.probe.cut)) if leaks else None
-
-
-def find_leak(frame: pd.DataFrame, full: FrameLike, probes: Sequence[Probe],
-              results: Sequence[FrameLike]) -> str | None:
-    """A rejection reason naming the column (or "signals") and the first date that differs."""
-    leak = find_leak_details(full, probes, results)
-    return None if leak is None else leak.message(frame.index)

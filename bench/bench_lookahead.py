@@ -2,7 +2,8 @@
 
     python bench/bench_lookahead.py [--data DIR] [--repeats N] [--in-process]
 
-Target (issue 5): the look-ahead check adds less than 4x the candidate's own time. Measured on
+Target (issue 5): the look-ahead check adds less than 4x the candidate's own time; issue 11's
+cuts that can land on any row (see alphaloop/lookahead.py) must keep it there. Measured on
 train+validation of the frozen data with the baseline region, through the sandbox when
 ``sandbox.runner`` exists (each run is one fork, as in the pipeline), else in-process.
 """
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop.candidate import extract_region, template_text  # noqa: E402
 from alphaloop.data import DataError, freeze, load_splits, sample_frame, split, validate  # noqa: E402
 from alphaloop.guards import date_shifted_frame  # noqa: E402
-from alphaloop.lookahead import find_leak, probe_frames  # noqa: E402
+from alphaloop.lookahead import first_difference, probe_frames  # noqa: E402
 from alphaloop.scoring import History  # noqa: E402
 
 HEAVY = """
@@ -79,7 +80,8 @@ def bench(box, region: str, history: History, repeats: int) -> dict[str, float]:
             t0 = time.perf_counter()
             probes = probe_frames(frame, full.results[0], seed=i)
             out = box.run(region, [p.frame for p in probes] + extra)
-            assert out.ok and find_leak(frame, full.results[0], probes, out.results[: len(probes)]) is None
+            assert out.ok, out.reason
+            assert all(first_difference(full.results[0], p, r) is None for p, r in zip(probes, out.results))
             times.append(time.perf_counter() - t0)
         rows = sum(len(p.frame) for p in probes)
     full_s, probe_s, both_s = (float(np.median(x)) for x in (full_t, probe_t, both_t))

@@ -643,6 +643,7 @@ def _prewarm(candidate: Any) -> None:
         return d
 
     candidate.compute_signals(features, lambda row: 0, df)
+    "sandbox".encode("idna")  # a codec loaded from disk: a child running as another uid may not read it
 
 
 # --- lockdown layers -------------------------------------------------------------------------------
