@@ -15,8 +15,9 @@ import ast
 import re
 import string
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 MAX_SOURCE_CHARS = 20_000
 MAX_DEPTH = 100

@@ -41,9 +41,9 @@ import pandas as pd
 
 from alphaloop import candidate as candidate_module
 from alphaloop.candidate import validate_signals
-from sandbox import child as child_module
-from sandbox.child import MAX_FEATURES, MAX_NAME_CHARS, ProtocolError
+from sandbox import wire
 from sandbox.gate import SAFE_BUILTINS
+from sandbox.wire import MAX_FEATURES, MAX_NAME_CHARS, ProtocolError
 
 # Printable ASCII without quotes for JSON, braces, angle brackets or backslashes: a name cannot carry a
 # terminal escape, a line break, markup or a forged verdict line into logs, prompts or the report.
@@ -61,8 +61,12 @@ WORKER_ENV = {
     "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
 }
+SANDBOX_DIR = Path(__file__).resolve().parent
+SHIPPED = ("wire", "lockdown", "watch", "child")  # sandbox modules the worker runs, in dependency order
+# The worker's first code: read the init message, then build the shipped modules from their source
+# under their own names (so ``from sandbox.wire import ...`` inside them finds them, never a copy on disk).
 BOOT = (
-    "import os,sys,json\n"
+    "import os,sys,json,types\n"
     "def rd(n):\n"
     "    b=b''\n"
     "    while len(b)<n:\n"
@@ -72,9 +76,12 @@ BOOT = (
     "    return b\n"
     "init=json.loads(rd(int.from_bytes(rd(8),'little')))\n"
     "sys.path[:0]=[p for p in init['sys_path'] if p not in sys.path]\n"
-    "g={'__name__':'alphaloop_sandbox_child'}\n"
-    "exec(compile(init['child_src'],'<sandbox/child.py>','exec'),g)\n"
-    "g['worker_main'](init)\n"
+    "pkg=types.ModuleType('sandbox');pkg.__path__=[];sys.modules['sandbox']=pkg\n"
+    "for name,src in init['modules']:\n"
+    "    m=types.ModuleType('sandbox.'+name);m.__file__='<sandbox/'+name+'.py>'\n"
+    "    sys.modules[m.__name__]=m;setattr(pkg,name,m)\n"
+    "    exec(compile(src,m.__file__,'exec'),m.__dict__)\n"
+    "sys.modules['sandbox.child'].worker_main(init)\n"
 )
 
 
@@ -399,7 +406,7 @@ class Sandbox:
 
     def _init_message(self) -> bytes:
         init = {
-            "child_src": Path(child_module.__file__).read_text(encoding="utf-8"),
+            "modules": [[name, (SANDBOX_DIR / f"{name}.py").read_text(encoding="utf-8")] for name in SHIPPED],
             "candidate_src": Path(candidate_module.__file__).read_text(encoding="utf-8"),
             "sys_path": _sys_path(),
             "read_roots": _read_roots(),
@@ -536,7 +543,7 @@ class Sandbox:
         return b"".join(chunks)
 
     def _read_message(self, deadline: float, max_header: int, max_body: int) -> tuple[dict[str, Any], bytearray]:
-        return child_module.read_message(lambda n: self._read_exact(n, deadline), max_header, max_body)
+        return wire.read_message(lambda n: self._read_exact(n, deadline), max_header, max_body)
 
     # --- running -------------------------------------------------------------------------------
 
@@ -549,7 +556,7 @@ class Sandbox:
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout_s!r}")
-        specs, body = child_module.encode_frames(list(frames))
+        specs, body = wire.encode_frames(list(frames))
         header = {"op": "run", "region": region, "timeout": timeout, "memory_mb": self.memory_mb,
                   "frames": specs}
         rows = sum(len(f) for f in frames)
@@ -565,7 +572,7 @@ class Sandbox:
             started = time.monotonic()
             deadline = started + timeout + GRACE_S + body.size / 20e6
             try:
-                self._write(child_module.pack_message(header, body.parts), deadline)
+                self._write(wire.pack_message(header, body.parts), deadline)
                 reply, reply_body = self._read_message(deadline, 1 << 26, max_body)
             except _Deadline:
                 self._stop_worker()
@@ -609,7 +616,7 @@ class Sandbox:
             if not isinstance(desc, dict) or desc.get("n") != n:
                 raise ProtocolError(f"frame {i}: result length does not match the input")
             try:
-                signals = validate_signals(child_module.array_at(body, desc.get("signals"), n), n)
+                signals = validate_signals(wire.array_at(body, desc.get("signals"), n), n)
             except ValueError as exc:
                 raise ValueError(f"frame {i}: {exc}") from None
             columns = desc.get("features")
@@ -623,6 +630,6 @@ class Sandbox:
                 if not NAME_PATTERN.fullmatch(name):
                     raise ValueError(f"feature name {ascii(name)[:60]} is not allowed: column names may use only "
                                      "letters, digits, spaces and _ . - + : % ( ) [ ] , ' / = * (rename the column)")
-                features[name] = child_module.array_at(body, col, n)
+                features[name] = wire.array_at(body, col, n)
             results.append(FrameResult(signals=signals, features=features))
         return results
