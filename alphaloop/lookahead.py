@@ -120,7 +120,7 @@ def drawn_cuts(n: int, rng: np.random.Generator, k: int = DRAWN_CUTS) -> list[in
     edges = np.linspace(0, last + 1, k + 1)
     lo = np.ceil(edges[:-1]).astype(np.int64)
     hi = np.maximum(lo, np.ceil(edges[1:]).astype(np.int64) - 1)
-    return [int(rng.integers(a, b + 1)) for a, b in zip(lo, hi)]
+    return [int(rng.integers(a, b + 1)) for a, b in zip(lo, hi, strict=True)]
 
 
 def perturbed_frame(frame: pd.DataFrame, cut: int, seed: int) -> pd.DataFrame:

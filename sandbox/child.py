@@ -329,7 +329,8 @@ def _child_run(worker: Worker, region: str, frames: list[pd.DataFrame]) -> None:
         missing = [n for n, f in (("generate_features", gf), ("strategy_logic", sl)) if not callable(f)]
         if missing:
             sent = True
-            _send(RESULT_FD, {"status": "missing_output", "reason": f"the region does not define {' and '.join(missing)}"})
+            _send(RESULT_FD, {"status": "missing_output",
+                              "reason": f"the region does not define {' and '.join(missing)}"})
             return
         header, parts = _compute(worker.candidate, gf, sl, frames)
         sent = True

@@ -185,7 +185,8 @@ def apply_landlock(libc: Any, roots: list[str]) -> str:
                 continue
             access = read_file | read_dir if os.path.isdir(root) else read_file
             rule = ctypes.create_string_buffer(struct.pack("<Qi", access, pfd), 12)
-            added = libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), rule, ctypes.c_uint32(0))
+            added = libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), rule,
+                                 ctypes.c_uint32(0))
             os.close(pfd)
             if added < 0:
                 return f"landlock rule refused for {root} (errno {ctypes.get_errno()})"

@@ -49,7 +49,8 @@ from sandbox.wire import MAX_FEATURES, MAX_NAME_CHARS, ProtocolError
 # terminal escape, a line break, markup or a forged verdict line into logs, prompts or the report.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_(\[][A-Za-z0-9_ .:+%()\[\],'/=*\-]*")
 STATUSES = ("ok", "timeout", "memory", "crash", "exception", "bad_output", "missing_output")
-LAYER_ORDER = ("bwrap", "landlock", "seccomp", "no-privileges", "rlimits", "timeout", "audit-hook", "restricted-builtins")
+LAYER_ORDER = ("bwrap", "landlock", "seccomp", "no-privileges", "rlimits", "timeout", "audit-hook",
+               "restricted-builtins")
 LOG_LIMIT = 4096
 REASON_LIMIT = 500
 START_TIMEOUT_S = 120.0
@@ -611,7 +612,7 @@ class Sandbox:
         if not isinstance(described, list) or len(described) != len(frames):
             raise ProtocolError("result does not cover every input frame")
         results = []
-        for i, (desc, df) in enumerate(zip(described, frames)):
+        for i, (desc, df) in enumerate(zip(described, frames, strict=True)):
             n = len(df)
             if not isinstance(desc, dict) or desc.get("n") != n:
                 raise ProtocolError(f"frame {i}: result length does not match the input")

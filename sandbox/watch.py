@@ -106,18 +106,21 @@ class Watch:
         if self.timed_out:
             return {**reply, "status": "timeout", "reason": f"exceeded the {timeout:g} s time limit"}
         if self.oversize:
-            return {**reply, "status": "bad_output", "reason": "the candidate process sent more output than its frames allow"}
+            return {**reply, "status": "bad_output",
+                    "reason": "the candidate process sent more output than its frames allow"}
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
             if sig == signal.SIGXCPU:
                 return {**reply, "status": "timeout", "reason": "exceeded its CPU time limit"}
             if maxrss_mb >= 0.8 * memory_mb:
-                return {**reply, "status": "memory", "reason": f"killed at {maxrss_mb:.0f} MB resident (limit {memory_mb} MB)"}
+                return {**reply, "status": "memory",
+                        "reason": f"killed at {maxrss_mb:.0f} MB resident (limit {memory_mb} MB)"}
             return {**reply, "status": "crash", "reason": f"candidate process killed by {name}"}
         if not self.result:
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
-            return {**reply, "status": "missing_output", "reason": f"candidate process exited with code {code} without a result"}
+            return {**reply, "status": "missing_output",
+                    "reason": f"candidate process exited with code {code} without a result"}
         try:
             header, body = read_message(buffer_reader(self.result), 1 << 24, self.max_body)
         except (ProtocolError, struct.error) as exc:

@@ -47,7 +47,8 @@ def write_all(fd: int, parts: list[bytes | memoryview]) -> None:
             view = view[written:]
 
 
-def read_message(read_exact: Callable[[int], bytes], max_header: int, max_body: int) -> tuple[dict[str, Any], bytearray]:
+def read_message(read_exact: Callable[[int], bytes], max_header: int,
+                 max_body: int) -> tuple[dict[str, Any], bytearray]:
     """Read one framed message, refusing anything larger than the caller allows."""
     magic, head_len, body_len = PREFIX.unpack(read_exact(PREFIX.size))
     if magic != MAGIC:

@@ -334,8 +334,8 @@ HOSTILE_CLASSES = {
                 "timezone"),
     "computed-tz": ("def generate_features(df):\n    z = 'Europe/' + 'Paris'\n    x = df.index.tz_localize(z)\n"
                     "    return df\n", "timezone"),
-    "dateutil-dtype": ("def generate_features(df):\n    x = df.index.astype('datetime64[ns, dateutil/x]')\n    return df\n",
-                       "timezone"),
+    "dateutil-dtype": ("def generate_features(df):\n    x = df.index.astype('datetime64[ns, dateutil/x]')\n"
+                       "    return df\n", "timezone"),
     # native pointers on any object
     "bitgen-cffi": ("def generate_features(df):\n    x = np.random.PCG64(1).cffi\n    return df\n", "internals"),
     "bitgen-capsule": ("def generate_features(df):\n    x = np.random.default_rng(1).bit_generator\n    return df\n",
