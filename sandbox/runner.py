@@ -10,25 +10,23 @@ never lets anything the child printed count as a result. The caller computes eve
 Layers, strongest first, each reported in ``Sandbox.layers`` only when the worker proved it works:
 bwrap (no project, home, /etc or network; own pid namespace; dies with the parent), landlock
 (reads only the Python installation, no writes, no TCP, no signals outward), seccomp (no exec,
-fork, sockets or writing opens), rlimits (CPU, address space, file size, descriptors, no core),
-timeout (wall clock, the whole process tree killed), and two in-process tripwires (an audit hook
-and restricted builtins). ``run`` does not apply the gate: the pipeline calls ``gate.check`` first.
+fork, sockets, writing opens, priority/scheduler/uid changes, off-list ioctls), no-privileges (no
+capabilities, no_new_privs, uid 65534 when started as root outside bwrap), rlimits (CPU, address
+space, file size, descriptors, no core), timeout (wall clock, the whole process tree killed), and
+two in-process tripwires (an audit hook and restricted builtins: code past the gate can disable
+them, so they are never the only wall). ``run`` does not apply the gate: the pipeline calls
+``gate.check`` first.
 """
 
 from __future__ import annotations
 
-import ctypes.util
-import functools
-import importlib.util
 import json
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 import weakref
@@ -43,6 +41,16 @@ from alphaloop import candidate as candidate_module
 from alphaloop.candidate import validate_signals
 from sandbox import wire
 from sandbox.gate import SAFE_BUILTINS
+from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_status: re-exported)
+    PROJECT_ROOT,
+    WORKER_ENV,
+    bwrap_argv,
+    bwrap_status,
+    libraries,
+    read_roots,
+    seccomp_importable,
+    sys_path,
+)
 from sandbox.wire import MAX_FEATURES, MAX_NAME_CHARS, ProtocolError
 
 # Printable ASCII without quotes for JSON, braces, angle brackets or backslashes: a name cannot carry a
@@ -55,13 +63,6 @@ LOG_LIMIT = 4096
 REASON_LIMIT = 500
 START_TIMEOUT_S = 120.0
 GRACE_S = 10.0
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("numpy", "pandas", "dateutil", "tzdata", "six", "pyseccomp")
-WORKER_ENV = {
-    "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp",
-    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-}
 SANDBOX_DIR = Path(__file__).resolve().parent
 SHIPPED = ("wire", "lockdown", "watch", "child")  # sandbox modules the worker runs, in dependency order
 # The worker's first code: read the init message, then build the shipped modules from their source
@@ -115,158 +116,6 @@ class _Deadline(Exception):
 
 class _WorkerGone(Exception):
     pass
-
-
-def _is_within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-@functools.lru_cache(maxsize=1)
-def _hidden_paths() -> tuple[Path, ...]:
-    """Folders the sandbox must never expose, even partly: the project and the user's home."""
-    hidden = [PROJECT_ROOT]
-    try:
-        hidden.append(Path.home().resolve())
-    except (RuntimeError, KeyError, OSError):
-        pass
-    return tuple(hidden)
-
-
-def _module_dir(name: str) -> Path | None:
-    """The folder a top-level module is imported from (its site-packages), without importing it."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
-        return None
-    origin = Path(spec.origin).resolve()
-    return origin.parent.parent if spec.submodule_search_locations else origin.parent
-
-
-def _carve(root: Path, hidden: tuple[Path, ...]) -> list[Path]:
-    """``root`` minus every hidden folder inside it, as the largest pieces that can be exposed."""
-    if root in hidden:
-        return []
-    if not any(root in h.parents for h in hidden):
-        return [root]
-    try:
-        entries = sorted(root.iterdir())
-    except OSError:
-        return []
-    pieces: list[Path] = []
-    for entry in entries:
-        if entry.is_dir() and not entry.is_symlink():
-            pieces += _carve(entry, hidden)
-        elif entry not in hidden:
-            pieces.append(entry)
-    return pieces
-
-
-def _minimal(paths: list[Path]) -> list[Path]:
-    """Drop paths already covered by another path in the list."""
-    ordered = sorted(set(paths), key=lambda p: (len(p.parts), str(p)))
-    kept: list[Path] = []
-    for path in ordered:
-        if not any(_is_within(path, k) for k in kept):
-            kept.append(path)
-    return kept
-
-
-@functools.lru_cache(maxsize=1)
-def _python_roots() -> tuple[str, ...]:
-    """What the worker must read: the interpreter and the packages it imports (nothing hidden)."""
-    found: list[Path] = []
-    prefixes = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
-    prefixes += [p for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")) if p]
-    for path in [Path(p) for p in prefixes] + [d for d in map(_module_dir, MODULES) if d is not None]:
-        try:
-            real = path.resolve()
-        except OSError:
-            continue
-        if real.is_dir() and real != Path("/"):
-            found += _carve(real, _hidden_paths())
-    return tuple(str(p) for p in _minimal(found))
-
-
-@functools.lru_cache(maxsize=1)
-def _system_roots() -> tuple[str, ...]:
-    """System folders the interpreter's shared libraries (and zoneinfo) come from."""
-    found: list[Path] = []
-    for name in ("/usr", "/lib", "/lib64", "/lib32", "/libx32"):
-        path = Path(name)
-        if path.is_dir() and not path.is_symlink():
-            found += _carve(path, _hidden_paths())
-    return tuple(str(p) for p in _minimal(found))
-
-
-def _sys_path() -> list[str]:
-    """Where the worker finds numpy, pandas and pyseccomp (never the project or the cwd)."""
-    dirs = [d for d in map(_module_dir, MODULES) if d is not None]
-    return [str(d) for d in dict.fromkeys(dirs) if not any(_is_within(h, d) for h in _hidden_paths())]
-
-
-def _read_roots() -> list[str]:
-    """What Landlock and the audit hook let the child read: Python and the system libraries."""
-    return [str(p) for p in _minimal([Path(p) for p in (*_python_roots(), *_system_roots())])]
-
-
-@functools.lru_cache(maxsize=1)
-def _libraries() -> dict[str, str]:
-    """Sonames resolved here, so the worker needs no ldconfig (or /etc) to load libseccomp."""
-    out = {}
-    for name in ("c", "seccomp"):
-        found = ctypes.util.find_library(name)
-        if found:
-            out[name] = found
-    return out
-
-
-def _seccomp_importable() -> str | None:
-    """None when pyseccomp and libseccomp are present, else why not."""
-    if not sys.platform.startswith("linux"):
-        return "not Linux"
-    try:
-        import pyseccomp  # noqa: F401
-    except Exception as exc:
-        return f"pyseccomp unavailable ({type(exc).__name__}: {exc})"
-    return None
-
-
-def _bwrap_argv(python: str) -> list[str]:
-    binary = shutil.which("bwrap") or "bwrap"
-    argv = [binary, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-            "--cap-drop", "ALL"]
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        path = Path("/") / name
-        if path.is_symlink():
-            argv += ["--symlink", os.readlink(path), str(path)]
-    argv += ["--size", str(64 << 20), "--tmpfs", "/tmp"]  # before the binds: a venv under /tmp stays visible
-    for root in _minimal([Path(p) for p in (*_system_roots(), *_python_roots())]):
-        argv += ["--ro-bind", str(root), str(root)]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--chdir", "/tmp", "--hostname", "sandbox"]
-    for key, value in WORKER_ENV.items():
-        argv += ["--setenv", key, value]
-    return argv + ["--", python]
-
-
-@functools.lru_cache(maxsize=1)
-def bwrap_status() -> str | None:
-    """Probe bubblewrap once per process: None when it works here, else the reason it does not."""
-    if not sys.platform.startswith("linux"):
-        return "not Linux"
-    if shutil.which("bwrap") is None:
-        return "bwrap not installed"
-    argv = _bwrap_argv(sys.executable) + ["-I", "-c", "import os; os.listdir('/usr')"]
-    try:
-        proc = subprocess.run(argv, env=dict(WORKER_ENV), capture_output=True, timeout=30, cwd="/")
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bwrap failed to start ({type(exc).__name__})"
-    if proc.returncode != 0:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        return f"bwrap refused to run here ({detail[-1] if detail else f'exit {proc.returncode}'})"
-    return None
 
 
 def _clean_text(text: Any, limit: int, keep_newlines: bool) -> str:
@@ -366,7 +215,7 @@ class Sandbox:
         self._stderr: _StderrTail | None = None
         self._finalizer: Any = None
         self._bwrap = self._decide("bwrap", use_bwrap, bwrap_status)
-        self._seccomp = self._decide("seccomp", use_seccomp, _seccomp_importable)
+        self._seccomp = self._decide("seccomp", use_seccomp, seccomp_importable)
         landlock_reason = None if sys.platform.startswith("linux") else "not Linux"
         self._landlock = self._decide("landlock", use_landlock, lambda: landlock_reason)
         self._demanded = {name for name, flag in (("bwrap", use_bwrap), ("seccomp", use_seccomp),
@@ -402,17 +251,17 @@ class Sandbox:
 
     def _argv(self) -> list[str]:
         python = sys.executable
-        prefix = _bwrap_argv(python) if self._bwrap else [python]
+        prefix = bwrap_argv(python) if self._bwrap else [python]
         return prefix + ["-I", "-B", "-c", BOOT, self.token]
 
     def _init_message(self) -> bytes:
         init = {
             "modules": [[name, (SANDBOX_DIR / f"{name}.py").read_text(encoding="utf-8")] for name in SHIPPED],
             "candidate_src": Path(candidate_module.__file__).read_text(encoding="utf-8"),
-            "sys_path": _sys_path(),
-            "read_roots": _read_roots(),
+            "sys_path": sys_path(),
+            "read_roots": read_roots(),
             "builtins": sorted(SAFE_BUILTINS),
-            "libs": _libraries() if self._seccomp else {},
+            "libs": libraries() if self._seccomp else {},
             "want": {"seccomp": self._seccomp, "landlock": self._landlock, "tripwires": self.tripwires},
             "parent_pid": os.getpid(),
             "pid_namespace": self._bwrap,
