@@ -283,3 +283,14 @@ def test_nothing_survives_a_killed_parent() -> None:
     while time.monotonic() < deadline and any(processes_with(t) for t in tokens):
         time.sleep(0.05)
     assert [t for t in tokens if processes_with(t)] == []
+
+
+def test_worker_runs_the_shipped_modules_not_a_copy_on_disk(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    """Every sandbox module the child uses was built from the source the parent sent (inside bwrap
+    the project is not mounted; outside it, an installed copy must not be picked up instead)."""
+    source = region(ESCAPE + "mods = B['__import__']('sys').modules\n"
+                    "names = ['sandbox.wire', 'sandbox.lockdown', 'sandbox.watch', 'sandbox.child']\n"
+                    "df['shipped'] = float(all(mods[n].__file__ == '<' + n.replace('.', '/') + '.py>' for n in names))")
+    outcome = sandbox.run(source, [frame.iloc[:50]])
+    assert outcome.ok, outcome.reason
+    assert outcome.results[0].features["shipped"][0] == 1.0
