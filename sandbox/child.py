@@ -375,6 +375,8 @@ def _compute(candidate: Any, gf: Callable[..., Any], sl: Callable[..., Any],
     out = []
     for i, df in enumerate(frames):
         features, raw = candidate.compute_signals(gf, sl, df)
+        if not features.index.equals(df.index):  # signals are matched to bars by position: order must hold
+            raise _BadOutput(f"frame {i}: generate_features changed the index; keep one row per input bar, in order")
         try:
             _check_element_types(raw)
             signals = candidate.validate_signals(raw, len(df))

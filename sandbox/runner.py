@@ -55,7 +55,7 @@ from sandbox.wire import MAX_FEATURES, MAX_NAME_CHARS, ProtocolError
 
 # Printable ASCII without quotes for JSON, braces, angle brackets or backslashes: a name cannot carry a
 # terminal escape, a line break, markup or a forged verdict line into logs, prompts or the report.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_(\[][A-Za-z0-9_ .:+%()\[\],'/=*\-]*")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:+%()\[\],'/=*\-][A-Za-z0-9_ .:+%()\[\],'/=*\-]*")
 STATUSES = ("ok", "timeout", "memory", "crash", "exception", "bad_output", "missing_output")
 LAYER_ORDER = ("bwrap", "landlock", "seccomp", "no-privileges", "rlimits", "timeout", "audit-hook",
                "restricted-builtins")

@@ -136,3 +136,19 @@ def test_reduced_isolation_warning_is_printed_once(capfd: pytest.CaptureFixture[
         pass
     err = capfd.readouterr().err
     assert err.count("reduced isolation") == 1 and "apt-get install bubblewrap" in err
+
+
+@pytest.mark.parametrize("body", ["df = df.iloc[::-1]", "df.index = df.index + pd.Timedelta(days=1)",
+                                  "df = df.sort_values('Close')"])
+def test_reordered_or_relabelled_rows_are_refused(box: Sandbox, body: str) -> None:
+    outcome = box.run(region(body), [make_ohlcv(60)])
+    assert outcome.status == "bad_output" and "changed the index" in outcome.reason, outcome.reason
+
+
+def test_whole_corpus_runs_in_the_no_bwrap_sandbox(box: Sandbox) -> None:
+    from tests.test_sandbox_support import CORPUS_DIR
+
+    frame = make_ohlcv(400, seed=2)
+    for path in sorted(CORPUS_DIR.glob("*.py")):
+        outcome = box.run(path.read_text(encoding="utf-8"), [frame])
+        assert outcome.ok, f"{path.stem}: {outcome.reason}"
