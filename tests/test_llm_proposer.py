@@ -114,7 +114,7 @@ def test_http_500_then_good_is_retried(fake: FakeOpenAI) -> None:
     assert len(fake.requests) == 2
     assert len(sleeps) == 1 and 0.5 <= sleeps[0] <= 1.5
     assert "attempt 1/6" in messages[0] and "HTTP 500" in messages[0]
-    assert llm.retries == 1
+    assert p.retries == 1
 
 
 def test_429_honours_retry_after(fake: FakeOpenAI) -> None:
