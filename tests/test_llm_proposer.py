@@ -11,11 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAI, closed_port_url, dropped, error, garbage, good, slow
 
+from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import extract_region, splice_region, template_text
-from alphaloop.proposers import load_env, make_proposer, resolve_kind
-from alphaloop.proposers.base import EndpointDown, Expectation, MemberSummary, ProposalContext
-from alphaloop.proposers.llm import DEFAULT_MODEL, LLMProposer
+from alphaloop.proposers import load_env, make_proposer, missing_endpoint, probe_endpoint, resolve_kind
+from alphaloop.proposers.base import DEFAULT_TIMEOUT_S, EndpointDown, Expectation, MemberSummary, ProposalContext
+from alphaloop.proposers.llm import CUT_OFF, DEFAULT_MODEL, LLMProposer
 from alphaloop.proposers.offline import OfflineProposer
 from alphaloop.proposers.parsing import NO_CODE
 from alphaloop.proposers.prompting import (
@@ -28,7 +30,6 @@ from alphaloop.proposers.prompting import (
     load_prompts,
     prompt_chars,
 )
-from fake_openai import FakeOpenAI, closed_port_url, dropped, error, garbage, good, slow
 
 REGION = '''def generate_features(df):
     df["ema_fast"] = df["Close"].ewm(span=12, adjust=False).mean()
@@ -363,3 +364,118 @@ def test_instructions_placeholder_inlines_the_program() -> None:
     messages = build_messages(ctx(), "Program for {{metric}}.", "{{instructions}}\n\nParent:\n{{parent_region}}")
     assert len(messages) == 1 and messages[0]["role"] == "user"
     assert messages[0]["content"].startswith("Program for sharpe.")
+
+
+def test_reply_cut_off_at_the_output_limit_is_named_not_a_syntax_error(fake: FakeOpenAI) -> None:
+    cut = f"```python\n{REGION[:-40]}"
+    fake.script(good(cut, finish_reason="length"))
+    p = proposer(fake).propose(ctx())
+    assert p.region is None and p.error == CUT_OFF and p.finish_reason == "length"
+
+
+def test_reply_cut_off_after_a_complete_region_keeps_the_region(fake: FakeOpenAI) -> None:
+    fake.script(good(f"```python\n{REGION}```\n```markdown\nHypothesis: EMAs turn", finish_reason="length"))
+    p = proposer(fake).propose(ctx())
+    assert p.region == REGION and p.error is None
+
+
+def test_max_reply_tokens_sets_the_request_limit(fake: FakeOpenAI) -> None:
+    fake.script(good(GOOD), good(GOOD))
+    proposer(fake, max_reply_tokens=3000).propose(ctx())
+    proposer(fake).propose(ctx())
+    assert fake.requests[0]["json"]["max_tokens"] == 3000
+    assert "max_tokens" not in fake.requests[1]["json"]
+    with pytest.raises(ValueError, match="max_reply_tokens"):
+        proposer(fake, max_reply_tokens=0)
+    made = make_proposer("llm", seed=0, env={"OPENAI_BASE_URL": fake.base_url}, max_reply_tokens=77)
+    assert made.max_reply_tokens == 77
+
+
+def test_a_server_counting_far_fewer_prompt_tokens_warns_once_with_the_fix(fake: FakeOpenAI) -> None:
+    llm = proposer(fake)
+    sent = prompt_chars(build_messages(ctx(), llm.program, llm.template)) // 4
+    assert sent >= 1000
+    fake.script(good(GOOD, usage=(sent // 4, 50)), good(GOOD, usage=(sent // 4, 50)))
+    first, second = llm.propose(ctx()), llm.propose(ctx())
+    assert len(first.warnings) == 1 and "num_ctx" in first.warnings[0] and str(sent // 4) in first.warnings[0]
+    assert second.warnings == []
+    fake.script(good(GOOD, usage=(sent, 50)))
+    assert proposer(fake).propose(ctx()).warnings == []
+
+
+def test_truncation_warning_rule() -> None:
+    llm = LLMProposer(base_url="http://127.0.0.1:9/v1", env={})
+    assert llm.truncation_warning(40_000, 9_000) is None  # about 10,000 tokens sent, 9,000 counted: fine
+    assert llm.truncation_warning(40_000, 0) is None  # no usage reported
+    assert llm.truncation_warning(1_000, 10) is None  # too small to judge
+    warning = llm.truncation_warning(40_000, 2_048)
+    assert warning and "num_ctx" in warning and "10000" in warning
+    assert llm.truncation_warning(40_000, 2_048) is None  # once
+
+
+def test_whole_reply_is_kept_and_retries_are_counted(fake: FakeOpenAI) -> None:
+    long_reply = "<think>" + "step " * 20_000 + "</think>\n" + GOOD
+    fake.script(error(502), good(long_reply))
+    p = proposer(fake).propose(ctx())
+    assert p.region == REGION and p.reply == long_reply and p.retries == 1
+    assert len(p.to_json()["raw"]) == 4000 and "reply" not in p.to_json()
+
+
+def test_timeout_default_is_one_constant() -> None:
+    import inspect
+
+    assert DEFAULT_TIMEOUT_S == 120.0
+    assert inspect.signature(make_proposer).parameters["timeout_s"].default == DEFAULT_TIMEOUT_S
+    assert inspect.signature(LLMProposer).parameters["timeout_s"].default == DEFAULT_TIMEOUT_S
+    assert ProposalContext(1, 0, "", "sharpe", [], "", None).cost_bps == DEFAULT_COST_BPS
+
+
+def test_llm_without_any_endpoint_is_refused_with_what_to_set(tmp_path: Path) -> None:
+    problem = missing_endpoint("llm", {})
+    assert problem and "OPENAI_BASE_URL" in problem and "OPENAI_API_KEY" in problem and "--proposer offline" in problem
+    assert missing_endpoint("llm", {"OPENAI_BASE_URL": "http://localhost:11434/v1"}) is None
+    assert missing_endpoint("llm", {"OPENAI_API_KEY": "k"}) is None
+    assert missing_endpoint("llm", {"OPENAI_API_KEY": ""}) is not None
+    assert missing_endpoint("offline", {}) is None and missing_endpoint("auto", {}) is None
+    (tmp_path / ".env").write_text("OPENAI_BASE_URL=http://127.0.0.1:9/v1\n")
+    assert missing_endpoint("llm") is None  # .env in the current directory counts
+
+
+def test_probe_lists_models(fake: FakeOpenAI) -> None:
+    fake.models = ["fake-model"]
+    assert probe_endpoint(proposer(fake)) is None
+    assert fake.gets[0]["path"] == "/v1/models" and fake.requests == []
+    assert probe_endpoint(OfflineProposer(seed=0)) is None
+
+
+def test_probe_falls_back_to_a_one_token_request(fake: FakeOpenAI) -> None:
+    fake.script(good("OK"))
+    assert probe_endpoint(proposer(fake)) is None
+    assert len(fake.gets) == 1 and fake.requests[0]["json"]["max_tokens"] == 1
+
+
+@pytest.mark.parametrize("status, hint", [(401, "OPENAI_API_KEY"), (403, "OPENAI_API_KEY")])
+def test_probe_reports_a_refused_key(fake: FakeOpenAI, status: int, hint: str) -> None:
+    fake.models, fake.models_status = [], status
+    problem = probe_endpoint(proposer(fake))
+    assert problem and hint in problem and f"HTTP {status}" in problem and fake.base_url in problem
+
+
+def test_probe_reports_a_missing_model_or_path(fake: FakeOpenAI) -> None:
+    fake.script(error(404, "model 'nope' not found"))
+    problem = probe_endpoint(proposer(fake, model="nope"))
+    assert problem and "'nope'" in problem and "OPENAI_BASE_URL" in problem and "not found" in problem
+
+
+def test_probe_reports_an_endpoint_that_does_not_answer() -> None:
+    llm = LLMProposer(base_url=closed_port_url(), env={}, timeout_s=TIMEOUT_S)
+    problem = probe_endpoint(llm, timeout_s=1.0)
+    assert problem and "did not answer" in problem and "OPENAI_BASE_URL" in problem
+
+
+def test_probe_waits_only_its_own_short_timeout(fake: FakeOpenAI) -> None:
+    fake.script(slow(5.0, "OK"))
+    started = time.monotonic()
+    problem = probe_endpoint(proposer(fake, timeout_s=60.0), timeout_s=0.5)
+    assert problem and "timed out" in problem
+    assert time.monotonic() - started < 4.0
