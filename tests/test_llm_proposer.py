@@ -16,19 +16,33 @@ from fake_openai import FakeOpenAI, closed_port_url, dropped, error, garbage, go
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import extract_region, splice_region, template_text
 from alphaloop.proposers import load_env, make_proposer, missing_endpoint, probe_endpoint, resolve_kind
-from alphaloop.proposers.base import DEFAULT_TIMEOUT_S, EndpointDown, Expectation, MemberSummary, ProposalContext
+from alphaloop.proposers.base import (
+    DEFAULT_TIMEOUT_S,
+    CandidateFigures,
+    EndpointDown,
+    Expectation,
+    GuardThreshold,
+    MemberSummary,
+    ProposalContext,
+    UniverseFigures,
+    WindowFigures,
+)
 from alphaloop.proposers.llm import CUT_OFF, DEFAULT_MODEL, LLMProposer
 from alphaloop.proposers.offline import OfflineProposer
 from alphaloop.proposers.parsing import NO_CODE
 from alphaloop.proposers.prompting import (
     DESCRIPTION_LIMIT,
+    FIGURES_LIMIT,
+    GUARDS_LIMIT,
     LEARNINGS_LIMIT,
     OUTCOME_LIMIT,
     PARENT_LIMIT,
+    REASON_LIMIT,
     TOP_K,
     build_messages,
     load_prompts,
     prompt_chars,
+    variable_bound,
 )
 
 REGION = '''def generate_features(df):
@@ -479,3 +493,60 @@ def test_probe_waits_only_its_own_short_timeout(fake: FakeOpenAI) -> None:
     problem = probe_endpoint(proposer(fake, timeout_s=60.0), timeout_s=0.5)
     assert problem and "timed out" in problem
     assert time.monotonic() - started < 4.0
+
+
+def figures(iteration: int, folds: int = 3, status: str = "") -> CandidateFigures:
+    windows = [WindowFigures("train", 0.81, 0.42, -0.18, 0.63, 14, 2.1, 0.74, 0.55, -0.34)]
+    windows += [WindowFigures(f"fold {k}", 0.5 + k / 10, 0.1, -0.1, 0.6, 3, 2.0, 0.6, 0.12, -0.2)
+                for k in range(1, folds + 1)]
+    windows.append(WindowFigures("validation", 1.132, 0.21, -0.087, 0.71, 6, 1.8, 1.035, 0.24, -0.12))
+    return CandidateFigures(iteration, tuple(windows), status=status)
+
+
+def test_prompt_carries_figures_beside_buy_and_hold_the_parent_reason_and_guards() -> None:
+    program, template = load_prompts()
+    c = replace(ctx(), parent_figures=figures(1), latest_figures=figures(3, status="rejected at guards: 2 trades"),
+                parent_reason="reverting to iter 1: iter 3 did not enter the population", unchanged_positions=True,
+                guards=(GuardThreshold("min validation round trips", 3, "trades"),
+                        GuardThreshold("max exposure", 99, "% of days")))
+    user = build_messages(c, program, template)[1]["content"]
+    assert "**Parent (iteration 1)**" in user
+    assert "**Latest candidate (iteration 3): rejected at guards: 2 trades**" in user
+    assert "| window | Sharpe | return | max DD | exposure | trips | turnover/yr | B&H Sharpe | B&H return |" in user
+    assert "| validation | 1.13 | 21.0% | -8.7% | 71.0% | 6 | 1.80 | 1.03 | 24.0% | -12.0% |" in user
+    assert "| fold 2 |" in user
+    assert "Why this parent: reverting to iter 1: iter 3 did not enter the population" in user
+    assert "did not alter a single position" in user
+    assert "min validation round trips 3 trades; max exposure 99 % of days" in user
+    assert "{{" not in user
+
+
+def test_universe_figures_name_instruments_by_number_only() -> None:
+    program, template = load_prompts()
+    u = UniverseFigures("sharpe", 0.91, 5, best=(2, 1.4), median=0.8, worst=(5, -0.2))
+    c = replace(ctx(), parent_figures=CandidateFigures(1, figures(1).windows, universe=u))
+    user = build_messages(c, program, template)[1]["content"]
+    assert ("portfolio of 5 instruments: sharpe 0.91; best instrument 2 1.40; median 0.80; worst instrument 5 -0.20"
+            in user)
+
+
+def test_empty_figures_render_nothing_and_missing_cells_a_dash() -> None:
+    program, template = load_prompts()
+    plain = build_messages(ctx(), program, template)[1]["content"]
+    assert "Figures on train" not in plain and "\n\n\n" not in plain
+    sparse = replace(ctx(), parent_figures=CandidateFigures(1, (WindowFigures("validation", sharpe=0.5),)))
+    user = build_messages(sparse, program, template)[1]["content"]
+    assert "| validation | 0.50 | - | - | - | - | - | - | - | - |" in user
+
+
+def test_figures_stay_bounded_however_many_folds() -> None:
+    program, template = load_prompts()
+    many = replace(ctx(), parent_figures=figures(1, folds=40, status="s" * 5000),
+                   latest_figures=figures(2, folds=40), parent_reason="r " * 5000,
+                   guards=tuple(GuardThreshold(f"guard {i}", i) for i in range(500)))
+    small = prompt_chars(build_messages(ctx(), program, template))
+    big = build_messages(many, program, template)
+    user = big[1]["content"]
+    assert "more windows not shown" in user and "| validation |" in user and "| fold 40 |" not in user
+    assert prompt_chars(big) - small <= 2 * (FIGURES_LIMIT + 100) + REASON_LIMIT + GUARDS_LIMIT + 400
+    assert prompt_chars(big) <= len(program) + len(template) + variable_bound()
