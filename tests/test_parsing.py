@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from alphaloop.candidate import REGION_END, REGION_START, extract_region, splice_region, template_text
@@ -22,6 +27,7 @@ def strategy_logic(row):
     return 0
 '''
 
+ROOT = Path(__file__).resolve().parent.parent
 NOTES = """Hypothesis: EMAs react faster than SMAs, so entries come earlier in a trend.
 Change: SMA 20/50 -> EMA 12/40.
 Expected effect: more trades, slightly higher Sharpe.
@@ -308,3 +314,17 @@ def test_the_whole_reply_is_kept_beyond_the_record_head() -> None:
     assert p.region == REGION and p.reply == text and len(p.reply) > 50_000
     record = p.to_json()
     assert "reply" not in record and len(record["raw"]) == 4000
+
+
+def test_check_reads_a_weekend_trade_py_unchanged(tmp_path: Path, frozen_data: Path) -> None:
+    """``harness.py check`` on the weekend file scores exactly what its region scores in alphaloop's own file."""
+    weekend, own = tmp_path / "weekend_trade.py", tmp_path / "own_trade.py"
+    weekend.write_text(WEEKEND_TRADE_PY)
+    own.write_text(splice_region(template_text(), WEEKEND_REGION))
+    verdicts = []
+    for file in (weekend, own):
+        res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "check", str(file), "--data", str(frozen_data)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        verdicts.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    assert verdicts[0]["accepted"] and verdicts[0] == verdicts[1]
