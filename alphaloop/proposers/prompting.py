@@ -30,6 +30,8 @@ REASON_LIMIT = 300  # characters of why the parent was chosen
 GUARDS_LIMIT = 600  # characters of the guard thresholds
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+FILL = re.compile(r"^(?P<indent>[ \t]*)\{\{\s*(?P<alone>\w+)\s*\}\}[ \t]*\n(?P<blank>[ \t]*\n)?"
+                  r"|\{\{\s*(?P<name>\w+)\s*\}\}", re.MULTILINE)
 
 
 def load_prompts(program_path: Path = PROGRAM_PATH, template_path: Path = TEMPLATE_PATH) -> tuple[str, str]:
@@ -70,18 +72,21 @@ def format_population(population: list[MemberSummary], metric: str, top_k: int =
 
 
 def cell(value: float | int | None, kind: str) -> str:
-    """One table cell: fractions as percentages, ratios to 2 decimals, counts as integers, ``-`` when missing."""
+    """One table cell: fractions as percentages, ratios to 3 decimals (as the run's headline figures),
+    rates to 1, counts as integers, ``-`` when missing."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if kind == "pct":
         return f"{value * 100:.1f}%"
     if kind == "int":
         return str(int(value))
-    return f"{value:.2f}"
+    if kind == "rate":
+        return f"{value:.1f}"
+    return f"{value:.3f}"
 
 
 TABLE_COLUMNS = (("sharpe", "Sharpe", "num"), ("total_return", "return", "pct"), ("max_drawdown", "max DD", "pct"),
-                 ("exposure", "exposure", "pct"), ("round_trips", "trips", "int"), ("turnover", "turnover/yr", "num"),
+                 ("exposure", "exposure", "pct"), ("round_trips", "trips", "int"), ("turnover", "turnover/yr", "rate"),
                  ("bh_sharpe", "B&H Sharpe", "num"), ("bh_total_return", "B&H return", "pct"),
                  ("bh_max_drawdown", "B&H max DD", "pct"))
 
@@ -100,7 +105,7 @@ def format_windows(windows: tuple[WindowFigures, ...]) -> list[str]:
                      + " | ".join(cell(getattr(w, name), kind) for name, _, kind in TABLE_COLUMNS) + " |")
     if extra:
         sharpes = [w.sharpe for w in extra if w.sharpe is not None and math.isfinite(w.sharpe)]
-        spread = f"Sharpe {min(sharpes):.2f} to {max(sharpes):.2f}" if sharpes else "no Sharpe"
+        spread = f"Sharpe {min(sharpes):.3f} to {max(sharpes):.3f}" if sharpes else "no Sharpe"
         lines.append(f"({len(extra)} more windows not shown: {spread})")
     return lines
 
@@ -165,8 +170,22 @@ def variable_bound() -> int:
 
 
 def render(template: str, values: dict[str, str]) -> str:
-    """Fill ``{{name}}`` placeholders in one pass, so values holding braces are never re-read."""
-    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    """Fill ``{{name}}`` placeholders in one pass, so values holding braces are never re-read.
+
+    A placeholder alone on its line whose value is empty takes its line and one blank line with it,
+    so an optional section leaves no gap.
+    """
+
+    def fill(m: re.Match[str]) -> str:
+        name = m.group("alone") or m.group("name")
+        value = values.get(name)
+        if value is None:
+            return m.group(0)
+        if m.group("alone") is None:
+            return value
+        return "" if value == "" else f"{m.group('indent')}{value}\n{m.group('blank') or ''}"
+
+    return FILL.sub(fill, template)
 
 
 def context_values(ctx: ProposalContext) -> dict[str, str]:
@@ -193,18 +212,13 @@ def build_messages(ctx: ProposalContext, program: str, template: str) -> list[di
     is sent, for chat templates of local models that reject the system role.
     """
     values = context_values(ctx)
-    instructions = tidy(render(program, values))
+    instructions = render(program, values).strip()
     if "instructions" in {m.group(1) for m in PLACEHOLDER.finditer(template)}:
-        return [{"role": "user", "content": tidy(render(template, {**values, "instructions": instructions}))}]
+        return [{"role": "user", "content": render(template, {**values, "instructions": instructions}).strip()}]
     return [
         {"role": "system", "content": instructions},
-        {"role": "user", "content": tidy(render(template, values))},
+        {"role": "user", "content": render(template, values).strip()},
     ]
-
-
-def tidy(text: str) -> str:
-    """Collapse the blank lines an empty placeholder leaves behind."""
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def prompt_chars(messages: list[dict]) -> int:
