@@ -51,11 +51,11 @@ class OfflineProposer:
         started = time.monotonic()
         parent = spec_of(ctx.parent_region) or copy.deepcopy(BASELINE_SPEC)
         rng = random.Random(f"{self.seed}:{ctx.iteration}")
-        child, names, notes = mutate(rng, parent, ctx.metric, ctx.last_outcome)
+        child, names, notes = mutate(rng, parent, ctx.metric, ctx.last_outcome, ctx.unchanged_positions)
         for _ in range(20):
             if spec_json(child) != spec_json(parent):
                 break
-            child, names, notes = mutate(rng, parent, ctx.metric, ctx.last_outcome)
+            child, names, notes = mutate(rng, parent, ctx.metric, ctx.last_outcome, ctx.unchanged_positions)
         lead = notes[0]
         return Proposal(
             region=render(child),

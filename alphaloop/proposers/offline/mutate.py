@@ -213,8 +213,12 @@ BASE_WEIGHTS = {"tune": 0.36, "swap_entry": 0.16, "add_filter": 0.15, "drop_filt
                 "swap_filter": 0.09, "change_exit": 0.16}
 
 
-def mutation_weights(spec: dict, last_outcome: str | None) -> dict[str, float]:
-    """Applicable mutations, nudged by the latest outcome (too few trades -> loosen, too many -> filter)."""
+def mutation_weights(spec: dict, last_outcome: str | None, unchanged: bool = False) -> dict[str, float]:
+    """Applicable mutations, nudged by the latest outcome (too few trades -> loosen, too many -> filter).
+
+    ``unchanged``: the latest change held exactly its parent's positions, so small parameter nudges are
+    likely to be as idle again; structural changes are favoured instead.
+    """
     w = dict(BASE_WEIGHTS)
     if len(spec["filters"]) >= MAX_FILTERS:
         w.pop("add_filter")
@@ -232,18 +236,22 @@ def mutation_weights(spec: dict, last_outcome: str | None) -> dict[str, float]:
                 w[k] *= 2
     if any(s in text for s in ("always long", "buy and hold", "buy-and-hold")):
         w["change_exit"] *= 3
+    if unchanged:
+        w["tune"] *= 0.25
+        for k in ("swap_entry", "change_exit"):
+            w[k] *= 2
     return w
 
 
-def mutate(rng: random.Random, parent: dict, metric: str,
-           last_outcome: str | None) -> tuple[dict, list[str], list[Note]]:
+def mutate(rng: random.Random, parent: dict, metric: str, last_outcome: str | None,
+           unchanged: bool = False) -> tuple[dict, list[str], list[Note]]:
     """Apply one mutation (sometimes two) and return the child spec with what was done."""
     spec = copy.deepcopy(parent)
     steps = 2 if rng.random() < 0.2 else 1
     names: list[str] = []
     notes: list[Note] = []
     for _ in range(steps):
-        w = mutation_weights(spec, last_outcome)
+        w = mutation_weights(spec, last_outcome, unchanged)
         if names:
             done = {names[0]} | (FILTER_OPS if names[0] in FILTER_OPS else set())
             w = {k: v for k, v in w.items() if k not in done}
