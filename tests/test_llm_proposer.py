@@ -462,6 +462,14 @@ def test_probe_lists_models(fake: FakeOpenAI) -> None:
     assert probe_endpoint(OfflineProposer(seed=0)) is None
 
 
+def test_probe_accepts_a_tagged_name_and_asks_once_for_an_unlisted_model(fake: FakeOpenAI) -> None:
+    fake.models = ["llama3:latest", "qwen2.5-coder:14b"]
+    assert probe_endpoint(proposer(fake, model="llama3")) is None and fake.requests == []
+    fake.script(error(404, "model 'lama3' not found"))
+    problem = probe_endpoint(proposer(fake, model="lama3"))
+    assert problem and "'lama3'" in problem and "not found" in problem and len(fake.requests) == 1
+
+
 def test_probe_falls_back_to_a_one_token_request(fake: FakeOpenAI) -> None:
     fake.script(good("OK"))
     assert probe_endpoint(proposer(fake)) is None

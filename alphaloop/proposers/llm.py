@@ -276,13 +276,15 @@ class LLMProposer:
     def probe(self, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
         """Check the endpoint answers, before iteration 0: None when it does, else one line saying what to fix.
 
-        GET /models first (cheap, no tokens); a server without that route gets a one-token chat request.
+        GET /models first (cheap, no tokens); a server without that route, or one that does not list the
+        model (a typo, or a proxy's alias), gets a one-token chat request, whose error names the model.
         """
         client = self.client.with_options(timeout=timeout_s, max_retries=0)
         where = f"endpoint {self.base_url}"
         try:
-            client.models.list()
-            return None
+            listed = {str(getattr(m, "id", "")) for m in client.models.list()}
+            if self.model in listed or self.model in {name.split(":")[0] for name in listed}:
+                return None
         except openai.APIStatusError as exc:
             if exc.status_code in (401, 403):
                 return f"{where} refused the check ({status_text(exc)}): {HINTS[exc.status_code]}"
