@@ -12,6 +12,7 @@ import pytest
 from alphaloop.candidate import REGION_END, REGION_START, extract_region, splice_region, template_text
 from alphaloop.proposers.base import Expectation
 from alphaloop.proposers.parsing import NO_CODE, parse_reply
+from alphaloop.proposers.text import clip_end, clip_middle
 
 REGION = '''def generate_features(df):
     df["ema_fast"] = df["Close"].ewm(span=12, adjust=False).mean()
@@ -328,3 +329,16 @@ def test_check_reads_a_weekend_trade_py_unchanged(tmp_path: Path, frozen_data: P
         assert res.returncode == 0, res.stderr
         verdicts.append(json.loads(res.stdout.strip().splitlines()[-1]))
     assert verdicts[0]["accepted"] and verdicts[0] == verdicts[1]
+
+
+def test_clip_helpers_never_cut_a_word_and_stay_bounded() -> None:
+    words = " ".join(f"word{i}" for i in range(500))
+    short = clip_end(words, 50)
+    assert len(short) <= 50 and short.endswith("...") and short[:-3].split()[-1] in words.split()
+    assert clip_end("a  b\n c", 50) == "a b c"
+    lines = "\n".join(f"line {i} holds some text" for i in range(2000))
+    clipped = clip_middle(lines, 3000)
+    assert len(clipped) <= 3000 + 60 and "characters omitted" in clipped
+    kept = [line for line in clipped.split("\n") if "omitted" not in line]
+    assert all(line in lines.split("\n") for line in kept)
+    assert clip_middle("short", 100) == "short"
