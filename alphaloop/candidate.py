@@ -6,8 +6,10 @@ candidate file is ignored, so a proposal cannot edit the backtester or the data 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,11 @@ import pandas as pd
 REGION_START = "# === ALPHALOOP CANDIDATE REGION START (generate_features, strategy_logic) ==="
 REGION_END = "# === ALPHALOOP CANDIDATE REGION END ==="
 TRADE_PY = Path(__file__).resolve().parent.parent / "trade.py"
+# The original weekend harness marks its editable part with this line, a dashed comment line under it, and
+# (often) another dashed line after the functions; files written for it are read unchanged.
+WEEKEND_START = "# --- THESE ARE THE FUNCTIONS THE AGENT SHOULD MODIFY ---"
+DASHED = re.compile(r"^#\s*-{3,}\s*$")
+TOP_LEVEL_END = re.compile(r"^(class\s|if\s+__name__\b|# --- )")
 
 
 class RegionError(ValueError):
@@ -26,13 +33,31 @@ def _marker_lines(lines: list[str], marker: str) -> list[int]:
     return [i for i, line in enumerate(lines) if line.strip().startswith(key)]
 
 
+def weekend_region(lines: list[str]) -> str | None:
+    """The part under the weekend harness's marker: after its dashed line(s), up to the next dashed line,
+    ``class``, ``if __name__`` or ``# ---`` section line (or the end); None when the marker is absent."""
+    starts = [i for i, line in enumerate(lines) if line.strip().upper().startswith(WEEKEND_START.upper())]
+    if len(starts) != 1:
+        if len(starts) > 1:
+            raise RegionError(f"expected one '{WEEKEND_START}' line, found {len(starts)}")
+        return None
+    i = starts[0] + 1
+    while i < len(lines) and DASHED.match(lines[i].strip()):
+        i += 1
+    end = next((j for j in range(i, len(lines)) if DASHED.match(lines[j].strip()) or TOP_LEVEL_END.match(lines[j])),
+               len(lines))
+    return "\n".join(lines[i:end]).strip("\n") + "\n"
+
+
 def extract_region(text: str) -> str:
-    """Return the region between the markers, or the whole text when it has no markers at all."""
+    """Return the region between the markers (alphaloop's, else the weekend harness's), or the whole text
+    when it has no markers at all."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     starts, ends = _marker_lines(lines, REGION_START), _marker_lines(lines, REGION_END)
     if not starts and not ends:
-        return text.strip("\n") + "\n"
+        weekend = weekend_region(lines)
+        return weekend if weekend is not None else text.strip("\n") + "\n"
     if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
         raise RegionError(
             f"expected exactly one region start and one end marker in order, found "
@@ -84,7 +109,8 @@ def compute_signals(
         )
     columns = [str(c) for c in features.columns]
     values = [features[c].tolist() for c in features.columns]  # python scalars, like to_dict
-    signals = np.array([strategy_logic(Row(zip(columns, vals))) for vals in zip(*values)], dtype=object)
+    rows = zip(*values, strict=True)
+    signals = np.array([strategy_logic(Row(zip(columns, vals, strict=True))) for vals in rows], dtype=object)
     if not columns:
         signals = np.array([strategy_logic(Row()) for _ in range(len(features))], dtype=object)
     return features, signals

@@ -3,12 +3,15 @@
 The offline proposer writes the candidates; a seeded stand-in scores them and keeps a top-3
 population; every iteration adds an entry to the loop's real ``Learnings`` (which compacts past
 its ~3,000-token budget), and the request is built with ``build_messages`` from
-``Learnings.prompt_view()`` exactly as the loop sends it.
+``Learnings.prompt_view()`` exactly as the loop sends it. Every prompt also carries the parent's and
+the latest candidate's figure tables (train, 4 folds, validation, buy and hold beside them), the
+parent's reason and the guard thresholds, as the loop will fill them.
 
     python bench/bench_prompt_size.py [--iterations 200] [--seed 0]
 
 Exits 1 when the prompt at the last iteration is more than 1.2x the prompt at iteration 10, or
-when any prompt exceeds the bound the caps in prompting.py guarantee.
+when any prompt exceeds the bound the caps in prompting.py guarantee (``variable_bound()`` plus the
+prompt files themselves).
 """
 
 from __future__ import annotations
@@ -18,24 +21,26 @@ import random
 import sys
 
 from alphaloop.candidate import extract_region, template_text
-from alphaloop.proposers.base import MemberSummary, ProposalContext
-from alphaloop.proposers.offline import OfflineProposer
-from alphaloop.proposers.prompting import (
-    DESCRIPTION_LIMIT,
-    LEARNINGS_LIMIT,
-    OUTCOME_LIMIT,
-    PARENT_LIMIT,
-    TOP_K,
-    build_messages,
-    load_prompts,
-    prompt_chars,
-)
-
 from alphaloop.learnings import Entry, Learnings
+from alphaloop.proposers.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
+from alphaloop.proposers.offline import OfflineProposer
+from alphaloop.proposers.prompting import build_messages, load_prompts, prompt_chars, variable_bound
 
 POPULATION = 3
 LIMIT = 1.2
 CHECKPOINTS = (10, 50, 100, 150, 200)
+FOLDS = 4
+GUARDS = (GuardThreshold("min validation round trips", 3, "trades"), GuardThreshold("max exposure", 99, "% of days"),
+          GuardThreshold("min exposure", 1, "% of days"), GuardThreshold("max turnover", 52, "changes a year"))
+
+
+def fake_figures(rng: random.Random, iteration: int, status: str) -> CandidateFigures:
+    """A seeded stand-in for the table the loop fills: train, the folds, validation, buy and hold beside each."""
+    names = ["train"] + [f"fold {k}" for k in range(1, FOLDS + 1)] + ["validation"]
+    windows = tuple(WindowFigures(name, rng.gauss(0.5, 0.4), rng.gauss(0.1, 0.2), -abs(rng.gauss(0.15, 0.05)),
+                                  rng.random(), rng.randrange(2, 40), rng.uniform(0.5, 8), rng.gauss(0.6, 0.3),
+                                  rng.gauss(0.12, 0.2), -abs(rng.gauss(0.2, 0.05))) for name in names)
+    return CandidateFigures(iteration, windows, status=status)
 
 
 def simulate(iterations: int, seed: int) -> list[tuple[int, int, int, int]]:
@@ -47,12 +52,17 @@ def simulate(iterations: int, seed: int) -> list[tuple[int, int, int, int]]:
     population = [(MemberSummary(0, 0.45, 0.52, 8, "baseline SMA 20/50 cross"), baseline)]
     learnings = Learnings()
     last_outcome: str | None = None
+    latest: CandidateFigures | None = None
     sizes = []
     for it in range(1, iterations + 1):
         parent_summary, parent_region = population[rng.randrange(len(population))]
+        reason = f"reverting to iter {parent_summary.iteration}: iter {it - 1} did not enter the population"
         ctx = ProposalContext(iteration=it, parent_iteration=parent_summary.iteration, parent_region=parent_region,
                               metric="sharpe", population=[m for m, _ in population],
-                              learnings=learnings.prompt_view(), last_outcome=last_outcome)
+                              learnings=learnings.prompt_view(), last_outcome=last_outcome,
+                              parent_figures=fake_figures(rng, parent_summary.iteration, "accepted"),
+                              latest_figures=latest, parent_reason=reason, unchanged_positions=rng.random() < 0.1,
+                              guards=GUARDS)
         messages = build_messages(ctx, program, template)
         system = sum(len(m["content"]) for m in messages if m["role"] == "system")
         sizes.append((it, system, prompt_chars(messages) - system, prompt_chars(messages)))
@@ -65,6 +75,7 @@ def simulate(iterations: int, seed: int) -> list[tuple[int, int, int, int]]:
             last_outcome = f"iter {it} scored: val sharpe {val:.3f}, train sharpe {train:.3f}, {trades} trades"
             population.append((MemberSummary(it, val, train, trades, proposal.change), proposal.region or baseline))
             population = sorted(population, key=lambda m: m[0].val_metric, reverse=True)[:POPULATION]
+        latest = fake_figures(rng, it, last_outcome.split(": ", 1)[0])
         held = rng.random() < 0.4
         learnings.add(Entry(iteration=it, parent=parent_summary.iteration, headline=last_outcome.split(": ", 1)[1],
                             hypothesis=proposal.hypothesis, change=proposal.change, expected=proposal.expected,
@@ -74,8 +85,7 @@ def simulate(iterations: int, seed: int) -> list[tuple[int, int, int, int]]:
 
 def static_bound(program: str, template: str) -> int:
     """The largest prompt build_messages can produce, from the caps in prompting.py."""
-    variable = PARENT_LIMIT + 100 + LEARNINGS_LIMIT + 100 + OUTCOME_LIMIT + 100 + (TOP_K + 1) * (DESCRIPTION_LIMIT + 100)
-    return len(program) + len(template) + variable
+    return len(program) + len(template) + variable_bound()
 
 
 def report(iterations: int, seed: int) -> tuple[float, int]:

@@ -3,6 +3,8 @@
 Each POST to ``/v1/chat/completions`` takes the next behaviour from a queue (``default`` when the
 queue is empty): a reply with or without usage, an HTTP error, a reply slower than the client's
 timeout, a connection dropped mid-response, or a body that is not JSON. Requests are recorded.
+``GET /v1/models`` lists ``models`` when it is set (404 otherwise, like a server without the route);
+those requests are recorded apart, in ``gets``, so counts of completion requests stay as they were.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class FakeOpenAI:
         self.queue: deque[Behaviour] = deque()
         self.default: Behaviour = error(500, "no scripted behaviour left")
         self.requests: list[dict[str, Any]] = []
+        self.models: list[str] | None = None
+        self.models_status: int = 200
+        self.gets: list[dict[str, Any]] = []
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
@@ -95,6 +100,17 @@ class FakeOpenAI:
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
+
+            def do_GET(self) -> None:
+                fake.gets.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                if self.path.rstrip("/") != "/v1/models" or fake.models is None:
+                    self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                elif fake.models_status != 200:
+                    self.send_json(fake.models_status, {"error": {"message": "scripted failure", "type": "scripted",
+                                                                  "code": fake.models_status}})
+                else:
+                    self.send_json(200, {"object": "list", "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in fake.models]})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

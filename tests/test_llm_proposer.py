@@ -11,24 +11,39 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAI, closed_port_url, dropped, error, garbage, good, slow
 
+from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import extract_region, splice_region, template_text
-from alphaloop.proposers import load_env, make_proposer, resolve_kind
-from alphaloop.proposers.base import EndpointDown, Expectation, MemberSummary, ProposalContext
-from alphaloop.proposers.llm import DEFAULT_MODEL, LLMProposer
+from alphaloop.proposers import load_env, make_proposer, missing_endpoint, probe_endpoint, resolve_kind
+from alphaloop.proposers.base import (
+    DEFAULT_TIMEOUT_S,
+    CandidateFigures,
+    EndpointDown,
+    Expectation,
+    GuardThreshold,
+    MemberSummary,
+    ProposalContext,
+    UniverseFigures,
+    WindowFigures,
+)
+from alphaloop.proposers.llm import CUT_OFF, DEFAULT_MODEL, LLMProposer
 from alphaloop.proposers.offline import OfflineProposer
 from alphaloop.proposers.parsing import NO_CODE
 from alphaloop.proposers.prompting import (
     DESCRIPTION_LIMIT,
+    FIGURES_LIMIT,
+    GUARDS_LIMIT,
     LEARNINGS_LIMIT,
     OUTCOME_LIMIT,
     PARENT_LIMIT,
+    REASON_LIMIT,
     TOP_K,
     build_messages,
     load_prompts,
     prompt_chars,
+    variable_bound,
 )
-from fake_openai import FakeOpenAI, closed_port_url, dropped, error, garbage, good, slow
 
 REGION = '''def generate_features(df):
     df["ema_fast"] = df["Close"].ewm(span=12, adjust=False).mean()
@@ -114,7 +129,7 @@ def test_http_500_then_good_is_retried(fake: FakeOpenAI) -> None:
     assert len(fake.requests) == 2
     assert len(sleeps) == 1 and 0.5 <= sleeps[0] <= 1.5
     assert "attempt 1/6" in messages[0] and "HTTP 500" in messages[0]
-    assert llm.retries == 1
+    assert p.retries == 1
 
 
 def test_429_honours_retry_after(fake: FakeOpenAI) -> None:
@@ -363,3 +378,184 @@ def test_instructions_placeholder_inlines_the_program() -> None:
     messages = build_messages(ctx(), "Program for {{metric}}.", "{{instructions}}\n\nParent:\n{{parent_region}}")
     assert len(messages) == 1 and messages[0]["role"] == "user"
     assert messages[0]["content"].startswith("Program for sharpe.")
+
+
+def test_reply_cut_off_at_the_output_limit_is_named_not_a_syntax_error(fake: FakeOpenAI) -> None:
+    cut = f"```python\n{REGION[:-40]}"
+    fake.script(good(cut, finish_reason="length"))
+    p = proposer(fake).propose(ctx())
+    assert p.region is None and p.error == CUT_OFF and p.finish_reason == "length"
+
+
+def test_reply_cut_off_after_a_complete_region_keeps_the_region(fake: FakeOpenAI) -> None:
+    fake.script(good(f"```python\n{REGION}```\n```markdown\nHypothesis: EMAs turn", finish_reason="length"))
+    p = proposer(fake).propose(ctx())
+    assert p.region == REGION and p.error is None
+
+
+def test_max_reply_tokens_sets_the_request_limit(fake: FakeOpenAI) -> None:
+    fake.script(good(GOOD), good(GOOD))
+    proposer(fake, max_reply_tokens=3000).propose(ctx())
+    proposer(fake).propose(ctx())
+    assert fake.requests[0]["json"]["max_tokens"] == 3000
+    assert "max_tokens" not in fake.requests[1]["json"]
+    with pytest.raises(ValueError, match="max_reply_tokens"):
+        proposer(fake, max_reply_tokens=0)
+    made = make_proposer("llm", seed=0, env={"OPENAI_BASE_URL": fake.base_url}, max_reply_tokens=77)
+    assert made.max_reply_tokens == 77
+
+
+def test_a_server_counting_far_fewer_prompt_tokens_warns_once_with_the_fix(fake: FakeOpenAI) -> None:
+    llm = proposer(fake)
+    sent = prompt_chars(build_messages(ctx(), llm.program, llm.template)) // 4
+    assert sent >= 1000
+    fake.script(good(GOOD, usage=(sent // 4, 50)), good(GOOD, usage=(sent // 4, 50)))
+    first, second = llm.propose(ctx()), llm.propose(ctx())
+    assert len(first.warnings) == 1 and "num_ctx" in first.warnings[0] and str(sent // 4) in first.warnings[0]
+    assert second.warnings == []
+    fake.script(good(GOOD, usage=(sent, 50)))
+    assert proposer(fake).propose(ctx()).warnings == []
+
+
+def test_truncation_warning_rule() -> None:
+    llm = LLMProposer(base_url="http://127.0.0.1:9/v1", env={})
+    assert llm.truncation_warning(40_000, 9_000) is None  # about 10,000 tokens sent, 9,000 counted: fine
+    assert llm.truncation_warning(40_000, 0) is None  # no usage reported
+    assert llm.truncation_warning(1_000, 10) is None  # too small to judge
+    warning = llm.truncation_warning(40_000, 2_048)
+    assert warning and "num_ctx" in warning and "10000" in warning
+    assert llm.truncation_warning(40_000, 2_048) is None  # once
+
+
+def test_whole_reply_is_kept_and_retries_are_counted(fake: FakeOpenAI) -> None:
+    long_reply = "<think>" + "step " * 20_000 + "</think>\n" + GOOD
+    fake.script(error(502), good(long_reply))
+    p = proposer(fake).propose(ctx())
+    assert p.region == REGION and p.reply == long_reply and p.retries == 1
+    assert len(p.to_json()["raw"]) == 4000 and "reply" not in p.to_json()
+
+
+def test_timeout_default_is_one_constant() -> None:
+    import inspect
+
+    assert DEFAULT_TIMEOUT_S == 120.0
+    assert inspect.signature(make_proposer).parameters["timeout_s"].default == DEFAULT_TIMEOUT_S
+    assert inspect.signature(LLMProposer).parameters["timeout_s"].default == DEFAULT_TIMEOUT_S
+    assert ProposalContext(1, 0, "", "sharpe", [], "", None).cost_bps == DEFAULT_COST_BPS
+
+
+def test_llm_without_any_endpoint_is_refused_with_what_to_set(tmp_path: Path) -> None:
+    problem = missing_endpoint("llm", {})
+    assert problem and "OPENAI_BASE_URL" in problem and "OPENAI_API_KEY" in problem and "--proposer offline" in problem
+    assert missing_endpoint("llm", {"OPENAI_BASE_URL": "http://localhost:11434/v1"}) is None
+    assert missing_endpoint("llm", {"OPENAI_API_KEY": "k"}) is None
+    assert missing_endpoint("llm", {"OPENAI_API_KEY": ""}) is not None
+    assert missing_endpoint("offline", {}) is None and missing_endpoint("auto", {}) is None
+    (tmp_path / ".env").write_text("OPENAI_BASE_URL=http://127.0.0.1:9/v1\n")
+    assert missing_endpoint("llm") is None  # .env in the current directory counts
+
+
+def test_probe_lists_models(fake: FakeOpenAI) -> None:
+    fake.models = ["fake-model"]
+    assert probe_endpoint(proposer(fake)) is None
+    assert fake.gets[0]["path"] == "/v1/models" and fake.requests == []
+    assert probe_endpoint(OfflineProposer(seed=0)) is None
+
+
+def test_probe_accepts_a_tagged_name_and_asks_once_for_an_unlisted_model(fake: FakeOpenAI) -> None:
+    fake.models = ["llama3:latest", "qwen2.5-coder:14b"]
+    assert probe_endpoint(proposer(fake, model="llama3")) is None and fake.requests == []
+    fake.script(error(404, "model 'lama3' not found"))
+    problem = probe_endpoint(proposer(fake, model="lama3"))
+    assert problem and "'lama3'" in problem and "not found" in problem and len(fake.requests) == 1
+
+
+def test_probe_falls_back_to_a_one_token_request(fake: FakeOpenAI) -> None:
+    fake.script(good("OK"))
+    assert probe_endpoint(proposer(fake)) is None
+    assert len(fake.gets) == 1 and fake.requests[0]["json"]["max_tokens"] == 1
+
+
+@pytest.mark.parametrize("status, hint", [(401, "OPENAI_API_KEY"), (403, "OPENAI_API_KEY")])
+def test_probe_reports_a_refused_key(fake: FakeOpenAI, status: int, hint: str) -> None:
+    fake.models, fake.models_status = [], status
+    problem = probe_endpoint(proposer(fake))
+    assert problem and hint in problem and f"HTTP {status}" in problem and fake.base_url in problem
+
+
+def test_probe_reports_a_missing_model_or_path(fake: FakeOpenAI) -> None:
+    fake.script(error(404, "model 'nope' not found"))
+    problem = probe_endpoint(proposer(fake, model="nope"))
+    assert problem and "'nope'" in problem and "OPENAI_BASE_URL" in problem and "not found" in problem
+
+
+def test_probe_reports_an_endpoint_that_does_not_answer() -> None:
+    llm = LLMProposer(base_url=closed_port_url(), env={}, timeout_s=TIMEOUT_S)
+    problem = probe_endpoint(llm, timeout_s=1.0)
+    assert problem and "did not answer" in problem and "OPENAI_BASE_URL" in problem
+
+
+def test_probe_waits_only_its_own_short_timeout(fake: FakeOpenAI) -> None:
+    fake.script(slow(5.0, "OK"))
+    started = time.monotonic()
+    problem = probe_endpoint(proposer(fake, timeout_s=60.0), timeout_s=0.5)
+    assert problem and "timed out" in problem
+    assert time.monotonic() - started < 4.0
+
+
+def figures(iteration: int, folds: int = 3, status: str = "") -> CandidateFigures:
+    windows = [WindowFigures("train", 0.81, 0.42, -0.18, 0.63, 14, 2.1, 0.74, 0.55, -0.34)]
+    windows += [WindowFigures(f"fold {k}", 0.5 + k / 10, 0.1, -0.1, 0.6, 3, 2.0, 0.6, 0.12, -0.2)
+                for k in range(1, folds + 1)]
+    windows.append(WindowFigures("validation", 1.132, 0.21, -0.087, 0.71, 6, 1.8, 1.035, 0.24, -0.12))
+    return CandidateFigures(iteration, tuple(windows), status=status)
+
+
+def test_prompt_carries_figures_beside_buy_and_hold_the_parent_reason_and_guards() -> None:
+    program, template = load_prompts()
+    c = replace(ctx(), parent_figures=figures(1), latest_figures=figures(3, status="rejected at guards: 2 trades"),
+                parent_reason="reverting to iter 1: iter 3 did not enter the population", unchanged_positions=True,
+                guards=(GuardThreshold("min validation round trips", 3, "trades"),
+                        GuardThreshold("max exposure", 99, "% of days")))
+    user = build_messages(c, program, template)[1]["content"]
+    assert "**Parent (iteration 1)**" in user
+    assert "**Latest candidate (iteration 3): rejected at guards: 2 trades**" in user
+    assert "| window | Sharpe | return | max DD | exposure | trips | turnover/yr | B&H Sharpe | B&H return |" in user
+    assert "| validation | 1.132 | 21.0% | -8.7% | 71.0% | 6 | 1.8 | 1.035 | 24.0% | -12.0% |" in user
+    assert "| fold 2 |" in user
+    assert "Why this parent: reverting to iter 1: iter 3 did not enter the population" in user
+    assert "did not alter a single position" in user
+    assert "min validation round trips 3 trades; max exposure 99 % of days" in user
+    assert "{{" not in user
+
+
+def test_universe_figures_name_instruments_by_number_only() -> None:
+    program, template = load_prompts()
+    u = UniverseFigures("sharpe", 0.91, 5, best=(2, 1.4), median=0.8, worst=(5, -0.2))
+    c = replace(ctx(), parent_figures=CandidateFigures(1, figures(1).windows, universe=u))
+    user = build_messages(c, program, template)[1]["content"]
+    assert ("portfolio of 5 instruments: sharpe 0.910; best instrument 2 1.400; median 0.800; worst instrument 5 -0.200"
+            in user)
+
+
+def test_empty_figures_render_nothing_and_missing_cells_a_dash() -> None:
+    program, template = load_prompts()
+    plain = build_messages(ctx(), program, template)[1]["content"]
+    assert "Figures on train" not in plain and "\n\n\n###" not in plain and "{{" not in plain
+    assert "    return df\n\n\ndef strategy_logic" in plain  # the region's own blank lines are left alone
+    sparse = replace(ctx(), parent_figures=CandidateFigures(1, (WindowFigures("validation", sharpe=0.5),)))
+    user = build_messages(sparse, program, template)[1]["content"]
+    assert "| validation | 0.500 | - | - | - | - | - | - | - | - |" in user
+
+
+def test_figures_stay_bounded_however_many_folds() -> None:
+    program, template = load_prompts()
+    many = replace(ctx(), parent_figures=figures(1, folds=40, status="s" * 5000),
+                   latest_figures=figures(2, folds=40), parent_reason="r " * 5000,
+                   guards=tuple(GuardThreshold(f"guard {i}", i) for i in range(500)))
+    small = prompt_chars(build_messages(ctx(), program, template))
+    big = build_messages(many, program, template)
+    user = big[1]["content"]
+    assert "more windows not shown" in user and "| validation |" in user and "| fold 40 |" not in user
+    assert prompt_chars(big) - small <= 2 * (FIGURES_LIMIT + 100) + REASON_LIMIT + GUARDS_LIMIT + 400
+    assert prompt_chars(big) <= len(program) + len(template) + variable_bound()

@@ -6,6 +6,7 @@ import ast
 import builtins
 import json
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -198,7 +199,7 @@ def test_child_differs_from_parent() -> None:
     proposals = chain(seed=2, n=40)
     assert all(p.error is None and p.region for p in proposals)
     regions = [extract_region(template_text())] + [p.region for p in proposals]
-    same = [i for i, (parent, child) in enumerate(zip(regions, regions[1:]), start=1) if parent == child]
+    same = [i for i, (parent, child) in enumerate(zip(regions, regions[1:], strict=False), start=1) if parent == child]
     assert same == [], f"iterations that returned their parent unchanged: {same}"
 
 
@@ -211,6 +212,18 @@ def test_last_outcome_steers_the_search() -> None:
         return sum("drop_filter" in line for line in firsts)
 
     assert drops(outcome) > drops(None)
+
+
+def test_a_change_that_altered_no_position_steers_away_from_nudges() -> None:
+    parent = render(BASELINE_SPEC)
+
+    def tunes(unchanged: bool) -> int:
+        firsts = [OfflineProposer(0).propose(replace(ctx(i, parent), unchanged_positions=unchanged)).raw.split("\n")[0]
+                  for i in range(80)]
+        return sum(line.startswith("mutations: tune") for line in firsts)
+
+    assert tunes(True) < tunes(False)
+    assert OfflineProposer(0).propose(ctx(5, parent)).raw == OfflineProposer(0).propose(ctx(5, parent)).raw
 
 
 def test_compact_defers_to_the_loop() -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from alphaloop.candidate import REGION_END, REGION_START, template_text, splice_region
+from alphaloop.candidate import REGION_END, REGION_START, extract_region, splice_region, template_text
 from alphaloop.proposers.base import Expectation
 from alphaloop.proposers.parsing import NO_CODE, parse_reply
+from alphaloop.proposers.text import clip_end, clip_middle
 
 REGION = '''def generate_features(df):
     df["ema_fast"] = df["Close"].ewm(span=12, adjust=False).mean()
@@ -22,6 +28,7 @@ def strategy_logic(row):
     return 0
 '''
 
+ROOT = Path(__file__).resolve().parent.parent
 NOTES = """Hypothesis: EMAs react faster than SMAs, so entries come earlier in a trend.
 Change: SMA 20/50 -> EMA 12/40.
 Expected effect: more trades, slightly higher Sharpe.
@@ -197,3 +204,141 @@ def test_habitual_numpy_and_pandas_imports_are_dropped_but_others_stay() -> None
     assert region.startswith("import os\n")
     assert "    import numpy as np" in region  # nested imports are the gate's business
     assert "import pandas as pd" not in region
+
+
+WEEKEND_TRADE_PY = '''"""Autoresearch trading harness: a strategy and the backtest that scores it.
+
+The agent edits only the two functions below the marker; the rest is fixed.
+"""
+
+import numpy as np
+import pandas as pd
+
+DATA_PATH = "data/spy.csv"
+
+
+def load_data(path=DATA_PATH):
+    return pd.read_csv(path, index_col=0, parse_dates=True)
+
+
+# --- THESE ARE THE FUNCTIONS THE AGENT SHOULD MODIFY ---
+# ----------------------------------------------------------------------
+
+LOOKBACK = 20
+
+
+def generate_features(df):
+    df["sma_fast"] = df["Close"].rolling(LOOKBACK).mean()
+    df["sma_slow"] = df["Close"].rolling(50).mean()
+    return df
+
+
+def strategy_logic(row):
+    if row["sma_fast"] > row["sma_slow"]:
+        return 1
+    return -1
+
+# ----------------------------------------------------------------------
+
+
+class Backtester:
+    def __init__(self, df):
+        self.df = df
+
+    def run(self):
+        feats = generate_features(self.df.copy())
+        return feats.apply(strategy_logic, axis=1)
+
+
+if __name__ == "__main__":
+    signals = Backtester(load_data()).run()
+    print(signals.value_counts())
+'''
+WEEKEND_REGION = WEEKEND_TRADE_PY.split("# " + "-" * 70 + "\n\n")[1].split("\n# " + "-" * 70)[0].strip("\n") + "\n"
+
+
+def test_weekend_markers_give_the_functions_under_them() -> None:
+    region = extract_region(WEEKEND_TRADE_PY)
+    assert region == WEEKEND_REGION
+    assert region.startswith("LOOKBACK = 20\n") and region.rstrip().endswith("return -1")
+    assert "Backtester" not in region and "load_data" not in region and "import" not in region
+
+
+def test_weekend_marker_without_a_closing_dashed_line_stops_at_the_class() -> None:
+    text = WEEKEND_TRADE_PY.replace("\n# " + "-" * 70 + "\n\n\nclass", "\n\n\nclass")
+    region = extract_region(text)
+    assert "class Backtester" not in region and region.rstrip().endswith("return -1")
+
+
+def test_weekend_file_as_a_reply_is_reduced_to_its_region() -> None:
+    p = parse_reply(f"Here is the updated file.\n```python\n{WEEKEND_TRADE_PY}```\n```markdown\n{NOTES}```")
+    assert p.error is None and p.region == WEEKEND_REGION and p.dropped == []
+
+
+def test_whole_file_reply_without_markers_is_reduced_and_what_was_dropped_is_named() -> None:
+    whole = WEEKEND_TRADE_PY.replace("# --- THESE ARE THE FUNCTIONS THE AGENT SHOULD MODIFY ---\n", "")
+    whole = whole.replace("# " + "-" * 70 + "\n", "").replace("LOOKBACK = 20", "LOOKBACK = 30")
+    p = parse_reply(f"```python\n{whole}```\n```markdown\n{NOTES}```")
+    assert p.error is None
+    assert p.region.startswith("LOOKBACK = 30\n")
+    assert "def generate_features(df):" in p.region and "def strategy_logic(row):" in p.region
+    for gone in ("import", "class Backtester", "load_data", "__main__", "DATA_PATH", '"""'):
+        assert gone not in p.region, gone
+    dropped = " | ".join(p.dropped)
+    for name in ("a docstring", "import numpy as np", "import pandas as pd", 'DATA_PATH = "data/spy.csv"',
+                 "def load_data", "class Backtester", 'if __name__ == "__main__":'):
+        assert name in dropped, name
+    compile(p.region, "<region>", "exec")
+
+
+def test_helpers_used_by_the_contract_functions_are_kept_transitively() -> None:
+    code = ('import os\n\nWINDOW = 14\nUNUSED = 3\n\n\n'
+            'def rsi(close):\n    return close.diff().rolling(WINDOW).mean()\n'
+            '\n\ndef generate_features(df):\n    df["r"] = rsi(df["Close"])\n    return df\n\n\n'
+            'def strategy_logic(row):\n    return 1 if row["r"] > 0 else 0\n\n\nprint("done")\n')
+    p = parse_reply(f"```python\n{code}```")
+    assert "WINDOW = 14" in p.region and "def rsi(close):" in p.region
+    assert "UNUSED" not in p.region and "import os" not in p.region and "print" not in p.region
+    assert "UNUSED = 3" in p.dropped and 'print("done")' in p.dropped and "import os" in p.dropped
+
+
+def test_region_of_defs_and_imports_only_is_left_for_the_gate() -> None:
+    code = "import os\n\ndef generate_features(df):\n    return df\n\n\ndef strategy_logic(row):\n    return 0\n"
+    p = parse_reply(f"```python\n{code}```")
+    assert p.region == code and p.dropped == []
+
+
+def test_the_whole_reply_is_kept_beyond_the_record_head() -> None:
+    think = "<think>" + "reasoning " * 5000 + "</think>\n"
+    text = f"{think}```python\n{REGION}```\n```markdown\n{NOTES}```"
+    p = parse_reply(text)
+    assert p.region == REGION and p.reply == text and len(p.reply) > 50_000
+    record = p.to_json()
+    assert "reply" not in record and len(record["raw"]) == 4000
+
+
+def test_check_reads_a_weekend_trade_py_unchanged(tmp_path: Path, frozen_data: Path) -> None:
+    """``harness.py check`` on the weekend file scores exactly what its region scores in alphaloop's own file."""
+    weekend, own = tmp_path / "weekend_trade.py", tmp_path / "own_trade.py"
+    weekend.write_text(WEEKEND_TRADE_PY)
+    own.write_text(splice_region(template_text(), WEEKEND_REGION))
+    verdicts = []
+    for file in (weekend, own):
+        res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "check", str(file), "--data", str(frozen_data)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        verdicts.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    assert verdicts[0]["accepted"] and verdicts[0] == verdicts[1]
+
+
+def test_clip_helpers_never_cut_a_word_and_stay_bounded() -> None:
+    words = " ".join(f"word{i}" for i in range(500))
+    short = clip_end(words, 50)
+    assert len(short) <= 50 and short.endswith("...") and short[:-3].split()[-1] in words.split()
+    assert clip_end("a  b\n c", 50) == "a b c"
+    lines = "\n".join(f"line {i} holds some text" for i in range(2000))
+    clipped = clip_middle(lines, 3000)
+    assert len(clipped) <= 3000 + 60 and "characters omitted" in clipped
+    kept = [line for line in clipped.split("\n") if "omitted" not in line]
+    assert all(line in lines.split("\n") for line in kept)
+    assert clip_middle("short", 100) == "short"

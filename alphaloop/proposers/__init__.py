@@ -13,15 +13,28 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from alphaloop.proposers.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
+from alphaloop.proposers.base import (
+    DEFAULT_TIMEOUT_S,
+    CandidateFigures,
+    EndpointDown,
+    Expectation,
+    GuardThreshold,
+    MemberSummary,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    UniverseFigures,
+    WindowFigures,
+)
 from alphaloop.proposers.prompting import PROGRAM_PATH, TEMPLATE_PATH
 
 KINDS = ("auto", "llm", "offline")
 ENDPOINT_VARS = ("OPENAI_BASE_URL", "OPENAI_API_KEY")
 
 __all__ = [
-    "KINDS", "EndpointDown", "Expectation", "MemberSummary", "Proposal", "ProposalContext", "Proposer",
-    "load_env", "make_proposer", "resolve_kind",
+    "DEFAULT_TIMEOUT_S", "KINDS", "CandidateFigures", "EndpointDown", "Expectation", "GuardThreshold", "MemberSummary",
+    "Proposal", "ProposalContext", "Proposer", "UniverseFigures", "WindowFigures", "load_env", "make_proposer",
+    "missing_endpoint", "probe_endpoint", "resolve_kind",
 ]
 
 
@@ -62,6 +75,32 @@ def resolve_kind(requested: str, env: Mapping[str, str] | None = None) -> tuple[
     return "llm", f"{' and '.join(found)} set{where}: using the LLM proposer ({model} at {url})"
 
 
+def missing_endpoint(kind: str, env: Mapping[str, str] | None = None) -> str | None:
+    """For ``--proposer llm`` with no endpoint configured: the problem and what to set; else None.
+
+    Without this the client would quietly target the public OpenAI URL with a default model and
+    retry for half a minute before failing.
+    """
+    if kind != "llm":
+        return None
+    values = load_env(env)
+    if any(values.get(name) for name in ENDPOINT_VARS):
+        return None
+    return ("--proposer llm needs an endpoint, but neither OPENAI_BASE_URL nor OPENAI_API_KEY is set: set "
+            "OPENAI_BASE_URL (e.g. http://localhost:11434/v1 for Ollama) and OPENAI_MODEL, or OPENAI_API_KEY for "
+            "the OpenAI API, in the environment or .env (or pass --base-url / --api-key), "
+            "or use --proposer offline")
+
+
+def probe_endpoint(proposer: Proposer, timeout_s: float | None = None) -> str | None:
+    """Check an LLM proposer's endpoint answers before iteration 0: None when it does (or needs no endpoint),
+    else one line saying what is wrong and what to check."""
+    probe = getattr(proposer, "probe", None)
+    if probe is None:
+        return None
+    return probe() if timeout_s is None else probe(timeout_s)
+
+
 def make_proposer(
     kind: str,
     *,
@@ -69,9 +108,10 @@ def make_proposer(
     model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
-    timeout_s: float = 60.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
     max_retries: int = 5,
     backoff_s: float = 1.0,
+    max_reply_tokens: int | None = None,
     program_path: Path = PROGRAM_PATH,
     template_path: Path = TEMPLATE_PATH,
     env: Mapping[str, str] | None = None,
@@ -87,6 +127,7 @@ def make_proposer(
         from alphaloop.proposers.llm import LLMProposer
 
         return LLMProposer(model=model, base_url=base_url, api_key=api_key, timeout_s=timeout_s,
-                           max_retries=max_retries, backoff_s=backoff_s, seed=seed, program_path=program_path,
+                           max_retries=max_retries, backoff_s=backoff_s, max_reply_tokens=max_reply_tokens,
+                           seed=seed, program_path=program_path,
                            template_path=template_path, env=load_env(env))
     raise ValueError(f"unknown proposer {kind!r}; choose one of {', '.join(KINDS)}")

@@ -8,14 +8,17 @@ Nothing here judges the code's safety; the gate does that later, on exactly what
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 
-from alphaloop.candidate import REGION_START, RegionError, extract_region
-from alphaloop.proposers.base import Expectation, Proposal
+from alphaloop.candidate import REGION_START, WEEKEND_START, RegionError, extract_region
+from alphaloop.proposers.base import REPLY_LIMIT, Expectation, Proposal
+from alphaloop.proposers.text import clip_end
 
 NO_CODE = "no python code block in the reply"
-RAW_LIMIT = 20_000  # characters of the reply kept on the Proposal (to_json bounds it further)
+RAW_LIMIT = 20_000  # characters of the reply kept on Proposal.raw (to_json bounds it further; .reply keeps it all)
+CONTRACT = ("generate_features", "strategy_logic")
 FIELD_LIMIT = 1_000  # characters kept of each of Hypothesis / Change / Expected effect
 
 PYTHON_TAGS = {"", "python", "py", "python3", "py3", "ipython", "pycon"}
@@ -94,7 +97,8 @@ def pick_code(blocks: list[Block], prose: str) -> str | None:
 
     The last block wins because models that show a "before" and an "after" put the answer last.
     """
-    with_markers = [b.text for b in blocks if REGION_START.split("(")[0].strip() in b.text]
+    keys = (REGION_START.split("(")[0].strip(), WEEKEND_START)
+    with_markers = [b.text for b in blocks if any(key in b.text for key in keys)]
     if with_markers:
         return with_markers[-1]
     full = [b.text for b in blocks if defines_both(b.text)]
@@ -140,7 +144,7 @@ def field_lines(text: str) -> dict[str, str]:
             found[current] = f"{found[current]} {line.strip()}".strip()
         else:
             current = None
-    return {k: v[:FIELD_LIMIT] for k, v in found.items()}
+    return {k: clip_end(v, FIELD_LIMIT) for k, v in found.items()}
 
 
 def normalise_metric(name: str) -> str:
@@ -193,7 +197,7 @@ def parse_reply(text: str) -> Proposal:
         return _parse(text)
     except Exception as exc:  # a parser bug must cost one iteration, not the run
         return Proposal(region=None, error=f"could not parse the reply: {type(exc).__name__}: {exc}",
-                        raw=str(text)[:RAW_LIMIT])
+                        raw=str(text)[:RAW_LIMIT], reply=str(text)[:REPLY_LIMIT])
 
 
 def _parse(text: str) -> Proposal:
@@ -209,7 +213,8 @@ def _parse(text: str) -> Proposal:
             fields["expect"] = inline.group(1)
     expectation = parse_expect(fields["expect"]) if "expect" in fields else None
     proposal = Proposal(region=None, hypothesis=fields.get("hypothesis", ""), change=fields.get("change", ""),
-                        expected=fields.get("expected", ""), expectation=expectation, raw=raw[:RAW_LIMIT])
+                        expected=fields.get("expected", ""), expectation=expectation, raw=raw[:RAW_LIMIT],
+                        reply=raw[:REPLY_LIMIT])
     if not visible.strip():
         proposal.error = "the reply was empty"
         return proposal
@@ -222,8 +227,90 @@ def _parse(text: str) -> Proposal:
     except RegionError as exc:
         proposal.error = f"the reply's code has unusable region markers: {exc}"
         return proposal
+    region, proposal.dropped = reduce_whole_file(region)
     proposal.region = drop_scope_imports(region)
     return proposal
+
+
+def is_constant(node: ast.stmt) -> bool:
+    """``NAME = <literal>`` (or annotated): the only top-level statement besides a def the contract allows."""
+    if isinstance(node, ast.Assign):
+        targets, value = node.targets, node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        targets, value = [node.target], node.value
+    else:
+        return False
+    if not all(isinstance(target, ast.Name) for target in targets):
+        return False
+    try:
+        ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def defined_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.FunctionDef):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [node.target.id]
+    return []
+
+
+def label(node: ast.stmt, lines: list[str]) -> str:
+    """A few words naming a dropped statement, for the record."""
+    if isinstance(node, ast.ClassDef):
+        return f"class {node.name}"
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return f"def {node.name} (not used by {' or '.join(CONTRACT)})"
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        return "a docstring"
+    first = lines[node.lineno - 1].strip()
+    return clip_end(first, 80)
+
+
+def reduce_whole_file(region: str) -> tuple[str, list[str]]:
+    """A whole file (imports, a docstring, classes, a main block, statements) cut down to the contract.
+
+    A region made only of defs, imports and literal constants is returned unchanged, so the gate still
+    sees and explains a stray import; anything else means the model pasted a file: the two functions,
+    the defs and constants they use (transitively) are kept, and each dropped statement is named.
+    Unparsable text is left for the gate to report.
+    """
+    try:
+        tree = ast.parse(region)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return region, []
+    body = tree.body
+    plain = (ast.FunctionDef, ast.Import, ast.ImportFrom)
+    if all(isinstance(n, plain) or is_constant(n) for n in body):
+        return region, []
+    if not any(isinstance(n, ast.FunctionDef) and n.name in CONTRACT for n in body):
+        return region, []
+    keepable = {name: n for n in body if isinstance(n, ast.FunctionDef) or is_constant(n) for name in defined_names(n)}
+    wanted, queue = set(), [name for name in CONTRACT if name in keepable]
+    while queue:
+        name = queue.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        used = {x.id for x in ast.walk(keepable[name]) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)}
+        queue += [u for u in used if u in keepable and u not in wanted]
+    lines = region.split("\n")
+    kept: list[str] = []
+    dropped: list[str] = []
+    for node in body:
+        if any(name in wanted for name in defined_names(node)):
+            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            kept.append("\n".join(lines[start - 1 : node.end_lineno]))
+        else:
+            dropped.append(label(node, lines))
+    constants = [k for k in kept if not k.startswith(("def ", "@"))]
+    functions = [k for k in kept if k.startswith(("def ", "@"))]
+    text = "\n".join(constants) + ("\n\n\n" if constants else "") + "\n\n\n".join(functions)
+    return text.strip("\n") + "\n", dropped
 
 
 SCOPE_IMPORT = re.compile(r"^(import numpy as np|import pandas as pd)[ \t]*(#.*)?$", re.MULTILINE)

@@ -1,8 +1,9 @@
 """Build the chat messages of one proposal request from the prompt files and a ProposalContext.
 
 The prompt must not grow with the run: it carries the top-K population only, learnings the loop
-has already compacted (clipped again here as a safety net), and a length-capped parent region,
-so iteration 500 costs about what iteration 10 did.
+has already compacted (clipped again here as a safety net), a length-capped parent region and
+figure tables of at most MAX_WINDOWS rows, so iteration 500 costs about what iteration 10 did.
+``variable_bound()`` is the most the variable parts can add; bench/bench_prompt_size.py measures it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import math
 import re
 from pathlib import Path
 
-from alphaloop.proposers.base import MemberSummary, ProposalContext
+from alphaloop.proposers.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
+from alphaloop.proposers.text import clip_end, clip_middle
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 PROGRAM_PATH = PROMPTS_DIR / "program.md"
@@ -22,8 +24,14 @@ DESCRIPTION_LIMIT = 160  # characters of each member's description
 PARENT_LIMIT = 6_000  # characters of the parent region
 LEARNINGS_LIMIT = 14_000  # characters of learnings; above the loop's own 12,000 budget, so only a safety net
 OUTCOME_LIMIT = 800  # characters of the latest outcome
+MAX_WINDOWS = 8  # rows of a figures table (train, folds, validation); more folds are summarised in one line
+FIGURES_LIMIT = 2_000  # characters of one candidate's figures block (the parent's, the latest candidate's)
+REASON_LIMIT = 300  # characters of why the parent was chosen
+GUARDS_LIMIT = 600  # characters of the guard thresholds
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+FILL = re.compile(r"^(?P<indent>[ \t]*)\{\{\s*(?P<alone>\w+)\s*\}\}[ \t]*\n(?P<blank>[ \t]*\n)?"
+                  r"|\{\{\s*(?P<name>\w+)\s*\}\}", re.MULTILINE)
 
 
 def load_prompts(program_path: Path = PROGRAM_PATH, template_path: Path = TEMPLATE_PATH) -> tuple[str, str]:
@@ -32,21 +40,12 @@ def load_prompts(program_path: Path = PROGRAM_PATH, template_path: Path = TEMPLA
 
 
 def clip(text: str, limit: int) -> str:
-    """Keep the head and the tail of an over-long text with a marker saying how much was cut.
-
-    Both ends are kept because compacted learnings summarise at the top and add news at the end.
-    """
-    if len(text) <= limit:
-        return text
-    head = limit // 3
-    tail = limit - head
-    cut = len(text) - head - tail
-    return f"{text[:head].rstrip()}\n[... {cut} characters omitted ...]\n{text[-tail:].lstrip()}"
+    """Head and tail of an over-long text with a marker of what was cut (see ``clip_middle``)."""
+    return clip_middle(text, limit)
 
 
 def one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+    return clip_end(text, limit)
 
 
 def format_number(value: float) -> str:
@@ -72,9 +71,121 @@ def format_population(population: list[MemberSummary], metric: str, top_k: int =
     return "\n".join(lines)
 
 
+def cell(value: float | int | None, kind: str) -> str:
+    """One table cell: fractions as percentages, ratios to 3 decimals (as the run's headline figures),
+    rates to 1, counts as integers, ``-`` when missing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if kind == "pct":
+        return f"{value * 100:.1f}%"
+    if kind == "int":
+        return str(int(value))
+    if kind == "rate":
+        return f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+TABLE_COLUMNS = (("sharpe", "Sharpe", "num"), ("total_return", "return", "pct"), ("max_drawdown", "max DD", "pct"),
+                 ("exposure", "exposure", "pct"), ("round_trips", "trips", "int"), ("turnover", "turnover/yr", "rate"),
+                 ("bh_sharpe", "B&H Sharpe", "num"), ("bh_total_return", "B&H return", "pct"),
+                 ("bh_max_drawdown", "B&H max DD", "pct"))
+
+
+def format_windows(windows: tuple[WindowFigures, ...]) -> list[str]:
+    """A markdown table of at most MAX_WINDOWS rows; surplus folds are folded into one summary line."""
+    rows = list(windows)
+    extra: list[WindowFigures] = []
+    if len(rows) > MAX_WINDOWS:
+        keep = MAX_WINDOWS - 2
+        extra, rows = rows[keep:-1], rows[:keep] + rows[-1:]
+    lines = ["| window | " + " | ".join(label for _, label, _ in TABLE_COLUMNS) + " |",
+             "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
+    for w in rows:
+        lines.append(f"| {clip_end(w.window, 20)} | "
+                     + " | ".join(cell(getattr(w, name), kind) for name, _, kind in TABLE_COLUMNS) + " |")
+    if extra:
+        sharpes = [w.sharpe for w in extra if w.sharpe is not None and math.isfinite(w.sharpe)]
+        spread = f"Sharpe {min(sharpes):.3f} to {max(sharpes):.3f}" if sharpes else "no Sharpe"
+        lines.append(f"({len(extra)} more windows not shown: {spread})")
+    return lines
+
+
+def format_figures(title: str, figures: CandidateFigures | None) -> str:
+    """One candidate's figures block, bounded by FIGURES_LIMIT; empty when the loop measured nothing."""
+    if figures is None or (not figures.windows and figures.universe is None and not figures.status):
+        return ""
+    head = f"{title} (iteration {figures.iteration})"
+    if figures.status:
+        head += f": {clip_end(figures.status, 200)}"
+    lines = [f"**{head}**"]
+    u = figures.universe
+    if u is not None:
+        parts = [f"portfolio of {u.instruments} instruments: {u.metric} {cell(u.portfolio, 'num')}"]
+        if u.best is not None:
+            parts.append(f"best instrument {u.best[0]} {cell(u.best[1], 'num')}")
+        if u.median is not None:
+            parts.append(f"median {cell(u.median, 'num')}")
+        if u.worst is not None:
+            parts.append(f"worst instrument {u.worst[0]} {cell(u.worst[1], 'num')}")
+        lines.append("; ".join(parts))
+    if figures.windows:
+        lines += format_windows(figures.windows)
+    return clip_middle("\n".join(lines), FIGURES_LIMIT)
+
+
+def format_guards(guards: tuple[GuardThreshold, ...]) -> str:
+    if not guards:
+        return ""
+    items = [f"{g.name} {g.limit:g}{(' ' + g.unit) if g.unit else ''}" for g in guards]
+    return clip_end("Guards (a candidate outside any of these is rejected): " + "; ".join(items) + ".", GUARDS_LIMIT)
+
+
+def format_evidence(ctx: ProposalContext) -> str:
+    """Figures, the parent's reason, the no-change flag and the guards; empty when none is known."""
+    parts = []
+    if ctx.parent_reason:
+        parts.append(f"Why this parent: {clip_end(ctx.parent_reason, REASON_LIMIT)}")
+    parent = format_figures("Parent", ctx.parent_figures)
+    if parent:
+        parts.append(parent)
+    latest = format_figures("Latest candidate", ctx.latest_figures)
+    if latest:
+        parts.append(latest)
+    if ctx.unchanged_positions:
+        parts.append("**The latest change did not alter a single position**: it held exactly its parent's "
+                     "positions, so its figures say nothing about the idea. Change what the rule does, not only how.")
+    guards = format_guards(ctx.guards)
+    if guards:
+        parts.append(guards)
+    if not parts:
+        return ""
+    return "### Figures on train, folds and validation (buy and hold on the same windows)\n\n" + "\n\n".join(parts)
+
+
+def variable_bound() -> int:
+    """The most characters the context's variable parts can add to a prompt (the caps above, plus framing)."""
+    framing = 100
+    return (PARENT_LIMIT + LEARNINGS_LIMIT + OUTCOME_LIMIT + (TOP_K + 1) * (DESCRIPTION_LIMIT + framing)
+            + 2 * (FIGURES_LIMIT + framing) + REASON_LIMIT + GUARDS_LIMIT + 4 * framing)
+
+
 def render(template: str, values: dict[str, str]) -> str:
-    """Fill ``{{name}}`` placeholders in one pass, so values holding braces are never re-read."""
-    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    """Fill ``{{name}}`` placeholders in one pass, so values holding braces are never re-read.
+
+    A placeholder alone on its line whose value is empty takes its line and one blank line with it,
+    so an optional section leaves no gap.
+    """
+
+    def fill(m: re.Match[str]) -> str:
+        name = m.group("alone") or m.group("name")
+        value = values.get(name)
+        if value is None:
+            return m.group(0)
+        if m.group("alone") is None:
+            return value
+        return "" if value == "" else f"{m.group('indent')}{value}\n{m.group('blank') or ''}"
+
+    return FILL.sub(fill, template)
 
 
 def context_values(ctx: ProposalContext) -> dict[str, str]:
@@ -90,6 +201,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "population": format_population(ctx.population, ctx.metric),
         "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
         "last_outcome": clip(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
+        "evidence": format_evidence(ctx),
     }
 
 
