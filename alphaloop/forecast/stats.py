@@ -19,6 +19,7 @@ from alphaloop.forecast.buckets import HORIZONS
 SIGNIFICANCE = 0.05
 SPA_REPS = 1000
 SPA_BLOCK = max(HORIZONS)  # bars: covers the overlap of the longest horizon's outcomes
+DEGENERATE_STD = 1e-12
 
 
 def forecast_spa(clim_losses: np.ndarray, candidate_losses: Sequence[np.ndarray], seed: int = 0,
@@ -34,6 +35,13 @@ def forecast_spa(clim_losses: np.ndarray, candidate_losses: Sequence[np.ndarray]
         raise ValueError(f"losses of {models.shape[0]} days against a climatology of {bench.size} days")
     if bench.size < 2 * block:
         raise ValueError(f"{bench.size} days are too few for a block bootstrap with blocks of {block}")
+    # A forecaster that scores exactly like the climatology (the climatology itself, say) has a loss
+    # differential of zero every day; studentised, 0/0 would make it look infinitely significant. It
+    # cannot beat the benchmark, so it leaves the test; with none left nothing beats climatology.
+    moves = (bench[:, None] - models).std(axis=0) > DEGENERATE_STD
+    if not moves.any():
+        return {"lower": 1.0, "consistent": 1.0, "upper": 1.0}
+    models = models[:, moves]
     spa = SPA(bench, models, block_size=block, reps=reps, bootstrap="circular", seed=seed)
     spa.compute()
     p = spa.pvalues
