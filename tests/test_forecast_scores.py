@@ -61,6 +61,9 @@ def test_the_climatology_forecast_has_skill_exactly_zero_on_every_split(history)
     s = score_forecasts(history, probs, scheme=scheme, folds=3)
     for summary in [s.splits["train"], s.splits["val"], *s.folds]:
         assert summary["rps_skill_mean"] == pytest.approx(0.0, abs=1e-12)
+        # its buckets differ by far less than a call's margin, so no day counts as a correct call
+        assert all(g["calibrated_correct"] == 0 for g in summary["grades"].values())
+        assert all(r == 0.0 for r in summary["reward"].values())
 
 
 def test_overconfident_forecaster_is_punished(history):
@@ -99,11 +102,12 @@ def test_grades_follow_the_stated_thresholds():
         [0.8, 0.17, 0.03],  # realised 2, p < 0.05 while 0.8 on another -> overconfident_wrong
         [0.6, 0.3, 0.1],  # realised 2, p 0.1 but nothing >= 0.7 -> other
         [0.4, 0.4, 0.2],  # realised 0, tied for the top -> reasonable_miss, not correct
+        [0.35, 0.34, 0.31],  # realised 0, ahead by less than the call margin -> reasonable_miss
     ])
-    buckets = np.array([0, 0, 1, 2, 2, 0])
+    buckets = np.array([0, 0, 1, 2, 2, 0, 0])
     got = [GRADES[g] for g in grade(probs, buckets)]
     assert got == ["calibrated_correct", "other", "reasonable_miss", "overconfident_wrong", "other",
-                   "reasonable_miss"]
+                   "reasonable_miss", "reasonable_miss"]
 
 
 def test_rps_matches_the_ordered_definition():

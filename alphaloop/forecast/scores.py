@@ -36,7 +36,7 @@ WRONG_MAX_PROB = 0.05  # overconfident_wrong: the realised bucket had p < this .
 WRONG_CONFIDENT_PROB = 0.7  # ... while one bucket was given p >= this
 GRADES = ("calibrated_correct", "reasonable_miss", "overconfident_wrong", "other")
 GRADE_REWARD = {"calibrated_correct": 1.0, "reasonable_miss": 0.0, "overconfident_wrong": -1.0, "other": -0.25}
-TIE_TOLERANCE = 1e-9  # a bucket is "the most probable" only if it beats every other by more than this
+CALL_MARGIN = 0.02  # "the most probable" bucket must beat every other by more than this: a call, not noise
 SUMMARY_KEYS = ("rps_skill_mean", "rps_skill", "log_score", "ece", "grades", "reward")
 
 
@@ -57,7 +57,7 @@ def grade(probs: np.ndarray, buckets: np.ndarray) -> np.ndarray:
     """Index into ``GRADES`` per entry of (m, 3) probabilities and buckets."""
     p_real = realised_prob(probs, buckets)
     others = np.where(np.arange(3) == buckets.astype(np.int64)[:, None], -np.inf, probs).max(axis=1)
-    top = p_real > others + TIE_TOLERANCE
+    top = p_real > others + CALL_MARGIN
     out = np.full(p_real.shape, GRADES.index("other"), dtype=np.int64)
     out[~top & (p_real >= MISS_MIN_PROB)] = GRADES.index("reasonable_miss")
     out[(p_real < WRONG_MAX_PROB) & (probs.max(axis=1) >= WRONG_CONFIDENT_PROB)] = GRADES.index("overconfident_wrong")
@@ -94,9 +94,9 @@ def direction_accuracy(probs: np.ndarray, returns: np.ndarray) -> tuple[float | 
 
 
 def most_probable(probs: np.ndarray) -> dict[str, int]:
-    """How often each bucket was strictly the most probable; "tie" when none was."""
+    """How often each bucket was the most probable by the call margin; "tie" when none was."""
     order = np.sort(probs, axis=1)
-    tie = order[:, -1] - order[:, -2] <= TIE_TOLERANCE
+    tie = order[:, -1] - order[:, -2] <= CALL_MARGIN
     arg = probs.argmax(axis=1)
     out = {name: int(((arg == k) & ~tie).sum()) for k, name in enumerate(BUCKETS)}
     out["tie"] = int(tie.sum())
