@@ -103,6 +103,13 @@ def most_probable(probs: np.ndarray) -> dict[str, int]:
     return out
 
 
+def days(picks: np.ndarray, dates: list[str], probs: np.ndarray, buckets: np.ndarray, returns: np.ndarray,
+         scores: np.ndarray, grades: np.ndarray) -> list[dict]:
+    """The picked days of one horizon as records: date, forecast, outcome, RPS and grade."""
+    return [{"date": dates[i], "probs": [float(x) for x in probs[i]], "bucket": BUCKETS[int(buckets[i])],
+             "return": float(returns[i]), "rps": float(scores[i]), "grade": GRADES[int(grades[i])]} for i in picks]
+
+
 def finite_or_none(x: float) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
@@ -148,14 +155,13 @@ def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.nd
         grades[key] = {name: int(c) for name, c in zip(GRADES, counts, strict=True)}
         reward[key] = float(np.dot(counts, [GRADE_REWARD[name] for name in GRADES]) / counts.sum())
         order = np.argsort(s, kind="stable")
-        rows = np.flatnonzero(ok)
-        day = [{"date": dates[rows[i]], "probs": [float(x) for x in p[i]], "bucket": BUCKETS[int(b[i])],
-                "return": float(r[i]), "rps": float(s[i]), "grade": GRADES[int(g[i])]} for i in order]
+        day_dates = [dates[i] for i in np.flatnonzero(ok)]
         det[key] = {"n": int(ok.sum()), "rps": float(s.mean()), "rps_climatology": float(s_clim.mean()),
                     "reliability": table, "direction_accuracy": acc, "direction_days": n_dir,
                     "most_probable": most_probable(p),
                     "realised": {name: int((b == k).sum()) for k, name in enumerate(BUCKETS)},
-                    "best_days": day[:EXTREMES], "worst_days": day[::-1][:EXTREMES]}
+                    "best_days": days(order[:EXTREMES], day_dates, p, b, r, s, g),
+                    "worst_days": days(order[::-1][:EXTREMES], day_dates, p, b, r, s, g)}
     vals = [v for v in skill.values() if v is not None]
     summary = {"rps_skill_mean": float(np.mean(vals)) if len(vals) == len(hs) else None, "rps_skill": skill,
                "log_score": logs, "ece": eces, "grades": grades, "reward": reward}
