@@ -83,3 +83,20 @@ def test_forecasts_at_a_bar_do_not_change_when_the_future_is_cut_off(bars):
     cut = run_region(region, bars.iloc[:900])
     assert np.allclose(full[:900], cut, equal_nan=True)
     assert np.allclose(full[:260], 1 / 3)  # warm-up returns one third each
+
+
+def test_a_region_that_skips_horizons_during_warm_up_is_rejected_with_the_date(bars):
+    region = '''
+def generate_features(df):
+    df["vol"] = (df["Close"] / df["Close"].shift(1) - 1).rolling(20).std()
+    return df
+
+
+def forecast(row):
+    if row["vol"] != row["vol"]:
+        return {1: (1 / 3, 1 / 3, 1 / 3)}
+    return {h: (0.3, 0.4, 0.3) for h in (1, 3, 5, 10)}
+'''
+    assert gate_check(region).ok
+    with pytest.raises(ValueError, match=r"^horizon 3 on 2001-01-02: the horizon is missing.*20 rows fail"):
+        run_region(region, bars.iloc[:100])
