@@ -1,0 +1,133 @@
+"""Turn what a forecaster returned into a probability array and check it, in the trusted parent.
+
+``forecast(row)`` returns ``{1: (p_down, p_flat, p_up), 3: ..., 5: ..., 10: ...}`` for every row.
+``decode_forecasts`` turns the per-row mappings into a float64 array (n_rows, horizons, 3) plus a
+code per row and horizon saying whether the entry could be read at all; it needs only numpy, so the
+sandbox child can run the same function and send back the two arrays instead of Python objects.
+``forecast_problem`` then finds the first entry that is not a probability distribution and names
+its horizon, its date and what was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.forecast.buckets import HORIZONS
+
+SUM_TOLERANCE = 1e-6
+OK, MISSING_HORIZON, NOT_THREE_NUMBERS, NOT_A_MAPPING = 0, 1, 2, 3
+CODE_TEXT = {
+    MISSING_HORIZON: "the horizon is missing from the returned mapping",
+    NOT_THREE_NUMBERS: "the value is not three numbers (p_down, p_flat, p_up)",
+    NOT_A_MAPPING: "forecast(row) did not return a mapping from horizon to probabilities",
+}
+
+
+@dataclass(frozen=True)
+class DecodedForecasts:
+    """Probabilities (n, H, 3), NaN where unreadable, and a code (n, H) per entry (0 = read)."""
+
+    probs: np.ndarray
+    codes: np.ndarray
+
+
+def decode_entry(value: object) -> tuple[np.ndarray | None, int]:
+    """Three floats from one horizon's value, or None and the code saying why not."""
+    if isinstance(value, (str, bytes)):
+        return None, NOT_THREE_NUMBERS
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None, NOT_THREE_NUMBERS
+    if arr.shape != (3,):
+        return None, NOT_THREE_NUMBERS
+    return arr, OK
+
+
+def decode_forecasts(raw: Sequence[object], horizons: Sequence[int] = HORIZONS) -> DecodedForecasts:
+    """Per-row mappings -> (n, H, 3) float64 and (n, H) int8 codes; never raises on bad rows.
+
+    The fast path builds the array in one go when every row is a well-formed mapping; otherwise each
+    row is read on its own so one bad entry is pinpointed rather than failing the whole array.
+    """
+    n, hs = len(raw), tuple(horizons)
+    try:
+        if not all(isinstance(m, Mapping) for m in raw):
+            raise TypeError("not every row is a mapping")
+        probs = np.array([[m[h] for h in hs] for m in raw], dtype=np.float64)
+        if probs.shape == (n, len(hs), 3):
+            return DecodedForecasts(probs=probs, codes=np.zeros((n, len(hs)), dtype=np.int8))
+    except (TypeError, ValueError, KeyError, OverflowError):
+        pass
+    probs = np.full((n, len(hs), 3), np.nan)
+    codes = np.zeros((n, len(hs)), dtype=np.int8)
+    for i, m in enumerate(raw):
+        if not isinstance(m, Mapping):
+            codes[i] = NOT_A_MAPPING
+            continue
+        for j, h in enumerate(hs):
+            if h not in m:
+                codes[i, j] = MISSING_HORIZON
+                continue
+            arr, code = decode_entry(m[h])
+            codes[i, j] = code
+            if arr is not None:
+                probs[i, j] = arr
+    return DecodedForecasts(probs=probs, codes=codes)
+
+
+def forecast_problem(probs: np.ndarray, dates: Sequence[object] | pd.Index, codes: np.ndarray | None = None,
+                     horizons: Sequence[int] = HORIZONS) -> str | None:
+    """None when every row holds a distribution per horizon, else the first failure in words."""
+    p = np.asarray(probs, dtype=np.float64)
+    hs = tuple(horizons)
+    n = len(dates)
+    if p.shape != (n, len(hs), 3):
+        return f"expected forecasts of shape ({n}, {len(hs)}, 3) (rows, horizons {hs}, buckets), got {p.shape}"
+    c = np.zeros((n, len(hs)), dtype=np.int8) if codes is None else np.asarray(codes)
+    readable = c == OK
+    finite = np.isfinite(p).all(axis=2)
+    nonneg = (np.where(np.isfinite(p), p, 0.0) >= 0).all(axis=2)
+    total = np.where(finite, p.sum(axis=2), np.nan)
+    sums = np.abs(total - 1.0) <= SUM_TOLERANCE
+    bad = ~readable | ~finite | ~nonneg | ~sums
+    if not bad.any():
+        return None
+    i, j = (int(v) for v in np.argwhere(bad)[0])
+    h, date, values = hs[j], pd.Timestamp(dates[i]).date() if is_date(dates[i]) else dates[i], p[i, j]
+    if not readable[i, j]:
+        what = CODE_TEXT.get(int(c[i, j]), f"unreadable entry (code {int(c[i, j])})")
+    elif not finite[i, j]:
+        what = f"probabilities {fmt_triple(values)} are not all finite"
+    elif not nonneg[i, j]:
+        what = f"probabilities {fmt_triple(values)} include a negative value"
+    else:
+        what = f"probabilities {fmt_triple(values)} sum to {total[i, j]:.9g}, not 1 within {SUM_TOLERANCE:g}"
+    rows = int(bad.any(axis=1).sum())
+    more = f" ({rows} rows fail in all; the first is shown)" if rows > 1 else ""
+    return f"horizon {h} on {date}: {what}{more}"
+
+
+def validate_forecasts(probs: np.ndarray, dates: Sequence[object] | pd.Index, codes: np.ndarray | None = None,
+                       horizons: Sequence[int] = HORIZONS) -> np.ndarray:
+    """The probabilities as float64 (n, H, 3), or ValueError naming the horizon, date and fault."""
+    problem = forecast_problem(probs, dates, codes, horizons)
+    if problem is not None:
+        raise ValueError(problem)
+    return np.asarray(probs, dtype=np.float64)
+
+
+def is_date(value: object) -> bool:
+    try:
+        pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, (int, float, np.integer, np.floating))
+
+
+def fmt_triple(values: np.ndarray) -> str:
+    return "(" + ", ".join(format(float(v), ".6g") for v in values) + ")"

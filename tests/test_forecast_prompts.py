@@ -1,0 +1,41 @@
+"""The forecast prompts state the contract, buckets, scores and grades, and every placeholder is filled."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from alphaloop.forecast.prompting import (
+    FORECAST_PROGRAM_PATH,
+    FORECAST_TEMPLATE_PATH,
+    forecast_figures,
+    program_values,
+)
+from alphaloop.forecast.scores import score_forecasts
+from alphaloop.proposers.prompting import render
+from tests.forecast_support import history_of, scheme_of, synthetic_bars
+
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+CONTEXT_KEYS = {"iteration", "parent_iteration", "parent_region", "population", "learnings", "last_outcome"}
+
+
+def test_program_states_contract_buckets_scores_and_grades_and_is_filled():
+    history = history_of(synthetic_bars(800, seed=2))
+    scheme = scheme_of(history)
+    text = render(FORECAST_PROGRAM_PATH.read_text(encoding="utf-8"), program_values(scheme))
+    assert not PLACEHOLDER.search(text)
+    for needle in ("def forecast(row)", "(p_down, p_flat, p_up)", "lower tercile", "rps_skill_mean",
+                   "calibrated_correct", "reasonable_miss", "overconfident_wrong", "1e-6", "h=10: down <"):
+        assert needle in text, needle
+
+
+def test_template_shows_parent_and_latest_beside_climatology():
+    history = history_of(synthetic_bars(800, seed=2))
+    s = score_forecasts(history, np.full((len(history.frame), 4, 3), 1 / 3), folds=0)
+    figures = forecast_figures(s.splits["val"], None)
+    template = FORECAST_TEMPLATE_PATH.read_text(encoding="utf-8")
+    assert set(PLACEHOLDER.findall(template)) == CONTEXT_KEYS | {"forecast_figures"}
+    text = render(template, {**dict.fromkeys(CONTEXT_KEYS, "x"), "forecast_figures": figures})
+    assert not PLACEHOLDER.search(text)
+    assert "| climatology |" in text and "| parent | 10 |" in text and "| latest | - | not scored" in text
