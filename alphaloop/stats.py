@@ -148,7 +148,7 @@ def format_statistics(d: dict) -> str:
 # zero, better than the equal-weight buy and hold of the same instruments, and how many of the trials
 # were really different experiments?
 
-EFFECTIVE_TRIALS_ESTIMATOR = "Li & Ji (2005) eigenvalue estimator over the correlation of the trials' returns"
+EFFECTIVE_TRIALS_ESTIMATOR = "Galwey (2009) eigenvalue estimator over the correlation of the trials' returns"
 
 
 @dataclass(frozen=True)
@@ -168,17 +168,18 @@ class EffectiveTrials:
 
 
 def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> EffectiveTrials:
-    """Effective number of independent trials from the eigenvalues of their returns' correlation matrix.
+    """Effective number of independent trials from the eigenvalues l_i of their returns' correlation matrix.
 
-    Li & Ji (2005), "Adjusting multiple testing in multilocus analyses using the eigenvalues of a
-    correlation matrix", Heredity 95:221-227: M_eff = sum_i [1(|l_i| >= 1) + (|l_i| - floor(|l_i|))].
-    It refines Cheverud (2001) and Nyholt (2004), who use M_eff = 1 + (M - 1)(1 - Var(l) / M). Li & Ji
-    is chosen because it is exact where a loop's trials usually sit: k identical variants of each of
-    a few ideas give k eigenvalues equal to the block size and count as k, where Nyholt's formula
-    counts 3 blocks of 5 copies as 11; independent trials give all eigenvalues below 2, whose sum is
-    the trace, so the count is M; M identical trials count as 1. Unlike n / (1 + (n - 1) * mean rho)
-    it does not let negative and positive correlations cancel. A trial with constant returns (always
-    flat) has no correlation with anything and counts as its own trial.
+    Galwey (2009), "A new measure of the effective number of tests, a practical tool for comparing
+    families of non-independent significance tests", Genetic Epidemiology 33:559-568:
+    M_eff = (sum_i sqrt(max(l_i, 0)))^2 / sum_i max(l_i, 0). It belongs to the eigenvalue family of
+    Cheverud (2001) and Nyholt (2004), M_eff = 1 + (M - 1)(1 - Var(l) / M), and Li & Ji (2005). It is
+    chosen because it is right where a loop's trials usually sit: k variants of each of a few ideas
+    (3 ideas of 5 near-identical variants count as 3, where Nyholt's formula gives 11 and Li & Ji's
+    jumps with the eigenvalues' fractional parts), independent trials count as M and M identical
+    ones as 1, and it moves continuously with the correlations. Unlike n / (1 + (n - 1) * mean rho),
+    negative and positive correlations do not cancel. A trial with constant returns (always flat)
+    correlates with nothing and counts as its own trial.
 
     ``trial_returns``: shape (days, trials), one column per trial with returns. ``raw``: the number of
     trials run, when some (rejected ones) left no returns; the estimate is scaled by raw / sampled.
@@ -192,8 +193,8 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> Effec
         return EffectiveTrials(raw=raw, sampled=0, effective_sampled=0.0, effective=float(raw),
                                estimator=EFFECTIVE_TRIALS_ESTIMATOR)
     corr = _correlation_of_columns(r)
-    lam = np.abs(np.linalg.eigvalsh(corr))
-    eff = float(np.sum((lam >= 1.0) + (lam - np.floor(lam))))
+    lam = np.clip(np.linalg.eigvalsh(corr), 0.0, None)
+    eff = float(np.sum(np.sqrt(lam)) ** 2 / np.sum(lam))
     eff = min(max(eff, 1.0), float(m))
     return EffectiveTrials(raw=raw, sampled=m, effective_sampled=eff, effective=eff * raw / m,
                            estimator=EFFECTIVE_TRIALS_ESTIMATOR)
