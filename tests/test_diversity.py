@@ -65,7 +65,8 @@ def test_redundant_signals_and_train_only_filters_are_duplicates(close: np.ndarr
     other = sma_signals(close, 5, 20)
     assert positions_key(window_positions(other, VAL_WINDOW)) != key
     member = MemberReturns(0, 1.0, key, val_returns(close, sig))
-    copy = novelty(positions_key(window_positions(redundant, VAL_WINDOW)), val_returns(close, redundant), 5.0, [member], 3)
+    redundant_key = positions_key(window_positions(redundant, VAL_WINDOW))
+    copy = novelty(redundant_key, val_returns(close, redundant), 5.0, [member], 3)
     assert copy.kind == "duplicate" and not copy.enters  # kept out of the population however well it scores
 
 
