@@ -187,6 +187,8 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> Effec
     r = np.asarray(trial_returns, dtype=np.float64)
     if r.ndim != 2:
         raise ValueError("trial_returns must be a (days, trials) matrix")
+    if not np.isfinite(r).all():
+        raise ValueError("trial_returns hold non-finite values")
     m = r.shape[1]
     raw = m if raw is None else max(int(raw), m)
     if m == 0:
@@ -426,6 +428,8 @@ def verdicts(raw: DeflatedSharpe, excess: DeflatedSharpe, spa: SpaResult | None)
     if spa is not None and spa.significant:
         tail = "" if excess.significant else (f"; but its excess over buy and hold does not survive deflation "
                                               f"(DSR {excess.dsr:.2f}), so the margin is thin")
+        if not raw.significant:
+            tail += "; its Sharpe is not shown to be above zero: buy and hold itself did poorly on these days"
         verdict = f"Beats buy and hold beyond luck ({spa_txt}; Sharpe DSR {raw.dsr:.2f}){tail}"
     elif raw.significant:
         verdict = (f"Sharpe above zero beyond luck (DSR {raw.dsr:.2f}), but not shown to beat buy and hold "

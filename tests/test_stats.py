@@ -262,6 +262,8 @@ def test_universe_statistics_refuses_bad_shapes() -> None:
         universe_statistics(r, 0, np.zeros(99), trials=3)
     with pytest.raises(ValueError, match="best column 3"):
         universe_statistics(r, 3, np.zeros(100), trials=3)
+    with pytest.raises(ValueError, match="non-finite"):
+        universe_statistics(np.full((100, 3), np.nan), 0, np.zeros(100), trials=3)
     with pytest.raises(ValueError, match="trials_count"):
         universe_statistics(r, 0, np.zeros(100), trials=3, trials_count="some")
 
@@ -281,5 +283,7 @@ def test_only_spa_may_say_beats_buy_and_hold(raw: float, excess: float, p: float
         assert texts[3].startswith("Beats buy and hold beyond luck") and len(says) == 2  # the SPA and overall verdicts
     else:
         assert says == [] and "not shown to beat buy and hold" in texts[3]
+    if p is not None and p < 0.05 and raw < 0.95:
+        assert "not shown to be above zero" in texts[3]
     if raw >= 0.95 and not (p is not None and p < 0.05):
         assert texts[3].startswith(f"Sharpe above zero beyond luck (DSR {raw:.2f}), but not shown to beat buy and hold")
