@@ -148,3 +148,52 @@ def test_trade_py_without_data_says_how_to_fix(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, str(ROOT / "trade.py"), "--data", str(tmp_path / "none")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "prepare.py" in res.stderr
+
+
+def reference_next_open(open_: np.ndarray, close: np.ndarray, signals: np.ndarray, cost_bps: float) -> list[float]:
+    """``fill='next_open'`` the slow obvious way: a signal at bar t's close trades at bar t+1's open.
+
+    Returns the net return of each period close[t-1] -> close[t]; the last bar closes any position
+    at its close, paying the cost once more."""
+    cost = cost_bps / 1e4
+    held, target, out = 0, 0, []
+    for t in range(len(close)):
+        if t > 0:
+            equity = 1.0 + held * (open_[t] / close[t - 1] - 1)
+            if target != held:
+                equity *= 1 - cost
+                held = target
+            equity *= 1 + held * (close[t] / open_[t] - 1)
+            if t == len(close) - 1 and held:
+                equity *= 1 - cost
+                held = 0
+            out.append(equity - 1)
+        if signals[t] == 1:
+            target = 1
+        elif signals[t] == -1:
+            target = 0
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("cost_bps", [1.0, 5.0, 30.0])
+def test_next_open_fill_equals_row_by_row_reference_with_costs(seed: int, cost_bps: float) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(3, 600))
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    open_ = close * np.exp(rng.normal(0, 0.01, n))
+    signals = rng.choice([-1, 0, 1], size=n, p=[0.15, 0.7, 0.15])
+    got = backtest(close, signals, cost_bps=cost_bps, fill="next_open", open_=open_)
+    want = reference_next_open(open_, close, signals, cost_bps)
+    assert got.returns == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert got.metrics["total_return"] == pytest.approx(np.prod(1 + np.array(want)) - 1, rel=1e-12, abs=1e-12)
+    free = backtest(close, signals, cost_bps=0, fill="next_open", open_=open_).metrics["total_return"]
+    if got.metrics["round_trips"]:
+        assert got.metrics["total_return"] < free  # the cost is charged, not dropped
+
+
+def test_next_open_costs_by_hand() -> None:
+    close = np.array([100.0, 110.0, 120.0, 120.0])
+    open_ = np.array([100.0, 105.0, 115.0, 120.0])
+    r = backtest(close, np.array([1, 0, -1, 0]), cost_bps=50, fill="next_open", open_=open_)
+    assert r.metrics["total_return"] == pytest.approx(0.995 * 120 / 105 * 0.995 - 1)
