@@ -56,6 +56,12 @@ def test_offline_loop_writes_every_file_and_stays_off_the_test_split(data_copy: 
     assert rows[0].startswith("n\tparent\tstatus") and [r.split("\t")[0] for r in rows[1:]] == ["0", "1", "2", "3", "4"]
     assert "# Learnings" in (wd / "learnings.md").read_text() and "hit rate" in (wd / "learnings.md").read_text()
     assert (wd / "best_trade.py").is_file() and (wd / "stats.json").is_file()
+    records = [json.loads((wd / f"iter_{n}_results.json").read_text()) for n in range(5)]
+    stats = json.loads((wd / "stats.json").read_text())
+    # the end-of-run statistics must count the run's real trials (a DSR with trials=1 once passed every test)
+    assert stats["trials"] == sum(r["stage"] != "proposal" for r in records) > 1
+    assert stats["scored_trials"] == sum(bool(r.get("scores")) for r in records)
+    assert stats["accepted"] == sum(r["status"] == "accepted" for r in records)
     stress = json.loads((wd / "stress.json").read_text())
     population = [m["iteration"] for m in json.loads((wd / "state.json").read_text())["population"]]
     assert sorted(int(k) for k in stress) == sorted(population) and all(v["status"] == "ok" for v in stress.values())
