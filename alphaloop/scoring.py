@@ -79,15 +79,19 @@ class Scores:
 
 def score(history: History, signals: np.ndarray, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
           cost_bps: float = DEFAULT_COST_BPS, fill: str = "close", splits: tuple[str, ...] = ("train", "val")) -> Scores:
-    """Score every split in ``splits`` and the walk-forward folds over train+validation."""
+    """Score every split in ``splits`` and the walk-forward folds over train.
+
+    The folds cover train only: validation is the selection split, so a fold overlapping it would
+    put the selection data inside the "spread" that is meant to show regime dependence apart from it.
+    """
     if metric not in SELECTION_METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(SELECTION_METRICS)}")
     results = {name: score_window(history, signals, history.windows[name], cost_bps, fill) for name in splits}
-    tv = [history.windows[s] for s in ("train", "val") if s in history.windows]
+    train = history.windows.get("train")
     fold_metrics = []
-    if tv:
-        base = tv[0].start
-        for w in fold_windows(tv[-1].stop - base, folds):
+    if train is not None:
+        base = train.start
+        for w in fold_windows(train.stop - base, folds):
             window = slice(base + w.start, base + w.stop)
             m = score_window(history, signals, window, cost_bps, fill).metrics
             idx = history.frame.index
