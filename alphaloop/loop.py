@@ -22,6 +22,7 @@ import numpy as np
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
+from alphaloop.diversity import MemberReturns, buy_and_hold_in_disguise, novelty, positions_key, window_positions
 from alphaloop.learnings import Entry, Learnings, grade
 from alphaloop.proposers.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
@@ -67,6 +68,8 @@ class Member:
     fold_min: float | None = None
     fold_median: float | None = None
     signals_sha256: str | None = None
+    positions_sha256: str | None = None  # validation positions: equal keys trade identically on validation
+    val_returns: list[float] | None = None  # daily validation returns, for the near-copy rule and correlations
 
 
 @dataclass
@@ -131,8 +134,11 @@ class LoopState:
                 fold_min=record["scores"].get("fold_spread", {}).get("min"),
                 fold_median=record["scores"].get("fold_spread", {}).get("median"),
                 signals_sha256=record.get("signals_sha256"),
+                positions_sha256=record.get("positions_sha256"),
+                val_returns=(record.get("returns") or {}).get("val"),
             )
-            self.population = sorted([*self.population, member], key=lambda m: -m.value)[: self.population_size]
+            kept = [m for m in self.population if m.iteration != record.get("replaces")]
+            self.population = sorted([*kept, member], key=lambda m: -m.value)[: self.population_size]
         if n > 0:
             self.consecutive_fails = 0 if entered else self.consecutive_fails + 1
         self.last_entered = entered
@@ -181,9 +187,13 @@ def outcome_line(record: dict, metric: str) -> str:
     n = record["iteration"]
     if record["status"] != "accepted":  # the reason may quote the candidate's own text: flatten and clip it
         return f"iter {n} rejected at {record['stage']}: {' '.join(str(record['reason']).split())[:300]}"
-    where = ("entered the population" if record.get("in_population") else
-             f"trades exactly like iter {record['duplicate_of']}, so it adds nothing" if record.get("duplicate_of") is not None
-             else "did not beat the population")
+    where = "entered the population" if record.get("in_population") else "did not beat the population"
+    if record.get("duplicate_of") is not None:
+        where = f"holds the same validation positions as iter {record['duplicate_of']}, so it adds nothing"
+    elif (record.get("bh_disguise") or {}).get("disguised"):
+        where = f"kept out: {record['bh_disguise']['reason']}"
+    elif (record.get("novelty") or {}).get("kind") == "near_copy":
+        where = record["novelty"]["reason"]
     return f"iter {n} accepted, val {metric} {record['selection_val']:.3f}; {where}"
 
 
@@ -194,7 +204,11 @@ def entry_from_record(record: dict, metric: str) -> Entry:
         s = record["scores"]["splits"]
         where = "entered the population" if record.get("in_population") else "not in the top-K"
         if record.get("duplicate_of") is not None:
-            where += f" (same signals as iter {record['duplicate_of']})"
+            where += f" (same validation positions as iter {record['duplicate_of']})"
+        elif (record.get("bh_disguise") or {}).get("disguised"):
+            where += " (buy and hold in disguise)"
+        elif (record.get("novelty") or {}).get("kind") == "near_copy":
+            where += f" (near copy of iter {record['novelty']['member']})"
         headline = f"accepted, val {metric} {s['val'][metric]:.3f} (train {s['train'][metric]:.3f}), {where}"
     else:
         headline = f"rejected at {record['stage']}: {' '.join(str(record['reason']).split())[:200]}"
@@ -363,8 +377,7 @@ class Loop:
                 value = stress_adjusted(value, record["stress"])
             record["selection_value"] = value
             record["signals_sha256"] = hashlib.sha256(np.asarray(ev.signals, dtype=np.int8).tobytes()).hexdigest()
-            record["duplicate_of"] = state.duplicate_of(record["signals_sha256"])
-            record["in_population"] = state.would_enter(value, record["signals_sha256"])
+            record.update(_diversity(ev, ctx.history, value, state))
         record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
         return record
 
@@ -467,6 +480,25 @@ class Loop:
         from alphaloop.finish import finish_run
 
         finish_run(self, state, manifest)
+
+
+def _diversity(ev: Any, history: History, value: float, state: LoopState) -> dict[str, Any]:
+    """Judge a scored candidate on what it does on validation: a duplicate (same positions), a near
+    copy of a member (returns correlate above the threshold: may only replace it, if better), buy and
+    hold in disguise (kept out), or new (the top-K rule)."""
+    window = history.windows["val"]
+    key = positions_key(window_positions(ev.signals, window))
+    returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
+    close = history.frame["Close"].to_numpy(dtype=np.float64)[window]
+    disguise = buy_and_hold_in_disguise(returns, close[1:] / close[:-1] - 1.0,
+                                        float(ev.scores.splits["val"]["exposure"]))
+    members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
+               for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]
+    verdict = novelty(key, returns, value, members, state.population_size)
+    return {"positions_sha256": key, "novelty": verdict.to_json(), "bh_disguise": disguise.to_json(),
+            "duplicate_of": verdict.member if verdict.kind == "duplicate" else None,
+            "replaces": verdict.replaces if verdict.enters else None,
+            "in_population": bool(verdict.enters and not disguise.disguised)}
 
 
 def _expectation(p: Proposal) -> Expectation | None:
