@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def write_statistics(loop: "Loop", state: "LoopState") -> dict | None:
     """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
-    from alphaloop.stats import format_statistics, run_statistics, split_bh_returns
+    from alphaloop.stats import run_statistics, split_bh_returns, universe_statistics
 
     records = loop.wd.records()
     scored = [r for r in records if r.get("scores")]
@@ -34,8 +34,17 @@ def write_statistics(loop: "Loop", state: "LoopState") -> dict | None:
         seed=loop.cfg.seed,
     )
     stats["best_iteration"] = state.best.iteration
+    # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
+    # buy and hold, the effective number of trials and a verdict that only SPA may word as "beats" sit beside it.
+    matrix = np.column_stack([np.asarray(r["returns"]["val"]) for r in accepted])
+    universe = universe_statistics(
+        matrix, best=accepted.index(best), bh_returns=split_bh_returns(loop.history, "val"), trials=state.trials,
+        sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored],
+        best_iteration=state.best.iteration, seed=loop.cfg.seed)
+    stats.update(universe=universe.to_json(), verdict=universe.verdict,
+                 effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     atomic_write_json(loop.wd.root / "stats.json", stats)
-    console.print(format_statistics(stats))
+    console.print(universe.format())
     return stats
 
 
