@@ -22,9 +22,28 @@ import numpy as np
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
-from alphaloop.diversity import MemberReturns, buy_and_hold_in_disguise, novelty, positions_key, window_positions
+from alphaloop.diversity import (
+    BH_DISGUISE_CORRELATION,
+    BH_DISGUISE_EXPOSURE,
+    NEAR_COPY_CORRELATION,
+    MemberReturns,
+    buy_and_hold_in_disguise,
+    novelty,
+    positions_key,
+    window_positions,
+)
 from alphaloop.learnings import Entry, Learnings, grade
-from alphaloop.proposers.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
+from alphaloop.proposers.base import (
+    CandidateFigures,
+    EndpointDown,
+    Expectation,
+    GuardThreshold,
+    MemberSummary,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    WindowFigures,
+)
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
 
@@ -335,6 +354,7 @@ class Loop:
                 metric=self.cfg.metric, population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description) for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
+                **self._evidence(n, parent, state, ctx),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
@@ -359,6 +379,8 @@ class Loop:
                       details=ev.details, eval_timings=ev.timings)
         if ev.scores is not None:
             record["scores"] = ev.scores.to_json()
+            if ev.signals is not None:
+                record["positions_sha256"] = positions_key(window_positions(ev.signals, ctx.history.windows["val"]))
             record["selection_val"] = ev.scores.selection
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
             if parent_val is None and parent is not None and self.wd.results(parent).is_file():
@@ -380,6 +402,37 @@ class Loop:
             record.update(_diversity(ev, ctx.history, value, state))
         record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
         return record
+
+    def _record(self, n: int | None) -> dict | None:
+        if n is None or n < 0 or not self.wd.results(n).is_file():
+            return None
+        return read_json(self.wd.results(n))
+
+    def _evidence(self, n: int, parent: int, state: LoopState, ctx: Any) -> dict[str, Any]:
+        """What the researcher needs to reason: the parent's and the latest candidate's figures beside
+        buy and hold, why this parent, whether the last change altered any position, the guards as numbers."""
+        latest, parent_rec = self._record(n - 1), self._record(parent)
+        if latest is None or parent == n - 1:
+            reason = f"building on iter {parent}: it entered the population" if latest is not None else None
+        else:
+            what = ("was rejected at " + latest["stage"]) if latest["status"] != "accepted" else (
+                "did not enter the population")
+            reason = f"reverting to iter {parent} (a population member): iter {n - 1} {what}"
+        grand = self._record(latest.get("parent")) if latest is not None else None
+        unchanged = bool(latest and grand and latest.get("positions_sha256")
+                         and latest.get("positions_sha256") == grand.get("positions_sha256"))
+        limits = ctx.limits
+        guards = (GuardThreshold("min round trips per year on validation", limits.min_round_trips_per_year,
+                                 "round trips/year"),
+                  GuardThreshold("max turnover", limits.max_turnover_per_year, "position changes/year"),
+                  GuardThreshold("always long (= buy and hold) at exposure", 100 * limits.always_long_exposure,
+                                 "% of days"),
+                  GuardThreshold("buy and hold in disguise: correlation with buy and hold above",
+                                 BH_DISGUISE_CORRELATION, f"at exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
+                  GuardThreshold("near copy of a member: validation return correlation above",
+                                 NEAR_COPY_CORRELATION, "(may only replace that member, if better)"))
+        return {"parent_figures": candidate_figures(parent_rec), "latest_figures": candidate_figures(latest),
+                "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
 
     def _parent_region(self, parent: int) -> str:
         path = self.wd.trade(parent)
@@ -480,6 +533,24 @@ class Loop:
         from alphaloop.finish import finish_run
 
         finish_run(self, state, manifest)
+
+
+def candidate_figures(record: dict | None) -> CandidateFigures | None:
+    """The figures table the prompt shows for one iteration: train, each fold, validation, with buy and hold."""
+    if record is None:
+        return None
+    status = "accepted" if record["status"] == "accepted" else (
+        f"rejected at {record['stage']}: {' '.join(str(record.get('reason', '')).split())[:200]}")
+    scores = record.get("scores")
+    if not scores:
+        return CandidateFigures(record["iteration"], status=status)
+    rows = [("train", scores["splits"]["train"]),
+            *((f"fold {i + 1} of train ({f['start']}..{f['end']})", f) for i, f in enumerate(scores["folds"])),
+            ("validation", scores["splits"]["val"])]
+    windows = tuple(WindowFigures(name, m["sharpe"], m["total_return"], m["max_drawdown"], m["exposure"],
+                                  int(m["round_trips"]), m["turnover"], m["bh_sharpe"], m["bh_total_return"],
+                                  m["bh_max_drawdown"]) for name, m in rows)
+    return CandidateFigures(record["iteration"], windows=windows, status=status)
 
 
 def _diversity(ev: Any, history: History, value: float, state: LoopState) -> dict[str, Any]:
