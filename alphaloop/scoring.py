@@ -4,6 +4,7 @@ and the selection metric the loop ranks by. Every figure is labelled with its sp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ class History:
     windows: dict[str, slice]
 
     @classmethod
-    def from_splits(cls, splits: dict[str, pd.DataFrame]) -> "History":
+    def from_splits(cls, splits: dict[str, pd.DataFrame]) -> History:
         frames, windows, start = [], {}, 0
         for name, df in splits.items():
             frames.append(df)
@@ -41,7 +42,7 @@ def fold_windows(n: int, folds: int, warmup: int = FOLD_WARMUP_BARS) -> list[sli
         return []
     warmup = min(warmup, n // (folds + 1))
     edges = np.linspace(warmup, n, folds + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b - a >= 2]
+    return [slice(int(a), int(b)) for a, b in pairwise(edges) if b - a >= 2]
 
 
 def score_window(history: History, signals: np.ndarray, window: slice, cost_bps: float = DEFAULT_COST_BPS,
@@ -78,7 +79,8 @@ class Scores:
 
 
 def score(history: History, signals: np.ndarray, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
-          cost_bps: float = DEFAULT_COST_BPS, fill: str = "close", splits: tuple[str, ...] = ("train", "val")) -> Scores:
+          cost_bps: float = DEFAULT_COST_BPS, fill: str = "close",
+          splits: tuple[str, ...] = ("train", "val")) -> Scores:
     """Score every split in ``splits`` and the walk-forward folds over train.
 
     The folds cover train only: validation is the selection split, so a fold overlapping it would

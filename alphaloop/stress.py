@@ -202,14 +202,15 @@ def run_signals(runner: Runner, region: str, frames: list[pd.DataFrame],
     else:
         results = runner(region, frames)
     if results is None or len(results) != len(frames):
-        raise StressError(f"the runner returned {0 if results is None else len(results)} results for {len(frames)} frames")
-    return [validate_signals(getattr(r, "signals", r), len(f)) for r, f in zip(results, frames)]
+        got = 0 if results is None else len(results)
+        raise StressError(f"the runner returned {got} results for {len(frames)} frames")
+    return [validate_signals(getattr(r, "signals", r), len(f)) for r, f in zip(results, frames, strict=True)]
 
 
 def _summarise(paths: list[StressPath], signals: list[np.ndarray], cost_bps: float) -> dict[str, dict]:
     """Per scenario: 5/50/95 percentiles of the candidate's and buy and hold's return and drawdown."""
     collected: dict[str, dict[str, list[float]]] = {}
-    for p, sig in zip(paths, signals):
+    for p, sig in zip(paths, signals, strict=True):  # one signal array per path
         close = p.frame["Close"].to_numpy(dtype=np.float64)[p.window]
         m = backtest(close, sig[p.window], cost_bps=cost_bps).metrics
         row = collected.setdefault(p.scenario, {k: [] for k in ("ret", "dd", "bh_ret", "bh_dd")})

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop.backtest import backtest  # noqa: E402
+from alphaloop.backtest import backtest
 
 BARS, REPEATS = 5_000, 300
 
@@ -48,7 +48,8 @@ def main() -> None:
     loop_best, loop_med = best_of(lambda: plain_loop(cl, sg, 2e-4), 30)
     assert abs(backtest(close, signals, 2.0).metrics["total_return"] - plain_loop(cl, sg, 2e-4)) < 1e-9
     print(f"bars: {BARS}")
-    print(f"vectorised backtest (all metrics): best {vec_best * 1e3:.3f} ms, median {vec_med * 1e3:.3f} ms  (target <= 1 ms)")
+    print(f"vectorised backtest (all metrics): best {vec_best * 1e3:.3f} ms, median {vec_med * 1e3:.3f} ms"
+          "  (target <= 1 ms)")
     print(f"plain-Python loop (total return only): best {loop_best * 1e3:.3f} ms, median {loop_med * 1e3:.3f} ms")
     print(f"ratio vectorised / plain loop (median): {vec_med / loop_med:.3f}")
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop.candidate import extract_region, template_text  # noqa: E402
-from alphaloop.data import DataError, freeze, load_splits, sample_frame, split, validate  # noqa: E402
-from alphaloop.guards import date_shifted_frame  # noqa: E402
-from alphaloop.lookahead import first_difference, probe_frames  # noqa: E402
-from alphaloop.scoring import History  # noqa: E402
+from alphaloop.candidate import extract_region, template_text
+from alphaloop.data import DataError, freeze, load_splits, sample_frame, split, validate
+from alphaloop.guards import date_shifted_frame
+from alphaloop.lookahead import first_difference, probe_frames
+from alphaloop.scoring import History
 
 HEAVY = """
 def generate_features(df):

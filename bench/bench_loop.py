@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +74,7 @@ def main() -> None:
 
         loop_module.Loop._finish = lambda self, state, manifest: None  # the end-of-run summary is not per iteration
         loop.run()
-        gaps = [b[1] - a[1] for a, b in zip(view.done, view.done[1:])]
+        gaps = [b[1] - a[1] for a, b in pairwise(view.done)]
     per_iter = statistics.median(gaps)
     print(f"isolation: {view.isolation}")
     print(f"plain `python trade.py` run (median of 3): {plain * 1e3:.0f} ms")

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop.backtest import backtest  # noqa: E402
-from alphaloop.diversity import MemberReturns, novelty, positions_key  # noqa: E402
-from alphaloop.stats import column_sharpes, run_statistics, universe_statistics  # noqa: E402
+from alphaloop.backtest import backtest
+from alphaloop.diversity import MemberReturns, novelty, positions_key
+from alphaloop.stats import column_sharpes, run_statistics, universe_statistics
 
 
 def timed(fn: Any, repeats: int) -> float:

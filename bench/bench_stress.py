@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop.candidate import compute_signals, extract_region, template_text, validate_signals  # noqa: E402
-from alphaloop.data import load_splits  # noqa: E402
-from alphaloop.scoring import History, score  # noqa: E402
-from alphaloop.stress import DEFAULT_PATHS, WARMUP_BARS, run_signals, run_stress  # noqa: E402
+from alphaloop.candidate import compute_signals, extract_region, template_text, validate_signals
+from alphaloop.data import load_splits
+from alphaloop.scoring import History, score
+from alphaloop.stress import DEFAULT_PATHS, WARMUP_BARS, run_signals, run_stress
 
 
 def in_process(region: str, frames: list[pd.DataFrame]) -> list[np.ndarray]:

@@ -40,7 +40,7 @@ class InProcessSandbox:
     layers: list[str] = field(default_factory=lambda: ["in-process (tests only, no isolation)"])
     calls: list[int] = field(default_factory=list)  # frames per run, so tests can count runs
 
-    def __enter__(self) -> "InProcessSandbox":
+    def __enter__(self) -> InProcessSandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -74,7 +74,7 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def script(self, *behaviours: Behaviour) -> "FakeOpenAI":
+    def script(self, *behaviours: Behaviour) -> FakeOpenAI:
         self.queue.extend(behaviours)
         return self
 
@@ -82,7 +82,7 @@ class FakeOpenAI:
         with self.lock:
             return self.queue.popleft() if self.queue else self.default
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self.thread.start()
         return self
 

@@ -36,8 +36,10 @@ ACCEPTED_SNIPPETS = {
     "dict-comprehension": "m = {k: v for k, v in zip('ab', (1, 2))}",
     "set-and-generator": "s = {x for x in range(3)}\nt = sum(x for x in range(3))",
     "fstring": "n = 3\ndf[f'col_{n}'] = 1.0",
-    "try-except-else-finally": "try:\n    x = 1\nexcept (KeyError, ValueError) as e:\n    x = 0\nelse:\n    x = 2\nfinally:\n    y = 3",
-    "reducer-strings": "df['m'] = df['Close'].rolling(5).agg('mean')\ng = df.groupby(df.index.month)['Close'].transform('std')",
+    "try-except-else-finally": "try:\n    x = 1\nexcept (KeyError, ValueError) as e:\n    x = 0\n"
+                               "else:\n    x = 2\nfinally:\n    y = 3",
+    "reducer-strings": "df['m'] = df['Close'].rolling(5).agg('mean')\n"
+                       "g = df.groupby(df.index.month)['Close'].transform('std')",
     "agg-numpy-function": "s = df['Close'].rolling(5).agg(np.mean)",
     "apply-helper-defined-here": "df['x'] = df['Close'].rolling(5).apply(helper, raw=True)",
     "sliding-window-view": "w = np.lib.stride_tricks.sliding_window_view(df['Close'].to_numpy(), 3)",
@@ -143,7 +145,8 @@ def test_escape_is_refused_with_its_rule(body: str, rule: str) -> None:
 
 
 def test_reason_names_rule_and_line() -> None:
-    source = "def generate_features(df):\n    x = df.__class__\n    return df\n\ndef strategy_logic(row):\n    return 0\n"
+    source = ("def generate_features(df):\n    x = df.__class__\n    return df\n\n"
+              "def strategy_logic(row):\n    return 0\n")
     result = check(source)
     assert result == GateResult(False, "private-name", 2,
                                 "line 2: attribute '__class__' starts with '_' (rule: private-name)")

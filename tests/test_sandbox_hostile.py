@@ -51,7 +51,8 @@ class _Evil:
 
 HOSTILE: dict[str, tuple[str, str, set[str]]] = {
     "builtins-as-name": ("__builtins__ as a plain name",
-                         "b = __builtins__\no = b['open'] if isinstance(b, dict) else b.open\nraise ValueError(o({secret!r}).read())",
+                         "b = __builtins__\no = b['open'] if isinstance(b, dict) else b.open\n"
+                         "raise ValueError(o({secret!r}).read())",
                          {"private-name"}),
     "traceback-frame-builtins": ("frame and traceback attributes",
                                  "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n"
@@ -108,7 +109,8 @@ HOSTILE: dict[str, tuple[str, str, set[str]]] = {
                              {"private-name"}),
     "kill-parent": ("killing the parent", "import os\nos.kill({parent}, 9)\nos.kill(os.getppid(), 9)", {"import"}),
     "kill-parent-escaped": ("killing the parent",
-                            ESCAPE + "os.kill({parent}, 9)\nos.kill(os.getppid(), 9)\nos.killpg(os.getpgid({parent}), 9)",
+                            ESCAPE + "os.kill({parent}, 9)\nos.kill(os.getppid(), 9)\n"
+                                     "os.killpg(os.getpgid({parent}), 9)",
                             {"private-name"}),
     "detached-grandchild": ("forking a detached grandchild",
                             "import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
@@ -118,7 +120,9 @@ HOSTILE: dict[str, tuple[str, str, set[str]]] = {
                                     "        B['__import__']('time').sleep(60)\n    os._exit(0)",
                                     {"private-name"}),
     "shell-command": ("processes", ESCAPE + "raise ValueError(os.system('touch {marker}'))", {"private-name"}),
-    "socket-connect": ("network", ESCAPE + "s = B['__import__']('socket')\ns.create_connection(('127.0.0.1', {port}), timeout=1)",
+    "socket-connect": ("network",
+                       ESCAPE + "s = B['__import__']('socket')\n"
+                                "s.create_connection(('127.0.0.1', {port}), timeout=1)",
                        {"private-name"}),
     "infinite-loop": ("infinite loops", "while True:\n    pass", {"infinite-loop"}),
     "memory-bomb": ("memory bombs", "x = [0] * (10 ** 10)", {"huge-size"}),
@@ -334,7 +338,8 @@ def test_landlock_alone_blocks_files_network_and_signals(landlock_only: Sandbox,
     read = landlock_only.run(region(f"x = open({canary['secret']!r}).read()"), [frame])
     write = landlock_only.run(region(f"open({canary['out']!r} + '/w.txt', 'w').write('x')"), [frame])
     port = listener.getsockname()[1]
-    connect = landlock_only.run(region(ESCAPE + f"B['__import__']('socket').create_connection(('127.0.0.1', {port}))"), [frame])
+    dial = f"B['__import__']('socket').create_connection(('127.0.0.1', {port}))"
+    connect = landlock_only.run(region(ESCAPE + dial), [frame])
     kill = landlock_only.run(region(ESCAPE + "os.kill(os.getppid(), 9)"), [frame])
     for outcome in (read, write, connect, kill):
         assert outcome.status == "exception" and outcome.reason.startswith("PermissionError"), outcome.reason

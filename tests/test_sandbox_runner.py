@@ -15,8 +15,17 @@ import pytest
 
 from sandbox.gate import check
 from sandbox.runner import FrameResult, RunOutcome, Sandbox, bwrap_status
-from tests.test_sandbox_support import (BUILTINS, CORPUS_DIR, ESCAPE, MONKEYPATCH, in_process, make_ohlcv,
-                                        processes_with, region, same_arrays)
+from tests.test_sandbox_support import (
+    BUILTINS,
+    CORPUS_DIR,
+    ESCAPE,
+    MONKEYPATCH,
+    in_process,
+    make_ohlcv,
+    processes_with,
+    region,
+    same_arrays,
+)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +96,7 @@ def test_frames_are_rebuilt_faithfully(sandbox: Sandbox) -> None:
     frames = [naive, aware, plain]
     outcome = sandbox.run(source, frames)
     assert outcome.ok, outcome.reason
-    for df, result in zip(frames, outcome.results):
+    for df, result in zip(frames, outcome.results, strict=True):
         signals, features = in_process(source, df)
         assert list(result.features) == list(features)
         for key in features:

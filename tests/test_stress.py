@@ -10,8 +10,17 @@ import pytest
 
 from alphaloop.candidate import extract_region, template_text
 from alphaloop.scoring import History
-from alphaloop.stress import (CRASH_GAPS, FAILED_PENALTY, REGIME_VOL, VOL_FACTORS, StressPath, run_stress,
-                              stress_adjusted, stress_frames, stress_penalty)
+from alphaloop.stress import (
+    CRASH_GAPS,
+    FAILED_PENALTY,
+    REGIME_VOL,
+    VOL_FACTORS,
+    StressPath,
+    run_stress,
+    stress_adjusted,
+    stress_frames,
+    stress_penalty,
+)
 from tests.conftest import InProcessSandbox
 from tests.test_sandbox_support import make_ohlcv
 
@@ -92,7 +101,7 @@ def test_volatility_scaled_with_the_same_drift(history: History, paths: list[Str
     mu, sigma = source_moments(history)
     base = by_scenario(paths, "bootstrap")
     scaled = by_scenario(paths, f"vol_{factor:g}x")
-    for b, s in zip(base, scaled):  # paired draws: exactly the factor on every path
+    for b, s in zip(base, scaled, strict=True):  # paired draws: exactly the factor on every path
         assert log_returns(s).std(ddof=1) == pytest.approx(factor * log_returns(b).std(ddof=1), rel=1e-9)
     pooled = np.concatenate([log_returns(p) for p in scaled])
     assert pooled.std(ddof=1) == pytest.approx(factor * sigma, rel=0.05)
@@ -103,7 +112,7 @@ def test_volatility_scaled_with_the_same_drift(history: History, paths: list[Str
 def test_crash_paths_hold_exactly_the_gap_on_one_day(paths: list[StressPath], gap: float) -> None:
     base = by_scenario(paths, "bootstrap")
     crashed = by_scenario(paths, f"crash_{round(-gap * 100)}")
-    for b, c in zip(base, crashed):
+    for b, c in zip(base, crashed, strict=True):
         rb = np.expm1(log_returns(b))
         rc = np.expm1(log_returns(c))
         differs = np.flatnonzero(~np.isclose(rb, rc, rtol=0, atol=1e-12))
@@ -122,7 +131,7 @@ def test_regime_path_has_two_volatility_regimes(paths: list[StressPath]) -> None
         calm.append(r[s == 0])
         turbulent.append(r[s == 1])
     calm_sd, turb_sd = np.concatenate(calm).std(), np.concatenate(turbulent).std()
-    share = sum(t.size for t in turbulent) / sum(t.size + c.size for t, c in zip(turbulent, calm))
+    share = sum(t.size for t in turbulent) / sum(t.size + c.size for t, c in zip(turbulent, calm, strict=True))
     assert turb_sd / calm_sd == pytest.approx(REGIME_VOL[1] / REGIME_VOL[0], rel=0.15)
     assert 0.1 < share < 0.4  # stationary share of the turbulent state is ~0.23
     switches = [int(np.count_nonzero(np.diff(p.info["states"]))) for p in by_scenario(paths, "regimes")]
@@ -133,9 +142,9 @@ def test_deterministic_for_a_seed(history: History) -> None:
     a = stress_frames(history, "val", n_paths=3, seed=5)
     b = stress_frames(history, "val", n_paths=3, seed=5)
     c = stress_frames(history, "val", n_paths=3, seed=6)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         pd.testing.assert_frame_equal(x.frame, y.frame)
-    assert not all(x.frame.equals(z.frame) for x, z in zip(a, c))
+    assert not all(x.frame.equals(z.frame) for x, z in zip(a, c, strict=True))
 
 
 def test_refuses_the_test_split(history: History) -> None:
@@ -231,7 +240,8 @@ def test_score_cross_per_member_with_a_failure(frozen_data) -> None:
     val = members[4]["val"]
     assert val["total_return"] == pytest.approx(val["bh_total_return"]) and val["start"] > members[4]["train"]["end"]
     console = Console(record=True, width=140)
-    console.print(format_cross({"label": label, "metric": "sharpe", "members": {str(k): v for k, v in members.items()}}))
+    summary = {"label": label, "metric": "sharpe", "members": {str(k): v for k, v in members.items()}}
+    console.print(format_cross(summary))
     text = console.export_text()
     assert "Second market" in text and "val sharpe" in text and "iter 9 failed" in text
 
