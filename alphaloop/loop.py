@@ -431,7 +431,8 @@ class Loop:
                                  BH_DISGUISE_CORRELATION, f"at exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
                   GuardThreshold("near copy of a member: validation return correlation above",
                                  NEAR_COPY_CORRELATION, "(may only replace that member, if better)"))
-        return {"parent_figures": candidate_figures(parent_rec), "latest_figures": candidate_figures(latest),
+        return {"parent_figures": candidate_figures(parent_rec),
+                "latest_figures": candidate_figures(latest) if n - 1 != parent else None,
                 "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
 
     def _parent_region(self, parent: int) -> str:
@@ -545,7 +546,7 @@ def candidate_figures(record: dict | None) -> CandidateFigures | None:
     if not scores:
         return CandidateFigures(record["iteration"], status=status)
     rows = [("train", scores["splits"]["train"]),
-            *((f"fold {i + 1} of train ({f['start']}..{f['end']})", f) for i, f in enumerate(scores["folds"])),
+            *((f"train fold {i + 1}", f) for i, f in enumerate(scores["folds"])),
             ("validation", scores["splits"]["val"])]
     windows = tuple(WindowFigures(name, m["sharpe"], m["total_return"], m["max_drawdown"], m["exposure"],
                                   int(m["round_trips"]), m["turnover"], m["bh_sharpe"], m["bh_total_return"],
