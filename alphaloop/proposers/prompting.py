@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from alphaloop.proposers.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
-from alphaloop.proposers.text import clip_end, clip_middle
+from alphaloop.text import clip_end, clip_middle
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 PROGRAM_PATH = PROMPTS_DIR / "program.md"
