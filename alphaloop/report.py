@@ -9,7 +9,6 @@ never opens the test split: test figures come only from ``test_readings.jsonl`` 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import re
@@ -29,6 +28,9 @@ from alphaloop.data import DataError, load_splits, manifest_digest
 from alphaloop.loop import describe
 from alphaloop.store import atomic_write_text
 from alphaloop.stress import stress_penalty
+from alphaloop.text import MISSING, clip
+from alphaloop.text import fmt as fmt_number
+from alphaloop.text import html as html_text
 
 STAGES = ("proposal", "gate", "sandbox", "lookahead", "guards")
 STAGE_COLOURS = {"proposal": "#8c564b", "gate": "#d62728", "sandbox": "#9467bd", "lookahead": "#ff7f0e",
@@ -152,19 +154,15 @@ def _rank_value(record: dict) -> float | None:
 # ----- formatting ------------------------------------------------------------------------------
 
 def esc(value: object) -> str:
-    """Every text from a file goes through here: proposals and learnings are untrusted."""
-    return html.escape(str(value), quote=True)
+    """Every text from a file goes through here: proposals and learnings are untrusted (``text.html``)."""
+    return html_text(value)
 
 
 def fmt(value: object, key: str = "") -> str:
     """A number as the report shows it: percentages for returns and drawdowns, 2 decimals else."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        return "–"
     if key in PCT_KEYS:
-        return f"{value:+.1%}" if key in ("total_return", "cagr", "bh_total_return") else f"{value:.1%}"
-    if key in ("round_trips", "bars"):
-        return f"{value:.0f}"
-    return f"{value:.2f}"
+        return fmt_number(value, 1, pct=True, sign=key in ("total_return", "cagr", "bh_total_return"))
+    return fmt_number(value, 0 if key in ("round_trips", "bars") else 2)
 
 
 def cell(value: object, key: str = "") -> str:
@@ -243,12 +241,12 @@ def header_html(run: Run) -> str:
     best = run.record(run.best)
     facts = [
         ("Data", f"{m.get('ticker', 'unknown')} (source: {m.get('source', '?')})"),
-        ("Data hash", manifest_digest(m) if m.get("splits") else "–"),
-        ("Proposer", ", ".join(proposers) or "–"),
-        ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else "–")),
+        ("Data hash", manifest_digest(m) if m.get("splits") else MISSING),
+        ("Proposer", ", ".join(proposers) or MISSING),
+        ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else MISSING)),
         ("Tokens", f"{tokens.get('prompt', 0):,} prompt, {tokens.get('completion', 0):,} completion"),
-        ("Run dates", f"{stamps[0][:16].replace('T', ' ')} – {stamps[-1][:16].replace('T', ' ')} UTC" if stamps else "–"),
-        ("Stopped", run.state.get("stop_reason") or "–"),
+        ("Run dates", f"{stamps[0][:16].replace('T', ' ')} – {stamps[-1][:16].replace('T', ' ')} UTC" if stamps else MISSING),
+        ("Stopped", run.state.get("stop_reason") or MISSING),
         ("Workdir", str(run.workdir)),
     ]
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
@@ -257,7 +255,7 @@ def header_html(run: Run) -> str:
     val = (best_scores.get("splits") or {}).get("val", {})
     cards = [
         ("iterations", str(len(recs)), f"{len(accepted)} accepted, {len(recs) - len(accepted)} rejected"),
-        ("population", ", ".join(f"#{n}" for n in run.population) or "–", "best first"),
+        ("population", ", ".join(f"#{n}" for n in run.population) or MISSING, "best first"),
         (f"best val {metric_label(metric)}", fmt(best_val, metric), f"iter {run.best}" if best else "no accepted candidate"),
         ("best val return", fmt(val.get("total_return"), "total_return"),
          f"buy & hold {fmt(val.get('bh_total_return'), 'bh_total_return')}" if val else "validation split"),
@@ -277,9 +275,9 @@ def header_html(run: Run) -> str:
             f"<tbody>{split_rows}</tbody></table></div></header>")
 
 
-def _describe(record: dict) -> str:
-    """The loop's own description of an iteration, else why it was rejected."""
-    return describe(record, 160) or " ".join(str(record.get("reason") or "").split())[:160]
+def _describe(record: dict, width: int = 160) -> str:
+    """The loop's own description of an iteration, else why it was rejected, as one clipped safe line."""
+    return clip(describe(record, 10 * width) or record.get("reason") or "", width)
 
 
 def _hit_rate(run: Run) -> str:
@@ -288,7 +286,7 @@ def _hit_rate(run: Run) -> str:
     tally = run.state.get("learnings") if isinstance(run.state.get("learnings"), dict) else {}
     hits = int(tally.get("hits", sum(bool(h) for h in graded)))
     total = int(tally.get("graded", len(graded)))
-    return f"{hits}/{total} ({hits / total:.0%})" if total else "–"
+    return f"{hits}/{total} ({hits / total:.0%})" if total else MISSING
 
 
 def progress_html(run: Run) -> str:
@@ -369,12 +367,12 @@ def iterations_table(run: Run) -> str:
         badge = "top" if r.get("in_population") else status
         state_txt = (f"{status} at {r.get('stage')}" if status != "accepted"
                      else "accepted, entered top-K" if r.get("in_population") else "accepted")
-        what = _describe(r) if status == "accepted" else f"{_describe(r)} — {r.get('reason', '')}"
+        what = _describe(r, 220) if status == "accepted" else clip(f"{_describe(r, 220)} — {r.get('reason', '')}", 220)
         rows.append(
             td(r.get("iteration"), "num") + td("" if r.get("parent") is None else r["parent"], "num")
             + f'<td><span class="badge {esc(badge)}">{esc(state_txt)}</span></td>'
             + cell(splits.get("val", {}).get(metric), metric) + cell(splits.get("train", {}).get(metric), metric)
-            + cell(splits.get("val", {}).get("round_trips"), "round_trips") + td(what[:220], "text"))
+            + cell(splits.get("val", {}).get("round_trips"), "round_trips") + td(what, "text"))
     return ('<details><summary>All iterations (table)</summary><div class="scroll">'
             + table(["iter", "parent", "status", f"val {metric_label(metric)}", f"train {metric_label(metric)}",
                      "val trades", "what it tried"], rows) + "</div></details>")
@@ -463,8 +461,8 @@ def locked_split_html(run: Run) -> str:
         status = r.get("status", "scored" if rm else "?")
         rows.append(td(str(r.get("time", ""))[:19].replace("T", " ")) + td(r.get("iteration"), "num")
                     + td(str(r.get("sha256", ""))[:12], "mono")
-                    + td(r.get("earlier_readings", "–"), "num")
-                    + (td(f"rejected at {r.get('stage')}: {r.get('reason', '')}"[:160], "text warn")
+                    + td(r.get("earlier_readings", MISSING), "num")
+                    + (td(clip(f"rejected at {r.get('stage')}: {r.get('reason', '')}", 160), "text warn")
                        + f'<td colspan="{len(keys) + 1}"></td>' if status == "rejected" else
                        "".join(cell(rm.get(k), k) for k in keys) + cell(r.get("val_metric"), metric)
                        + cell(r.get("degradation"), metric)))
@@ -568,7 +566,7 @@ def _stress_chart(stress: dict, iteration: int) -> str:
 def _penalty_cell(stress: dict | None) -> str:
     """The stress penalty (worst scenario's p5 drawdown), or why there is none."""
     if not stress:
-        return td("–", "num")
+        return td(MISSING, "num")
     if stress.get("status") != "ok":
         return td("failed", "num neg")
     return cell(stress_penalty(stress), "max_drawdown")
@@ -614,7 +612,7 @@ def stress_html(run: Run) -> str:
         cells = "".join(
             f'<td class="num">{esc(fmt(sc[k]["strategy"]["total_return"]["p50"], "total_return"))}'
             f'<span class="dim"> / {esc(fmt(sc[k]["strategy"]["max_drawdown"]["p5"], "max_drawdown"))}</span></td>'
-            if k in sc else td("–", "num") for k in scen_names)
+            if k in sc else td(MISSING, "num") for k in scen_names)
         rows.append(td(f"iter {n}") + cells + _penalty_cell(st))
     if rows and scen_names:
         body += ("<h3>Population: median return / 5th-percentile max drawdown per scenario</h3>"
@@ -638,7 +636,7 @@ def cross_html(run: Run) -> str:
         primary = (((run.record(int(it)) or {}).get("scores") or {}).get("splits") or {}).get("val", {})
         if "error" in m:
             rows.append(td(f"iter {it}") + cell(primary.get(metric), metric)
-                        + f'<td colspan="6" class="warn">failed: {esc(m["error"])}</td>')
+                        + f'<td colspan="6" class="warn">failed: {esc(clip(m["error"], 300))}</td>')
             continue
         tr, va = m.get("train", {}), m.get("val", {})
         rows.append(td(f"iter {it}") + cell(primary.get(metric), metric) + cell(tr.get(metric), metric)
@@ -669,7 +667,7 @@ def stats_html(run: Run) -> str:
     trials = s.get("trials")
     rows = [
         td("trials counted") + td(trials, "num")
-        + td(f"{s.get('scored_trials', '–')} scored, {s.get('accepted', '–')} accepted"),
+        + td(f"{s.get('scored_trials', MISSING)} scored, {s.get('accepted', MISSING)} accepted"),
         td("deflated Sharpe ratio") + cell(s.get("dsr")) + td(f"p = {fmt(s.get('dsr_pvalue'))}"),
         td("best Sharpe (annualised)") + cell(s.get("best_sharpe"))
         + td(f"expected max of {trials} skill-less trials: {fmt(s.get('expected_max_sharpe'))}"),
@@ -677,7 +675,7 @@ def stats_html(run: Run) -> str:
         + td(f"lower {fmt(spa.get('lower'))}, upper {fmt(spa.get('upper'))}"),
     ]
     verdicts = "".join(
-        f'<div class="verdict {"ok" if ok else "no"}"><b>{esc(name)}:</b> {esc(s.get(key, "–"))}</div>'
+        f'<div class="verdict {"ok" if ok else "no"}"><b>{esc(name)}:</b> {esc(s.get(key, MISSING))}</div>'
         for name, key, ok in (("Deflated Sharpe", "verdict_dsr", dsr_ok), ("SPA", "verdict_spa", spa_ok)))
     return section("stats", "Statistics over all trials",
                    verdicts + table(["statistic", "value", "detail"], rows, "compact kvt"),
@@ -695,9 +693,9 @@ def hypotheses_html(run: Run) -> str:
             continue
         held = r.get("hypothesis_held")
         mark, cls = {True: ("held", "held"), False: ("did not hold", "nothold"), None: ("ungraded", "ungraded")}[held]
-        rows.append(td(r["iteration"], "num") + td(" ".join(str(p.get("hypothesis", "")).split())[:300], "text")
-                    + td(" ".join(str(p.get("expected", "")).split())[:160], "text")
-                    + f'<td><span class="badge {cls}">{esc(mark)}</span></td>' + td(str(r.get("grading", ""))[:160], "text"))
+        rows.append(td(r["iteration"], "num") + td(clip(p.get("hypothesis", ""), 300), "text")
+                    + td(clip(p.get("expected", ""), 160), "text")
+                    + f'<td><span class="badge {cls}">{esc(mark)}</span></td>' + td(clip(r.get("grading", ""), 160), "text"))
     body = (f'<p class="hit"><span class="big">{esc(text)}</span> hypotheses held '
             "(graded on the validation split against the parent)</p>")
     body += ('<div class="scroll">' + table(["iter", "hypothesis", "expected", "outcome", "grading"], rows) + "</div>"
@@ -781,7 +779,7 @@ def population_html(run: Run) -> str:
                     + cell(sp.get("val", {}).get("max_drawdown"), "max_drawdown")
                     + cell(sp.get("val", {}).get("round_trips"), "round_trips")
                     + _penalty_cell(st)
-                    + cell(cm.get(metric), metric) + td(_describe(r)[:120], "text"))
+                    + cell(cm.get(metric), metric) + td(_describe(r, 120), "text"))
     if not rows:
         return section("population", "Population", note("the population is empty", "muted"))
     ml = metric_label(metric)
