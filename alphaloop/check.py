@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sandbox.runner import Sandbox
 
 
-def isolation_line(box: "Sandbox") -> str:
+def isolation_line(box: Sandbox) -> str:
     """The sandbox's own account of its layers (and of any missing one), said first."""
     text = box.describe()
     return text if text.startswith("isolation:") else f"isolation: {' + '.join(box.layers) or 'NONE'} ({text})"
@@ -82,7 +82,7 @@ def usage_error(message: str) -> int:
 
 
 def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
-              cost_bps: float = DEFAULT_COST_BPS, sandbox: "Sandbox | None" = None) -> int:
+              cost_bps: float = DEFAULT_COST_BPS, sandbox: Sandbox | None = None) -> int:
     """Evaluate FILE's region on train and validation; 0 accepted, 1 rejected, 2 usage error."""
     file, data_dir = Path(file), Path(data_dir)
     if metric not in SELECTION_METRICS:
@@ -108,7 +108,7 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps)
 
 
-def _check(file: Path, region: str, history: History, manifest: dict, box: "Sandbox", metric: str, folds: int,
+def _check(file: Path, region: str, history: History, manifest: dict, box: Sandbox, metric: str, folds: int,
            cost_bps: float) -> int:
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     windows = {name: history.frame.index[w] for name, w in history.windows.items()}

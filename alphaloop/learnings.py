@@ -3,8 +3,8 @@ and each hypothesis graded against what actually happened on validation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from alphaloop.proposers.base import Expectation
 from alphaloop.text import clip, flat, safe
@@ -169,5 +169,5 @@ class Learnings:
         return {"summary": self.summary, "entries": [e.to_json() for e in self.entries], "hits": self.hits, "graded": self.graded}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Learnings":
+    def from_json(cls, d: dict) -> Learnings:
         return cls(d.get("summary", ""), [Entry(**e) for e in d.get("entries", [])], d.get("hits", 0), d.get("graded", 0))

@@ -13,7 +13,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +266,7 @@ def header_html(run: Run) -> str:
     desc = _describe(best) if best else ""
     best_line = (f'<p class="best">Best candidate: <b>iter {esc(run.best)}</b> — {esc(desc)}</p>' if best else "")
     notes = "".join(note(n, "warn") for n in run.notes)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f'<header id="summary"><h1>alphaloop run report</h1><p class="sub">generated {esc(generated)} · '
             f"selection metric: validation {esc(metric_label(metric))}</p>"
             f'<div class="cards">{card_html}</div>{best_line}{notes}'

@@ -37,7 +37,7 @@ class PlainView:
         self.loop = None
         self.state = None
 
-    def start(self, loop: "Loop", state: "LoopState", isolation: str) -> None:
+    def start(self, loop: Loop, state: LoopState, isolation: str) -> None:
         self.loop, self.state = loop, state
         cfg = loop.cfg
         self.out.print(f"alphaloop: proposer {safe(loop.proposer_label)}, metric val {cfg.metric} (validation split), "
@@ -53,7 +53,7 @@ class PlainView:
     def note(self, text: str) -> None:
         self.out.print(safe(text, keep="\n"))
 
-    def iteration_done(self, record: dict, state: "LoopState", learnings: "Learnings") -> None:
+    def iteration_done(self, record: dict, state: LoopState, learnings: Learnings) -> None:
         n = record["iteration"]
         parent = "-" if record.get("parent") is None else record["parent"]
         if record["status"] == "accepted":
@@ -89,7 +89,7 @@ class LiveView(PlainView):
         self.t0 = 0.0
         self.done_here = 0
 
-    def start(self, loop: "Loop", state: "LoopState", isolation: str) -> None:
+    def start(self, loop: Loop, state: LoopState, isolation: str) -> None:
         import time
 
         self.loop, self.state, self.isolation = loop, state, rich(isolation)
@@ -105,7 +105,7 @@ class LiveView(PlainView):
         out = self.live.console if self.live.is_started else console
         out.print(safe(text, keep="\n"), markup=False, highlight=False)
 
-    def iteration_done(self, record: dict, state: "LoopState", learnings: "Learnings") -> None:
+    def iteration_done(self, record: dict, state: LoopState, learnings: Learnings) -> None:
         self.done_here += 1
         self.hit_rate = learnings.hit_rate()
         self.last = rich(clip(state.last_outcome, 300)) if state.last_outcome else "-"

@@ -14,7 +14,7 @@ import pytest
 from alphaloop.candidate import splice_region, template_text
 from alphaloop.cross_market import load_cross_history, score_cross
 from alphaloop.data import load_splits, read_manifest
-from alphaloop.report import load_run, markdown_html, locked_split_html, write_report
+from alphaloop.report import load_run, locked_split_html, markdown_html, write_report
 from alphaloop.scoring import History, score
 from alphaloop.stress import run_stress
 from tests.conftest import InProcessSandbox
