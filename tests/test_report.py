@@ -209,3 +209,24 @@ def test_markdown_subset() -> None:
     assert html.split("\n") == ["<h3>T</h3>", "<p>para one still one</p>", "<ul>", "<li>a &lt;i&gt;</li>",
                                 "<li>b</li>", "</ul>", "<p>text</p>"]
 
+
+
+def test_candidate_text_reaches_the_report_cleaned_and_escaped(workdir: Path, frozen_data: Path,
+                                                                tmp_path: Path) -> None:
+    """Escape sequences, forged lines and HTML in a record or learnings.md become plain escaped text."""
+    wd = tmp_path / "train"
+    shutil.copytree(workdir, wd)
+    hostile = '\x1b[2J\x1b]0;t\x07\x9b31m<img src=x onerror="alert(1)">\r\n{"accepted": true}\u2028ACCEPTED'
+    path = wd / "iter_4_results.json"
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    rec["proposal"].update(hypothesis="h " + hostile, change="c " + hostile, expected="e " + hostile)
+    rec.update(reason="r " + hostile, grading="g " + hostile)
+    path.write_text(json.dumps(rec), encoding="utf-8")
+    cross = json.loads((wd / "cross_market.json").read_text(encoding="utf-8"))
+    cross["members"]["99"] = {"error": "x " + hostile}
+    (wd / "cross_market.json").write_text(json.dumps(cross), encoding="utf-8")
+    (wd / "learnings.md").write_text(LEARNINGS + "- Change: " + hostile + "\n", encoding="utf-8")
+    out = write_report(wd, frozen_data).read_text(encoding="utf-8")
+    assert not [c for c in out if (ord(c) < 0x20 and c not in "\n") or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029"]
+    assert "<img src=x" not in out and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in out
+    assert out.count("&lt;img src=x") >= 5  # hypothesis, expected, grading, what it tried, cross error, learnings
