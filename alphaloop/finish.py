@@ -105,7 +105,8 @@ def finish_run(loop: Loop, state: LoopState, manifest: dict) -> None:
                 step()
             except Exception as exc:  # a summary step must not hide the run's own results
                 console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {rich(clip(exc, 300))}")
-    console.print(f"files: {rich(loop.wd.root)}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, report.html); "
+    console.print(f"files: {rich(loop.wd.root)}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, "
+                  "report.html); "
                   f"the test split is untouched until `python harness.py final`")
 
 

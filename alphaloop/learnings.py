@@ -56,7 +56,9 @@ class Entry:
         """The markdown entry; every field is one safe line, so no text can forge a heading or an entry."""
         parent = f"parent {self.parent}" if self.parent is not None else "baseline"
         lines = [f"### iter {self.iteration} ({parent}): {flat(self.headline)}"]
-        for label, text in (("Hypothesis", self.hypothesis), ("Change", self.change), ("Expected", self.expected), ("Graded", self.verdict)):
+        fields = (("Hypothesis", self.hypothesis), ("Change", self.change), ("Expected", self.expected),
+                  ("Graded", self.verdict))
+        for label, text in fields:
             if text:
                 lines.append(f"- {label}: {clip(text, 400)}")
         return "\n".join(lines)
@@ -155,7 +157,8 @@ class Learnings:
             if recent and sum(len(r) + 2 for r in recent) + len(text) > room:
                 break
             recent.insert(0, text[:room])
-        return "\n\n".join(part for part in (head, summary, "Recent iterations:\n" + "\n\n".join(recent) if recent else "") if part)
+        recent_text = "Recent iterations:\n" + "\n\n".join(recent) if recent else ""
+        return "\n\n".join(part for part in (head, summary, recent_text) if part)
 
     def render(self) -> str:
         parts = ["# Learnings", "", f"Researcher hit rate: {self.hit_rate()} (graded on the validation split).", ""]
@@ -166,8 +169,10 @@ class Learnings:
         return "\n".join(parts).rstrip() + "\n"
 
     def to_json(self) -> dict:
-        return {"summary": self.summary, "entries": [e.to_json() for e in self.entries], "hits": self.hits, "graded": self.graded}
+        return {"summary": self.summary, "entries": [e.to_json() for e in self.entries], "hits": self.hits,
+                "graded": self.graded}
 
     @classmethod
     def from_json(cls, d: dict) -> Learnings:
-        return cls(d.get("summary", ""), [Entry(**e) for e in d.get("entries", [])], d.get("hits", 0), d.get("graded", 0))
+        entries = [Entry(**e) for e in d.get("entries", [])]
+        return cls(d.get("summary", ""), entries, d.get("hits", 0), d.get("graded", 0))

@@ -59,9 +59,12 @@ class PlainView:
         if record["status"] == "accepted":
             s = record["scores"]["splits"]
             folds = record["scores"].get("fold_spread") or {}
-            what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])} (train {fmt(s['train'][state.metric])}, "
+            top = f"top-{state.population_size}"
+            what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])} "
+                    f"(train {fmt(s['train'][state.metric])}, "
                     f"folds min {fmt(folds.get('min'))} median {fmt(folds.get('median'))}), "
-                    f"val trades {s['val']['round_trips']:.0f}, {'ENTERED top-' + str(state.population_size) if record['in_population'] else 'not in top-' + str(state.population_size)}")
+                    f"val trades {s['val']['round_trips']:.0f}, "
+                    f"{'ENTERED ' + top if record['in_population'] else 'not in ' + top}")
         else:
             what = f"rejected at {safe(record['stage'])}: {clip(record['reason'], 160)}"
         best = state.best
@@ -122,12 +125,15 @@ class LiveView(PlainView):
         elapsed = time.perf_counter() - self.t0
         rate = self.done_here / elapsed * 60 if elapsed > 0 else 0.0
         head = Table.grid(padding=(0, 2))
-        head.add_row(f"[bold]iteration[/] {self.current[0] if self.current[0] != '-' else st.next_iteration}/{self.total}", f"[bold]stage[/] {self.current[1]} {self.current[2]}",
+        shown = self.current[0] if self.current[0] != "-" else st.next_iteration
+        head.add_row(f"[bold]iteration[/] {shown}/{self.total}", f"[bold]stage[/] {self.current[1]} {self.current[2]}",
                      f"[bold]elapsed[/] {elapsed:,.0f}s ({rate:.1f} it/min)",
                      f"[bold]tokens[/] {st.tokens['prompt']:,} in / {st.tokens['completion']:,} out")
-        head.add_row(f"[bold]proposer[/] {rich(self.loop.proposer_label)}", f"[bold]fails in a row[/] {st.consecutive_fails}/{cfg.max_fails or 'inf'}",
+        head.add_row(f"[bold]proposer[/] {rich(self.loop.proposer_label)}",
+                     f"[bold]fails in a row[/] {st.consecutive_fails}/{cfg.max_fails or 'inf'}",
                      f"[bold]trials[/] {st.trials} ({st.accepted} accepted)", f"[bold]hit rate[/] {self.hit_rate}")
-        pop = Table(title=f"population (top-{st.population_size} by val {st.metric}; every figure says its split)", expand=True)
+        pop = Table(title=f"population (top-{st.population_size} by val {st.metric}; every figure says its split)",
+                    expand=True)
         for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"train {st.metric}", "right"),
                           ("folds min / median", "right"), ("val trades", "right"), ("what it tried", "left")):
             pop.add_column(col, justify=just, overflow="ellipsis", no_wrap=col != "what it tried")
