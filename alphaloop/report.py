@@ -65,7 +65,8 @@ class Run:
     @property
     def metric(self) -> str:
         """The selection metric the run ranked by (validation split)."""
-        return str(self.state.get("metric") or next((r.get("metric") for r in self.records if r.get("metric")), "sharpe"))
+        recorded = next((r.get("metric") for r in self.records if r.get("metric")), "sharpe")
+        return str(self.state.get("metric") or recorded)
 
     def record(self, n: int | None) -> dict | None:
         """The iteration record numbered ``n``, or None when there is none."""
@@ -133,7 +134,8 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
     learnings_path = workdir / "learnings.md"
     return Run(workdir=workdir, records=records, state=state, manifest=manifest, splits=splits,
                stats=_read_json(workdir / "stats.json", notes), cross=_read_json(workdir / "cross_market.json", notes),
-               readings=readings, learnings=learnings_path.read_text(encoding="utf-8") if learnings_path.is_file() else "",
+               readings=readings,
+               learnings=learnings_path.read_text(encoding="utf-8") if learnings_path.is_file() else "",
                notes=notes)
 
 
@@ -245,7 +247,8 @@ def header_html(run: Run) -> str:
         ("Proposer", ", ".join(proposers) or MISSING),
         ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else MISSING)),
         ("Tokens", f"{tokens.get('prompt', 0):,} prompt, {tokens.get('completion', 0):,} completion"),
-        ("Run dates", f"{stamps[0][:16].replace('T', ' ')} – {stamps[-1][:16].replace('T', ' ')} UTC" if stamps else MISSING),
+        ("Run dates", f"{stamps[0][:16].replace('T', ' ')} – {stamps[-1][:16].replace('T', ' ')} UTC"
+         if stamps else MISSING),
         ("Stopped", run.state.get("stop_reason") or MISSING),
         ("Workdir", str(run.workdir)),
     ]
@@ -256,7 +259,8 @@ def header_html(run: Run) -> str:
     cards = [
         ("iterations", str(len(recs)), f"{len(accepted)} accepted, {len(recs) - len(accepted)} rejected"),
         ("population", ", ".join(f"#{n}" for n in run.population) or MISSING, "best first"),
-        (f"best val {metric_label(metric)}", fmt(best_val, metric), f"iter {run.best}" if best else "no accepted candidate"),
+        (f"best val {metric_label(metric)}", fmt(best_val, metric),
+         f"iter {run.best}" if best else "no accepted candidate"),
         ("best val return", fmt(val.get("total_return"), "total_return"),
          f"buy & hold {fmt(val.get('bh_total_return'), 'bh_total_return')}" if val else "validation split"),
         ("hit rate", _hit_rate(run), "hypotheses that held"),
@@ -312,7 +316,8 @@ def progress_html(run: Run) -> str:
     for stage in sorted({r.get("stage", "other") for r in scored_rej}):
         pts = [r for r in scored_rej if r.get("stage", "other") == stage]
         ax.scatter([r["iteration"] for r in pts], [_value(r) for r in pts], marker="x", s=34,
-                   color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]), label=f"scored, rejected at {stage}", zorder=3)
+                   color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]), label=f"scored, rejected at {stage}",
+                   zorder=3)
     running, best_rank, best_val = [], -np.inf, np.nan
     for r in recs:
         rank = _rank_value(r)
@@ -324,7 +329,8 @@ def progress_html(run: Run) -> str:
     if base and _value(base) is not None:
         ax.axhline(_value(base), color="#555", linestyle=":", linewidth=1, label="baseline (iter 0)")
     ax.set_ylabel(f"val {metric_label(metric)}")
-    ax.set_title(f"Selection metric ({metric_label(metric)}) on the validation split, per iteration", fontsize=11, loc="left")
+    ax.set_title(f"Selection metric ({metric_label(metric)}) on the validation split, per iteration", fontsize=11,
+                 loc="left")
     if metric in ("total_return", "cagr"):
         _pct_axis(ax)
     _style_axes(ax)
@@ -353,7 +359,8 @@ def progress_html(run: Run) -> str:
     chart = figure_html(fig, "selection metric per iteration", f"validation split; {len(acc)} accepted, "
                         f"{len(rejected)} rejected; the green step is the best population member so far")
     return section("progress", "Selection metric over iterations", chart + iterations_table(run),
-                   "Every iteration's validation score; rejected ones sit in the strip below by the stage that stopped them.")
+                   "Every iteration's validation score; rejected ones sit in the strip below by the stage that "
+                   "stopped them.")
 
 
 def iterations_table(run: Run) -> str:
@@ -517,7 +524,8 @@ def folds_html(run: Run) -> str:
         pos = sum(1 for v in fm if isinstance(v, (int, float)) and v > 0)
         spread_rows.append(td(f"iter {n}") + cell(sp.get("min"), metric) + cell(sp.get("median"), metric)
                            + cell(sp.get("max"), metric) + td(f"{pos}/{len(fm)}", "num"))
-    spread = table(["population member", f"min {metric_label(metric)}", "median", "max", "folds > 0"], spread_rows, "compact")
+    spread = table(["population member", f"min {metric_label(metric)}", "median", "max", "folds > 0"], spread_rows,
+                   "compact")
     fig = Figure(figsize=(10.4, 2.6))
     ax = fig.add_subplot(1, 1, 1)
     xs = np.arange(len(folds))
@@ -532,9 +540,12 @@ def folds_html(run: Run) -> str:
     ax.legend(fontsize=8, frameon=False)
     _style_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.95, bottom=0.25)
-    chart = figure_html(fig, "walk-forward folds", f"walk-forward folds over train+validation, {metric_label(metric)} per fold")
-    return section("folds", "Walk-forward folds", chart + fold_table + "<h3>Fold spread of the population</h3>" + spread,
-                   f"Chronological folds over train+validation (best: iter {run.best}); the spread matters more than the mean.")
+    chart = figure_html(fig, "walk-forward folds",
+                        f"walk-forward folds over train+validation, {metric_label(metric)} per fold")
+    return section("folds", "Walk-forward folds",
+                   chart + fold_table + "<h3>Fold spread of the population</h3>" + spread,
+                   f"Chronological folds over train+validation (best: iter {run.best}); the spread matters more than "
+                   "the mean.")
 
 
 def _stress_chart(stress: dict, iteration: int) -> str:
@@ -542,11 +553,12 @@ def _stress_chart(stress: dict, iteration: int) -> str:
     fig = Figure(figsize=(10.4, 0.5 * len(scen) + 1.5))
     axes = [fig.add_subplot(1, 2, i + 1) for i in range(2)]
     ys = np.arange(len(scen))[::-1]
-    for ax, key, title in zip(axes, ("total_return", "max_drawdown"), ("total return", "max drawdown")):
-        for y, (_, s) in zip(ys, scen):
+    for ax, key, title in zip(axes, ("total_return", "max_drawdown"), ("total return", "max drawdown"), strict=True):
+        for y, (_, s) in zip(ys, scen, strict=True):
             for off, side, colour in ((0.14, "strategy", STRATEGY), (-0.14, "buy_hold", BUY_HOLD)):
                 q = s[side][key]
-                ax.plot([q["p5"], q["p95"]], [y + off] * 2, color=colour, linewidth=4, alpha=0.55, solid_capstyle="butt")
+                ax.plot([q["p5"], q["p95"]], [y + off] * 2, color=colour, linewidth=4, alpha=0.55,
+                        solid_capstyle="butt")
                 ax.plot([q["p50"]], [y + off], marker="o", color=colour, markersize=5)
         ax.set_yticks(ys, [SCENARIO_LABELS.get(n, n) for n, _ in scen] if ax is axes[0] else [""] * len(scen))
         ax.axvline(0, color="#666", linewidth=0.8)
@@ -558,7 +570,8 @@ def _stress_chart(stress: dict, iteration: int) -> str:
                loc="upper center", ncol=2)
     fig.subplots_adjust(left=0.17, right=0.99, top=0.84, bottom=0.12, wspace=0.06)
     split = stress.get("split", "val")
-    return figure_html(fig, "stress percentiles", f"synthetic paths built from the {split} split: {stress.get('n_paths')} "
+    return figure_html(fig, "stress percentiles",
+                       f"synthetic paths built from the {split} split: {stress.get('n_paths')} "
                        f"per scenario, {stress.get('window_bars')} bars each after {stress.get('warmup_bars')} real "
                        f"warm-up bars; candidate and buy and hold on the same paths")
 
@@ -585,7 +598,8 @@ def stress_html(run: Run) -> str:
             rows.append(td(SCENARIO_LABELS.get(name, name))
                         + "".join(cell(st["total_return"][q], "total_return") for q in ("p5", "p50", "p95"))
                         + "".join(cell(bh["total_return"][q], "total_return") for q in ("p5", "p50", "p95"))
-                        + cell(st["max_drawdown"]["p5"], "max_drawdown") + cell(bh["max_drawdown"]["p5"], "max_drawdown")
+                        + cell(st["max_drawdown"]["p5"], "max_drawdown")
+                        + cell(bh["max_drawdown"]["p5"], "max_drawdown")
                         + td(f"{s.get('beat_buy_hold', float('nan')):.0%}", "num"))
         body += table(["scenario", "return p5", "return p50", "return p95", "B&H p5", "B&H p50", "B&H p95",
                        "max DD p5", "B&H max DD p5", "beats B&H"], rows, "compact")
@@ -595,11 +609,13 @@ def stress_html(run: Run) -> str:
             crow = [td(f"{k} costs ({stress.get('cost_bps', 0) * float(k.rstrip('x')):g} bp)")
                     + "".join(cell(v.get(kk), kk) for kk in keys) for k, v in costs.items()]
             body += (f"<h3>Costs on the real {esc(stress.get('split', 'val'))} split</h3>"
-                     + table(["costs"] + [f"{stress.get('split', 'val')} {metric_label(k)}" for k in keys], crow, "compact"))
+                     + table(["costs"] + [f"{stress.get('split', 'val')} {metric_label(k)}" for k in keys], crow,
+                             "compact"))
     elif stress:
         body += note(f"the stress run of iter {run.best} failed: {stress.get('reason')}", "warn")
     else:
-        body += note("no stress results for the best candidate" + (f" (iter {run.best})" if run.best is not None else ""),
+        which = f" (iter {run.best})" if run.best is not None else ""
+        body += note("no stress results for the best candidate" + which,
                      "muted")
     rows = []
     scen_names: list[str] = []
@@ -629,7 +645,8 @@ def cross_html(run: Run) -> str:
     cross = run.cross
     members = (cross or {}).get("members") or {}
     if not members:
-        return section("cross", "Second market", note("no second-market results yet (written at the end of a loop run)", "muted"))
+        return section("cross", "Second market",
+                       note("no second-market results yet (written at the end of a loop run)", "muted"))
     label = (cross or {}).get("label", "second market")
     rows = []
     for it, m in members.items():
@@ -680,7 +697,8 @@ def stats_html(run: Run) -> str:
     return section("stats", "Statistics over all trials",
                    verdicts + table(["statistic", "value", "detail"], rows, "compact kvt"),
                    f"Data-snooping checks on the {s.get('split', 'val')} split"
-                   + (f", best candidate iter {s['best_iteration']}" if s.get("best_iteration") is not None else "") + ".")
+                   + (f", best candidate iter {s['best_iteration']}" if s.get("best_iteration") is not None else "")
+                   + ".")
 
 
 def hypotheses_html(run: Run) -> str:
@@ -695,7 +713,8 @@ def hypotheses_html(run: Run) -> str:
         mark, cls = {True: ("held", "held"), False: ("did not hold", "nothold"), None: ("ungraded", "ungraded")}[held]
         rows.append(td(r["iteration"], "num") + td(clip(p.get("hypothesis", ""), 300), "text")
                     + td(clip(p.get("expected", ""), 160), "text")
-                    + f'<td><span class="badge {cls}">{esc(mark)}</span></td>' + td(clip(r.get("grading", ""), 160), "text"))
+                    + f'<td><span class="badge {cls}">{esc(mark)}</span></td>'
+                    + td(clip(r.get("grading", ""), 160), "text"))
     body = (f'<p class="hit"><span class="big">{esc(text)}</span> hypotheses held '
             "(graded on the validation split against the parent)</p>")
     body += ('<div class="scroll">' + table(["iter", "hypothesis", "expected", "outcome", "grading"], rows) + "</div>"
@@ -792,7 +811,8 @@ def population_html(run: Run) -> str:
 
 CSS = """
 *{box-sizing:border-box}
-body{margin:0;background:#f4f5f7;color:#1d2330;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+body{margin:0;background:#f4f5f7;color:#1d2330;
+font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 main{max-width:1160px;margin:0 auto;padding:20px 24px 60px}
 header,section{background:#fff;border:1px solid #e1e4ea;border-radius:10px;padding:18px 22px;margin:16px 0}
 h1{margin:0;font-size:24px}h2{margin:0 0 6px;font-size:19px}h3{font-size:15px;margin:18px 0 6px}

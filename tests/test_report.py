@@ -62,7 +62,8 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
     sandbox = InProcessSandbox()
     records, regions = [], {}
     for n, item in enumerate(PLAN):
-        rec = {"iteration": n, "parent": None if n == 0 else max(0, n - 2), "created_at": f"2026-11-21T06:{n:02d}:00+00:00",
+        rec = {"iteration": n, "parent": None if n == 0 else max(0, n - 2),
+               "created_at": f"2026-11-21T06:{n:02d}:00+00:00",
                "status": "rejected", "stage": item if isinstance(item, str) else "ok", "reason": "",
                "in_population": False, "metric": "sharpe", "selection_val": None, "scores": None, "returns": None,
                "proposal": {"hypothesis": f"idea {n}: trend persistence <b>", "change": f"change {n}",
@@ -94,14 +95,16 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
             r["stress"] = run_stress(regions[r["iteration"]], history, sandbox, n_paths=stress_paths, seed=0,
                                      real_signals=signals)
         (root / f"iter_{r['iteration']}_results.json").write_text(json.dumps(r), encoding="utf-8")
-    state = {"next_iteration": len(PLAN), "population": [{"iteration": n} for n in population], "best_iteration": population[0], "metric": "sharpe",
+    state = {"next_iteration": len(PLAN), "population": [{"iteration": n} for n in population],
+             "best_iteration": population[0], "metric": "sharpe",
              "consecutive_fails": 1, "tokens": {"prompt": 0, "completion": 0}, "stop_reason": "iterations: reached 5"}
     (root / "state.json").write_text(json.dumps(state), encoding="utf-8")
     (root / "learnings.md").write_text(LEARNINGS, encoding="utf-8")
     shutil.copy(data_dir / "manifest.json", root / "data_manifest.json")
     stats = {"trials": 5, "scored_trials": 4, "accepted": 3, "dsr": 0.41, "dsr_pvalue": 0.59, "best_sharpe": 0.9,
              "expected_max_sharpe": 1.1, "spa_pvalues": {"lower": 0.2, "consistent": 0.4, "upper": 0.6},
-             "verdict_dsr": "not significant once 5 trials are counted", "verdict_spa": "no candidate beats buy and hold",
+             "verdict_dsr": "not significant once 5 trials are counted",
+             "verdict_spa": "no candidate beats buy and hold",
              "split": "val", "best_iteration": population[0]}
     (root / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
     cross_history, label = load_cross_history(manifest, None)
@@ -133,7 +136,8 @@ def report(workdir: Path, frozen_data: Path) -> str:
 def test_every_section_is_there(report: str) -> None:
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in report, sid
-    for heading in ("Selection metric over iterations", "Equity and drawdown of the best candidate", "Walk-forward folds",
+    for heading in ("Selection metric over iterations", "Equity and drawdown of the best candidate",
+                    "Walk-forward folds",
                     "Stress scenarios", "Second market", "Statistics over all trials", "Hypotheses and hit rate",
                     "Learnings", "Population"):
         assert f"{heading}" in report, heading
@@ -188,7 +192,8 @@ def test_test_readings_show_metrics_and_a_curve_only_with_returns(workdir: Path,
     with open(wd / "test_readings.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(rejected) + "\n" + json.dumps(documented) + "\n")
     with_curve = locked_split_html(load_run(wd, frozen_data))
-    assert with_curve.count("<img") == 1 and "test split" in re.findall(r"<figcaption>(.*?)</figcaption>", with_curve)[0]
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", with_curve)
+    assert with_curve.count("<img") == 1 and "test split" in captions[0]
     assert "read 3 times" in with_curve and "rejected at lookahead: look-ahead &lt;leak&gt;" in with_curve
 
 
