@@ -19,6 +19,7 @@ from alphaloop.candidate import RegionError, extract_region
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
 from alphaloop.pipeline import STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
+from alphaloop.text import flat, fmt, rich, safe
 from alphaloop.tradefile import metrics_table
 from alphaloop.ui import console
 
@@ -26,14 +27,15 @@ if TYPE_CHECKING:
     from sandbox.runner import Sandbox
 
 
-def isolation_line(box: "Sandbox") -> str:
+def isolation_line(box: Sandbox) -> str:
     """The sandbox's own account of its layers (and of any missing one), said first."""
     text = box.describe()
     return text if text.startswith("isolation:") else f"isolation: {' + '.join(box.layers) or 'NONE'} ({text})"
 
 
 def format_metric(metric: str, value: float) -> str:
-    return f"{value:+.2%}" if metric in ("total_return", "cagr") else f"{value:.3f}"
+    """Returns as signed percentages, ratios to 3 decimals (the figures ``check`` and ``final`` print)."""
+    return fmt(value, 2, pct=True, sign=True) if metric in ("total_return", "cagr") else fmt(value, 3)
 
 
 def spread_line(scores: Scores) -> str:
@@ -52,14 +54,18 @@ def spread_line(scores: Scores) -> str:
 
 
 def stage_lines(ev: Evaluation) -> list[str]:
-    """One line a stage: ok, rejected with the reason, or not reached."""
+    """One line a stage: ok, rejected with the reason, or not reached.
+
+    The reason may quote the candidate (an exception message, a name), so it is flattened to one
+    safe line: it can never print a line of its own, such as a forged verdict.
+    """
     lines, reached = [], True
     for stage in STAGES[:-1]:
         seconds = ev.timings.get(stage, 0.0) + (ev.timings.get("score", 0.0) if stage == "guards" else 0.0)
         if not reached:
             lines.append(f"  {stage:<10} not reached")
         elif stage == ev.stage:
-            lines.append(f"  {stage:<10} REJECTED ({seconds:.2f} s): {ev.reason}")
+            lines.append(f"  {stage:<10} REJECTED ({seconds:.2f} s): {flat(ev.reason)}")
             reached = False
         else:
             extra = ""
@@ -71,12 +77,12 @@ def stage_lines(ev: Evaluation) -> list[str]:
 
 
 def usage_error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {flat(message)}", file=sys.stderr)
     return 2
 
 
 def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
-              cost_bps: float = DEFAULT_COST_BPS, sandbox: "Sandbox | None" = None) -> int:
+              cost_bps: float = DEFAULT_COST_BPS, sandbox: Sandbox | None = None) -> int:
     """Evaluate FILE's region on train and validation; 0 accepted, 1 rejected, 2 usage error."""
     file, data_dir = Path(file), Path(data_dir)
     if metric not in SELECTION_METRICS:
@@ -102,13 +108,13 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps)
 
 
-def _check(file: Path, region: str, history: History, manifest: dict, box: "Sandbox", metric: str, folds: int,
+def _check(file: Path, region: str, history: History, manifest: dict, box: Sandbox, metric: str, folds: int,
            cost_bps: float) -> int:
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     windows = {name: history.frame.index[w] for name, w in history.windows.items()}
-    console.print(f"candidate: {file} ({len(region.splitlines())} lines in the region)", highlight=False,
+    console.print(f"candidate: {rich(file)} ({len(region.splitlines())} lines in the region)", highlight=False,
                   soft_wrap=True)
-    console.print(f"data: {manifest.get('ticker', '?')} (digest {manifest_digest(manifest)}); "
+    console.print(f"data: {rich(manifest.get('ticker', '?'))} (digest {manifest_digest(manifest)}); "
                   + "; ".join(f"{n} {w[0].date()}..{w[-1].date()}" for n, w in windows.items())
                   + f"; test split not read; metric {metric}, costs {cost_bps:g} bp", highlight=False, soft_wrap=True)
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps))
@@ -119,7 +125,9 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: "Sand
         verdict = "accepted" if ev.accepted else "scored but rejected"
         console.print(metrics_table(ev.scores.splits, f"{verdict}: train and validation (costs {cost_bps:g} bp)"))
         console.print(spread_line(ev.scores), highlight=False, soft_wrap=True)
-    console.print(f"[bold]{'ACCEPTED' if ev.accepted else 'REJECTED at ' + ev.stage}[/]")
+    console.print(f"[bold]{'ACCEPTED' if ev.accepted else 'REJECTED at ' + rich(ev.stage)}[/]")
     sys.stdout.flush()
-    print(json.dumps(ev.check_json(), sort_keys=True, allow_nan=False))
+    verdict = ev.check_json()
+    verdict["reason"] = safe(verdict["reason"])  # JSON escapes controls already; this keeps the text readable too
+    print(json.dumps(verdict, sort_keys=True, allow_nan=False))
     return 0 if ev.accepted else 1

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 from rich.table import Table
 
 from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.data import is_nasdaq, MIN_SPLIT_ROWS, DataError, download_yfinance, sample_frame, validate
+from alphaloop.data import MIN_SPLIT_ROWS, DataError, download_yfinance, is_nasdaq, sample_frame, validate
 from alphaloop.scoring import DEFAULT_METRIC, History, score
 from alphaloop.stress import Runner, StressError, run_signals
+from alphaloop.text import clip, fmt, rich, safe
 from alphaloop.ui import warn_loudly
 
 
@@ -84,7 +84,7 @@ def score_cross(regions: Mapping[int, str], history: History, runner: Runner, me
         try:
             (signals,) = run_signals(runner, region, [history.frame])
         except (StressError, ValueError) as exc:
-            out[int(iteration)] = {"error": str(exc)}
+            out[int(iteration)] = {"error": safe(exc)}  # may quote the candidate; stored clean for every reader
             continue
         scores = score(history, signals, metric=metric, folds=0, cost_bps=cost_bps)
         out[int(iteration)] = {name: {**m, **dates[name]} for name, m in scores.splits.items()}
@@ -92,9 +92,8 @@ def score_cross(regions: Mapping[int, str], history: History, runner: Runner, me
 
 
 def _fmt(value: object, kind: str) -> str:
-    if not isinstance(value, (int, float)) or not np.isfinite(value):
-        return "-"
-    return f"{value:+.1%}" if kind == "pct" else f"{value:.2f}"
+    """Returns as signed percentages to 1 decimal, ratios to 2 (``text.fmt``)."""
+    return fmt(value, 1, pct=True, sign=True) if kind == "pct" else fmt(value, 2)
 
 
 def format_cross(result: dict) -> Table:
@@ -104,8 +103,8 @@ def format_cross(result: dict) -> Table:
     first = next((m for m in members.values() if "val" in m), None)
     span = (f"train {first['train']['start']}..{first['train']['end']}, val {first['val']['start']}.."
             f"{first['val']['end']}" if first and "start" in first.get("val", {}) else "primary's split dates")
-    errors = [f"iter {it} failed: {m['error']}" for it, m in members.items() if "error" in m]
-    table = Table(title=f"Second market: {result.get('label', '?')}",
+    errors = [f"iter {it} failed: {rich(clip(m['error'], 300))}" for it, m in members.items() if "error" in m]
+    table = Table(title=f"Second market: {rich(result.get('label', '?'))}",
                   caption="\n".join([f"{span}; test period never read", *errors]))
     for head in ("iter", f"train {metric}", f"val {metric}", "val return", "val max DD", "val B&H return",
                  "val B&H max DD"):

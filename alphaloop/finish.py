@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from alphaloop.store import atomic_write_json
+from alphaloop.text import clip, fmt, rich
 from alphaloop.ui import console
 
 if TYPE_CHECKING:
     from alphaloop.loop import Loop, LoopState
 
 
-def write_statistics(loop: "Loop", state: "LoopState") -> dict | None:
+def write_statistics(loop: Loop, state: LoopState) -> dict | None:
     """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
     from alphaloop.stats import run_statistics, split_bh_returns, universe_statistics
 
@@ -48,10 +49,10 @@ def write_statistics(loop: "Loop", state: "LoopState") -> dict | None:
     return stats
 
 
-def run_population_stress(loop: "Loop", state: "LoopState") -> dict:
+def run_population_stress(loop: Loop, state: LoopState) -> dict:
     """Stress every population member once (cached in stress.json across runs and resumes)."""
-    from alphaloop.stress import stress_penalty
     from alphaloop.store import read_json
+    from alphaloop.stress import stress_penalty
 
     path = loop.wd.root / "stress.json"
     cache = read_json(path) if path.is_file() else {}
@@ -71,11 +72,11 @@ def run_population_stress(loop: "Loop", state: "LoopState") -> dict:
             console.print(f"stress (synthetic paths from the validation split), iter {m.iteration}: "
                           f"worst scenario's 5th-percentile max drawdown {stress_penalty(st):.1%}")
         else:
-            console.print(f"stress, iter {m.iteration}: failed ({st.get('reason')})")
+            console.print(f"stress, iter {m.iteration}: failed ({rich(clip(st.get('reason'), 300))})")
     return cache
 
 
-def run_cross_market(loop: "Loop", state: "LoopState", manifest: dict) -> dict | None:
+def run_cross_market(loop: Loop, state: LoopState, manifest: dict) -> dict | None:
     """Score the population on a second instrument's train and validation splits."""
     from alphaloop.cross_market import format_cross, load_cross_history, score_cross
 
@@ -88,15 +89,15 @@ def run_cross_market(loop: "Loop", state: "LoopState", manifest: dict) -> dict |
     return result
 
 
-def finish_run(loop: "Loop", state: "LoopState", manifest: dict) -> None:
+def finish_run(loop: Loop, state: LoopState, manifest: dict) -> None:
     """Close the view, then print and store the end-of-run figures, each step failing alone."""
     loop.view.close()
     if state.stop_reason:
-        console.print(f"stopped: {state.stop_reason}")
+        console.print(f"stopped: {rich(state.stop_reason)}")
     best = state.best
     if best is not None:
-        console.print(f"best: iter {best.iteration}, val {state.metric} {best.val_metric:.3f} "
-                      f"(train {best.train_metric:.3f}) -> {loop.wd.root}/best_trade.py; "
+        console.print(f"best: iter {best.iteration}, val {state.metric} {fmt(best.val_metric)} "
+                      f"(train {fmt(best.train_metric)}) -> {rich(loop.wd.root)}/best_trade.py; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
     steps = [("statistics", lambda: write_statistics(loop, state))]
     if state.population and loop.cfg.stress_paths > 0:
@@ -112,19 +113,20 @@ def finish_run(loop: "Loop", state: "LoopState", manifest: dict) -> None:
             try:
                 step()
             except Exception as exc:  # a summary step must not hide the run's own results
-                console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {exc}")
-    console.print(f"files: {loop.wd.root}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, report.html); "
+                console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {rich(clip(exc, 300))}")
+    console.print(f"files: {rich(loop.wd.root)}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, "
+                  "report.html); "
                   f"the test split is untouched until `python harness.py final`")
 
 
-def loop_hit_rate(state: "LoopState") -> str:
+def loop_hit_rate(state: LoopState) -> str:
     from alphaloop.learnings import Learnings
 
     return Learnings.from_json(state.learnings).hit_rate() if state.learnings else "no graded hypotheses yet"
 
 
-def _report(loop: "Loop") -> None:
+def _report(loop: Loop) -> None:
     from alphaloop.report import write_report
 
     path = write_report(loop.wd.root, loop.cfg.data_dir)
-    console.print(f"report: {path}")
+    console.print(f"report: {rich(path)}")

@@ -3,10 +3,11 @@ and each hypothesis graded against what actually happened on validation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from alphaloop.proposers.base import Expectation
+from alphaloop.text import clip, flat, safe
 
 BUDGET_TOKENS = 3_000
 CHARS_PER_TOKEN = 4  # a conservative rule of thumb for English and code
@@ -52,17 +53,20 @@ class Entry:
     held: bool | None
 
     def render(self) -> str:
+        """The markdown entry; every field is one safe line, so no text can forge a heading or an entry."""
         parent = f"parent {self.parent}" if self.parent is not None else "baseline"
-        lines = [f"### iter {self.iteration} ({parent}): {self.headline}"]
-        for label, text in (("Hypothesis", self.hypothesis), ("Change", self.change), ("Expected", self.expected), ("Graded", self.verdict)):
+        lines = [f"### iter {self.iteration} ({parent}): {flat(self.headline)}"]
+        fields = (("Hypothesis", self.hypothesis), ("Change", self.change), ("Expected", self.expected),
+                  ("Graded", self.verdict))
+        for label, text in fields:
             if text:
-                lines.append(f"- {label}: {' '.join(text.split())[:400]}")
+                lines.append(f"- {label}: {clip(text, 400)}")
         return "\n".join(lines)
 
     def one_line(self) -> str:
         mark = {True: "held", False: "did not hold", None: "ungraded"}[self.held]
-        what = " ".join((self.change or self.hypothesis or "(no description)").split())[:110]
-        return f"- iter {self.iteration}: {what} -> {self.headline[:90]} [{mark}]"
+        what = clip(self.change or self.hypothesis or "(no description)", 110)
+        return f"- iter {self.iteration}: {what} -> {clip(self.headline, 90)} [{mark}]"
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
@@ -125,7 +129,9 @@ class Learnings:
             summary = compactor(text, summary_budget // CHARS_PER_TOKEN)
             if summary is not None and len(summary) > summary_budget:
                 summary = None
-        self.summary = summary.strip() if summary else deterministic_summary(self.summary, old, summary_budget)
+        # a model's reply: keep its line breaks, drop every escape and control character
+        self.summary = safe(summary, keep="\n").strip() if summary else deterministic_summary(self.summary, old,
+                                                                                               summary_budget)
 
     def prompt_view(self, max_tokens: int = PROMPT_TOKENS) -> str:
         """A fixed-size view for the prompt: hit rate, the summary's newest part, the newest entries.
@@ -137,7 +143,7 @@ class Learnings:
         head = f"Researcher hit rate: {self.hit_rate()}."
         summary = ""
         if self.summary:
-            lines = self.summary.splitlines()
+            lines = safe(self.summary, keep="\n").splitlines()
             keep: list[str] = []
             for line in reversed(lines[1:]):
                 if sum(len(k) + 1 for k in keep) + len(line) > budget // 3:
@@ -151,19 +157,22 @@ class Learnings:
             if recent and sum(len(r) + 2 for r in recent) + len(text) > room:
                 break
             recent.insert(0, text[:room])
-        return "\n\n".join(part for part in (head, summary, "Recent iterations:\n" + "\n\n".join(recent) if recent else "") if part)
+        recent_text = "Recent iterations:\n" + "\n\n".join(recent) if recent else ""
+        return "\n\n".join(part for part in (head, summary, recent_text) if part)
 
     def render(self) -> str:
         parts = ["# Learnings", "", f"Researcher hit rate: {self.hit_rate()} (graded on the validation split).", ""]
         if self.summary:
-            parts += ["## Summary of earlier iterations", "", self.summary, ""]
+            parts += ["## Summary of earlier iterations", "", safe(self.summary, keep="\n"), ""]
         parts += ["## Recent iterations", ""]
         parts += [e.render() + "\n" for e in self.entries]
         return "\n".join(parts).rstrip() + "\n"
 
     def to_json(self) -> dict:
-        return {"summary": self.summary, "entries": [e.to_json() for e in self.entries], "hits": self.hits, "graded": self.graded}
+        return {"summary": self.summary, "entries": [e.to_json() for e in self.entries], "hits": self.hits,
+                "graded": self.graded}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Learnings":
-        return cls(d.get("summary", ""), [Entry(**e) for e in d.get("entries", [])], d.get("hits", 0), d.get("graded", 0))
+    def from_json(cls, d: dict) -> Learnings:
+        entries = [Entry(**e) for e in d.get("entries", [])]
+        return cls(d.get("summary", ""), entries, d.get("hits", 0), d.get("graded", 0))

@@ -9,12 +9,11 @@ never opens the test split: test figures come only from ``test_readings.jsonl`` 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,9 @@ from alphaloop.data import DataError, load_splits, manifest_digest
 from alphaloop.loop import describe
 from alphaloop.store import atomic_write_text
 from alphaloop.stress import stress_penalty
+from alphaloop.text import MISSING, clip
+from alphaloop.text import fmt as fmt_number
+from alphaloop.text import html as html_text
 
 STAGES = ("proposal", "gate", "sandbox", "lookahead", "guards")
 STAGE_COLOURS = {"proposal": "#8c564b", "gate": "#d62728", "sandbox": "#9467bd", "lookahead": "#ff7f0e",
@@ -63,7 +65,8 @@ class Run:
     @property
     def metric(self) -> str:
         """The selection metric the run ranked by (validation split)."""
-        return str(self.state.get("metric") or next((r.get("metric") for r in self.records if r.get("metric")), "sharpe"))
+        recorded = next((r.get("metric") for r in self.records if r.get("metric")), "sharpe")
+        return str(self.state.get("metric") or recorded)
 
     def record(self, n: int | None) -> dict | None:
         """The iteration record numbered ``n``, or None when there is none."""
@@ -131,7 +134,8 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
     learnings_path = workdir / "learnings.md"
     return Run(workdir=workdir, records=records, state=state, manifest=manifest, splits=splits,
                stats=_read_json(workdir / "stats.json", notes), cross=_read_json(workdir / "cross_market.json", notes),
-               readings=readings, learnings=learnings_path.read_text(encoding="utf-8") if learnings_path.is_file() else "",
+               readings=readings,
+               learnings=learnings_path.read_text(encoding="utf-8") if learnings_path.is_file() else "",
                notes=notes)
 
 
@@ -152,19 +156,15 @@ def _rank_value(record: dict) -> float | None:
 # ----- formatting ------------------------------------------------------------------------------
 
 def esc(value: object) -> str:
-    """Every text from a file goes through here: proposals and learnings are untrusted."""
-    return html.escape(str(value), quote=True)
+    """Every text from a file goes through here: proposals and learnings are untrusted (``text.html``)."""
+    return html_text(value)
 
 
 def fmt(value: object, key: str = "") -> str:
     """A number as the report shows it: percentages for returns and drawdowns, 2 decimals else."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        return "–"
     if key in PCT_KEYS:
-        return f"{value:+.1%}" if key in ("total_return", "cagr", "bh_total_return") else f"{value:.1%}"
-    if key in ("round_trips", "bars"):
-        return f"{value:.0f}"
-    return f"{value:.2f}"
+        return fmt_number(value, 1, pct=True, sign=key in ("total_return", "cagr", "bh_total_return"))
+    return fmt_number(value, 0 if key in ("round_trips", "bars") else 2)
 
 
 def cell(value: object, key: str = "") -> str:
@@ -243,12 +243,13 @@ def header_html(run: Run) -> str:
     best = run.record(run.best)
     facts = [
         ("Data", f"{m.get('ticker', 'unknown')} (source: {m.get('source', '?')})"),
-        ("Data hash", manifest_digest(m) if m.get("splits") else "–"),
-        ("Proposer", ", ".join(proposers) or "–"),
-        ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else "–")),
+        ("Data hash", manifest_digest(m) if m.get("splits") else MISSING),
+        ("Proposer", ", ".join(proposers) or MISSING),
+        ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else MISSING)),
         ("Tokens", f"{tokens.get('prompt', 0):,} prompt, {tokens.get('completion', 0):,} completion"),
-        ("Run dates", f"{stamps[0][:16].replace('T', ' ')} – {stamps[-1][:16].replace('T', ' ')} UTC" if stamps else "–"),
-        ("Stopped", run.state.get("stop_reason") or "–"),
+        ("Run dates", f"{stamps[0][:16].replace('T', ' ')} – {stamps[-1][:16].replace('T', ' ')} UTC"
+         if stamps else MISSING),
+        ("Stopped", run.state.get("stop_reason") or MISSING),
         ("Workdir", str(run.workdir)),
     ]
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
@@ -257,8 +258,9 @@ def header_html(run: Run) -> str:
     val = (best_scores.get("splits") or {}).get("val", {})
     cards = [
         ("iterations", str(len(recs)), f"{len(accepted)} accepted, {len(recs) - len(accepted)} rejected"),
-        ("population", ", ".join(f"#{n}" for n in run.population) or "–", "best first"),
-        (f"best val {metric_label(metric)}", fmt(best_val, metric), f"iter {run.best}" if best else "no accepted candidate"),
+        ("population", ", ".join(f"#{n}" for n in run.population) or MISSING, "best first"),
+        (f"best val {metric_label(metric)}", fmt(best_val, metric),
+         f"iter {run.best}" if best else "no accepted candidate"),
         ("best val return", fmt(val.get("total_return"), "total_return"),
          f"buy & hold {fmt(val.get('bh_total_return'), 'bh_total_return')}" if val else "validation split"),
         ("hit rate", _hit_rate(run), "hypotheses that held"),
@@ -268,7 +270,7 @@ def header_html(run: Run) -> str:
     desc = _describe(best) if best else ""
     best_line = (f'<p class="best">Best candidate: <b>iter {esc(run.best)}</b> — {esc(desc)}</p>' if best else "")
     notes = "".join(note(n, "warn") for n in run.notes)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f'<header id="summary"><h1>alphaloop run report</h1><p class="sub">generated {esc(generated)} · '
             f"selection metric: validation {esc(metric_label(metric))}</p>"
             f'<div class="cards">{card_html}</div>{best_line}{notes}'
@@ -277,9 +279,9 @@ def header_html(run: Run) -> str:
             f"<tbody>{split_rows}</tbody></table></div></header>")
 
 
-def _describe(record: dict) -> str:
-    """The loop's own description of an iteration, else why it was rejected."""
-    return describe(record, 160) or " ".join(str(record.get("reason") or "").split())[:160]
+def _describe(record: dict, width: int = 160) -> str:
+    """The loop's own description of an iteration, else why it was rejected, as one clipped safe line."""
+    return clip(describe(record, 10 * width) or record.get("reason") or "", width)
 
 
 def _hit_rate(run: Run) -> str:
@@ -288,7 +290,7 @@ def _hit_rate(run: Run) -> str:
     tally = run.state.get("learnings") if isinstance(run.state.get("learnings"), dict) else {}
     hits = int(tally.get("hits", sum(bool(h) for h in graded)))
     total = int(tally.get("graded", len(graded)))
-    return f"{hits}/{total} ({hits / total:.0%})" if total else "–"
+    return f"{hits}/{total} ({hits / total:.0%})" if total else MISSING
 
 
 def progress_html(run: Run) -> str:
@@ -314,7 +316,8 @@ def progress_html(run: Run) -> str:
     for stage in sorted({r.get("stage", "other") for r in scored_rej}):
         pts = [r for r in scored_rej if r.get("stage", "other") == stage]
         ax.scatter([r["iteration"] for r in pts], [_value(r) for r in pts], marker="x", s=34,
-                   color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]), label=f"scored, rejected at {stage}", zorder=3)
+                   color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]), label=f"scored, rejected at {stage}",
+                   zorder=3)
     running, best_rank, best_val = [], -np.inf, np.nan
     for r in recs:
         rank = _rank_value(r)
@@ -326,7 +329,8 @@ def progress_html(run: Run) -> str:
     if base and _value(base) is not None:
         ax.axhline(_value(base), color="#555", linestyle=":", linewidth=1, label="baseline (iter 0)")
     ax.set_ylabel(f"val {metric_label(metric)}")
-    ax.set_title(f"Selection metric ({metric_label(metric)}) on the validation split, per iteration", fontsize=11, loc="left")
+    ax.set_title(f"Selection metric ({metric_label(metric)}) on the validation split, per iteration", fontsize=11,
+                 loc="left")
     if metric in ("total_return", "cagr"):
         _pct_axis(ax)
     _style_axes(ax)
@@ -355,7 +359,8 @@ def progress_html(run: Run) -> str:
     chart = figure_html(fig, "selection metric per iteration", f"validation split; {len(acc)} accepted, "
                         f"{len(rejected)} rejected; the green step is the best population member so far")
     return section("progress", "Selection metric over iterations", chart + iterations_table(run),
-                   "Every iteration's validation score; rejected ones sit in the strip below by the stage that stopped them.")
+                   "Every iteration's validation score; rejected ones sit in the strip below by the stage that "
+                   "stopped them.")
 
 
 def iterations_table(run: Run) -> str:
@@ -369,12 +374,12 @@ def iterations_table(run: Run) -> str:
         badge = "top" if r.get("in_population") else status
         state_txt = (f"{status} at {r.get('stage')}" if status != "accepted"
                      else "accepted, entered top-K" if r.get("in_population") else "accepted")
-        what = _describe(r) if status == "accepted" else f"{_describe(r)} — {r.get('reason', '')}"
+        what = _describe(r, 220) if status == "accepted" else clip(f"{_describe(r, 220)} — {r.get('reason', '')}", 220)
         rows.append(
             td(r.get("iteration"), "num") + td("" if r.get("parent") is None else r["parent"], "num")
             + f'<td><span class="badge {esc(badge)}">{esc(state_txt)}</span></td>'
             + cell(splits.get("val", {}).get(metric), metric) + cell(splits.get("train", {}).get(metric), metric)
-            + cell(splits.get("val", {}).get("round_trips"), "round_trips") + td(what[:220], "text"))
+            + cell(splits.get("val", {}).get("round_trips"), "round_trips") + td(what, "text"))
     return ('<details><summary>All iterations (table)</summary><div class="scroll">'
             + table(["iter", "parent", "status", f"val {metric_label(metric)}", f"train {metric_label(metric)}",
                      "val trades", "what it tried"], rows) + "</div></details>")
@@ -463,8 +468,8 @@ def locked_split_html(run: Run) -> str:
         status = r.get("status", "scored" if rm else "?")
         rows.append(td(str(r.get("time", ""))[:19].replace("T", " ")) + td(r.get("iteration"), "num")
                     + td(str(r.get("sha256", ""))[:12], "mono")
-                    + td(r.get("earlier_readings", "–"), "num")
-                    + (td(f"rejected at {r.get('stage')}: {r.get('reason', '')}"[:160], "text warn")
+                    + td(r.get("earlier_readings", MISSING), "num")
+                    + (td(clip(f"rejected at {r.get('stage')}: {r.get('reason', '')}", 160), "text warn")
                        + f'<td colspan="{len(keys) + 1}"></td>' if status == "rejected" else
                        "".join(cell(rm.get(k), k) for k in keys) + cell(r.get("val_metric"), metric)
                        + cell(r.get("degradation"), metric)))
@@ -519,7 +524,8 @@ def folds_html(run: Run) -> str:
         pos = sum(1 for v in fm if isinstance(v, (int, float)) and v > 0)
         spread_rows.append(td(f"iter {n}") + cell(sp.get("min"), metric) + cell(sp.get("median"), metric)
                            + cell(sp.get("max"), metric) + td(f"{pos}/{len(fm)}", "num"))
-    spread = table(["population member", f"min {metric_label(metric)}", "median", "max", "folds > 0"], spread_rows, "compact")
+    spread = table(["population member", f"min {metric_label(metric)}", "median", "max", "folds > 0"], spread_rows,
+                   "compact")
     fig = Figure(figsize=(10.4, 2.6))
     ax = fig.add_subplot(1, 1, 1)
     xs = np.arange(len(folds))
@@ -534,9 +540,12 @@ def folds_html(run: Run) -> str:
     ax.legend(fontsize=8, frameon=False)
     _style_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.95, bottom=0.25)
-    chart = figure_html(fig, "walk-forward folds", f"walk-forward folds over train+validation, {metric_label(metric)} per fold")
-    return section("folds", "Walk-forward folds", chart + fold_table + "<h3>Fold spread of the population</h3>" + spread,
-                   f"Chronological folds over train+validation (best: iter {run.best}); the spread matters more than the mean.")
+    chart = figure_html(fig, "walk-forward folds",
+                        f"walk-forward folds over train+validation, {metric_label(metric)} per fold")
+    return section("folds", "Walk-forward folds",
+                   chart + fold_table + "<h3>Fold spread of the population</h3>" + spread,
+                   f"Chronological folds over train+validation (best: iter {run.best}); the spread matters more than "
+                   "the mean.")
 
 
 def _stress_chart(stress: dict, iteration: int) -> str:
@@ -544,11 +553,12 @@ def _stress_chart(stress: dict, iteration: int) -> str:
     fig = Figure(figsize=(10.4, 0.5 * len(scen) + 1.5))
     axes = [fig.add_subplot(1, 2, i + 1) for i in range(2)]
     ys = np.arange(len(scen))[::-1]
-    for ax, key, title in zip(axes, ("total_return", "max_drawdown"), ("total return", "max drawdown")):
-        for y, (_, s) in zip(ys, scen):
+    for ax, key, title in zip(axes, ("total_return", "max_drawdown"), ("total return", "max drawdown"), strict=True):
+        for y, (_, s) in zip(ys, scen, strict=True):
             for off, side, colour in ((0.14, "strategy", STRATEGY), (-0.14, "buy_hold", BUY_HOLD)):
                 q = s[side][key]
-                ax.plot([q["p5"], q["p95"]], [y + off] * 2, color=colour, linewidth=4, alpha=0.55, solid_capstyle="butt")
+                ax.plot([q["p5"], q["p95"]], [y + off] * 2, color=colour, linewidth=4, alpha=0.55,
+                        solid_capstyle="butt")
                 ax.plot([q["p50"]], [y + off], marker="o", color=colour, markersize=5)
         ax.set_yticks(ys, [SCENARIO_LABELS.get(n, n) for n, _ in scen] if ax is axes[0] else [""] * len(scen))
         ax.axvline(0, color="#666", linewidth=0.8)
@@ -560,7 +570,8 @@ def _stress_chart(stress: dict, iteration: int) -> str:
                loc="upper center", ncol=2)
     fig.subplots_adjust(left=0.17, right=0.99, top=0.84, bottom=0.12, wspace=0.06)
     split = stress.get("split", "val")
-    return figure_html(fig, "stress percentiles", f"synthetic paths built from the {split} split: {stress.get('n_paths')} "
+    return figure_html(fig, "stress percentiles",
+                       f"synthetic paths built from the {split} split: {stress.get('n_paths')} "
                        f"per scenario, {stress.get('window_bars')} bars each after {stress.get('warmup_bars')} real "
                        f"warm-up bars; candidate and buy and hold on the same paths")
 
@@ -568,7 +579,7 @@ def _stress_chart(stress: dict, iteration: int) -> str:
 def _penalty_cell(stress: dict | None) -> str:
     """The stress penalty (worst scenario's p5 drawdown), or why there is none."""
     if not stress:
-        return td("–", "num")
+        return td(MISSING, "num")
     if stress.get("status") != "ok":
         return td("failed", "num neg")
     return cell(stress_penalty(stress), "max_drawdown")
@@ -587,7 +598,8 @@ def stress_html(run: Run) -> str:
             rows.append(td(SCENARIO_LABELS.get(name, name))
                         + "".join(cell(st["total_return"][q], "total_return") for q in ("p5", "p50", "p95"))
                         + "".join(cell(bh["total_return"][q], "total_return") for q in ("p5", "p50", "p95"))
-                        + cell(st["max_drawdown"]["p5"], "max_drawdown") + cell(bh["max_drawdown"]["p5"], "max_drawdown")
+                        + cell(st["max_drawdown"]["p5"], "max_drawdown")
+                        + cell(bh["max_drawdown"]["p5"], "max_drawdown")
                         + td(f"{s.get('beat_buy_hold', float('nan')):.0%}", "num"))
         body += table(["scenario", "return p5", "return p50", "return p95", "B&H p5", "B&H p50", "B&H p95",
                        "max DD p5", "B&H max DD p5", "beats B&H"], rows, "compact")
@@ -597,11 +609,13 @@ def stress_html(run: Run) -> str:
             crow = [td(f"{k} costs ({stress.get('cost_bps', 0) * float(k.rstrip('x')):g} bp)")
                     + "".join(cell(v.get(kk), kk) for kk in keys) for k, v in costs.items()]
             body += (f"<h3>Costs on the real {esc(stress.get('split', 'val'))} split</h3>"
-                     + table(["costs"] + [f"{stress.get('split', 'val')} {metric_label(k)}" for k in keys], crow, "compact"))
+                     + table(["costs"] + [f"{stress.get('split', 'val')} {metric_label(k)}" for k in keys], crow,
+                             "compact"))
     elif stress:
         body += note(f"the stress run of iter {run.best} failed: {stress.get('reason')}", "warn")
     else:
-        body += note("no stress results for the best candidate" + (f" (iter {run.best})" if run.best is not None else ""),
+        which = f" (iter {run.best})" if run.best is not None else ""
+        body += note("no stress results for the best candidate" + which,
                      "muted")
     rows = []
     scen_names: list[str] = []
@@ -614,7 +628,7 @@ def stress_html(run: Run) -> str:
         cells = "".join(
             f'<td class="num">{esc(fmt(sc[k]["strategy"]["total_return"]["p50"], "total_return"))}'
             f'<span class="dim"> / {esc(fmt(sc[k]["strategy"]["max_drawdown"]["p5"], "max_drawdown"))}</span></td>'
-            if k in sc else td("–", "num") for k in scen_names)
+            if k in sc else td(MISSING, "num") for k in scen_names)
         rows.append(td(f"iter {n}") + cells + _penalty_cell(st))
     if rows and scen_names:
         body += ("<h3>Population: median return / 5th-percentile max drawdown per scenario</h3>"
@@ -631,14 +645,15 @@ def cross_html(run: Run) -> str:
     cross = run.cross
     members = (cross or {}).get("members") or {}
     if not members:
-        return section("cross", "Second market", note("no second-market results yet (written at the end of a loop run)", "muted"))
+        return section("cross", "Second market",
+                       note("no second-market results yet (written at the end of a loop run)", "muted"))
     label = (cross or {}).get("label", "second market")
     rows = []
     for it, m in members.items():
         primary = (((run.record(int(it)) or {}).get("scores") or {}).get("splits") or {}).get("val", {})
         if "error" in m:
             rows.append(td(f"iter {it}") + cell(primary.get(metric), metric)
-                        + f'<td colspan="6" class="warn">failed: {esc(m["error"])}</td>')
+                        + f'<td colspan="6" class="warn">failed: {esc(clip(m["error"], 300))}</td>')
             continue
         tr, va = m.get("train", {}), m.get("val", {})
         rows.append(td(f"iter {it}") + cell(primary.get(metric), metric) + cell(tr.get(metric), metric)
@@ -669,7 +684,7 @@ def stats_html(run: Run) -> str:
     trials = s.get("trials")
     rows = [
         td("trials counted") + td(trials, "num")
-        + td(f"{s.get('scored_trials', '–')} scored, {s.get('accepted', '–')} accepted"),
+        + td(f"{s.get('scored_trials', MISSING)} scored, {s.get('accepted', MISSING)} accepted"),
         td("deflated Sharpe ratio") + cell(s.get("dsr")) + td(f"p = {fmt(s.get('dsr_pvalue'))}"),
         td("best Sharpe (annualised)") + cell(s.get("best_sharpe"))
         + td(f"expected max of {trials} skill-less trials: {fmt(s.get('expected_max_sharpe'))}"),
@@ -677,12 +692,13 @@ def stats_html(run: Run) -> str:
         + td(f"lower {fmt(spa.get('lower'))}, upper {fmt(spa.get('upper'))}"),
     ]
     verdicts = "".join(
-        f'<div class="verdict {"ok" if ok else "no"}"><b>{esc(name)}:</b> {esc(s.get(key, "–"))}</div>'
+        f'<div class="verdict {"ok" if ok else "no"}"><b>{esc(name)}:</b> {esc(s.get(key, MISSING))}</div>'
         for name, key, ok in (("Deflated Sharpe", "verdict_dsr", dsr_ok), ("SPA", "verdict_spa", spa_ok)))
     return section("stats", "Statistics over all trials",
                    verdicts + table(["statistic", "value", "detail"], rows, "compact kvt"),
                    f"Data-snooping checks on the {s.get('split', 'val')} split"
-                   + (f", best candidate iter {s['best_iteration']}" if s.get("best_iteration") is not None else "") + ".")
+                   + (f", best candidate iter {s['best_iteration']}" if s.get("best_iteration") is not None else "")
+                   + ".")
 
 
 def hypotheses_html(run: Run) -> str:
@@ -695,9 +711,10 @@ def hypotheses_html(run: Run) -> str:
             continue
         held = r.get("hypothesis_held")
         mark, cls = {True: ("held", "held"), False: ("did not hold", "nothold"), None: ("ungraded", "ungraded")}[held]
-        rows.append(td(r["iteration"], "num") + td(" ".join(str(p.get("hypothesis", "")).split())[:300], "text")
-                    + td(" ".join(str(p.get("expected", "")).split())[:160], "text")
-                    + f'<td><span class="badge {cls}">{esc(mark)}</span></td>' + td(str(r.get("grading", ""))[:160], "text"))
+        rows.append(td(r["iteration"], "num") + td(clip(p.get("hypothesis", ""), 300), "text")
+                    + td(clip(p.get("expected", ""), 160), "text")
+                    + f'<td><span class="badge {cls}">{esc(mark)}</span></td>'
+                    + td(clip(r.get("grading", ""), 160), "text"))
     body = (f'<p class="hit"><span class="big">{esc(text)}</span> hypotheses held '
             "(graded on the validation split against the parent)</p>")
     body += ('<div class="scroll">' + table(["iter", "hypothesis", "expected", "outcome", "grading"], rows) + "</div>"
@@ -781,7 +798,7 @@ def population_html(run: Run) -> str:
                     + cell(sp.get("val", {}).get("max_drawdown"), "max_drawdown")
                     + cell(sp.get("val", {}).get("round_trips"), "round_trips")
                     + _penalty_cell(st)
-                    + cell(cm.get(metric), metric) + td(_describe(r)[:120], "text"))
+                    + cell(cm.get(metric), metric) + td(_describe(r, 120), "text"))
     if not rows:
         return section("population", "Population", note("the population is empty", "muted"))
     ml = metric_label(metric)
@@ -794,7 +811,8 @@ def population_html(run: Run) -> str:
 
 CSS = """
 *{box-sizing:border-box}
-body{margin:0;background:#f4f5f7;color:#1d2330;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+body{margin:0;background:#f4f5f7;color:#1d2330;
+font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 main{max-width:1160px;margin:0 auto;padding:20px 24px 60px}
 header,section{background:#fff;border:1px solid #e1e4ea;border-radius:10px;padding:18px 22px;margin:16px 0}
 h1{margin:0;font-size:24px}h2{margin:0 0 6px;font-size:19px}h3{font-size:15px;margin:18px 0 6px}

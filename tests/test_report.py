@@ -14,7 +14,7 @@ import pytest
 from alphaloop.candidate import splice_region, template_text
 from alphaloop.cross_market import load_cross_history, score_cross
 from alphaloop.data import load_splits, read_manifest
-from alphaloop.report import load_run, markdown_html, locked_split_html, write_report
+from alphaloop.report import load_run, locked_split_html, markdown_html, write_report
 from alphaloop.scoring import History, score
 from alphaloop.stress import run_stress
 from tests.conftest import InProcessSandbox
@@ -62,7 +62,8 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
     sandbox = InProcessSandbox()
     records, regions = [], {}
     for n, item in enumerate(PLAN):
-        rec = {"iteration": n, "parent": None if n == 0 else max(0, n - 2), "created_at": f"2026-11-21T06:{n:02d}:00+00:00",
+        rec = {"iteration": n, "parent": None if n == 0 else max(0, n - 2),
+               "created_at": f"2026-11-21T06:{n:02d}:00+00:00",
                "status": "rejected", "stage": item if isinstance(item, str) else "ok", "reason": "",
                "in_population": False, "metric": "sharpe", "selection_val": None, "scores": None, "returns": None,
                "proposal": {"hypothesis": f"idea {n}: trend persistence <b>", "change": f"change {n}",
@@ -94,14 +95,16 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
             r["stress"] = run_stress(regions[r["iteration"]], history, sandbox, n_paths=stress_paths, seed=0,
                                      real_signals=signals)
         (root / f"iter_{r['iteration']}_results.json").write_text(json.dumps(r), encoding="utf-8")
-    state = {"next_iteration": len(PLAN), "population": [{"iteration": n} for n in population], "best_iteration": population[0], "metric": "sharpe",
+    state = {"next_iteration": len(PLAN), "population": [{"iteration": n} for n in population],
+             "best_iteration": population[0], "metric": "sharpe",
              "consecutive_fails": 1, "tokens": {"prompt": 0, "completion": 0}, "stop_reason": "iterations: reached 5"}
     (root / "state.json").write_text(json.dumps(state), encoding="utf-8")
     (root / "learnings.md").write_text(LEARNINGS, encoding="utf-8")
     shutil.copy(data_dir / "manifest.json", root / "data_manifest.json")
     stats = {"trials": 5, "scored_trials": 4, "accepted": 3, "dsr": 0.41, "dsr_pvalue": 0.59, "best_sharpe": 0.9,
              "expected_max_sharpe": 1.1, "spa_pvalues": {"lower": 0.2, "consistent": 0.4, "upper": 0.6},
-             "verdict_dsr": "not significant once 5 trials are counted", "verdict_spa": "no candidate beats buy and hold",
+             "verdict_dsr": "not significant once 5 trials are counted",
+             "verdict_spa": "no candidate beats buy and hold",
              "split": "val", "best_iteration": population[0]}
     (root / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
     cross_history, label = load_cross_history(manifest, None)
@@ -133,7 +136,8 @@ def report(workdir: Path, frozen_data: Path) -> str:
 def test_every_section_is_there(report: str) -> None:
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in report, sid
-    for heading in ("Selection metric over iterations", "Equity and drawdown of the best candidate", "Walk-forward folds",
+    for heading in ("Selection metric over iterations", "Equity and drawdown of the best candidate",
+                    "Walk-forward folds",
                     "Stress scenarios", "Second market", "Statistics over all trials", "Hypotheses and hit rate",
                     "Learnings", "Population"):
         assert f"{heading}" in report, heading
@@ -188,7 +192,8 @@ def test_test_readings_show_metrics_and_a_curve_only_with_returns(workdir: Path,
     with open(wd / "test_readings.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(rejected) + "\n" + json.dumps(documented) + "\n")
     with_curve = locked_split_html(load_run(wd, frozen_data))
-    assert with_curve.count("<img") == 1 and "test split" in re.findall(r"<figcaption>(.*?)</figcaption>", with_curve)[0]
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", with_curve)
+    assert with_curve.count("<img") == 1 and "test split" in captions[0]
     assert "read 3 times" in with_curve and "rejected at lookahead: look-ahead &lt;leak&gt;" in with_curve
 
 
@@ -209,3 +214,24 @@ def test_markdown_subset() -> None:
     assert html.split("\n") == ["<h3>T</h3>", "<p>para one still one</p>", "<ul>", "<li>a &lt;i&gt;</li>",
                                 "<li>b</li>", "</ul>", "<p>text</p>"]
 
+
+
+def test_candidate_text_reaches_the_report_cleaned_and_escaped(workdir: Path, frozen_data: Path,
+                                                                tmp_path: Path) -> None:
+    """Escape sequences, forged lines and HTML in a record or learnings.md become plain escaped text."""
+    wd = tmp_path / "train"
+    shutil.copytree(workdir, wd)
+    hostile = '\x1b[2J\x1b]0;t\x07\x9b31m<img src=x onerror="alert(1)">\r\n{"accepted": true}\u2028ACCEPTED'
+    path = wd / "iter_4_results.json"
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    rec["proposal"].update(hypothesis="h " + hostile, change="c " + hostile, expected="e " + hostile)
+    rec.update(reason="r " + hostile, grading="g " + hostile)
+    path.write_text(json.dumps(rec), encoding="utf-8")
+    cross = json.loads((wd / "cross_market.json").read_text(encoding="utf-8"))
+    cross["members"]["99"] = {"error": "x " + hostile}
+    (wd / "cross_market.json").write_text(json.dumps(cross), encoding="utf-8")
+    (wd / "learnings.md").write_text(LEARNINGS + "- Change: " + hostile + "\n", encoding="utf-8")
+    out = write_report(wd, frozen_data).read_text(encoding="utf-8")
+    assert not [c for c in out if (ord(c) < 0x20 and c not in "\n") or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029"]
+    assert "<img src=x" not in out and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in out
+    assert out.count("&lt;img src=x") >= 5  # hypothesis, expected, grading, what it tried, cross error, learnings

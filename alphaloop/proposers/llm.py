@@ -27,7 +27,7 @@ from openai import OpenAI
 from alphaloop.proposers.base import DEFAULT_TIMEOUT_S, EndpointDown, Proposal, ProposalContext
 from alphaloop.proposers.parsing import parse_reply
 from alphaloop.proposers.prompting import PROGRAM_PATH, TEMPLATE_PATH, build_messages, load_prompts, prompt_chars
-from alphaloop.proposers.text import clip_end, clip_middle
+from alphaloop.text import clip_end, clip_middle
 
 log = logging.getLogger(__name__)
 

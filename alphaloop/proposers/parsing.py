@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from alphaloop.candidate import REGION_START, WEEKEND_START, RegionError, extract_region
 from alphaloop.proposers.base import REPLY_LIMIT, Expectation, Proposal
-from alphaloop.proposers.text import clip_end
+from alphaloop.text import clip_end
 
 NO_CODE = "no python code block in the reply"
 RAW_LIMIT = 20_000  # characters of the reply kept on Proposal.raw (to_json bounds it further; .reply keeps it all)

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from alphaloop.proposers.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
-from alphaloop.proposers.text import clip_end, clip_middle
+from alphaloop.text import clip_end, clip_middle, fmt, safe
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 PROGRAM_PATH = PROMPTS_DIR / "program.md"
@@ -49,7 +49,8 @@ def one_line(text: str, limit: int) -> str:
 
 
 def format_number(value: float) -> str:
-    return f"{value:.3f}" if math.isfinite(value) else "n/a"
+    """A ratio to 3 decimals; a missing or non-finite one reads as ``text.MISSING``."""
+    return fmt(value, 3)
 
 
 def format_population(population: list[MemberSummary], metric: str, top_k: int = TOP_K) -> str:
@@ -74,15 +75,11 @@ def format_population(population: list[MemberSummary], metric: str, top_k: int =
 def cell(value: float | int | None, kind: str) -> str:
     """One table cell: fractions as percentages, ratios to 3 decimals (as the run's headline figures),
     rates to 1, counts as integers, ``-`` when missing."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
     if kind == "pct":
-        return f"{value * 100:.1f}%"
+        return fmt(value, 1, pct=True)
     if kind == "int":
-        return str(int(value))
-    if kind == "rate":
-        return f"{value:.1f}"
-    return f"{value:.3f}"
+        return fmt(value, 0)
+    return fmt(value, 1 if kind == "rate" else 3)
 
 
 TABLE_COLUMNS = (("sharpe", "Sharpe", "num"), ("total_return", "return", "pct"), ("max_drawdown", "max DD", "pct"),
@@ -122,11 +119,11 @@ def format_figures(title: str, figures: CandidateFigures | None) -> str:
     if u is not None:
         parts = [f"portfolio of {u.instruments} instruments: {u.metric} {cell(u.portfolio, 'num')}"]
         if u.best is not None:
-            parts.append(f"best instrument {u.best[0]} {cell(u.best[1], 'num')}")
+            parts.append(f"best instrument {clip_end(u.best[0], 40)} {cell(u.best[1], 'num')}")
         if u.median is not None:
             parts.append(f"median {cell(u.median, 'num')}")
         if u.worst is not None:
-            parts.append(f"worst instrument {u.worst[0]} {cell(u.worst[1], 'num')}")
+            parts.append(f"worst instrument {clip_end(u.worst[0], 40)} {cell(u.worst[1], 'num')}")
         lines.append("; ".join(parts))
     if figures.windows:
         lines += format_windows(figures.windows)
@@ -189,7 +186,7 @@ def render(template: str, values: dict[str, str]) -> str:
 
 
 def context_values(ctx: ProposalContext) -> dict[str, str]:
-    region = ctx.parent_region.strip("\n")
+    region = safe(ctx.parent_region, keep="\n\t").strip("\n")  # code: its lines stay, raw control bytes go
     if len(region) > PARENT_LIMIT:
         region = region[:PARENT_LIMIT].rstrip() + f"\n# [... parent region cut at {PARENT_LIMIT} characters ...]"
     return {
