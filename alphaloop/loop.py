@@ -413,11 +413,13 @@ class Loop:
         buy and hold, why this parent, whether the last change altered any position, the guards as numbers."""
         latest, parent_rec = self._record(n - 1), self._record(parent)
         if latest is None or parent == n - 1:
-            reason = f"building on iter {parent}: it entered the population" if latest is not None else None
+            reason = (f"building on iter {parent}: it entered the population, and the search builds on each "
+                      "success" if latest is not None else None)
         else:
             what = ("was rejected at " + latest["stage"]) if latest["status"] != "accepted" else (
                 "did not enter the population")
-            reason = f"reverting to iter {parent} (a population member): iter {n - 1} {what}"
+            reason = (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does "
+                      f"not stack changes on one line: iter {n - 1} {what}")
         grand = self._record(latest.get("parent")) if latest is not None else None
         unchanged = bool(latest and grand and latest.get("positions_sha256")
                          and latest.get("positions_sha256") == grand.get("positions_sha256"))
