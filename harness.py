@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.proposers.base import DEFAULT_TIMEOUT_S
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS
 
 COMMANDS = ("run", "check", "final", "report")
@@ -56,7 +57,10 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--model", help="LLM model name (overrides OPENAI_MODEL)")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (overrides OPENAI_BASE_URL)")
     p.add_argument("--api-key", help="API key (overrides OPENAI_API_KEY; prefer the environment or .env)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request before it is retried (default 120)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds per LLM request before it is retried (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--max-reply-tokens", type=int, metavar="N",
+                   help="reply limit sent with each LLM request as max_tokens, for servers that need one (default: none sent)")
     p.add_argument("--retries", type=int, default=5, help="retries per LLM request on 429, 5xx, timeouts and dropped connections before the run stops (default 5)")
     p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry with jitter, capped at 30 (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
@@ -86,7 +90,7 @@ def run_loop(args: argparse.Namespace) -> int:
     from dotenv import load_dotenv
 
     from alphaloop.loop import Loop, LoopConfig, LoopStop
-    from alphaloop.proposers import make_proposer, resolve_kind
+    from alphaloop.proposers import make_proposer, missing_endpoint, probe_endpoint, resolve_kind
     from alphaloop.proposers.base import EndpointDown
     from alphaloop.ui import make_view, warn_loudly
 
@@ -103,14 +107,26 @@ def run_loop(args: argparse.Namespace) -> int:
     if args.stress_select and args.stress_paths < 1:
         print("error: --stress-select needs --stress-paths >= 1", file=sys.stderr)
         return 2
+    if args.max_reply_tokens is not None and args.max_reply_tokens < 1:
+        print("error: --max-reply-tokens must be >= 1", file=sys.stderr)
+        return 2
     kind, why = resolve_kind(args.proposer, env)
+    missing = missing_endpoint(kind, env)
+    if missing:  # refuse before anything is written, instead of quietly trying the public OpenAI URL
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
         proposer = make_proposer(kind, seed=args.seed, model=args.model, base_url=env.get("OPENAI_BASE_URL"),
                                  api_key=env.get("OPENAI_API_KEY"), timeout_s=args.timeout,
-                                 max_retries=args.retries, backoff_s=args.retry_backoff)
+                                 max_retries=args.retries, backoff_s=args.retry_backoff,
+                                 max_reply_tokens=args.max_reply_tokens)
     except (EndpointDown, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    problem = probe_endpoint(proposer)
+    if problem:  # a wrong URL, key or model fails in seconds, before the workdir or the data is touched
+        print(f"error: {problem}; nothing was run or written, fix it and rerun the same command", file=sys.stderr)
+        return 3
     if kind == "offline":
         warn_loudly("OFFLINE PROPOSER IN USE", f"{why}\nThe built-in offline search proposes the strategies (seed {args.seed}).\n"
                     "Set OPENAI_BASE_URL (and OPENAI_MODEL, OPENAI_API_KEY) in the environment or .env to use an LLM.")

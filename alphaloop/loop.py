@@ -421,6 +421,7 @@ class Loop:
         old_term = signal.signal(signal.SIGTERM, self._on_sigint)
         started = time.perf_counter()
         code = 0
+        last_words: str | None = None
         try:
             with Sandbox() as sandbox:
                 self.sandbox = sandbox
@@ -442,9 +443,10 @@ class Loop:
                     try:
                         record = self._iteration(n, state, learnings, ctx)
                     except EndpointDown as exc:
-                        state.stop_reason = f"endpoint-down: {exc}"
-                        self.view.note(f"the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
-                                       f"rerun the same command to resume at iteration {n}")
+                        state.stop_reason = (f"endpoint-down: the LLM endpoint stopped answering at iteration {n}; "
+                                             f"rerun the same command to resume at iteration {n}")
+                        last_words = (f"error: the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
+                                      f"rerun the same command to resume at iteration {n}")
                         code = 3
                         break
                     state.elapsed_s += time.perf_counter() - started
@@ -459,7 +461,12 @@ class Loop:
             signal.signal(signal.SIGTERM, old_term)
         state.elapsed_s += time.perf_counter() - started
         atomic_write_json(self.wd.state, state.to_json())
-        self._finish(state, manifest)
+        if last_words is not None and state.trials < 2:
+            self.view.close()  # one trial has no statistics worth a summary; the error alone is the news
+        else:
+            self._finish(state, manifest)
+        if last_words is not None:
+            self.view.note(last_words)  # last, so the summary never buries why the run stopped
         return code
 
     def _finish(self, state: LoopState, manifest: dict) -> None:

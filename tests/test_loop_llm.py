@@ -60,11 +60,17 @@ def local_env(**values: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in proxies}, "NO_PROXY": "*", **values}
 
 
-def run(fake: FakeOpenAI, data: Path, wd: Path, iterations: int) -> subprocess.CompletedProcess:
+def run(fake: FakeOpenAI, data: Path, wd: Path, iterations: int, *extra: str) -> subprocess.CompletedProcess:
+    fake.models = ["fake-model"]  # the pre-run check lists models, so it takes nothing from the scripted replies
     env = local_env(OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-test", OPENAI_MODEL="fake-model")
     return subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", str(iterations), "--max-fails", "0",
-                           "--timeout", "4", "--retries", "2", "--retry-backoff", "0.05", "--stress-paths", "0", "--workdir", str(wd),
-                           "--data", str(data)], env=env, cwd=wd.parent, capture_output=True, text=True, timeout=300)
+                           "--timeout", "4", "--retries", "2", "--retry-backoff", "0.05", "--stress-paths", "0",
+                           "--workdir", str(wd), "--data", str(data), *extra],
+                          env=env, cwd=wd.parent, capture_output=True, text=True, timeout=300)
+
+
+def last_line(text: str) -> str:
+    return text.rstrip().splitlines()[-1]
 
 
 def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path, tmp_path: Path) -> None:
@@ -84,6 +90,9 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         res = run(fake, data, wd, iterations=8)
         assert res.returncode == 3, res.stdout + res.stderr
         assert "rerun the same command to resume at iteration 6" in res.stdout
+        # the error comes last, after the summary, so the summary never buries it
+        assert "resume at iteration 6" in last_line(res.stdout)
+        assert res.stdout.rindex("error: the LLM endpoint is down") > res.stdout.index("stopped: endpoint-down")
         records = {n: json.loads((wd / f"iter_{n}_results.json").read_text()) for n in range(6)}
         assert not (wd / "iter_6_results.json").exists() and not (wd / "iter_6_trade.py").exists()
         assert records[1]["status"] == "accepted" and records[1]["model"] == "fake-model"
@@ -110,12 +119,53 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         assert [line.split("\t")[0] for line in (wd / "results.tsv").read_text().splitlines()[1:]] == [str(n) for n in range(9)]
 
 
-def test_unreachable_endpoint_stops_cleanly_before_any_iteration_is_lost(frozen_data: Path, tmp_path: Path) -> None:
+def harness_llm(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "harness.py"), "--proposer", "llm", "--stress-paths", "0", *args],
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_llm_without_an_endpoint_is_refused_at_once_and_writes_nothing(tmp_path: Path) -> None:
+    env = local_env(OPENAI_BASE_URL="", OPENAI_API_KEY="", OPENAI_MODEL="")
+    res = harness_llm(env, tmp_path, "--workdir", str(tmp_path / "run"), "--data", str(tmp_path / "data"))
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert line.startswith("error: --proposer llm needs an endpoint") and len(line.splitlines()) == 1
+    assert "OPENAI_BASE_URL" in line and "--proposer offline" in line and "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no workdir, no data frozen
+
+
+def test_unreachable_endpoint_fails_the_check_before_anything_is_written(frozen_data: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
     env = local_env(OPENAI_BASE_URL=closed_port_url(), OPENAI_API_KEY="", OPENAI_MODEL="m")
-    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", "3", "--retries", "1", "--stress-paths", "0",
-                          "--retry-backoff", "0.01", "--timeout", "1", "--workdir", str(wd), "--data", str(frozen_data)],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    res = harness_llm(env, tmp_path, "--iterations", "3", "--retries", "1", "--retry-backoff", "0.01", "--timeout", "1",
+                      "--workdir", str(wd), "--data", str(frozen_data))
     assert res.returncode == 3, res.stdout + res.stderr
-    assert (wd / "iter_0_results.json").exists() and not (wd / "iter_1_results.json").exists()
-    assert "Traceback" not in res.stderr and "resume" in res.stdout
+    assert not wd.exists()
+    assert "Traceback" not in res.stderr and "did not answer" in res.stderr and "OPENAI_BASE_URL" in res.stderr
+
+
+def test_wrong_key_fails_the_check_and_an_existing_run_is_untouched(frozen_data: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    with FakeOpenAI() as fake:
+        fake.script(good(reply(10, 40)))
+        assert run(fake, frozen_data, wd, 1).returncode == 0
+        before = {p.name: p.read_bytes() for p in wd.iterdir()}
+        fake.models_status = 401
+        env = local_env(OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-wrong", OPENAI_MODEL="fake-model")
+        res = harness_llm(env, tmp_path, "--iterations", "3", "--workdir", str(wd), "--data", str(frozen_data))
+        assert res.returncode == 3, res.stdout + res.stderr
+        assert "refused the check" in res.stderr and "OPENAI_API_KEY" in res.stderr
+        assert {p.name: p.read_bytes() for p in wd.iterdir()} == before
+        assert len(fake.requests) == 1  # only iteration 1's proposal: the check asked /models, not the model
+
+
+def test_endpoint_down_after_one_trial_prints_the_error_alone(frozen_data: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    with FakeOpenAI() as fake:  # nothing scripted: every chat request fails with a 500
+        res = run(fake, frozen_data, wd, 3, "--max-reply-tokens", "321")
+        assert res.returncode == 3, res.stdout + res.stderr
+        assert fake.requests and all(r["json"].get("max_tokens") == 321 for r in fake.requests)
+    assert "resume at iteration 1" in last_line(res.stdout) and "error: the LLM endpoint is down" in res.stdout
+    assert "statistics:" not in res.stdout and "report:" not in res.stdout  # no summary for a single trial
+    state = json.loads((wd / "state.json").read_text())
+    assert state["next_iteration"] == 1 and state["stop_reason"].startswith("endpoint-down")
