@@ -217,6 +217,9 @@ class Workdir:
     def results(self, n: int) -> Path:
         return self.root / f"iter_{n}_results.json"
 
+    def reply(self, n: int) -> Path:
+        return self.root / f"iter_{n}_reply.md"
+
     @property
     def state(self) -> Path:
         return self.root / "state.json"
@@ -251,6 +254,7 @@ class Loop:
         self.wd = Workdir(config.workdir)
         self.stop_requested = False
         self._sigint_count = 0
+        self._shown_warnings: set[str] = set()
 
     # ----- setup and resume -------------------------------------------------------------
     def _open(self) -> tuple[LoopState, Learnings, dict]:
@@ -299,6 +303,7 @@ class Loop:
         while self.wd.results(state.next_iteration).is_file():  # records written just before a kill
             state.apply(read_json(self.wd.results(state.next_iteration)), learnings, self.proposer.compact)
         self.wd.trade(state.next_iteration).unlink(missing_ok=True)  # an iteration that never finished
+        self.wd.reply(state.next_iteration).unlink(missing_ok=True)
         self._write_derived(state, learnings)
         self.history = History.from_splits(splits)
         self.digest = digest
@@ -324,6 +329,7 @@ class Loop:
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
+            self._show_warnings(proposal)
         t_prop = time.perf_counter() - t0
         record: dict[str, Any] = {
             "iteration": n, "parent": parent, "created_at": _now(), "metric": self.cfg.metric,
@@ -333,6 +339,9 @@ class Loop:
             "scores": None, "returns": None, "selection_val": None, "selection_value": None,
             "stress": None, "in_population": False, "hypothesis_held": None, "grading": "",
         }
+        if proposal.reply:  # the whole reply, think blocks included, for an audit the record's head cannot give
+            atomic_write_text(self.wd.reply(n), proposal.reply)
+            record["reply_file"] = self.wd.reply(n).name
         if proposal.region is None:
             record.update(status="rejected", stage="proposal", reason=proposal.error or "the reply held no usable code")
             record["timings"] = {"propose": t_prop, "evaluate": 0.0, "total": time.perf_counter() - t0}
@@ -367,6 +376,13 @@ class Loop:
             record["in_population"] = state.would_enter(value, record["signals_sha256"])
         record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
         return record
+
+    def _show_warnings(self, proposal: Proposal) -> None:
+        """A proposer's advice to the user (e.g. a truncated context), printed the first time only."""
+        for text in proposal.warnings:
+            if text not in self._shown_warnings:
+                self._shown_warnings.add(text)
+                self.view.note(f"warning: {text}")
 
     def _parent_region(self, parent: int) -> str:
         path = self.wd.trade(parent)

@@ -54,6 +54,13 @@ def full_file_reply(fast: int, slow: int) -> str:
     return f"```py\r\n{body.replace(chr(10), chr(13) + chr(10))}```\r\n{NOTES.format(fast=fast, slow=slow)}"
 
 
+def unmarked_file_reply(fast: int, slow: int) -> str:
+    """A whole file without alphaloop's markers, as models write one: the loop keeps the functions only."""
+    body = (f'"""A trend strategy."""\nimport pandas as pd\n\n{REGION.format(fast=fast, slow=slow)}\n\n'
+            'class Backtester:\n    pass\n\n\nif __name__ == "__main__":\n    print(Backtester())\n')
+    return f"```python\n{body}```\n{NOTES.format(fast=fast, slow=slow)}"
+
+
 def local_env(**values: str) -> dict[str, str]:
     """The environment for a harness talking to 127.0.0.1: no proxy may stand in between."""
     proxies = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}
@@ -103,6 +110,12 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         assert (records[4]["status"], records[4]["stage"]) == ("rejected", "gate") and "import" in records[4]["reason"]
         assert records[5]["status"] == "accepted" and "rolling(50)" in (wd / "iter_5_trade.py").read_text()
         assert not canary.exists()
+        # every reply is kept whole beside its iteration; what a whole-file reply lost is in the record
+        assert (wd / "iter_1_reply.md").read_text() == reply(10, 40) and records[1]["reply_file"] == "iter_1_reply.md"
+        assert "no code for you" in (wd / "iter_3_reply.md").read_text()
+        assert "def generate_features" in (wd / "iter_2_reply.md").read_text()
+        assert not (wd / "iter_0_reply.md").exists()
+        assert res.stdout.count("warning: the server counted") == 1  # usage of 100 prompt tokens: warned once
         state = json.loads((wd / "state.json").read_text())
         assert state["tokens"]["prompt"] == sum(r["tokens"]["prompt"] for r in records.values()) >= 1200 + 100 * 4
         assert state["next_iteration"] == 6
@@ -112,9 +125,12 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         assert "iter 4 rejected at gate" in sent  # the latest failure is fed back
         assert "costs 2 basis points" in sent  # the model is told the run's real costs
 
-        fake.script(*(good(reply(8 + k, 30 + 5 * k)) for k in range(3)))
+        fake.script(good(unmarked_file_reply(9, 33)), *(good(reply(8 + k, 30 + 5 * k)) for k in range(1, 3)))
         res = run(fake, data, wd, iterations=8)
         assert res.returncode == 0, res.stdout + res.stderr
+        record = json.loads((wd / "iter_6_results.json").read_text())
+        assert record["status"] == "accepted" and "class Backtester" in record["proposal"]["dropped"]
+        assert "class Backtester" in (wd / "iter_6_reply.md").read_text()
         assert all((wd / f"iter_{n}_results.json").exists() for n in range(9))
         assert [line.split("\t")[0] for line in (wd / "results.tsv").read_text().splitlines()[1:]] == [str(n) for n in range(9)]
 
