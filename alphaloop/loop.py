@@ -425,14 +425,18 @@ class Loop:
         from sandbox.runner import Sandbox
 
         state, learnings, manifest = self._open()
-        if state.stop_reason and state.stop_reason.startswith("max-fails") and state.consecutive_fails >= self.cfg.max_fails > 0:
-            self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; continuing with the count reset")
-            state.consecutive_fails = 0
-        if state.next_iteration > self.cfg.iterations:
-            self.view.note(f"{self.wd.root}/ already holds iterations 0..{state.next_iteration - 1}; "
-                           f"pass --iterations N with N > {state.next_iteration - 1} to continue")
+        if state.next_iteration > self.cfg.iterations:  # nothing to run: say so now, not the last run's reason
+            last = state.next_iteration - 1
+            state.stop_reason = (f"iterations: {self.wd.root}/ already holds iterations 0..{last}, and --iterations "
+                                 f"{self.cfg.iterations} asks for none beyond them; to continue, rerun with "
+                                 f"--iterations N, N > {last} (e.g. --iterations {last + 10})")
+            atomic_write_json(self.wd.state, state.to_json())
             self._finish(state, manifest)
             return 0
+        if state.stop_reason and state.stop_reason.startswith("max-fails") and state.consecutive_fails >= self.cfg.max_fails > 0:
+            self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; "
+                           f"continuing with the count reset")
+            state.consecutive_fails = 0
         old_int = signal.signal(signal.SIGINT, self._on_sigint)
         old_term = signal.signal(signal.SIGTERM, self._on_sigint)
         started = time.perf_counter()
@@ -446,15 +450,10 @@ class Loop:
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps)
                 while True:
                     n = state.next_iteration
-                    if n > self.cfg.iterations:
-                        state.stop_reason = f"iterations: reached --iterations {self.cfg.iterations}"
-                        break
-                    if self.cfg.max_fails and state.consecutive_fails >= self.cfg.max_fails:
-                        state.stop_reason = f"max-fails: {state.consecutive_fails} consecutive iterations without entering the top-{self.cfg.population}"
-                        break
-                    if self.stop_requested:
-                        state.stop_reason = "interrupted: Ctrl-C or SIGTERM"
-                        code = 130
+                    reason = self._stop_reason(state)
+                    if reason is not None:
+                        state.stop_reason = reason
+                        code = 130 if reason.startswith("interrupted") else 0
                         break
                     try:
                         record = self._iteration(n, state, learnings, ctx)
@@ -470,7 +469,8 @@ class Loop:
                     self._commit(record, state, learnings)
                     self.view.iteration_done(record, state, learnings)
         except KeyboardInterrupt:
-            state.stop_reason = "interrupted: Ctrl-C twice; the unfinished iteration will be redone on resume"
+            state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
+                                 f"{state.next_iteration} (the unfinished iteration is redone)")
             code = 130
         finally:
             signal.signal(signal.SIGINT, old_int)
@@ -484,6 +484,25 @@ class Loop:
         if last_words is not None:
             self.view.note(last_words)  # last, so the summary never buries why the run stopped
         return code
+
+    def _stop_reason(self, state: LoopState) -> str | None:
+        """Why the run stops at this iteration boundary, and how to continue; None to go on."""
+        n = state.next_iteration
+        if n > self.cfg.iterations:
+            return (f"iterations: reached --iterations {self.cfg.iterations}; to continue, rerun with "
+                    f"--iterations N, N > {self.cfg.iterations}")
+        if self.cfg.max_fails and state.consecutive_fails >= self.cfg.max_fails:
+            why = (f"max-fails: {state.consecutive_fails} consecutive iterations without entering the "
+                   f"top-{self.cfg.population}")
+            if getattr(self.proposer, "name", "") == "offline":
+                return (f"{why}: the offline search stalled (its variations of the population stopped improving on "
+                        f"validation); to keep searching, rerun with --max-fails 0, or set OPENAI_BASE_URL (and "
+                        f"OPENAI_MODEL) to let an LLM propose")
+            return (f"{why}; rerun the same command to continue with the count reset, or add --max-fails 0 to "
+                    f"never stop on failures")
+        if self.stop_requested:
+            return f"interrupted: Ctrl-C or SIGTERM; rerun the same command to resume at iteration {n}"
+        return None
 
     def _finish(self, state: LoopState, manifest: dict) -> None:
         """End-of-run figures: statistics over all trials, second market, the report."""

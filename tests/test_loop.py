@@ -110,12 +110,31 @@ def test_changed_data_is_refused(data_copy: Path, tmp_path: Path) -> None:
     assert not (wd / "iter_1_results.json").exists()
 
 
+def stop_line(stdout: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith("stopped: "))
+
+
 def test_finished_run_says_how_to_continue(data_copy: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
-    assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
-    res = harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    args = ["--proposer", "offline", "--stress-paths", "0", "--workdir", str(wd), "--data", str(data_copy)]
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
+    assert res.returncode == 0
+    assert "stopped: iterations: reached --iterations 1; to continue, rerun with --iterations N, N > 1" in res.stdout
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
     assert res.returncode == 0 and "--iterations" in res.stdout
     assert not (wd / "iter_2_results.json").exists()
+    # the offline search stalling says so, and what to run instead
+    res = harness(*args, "--iterations", "40", "--max-fails", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    line = stop_line(res.stdout)
+    assert line.startswith("stopped: max-fails: 1 consecutive") and "offline search stalled" in line
+    assert "--max-fails 0" in line and "OPENAI_BASE_URL" in line
+    last = json.loads((wd / "state.json").read_text())["next_iteration"] - 1
+    # asking for no new iterations reports that, not the previous run's max-fails
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
+    assert res.returncode == 0 and "max-fails" not in res.stdout
+    assert f"already holds iterations 0..{last}" in stop_line(res.stdout) and f"N > {last}" in stop_line(res.stdout)
+    assert not (wd / f"iter_{last + 1}_results.json").exists()
 
 
 def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, tmp_path: Path) -> None:
@@ -132,6 +151,7 @@ def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, t
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, out + err
     assert "Ctrl-C" in out and "Traceback" not in err
+    assert "rerun the same command to resume at iteration" in stop_line(out)
     state = json.loads((wd / "state.json").read_text())
     last = state["next_iteration"] - 1
     assert 2 <= last < 40 and (wd / f"iter_{last}_results.json").exists()
