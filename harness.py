@@ -63,6 +63,10 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                    help="reply limit sent with each LLM request as max_tokens, for servers that need one (default: none sent)")
     p.add_argument("--retries", type=int, default=5, help="retries per LLM request on 429, 5xx, timeouts and dropped connections before the run stops (default 5)")
     p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry with jitter, capped at 30 (default 1)")
+    p.add_argument("--hours", type=float, metavar="H",
+                   help="stop at the first iteration boundary after H hours of this command (state saved; rerun to resume)")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="stop at the first iteration boundary once this command used N LLM tokens (prompt + completion)")
     p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
     p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder; rerunning with the same folder resumes (default train/)")
     p.add_argument("--start-from", type=Path, help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
@@ -107,9 +111,11 @@ def run_loop(args: argparse.Namespace) -> int:
     if args.stress_select and args.stress_paths < 1:
         print("error: --stress-select needs --stress-paths >= 1", file=sys.stderr)
         return 2
-    if args.max_reply_tokens is not None and args.max_reply_tokens < 1:
-        print("error: --max-reply-tokens must be >= 1", file=sys.stderr)
-        return 2
+    for flag, value in (("--max-reply-tokens", args.max_reply_tokens), ("--max-tokens", args.max_tokens),
+                        ("--hours", args.hours)):
+        if value is not None and not value > 0:
+            print(f"error: {flag} must be > 0 (got {value:g})", file=sys.stderr)
+            return 2
     kind, why = resolve_kind(args.proposer, env)
     missing = missing_endpoint(kind, env)
     if missing:  # refuse before anything is written, instead of quietly trying the public OpenAI URL
@@ -143,7 +149,7 @@ def run_loop(args: argparse.Namespace) -> int:
     cfg = LoopConfig(workdir=args.workdir, data_dir=args.data, iterations=args.iterations, max_fails=args.max_fails,
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
-                     cross_ticker=args.cross_ticker, start_file=start)
+                     cross_ticker=args.cross_ticker, start_file=start, hours=args.hours, max_tokens=args.max_tokens)
     view = make_view(args.iterations)
     try:
         return Loop(cfg, proposer, label, view).run()

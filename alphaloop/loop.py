@@ -51,6 +51,8 @@ class LoopConfig:
     stress_paths: int = 8
     cross_ticker: str | None = None
     start_file: Path = TRADE_PY
+    hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
+    max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
 
 
 @dataclass
@@ -239,6 +241,14 @@ class Workdir:
         return out
 
 
+def _duration(seconds: float) -> str:
+    """3725 -> '1h 02m', 75 -> '1m 15s', 4.2 -> '4s': coarse enough to read at a glance."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -255,6 +265,11 @@ class Loop:
         self.stop_requested = False
         self._sigint_count = 0
         self._shown_warnings: set[str] = set()
+        self._t_start = time.monotonic()
+        self._first_iteration = 0
+        self._tokens_at_start = 0
+        self.time_left_s: float | None = None  # estimate for the view while --hours or --max-tokens is set
+        self.budget_note: str | None = None  # the same as words, e.g. "time left: about 1h 05m (bound by --hours 2)"
 
     # ----- setup and resume -------------------------------------------------------------
     def _open(self) -> tuple[LoopState, Learnings, dict]:
@@ -422,6 +437,7 @@ class Loop:
 
     def run(self) -> int:
         from alphaloop.pipeline import EvalContext
+        from alphaloop.ui import LiveView
         from sandbox.runner import Sandbox
 
         state, learnings, manifest = self._open()
@@ -437,6 +453,9 @@ class Loop:
             self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; "
                            f"continuing with the count reset")
             state.consecutive_fails = 0
+        self._t_start = time.monotonic()
+        self._first_iteration = state.next_iteration
+        self._tokens_at_start = sum(state.tokens.values())
         old_int = signal.signal(signal.SIGINT, self._on_sigint)
         old_term = signal.signal(signal.SIGTERM, self._on_sigint)
         started = time.perf_counter()
@@ -467,7 +486,10 @@ class Loop:
                     state.elapsed_s += time.perf_counter() - started
                     started = time.perf_counter()
                     self._commit(record, state, learnings)
+                    self._estimate(state)
                     self.view.iteration_done(record, state, learnings)
+                    if self.budget_note and not isinstance(self.view, LiveView):
+                        self.view.note(f"  {self.budget_note}")
         except KeyboardInterrupt:
             state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
                                  f"{state.next_iteration} (the unfinished iteration is redone)")
@@ -502,7 +524,35 @@ class Loop:
                     f"never stop on failures")
         if self.stop_requested:
             return f"interrupted: Ctrl-C or SIGTERM; rerun the same command to resume at iteration {n}"
+        if n == self._first_iteration:  # a budget always allows one iteration, so every rerun makes progress
+            return None
+        spent = time.monotonic() - self._t_start
+        if self.cfg.hours is not None and spent >= self.cfg.hours * 3600:
+            return (f"hours: --hours {self.cfg.hours:g} used up ({_duration(spent)} in this command); state saved: "
+                    f"rerun the same command to resume at iteration {n} with a fresh budget")
+        used = sum(state.tokens.values()) - self._tokens_at_start
+        if self.cfg.max_tokens is not None and used >= self.cfg.max_tokens:
+            return (f"max-tokens: {used:,} LLM tokens used in this command (--max-tokens {self.cfg.max_tokens:,}); "
+                    f"state saved: rerun the same command to resume at iteration {n} with a fresh budget")
         return None
+
+    def _estimate(self, state: LoopState) -> None:
+        """Time left under the tightest limit, from this command's pace; only while a budget is set."""
+        if self.cfg.hours is None and self.cfg.max_tokens is None:
+            return
+        done = state.next_iteration - self._first_iteration
+        spent = time.monotonic() - self._t_start
+        if done < 1 or spent <= 0:
+            return
+        left = {f"--iterations {self.cfg.iterations}": (self.cfg.iterations + 1 - state.next_iteration) * spent / done}
+        if self.cfg.hours is not None:
+            left[f"--hours {self.cfg.hours:g}"] = self.cfg.hours * 3600 - spent
+        used = sum(state.tokens.values()) - self._tokens_at_start
+        if self.cfg.max_tokens is not None and used > 0:
+            left[f"--max-tokens {self.cfg.max_tokens:,}"] = (self.cfg.max_tokens - used) * spent / used
+        bound, seconds = min(left.items(), key=lambda kv: kv[1])
+        self.time_left_s = max(0.0, seconds)
+        self.budget_note = f"time left: about {_duration(self.time_left_s)} (bound by {bound}; estimate from this command's pace)"
 
     def _finish(self, state: LoopState, manifest: dict) -> None:
         """End-of-run figures: statistics over all trials, second market, the report."""

@@ -203,3 +203,21 @@ def test_options_shape_the_run(data_copy: Path, tmp_path: Path) -> None:
     res = harness("--proposer", "offline", "--start-from", str(tmp_path / "missing.py"), "--workdir", str(wd),
                   "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2 and "no such file" in res.stderr
+
+
+def test_hours_budget_stops_at_an_iteration_boundary_and_resumes(data_copy: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    args = ["--proposer", "offline", "--stress-paths", "0", "--max-fails", "0", "--iterations", "40",
+            "--hours", "0.000001", "--workdir", str(wd), "--data", str(data_copy)]  # 3.6 ms: one iteration per command
+    res = harness(*args, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    line = stop_line(res.stdout)
+    assert line.startswith("stopped: hours: --hours 1e-06 used up") and "resume at iteration 1" in line
+    assert "time left: about 0s (bound by --hours 1e-06" in res.stdout
+    state = json.loads((wd / "state.json").read_text())
+    assert state["next_iteration"] == 1 and state["stop_reason"].startswith("hours")
+    res = harness(*args, cwd=tmp_path)
+    assert res.returncode == 0 and "resume at iteration 2" in stop_line(res.stdout)
+    assert json.loads((wd / "state.json").read_text())["next_iteration"] == 2 and (wd / "iter_1_results.json").is_file()
+    res = harness(*args[:-4], "--hours", "0", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.startswith("error: --hours must be > 0")

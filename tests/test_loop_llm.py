@@ -185,3 +185,20 @@ def test_endpoint_down_after_one_trial_prints_the_error_alone(frozen_data: Path,
     assert "statistics:" not in res.stdout and "report:" not in res.stdout  # no summary for a single trial
     state = json.loads((wd / "state.json").read_text())
     assert state["next_iteration"] == 1 and state["stop_reason"].startswith("endpoint-down")
+
+
+def test_token_budget_stops_at_an_iteration_boundary_and_a_rerun_gets_a_fresh_one(frozen_data: Path,
+                                                                                 tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    with FakeOpenAI() as fake:
+        fake.script(*(good(reply(8 + k, 30 + 5 * k), usage=(100, 50)) for k in range(6)))
+        res = run(fake, frozen_data, wd, 20, "--max-tokens", "200")
+        assert res.returncode == 0, res.stdout + res.stderr
+        state = json.loads((wd / "state.json").read_text())
+        assert state["next_iteration"] == 3 and state["tokens"] == {"prompt": 200, "completion": 100}
+        line = next(x for x in res.stdout.splitlines() if x.startswith("stopped: "))
+        assert line.startswith("stopped: max-tokens: 300 LLM tokens used in this command (--max-tokens 200)")
+        assert "resume at iteration 3" in line and "time left: about" in res.stdout
+        res = run(fake, frozen_data, wd, 20, "--max-tokens", "200")
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert json.loads((wd / "state.json").read_text())["next_iteration"] == 5
