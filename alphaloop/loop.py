@@ -92,6 +92,7 @@ class LoopState:
     stop_reason: str | None = None
     elapsed_s: float = 0.0
     tsv_rows: list[str] = field(default_factory=list)
+    searched_after_test_reading: bool = False  # an iteration ran after `final` read the test split
 
     @property
     def best(self) -> Member | None:
@@ -138,6 +139,7 @@ class LoopState:
         if n > 0:
             self.consecutive_fails = 0 if entered else self.consecutive_fails + 1
         self.last_entered = entered
+        self.searched_after_test_reading |= bool(record.get("test_readings_before"))
         for k in ("prompt", "completion"):
             self.tokens[k] += int(record.get("tokens", {}).get(k, 0))
         learnings.add(entry_from_record(record, self.metric), compactor)
@@ -270,6 +272,7 @@ class Loop:
         self._tokens_at_start = 0
         self.time_left_s: float | None = None  # estimate for the view while --hours or --max-tokens is set
         self.budget_note: str | None = None  # the same as words, e.g. "time left: about 1h 05m (bound by --hours 2)"
+        self.test_readings = 0  # readings of the test split by `final` in this workdir, counted at start
 
     # ----- setup and resume -------------------------------------------------------------
     def _open(self) -> tuple[LoopState, Learnings, dict]:
@@ -350,7 +353,7 @@ class Loop:
             "iteration": n, "parent": parent, "created_at": _now(), "metric": self.cfg.metric,
             "cost_bps": self.cfg.cost_bps, "folds": self.cfg.folds,
             "proposer": proposal_label, "model": proposal.model, "tokens": dict(proposal.tokens),
-            "data_manifest": self.digest, "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
+            "data_manifest": self.digest, "test_readings_before": self.test_readings, "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
             "scores": None, "returns": None, "selection_val": None, "selection_value": None,
             "stress": None, "in_population": False, "hypothesis_held": None, "grading": "",
         }
@@ -441,6 +444,9 @@ class Loop:
         from sandbox.runner import Sandbox
 
         state, learnings, manifest = self._open()
+        from alphaloop.final import earlier_readings
+
+        self.test_readings = len(earlier_readings(self.wd.root))
         if state.next_iteration > self.cfg.iterations:  # nothing to run: say so now, not the last run's reason
             last = state.next_iteration - 1
             state.stop_reason = (f"iterations: {self.wd.root}/ already holds iterations 0..{last}, and --iterations "
@@ -453,6 +459,8 @@ class Loop:
             self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; "
                            f"continuing with the count reset")
             state.consecutive_fails = 0
+        if self.test_readings:
+            self._warn_test_read()
         self._t_start = time.monotonic()
         self._first_iteration = state.next_iteration
         self._tokens_at_start = sum(state.tokens.values())
@@ -506,6 +514,18 @@ class Loop:
         if last_words is not None:
             self.view.note(last_words)  # last, so the summary never buries why the run stopped
         return code
+
+    def _warn_test_read(self) -> None:
+        """Searching on after `final` makes the test split one more validation split; say so before it happens."""
+        from alphaloop.final import READINGS
+        from alphaloop.ui import warn_loudly
+
+        warn_loudly("THE TEST SPLIT HAS ALREADY BEEN READ",
+                    f"`python harness.py final` read the test split of this run {self.test_readings} time(s) "
+                    f"({self.wd.root / READINGS}).\nSearching further after a reading turns the test split into one "
+                    f"more validation split:\nits figures will no longer be an unbiased estimate. This is recorded in "
+                    f"the run (state.json: searched_after_test_reading;\neach new iteration record: "
+                    f"test_readings_before). For an untouched test split, prepare new data and use a new --workdir.")
 
     def _stop_reason(self, state: LoopState) -> str | None:
         """Why the run stops at this iteration boundary, and how to continue; None to go on."""

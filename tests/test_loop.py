@@ -221,3 +221,28 @@ def test_hours_budget_stops_at_an_iteration_boundary_and_resumes(data_copy: Path
     assert json.loads((wd / "state.json").read_text())["next_iteration"] == 2 and (wd / "iter_1_results.json").is_file()
     res = harness(*args[:-4], "--hours", "0", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.startswith("error: --hours must be > 0")
+
+
+def test_messages_stay_true_after_final_reads_the_test_split(data_copy: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    args = ["--proposer", "offline", "--stress-paths", "0", "--max-fails", "0", "--workdir", str(wd),
+            "--data", str(data_copy)]
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "test split not read yet" in (wd / "report.html").read_text()
+    assert "ALREADY BEEN READ" not in res.stderr
+    state = json.loads((wd / "state.json").read_text())
+    assert state["searched_after_test_reading"] is False
+    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "final", "--workdir", str(wd), "--data",
+                          str(data_copy)], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "on the test split the candidate " in res.stdout and "buy and hold" in res.stdout
+    assert f"report: {wd / 'report.html'} (refreshed with this reading)" in res.stdout
+    assert "test split not read yet" not in (wd / "report.html").read_text()  # final refreshed the report
+    res = harness(*args, "--iterations", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "THE TEST SPLIT HAS ALREADY BEEN READ" in res.stderr and "validation split" in res.stderr
+    record = json.loads((wd / "iter_2_results.json").read_text())
+    assert record["test_readings_before"] == 1
+    assert json.loads((wd / "iter_1_results.json").read_text())["test_readings_before"] == 0
+    assert json.loads((wd / "state.json").read_text())["searched_after_test_reading"] is True
