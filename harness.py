@@ -60,13 +60,16 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                    help=f"seconds per LLM request before it is retried (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--max-reply-tokens", type=int, metavar="N",
-                   help="reply limit sent with each LLM request as max_tokens, for servers that need one (default: none sent)")
+                   help="reply limit sent with each LLM request as max_tokens, for servers that need one "
+                        "(default: none sent)")
     p.add_argument("--retries", type=int, default=5, help="retries per LLM request on 429, 5xx, timeouts and dropped connections before the run stops (default 5)")
     p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry with jitter, capped at 30 (default 1)")
     p.add_argument("--hours", type=float, metavar="H",
-                   help="stop at the first iteration boundary after H hours of this command (state saved; rerun to resume)")
+                   help="stop at the first iteration boundary after H hours of this command "
+                        "(state saved; rerun to resume)")
     p.add_argument("--max-tokens", type=int, metavar="N",
-                   help="stop at the first iteration boundary once this command used N LLM tokens (prompt + completion)")
+                   help="stop at the first iteration boundary once this command used N LLM tokens "
+                        "(prompt + completion; state saved)")
     p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
     p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder; rerunning with the same folder resumes (default train/)")
     p.add_argument("--start-from", type=Path, help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")

@@ -13,7 +13,7 @@ import random
 import signal
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,8 @@ class LoopState:
 
     def duplicate_of(self, signals_sha256: str | None) -> int | None:
         """The member that already trades exactly these signals: a copy adds nothing to the population."""
-        return next((m.iteration for m in self.population if signals_sha256 and m.signals_sha256 == signals_sha256), None)
+        return next((m.iteration for m in self.population if signals_sha256 and m.signals_sha256 == signals_sha256),
+                    None)
 
     def would_enter(self, value: float | None, signals_sha256: str | None = None) -> bool:
         if value is None or not np.isfinite(value) or self.duplicate_of(signals_sha256) is not None:
@@ -154,7 +155,7 @@ class LoopState:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "LoopState":
+    def from_json(cls, d: dict) -> LoopState:
         d = {k: v for k, v in d.items() if k != "best_iteration"}
         d["population"] = [Member(**m) for m in d.get("population", [])]
         return cls(**d)
@@ -177,7 +178,8 @@ def tsv_row(record: dict, metric: str) -> str:
     trades = f"{s['splits']['val']['round_trips']:.0f}" if s else ""
     parent = "" if record.get("parent") is None else str(record["parent"])
     status = record["status"] + ("+top" if record.get("in_population") else "")
-    return f"{record['iteration']}\t{parent}\t{status}\t{record['stage']}\t{val}\t{train}\t{trades}\t{describe(record).replace(chr(9), ' ')}\n"
+    what = describe(record).replace(chr(9), " ")
+    return f"{record['iteration']}\t{parent}\t{status}\t{record['stage']}\t{val}\t{train}\t{trades}\t{what}\n"
 
 
 def outcome_line(record: dict, metric: str) -> str:
@@ -186,7 +188,8 @@ def outcome_line(record: dict, metric: str) -> str:
     if record["status"] != "accepted":  # the reason may quote the candidate's own text: flatten and clip it
         return f"iter {n} rejected at {record['stage']}: {' '.join(str(record['reason']).split())[:300]}"
     where = ("entered the population" if record.get("in_population") else
-             f"trades exactly like iter {record['duplicate_of']}, so it adds nothing" if record.get("duplicate_of") is not None
+             f"trades exactly like iter {record['duplicate_of']}, so it adds nothing"
+             if record.get("duplicate_of") is not None
              else "did not beat the population")
     return f"iter {n} accepted, val {metric} {record['selection_val']:.3f}; {where}"
 
@@ -252,7 +255,7 @@ def _duration(seconds: float) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Loop:
@@ -289,7 +292,8 @@ class Loop:
         except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
             raise LoopStop(
                 f"{self.wd.root}/ holds a state or iteration file alphaloop cannot read ({type(exc).__name__}: {exc}); "
-                f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another --workdir"
+                f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another "
+                f"--workdir"
             ) from exc
 
     def _resume(self, manifest: dict, splits: dict, digest: str) -> tuple[LoopState, Learnings, dict]:
@@ -308,7 +312,8 @@ class Loop:
             atomic_write_json(self.wd.manifest, manifest)
         if self.wd.state.is_file():
             state = LoopState.from_json(read_json(self.wd.state))
-            for name, recorded, asked in (("metric", state.metric, self.cfg.metric), ("cost-bps", state.cost_bps, self.cfg.cost_bps),
+            for name, recorded, asked in (("metric", state.metric, self.cfg.metric),
+                                          ("cost-bps", state.cost_bps, self.cfg.cost_bps),
                                           ("folds", state.folds, self.cfg.folds)):
                 if recorded is not None and recorded != asked:
                     raise LoopStop(f"this workdir was scored with --{name} {recorded}; rerun with that value or use "
@@ -341,7 +346,9 @@ class Loop:
             self.view.stage(n, "propose", f"parent iter {parent}")
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
-                metric=self.cfg.metric, population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description) for m in state.population],
+                metric=self.cfg.metric,
+                population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description)
+                            for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
             )
@@ -353,7 +360,8 @@ class Loop:
             "iteration": n, "parent": parent, "created_at": _now(), "metric": self.cfg.metric,
             "cost_bps": self.cfg.cost_bps, "folds": self.cfg.folds,
             "proposer": proposal_label, "model": proposal.model, "tokens": dict(proposal.tokens),
-            "data_manifest": self.digest, "test_readings_before": self.test_readings, "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
+            "data_manifest": self.digest, "test_readings_before": self.test_readings,
+            "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
             "scores": None, "returns": None, "selection_val": None, "selection_value": None,
             "stress": None, "in_population": False, "hypothesis_held": None, "grading": "",
         }
@@ -377,7 +385,8 @@ class Loop:
             if parent_val is None and parent is not None and self.wd.results(parent).is_file():
                 prec = read_json(self.wd.results(parent))
                 parent_val = prec["scores"]["splits"]["val"] if prec.get("scores") else None
-            held, verdict = grade(_expectation(proposal), parent_val, record["scores"]["splits"]["val"]) if n else (None, "")
+            val_now = record["scores"]["splits"]["val"]
+            held, verdict = grade(_expectation(proposal), parent_val, val_now) if n else (None, "")
             record["hypothesis_held"], record["grading"] = held, verdict
         if ev.accepted:
             record["returns"] = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
@@ -427,7 +436,8 @@ class Loop:
         atomic_write_text(self.wd.root / "results.tsv", TSV_HEADER + "".join(state.tsv_rows))
         atomic_write_text(self.wd.root / "learnings.md", learnings.render())
         if state.best is not None:
-            atomic_write_text(self.wd.root / "best_trade.py", self.wd.trade(state.best.iteration).read_text(encoding="utf-8"))
+            best = self.wd.trade(state.best.iteration).read_text(encoding="utf-8")
+            atomic_write_text(self.wd.root / "best_trade.py", best)
         atomic_write_json(self.wd.state, state.to_json())
 
     # ----- the run ------------------------------------------------------------------------
@@ -455,7 +465,8 @@ class Loop:
             atomic_write_json(self.wd.state, state.to_json())
             self._finish(state, manifest)
             return 0
-        if state.stop_reason and state.stop_reason.startswith("max-fails") and state.consecutive_fails >= self.cfg.max_fails > 0:
+        stalled = state.stop_reason is not None and state.stop_reason.startswith("max-fails")
+        if stalled and state.consecutive_fails >= self.cfg.max_fails > 0:
             self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; "
                            f"continuing with the count reset")
             state.consecutive_fails = 0
@@ -572,7 +583,8 @@ class Loop:
             left[f"--max-tokens {self.cfg.max_tokens:,}"] = (self.cfg.max_tokens - used) * spent / used
         bound, seconds = min(left.items(), key=lambda kv: kv[1])
         self.time_left_s = max(0.0, seconds)
-        self.budget_note = f"time left: about {_duration(self.time_left_s)} (bound by {bound}; estimate from this command's pace)"
+        self.budget_note = (f"time left: about {_duration(self.time_left_s)} (bound by {bound}; "
+                            f"estimate from this command's pace)")
 
     def _finish(self, state: LoopState, manifest: dict) -> None:
         """End-of-run figures: statistics over all trials, second market, the report."""
