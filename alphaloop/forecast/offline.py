@@ -24,7 +24,7 @@ import time
 from alphaloop.forecast.buckets import HORIZONS
 from alphaloop.forecast.scores import SELECTION_METRIC
 from alphaloop.proposers.base import Expectation, Proposal, ProposalContext
-from alphaloop.proposers.offline import Num, win
+from alphaloop.proposers.offline.spec import Num, win
 
 SPEC_PREFIX = "# forecast-spec: "
 SPEC_LINE = re.compile(r"^\s*# forecast-spec:\s*(\{.*\})\s*$", re.MULTILINE)
