@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.proposers.base import DEFAULT_TIMEOUT_S
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS
 
 COMMANDS = ("run", "check", "final", "report")
@@ -56,9 +57,19 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--model", help="LLM model name (overrides OPENAI_MODEL)")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (overrides OPENAI_BASE_URL)")
     p.add_argument("--api-key", help="API key (overrides OPENAI_API_KEY; prefer the environment or .env)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request before it is retried (default 120)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds per LLM request before it is retried (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--max-reply-tokens", type=int, metavar="N",
+                   help="reply limit sent with each LLM request as max_tokens, for servers that need one "
+                        "(default: none sent)")
     p.add_argument("--retries", type=int, default=5, help="retries per LLM request on 429, 5xx, timeouts and dropped connections before the run stops (default 5)")
     p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry with jitter, capped at 30 (default 1)")
+    p.add_argument("--hours", type=float, metavar="H",
+                   help="stop at the first iteration boundary after H hours of this command "
+                        "(state saved; rerun to resume)")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="stop at the first iteration boundary once this command used N LLM tokens "
+                        "(prompt + completion; state saved)")
     p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
     p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder; rerunning with the same folder resumes (default train/)")
     p.add_argument("--start-from", type=Path, help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
@@ -86,7 +97,7 @@ def run_loop(args: argparse.Namespace) -> int:
     from dotenv import load_dotenv
 
     from alphaloop.loop import Loop, LoopConfig, LoopStop
-    from alphaloop.proposers import make_proposer, resolve_kind
+    from alphaloop.proposers import make_proposer, missing_endpoint, probe_endpoint, resolve_kind
     from alphaloop.proposers.base import EndpointDown
     from alphaloop.ui import make_view, warn_loudly
 
@@ -103,14 +114,28 @@ def run_loop(args: argparse.Namespace) -> int:
     if args.stress_select and args.stress_paths < 1:
         print("error: --stress-select needs --stress-paths >= 1", file=sys.stderr)
         return 2
+    for flag, value in (("--max-reply-tokens", args.max_reply_tokens), ("--max-tokens", args.max_tokens),
+                        ("--hours", args.hours)):
+        if value is not None and not value > 0:
+            print(f"error: {flag} must be > 0 (got {value:g})", file=sys.stderr)
+            return 2
     kind, why = resolve_kind(args.proposer, env)
+    missing = missing_endpoint(kind, env)
+    if missing:  # refuse before anything is written, instead of quietly trying the public OpenAI URL
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
         proposer = make_proposer(kind, seed=args.seed, model=args.model, base_url=env.get("OPENAI_BASE_URL"),
                                  api_key=env.get("OPENAI_API_KEY"), timeout_s=args.timeout,
-                                 max_retries=args.retries, backoff_s=args.retry_backoff)
+                                 max_retries=args.retries, backoff_s=args.retry_backoff,
+                                 max_reply_tokens=args.max_reply_tokens)
     except (EndpointDown, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    problem = probe_endpoint(proposer)
+    if problem:  # a wrong URL, key or model fails in seconds, before the workdir or the data is touched
+        print(f"error: {problem}; nothing was run or written, fix it and rerun the same command", file=sys.stderr)
+        return 3
     if kind == "offline":
         warn_loudly("OFFLINE PROPOSER IN USE", f"{why}\nThe built-in offline search proposes the strategies (seed {args.seed}).\n"
                     "Set OPENAI_BASE_URL (and OPENAI_MODEL, OPENAI_API_KEY) in the environment or .env to use an LLM.")
@@ -127,7 +152,7 @@ def run_loop(args: argparse.Namespace) -> int:
     cfg = LoopConfig(workdir=args.workdir, data_dir=args.data, iterations=args.iterations, max_fails=args.max_fails,
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
-                     cross_ticker=args.cross_ticker, start_file=start)
+                     cross_ticker=args.cross_ticker, start_file=start, hours=args.hours, max_tokens=args.max_tokens)
     view = make_view(args.iterations)
     try:
         return Loop(cfg, proposer, label, view).run()

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,7 +86,7 @@ def iteration_record(workdir: Path, iteration: int | None) -> dict:
 
 
 def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_bps: float | None = None,
-              sandbox: "Sandbox | None" = None) -> int:
+              sandbox: Sandbox | None = None) -> int:
     """Score the chosen candidate on the test split once, print it beside validation, record it."""
     workdir, data_dir = Path(workdir), Path(data_dir)
     file = workdir / ("best_trade.py" if iteration is None else f"iter_{iteration}_trade.py")
@@ -116,12 +116,12 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         from sandbox.runner import Sandbox
 
         with Sandbox() as box:
-            return _final(workdir, file, raw, region, it, record, metric, history, manifest, box, cost_bps)
-    return _final(workdir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps)
+            return _final(workdir, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps)
+    return _final(workdir, data_dir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps)
 
 
-def _final(workdir: Path, file: Path, raw: bytes, region: str, it: int | None, record: dict, metric: str,
-           history: History, manifest: dict, box: "Sandbox", cost_bps: float) -> int:
+def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, it: int | None, record: dict,
+           metric: str, history: History, manifest: dict, box: Sandbox, cost_bps: float) -> int:
     before = earlier_readings(workdir)
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     label = f"iteration {it}" if it is not None else "iteration unknown"
@@ -136,7 +136,7 @@ def _final(workdir: Path, file: Path, raw: bytes, region: str, it: int | None, r
                     "Each reading used to choose or change a strategy turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, cost_bps=cost_bps))
-    entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "iteration": it,
+    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it,
              "file": str(file), "sha256": hashlib.sha256(raw).hexdigest(), "metric": metric, "cost_bps": cost_bps,
              "data_digest": manifest_digest(manifest), "earlier_readings": len(before), "stage": ev.stage}
     for line in stage_lines(ev):
@@ -144,10 +144,13 @@ def _final(workdir: Path, file: Path, raw: bytes, region: str, it: int | None, r
     if not ev.accepted or ev.signals is None:
         append_reading(workdir, {**entry, "status": "rejected", "reason": ev.reason, "test": None})
         console.print(f"[bold red]final: the candidate was rejected at {ev.stage}; no test figures shown[/]")
+        refresh_report(workdir, data_dir)
         return 1
     scores = score(history, ev.signals, metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))
     test, val = scores.splits["test"], scores.splits["val"]
-    bh = score_window(history, np.ones(len(history.frame), dtype=np.int8), history.windows["test"], 0.0).metrics
+    always_long = np.ones(len(history.frame), dtype=np.int8)
+    bh = score_window(history, always_long, history.windows["test"], 0.0).metrics
+    bh_val = score_window(history, always_long, history.windows["val"], 0.0).metrics
     degradation = test[metric] - val[metric]
     recorded = (record.get("scores") or {}).get("selection_val")
     console.print(metrics_table(scores.splits, f"final ({label}, costs {cost_bps:g} bp)"))
@@ -157,13 +160,46 @@ def _final(workdir: Path, file: Path, raw: bytes, region: str, it: int | None, r
                   + (f" (recorded by the loop: {format_metric(metric, recorded)})" if recorded is not None else "")
                   + f"  |  degradation (test - validation): {format_metric(metric, degradation)}", highlight=False,
                   soft_wrap=True)
+    console.print(verdict_line(metric, test[metric], bh[metric], val[metric], bh_val[metric]), highlight=False,
+                  soft_wrap=True)
     append_reading(workdir, finite({**entry, "status": "scored", "test": test, "val_metric": val[metric],
-                                         "bh_test_metric": bh[metric], "degradation": degradation,
+                                         "bh_test_metric": bh[metric], "bh_val_metric": bh_val[metric],
+                                         "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
                                          "returns": np.round(scores.returns["test"], 12).tolist(),
                                          "bh_returns": np.round(split_bh_returns(history, "test"), 12).tolist()}))
     console.print(f"recorded in {workdir / READINGS} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)
+    refresh_report(workdir, data_dir)
     sys.stdout.flush()
     print(json.dumps(finite({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
+                                  "bh_test_metric": bh[metric], "beat_bh_test": bool(test[metric] > bh[metric]),
                                   "degradation": degradation, "readings": len(before) + 1}), sort_keys=True))
     return 0
+
+
+def verdict_line(metric: str, test: float, bh_test: float, val: float, bh_val: float) -> str:
+    """Whether the candidate beat buy and hold on the test split, in words, with validation's margin beside it."""
+    margin = test - bh_test
+    if margin > 0:
+        words = f"beat buy and hold by {format_metric(metric, margin)}"
+    elif margin < 0:
+        words = f"did not beat buy and hold: {format_metric(metric, -margin)} below it"
+    else:
+        words = "tied with buy and hold"
+    return (f"on the test split the candidate {words} ({metric} {format_metric(metric, test)} vs "
+            f"{format_metric(metric, bh_test)}); on validation it had {format_metric(metric, val)} vs buy and hold "
+            f"{format_metric(metric, bh_val)} ({format_metric(metric, val - bh_val)})")
+
+
+def refresh_report(workdir: Path, data_dir: Path) -> None:
+    """Rewrite report.html so it shows this reading; a run folder without a report stays without one."""
+    if not (workdir / "state.json").is_file():
+        return
+    from alphaloop.report import write_report
+
+    try:
+        console.print(f"report: {write_report(workdir, data_dir)} (refreshed with this reading)", highlight=False,
+                      soft_wrap=True)
+    except Exception as exc:  # the reading is recorded; a report that fails must not hide the figures above
+        console.print(f"warning: report.html was not refreshed: {type(exc).__name__}: {exc}; "
+                      f"run `python harness.py report`", highlight=False, soft_wrap=True)

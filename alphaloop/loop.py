@@ -13,7 +13,7 @@ import random
 import signal
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,8 @@ class LoopConfig:
     stress_paths: int = 8
     cross_ticker: str | None = None
     start_file: Path = TRADE_PY
+    hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
+    max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
 
 
 @dataclass
@@ -112,6 +114,7 @@ class LoopState:
     stop_reason: str | None = None
     elapsed_s: float = 0.0
     tsv_rows: list[str] = field(default_factory=list)
+    searched_after_test_reading: bool = False  # an iteration ran after `final` read the test split
 
     @property
     def best(self) -> Member | None:
@@ -119,7 +122,8 @@ class LoopState:
 
     def duplicate_of(self, signals_sha256: str | None) -> int | None:
         """The member that already trades exactly these signals: a copy adds nothing to the population."""
-        return next((m.iteration for m in self.population if signals_sha256 and m.signals_sha256 == signals_sha256), None)
+        return next((m.iteration for m in self.population if signals_sha256 and m.signals_sha256 == signals_sha256),
+                    None)
 
     def would_enter(self, value: float | None, signals_sha256: str | None = None) -> bool:
         if value is None or not np.isfinite(value) or self.duplicate_of(signals_sha256) is not None:
@@ -161,6 +165,7 @@ class LoopState:
         if n > 0:
             self.consecutive_fails = 0 if entered else self.consecutive_fails + 1
         self.last_entered = entered
+        self.searched_after_test_reading |= bool(record.get("test_readings_before"))
         for k in ("prompt", "completion"):
             self.tokens[k] += int(record.get("tokens", {}).get(k, 0))
         learnings.add(entry_from_record(record, self.metric), compactor)
@@ -175,7 +180,7 @@ class LoopState:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "LoopState":
+    def from_json(cls, d: dict) -> LoopState:
         d = {k: v for k, v in d.items() if k != "best_iteration"}
         d["population"] = [Member(**m) for m in d.get("population", [])]
         return cls(**d)
@@ -198,7 +203,8 @@ def tsv_row(record: dict, metric: str) -> str:
     trades = f"{s['splits']['val']['round_trips']:.0f}" if s else ""
     parent = "" if record.get("parent") is None else str(record["parent"])
     status = record["status"] + ("+top" if record.get("in_population") else "")
-    return f"{record['iteration']}\t{parent}\t{status}\t{record['stage']}\t{val}\t{train}\t{trades}\t{describe(record).replace(chr(9), ' ')}\n"
+    what = describe(record).replace(chr(9), " ")
+    return f"{record['iteration']}\t{parent}\t{status}\t{record['stage']}\t{val}\t{train}\t{trades}\t{what}\n"
 
 
 def outcome_line(record: dict, metric: str) -> str:
@@ -250,6 +256,9 @@ class Workdir:
     def results(self, n: int) -> Path:
         return self.root / f"iter_{n}_results.json"
 
+    def reply(self, n: int) -> Path:
+        return self.root / f"iter_{n}_reply.md"
+
     @property
     def state(self) -> Path:
         return self.root / "state.json"
@@ -269,8 +278,16 @@ class Workdir:
         return out
 
 
+def _duration(seconds: float) -> str:
+    """3725 -> '1h 02m', 75 -> '1m 15s', 4.2 -> '4s': coarse enough to read at a glance."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Loop:
@@ -284,6 +301,13 @@ class Loop:
         self.wd = Workdir(config.workdir)
         self.stop_requested = False
         self._sigint_count = 0
+        self._shown_warnings: set[str] = set()
+        self._t_start = time.monotonic()
+        self._first_iteration = 0
+        self._tokens_at_start = 0
+        self.time_left_s: float | None = None  # estimate for the view while --hours or --max-tokens is set
+        self.budget_note: str | None = None  # the same as words, e.g. "time left: about 1h 05m (bound by --hours 2)"
+        self.test_readings = 0  # readings of the test split by `final` in this workdir, counted at start
 
     # ----- setup and resume -------------------------------------------------------------
     def _open(self) -> tuple[LoopState, Learnings, dict]:
@@ -300,7 +324,8 @@ class Loop:
         except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
             raise LoopStop(
                 f"{self.wd.root}/ holds a state or iteration file alphaloop cannot read ({type(exc).__name__}: {exc}); "
-                f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another --workdir"
+                f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another "
+                f"--workdir"
             ) from exc
 
     def _resume(self, manifest: dict, splits: dict, digest: str) -> tuple[LoopState, Learnings, dict]:
@@ -319,7 +344,8 @@ class Loop:
             atomic_write_json(self.wd.manifest, manifest)
         if self.wd.state.is_file():
             state = LoopState.from_json(read_json(self.wd.state))
-            for name, recorded, asked in (("metric", state.metric, self.cfg.metric), ("cost-bps", state.cost_bps, self.cfg.cost_bps),
+            for name, recorded, asked in (("metric", state.metric, self.cfg.metric),
+                                          ("cost-bps", state.cost_bps, self.cfg.cost_bps),
                                           ("folds", state.folds, self.cfg.folds)):
                 if recorded is not None and recorded != asked:
                     raise LoopStop(f"this workdir was scored with --{name} {recorded}; rerun with that value or use "
@@ -332,6 +358,7 @@ class Loop:
         while self.wd.results(state.next_iteration).is_file():  # records written just before a kill
             state.apply(read_json(self.wd.results(state.next_iteration)), learnings, self.proposer.compact)
         self.wd.trade(state.next_iteration).unlink(missing_ok=True)  # an iteration that never finished
+        self.wd.reply(state.next_iteration).unlink(missing_ok=True)
         self._write_derived(state, learnings)
         self.history = History.from_splits(splits)
         self.digest = digest
@@ -351,22 +378,29 @@ class Loop:
             self.view.stage(n, "propose", f"parent iter {parent}")
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
-                metric=self.cfg.metric, population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description) for m in state.population],
+                metric=self.cfg.metric,
+                population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description)
+                            for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
                 **self._evidence(n, parent, state, ctx),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
+            self._show_warnings(proposal)
         t_prop = time.perf_counter() - t0
         record: dict[str, Any] = {
             "iteration": n, "parent": parent, "created_at": _now(), "metric": self.cfg.metric,
             "cost_bps": self.cfg.cost_bps, "folds": self.cfg.folds,
             "proposer": proposal_label, "model": proposal.model, "tokens": dict(proposal.tokens),
-            "data_manifest": self.digest, "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
+            "data_manifest": self.digest, "test_readings_before": self.test_readings,
+            "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
             "scores": None, "returns": None, "selection_val": None, "selection_value": None,
             "stress": None, "in_population": False, "hypothesis_held": None, "grading": "",
         }
+        if proposal.reply:  # the whole reply, think blocks included, for an audit the record's head cannot give
+            atomic_write_text(self.wd.reply(n), proposal.reply)
+            record["reply_file"] = self.wd.reply(n).name
         if proposal.region is None:
             record.update(status="rejected", stage="proposal", reason=proposal.error or "the reply held no usable code")
             record["timings"] = {"propose": t_prop, "evaluate": 0.0, "total": time.perf_counter() - t0}
@@ -386,7 +420,8 @@ class Loop:
             if parent_val is None and parent is not None and self.wd.results(parent).is_file():
                 prec = read_json(self.wd.results(parent))
                 parent_val = prec["scores"]["splits"]["val"] if prec.get("scores") else None
-            held, verdict = grade(_expectation(proposal), parent_val, record["scores"]["splits"]["val"]) if n else (None, "")
+            val_now = record["scores"]["splits"]["val"]
+            held, verdict = grade(_expectation(proposal), parent_val, val_now) if n else (None, "")
             record["hypothesis_held"], record["grading"] = held, verdict
         if ev.accepted:
             record["returns"] = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
@@ -437,6 +472,13 @@ class Loop:
                 "latest_figures": candidate_figures(latest) if n - 1 != parent else None,
                 "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
 
+    def _show_warnings(self, proposal: Proposal) -> None:
+        """A proposer's advice to the user (e.g. a truncated context), printed the first time only."""
+        for text in proposal.warnings:
+            if text not in self._shown_warnings:
+                self._shown_warnings.add(text)
+                self.view.note(f"warning: {text}")
+
     def _parent_region(self, parent: int) -> str:
         path = self.wd.trade(parent)
         if path.is_file():
@@ -462,7 +504,8 @@ class Loop:
         atomic_write_text(self.wd.root / "results.tsv", TSV_HEADER + "".join(state.tsv_rows))
         atomic_write_text(self.wd.root / "learnings.md", learnings.render())
         if state.best is not None:
-            atomic_write_text(self.wd.root / "best_trade.py", self.wd.trade(state.best.iteration).read_text(encoding="utf-8"))
+            best = self.wd.trade(state.best.iteration).read_text(encoding="utf-8")
+            atomic_write_text(self.wd.root / "best_trade.py", best)
         atomic_write_json(self.wd.state, state.to_json())
 
     # ----- the run ------------------------------------------------------------------------
@@ -475,21 +518,36 @@ class Loop:
 
     def run(self) -> int:
         from alphaloop.pipeline import EvalContext
+        from alphaloop.ui import LiveView
         from sandbox.runner import Sandbox
 
         state, learnings, manifest = self._open()
-        if state.stop_reason and state.stop_reason.startswith("max-fails") and state.consecutive_fails >= self.cfg.max_fails > 0:
-            self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; continuing with the count reset")
-            state.consecutive_fails = 0
-        if state.next_iteration > self.cfg.iterations:
-            self.view.note(f"{self.wd.root}/ already holds iterations 0..{state.next_iteration - 1}; "
-                           f"pass --iterations N with N > {state.next_iteration - 1} to continue")
+        from alphaloop.final import earlier_readings
+
+        self.test_readings = len(earlier_readings(self.wd.root))
+        if state.next_iteration > self.cfg.iterations:  # nothing to run: say so now, not the last run's reason
+            last = state.next_iteration - 1
+            state.stop_reason = (f"iterations: {self.wd.root}/ already holds iterations 0..{last}, and --iterations "
+                                 f"{self.cfg.iterations} asks for none beyond them; to continue, rerun with "
+                                 f"--iterations N, N > {last} (e.g. --iterations {last + 10})")
+            atomic_write_json(self.wd.state, state.to_json())
             self._finish(state, manifest)
             return 0
+        stalled = state.stop_reason is not None and state.stop_reason.startswith("max-fails")
+        if stalled and state.consecutive_fails >= self.cfg.max_fails > 0:
+            self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; "
+                           f"continuing with the count reset")
+            state.consecutive_fails = 0
+        if self.test_readings:
+            self._warn_test_read()
+        self._t_start = time.monotonic()
+        self._first_iteration = state.next_iteration
+        self._tokens_at_start = sum(state.tokens.values())
         old_int = signal.signal(signal.SIGINT, self._on_sigint)
         old_term = signal.signal(signal.SIGTERM, self._on_sigint)
         started = time.perf_counter()
         code = 0
+        last_words: str | None = None
         try:
             with Sandbox() as sandbox:
                 self.sandbox = sandbox
@@ -498,38 +556,103 @@ class Loop:
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps)
                 while True:
                     n = state.next_iteration
-                    if n > self.cfg.iterations:
-                        state.stop_reason = f"iterations: reached --iterations {self.cfg.iterations}"
-                        break
-                    if self.cfg.max_fails and state.consecutive_fails >= self.cfg.max_fails:
-                        state.stop_reason = f"max-fails: {state.consecutive_fails} consecutive iterations without entering the top-{self.cfg.population}"
-                        break
-                    if self.stop_requested:
-                        state.stop_reason = "interrupted: Ctrl-C or SIGTERM"
-                        code = 130
+                    reason = self._stop_reason(state)
+                    if reason is not None:
+                        state.stop_reason = reason
+                        code = 130 if reason.startswith("interrupted") else 0
                         break
                     try:
                         record = self._iteration(n, state, learnings, ctx)
                     except EndpointDown as exc:
-                        state.stop_reason = f"endpoint-down: {exc}"
-                        self.view.note(f"the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
-                                       f"rerun the same command to resume at iteration {n}")
+                        state.stop_reason = (f"endpoint-down: the LLM endpoint stopped answering at iteration {n}; "
+                                             f"rerun the same command to resume at iteration {n}")
+                        last_words = (f"error: the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
+                                      f"rerun the same command to resume at iteration {n}")
                         code = 3
                         break
                     state.elapsed_s += time.perf_counter() - started
                     started = time.perf_counter()
                     self._commit(record, state, learnings)
+                    self._estimate(state)
                     self.view.iteration_done(record, state, learnings)
+                    if self.budget_note and not isinstance(self.view, LiveView):
+                        self.view.note(f"  {self.budget_note}")
         except KeyboardInterrupt:
-            state.stop_reason = "interrupted: Ctrl-C twice; the unfinished iteration will be redone on resume"
+            state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
+                                 f"{state.next_iteration} (the unfinished iteration is redone)")
             code = 130
         finally:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
         state.elapsed_s += time.perf_counter() - started
         atomic_write_json(self.wd.state, state.to_json())
-        self._finish(state, manifest)
+        if last_words is not None and state.trials < 2:
+            self.view.close()  # one trial has no statistics worth a summary; the error alone is the news
+        else:
+            self._finish(state, manifest)
+        if last_words is not None:
+            self.view.note(last_words)  # last, so the summary never buries why the run stopped
         return code
+
+    def _warn_test_read(self) -> None:
+        """Searching on after `final` makes the test split one more validation split; say so before it happens."""
+        from alphaloop.final import READINGS
+        from alphaloop.ui import warn_loudly
+
+        warn_loudly("THE TEST SPLIT HAS ALREADY BEEN READ",
+                    f"`python harness.py final` read the test split of this run {self.test_readings} time(s) "
+                    f"({self.wd.root / READINGS}).\nSearching further after a reading turns the test split into one "
+                    f"more validation split:\nits figures will no longer be an unbiased estimate. This is recorded in "
+                    f"the run (state.json: searched_after_test_reading;\neach new iteration record: "
+                    f"test_readings_before). For an untouched test split, prepare new data and use a new --workdir.")
+
+    def _stop_reason(self, state: LoopState) -> str | None:
+        """Why the run stops at this iteration boundary, and how to continue; None to go on."""
+        n = state.next_iteration
+        if n > self.cfg.iterations:
+            return (f"iterations: reached --iterations {self.cfg.iterations}; to continue, rerun with "
+                    f"--iterations N, N > {self.cfg.iterations}")
+        if self.cfg.max_fails and state.consecutive_fails >= self.cfg.max_fails:
+            why = (f"max-fails: {state.consecutive_fails} consecutive iterations without entering the "
+                   f"top-{self.cfg.population}")
+            if getattr(self.proposer, "name", "") == "offline":
+                return (f"{why}: the offline search stalled (its variations of the population stopped improving on "
+                        f"validation); to keep searching, rerun with --max-fails 0, or set OPENAI_BASE_URL (and "
+                        f"OPENAI_MODEL) to let an LLM propose")
+            return (f"{why}; rerun the same command to continue with the count reset, or add --max-fails 0 to "
+                    f"never stop on failures")
+        if self.stop_requested:
+            return f"interrupted: Ctrl-C or SIGTERM; rerun the same command to resume at iteration {n}"
+        if n == self._first_iteration:  # a budget always allows one iteration, so every rerun makes progress
+            return None
+        spent = time.monotonic() - self._t_start
+        if self.cfg.hours is not None and spent >= self.cfg.hours * 3600:
+            return (f"hours: --hours {self.cfg.hours:g} used up ({_duration(spent)} in this command); state saved: "
+                    f"rerun the same command to resume at iteration {n} with a fresh budget")
+        used = sum(state.tokens.values()) - self._tokens_at_start
+        if self.cfg.max_tokens is not None and used >= self.cfg.max_tokens:
+            return (f"max-tokens: {used:,} LLM tokens used in this command (--max-tokens {self.cfg.max_tokens:,}); "
+                    f"state saved: rerun the same command to resume at iteration {n} with a fresh budget")
+        return None
+
+    def _estimate(self, state: LoopState) -> None:
+        """Time left under the tightest limit, from this command's pace; only while a budget is set."""
+        if self.cfg.hours is None and self.cfg.max_tokens is None:
+            return
+        done = state.next_iteration - self._first_iteration
+        spent = time.monotonic() - self._t_start
+        if done < 1 or spent <= 0:
+            return
+        left = {f"--iterations {self.cfg.iterations}": (self.cfg.iterations + 1 - state.next_iteration) * spent / done}
+        if self.cfg.hours is not None:
+            left[f"--hours {self.cfg.hours:g}"] = self.cfg.hours * 3600 - spent
+        used = sum(state.tokens.values()) - self._tokens_at_start
+        if self.cfg.max_tokens is not None and used > 0:
+            left[f"--max-tokens {self.cfg.max_tokens:,}"] = (self.cfg.max_tokens - used) * spent / used
+        bound, seconds = min(left.items(), key=lambda kv: kv[1])
+        self.time_left_s = max(0.0, seconds)
+        self.budget_note = (f"time left: about {_duration(self.time_left_s)} (bound by {bound}; "
+                            f"estimate from this command's pace)")
 
     def _finish(self, state: LoopState, manifest: dict) -> None:
         """End-of-run figures: statistics over all trials, second market, the report."""

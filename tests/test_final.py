@@ -48,6 +48,13 @@ def test_readings_are_counted_and_the_second_warns(workdir: Path, frozen_data: P
     assert rec["sha256"] == hashlib.sha256((workdir / "best_trade.py").read_bytes()).hexdigest()
     assert rec["degradation"] == pytest.approx(rec["test"]["total_return"] - rec["val_metric"])
     assert json.loads(out.strip().splitlines()[-1])["readings"] == 1
+    # the verdict in words, beside validation, and it matches the recorded figures
+    margin = rec["test"]["total_return"] - rec["bh_test_metric"]
+    words = "beat buy and hold by" if margin > 0 else "did not beat buy and hold:"
+    verdict = next(line for line in out.splitlines() if line.startswith("on the test split the candidate"))
+    assert words in verdict and f"{abs(margin):+.2%}" in verdict and "on validation it had" in verdict
+    assert rec["beat_bh_test"] is (margin > 0) and "bh_val_metric" in rec
+    assert not (workdir / "report.html").exists()  # no run folder (state.json), so no report to refresh
 
     code, out, err = final(capsys, workdir, frozen_data, 3, 2.0)
     assert code == 0 and "THE TEST SPLIT HAS BEEN READ BEFORE" in err and "reading number 2" in err
@@ -84,3 +91,14 @@ def test_find_iteration_names_the_first_matching_file(workdir: Path) -> None:
     (workdir / "iter_7_trade.py").write_text((workdir / "iter_3_trade.py").read_text())
     assert find_iteration(workdir, "def generate_features(df):\n    return df\n") is None
     assert find_iteration(workdir, extract_region((workdir / "best_trade.py").read_text())) == 3
+
+
+def test_verdict_line_says_who_won_and_by_how_much() -> None:
+    from alphaloop.final import verdict_line
+
+    won = verdict_line("sharpe", 0.9, 0.6, 1.2, 1.0)
+    assert won.startswith("on the test split the candidate beat buy and hold by 0.300 (sharpe 0.900 vs 0.600)")
+    assert won.endswith("on validation it had 1.200 vs buy and hold 1.000 (0.200)")
+    lost = verdict_line("total_return", 0.05, 0.12, 0.3, 0.2)
+    assert "did not beat buy and hold: +7.00% below it (total_return +5.00% vs +12.00%)" in lost
+    assert "tied with buy and hold" in verdict_line("sharpe", 0.5, 0.5, 0.5, 0.5)

@@ -110,12 +110,31 @@ def test_changed_data_is_refused(data_copy: Path, tmp_path: Path) -> None:
     assert not (wd / "iter_1_results.json").exists()
 
 
+def stop_line(stdout: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith("stopped: "))
+
+
 def test_finished_run_says_how_to_continue(data_copy: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
-    assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
-    res = harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "1", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    args = ["--proposer", "offline", "--stress-paths", "0", "--workdir", str(wd), "--data", str(data_copy)]
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
+    assert res.returncode == 0
+    assert "stopped: iterations: reached --iterations 1; to continue, rerun with --iterations N, N > 1" in res.stdout
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
     assert res.returncode == 0 and "--iterations" in res.stdout
     assert not (wd / "iter_2_results.json").exists()
+    # the offline search stalling says so, and what to run instead
+    res = harness(*args, "--iterations", "40", "--max-fails", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    line = stop_line(res.stdout)
+    assert line.startswith("stopped: max-fails: 1 consecutive") and "offline search stalled" in line
+    assert "--max-fails 0" in line and "OPENAI_BASE_URL" in line
+    last = json.loads((wd / "state.json").read_text())["next_iteration"] - 1
+    # asking for no new iterations reports that, not the previous run's max-fails
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
+    assert res.returncode == 0 and "max-fails" not in res.stdout
+    assert f"already holds iterations 0..{last}" in stop_line(res.stdout) and f"N > {last}" in stop_line(res.stdout)
+    assert not (wd / f"iter_{last + 1}_results.json").exists()
 
 
 def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, tmp_path: Path) -> None:
@@ -132,6 +151,7 @@ def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, t
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, out + err
     assert "Ctrl-C" in out and "Traceback" not in err
+    assert "rerun the same command to resume at iteration" in stop_line(out)
     state = json.loads((wd / "state.json").read_text())
     last = state["next_iteration"] - 1
     assert 2 <= last < 40 and (wd / f"iter_{last}_results.json").exists()
@@ -183,3 +203,46 @@ def test_options_shape_the_run(data_copy: Path, tmp_path: Path) -> None:
     res = harness("--proposer", "offline", "--start-from", str(tmp_path / "missing.py"), "--workdir", str(wd),
                   "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2 and "no such file" in res.stderr
+
+
+def test_hours_budget_stops_at_an_iteration_boundary_and_resumes(data_copy: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    args = ["--proposer", "offline", "--stress-paths", "0", "--max-fails", "0", "--iterations", "40",
+            "--hours", "0.000001", "--workdir", str(wd), "--data", str(data_copy)]  # 3.6 ms: one iteration per command
+    res = harness(*args, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    line = stop_line(res.stdout)
+    assert line.startswith("stopped: hours: --hours 1e-06 used up") and "resume at iteration 1" in line
+    assert "time left: about 0s (bound by --hours 1e-06" in res.stdout
+    state = json.loads((wd / "state.json").read_text())
+    assert state["next_iteration"] == 1 and state["stop_reason"].startswith("hours")
+    res = harness(*args, cwd=tmp_path)
+    assert res.returncode == 0 and "resume at iteration 2" in stop_line(res.stdout)
+    assert json.loads((wd / "state.json").read_text())["next_iteration"] == 2 and (wd / "iter_1_results.json").is_file()
+    res = harness(*args[:-4], "--hours", "0", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.startswith("error: --hours must be > 0")
+
+
+def test_messages_stay_true_after_final_reads_the_test_split(data_copy: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    args = ["--proposer", "offline", "--stress-paths", "0", "--max-fails", "0", "--workdir", str(wd),
+            "--data", str(data_copy)]
+    res = harness(*args, "--iterations", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "test split not read yet" in (wd / "report.html").read_text()
+    assert "ALREADY BEEN READ" not in res.stderr
+    state = json.loads((wd / "state.json").read_text())
+    assert state["searched_after_test_reading"] is False
+    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "final", "--workdir", str(wd), "--data",
+                          str(data_copy)], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "on the test split the candidate " in res.stdout and "buy and hold" in res.stdout
+    assert f"report: {wd / 'report.html'} (refreshed with this reading)" in res.stdout
+    assert "test split not read yet" not in (wd / "report.html").read_text()  # final refreshed the report
+    res = harness(*args, "--iterations", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "THE TEST SPLIT HAS ALREADY BEEN READ" in res.stderr and "validation split" in res.stderr
+    record = json.loads((wd / "iter_2_results.json").read_text())
+    assert record["test_readings_before"] == 1
+    assert json.loads((wd / "iter_1_results.json").read_text())["test_readings_before"] == 0
+    assert json.loads((wd / "state.json").read_text())["searched_after_test_reading"] is True

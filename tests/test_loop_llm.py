@@ -54,17 +54,30 @@ def full_file_reply(fast: int, slow: int) -> str:
     return f"```py\r\n{body.replace(chr(10), chr(13) + chr(10))}```\r\n{NOTES.format(fast=fast, slow=slow)}"
 
 
+def unmarked_file_reply(fast: int, slow: int) -> str:
+    """A whole file without alphaloop's markers, as models write one: the loop keeps the functions only."""
+    body = (f'"""A trend strategy."""\nimport pandas as pd\n\n{REGION.format(fast=fast, slow=slow)}\n\n'
+            'class Backtester:\n    pass\n\n\nif __name__ == "__main__":\n    print(Backtester())\n')
+    return f"```python\n{body}```\n{NOTES.format(fast=fast, slow=slow)}"
+
+
 def local_env(**values: str) -> dict[str, str]:
     """The environment for a harness talking to 127.0.0.1: no proxy may stand in between."""
     proxies = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}
     return {**{k: v for k, v in os.environ.items() if k not in proxies}, "NO_PROXY": "*", **values}
 
 
-def run(fake: FakeOpenAI, data: Path, wd: Path, iterations: int) -> subprocess.CompletedProcess:
+def run(fake: FakeOpenAI, data: Path, wd: Path, iterations: int, *extra: str) -> subprocess.CompletedProcess:
+    fake.models = ["fake-model"]  # the pre-run check lists models, so it takes nothing from the scripted replies
     env = local_env(OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-test", OPENAI_MODEL="fake-model")
     return subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", str(iterations), "--max-fails", "0",
-                           "--timeout", "4", "--retries", "2", "--retry-backoff", "0.05", "--stress-paths", "0", "--workdir", str(wd),
-                           "--data", str(data)], env=env, cwd=wd.parent, capture_output=True, text=True, timeout=300)
+                           "--timeout", "4", "--retries", "2", "--retry-backoff", "0.05", "--stress-paths", "0",
+                           "--workdir", str(wd), "--data", str(data), *extra],
+                          env=env, cwd=wd.parent, capture_output=True, text=True, timeout=300)
+
+
+def last_line(text: str) -> str:
+    return text.rstrip().splitlines()[-1]
 
 
 def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path, tmp_path: Path) -> None:
@@ -84,6 +97,9 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         res = run(fake, data, wd, iterations=8)
         assert res.returncode == 3, res.stdout + res.stderr
         assert "rerun the same command to resume at iteration 6" in res.stdout
+        # the error comes last, after the summary, so the summary never buries it
+        assert "resume at iteration 6" in last_line(res.stdout)
+        assert res.stdout.rindex("error: the LLM endpoint is down") > res.stdout.index("stopped: endpoint-down")
         records = {n: json.loads((wd / f"iter_{n}_results.json").read_text()) for n in range(6)}
         assert not (wd / "iter_6_results.json").exists() and not (wd / "iter_6_trade.py").exists()
         assert records[1]["status"] == "accepted" and records[1]["model"] == "fake-model"
@@ -94,6 +110,12 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         assert (records[4]["status"], records[4]["stage"]) == ("rejected", "gate") and "import" in records[4]["reason"]
         assert records[5]["status"] == "accepted" and "rolling(50)" in (wd / "iter_5_trade.py").read_text()
         assert not canary.exists()
+        # every reply is kept whole beside its iteration; what a whole-file reply lost is in the record
+        assert (wd / "iter_1_reply.md").read_text() == reply(10, 40) and records[1]["reply_file"] == "iter_1_reply.md"
+        assert "no code for you" in (wd / "iter_3_reply.md").read_text()
+        assert "def generate_features" in (wd / "iter_2_reply.md").read_text()
+        assert not (wd / "iter_0_reply.md").exists()
+        assert res.stdout.count("warning: the server counted") == 1  # usage of 100 prompt tokens: warned once
         state = json.loads((wd / "state.json").read_text())
         assert state["tokens"]["prompt"] == sum(r["tokens"]["prompt"] for r in records.values()) >= 1200 + 100 * 4
         assert state["next_iteration"] == 6
@@ -103,19 +125,80 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         assert "iter 4 rejected at gate" in sent  # the latest failure is fed back
         assert "costs 2 basis points" in sent  # the model is told the run's real costs
 
-        fake.script(*(good(reply(8 + k, 30 + 5 * k)) for k in range(3)))
+        fake.script(good(unmarked_file_reply(9, 33)), *(good(reply(8 + k, 30 + 5 * k)) for k in range(1, 3)))
         res = run(fake, data, wd, iterations=8)
         assert res.returncode == 0, res.stdout + res.stderr
+        record = json.loads((wd / "iter_6_results.json").read_text())
+        assert record["status"] == "accepted" and "class Backtester" in record["proposal"]["dropped"]
+        assert "class Backtester" in (wd / "iter_6_reply.md").read_text()
         assert all((wd / f"iter_{n}_results.json").exists() for n in range(9))
         assert [line.split("\t")[0] for line in (wd / "results.tsv").read_text().splitlines()[1:]] == [str(n) for n in range(9)]
 
 
-def test_unreachable_endpoint_stops_cleanly_before_any_iteration_is_lost(frozen_data: Path, tmp_path: Path) -> None:
+def harness_llm(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "harness.py"), "--proposer", "llm", "--stress-paths", "0", *args],
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_llm_without_an_endpoint_is_refused_at_once_and_writes_nothing(tmp_path: Path) -> None:
+    env = local_env(OPENAI_BASE_URL="", OPENAI_API_KEY="", OPENAI_MODEL="")
+    res = harness_llm(env, tmp_path, "--workdir", str(tmp_path / "run"), "--data", str(tmp_path / "data"))
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert line.startswith("error: --proposer llm needs an endpoint") and len(line.splitlines()) == 1
+    assert "OPENAI_BASE_URL" in line and "--proposer offline" in line and "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no workdir, no data frozen
+
+
+def test_unreachable_endpoint_fails_the_check_before_anything_is_written(frozen_data: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
     env = local_env(OPENAI_BASE_URL=closed_port_url(), OPENAI_API_KEY="", OPENAI_MODEL="m")
-    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", "3", "--retries", "1", "--stress-paths", "0",
-                          "--retry-backoff", "0.01", "--timeout", "1", "--workdir", str(wd), "--data", str(frozen_data)],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    res = harness_llm(env, tmp_path, "--iterations", "3", "--retries", "1", "--retry-backoff", "0.01", "--timeout", "1",
+                      "--workdir", str(wd), "--data", str(frozen_data))
     assert res.returncode == 3, res.stdout + res.stderr
-    assert (wd / "iter_0_results.json").exists() and not (wd / "iter_1_results.json").exists()
-    assert "Traceback" not in res.stderr and "resume" in res.stdout
+    assert not wd.exists()
+    assert "Traceback" not in res.stderr and "did not answer" in res.stderr and "OPENAI_BASE_URL" in res.stderr
+
+
+def test_wrong_key_fails_the_check_and_an_existing_run_is_untouched(frozen_data: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    with FakeOpenAI() as fake:
+        fake.script(good(reply(10, 40)))
+        assert run(fake, frozen_data, wd, 1).returncode == 0
+        before = {p.name: p.read_bytes() for p in wd.iterdir()}
+        fake.models_status = 401
+        env = local_env(OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-wrong", OPENAI_MODEL="fake-model")
+        res = harness_llm(env, tmp_path, "--iterations", "3", "--workdir", str(wd), "--data", str(frozen_data))
+        assert res.returncode == 3, res.stdout + res.stderr
+        assert "refused the check" in res.stderr and "OPENAI_API_KEY" in res.stderr
+        assert {p.name: p.read_bytes() for p in wd.iterdir()} == before
+        assert len(fake.requests) == 1  # only iteration 1's proposal: the check asked /models, not the model
+
+
+def test_endpoint_down_after_one_trial_prints_the_error_alone(frozen_data: Path, tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    with FakeOpenAI() as fake:  # nothing scripted: every chat request fails with a 500
+        res = run(fake, frozen_data, wd, 3, "--max-reply-tokens", "321")
+        assert res.returncode == 3, res.stdout + res.stderr
+        assert fake.requests and all(r["json"].get("max_tokens") == 321 for r in fake.requests)
+    assert "resume at iteration 1" in last_line(res.stdout) and "error: the LLM endpoint is down" in res.stdout
+    assert "statistics:" not in res.stdout and "report:" not in res.stdout  # no summary for a single trial
+    state = json.loads((wd / "state.json").read_text())
+    assert state["next_iteration"] == 1 and state["stop_reason"].startswith("endpoint-down")
+
+
+def test_token_budget_stops_at_an_iteration_boundary_and_a_rerun_gets_a_fresh_one(frozen_data: Path,
+                                                                                 tmp_path: Path) -> None:
+    wd = tmp_path / "run"
+    with FakeOpenAI() as fake:
+        fake.script(*(good(reply(8 + k, 30 + 5 * k), usage=(100, 50)) for k in range(6)))
+        res = run(fake, frozen_data, wd, 20, "--max-tokens", "200")
+        assert res.returncode == 0, res.stdout + res.stderr
+        state = json.loads((wd / "state.json").read_text())
+        assert state["next_iteration"] == 3 and state["tokens"] == {"prompt": 200, "completion": 100}
+        line = next(x for x in res.stdout.splitlines() if x.startswith("stopped: "))
+        assert line.startswith("stopped: max-tokens: 300 LLM tokens used in this command (--max-tokens 200)")
+        assert "resume at iteration 3" in line and "time left: about" in res.stdout
+        res = run(fake, frozen_data, wd, 20, "--max-tokens", "200")
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert json.loads((wd / "state.json").read_text())["next_iteration"] == 5
