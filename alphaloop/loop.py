@@ -51,6 +51,7 @@ class LoopConfig:
     stress_paths: int = 8
     cross_ticker: str | None = None
     start_file: Path = TRADE_PY
+    eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
 
 
 @dataclass
@@ -426,7 +427,8 @@ class Loop:
                 self.sandbox = sandbox
                 self.view.start(self, state, sandbox.describe())
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
-                                  folds=self.cfg.folds, cost_bps=self.cfg.cost_bps)
+                                  folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
+                                  eval_timeout_s=self.cfg.eval_timeout_s)
                 while True:
                     n = state.next_iteration
                     if n > self.cfg.iterations:

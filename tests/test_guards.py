@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.guards import (GuardLimits, check_guards, date_dependence, date_shifted_frame, non_finite,
-                              static_date_findings, trade_guards)
+from alphaloop.guards import (GuardLimits, InvarianceProbe, check_guards, date_dependence, date_shifted_frame,
+                              non_finite, static_date_findings, trade_guards)
 from alphaloop.scoring import History, score
 from tests.conftest import InProcessSandbox, make_ohlcv
 
@@ -171,8 +171,9 @@ def strategy_logic(row):
     return 1 if row['f'] > 0 else 0
 """
     full, shifted = run_pair(code, frame)
+    moved = InvarianceProbe(date_shifted_frame(frame), "date_shift", 0, 0)
     report = check_guards(code, frame.index, list(history.windows.values()), val_metrics(history, full.signals),
-                          full, shifted)
+                          full, [(moved, shifted)])
     names = [name for name, _ in report.failures]
     assert names[:3] == ["hard_coded_dates", "date_dependence", "non_finite"] and "always_long" in names
     assert report.reason.startswith("hard-coded dates in the region (line 3: date-like string '2002-06-03')")
