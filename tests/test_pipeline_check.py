@@ -7,13 +7,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from alphaloop.candidate import splice_region, template_text
 from alphaloop.check import run_check
 from alphaloop.data import load_splits
-from alphaloop.pipeline import EvalContext, Evaluation, evaluate, region_seed
+from alphaloop.pipeline import MAX_LONE_RERUNS, EvalContext, Evaluation, evaluate, region_seed
 from alphaloop.scoring import History
 from tests.conftest import InProcessSandbox
 from tests.test_sandbox_support import make_ohlcv
@@ -53,7 +54,9 @@ def test_baseline_is_accepted_with_scores_and_timings(history: History) -> None:
     ev = run(BASELINE, history, sandbox=box)
     assert (ev.accepted, ev.stage, ev.reason) == (True, "ok", "")
     assert set(ev.timings) == {"gate", "sandbox", "lookahead", "score", "guards"}
-    assert box.calls == [1, len(ev.details["lookahead"]["probes"]) + 1]  # two runs: full, then probes + date shift
+    info = ev.details["lookahead"]
+    assert box.calls == [1, len(info["probes"]) + len(info["invariance"])]  # two runs: full, then every probe
+    assert [p["kind"] for p in info["invariance"]] == ["date_shift", "prepend", "trim"]
     assert ev.scores.fold_spread() and ev.check_json()["metrics"]["selection_val"] == ev.scores.selection
     assert ev.signals is not None and len(ev.signals) == len(history.frame)
     assert ev.details["lookahead"]["leak"] is None and ev.details["guards"]["failed"] == []
@@ -95,7 +98,7 @@ def test_candidate_that_fails_on_probes_is_rejected(history: History) -> None:
     assert ev.stage == "lookahead" and "probes could not run" in ev.reason and "short" in ev.reason
 
 
-def test_state_kept_between_frames_is_not_mistaken_for_lookahead(history: History) -> None:
+def test_state_kept_between_frames_is_not_mistaken_for_lookahead_and_reruns_are_capped(history: History) -> None:
     code = """
 STATE = {"n": 0}
 
@@ -109,9 +112,10 @@ def strategy_logic(row):
 """
     box = InProcessSandbox()  # like the real sandbox, one run shares globals between its frames
     ev = run(code, history, sandbox=box)
-    assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, ev.reason
-    assert "date_dependence" not in ev.details["guards"]["failed"]
-    assert ev.details["lookahead"]["rerun_alone"] and all(n == 1 for n in box.calls[2:])
+    assert ev.stage == "lookahead" and ev.details["lookahead"]["leak"] is None, ev.reason
+    assert "keeps state between frames" in ev.reason and "look-ahead:" not in ev.reason
+    assert len(ev.details["lookahead"]["rerun_alone"]) == MAX_LONE_RERUNS  # every probe differs: the cap stops it
+    assert len(box.calls) == 2 + MAX_LONE_RERUNS and all(n == 1 for n in box.calls[2:])
 
 
 def test_guard_rejection_keeps_scores(history: History) -> None:
@@ -249,3 +253,60 @@ def test_check_runs_the_real_sandbox_by_default(tmp_path: Path, frozen_data: Pat
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and lines[0].startswith("isolation: ") and "in-process" not in lines[0]
     assert json.loads(lines[-1])["stage"] == "ok"
+
+
+def memorised_rows_region(history: History, k: int = 50) -> str:
+    """Long on a literal tuple of the validation rows with the best next-day returns (answers in the source)."""
+    close = history.frame["Close"].to_numpy()
+    val = history.windows["val"]
+    nxt = close[val.start + 1: val.stop] / close[val.start: val.stop - 1]
+    best = sorted(int(val.start + i) for i in np.argsort(nxt)[-k:])
+    return f"""
+_BEST = {tuple(best)!r}
+
+def generate_features(df):
+    df['row'] = np.arange(len(df))
+    df['trend'] = df['Close'].rolling(50).mean()
+    return df
+
+def strategy_logic(row):
+    if row['row'] in _BEST:
+        return 1
+    return 0 if row['Close'] > row['trend'] else -1
+"""
+
+
+def test_row_numbers_and_memorised_rows_are_rejected_by_the_position_probe(history: History) -> None:
+    from sandbox.gate import check as gate
+
+    row_keyed = """
+def generate_features(df):
+    df['f'] = df['Close'].pct_change()
+    df['parity'] = [i % 9 for i in range(len(df))]
+    return df
+
+def strategy_logic(row):
+    return 1 if row['parity'] < 4 else -1
+"""
+    memorised = memorised_rows_region(history)
+    assert gate(memorised).ok and memorised.count(",") >= 49  # 50 literal rows: under the gate's 64-element limit
+    for code in (row_keyed, memorised):
+        ev = run(code, history)
+        assert ev.stage == "guards" and ev.reason.startswith("signals depend on row positions, not on prices:"), ev.reason
+        assert "position_dependence" in ev.details["guards"]["failed"] and ev.details["lookahead"]["leak"] is None
+        first = ev.reason.split("(first ")[1][:10]
+        assert pd.Timestamp(first) in history.frame.index
+
+
+ORDINARY_SAMPLE = ["01_sma_crossover.py", "16_dual_momentum.py", "23_obv.py", "28_williams_r.py",
+                   "27_state_machine.py"]
+
+
+@pytest.mark.parametrize("name", ORDINARY_SAMPLE)
+def test_ordinary_strategies_pass_the_invariance_probes(name: str, history: History) -> None:
+    code = (Path(__file__).resolve().parent / "corpus" / "ordinary" / name).read_text()
+    ev = run(code, history)
+    assert ev.details["lookahead"]["leak"] is None, ev.reason
+    failed = ev.details["guards"]["failed"]
+    assert "position_dependence" not in failed and "date_dependence" not in failed, ev.reason
+    assert ev.details["guards"]["position_shift"] == "signals unchanged"
