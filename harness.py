@@ -26,6 +26,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"selection metric, measured on validation after costs (default {DEFAULT_METRIC}; total_return = the original weekend harness)")
     p.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
     p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help=f"cost per position change, bp of notional (default {DEFAULT_COST_BPS:g})")
+    p.add_argument("--eval-timeout", type=float, default=60.0, metavar="S",
+                   help="wall-clock seconds for all sandbox runs of one candidate: full run, probes, reruns (default 60)")
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -102,9 +104,9 @@ def run_loop(args: argparse.Namespace) -> int:
     from alphaloop.ui import make_view, warn_loudly
 
     load_dotenv(Path.cwd() / ".env", override=False)
-    if min(args.iterations, args.max_fails, args.retries, args.stress_paths, args.retry_backoff, args.cost_bps) < 0 or min(args.population, args.folds) < 1 or args.timeout <= 0:
+    if min(args.iterations, args.max_fails, args.retries, args.stress_paths, args.retry_backoff, args.cost_bps) < 0 or min(args.population, args.folds) < 1 or args.timeout <= 0 or not args.eval_timeout > 0:
         print("error: --iterations, --max-fails, --retries, --retry-backoff, --stress-paths and --cost-bps must be >= 0, "
-              "--population and --folds >= 1, --timeout > 0", file=sys.stderr)
+              "--population and --folds >= 1, --timeout and --eval-timeout > 0", file=sys.stderr)
         return 2
     env = dict(os.environ)
     if args.base_url:
@@ -152,7 +154,8 @@ def run_loop(args: argparse.Namespace) -> int:
     cfg = LoopConfig(workdir=args.workdir, data_dir=args.data, iterations=args.iterations, max_fails=args.max_fails,
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
-                     cross_ticker=args.cross_ticker, start_file=start, hours=args.hours, max_tokens=args.max_tokens)
+                     cross_ticker=args.cross_ticker, start_file=start, hours=args.hours, max_tokens=args.max_tokens,
+                     eval_timeout_s=args.eval_timeout)
     view = make_view(args.iterations)
     try:
         return Loop(cfg, proposer, label, view).run()
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "check":
         from alphaloop.check import run_check
 
-        return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps)
+        return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps, eval_timeout_s=args.eval_timeout)
     if command == "final":
         from alphaloop.final import run_final
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
-from alphaloop.pipeline import STAGES, EvalContext, Evaluation, evaluate
+from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
 from alphaloop.text import flat, fmt, rich, safe
 from alphaloop.tradefile import metrics_table
@@ -71,7 +71,7 @@ def stage_lines(ev: Evaluation) -> list[str]:
             extra = ""
             if stage == "lookahead":
                 info = ev.details.get("lookahead", {})
-                extra = f", {len(info.get('probes', []))} probes + a date-shifted rerun"
+                extra = f", {len(info.get('probes', []))} probes + {len(info.get('invariance', []))} invariance probes"
             lines.append(f"  {stage:<10} ok ({seconds:.2f} s{extra})")
     return lines
 
@@ -82,13 +82,14 @@ def usage_error(message: str) -> int:
 
 
 def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
-              cost_bps: float = DEFAULT_COST_BPS, sandbox: Sandbox | None = None) -> int:
+              cost_bps: float = DEFAULT_COST_BPS, sandbox: Sandbox | None = None,
+              eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S) -> int:
     """Evaluate FILE's region on train and validation; 0 accepted, 1 rejected, 2 usage error."""
     file, data_dir = Path(file), Path(data_dir)
     if metric not in SELECTION_METRICS:
         return usage_error(f"unknown metric {metric!r}; choose from {', '.join(SELECTION_METRICS)}")
-    if folds < 1 or cost_bps < 0:
-        return usage_error("--folds must be >= 1 and --cost-bps >= 0")
+    if folds < 1 or cost_bps < 0 or not eval_timeout_s > 0:
+        return usage_error("--folds must be >= 1, --cost-bps >= 0 and --eval-timeout > 0")
     if not file.is_file():
         return usage_error(f"{file}: no such file")
     try:
@@ -104,12 +105,12 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
         from sandbox.runner import Sandbox
 
         with Sandbox() as box:
-            return _check(file, region, history, manifest, box, metric, folds, cost_bps)
-    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps)
+            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s)
+    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s)
 
 
 def _check(file: Path, region: str, history: History, manifest: dict, box: Sandbox, metric: str, folds: int,
-           cost_bps: float) -> int:
+           cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S) -> int:
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     windows = {name: history.frame.index[w] for name, w in history.windows.items()}
     console.print(f"candidate: {rich(file)} ({len(region.splitlines())} lines in the region)", highlight=False,
@@ -117,7 +118,8 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
     console.print(f"data: {rich(manifest.get('ticker', '?'))} (digest {manifest_digest(manifest)}); "
                   + "; ".join(f"{n} {w[0].date()}..{w[-1].date()}" for n, w in windows.items())
                   + f"; test split not read; metric {metric}, costs {cost_bps:g} bp", highlight=False, soft_wrap=True)
-    ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps))
+    ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps,
+                                      eval_timeout_s=eval_timeout_s))
     console.print("stages:")
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -1,10 +1,22 @@
 """Degenerate and reward-hacking guards, run on a candidate that passed the look-ahead check.
 
 Each guard returns a reason a person can act on. Trade-based guards read the validation split,
-where selection happens; the date guards combine a static look at the region's source (date-like
-literals) with a behavioural rerun on the same bars carrying dates shifted by 28 years, which
-keeps every weekday, month and day of month (and leap years) but moves every year, so only a
-strategy that reads the calendar year or specific dates changes its signals.
+where selection happens. The invariance probes are the one home of the behavioural checks that
+the signals follow the prices, not where the bars sit: the probe frames are built here
+(``invariance_probes``), run by the pipeline in the same sandbox run as the look-ahead probes, and
+judged here (``invariance_failure``), inside ``check_guards``:
+
+* ``date_shift``: the same bars with dates shifted by 28 years, which keeps every weekday, month
+  and day of month (and leap years) but moves every year, so only a strategy that reads the
+  calendar year or specific dates changes its signals. A static look at the source (date-like
+  literals) sits beside it.
+* ``prepend``: the same bars with a seeded random-walk history of a few hundred earlier bars glued
+  before the first one; ``trim``: the same bars with some rows removed at the start. On the shared
+  bars, after the warm-up and a settling margin (for ewm and other long memories), the signals must
+  be the same. A strategy keyed on row numbers (``np.arange(len(df))``, ``range(len(df))``, a
+  literal tuple of the rows of the best validation days) moves with the rows and is caught, the
+  way the date shift catches calendar years. Prefix and trim lengths are drawn from the region's
+  seed, so a strategy cannot undo a known offset.
 """
 
 from __future__ import annotations
@@ -18,8 +30,11 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.backtest import TRADING_DAYS
-from alphaloop.lookahead import FrameLike
+from alphaloop.lookahead import PRICE_COLUMNS, FrameLike
 
+PREPEND_ROWS = (50, 150)  # range of the seeded length of the prepended history
+TRIM_ROWS = (20, 60)  # range of the seeded number of rows removed at the start
+SETTLE_ROWS = 300  # after the warm-up: min_periods windows fill up and ewm forgets a different start
 DATE_SHIFT_DAYS = 10227  # 28 years: 1461 weeks, the Gregorian calendar repeats within 1901-2099
 DATE_CALLS = frozenset({"Timestamp", "to_datetime", "datetime", "date", "DatetimeIndex", "date_range",
                         "bdate_range", "Period", "period_range", "datetime64"})
@@ -158,6 +173,102 @@ def date_dependence(full: FrameLike, shifted: FrameLike, index: pd.Index) -> str
             f"calendar year or specific dates")
 
 
+@dataclass(frozen=True)
+class InvarianceProbe:
+    """A frame holding the full history's bars ``start ..`` at rows ``start + offset ..``."""
+
+    frame: pd.DataFrame
+    kind: str  # "date_shift" | "prepend" | "trim"
+    start: int  # first full-history row the probe holds
+    offset: int  # probe row = full row + offset
+
+    def describe(self) -> dict:
+        """JSON-serialisable summary for the iteration record."""
+        return {"kind": self.kind, "rows": int(len(self.frame)), "start": int(self.start), "offset": int(self.offset)}
+
+
+def prepended_frame(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """``rows`` earlier bars glued before the first: a seeded random walk into the first close.
+
+    Closes walk backwards from the first close with the first year's own daily volatility; the
+    other prices keep a real bar's ratio to its close (so High >= Low still holds), volumes are
+    drawn from real bars, and the dates are the business days before the first date.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    close = frame["Close"].to_numpy(dtype=np.float64)
+    logret = np.diff(np.log(close[: min(n, 253)]))
+    vol = float(np.std(logret)) if logret.size > 1 and np.isfinite(logret).all() else 0.01
+    back = np.cumsum(rng.normal(0.0, max(vol, 1e-4), rows))[::-1]  # log distance of each new bar to bar 0
+    new_close = close[0] * np.exp(back)
+    donors = rng.integers(0, n, rows)  # real bars lending their shape (price ratios, volume)
+    prefix = frame.iloc[donors].copy()
+    for col in frame.columns:
+        values = frame[col].to_numpy()
+        if col in PRICE_COLUMNS and np.issubdtype(values.dtype, np.number):
+            prefix[col] = values[donors] / close[donors] * new_close
+    if "Close" in prefix.columns:
+        prefix["Close"] = new_close
+    prefix.index = pd.bdate_range(end=frame.index[0] - pd.Timedelta(days=1), periods=rows, name=frame.index.name)
+    return pd.concat([prefix, frame])
+
+
+def invariance_probes(frame: pd.DataFrame, seed: int) -> list[InvarianceProbe]:
+    """The date-shifted frame and the two position probes (history prepended, rows removed)."""
+    rng = np.random.default_rng([seed, 11])
+    probes = [InvarianceProbe(date_shifted_frame(frame), "date_shift", 0, 0)]
+    if "Close" in frame.columns and len(frame) > 2:
+        rows = int(rng.integers(PREPEND_ROWS[0], PREPEND_ROWS[1] + 1))
+        probes.append(InvarianceProbe(prepended_frame(frame, rows, int(rng.integers(2**31))), "prepend", 0, rows))
+    trim = int(rng.integers(TRIM_ROWS[0], TRIM_ROWS[1] + 1))
+    if len(frame) > 2 * trim:
+        probes.append(InvarianceProbe(frame.iloc[trim:], "trim", trim, -trim))
+    return probes
+
+
+def position_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLike, index: pd.Index,
+                        warmup: int) -> str | None:
+    """Reason when the shared bars get other signals once history is prepended or rows removed."""
+    a = np.asarray(full.signals)
+    b = np.asarray(result.signals)
+    first = max(probe.start + warmup + SETTLE_ROWS, a.size // 2)  # full-history row from which both must agree
+    if b.size != len(probe.frame) or first >= a.size:
+        return None if first >= a.size else f"signals have {b.size} values on the {probe.kind} probe"
+    shared = b[first + probe.offset: a.size + probe.offset]
+    diff = a[first:] != shared
+    if not diff.any():
+        return None
+    row = first + int(np.argmax(diff))
+    how = (f"{probe.offset} earlier bars are prepended to the history" if probe.kind == "prepend"
+           else f"the first {probe.start} rows are removed")
+    return (f"signals depend on row positions, not on prices: on {int(diff.sum())} of {diff.size} shared bar(s) "
+            f"after the warm-up (first {index[row].date()}: {a[row]:g} on the full history, "
+            f"{shared[row - first]:g} when {how}) the same bars get different signals; compute from prices and "
+            f"rolling windows, never from row numbers (df.index positions, range(len(df)), np.arange, literal "
+            f"lists of rows) or expanding statistics over the whole history since its first row")
+
+
+def probe_failure(full: FrameLike, probe: InvarianceProbe, result: FrameLike, index: pd.Index,
+                  warmup: int) -> tuple[str, str] | None:
+    """``(guard, reason)`` when one invariance probe's signals moved, else None."""
+    if probe.kind == "date_shift":
+        moved = date_dependence(full, result, index)
+        return ("date_dependence", moved) if moved else None
+    moved = position_dependence(full, probe, result, index, warmup)
+    return ("position_dependence", moved) if moved else None
+
+
+def invariance_failures(full: FrameLike, probes: Sequence[tuple[InvarianceProbe, FrameLike]], index: pd.Index,
+                        warmup: int) -> list[tuple[str, str]]:
+    """Every invariance guard that failed, the first reason of each, in the probes' order."""
+    found: dict[str, str] = {}
+    for probe, result in probes:
+        failed = probe_failure(full, probe, result, index, warmup)
+        if failed and failed[0] not in found:
+            found[failed[0]] = failed[1]
+    return list(found.items())
+
+
 def non_finite(features: Mapping[str, np.ndarray], index: pd.Index, windows: Sequence[slice]) -> dict[str, dict]:
     """Columns with infinite values inside the scoring windows after their own warm-up."""
     n = len(index)
@@ -203,8 +314,13 @@ def trade_guards(val: Mapping[str, float], limits: GuardLimits) -> tuple[list[tu
 
 
 def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_metrics: Mapping[str, float],
-                 full: FrameLike, shifted: FrameLike | None, limits: GuardLimits = GuardLimits()) -> GuardReport:
-    """Run every guard; failures are ordered with reward hacking first, then degenerate trading."""
+                 full: FrameLike, invariance: Sequence[tuple[InvarianceProbe, FrameLike]] = (),
+                 limits: GuardLimits = GuardLimits(), warmup: int = 0) -> GuardReport:
+    """Run every guard; failures are ordered with reward hacking first, then degenerate trading.
+
+    ``invariance`` pairs each probe of ``invariance_probes`` with the candidate's result on it
+    (confirmed by a lone run where a shared run differed); ``warmup`` is the full run's warm-up.
+    """
     report = GuardReport()
     static = static_date_findings(region)
     report.values["hard_coded_dates"] = static
@@ -212,10 +328,12 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
         more = f" and {len(static) - 1} more" if len(static) > 1 else ""
         report.failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): "
                                                     f"signals must not depend on particular dates"))
-    moved = date_dependence(full, shifted, index) if shifted is not None else None
-    report.values["date_shift"] = moved or "signals unchanged"
-    if moved:
-        report.failures.append(("date_dependence", moved))
+    moved = dict(invariance_failures(full, invariance, index, warmup))
+    kinds = {probe.kind for probe, _ in invariance}
+    report.values["date_shift"] = moved.get("date_dependence", "signals unchanged") if "date_shift" in kinds else None
+    report.values["position_shift"] = (moved.get("position_dependence", "signals unchanged")
+                                       if kinds & {"prepend", "trim"} else None)
+    report.failures += list(moved.items())
     bad = non_finite(full.features, index, windows)
     report.values["non_finite"] = bad
     if bad:

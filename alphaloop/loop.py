@@ -73,6 +73,7 @@ class LoopConfig:
     start_file: Path = TRADE_PY
     hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
     max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
+    eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
 
 
 @dataclass
@@ -553,7 +554,8 @@ class Loop:
                 self.sandbox = sandbox
                 self.view.start(self, state, sandbox.describe())
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
-                                  folds=self.cfg.folds, cost_bps=self.cfg.cost_bps)
+                                  folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
+                                  eval_timeout_s=self.cfg.eval_timeout_s)
                 while True:
                     n = state.next_iteration
                     reason = self._stop_reason(state)

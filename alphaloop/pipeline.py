@@ -3,6 +3,13 @@
 ``harness.py check`` and the loop both call ``evaluate``, so a candidate is judged the same way
 wherever it comes from. It never raises on a bad candidate: every failure becomes an
 ``Evaluation`` naming the stage and the reason, with what each stage saw in ``details``.
+
+Time: every sandbox run of one candidate (the full run, the one run of all probes, and at most
+``MAX_LONE_RERUNS`` lone reruns) draws on one wall-clock ``Budget`` of ``eval_timeout_s``; each run
+gets ``min(its own limit, what is left)``, so a candidate costs at most the budget plus the
+runner's grace. The probe run carries the look-ahead probes and the invariance probes of
+``guards.invariance_probes`` (date shift, history prepended, rows removed); the look-ahead stage
+judges the first, the guards stage the others.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.guards import GuardLimits, check_guards, date_shifted_frame
+from alphaloop.guards import GuardLimits, InvarianceProbe, check_guards, invariance_probes, probe_failure
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, score
 from alphaloop.store import finite
@@ -28,7 +35,10 @@ if TYPE_CHECKING:
 
 STAGES = ("gate", "sandbox", "lookahead", "guards", "ok")
 LOG_CHARS = 2000  # the candidate's output kept in the record: enough to debug, bounded
-PROBE_TIMEOUT_FACTOR = 6.0  # the probe run holds about four times the full run's rows
+PROBE_TIMEOUT_FACTOR = 6.0  # the probe run holds about five times the full run's rows; the budget bounds it too
+DEFAULT_EVAL_TIMEOUT_S = 60.0  # one wall-clock budget for all of a candidate's sandbox runs (--eval-timeout)
+MAX_LONE_RERUNS = 3  # differing probes rerun alone per candidate; more differences mean state between frames
+MIN_RUN_S = 0.5  # less budget than this cannot even fork a run: stop instead
 PROBES_FAILED = "look-ahead probes could not run (the candidate must also work on a truncated or altered history): "
 
 
@@ -37,12 +47,13 @@ class EvalContext:
     """What an evaluation needs besides the region; train+validation only, never the test split."""
 
     history: History
-    sandbox: "Sandbox"
+    sandbox: Sandbox
     metric: str = DEFAULT_METRIC
     folds: int = DEFAULT_FOLDS
     cost_bps: float = DEFAULT_COST_BPS
     limits: GuardLimits = field(default_factory=GuardLimits)
     probe_seed: int | None = None  # None: derived from the region, so its author cannot aim at the cuts
+    eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check
 
 
@@ -84,44 +95,98 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
 
 
-def _run(box: "Sandbox", region: str, frames: list, timeout_s: float | None = None) -> tuple[Any, str]:
-    """Run in the sandbox; a failure of the runner itself becomes a reason, never an exception."""
+class Budget:
+    """One wall-clock allowance for all of a candidate's sandbox runs, with what each run took."""
+
+    def __init__(self, total_s: float) -> None:
+        self.total_s = float(total_s)
+        self.started = time.monotonic()
+        self.spent: dict[str, float] = {}
+
+    def remaining(self) -> float:
+        return self.total_s - (time.monotonic() - self.started)
+
+    def note(self, label: str, seconds: float) -> None:
+        self.spent[label] = self.spent.get(label, 0.0) + float(seconds)
+
+    def reason(self) -> str:
+        parts = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in self.spent.items())
+        return (f"the candidate used its whole evaluation budget of {self.total_s:g} s ({parts}); make it faster: "
+                f"vectorise generate_features and keep strategy_logic to a few comparisons")
+
+
+def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
+         limit_s: float) -> tuple[Any, str, bool]:
+    """Run in the sandbox within ``limit_s`` and what is left of the budget.
+
+    Returns the outcome (None on a fault), a fault reason, and whether the budget ran out; a
+    failure of the runner itself becomes a reason, never an exception.
+    """
+    left = budget.remaining()
+    if left < MIN_RUN_S:
+        return None, budget.reason(), True
+    timeout = min(limit_s, left)
+    started = time.monotonic()
     try:
-        return box.run(region, frames, timeout_s=timeout_s), ""
+        outcome = box.run(region, frames, timeout_s=timeout)
     except Exception as exc:  # the loop must survive a runner fault and record it
-        return None, f"the sandbox runner failed: {type(exc).__name__}: {exc}"
+        budget.note(label, time.monotonic() - started)
+        return None, f"the sandbox runner failed: {type(exc).__name__}: {exc}", False
+    budget.note(label, time.monotonic() - started)
+    if outcome.status == "timeout" and timeout < limit_s:
+        return None, budget.reason(), True
+    return outcome, "", False
 
 
-def _confirm_alone(box: "Sandbox", region: str, full: Any, probes: list[Probe], shifted: pd.DataFrame,
-                   results: list[Any], timeout: float, info: dict) -> tuple[Leak | None, Any, str]:
-    """Rerun alone any probe (and the date-shifted frame) whose result differs from the full run.
+@dataclass
+class _Suspect:
+    """A probe whose shared-run result differs from the full run, in the order it is confirmed."""
+
+    kind: str  # "lookahead" | "invariance"
+    i: int  # index into the look-ahead probes or the invariance probes
+
+
+def _confirm_alone(box: Sandbox, region: str, full: Any, probes: list[Probe], inv: list[InvarianceProbe],
+                   results: list[Any], index: pd.Index, budget: Budget,
+                   info: dict) -> tuple[Leak | None, list[Any], str, bool]:
+    """Rerun alone, up to ``MAX_LONE_RERUNS`` times, the probes whose result differs from the full run.
 
     One run shares a process between its frames, so state a candidate keeps in globals carries
     from one frame to the next; only a difference that survives a run of that frame on its own,
-    like the full run, counts. Clean candidates never pay for this. Returns the confirmed leak,
-    the date-shifted result to judge, and a fault message if a lone run could not complete.
+    like the full run, counts. Clean candidates never pay for this. A candidate that makes more
+    probes differ than the cap allows to check is rejected: it keeps state between frames.
+    Returns the confirmed leak, the invariance results to judge, a fault message (a lone run that
+    failed, the budget spent or the cap reached) and whether the fault is the budget.
     """
-    diffs = [first_difference(full, p, r) for p, r in zip(probes, results)]
-    suspects = sorted((d.row, d.probe.cut, i) for i, d in enumerate(diffs) if d is not None)
-    rerun: list[int] = []
-    leak = None
-    for _, _, i in suspects:
-        alone, fault = _run(box, region, [probes[i].frame], timeout_s=timeout)
-        rerun.append(i)
-        if alone is None or not alone.ok:
-            return None, None, fault or f"{alone.status}: {alone.reason}"
-        leak = first_difference(full, probes[i], alone.results[0])
-        if leak is not None:
-            break
-    shifted_result = results[len(probes)]
-    if not np.array_equal(np.asarray(full.signals), np.asarray(shifted_result.signals)) and leak is None:
-        alone, fault = _run(box, region, [shifted], timeout_s=timeout)
-        rerun.append(len(probes))
-        if alone is None or not alone.ok:
-            return None, None, fault or f"{alone.status}: {alone.reason}"
-        shifted_result = alone.results[0]
+    warm = int(info["warmup_rows"])
+    diffs = [first_difference(full, p, r) for p, r in zip(probes, results[: len(probes)], strict=True)]
+    inv_results = list(results[len(probes):])
+    suspects = [_Suspect("lookahead", i) for _, _, i in
+                sorted((d.row, d.probe.cut, i) for i, d in enumerate(diffs) if d is not None)]
+    suspects += [_Suspect("invariance", j) for j, (p, r) in enumerate(zip(inv, inv_results, strict=True))
+                 if probe_failure(full, p, r, index, warm) is not None]
+    rerun: list[str] = []
     info["rerun_alone"] = rerun
-    return leak, shifted_result, ""
+    limit = float(getattr(box, "timeout_s", 30.0))
+    for n, suspect in enumerate(suspects):
+        if n == MAX_LONE_RERUNS:
+            return None, inv_results, (
+                f"the candidate behaves differently when one process runs it on several frames: "
+                f"{len(suspects)} probes differ from the full run and the first {MAX_LONE_RERUNS} of them, "
+                f"rerun alone, did not: it keeps state between frames or between calls; make generate_features "
+                f"and strategy_logic depend only on their input (no global counters or caches)"), False
+        frame = probes[suspect.i].frame if suspect.kind == "lookahead" else inv[suspect.i].frame
+        rerun.append(f"{suspect.kind}:{suspect.i}")
+        alone, fault, spent = _run(box, region, [frame], budget, "lone reruns", limit)
+        if alone is None or not alone.ok:
+            return None, inv_results, fault or f"{alone.status}: {alone.reason}", spent
+        if suspect.kind == "lookahead":
+            leak = first_difference(full, probes[suspect.i], alone.results[0])
+            if leak is not None:
+                return leak, inv_results, "", False
+        else:
+            inv_results[suspect.i] = alone.results[0]
+    return None, inv_results, "", False
 
 
 def evaluate(region: str, ctx: EvalContext) -> Evaluation:
@@ -143,8 +208,10 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
         return reject("gate", verdict.reason or f"refused by the gate (rule: {verdict.rule})")
 
     frame = ctx.history.frame
+    budget = Budget(ctx.eval_timeout_s)
+    limit = float(getattr(ctx.sandbox, "timeout_s", 30.0))
     with _timed(timings, "sandbox"):
-        outcome, fault = _run(ctx.sandbox, region, [frame])
+        outcome, fault, _ = _run(ctx.sandbox, region, [frame], budget, "full run", limit)
     if outcome is None:
         details["sandbox"] = {"status": "runner_error", "reason": fault}
         return reject("sandbox", fault)
@@ -156,22 +223,28 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
     with _timed(timings, "lookahead"):
         seed = region_seed(region) if ctx.probe_seed is None else ctx.probe_seed
         probes = probe_frames(frame, full, seed=seed)
-        shifted = date_shifted_frame(frame)
-        timeout = max(float(getattr(ctx.sandbox, "timeout_s", 30.0)), PROBE_TIMEOUT_FACTOR * float(outcome.seconds))
-        probe_run, fault = _run(ctx.sandbox, region, [p.frame for p in probes] + [shifted], timeout_s=timeout)
+        inv = invariance_probes(frame, seed)
         info: dict = {"seed": seed, "warmup_rows": warmup_rows(full.features),
                       "probes": [p.describe() for p in probes], "rows_probed": sum(len(p.frame) for p in probes),
-                      "date_shift_rows": len(shifted), "full_rows": len(frame)}
+                      "invariance": [p.describe() for p in inv], "invariance_rows": sum(len(p.frame) for p in inv),
+                      "full_rows": len(frame), "budget_s": ctx.eval_timeout_s}
         details["lookahead"] = info
+        probe_limit = max(limit, PROBE_TIMEOUT_FACTOR * float(outcome.seconds))
+        probe_run, fault, spent = _run(ctx.sandbox, region, [p.frame for p in probes] + [p.frame for p in inv],
+                                       budget, "probes", probe_limit)
         if probe_run is None or not probe_run.ok:
             info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
-            return reject("lookahead", PROBES_FAILED + (fault or f"{probe_run.status}: {probe_run.reason}"))
+            info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
+            return reject("lookahead", fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: "
+                                                                                   f"{probe_run.reason}"))
         info["run"] = _outcome_json(probe_run)
-        results = list(probe_run.results)
-        leak, confirmed_shift, fault = _confirm_alone(ctx.sandbox, region, full, probes, shifted, results,
-                                                      timeout, info)
+        leak, inv_results, fault, spent = _confirm_alone(ctx.sandbox, region, full, probes, inv,
+                                                         list(probe_run.results), frame.index, budget, info)
+        info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
         if fault:
-            return reject("lookahead", PROBES_FAILED + fault)
+            info["leak"] = None
+            stateful = fault.startswith("the candidate behaves differently")
+            return reject("lookahead", fault if spent or stateful else PROBES_FAILED + fault)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
@@ -182,7 +255,8 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
         scores = score(ctx.history, full.signals, metric=ctx.metric, folds=ctx.folds, cost_bps=ctx.cost_bps)
     with _timed(timings, "guards"):
         report = check_guards(region, frame.index, [ctx.history.windows[s] for s in ("train", "val")],
-                              scores.splits["val"], full, confirmed_shift, ctx.limits)
+                              scores.splits["val"], full, list(zip(inv, inv_results, strict=True)), ctx.limits,
+                              warmup=int(info["warmup_rows"]))
     details["guards"] = {**report.values, "failed": [name for name, _ in report.failures]}
     if not report.ok:
         return reject("guards", report.reason, scores, full.signals)

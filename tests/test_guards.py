@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.guards import (GuardLimits, check_guards, date_dependence, date_shifted_frame, non_finite,
-                              static_date_findings, trade_guards)
+from alphaloop.guards import (GuardLimits, InvarianceProbe, check_guards, date_dependence, date_shifted_frame,
+                              non_finite, static_date_findings, trade_guards)
 from alphaloop.scoring import History, score
 from tests.conftest import InProcessSandbox, make_ohlcv
 
@@ -171,10 +171,81 @@ def strategy_logic(row):
     return 1 if row['f'] > 0 else 0
 """
     full, shifted = run_pair(code, frame)
+    moved = InvarianceProbe(date_shifted_frame(frame), "date_shift", 0, 0)
     report = check_guards(code, frame.index, list(history.windows.values()), val_metrics(history, full.signals),
-                          full, shifted)
+                          full, [(moved, shifted)])
     names = [name for name, _ in report.failures]
     assert names[:3] == ["hard_coded_dates", "date_dependence", "non_finite"] and "always_long" in names
     assert report.reason.startswith("hard-coded dates in the region (line 3: date-like string '2002-06-03')")
     assert "also failed: date_dependence, non_finite, always_long" in report.reason
     assert not report.ok
+
+
+ROW_KEYED = """
+def generate_features(df):
+    df['row'] = np.arange(len(df))
+    df['f'] = df['Close'].pct_change().rolling(10).mean()
+    return df
+
+def strategy_logic(row):
+    return 1 if row['row'] % 7 < 3 else -1
+"""
+PRICE_KEYED = """
+def generate_features(df):
+    df['fast'] = df['Close'].rolling(10).mean()
+    df['slow'] = df['Close'].ewm(span=40, adjust=False).mean()
+    return df
+
+def strategy_logic(row):
+    return 1 if row['fast'] > row['slow'] else -1
+"""
+
+
+def judge_positions(code: str, frame: pd.DataFrame, seed: int = 0) -> list[tuple[str, str]]:
+    from alphaloop.guards import invariance_failures, invariance_probes
+    from alphaloop.lookahead import warmup_rows
+
+    probes = invariance_probes(frame, seed)
+    out = InProcessSandbox().run(code, [frame] + [p.frame for p in probes])
+    assert out.ok, out.reason
+    full = out.results[0]
+    return invariance_failures(full, list(zip(probes, out.results[1:], strict=True)), frame.index,
+                               warmup_rows(full.features))
+
+
+def test_prepended_history_is_earlier_plausible_and_keeps_the_bars(history: History) -> None:
+    from alphaloop.guards import PREPEND_ROWS, TRIM_ROWS, invariance_probes, prepended_frame
+
+    frame = history.frame
+    out = prepended_frame(frame, 120, seed=3)
+    assert len(out) == len(frame) + 120 and out.index.is_monotonic_increasing and out.index.is_unique
+    assert out.index[119] < frame.index[0] and (out.index[:120].day_of_week < 5).all()
+    pd.testing.assert_frame_equal(out.iloc[120:], frame)
+    head = out.iloc[:120]
+    assert (head["High"] >= head["Low"]).all() and (head[["Open", "High", "Low", "Close"]] > 0).all().all()
+    assert not head["Close"].equals(frame["Close"].iloc[:120].set_axis(head.index))
+    kinds = [(p.kind, p.offset) for p in invariance_probes(frame, seed=1)]
+    assert [k for k, _ in kinds] == ["date_shift", "prepend", "trim"]
+    assert PREPEND_ROWS[0] <= kinds[1][1] <= PREPEND_ROWS[1] and TRIM_ROWS[0] <= -kinds[2][1] <= TRIM_ROWS[1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_row_numbers_are_caught_and_prices_are_not(seed: int, history: History) -> None:
+    failures = judge_positions(ROW_KEYED, history.frame, seed)
+    assert [name for name, _ in failures] == ["position_dependence"]
+    reason = failures[0][1]
+    assert reason.startswith("signals depend on row positions, not on prices:") and "range(len(df))" in reason
+    assert judge_positions(PRICE_KEYED, history.frame, seed) == []
+
+
+def test_position_reason_names_the_probe_and_first_differing_date(history: History) -> None:
+    from alphaloop.guards import InvarianceProbe, position_dependence
+
+    frame = history.frame
+    out = InProcessSandbox().run(ROW_KEYED, [frame, frame.iloc[30:]])
+    probe = InvarianceProbe(frame.iloc[30:], "trim", 30, -30)
+    reason = position_dependence(out.results[0], probe, out.results[1], frame.index, 10)
+    first = max(30 + 10 + 300, len(frame) // 2)
+    a, b = out.results[0].signals[first:], out.results[1].signals[first - 30:]
+    assert f"first {frame.index[first + int(np.argmax(a != b))].date()}" in reason
+    assert "when the first 30 rows are removed" in reason

@@ -7,17 +7,19 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from alphaloop.candidate import splice_region, template_text
 from alphaloop.check import run_check
 from alphaloop.data import load_splits
-from alphaloop.pipeline import EvalContext, Evaluation, evaluate, region_seed
+from alphaloop.pipeline import MAX_LONE_RERUNS, EvalContext, Evaluation, evaluate, region_seed
 from alphaloop.scoring import History
+from sandbox.runner import RunOutcome
 from tests.conftest import InProcessSandbox
-from tests.test_sandbox_support import make_ohlcv
 from tests.test_lookahead import BASELINE, CLEAN, LEAKS, f_region
+from tests.test_sandbox_support import make_ohlcv
 
 HOLD = """
 def generate_features(df):
@@ -53,7 +55,9 @@ def test_baseline_is_accepted_with_scores_and_timings(history: History) -> None:
     ev = run(BASELINE, history, sandbox=box)
     assert (ev.accepted, ev.stage, ev.reason) == (True, "ok", "")
     assert set(ev.timings) == {"gate", "sandbox", "lookahead", "score", "guards"}
-    assert box.calls == [1, len(ev.details["lookahead"]["probes"]) + 1]  # two runs: full, then probes + date shift
+    info = ev.details["lookahead"]
+    assert box.calls == [1, len(info["probes"]) + len(info["invariance"])]  # two runs: full, then every probe
+    assert [p["kind"] for p in info["invariance"]] == ["date_shift", "prepend", "trim"]
     assert ev.scores.fold_spread() and ev.check_json()["metrics"]["selection_val"] == ev.scores.selection
     assert ev.signals is not None and len(ev.signals) == len(history.frame)
     assert ev.details["lookahead"]["leak"] is None and ev.details["guards"]["failed"] == []
@@ -90,12 +94,13 @@ def test_lookahead_rejects_before_scoring(history: History) -> None:
 
 
 def test_candidate_that_fails_on_probes_is_rejected(history: History) -> None:
-    dodge = BASELINE.replace('    return df\n', '    if len(df) < 4000:\n        raise ValueError("short")\n    return df\n', 1)
+    guard = '    if len(df) < 4000:\n        raise ValueError("short")\n    return df\n'
+    dodge = BASELINE.replace('    return df\n', guard, 1)
     ev = run(dodge, history)
     assert ev.stage == "lookahead" and "probes could not run" in ev.reason and "short" in ev.reason
 
 
-def test_state_kept_between_frames_is_not_mistaken_for_lookahead(history: History) -> None:
+def test_state_kept_between_frames_is_not_mistaken_for_lookahead_and_reruns_are_capped(history: History) -> None:
     code = """
 STATE = {"n": 0}
 
@@ -109,9 +114,10 @@ def strategy_logic(row):
 """
     box = InProcessSandbox()  # like the real sandbox, one run shares globals between its frames
     ev = run(code, history, sandbox=box)
-    assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, ev.reason
-    assert "date_dependence" not in ev.details["guards"]["failed"]
-    assert ev.details["lookahead"]["rerun_alone"] and all(n == 1 for n in box.calls[2:])
+    assert ev.stage == "lookahead" and ev.details["lookahead"]["leak"] is None, ev.reason
+    assert "keeps state between frames" in ev.reason and "look-ahead:" not in ev.reason
+    assert len(ev.details["lookahead"]["rerun_alone"]) == MAX_LONE_RERUNS  # every probe differs: the cap stops it
+    assert len(box.calls) == 2 + MAX_LONE_RERUNS and all(n == 1 for n in box.calls[2:])
 
 
 def test_guard_rejection_keeps_scores(history: History) -> None:
@@ -160,7 +166,8 @@ def test_check_rejects_bare_region_with_exit_1(tmp_path: Path, frozen_data: Path
     code, lines, _ = check_out(capsys, file, frozen_data, "total_return", 3, 0.0)
     verdict = json.loads(lines[-1])
     assert code == 1 and verdict["stage"] == "lookahead" and verdict["metrics"] is None
-    assert any("lookahead  REJECTED" in line for line in lines) and any("guards     not reached" in line for line in lines)
+    assert any("lookahead  REJECTED" in line for line in lines)
+    assert any("guards     not reached" in line for line in lines)
 
 
 def test_check_usage_errors(tmp_path: Path, frozen_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,3 +256,151 @@ def test_check_runs_the_real_sandbox_by_default(tmp_path: Path, frozen_data: Pat
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and lines[0].startswith("isolation: ") and "in-process" not in lines[0]
     assert json.loads(lines[-1])["stage"] == "ok"
+
+
+def memorised_rows_region(history: History, k: int = 50) -> str:
+    """Long on a literal tuple of the validation rows with the best next-day returns (answers in the source)."""
+    close = history.frame["Close"].to_numpy()
+    val = history.windows["val"]
+    nxt = close[val.start + 1: val.stop] / close[val.start: val.stop - 1]
+    best = sorted(int(val.start + i) for i in np.argsort(nxt)[-k:])
+    return f"""
+_BEST = {tuple(best)!r}
+
+def generate_features(df):
+    df['row'] = np.arange(len(df))
+    df['trend'] = df['Close'].rolling(50).mean()
+    return df
+
+def strategy_logic(row):
+    if row['row'] in _BEST:
+        return 1
+    return 0 if row['Close'] > row['trend'] else -1
+"""
+
+
+def test_row_numbers_and_memorised_rows_are_rejected_by_the_position_probe(history: History) -> None:
+    from sandbox.gate import check as gate
+
+    row_keyed = """
+def generate_features(df):
+    df['f'] = df['Close'].pct_change()
+    df['parity'] = [i % 9 for i in range(len(df))]
+    return df
+
+def strategy_logic(row):
+    return 1 if row['parity'] < 4 else -1
+"""
+    memorised = memorised_rows_region(history)
+    assert gate(memorised).ok and memorised.count(",") >= 49  # 50 literal rows: under the gate's 64-element limit
+    for code in (row_keyed, memorised):
+        ev = run(code, history)
+        assert ev.stage == "guards", ev.reason
+        assert ev.reason.startswith("signals depend on row positions, not on prices:"), ev.reason
+        assert "position_dependence" in ev.details["guards"]["failed"] and ev.details["lookahead"]["leak"] is None
+        first = ev.reason.split("(first ")[1][:10]
+        assert pd.Timestamp(first) in history.frame.index
+
+
+ORDINARY_SAMPLE = ["01_sma_crossover.py", "16_dual_momentum.py", "23_obv.py", "28_williams_r.py",
+                   "27_state_machine.py"]
+
+
+@pytest.mark.parametrize("name", ORDINARY_SAMPLE)
+def test_ordinary_strategies_pass_the_invariance_probes(name: str, history: History) -> None:
+    code = (Path(__file__).resolve().parent / "corpus" / "ordinary" / name).read_text()
+    ev = run(code, history)
+    assert ev.details["lookahead"]["leak"] is None, ev.reason
+    failed = ev.details["guards"]["failed"]
+    assert "position_dependence" not in failed and "date_dependence" not in failed, ev.reason
+    assert ev.details["guards"]["position_shift"] == "signals unchanged"
+
+
+class ClockedBox(InProcessSandbox):
+    """Runs in process but charges a simulated clock per row and honours ``timeout_s`` like the runner."""
+
+    def __init__(self, clock: list[float], seconds_per_row: float) -> None:
+        super().__init__()
+        self.clock, self.per_row, self.given = clock, seconds_per_row, []
+
+    def run(self, region, frames, timeout_s=None):
+        self.given.append(timeout_s)
+        cost = self.per_row * sum(len(f) for f in frames)
+        if timeout_s is not None and cost > timeout_s:
+            self.calls.append(len(frames))
+            self.clock[0] += timeout_s
+            return RunOutcome("timeout", f"exceeded the {timeout_s:g} s time limit", None, "", timeout_s)
+        self.clock[0] += cost
+        out = super().run(region, frames, timeout_s)
+        out.seconds = cost
+        return out
+
+
+@pytest.mark.parametrize("per_row, stage", [(2e-3, "lookahead"), (2e-2, "sandbox")])
+def test_one_budget_bounds_every_sandbox_run(per_row: float, stage: str, history: History,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import alphaloop.pipeline as pipeline
+
+    clock = [1000.0]
+    monkeypatch.setattr(pipeline.time, "monotonic", lambda: clock[0])
+    box = ClockedBox(clock, per_row)  # full run 8.6 s (or 86 s: over the budget alone), probes ~5x that
+    ev = run(BASELINE, history, sandbox=box, eval_timeout_s=20.0)
+    assert (ev.accepted, ev.stage) == (False, stage)
+    assert ev.reason.startswith("the candidate used its whole evaluation budget of 20 s (full run ")
+    assert ev.reason.endswith("make it faster: vectorise generate_features and keep strategy_logic to a few "
+                              "comparisons")
+    assert clock[0] - 1000.0 <= 20.0 + 1e-9 and all(t <= 20.0 for t in box.given)
+    ok = run(BASELINE, history, sandbox=ClockedBox(clock, 2e-3), eval_timeout_s=120.0)
+    assert ok.accepted and ok.details["lookahead"]["spent_s"]["probes"] > 0
+
+
+SPIN = """
+def generate_features(df):
+    total = 0.0
+    for i in range(len(df) * 4000):
+        total = total + (i % 7) * 0.5
+    df['f'] = df['Close'].rolling(20).mean() + total * 0.0
+    return df
+
+def strategy_logic(row):
+    return 1 if row['Close'] > row['f'] else -1
+"""
+STATEFUL = """
+STATE = {"n": 0}
+
+def generate_features(df):
+    df['f'] = df['Close'].rolling(20).mean()
+    return df
+
+def strategy_logic(row):
+    STATE["n"] += 1
+    total = 0.0
+    for i in range(300):
+        total = total + i
+    return 1 if (STATE["n"] // 20) % 2 == 0 else -1
+"""
+
+
+@pytest.mark.parametrize("name, code, words", [("spin", SPIN, "whole evaluation budget of 6 s"),
+                                               ("stateful", STATEFUL, "keeps state between frames")])
+def test_check_of_a_hostile_candidate_ends_within_its_budget(name: str, code: str, words: str, tmp_path: Path,
+                                                             frozen_data: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from sandbox.gate import check as gate
+
+    pytest.importorskip("sandbox.runner")
+    assert gate(code).ok  # ordinary-looking code: only the budget or the rerun cap can stop it
+    root = Path(__file__).resolve().parent.parent
+    file = tmp_path / f"{name}.py"
+    file.write_text(code)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(root / "harness.py"), "check", str(file), "--data", str(frozen_data),
+                           "--eval-timeout", "6"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    elapsed = time.monotonic() - started
+    verdict = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 1 and not verdict["accepted"] and words in verdict["reason"], proc.stdout[-2000:]
+    assert elapsed < 6 + 30, elapsed  # budget + generous slack for starting Python, loading data and the worker
