@@ -105,7 +105,7 @@ def format_cross(result: dict) -> Table:
             f"{first['val']['end']}" if first and "start" in first.get("val", {}) else "primary's split dates")
     errors = [f"iter {it} failed: {rich(clip(m['error'], 300))}" for it, m in members.items() if "error" in m]
     table = Table(title=f"Second market: {rich(result.get('label', '?'))}",
-                  caption="\n".join([f"{span}; test period never read", *errors]))
+                  caption="\n".join([f"{span}; this market's test period is never read, not even by final", *errors]))
     for head in ("iter", f"train {metric}", f"val {metric}", "val return", "val max DD", "val B&H return",
                  "val B&H max DD"):
         table.add_column(head, justify="right")

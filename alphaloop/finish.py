@@ -115,8 +115,15 @@ def finish_run(loop: Loop, state: LoopState, manifest: dict) -> None:
             except Exception as exc:  # a summary step must not hide the run's own results
                 console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {rich(clip(exc, 300))}")
     console.print(f"files: {rich(loop.wd.root)}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, "
-                  "report.html); "
-                  f"the test split is untouched until `python harness.py final`")
+                  "report.html); " + _test_split_note(getattr(loop, "test_readings", 0)))
+
+
+def _test_split_note(readings: int) -> str:
+    """What is true of the locked test split now: untouched, or read by ``final`` (and so less locked)."""
+    if readings <= 0:
+        return "the test split is untouched until `python harness.py final`"
+    return (f"the test split has been read {readings} time{'s' * (readings != 1)} by `final`; searching further "
+            "turns it into one more validation split")
 
 
 def loop_hit_rate(state: LoopState) -> str:

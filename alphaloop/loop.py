@@ -46,6 +46,7 @@ from alphaloop.proposers.base import (
 )
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
+from alphaloop.text import clip
 
 TSV_HEADER = "n\tparent\tstatus\tstage\tval_metric\ttrain_metric\ttrades\tdescription\n"
 
@@ -193,7 +194,7 @@ def describe(record: dict, limit: int = 100) -> str:
         return "baseline (the region of the starting trade.py)"
     p = record.get("proposal") or {}
     text = p.get("change") or p.get("hypothesis") or p.get("error") or ""
-    return " ".join(str(text).split())[:limit]
+    return clip(text, limit)
 
 
 def tsv_row(record: dict, metric: str) -> str:
@@ -212,7 +213,7 @@ def outcome_line(record: dict, metric: str) -> str:
     """The latest outcome as the next prompt and the live view show it."""
     n = record["iteration"]
     if record["status"] != "accepted":  # the reason may quote the candidate's own text: flatten and clip it
-        return f"iter {n} rejected at {record['stage']}: {' '.join(str(record['reason']).split())[:300]}"
+        return f"iter {n} rejected at {record['stage']}: {clip(record['reason'], 300)}"
     where = "entered the population" if record.get("in_population") else "did not beat the population"
     if record.get("duplicate_of") is not None:
         where = f"holds the same validation positions as iter {record['duplicate_of']}, so it adds nothing"
@@ -237,7 +238,7 @@ def entry_from_record(record: dict, metric: str) -> Entry:
             where += f" (near copy of iter {record['novelty']['member']})"
         headline = f"accepted, val {metric} {s['val'][metric]:.3f} (train {s['train'][metric]:.3f}), {where}"
     else:
-        headline = f"rejected at {record['stage']}: {' '.join(str(record['reason']).split())[:200]}"
+        headline = f"rejected at {record['stage']}: {clip(record['reason'], 200)}"
     return Entry(
         iteration=record["iteration"], parent=record.get("parent"), headline=headline,
         hypothesis=p.get("hypothesis", ""), change=p.get("change", ""), expected=p.get("expected", ""),
@@ -668,7 +669,7 @@ def candidate_figures(record: dict | None) -> CandidateFigures | None:
     if record is None:
         return None
     status = "accepted" if record["status"] == "accepted" else (
-        f"rejected at {record['stage']}: {' '.join(str(record.get('reason', '')).split())[:200]}")
+        f"rejected at {record['stage']}: {clip(record.get('reason', ''), 200)}")
     scores = record.get("scores")
     if not scores:
         return CandidateFigures(record["iteration"], status=status)
