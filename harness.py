@@ -21,51 +21,73 @@ COMMANDS = ("run", "check", "final", "report")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder made by prepare.py (default data/)")
+    p.add_argument("--data", type=Path, default=Path("data"),
+                   help="frozen data folder made by prepare.py (default data/)")
     p.add_argument("--metric", choices=SELECTION_METRICS, default=DEFAULT_METRIC,
-                   help=f"selection metric, measured on validation after costs (default {DEFAULT_METRIC}; total_return = the original weekend harness)")
-    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
-    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help=f"cost per position change, bp of notional (default {DEFAULT_COST_BPS:g})")
+                   help=f"selection metric, measured on validation after costs (default {DEFAULT_METRIC}; "
+                        "total_return = the original weekend harness)")
+    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
+                   help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
+    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+                   help=f"cost per position change, bp of notional (default {DEFAULT_COST_BPS:g})")
     p.add_argument("--eval-timeout", type=float, default=60.0, metavar="S",
-                   help="wall-clock seconds for all sandbox runs of one candidate: full run, probes, reruns (default 60)")
+                   help="wall-clock seconds for all sandbox runs of one candidate: full run, probes, reruns "
+                        "(default 60)")
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
     """One parser per subcommand, so each --help lists only the flags that command reads."""
     if command == "check":
-        p = argparse.ArgumentParser(prog="harness.py check", description="Run one candidate through the loop's pipeline on train and validation.")
-        p.add_argument("file", type=Path, help="a trade.py-style file (only its marked region is used) or just the region")
+        p = argparse.ArgumentParser(prog="harness.py check",
+                                    description="Run one candidate through the loop's pipeline "
+                                                "on train and validation.")
+        p.add_argument("file", type=Path,
+                       help="a trade.py-style file (only its marked region is used) or just the region")
         _common(p)
         return p
     if command == "final":
-        p = argparse.ArgumentParser(prog="harness.py final", description="Score the best candidate (or --iter N) on the locked test split; every reading is recorded.")
+        p = argparse.ArgumentParser(prog="harness.py final",
+                                    description="Score the best candidate (or --iter N) on the locked test split; "
+                                                "every reading is recorded.")
         p.add_argument("--iter", type=int, dest="iteration", help="iteration to score instead of best_trade.py")
         p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder (default train/)")
         p.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder (default data/)")
-        p.add_argument("--cost-bps", type=float, help="cost per position change in bp (default: the costs the run used)")
+        p.add_argument("--cost-bps", type=float,
+                       help="cost per position change in bp (default: the costs the run used)")
         return p
     if command == "report":
-        p = argparse.ArgumentParser(prog="harness.py report", description="Write report.html (self-contained) for a run folder.")
+        p = argparse.ArgumentParser(prog="harness.py report",
+                                    description="Write report.html (self-contained) for a run folder.")
         p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder (default train/)")
         p.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder (default data/)")
         return p
     p = argparse.ArgumentParser(prog="harness.py", description=__doc__.split("\n\n")[0],
-                                epilog="Subcommands: check FILE | final [--iter N] | report. Environment: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL (also read from .env).")
-    p.add_argument("--iterations", type=int, default=50, help="last iteration number to run; iteration 0 is the starting trade.py (default 50)")
-    p.add_argument("--max-fails", type=int, default=5, help="stop after this many consecutive iterations that do not enter the population; 0 = never (default 5)")
-    p.add_argument("--population", type=int, default=3, help="population size K, ranked by the selection metric on validation (default 3)")
+                                epilog="Subcommands: check FILE | final [--iter N] | report. "
+                                       "Environment: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL "
+                                       "(also read from .env).")
+    p.add_argument("--iterations", type=int, default=50,
+                   help="last iteration number to run; iteration 0 is the starting trade.py (default 50)")
+    p.add_argument("--max-fails", type=int, default=5,
+                   help="stop after this many consecutive iterations that do not enter the population; "
+                        "0 = never (default 5)")
+    p.add_argument("--population", type=int, default=3,
+                   help="population size K, ranked by the selection metric on validation (default 3)")
     p.add_argument("--proposer", choices=("auto", "llm", "offline"), default="auto",
                    help="auto: llm when OPENAI_BASE_URL or OPENAI_API_KEY is set (environment or .env), else offline")
     p.add_argument("--model", help="LLM model name (overrides OPENAI_MODEL)")
-    p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (overrides OPENAI_BASE_URL)")
+    p.add_argument("--base-url",
+                   help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (overrides OPENAI_BASE_URL)")
     p.add_argument("--api-key", help="API key (overrides OPENAI_API_KEY; prefer the environment or .env)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                    help=f"seconds per LLM request before it is retried (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--max-reply-tokens", type=int, metavar="N",
                    help="reply limit sent with each LLM request as max_tokens, for servers that need one "
                         "(default: none sent)")
-    p.add_argument("--retries", type=int, default=5, help="retries per LLM request on 429, 5xx, timeouts and dropped connections before the run stops (default 5)")
-    p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry with jitter, capped at 30 (default 1)")
+    p.add_argument("--retries", type=int, default=5,
+                   help="retries per LLM request on 429, 5xx, timeouts and dropped connections before the run stops "
+                        "(default 5)")
+    p.add_argument("--retry-backoff", type=float, default=1.0,
+                   help="first retry delay in seconds, doubled each retry with jitter, capped at 30 (default 1)")
     p.add_argument("--hours", type=float, metavar="H",
                    help="stop at the first iteration boundary after H hours of this command "
                         "(state saved; rerun to resume)")
@@ -73,11 +95,16 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                    help="stop at the first iteration boundary once this command used N LLM tokens "
                         "(prompt + completion; state saved)")
     p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
-    p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder; rerunning with the same folder resumes (default train/)")
-    p.add_argument("--start-from", type=Path, help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
-    p.add_argument("--stress-paths", type=int, default=8, help="synthetic paths per stress scenario; 0 skips the stress suite (default 8)")
-    p.add_argument("--stress-select", action="store_true", help="selection metric also penalises the 5th-percentile stress drawdown")
-    p.add_argument("--cross-ticker", help="second market for the generalisation table (default: the bundled NASDAQ sample)")
+    p.add_argument("--workdir", type=Path, default=Path("train"),
+                   help="run folder; rerunning with the same folder resumes (default train/)")
+    p.add_argument("--start-from", type=Path,
+                   help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
+    p.add_argument("--stress-paths", type=int, default=8,
+                   help="synthetic paths per stress scenario; 0 skips the stress suite (default 8)")
+    p.add_argument("--stress-select", action="store_true",
+                   help="selection metric also penalises the 5th-percentile stress drawdown")
+    p.add_argument("--cross-ticker",
+                   help="second market for the generalisation table (default: the bundled NASDAQ sample)")
     _common(p)
     return p
 
@@ -89,7 +116,8 @@ def ensure_data(data_dir: Path) -> None:
     import prepare
     from alphaloop.ui import warn_loudly
 
-    warn_loudly("NO FROZEN DATA YET", f"{data_dir}/manifest.json is missing: running `python prepare.py --out {data_dir}` first.")
+    warn_loudly("NO FROZEN DATA YET",
+                f"{data_dir}/manifest.json is missing: running `python prepare.py --out {data_dir}` first.")
     if prepare.main(["--out", str(data_dir)]) != 0:
         raise SystemExit(2)
 
@@ -104,8 +132,10 @@ def run_loop(args: argparse.Namespace) -> int:
     from alphaloop.ui import make_view, warn_loudly
 
     load_dotenv(Path.cwd() / ".env", override=False)
-    if min(args.iterations, args.max_fails, args.retries, args.stress_paths, args.retry_backoff, args.cost_bps) < 0 or min(args.population, args.folds) < 1 or args.timeout <= 0 or not args.eval_timeout > 0:
-        print("error: --iterations, --max-fails, --retries, --retry-backoff, --stress-paths and --cost-bps must be >= 0, "
+    if (min(args.iterations, args.max_fails, args.retries, args.stress_paths, args.retry_backoff, args.cost_bps) < 0
+            or min(args.population, args.folds) < 1 or args.timeout <= 0 or not args.eval_timeout > 0):
+        print("error: --iterations, --max-fails, --retries, --retry-backoff, --stress-paths and --cost-bps "
+              "must be >= 0, "
               "--population and --folds >= 1, --timeout and --eval-timeout > 0", file=sys.stderr)
         return 2
     env = dict(os.environ)
@@ -139,7 +169,8 @@ def run_loop(args: argparse.Namespace) -> int:
         print(f"error: {problem}; nothing was run or written, fix it and rerun the same command", file=sys.stderr)
         return 3
     if kind == "offline":
-        warn_loudly("OFFLINE PROPOSER IN USE", f"{why}\nThe built-in offline search proposes the strategies (seed {args.seed}).\n"
+        warn_loudly("OFFLINE PROPOSER IN USE",
+                    f"{why}\nThe built-in offline search proposes the strategies (seed {args.seed}).\n"
                     "Set OPENAI_BASE_URL (and OPENAI_MODEL, OPENAI_API_KEY) in the environment or .env to use an LLM.")
         label = f"offline (seed {args.seed})"
     else:
@@ -182,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         from alphaloop.report import write_report
 
         if not (args.workdir / "state.json").is_file():
-            print(f"error: {args.workdir}/ holds no run (state.json missing); pass the --workdir of a harness.py run", file=sys.stderr)
+            print(f"error: {args.workdir}/ holds no run (state.json missing); "
+                  "pass the --workdir of a harness.py run", file=sys.stderr)
             return 2
         path = write_report(args.workdir, args.data)
         print(f"report: {path}")

@@ -6,12 +6,21 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-
 import pytest
 
 from alphaloop.candidate import extract_region, template_text
-from alphaloop.lookahead import (DRAWN_CUTS, EARLY_CUT, FrameLike, Leak, Probe, drawn_cuts, first_difference,
-                                 perturbed_frame, probe_frames, warmup_rows)
+from alphaloop.lookahead import (
+    DRAWN_CUTS,
+    EARLY_CUT,
+    FrameLike,
+    Leak,
+    Probe,
+    drawn_cuts,
+    first_difference,
+    perturbed_frame,
+    probe_frames,
+    warmup_rows,
+)
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.scoring import History
 from tests.conftest import InProcessSandbox
@@ -48,14 +57,18 @@ LEAKS = {
         df['f'] = df['Close'].where(brk).bfill()
     """,
     "bfill of the warm-up": "df['f'] = df['Close'].rolling(50).mean().bfill()",
-    "fillna(method) backwards via fillna(bfill)": "df['f'] = df['Close'].rolling(30).mean().fillna(df['Close'].rolling(30).mean().bfill())",
+    "fillna(method) backwards via fillna(bfill)": (
+        "df['f'] = df['Close'].rolling(30).mean().fillna(df['Close'].rolling(30).mean().bfill())"
+    ),
     "interpolate between later events": """
         brk = df['Close'] > df['Close'].rolling(20).max().shift(1)
         df['f'] = df['Close'].where(brk).interpolate()
     """,
     "weekly resample filled backwards": "df['f'] = df['Close'].resample('W').mean().reindex(df.index, method='bfill')",
     "monthly resample filled backwards": "df['f'] = df['Close'].resample('ME').last().reindex(df.index).bfill()",
-    "quarterly resample filled backwards": "df['f'] = df['Close'].resample('QE').max().reindex(df.index, method='bfill')",
+    "quarterly resample filled backwards": (
+        "df['f'] = df['Close'].resample('QE').max().reindex(df.index, method='bfill')"
+    ),
     "reversed rolling": "df['f'] = df['Close'][::-1].rolling(10).mean()[::-1]",
     "reversed ewm": "df['f'] = df['Close'][::-1].ewm(span=10).mean()[::-1]",
     "reversed cummax": "df['f'] = df['Close'][::-1].cummax()[::-1]",
@@ -84,7 +97,10 @@ LEAKS = {
 CLEAN = {
     "rolling mean": "df['f'] = df['Close'].rolling(20).mean()",
     "rolling std of returns": "df['f'] = df['Close'].pct_change().rolling(20).std()",
-    "rolling max/min channel": "df['f'] = (df['Close'] - df['Low'].rolling(20).min()) / (df['High'].rolling(20).max() - df['Low'].rolling(20).min())",
+    "rolling max/min channel": (
+        "df['f'] = (df['Close'] - df['Low'].rolling(20).min())"
+        " / (df['High'].rolling(20).max() - df['Low'].rolling(20).min())"
+    ),
     "rolling apply": "df['f'] = df['Close'].rolling(10).apply(lambda w: w[-1] - w.mean(), raw=True)",
     "rolling rank": "df['f'] = df['Close'].rolling(20).rank(pct=True)",
     "ewm adjust": "df['f'] = df['Close'].ewm(span=12).mean() - df['Close'].ewm(span=26).mean()",
@@ -108,7 +124,9 @@ CLEAN = {
         df['f'] = 100 - 100 / (1 + up / dn)
     """,
     "day of week": "df['f'] = df.index.day_of_week.to_numpy().astype(float)",
-    "weekly resample filled forwards from last week": "df['f'] = df['Close'].resample('W').last().shift(1).reindex(df.index, method='ffill')",
+    "weekly resample filled forwards from last week": (
+        "df['f'] = df['Close'].resample('W').last().shift(1).reindex(df.index, method='ffill')"
+    ),
     "numpy loop (causal)": """
         c = df['Close'].to_numpy()
         out = np.full(len(c), np.nan)
@@ -120,7 +138,7 @@ CLEAN = {
 def find_leak_details(full: FrameLike, probes: list[Probe], results: list[FrameLike]) -> Leak | None:
     """The earliest-dated difference over all probes, or None when the candidate is causal."""
     assert len(probes) == len(results)
-    leaks = [leak for p, r in zip(probes, results) if (leak := first_difference(full, p, r)) is not None]
+    leaks = [leak for p, r in zip(probes, results, strict=True) if (leak := first_difference(full, p, r)) is not None]
     return min(leaks, key=lambda leak: (leak.row, leak.probe.cut)) if leaks else None
 
 
@@ -238,7 +256,8 @@ def test_perturbed_frame_keeps_past_and_shape(frame: pd.DataFrame) -> None:
     assert out.index.equals(frame.index)
     assert (out["Close"].iloc[301:] != frame["Close"].iloc[301:]).all()
     assert (out["High"] >= out["Low"]).all() and (out[["Open", "High", "Low", "Close"]] > 0).all().all()
-    assert np.allclose(out["High"].iloc[301:] / out["Close"].iloc[301:], frame["High"].iloc[301:] / frame["Close"].iloc[301:])
+    assert np.allclose(out["High"].iloc[301:] / out["Close"].iloc[301:],
+                       frame["High"].iloc[301:] / frame["Close"].iloc[301:])
 
 
 def test_float_noise_is_tolerated_but_nan_mismatch_is_not(frame: pd.DataFrame) -> None:
@@ -293,5 +312,6 @@ LATE_AND_OFFDAY_LEAKS = {
 
 @pytest.mark.parametrize("name", list(LATE_AND_OFFDAY_LEAKS))
 def test_leaks_where_the_old_cuts_could_not_land_are_caught(name: str, history: History) -> None:
-    ev = evaluate(f_region(LATE_AND_OFFDAY_LEAKS[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
+    ev = evaluate(f_region(LATE_AND_OFFDAY_LEAKS[name]),
+                  EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
     assert (ev.accepted, ev.stage) == (False, "lookahead"), f"{name}: {ev.stage} {ev.reason}"

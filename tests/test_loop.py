@@ -78,8 +78,10 @@ def test_kill_9_then_rerun_resumes_exactly(data_copy: Path, tmp_path: Path) -> N
 
     wd = tmp_path / "killed"
     env = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "harness.py"), *args, "--iterations", "40", "--workdir", str(wd)],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "harness.py"), *args, "--iterations", "40",
+                             "--workdir", str(wd)],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.time() + 180
     while not (wd / "iter_3_results.json").exists() and time.time() < deadline:
         time.sleep(0.02)
@@ -96,15 +98,18 @@ def test_kill_9_then_rerun_resumes_exactly(data_copy: Path, tmp_path: Path) -> N
     assert not list(wd.glob(".*.tmp"))
     state = json.loads((wd / "state.json").read_text())
     ref_state = json.loads((ref / "state.json").read_text())
-    assert state["population"] == ref_state["population"] and state["consecutive_fails"] == ref_state["consecutive_fails"]
+    assert state["population"] == ref_state["population"]
+    assert state["consecutive_fails"] == ref_state["consecutive_fails"]
 
 
 def test_changed_data_is_refused(data_copy: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
-    assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "0", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path).returncode == 0
+    assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "0", "--workdir", str(wd),
+                   "--data", str(data_copy), cwd=tmp_path).returncode == 0
     subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--train-end", "2010-12-31",
                     "--out", str(data_copy)], check=True, capture_output=True, timeout=120)
-    res = harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "2", "--workdir", str(wd), "--data", str(data_copy), cwd=tmp_path)
+    res = harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "2", "--workdir", str(wd),
+                  "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2
     assert "no longer matches" in res.stderr and "--workdir" in res.stderr
     assert not (wd / "iter_1_results.json").exists()
@@ -140,8 +145,8 @@ def test_finished_run_says_how_to_continue(data_copy: Path, tmp_path: Path) -> N
 def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
     env = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
-    cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0", "--stress-paths", "0", "--workdir", str(wd),
-           "--data", str(data_copy)]
+    cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0", "--stress-paths", "0",
+           "--workdir", str(wd), "--data", str(data_copy)]
     proc = subprocess.Popen([*cmd, "--iterations", "40"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 180
@@ -157,7 +162,8 @@ def test_ctrl_c_finishes_the_iteration_then_stops_and_resumes(data_copy: Path, t
     assert 2 <= last < 40 and (wd / f"iter_{last}_results.json").exists()
     assert not (wd / f"iter_{last + 1}_results.json").exists() and not (wd / f"iter_{last + 1}_trade.py").exists()
     assert all(json.loads((wd / f"iter_{n}_results.json").read_text())["stage"] != "sandbox" for n in range(last + 1))
-    res = subprocess.run([*cmd, "--iterations", str(last + 1)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    res = subprocess.run([*cmd, "--iterations", str(last + 1)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=240)
     assert res.returncode == 0 and (wd / f"iter_{last + 1}_results.json").exists()
 
 

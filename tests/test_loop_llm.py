@@ -43,7 +43,8 @@ def strategy_logic(row):
 
 
 def reply(fast: int, slow: int) -> str:
-    return f"Here is my proposal.\n```python\n{REGION.format(fast=fast, slow=slow)}```\n{NOTES.format(fast=fast, slow=slow)}"
+    return (f"Here is my proposal.\n```python\n{REGION.format(fast=fast, slow=slow)}```\n"
+            f"{NOTES.format(fast=fast, slow=slow)}")
 
 
 def full_file_reply(fast: int, slow: int) -> str:
@@ -70,8 +71,9 @@ def local_env(**values: str) -> dict[str, str]:
 def run(fake: FakeOpenAI, data: Path, wd: Path, iterations: int, *extra: str) -> subprocess.CompletedProcess:
     fake.models = ["fake-model"]  # the pre-run check lists models, so it takes nothing from the scripted replies
     env = local_env(OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-test", OPENAI_MODEL="fake-model")
-    return subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", str(iterations), "--max-fails", "0",
-                           "--timeout", "4", "--retries", "2", "--retry-backoff", "0.05", "--stress-paths", "0",
+    return subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", str(iterations),
+                           "--max-fails", "0", "--timeout", "4", "--retries", "2", "--retry-backoff", "0.05",
+                           "--stress-paths", "0",
                            "--workdir", str(wd), "--data", str(data), *extra],
                           env=env, cwd=wd.parent, capture_output=True, text=True, timeout=300)
 
@@ -104,7 +106,8 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         assert not (wd / "iter_6_results.json").exists() and not (wd / "iter_6_trade.py").exists()
         assert records[1]["status"] == "accepted" and records[1]["model"] == "fake-model"
         assert records[1]["tokens"] == {"prompt": 1200, "completion": 300}
-        assert records[1]["proposal"]["expectation"]["metric"] == "sharpe" and records[1]["hypothesis_held"] in (True, False)
+        assert records[1]["proposal"]["expectation"]["metric"] == "sharpe"
+        assert records[1]["hypothesis_held"] in (True, False)
         assert records[2]["status"] == "accepted" and "ewm(span=15" in (wd / "iter_2_trade.py").read_text()
         assert (records[3]["status"], records[3]["stage"]) == ("rejected", "proposal")
         assert (records[4]["status"], records[4]["stage"]) == ("rejected", "gate") and "import" in records[4]["reason"]
@@ -132,7 +135,8 @@ def test_llm_loop_survives_failures_records_tokens_and_resumes(frozen_data: Path
         assert record["status"] == "accepted" and "class Backtester" in record["proposal"]["dropped"]
         assert "class Backtester" in (wd / "iter_6_reply.md").read_text()
         assert all((wd / f"iter_{n}_results.json").exists() for n in range(9))
-        assert [line.split("\t")[0] for line in (wd / "results.tsv").read_text().splitlines()[1:]] == [str(n) for n in range(9)]
+        rows = (wd / "results.tsv").read_text().splitlines()[1:]
+        assert [line.split("\t")[0] for line in rows] == [str(n) for n in range(9)]
 
 
 def harness_llm(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -10,10 +10,13 @@ def record(n: int, val: float | None, status: str = "accepted", sha: str | None 
     scores = None
     if val is not None:
         metrics = {"sharpe": val, "round_trips": 10.0}
-        scores = {"splits": {"val": metrics, "train": {**metrics, "sharpe": val / 2}}, "fold_spread": {"min": 0.0, "median": val}}
-    return {"iteration": n, "parent": None if n == 0 else parent, "status": status, "stage": "ok" if status == "accepted" else "gate",
+        scores = {"splits": {"val": metrics, "train": {**metrics, "sharpe": val / 2}},
+                  "fold_spread": {"min": 0.0, "median": val}}
+    return {"iteration": n, "parent": None if n == 0 else parent, "status": status,
+            "stage": "ok" if status == "accepted" else "gate",
             "reason": "" if status == "accepted" else "line 1: import (rule: import)", "scores": scores,
-            "selection_val": val, "selection_value": val, "signals_sha256": sha or f"sig{n}", "proposal": {"change": f"change {n}"}}
+            "selection_val": val, "selection_value": val, "signals_sha256": sha or f"sig{n}",
+            "proposal": {"change": f"change {n}"}}
 
 
 def fold(state: LoopState, rec: dict) -> None:
