@@ -15,7 +15,6 @@ from tests.test_lookahead import BASELINE
 from tests.test_pipeline_check import LEAKY
 
 
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     text = splice_region(template_text(), BASELINE)

@@ -6,8 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.guards import (GuardLimits, InvarianceProbe, check_guards, date_dependence, date_shifted_frame,
-                              non_finite, static_date_findings, trade_guards)
+from alphaloop.guards import (
+    GuardLimits,
+    InvarianceProbe,
+    check_guards,
+    date_dependence,
+    date_shifted_frame,
+    non_finite,
+    static_date_findings,
+    trade_guards,
+)
 from alphaloop.scoring import History, score
 from tests.conftest import InProcessSandbox, make_ohlcv
 
