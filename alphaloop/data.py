@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +230,7 @@ def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, 
         manifest = {
             "source": source, "ticker": ticker, "columns": list(next(iter(parts.values())).columns),
             "start": files["train"]["start"], "end": files["test"]["end"], "splits": files,
-            "repairs": repairs, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "repairs": repairs, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "alphaloop_version": __version__,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

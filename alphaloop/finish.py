@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from alphaloop.scoring import beside_bh
 from alphaloop.store import atomic_write_json
 from alphaloop.text import clip, fmt, rich
 from alphaloop.ui import console
@@ -96,7 +97,8 @@ def finish_run(loop: Loop, state: LoopState, manifest: dict) -> None:
         console.print(f"stopped: {rich(state.stop_reason)}")
     best = state.best
     if best is not None:
-        console.print(f"best: iter {best.iteration}, val {state.metric} {fmt(best.val_metric)} "
+        console.print(f"best: iter {best.iteration}, val {state.metric} {fmt(best.val_metric)}"
+                      f"{beside_bh(best.val, state.metric)} "
                       f"(train {fmt(best.train_metric)}) -> {rich(loop.wd.root)}/best_trade.py; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
     steps = [("statistics", lambda: write_statistics(loop, state))]

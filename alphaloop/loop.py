@@ -44,11 +44,15 @@ from alphaloop.proposers.base import (
     Proposer,
     WindowFigures,
 )
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, beside_bh
 from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
 from alphaloop.text import clip
 
-TSV_HEADER = "n\tparent\tstatus\tstage\tval_metric\ttrain_metric\ttrades\tdescription\n"
+
+def tsv_header(metric: str) -> str:
+    """results.tsv's header: every figure column names its split and metric, buy and hold beside validation."""
+    return (f"n\tparent\tstatus\tstage\tval_{metric}\tval_bh_{metric}\ttrain_{metric}\tval_round_trips\t"
+            "novelty\tdescription\n")
 
 
 class LoopStop(Exception):
@@ -201,12 +205,19 @@ def tsv_row(record: dict, metric: str) -> str:
     """One results.tsv line, kept in the state so the file never needs all records reread."""
     s = record.get("scores")
     val = f"{s['splits']['val'][metric]:.6f}" if s else ""
+    bh = s["splits"]["val"].get(f"bh_{metric}") if s else None
+    val_bh = f"{bh:.6f}" if bh is not None else ""  # buy and hold has a figure for sharpe and total_return
     train = f"{s['splits']['train'][metric]:.6f}" if s else ""
     trades = f"{s['splits']['val']['round_trips']:.0f}" if s else ""
     parent = "" if record.get("parent") is None else str(record["parent"])
     status = record["status"] + ("+top" if record.get("in_population") else "")
+    kind = ("bh_in_disguise" if (record.get("bh_disguise") or {}).get("disguised")
+            else (record.get("novelty") or {}).get("kind", ""))
+    if kind in ("duplicate", "near_copy"):
+        kind += f":{record['novelty']['member']}"
     what = describe(record).replace(chr(9), " ")
-    return f"{record['iteration']}\t{parent}\t{status}\t{record['stage']}\t{val}\t{train}\t{trades}\t{what}\n"
+    return (f"{record['iteration']}\t{parent}\t{status}\t{record['stage']}\t{val}\t{val_bh}\t{train}\t{trades}\t"
+            f"{kind}\t{what}\n")
 
 
 def outcome_line(record: dict, metric: str) -> str:
@@ -221,7 +232,8 @@ def outcome_line(record: dict, metric: str) -> str:
         where = f"kept out: {record['bh_disguise']['reason']}"
     elif (record.get("novelty") or {}).get("kind") == "near_copy":
         where = record["novelty"]["reason"]
-    return f"iter {n} accepted, val {metric} {record['selection_val']:.3f}; {where}"
+    bh = beside_bh(record["scores"]["splits"]["val"], metric) if record.get("scores") else ""
+    return f"iter {n} accepted, val {metric} {record['selection_val']:.3f}{bh}; {where}"
 
 
 def entry_from_record(record: dict, metric: str) -> Entry:
@@ -236,7 +248,8 @@ def entry_from_record(record: dict, metric: str) -> Entry:
             where += " (buy and hold in disguise)"
         elif (record.get("novelty") or {}).get("kind") == "near_copy":
             where += f" (near copy of iter {record['novelty']['member']})"
-        headline = f"accepted, val {metric} {s['val'][metric]:.3f} (train {s['train'][metric]:.3f}), {where}"
+        headline = (f"accepted, val {metric} {s['val'][metric]:.3f}{beside_bh(s['val'], metric)} "
+                    f"(train {s['train'][metric]:.3f}), {where}")
     else:
         headline = f"rejected at {record['stage']}: {clip(record['reason'], 200)}"
     return Entry(
@@ -503,7 +516,7 @@ class Loop:
         self._write_derived(state, learnings)
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
-        atomic_write_text(self.wd.root / "results.tsv", TSV_HEADER + "".join(state.tsv_rows))
+        atomic_write_text(self.wd.root / "results.tsv", tsv_header(self.cfg.metric) + "".join(state.tsv_rows))
         atomic_write_text(self.wd.root / "learnings.md", learnings.render())
         if state.best is not None:
             best = self.wd.trade(state.best.iteration).read_text(encoding="utf-8")

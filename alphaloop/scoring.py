@@ -36,6 +36,13 @@ class History:
         return cls(frame=frame, windows=windows)
 
 
+def beside_bh(metrics: dict, metric: str) -> str:
+    """" (buy and hold X)" for a split's figures, so no headline figure stands without its benchmark;
+    empty for metrics buy and hold has no figure for (it has sharpe and total_return)."""
+    bh = (metrics or {}).get(f"bh_{metric}")
+    return f" (buy and hold {bh:.3f})" if isinstance(bh, int | float) else ""
+
+
 def fold_windows(n: int, folds: int, warmup: int = FOLD_WARMUP_BARS) -> list[slice]:
     """Chronological, equal, non-overlapping scoring windows over rows [warmup, n)."""
     if folds < 1:

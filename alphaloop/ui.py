@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console, RenderableType
 from rich.panel import Panel
 
+from alphaloop.scoring import beside_bh
 from alphaloop.text import clip, fmt, rich, safe
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class PlainView:
             s = record["scores"]["splits"]
             folds = record["scores"].get("fold_spread") or {}
             top = f"top-{state.population_size}"
-            what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])} "
+            what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])}{beside_bh(s['val'], state.metric)} "
                     f"(train {fmt(s['train'][state.metric])}, "
                     f"folds min {fmt(folds.get('min'))} median {fmt(folds.get('median'))}), "
                     f"val trades {s['val']['round_trips']:.0f}, "
@@ -71,7 +72,8 @@ class PlainView:
         tokens = sum(record.get("tokens", {}).values())
         self.out.print(f"[iter {n}/{self.total}] parent {parent} | {what} | {record['timings']['total']:.2f}s"
                        f"{f' | {tokens} tokens' if tokens else ''} | best iter {best.iteration if best else '-'} "
-                       f"val {state.metric} {fmt(best.val_metric if best else None)} | hit rate {learnings.hit_rate()}")
+                       f"val {state.metric} {fmt(best.val_metric if best else None)}"
+                       f"{beside_bh(best.val, state.metric) if best else ''} | hit rate {learnings.hit_rate()}")
 
     def close(self) -> None:
         pass
