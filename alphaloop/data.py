@@ -21,18 +21,13 @@ import numpy as np
 import pandas as pd
 
 from alphaloop import __version__
+from alphaloop.csvread import OPTIONAL_COLUMNS, PRICE_COLUMNS, REQUIRED_COLUMNS, DataError, read_csv
 
-PRICE_COLUMNS = ("Open", "High", "Low", "Close")
-REQUIRED_COLUMNS = (*PRICE_COLUMNS, "Volume")
-OPTIONAL_COLUMNS = ("Adj Close",)
 SPLITS = ("train", "val", "test")
 MIN_SPLIT_ROWS = 60  # the seed's slow SMA needs 50 bars; a split shorter than this says nothing
 MAX_REPAIRABLE_MISSING = 0.01  # a handful: up to 1% of rows may be forward-filled
 TEST_FRACTION, VAL_FRACTION = 0.15, 0.20
-
-
-class DataError(Exception):
-    """A fatal data problem; its message is shown to the user as one line."""
+__all__ = ["DataError", "OPTIONAL_COLUMNS", "PRICE_COLUMNS", "REQUIRED_COLUMNS", "read_csv"]
 
 
 @dataclass
@@ -87,37 +82,6 @@ def download_yfinance(ticker: str, start: str | None) -> pd.DataFrame:
         df.columns = df.columns.get_level_values(0)
     df.index = pd.DatetimeIndex(df.index, name="Date").tz_localize(None)
     return df
-
-
-def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a user CSV with a date column (``Date`` or the first column) into a raw frame."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
-    try:
-        df = pd.read_csv(p)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{p}: the file is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{p}: not a readable CSV ({first})") from exc
-    if df.empty:
-        raise DataError(f"{p}: the file has a header but no rows")
-    df.columns = [str(c).strip() for c in df.columns]
-    lower = {c.lower(): c for c in df.columns}
-    date_col = lower.get("date") or lower.get("datetime") or df.columns[0]
-    dates = pd.to_datetime(df[date_col], errors="coerce", format="mixed")
-    bad = int(dates.isna().sum())
-    if bad:
-        example = df[date_col][dates.isna()].iloc[0]
-        raise DataError(f"{p}: {bad} row(s) with an unparseable date in column '{date_col}' (first: {example!r})")
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    df = df.drop(columns=[date_col])
-    df.index = pd.DatetimeIndex(dates, name="Date")
-    rename = {c: canon for canon in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) for c in df.columns
-              if c.lower().replace("_", " ") == canon.lower()}
-    return df.rename(columns=rename)
 
 
 def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[str]]:
