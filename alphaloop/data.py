@@ -10,6 +10,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shlex
 import shutil
 import tempfile
 import warnings
@@ -62,12 +64,51 @@ def sample_frame(ticker: str = "SPY") -> tuple[pd.DataFrame, str]:
     return df, name
 
 
+NETWORK_MARKERS = ("could not resolve host", "dnserror", "failed to connect", "connection refused", "connectionerror",
+                   "timed out", "timeout", "network is unreachable", "name or service not known", "ssl", "proxy")
+_CURL_REASON = re.compile(r"curl: \(\d+\) .*?(?= \(|\. |$)")
+
+
+class _Collect(logging.Handler):
+    """Keeps the errors yfinance logs instead of raising: they name why a download came back empty."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().strip()
+        if text and "failed download" not in text.lower():
+            self.messages.append(text)
+
+
+def yfinance_cause(messages: list[str], ticker: str) -> str:
+    """One line naming why yfinance delivered nothing, from what it logged or raised."""
+    if not messages:
+        return f"yfinance returned no rows for {ticker} and logged no reason"
+    joined = " ".join(messages)
+    low = joined.lower()
+    short = (m.group(0).strip() if (m := _CURL_REASON.search(joined)) else messages[0])[:160]
+    if any(k in low for k in NETWORK_MARKERS):
+        return f"no network connection to Yahoo Finance ({short})"
+    if "rate limit" in low or "too many requests" in low:
+        return f"Yahoo Finance is rate-limiting requests ({short}); wait a few minutes and retry"
+    if "delisted" in low or "no data found" in low or "not found" in low:
+        return f"Yahoo Finance has no daily data for {ticker} ({short}); check the ticker"
+    return f"yfinance returned no rows for {ticker} ({short})"
+
+
 def download_yfinance(ticker: str, start: str | None) -> pd.DataFrame:
-    """Daily bars from Yahoo Finance, unadjusted OHLC plus Adj Close; raises DataError on failure."""
+    """Daily bars from Yahoo Finance, unadjusted OHLC plus Adj Close; raises DataError naming the cause."""
+    collect = _Collect()
+    log = logging.getLogger("yfinance")
+    level, propagate = log.level, log.propagate
+    log.addHandler(collect)
+    log.setLevel(logging.ERROR)
+    log.propagate = False
     try:
         import yfinance as yf
 
-        logging.getLogger("yfinance").setLevel(logging.CRITICAL)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             df = yf.download(
@@ -75,9 +116,13 @@ def download_yfinance(ticker: str, start: str | None) -> pd.DataFrame:
                 actions=False, threads=False, timeout=15,
             )
     except Exception as exc:  # yfinance raises many types for network problems
-        raise DataError(f"yfinance download of {ticker} failed: {type(exc).__name__}: {exc}") from exc
+        raise DataError(yfinance_cause([*collect.messages, f"{type(exc).__name__}: {exc}"], ticker)) from exc
+    finally:
+        log.removeHandler(collect)
+        log.setLevel(level)
+        log.propagate = propagate
     if df is None or df.empty:
-        raise DataError(f"yfinance returned no rows for {ticker}")
+        raise DataError(yfinance_cause(collect.messages, ticker))
     if isinstance(df.columns, pd.MultiIndex):
         df.columns = df.columns.get_level_values(0)
     df.index = pd.DatetimeIndex(df.index, name="Date").tz_localize(None)
@@ -168,9 +213,24 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, repairs: list[str]) -> dict:
-    """Write the splits and manifest to a temp folder beside ``out``, then swap it in place."""
+def _existing_digest(out: Path) -> tuple[dict, str] | None:
+    """The manifest and digest of frozen data already in ``out``, or None when there is none to protect."""
+    try:
+        old = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        return old, manifest_digest(old)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, repairs: list[str],
+           *, command: list[str] | None = None, args: dict | None = None, force: bool = True) -> dict:
+    """Write the splits and manifest to a temp folder beside ``out``, then swap it in place.
+
+    With ``force=False`` frozen data of different content is never replaced: a workdir's records
+    and hash checks rest on it.
+    """
     out = Path(out)
+    previous = None if force else _existing_digest(out)
     ours = {f"{name}.csv" for name in SPLITS} | {"manifest.json", ".gitkeep"}
     if out.is_dir():
         foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
@@ -197,6 +257,16 @@ def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, 
             "repairs": repairs, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "alphaloop_version": __version__,
         }
+        if command is not None:
+            manifest["command"] = command
+        if args is not None:
+            manifest["args"] = args
+        if previous is not None and (digest := manifest_digest(manifest)) != previous[1]:
+            old = previous[0]
+            raise DataError(
+                f"{out}/ already holds different frozen data ({old.get('ticker')}, {old.get('start')} .. "
+                f"{old.get('end')}, digest {previous[1]}; new digest {digest}); a workdir may depend on it. "
+                f"Pass --force to replace it, or choose another --out")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         for keep in out.glob(".gitkeep") if out.is_dir() else []:
             shutil.copy2(keep, tmp / keep.name)
@@ -222,6 +292,24 @@ def read_manifest(data_dir: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: corrupt manifest ({exc})") from exc
+
+
+def restore_hint(manifest: dict, out: str | None = None) -> str:
+    """The prepare.py command that recreates the frozen data a manifest describes (same source and dates)."""
+    recorded = manifest.get("args") or {}
+    source = str(manifest.get("source", "auto"))
+    parts = ["python", "prepare.py"]
+    if source.startswith("csv:"):
+        parts += ["--source", "csv", "--csv", source[4:]]
+    else:
+        parts += ["--source", source if source in ("yfinance", "sample") else "auto",
+                  "--ticker", str(recorded.get("ticker") or manifest.get("ticker", "SPY"))]
+    splits = manifest.get("splits", {})
+    parts += ["--start", str(manifest.get("start")), "--end", str(manifest.get("end"))]
+    if "train" in splits and "val" in splits:
+        parts += ["--train-end", str(splits["train"]["end"]), "--val-end", str(splits["val"]["end"])]
+    parts += ["--out", str(out or recorded.get("out") or "data"), "--force"]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def manifest_digest(manifest: dict) -> str:
