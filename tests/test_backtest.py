@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,22 @@ def test_next_open_costs_by_hand() -> None:
     open_ = np.array([100.0, 105.0, 115.0, 120.0])
     r = backtest(close, np.array([1, 0, -1, 0]), cost_bps=50, fill="next_open", open_=open_)
     assert r.metrics["total_return"] == pytest.approx(0.995 * 120 / 105 * 0.995 - 1)
+
+
+def test_best_trade_py_run_from_inside_the_workdir_finds_the_project_data(tmp_path: Path) -> None:
+    """`cd train && python best_trade.py` reads ../data; with no data anywhere it names --data ../data."""
+    project = tmp_path / "project"
+    (project / "train").mkdir(parents=True)
+    script = project / "train" / "best_trade.py"
+    script.write_text((ROOT / "trade.py").read_text())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    missing = subprocess.run([sys.executable, "best_trade.py"], cwd=script.parent, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--data ../data" in missing.stderr and "Traceback" not in missing.stderr
+    subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--out", "data"],
+                   cwd=project, check=True, capture_output=True, timeout=120)
+    res = subprocess.run([sys.executable, "best_trade.py", "--cost-bps", "2"], cwd=script.parent, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "data: ../data/" in res.stderr
+    assert res.stdout.splitlines()[0] == "train_return: -0.174543"
