@@ -256,6 +256,7 @@ def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, 
             "start": files["train"]["start"], "end": files["test"]["end"], "splits": files,
             "repairs": repairs, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "alphaloop_version": __version__,
+            "return_prices": return_prices(list(parts.values())),
         }
         if command is not None:
             manifest["command"] = command
@@ -310,6 +311,15 @@ def restore_hint(manifest: dict, out: str | None = None) -> str:
         parts += ["--train-end", str(splits["train"]["end"]), "--val-end", str(splits["val"]["end"])]
     parts += ["--out", str(out or recorded.get("out") or "data"), "--force"]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def return_prices(frames: list[pd.DataFrame]) -> str:
+    """Which prices the returns and buy and hold rest on, in words for the screen and the manifest."""
+    if not all("Adj Close" in f.columns for f in frames):
+        return "Close as traded (no Adj Close in the data: no dividends)"
+    if all(np.allclose(f["Adj Close"].to_numpy(), f["Close"].to_numpy(), rtol=1e-9, atol=0) for f in frames):
+        return "Close as traded (Adj Close equals Close: a price index without dividends)"
+    return "Close as traded (Adj Close is in the data but not used yet: buy and hold omits dividends)"
 
 
 def manifest_digest(manifest: dict) -> str:

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from alphaloop.backtest import DEFAULT_COST_BPS, FILLS
 from alphaloop.candidate import compute_signals, validate_signals
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
+from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, return_prices
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, score
 from alphaloop.ui import console
 
@@ -106,5 +106,6 @@ def main(generate_features: Callable[[pd.DataFrame], pd.DataFrame], strategy_log
     print(f"val_return: {scores.splits['val']['total_return']:.6f}")
     label = f"costs {args.cost_bps:g} bp, fill at {'bar close' if args.fill == 'close' else 'next open (option)'}"
     console.print(metrics_table(scores.splits, f"trade.py on train and validation ({label})"))
+    print(f"returns on: {return_prices([history.frame])}")
     print(json.dumps({"cost_bps": args.cost_bps, "fill": args.fill, "splits": scores.splits}, sort_keys=True))
     return 0

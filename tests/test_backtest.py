@@ -254,3 +254,4 @@ def test_best_trade_py_run_from_inside_the_workdir_finds_the_project_data(tmp_pa
     assert res.returncode == 0, res.stderr
     assert "data: ../data/" in res.stderr
     assert res.stdout.splitlines()[0] == "train_return: -0.174543"
+    assert "returns on: Close as traded (Adj Close equals Close: a price index without dividends)" in res.stdout

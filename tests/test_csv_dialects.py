@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,8 @@ def test_yfinance_two_level_header(tmp_path: Path) -> None:
     out = tmp_path / "data"
     assert_frozen_like(prepare(path, out), out, want)
     assert "Adj Close" in frozen(out).columns
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["return_prices"].startswith("Close as traded (Adj Close is in the data but not used yet")
 
 
 def test_yfinance_file_with_two_tickers_is_refused(tmp_path: Path) -> None:
