@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from alphaloop.data import DataError, Prepared, download_yfinance, freeze, read_csv, sample_frame, split, validate
+from alphaloop.data import (
+    DataError,
+    Prepared,
+    download_yfinance,
+    freeze,
+    manifest_digest,
+    read_csv,
+    sample_frame,
+    split,
+    validate,
+)
 from alphaloop.ui import warn_loudly
 
 
@@ -22,13 +32,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", choices=("auto", "yfinance", "sample", "csv"), default="auto",
                    help="where the bars come from (default auto: yfinance, else the bundled sample)")
-    p.add_argument("--ticker", default="SPY", help="yfinance ticker; with --source sample, NASDAQ selects the NASDAQ sample (default SPY)")
+    p.add_argument("--ticker", default="SPY",
+                   help="yfinance ticker; with --source sample, NASDAQ selects the NASDAQ sample (default SPY)")
     p.add_argument("--csv", metavar="PATH", help="CSV with Date, Open, High, Low, Close, Volume [, Adj Close]")
     p.add_argument("--start", metavar="DATE", help="first date to keep")
+    p.add_argument("--end", metavar="DATE", help="last date to keep (recreates frozen data exactly; default: all)")
     p.add_argument("--train-end", metavar="DATE", help="last date of the train split")
     p.add_argument("--val-end", metavar="DATE", help="last date of the validation split (test follows)")
     p.add_argument("--out", metavar="DIR", default="data", help="output folder (default data/)")
+    p.add_argument("--force", action="store_true",
+                   help="replace frozen data in --out even when its content differs (a workdir may depend on it)")
     return p
+
+
+def as_date(text: str, flag: str) -> pd.Timestamp:
+    """A flag's date, or a DataError naming the flag."""
+    try:
+        return pd.Timestamp(text)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{flag} {text!r} is not a date") from exc
 
 
 def load(args: argparse.Namespace) -> Prepared:
@@ -64,16 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         got = load(args)
         frame = got.frame
         if args.start:
-            try:
-                start = pd.Timestamp(args.start)
-            except (ValueError, TypeError) as exc:
-                raise DataError(f"--start {args.start!r} is not a date") from exc
-            frame = frame[frame.index >= start]
+            frame = frame[frame.index >= as_date(args.start, "--start")]
+        if args.end:
+            frame = frame[frame.index <= as_date(args.end, "--end")]
         frame, repairs = validate(frame, label=got.source)
         for line in repairs:
             print(f"warning: {line}", file=sys.stderr)
         parts = split(frame, args.train_end, args.val_end)
-        manifest = freeze(parts, Path(args.out), got.source, got.ticker, repairs)
+        command = ["prepare.py", *(sys.argv[1:] if argv is None else argv)]
+        manifest = freeze(parts, Path(args.out), got.source, got.ticker, repairs,
+                          command=command, args=vars(args), force=args.force)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -82,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     for name, info in manifest["splits"].items():
         print(f"{name:5s} {info['start']} .. {info['end']}  {info['rows']:5d} rows  sha256 {info['sha256'][:12]}")
-    print(f"frozen: {args.out}/ ({got.ticker}, source {got.source})")
+    print(f"frozen: {args.out}/ ({got.ticker}, source {got.source}, data digest {manifest_digest(manifest)})")
     return 0
 
 

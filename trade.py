@@ -16,19 +16,17 @@ from alphaloop.tradefile import main
 # === ALPHALOOP CANDIDATE REGION START (generate_features, strategy_logic) ===
 
 def generate_features(df):
-    """SMA 20/50 crossover: today's and yesterday's fast and slow averages of the close."""
+    """SMA 20/50, the original weekend harness's rule: the fast and slow averages of the close."""
     df["sma_fast"] = df["Close"].rolling(20).mean()
     df["sma_slow"] = df["Close"].rolling(50).mean()
-    df["prev_fast"] = df["sma_fast"].shift(1)
-    df["prev_slow"] = df["sma_slow"].shift(1)
     return df
 
 
 def strategy_logic(row):
-    """Enter when the fast average crosses above the slow one, exit when it crosses below."""
-    if row["sma_fast"] > row["sma_slow"] and row["prev_fast"] <= row["prev_slow"]:
+    """Long while SMA20 is above SMA50, flat while below (1 enters or stays in, -1 exits or stays out)."""
+    if row["sma_fast"] > row["sma_slow"]:
         return 1
-    if row["sma_fast"] < row["sma_slow"] and row["prev_fast"] >= row["prev_slow"]:
+    if row["sma_fast"] < row["sma_slow"]:
         return -1
     return 0
 

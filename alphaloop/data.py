@@ -10,6 +10,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shlex
 import shutil
 import tempfile
 import warnings
@@ -21,18 +23,13 @@ import numpy as np
 import pandas as pd
 
 from alphaloop import __version__
+from alphaloop.csvread import OPTIONAL_COLUMNS, PRICE_COLUMNS, REQUIRED_COLUMNS, DataError, read_csv
 
-PRICE_COLUMNS = ("Open", "High", "Low", "Close")
-REQUIRED_COLUMNS = (*PRICE_COLUMNS, "Volume")
-OPTIONAL_COLUMNS = ("Adj Close",)
 SPLITS = ("train", "val", "test")
 MIN_SPLIT_ROWS = 60  # the seed's slow SMA needs 50 bars; a split shorter than this says nothing
 MAX_REPAIRABLE_MISSING = 0.01  # a handful: up to 1% of rows may be forward-filled
 TEST_FRACTION, VAL_FRACTION = 0.15, 0.20
-
-
-class DataError(Exception):
-    """A fatal data problem; its message is shown to the user as one line."""
+__all__ = ["DataError", "OPTIONAL_COLUMNS", "PRICE_COLUMNS", "REQUIRED_COLUMNS", "read_csv"]
 
 
 @dataclass
@@ -67,12 +64,51 @@ def sample_frame(ticker: str = "SPY") -> tuple[pd.DataFrame, str]:
     return df, name
 
 
+NETWORK_MARKERS = ("could not resolve host", "dnserror", "failed to connect", "connection refused", "connectionerror",
+                   "timed out", "timeout", "network is unreachable", "name or service not known", "ssl", "proxy")
+_CURL_REASON = re.compile(r"curl: \(\d+\) .*?(?= \(|\. |$)")
+
+
+class _Collect(logging.Handler):
+    """Keeps the errors yfinance logs instead of raising: they name why a download came back empty."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().strip()
+        if text and "failed download" not in text.lower():
+            self.messages.append(text)
+
+
+def yfinance_cause(messages: list[str], ticker: str) -> str:
+    """One line naming why yfinance delivered nothing, from what it logged or raised."""
+    if not messages:
+        return f"yfinance returned no rows for {ticker} and logged no reason"
+    joined = " ".join(messages)
+    low = joined.lower()
+    short = (m.group(0).strip() if (m := _CURL_REASON.search(joined)) else messages[0])[:160]
+    if any(k in low for k in NETWORK_MARKERS):
+        return f"no network connection to Yahoo Finance ({short})"
+    if "rate limit" in low or "too many requests" in low:
+        return f"Yahoo Finance is rate-limiting requests ({short}); wait a few minutes and retry"
+    if "delisted" in low or "no data found" in low or "not found" in low:
+        return f"Yahoo Finance has no daily data for {ticker} ({short}); check the ticker"
+    return f"yfinance returned no rows for {ticker} ({short})"
+
+
 def download_yfinance(ticker: str, start: str | None) -> pd.DataFrame:
-    """Daily bars from Yahoo Finance, unadjusted OHLC plus Adj Close; raises DataError on failure."""
+    """Daily bars from Yahoo Finance, unadjusted OHLC plus Adj Close; raises DataError naming the cause."""
+    collect = _Collect()
+    log = logging.getLogger("yfinance")
+    level, propagate = log.level, log.propagate
+    log.addHandler(collect)
+    log.setLevel(logging.ERROR)
+    log.propagate = False
     try:
         import yfinance as yf
 
-        logging.getLogger("yfinance").setLevel(logging.CRITICAL)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             df = yf.download(
@@ -80,44 +116,17 @@ def download_yfinance(ticker: str, start: str | None) -> pd.DataFrame:
                 actions=False, threads=False, timeout=15,
             )
     except Exception as exc:  # yfinance raises many types for network problems
-        raise DataError(f"yfinance download of {ticker} failed: {type(exc).__name__}: {exc}") from exc
+        raise DataError(yfinance_cause([*collect.messages, f"{type(exc).__name__}: {exc}"], ticker)) from exc
+    finally:
+        log.removeHandler(collect)
+        log.setLevel(level)
+        log.propagate = propagate
     if df is None or df.empty:
-        raise DataError(f"yfinance returned no rows for {ticker}")
+        raise DataError(yfinance_cause(collect.messages, ticker))
     if isinstance(df.columns, pd.MultiIndex):
         df.columns = df.columns.get_level_values(0)
     df.index = pd.DatetimeIndex(df.index, name="Date").tz_localize(None)
     return df
-
-
-def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a user CSV with a date column (``Date`` or the first column) into a raw frame."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
-    try:
-        df = pd.read_csv(p)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{p}: the file is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{p}: not a readable CSV ({first})") from exc
-    if df.empty:
-        raise DataError(f"{p}: the file has a header but no rows")
-    df.columns = [str(c).strip() for c in df.columns]
-    lower = {c.lower(): c for c in df.columns}
-    date_col = lower.get("date") or lower.get("datetime") or df.columns[0]
-    dates = pd.to_datetime(df[date_col], errors="coerce", format="mixed")
-    bad = int(dates.isna().sum())
-    if bad:
-        example = df[date_col][dates.isna()].iloc[0]
-        raise DataError(f"{p}: {bad} row(s) with an unparseable date in column '{date_col}' (first: {example!r})")
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    df = df.drop(columns=[date_col])
-    df.index = pd.DatetimeIndex(dates, name="Date")
-    rename = {c: canon for canon in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) for c in df.columns
-              if c.lower().replace("_", " ") == canon.lower()}
-    return df.rename(columns=rename)
 
 
 def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[str]]:
@@ -204,9 +213,24 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, repairs: list[str]) -> dict:
-    """Write the splits and manifest to a temp folder beside ``out``, then swap it in place."""
+def _existing_digest(out: Path) -> tuple[dict, str] | None:
+    """The manifest and digest of frozen data already in ``out``, or None when there is none to protect."""
+    try:
+        old = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        return old, manifest_digest(old)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, repairs: list[str],
+           *, command: list[str] | None = None, args: dict | None = None, force: bool = True) -> dict:
+    """Write the splits and manifest to a temp folder beside ``out``, then swap it in place.
+
+    With ``force=False`` frozen data of different content is never replaced: a workdir's records
+    and hash checks rest on it.
+    """
     out = Path(out)
+    previous = None if force else _existing_digest(out)
     ours = {f"{name}.csv" for name in SPLITS} | {"manifest.json", ".gitkeep"}
     if out.is_dir():
         foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
@@ -232,7 +256,18 @@ def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, 
             "start": files["train"]["start"], "end": files["test"]["end"], "splits": files,
             "repairs": repairs, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "alphaloop_version": __version__,
+            "return_prices": return_prices(list(parts.values())),
         }
+        if command is not None:
+            manifest["command"] = command
+        if args is not None:
+            manifest["args"] = args
+        if previous is not None and (digest := manifest_digest(manifest)) != previous[1]:
+            old = previous[0]
+            raise DataError(
+                f"{out}/ already holds different frozen data ({old.get('ticker')}, {old.get('start')} .. "
+                f"{old.get('end')}, digest {previous[1]}; new digest {digest}); a workdir may depend on it. "
+                f"Pass --force to replace it, or choose another --out")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         for keep in out.glob(".gitkeep") if out.is_dir() else []:
             shutil.copy2(keep, tmp / keep.name)
@@ -258,6 +293,33 @@ def read_manifest(data_dir: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: corrupt manifest ({exc})") from exc
+
+
+def restore_hint(manifest: dict, out: str | None = None) -> str:
+    """The prepare.py command that recreates the frozen data a manifest describes (same source and dates)."""
+    recorded = manifest.get("args") or {}
+    source = str(manifest.get("source", "auto"))
+    parts = ["python", "prepare.py"]
+    if source.startswith("csv:"):
+        parts += ["--source", "csv", "--csv", source[4:]]
+    else:
+        parts += ["--source", source if source in ("yfinance", "sample") else "auto",
+                  "--ticker", str(recorded.get("ticker") or manifest.get("ticker", "SPY"))]
+    splits = manifest.get("splits", {})
+    parts += ["--start", str(manifest.get("start")), "--end", str(manifest.get("end"))]
+    if "train" in splits and "val" in splits:
+        parts += ["--train-end", str(splits["train"]["end"]), "--val-end", str(splits["val"]["end"])]
+    parts += ["--out", str(out or recorded.get("out") or "data"), "--force"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def return_prices(frames: list[pd.DataFrame]) -> str:
+    """Which prices the returns and buy and hold rest on, in words for the screen and the manifest."""
+    if not all("Adj Close" in f.columns for f in frames):
+        return "Close as traded (no Adj Close in the data: no dividends)"
+    if all(np.allclose(f["Adj Close"].to_numpy(), f["Close"].to_numpy(), rtol=1e-9, atol=0) for f in frames):
+        return "Close as traded (Adj Close equals Close: a price index without dividends)"
+    return "Close as traded (Adj Close is in the data but not used yet: buy and hold omits dividends)"
 
 
 def manifest_digest(manifest: dict) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from alphaloop.backtest import DEFAULT_COST_BPS, FILLS
 from alphaloop.candidate import compute_signals, validate_signals
-from alphaloop.data import DataError, load_splits
+from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, return_prices
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, score
 from alphaloop.ui import console
 
@@ -44,18 +45,57 @@ def metrics_table(splits: dict[str, dict[str, float]], title: str) -> Table:
     return table
 
 
+def _digest_of(folder: Path) -> str | None:
+    try:
+        return manifest_digest(read_manifest(folder))
+    except (DataError, KeyError, TypeError):
+        return None
+
+
+def find_data(script: Path, cwd: Path | None = None) -> Path:
+    """The frozen data when no --data is given: ./data, else the project's data/ beside the file.
+
+    A file in a workdir (``train/best_trade.py``, ``iter_N_trade.py``) is usually run from inside it;
+    the project's data is then ``../data``. When the workdir recorded its data (data_manifest.json),
+    the folder with that digest wins.
+    """
+    cwd = cwd or Path.cwd()
+    here = script.resolve().parent
+    candidates = [cwd / "data", here / "data", here.parent / "data"]
+    found = [c for c in dict.fromkeys(candidates) if (c / "manifest.json").is_file()]
+    recorded = None
+    if (here / "data_manifest.json").is_file():
+        try:
+            recorded = manifest_digest(json.loads((here / "data_manifest.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            recorded = None
+    matching = [c for c in found if recorded is not None and _digest_of(c) == recorded]
+    chosen = (matching or found or [None])[0]
+    if chosen is None:
+        rel = os.path.relpath(here.parent / "data", cwd)
+        raise DataError(f"no frozen data in data/ here or beside {script.name}; pass --data {rel} "
+                        f"(the project's data folder) or run: python prepare.py")
+    if chosen != cwd / "data":
+        print(f"data: {os.path.relpath(chosen, cwd)}/ (found beside {script.name}; --data picks another)",
+              file=sys.stderr)
+    return chosen
+
+
 def main(generate_features: Callable[[pd.DataFrame], pd.DataFrame], strategy_logic: Callable[[Any], Any],
          argv: list[str] | None = None) -> int:
     """`python trade.py`: score the file's own region on train and validation, never on test."""
     p = argparse.ArgumentParser(description="Evaluate this file's strategy on the train and validation splits.")
-    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help=f"cost per position change in basis points of notional (default {DEFAULT_COST_BPS:g}; 0 allowed)")
-    p.add_argument("--data", default="data", help="frozen data folder (default data/)")
-    p.add_argument("--fill", choices=FILLS, default="close", help="fill convention (default close: signal at t trades at t's close)")
+    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+                   help=f"cost per position change in bp of notional (default {DEFAULT_COST_BPS:g}; 0 allowed)")
+    p.add_argument("--data", help="frozen data folder (default: data/, else the project's data/ beside this file)")
+    p.add_argument("--fill", choices=FILLS, default="close",
+                   help="fill convention (default close: signal at t trades at t's close)")
     args = p.parse_args(argv)
     if args.cost_bps < 0:
         p.error("--cost-bps must be >= 0")
     try:
-        history = History.from_splits(load_splits(Path(args.data)))
+        data = Path(args.data) if args.data else find_data(Path(generate_features.__code__.co_filename))
+        history = History.from_splits(load_splits(data))
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -66,5 +106,6 @@ def main(generate_features: Callable[[pd.DataFrame], pd.DataFrame], strategy_log
     print(f"val_return: {scores.splits['val']['total_return']:.6f}")
     label = f"costs {args.cost_bps:g} bp, fill at {'bar close' if args.fill == 'close' else 'next open (option)'}"
     console.print(metrics_table(scores.splits, f"trade.py on train and validation ({label})"))
+    print(f"returns on: {return_prices([history.frame])}")
     print(json.dumps({"cost_bps": args.cost_bps, "fill": args.fill, "splits": scores.splits}, sort_keys=True))
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,10 +140,46 @@ def test_trade_py_output_and_reference_equality(tmp_path: Path) -> None:
     train = pd.read_csv(data / "train.csv", index_col="Date", parse_dates=True)
     c = train["Close"]
     fast, slow = c.rolling(20).mean(), c.rolling(50).mean()
-    sig = np.where((fast > slow) & (fast.shift() <= slow.shift()), 1,
-                   np.where((fast < slow) & (fast.shift() >= slow.shift()), -1, 0))
+    sig = np.where(fast > slow, 1, np.where(fast < slow, -1, 0))
     assert train_return == pytest.approx(reference_total_return(c.to_numpy(), sig, 0.0), abs=1e-6)
     assert payload["splits"]["train"]["total_return"] == pytest.approx(train_return, abs=1e-6)
+    # iteration 0 of every run: the level rule on the default sample splits, no costs
+    assert train_return == pytest.approx(-0.161899, abs=1e-6)
+    assert payload["splits"]["val"]["total_return"] == pytest.approx(0.264456, abs=1e-6)
+    assert payload["splits"]["train"]["round_trips"] == 38 and payload["splits"]["val"]["round_trips"] == 15
+    assert payload["splits"]["val"]["sharpe"] == pytest.approx(0.640863, abs=1e-6)
+
+
+def test_trade_py_default_cost_pins_iteration_zero(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--out", str(data)],
+                   check=True, capture_output=True, timeout=120)
+    res = subprocess.run([sys.executable, str(ROOT / "trade.py"), "--data", str(data)],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    splits = json.loads(res.stdout.strip().splitlines()[-1])["splits"]
+    assert splits["train"]["total_return"] == pytest.approx(-0.174543, abs=1e-6)
+    assert splits["val"]["total_return"] == pytest.approx(0.256892, abs=1e-6)
+    assert splits["val"]["sharpe"] == pytest.approx(0.625760, abs=1e-6)
+
+
+def region_total_return(path: Path) -> float:
+    """Whole-sample total return (0 cost) of a trade.py-style file's own two functions."""
+    from arch.data import sp500
+
+    from alphaloop.candidate import compute_signals, validate_signals
+
+    spec = importlib.util.spec_from_file_location(f"region_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    df = sp500.load()
+    _, raw = compute_signals(module.generate_features, module.strategy_logic, df)
+    return backtest(df["Close"].to_numpy(), validate_signals(raw, len(df)), cost_bps=0).metrics["total_return"]
+
+
+def test_starting_region_is_the_level_rule_and_the_example_is_the_crossover() -> None:
+    """trade.py: long while SMA20 > SMA50 (38.19% on the whole sample); the example: crossover events (38.9186%)."""
+    assert region_total_return(ROOT / "trade.py") == pytest.approx(0.381913, abs=5e-7)
+    assert region_total_return(ROOT / "examples" / "sma_crossover.py") == pytest.approx(0.389186, abs=5e-7)
 
 
 def test_trade_py_without_data_says_how_to_fix(tmp_path: Path) -> None:
@@ -197,3 +235,23 @@ def test_next_open_costs_by_hand() -> None:
     open_ = np.array([100.0, 105.0, 115.0, 120.0])
     r = backtest(close, np.array([1, 0, -1, 0]), cost_bps=50, fill="next_open", open_=open_)
     assert r.metrics["total_return"] == pytest.approx(0.995 * 120 / 105 * 0.995 - 1)
+
+
+def test_best_trade_py_run_from_inside_the_workdir_finds_the_project_data(tmp_path: Path) -> None:
+    """`cd train && python best_trade.py` reads ../data; with no data anywhere it names --data ../data."""
+    project = tmp_path / "project"
+    (project / "train").mkdir(parents=True)
+    script = project / "train" / "best_trade.py"
+    script.write_text((ROOT / "trade.py").read_text())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    missing = subprocess.run([sys.executable, "best_trade.py"], cwd=script.parent, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--data ../data" in missing.stderr and "Traceback" not in missing.stderr
+    subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--out", "data"],
+                   cwd=project, check=True, capture_output=True, timeout=120)
+    res = subprocess.run([sys.executable, "best_trade.py", "--cost-bps", "2"], cwd=script.parent, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "data: ../data/" in res.stderr
+    assert res.stdout.splitlines()[0] == "train_return: -0.174543"
+    assert "returns on: Close as traded (Adj Close equals Close: a price index without dividends)" in res.stdout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.data import DataError, load_splits, load_test_split, sha256_file, split, validate
+from alphaloop.data import (
+    DataError,
+    load_splits,
+    load_test_split,
+    manifest_digest,
+    read_manifest,
+    restore_hint,
+    sha256_file,
+    split,
+    validate,
+    yfinance_cause,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,3 +162,67 @@ def test_validate_rejects_high_below_low() -> None:
     df.iloc[3, 1] = df.iloc[3, 2] * 0.5
     with pytest.raises(DataError, match="High below Low"):
         validate(df)
+
+
+FAKE_YFINANCE = '''
+import logging
+
+import pandas as pd
+
+_log = logging.getLogger("yfinance")
+
+
+def download(ticker, **kwargs):
+    """What yfinance 0.2/1.x does offline: log the curl error, swallow it, return an empty frame."""
+    _log.error("Failed to get ticker '%s' reason: Failed to perform, curl: (6) Could not resolve host: "
+               "query2.finance.yahoo.com (Domain name not found). See https://curl.se/libcurl/ first.", ticker)
+    _log.error("\\n1 Failed download:")
+    _log.error("['%s']: DNSError('Failed to perform, curl: (6) Could not resolve host: query2.finance.yahoo.com.')",
+               ticker)
+    return pd.DataFrame()
+'''
+
+
+def test_yfinance_without_network_names_the_cause(tmp_path: Path) -> None:
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "yfinance.py").write_text(FAKE_YFINANCE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), str(ROOT)])}
+    res = subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "yfinance", "--out", "d"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0] == ("error: no network connection to Yahoo Finance "
+                        "(curl: (6) Could not resolve host: query2.finance.yahoo.com)")
+    assert not (tmp_path / "d").exists()
+
+
+def test_yfinance_cause_classifies_what_yfinance_logs() -> None:
+    assert "no network" in yfinance_cause(["ConnectionError: Failed to connect to fc.yahoo.com port 443"], "SPY")
+    assert "rate-limiting" in yfinance_cause(["YFRateLimitError('Too Many Requests. Rate limited.')"], "SPY")
+    assert "check the ticker" in yfinance_cause(["$XYZ: possibly delisted; no price data found"], "XYZ")
+    assert "logged no reason" in yfinance_cause([], "SPY")
+
+
+def test_changed_data_is_not_replaced_without_force_and_the_manifest_recreates_it(tmp_path: Path) -> None:
+    assert run_prepare("--source", "sample", "--out", "d", cwd=tmp_path).returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()}
+    manifest = json.loads(before["manifest.json"])
+    assert manifest["command"] == ["prepare.py", "--source", "sample", "--out", "d"]
+    assert manifest["args"]["source"] == "sample" and manifest["args"]["force"] is False
+    again = run_prepare("--source", "sample", "--out", "d", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    res = run_prepare("--source", "sample", "--ticker", "NASDAQ", "--out", "d", cwd=tmp_path)
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "a workdir may depend on it" in lines[0] and "--force" in lines[0]
+    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["splits"] == manifest["splits"]
+    forced = run_prepare("--source", "sample", "--ticker", "NASDAQ", "--out", "d", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert manifest_digest(read_manifest(tmp_path / "d")) != manifest_digest(manifest)
+    hint = restore_hint(manifest)
+    assert hint.startswith("python prepare.py --source sample") and hint.endswith("--out d --force")
+    redo = run_prepare(*shlex.split(hint)[2:], cwd=tmp_path)
+    assert redo.returncode == 0, redo.stderr
+    assert manifest_digest(read_manifest(tmp_path / "d")) == manifest_digest(manifest)
+    assert f"data digest {manifest_digest(manifest)}" in redo.stdout

@@ -238,7 +238,9 @@ def test_probes_cover_warmup_middle_and_validation(frame: pd.DataFrame) -> None:
     cuts = {p.kind: [] for p in probes}
     for p in probes:
         cuts[p.kind].append(p.cut)
-    assert EARLY_CUT in cuts["truncate"] and 25 in cuts["truncate"]  # inside the 50-row warm-up
+    warm = warmup_rows(full.features)
+    assert warm == 49  # the SMA 50's leading NaN rows
+    assert EARLY_CUT in cuts["truncate"] and 24 in cuts["truncate"]  # a cut inside the warm-up
     assert max(cuts["perturb"]) > 0.8 * len(frame)
     last = max(cuts["perturb"])
     for p in probes:

@@ -83,7 +83,7 @@ EXIT_SPACE: dict[str, dict[str, Num | tuple[str, ...]]] = {
     "ma_stop": {"ma": MA, "window": win(5, 100)},
 }
 BASELINE_SPEC: dict = {
-    "entry": {"kind": "ma_cross", "ma": "sma", "fast": 20, "slow": 50, "mode": "cross"},
+    "entry": {"kind": "ma_cross", "ma": "sma", "fast": 20, "slow": 50, "mode": "state"},
     "exits": [{"kind": "opposite"}],
     "filters": [],
 }
