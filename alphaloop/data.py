@@ -150,25 +150,29 @@ def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[
         num = pd.to_numeric(raw, errors="coerce")
         junk = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
         if junk.any():
-            raise DataError(f"{label}: column {col} has {int(junk.sum())} non-numeric value(s) (first: {raw[junk].iloc[0]!r})")
+            raise DataError(f"{label}: column {col} has {int(junk.sum())} non-numeric value(s) "
+                            f"(first: {raw[junk].iloc[0]!r})")
         df[col] = num.astype(np.float64)
     holes = df[keep].isna().any(axis=1)
     if holes.any():
         n = int(holes.sum())
         if holes.iloc[0] or n > max(1, int(MAX_REPAIRABLE_MISSING * len(df))):
             where = "the first row" if holes.iloc[0] else f"{n} rows"
-            raise DataError(f"{label}: missing values in {where}; too many to repair (limit {MAX_REPAIRABLE_MISSING:.0%} of rows, not the first row)")
+            raise DataError(f"{label}: missing values in {where}; too many to repair "
+                            f"(limit {MAX_REPAIRABLE_MISSING:.0%} of rows, not the first row)")
         repairs.append(f"{label}: {n} row(s) had missing values; forward-filled from the previous day")
         df = df.ffill()
     prices = [c for c in (*PRICE_COLUMNS, "Adj Close") if c in df.columns]
     nonpos = (df[prices] <= 0).any(axis=1)
     if nonpos.any():
-        raise DataError(f"{label}: {int(nonpos.sum())} row(s) with a zero or negative price (first: {df.index[nonpos][0].date()})")
+        raise DataError(f"{label}: {int(nonpos.sum())} row(s) with a zero or negative price "
+                        f"(first: {df.index[nonpos][0].date()})")
     if (df["Volume"] < 0).any():
         raise DataError(f"{label}: negative volume on {int((df['Volume'] < 0).sum())} row(s)")
     inverted = df["High"] < df["Low"]
     if inverted.any():
-        raise DataError(f"{label}: High below Low on {int(inverted.sum())} row(s) (first: {df.index[inverted][0].date()})")
+        raise DataError(f"{label}: High below Low on {int(inverted.sum())} row(s) "
+                        f"(first: {df.index[inverted][0].date()})")
     if not np.isfinite(df.to_numpy()).all():
         raise DataError(f"{label}: infinite values")
     return df, repairs
@@ -335,7 +339,8 @@ def _load_checked(data_dir: Path, name: str, manifest: dict) -> pd.DataFrame:
         raise DataError(f"{path}: missing; re-run python prepare.py")
     digest = sha256_file(path)
     if digest != entry["sha256"]:
-        raise DataError(f"{path}: sha256 {digest[:12]}... does not match the manifest ({entry['sha256'][:12]}...); the frozen data was changed, re-run python prepare.py")
+        raise DataError(f"{path}: sha256 {digest[:12]}... does not match the manifest ({entry['sha256'][:12]}...); "
+                        "the frozen data was changed, re-run python prepare.py")
     df = pd.read_csv(path, index_col="Date", parse_dates=["Date"])
     return df.astype(np.float64)
 
