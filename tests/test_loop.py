@@ -107,7 +107,7 @@ def test_changed_data_is_refused(data_copy: Path, tmp_path: Path) -> None:
     assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "0", "--workdir", str(wd),
                    "--data", str(data_copy), cwd=tmp_path).returncode == 0
     subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--train-end", "2010-12-31",
-                    "--out", str(data_copy)], check=True, capture_output=True, timeout=120)
+                    "--out", str(data_copy), "--force"], check=True, capture_output=True, timeout=120)
     res = harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "2", "--workdir", str(wd),
                   "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2
