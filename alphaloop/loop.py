@@ -21,7 +21,7 @@ import numpy as np
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
+from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
 from alphaloop.diversity import (
     BH_DISGUISE_CORRELATION,
     BH_DISGUISE_EXPOSURE,
@@ -353,7 +353,8 @@ class Loop:
                 raise LoopStop(
                     f"the frozen data in {self.cfg.data_dir}/ no longer matches the data this run started on "
                     f"(hash {digest} now, {manifest_digest(recorded)} recorded in {self.wd.manifest}); "
-                    f"restore that data or start a new run with another --workdir"
+                    f"restore that data ({restore_hint(recorded, out=str(self.cfg.data_dir))}) "
+                    "or start a new run with another --workdir"
                 )
         else:
             atomic_write_json(self.wd.manifest, manifest)

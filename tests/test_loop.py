@@ -112,6 +112,7 @@ def test_changed_data_is_refused(data_copy: Path, tmp_path: Path) -> None:
                   "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2
     assert "no longer matches" in res.stderr and "--workdir" in res.stderr
+    assert "prepare.py" in res.stderr and "--force" in res.stderr  # how to restore it
     assert not (wd / "iter_1_results.json").exists()
 
 
