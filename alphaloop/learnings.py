@@ -156,7 +156,7 @@ class Learnings:
             text = e.render()
             if recent and sum(len(r) + 2 for r in recent) + len(text) > room:
                 break
-            recent.insert(0, text[:room])
+            recent.insert(0, text if len(text) <= room else _whole_lines(text, room))
         recent_text = "Recent iterations:\n" + "\n\n".join(recent) if recent else ""
         return "\n\n".join(part for part in (head, summary, recent_text) if part)
 
@@ -176,3 +176,13 @@ class Learnings:
     def from_json(cls, d: dict) -> Learnings:
         entries = [Entry(**e) for e in d.get("entries", [])]
         return cls(d.get("summary", ""), entries, d.get("hits", 0), d.get("graded", 0))
+
+
+def _whole_lines(text: str, room: int) -> str:
+    """The entry's first lines that fit in ``room`` characters, so a long entry is shortened, never cut mid-word."""
+    kept: list[str] = []
+    for line in text.splitlines():
+        if sum(len(k) + 1 for k in kept) + len(line) > room:
+            break
+        kept.append(line)
+    return "\n".join(kept) if kept else clip(text, room)
