@@ -136,13 +136,18 @@ class LiveView(PlainView):
                      f"[bold]trials[/] {st.trials} ({st.accepted} accepted)", f"[bold]hit rate[/] {self.hit_rate}")
         pop = Table(title=f"population (top-{st.population_size} by val {st.metric}; every figure says its split)",
                     expand=True)
-        for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"train {st.metric}", "right"),
-                          ("folds min / median", "right"), ("val trades", "right"), ("what it tried", "left")):
+        for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"val B&H {st.metric}", "right"),
+                          (f"train {st.metric}", "right"),
+                          ("train folds min / median", "right"), ("val trades", "right"), ("what it tried", "left")):
             pop.add_column(col, justify=just, overflow="ellipsis", no_wrap=col != "what it tried")
         for m in st.population:
-            pop.add_row(str(m.iteration), fmt(m.val_metric), fmt(m.train_metric),
+            pop.add_row(str(m.iteration), fmt(m.val_metric), fmt((m.val or {}).get(f"bh_{st.metric}")),
+                        fmt(m.train_metric),
                         f"{fmt(m.fold_min)} / {fmt(m.fold_median)}", str(m.val_trades), rich(clip(m.description, 300)))
-        return Panel(Group(head, pop, f"[bold]last outcome[/] {self.last}", f"[dim]{self.isolation}[/]"),
+        budget = getattr(self.loop, "budget_note", None)
+        lines = [f"[bold]last outcome[/] {self.last}", *([rich(budget)] if budget else []),
+                 f"[dim]{self.isolation}[/]"]
+        return Panel(Group(head, pop, *lines),
                      title="alphaloop", border_style="cyan")
 
     def _refresh(self) -> None:
