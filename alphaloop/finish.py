@@ -117,7 +117,7 @@ def finish_run(loop: Loop, state: LoopState, manifest: dict) -> None:
             except Exception as exc:  # a summary step must not hide the run's own results
                 console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {rich(clip(exc, 300))}")
     console.print(f"files: {rich(loop.wd.root)}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, "
-                  "report.html); " + _test_split_note(getattr(loop, "test_readings", 0)))
+                  "report.html); " + _test_split_note(loop.test_readings))
 
 
 def _test_split_note(readings: int) -> str:

@@ -433,9 +433,9 @@ class Loop:
                 record["positions_sha256"] = positions_key(window_positions(ev.signals, ctx.history.windows["val"]))
             record["selection_val"] = ev.scores.selection
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
-            if parent_val is None and parent is not None and self.wd.results(parent).is_file():
-                prec = read_json(self.wd.results(parent))
-                parent_val = prec["scores"]["splits"]["val"] if prec.get("scores") else None
+            prec = self._record(parent) if parent_val is None else None
+            if prec is not None and prec.get("scores"):
+                parent_val = prec["scores"]["splits"]["val"]
             val_now = record["scores"]["splits"]["val"]
             held, verdict = grade(_expectation(proposal), parent_val, val_now) if n else (None, "")
             record["hypothesis_held"], record["grading"] = held, verdict
@@ -450,7 +450,7 @@ class Loop:
                 value = stress_adjusted(value, record["stress"])
             record["selection_value"] = value
             record["signals_sha256"] = hashlib.sha256(np.asarray(ev.signals, dtype=np.int8).tobytes()).hexdigest()
-            record.update(_diversity(ev, ctx.history, value, state))
+            record.update(_diversity(record["positions_sha256"], ev, ctx.history, value, state))
         record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
         return record
 
@@ -696,12 +696,11 @@ def candidate_figures(record: dict | None) -> CandidateFigures | None:
     return CandidateFigures(record["iteration"], windows=windows, status=status)
 
 
-def _diversity(ev: Any, history: History, value: float, state: LoopState) -> dict[str, Any]:
+def _diversity(key: str, ev: Any, history: History, value: float, state: LoopState) -> dict[str, Any]:
     """Judge a scored candidate on what it does on validation: a duplicate (same positions), a near
     copy of a member (returns correlate above the threshold: may only replace it, if better), buy and
     hold in disguise (kept out), or new (the top-K rule)."""
     window = history.windows["val"]
-    key = positions_key(window_positions(ev.signals, window))
     returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
     close = history.frame["Close"].to_numpy(dtype=np.float64)[window]
     disguise = buy_and_hold_in_disguise(returns, close[1:] / close[:-1] - 1.0,

@@ -144,7 +144,7 @@ class LiveView(PlainView):
             pop.add_row(str(m.iteration), fmt(m.val_metric), fmt((m.val or {}).get(f"bh_{st.metric}")),
                         fmt(m.train_metric),
                         f"{fmt(m.fold_min)} / {fmt(m.fold_median)}", str(m.val_trades), rich(clip(m.description, 300)))
-        budget = getattr(self.loop, "budget_note", None)
+        budget = self.loop.budget_note
         lines = [f"[bold]last outcome[/] {self.last}", *([rich(budget)] if budget else []),
                  f"[dim]{self.isolation}[/]"]
         return Panel(Group(head, pop, *lines),

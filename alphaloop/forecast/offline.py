@@ -24,7 +24,7 @@ import time
 from alphaloop.forecast.buckets import HORIZONS
 from alphaloop.forecast.scores import SELECTION_METRIC
 from alphaloop.proposers.base import Expectation, Proposal, ProposalContext
-from alphaloop.proposers.offline.spec import Num, win
+from alphaloop.proposers.offline.spec import Num, spec_in, win
 
 SPEC_PREFIX = "# forecast-spec: "
 SPEC_LINE = re.compile(r"^\s*# forecast-spec:\s*(\{.*\})\s*$", re.MULTILINE)
@@ -90,13 +90,7 @@ def normalise_spec(raw: object) -> dict | None:
 
 def spec_of(region: str) -> dict | None:
     """The spec recorded in a region this module wrote, else None."""
-    m = SPEC_LINE.search(region or "")
-    if not m:
-        return None
-    try:
-        return normalise_spec(json.loads(m.group(1)))
-    except ValueError:
-        return None
+    return spec_in(region, SPEC_LINE, normalise_spec)
 
 
 def spec_json(spec: dict) -> str:

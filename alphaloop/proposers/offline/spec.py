@@ -10,6 +10,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SPEC_PREFIX = "# offline-spec: "
@@ -152,15 +153,20 @@ def unique_kinds(comps: list[dict]) -> list[dict]:
     return out
 
 
-def spec_of(region: str) -> dict | None:
-    """The spec recorded in a region this proposer wrote, else None."""
-    m = SPEC_LINE.search(region or "")
+def spec_in(region: str | None, line: re.Pattern[str], normalise: Callable[[dict], dict]) -> dict | None:
+    """The spec a search recorded on ``line`` in a region it wrote, normalised; None for any other region."""
+    m = line.search(region or "")
     if not m:
         return None
     try:
-        return normalise_spec(json.loads(m.group(1)))
+        return normalise(json.loads(m.group(1)))
     except ValueError:
         return None
+
+
+def spec_of(region: str) -> dict | None:
+    """The spec recorded in a region this proposer wrote, else None."""
+    return spec_in(region, SPEC_LINE, normalise_spec)
 
 
 def spec_json(spec: dict) -> str:
