@@ -117,13 +117,33 @@ def max_drawdown(returns: np.ndarray) -> float:
     return _drawdown_from_log(_log_equity(np.asarray(returns, dtype=np.float64)))
 
 
+def round_trip_bars(pos: np.ndarray) -> np.ndarray:
+    """(entry bar, exit bar) of each round trip, shape (k, 2): long from entry's close to exit's close.
+
+    With the window's last position closed (``pos[-1] == 0``, as ``backtest`` does) every entry has an exit.
+    """
+    change = np.diff(np.asarray(pos, dtype=np.int64), prepend=0)
+    return np.column_stack((np.flatnonzero(change == 1), np.flatnonzero(change == -1)))
+
+
+def positions_from_trips(trips: np.ndarray, n: int) -> np.ndarray:
+    """The 0/1 positions of ``n`` bars that ``round_trip_bars`` was given back: the record keeps only the trips."""
+    pos = np.zeros(n, dtype=np.int64)
+    for entry, exit_ in np.asarray(trips, dtype=np.int64).reshape(-1, 2):
+        pos[entry:exit_] = 1
+    return pos
+
+
 def _round_trip_returns(log_eq: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Net compounded return of each round trip, entry cost and exit cost included."""
-    change = np.diff(pos, prepend=0)
-    entries = np.flatnonzero(change == 1)
-    exits = np.flatnonzero(change == -1)  # pos[-1] == 0, so every entry has an exit
-    last_period = np.minimum(exits, log_eq.size - 2)  # the exit cost sits in period `exit`
-    return np.expm1(log_eq[last_period + 1] - log_eq[entries])
+    bars = round_trip_bars(pos)
+    last_period = np.minimum(bars[:, 1], log_eq.size - 2)  # the exit cost sits in period `exit`
+    return np.expm1(log_eq[last_period + 1] - log_eq[bars[:, 0]])
+
+
+def round_trip_returns(returns: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Net return of each round trip of a window from its daily net returns (as ``compute_metrics`` counts them)."""
+    return _round_trip_returns(_log_equity(np.asarray(returns, dtype=np.float64)), pos)
 
 
 def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray) -> dict[str, float]:

@@ -166,7 +166,10 @@ def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, i
                                          "bh_test_metric": bh[metric], "bh_val_metric": bh_val[metric],
                                          "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
                                          "returns": np.round(scores.returns["test"], 12).tolist(),
-                                         "bh_returns": np.round(split_bh_returns(history, "test"), 12).tolist()}))
+                                         "bh_returns": np.round(split_bh_returns(history, "test"), 12).tolist(),
+                                         "trades": scores.trips()["test"],
+                                         "dates": [str(d.date()) for d in history.frame.index[history.windows["test"]]]
+                                         }))
     console.print(f"recorded in {workdir / READINGS} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)
     refresh_report(workdir, data_dir)

@@ -441,6 +441,7 @@ class Loop:
             record["hypothesis_held"], record["grading"] = held, verdict
         if ev.accepted:
             record["returns"] = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
+            record["trades"] = ev.scores.trips()
             value = ev.scores.selection
             if self.cfg.stress_select:
                 from alphaloop.stress import stress_adjusted

@@ -3,13 +3,13 @@ and the selection metric the loop ranks by. Every figure is labelled with its sp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
 import pandas as pd
 
-from alphaloop.backtest import DEFAULT_COST_BPS, BacktestResult, backtest
+from alphaloop.backtest import DEFAULT_COST_BPS, BacktestResult, backtest, round_trip_bars
 
 SELECTION_METRICS = ("sharpe", "total_return", "sortino", "calmar", "cagr")
 DEFAULT_METRIC = "sharpe"
@@ -69,6 +69,11 @@ class Scores:
     folds: list[dict[str, float]]
     returns: dict[str, np.ndarray]  # daily net returns per split (the statistics use validation's)
     metric: str
+    positions: dict[str, np.ndarray] = field(default_factory=dict)  # 0/1 per bar per split (trade lists, report)
+
+    def trips(self) -> dict[str, list[list[int]]]:
+        """Each split's round trips as [entry bar, exit bar] within the split: small, and the positions follow."""
+        return {k: round_trip_bars(p).tolist() for k, p in self.positions.items()}
 
     @property
     def selection(self) -> float:
@@ -110,4 +115,5 @@ def score(history: History, signals: np.ndarray, metric: str = DEFAULT_METRIC, f
         folds=fold_metrics,
         returns={k: r.returns for k, r in results.items()},
         metric=metric,
+        positions={k: r.positions for k, r in results.items()},
     )

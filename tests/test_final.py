@@ -101,3 +101,21 @@ def test_verdict_line_says_who_won_and_by_how_much() -> None:
     lost = verdict_line("total_return", 0.05, 0.12, 0.3, 0.2)
     assert "did not beat buy and hold: +7.00% below it (total_return +5.00% vs +12.00%)" in lost
     assert "tied with buy and hold" in verdict_line("sharpe", 0.5, 0.5, 0.5, 0.5)
+
+
+def test_a_reading_carries_the_test_dates_and_trades_for_the_report(workdir: Path, frozen_data: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The report draws the test split on dates and lists its trades from the reading alone (it never opens test)."""
+    import numpy as np
+
+    from alphaloop.backtest import positions_from_trips
+    from alphaloop.data import read_manifest
+
+    assert final(capsys, workdir, frozen_data, None, 2.0)[0] == 0
+    rec = earlier_readings(workdir)[0]
+    info = read_manifest(frozen_data)["splits"]["test"]
+    assert len(rec["dates"]) == rec["test"]["bars"] == len(rec["returns"]) + 1 == info["rows"]
+    assert rec["dates"][0] == info["start"] and rec["dates"][-1] == info["end"]
+    assert len(rec["trades"]) == rec["test"]["round_trips"]
+    pos = positions_from_trips(np.asarray(rec["trades"]), len(rec["dates"]))
+    assert np.mean(pos[:-1]) == pytest.approx(rec["test"]["exposure"])

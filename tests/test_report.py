@@ -81,7 +81,8 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
             if n == 5:
                 rec.update(stage="guards", reason="absurd turnover")
             else:
-                rec.update(status="accepted", returns={k: v.tolist() for k, v in scores.returns.items()})
+                rec.update(status="accepted", returns={k: v.tolist() for k, v in scores.returns.items()},
+                           trades=scores.trips())
                 rec["signals"] = signals
         else:
             rec["reason"] = f"rejected at {item}"
@@ -96,7 +97,7 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
                                      real_signals=signals)
         (root / f"iter_{r['iteration']}_results.json").write_text(json.dumps(r), encoding="utf-8")
     state = {"next_iteration": len(PLAN), "population": [{"iteration": n} for n in population],
-             "best_iteration": population[0], "metric": "sharpe",
+             "best_iteration": population[0], "metric": "sharpe", "cost_bps": 2.0,
              "consecutive_fails": 1, "tokens": {"prompt": 0, "completion": 0}, "stop_reason": "iterations: reached 5"}
     (root / "state.json").write_text(json.dumps(state), encoding="utf-8")
     (root / "learnings.md").write_text(LEARNINGS, encoding="utf-8")

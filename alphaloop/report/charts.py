@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import numpy as np
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import PercentFormatter
@@ -45,6 +46,13 @@ def curves(returns: list[float], closes: np.ndarray | None) -> tuple[np.ndarray,
     eq = np.concatenate(([1.0], np.cumprod(1.0 + np.asarray(returns, dtype=np.float64))))
     bh = closes / closes[0] if closes is not None and closes.size == eq.size else None
     return eq, bh
+
+
+def date_axis(ax: Any) -> None:
+    """Dates on the x axis, as concise as matplotlib can make them."""
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
 def drawdown(eq: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alphaloop.candidate import RegionError, extract_region
 from alphaloop.data import DataError, load_splits, manifest_digest
 
 
@@ -28,6 +29,7 @@ class Run:
     readings: list[dict] = field(default_factory=list)
     learnings: str = ""
     notes: list[str] = field(default_factory=list)
+    best_code: str = ""  # the best candidate's region, from its iter_N_trade.py
 
     @property
     def metric(self) -> str:
@@ -99,11 +101,19 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
         if not record.get("stress") and str(record.get("iteration")) in (stress or {}):
             record["stress"] = stress[str(record["iteration"])]
     learnings_path = workdir / "learnings.md"
-    return Run(workdir=workdir, records=records, state=state, manifest=manifest, splits=splits,
-               stats=_read_json(workdir / "stats.json", notes), cross=_read_json(workdir / "cross_market.json", notes),
-               readings=readings,
-               learnings=learnings_path.read_text(encoding="utf-8") if learnings_path.is_file() else "",
-               notes=notes)
+    run = Run(workdir=workdir, records=records, state=state, manifest=manifest, splits=splits,
+              stats=_read_json(workdir / "stats.json", notes), cross=_read_json(workdir / "cross_market.json", notes),
+              readings=readings,
+              learnings=learnings_path.read_text(encoding="utf-8") if learnings_path.is_file() else "",
+              notes=notes)
+    code_path = workdir / f"iter_{run.best}_trade.py"
+    if run.best is not None and code_path.is_file():
+        try:
+            run.best_code = extract_region(code_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, RegionError) as exc:
+            notes.append(f"{code_path.name} could not be read ({type(exc).__name__}); the best candidate's code is "
+                         "left out")
+    return run
 
 
 def record_value(record: dict) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alphaloop.report.best import best_html, years_html
 from alphaloop.report.data import Run, load_run
 from alphaloop.report.html import esc
 from alphaloop.report.performance import equity_html, folds_html
@@ -12,15 +13,17 @@ from alphaloop.report.style import CSS
 from alphaloop.report.summary import header_html, hypotheses_html, learnings_html, population_html, progress_html
 from alphaloop.store import atomic_write_text
 
-NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("equity", "Equity"),
-       ("folds", "Walk-forward"), ("stress", "Stress"), ("cross", "Second market"), ("stats", "Statistics"),
+NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("best", "Best"),
+       ("equity", "Equity"), ("years", "Per year"), ("folds", "Walk-forward"), ("stress", "Stress"),
+       ("cross", "Second market"), ("stats", "Statistics"),
        ("hypotheses", "Hypotheses"), ("learnings", "Learnings"))
 
 
 def render_report(run: Run) -> str:
     """The whole HTML document as a string (no file, network or test-split access)."""
     nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV)
-    parts = [header_html(run), progress_html(run), population_html(run), equity_html(run), folds_html(run),
+    parts = [header_html(run), progress_html(run), population_html(run), best_html(run), equity_html(run),
+             years_html(run), folds_html(run),
              stress_html(run), cross_html(run), stats_html(run), hypotheses_html(run), learnings_html(run)]
     title = f"alphaloop report — {run.workdir.name}"
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from alphaloop.report.charts import BUY_HOLD, STRATEGY, curves, equity_axes, figure_html, style_axes
+from alphaloop.report.charts import BUY_HOLD, STRATEGY, curves, date_axis, equity_axes, figure_html, style_axes
 from alphaloop.report.data import Run
 from alphaloop.report.html import cell, fmt, metric_label, note, section, table, td
 from alphaloop.text import MISSING, clip
@@ -31,9 +30,7 @@ def equity_html(run: Run) -> str:
         span = f"{x[0].date()} – {x[-1].date()}" if isinstance(x, pd.DatetimeIndex) else f"{eq.size} bars"
         equity_axes(ax, dd, x, eq, bh, f"{name} split ({span})")
         if isinstance(x, pd.DatetimeIndex):
-            locator = AutoDateLocator()
-            dd.xaxis.set_major_locator(locator)
-            dd.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+            date_axis(dd)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.93, bottom=0.07)
     chart = figure_html(fig, "equity and drawdown per split",
                         f"iter {run.best} vs buy and hold; left: train split, right: validation split; "
@@ -88,8 +85,13 @@ def locked_split_html(run: Run) -> str:
         fig = Figure(figsize=(10.4, 3.6))
         gs = fig.add_gridspec(2, 1, height_ratios=(3, 1.2), hspace=0.06)
         ax, dd = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
-        equity_axes(ax, dd, np.arange(eq.size), eq, bh, f"test split ({span}), iter {latest.get('iteration')}")
-        dd.set_xlabel("trading days into the test split")
+        dates = latest.get("dates") or []
+        x = pd.DatetimeIndex(pd.to_datetime(dates)) if len(dates) == eq.size else np.arange(eq.size)
+        equity_axes(ax, dd, x, eq, bh, f"test split ({span}), iter {latest.get('iteration')}")
+        if isinstance(x, pd.DatetimeIndex):
+            date_axis(dd)
+        else:  # a reading written before final recorded the test dates
+            dd.set_xlabel("trading days into the test split")
         fig.subplots_adjust(left=0.08, right=0.99, top=0.9, bottom=0.13)
         bh_note = ("" if bh is not None else f"; buy and hold not drawn (the report never opens the test split), "
                    f"its return was {fmt(m.get('bh_total_return'), 'bh_total_return')}")

@@ -12,11 +12,13 @@ h1{margin:0;font-size:24px}h2{margin:0 0 6px;font-size:19px}h3{font-size:15px;ma
 .sub,.lead{color:#5b6475;margin:2px 0 12px}
 nav{position:sticky;top:0;z-index:2;background:#1d2330;padding:8px 24px;display:flex;flex-wrap:wrap;gap:4px 16px}
 nav a{color:#dfe6f3;text-decoration:none;font-size:13px}nav a:hover{color:#fff;text-decoration:underline}
-.cards{display:grid;grid-template-columns:repeat(5,1fr);gap:10px;margin:14px 0}
+.cards{display:grid;grid-template-columns:repeat(6,1fr);gap:10px;margin:14px 0}
 .card{border:1px solid #e1e4ea;border-radius:8px;padding:10px 12px;background:#fafbfc}
 .card .k{font-size:12px;color:#5b6475;text-transform:uppercase;letter-spacing:.03em}
 .card .v{font-size:22px;font-weight:600;margin:2px 0}.card .s{font-size:12px;color:#5b6475}
-.best{margin:6px 0 12px}
+.best{margin:6px 0 12px}.assume{color:#5b6475;font-size:12px;margin:0 0 12px}
+pre.code{background:#fafbfc;border:1px solid #eceef2;border-radius:8px;padding:10px 14px;overflow:auto;max-height:520px;
+font:12px/1.45 ui-monospace,Menlo,Consolas,monospace}pre.code code{background:none;padding:0}
 .facts{display:grid;grid-template-columns:3fr 2fr;gap:18px;align-items:start}
 table{border-collapse:collapse;width:100%;margin:8px 0;font-size:13px}
 th,td{padding:5px 8px;border-bottom:1px solid #eceef2;text-align:left;vertical-align:top}

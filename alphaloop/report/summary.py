@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from alphaloop.data import manifest_digest
+from alphaloop.backtest import TRADING_DAYS
+from alphaloop.data import manifest_digest, return_prices
 from alphaloop.loop import describe
 from alphaloop.report.charts import BEST, STAGE_COLOURS, STRATEGY, figure_html, pct_axis, style_axes
 from alphaloop.report.data import Run, rank_value, record_value
@@ -55,6 +56,8 @@ def header_html(run: Run) -> str:
         ("population", ", ".join(f"#{n}" for n in run.population) or MISSING, "best first"),
         (f"best val {metric_label(metric)}", fmt(best_val, metric),
          f"iter {run.best}" if best else "no accepted candidate"),
+        ("buy & hold val Sharpe", fmt(val.get("bh_sharpe"), "bh_sharpe"),
+         f"best's val Sharpe {fmt(val.get('sharpe'), 'sharpe')}" if val else "validation split"),
         ("best val return", fmt(val.get("total_return"), "total_return"),
          f"buy & hold {fmt(val.get('bh_total_return'), 'bh_total_return')}" if val else "validation split"),
         ("hit rate", hit_rate(run), "hypotheses that held"),
@@ -67,10 +70,24 @@ def header_html(run: Run) -> str:
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f'<header id="summary"><h1>alphaloop run report</h1><p class="sub">generated {esc(generated)} · '
             f"selection metric: validation {esc(metric_label(metric))}</p>"
-            f'<div class="cards">{card_html}</div>{best_line}{notes}'
+            f'<div class="cards">{card_html}</div>{best_line}'
+            f'<p class="assume">{esc(assumptions(run))}</p>{notes}'
             f'<div class="facts"><table class="kv">{fact_rows}</table>'
             f'<table class="splits"><thead><tr><th>split</th><th>dates</th><th>rows</th></tr></thead>'
             f"<tbody>{split_rows}</tbody></table></div></header>")
+
+
+def assumptions(run: Run) -> str:
+    """The one line a reader needs to compare these figures with others': annualisation, risk-free, prices, costs."""
+    m = run.manifest or {}
+    prices = m.get("return_prices") or (return_prices(list(run.splits.values())) if run.splits else "not recorded")
+    costs = run.state.get("cost_bps")
+    if costs is None:
+        costs = next((r.get("cost_bps") for r in run.records if r.get("cost_bps") is not None), None)
+    cost_text = f"{costs:g} bp of the traded value per change of position" if costs is not None else "not recorded"
+    return (f"Assumptions: Sharpe and Sortino annualised with √{TRADING_DAYS} ({TRADING_DAYS} trading days a year); "
+            f"risk-free rate 0; returns and buy and hold on {prices}; costs {cost_text}; a signal at a bar's close "
+            "trades at that close.")
 
 
 def describe_record(record: dict, width: int = 160) -> str:
