@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
+from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, return_prices
 from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
 from alphaloop.text import flat, fmt, rich, safe
@@ -118,6 +118,7 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
     console.print(f"data: {rich(manifest.get('ticker', '?'))} (digest {manifest_digest(manifest)}); "
                   + "; ".join(f"{n} {w[0].date()}..{w[-1].date()}" for n, w in windows.items())
                   + f"; test split not read; metric {metric}, costs {cost_bps:g} bp", highlight=False, soft_wrap=True)
+    console.print(f"returns on: {return_prices([history.frame])}", highlight=False, soft_wrap=True)
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps,
                                       eval_timeout_s=eval_timeout_s))
     console.print("stages:")

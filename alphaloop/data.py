@@ -15,6 +15,7 @@ import shlex
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -317,13 +318,27 @@ def restore_hint(manifest: dict, out: str | None = None) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def return_prices(frames: list[pd.DataFrame]) -> str:
-    """Which prices the returns and buy and hold rest on, in words for the screen and the manifest."""
-    if not all("Adj Close" in f.columns for f in frames):
+def return_column(frames: Sequence[pd.DataFrame]) -> str:
+    """The one place that picks the prices returns and buy and hold rest on; features always see Close as traded.
+
+    "Adj Close" when the data carries it and it differs from Close (dividends: with Close alone buy and hold
+    loses them while a timing rule loses them only when invested, which flatters every rule), else "Close".
+    """
+    frames = list(frames)
+    if not frames or not all("Adj Close" in f.columns for f in frames):
+        return "Close"
+    same = all(np.allclose(f["Adj Close"].to_numpy(), f["Close"].to_numpy(), rtol=1e-9, atol=0) for f in frames)
+    return "Close" if same else "Adj Close"
+
+
+def return_prices(frames: Sequence[pd.DataFrame]) -> str:
+    """Which prices the returns and buy and hold rest on, in words for the screen, the manifest and the report."""
+    frames = list(frames)
+    if return_column(frames) == "Adj Close":
+        return "Adj Close (dividends reinvested; features see Close as traded)"
+    if not frames or not all("Adj Close" in f.columns for f in frames):
         return "Close as traded (no Adj Close in the data: no dividends)"
-    if all(np.allclose(f["Adj Close"].to_numpy(), f["Close"].to_numpy(), rtol=1e-9, atol=0) for f in frames):
-        return "Close as traded (Adj Close equals Close: a price index without dividends)"
-    return "Close as traded (Adj Close is in the data but not used yet: buy and hold omits dividends)"
+    return "Close as traded (Adj Close equals Close: a price index without dividends)"
 
 
 def manifest_digest(manifest: dict) -> str:

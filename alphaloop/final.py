@@ -22,7 +22,7 @@ import numpy as np
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.check import format_metric, isolation_line, stage_lines, usage_error
-from alphaloop.data import DataError, load_splits, load_test_split, manifest_digest, read_manifest
+from alphaloop.data import DataError, load_splits, load_test_split, manifest_digest, read_manifest, return_prices
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.scoring import DEFAULT_METRIC, SELECTION_METRICS, History, score, score_window
 from alphaloop.stats import split_bh_returns
@@ -128,6 +128,7 @@ def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, i
     console.print(f"final: {file} ({label}), metric {metric}, costs {cost_bps:g} bp; "
                   f"test split {history.frame.index[history.windows['test']][0].date()}.."
                   f"{history.frame.index[history.windows['test']][-1].date()}", highlight=False, soft_wrap=True)
+    console.print(f"returns on: {return_prices([history.frame])}", highlight=False, soft_wrap=True)
     if before:
         warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
                     f"This is reading number {len(before) + 1} of the test split in {workdir}.\n"

@@ -21,7 +21,7 @@ import numpy as np
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
+from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint, return_prices
 from alphaloop.diversity import (
     BH_DISGUISE_CORRELATION,
     BH_DISGUISE_EXPOSURE,
@@ -569,6 +569,7 @@ class Loop:
             with Sandbox() as sandbox:
                 self.sandbox = sandbox
                 self.view.start(self, state, sandbox.describe())
+                self.view.note(f"returns on: {return_prices([self.history.frame])}")
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
                                   eval_timeout_s=self.cfg.eval_timeout_s)
@@ -701,10 +702,8 @@ def _diversity(key: str, ev: Any, history: History, value: float, state: LoopSta
     """Judge a scored candidate on what it does on validation: a duplicate (same positions), a near
     copy of a member (returns correlate above the threshold: may only replace it, if better), buy and
     hold in disguise (kept out), or new (the top-K rule)."""
-    window = history.windows["val"]
     returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
-    close = history.frame["Close"].to_numpy(dtype=np.float64)[window]
-    disguise = buy_and_hold_in_disguise(returns, close[1:] / close[:-1] - 1.0,
+    disguise = buy_and_hold_in_disguise(returns, history.bh_returns("val"),
                                         float(ev.scores.splits["val"]["exposure"]))
     members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
                for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.backtest import DEFAULT_COST_BPS, BacktestResult, backtest, round_trip_bars
+from alphaloop.data import return_column
 
 SELECTION_METRICS = ("sharpe", "total_return", "sortino", "calmar", "cagr")
 DEFAULT_METRIC = "sharpe"
@@ -23,6 +24,7 @@ class History:
 
     frame: pd.DataFrame
     windows: dict[str, slice]
+    prices: str = "Close"  # the column returns and buy and hold rest on (data.return_column picks it)
 
     @classmethod
     def from_splits(cls, splits: dict[str, pd.DataFrame]) -> History:
@@ -33,7 +35,23 @@ class History:
             start += len(df)
         frame = pd.concat(frames)
         frame.index.name = "Date"
-        return cls(frame=frame, windows=windows)
+        return cls(frame=frame, windows=windows, prices=return_column(frames))
+
+    def return_close(self) -> np.ndarray:
+        """The whole history's closes that returns are measured on (dividend-adjusted when ``prices`` says so)."""
+        return self.frame[self.prices].to_numpy(dtype=np.float64)
+
+    def return_open(self) -> np.ndarray:
+        """Opens on the same footing as ``return_close`` (adjusted by the bar's Adj Close / Close) for next_open."""
+        open_ = self.frame["Open"].to_numpy(dtype=np.float64)
+        if self.prices == "Close":
+            return open_
+        return open_ * (self.return_close() / self.frame["Close"].to_numpy(dtype=np.float64))
+
+    def bh_returns(self, split: str) -> np.ndarray:
+        """Buy-and-hold daily returns of one split, aligned with ``Scores.returns[split]``."""
+        close = self.return_close()[self.windows[split]]
+        return close[1:] / close[:-1] - 1.0
 
 
 def beside_bh(metrics: dict, metric: str) -> str:
@@ -55,9 +73,8 @@ def fold_windows(n: int, folds: int, warmup: int = FOLD_WARMUP_BARS) -> list[sli
 def score_window(history: History, signals: np.ndarray, window: slice, cost_bps: float = DEFAULT_COST_BPS,
                  fill: str = "close") -> BacktestResult:
     """Backtest one window of the history; signals are for the whole history frame."""
-    frame = history.frame
-    close = frame["Close"].to_numpy()[window]
-    open_ = frame["Open"].to_numpy()[window] if fill == "next_open" else None
+    close = history.return_close()[window]
+    open_ = history.return_open()[window] if fill == "next_open" else None
     return backtest(close, np.asarray(signals)[window], cost_bps=cost_bps, fill=fill, open_=open_)
 
 

@@ -29,8 +29,7 @@ SPA_REPS = 1000
 
 def split_bh_returns(history: History, split: str = "val") -> np.ndarray:
     """Buy-and-hold daily returns of one split, aligned with ``Scores.returns[split]``."""
-    close = history.frame["Close"].to_numpy(dtype=np.float64)[history.windows[split]]
-    return close[1:] / close[:-1] - 1.0
+    return history.bh_returns(split)
 
 
 def expected_max_sharpe(trials: int, variance: float) -> float:

@@ -18,7 +18,9 @@ scenarios here keep the window's statistical character but change the path, then
 Path ``i`` of every scenario shares bootstrap draw ``i``, so scenarios are paired: a difference
 between two scenarios' figures comes from the shock, not from another draw. Each path is preceded by
 the real history before the window (at most ``warmup_bars`` rows) so features warm up on real bars;
-returns are measured only on the synthetic window, which carries the split's real dates. All paths
+returns are measured only on the synthetic window, which carries the split's real dates, and on the history's
+return prices: with dividend-adjusted data each resampled bar keeps its own dividend (Adj Close moves as the
+synthetic Close plus that bar's dividend), so buy and hold earns them on every path. All paths
 of all scenarios go through the runner in one call (one sandbox fork).
 """
 
@@ -100,6 +102,14 @@ def _source_moves(frame: pd.DataFrame, window: slice) -> tuple[np.ndarray, np.nd
     return np.stack([c, o, h, lo], axis=1), bars["Volume"].to_numpy(dtype=np.float64), float(prev[0])
 
 
+def _dividend_moves(history: History, window: slice) -> np.ndarray:
+    """Per bar of ``window``: the log move of the return prices beyond Close's (the dividend of that day)."""
+    close = history.frame["Close"].to_numpy(dtype=np.float64)
+    adj = history.return_close()
+    rows = np.arange(window.start, window.stop)
+    return np.log(adj[rows] / adj[rows - 1]) - np.log(close[rows] / close[rows - 1])
+
+
 def _rebuild(anchor: float, moves: np.ndarray) -> dict[str, np.ndarray]:
     """Price arrays (paths, n) from log moves (paths, n, 4) chained from the anchor close."""
     log_close = np.log(anchor) + np.cumsum(moves[..., 0], axis=1)
@@ -171,14 +181,17 @@ def stress_frames(history: History, split: str = "val", n_paths: int = DEFAULT_P
     dates = frame.index[window]
     columns = list(frame.columns)
     adj_ratio = float(frame["Adj Close"].iloc[window.start - 1] / anchor) if "Adj Close" in columns else 1.0
+    dividends = _dividend_moves(history, window)[idx] if history.prices == "Adj Close" else None
     out: list[StressPath] = []
     for name, (mv, vol, meta) in scenarios.items():
         prices = _rebuild(anchor, mv)
+        if dividends is not None:  # each bar keeps its own dividend: Adj Close moves as Close plus it
+            adjusted = anchor * adj_ratio * np.exp(np.cumsum(mv[..., 0] + dividends, axis=1))
         for i in range(n_paths):
             cols = {key: prices[key][i] for key in ("Open", "High", "Low", "Close")}
             cols["Volume"] = vol[i]
             if "Adj Close" in columns:
-                cols["Adj Close"] = prices["Close"][i] * adj_ratio
+                cols["Adj Close"] = adjusted[i] if dividends is not None else prices["Close"][i] * adj_ratio
             synthetic = pd.DataFrame({c: cols[c] for c in columns if c in cols}, index=dates)
             info = {key: (value[i] if isinstance(value, np.ndarray) else value) for key, value in meta.items()}
             out.append(StressPath(name, i, pd.concat([warm[synthetic.columns], synthetic]),
@@ -207,11 +220,13 @@ def run_signals(runner: Runner, region: str, frames: list[pd.DataFrame],
     return [validate_signals(getattr(r, "signals", r), len(f)) for r, f in zip(results, frames, strict=True)]
 
 
-def _summarise(paths: list[StressPath], signals: list[np.ndarray], cost_bps: float) -> dict[str, dict]:
-    """Per scenario: 5/50/95 percentiles of the candidate's and buy and hold's return and drawdown."""
+def _summarise(paths: list[StressPath], signals: list[np.ndarray], cost_bps: float,
+               prices: str = "Close") -> dict[str, dict]:
+    """Per scenario: 5/50/95 percentiles of the candidate's and buy and hold's return and drawdown, measured on
+    ``prices`` (the history's return prices)."""
     collected: dict[str, dict[str, list[float]]] = {}
     for p, sig in zip(paths, signals, strict=True):  # one signal array per path
-        close = p.frame["Close"].to_numpy(dtype=np.float64)[p.window]
+        close = p.frame[prices].to_numpy(dtype=np.float64)[p.window]
         m = backtest(close, sig[p.window], cost_bps=cost_bps).metrics
         row = collected.setdefault(p.scenario, {k: [] for k in ("ret", "dd", "bh_ret", "bh_dd")})
         row["ret"].append(m["total_return"])
@@ -255,7 +270,7 @@ def run_stress(region: str, history: History, runner: Runner, cost_bps: float = 
         real_signals, signals = signals[0], signals[1:]
     else:
         real_signals = validate_signals(real_signals, len(history.frame))
-    scenarios = _summarise(paths, signals, cost_bps)
+    scenarios = _summarise(paths, signals, cost_bps, history.prices)
     costs = {f"{k}x": score_window(history, real_signals, history.windows[split], cost_bps * k).metrics
              for k in COST_MULTIPLES}
     result = {**head, "status": "ok", "reason": "", "scenarios": scenarios, "costs": costs}

@@ -55,9 +55,10 @@ def split_window(run: Run, record: dict, split: str) -> Window | None:
     frame = (run.splits or {}).get(split)
     if returns is None or frame is None or len(frame) != len(returns) + 1:
         return None
-    price = frame["Close"].to_numpy(dtype=np.float64)
+    price = frame["Close"].to_numpy(dtype=np.float64)  # the price as traded; returns rest on run.prices
     return Window(split, pd.DatetimeIndex(frame.index), price, "Close", np.asarray(returns, dtype=np.float64),
-                  _bh(price), np.asarray(trips or [], dtype=np.int64), record.get("iteration"), trips is not None)
+                  _bh(frame[run.prices].to_numpy(dtype=np.float64)), np.asarray(trips or [], dtype=np.int64),
+                  record.get("iteration"), trips is not None)
 
 
 def final_window(run: Run) -> Window | None:

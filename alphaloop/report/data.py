@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.candidate import RegionError, extract_region
-from alphaloop.data import DataError, load_splits, manifest_digest
+from alphaloop.data import DataError, load_splits, manifest_digest, return_column, return_prices
 
 
 @dataclass
@@ -36,6 +36,18 @@ class Run:
         """The selection metric the run ranked by (validation split)."""
         recorded = next((r.get("metric") for r in self.records if r.get("metric")), "sharpe")
         return str(self.state.get("metric") or recorded)
+
+    @property
+    def prices(self) -> str:
+        """The column returns and buy and hold rest on (``data.return_column``, the loop's own choice)."""
+        return return_column(self.splits.values()) if self.splits else "Close"
+
+    @property
+    def prices_words(self) -> str:
+        """Which prices the returns use, in words; from the frozen data, else as the manifest recorded it."""
+        if self.splits:
+            return return_prices(self.splits.values())
+        return str((self.manifest or {}).get("return_prices") or "not recorded")
 
     def record(self, n: int | None) -> dict | None:
         """The iteration record numbered ``n``, or None when there is none."""

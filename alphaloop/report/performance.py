@@ -24,7 +24,7 @@ def equity_html(run: Run) -> str:
     for j, name in enumerate(names):
         ax, dd = fig.add_subplot(gs[0, j]), fig.add_subplot(gs[1, j])
         frame = (run.splits or {}).get(name)
-        closes = frame["Close"].to_numpy(dtype=np.float64) if frame is not None else None
+        closes = frame[run.prices].to_numpy(dtype=np.float64) if frame is not None else None
         eq, bh = curves(best["returns"][name], closes)
         x = frame.index if frame is not None and len(frame) == eq.size else np.arange(eq.size)
         span = f"{x[0].date()} – {x[-1].date()}" if isinstance(x, pd.DatetimeIndex) else f"{eq.size} bars"
@@ -34,7 +34,7 @@ def equity_html(run: Run) -> str:
     fig.subplots_adjust(left=0.08, right=0.99, top=0.93, bottom=0.07)
     chart = figure_html(fig, "equity and drawdown per split",
                         f"iter {run.best} vs buy and hold; left: train split, right: validation split; "
-                        "net of costs, signal at a bar's close earns close to next close")
+                        f"net of costs, signal at a bar's close earns close to next close; returns on {run.prices}")
     metric_rows = metrics_rows(best)
     return section("equity", f"Equity and drawdown of the best candidate (iter {run.best})",
                    chart + metric_rows + locked_split_html(run),

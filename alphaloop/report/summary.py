@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from alphaloop.backtest import TRADING_DAYS
-from alphaloop.data import manifest_digest, return_prices
+from alphaloop.data import manifest_digest
 from alphaloop.loop import describe
 from alphaloop.report.charts import BEST, STAGE_COLOURS, STRATEGY, figure_html, pct_axis, style_axes
 from alphaloop.report.data import Run, rank_value, record_value
@@ -79,8 +79,7 @@ def header_html(run: Run) -> str:
 
 def assumptions(run: Run) -> str:
     """The one line a reader needs to compare these figures with others': annualisation, risk-free, prices, costs."""
-    m = run.manifest or {}
-    prices = m.get("return_prices") or (return_prices(list(run.splits.values())) if run.splits else "not recorded")
+    prices = run.prices_words
     costs = run.state.get("cost_bps")
     if costs is None:
         costs = next((r.get("cost_bps") for r in run.records if r.get("cost_bps") is not None), None)
