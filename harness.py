@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.proposers.base import DEFAULT_TIMEOUT_S
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, DEFAULT_STRESS_PATHS, SELECTION_METRICS
 
 COMMANDS = ("run", "check", "final", "report")
 
@@ -99,8 +99,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                    help="run folder; rerunning with the same folder resumes (default train/)")
     p.add_argument("--start-from", type=Path,
                    help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
-    p.add_argument("--stress-paths", type=int, default=8,
-                   help="synthetic paths per stress scenario; 0 skips the stress suite (default 8)")
+    p.add_argument("--stress-paths", type=int, default=DEFAULT_STRESS_PATHS,
+                   help="synthetic paths per stress scenario; 0 skips the stress suite "
+                        f"(default {DEFAULT_STRESS_PATHS}: enough for stable percentiles)")
     p.add_argument("--stress-select", action="store_true",
                    help="selection metric also penalises the 5th-percentile stress drawdown")
     p.add_argument("--cross-ticker",

@@ -44,7 +44,7 @@ from alphaloop.proposers.base import (
     Proposer,
     WindowFigures,
 )
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, beside_bh
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, DEFAULT_STRESS_PATHS, History, beside_bh
 from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
 from alphaloop.text import clip
 
@@ -73,7 +73,7 @@ class LoopConfig:
     cost_bps: float = DEFAULT_COST_BPS
     seed: int = 0
     stress_select: bool = False
-    stress_paths: int = 8
+    stress_paths: int = DEFAULT_STRESS_PATHS
     cross_ticker: str | None = None
     start_file: Path = TRADE_PY
     hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary

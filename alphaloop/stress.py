@@ -37,11 +37,11 @@ from arch.bootstrap import StationaryBootstrap
 
 from alphaloop.backtest import DEFAULT_COST_BPS, backtest
 from alphaloop.candidate import validate_signals
-from alphaloop.scoring import History, score_window
+from alphaloop.scoring import DEFAULT_STRESS_PATHS, History, score_window
 
 BLOCK_SIZE = 20  # mean block length in bars (about a month): keeps volatility clustering
 WARMUP_BARS = 300  # real bars before each path: enough for yearly (252-day) features; rows cost time
-DEFAULT_PATHS = 8  # per scenario: 48 paths cost ~1.5-3 s in the sandbox for a row-wise candidate (bench_stress.py)
+DEFAULT_PATHS = DEFAULT_STRESS_PATHS  # per scenario; why this many: scoring.DEFAULT_STRESS_PATHS
 VOL_FACTORS = (1.5, 2.0)
 CRASH_GAPS = (-0.10, -0.20)
 CRASH_VOLUME = 3.0
