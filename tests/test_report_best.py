@@ -111,3 +111,19 @@ def test_after_final_the_test_trades_and_years_are_shown_on_dates(workdir: Path,
     assert f"Trade list, test split ({len(val.trips)} round trips" in html
     table = re.search(r'id="years".*?<tbody>(.*?)</tbody>', html, re.S).group(1)
     assert f"<td>test (iter {run.best})</td>" in table
+
+
+def test_member_correlations_with_each_other_and_buy_and_hold(workdir: Path, frozen_data: Path) -> None:
+    from alphaloop.diversity import correlation
+
+    run = load_run(workdir, frozen_data)
+    html = render_report(run)
+    block = re.search(r"Correlation of daily validation returns.*?<tbody>(.*?)</tbody>", html, re.S).group(1)
+    labels = [f"iter {n}" for n in run.population] + ["buy and hold"]
+    assert [re.match(r"<td>(.*?)</td>", row).group(1) for row in block.split("<tr>")[1:]] == labels
+    a, b = (np.asarray(run.record(n)["returns"]["val"]) for n in run.population[:2])
+    close = run.splits["val"]["Close"].to_numpy()
+    first_row = re.findall(r">(-?\d\.\d\d)</td>", block.split("<tr>")[1])
+    assert first_row[0] == "1.00" and first_row[1] == f"{correlation(a, b):.2f}"
+    assert first_row[-1] == f"{correlation(a, close[1:] / close[:-1] - 1):.2f}"
+    assert "most alike:" in html

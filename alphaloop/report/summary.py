@@ -11,6 +11,12 @@ from matplotlib.ticker import MaxNLocator
 
 from alphaloop.backtest import TRADING_DAYS
 from alphaloop.data import manifest_digest
+from alphaloop.diversity import (
+    BH_DISGUISE_CORRELATION,
+    BH_LABEL,
+    NEAR_COPY_CORRELATION,
+    correlation_matrix,
+)
 from alphaloop.loop import describe
 from alphaloop.report.charts import BEST, STAGE_COLOURS, STRATEGY, figure_html, pct_axis, style_axes
 from alphaloop.report.data import Run, rank_value, record_value
@@ -248,6 +254,35 @@ def population_html(run: Run) -> str:
     ml = metric_label(metric)
     return section("population", "Population", table(
         ["rank", "member", f"val {ml}", f"train {ml}", f"worst fold {ml}", "val max DD", "val trades",
-         "stress p5 DD", f"2nd market val {ml}", "what it is"], rows),
+         "stress p5 DD", f"2nd market val {ml}", "what it is"], rows) + correlations_html(run),
         "The top-K kept at the end of the run; a large gap between train and validation, or a bad worst fold, "
         "is a warning sign.")
+
+
+def correlations_html(run: Run) -> str:
+    """The members' validation daily-return correlations with each other and with buy and hold (the matrix
+    the loop's diversity check reasons with): a top-K of near copies is one strategy, not K."""
+    members = {f"iter {n}": (run.record(n) or {}).get("returns", {}).get("val") for n in run.population}
+    members = {k: np.asarray(v, dtype=np.float64) for k, v in members.items() if v}
+    frame = (run.splits or {}).get("val")
+    if not members:
+        return ""
+    sizes = {v.size for v in members.values()}
+    if frame is None or len(sizes) != 1 or len(frame) != sizes.pop() + 1:
+        return note("member correlations need the run's frozen validation split (buy and hold's returns)", "muted")
+    close = frame[run.prices].to_numpy(dtype=np.float64)
+    cm = correlation_matrix(members, close[1:] / close[:-1] - 1.0)
+    rows = []
+    for i, label in enumerate(cm.labels):
+        cells = ""
+        for j, v in enumerate(cm.matrix[i]):
+            near = i != j and v > (BH_DISGUISE_CORRELATION if BH_LABEL in (label, cm.labels[j])
+                                   else NEAR_COPY_CORRELATION)
+            cells += f'<td class="num{" warn" if near else ""}">{esc(f"{v:.2f}")}</td>'
+        rows.append(td(label) + cells)
+    pair = cm.max_pair()
+    words = (f"most alike: {pair[0]} and {pair[1]} at {pair[2]:.2f}; " if pair else "")
+    return ("<h3>Correlation of daily validation returns (members and buy and hold)</h3>"
+            + table(["validation split"] + cm.labels, rows, "compact")
+            + note(f"{words}highlighted above {NEAR_COPY_CORRELATION:g} between members (a near copy may only "
+                   f"replace the member it copies) and above {BH_DISGUISE_CORRELATION:g} with buy and hold", "muted"))
