@@ -111,7 +111,8 @@ def test_a_reading_carries_the_test_dates_and_trades_for_the_report(workdir: Pat
     from alphaloop.backtest import positions_from_trips
     from alphaloop.data import read_manifest
 
-    assert final(capsys, workdir, frozen_data, None, 2.0)[0] == 0
+    code, out, _ = final(capsys, workdir, frozen_data, None, 2.0)
+    assert code == 0 and "returns on: Close as traded (Adj Close equals Close" in out
     rec = earlier_readings(workdir)[0]
     info = read_manifest(frozen_data)["splits"]["test"]
     assert len(rec["dates"]) == rec["test"]["bars"] == len(rec["returns"]) + 1 == info["rows"]

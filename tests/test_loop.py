@@ -69,6 +69,11 @@ def test_offline_loop_writes_every_file_and_stays_off_the_test_split(data_copy: 
     assert "<html" in (wd / "report.html").read_text()[:500].lower()
     assert "[iter 4/4]" in res.stdout and "trials" in res.stdout.lower()
     assert not list(wd.glob(".*.tmp"))
+    assert "returns on: Close as traded (Adj Close equals Close" in res.stdout  # which prices, said at the start
+    for r in records:  # the round trips the report lists and draws: one per trade the scores counted
+        if r["status"] == "accepted":
+            assert {k: len(v) for k, v in r["trades"].items()} == {
+                k: int(m["round_trips"]) for k, m in r["scores"]["splits"].items()}
 
 
 def test_kill_9_then_rerun_resumes_exactly(data_copy: Path, tmp_path: Path) -> None:

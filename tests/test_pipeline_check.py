@@ -156,6 +156,7 @@ def test_check_accepts_full_file(tmp_path: Path, frozen_data: Path, capsys: pyte
     assert set(verdict) == {"accepted", "stage", "reason", "metrics"}
     text = "\n".join(lines)
     assert "val split" in text and "train split" in text and "test split not read" in text
+    assert "returns on: Close as traded (Adj Close equals Close: a price index without dividends)" in lines
     assert any(line.startswith("selection: validation sharpe") and "min" in line and "median" in line for line in lines)
 
 
