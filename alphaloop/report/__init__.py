@@ -6,7 +6,7 @@ came from a file is escaped. Every figure and table names the split it was measu
 never opens the test split: test figures come only from ``test_readings.jsonl`` (``harness.py final``).
 
 Layout: ``data`` reads the run, ``html``/``charts``/``markdown``/``style`` are the building blocks,
-``summary``/``performance``/``robustness`` the sections, ``document`` puts them in order and writes the file.
+``summary``/``best``/``performance``/``robustness`` the sections, ``document`` puts them in order and writes the file.
 """
 
 from alphaloop.report.data import Run, load_run
