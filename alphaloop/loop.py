@@ -28,7 +28,7 @@ from alphaloop.finish import FinishInputs, finish_run
 from alphaloop.learnings import Learnings, grade
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
-from alphaloop.records import IterationRecord, RecordError, StressResult
+from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import tsv_header
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.state import LoopState
@@ -107,9 +107,9 @@ class Loop:
             return self._resume(manifest, splits, digest)
         except OSError as exc:
             raise LoopStop(f"cannot use {self.wd.root}/ as the run folder: {exc}") from exc
-        except RecordError as exc:  # names the file, and the version that wrote it when that is the problem
-            raise LoopStop(f"{exc}; restore it or use another --workdir") from exc
-        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        except NewerSchema as exc:  # names the file and the version that wrote it
+            raise LoopStop(str(exc)) from exc
+        except (ValueError, KeyError, TypeError) as exc:  # RecordError and JSONDecodeError are ValueErrors
             raise LoopStop(
                 f"{self.wd.root}/ holds a state or iteration file alphaloop cannot read ({type(exc).__name__}: {exc}); "
                 f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another "

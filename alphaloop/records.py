@@ -25,6 +25,10 @@ class RecordError(ValueError):
     """A workdir file alphaloop cannot read as its record; the message is one line naming the file."""
 
 
+class NewerSchema(RecordError):
+    """The file was written by a later alphaloop than this one (its schema_version is higher)."""
+
+
 def check_version(d: Any, source: str) -> int:
     """The schema version of a JSON object read from ``source``; refuses what this code cannot read."""
     if not isinstance(d, dict):
@@ -33,7 +37,7 @@ def check_version(d: Any, source: str) -> int:
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise RecordError(f"{source}: schema_version {version!r} is not a version alphaloop writes")
     if version > SCHEMA_VERSION:
-        raise RecordError(f"{source}: written by a newer alphaloop (record schema {version}; this version reads "
+        raise NewerSchema(f"{source}: written by a newer alphaloop (record schema {version}; this version reads "
                           f"schemas 0..{SCHEMA_VERSION}): use that version, or another --workdir")
     return version
 
