@@ -287,7 +287,7 @@ class RunStats:
         return dump(self)
 
     @classmethod
-    def from_json(cls, d: Any, source: str = "stats.json") -> RunStats:
+    def from_json(cls, d: Any, source: str = "statistics") -> RunStats:
         return build(cls, d, source)
 
 
@@ -303,7 +303,7 @@ class CrossMarket:
         return dump(self)
 
     @classmethod
-    def from_json(cls, d: Any, source: str = "cross_market.json") -> CrossMarket:
+    def from_json(cls, d: Any, source: str = "second-market result") -> CrossMarket:
         return build(cls, d, source)
 
 
@@ -317,7 +317,7 @@ class StressCache:
         return {"schema_version": SCHEMA_VERSION, "members": {k: v.to_json() for k, v in self.members.items()}}
 
     @classmethod
-    def from_json(cls, d: Any, source: str = "stress.json") -> StressCache:
+    def from_json(cls, d: Any, source: str = "stress cache") -> StressCache:
         version = check_version(d, source)
         raw = d if version == 0 else d.get("members", {})  # version 0 was the bare map
         return cls({str(k): StressResult.from_json(v, f"{source} (iteration {k})") for k, v in raw.items()
