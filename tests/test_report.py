@@ -96,7 +96,12 @@ def make_workdir(root: Path, data_dir: Path, stress_paths: int = 2, reading: str
             r["stress"] = run_stress(regions[r["iteration"]], history, sandbox, n_paths=stress_paths, seed=0,
                                      real_signals=signals)
         (root / f"iter_{r['iteration']}_results.json").write_text(json.dumps(r), encoding="utf-8")
-    state = {"next_iteration": len(PLAN), "population": [{"iteration": n} for n in population],
+    members = [{"iteration": n, "value": records[n]["selection_val"], "val_metric": records[n]["selection_val"],
+                "train_metric": records[n]["scores"]["splits"]["train"]["sharpe"],
+                "val_trades": int(records[n]["scores"]["splits"]["val"]["round_trips"]), "description": f"iter {n}",
+                "val": records[n]["scores"]["splits"]["val"], "val_returns": records[n]["returns"]["val"]}
+               for n in population]
+    state = {"next_iteration": len(PLAN), "population": members, "population_size": 3, "data_manifest": "abc",
              "best_iteration": population[0], "metric": "sharpe", "cost_bps": 2.0,
              "consecutive_fails": 1, "tokens": {"prompt": 0, "completion": 0}, "stop_reason": "iterations: reached 5"}
     (root / "state.json").write_text(json.dumps(state), encoding="utf-8")

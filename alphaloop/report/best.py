@@ -17,6 +17,7 @@ from alphaloop.report.charts import BUY_HOLD, STRATEGY, date_axis, figure_html, 
 from alphaloop.report.data import Run
 from alphaloop.report.html import cell, esc, note, section, table, td
 from alphaloop.text import MISSING
+from alphaloop.workdir import Workdir
 
 ENTRY, EXIT = "#18794e", "#c0392b"
 
@@ -81,7 +82,7 @@ def code_html(run: Run) -> str:
     """The best candidate's region, as the loop saved it (escaped; it is model-written text)."""
     if not run.best_code:
         return note(f"the code of iter {run.best} was not found in the workdir", "muted")
-    return (f"<h3>Code (the region of iter_{esc(run.best)}_trade.py)</h3>"
+    return (f"<h3>Code (the region of {esc(Workdir(run.workdir).trade(run.best).name)})</h3>"
             f'<pre class="code"><code>{esc(run.best_code)}</code></pre>')
 
 
