@@ -30,6 +30,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
     p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
                    help=f"cost per position change, bp of notional (default {DEFAULT_COST_BPS:g})")
+    p.add_argument("--task", choices=("trade", "forecast"), default="trade",
+                   help="trade: generate_features + strategy_logic, scored by backtest (default); forecast: "
+                        "generate_features + forecast(row), probabilities at T+1/3/5/10 scored by RPS skill")
     p.add_argument("--eval-timeout", type=float, default=60.0, metavar="S",
                    help="wall-clock seconds for all sandbox runs of one candidate: full run, probes, reruns "
                         "(default 60)")
@@ -204,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "check":
         from alphaloop.check import run_check
 
-        return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps, eval_timeout_s=args.eval_timeout)
+        return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps, eval_timeout_s=args.eval_timeout,
+                         task=args.task)
     if command == "final":
         from alphaloop.final import run_final
 
