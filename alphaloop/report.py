@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from alphaloop.data import DataError, load_splits, manifest_digest
+from alphaloop.forecast.report import write_forecast_report
 from alphaloop.records import IterationRecord, RecordError
 from alphaloop.rows import describe
 from alphaloop.store import read_json
@@ -866,4 +867,7 @@ def render_report(run: Run) -> str:
 
 def write_report(workdir: Path, data_dir: Path) -> Path:
     """Write ``report.html`` into the workdir (atomically) and return its path."""
-    return Workdir(workdir).write_report(render_report(load_run(Path(workdir), Path(data_dir))))
+    wd = Workdir(workdir)
+    if wd.has_run() and wd.read_state().task == "forecast":  # a forecast run has its own report
+        return write_forecast_report(Path(workdir))
+    return wd.write_report(render_report(load_run(Path(workdir), Path(data_dir))))
