@@ -238,10 +238,15 @@ class Loop:
         return stress_or_failure(region, self.history, self.sandbox, self.cfg.cost_bps, self.cfg.stress_paths,
                                  self.cfg.seed)
 
-    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> None:
+    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
+        """Write the record, then fold in the record as read back: what a resume replays, to the bit
+        (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
+        uninterrupted run hold the same state."""
         self.wd.write_record(record)
+        record = self.wd.record(record.iteration)
         state.apply(record, learnings, self.proposer.compact)
         self._write_derived(state, learnings)
+        return record
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
         self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows), learnings.render(),
@@ -307,7 +312,7 @@ class Loop:
                         break
                     state.elapsed_s += time.perf_counter() - started
                     started = time.perf_counter()
-                    self._commit(record, state, learnings)
+                    record = self._commit(record, state, learnings)
                     self._estimate(state)
                     self.view.iteration_done(record, state, learnings)
                     if self.budget_note and not isinstance(self.view, LiveView):
