@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,15 @@ def test_a_workdir_from_a_newer_alphaloop_is_refused_in_one_line(frozen_data: Pa
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {wd / 'state.json'}: written by a newer alphaloop (record schema "
                            f"{SCHEMA_VERSION + 1}")
+
+
+def test_the_records_data_manifest_is_the_digest_prepare_prints(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    out = subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--out", str(data)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    printed = re.search(r"data digest (\w+)\)", out.stdout).group(1)
+    wd = tmp_path / "run"
+    assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "0", "--workdir", str(wd),
+                   "--data", str(data), cwd=tmp_path).returncode == 0
+    assert Workdir(wd).record(0).data_manifest == printed == Workdir(wd).read_state().data_manifest
