@@ -31,7 +31,7 @@ from alphaloop.forecast.rows import scalar_view
 from alphaloop.learnings import Learnings, grade
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
-from alphaloop.records import IterationRecord, RecordError, StressResult
+from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import tsv_header
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.state import LoopState
@@ -111,9 +111,9 @@ class Loop:
             return self._resume(manifest, splits, digest)
         except OSError as exc:
             raise LoopStop(f"cannot use {self.wd.root}/ as the run folder: {exc}") from exc
-        except RecordError as exc:  # names the file, and the version that wrote it when that is the problem
-            raise LoopStop(f"{exc}; restore it or use another --workdir") from exc
-        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        except NewerSchema as exc:  # names the file and the version that wrote it
+            raise LoopStop(str(exc)) from exc
+        except (ValueError, KeyError, TypeError) as exc:  # RecordError and JSONDecodeError are ValueErrors
             raise LoopStop(
                 f"{self.wd.root}/ holds a state or iteration file alphaloop cannot read ({type(exc).__name__}: {exc}); "
                 f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another "
@@ -252,10 +252,15 @@ class Loop:
         return stress_or_failure(region, self.history, self.sandbox, self.cfg.cost_bps, self.cfg.stress_paths,
                                  self.cfg.seed)
 
-    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> None:
+    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
+        """Write the record, then fold in the record as read back: what a resume replays, to the bit
+        (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
+        uninterrupted run hold the same state."""
         self.wd.write_record(record)
+        record = self.wd.record(record.iteration)
         state.apply(record, learnings, self.proposer.compact)
         self._write_derived(state, learnings)
+        return record
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
         self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows), learnings.render(),
@@ -321,7 +326,7 @@ class Loop:
                         break
                     state.elapsed_s += time.perf_counter() - started
                     started = time.perf_counter()
-                    self._commit(record, state, learnings)
+                    record = self._commit(record, state, learnings)
                     self._estimate(state)
                     self.view.iteration_done(record, state, learnings)
                     if self.budget_note and not isinstance(self.view, LiveView):

@@ -25,6 +25,10 @@ class RecordError(ValueError):
     """A workdir file alphaloop cannot read as its record; the message is one line naming the file."""
 
 
+class NewerSchema(RecordError):
+    """The file was written by a later alphaloop than this one (its schema_version is higher)."""
+
+
 def check_version(d: Any, source: str) -> int:
     """The schema version of a JSON object read from ``source``; refuses what this code cannot read."""
     if not isinstance(d, dict):
@@ -33,7 +37,7 @@ def check_version(d: Any, source: str) -> int:
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise RecordError(f"{source}: schema_version {version!r} is not a version alphaloop writes")
     if version > SCHEMA_VERSION:
-        raise RecordError(f"{source}: written by a newer alphaloop (record schema {version}; this version reads "
+        raise NewerSchema(f"{source}: written by a newer alphaloop (record schema {version}; this version reads "
                           f"schemas 0..{SCHEMA_VERSION}): use that version, or another --workdir")
     return version
 
@@ -283,7 +287,7 @@ class RunStats:
         return dump(self)
 
     @classmethod
-    def from_json(cls, d: Any, source: str = "stats.json") -> RunStats:
+    def from_json(cls, d: Any, source: str = "statistics") -> RunStats:
         return build(cls, d, source)
 
 
@@ -299,7 +303,7 @@ class CrossMarket:
         return dump(self)
 
     @classmethod
-    def from_json(cls, d: Any, source: str = "cross_market.json") -> CrossMarket:
+    def from_json(cls, d: Any, source: str = "second-market result") -> CrossMarket:
         return build(cls, d, source)
 
 
@@ -313,7 +317,7 @@ class StressCache:
         return {"schema_version": SCHEMA_VERSION, "members": {k: v.to_json() for k, v in self.members.items()}}
 
     @classmethod
-    def from_json(cls, d: Any, source: str = "stress.json") -> StressCache:
+    def from_json(cls, d: Any, source: str = "stress cache") -> StressCache:
         version = check_version(d, source)
         raw = d if version == 0 else d.get("members", {})  # version 0 was the bare map
         return cls({str(k): StressResult.from_json(v, f"{source} (iteration {k})") for k, v in raw.items()

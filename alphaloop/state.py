@@ -98,7 +98,7 @@ class LoopState:
         return d
 
     @classmethod
-    def from_json(cls, d: Any, source: str = "state.json") -> LoopState:
+    def from_json(cls, d: Any, source: str = "run state") -> LoopState:
         check_version(d, source)
         state = build(cls, d, source)
         state.population = [build(Member, m, f"{source} (population)") for m in state.population]
