@@ -61,7 +61,8 @@ def test_yfinance_two_level_header(tmp_path: Path) -> None:
     assert_frozen_like(prepare(path, out), out, want)
     assert "Adj Close" in frozen(out).columns
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["return_prices"].startswith("Close as traded (Adj Close is in the data but not used yet")
+    # issue 12 item 4: an Adj Close that differs from Close is now what returns rest on (it said "not used yet")
+    assert manifest["return_prices"].startswith("Adj Close (dividends reinvested")
 
 
 def test_yfinance_file_with_two_tickers_is_refused(tmp_path: Path) -> None:
