@@ -104,6 +104,7 @@ class RunOutcome:
     results: list[FrameResult] | None
     log: str
     seconds: float
+    worker_fault: bool = False  # the worker itself died or could not restart: not the candidate's doing
 
     @property
     def ok(self) -> bool:
@@ -418,7 +419,7 @@ class Sandbox:
                     self._start()
                 except RuntimeError as exc:
                     return RunOutcome("crash", _clean_text(f"could not restart the sandbox worker: {exc}",
-                                                           REASON_LIMIT, False), None, "", 0.0)
+                                                           REASON_LIMIT, False), None, "", 0.0, worker_fault=True)
             started = time.monotonic()
             deadline = started + timeout + GRACE_S + body.size / 20e6
             try:
@@ -433,7 +434,7 @@ class Sandbox:
                 self._stop_worker()
                 reason = f"sandbox worker died ({exc})"
                 return RunOutcome("crash", _clean_text(reason, REASON_LIMIT, False), None,
-                                  _clean_text(tail, LOG_LIMIT, True), time.monotonic() - started)
+                                  _clean_text(tail, LOG_LIMIT, True), time.monotonic() - started, worker_fault=True)
             seconds = time.monotonic() - started
         return self._outcome(reply, reply_body, frames, seconds)
 
