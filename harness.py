@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -105,6 +106,15 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                    help="selection metric also penalises the 5th-percentile stress drawdown")
     p.add_argument("--cross-ticker",
                    help="second market for the generalisation table (default: the bundled NASDAQ sample)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="iterations in flight (LLM requests and sandbox workers); iteration k proposes from the "
+                        "state committed up to k-N, records are committed in order (default 1)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where candidates are evaluated: a local pool of N sandboxes, or a Ray cluster "
+                        "(pip install -e '.[ray]') (default local)")
+    p.add_argument("--ray-address",
+                   help="with --executor ray: the cluster to join (e.g. ray://host:10001 or auto); "
+                        "default: start a local one")
     _common(p)
     return p
 
@@ -143,6 +153,15 @@ def run_loop(args: argparse.Namespace) -> int:
         env["OPENAI_BASE_URL"] = args.base_url
     if args.api_key:
         env["OPENAI_API_KEY"] = args.api_key
+    if args.workers < 1:
+        print(f"error: --workers must be >= 1 (got {args.workers})", file=sys.stderr)
+        return 2
+    if args.ray_address and args.executor != "ray":
+        print("error: --ray-address needs --executor ray", file=sys.stderr)
+        return 2
+    if args.executor == "ray" and importlib.util.find_spec("ray") is None:
+        print("error: --executor ray needs Ray: pip install -e '.[ray]'", file=sys.stderr)
+        return 2
     if args.stress_select and args.stress_paths < 1:
         print("error: --stress-select needs --stress-paths >= 1", file=sys.stderr)
         return 2
@@ -186,7 +205,8 @@ def run_loop(args: argparse.Namespace) -> int:
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
                      cross_ticker=args.cross_ticker, start_file=start, hours=args.hours, max_tokens=args.max_tokens,
-                     eval_timeout_s=args.eval_timeout)
+                     eval_timeout_s=args.eval_timeout, workers=args.workers, executor=args.executor,
+                     ray_address=args.ray_address)
     view = make_view(args.iterations)
     try:
         return Loop(cfg, proposer, label, view).run()

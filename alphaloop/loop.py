@@ -32,6 +32,8 @@ from alphaloop.diversity import (
     positions_key,
     window_positions,
 )
+from alphaloop.flight import SNAPSHOTS, BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore
+from alphaloop.guards import GuardLimits
 from alphaloop.learnings import Entry, Learnings, grade
 from alphaloop.proposers.base import (
     CandidateFigures,
@@ -79,6 +81,23 @@ class LoopConfig:
     hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
     max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
     eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
+    workers: int = 1  # iterations in flight (alphaloop.flight states the rule that keeps records reproducible)
+    executor: str = "local"  # where candidates are evaluated: "local" (a sandbox pool) or "ray"
+    ray_address: str | None = None  # an existing Ray cluster to join; None starts a local one
+
+
+@dataclass
+class _Done:
+    """What an iteration's thread hands back: its proposal and evaluation, for the record."""
+
+    base: int  # the last committed iteration of the state it proposed from (-1: none)
+    parent: int | None
+    proposal: Proposal
+    label: str
+    result: Any  # alphaloop.executor.TaskResult, or None when the proposal held no code
+    created_at: str
+    propose_s: float
+    evaluate_s: float
 
 
 @dataclass
@@ -139,10 +158,14 @@ class LoopState:
         return value > self.population[-1].value
 
     def pick_parent(self, n: int, seed: int) -> int:
-        """After a success build on it; after a failure revert to a random top-K member."""
+        """After a success build on it; after a failure revert to a random top-K member.
+
+        The success is the last iteration this state holds (n - 1 in a serial run; with N in flight,
+        iteration n proposes from the state after n - N)."""
         members = [m.iteration for m in self.population]
-        if self.last_entered and n - 1 in members:
-            return n - 1
+        last = self.next_iteration - 1
+        if self.last_entered and last in members:
+            return last
         if not members:
             return 0
         return random.Random(f"{seed}:parent:{n}").choice(members)
@@ -310,7 +333,7 @@ class Loop:
 
     def __init__(self, config: LoopConfig, proposer: Proposer, proposer_label: str, view: Any) -> None:
         self.cfg = config
-        self.proposer = proposer
+        self.proposer = BoundedProposer(proposer, config.workers)  # at most N requests at once
         self.proposer_label = proposer_label
         self.view = view
         self.wd = Workdir(config.workdir)
@@ -371,27 +394,31 @@ class Loop:
                               cost_bps=self.cfg.cost_bps, folds=self.cfg.folds)
         state.population_size = self.cfg.population
         learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
+        self.snapshots = SnapshotStore(self.wd.root / SNAPSHOTS, self.cfg.workers)
+        self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         while self.wd.results(state.next_iteration).is_file():  # records written just before a kill
             state.apply(read_json(self.wd.results(state.next_iteration)), learnings, self.proposer.compact)
-        self.wd.trade(state.next_iteration).unlink(missing_ok=True)  # an iteration that never finished
-        self.wd.reply(state.next_iteration).unlink(missing_ok=True)
+            self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
+        for leftover in [*self.wd.root.glob("iter_*_trade.py"), *self.wd.root.glob("iter_*_reply.md")]:
+            if int(leftover.name.split("_")[1]) >= state.next_iteration:  # iterations in flight at a kill
+                leftover.unlink(missing_ok=True)
         self._write_derived(state, learnings)
         self.history = History.from_splits(splits)
         self.digest = digest
         return state, learnings, manifest
 
     # ----- one iteration ----------------------------------------------------------------
-    def _iteration(self, n: int, state: LoopState, learnings: Learnings, ctx: Any) -> dict:
-        from alphaloop.pipeline import evaluate
-
-        t0 = time.perf_counter()
+    def _work(self, flight: Flight, base: Snapshot) -> _Done:
+        """Propose from the snapshot, then evaluate: on the iteration's own thread, writing nothing."""
+        n, t0, created = flight.iteration, time.perf_counter(), _now()
+        state = LoopState.from_json(base.state)
         if n == 0:
             parent, proposal = None, Proposal(region=extract_region(self.cfg.start_file.read_text(encoding="utf-8")),
                                               hypothesis="", change="baseline", expected="")
             proposal_label = "baseline"
         else:
             parent = state.pick_parent(n, self.cfg.seed)
-            self.view.stage(n, "propose", f"parent iter {parent}")
+            learnings = Learnings.from_json(base.learnings) if base.learnings else Learnings()
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
                 metric=self.cfg.metric,
@@ -399,16 +426,26 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
-                **self._evidence(n, parent, state, ctx),
+                **self._evidence(n, parent, base.after),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
-            self._show_warnings(proposal)
         t_prop = time.perf_counter() - t0
+        flight.stage = "evaluate"
+        result = self.executor.evaluate(proposal.region) if proposal.region is not None else None
+        return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
+                     time.perf_counter() - t0 - t_prop)
+
+    def _iteration_record(self, n: int, done: _Done, state: LoopState) -> dict:
+        """The record of a finished iteration, judged against the state committed up to n - 1; writes
+        its reply and trade files (the record itself is the commit)."""
+        parent, proposal = done.parent, done.proposal
+        self._show_warnings(proposal)
         record: dict[str, Any] = {
-            "iteration": n, "parent": parent, "created_at": _now(), "metric": self.cfg.metric,
+            "iteration": n, "parent": parent, "proposed_from": None if done.base < 0 else done.base,
+            "created_at": done.created_at, "metric": self.cfg.metric,
             "cost_bps": self.cfg.cost_bps, "folds": self.cfg.folds,
-            "proposer": proposal_label, "model": proposal.model, "tokens": dict(proposal.tokens),
+            "proposer": done.label, "model": proposal.model, "tokens": dict(proposal.tokens),
             "data_manifest": self.digest, "test_readings_before": self.test_readings,
             "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
             "scores": None, "returns": None, "selection_val": None, "selection_value": None,
@@ -417,20 +454,18 @@ class Loop:
         if proposal.reply:  # the whole reply, think blocks included, for an audit the record's head cannot give
             atomic_write_text(self.wd.reply(n), proposal.reply)
             record["reply_file"] = self.wd.reply(n).name
-        if proposal.region is None:
+        if proposal.region is None or done.result is None:
             record.update(status="rejected", stage="proposal", reason=proposal.error or "the reply held no usable code")
-            record["timings"] = {"propose": t_prop, "evaluate": 0.0, "total": time.perf_counter() - t0}
+            record["timings"] = {"propose": done.propose_s, "evaluate": 0.0, "total": done.propose_s}
             return record
         atomic_write_text(self.wd.trade(n), splice_region(template_text(), proposal.region))
-        self.view.stage(n, "evaluate", "gate, sandbox, look-ahead, guards, score")
-        t1 = time.perf_counter()
-        ev = evaluate(proposal.region, ctx)
+        ev = done.result.evaluation
         record.update(status="accepted" if ev.accepted else "rejected", stage=ev.stage, reason=ev.reason,
                       details=ev.details, eval_timings=ev.timings)
         if ev.scores is not None:
             record["scores"] = ev.scores.to_json()
             if ev.signals is not None:
-                record["positions_sha256"] = positions_key(window_positions(ev.signals, ctx.history.windows["val"]))
+                record["positions_sha256"] = positions_key(window_positions(ev.signals, self.history.windows["val"]))
             record["selection_val"] = ev.scores.selection
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
             prec = self._record(parent) if parent_val is None else None
@@ -445,13 +480,13 @@ class Loop:
             if self.cfg.stress_select:
                 from alphaloop.stress import stress_adjusted
 
-                self.view.stage(n, "stress", f"{self.cfg.stress_paths} synthetic paths per scenario")
-                record["stress"] = self.stress(proposal.region)
+                record["stress"] = done.result.stress
                 value = stress_adjusted(value, record["stress"])
             record["selection_value"] = value
             record["signals_sha256"] = hashlib.sha256(np.asarray(ev.signals, dtype=np.int8).tobytes()).hexdigest()
-            record.update(_diversity(record["positions_sha256"], ev, ctx.history, value, state))
-        record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
+            record.update(_diversity(record["positions_sha256"], ev, self.history, value, state))
+        record["timings"] = {"propose": done.propose_s, "evaluate": done.evaluate_s,
+                             "total": done.propose_s + done.evaluate_s}
         return record
 
     def _record(self, n: int | None) -> dict | None:
@@ -459,22 +494,23 @@ class Loop:
             return None
         return read_json(self.wd.results(n))
 
-    def _evidence(self, n: int, parent: int, state: LoopState, ctx: Any) -> dict[str, Any]:
-        """What the researcher needs to reason: the parent's and the latest candidate's figures beside
-        buy and hold, why this parent, whether the last change altered any position, the guards as numbers."""
-        latest, parent_rec = self._record(n - 1), self._record(parent)
-        if latest is None or parent == n - 1:
+    def _evidence(self, n: int, parent: int, last: int) -> dict[str, Any]:
+        """What the researcher needs to reason: the parent's and the latest committed candidate's figures
+        (``last``: n - 1 in a serial run, n - N with N in flight) beside buy and hold, why this parent,
+        whether the last change altered any position, the guards as numbers."""
+        latest, parent_rec = self._record(last), self._record(parent)
+        if latest is None or parent == last:
             reason = (f"building on iter {parent}: it entered the population, and the search builds on each "
                       "success" if latest is not None else None)
         else:
             what = ("was rejected at " + latest["stage"]) if latest["status"] != "accepted" else (
                 "did not enter the population")
             reason = (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does "
-                      f"not stack changes on one line: iter {n - 1} {what}")
+                      f"not stack changes on one line: iter {last} {what}")
         grand = self._record(latest.get("parent")) if latest is not None else None
         unchanged = bool(latest and grand and latest.get("positions_sha256")
                          and latest.get("positions_sha256") == grand.get("positions_sha256"))
-        limits = ctx.limits
+        limits = GuardLimits()
         guards = (GuardThreshold("min round trips per year on validation", limits.min_round_trips_per_year,
                                  "round trips/year"),
                   GuardThreshold("max turnover", limits.max_turnover_per_year, "position changes/year"),
@@ -485,7 +521,7 @@ class Loop:
                   GuardThreshold("near copy of a member: validation return correlation above",
                                  NEAR_COPY_CORRELATION, "(may only replace that member, if better)"))
         return {"parent_figures": candidate_figures(parent_rec),
-                "latest_figures": candidate_figures(latest) if n - 1 != parent else None,
+                "latest_figures": candidate_figures(latest) if last != parent else None,
                 "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
 
     def _show_warnings(self, proposal: Proposal) -> None:
@@ -530,12 +566,10 @@ class Loop:
         if self._sigint_count > 1:
             raise KeyboardInterrupt
         self.stop_requested = True
-        self.view.note("Ctrl-C: finishing the current iteration, then stopping (press again to stop at once)")
+        self.view.note("Ctrl-C: finishing the iterations in flight, then stopping (press again to stop at once)")
 
     def run(self) -> int:
-        from alphaloop.pipeline import EvalContext
-        from alphaloop.ui import LiveView
-        from sandbox.runner import Sandbox
+        from alphaloop.executor import EvalSettings, make_executor
 
         state, learnings, manifest = self._open()
         from alphaloop.final import earlier_readings
@@ -554,6 +588,8 @@ class Loop:
             self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; "
                            f"continuing with the count reset")
             state.consecutive_fails = 0
+            for snap in self.snapshots.items.values():  # the states iterations in flight propose from
+                snap.state["consecutive_fails"] = 0
         if self.test_readings:
             self._warn_test_read()
         self._t_start = time.monotonic()
@@ -561,47 +597,27 @@ class Loop:
         self._tokens_at_start = sum(state.tokens.values())
         old_int = signal.signal(signal.SIGINT, self._on_sigint)
         old_term = signal.signal(signal.SIGTERM, self._on_sigint)
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         code = 0
         last_words: str | None = None
+        settings = EvalSettings(metric=self.cfg.metric, folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
+                                eval_timeout_s=self.cfg.eval_timeout_s, stress_select=self.cfg.stress_select,
+                                stress_paths=self.cfg.stress_paths, seed=self.cfg.seed)
         try:
-            with Sandbox() as sandbox:
-                self.sandbox = sandbox
-                self.view.start(self, state, sandbox.describe())
-                ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
-                                  folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
-                                  eval_timeout_s=self.cfg.eval_timeout_s)
-                while True:
-                    n = state.next_iteration
-                    reason = self._stop_reason(state)
-                    if reason is not None:
-                        state.stop_reason = reason
-                        code = 130 if reason.startswith("interrupted") else 0
-                        break
-                    try:
-                        record = self._iteration(n, state, learnings, ctx)
-                    except EndpointDown as exc:
-                        state.stop_reason = (f"endpoint-down: the LLM endpoint stopped answering at iteration {n}; "
-                                             f"rerun the same command to resume at iteration {n}")
-                        last_words = (f"error: the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
-                                      f"rerun the same command to resume at iteration {n}")
-                        code = 3
-                        break
-                    state.elapsed_s += time.perf_counter() - started
-                    started = time.perf_counter()
-                    self._commit(record, state, learnings)
-                    self._estimate(state)
-                    self.view.iteration_done(record, state, learnings)
-                    if self.budget_note and not isinstance(self.view, LiveView):
-                        self.view.note(f"  {self.budget_note}")
+            with make_executor(self.cfg.executor, self.history, settings, self.cfg.workers,
+                               self.cfg.ray_address) as executor:
+                self.executor = executor
+                self.flights = InFlight(self.cfg.workers)
+                self.view.start(self, state, executor.describe())
+                code, last_words = self._drive(state, learnings)
         except KeyboardInterrupt:
             state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
-                                 f"{state.next_iteration} (the unfinished iteration is redone)")
+                                 f"{state.next_iteration} (the unfinished iterations are redone)")
             code = 130
         finally:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
-        state.elapsed_s += time.perf_counter() - started
+        state.elapsed_s += time.perf_counter() - self._started
         atomic_write_json(self.wd.state, state.to_json())
         if last_words is not None and state.trials < 2:
             self.view.close()  # one trial has no statistics worth a summary; the error alone is the news
@@ -610,6 +626,44 @@ class Loop:
         if last_words is not None:
             self.view.note(last_words)  # last, so the summary never buries why the run stopped
         return code
+
+    def _drive(self, state: LoopState, learnings: Learnings) -> tuple[int, str | None]:
+        """Keep up to N iterations in flight and commit them in iteration order (alphaloop.flight's rule).
+
+        A stop reason (a budget, Ctrl-C, --iterations, --max-fails) stops new launches; the iterations
+        already in flight are finished and committed. Returns the exit code and any last words."""
+        from alphaloop.ui import LiveView
+
+        workers, next_launch, reason = self.cfg.workers, state.next_iteration, None
+        while True:
+            while reason is None and len(self.flights.flights) < workers:
+                base = self.snapshots.base(next_launch, workers)
+                reason = self._stop_reason(next_launch, LoopState.from_json(base.state), state)
+                if reason is None:
+                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b))
+                    self.view.stage(next_launch, "propose", f"from the state after iter {base.after}")
+                    next_launch += 1
+            if not self.flights.flights:
+                state.stop_reason = reason
+                return (130 if reason and reason.startswith("interrupted") else 0), None
+            n = state.next_iteration
+            try:
+                done = self.flights.take(n)
+            except EndpointDown as exc:
+                state.stop_reason = (f"endpoint-down: the LLM endpoint stopped answering at iteration {n}; "
+                                     f"rerun the same command to resume at iteration {n}")
+                return 3, (f"error: the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
+                           f"rerun the same command to resume at iteration {n}")
+            record = self._iteration_record(n, done, state)
+            state.elapsed_s += time.perf_counter() - self._started
+            self._started = time.perf_counter()
+            self._commit(record, state, learnings)
+            self.snapshots.add(n, state.to_json(), learnings.to_json())
+            self.snapshots.save()
+            self._estimate(state)
+            self.view.iteration_done(record, state, learnings)
+            if self.budget_note and not isinstance(self.view, LiveView):
+                self.view.note(f"  {self.budget_note}")
 
     def _warn_test_read(self) -> None:
         """Searching on after `final` makes the test split one more validation split; say so before it happens."""
@@ -623,14 +677,16 @@ class Loop:
                     f"the run (state.json: searched_after_test_reading;\neach new iteration record: "
                     f"test_readings_before). For an untouched test split, prepare new data and use a new --workdir.")
 
-    def _stop_reason(self, state: LoopState) -> str | None:
-        """Why the run stops at this iteration boundary, and how to continue; None to go on."""
-        n = state.next_iteration
+    def _stop_reason(self, n: int, base: LoopState, state: LoopState) -> str | None:
+        """Why iteration ``n`` is not started, and how to continue; None to go on.
+
+        The failure count is the one of ``base``, the state ``n`` proposes from, so a resumed run stops
+        where an uninterrupted one would; budgets are this command's, counted over committed records."""
         if n > self.cfg.iterations:
             return (f"iterations: reached --iterations {self.cfg.iterations}; to continue, rerun with "
                     f"--iterations N, N > {self.cfg.iterations}")
-        if self.cfg.max_fails and state.consecutive_fails >= self.cfg.max_fails:
-            why = (f"max-fails: {state.consecutive_fails} consecutive iterations without entering the "
+        if self.cfg.max_fails and base.consecutive_fails >= self.cfg.max_fails:
+            why = (f"max-fails: {base.consecutive_fails} consecutive iterations without entering the "
                    f"top-{self.cfg.population}")
             if getattr(self.proposer, "name", "") == "offline":
                 return (f"{why}: the offline search stalled (its variations of the population stopped improving on "
