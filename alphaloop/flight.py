@@ -33,6 +33,12 @@ def proposed_from(k: int, workers: int) -> int:
     return max(k - workers, -1)
 
 
+def workers_rule(workers: int) -> str:
+    """The rule in words, for learnings.md's header and the README."""
+    return (f"Iterations in flight: {workers} (--workers {workers}): iteration k proposes from the state committed "
+            f"up to k-{workers}, and records are committed in iteration order.")
+
+
 @dataclass
 class Snapshot:
     """The committed state after iteration ``after`` (-1: nothing committed), as JSON."""
@@ -124,7 +130,7 @@ class InFlight:
                     self.done += 1
 
     def stages(self) -> list[tuple[int, str]]:
-        return [(k, f.stage) for k, f in sorted(self.flights.items())]
+        return [(k, f.stage) for k, f in sorted(list(self.flights.items()))]  # list(): one step under the GIL
 
     def per_minute(self) -> float:
         """Candidates committed per minute in this command."""

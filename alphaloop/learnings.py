@@ -160,8 +160,10 @@ class Learnings:
         recent_text = "Recent iterations:\n" + "\n\n".join(recent) if recent else ""
         return "\n\n".join(part for part in (head, summary, recent_text) if part)
 
-    def render(self) -> str:
-        parts = ["# Learnings", "", f"Researcher hit rate: {self.hit_rate()} (graded on the validation split).", ""]
+    def render(self, rule: str = "") -> str:
+        """The markdown file; ``rule`` is a header line, e.g. the loop's rule for iterations in flight."""
+        parts = ["# Learnings", "", *([rule, ""] if rule else []),
+                 f"Researcher hit rate: {self.hit_rate()} (graded on the validation split).", ""]
         if self.summary:
             parts += ["## Summary of earlier iterations", "", safe(self.summary, keep="\n"), ""]
         parts += ["## Recent iterations", ""]

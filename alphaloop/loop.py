@@ -32,7 +32,7 @@ from alphaloop.diversity import (
     positions_key,
     window_positions,
 )
-from alphaloop.flight import SNAPSHOTS, BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore
+from alphaloop.flight import SNAPSHOTS, BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, workers_rule
 from alphaloop.guards import GuardLimits
 from alphaloop.learnings import Entry, Learnings, grade
 from alphaloop.proposers.base import (
@@ -554,7 +554,7 @@ class Loop:
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
         atomic_write_text(self.wd.root / "results.tsv", tsv_header(self.cfg.metric) + "".join(state.tsv_rows))
-        atomic_write_text(self.wd.root / "learnings.md", learnings.render())
+        atomic_write_text(self.wd.root / "learnings.md", learnings.render(workers_rule(self.cfg.workers)))
         if state.best is not None:
             best = self.wd.trade(state.best.iteration).read_text(encoding="utf-8")
             atomic_write_text(self.wd.root / "best_trade.py", best)
