@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,11 @@ import pytest
 from alphaloop.candidate import TRADE_PY, extract_region
 from alphaloop.data import load_splits
 from alphaloop.executor import EvalSettings, LocalExecutor, RayExecutor, TaskResult, make_executor
+from alphaloop.loop import Loop, LoopConfig
+from alphaloop.proposers.offline import OfflineProposer
 from alphaloop.scoring import History
+from alphaloop.ui import PlainView
+from tests.test_loop_workers import stable
 from tests.test_sandbox_support import region
 
 SETTINGS = EvalSettings(metric="sharpe", folds=4, cost_bps=2.0, eval_timeout_s=60.0)
@@ -76,3 +81,32 @@ def test_ray_gives_the_local_pools_evaluations_and_replaces_a_dead_worker(
         results = [verdict(executor.evaluate(regions[0])) for _ in range(2)]  # one of them meets the dead actor
         assert results == [local_verdicts[0]] * 2
         assert executor.stats()["replaced"] == 1 and victim not in executor.actors
+
+
+class QuietView(PlainView):
+    def __init__(self) -> None:
+        super().__init__(0)
+
+    def start(self, loop, state, isolation: str) -> None:
+        self.isolation = isolation
+
+    def note(self, text: str) -> None:
+        pass
+
+    def iteration_done(self, record: dict, state, learnings) -> None:
+        pass
+
+
+def loop_records(frozen_data: Path, workdir: Path, executor: str) -> list[dict]:
+    cfg = LoopConfig(workdir=workdir, data_dir=frozen_data, iterations=5, max_fails=0, seed=7, stress_paths=0,
+                     workers=2, executor=executor)
+    loop = Loop(cfg, OfflineProposer(7), "offline (seed 7)", QuietView())
+    loop._finish = lambda state, manifest: None  # the end-of-run summary runs on the driver either way
+    assert loop.run() == 0
+    return [stable(json.loads((workdir / f"iter_{n}_results.json").read_text())) for n in range(6)]
+
+
+def test_ray_executor_gives_the_local_pools_records(ray_local, frozen_data: Path, tmp_path: Path) -> None:
+    local = loop_records(frozen_data, tmp_path / "local", "local")
+    assert loop_records(frozen_data, tmp_path / "ray", "ray") == local
+    assert [r["proposed_from"] for r in local] == [None, None, 0, 1, 2, 3]
