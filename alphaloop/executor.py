@@ -74,37 +74,113 @@ def fault_result(region: str, reason: str) -> TaskResult:
                                  details=details))
 
 
+_PROCESS: dict[str, Any] = {}  # in an evaluation process: its data, settings and one-worker sandbox pool
+
+
+def _process_init(history: History, settings: EvalSettings) -> None:
+    from sandbox.pool import SandboxPool
+
+    _PROCESS.update(history=history, settings=settings, pool=SandboxPool(1))
+
+
+def _process_describe() -> str:
+    return _PROCESS["pool"].describe()
+
+
+def _process_evaluate(region: str) -> TaskResult:
+    return evaluate_task(region, _PROCESS["history"], _PROCESS["pool"], _PROCESS["settings"])
+
+
 class LocalExecutor:
-    """Evaluation on this machine, in a pool of ``workers`` warm sandboxes."""
+    """Evaluation on this machine with ``workers`` warm sandboxes.
+
+    With one worker, in this process (the serial loop as it always ran). With more, each worker is
+    an evaluation process holding its own one-worker ``SandboxPool`` and a copy of the data, given
+    once when it starts: the parent's share of an evaluation (probe frames, scoring, guards) is
+    Python that holds the GIL, so threads alone would leave the second core mostly idle.
+    ``processes=False`` shares one ``SandboxPool`` of ``workers`` between threads instead.
+    """
 
     name = "local"
 
-    def __init__(self, history: History, settings: EvalSettings, workers: int = 1, pool: Any = None) -> None:
+    def __init__(self, history: History, settings: EvalSettings, workers: int = 1, pool: Any = None,
+                 processes: bool | None = None) -> None:
         from sandbox.pool import SandboxPool
 
         self.history, self.settings, self.workers = history, settings, int(workers)
-        self.pool = pool if pool is not None else SandboxPool(self.workers)
+        self.processes = self.workers > 1 and pool is None if processes is None else processes
+        self.pool = None if self.processes else (pool if pool is not None else SandboxPool(self.workers))
+        self._procs: Any = None
         self._lock = threading.Lock()
         self.busy = 0
+        self.replaced = 0
+        self.faults = 0
+        if self.processes:
+            self._start_processes()
+            self._isolation = self._procs.submit(_process_describe).result()
+
+    def _start_processes(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the loop's threads (iterations in flight) must not be copied mid-step
+        self._procs = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=_process_init, initargs=(self.history, self.settings))
 
     def evaluate(self, region: str) -> TaskResult:
         """Blocking and thread-safe: one call per iteration in flight."""
         with self._lock:
             self.busy += 1
         try:
-            return evaluate_task(region, self.history, self.pool, self.settings)
+            if not self.processes:
+                return evaluate_task(region, self.history, self.pool, self.settings)
+            return self._evaluate_in_process(region)
         finally:
             with self._lock:
                 self.busy -= 1
 
+    def _evaluate_in_process(self, region: str) -> TaskResult:
+        """An evaluation process that died takes its pool with it: start a new pool, retry once, then a fault."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        from sandbox.pool import SANDBOX_FAULT
+
+        first = ""
+        for attempt in range(2):
+            procs = self._procs
+            try:
+                return procs.submit(_process_evaluate, region).result()
+            except BrokenProcessPool as exc:
+                first = first or str(exc)[:200]
+                with self._lock:
+                    if self._procs is procs:  # one replacement however many evaluations saw it break
+                        procs.shutdown(wait=False, cancel_futures=True)
+                        self._start_processes()
+                        self.replaced += 1
+                if attempt:
+                    with self._lock:
+                        self.faults += 1
+                    return fault_result(region, f"{SANDBOX_FAULT}: the evaluation process died twice under this "
+                                                f"candidate ({first})")
+        raise AssertionError("unreachable")
+
     def describe(self) -> str:
-        return self.pool.describe()
+        if not self.processes:
+            return self.pool.describe()
+        return f"{self._isolation}; {self.workers} evaluation processes, one sandbox worker each"
 
     def stats(self) -> dict[str, Any]:
-        return {"executor": self.name, **self.pool.stats(), "tasks_running": self.busy}
+        if not self.processes:
+            return {"executor": self.name, **self.pool.stats(), "tasks_running": self.busy}
+        with self._lock:
+            return {"executor": self.name, "workers": self.workers, "busy": self.busy, "tasks_running": self.busy,
+                    "replaced": self.replaced, "faults": self.faults}
 
     def close(self) -> None:
-        self.pool.close()
+        if self.pool is not None:
+            self.pool.close()
+        if self._procs is not None:
+            self._procs.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> LocalExecutor:
         return self
