@@ -55,13 +55,9 @@ def evaluate_task(region: str, history: History, sandbox: Any, settings: EvalSet
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:
-        from alphaloop.stress import run_stress
+        from alphaloop.stress import stress_or_failure
 
-        try:
-            stress = run_stress(region, history, sandbox, settings.cost_bps, n_paths=settings.stress_paths,
-                                seed=settings.seed, timeout_s=120.0)
-        except Exception as exc:  # the stress suite must never lose an iteration
-            stress = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        stress = stress_or_failure(region, history, sandbox, settings.cost_bps, settings.stress_paths, settings.seed)
     return TaskResult(ev, stress)
 
 

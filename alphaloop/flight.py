@@ -25,8 +25,6 @@ from typing import Any
 
 from alphaloop.store import atomic_write_json, read_json
 
-SNAPSHOTS = "snapshots.json"
-
 
 def proposed_from(k: int, workers: int) -> int:
     """The last committed iteration whose state iteration ``k`` proposes from (-1: the empty state)."""
