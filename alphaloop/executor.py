@@ -122,6 +122,9 @@ class LocalExecutor:
         # spawn, not fork: the loop's threads (iterations in flight) must not be copied mid-step
         self._procs = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                           initializer=_process_init, initargs=(self.history, self.settings))
+        # N calls at once start all N processes now (they start on demand), so none starts mid-run
+        for started in [self._procs.submit(_process_describe) for _ in range(self.workers)]:
+            started.result()
 
     def evaluate(self, region: str) -> TaskResult:
         """Blocking and thread-safe: one call per iteration in flight."""

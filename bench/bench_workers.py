@@ -49,8 +49,18 @@ class TimingView(PlainView):
         self.done.append(time.perf_counter())
 
 
-def throughput(data: Path, workers: int, iterations: int, seed: int) -> tuple[float, list[str]]:
-    """Committed candidates per minute of one loop run, and its records' regions (for the Ray figure)."""
+def throughput(data: Path, workers: int, iterations: int, seed: int,
+               processes: bool | None = None) -> tuple[float, list[str]]:
+    """Committed candidates per minute of one loop run, and its records' regions (for the Ray figure).
+
+    ``processes=False`` shares one sandbox pool between threads instead of one evaluation process per
+    worker (the default for N > 1), to show what the GIL costs."""
+    import alphaloop.loop as loop_module
+
+    made = loop_module.make_executor
+    if processes is not None:
+        loop_module.make_executor = lambda kind, history, settings, n, address: LocalExecutor(
+            history, settings, n, processes=processes)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = LoopConfig(workdir=Path(tmp) / "run", data_dir=data, iterations=iterations, max_fails=0,
                          seed=seed, stress_paths=0, workers=workers)
@@ -59,6 +69,7 @@ def throughput(data: Path, workers: int, iterations: int, seed: int) -> tuple[fl
         loop._finish = lambda state, manifest: None  # statistics and report are not the loop's throughput
         assert loop.run() == 0
         regions = [loop.wd.region(n) for n in range(iterations + 1) if loop.wd.trade(n).is_file()]
+    loop_module.make_executor = made
     per_min = (len(view.done) - 1) / (view.done[-1] - view.done[0]) * 60.0
     return per_min, regions
 
@@ -89,9 +100,12 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} cores; offline proposer, seed {args.seed}, iterations 0..{args.iterations}")
         one, regions = throughput(data, 1, args.iterations, args.seed)
         two, _ = throughput(data, 2, args.iterations, args.seed)
+        threads, _ = throughput(data, 2, args.iterations, args.seed, processes=False)
         print(f"--workers 1: {one:.1f} candidates/min")
-        print(f"--workers 2: {two:.1f} candidates/min")
+        print(f"--workers 2: {two:.1f} candidates/min (one evaluation process per worker, the default)")
         print(f"ratio 2 workers / 1 worker: {two / one:.2f}x (target >= 1.5x)")
+        print(f"2 workers as threads sharing one sandbox pool: {threads:.1f} candidates/min ({threads / one:.2f}x)")
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} (other processes share these cores)")
         if args.no_ray:
             return
         history = History.from_splits(load_splits(data))

@@ -110,3 +110,16 @@ def test_ray_executor_gives_the_local_pools_records(ray_local, frozen_data: Path
     local = loop_records(frozen_data, tmp_path / "local", "local")
     assert loop_records(frozen_data, tmp_path / "ray", "ray") == local
     assert [r["proposed_from"] for r in local] == [None, None, 0, 1, 2, 3]
+
+
+def test_a_dead_evaluation_process_is_replaced_and_the_candidate_retried(history: History, regions: list[str],
+                                                                         local_verdicts: list[tuple]) -> None:
+    import os
+    import signal
+
+    with LocalExecutor(history, SETTINGS, workers=2) as executor:
+        assert executor.processes and "2 evaluation processes" in executor.describe()
+        victim = next(iter(executor._procs._processes))
+        os.kill(victim, signal.SIGKILL)
+        assert verdict(executor.evaluate(regions[0])) == local_verdicts[0]
+        assert executor.stats()["replaced"] == 1 and victim not in executor._procs._processes
