@@ -3,8 +3,9 @@
 Each guard returns a reason a person can act on. Trade-based guards read the validation split,
 where selection happens. The invariance probes are the one home of the behavioural checks that
 the signals follow the prices, not where the bars sit: the probe frames are built here
-(``invariance_probes``), run by the pipeline in the same sandbox run as the look-ahead probes, and
-judged here (``invariance_failure``), inside ``check_guards``:
+(``invariance_probes``) and judged here (``judge_invariance``). One pipeline stage, the look-ahead
+stage, runs them in the same sandbox run as the look-ahead probes, confirms a difference by a lone
+rerun and judges them once; ``check_guards`` only places that finding among the other guards:
 
 * ``date_shift``: the same bars with dates shifted by 28 years, which keeps every weekday, month
   and day of month (and leap years) but moves every year, so only a strategy that reads the
@@ -269,6 +270,21 @@ def invariance_failures(full: FrameLike, probes: Sequence[tuple[InvarianceProbe,
     return list(found.items())
 
 
+@dataclass(frozen=True)
+class InvarianceFindings:
+    """The invariance probes' verdict, judged once by the stage that ran them, for ``check_guards``."""
+
+    kinds: frozenset[str] = frozenset()  # the probe kinds that ran ("date_shift", "prepend", "trim")
+    failures: tuple[tuple[str, str], ...] = ()  # (guard, reason), the first reason of each guard
+
+
+def judge_invariance(full: FrameLike, probes: Sequence[tuple[InvarianceProbe, FrameLike]], index: pd.Index,
+                     warmup: int) -> InvarianceFindings:
+    """Judge each probe paired with the candidate's (confirmed) result on it."""
+    return InvarianceFindings(frozenset(probe.kind for probe, _ in probes),
+                              tuple(invariance_failures(full, probes, index, warmup)))
+
+
 def non_finite(features: Mapping[str, np.ndarray], index: pd.Index, windows: Sequence[slice]) -> dict[str, dict]:
     """Columns with infinite values inside the scoring windows after their own warm-up."""
     n = len(index)
@@ -314,12 +330,11 @@ def trade_guards(val: Mapping[str, float], limits: GuardLimits) -> tuple[list[tu
 
 
 def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_metrics: Mapping[str, float],
-                 full: FrameLike, invariance: Sequence[tuple[InvarianceProbe, FrameLike]] = (),
-                 limits: GuardLimits = GuardLimits(), warmup: int = 0) -> GuardReport:
+                 full: FrameLike, invariance: InvarianceFindings = InvarianceFindings(),
+                 limits: GuardLimits = GuardLimits()) -> GuardReport:
     """Run every guard; failures are ordered with reward hacking first, then degenerate trading.
 
-    ``invariance`` pairs each probe of ``invariance_probes`` with the candidate's result on it
-    (confirmed by a lone run where a shared run differed); ``warmup`` is the full run's warm-up.
+    ``invariance`` is what ``judge_invariance`` found where the probes ran (the look-ahead stage).
     """
     report = GuardReport()
     static = static_date_findings(region)
@@ -328,8 +343,8 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
         more = f" and {len(static) - 1} more" if len(static) > 1 else ""
         report.failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): "
                                                     f"signals must not depend on particular dates"))
-    moved = dict(invariance_failures(full, invariance, index, warmup))
-    kinds = {probe.kind for probe, _ in invariance}
+    moved = dict(invariance.failures)
+    kinds = invariance.kinds
     report.values["date_shift"] = moved.get("date_dependence", "signals unchanged") if "date_shift" in kinds else None
     report.values["position_shift"] = (moved.get("position_dependence", "signals unchanged")
                                        if kinds & {"prepend", "trim"} else None)
