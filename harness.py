@@ -1,7 +1,7 @@
 """alphaloop's research loop and its companions.
 
     python harness.py [options]            run (or resume) the loop in --workdir (default train/)
-    python harness.py check FILE           gate, sandbox, check and score one candidate file
+    python harness.py check FILE           run one candidate file through the pipeline's stages
     python harness.py final [--iter N]     score the best candidate on the locked test split (logged)
     python harness.py report               write report.html for a workdir
 """
