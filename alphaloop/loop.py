@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
+from alphaloop.candidate import extract_region, splice_region, template_text
+from alphaloop.config import LoopConfig
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
 from alphaloop.diversity import (
     BH_DISGUISE_CORRELATION,
@@ -44,7 +44,7 @@ from alphaloop.proposers.base import (
     Proposer,
     WindowFigures,
 )
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, beside_bh
+from alphaloop.scoring import History, beside_bh
 from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
 from alphaloop.text import clip
 
@@ -57,28 +57,6 @@ def tsv_header(metric: str) -> str:
 
 class LoopStop(Exception):
     """The loop cannot start or continue; the message says why and what to do (exit code 2)."""
-
-
-@dataclass
-class LoopConfig:
-    """The run's settings as harness.py parsed them; metric, costs and folds are fixed per workdir."""
-
-    workdir: Path = Path("train")
-    data_dir: Path = Path("data")
-    iterations: int = 50
-    max_fails: int = 5
-    population: int = 3
-    metric: str = DEFAULT_METRIC
-    folds: int = DEFAULT_FOLDS
-    cost_bps: float = DEFAULT_COST_BPS
-    seed: int = 0
-    stress_select: bool = False
-    stress_paths: int = 8
-    cross_ticker: str | None = None
-    start_file: Path = TRADE_PY
-    hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
-    max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
-    eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
 
 
 @dataclass

@@ -180,7 +180,7 @@ def _confirm_alone(box: Sandbox, region: str, full: Any, probes: list[Probe], in
                  if probe_failure(full, p, r, index, warm) is not None]
     rerun: list[str] = []
     info["rerun_alone"] = rerun
-    limit = float(getattr(box, "timeout_s", 30.0))
+    limit = float(box.timeout_s)
     for n, suspect in enumerate(suspects):
         if n == MAX_LONE_RERUNS:
             return None, inv_results, (
@@ -227,7 +227,7 @@ class Trial:
     @property
     def run_limit(self) -> float:
         """The sandbox's own limit for one run."""
-        return float(getattr(self.ctx.sandbox, "timeout_s", 30.0))
+        return float(self.ctx.sandbox.timeout_s)
 
 
 def gate(t: Trial) -> Verdict:
