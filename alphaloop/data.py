@@ -181,7 +181,8 @@ def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[
 
 
 def split(df: pd.DataFrame, train_end: str | None = None, val_end: str | None = None) -> dict[str, pd.DataFrame]:
-    """Chronological train/val/test, no overlap, no gap; default test ~15%, val ~20% before it."""
+    """Chronological train/val/test, no overlap, no gap; by default ``TEST_FRACTION`` of the rows is test
+    and ``VAL_FRACTION`` before it validation."""
     n = len(df)
     if train_end is None and val_end is None:
         n_test = int(round(n * TEST_FRACTION))

@@ -91,7 +91,7 @@ class _Checker(CallChecks):
     """One pass over a parsed region; raises ``Refusal`` at the first broken rule.
 
     Names are resolved after the pass, once every scope knows all the names it binds, so a
-    single walk of the tree is enough (the gate must stay well under 5 ms).
+    single walk of the tree is enough (the gate must stay within a few ms: ``bench/bench_sandbox.py``).
     """
 
     def __init__(self, tree: ast.Module) -> None:
