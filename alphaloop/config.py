@@ -42,3 +42,4 @@ class LoopConfig:
     hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
     max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate, wall clock (--eval-timeout)
+    task: str = "trade"  # "forecast": forecasters (generate_features + forecast), metric rps_skill_mean (--task)

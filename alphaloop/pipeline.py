@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.forecast.scores import ForecastScores, score_forecasts
 from alphaloop.guards import (
     GuardLimits,
     InvarianceFindings,
@@ -42,6 +43,7 @@ from alphaloop.guards import (
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, score
 from alphaloop.store import finite
+from sandbox.gate import task_check
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
@@ -67,7 +69,8 @@ class EvalContext:
     limits: GuardLimits = field(default_factory=GuardLimits)
     probe_seed: int | None = None  # None: derived from the region, so its author cannot aim at the cuts
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
-    gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check
+    gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check for the task's functions
+    task: str = "trade"  # "forecast": generate_features + forecast(row), scored by proper scoring rules
 
 
 @dataclass
@@ -77,10 +80,11 @@ class Evaluation:
     accepted: bool
     stage: str  # the stage that rejected it (a name in STAGES), or ACCEPTED
     reason: str  # "" when accepted
-    scores: Scores | None  # present whenever the candidate ran and was scored
+    scores: Scores | ForecastScores | None  # present whenever the candidate ran and was scored
     timings: dict[str, float]
     details: dict
     signals: np.ndarray | None = field(default=None, repr=False)  # validated, for whoever scores further
+    forecasts: np.ndarray | None = field(default=None, repr=False)  # forecast task: validated (n, H, 3)
 
     def check_json(self) -> dict:
         """The one-line machine-readable verdict of ``harness.py check`` (strict JSON: no NaN)."""
@@ -129,7 +133,7 @@ class Budget:
 
 
 def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
-         limit_s: float) -> tuple[Any, str, bool]:
+         limit_s: float, task: str = "trade") -> tuple[Any, str, bool]:
     """Run in the sandbox within ``limit_s`` and what is left of the budget.
 
     Returns the outcome (None on a fault), a fault reason, and whether the budget ran out; a
@@ -141,7 +145,9 @@ def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
     timeout = min(limit_s, left)
     started = time.monotonic()
     try:
-        outcome = box.run(region, frames, timeout_s=timeout)
+        # the trade task keeps the runner's original call, which every test double implements
+        outcome = (box.run(region, frames, timeout_s=timeout) if task == "trade"
+                   else box.run(region, frames, timeout_s=timeout, task=task))
     except Exception as exc:  # the loop must survive a runner fault and record it
         budget.note(label, time.monotonic() - started)
         return None, f"the sandbox runner failed: {type(exc).__name__}: {exc}", False
@@ -161,7 +167,7 @@ class _Suspect:
 
 def _confirm_alone(box: Sandbox, region: str, full: Any, probes: list[Probe], inv: list[InvarianceProbe],
                    results: list[Any], index: pd.Index, budget: Budget,
-                   info: dict) -> tuple[Leak | None, list[Any], str, bool]:
+                   info: dict, task: str = "trade") -> tuple[Leak | None, list[Any], str, bool]:
     """Rerun alone, up to ``MAX_LONE_RERUNS`` times, the probes whose result differs from the full run.
 
     One run shares a process between its frames, so state a candidate keeps in globals carries
@@ -190,7 +196,7 @@ def _confirm_alone(box: Sandbox, region: str, full: Any, probes: list[Probe], in
                 f"and strategy_logic depend only on their input (no global counters or caches)"), False
         frame = probes[suspect.i].frame if suspect.kind == "lookahead" else inv[suspect.i].frame
         rerun.append(f"{suspect.kind}:{suspect.i}")
-        alone, fault, spent = _run(box, region, [frame], budget, "lone reruns", limit)
+        alone, fault, spent = _run(box, region, [frame], budget, "lone reruns", limit, task)
         if alone is None or not alone.ok:
             return None, inv_results, fault or f"{alone.status}: {alone.reason}", spent
         if suspect.kind == "lookahead":
@@ -222,7 +228,11 @@ class Trial:
     full_seconds: float = 0.0
     warmup: int = 0  # the full run's warm-up rows
     invariance: InvarianceFindings = field(default_factory=InvarianceFindings)  # judged by the look-ahead stage
-    scores: Scores | None = None
+    scores: Scores | ForecastScores | None = None
+
+    def signals(self) -> np.ndarray | None:
+        """The validated signals of a scored trade candidate, for whoever scores further; else None."""
+        return self.full.signals if self.scores is not None and self.ctx.task == "trade" else None
 
     @property
     def run_limit(self) -> float:
@@ -232,11 +242,7 @@ class Trial:
 
 def gate(t: Trial) -> Verdict:
     """The AST allow-list, before anything of the candidate runs."""
-    if t.ctx.gate is None:
-        from sandbox.gate import check as check_gate  # sandbox.gate is loaded only by whoever evaluates
-    else:
-        check_gate = t.ctx.gate
-    verdict = check_gate(t.region)
+    verdict = (task_check(t.ctx.task) if t.ctx.gate is None else t.ctx.gate)(t.region)
     details = {"ok": bool(verdict.ok), "rule": verdict.rule, "line": verdict.line, "reason": verdict.reason}
     if not verdict.ok:
         return Verdict(False, verdict.reason or f"refused by the gate (rule: {verdict.rule})", details)
@@ -246,7 +252,8 @@ def gate(t: Trial) -> Verdict:
 def run_sandbox(t: Trial) -> Verdict:
     """The full run on train+validation in the sandbox: the features and signals every later stage reads."""
     t.budget = Budget(t.ctx.eval_timeout_s)
-    outcome, fault, _ = _run(t.ctx.sandbox, t.region, [t.ctx.history.frame], t.budget, "full run", t.run_limit)
+    outcome, fault, _ = _run(t.ctx.sandbox, t.region, [t.ctx.history.frame], t.budget, "full run", t.run_limit,
+                             t.ctx.task)
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
@@ -265,7 +272,8 @@ def lookahead(t: Trial) -> Verdict:
     assert budget is not None, "the sandbox stage starts the budget"
     seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed
     probes = probe_frames(frame, full, seed=seed)
-    inv = invariance_probes(frame, seed)
+    # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
+    inv = invariance_probes(frame, seed) if t.ctx.task == "trade" else []
     t.warmup = warmup_rows(full.features)
     info: dict = {"seed": seed, "warmup_rows": t.warmup,
                   "probes": [p.describe() for p in probes], "rows_probed": sum(len(p.frame) for p in probes),
@@ -273,7 +281,7 @@ def lookahead(t: Trial) -> Verdict:
                   "full_rows": len(frame), "budget_s": t.ctx.eval_timeout_s}
     probe_limit = max(t.run_limit, PROBE_TIMEOUT_FACTOR * t.full_seconds)
     probe_run, fault, spent = _run(t.ctx.sandbox, t.region, [p.frame for p in probes] + [p.frame for p in inv],
-                                   budget, "probes", probe_limit)
+                                   budget, "probes", probe_limit, t.ctx.task)
     if probe_run is None or not probe_run.ok:
         info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
@@ -281,7 +289,8 @@ def lookahead(t: Trial) -> Verdict:
                        info)
     info["run"] = _outcome_json(probe_run)
     leak, inv_results, fault, spent = _confirm_alone(t.ctx.sandbox, t.region, full, probes, inv,
-                                                     list(probe_run.results), frame.index, budget, info)
+                                                     list(probe_run.results), frame.index, budget, info,
+                                                     t.ctx.task)
     info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
     if fault:
         info["leak"] = None
@@ -297,14 +306,24 @@ def lookahead(t: Trial) -> Verdict:
 
 
 def score_stage(t: Trial) -> Verdict:
-    """The selection metric and every split's figures, walk-forward folds included; it never rejects."""
-    t.scores = score(t.ctx.history, t.full.signals, metric=t.ctx.metric, folds=t.ctx.folds, cost_bps=t.ctx.cost_bps)
+    """The selection metric and every split's figures, walk-forward folds included; it never rejects.
+
+    A forecaster is scored by proper scoring rules on its probabilities instead of a backtest.
+    """
+    if t.ctx.task == "forecast":
+        t.scores = score_forecasts(t.ctx.history, t.full.forecasts, folds=t.ctx.folds)
+    else:
+        t.scores = score(t.ctx.history, t.full.signals, metric=t.ctx.metric, folds=t.ctx.folds,
+                         cost_bps=t.ctx.cost_bps)
     return Verdict(True)
 
 
 def guards(t: Trial) -> Verdict:
     """Reward hacking first (hard-coded dates, the invariance findings), then degenerate trading."""
-    assert t.scores is not None, "the score stage runs before the guards"
+    if t.ctx.task == "forecast":
+        return Verdict(True, "", {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
+                                  "failed": []})
+    assert isinstance(t.scores, Scores), "the score stage runs before the guards"
     history = t.ctx.history
     report = check_guards(t.region, history.frame.index, [history.windows[s] for s in ("train", "val")],
                           t.scores.splits["val"], t.full, t.invariance, t.ctx.limits)
@@ -335,6 +354,7 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
         if verdict.details is not None:
             details[stage.name] = verdict.details
         if not verdict.ok:
-            signals = trial.full.signals if trial.scores is not None else None
-            return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, signals)
-    return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.full.signals)
+            return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, trial.signals())
+    if ctx.task == "forecast":
+        return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, None, trial.full.forecasts)
+    return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.signals())

@@ -68,3 +68,9 @@ def test_the_readme_quotes_the_declared_order() -> None:
     layout = re.search(r"pipeline\.py .*?: (gate -> .*? -> guards)", text)
     assert layout is not None and tuple(layout.group(1).split(" -> ")) == STAGES
 
+
+
+def test_the_report_names_rejections_in_the_pipeline_order() -> None:
+    from alphaloop.report.summary import STAGES as REPORT_STAGES
+
+    assert REPORT_STAGES == ("proposal", *STAGES)

@@ -1,0 +1,114 @@
+"""The report's reading of a run: every file the loop writes, read once; a broken file becomes a note."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.data import DataError, load_splits, manifest_digest
+from alphaloop.records import RecordError
+from alphaloop.store import read_json
+from alphaloop.workdir import Workdir
+
+
+@dataclass
+class Run:
+    """Everything the report shows, read once from the workdir and the frozen data."""
+
+    workdir: Path
+    records: list[dict]
+    state: dict
+    manifest: dict | None
+    splits: dict[str, pd.DataFrame] | None
+    stats: dict | None = None
+    cross: dict | None = None
+    readings: list[dict] = field(default_factory=list)
+    learnings: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metric(self) -> str:
+        """The selection metric the run ranked by (validation split)."""
+        recorded = next((r.get("metric") for r in self.records if r.get("metric")), "sharpe")
+        return str(self.state.get("metric") or recorded)
+
+    def record(self, n: int | None) -> dict | None:
+        """The iteration record numbered ``n``, or None when there is none."""
+        return next((r for r in self.records if r.get("iteration") == n), None)
+
+    @property
+    def population(self) -> list[int]:
+        """Iteration numbers of the final population, best first."""
+        return [int(m["iteration"]) for m in self.state.get("population") or []]
+
+    @property
+    def best(self) -> int | None:
+        """The best population member (state first; else the best accepted record)."""
+        if self.state.get("best_iteration") is not None:
+            return int(self.state["best_iteration"])
+        if self.population:
+            return self.population[0]
+        scored = [r for r in self.records if r.get("status") == "accepted" and record_value(r) is not None]
+        return max(scored, key=record_value)["iteration"] if scored else None
+
+
+def _read(read: Callable[[], Any], name: str, notes: list[str]) -> Any:
+    """One workdir reader's result; a file that cannot be read becomes a note and None."""
+    try:
+        return read()
+    except (OSError, RecordError, json.JSONDecodeError) as exc:
+        notes.append(f"{name} could not be read ({type(exc).__name__}); its section is left out")
+        return None
+
+
+def load_run(workdir: Path, data_dir: Path) -> Run:
+    """Read every file the loop writes (through ``workdir``'s typed readers); a broken one becomes a note."""
+    wd, notes = Workdir(workdir), []
+    records = [r.to_json() for r in wd.all_records(notes)]
+    state = _read(lambda: wd.read_state().to_json() if wd.has_run() else None, wd.state.name, notes) or {}
+    frozen_path = Path(data_dir) / "manifest.json"  # the data folder's own manifest (alphaloop.data names it)
+    frozen = _read(lambda: read_json(frozen_path) if frozen_path.is_file() else None, frozen_path.name, notes)
+    manifest = _read(wd.read_manifest, wd.manifest.name, notes) or frozen
+    splits = None
+    try:
+        if frozen and manifest and manifest_digest(manifest) != manifest_digest(frozen):
+            notes.append(f"the frozen data in {data_dir} is not the data this run used; curves are drawn against "
+                         "trading days, without buy and hold")
+        else:
+            splits = load_splits(Path(data_dir))
+    except (DataError, KeyError, TypeError) as exc:
+        notes.append(f"frozen data not readable ({exc}); curves are drawn against trading days, without buy and hold")
+    readings = []
+    for reading in wd.test_readings():
+        if reading.damaged:
+            notes.append(f"{wd.readings.name} holds a line that is not JSON; it was skipped")
+        else:
+            readings.append(reading.to_json())
+    stress = _read(wd.read_stress, wd.stress.name, notes)
+    for record in records:
+        if not record.get("stress") and stress is not None and str(record.get("iteration")) in stress.members:
+            record["stress"] = stress.members[str(record["iteration"])].to_json()
+    stats = _read(wd.read_stats, wd.stats.name, notes)
+    cross = _read(wd.read_cross_market, wd.cross_market.name, notes)
+    return Run(workdir=wd.root, records=records, state=state, manifest=manifest, splits=splits,
+               stats=stats.to_json() if stats else None, cross=cross.to_json() if cross else None,
+               readings=readings, learnings=wd.read_learnings(), notes=notes)
+
+
+def record_value(record: dict) -> float | None:
+    """The validation selection metric of a record, or None when it was never scored."""
+    splits = (record.get("scores") or {}).get("splits") or {}
+    v = (splits.get("val") or {}).get(record.get("metric") or "sharpe")
+    return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None
+
+
+def rank_value(record: dict) -> float | None:
+    """What the population ranked by (``selection``): stress-adjusted when ``--stress-select`` set it."""
+    v = record.get("selection")
+    return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else record_value(record)
