@@ -434,6 +434,13 @@ class Universe:
     held_out: int = 0
 
 
+def universe_line(universe: Universe) -> str:
+    """What the loop and ``check`` run on, said on screen; held-out instruments are counted, never named."""
+    n = len(universe.instruments)
+    return (f"universe: {n} instrument{'s' if n != 1 else ''} (+{universe.held_out} held out): "
+            + ", ".join(universe.instruments))
+
+
 def _universe(data_dir: Path, names: tuple[str, ...]) -> Universe:
     manifest = read_manifest(data_dir)
     if not is_universe(manifest):

@@ -21,7 +21,7 @@ import numpy as np
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
+from alphaloop.data import DataError, load_universe, manifest_digest, read_manifest, restore_hint, universe_line
 from alphaloop.diversity import (
     BH_DISGUISE_CORRELATION,
     BH_DISGUISE_EXPOSURE,
@@ -328,7 +328,8 @@ class Loop:
     def _open(self) -> tuple[LoopState, Learnings, dict]:
         try:
             manifest = read_manifest(self.cfg.data_dir)
-            splits = load_splits(self.cfg.data_dir)
+            self.universe = load_universe(self.cfg.data_dir)
+            splits = self.universe.splits[self.universe.instruments[0]]
         except DataError as exc:
             raise LoopStop(str(exc)) from exc
         digest = manifest_digest(manifest)
@@ -376,6 +377,7 @@ class Loop:
         self.wd.trade(state.next_iteration).unlink(missing_ok=True)  # an iteration that never finished
         self.wd.reply(state.next_iteration).unlink(missing_ok=True)
         self._write_derived(state, learnings)
+        self.histories = [History.from_splits(self.universe.splits[i]) for i in self.universe.instruments]
         self.history = History.from_splits(splits)
         self.digest = digest
         return state, learnings, manifest
@@ -568,6 +570,10 @@ class Loop:
             with Sandbox() as sandbox:
                 self.sandbox = sandbox
                 self.view.start(self, state, sandbox.describe())
+                self.view.note(universe_line(self.universe))
+                if len(self.histories) > 1:  # until the portfolio score over all instruments is wired in
+                    self.view.note(f"scoring: instrument 1 ({self.universe.instruments[0]}) only; "
+                                   "the other instruments are loaded but not scored yet")
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
                                   eval_timeout_s=self.cfg.eval_timeout_s)
