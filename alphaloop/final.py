@@ -181,7 +181,8 @@ def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, i
     sys.stdout.flush()
     print(json.dumps(finite({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
                                   "bh_test_metric": bh[metric], "beat_bh_test": bool(test[metric] > bh[metric]),
-                                  "degradation": degradation, "readings": len(before) + 1}), sort_keys=True))
+                                  "degradation": degradation, "readings": len(before) + 1,
+                                  "holdout_test": {h.name: h.values.get("test") for h in held_out}}), sort_keys=True))
     return 0
 
 
