@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.holdout_tickers and args.holdout_tickers.strip().lower() != NO_HOLDOUT:
                 raise DataError("--holdout-tickers needs a universe of at least two instruments")
+            if args.tickers:  # one name in --tickers is the same as --ticker
+                args.ticker = ticker_list(args)[0]
             got = load(args)
             frame, repairs = validate(trim(got.frame, args), label=got.source)
             for line in repairs:

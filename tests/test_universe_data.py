@@ -90,6 +90,11 @@ def test_repeated_csv_keeps_the_given_order_and_explicit_dates(tmp_path: Path) -
     assert manifest["instruments"] == ["CCC_HELD", "AAA"]
     assert manifest["split_dates"] == {"train_end": "2002-12-31", "val_end": "2003-06-30"}
     assert manifest["universe"]["CCC_HELD"]["splits"]["train"]["end"] == "2002-12-31"
+    hint = restore_hint(manifest, out="again").split()
+    assert hint[:2] == ["python", "prepare.py"]
+    again = run(*hint[1:], cwd=tmp_path)  # the hint recreates the same data, digest and all
+    assert again.returncode == 0, again.stderr
+    assert manifest_digest(read_manifest(tmp_path / "again")) == manifest_digest(manifest)
 
 
 def test_sample_universe_is_offline_and_single_ticker_layout_is_unchanged(tmp_path: Path) -> None:
@@ -158,6 +163,13 @@ def test_holdout_flags(tmp_path: Path, fake_yfinance: list[str], capsys: pytest.
         assert words in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert prepare.main(["--ticker", "ALPHA", "--holdout-tickers", "ALPHA", "--out", str(tmp_path / "one")]) == 2
     assert "at least two instruments" in capsys.readouterr().err
+
+
+def test_one_ticker_in_tickers_is_the_single_layout(tmp_path: Path, fake_yfinance: list[str]) -> None:
+    assert prepare.main(["--source", "yfinance", "--tickers", "ALPHA", "--out", str(tmp_path / "one")]) == 0
+    manifest = read_manifest(tmp_path / "one")
+    assert manifest["ticker"] == "ALPHA" and "instruments" not in manifest
+    assert (tmp_path / "one" / "train.csv").is_file() and not (tmp_path / "one" / "instruments").exists()
 
 
 def test_default_holdout_only_from_five_instruments() -> None:
