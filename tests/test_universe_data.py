@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import shutil
@@ -247,3 +248,39 @@ def test_old_single_instrument_folder_keeps_loading(tmp_path: Path, frozen_data:
     assert len(universe.instruments) == 1 and universe.held_out == 0
     assert universe.splits[universe.instruments[0]]["val"].equals(load_splits(data)["val"])
     assert load_holdout(data).instruments == ()
+
+
+def test_check_in_process_never_touches_holdout(tmp_path: Path, fake_yfinance: list[str],
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every open, read_csv and directory listing of ``check`` is watched: none reaches holdout/."""
+    from alphaloop.check import run_check
+    from tests.conftest import InProcessSandbox
+    from tests.test_lookahead import BASELINE
+
+    data = tmp_path / "data"
+    assert prepare.main(["--tickers", ",".join(NAMES), "--holdout-tickers", "ECHO", "--out", str(data)]) == 0
+    capsys.readouterr()
+    trap(data / "holdout")
+    data = data.resolve()
+    touched: list[str] = []
+    real_open, real_read, real_scandir, real_listdir = builtins.open, pd.read_csv, os.scandir, os.listdir
+
+    def watch(real):
+        def spy(path=".", *a, **k):
+            touched.append(str(path))
+            assert not str(Path(path).resolve()).startswith(str(data / "holdout")), f"check touched {path}"
+            return real(path, *a, **k)
+        return spy
+
+    monkeypatch.setattr(builtins, "open", watch(real_open))
+    monkeypatch.setattr(pd, "read_csv", watch(real_read))
+    monkeypatch.setattr(os, "scandir", watch(real_scandir))
+    monkeypatch.setattr(os, "listdir", watch(real_listdir))
+    file = tmp_path / "c.py"
+    file.write_text(BASELINE)
+    code = run_check(file, data, "sharpe", 4, 2.0, sandbox=InProcessSandbox())
+    out = capsys.readouterr().out
+    assert code in (0, 1), out
+    assert "universe: 4 instruments (+1 held out): ALPHA, BRAVO, CHARLIE, DELTA" in out and "ECHO" not in out
+    assert any("instruments/ALPHA/train.csv" in p for p in touched)
