@@ -284,3 +284,17 @@ def test_check_in_process_never_touches_holdout(tmp_path: Path, fake_yfinance: l
     assert code in (0, 1), out
     assert "universe: 4 instruments (+1 held out): ALPHA, BRAVO, CHARLIE, DELTA" in out and "ECHO" not in out
     assert any("instruments/ALPHA/train.csv" in p for p in touched)
+
+
+def test_auto_falls_back_loudly_to_the_sample_universe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    def offline(ticker: str, start: str | None) -> pd.DataFrame:
+        raise DataError("no network connection to Yahoo Finance (stubbed)")
+
+    monkeypatch.setattr(prepare, "download_yfinance", offline)
+    assert prepare.main(["--tickers", "SPY,QQQ,IWM", "--out", str(tmp_path / "d")]) == 0
+    captured = capsys.readouterr()
+    assert "OFFLINE DATA SAMPLE IN USE" in captured.err and "stubbed" in captured.err
+    assert load_universe(tmp_path / "d").instruments == ("SP500", "NASDAQ")
+    assert prepare.main(["--source", "yfinance", "--tickers", "SPY,QQQ", "--out", str(tmp_path / "y")]) == 2
+    assert "no network connection" in capsys.readouterr().err and not (tmp_path / "y").exists()
