@@ -211,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_final(args.workdir, args.data, args.iteration, args.cost_bps)
     if command == "report":
         from alphaloop.report import write_report
+        from alphaloop.workdir import Workdir
 
-        if not (args.workdir / "state.json").is_file():
-            print(f"error: {args.workdir}/ holds no run (state.json missing); "
+        if not Workdir(args.workdir).has_run():
+            print(f"error: {args.workdir}/ holds no run ({Workdir(args.workdir).state.name} missing); "
                   "pass the --workdir of a harness.py run", file=sys.stderr)
             return 2
         path = write_report(args.workdir, args.data)

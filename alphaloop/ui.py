@@ -17,7 +17,9 @@ from alphaloop.text import clip, fmt, rich, safe
 
 if TYPE_CHECKING:
     from alphaloop.learnings import Learnings
-    from alphaloop.loop import Loop, LoopState
+    from alphaloop.loop import Loop
+    from alphaloop.records import IterationRecord
+    from alphaloop.state import LoopState
 
 console = Console(soft_wrap=True)
 console_err = Console(stderr=True)
@@ -54,23 +56,23 @@ class PlainView:
     def note(self, text: str) -> None:
         self.out.print(safe(text, keep="\n"))
 
-    def iteration_done(self, record: dict, state: LoopState, learnings: Learnings) -> None:
-        n = record["iteration"]
-        parent = "-" if record.get("parent") is None else record["parent"]
-        if record["status"] == "accepted":
-            s = record["scores"]["splits"]
-            folds = record["scores"].get("fold_spread") or {}
+    def iteration_done(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> None:
+        n = record.iteration
+        parent = "-" if record.parent is None else record.parent
+        if record.accepted:
+            s = record.scores["splits"]
+            folds = record.fold_spread
             top = f"top-{state.population_size}"
             what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])}{beside_bh(s['val'], state.metric)} "
                     f"(train {fmt(s['train'][state.metric])}, "
                     f"folds min {fmt(folds.get('min'))} median {fmt(folds.get('median'))}), "
                     f"val trades {s['val']['round_trips']:.0f}, "
-                    f"{'ENTERED ' + top if record['in_population'] else 'not in ' + top}")
+                    f"{'ENTERED ' + top if record.in_population else 'not in ' + top}")
         else:
-            what = f"rejected at {safe(record['stage'])}: {clip(record['reason'], 160)}"
+            what = f"rejected at {safe(record.stage)}: {clip(record.reason, 160)}"
         best = state.best
-        tokens = sum(record.get("tokens", {}).values())
-        self.out.print(f"[iter {n}/{self.total}] parent {parent} | {what} | {record['timings']['total']:.2f}s"
+        tokens = sum(record.tokens.values())
+        self.out.print(f"[iter {n}/{self.total}] parent {parent} | {what} | {record.timings['total']:.2f}s"
                        f"{f' | {tokens} tokens' if tokens else ''} | best iter {best.iteration if best else '-'} "
                        f"val {state.metric} {fmt(best.val_metric if best else None)}"
                        f"{beside_bh(best.val, state.metric) if best else ''} | hit rate {learnings.hit_rate()}")
@@ -110,11 +112,11 @@ class LiveView(PlainView):
         out = self.live.console if self.live.is_started else console
         out.print(safe(text, keep="\n"), markup=False, highlight=False)
 
-    def iteration_done(self, record: dict, state: LoopState, learnings: Learnings) -> None:
+    def iteration_done(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> None:
         self.done_here += 1
         self.hit_rate = learnings.hit_rate()
         self.last = rich(clip(state.last_outcome, 300)) if state.last_outcome else "-"
-        self.current = (str(record["iteration"]), "done", "")
+        self.current = (str(record.iteration), "done", "")
         self._refresh()
 
     def _render(self) -> RenderableType:

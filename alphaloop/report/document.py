@@ -10,7 +10,7 @@ from alphaloop.report.performance import equity_html, folds_html
 from alphaloop.report.robustness import cross_html, stats_html, stress_html
 from alphaloop.report.style import CSS
 from alphaloop.report.summary import header_html, hypotheses_html, learnings_html, population_html, progress_html
-from alphaloop.store import atomic_write_text
+from alphaloop.workdir import Workdir
 
 NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("equity", "Equity"),
        ("folds", "Walk-forward"), ("stress", "Stress"), ("cross", "Second market"), ("stats", "Statistics"),
@@ -32,7 +32,4 @@ def render_report(run: Run) -> str:
 
 def write_report(workdir: Path, data_dir: Path) -> Path:
     """Write ``report.html`` into the workdir (atomically) and return its path."""
-    run = load_run(Path(workdir), Path(data_dir))
-    path = Path(workdir) / "report.html"
-    atomic_write_text(path, render_report(run))
-    return path
+    return Workdir(workdir).write_report(render_report(load_run(Path(workdir), Path(data_dir))))
