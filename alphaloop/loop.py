@@ -19,7 +19,7 @@ import numpy as np
 
 from alphaloop.candidate import extract_region, splice_region, template_text
 from alphaloop.config import LoopConfig
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
+from alphaloop.data import DataError, load_universe, manifest_digest, read_manifest, restore_hint, universe_line
 from alphaloop.diversity import positions_key, window_positions
 from alphaloop.evidence import evidence, expectation, judge_diversity
 from alphaloop.finish import FinishInputs, finish_run
@@ -78,7 +78,8 @@ class Loop:
     def _open(self) -> tuple[LoopState, Learnings, dict]:
         try:
             manifest = read_manifest(self.cfg.data_dir)
-            splits = load_splits(self.cfg.data_dir)
+            self.universe = load_universe(self.cfg.data_dir)
+            splits = self.universe.splits[self.universe.instruments[0]]
         except DataError as exc:
             raise LoopStop(str(exc)) from exc
         digest = manifest_digest(manifest)
@@ -127,6 +128,7 @@ class Loop:
             state.apply(self.wd.record(state.next_iteration), learnings, self.proposer.compact)
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
+        self.histories = [History.from_splits(self.universe.splits[i]) for i in self.universe.instruments]
         self.history = History.from_splits(splits)
         train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
         self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
@@ -280,6 +282,10 @@ class Loop:
             with Sandbox() as sandbox:
                 self.sandbox = sandbox
                 self.view.start(self, state, sandbox.describe())
+                self.view.note(universe_line(self.universe))
+                if len(self.histories) > 1:  # until the portfolio score over all instruments is wired in
+                    self.view.note(f"scoring: instrument 1 ({self.universe.instruments[0]}) only; "
+                                   "the other instruments are loaded but not scored yet")
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
                                   eval_timeout_s=self.cfg.eval_timeout_s, task=self.cfg.task)
