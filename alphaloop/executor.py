@@ -38,6 +38,7 @@ class EvalSettings:
     stress_select: bool = False
     stress_paths: int = 8
     seed: int = 0
+    task: str = "trade"  # "forecast": forecasters scored by proper scoring rules
 
 
 @dataclass
@@ -51,7 +52,7 @@ class TaskResult:
 def evaluate_task(region: str, history: History, sandbox: Any, settings: EvalSettings) -> TaskResult:
     """The task both executors run: the pipeline, then (with --stress-select) the stress suite."""
     ctx = EvalContext(history=history, sandbox=sandbox, metric=settings.metric, folds=settings.folds,
-                      cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s)
+                      cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s, task=settings.task)
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:

@@ -18,25 +18,27 @@ import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
+from alphaloop.candidate import extract_region, splice_region, template_text
+from alphaloop.config import LoopConfig
+from alphaloop.data import DataError, load_universe, manifest_digest, read_manifest, restore_hint, universe_line
 from alphaloop.diversity import positions_key, window_positions
 from alphaloop.evidence import evidence, expectation, judge_diversity
 from alphaloop.executor import EvalSettings, TaskResult, make_executor
 from alphaloop.finish import FinishInputs, finish_run
 from alphaloop.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, workers_rule
+from alphaloop.forecast.buckets import BucketScheme
+from alphaloop.forecast.evidence import forecast_evidence, forecast_fields
+from alphaloop.forecast.rows import scalar_view
 from alphaloop.guards import GuardLimits
 from alphaloop.learnings import Learnings, grade
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import tsv_header
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
+from alphaloop.scoring import History
 from alphaloop.state import LoopState
 from alphaloop.stress import stress_adjusted
 from alphaloop.ui import LiveView, warn_loudly
@@ -45,31 +47,6 @@ from alphaloop.workdir import Workdir
 
 class LoopStop(Exception):
     """The loop cannot start or continue; the message says why and what to do (exit code 2)."""
-
-
-@dataclass
-class LoopConfig:
-    """The run's settings as harness.py parsed them; metric, costs and folds are fixed per workdir."""
-
-    workdir: Path = Path("train")
-    data_dir: Path = Path("data")
-    iterations: int = 50
-    max_fails: int = 5
-    population: int = 3
-    metric: str = DEFAULT_METRIC
-    folds: int = DEFAULT_FOLDS
-    cost_bps: float = DEFAULT_COST_BPS
-    seed: int = 0
-    stress_select: bool = False
-    stress_paths: int = 8
-    cross_ticker: str | None = None
-    start_file: Path = TRADE_PY
-    hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
-    max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
-    eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
-    workers: int = 1  # iterations in flight (alphaloop.flight states the rule that keeps records reproducible)
-    executor: str = "local"  # where candidates are evaluated: "local" (sandbox workers here) or "ray"
-    ray_address: str | None = None  # an existing Ray cluster to join; None starts a local one
 
 
 @dataclass
@@ -121,7 +98,8 @@ class Loop:
     def _open(self) -> tuple[LoopState, Learnings, dict]:
         try:
             manifest = read_manifest(self.cfg.data_dir)
-            splits = load_splits(self.cfg.data_dir)
+            self.universe = load_universe(self.cfg.data_dir)
+            splits = self.universe.splits[self.universe.instruments[0]]
         except DataError as exc:
             raise LoopStop(str(exc)) from exc
         digest = manifest_digest(manifest)
@@ -154,7 +132,8 @@ class Loop:
             self.wd.write_manifest(manifest)
         if self.wd.has_run():
             state = self.wd.read_state()
-            for name, recorded_value, asked in (("metric", state.metric, self.cfg.metric),
+            for name, recorded_value, asked in (("task", state.task, self.cfg.task),
+                                                ("metric", state.metric, self.cfg.metric),
                                                 ("cost-bps", state.cost_bps, self.cfg.cost_bps),
                                                 ("folds", state.folds, self.cfg.folds)):
                 if recorded_value is not None and recorded_value != asked:
@@ -162,7 +141,7 @@ class Loop:
                                    f"or use another --workdir (mixing them would rank candidates on different scales)")
         else:
             state = LoopState(metric=self.cfg.metric, population_size=self.cfg.population, data_manifest=digest,
-                              cost_bps=self.cfg.cost_bps, folds=self.cfg.folds)
+                              cost_bps=self.cfg.cost_bps, folds=self.cfg.folds, task=self.cfg.task)
         state.population_size = self.cfg.population
         learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
         self.snapshots = SnapshotStore(self.wd.snapshots, self.cfg.workers)
@@ -172,7 +151,10 @@ class Loop:
             self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
+        self.histories = [History.from_splits(self.universe.splits[i]) for i in self.universe.instruments]
         self.history = History.from_splits(splits)
+        train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
+        self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
         self.digest = digest
         return state, learnings, manifest
 
@@ -197,7 +179,9 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
-                **evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after),
+                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after)
+                   if self.scheme is not None else
+                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after)),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
@@ -238,9 +222,14 @@ class Loop:
             prec = self.wd.record_or_none(parent) if parent_val is None else None
             if prec is not None and prec.scores:
                 parent_val = prec.split("val")
+            now_val = record.split("val")
+            if self.scheme is not None:  # per-horizon figures: grade on their means
+                parent_val, now_val = scalar_view(parent_val), scalar_view(now_val)
             if n:
-                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, record.split("val"))
-        if ev.accepted:
+                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val)
+        if ev.accepted and ev.forecasts is not None:
+            record = dataclasses.replace(record, **forecast_fields(ev.scores, ev.forecasts, state))
+        elif ev.accepted:
             record.returns = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
             value = ev.scores.selection
             if self.cfg.stress_select:
@@ -267,10 +256,15 @@ class Loop:
             return self.wd.region(parent)
         return extract_region(self.cfg.start_file.read_text(encoding="utf-8"))
 
-    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> None:
+    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
+        """Write the record, then fold in the record as read back: what a resume replays, to the bit
+        (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
+        uninterrupted run hold the same state."""
         self.wd.write_record(record)
+        record = self.wd.record(record.iteration)
         state.apply(record, learnings, self.proposer.compact)
         self._write_derived(state, learnings)
+        return record
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
         self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows),
@@ -316,13 +310,17 @@ class Loop:
         last_words: str | None = None
         settings = EvalSettings(metric=self.cfg.metric, folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
                                 eval_timeout_s=self.cfg.eval_timeout_s, stress_select=self.cfg.stress_select,
-                                stress_paths=self.cfg.stress_paths, seed=self.cfg.seed)
+                                stress_paths=self.cfg.stress_paths, seed=self.cfg.seed, task=self.cfg.task)
         try:
             with make_executor(self.cfg.executor, self.history, settings, self.cfg.workers,
                                self.cfg.ray_address) as executor:
                 self.executor = executor
                 self.flights = InFlight(self.cfg.workers)
                 self.view.start(self, state, executor.describe())
+                self.view.note(universe_line(self.universe))
+                if len(self.histories) > 1:  # until the portfolio score over all instruments is wired in
+                    self.view.note(f"scoring: instrument 1 ({self.universe.instruments[0]}) only; "
+                                   "the other instruments are loaded but not scored yet")
                 code, last_words = self._drive(state, learnings)
         except KeyboardInterrupt:
             state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
@@ -369,7 +367,7 @@ class Loop:
             record = self._iteration(n, done, state)
             state.elapsed_s += time.perf_counter() - self._started
             self._started = time.perf_counter()
-            self._commit(record, state, learnings)
+            record = self._commit(record, state, learnings)
             self.snapshots.add(n, state.to_json(), learnings.to_json())
             self.snapshots.save()
             self._estimate(state)

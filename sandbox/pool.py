@@ -84,17 +84,23 @@ class SandboxPool:
             box.close()
         self._spawner.shutdown(wait=False)
 
-    def run(self, region: str, frames: list[pd.DataFrame], timeout_s: float | None = None) -> RunOutcome:
+    def run(self, region: str, frames: list[pd.DataFrame], timeout_s: float | None = None,
+            task: str = "trade") -> RunOutcome:
         """Run on a free worker; a worker that died under the run is replaced and the run retried once."""
         box = self._idle.get()
         with self._lock:
             self.busy += 1
             self.runs += 1
+
+        def once(worker: Any) -> RunOutcome:  # the trade task keeps the runner's original call
+            return (worker.run(region, frames, timeout_s) if task == "trade"
+                    else worker.run(region, frames, timeout_s, task=task))
+
         try:
-            outcome = box.run(region, frames, timeout_s)
+            outcome = once(box)
             if outcome.worker_fault:
                 box = self._replace(box)
-                retry = box.run(region, frames, timeout_s)
+                retry = once(box)
                 if retry.worker_fault:
                     with self._lock:
                         self.faults += 1

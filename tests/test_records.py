@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from alphaloop.learnings import Learnings
 from alphaloop.records import SCHEMA_VERSION, IterationRecord, RecordError, RunStats, StressCache, TestReading
 from alphaloop.state import LoopState
 from alphaloop.workdir import Workdir
@@ -87,6 +89,28 @@ def test_test_readings_and_stress_cache_round_trip(tmp_path: Path) -> None:
     assert StressCache.from_json(json.loads((tmp_path / "stress.json").read_text())) == cache
 
 
+def assert_state_is_a_fold_of_the_records(root: Path) -> None:
+    """Replaying every record from nothing gives state.json: what a resume after a kill relies on."""
+    wd = Workdir(root)
+    live = wd.read_state()
+    replay = LoopState(metric=live.metric, population_size=live.population_size, data_manifest=live.data_manifest,
+                       cost_bps=live.cost_bps, folds=live.folds)
+    learnings = Learnings()
+    for rec in wd.records():
+        replay.apply(rec, learnings)
+    replay.stop_reason, replay.elapsed_s = live.stop_reason, live.elapsed_s
+    assert replay.to_json() == live.to_json()
+
+
+def test_a_record_folds_in_as_a_resume_reads_it(tmp_path: Path) -> None:
+    """Non-finite figures become null on disk; the loop folds in the record as read back, like a replay."""
+    wd = Workdir(tmp_path)
+    rec = IterationRecord.from_json(OLD_RECORD)
+    rec.scores["splits"]["val"]["calmar"] = float("inf")
+    wd.write_record(rec)
+    assert wd.record(2).split("val")["calmar"] is None and wd.record(2) == wd.record(2)
+
+
 def _to_old_shape(root: Path) -> None:
     """Rewrite a workdir as commit d9c1c61 wrote it: returns inline, three selection keys, no versions."""
     wd = Workdir(root)
@@ -113,6 +137,7 @@ def test_a_workdir_written_before_records_resumes_and_reports(frozen_data: Path,
             str(frozen_data)]
     ref, old = tmp_path / "ref", tmp_path / "old"
     assert harness(*args, "--iterations", "3", "--workdir", str(ref), cwd=tmp_path).returncode == 0
+    assert_state_is_a_fold_of_the_records(ref)
     res = harness(*args, "--iterations", "1", "--workdir", str(old), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     _to_old_shape(old)
@@ -140,3 +165,15 @@ def test_a_workdir_from_a_newer_alphaloop_is_refused_in_one_line(frozen_data: Pa
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {wd / 'state.json'}: written by a newer alphaloop (record schema "
                            f"{SCHEMA_VERSION + 1}")
+
+
+def test_the_records_data_manifest_is_the_digest_prepare_prints(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    out = subprocess.run([sys.executable, str(ROOT / "prepare.py"), "--source", "sample", "--out", str(data)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    printed = re.search(r"data digest (\w+)\)", out.stdout).group(1)
+    wd = tmp_path / "run"
+    assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "0", "--workdir", str(wd),
+                   "--data", str(data), cwd=tmp_path).returncode == 0
+    assert Workdir(wd).record(0).data_manifest == printed == Workdir(wd).read_state().data_manifest

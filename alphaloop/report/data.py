@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ class Run:
         return max(scored, key=record_value)["iteration"] if scored else None
 
 
-def _read(read: Any, name: str, notes: list[str]) -> Any:
+def _read(read: Callable[[], Any], name: str, notes: list[str]) -> Any:
     """One workdir reader's result; a file that cannot be read becomes a note and None."""
     try:
         return read()
@@ -67,11 +68,11 @@ def _read(read: Any, name: str, notes: list[str]) -> Any:
 
 
 def load_run(workdir: Path, data_dir: Path) -> Run:
-    """Read every file the loop writes (through ``workdir``); a missing or broken one becomes a note."""
+    """Read every file the loop writes (through ``workdir``'s typed readers); a broken one becomes a note."""
     wd, notes = Workdir(workdir), []
     records = [r.to_json() for r in wd.all_records(notes)]
     state = _read(lambda: wd.read_state().to_json() if wd.has_run() else None, wd.state.name, notes) or {}
-    frozen_path = Path(data_dir) / "manifest.json"
+    frozen_path = Path(data_dir) / "manifest.json"  # the data folder's own manifest (alphaloop.data names it)
     frozen = _read(lambda: read_json(frozen_path) if frozen_path.is_file() else None, frozen_path.name, notes)
     manifest = _read(wd.read_manifest, wd.manifest.name, notes) or frozen
     splits = None
@@ -108,6 +109,6 @@ def record_value(record: dict) -> float | None:
 
 
 def rank_value(record: dict) -> float | None:
-    """What the population ranked by: the stress-adjusted value when ``--stress-select`` set one."""
+    """What the population ranked by (``selection``): stress-adjusted when ``--stress-select`` set it."""
     v = record.get("selection")
     return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else record_value(record)
