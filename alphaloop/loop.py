@@ -32,7 +32,8 @@ from alphaloop.diversity import (
     positions_key,
     window_positions,
 )
-from alphaloop.learnings import Entry, Learnings, grade
+from alphaloop.grading import grade
+from alphaloop.learnings import Entry, Learnings
 from alphaloop.proposers.base import (
     CandidateFigures,
     EndpointDown,
@@ -147,8 +148,11 @@ class LoopState:
             return 0
         return random.Random(f"{seed}:parent:{n}").choice(members)
 
-    def apply(self, record: dict, learnings: Learnings, compactor: Any = None) -> None:
-        """Fold one iteration record into the state (used live and when replaying after a kill)."""
+    def apply(self, record: dict, learnings: Learnings) -> None:
+        """Fold one iteration record into the state (used live and when replaying after a kill).
+
+        A pure fold: the compacted learnings a compaction needs come stored in the record, so a
+        replay never calls a model and the same records always give the same state."""
         n = record["iteration"]
         value = record.get("selection_value")
         entered = record["status"] == "accepted" and bool(record.get("in_population"))
@@ -174,7 +178,7 @@ class LoopState:
         self.searched_after_test_reading |= bool(record.get("test_readings_before"))
         for k in ("prompt", "completion"):
             self.tokens[k] += int(record.get("tokens", {}).get(k, 0))
-        learnings.add(entry_from_record(record, self.metric), compactor)
+        learnings.add(entry_from_record(record, self.metric), record.get("learnings_compacted"))
         self.learnings = learnings.to_json()
         self.last_outcome = outcome_line(record, self.metric)
         self.tsv_rows.append(tsv_row(record, self.metric))
@@ -252,10 +256,14 @@ def entry_from_record(record: dict, metric: str) -> Entry:
                     f"(train {s['train'][metric]:.3f}), {where}")
     else:
         headline = f"rejected at {record['stage']}: {clip(record['reason'], 200)}"
+    val = (record.get("scores") or {}).get("splits", {}).get("val") or {}
     return Entry(
         iteration=record["iteration"], parent=record.get("parent"), headline=headline,
         hypothesis=p.get("hypothesis", ""), change=p.get("change", ""), expected=p.get("expected", ""),
         verdict=record.get("grading", ""), held=record.get("hypothesis_held"),
+        status=record["status"], stage=record.get("stage", ""), reason=record.get("reason", ""), metric=metric,
+        val=val.get(metric), bh=val.get(f"bh_{metric}"), selection=record.get("selection_value"),
+        entered=record["status"] == "accepted" and bool(record.get("in_population")),
     )
 
 
@@ -372,7 +380,7 @@ class Loop:
         state.population_size = self.cfg.population
         learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
         while self.wd.results(state.next_iteration).is_file():  # records written just before a kill
-            state.apply(read_json(self.wd.results(state.next_iteration)), learnings, self.proposer.compact)
+            state.apply(read_json(self.wd.results(state.next_iteration)), learnings)
         self.wd.trade(state.next_iteration).unlink(missing_ok=True)  # an iteration that never finished
         self.wd.reply(state.next_iteration).unlink(missing_ok=True)
         self._write_derived(state, learnings)
@@ -437,7 +445,8 @@ class Loop:
             if prec is not None and prec.get("scores"):
                 parent_val = prec["scores"]["splits"]["val"]
             val_now = record["scores"]["splits"]["val"]
-            held, verdict = grade(_expectation(proposal), parent_val, val_now) if n else (None, "")
+            held, verdict = (grade(_expectation(proposal), parent_val, val_now, rejected=not ev.accepted) if n
+                             else (None, ""))
             record["hypothesis_held"], record["grading"] = held, verdict
         if ev.accepted:
             record["returns"] = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
@@ -512,8 +521,14 @@ class Loop:
             return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
 
     def _commit(self, record: dict, state: LoopState, learnings: Learnings) -> None:
+        """Write the record, then fold it in. A compaction this record triggers is asked of the
+        compactor here, live only, and its reply stored in the record, so replay stays pure."""
+        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric))
+        if request is not None:
+            self.view.stage(record["iteration"], "compact", "rewriting the learnings' distilled notes")
+            record["learnings_compacted"] = self.proposer.compact(request.text, request.budget_tokens)
         atomic_write_json(self.wd.results(record["iteration"]), record)
-        state.apply(record, learnings, self.proposer.compact)
+        state.apply(record, learnings)
         self._write_derived(state, learnings)
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
