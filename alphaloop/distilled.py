@@ -42,6 +42,8 @@ class Distilled:
 
     def add(self, entry: Any) -> None:
         """Fold one learnings ``Entry`` in (duck-typed to keep learnings -> distilled one way)."""
+        if not entry.status:  # an entry written before the distilled section: nothing to fold
+            return
         self.metric = entry.metric or self.metric
         n = entry.iteration
         parent_val = self.member_vals.get(str(entry.parent)) if entry.parent is not None else None
@@ -90,16 +92,15 @@ class Distilled:
                   f"{'above' if b['val'] > b['bh'] else 'below'} it" if b.get("bh") is not None else "")
             out.append(f"- Best so far: iter {b['iteration']}, val {m} {b['val']:.3f}{vs} (validation split).")
         out.append(f"- Researcher hit rate: {tally_text}.")
-        out.append(f"- Helped (val {m} gain against the parent): "
-                   + ("none yet." if not self.helped else ""))
+        out.append(f"- Helped (val {m} gain against the parent):" + (" none yet." if not self.helped else ""))
         out += [f"  - iter {n}: {d:+.3f}, {text}" for n, d, text in self.helped]
-        out.append(f"- Did not help (val {m} change against the parent): "
-                   + ("none yet." if not (self.failed or self.older_failed) else ""))
+        out.append(f"- Did not help (val {m} change against the parent):"
+                   + (" none yet." if not (self.failed or self.older_failed) else ""))
         out += [f"  - iter {n}: {d:+.3f}, {text}" for n, d, text in reversed(self.failed)]
         if self.older_failed:
             more = f"; and {self.older_failed_dropped} earlier" if self.older_failed_dropped else ""
             out.append("  - earlier: " + "; ".join(f"iter {n} {text}" for n, text in self.older_failed) + more)
-        out.append("- Rejection reasons seen: " + ("none yet." if not self.rejections else ""))
+        out.append("- Rejection reasons seen:" + (" none yet." if not self.rejections else ""))
         for stage, seen in self.rejections.items():
             kinds = len(seen["kinds"])
             n, reason = seen["latest"]

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from alphaloop.proposers.base import Expectation
+from typing import Any, Protocol
 
 HALF = 0.5  # share of a stated size the metric must reach for the hypothesis to hold
 EPS = 1e-12  # a move smaller than this is no move (float noise of an unchanged figure)
@@ -25,7 +23,16 @@ GRADING_RULE = (
 )
 
 
-def grade(expectation: Expectation | None, parent_val: Mapping[str, Any] | None,
+class Expected(Protocol):
+    """What ``grade`` reads of a hypothesis (``proposers.base.Expectation``), named here so that the
+    prompt builder can import the rule without importing the proposers."""
+
+    metric: str
+    direction: int
+    magnitude: float | None
+
+
+def grade(expectation: Expected | None, parent_val: Mapping[str, Any] | None,
           child_val: Mapping[str, Any] | None, *, rejected: bool = False) -> tuple[bool | None, str]:
     """Did the named validation metric move the stated way (by at least half the stated size)?
 
