@@ -51,7 +51,7 @@ def grade(expectation: Expected | None, parent_val: Mapping[str, Any] | None,
     moved = delta * expectation.direction
     held = moved > EPS
     if held and expectation.magnitude is not None and abs(expectation.magnitude) > 0:
-        held = moved >= HALF * abs(expectation.magnitude)
+        held = moved >= HALF * abs(expectation.magnitude) - 1e-9  # exactly half holds, float rounding aside
     way = "up" if expectation.direction > 0 else "down"
     size = f" by {expectation.magnitude:g}" if expectation.magnitude is not None else ""
     verdict = f"expected val {metric} {way}{size}; it moved {delta:+.4g}: {'held' if held else 'did not hold'}"
