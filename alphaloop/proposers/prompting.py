@@ -204,6 +204,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "last_outcome": clip(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
         "evidence": format_evidence(ctx),
         "grading_rule": GRADING_RULE,
+        **ctx.extra,
     }
 
 
