@@ -88,8 +88,17 @@ def entry_from_record(record: IterationRecord, metric: str) -> Entry:
                     f"(train {train[metric]:.3f}){extra}, {where}")
     else:
         headline = f"rejected at {record.stage}: {clip(record.reason, 200)}"
+    val_split = record.split("val") or {}
     return Entry(
         iteration=record.iteration, parent=record.parent, headline=headline,
         hypothesis=p.get("hypothesis", ""), change=p.get("change", ""), expected=p.get("expected", ""),
         verdict=record.grading or "", held=record.hypothesis_held,
+        status=record.status, stage=record.stage, reason=record.reason, metric=metric,
+        val=_number(val_split.get(metric)), bh=_number(val_split.get(f"bh_{metric}")),
+        selection=_number(record.selection), entered=record.entered,
     )
+
+
+def _number(value: object) -> float | None:
+    """A figure the notes can compare (a per-horizon list or a missing value is not one)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
