@@ -69,6 +69,12 @@ def test_workdir_keeps_returns_beside_the_record_and_joins_them(tmp_path: Path) 
     assert wd.record(2) == rec
     (tmp_path / "iter_3_results.json").write_text(json.dumps({**OLD_RECORD, "iteration": 3}))  # old: inline returns
     assert wd.record(3).returns == OLD_RECORD["returns"]
+    wd.write_record(IterationRecord.from_json({**OLD_RECORD, "iteration": 4}))
+    wd.results(4).unlink()  # killed between the sidecar and its record: the redo must not inherit those returns
+    wd.forget_unfinished(4)
+    assert not wd.returns(4).exists()
+    wd.write_record(IterationRecord(iteration=4, status="rejected", stage="gate"))
+    assert wd.record(4).returns is None
     wd.results(3).write_text('{"iteration": 3, "sta')
     with pytest.raises(RecordError, match="iter_3_results.json: not valid JSON"):
         wd.record(3)
