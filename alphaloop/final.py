@@ -21,6 +21,7 @@ from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.check import format_metric, isolation_line, stage_lines, usage_error
 from alphaloop.data import DataError, load_splits, load_test_split, manifest_digest, read_manifest
+from alphaloop.forecast.final import final_forecast, is_forecast_run
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.records import IterationRecord, RecordError, TestReading
 from alphaloop.report import write_report
@@ -63,6 +64,8 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
     except DataError as exc:
         return usage_error(str(exc))
     history = History.from_splits(splits)
+    if is_forecast_run(wd, record):
+        return _final_forecast(wd, data_dir, file, raw, region, it, record, history, manifest, sandbox)
     if sandbox is None:
         with Sandbox() as box:
             return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps)
@@ -125,6 +128,29 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
                                   "bh_test_metric": bh[metric], "beat_bh_test": bool(test[metric] > bh[metric]),
                                   "degradation": degradation, "readings": len(before) + 1}), sort_keys=True))
     return 0
+
+
+def _final_forecast(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it: int | None,
+                    record: IterationRecord | None, history: History, manifest: dict, sandbox: Sandbox | None) -> int:
+    """The forecast task's reading of the test split (``alphaloop.forecast.final``), logged like a trade reading."""
+    before = wd.test_readings()
+    if before:
+        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
+                    f"This is reading number {len(before) + 1} of the test split in {wd.root}.\n"
+                    "Each reading used to choose or change a forecaster turns the test split into one more "
+                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it, "file": str(file),
+             "sha256": hashlib.sha256(raw).hexdigest(), "data_digest": manifest_digest(manifest),
+             "earlier_readings": len(before)}
+    label = f"iteration {it}" if it is not None else "iteration unknown"
+
+    def refresh(w: Workdir) -> None:
+        refresh_report(w, data_dir)
+
+    if sandbox is None:
+        with Sandbox() as box:
+            return final_forecast(wd, entry, region, label, record, history, box, refresh)
+    return final_forecast(wd, entry, region, label, record, history, sandbox, refresh)
 
 
 def verdict_line(metric: str, test: float, bh_test: float, val: float, bh_val: float) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from alphaloop.cross_market import format_cross, load_cross_history, score_cross
+from alphaloop.forecast.finish import write_forecast_statistics, write_validation_forecasts
+from alphaloop.forecast.rows import is_forecast
 from alphaloop.learnings import Learnings
 from alphaloop.records import CrossMarket, RunStats, StressCache, StressResult
 from alphaloop.report import write_report
@@ -125,9 +127,15 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
                       f"researcher hit rate: {loop_hit_rate(state)}")
     with Sandbox() as sandbox:
         steps: list[tuple[str, Callable[[], object]]] = [("statistics", lambda: write_statistics(run))]
-        if state.population and run.stress_paths > 0:
+        if is_forecast(run.metric):  # stress and the second market judge positions; a forecaster takes none
+            steps = [("statistics", lambda: write_forecast_statistics(run.wd, state.trials, best and best.iteration,
+                                                                      run.seed))]
+            if best is not None:
+                steps.append(("forecasts", lambda: console.print(write_validation_forecasts(
+                    run.wd, run.history, best.iteration, sandbox), highlight=False, soft_wrap=True)))
+        if state.population and run.stress_paths > 0 and not is_forecast(run.metric):
             steps.append(("stress", lambda: run_population_stress(run, sandbox)))
-        if state.population:
+        if state.population and not is_forecast(run.metric):
             steps.append(("second market", lambda: run_cross_market(run, sandbox)))
         steps.append(("report", lambda: console.print(f"report: {rich(write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:

@@ -25,6 +25,9 @@ from alphaloop.data import DataError, load_splits, manifest_digest, read_manifes
 from alphaloop.diversity import positions_key, window_positions
 from alphaloop.evidence import evidence, expectation, judge_diversity
 from alphaloop.finish import FinishInputs, finish_run
+from alphaloop.forecast.buckets import BucketScheme
+from alphaloop.forecast.evidence import forecast_evidence, forecast_fields
+from alphaloop.forecast.rows import scalar_view
 from alphaloop.learnings import Learnings, grade
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
@@ -62,6 +65,7 @@ class LoopConfig:
     hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
     max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
     eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
+    task: str = "trade"  # "forecast": forecasters (generate_features + forecast), metric rps_skill_mean
 
 
 def _duration(seconds: float) -> str:
@@ -132,7 +136,8 @@ class Loop:
             self.wd.write_manifest(manifest)
         if self.wd.has_run():
             state = self.wd.read_state()
-            for name, recorded_value, asked in (("metric", state.metric, self.cfg.metric),
+            for name, recorded_value, asked in (("task", state.task, self.cfg.task),
+                                                ("metric", state.metric, self.cfg.metric),
                                                 ("cost-bps", state.cost_bps, self.cfg.cost_bps),
                                                 ("folds", state.folds, self.cfg.folds)):
                 if recorded_value is not None and recorded_value != asked:
@@ -140,7 +145,7 @@ class Loop:
                                    f"or use another --workdir (mixing them would rank candidates on different scales)")
         else:
             state = LoopState(metric=self.cfg.metric, population_size=self.cfg.population, data_manifest=digest,
-                              cost_bps=self.cfg.cost_bps, folds=self.cfg.folds)
+                              cost_bps=self.cfg.cost_bps, folds=self.cfg.folds, task=self.cfg.task)
         state.population_size = self.cfg.population
         learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
         while self.wd.has_record(state.next_iteration):  # records written just before a kill
@@ -148,6 +153,8 @@ class Loop:
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
         self.history = History.from_splits(splits)
+        train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
+        self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
         self.digest = digest
         return state, learnings, manifest
 
@@ -170,7 +177,9 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
-                **evidence(n, parent, latest, self.wd.record_or_none(parent), grand, ctx.limits),
+                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme)
+                   if self.scheme is not None else
+                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, ctx.limits)),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
@@ -203,9 +212,14 @@ class Loop:
             prec = self.wd.record_or_none(parent) if parent_val is None else None
             if prec is not None and prec.scores:
                 parent_val = prec.split("val")
+            now_val = record.split("val")
+            if self.scheme is not None:  # per-horizon figures: grade on their means
+                parent_val, now_val = scalar_view(parent_val), scalar_view(now_val)
             if n:
-                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, record.split("val"))
-        if ev.accepted:
+                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val)
+        if ev.accepted and ev.forecasts is not None:
+            record = dataclasses.replace(record, **forecast_fields(ev.scores, ev.forecasts, state))
+        elif ev.accepted:
             record.returns = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
             value = ev.scores.selection
             if self.cfg.stress_select:
@@ -293,7 +307,7 @@ class Loop:
                 self.view.start(self, state, sandbox.describe())
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
-                                  eval_timeout_s=self.cfg.eval_timeout_s)
+                                  eval_timeout_s=self.cfg.eval_timeout_s, task=self.cfg.task)
                 while True:
                     n = state.next_iteration
                     reason = self._stop_reason(state)

@@ -5,6 +5,8 @@ Each is derived from the record alone, so a replay after a kill writes the same 
 
 from __future__ import annotations
 
+from alphaloop.forecast import rows as forecast_rows
+from alphaloop.forecast.rows import is_forecast
 from alphaloop.learnings import Entry
 from alphaloop.records import IterationRecord
 from alphaloop.scoring import beside_bh
@@ -13,6 +15,8 @@ from alphaloop.text import clip
 
 def tsv_header(metric: str) -> str:
     """results.tsv's header: every figure column names its split and metric, buy and hold beside validation."""
+    if is_forecast(metric):
+        return forecast_rows.tsv_header()
     return (f"n\tparent\tstatus\tstage\tval_{metric}\tval_bh_{metric}\ttrain_{metric}\tval_round_trips\t"
             "novelty\tdescription\n")
 
@@ -29,6 +33,11 @@ def describe(record: IterationRecord, limit: int = 100) -> str:
 def tsv_row(record: IterationRecord, metric: str) -> str:
     """One results.tsv line, kept in the state so the file never needs all records reread."""
     v, t = record.split("val"), record.split("train")
+    if is_forecast(metric):
+        parent = "" if record.parent is None else str(record.parent)
+        status = record.status + ("+top" if record.in_population else "")
+        return (f"{record.iteration}\t{parent}\t{status}\t{record.stage}\t{forecast_rows.tsv_cells(v, t)}\t"
+                f"{describe(record).replace(chr(9), ' ')}\n")
     val = f"{v[metric]:.6f}" if v else ""
     bh = v.get(f"bh_{metric}") if v else None
     val_bh = f"{bh:.6f}" if bh is not None else ""  # buy and hold has a figure for sharpe and total_return
@@ -57,6 +66,8 @@ def outcome_line(record: IterationRecord, metric: str) -> str:
     elif record.novelty_kind == "near_copy":
         where = record.novelty["reason"]
     bh = beside_bh(record.split("val"), metric) if record.scores else ""
+    if is_forecast(metric):
+        bh += f", {forecast_rows.figures_note(record.split('val'))}"
     return f"iter {n} accepted, val {metric} {record.val_metric:.3f}{bh}; {where}"
 
 
@@ -72,8 +83,9 @@ def entry_from_record(record: IterationRecord, metric: str) -> Entry:
             where += " (buy and hold in disguise)"
         elif record.novelty_kind == "near_copy":
             where += f" (near copy of iter {record.novelty['member']})"
+        extra = f", {forecast_rows.figures_note(val)}" if is_forecast(metric) else ""
         headline = (f"accepted, val {metric} {val[metric]:.3f}{beside_bh(val, metric)} "
-                    f"(train {train[metric]:.3f}), {where}")
+                    f"(train {train[metric]:.3f}){extra}, {where}")
     else:
         headline = f"rejected at {record.stage}: {clip(record.reason, 200)}"
     return Entry(

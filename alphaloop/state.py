@@ -35,6 +35,7 @@ class LoopState:
     elapsed_s: float = 0.0
     tsv_rows: list[str] = field(default_factory=list)
     searched_after_test_reading: bool = False  # an iteration ran after `final` read the test split
+    task: str = "trade"  # "forecast": the population holds forecasters ranked by rps_skill_mean
 
     @property
     def best(self) -> Member | None:
@@ -71,7 +72,7 @@ class LoopState:
             val, train = record.split("val"), record.split("train")
             member = Member(
                 iteration=n, value=float(record.selection), val_metric=float(val[self.metric]),
-                train_metric=float(train[self.metric]), val_trades=int(val["round_trips"]),
+                train_metric=float(train[self.metric]), val_trades=int(val.get("round_trips", 0)),
                 description=describe(record), val=val,
                 fold_min=record.fold_spread.get("min"), fold_median=record.fold_spread.get("median"),
                 signals_sha256=record.signals_sha256, positions_sha256=record.positions_sha256,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console, RenderableType
 from rich.panel import Panel
 
+from alphaloop.forecast.rows import figures_note, is_forecast
 from alphaloop.scoring import beside_bh
 from alphaloop.text import clip, fmt, rich, safe
 
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
 
 console = Console(soft_wrap=True)
 console_err = Console(stderr=True)
+
+
+def trades_or_calibration(val: dict) -> str:
+    """Validation trades for a strategy; calibration and grades for a forecaster (which trades nothing)."""
+    if "round_trips" in val:
+        return f"val trades {val['round_trips']:.0f}"
+    return figures_note(val)
 
 
 def warn_loudly(title: str, body: str) -> None:
@@ -66,7 +74,7 @@ class PlainView:
             what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])}{beside_bh(s['val'], state.metric)} "
                     f"(train {fmt(s['train'][state.metric])}, "
                     f"folds min {fmt(folds.get('min'))} median {fmt(folds.get('median'))}), "
-                    f"val trades {s['val']['round_trips']:.0f}, "
+                    f"{trades_or_calibration(s['val'])}, "
                     f"{'ENTERED ' + top if record.in_population else 'not in ' + top}")
         else:
             what = f"rejected at {safe(record.stage)}: {clip(record.reason, 160)}"
@@ -138,12 +146,14 @@ class LiveView(PlainView):
                      f"[bold]trials[/] {st.trials} ({st.accepted} accepted)", f"[bold]hit rate[/] {self.hit_rate}")
         pop = Table(title=f"population (top-{st.population_size} by val {st.metric}; every figure says its split)",
                     expand=True)
-        for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"val B&H {st.metric}", "right"),
+        bench = "climatology" if is_forecast(st.metric) else "B&H"
+        for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"val {bench} {st.metric}", "right"),
                           (f"train {st.metric}", "right"),
                           ("train folds min / median", "right"), ("val trades", "right"), ("what it tried", "left")):
             pop.add_column(col, justify=just, overflow="ellipsis", no_wrap=col != "what it tried")
         for m in st.population:
-            pop.add_row(str(m.iteration), fmt(m.val_metric), fmt((m.val or {}).get(f"bh_{st.metric}")),
+            pop.add_row(str(m.iteration), fmt(m.val_metric),
+                        fmt(0.0 if is_forecast(st.metric) else (m.val or {}).get(f"bh_{st.metric}")),
                         fmt(m.train_metric),
                         f"{fmt(m.fold_min)} / {fmt(m.fold_median)}", str(m.val_trades), rich(clip(m.description, 300)))
         budget = self.loop.budget_note

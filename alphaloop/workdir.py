@@ -33,6 +33,8 @@ STATS = "stats.json"
 STRESS = "stress.json"
 CROSS_MARKET = "cross_market.json"
 REPORT = "report.html"
+FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
+FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
 ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json)")
 # What a user finds in a run folder, as the end-of-run summary lists it.
 USER_FILES = (LEARNINGS, RESULTS_TSV, TRADE.format(n="N"), BEST_TRADE, REPORT)
@@ -260,6 +262,24 @@ class Workdir:
 
     def write_cross_market(self, result: CrossMarket) -> None:
         atomic_write_json(self.cross_market, result.to_json())
+
+    # ----- the forecast task's files ------------------------------------------------------------
+    def forecasts(self, split: str) -> Path:
+        return self.root / FORECASTS.format(split=split)
+
+    @property
+    def forecast_stats(self) -> Path:
+        return self.root / FORECAST_STATS
+
+    def read_forecast_stats(self) -> dict | None:
+        return _read(self.forecast_stats) if self.forecast_stats.is_file() else None
+
+    def write_forecast_stats(self, stats: dict) -> None:
+        atomic_write_json(self.forecast_stats, {"schema_version": 1, **stats})
+
+    def write_forecasts(self, split: str, csv_text: str) -> Path:
+        atomic_write_text(self.forecasts(split), csv_text)
+        return self.forecasts(split)
 
     def write_report(self, html: str) -> Path:
         atomic_write_text(self.report, html)
