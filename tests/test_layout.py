@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*ROOT.glob("alphaloop/**/*.py"), *ROOT.glob("sandbox/**/*.py"), ROOT / "harness.py",
                   ROOT / "prepare.py"])
 NAMES = {workdir.STATE, workdir.RESULTS_TSV, workdir.LEARNINGS, workdir.BEST_TRADE, workdir.MANIFEST,
-         workdir.READINGS, workdir.STATS, workdir.STRESS, workdir.CROSS_MARKET, workdir.REPORT}
+         workdir.READINGS, workdir.STATS, workdir.STRESS, workdir.CROSS_MARKET, workdir.REPORT, workdir.FORECAST_STATS,
+         *(workdir.FORECASTS.format(split=s) for s in ("val", "test"))}
 PER_ITERATION = re.compile(r"iter_(\{\}|\*|N|\\?\(|\d)\S*_(trade\.py|results\.json|reply\.md|returns\.json)")
 
 
