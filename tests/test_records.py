@@ -183,3 +183,16 @@ def test_the_records_data_manifest_is_the_digest_prepare_prints(tmp_path: Path) 
     assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "0", "--workdir", str(wd),
                    "--data", str(data), cwd=tmp_path).returncode == 0
     assert Workdir(wd).record(0).data_manifest == printed == Workdir(wd).read_state().data_manifest
+
+
+def test_the_report_counts_a_damaged_reading_as_final_does(frozen_data: Path, tmp_path: Path) -> None:
+    from alphaloop.report import load_run, locked_split_html
+
+    wd = Workdir(tmp_path)
+    wd.append_reading(TestReading(time="2026-11-22T08:00:00+00:00", iteration=1, status="scored",
+                                  test={"sharpe": 0.7}))
+    with open(wd.readings, "a", encoding="utf-8") as fh:
+        fh.write("{not json\n")
+    run = load_run(tmp_path, frozen_data)
+    assert len(wd.test_readings()) == len(run.readings) == 2
+    assert "read 2 times" in locked_split_html(run) and any("counted as a reading" in n for n in run.notes)
