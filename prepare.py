@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from alphaloop.data import (
+    DATA_DIR,
+    DEFAULT_TICKER,
     DataError,
     Prepared,
     download_yfinance,
@@ -32,14 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", choices=("auto", "yfinance", "sample", "csv"), default="auto",
                    help="where the bars come from (default auto: yfinance, else the bundled sample)")
-    p.add_argument("--ticker", default="SPY",
-                   help="yfinance ticker; with --source sample, NASDAQ selects the NASDAQ sample (default SPY)")
+    p.add_argument("--ticker", default=DEFAULT_TICKER,
+                   help="yfinance ticker; with --source sample, NASDAQ selects the NASDAQ sample "
+                        f"(default {DEFAULT_TICKER})")
     p.add_argument("--csv", metavar="PATH", help="CSV with Date, Open, High, Low, Close, Volume [, Adj Close]")
     p.add_argument("--start", metavar="DATE", help="first date to keep")
     p.add_argument("--end", metavar="DATE", help="last date to keep (recreates frozen data exactly; default: all)")
     p.add_argument("--train-end", metavar="DATE", help="last date of the train split")
     p.add_argument("--val-end", metavar="DATE", help="last date of the validation split (test follows)")
-    p.add_argument("--out", metavar="DIR", default="data", help="output folder (default data/)")
+    p.add_argument("--out", metavar="DIR", default=str(DATA_DIR), help=f"output folder (default {DATA_DIR}/)")
     p.add_argument("--force", action="store_true",
                    help="replace frozen data in --out even when its content differs (a workdir may depend on it)")
     return p

@@ -58,14 +58,14 @@ def spread_line(scores: Scores) -> str:
 
 
 def stage_lines(ev: Evaluation) -> list[str]:
-    """One line a stage: ok, rejected with the reason, or not reached.
+    """One line a stage of ``pipeline.STAGES``, in their order: ok, rejected with the reason, or not reached.
 
     The reason may quote the candidate (an exception message, a name), so it is flattened to one
     safe line: it can never print a line of its own, such as a forged verdict.
     """
     lines, reached = [], True
-    for stage in STAGES[:-1]:
-        seconds = ev.timings.get(stage, 0.0) + (ev.timings.get("score", 0.0) if stage == "guards" else 0.0)
+    for stage in STAGES:
+        seconds = ev.timings.get(stage, 0.0)
         if not reached:
             lines.append(f"  {stage:<10} not reached")
         elif stage == "guards" and ev.details.get("guards", {}).get("applied") is False:

@@ -26,6 +26,8 @@ from alphaloop import __version__
 from alphaloop.csvread import OPTIONAL_COLUMNS, PRICE_COLUMNS, REQUIRED_COLUMNS, DataError, read_csv
 
 SPLITS = ("train", "val", "test")
+DATA_DIR = Path("data")  # the frozen data folder: prepare.py --out and harness.py --data
+DEFAULT_TICKER = "SPY"  # prepare.py --ticker and the bundled sample read without one
 MIN_SPLIT_ROWS = 60  # the seed's slow SMA needs 50 bars; a split shorter than this says nothing
 MAX_REPAIRABLE_MISSING = 0.01  # a handful: up to 1% of rows may be forward-filled
 TEST_FRACTION, VAL_FRACTION = 0.15, 0.20
@@ -49,7 +51,7 @@ def is_nasdaq(ticker: str) -> bool:
     return ticker.upper() in NASDAQ_ALIASES or "NASDAQ" in ticker.upper()
 
 
-def sample_frame(ticker: str = "SPY") -> tuple[pd.DataFrame, str]:
+def sample_frame(ticker: str = DEFAULT_TICKER) -> tuple[pd.DataFrame, str]:
     """Real daily OHLCV shipped with ``arch``: S&P 500 (default) or NASDAQ, 1999-2018."""
     if is_nasdaq(ticker):
         from arch.data import nasdaq as module
@@ -179,7 +181,8 @@ def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[
 
 
 def split(df: pd.DataFrame, train_end: str | None = None, val_end: str | None = None) -> dict[str, pd.DataFrame]:
-    """Chronological train/val/test, no overlap, no gap; default test ~15%, val ~20% before it."""
+    """Chronological train/val/test, no overlap, no gap; by default ``TEST_FRACTION`` of the rows is test
+    and ``VAL_FRACTION`` before it validation."""
     n = len(df)
     if train_end is None and val_end is None:
         n_test = int(round(n * TEST_FRACTION))
@@ -308,7 +311,7 @@ def restore_hint(manifest: dict, out: str | None = None) -> str:
         parts += ["--source", "csv", "--csv", source[4:]]
     else:
         parts += ["--source", source if source in ("yfinance", "sample") else "auto",
-                  "--ticker", str(recorded.get("ticker") or manifest.get("ticker", "SPY"))]
+                  "--ticker", str(recorded.get("ticker") or manifest.get("ticker", DEFAULT_TICKER))]
     splits = manifest.get("splits", {})
     parts += ["--start", str(manifest.get("start")), "--end", str(manifest.get("end"))]
     if "train" in splits and "val" in splits:
