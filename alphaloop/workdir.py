@@ -125,9 +125,9 @@ class Workdir:
         return self.reply(n).name
 
     def forget_unfinished(self, n: int) -> None:
-        """Remove what an iteration that never wrote its record left (it is redone)."""
-        self.trade(n).unlink(missing_ok=True)
-        self.reply(n).unlink(missing_ok=True)
+        """Remove what an iteration that never wrote its record left (it is redone), its returns included."""
+        for path in (self.trade(n), self.reply(n), self.returns(n)):
+            path.unlink(missing_ok=True)
 
     def trade_iterations(self) -> Iterator[tuple[int, Path]]:
         """Every ``iter_N_trade.py`` here, with its N."""
@@ -154,6 +154,8 @@ class Workdir:
         returns = d.pop("returns")
         if returns is not None:
             atomic_write_json(self.returns(record.iteration), {"schema_version": d["schema_version"], **returns})
+        else:  # never join another attempt's returns to this record
+            self.returns(record.iteration).unlink(missing_ok=True)
         atomic_write_json(self.results(record.iteration), d)
 
     def has_record(self, n: int | None) -> bool:
