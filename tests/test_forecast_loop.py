@@ -100,7 +100,8 @@ def test_forecast_loop_with_an_llm_sees_the_contract_and_figures(frozen_data: Pa
         res = harness("--task", "forecast", "--iterations", "2", "--max-fails", "0", "--timeout", "10",
                       "--workdir", str(wd), "--data", str(data), cwd=tmp_path, env=env)
         assert res.returncode == 0, res.stdout + res.stderr
-        first, second = (json.dumps(r["messages"]) for r in fake.requests[:2])
+        chats = [r for r in fake.requests if r["path"].endswith("/chat/completions")]
+        first, second = (json.dumps(r["json"]["messages"]) for r in chats[:2])
     for text in (first, second):
         assert "def forecast(row)" in text and "h=10: down <" in text and "calibrated_correct" in text
         assert not re.search(r"\{\{\w+\}\}", text)  # every placeholder filled
