@@ -12,16 +12,14 @@ import dataclasses
 import hashlib
 import signal
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
+from alphaloop.candidate import extract_region, splice_region, template_text
+from alphaloop.config import LoopConfig
+from alphaloop.data import DataError, load_universe, manifest_digest, read_manifest, restore_hint, universe_line
 from alphaloop.diversity import positions_key, window_positions
 from alphaloop.evidence import evidence, expectation, judge_diversity
 from alphaloop.finish import FinishInputs, finish_run
@@ -30,11 +28,11 @@ from alphaloop.forecast.evidence import forecast_evidence, forecast_fields
 from alphaloop.forecast.rows import scalar_view
 from alphaloop.grading import grade
 from alphaloop.learnings import Learnings
-from alphaloop.pipeline import EvalContext, evaluate
+from alphaloop.pipeline import STAGES, EvalContext, evaluate
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import entry_from_record, tsv_header
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
+from alphaloop.scoring import History
 from alphaloop.state import LoopState
 from alphaloop.stress import stress_adjusted, stress_or_failure
 from alphaloop.ui import LiveView, warn_loudly
@@ -44,29 +42,6 @@ from sandbox.runner import Sandbox
 
 class LoopStop(Exception):
     """The loop cannot start or continue; the message says why and what to do (exit code 2)."""
-
-
-@dataclass
-class LoopConfig:
-    """The run's settings as harness.py parsed them; metric, costs and folds are fixed per workdir."""
-
-    workdir: Path = Path("train")
-    data_dir: Path = Path("data")
-    iterations: int = 50
-    max_fails: int = 5
-    population: int = 3
-    metric: str = DEFAULT_METRIC
-    folds: int = DEFAULT_FOLDS
-    cost_bps: float = DEFAULT_COST_BPS
-    seed: int = 0
-    stress_select: bool = False
-    stress_paths: int = 8
-    cross_ticker: str | None = None
-    start_file: Path = TRADE_PY
-    hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
-    max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
-    eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
-    task: str = "trade"  # "forecast": forecasters (generate_features + forecast), metric rps_skill_mean
 
 
 def _duration(seconds: float) -> str:
@@ -104,7 +79,8 @@ class Loop:
     def _open(self) -> tuple[LoopState, Learnings, dict]:
         try:
             manifest = read_manifest(self.cfg.data_dir)
-            splits = load_splits(self.cfg.data_dir)
+            self.universe = load_universe(self.cfg.data_dir)
+            splits = self.universe.splits[self.universe.instruments[0]]
         except DataError as exc:
             raise LoopStop(str(exc)) from exc
         digest = manifest_digest(manifest)
@@ -153,6 +129,7 @@ class Loop:
             state.apply(self.wd.record(state.next_iteration), learnings)
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
+        self.histories = [History.from_splits(self.universe.splits[i]) for i in self.universe.instruments]
         self.history = History.from_splits(splits)
         train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
         self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
@@ -200,7 +177,7 @@ class Loop:
             record.timings = {"propose": t_prop, "evaluate": 0.0, "total": time.perf_counter() - t0}
             return record
         self.wd.write_trade(n, splice_region(template_text(), proposal.region))
-        self.view.stage(n, "evaluate", "gate, sandbox, look-ahead, guards, score")
+        self.view.stage(n, "evaluate", ", ".join(STAGES))
         t1 = time.perf_counter()
         ev = evaluate(proposal.region, ctx)
         record.status, record.stage, record.reason = "accepted" if ev.accepted else "rejected", ev.stage, ev.reason
@@ -314,6 +291,10 @@ class Loop:
             with Sandbox() as sandbox:
                 self.sandbox = sandbox
                 self.view.start(self, state, sandbox.describe())
+                self.view.note(universe_line(self.universe))
+                if len(self.histories) > 1:  # until the portfolio score over all instruments is wired in
+                    self.view.note(f"scoring: instrument 1 ({self.universe.instruments[0]}) only; "
+                                   "the other instruments are loaded but not scored yet")
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
                                   eval_timeout_s=self.cfg.eval_timeout_s, task=self.cfg.task)
