@@ -22,9 +22,10 @@ REJECTION_STAGES = 8  # distinct stages a rejection can come from (the pipeline 
 GIST = 80  # characters of an idea's description
 OLDER_GIST = 36
 REASON = 110  # characters of a rejection reason
-# The most the section can take, from the caps above (lines of at most ~GIST + 40 characters each).
-DISTILLED_CHARS = (400 + (HELPED_ITEMS + FAILED_ITEMS) * (GIST + 40) + OLDER_FAILED_ITEMS * (OLDER_GIST + 14) + 60
-                   + REJECTION_STAGES * (REASON + 70))
+# The most the section can take, from the caps above: five head lines of at most ~100 characters, then
+# each list's lines at their widest (prefix, figure, gist, the "kept out" note); tests/test_notebook.py fills it.
+DISTILLED_CHARS = (500 + HELPED_ITEMS * (GIST + 40) + FAILED_ITEMS * (GIST + 70)
+                   + 40 + OLDER_FAILED_ITEMS * (OLDER_GIST + 15) + 40 + REJECTION_STAGES * (REASON + 80))
 
 
 @dataclass

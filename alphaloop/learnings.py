@@ -29,7 +29,6 @@ ENTRY_PROMPT_CHARS = 700  # one recent entry as the prompt shows it (fields clip
 FRAMING = 300  # headings and the hit-rate line
 # The most characters prompt_view() returns, by construction; prompting.py uses it as its cap.
 PROMPT_CHARS = DISTILLED_CHARS + LESSONS_CHARS + RECENT_IN_PROMPT * (ENTRY_PROMPT_CHARS + 2) + FRAMING
-PROMPT_TOKENS = PROMPT_CHARS // CHARS_PER_TOKEN
 
 FILE_WIDTHS = {"headline": 400, "Hypothesis": 400, "Change": 400, "Expected": 400, "Graded": 400}
 PROMPT_WIDTHS = {"headline": 170, "Hypothesis": 150, "Change": 110, "Expected": 80, "Graded": 130}

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prompt size over {args.iterations} iterations (offline proposer, top-{POPULATION} population); "
           f"bound by construction: {bound} chars (~{bound // 4} tokens), of which learnings {PROMPT_CHARS} chars")
     ratio, peak = report(args.iterations, args.seed)
-    print(f"flatness check: {ratio:.3f} (limit {LIMIT}) -> {'ok' if ratio <= LIMIT else 'FAILED'}")
+    print(f"flatness check: {ratio:.3f} (limit {LIMIT}): {'ok' if ratio <= LIMIT else 'FAILED'}")
     return 0 if ratio <= LIMIT and peak <= bound else 1
 
 

@@ -132,3 +132,22 @@ def test_replaying_the_same_records_gives_the_same_learnings() -> None:
         again_state.apply(IterationRecord.from_json(rec), again)
     assert again.to_json() == ln.to_json() and again.render() == ln.render()
     assert again_state.learnings == state.learnings and ln.lessons
+
+
+def test_the_distilled_section_stays_within_its_bound_at_its_widest() -> None:
+    """Every list full, every text at its cap, nine stages of rejections: still under DISTILLED_CHARS."""
+    state, ln = LoopState(metric="sharpe", population_size=3, data_manifest="x"), Learnings()
+    long = "word " * 100
+    stages = ["proposal", "gate", "sandbox", "lookahead", "guards", "score", "stress", "universe", "ninth"]
+    for n in range(100_000, 100_400):
+        if n == 100_000:
+            rec = record(n, 0.5, None, change=long)
+        elif n % 4 == 0:
+            rec = record(n, None, 100_000, status="rejected", stage=stages[n % 9], reason=f"{n} " + long)
+        else:
+            rec = record(n, 0.1 if n % 3 == 0 else 0.5 + (n - 100_000) / 1000, 100_000, change=f"{n} " + long)
+        fold(state, ln, rec)
+    lines = ln.distilled.lines(ln.hit_rate())
+    assert len("\n".join(lines)) <= DISTILLED_CHARS
+    assert len(ln.distilled.helped) == 5 and len(ln.distilled.older_failed) == 8 and ln.distilled.older_failed_dropped
+    assert len(ln.prompt_view()) <= PROMPT_CHARS
