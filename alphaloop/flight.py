@@ -37,6 +37,13 @@ def workers_rule(workers: int) -> str:
             f"up to k-{workers}, and records are committed in iteration order.")
 
 
+def with_rule(learnings_md: str, workers: int) -> str:
+    """learnings.md with the rule as its header's first line (added to the file only, so the
+    learnings' own size, which decides when they are compacted, is the same for every N)."""
+    title, _, rest = learnings_md.partition("\n")
+    return f"{title}\n\n{workers_rule(workers)}\n{rest}"
+
+
 @dataclass
 class Snapshot:
     """The committed state after iteration ``after`` (-1: nothing committed), as JSON."""

@@ -29,15 +29,16 @@ from alphaloop.diversity import positions_key, window_positions
 from alphaloop.evidence import evidence, expectation, judge_diversity
 from alphaloop.executor import EvalSettings, TaskResult, make_executor
 from alphaloop.finish import FinishInputs, finish_run
-from alphaloop.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, workers_rule
+from alphaloop.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
 from alphaloop.forecast.buckets import BucketScheme
 from alphaloop.forecast.evidence import forecast_evidence, forecast_fields
 from alphaloop.forecast.rows import scalar_view
+from alphaloop.grading import grade
 from alphaloop.guards import GuardLimits
-from alphaloop.learnings import Learnings, grade
+from alphaloop.learnings import Learnings
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
-from alphaloop.rows import tsv_header
+from alphaloop.rows import entry_from_record, tsv_header
 from alphaloop.scoring import History
 from alphaloop.state import LoopState
 from alphaloop.stress import stress_adjusted
@@ -147,7 +148,7 @@ class Loop:
         self.snapshots = SnapshotStore(self.wd.snapshots, self.cfg.workers)
         self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         while self.wd.has_record(state.next_iteration):  # records written just before a kill
-            state.apply(self.wd.record(state.next_iteration), learnings, self.proposer.compact)
+            state.apply(self.wd.record(state.next_iteration), learnings)
             self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
@@ -226,7 +227,8 @@ class Loop:
             if self.scheme is not None:  # per-horizon figures: grade on their means
                 parent_val, now_val = scalar_view(parent_val), scalar_view(now_val)
             if n:
-                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val)
+                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val,
+                                                               rejected=not ev.accepted)
         if ev.accepted and ev.forecasts is not None:
             record = dataclasses.replace(record, **forecast_fields(ev.scores, ev.forecasts, state))
         elif ev.accepted:
@@ -259,16 +261,23 @@ class Loop:
     def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
         """Write the record, then fold in the record as read back: what a resume replays, to the bit
         (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
-        uninterrupted run hold the same state."""
+        uninterrupted run hold the same state. A compaction this record triggers is asked of the
+        compactor here, live only, and its reply stored in the record, so replay never calls a model."""
         self.wd.write_record(record)
         record = self.wd.record(record.iteration)
-        state.apply(record, learnings, self.proposer.compact)
+        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric))
+        if request is not None:  # decided on the record as read back, exactly as a replay will fold it
+            self.view.stage(record.iteration, "compact", "rewriting the learnings' lessons")
+            record.learnings_compacted = self.proposer.compact(request.text, request.budget_tokens)
+            self.wd.write_record(record)
+            record = self.wd.record(record.iteration)
+        state.apply(record, learnings)
         self._write_derived(state, learnings)
         return record
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
         self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows),
-                              learnings.render(workers_rule(self.cfg.workers)),
+                              with_rule(learnings.render(), self.cfg.workers),
                               state.best.iteration if state.best else None)
         self.wd.write_state(state)
 

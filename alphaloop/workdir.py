@@ -36,7 +36,7 @@ REPORT = "report.html"
 SNAPSHOTS = "snapshots.json"  # with --workers N > 1: the states the iterations in flight propose from
 FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
 FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
-ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json|reply\.md)")
+ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json|reply\.md|returns\.json)")
 # What a user finds in a run folder, as the end-of-run summary lists it.
 USER_FILES = (LEARNINGS, RESULTS_TSV, TRADE.format(n="N"), BEST_TRADE, REPORT)
 
@@ -130,12 +130,13 @@ class Workdir:
         return self.reply(n).name
 
     def forget_unfinished(self, n: int) -> None:
-        """Remove what iterations n and later, which never wrote their records, left (they are redone;
-        with --workers N several may have been in flight at a kill)."""
-        for path in [*self.root.glob(TRADE.format(n="*")), *self.root.glob(REPLY.format(n="*"))]:
-            match = ITER_FILE.fullmatch(path.name)
-            if match and int(match.group(1)) >= n:
-                path.unlink(missing_ok=True)
+        """Remove what iterations n and later, which never wrote their records, left (they are redone,
+        their returns included; with --workers N several may have been in flight at a kill)."""
+        for pattern in (TRADE, REPLY, RETURNS):
+            for path in self.root.glob(pattern.format(n="*")):
+                match = ITER_FILE.fullmatch(path.name)
+                if match and int(match.group(1)) >= n:
+                    path.unlink(missing_ok=True)
 
     def trade_iterations(self) -> Iterator[tuple[int, Path]]:
         """Every ``iter_N_trade.py`` here, with its N."""
@@ -162,6 +163,8 @@ class Workdir:
         returns = d.pop("returns")
         if returns is not None:
             atomic_write_json(self.returns(record.iteration), {"schema_version": d["schema_version"], **returns})
+        else:  # never join another attempt's returns to this record
+            self.returns(record.iteration).unlink(missing_ok=True)
         atomic_write_json(self.results(record.iteration), d)
 
     def has_record(self, n: int | None) -> bool:
