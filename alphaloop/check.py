@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, return_prices
+from alphaloop.data import DataError, load_universe, manifest_digest, read_manifest, return_prices, universe_line
 from alphaloop.forecast.scores import ForecastScores
 from alphaloop.forecast.text import cut_points_line, forecast_table, selection_line
 from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
@@ -58,14 +58,14 @@ def spread_line(scores: Scores) -> str:
 
 
 def stage_lines(ev: Evaluation) -> list[str]:
-    """One line a stage: ok, rejected with the reason, or not reached.
+    """One line a stage of ``pipeline.STAGES``, in their order: ok, rejected with the reason, or not reached.
 
     The reason may quote the candidate (an exception message, a name), so it is flattened to one
     safe line: it can never print a line of its own, such as a forged verdict.
     """
     lines, reached = [], True
-    for stage in STAGES[:-1]:
-        seconds = ev.timings.get(stage, 0.0) + (ev.timings.get("score", 0.0) if stage == "guards" else 0.0)
+    for stage in STAGES:
+        seconds = ev.timings.get(stage, 0.0)
         if not reached:
             lines.append(f"  {stage:<10} not reached")
         elif stage == "guards" and ev.details.get("guards", {}).get("applied") is False:
@@ -110,20 +110,28 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
         return usage_error(f"{file}: {exc}")
     try:
         manifest = read_manifest(data_dir)
-        history = History.from_splits(load_splits(data_dir))
+        universe = load_universe(data_dir)
+        history = History.from_splits(universe.splits[universe.instruments[0]])
     except DataError as exc:
         return usage_error(str(exc))
+    note = universe_line(universe)
+    if len(universe.instruments) > 1:  # until the portfolio score over all instruments is wired in
+        note += (f"\nscoring: instrument 1 ({universe.instruments[0]}) only; "
+                 "the other instruments are loaded but not scored yet")
     if sandbox is None:
         from sandbox.runner import Sandbox
 
         with Sandbox() as box:
-            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s, task)
-    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, task)
+            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s, task, note)
+    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, task, note)
 
 
 def _check(file: Path, region: str, history: History, manifest: dict, box: Sandbox, metric: str, folds: int,
-           cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S, task: str = "trade") -> int:
+           cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S, task: str = "trade",
+           universe_note: str = "") -> int:
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
+    if universe_note:
+        console.print(universe_note, highlight=False, markup=False, soft_wrap=True)
     windows = {name: history.frame.index[w] for name, w in history.windows.items()}
     console.print(f"candidate: {rich(file)} ({len(region.splitlines())} lines in the region)", highlight=False,
                   soft_wrap=True)

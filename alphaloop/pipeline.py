@@ -1,5 +1,9 @@
-"""The one path every candidate takes: gate -> sandbox -> look-ahead -> score -> guards.
+"""The one path every candidate takes: the stages of ``PIPELINE``, in the order they run.
 
+``PIPELINE`` is the only list of the stages (``STAGES`` holds their names); ``harness.py check``,
+the report, the live view and the README read it from here. Each stage is one function
+``(Trial) -> Verdict``: it reads what earlier stages left on the ``Trial``, adds its own, and says
+whether the candidate goes on, why not, and what it saw (kept in the record under the stage's name).
 ``harness.py check`` and the loop both call ``evaluate``, so a candidate is judged the same way
 wherever it comes from. It never raises on a bad candidate: every failure becomes an
 ``Evaluation`` naming the stage and the reason, with what each stage saw in ``details``.
@@ -7,9 +11,10 @@ wherever it comes from. It never raises on a bad candidate: every failure become
 Time: every sandbox run of one candidate (the full run, the one run of all probes, and at most
 ``MAX_LONE_RERUNS`` lone reruns) draws on one wall-clock ``Budget`` of ``eval_timeout_s``; each run
 gets ``min(its own limit, what is left)``, so a candidate costs at most the budget plus the
-runner's grace. The probe run carries the look-ahead probes and the invariance probes of
-``guards.invariance_probes`` (date shift, history prepended, rows removed); the look-ahead stage
-judges the first, the guards stage the others.
+runner's grace. The look-ahead stage owns every probe: it runs the look-ahead probes and the
+invariance probes of ``guards.invariance_probes`` (date shift, history prepended, rows removed) in
+one sandbox run, confirms differences by lone reruns and judges both kinds; a leak rejects there,
+an invariance finding is handed to the guards stage, which ranks it among the other guards.
 """
 
 from __future__ import annotations
@@ -26,7 +31,15 @@ import pandas as pd
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.forecast.scores import ForecastScores, score_forecasts
-from alphaloop.guards import GuardLimits, InvarianceProbe, check_guards, invariance_probes, probe_failure
+from alphaloop.guards import (
+    GuardLimits,
+    InvarianceFindings,
+    InvarianceProbe,
+    check_guards,
+    invariance_probes,
+    judge_invariance,
+    probe_failure,
+)
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, score
 from alphaloop.store import finite
@@ -35,7 +48,7 @@ from sandbox.gate import task_check
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
 
-STAGES = ("gate", "sandbox", "lookahead", "guards", "ok")
+ACCEPTED = "ok"  # the stage an accepted candidate's record names: it passed them all
 LOG_CHARS = 2000  # the candidate's output kept in the record: enough to debug, bounded
 PROBE_TIMEOUT_FACTOR = 6.0  # the probe run holds about five times the full run's rows; the budget bounds it too
 DEFAULT_EVAL_TIMEOUT_S = 60.0  # one wall-clock budget for all of a candidate's sandbox runs (--eval-timeout)
@@ -65,7 +78,7 @@ class Evaluation:
     """The verdict on one candidate and everything needed to explain it."""
 
     accepted: bool
-    stage: str  # "gate" | "sandbox" | "lookahead" | "guards" | "ok"
+    stage: str  # the stage that rejected it (a name in STAGES), or ACCEPTED
     reason: str  # "" when accepted
     scores: Scores | ForecastScores | None  # present whenever the candidate ran and was scored
     timings: dict[str, float]
@@ -173,7 +186,7 @@ def _confirm_alone(box: Sandbox, region: str, full: Any, probes: list[Probe], in
                  if probe_failure(full, p, r, index, warm) is not None]
     rerun: list[str] = []
     info["rerun_alone"] = rerun
-    limit = float(getattr(box, "timeout_s", 30.0))
+    limit = float(box.timeout_s)
     for n, suspect in enumerate(suspects):
         if n == MAX_LONE_RERUNS:
             return None, inv_results, (
@@ -195,79 +208,153 @@ def _confirm_alone(box: Sandbox, region: str, full: Any, probes: list[Probe], in
     return None, inv_results, "", False
 
 
-def evaluate(region: str, ctx: EvalContext) -> Evaluation:
-    """Judge one candidate region; see the module docstring for the order of stages."""
-    timings: dict[str, float] = {}
-    details: dict = {"region_sha256": hashlib.sha256(region.encode("utf-8")).hexdigest()}
+@dataclass(frozen=True)
+class Verdict:
+    """One stage's outcome: whether the candidate goes on, why not, and what the stage saw."""
 
-    def reject(stage: str, reason: str, scores: Scores | None = None, signals: np.ndarray | None = None) -> Evaluation:
-        return Evaluation(False, stage, reason, scores, timings, details, signals)
+    ok: bool
+    reason: str = ""  # "" when it goes on
+    details: dict | None = None  # kept in the record under the stage's name; None: nothing of its own
 
-    with _timed(timings, "gate"):
-        verdict = (task_check(ctx.task) if ctx.gate is None else ctx.gate)(region)
-    details["gate"] = {"ok": bool(verdict.ok), "rule": verdict.rule, "line": verdict.line, "reason": verdict.reason}
+
+@dataclass
+class Trial:
+    """One candidate on its way through the stages: each reads what earlier ones left and adds its own."""
+
+    region: str
+    ctx: EvalContext
+    budget: Budget | None = None  # started by the sandbox stage: the gate's time is not the candidate's
+    full: Any = None  # the full run's result (features and signals)
+    full_seconds: float = 0.0
+    warmup: int = 0  # the full run's warm-up rows
+    invariance: InvarianceFindings = field(default_factory=InvarianceFindings)  # judged by the look-ahead stage
+    scores: Scores | ForecastScores | None = None
+
+    def signals(self) -> np.ndarray | None:
+        """The validated signals of a scored trade candidate, for whoever scores further; else None."""
+        return self.full.signals if self.scores is not None and self.ctx.task == "trade" else None
+
+    @property
+    def run_limit(self) -> float:
+        """The sandbox's own limit for one run."""
+        return float(self.ctx.sandbox.timeout_s)
+
+
+def gate(t: Trial) -> Verdict:
+    """The AST allow-list, before anything of the candidate runs."""
+    verdict = (task_check(t.ctx.task) if t.ctx.gate is None else t.ctx.gate)(t.region)
+    details = {"ok": bool(verdict.ok), "rule": verdict.rule, "line": verdict.line, "reason": verdict.reason}
     if not verdict.ok:
-        return reject("gate", verdict.reason or f"refused by the gate (rule: {verdict.rule})")
+        return Verdict(False, verdict.reason or f"refused by the gate (rule: {verdict.rule})", details)
+    return Verdict(True, "", details)
 
-    frame = ctx.history.frame
-    budget = Budget(ctx.eval_timeout_s)
-    limit = float(getattr(ctx.sandbox, "timeout_s", 30.0))
-    with _timed(timings, "sandbox"):
-        outcome, fault, _ = _run(ctx.sandbox, region, [frame], budget, "full run", limit, ctx.task)
+
+def run_sandbox(t: Trial) -> Verdict:
+    """The full run on train+validation in the sandbox: the features and signals every later stage reads."""
+    t.budget = Budget(t.ctx.eval_timeout_s)
+    outcome, fault, _ = _run(t.ctx.sandbox, t.region, [t.ctx.history.frame], t.budget, "full run", t.run_limit,
+                             t.ctx.task)
     if outcome is None:
-        details["sandbox"] = {"status": "runner_error", "reason": fault}
-        return reject("sandbox", fault)
-    details["sandbox"] = _outcome_json(outcome)
+        return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        return reject("sandbox", f"{outcome.status}: {outcome.reason}")
-    full = outcome.results[0]
+        return Verdict(False, f"{outcome.status}: {outcome.reason}", _outcome_json(outcome))
+    t.full, t.full_seconds = outcome.results[0], float(outcome.seconds)
+    return Verdict(True, "", _outcome_json(outcome))
 
-    with _timed(timings, "lookahead"):
-        seed = region_seed(region) if ctx.probe_seed is None else ctx.probe_seed
-        probes = probe_frames(frame, full, seed=seed)
-        # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
-        inv = invariance_probes(frame, seed) if ctx.task == "trade" else []
-        info: dict = {"seed": seed, "warmup_rows": warmup_rows(full.features),
-                      "probes": [p.describe() for p in probes], "rows_probed": sum(len(p.frame) for p in probes),
-                      "invariance": [p.describe() for p in inv], "invariance_rows": sum(len(p.frame) for p in inv),
-                      "full_rows": len(frame), "budget_s": ctx.eval_timeout_s}
-        details["lookahead"] = info
-        probe_limit = max(limit, PROBE_TIMEOUT_FACTOR * float(outcome.seconds))
-        probe_run, fault, spent = _run(ctx.sandbox, region, [p.frame for p in probes] + [p.frame for p in inv],
-                                       budget, "probes", probe_limit, ctx.task)
-        if probe_run is None or not probe_run.ok:
-            info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
-            info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-            return reject("lookahead", fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: "
-                                                                                   f"{probe_run.reason}"))
-        info["run"] = _outcome_json(probe_run)
-        leak, inv_results, fault, spent = _confirm_alone(ctx.sandbox, region, full, probes, inv,
-                                                         list(probe_run.results), frame.index, budget, info,
-                                                         ctx.task)
+
+def lookahead(t: Trial) -> Verdict:
+    """Every probe, in one sandbox run: look-ahead (truncated, perturbed futures) and invariance.
+
+    A look-ahead leak rejects here; the invariance probes' findings are judged here too, once, and
+    left on the trial for the guards stage, which ranks them among the other guards.
+    """
+    frame, full, budget = t.ctx.history.frame, t.full, t.budget
+    assert budget is not None, "the sandbox stage starts the budget"
+    seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed
+    probes = probe_frames(frame, full, seed=seed)
+    # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
+    inv = invariance_probes(frame, seed) if t.ctx.task == "trade" else []
+    t.warmup = warmup_rows(full.features)
+    info: dict = {"seed": seed, "warmup_rows": t.warmup,
+                  "probes": [p.describe() for p in probes], "rows_probed": sum(len(p.frame) for p in probes),
+                  "invariance": [p.describe() for p in inv], "invariance_rows": sum(len(p.frame) for p in inv),
+                  "full_rows": len(frame), "budget_s": t.ctx.eval_timeout_s}
+    probe_limit = max(t.run_limit, PROBE_TIMEOUT_FACTOR * t.full_seconds)
+    probe_run, fault, spent = _run(t.ctx.sandbox, t.region, [p.frame for p in probes] + [p.frame for p in inv],
+                                   budget, "probes", probe_limit, t.ctx.task)
+    if probe_run is None or not probe_run.ok:
+        info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-        if fault:
-            info["leak"] = None
-            stateful = fault.startswith("the candidate behaves differently")
-            return reject("lookahead", fault if spent or stateful else PROBES_FAILED + fault)
+        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: {probe_run.reason}"),
+                       info)
+    info["run"] = _outcome_json(probe_run)
+    leak, inv_results, fault, spent = _confirm_alone(t.ctx.sandbox, t.region, full, probes, inv,
+                                                     list(probe_run.results), frame.index, budget, info,
+                                                     t.ctx.task)
+    info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
+    if fault:
+        info["leak"] = None
+        stateful = fault.startswith("the candidate behaves differently")
+        return Verdict(False, fault if spent or stateful else PROBES_FAILED + fault, info)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
-        return reject("lookahead", leak.message(frame.index))
+        return Verdict(False, leak.message(frame.index), info)
     info["leak"] = None
-    if ctx.task == "forecast":
-        with _timed(timings, "score"):
-            fscores = score_forecasts(ctx.history, full.forecasts, folds=ctx.folds)
-        details["guards"] = {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
-                             "failed": []}
-        return Evaluation(True, "ok", "", fscores, timings, details, None, full.forecasts)
+    t.invariance = judge_invariance(full, list(zip(inv, inv_results, strict=True)), frame.index, t.warmup)
+    return Verdict(True, "", info)
 
-    with _timed(timings, "score"):
-        scores = score(ctx.history, full.signals, metric=ctx.metric, folds=ctx.folds, cost_bps=ctx.cost_bps)
-    with _timed(timings, "guards"):
-        report = check_guards(region, frame.index, [ctx.history.windows[s] for s in ("train", "val")],
-                              scores.splits["val"], full, list(zip(inv, inv_results, strict=True)), ctx.limits,
-                              warmup=int(info["warmup_rows"]))
-    details["guards"] = {**report.values, "failed": [name for name, _ in report.failures]}
-    if not report.ok:
-        return reject("guards", report.reason, scores, full.signals)
-    return Evaluation(True, "ok", "", scores, timings, details, full.signals)
+
+def score_stage(t: Trial) -> Verdict:
+    """The selection metric and every split's figures, walk-forward folds included; it never rejects.
+
+    A forecaster is scored by proper scoring rules on its probabilities instead of a backtest.
+    """
+    if t.ctx.task == "forecast":
+        t.scores = score_forecasts(t.ctx.history, t.full.forecasts, folds=t.ctx.folds)
+    else:
+        t.scores = score(t.ctx.history, t.full.signals, metric=t.ctx.metric, folds=t.ctx.folds,
+                         cost_bps=t.ctx.cost_bps)
+    return Verdict(True)
+
+
+def guards(t: Trial) -> Verdict:
+    """Reward hacking first (hard-coded dates, the invariance findings), then degenerate trading."""
+    if t.ctx.task == "forecast":
+        return Verdict(True, "", {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
+                                  "failed": []})
+    assert isinstance(t.scores, Scores), "the score stage runs before the guards"
+    history = t.ctx.history
+    report = check_guards(t.region, history.frame.index, [history.windows[s] for s in ("train", "val")],
+                          t.scores.splits["val"], t.full, t.invariance, t.ctx.limits)
+    return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step of the pipeline; its name is what a record's ``stage`` says when it rejects."""
+
+    name: str
+    run: Callable[[Trial], Verdict]
+
+
+PIPELINE: tuple[Stage, ...] = (Stage("gate", gate), Stage("sandbox", run_sandbox), Stage("lookahead", lookahead),
+                               Stage("score", score_stage), Stage("guards", guards))
+STAGES: tuple[str, ...] = tuple(stage.name for stage in PIPELINE)
+
+
+def evaluate(region: str, ctx: EvalContext) -> Evaluation:
+    """Judge one candidate region: run the stages of ``PIPELINE`` in order until one rejects it."""
+    timings: dict[str, float] = {}
+    details: dict = {"region_sha256": hashlib.sha256(region.encode("utf-8")).hexdigest()}
+    trial = Trial(region, ctx)
+    for stage in PIPELINE:
+        with _timed(timings, stage.name):
+            verdict = stage.run(trial)
+        if verdict.details is not None:
+            details[stage.name] = verdict.details
+        if not verdict.ok:
+            return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, trial.signals())
+    if ctx.task == "forecast":
+        return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, None, trial.full.forecasts)
+    return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.signals())

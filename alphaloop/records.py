@@ -119,6 +119,7 @@ class IterationRecord:
     stage: str
     reason: str = ""
     parent: int | None = None
+    proposed_from: int | None = None  # the last iteration committed in the state it proposed from (--workers)
     created_at: str = ""
     metric: str = "sharpe"
     cost_bps: float | None = None
@@ -242,6 +243,7 @@ class TestReading:
     degradation: float | None = None
     returns: list[float] | None = None
     bh_returns: list[float] | None = None
+    holdout: list[dict[str, Any]] | None = None  # held-out instruments' figures (alphaloop.holdout.HeldOut.to_json)
     trades: list[list[int]] | None = None  # round trips on test as [entry bar, exit bar], for the report
     dates: list[str] | None = None  # the test split's dates, so the report draws it on dates without opening it
     damaged: bool = False
