@@ -7,7 +7,11 @@ workers are reused across candidates and never shared by two runs at once.
 
 A worker that dies under a run (the worker process itself, not the candidate's child: a child's
 crash is the candidate's result) is replaced by a fresh one and the run is retried once on it. A
-second death is returned as a sandbox fault, so the candidate is recorded, never silently lost.
+second death is returned as a sandbox fault, so the candidate is recorded, never silently lost. A
+worker found stopped when a run takes it (the runner stops one that overran its deadline) is
+replaced first. Every worker starts on the pool's own long-lived thread, because bubblewrap's
+--die-with-parent kills a worker when the thread that started it exits, and runs come from the
+short-lived threads of the iterations in flight.
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ class SandboxPool:
                     else worker.run(region, frames, timeout_s, task=task))
 
         try:
+            if not getattr(box, "alive", True):  # stopped after a timeout or dead: restart it from the
+                box = self._replace(box)  # spawner thread, never from this short-lived one
             outcome = once(box)
             if outcome.worker_fault:
                 box = self._replace(box)

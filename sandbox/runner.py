@@ -251,6 +251,11 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the warm worker is running (a stopped or dead one restarts on the next run)."""
+        return self._proc is not None and self._proc.poll() is None
+
     def describe(self) -> str:
         """One line: the layers in force and, for each missing one, why."""
         missing = ", ".join(f"{k}: {v}" for k, v in self.missing.items()) or "none"

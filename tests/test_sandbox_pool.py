@@ -99,3 +99,10 @@ def test_a_worker_that_dies_twice_is_recorded_as_a_sandbox_fault() -> None:
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError, match="at least one worker"):
         SandboxPool(0)
+
+
+def test_a_stopped_worker_is_replaced_before_a_run_takes_it() -> None:
+    with SandboxPool(1, timeout_s=60.0, memory_mb=1024) as one:
+        one.workers[0].close()  # what the runner does to a worker that overran its deadline
+        outcome = one.run(TREND, [make_ohlcv(200, seed=4)])
+        assert outcome.ok and one.stats()["replaced"] == 1 and one.workers[0].alive
