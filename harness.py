@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -117,6 +118,15 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                    help="selection metric also penalises the 5th-percentile stress drawdown")
     p.add_argument("--cross-ticker",
                    help="second market for the generalisation table (default: the bundled NASDAQ sample)")
+    p.add_argument("--workers", type=int, default=RUN.workers, metavar="N",
+                   help="iterations in flight (LLM requests and sandbox workers); iteration k proposes from the "
+                        f"state committed up to k-N, records are committed in order (default {RUN.workers})")
+    p.add_argument("--executor", choices=("local", "ray"), default=RUN.executor,
+                   help="where candidates are evaluated: local sandbox workers, or a Ray cluster "
+                        f"(pip install -e '.[ray]') (default {RUN.executor})")
+    p.add_argument("--ray-address", default=RUN.ray_address,
+                   help="with --executor ray: the cluster to join (e.g. ray://host:10001 or auto); "
+                        "default: start a local one")
     _common(p)
     return p
 
@@ -158,6 +168,15 @@ def run_loop(args: argparse.Namespace) -> int:
         env["OPENAI_BASE_URL"] = args.base_url
     if args.api_key:
         env["OPENAI_API_KEY"] = args.api_key
+    if args.workers < 1:
+        print(f"error: --workers must be >= 1 (got {args.workers})", file=sys.stderr)
+        return 2
+    if args.ray_address and args.executor != "ray":
+        print("error: --ray-address needs --executor ray", file=sys.stderr)
+        return 2
+    if args.executor == "ray" and importlib.util.find_spec("ray") is None:
+        print("error: --executor ray needs Ray: pip install -e '.[ray]'", file=sys.stderr)
+        return 2
     if args.stress_select and args.stress_paths < 1:
         print("error: --stress-select needs --stress-paths >= 1", file=sys.stderr)
         return 2
@@ -211,7 +230,8 @@ def run_loop(args: argparse.Namespace) -> int:
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
                      cross_ticker=args.cross_ticker, start_file=start, hours=args.hours, max_tokens=args.max_tokens,
-                     eval_timeout_s=args.eval_timeout, task=args.task)
+                     eval_timeout_s=args.eval_timeout, task=args.task, workers=args.workers,
+                     executor=args.executor, ray_address=args.ray_address)
     view = make_view(args.iterations)
     try:
         return Loop(cfg, proposer, label, view).run()
@@ -222,7 +242,10 @@ def run_loop(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch on the first word: check, final, report, or (default) run the loop."""
+    """Dispatch on the first word: check, final, report, or (default) run the loop.
+
+    Each command imports only what it runs (function-level imports), so `--help` and `check` start fast.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     args = build_parser(command).parse_args(argv)

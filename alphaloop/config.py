@@ -43,3 +43,6 @@ class LoopConfig:
     max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate, wall clock (--eval-timeout)
     task: str = "trade"  # "forecast": forecasters (generate_features + forecast), metric rps_skill_mean (--task)
+    workers: int = 1  # iterations in flight; alphaloop.flight states the rule that keeps records reproducible
+    executor: str = "local"  # where candidates are evaluated: "local" (sandbox workers here) or "ray" (--executor)
+    ray_address: str | None = None  # with --executor ray: the cluster to join; None starts a local one

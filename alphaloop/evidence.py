@@ -40,20 +40,22 @@ def candidate_figures(record: IterationRecord | None) -> CandidateFigures | None
 
 
 def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
-             grand: IterationRecord | None, limits: Any) -> dict[str, Any]:
+             grand: IterationRecord | None, limits: Any, last: int | None = None) -> dict[str, Any]:
     """What the researcher needs to reason: the parent's and the latest candidate's figures beside
     buy and hold, why this parent, whether the last change altered any position, the guards as numbers.
 
-    ``latest`` is iteration n-1's record and ``grand`` its parent's; all three come from the records
-    alone, so a resume rebuilds the same prompt.
+    ``latest`` is the record of iteration ``last`` (n-1 in a serial run; n-N with N iterations in
+    flight: the last one committed in the state n proposes from) and ``grand`` its parent's; all three
+    come from the records alone, so a resume rebuilds the same prompt.
     """
-    if latest is None or parent == n - 1:
+    last = n - 1 if last is None else last
+    if latest is None or parent == last:
         reason = (f"building on iter {parent}: it entered the population, and the search builds on each "
                   "success" if latest is not None else None)
     else:
         what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
         reason = (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does "
-                  f"not stack changes on one line: iter {n - 1} {what}")
+                  f"not stack changes on one line: iter {last} {what}")
     unchanged = bool(latest and grand and latest.positions_sha256
                      and latest.positions_sha256 == grand.positions_sha256)
     guards = (GuardThreshold("min round trips per year on validation", limits.min_round_trips_per_year,
@@ -66,7 +68,7 @@ def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: It
               GuardThreshold("near copy of a member: validation return correlation above",
                              NEAR_COPY_CORRELATION, "(may only replace that member, if better)"))
     return {"parent_figures": candidate_figures(parent_rec),
-            "latest_figures": candidate_figures(latest) if n - 1 != parent else None,
+            "latest_figures": candidate_figures(latest) if last != parent else None,
             "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
 
 

@@ -4,6 +4,10 @@ Every iteration is committed by writing ``iter_N_results.json`` (atomically); ev
 (state.json, results.tsv, learnings.md, best_trade.py) is derived from those records by
 ``LoopState.apply``. A run killed at any instant therefore resumes with no gap and no repeat:
 records newer than state.json are replayed, and a trade file without a record is redone.
+
+With ``--workers N`` up to N iterations are in flight (``alphaloop.flight`` states the rule that
+keeps their records reproducible); each proposes and is evaluated on its own thread, and this
+module commits them one by one, in iteration order, on the main thread.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 import hashlib
 import signal
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,26 +27,41 @@ from alphaloop.config import LoopConfig
 from alphaloop.data import DataError, load_universe, manifest_digest, read_manifest, restore_hint, universe_line
 from alphaloop.diversity import positions_key, window_positions
 from alphaloop.evidence import evidence, expectation, judge_diversity
+from alphaloop.executor import EvalSettings, TaskResult, make_executor
 from alphaloop.finish import FinishInputs, finish_run
+from alphaloop.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
 from alphaloop.forecast.buckets import BucketScheme
 from alphaloop.forecast.evidence import forecast_evidence, forecast_fields
 from alphaloop.forecast.rows import scalar_view
 from alphaloop.grading import grade
+from alphaloop.guards import GuardLimits
 from alphaloop.learnings import Learnings
-from alphaloop.pipeline import STAGES, EvalContext, evaluate
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import entry_from_record, tsv_header
 from alphaloop.scoring import History
 from alphaloop.state import LoopState
-from alphaloop.stress import stress_adjusted, stress_or_failure
+from alphaloop.stress import stress_adjusted
 from alphaloop.ui import LiveView, warn_loudly
 from alphaloop.workdir import Workdir
-from sandbox.runner import Sandbox
 
 
 class LoopStop(Exception):
     """The loop cannot start or continue; the message says why and what to do (exit code 2)."""
+
+
+@dataclass
+class _Done:
+    """What an iteration's thread hands back: its proposal and evaluation, for the record."""
+
+    base: int  # the last committed iteration of the state it proposed from (-1: none)
+    parent: int | None
+    proposal: Proposal
+    label: str
+    result: TaskResult | None  # None when the proposal held no code
+    created_at: str
+    propose_s: float
+    evaluate_s: float
 
 
 def _duration(seconds: float) -> str:
@@ -61,7 +81,7 @@ class Loop:
 
     def __init__(self, config: LoopConfig, proposer: Proposer, proposer_label: str, view: Any) -> None:
         self.cfg = config
-        self.proposer = proposer
+        self.proposer = BoundedProposer(proposer, config.workers)  # at most N requests at once
         self.proposer_label = proposer_label
         self.view = view
         self.wd = Workdir(config.workdir)
@@ -125,8 +145,11 @@ class Loop:
                               cost_bps=self.cfg.cost_bps, folds=self.cfg.folds, task=self.cfg.task)
         state.population_size = self.cfg.population
         learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
+        self.snapshots = SnapshotStore(self.wd.snapshots, self.cfg.workers)
+        self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         while self.wd.has_record(state.next_iteration):  # records written just before a kill
             state.apply(self.wd.record(state.next_iteration), learnings)
+            self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
         self.histories = [History.from_splits(self.universe.splits[i]) for i in self.universe.instruments]
@@ -137,16 +160,18 @@ class Loop:
         return state, learnings, manifest
 
     # ----- one iteration ----------------------------------------------------------------
-    def _iteration(self, n: int, state: LoopState, learnings: Learnings, ctx: EvalContext) -> IterationRecord:
-        t0 = time.perf_counter()
+    def _work(self, flight: Flight, base: Snapshot) -> _Done:
+        """Propose from the snapshot, then evaluate: on the iteration's own thread, writing nothing."""
+        n, t0, created = flight.iteration, time.perf_counter(), _now()
+        state = LoopState.from_json(base.state, "snapshot")
         if n == 0:
             parent, proposal = None, Proposal(region=extract_region(self.cfg.start_file.read_text(encoding="utf-8")),
                                               hypothesis="", change="baseline", expected="")
             proposal_label = "baseline"
         else:
             parent = state.pick_parent(n, self.cfg.seed)
-            self.view.stage(n, "propose", f"parent iter {parent}")
-            latest = self.wd.record_or_none(n - 1)
+            learnings = Learnings.from_json(base.learnings) if base.learnings else Learnings()
+            latest = self.wd.record_or_none(base.after)
             grand = self.wd.record_or_none(latest.parent) if latest is not None else None
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
@@ -155,37 +180,45 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
-                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme)
+                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after)
                    if self.scheme is not None else
-                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, ctx.limits)),
+                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after)),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
-            self._show_warnings(proposal)
         t_prop = time.perf_counter() - t0
+        flight.stage = "evaluate"
+        result = self.executor.evaluate(proposal.region) if proposal.region is not None else None
+        return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
+                     time.perf_counter() - t0 - t_prop)
+
+    def _iteration(self, n: int, done: _Done, state: LoopState) -> IterationRecord:
+        """The record of a finished iteration, judged against the state committed up to n - 1; writes
+        its reply and trade files (the record itself is the commit)."""
+        parent, proposal, t_prop = done.parent, done.proposal, done.propose_s
+        self._show_warnings(proposal)
         record = IterationRecord(
-            iteration=n, parent=parent, created_at=_now(), metric=self.cfg.metric, cost_bps=self.cfg.cost_bps,
-            folds=self.cfg.folds, proposer=proposal_label, model=proposal.model, tokens=dict(proposal.tokens),
+            iteration=n, parent=parent, proposed_from=None if done.base < 0 else done.base,
+            created_at=done.created_at, metric=self.cfg.metric, cost_bps=self.cfg.cost_bps,
+            folds=self.cfg.folds, proposer=done.label, model=proposal.model, tokens=dict(proposal.tokens),
             data_manifest=self.digest, test_readings_before=self.test_readings,
             proposal={k: v for k, v in proposal.to_json().items() if k != "region"},
             status="rejected", stage="proposal", reason="",
         )
         if proposal.reply:  # the whole reply, think blocks included, for an audit the record's head cannot give
             record.reply_file = self.wd.write_reply(n, proposal.reply)
-        if proposal.region is None:
+        if proposal.region is None or done.result is None:
             record.reason = proposal.error or "the reply held no usable code"
-            record.timings = {"propose": t_prop, "evaluate": 0.0, "total": time.perf_counter() - t0}
+            record.timings = {"propose": t_prop, "evaluate": 0.0, "total": t_prop}
             return record
         self.wd.write_trade(n, splice_region(template_text(), proposal.region))
-        self.view.stage(n, "evaluate", ", ".join(STAGES))
-        t1 = time.perf_counter()
-        ev = evaluate(proposal.region, ctx)
+        ev = done.result.evaluation
         record.status, record.stage, record.reason = "accepted" if ev.accepted else "rejected", ev.stage, ev.reason
         record.details, record.eval_timings = ev.details, ev.timings
         if ev.scores is not None:
             record.scores = {k: v for k, v in ev.scores.to_json().items() if k != "selection_val"}
             if ev.signals is not None:
-                record.positions_sha256 = positions_key(window_positions(ev.signals, ctx.history.windows["val"]))
+                record.positions_sha256 = positions_key(window_positions(ev.signals, self.history.windows["val"]))
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
             prec = self.wd.record_or_none(parent) if parent_val is None else None
             if prec is not None and prec.scores:
@@ -202,15 +235,14 @@ class Loop:
             record.returns = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
             value = ev.scores.selection
             if self.cfg.stress_select:
-                self.view.stage(n, "stress", f"{self.cfg.stress_paths} synthetic paths per scenario")
-                stress = self.stress(proposal.region)
+                stress = done.result.stress
                 record.stress = StressResult.from_json(stress, f"stress of iteration {n}")
                 value = stress_adjusted(value, stress)
             record.selection = value
             record.signals_sha256 = hashlib.sha256(np.asarray(ev.signals, dtype=np.int8).tobytes()).hexdigest()
             record = dataclasses.replace(
-                record, **judge_diversity(record.positions_sha256, ev, ctx.history, value, state))
-        record.timings = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
+                record, **judge_diversity(record.positions_sha256, ev, self.history, value, state))
+        record.timings = {"propose": t_prop, "evaluate": done.evaluate_s, "total": t_prop + done.evaluate_s}
         return record
 
     def _show_warnings(self, proposal: Proposal) -> None:
@@ -225,11 +257,6 @@ class Loop:
         if path.is_file():
             return self.wd.region(parent)
         return extract_region(self.cfg.start_file.read_text(encoding="utf-8"))
-
-    def stress(self, region: str) -> dict:
-        """The stress suite for one region, in the warm worker."""
-        return stress_or_failure(region, self.history, self.sandbox, self.cfg.cost_bps, self.cfg.stress_paths,
-                                 self.cfg.seed)
 
     def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
         """Write the record, then fold in the record as read back: what a resume replays, to the bit
@@ -249,7 +276,8 @@ class Loop:
         return record
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
-        self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows), learnings.render(),
+        self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows),
+                              with_rule(learnings.render(), self.cfg.workers),
                               state.best.iteration if state.best else None)
         self.wd.write_state(state)
 
@@ -259,7 +287,7 @@ class Loop:
         if self._sigint_count > 1:
             raise KeyboardInterrupt
         self.stop_requested = True
-        self.view.note("Ctrl-C: finishing the current iteration, then stopping (press again to stop at once)")
+        self.view.note("Ctrl-C: finishing the iterations in flight, then stopping (press again to stop at once)")
 
     def run(self) -> int:
         state, learnings, manifest = self._open()
@@ -277,6 +305,8 @@ class Loop:
             self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; "
                            f"continuing with the count reset")
             state.consecutive_fails = 0
+            for snap in self.snapshots.items.values():  # the states iterations in flight propose from
+                snap.state["consecutive_fails"] = 0
         if self.test_readings:
             self._warn_test_read()
         self._t_start = time.monotonic()
@@ -284,51 +314,31 @@ class Loop:
         self._tokens_at_start = sum(state.tokens.values())
         old_int = signal.signal(signal.SIGINT, self._on_sigint)
         old_term = signal.signal(signal.SIGTERM, self._on_sigint)
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         code = 0
         last_words: str | None = None
+        settings = EvalSettings(metric=self.cfg.metric, folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
+                                eval_timeout_s=self.cfg.eval_timeout_s, stress_select=self.cfg.stress_select,
+                                stress_paths=self.cfg.stress_paths, seed=self.cfg.seed, task=self.cfg.task)
         try:
-            with Sandbox() as sandbox:
-                self.sandbox = sandbox
-                self.view.start(self, state, sandbox.describe())
+            with make_executor(self.cfg.executor, self.history, settings, self.cfg.workers,
+                               self.cfg.ray_address) as executor:
+                self.executor = executor
+                self.flights = InFlight(self.cfg.workers)
+                self.view.start(self, state, executor.describe())
                 self.view.note(universe_line(self.universe))
                 if len(self.histories) > 1:  # until the portfolio score over all instruments is wired in
                     self.view.note(f"scoring: instrument 1 ({self.universe.instruments[0]}) only; "
                                    "the other instruments are loaded but not scored yet")
-                ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
-                                  folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
-                                  eval_timeout_s=self.cfg.eval_timeout_s, task=self.cfg.task)
-                while True:
-                    n = state.next_iteration
-                    reason = self._stop_reason(state)
-                    if reason is not None:
-                        state.stop_reason = reason
-                        code = 130 if reason.startswith("interrupted") else 0
-                        break
-                    try:
-                        record = self._iteration(n, state, learnings, ctx)
-                    except EndpointDown as exc:
-                        state.stop_reason = (f"endpoint-down: the LLM endpoint stopped answering at iteration {n}; "
-                                             f"rerun the same command to resume at iteration {n}")
-                        last_words = (f"error: the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
-                                      f"rerun the same command to resume at iteration {n}")
-                        code = 3
-                        break
-                    state.elapsed_s += time.perf_counter() - started
-                    started = time.perf_counter()
-                    record = self._commit(record, state, learnings)
-                    self._estimate(state)
-                    self.view.iteration_done(record, state, learnings)
-                    if self.budget_note and not isinstance(self.view, LiveView):
-                        self.view.note(f"  {self.budget_note}")
+                code, last_words = self._drive(state, learnings)
         except KeyboardInterrupt:
             state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
-                                 f"{state.next_iteration} (the unfinished iteration is redone)")
+                                 f"{state.next_iteration} (the unfinished iterations are redone)")
             code = 130
         finally:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
-        state.elapsed_s += time.perf_counter() - started
+        state.elapsed_s += time.perf_counter() - self._started
         self.wd.write_state(state)
         if last_words is not None and state.trials < 2:
             self.view.close()  # one trial has no statistics worth a summary; the error alone is the news
@@ -337,6 +347,42 @@ class Loop:
         if last_words is not None:
             self.view.note(last_words)  # last, so the summary never buries why the run stopped
         return code
+
+    def _drive(self, state: LoopState, learnings: Learnings) -> tuple[int, str | None]:
+        """Keep up to N iterations in flight and commit them in iteration order (alphaloop.flight's rule).
+
+        A stop reason (a budget, Ctrl-C, --iterations, --max-fails) stops new launches; the iterations
+        already in flight are finished and committed. Returns the exit code and any last words."""
+        workers, next_launch, reason = self.cfg.workers, state.next_iteration, None
+        while True:
+            while reason is None and len(self.flights.flights) < workers:
+                base = self.snapshots.base(next_launch, workers)
+                reason = self._stop_reason(next_launch, LoopState.from_json(base.state, "snapshot"), state)
+                if reason is None:
+                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b))
+                    self.view.stage(next_launch, "propose", f"from the state after iter {base.after}")
+                    next_launch += 1
+            if not self.flights.flights:
+                state.stop_reason = reason
+                return (130 if reason and reason.startswith("interrupted") else 0), None
+            n = state.next_iteration
+            try:
+                done = self.flights.take(n)
+            except EndpointDown as exc:
+                state.stop_reason = (f"endpoint-down: the LLM endpoint stopped answering at iteration {n}; "
+                                     f"rerun the same command to resume at iteration {n}")
+                return 3, (f"error: the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
+                           f"rerun the same command to resume at iteration {n}")
+            record = self._iteration(n, done, state)
+            state.elapsed_s += time.perf_counter() - self._started
+            self._started = time.perf_counter()
+            record = self._commit(record, state, learnings)
+            self.snapshots.add(n, state.to_json(), learnings.to_json())
+            self.snapshots.save()
+            self._estimate(state)
+            self.view.iteration_done(record, state, learnings)
+            if self.budget_note and not isinstance(self.view, LiveView):
+                self.view.note(f"  {self.budget_note}")
 
     def _warn_test_read(self) -> None:
         """Searching on after `final` makes the test split one more validation split; say so before it happens."""
@@ -347,14 +393,16 @@ class Loop:
                     f"the run (state.json: searched_after_test_reading;\neach new iteration record: "
                     f"test_readings_before). For an untouched test split, prepare new data and use a new --workdir.")
 
-    def _stop_reason(self, state: LoopState) -> str | None:
-        """Why the run stops at this iteration boundary, and how to continue; None to go on."""
-        n = state.next_iteration
+    def _stop_reason(self, n: int, base: LoopState, state: LoopState) -> str | None:
+        """Why iteration ``n`` is not started, and how to continue; None to go on.
+
+        The failure count is the one of ``base``, the state ``n`` proposes from, so a resumed run stops
+        where an uninterrupted one would; budgets are this command's, counted over committed records."""
         if n > self.cfg.iterations:
             return (f"iterations: reached --iterations {self.cfg.iterations}; to continue, rerun with "
                     f"--iterations N, N > {self.cfg.iterations}")
-        if self.cfg.max_fails and state.consecutive_fails >= self.cfg.max_fails:
-            why = (f"max-fails: {state.consecutive_fails} consecutive iterations without entering the "
+        if self.cfg.max_fails and base.consecutive_fails >= self.cfg.max_fails:
+            why = (f"max-fails: {base.consecutive_fails} consecutive iterations without entering the "
                    f"top-{self.cfg.population}")
             if getattr(self.proposer, "name", "") == "offline":
                 return (f"{why}: the offline search stalled (its variations of the population stopped improving on "

@@ -119,6 +119,7 @@ class IterationRecord:
     stage: str
     reason: str = ""
     parent: int | None = None
+    proposed_from: int | None = None  # the last iteration committed in the state it proposed from (--workers)
     created_at: str = ""
     metric: str = "sharpe"
     cost_bps: float | None = None

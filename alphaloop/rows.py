@@ -24,7 +24,8 @@ def tsv_header(metric: str) -> str:
 def describe(record: IterationRecord, limit: int = 100) -> str:
     """A one-line description of what an iteration tried, for tables, summaries and the report."""
     if record.iteration == 0:
-        return "baseline (the region of the starting trade.py)"
+        return ("baseline (the starting forecaster)" if is_forecast(record.metric)
+                else "baseline (the region of the starting trade.py)")
     p = record.proposal or {}
     text = p.get("change") or p.get("hypothesis") or p.get("error") or ""
     return clip(text, limit)

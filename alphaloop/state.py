@@ -54,10 +54,14 @@ class LoopState:
         return value > self.population[-1].value
 
     def pick_parent(self, n: int, seed: int) -> int:
-        """After a success build on it; after a failure revert to a random top-K member."""
+        """After a success build on it; after a failure revert to a random top-K member.
+
+        The success is the last iteration this state holds (n - 1 in a serial run; with N iterations
+        in flight, iteration n proposes from the state after n - N)."""
         members = [m.iteration for m in self.population]
-        if self.last_entered and n - 1 in members:
-            return n - 1
+        last = self.next_iteration - 1
+        if self.last_entered and last in members:
+            return last
         if not members:
             return 0
         return random.Random(f"{seed}:parent:{n}").choice(members)

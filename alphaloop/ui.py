@@ -7,7 +7,7 @@ line holds markup, so neither an escape sequence nor ``[bold]`` in a name reache
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console, RenderableType
 from rich.panel import Panel
@@ -18,12 +18,19 @@ from alphaloop.text import clip, fmt, rich, safe
 
 if TYPE_CHECKING:
     from alphaloop.learnings import Learnings
-    from alphaloop.loop import Loop
     from alphaloop.records import IterationRecord
     from alphaloop.state import LoopState
 
 console = Console(soft_wrap=True)
 console_err = Console(stderr=True)
+
+
+class RunView(Protocol):
+    """What a view reads of the run it shows (the loop satisfies it; the view never imports the loop)."""
+
+    cfg: Any  # loop.LoopConfig: metric, population, iterations, max_fails, workdir
+    proposer_label: str
+    budget_note: str | None  # time left while --hours or --max-tokens is set, else None
 
 
 def trades_or_calibration(val: dict) -> str:
@@ -48,11 +55,14 @@ class PlainView:
         self.loop = None
         self.state = None
 
-    def start(self, loop: Loop, state: LoopState, isolation: str) -> None:
+    def start(self, loop: RunView, state: LoopState, isolation: str) -> None:
         self.loop, self.state = loop, state
         cfg = loop.cfg
         self.out.print(f"alphaloop: proposer {safe(loop.proposer_label)}, metric val {cfg.metric} (validation split), "
                        f"population {cfg.population}, iterations up to {cfg.iterations}, workdir {cfg.workdir}/")
+        if cfg.workers > 1 or cfg.executor != "local":
+            self.out.print(f"workers: {cfg.workers} iterations in flight ({cfg.executor} executor); iteration k "
+                           f"proposes from the state committed up to k-{cfg.workers}, records committed in order")
         self.out.print(safe(isolation))
         if state.next_iteration:
             self.out.print(f"resuming at iteration {state.next_iteration} ({len(state.population)} in the population, "
@@ -104,7 +114,7 @@ class LiveView(PlainView):
         self.t0 = 0.0
         self.done_here = 0
 
-    def start(self, loop: Loop, state: LoopState, isolation: str) -> None:
+    def start(self, loop: RunView, state: LoopState, isolation: str) -> None:
         import time
 
         self.loop, self.state, self.isolation = loop, state, rich(isolation)
@@ -157,18 +167,39 @@ class LiveView(PlainView):
                         fmt(m.train_metric),
                         f"{fmt(m.fold_min)} / {fmt(m.fold_median)}", str(m.val_trades), rich(clip(m.description, 300)))
         budget = self.loop.budget_note
-        lines = [f"[bold]last outcome[/] {self.last}", *([rich(budget)] if budget else []),
+        lines = [f"[bold]last outcome[/] {self.last}", *([rich(budget)] if budget else []), self._workers_line(),
                  f"[dim]{self.isolation}[/]"]
         return Panel(Group(head, pop, *lines),
                      title="alphaloop", border_style="cyan")
 
+    def _workers_line(self) -> str:
+        """Workers busy, the iterations in flight and the stage each is at, and committed candidates a minute."""
+        loop = self.loop
+        executor, flights = getattr(loop, "executor", None), getattr(loop, "flights", None)
+        stats = executor.stats() if executor is not None else {"workers": loop.cfg.workers, "busy": 0}
+        stages = ", ".join(f"{k} {stage}" for k, stage in flights.stages()) if flights is not None else ""
+        rate = flights.per_minute() if flights is not None else 0.0
+        return (f"[bold]workers busy[/] {stats.get('busy', 0)}/{stats.get('workers', loop.cfg.workers)} "
+                f"({rich(loop.cfg.executor)})  [bold]in flight[/] {len(flights.flights) if flights else 0} "
+                f"({rich(stages) or '-'})  [bold]throughput[/] {rate:.1f} candidates/min")
+
     def _refresh(self) -> None:
         if self.live.is_started:
-            self.live.update(self._render(), refresh=True)
+            self.live.update(_Rendered(self), refresh=True)  # rendered at every auto-refresh: workers stay live
 
     def close(self) -> None:
         if self.live.is_started:
             self.live.stop()
+
+
+class _Rendered:
+    """The panel rebuilt each time rich draws it, so workers busy and throughput move between events."""
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+
+    def __rich__(self) -> RenderableType:
+        return self.view._render()
 
 
 def make_view(total: int) -> PlainView:

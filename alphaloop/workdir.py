@@ -33,9 +33,10 @@ STATS = "stats.json"
 STRESS = "stress.json"
 CROSS_MARKET = "cross_market.json"
 REPORT = "report.html"
+SNAPSHOTS = "snapshots.json"  # with --workers N > 1: the states the iterations in flight propose from
 FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
 FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
-ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json)")
+ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json|reply\.md|returns\.json)")
 # What a user finds in a run folder, as the end-of-run summary lists it.
 USER_FILES = (LEARNINGS, RESULTS_TSV, TRADE.format(n="N"), BEST_TRADE, REPORT)
 
@@ -103,6 +104,10 @@ class Workdir:
     def cross_market(self) -> Path:
         return self.root / CROSS_MARKET
 
+    @property
+    def snapshots(self) -> Path:
+        return self.root / SNAPSHOTS
+
     def has_run(self) -> bool:
         """Whether a loop ever ran here (it writes state.json first thing)."""
         return self.state.is_file()
@@ -125,9 +130,13 @@ class Workdir:
         return self.reply(n).name
 
     def forget_unfinished(self, n: int) -> None:
-        """Remove what an iteration that never wrote its record left (it is redone)."""
-        self.trade(n).unlink(missing_ok=True)
-        self.reply(n).unlink(missing_ok=True)
+        """Remove what iterations n and later, which never wrote their records, left (they are redone,
+        their returns included; with --workers N several may have been in flight at a kill)."""
+        for pattern in (TRADE, REPLY, RETURNS):
+            for path in self.root.glob(pattern.format(n="*")):
+                match = ITER_FILE.fullmatch(path.name)
+                if match and int(match.group(1)) >= n:
+                    path.unlink(missing_ok=True)
 
     def trade_iterations(self) -> Iterator[tuple[int, Path]]:
         """Every ``iter_N_trade.py`` here, with its N."""
@@ -154,6 +163,8 @@ class Workdir:
         returns = d.pop("returns")
         if returns is not None:
             atomic_write_json(self.returns(record.iteration), {"schema_version": d["schema_version"], **returns})
+        else:  # never join another attempt's returns to this record
+            self.returns(record.iteration).unlink(missing_ok=True)
         atomic_write_json(self.results(record.iteration), d)
 
     def has_record(self, n: int | None) -> bool:

@@ -40,7 +40,7 @@ import pandas as pd
 from alphaloop import candidate as candidate_module
 from alphaloop.candidate import validate_signals
 from alphaloop.forecast.buckets import HORIZONS
-from alphaloop.forecast.validate import validate_forecasts
+from alphaloop.forecast.validate import read_forecasts
 from alphaloop.text import flat, safe
 from sandbox import wire
 from sandbox.gate import SAFE_BUILTINS
@@ -111,6 +111,7 @@ class RunOutcome:
     results: list[FrameResult] | None
     log: str
     seconds: float
+    worker_fault: bool = False  # the worker itself died or could not restart: not the candidate's doing
 
     @property
     def ok(self) -> bool:
@@ -433,7 +434,7 @@ class Sandbox:
                     self._start()
                 except RuntimeError as exc:
                     return RunOutcome("crash", _clean_text(f"could not restart the sandbox worker: {exc}",
-                                                           REASON_LIMIT, False), None, "", 0.0)
+                                                           REASON_LIMIT, False), None, "", 0.0, worker_fault=True)
             started = time.monotonic()
             deadline = started + timeout + GRACE_S + body.size / 20e6
             try:
@@ -448,7 +449,7 @@ class Sandbox:
                 self._stop_worker()
                 reason = f"sandbox worker died ({exc})"
                 return RunOutcome("crash", _clean_text(reason, REASON_LIMIT, False), None,
-                                  _clean_text(tail, LOG_LIMIT, True), time.monotonic() - started)
+                                  _clean_text(tail, LOG_LIMIT, True), time.monotonic() - started, worker_fault=True)
             seconds = time.monotonic() - started
         return self._outcome(reply, reply_body, frames, seconds, horizons)
 
@@ -501,14 +502,6 @@ class Sandbox:
                     raise ValueError(f"feature name {ascii(name)[:60]} is not allowed: column names may use only "
                                      "letters, digits, spaces and _ . - + : % ( ) [ ] , ' / = * (rename the column)")
                 features[name] = wire.array_at(body, col, n)
-            forecasts = None
-            if horizons:
-                h = len(horizons)
-                probs = wire.array_at(body, desc.get("forecasts"), n * h * 3).reshape(n, h, 3)
-                codes = wire.array_at(body, desc.get("codes"), n * h, "<i1").reshape(n, h)
-                try:
-                    forecasts = validate_forecasts(probs, df.index, codes, horizons)
-                except ValueError as exc:
-                    raise ValueError(f"frame {i}: {exc}" if len(frames) > 1 else str(exc)) from None
+            forecasts = read_forecasts(body, desc, df.index, horizons, f"frame {i}: " * (len(frames) > 1))
             results.append(FrameResult(signals=signals, features=features, forecasts=forecasts))
         return results

@@ -5,6 +5,7 @@ queue is empty): a reply with or without usage, an HTTP error, a reply slower th
 timeout, a connection dropped mid-response, or a body that is not JSON. Requests are recorded.
 ``GET /v1/models`` lists ``models`` when it is set (404 otherwise, like a server without the route);
 those requests are recorded apart, in ``gets``, so counts of completion requests stay as they were.
+``max_active`` is the most completion requests that were being answered at one time.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class FakeOpenAI:
         self.models: list[str] | None = None
         self.models_status: int = 200
         self.gets: list[dict[str, Any]] = []
+        self.active = 0  # completion requests being answered right now
+        self.max_active = 0  # the most that were ever answered at once: concurrent clients overlap
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
@@ -125,12 +128,18 @@ class FakeOpenAI:
                     self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                     return
                 b = fake.next_behaviour()
-                if b.delay_s and fake.stopping.wait(b.delay_s):
-                    return
+                with fake.lock:
+                    fake.active += 1
+                    fake.max_active = max(fake.max_active, fake.active)
                 try:
+                    if b.delay_s and fake.stopping.wait(b.delay_s):
+                        return
                     self.respond(b, payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                finally:
+                    with fake.lock:
+                        fake.active -= 1
 
             def respond(self, b: Behaviour, payload: dict[str, Any]) -> None:
                 if b.drop:

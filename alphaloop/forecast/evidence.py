@@ -22,15 +22,18 @@ LOSS_KEY, CLIM_LOSS_KEY = "val_rps", "val_rps_climatology"  # per-day mean RPS o
 
 
 def forecast_evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
-                      scheme: BucketScheme) -> dict[str, Any]:
-    """ProposalContext fields for the forecast task: why this parent, and the figures as prompt values."""
-    if latest is None or parent == n - 1:
+                      scheme: BucketScheme, last: int | None = None) -> dict[str, Any]:
+    """ProposalContext fields for the forecast task: why this parent, and the figures as prompt values.
+
+    ``latest`` is the record of iteration ``last`` (n-1 in a serial run, n-N with --workers N)."""
+    last = n - 1 if last is None else last
+    if latest is None or parent == last:
         reason = (f"building on iter {parent}: it entered the population" if latest is not None else None)
     else:
         what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
-        reason = f"reverting to iter {parent}, a population member drawn at random (seeded): iter {n - 1} {what}"
-    latest_val = latest.split("val") if latest is not None and n - 1 != parent else None
-    label = "latest" if latest is None or n - 1 == parent else f"latest (iter {n - 1}, {latest.status})"
+        reason = f"reverting to iter {parent}, a population member drawn at random (seeded): iter {last} {what}"
+    latest_val = latest.split("val") if latest is not None and last != parent else None
+    label = "latest" if latest is None or last == parent else f"latest (iter {last}, {latest.status})"
     parent_val = parent_rec.split("val") if parent_rec is not None else None
     figures = forecast_figures(parent_val, latest_val, label)
     extra = {**program_values(scheme), "forecast_figures": f"Why this parent: {reason}\n\n{figures}" if reason

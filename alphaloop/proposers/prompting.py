@@ -66,9 +66,11 @@ def format_population(population: list[MemberSummary], metric: str, top_k: int =
         return m.val_metric if math.isfinite(m.val_metric) else -math.inf
 
     ranked = sorted(population, key=key, reverse=True)[:top_k]
+    forecasting = metric == "rps_skill_mean"  # a forecaster trades nothing: no trade count beside it
     lines = [
         f"- iter {m.iteration}: val {metric} {format_number(m.val_metric)}, train {metric} "
-        f"{format_number(m.train_metric)}, {m.val_trades} val trades: {one_line(m.description, DESCRIPTION_LIMIT)}"
+        f"{format_number(m.train_metric)}{'' if forecasting else f', {m.val_trades} val trades'}: "
+        f"{one_line(m.description, DESCRIPTION_LIMIT)}"
         for m in ranked
     ]
     if len(population) > top_k:
