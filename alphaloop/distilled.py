@@ -9,6 +9,7 @@ construction (``DISTILLED_CHARS``) so the prompt can carry the section whole for
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +111,8 @@ class Distilled:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        """A deep copy, so the state's JSON never aliases the lists this object keeps folding into."""
+        return copy.deepcopy(self.__dict__)
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> Distilled:
