@@ -27,8 +27,9 @@ import pandas as pd
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.guards import GuardLimits, InvarianceProbe, check_guards, invariance_probes, probe_failure
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, score
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores
 from alphaloop.store import finite
+from alphaloop.universe import UniverseScores, instrument_label, score_universe
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
@@ -55,6 +56,12 @@ class EvalContext:
     probe_seed: int | None = None  # None: derived from the region, so its author cannot aim at the cuts
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check
+    universe: tuple[History, ...] = ()  # every instrument of a universe, ``history`` first; () for one
+
+    @property
+    def histories(self) -> tuple[History, ...]:
+        """The instruments the candidate runs on, in the universe's order (one: ``history`` alone)."""
+        return tuple(self.universe) or (self.history,)
 
 
 @dataclass
@@ -68,6 +75,8 @@ class Evaluation:
     timings: dict[str, float]
     details: dict
     signals: np.ndarray | None = field(default=None, repr=False)  # validated, for whoever scores further
+    universe: UniverseScores | None = field(default=None, repr=False)  # per-instrument scores; None for one
+    instrument_signals: tuple[np.ndarray, ...] = field(default=(), repr=False)  # every instrument's, in order
 
     def check_json(self) -> dict:
         """The one-line machine-readable verdict of ``harness.py check`` (strict JSON: no NaN)."""
@@ -139,54 +148,90 @@ def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
 
 
 @dataclass
+class _Instrument:
+    """One instrument's part of the look-ahead stage: its frame, full run, probes and what they gave."""
+
+    frame: pd.DataFrame
+    full: Any
+    probes: list[Probe]
+    inv: list[InvarianceProbe]
+    info: dict
+    inv_results: list[Any] = field(default_factory=list)
+
+
+@dataclass
 class _Suspect:
     """A probe whose shared-run result differs from the full run, in the order it is confirmed."""
 
     kind: str  # "lookahead" | "invariance"
     i: int  # index into the look-ahead probes or the invariance probes
+    k: int = 0  # the instrument (0-based) the probe belongs to
 
 
-def _confirm_alone(box: Sandbox, region: str, full: Any, probes: list[Probe], inv: list[InvarianceProbe],
-                   results: list[Any], index: pd.Index, budget: Budget,
-                   info: dict) -> tuple[Leak | None, list[Any], str, bool]:
+def instrument_seed(seed: int, k: int) -> int:
+    """Instrument k's probe seed: the region's own for the first (so one instrument probes as it always
+    did), and a different, equally unpredictable one for each further instrument."""
+    return seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+
+
+def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], results: list[Any], budget: Budget,
+                   info: dict) -> tuple[Leak | None, int, str, bool]:
     """Rerun alone, up to ``MAX_LONE_RERUNS`` times, the probes whose result differs from the full run.
 
     One run shares a process between its frames, so state a candidate keeps in globals carries
     from one frame to the next; only a difference that survives a run of that frame on its own,
     like the full run, counts. Clean candidates never pay for this. A candidate that makes more
     probes differ than the cap allows to check is rejected: it keeps state between frames.
-    Returns the confirmed leak, the invariance results to judge, a fault message (a lone run that
-    failed, the budget spent or the cap reached) and whether the fault is the budget.
+    ``results`` hold each instrument's look-ahead then invariance probe results, instrument after
+    instrument; each instrument's ``inv_results`` is set to the invariance results to judge.
+    Returns the confirmed leak and its instrument, a fault message (a lone run that failed, the
+    budget spent or the cap reached) and whether the fault is the budget.
     """
-    warm = int(info["warmup_rows"])
-    diffs = [first_difference(full, p, r) for p, r in zip(probes, results[: len(probes)], strict=True)]
-    inv_results = list(results[len(probes):])
-    suspects = [_Suspect("lookahead", i) for _, _, i in
-                sorted((d.row, d.probe.cut, i) for i, d in enumerate(diffs) if d is not None)]
-    suspects += [_Suspect("invariance", j) for j, (p, r) in enumerate(zip(inv, inv_results, strict=True))
-                 if probe_failure(full, p, r, index, warm) is not None]
+    suspects: list[_Suspect] = []
+    invariance: list[_Suspect] = []
+    at = 0
+    for k, inst in enumerate(instruments):
+        n_probes, n_inv = len(inst.probes), len(inst.inv)
+        mine = results[at: at + n_probes + n_inv]
+        at += n_probes + n_inv
+        warm = int(inst.info["warmup_rows"])
+        diffs = [first_difference(inst.full, p, r) for p, r in zip(inst.probes, mine[:n_probes], strict=True)]
+        inst.inv_results = list(mine[n_probes:])
+        suspects += [_Suspect("lookahead", i, k) for _, _, i in
+                     sorted((d.row, d.probe.cut, i) for i, d in enumerate(diffs) if d is not None)]
+        invariance += [_Suspect("invariance", j, k) for j, (p, r) in enumerate(zip(inst.inv, inst.inv_results,
+                                                                                   strict=True))
+                       if probe_failure(inst.full, p, r, inst.frame.index, warm) is not None]
+    suspects += invariance
     rerun: list[str] = []
     info["rerun_alone"] = rerun
     limit = float(getattr(box, "timeout_s", 30.0))
+    many = len(instruments) > 1
     for n, suspect in enumerate(suspects):
         if n == MAX_LONE_RERUNS:
-            return None, inv_results, (
+            return None, 0, (
                 f"the candidate behaves differently when one process runs it on several frames: "
                 f"{len(suspects)} probes differ from the full run and the first {MAX_LONE_RERUNS} of them, "
                 f"rerun alone, did not: it keeps state between frames or between calls; make generate_features "
                 f"and strategy_logic depend only on their input (no global counters or caches)"), False
-        frame = probes[suspect.i].frame if suspect.kind == "lookahead" else inv[suspect.i].frame
-        rerun.append(f"{suspect.kind}:{suspect.i}")
+        inst = instruments[suspect.k]
+        frame = inst.probes[suspect.i].frame if suspect.kind == "lookahead" else inst.inv[suspect.i].frame
+        rerun.append((f"{instrument_label(suspect.k)} " if many else "") + f"{suspect.kind}:{suspect.i}")
         alone, fault, spent = _run(box, region, [frame], budget, "lone reruns", limit)
         if alone is None or not alone.ok:
-            return None, inv_results, fault or f"{alone.status}: {alone.reason}", spent
+            return None, 0, fault or f"{alone.status}: {alone.reason}", spent
         if suspect.kind == "lookahead":
-            leak = first_difference(full, probes[suspect.i], alone.results[0])
+            leak = first_difference(inst.full, inst.probes[suspect.i], alone.results[0])
             if leak is not None:
-                return leak, inv_results, "", False
+                return leak, suspect.k, "", False
         else:
-            inv_results[suspect.i] = alone.results[0]
-    return None, inv_results, "", False
+            inst.inv_results[suspect.i] = alone.results[0]
+    return None, 0, "", False
+
+
+def _where(k: int, n: int) -> str:
+    """The prefix naming an instrument in a reason, by number (reasons reach prompts: never a ticker)."""
+    return f"{instrument_label(k)} of {n}: " if n > 1 else ""
 
 
 def evaluate(region: str, ctx: EvalContext) -> Evaluation:
@@ -194,8 +239,9 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
     timings: dict[str, float] = {}
     details: dict = {"region_sha256": hashlib.sha256(region.encode("utf-8")).hexdigest()}
 
-    def reject(stage: str, reason: str, scores: Scores | None = None, signals: np.ndarray | None = None) -> Evaluation:
-        return Evaluation(False, stage, reason, scores, timings, details, signals)
+    def reject(stage: str, reason: str, scores: Scores | None = None, signals: np.ndarray | None = None,
+               universe: UniverseScores | None = None, per: tuple = ()) -> Evaluation:
+        return Evaluation(False, stage, reason, scores, timings, details, signals, universe, per)
 
     with _timed(timings, "gate"):
         if ctx.gate is None:
@@ -207,30 +253,43 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
     if not verdict.ok:
         return reject("gate", verdict.reason or f"refused by the gate (rule: {verdict.rule})")
 
-    frame = ctx.history.frame
+    histories = ctx.histories
+    frames = [h.frame for h in histories]
+    many = len(histories)
     budget = Budget(ctx.eval_timeout_s)
     limit = float(getattr(ctx.sandbox, "timeout_s", 30.0))
     with _timed(timings, "sandbox"):
-        outcome, fault, _ = _run(ctx.sandbox, region, [frame], budget, "full run", limit)
+        outcome, fault, _ = _run(ctx.sandbox, region, frames, budget, "full run", limit)
     if outcome is None:
         details["sandbox"] = {"status": "runner_error", "reason": fault}
         return reject("sandbox", fault)
     details["sandbox"] = _outcome_json(outcome)
     if not outcome.ok:
         return reject("sandbox", f"{outcome.status}: {outcome.reason}")
-    full = outcome.results[0]
+    fulls = list(outcome.results)
 
     with _timed(timings, "lookahead"):
         seed = region_seed(region) if ctx.probe_seed is None else ctx.probe_seed
-        probes = probe_frames(frame, full, seed=seed)
-        inv = invariance_probes(frame, seed)
-        info: dict = {"seed": seed, "warmup_rows": warmup_rows(full.features),
-                      "probes": [p.describe() for p in probes], "rows_probed": sum(len(p.frame) for p in probes),
-                      "invariance": [p.describe() for p in inv], "invariance_rows": sum(len(p.frame) for p in inv),
-                      "full_rows": len(frame), "budget_s": ctx.eval_timeout_s}
+        instruments = []
+        for k, (frame, full) in enumerate(zip(frames, fulls, strict=True)):
+            seed_k = instrument_seed(seed, k)
+            probes, inv = probe_frames(frame, full, seed=seed_k), invariance_probes(frame, seed_k)
+            instruments.append(_Instrument(frame, full, probes, inv, {
+                "seed": seed_k, "warmup_rows": warmup_rows(full.features), "probes": [p.describe() for p in probes],
+                "rows_probed": sum(len(p.frame) for p in probes), "invariance": [p.describe() for p in inv],
+                "invariance_rows": sum(len(p.frame) for p in inv), "full_rows": len(frame),
+                "budget_s": ctx.eval_timeout_s}))
+        if many == 1:
+            info = instruments[0].info
+        else:
+            info = {"seed": seed, "instruments": [inst.info for inst in instruments],
+                    "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
+                    "invariance_rows": sum(inst.info["invariance_rows"] for inst in instruments),
+                    "full_rows": sum(len(f) for f in frames), "budget_s": ctx.eval_timeout_s}
         details["lookahead"] = info
         probe_limit = max(limit, PROBE_TIMEOUT_FACTOR * float(outcome.seconds))
-        probe_run, fault, spent = _run(ctx.sandbox, region, [p.frame for p in probes] + [p.frame for p in inv],
+        probe_run, fault, spent = _run(ctx.sandbox, region,
+                                       [p.frame for inst in instruments for p in (*inst.probes, *inst.inv)],
                                        budget, "probes", probe_limit)
         if probe_run is None or not probe_run.ok:
             info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
@@ -238,8 +297,8 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
             return reject("lookahead", fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: "
                                                                                    f"{probe_run.reason}"))
         info["run"] = _outcome_json(probe_run)
-        leak, inv_results, fault, spent = _confirm_alone(ctx.sandbox, region, full, probes, inv,
-                                                         list(probe_run.results), frame.index, budget, info)
+        leak, leak_at, fault, spent = _confirm_alone(ctx.sandbox, region, instruments, list(probe_run.results),
+                                                     budget, info)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
         if fault:
             info["leak"] = None
@@ -248,16 +307,33 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
-        return reject("lookahead", leak.message(frame.index))
+        if many > 1:
+            info["leak"]["instrument"] = leak_at + 1
+        return reject("lookahead", _where(leak_at, many) + leak.message(frames[leak_at].index))
     info["leak"] = None
 
+    signals = tuple(full.signals for full in fulls)
     with _timed(timings, "score"):
-        scores = score(ctx.history, full.signals, metric=ctx.metric, folds=ctx.folds, cost_bps=ctx.cost_bps)
+        universe = score_universe(histories, signals, metric=ctx.metric, folds=ctx.folds, cost_bps=ctx.cost_bps)
+    scores = universe.portfolio
+    kept = universe if many > 1 else None
     with _timed(timings, "guards"):
-        report = check_guards(region, frame.index, [ctx.history.windows[s] for s in ("train", "val")],
-                              scores.splits["val"], full, list(zip(inv, inv_results, strict=True)), ctx.limits,
-                              warmup=int(info["warmup_rows"]))
-    details["guards"] = {**report.values, "failed": [name for name, _ in report.failures]}
-    if not report.ok:
-        return reject("guards", report.reason, scores, full.signals)
-    return Evaluation(True, "ok", "", scores, timings, details, full.signals)
+        reports = [check_guards(region, h.frame.index, [h.windows[s] for s in ("train", "val")],
+                                per.splits["val"], inst.full, list(zip(inst.inv, inst.inv_results, strict=True)),
+                                ctx.limits, warmup=int(inst.info["warmup_rows"]))
+                   for h, per, inst in zip(histories, universe.instruments, instruments, strict=True)]
+    failing = [k for k, r in enumerate(reports) if not r.ok]
+    if many == 1:
+        details["guards"] = {**reports[0].values, "failed": [name for name, _ in reports[0].failures]}
+    else:
+        details["guards"] = {"instruments": [{**r.values, "failed": [name for name, _ in r.failures]}
+                                             for r in reports],
+                             "failed": [f"{instrument_label(k)}: {name}" for k in failing
+                                        for name, _ in reports[k].failures]}
+    if failing:
+        first = failing[0]
+        also = (f" (guards failed on {len(failing) - 1} more instrument(s): "
+                f"{', '.join(str(k + 1) for k in failing[1:])})" if len(failing) > 1 else "")
+        return reject("guards", _where(first, many) + reports[first].reason + also, scores, signals[0], kept,
+                      signals)
+    return Evaluation(True, "ok", "", scores, timings, details, signals[0], kept, signals)
