@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 def write_statistics(loop: Loop, state: LoopState) -> dict | None:
     """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
     from alphaloop.stats import run_statistics, split_bh_returns, universe_statistics
+    from alphaloop.universe import bh_returns, instrument_bh_returns
 
     records = loop.wd.records()
     scored = [r for r in records if r.get("scores")]
@@ -27,22 +28,29 @@ def write_statistics(loop: Loop, state: LoopState) -> dict | None:
         console.print("statistics: no accepted candidate yet; nothing to test")
         return None
     best = next(r for r in accepted if r["iteration"] == state.best.iteration)
+    histories = loop.histories
+    # a universe is judged on its equal-weight portfolio against the equal-weight buy and hold
+    bh = split_bh_returns(loop.history, "val") if len(histories) == 1 else bh_returns(histories, "val")
     stats = run_statistics(
         trials=state.trials,
         sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored],
         best_returns=np.asarray(best["returns"]["val"]),
         accepted_returns=[np.asarray(r["returns"]["val"]) for r in accepted],
-        bh_returns=split_bh_returns(loop.history, "val"),
+        bh_returns=bh,
         seed=loop.cfg.seed,
     )
     stats["best_iteration"] = state.best.iteration
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
     # buy and hold, the effective number of trials and a verdict that only SPA may word as "beats" sit beside it.
     matrix = np.column_stack([np.asarray(r["returns"]["val"]) for r in accepted])
+    per = None
+    if len(histories) > 1 and best.get("instrument_returns"):  # the best on each instrument beside its buy and hold
+        per = {name: (np.asarray(r), instrument_bh_returns(h, "val"))
+               for name, r, h in zip(loop.instrument_names, best["instrument_returns"]["val"], histories, strict=True)}
     universe = universe_statistics(
-        matrix, best=accepted.index(best), bh_returns=split_bh_returns(loop.history, "val"), trials=state.trials,
-        sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored],
-        best_iteration=state.best.iteration, seed=loop.cfg.seed)
+        matrix, best=accepted.index(best), bh_returns=bh, trials=state.trials,
+        sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored], instruments=len(histories),
+        per_instrument=per, best_iteration=state.best.iteration, seed=loop.cfg.seed)
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     atomic_write_json(loop.wd.root / "stats.json", stats)

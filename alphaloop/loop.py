@@ -8,10 +8,10 @@ records newer than state.json are replayed, and a trade file without a record is
 
 from __future__ import annotations
 
-import hashlib
 import random
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +29,6 @@ from alphaloop.diversity import (
     MemberReturns,
     buy_and_hold_in_disguise,
     novelty,
-    positions_key,
-    window_positions,
 )
 from alphaloop.learnings import Entry, Learnings, grade
 from alphaloop.proposers.base import (
@@ -47,6 +45,14 @@ from alphaloop.proposers.base import (
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, beside_bh
 from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
 from alphaloop.text import clip
+from alphaloop.universe import (
+    bh_returns,
+    figures_from_record,
+    load_histories,
+    positions_sha256,
+    record_fields,
+    signals_sha256,
+)
 
 
 def tsv_header(metric: str) -> str:
@@ -329,6 +335,7 @@ class Loop:
         try:
             manifest = read_manifest(self.cfg.data_dir)
             splits = load_splits(self.cfg.data_dir)
+            self.instrument_names, self.histories = load_histories(self.cfg.data_dir)  # all the loop may read
         except DataError as exc:
             raise LoopStop(str(exc)) from exc
         digest = manifest_digest(manifest)
@@ -376,7 +383,7 @@ class Loop:
         self.wd.trade(state.next_iteration).unlink(missing_ok=True)  # an iteration that never finished
         self.wd.reply(state.next_iteration).unlink(missing_ok=True)
         self._write_derived(state, learnings)
-        self.history = History.from_splits(splits)
+        self.history = History.from_splits(splits) if len(self.histories) == 1 else self.histories[0]
         self.digest = digest
         return state, learnings, manifest
 
@@ -430,7 +437,8 @@ class Loop:
         if ev.scores is not None:
             record["scores"] = ev.scores.to_json()
             if ev.signals is not None:
-                record["positions_sha256"] = positions_key(window_positions(ev.signals, ctx.history.windows["val"]))
+                record["positions_sha256"] = positions_sha256(ctx.histories, ev.instrument_signals)
+            record.update(record_fields(ev.universe, ev.accepted))
             record["selection_val"] = ev.scores.selection
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
             prec = self._record(parent) if parent_val is None else None
@@ -449,8 +457,8 @@ class Loop:
                 record["stress"] = self.stress(proposal.region)
                 value = stress_adjusted(value, record["stress"])
             record["selection_value"] = value
-            record["signals_sha256"] = hashlib.sha256(np.asarray(ev.signals, dtype=np.int8).tobytes()).hexdigest()
-            record.update(_diversity(record["positions_sha256"], ev, ctx.history, value, state))
+            record["signals_sha256"] = signals_sha256(ev.instrument_signals)
+            record.update(_diversity(record["positions_sha256"], ev, ctx.histories, value, state))
         record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
         return record
 
@@ -570,7 +578,8 @@ class Loop:
                 self.view.start(self, state, sandbox.describe())
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
-                                  eval_timeout_s=self.cfg.eval_timeout_s)
+                                  eval_timeout_s=self.cfg.eval_timeout_s,
+                                  universe=tuple(self.histories) if len(self.histories) > 1 else ())
                 while True:
                     n = state.next_iteration
                     reason = self._stop_reason(state)
@@ -693,17 +702,16 @@ def candidate_figures(record: dict | None) -> CandidateFigures | None:
     windows = tuple(WindowFigures(name, m["sharpe"], m["total_return"], m["max_drawdown"], m["exposure"],
                                   int(m["round_trips"]), m["turnover"], m["bh_sharpe"], m["bh_total_return"],
                                   m["bh_max_drawdown"]) for name, m in rows)
-    return CandidateFigures(record["iteration"], windows=windows, status=status)
+    return CandidateFigures(record["iteration"], windows=windows, universe=figures_from_record(record), status=status)
 
 
-def _diversity(key: str, ev: Any, history: History, value: float, state: LoopState) -> dict[str, Any]:
-    """Judge a scored candidate on what it does on validation: a duplicate (same positions), a near
-    copy of a member (returns correlate above the threshold: may only replace it, if better), buy and
-    hold in disguise (kept out), or new (the top-K rule)."""
-    window = history.windows["val"]
+def _diversity(key: str, ev: Any, histories: Sequence[History], value: float, state: LoopState) -> dict[str, Any]:
+    """Judge a scored candidate on what it does on validation: a duplicate (same positions on every
+    instrument), a near copy of a member (returns correlate above the threshold: may only replace it,
+    if better), buy and hold in disguise (kept out), or new (the top-K rule). For a universe the
+    returns are the equal-weight portfolio's and buy and hold the equal-weight buy and hold."""
     returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
-    close = history.frame["Close"].to_numpy(dtype=np.float64)[window]
-    disguise = buy_and_hold_in_disguise(returns, close[1:] / close[:-1] - 1.0,
+    disguise = buy_and_hold_in_disguise(returns, bh_returns(histories, "val"),
                                         float(ev.scores.splits["val"]["exposure"]))
     members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
                for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]

@@ -15,13 +15,16 @@ With one instrument the portfolio is that instrument and every figure is ``scori
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alphaloop.backtest import DEFAULT_COST_BPS, TRADING_DAYS, _drawdown_from_log, _log_equity, sharpe, sortino
+from alphaloop.diversity import positions_key, window_positions
 from alphaloop.proposers.base import UniverseFigures
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, fold_windows, score, score_window
 
@@ -43,6 +46,8 @@ class Leg:
 
 def combine(legs: Sequence[Leg]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """Equal-weight daily-rebalanced portfolio of the legs: the mean over the legs with a bar on each date."""
+    if len(legs) == 1:
+        return legs[0].dates, legs[0].returns, legs[0].bh_returns
     if all(leg.dates.equals(legs[0].dates) for leg in legs[1:]):  # one calendar: a plain mean, no alignment
         return (legs[0].dates, np.mean([leg.returns for leg in legs], axis=0),
                 np.mean([leg.bh_returns for leg in legs], axis=0))
@@ -185,3 +190,54 @@ def histories(universe: object, names: tuple[str, ...] = ("train", "val")) -> li
     instrument -> split -> frame), splits laid end to end in the order of ``names``."""
     splits = universe.splits  # type: ignore[attr-defined]
     return [History.from_splits({k: splits[name][k] for k in names}) for name in universe.instruments]  # type: ignore[attr-defined]
+
+
+def load_histories(data_dir: Path) -> tuple[tuple[str, ...], list[History]]:
+    """Every instrument the loop may read (held-out ones never): their names, for people only (prompts
+    number them), and one ``History`` each, train then validation."""
+    from alphaloop import data
+
+    loader = getattr(data, "load_universe", None)  # data.load_universe arrives with the universe data work
+    if loader is None:
+        return ("instrument 1",), [History.from_splits(data.load_splits(data_dir))]
+    universe = loader(data_dir)
+    return tuple(universe.instruments), histories(universe)
+
+
+def positions_sha256(histories: Sequence[History], signals: Sequence[np.ndarray]) -> str:
+    """Key of the validation positions on every instrument: equal keys trade identically on validation
+    everywhere, so a duplicate is judged on what it holds, not on the raw signals it emits."""
+    if len(histories) == 1:
+        return positions_key(window_positions(signals[0], histories[0].windows["val"]))
+    return positions_key({f"{k:06d}": window_positions(s, h.windows["val"])
+                          for k, (h, s) in enumerate(zip(histories, signals, strict=True))})
+
+
+def signals_sha256(signals: Sequence[np.ndarray]) -> str:
+    """Key of the raw signals on every instrument (one instrument: the key the loop always wrote)."""
+    h = hashlib.sha256()
+    for s in signals:
+        h.update(np.asarray(s, dtype=np.int8).tobytes())
+    return h.hexdigest()
+
+
+def record_fields(universe: UniverseScores | None, accepted: bool) -> dict:
+    """What a universe adds to an iteration record; nothing for one instrument, whose record stays as it was.
+    Accepted candidates keep each instrument's daily validation returns for the per-instrument statistics."""
+    if universe is None:
+        return {}
+    out: dict = {"universe": universe.to_json()}
+    if accepted:
+        out["instrument_returns"] = {"val": [np.round(s.returns["val"], 12).tolist() for s in universe.instruments]}
+    return out
+
+
+def figures_from_record(record: dict) -> UniverseFigures | None:
+    """The prompt's universe line (portfolio, best, median, worst instrument by number) from a record."""
+    u = record.get("universe")
+    if not u:
+        return None
+    return UniverseFigures(metric=u["metric"], portfolio=float(u["portfolio_val"]), instruments=int(u["instruments"]),
+                           best=(int(u["best"]["instrument"]), float(u["best"]["val"])),
+                           median=float(u["median_val"]),
+                           worst=(int(u["worst"]["instrument"]), float(u["worst"]["val"])))
