@@ -705,13 +705,15 @@ def candidate_figures(record: dict | None) -> CandidateFigures | None:
     return CandidateFigures(record["iteration"], windows=windows, universe=figures_from_record(record), status=status)
 
 
-def _diversity(key: str, ev: Any, histories: Sequence[History], value: float, state: LoopState) -> dict[str, Any]:
+def _diversity(key: str, ev: Any, histories: History | Sequence[History], value: float,
+               state: LoopState) -> dict[str, Any]:
     """Judge a scored candidate on what it does on validation: a duplicate (same positions on every
     instrument), a near copy of a member (returns correlate above the threshold: may only replace it,
     if better), buy and hold in disguise (kept out), or new (the top-K rule). For a universe the
     returns are the equal-weight portfolio's and buy and hold the equal-weight buy and hold."""
     returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
-    disguise = buy_and_hold_in_disguise(returns, bh_returns(histories, "val"),
+    universe = [histories] if isinstance(histories, History) else list(histories)
+    disguise = buy_and_hold_in_disguise(returns, bh_returns(universe, "val"),
                                         float(ev.scores.splits["val"]["exposure"]))
     members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
                for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]
