@@ -237,3 +237,76 @@ def test_one_instrument_through_the_pipeline_is_unchanged() -> None:
         assert "instruments" not in ev.details["guards"]
     assert alone.scores.to_json() == listed.scores.to_json() == score(h, alone.signals).to_json()
     assert alone.details["lookahead"]["probes"] == listed.details["lookahead"]["probes"]
+
+
+# ----- the loop over a universe: records, statistics and anonymised prompts ---------------------------
+
+class RecordingProposer:
+    """The offline proposer, with every request it answers rendered as the LLM would receive it."""
+
+    def __init__(self, seed: int) -> None:
+        from alphaloop.proposers import make_proposer
+        from alphaloop.proposers.prompting import load_prompts
+
+        self.inner = make_proposer("offline", seed=seed)
+        self.name = self.inner.name
+        self.program, self.template = load_prompts()
+        self.prompts: list[str] = []
+        self.contexts: list = []
+
+    def propose(self, ctx):
+        from alphaloop.proposers.prompting import build_messages
+
+        self.contexts.append(ctx)
+        self.prompts.append("\n".join(m["content"] for m in build_messages(ctx, self.program, self.template)))
+        return self.inner.propose(ctx)
+
+    def compact(self, text: str, budget_tokens: int):
+        return self.inner.compact(text, budget_tokens)
+
+
+TICKERS = ("QQQTICK", "IWMTICK", "EFATICK")
+
+
+def sibling(history: History, seed: int) -> History:
+    """A second instrument on the same calendar: the first's bars with seeded noise on every return."""
+    rng = np.random.default_rng(seed)
+    f = history.frame.copy()
+    factor = np.cumprod(1.0 + rng.normal(0.0, 0.004, len(f)))
+    for c in ("Open", "High", "Low", "Close", "Adj Close"):
+        f[c] = f[c] * factor
+    train, val = history.windows["train"], history.windows["val"]
+    return History.from_splits({"train": f.iloc[train], "val": f.iloc[val]})
+
+
+def test_the_loop_over_a_universe_records_numbers_and_never_names_an_instrument(
+        frozen_data, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alphaloop import loop as loop_module
+    from alphaloop.data import load_splits
+    from alphaloop.loop import Loop, LoopConfig
+    from alphaloop.ui import PlainView
+
+    first = History.from_splits(load_splits(frozen_data))
+    universe = [first, sibling(first, 1), sibling(first, 2)]
+    monkeypatch.setattr(loop_module, "load_histories", lambda data_dir: (TICKERS, universe))
+    workdir = tmp_path / "run"
+    proposer = RecordingProposer(seed=3)
+    cfg = LoopConfig(workdir=workdir, data_dir=frozen_data, iterations=5, max_fails=0, seed=3, stress_paths=0)
+    assert Loop(cfg, proposer, "offline (seed 3)", PlainView(5)).run() == 0
+    records = [json.loads((workdir / f"iter_{n}_results.json").read_text()) for n in range(6)]
+    scored = [r for r in records if r.get("scores")]
+    assert scored and all(r["universe"]["instruments"] == 3 for r in scored)
+    for r in scored:
+        per = [p["splits"]["val"]["sharpe"] for p in r["universe"]["per_instrument"]]
+        assert r["universe"]["median_val"] == pytest.approx(np.median(per))
+        assert r["selection_val"] == r["scores"]["splits"]["val"]["sharpe"] == r["universe"]["portfolio_val"]
+    accepted = [r for r in records if r["status"] == "accepted"]
+    assert all(len(r["instrument_returns"]["val"]) == 3 for r in accepted)
+    stats = json.loads((workdir / "stats.json").read_text())
+    assert stats["universe"]["instruments"] == 3
+    assert [f["name"] for f in stats["universe"]["per_instrument"]] == list(TICKERS)  # for people, never prompts
+    assert "equal-weight buy and hold of the 3 instruments" in stats["universe"]["spa"]["benchmark"]
+    assert any("portfolio of 3 instruments" in p for p in proposer.prompts)
+    assert any(c.parent_figures is not None and c.parent_figures.universe is not None for c in proposer.contexts)
+    for p in proposer.prompts:
+        assert not any(t.lower() in p.lower() for t in TICKERS)
