@@ -19,9 +19,11 @@ from alphaloop.candidate import RegionError, extract_region
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
 from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
+from alphaloop.store import finite
 from alphaloop.text import flat, fmt, rich, safe
 from alphaloop.tradefile import metrics_table
 from alphaloop.ui import console
+from alphaloop.universe import load_histories
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
@@ -99,18 +101,20 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     try:
         manifest = read_manifest(data_dir)
         history = History.from_splits(load_splits(data_dir))
+        _, universe = load_histories(data_dir)  # several instruments: judged on all of them, as the loop does
     except DataError as exc:
         return usage_error(str(exc))
     if sandbox is None:
         from sandbox.runner import Sandbox
 
         with Sandbox() as box:
-            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s)
-    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s)
+            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s, universe)
+    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, universe)
 
 
 def _check(file: Path, region: str, history: History, manifest: dict, box: Sandbox, metric: str, folds: int,
-           cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S) -> int:
+           cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S,
+           universe: list[History] | None = None) -> int:
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     windows = {name: history.frame.index[w] for name, w in history.windows.items()}
     console.print(f"candidate: {rich(file)} ({len(region.splitlines())} lines in the region)", highlight=False,
@@ -118,8 +122,13 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
     console.print(f"data: {rich(manifest.get('ticker', '?'))} (digest {manifest_digest(manifest)}); "
                   + "; ".join(f"{n} {w[0].date()}..{w[-1].date()}" for n, w in windows.items())
                   + f"; test split not read; metric {metric}, costs {cost_bps:g} bp", highlight=False, soft_wrap=True)
+    many = tuple(universe) if universe and len(universe) > 1 else ()
+    if many:
+        history = many[0]
+        console.print(f"universe: {len(many)} instruments, run on each and scored on their equal-weight portfolio "
+                      f"(the figures below are the portfolio's)", highlight=False, soft_wrap=True)
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps,
-                                      eval_timeout_s=eval_timeout_s))
+                                      eval_timeout_s=eval_timeout_s, universe=many))
     console.print("stages:")
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -130,6 +139,8 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
     console.print(f"[bold]{'ACCEPTED' if ev.accepted else 'REJECTED at ' + rich(ev.stage)}[/]")
     sys.stdout.flush()
     verdict = ev.check_json()
+    if ev.universe is not None:
+        verdict["universe"] = finite(ev.universe.figures_json())
     verdict["reason"] = safe(verdict["reason"])  # JSON escapes controls already; this keeps the text readable too
     print(json.dumps(verdict, sort_keys=True, allow_nan=False))
     return 0 if ev.accepted else 1

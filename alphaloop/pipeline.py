@@ -10,6 +10,13 @@ gets ``min(its own limit, what is left)``, so a candidate costs at most the budg
 runner's grace. The probe run carries the look-ahead probes and the invariance probes of
 ``guards.invariance_probes`` (date shift, history prepended, rows removed); the look-ahead stage
 judges the first, the guards stage the others.
+
+A universe (``EvalContext.universe``) runs the same way: the full run holds every instrument's
+frame, the probe run every instrument's probes (each at cuts drawn from a seed of its own, see
+``instrument_seed``), and lone reruns share the one cap. Each instrument is judged alone: a leak or
+a guard failure on any of them rejects, the reason naming it by number ("instrument 3 of 5: ...").
+``universe.score_universe`` scores each and their equal-weight portfolio, whose figures are the
+candidate's ``scores``. With one instrument nothing differs from a single-instrument run.
 """
 
 from __future__ import annotations

@@ -134,12 +134,16 @@ class UniverseScores:
                                best=(best + 1, float(values[best])), median=float(np.median(values)),
                                worst=(worst + 1, float(values[worst])))
 
-    def to_json(self) -> dict:
-        """Per-instrument figures for the iteration record (numbered, in order; no names: records feed prompts)."""
+    def figures_json(self) -> dict:
+        """The portfolio's validation figure with the best, median and worst instrument, by number."""
         f = self.figures()
         return {"instruments": len(self.instruments), "metric": f.metric, "portfolio_val": f.portfolio,
                 "best": {"instrument": f.best[0], "val": f.best[1]}, "median_val": f.median,
-                "worst": {"instrument": f.worst[0], "val": f.worst[1]},
+                "worst": {"instrument": f.worst[0], "val": f.worst[1]}}
+
+    def to_json(self) -> dict:
+        """Per-instrument figures for the iteration record (numbered, in order; no names: records feed prompts)."""
+        return {**self.figures_json(),
                 "per_instrument": [{"splits": s.splits, "fold_spread": s.fold_spread()} for s in self.instruments]}
 
 

@@ -310,3 +310,22 @@ def test_the_loop_over_a_universe_records_numbers_and_never_names_an_instrument(
     assert any(c.parent_figures is not None and c.parent_figures.universe is not None for c in proposer.contexts)
     for p in proposer.prompts:
         assert not any(t.lower() in p.lower() for t in TICKERS)
+
+
+def test_check_judges_a_universe_as_the_loop_does(frozen_data, tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from alphaloop import check as check_module
+    from alphaloop.candidate import splice_region, template_text
+    from alphaloop.check import run_check
+    from alphaloop.data import load_splits
+
+    first = History.from_splits(load_splits(frozen_data))
+    monkeypatch.setattr(check_module, "load_histories", lambda d: (TICKERS[:2], [first, sibling(first, 4)]))
+    file = tmp_path / "cand.py"
+    file.write_text(splice_region(template_text(), BASELINE))
+    assert run_check(file, frozen_data, "sharpe", 4, 2.0, sandbox=InProcessSandbox()) == 0
+    out = capsys.readouterr().out
+    verdict = json.loads(out.strip().splitlines()[-1])
+    assert verdict["universe"]["instruments"] == 2 and "universe: 2 instruments" in out
+    assert verdict["metrics"]["selection_val"] == verdict["universe"]["portfolio_val"]
+    assert not any(t in out for t in TICKERS)
