@@ -329,3 +329,27 @@ def test_check_judges_a_universe_as_the_loop_does(frozen_data, tmp_path, monkeyp
     assert verdict["universe"]["instruments"] == 2 and "universe: 2 instruments" in out
     assert verdict["metrics"]["selection_val"] == verdict["universe"]["portfolio_val"]
     assert not any(t in out for t in TICKERS)
+
+
+STATEFUL = """
+STATE = {"n": 0}
+
+def generate_features(df):
+    df["r"] = df["Close"].pct_change()
+    return df
+
+def strategy_logic(row):
+    STATE["n"] += 1
+    return 1 if (STATE["n"] // 20) % 2 == 0 else -1
+"""
+
+
+def test_state_kept_between_instruments_is_rejected_and_the_lone_reruns_share_one_cap() -> None:
+    from alphaloop.pipeline import MAX_LONE_RERUNS
+
+    box = InProcessSandbox()  # like the real sandbox, one run shares globals between its frames
+    ev = run_universe(STATEFUL, level_universe(), box)
+    assert (ev.accepted, ev.stage) == (False, "lookahead")
+    assert "keeps state between frames" in ev.reason
+    assert len(ev.details["lookahead"]["rerun_alone"]) == MAX_LONE_RERUNS
+    assert len(box.calls) == 2 + MAX_LONE_RERUNS and box.calls[:1] == [3]
