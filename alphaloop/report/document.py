@@ -1,0 +1,38 @@
+"""The whole report document: navigation, the sections in order, and the atomic write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alphaloop.report.data import Run, load_run
+from alphaloop.report.html import esc
+from alphaloop.report.performance import equity_html, folds_html
+from alphaloop.report.robustness import cross_html, stats_html, stress_html
+from alphaloop.report.style import CSS
+from alphaloop.report.summary import header_html, hypotheses_html, learnings_html, population_html, progress_html
+from alphaloop.store import atomic_write_text
+
+NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("equity", "Equity"),
+       ("folds", "Walk-forward"), ("stress", "Stress"), ("cross", "Second market"), ("stats", "Statistics"),
+       ("hypotheses", "Hypotheses"), ("learnings", "Learnings"))
+
+
+def render_report(run: Run) -> str:
+    """The whole HTML document as a string (no file, network or test-split access)."""
+    nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV)
+    parts = [header_html(run), progress_html(run), population_html(run), equity_html(run), folds_html(run),
+             stress_html(run), cross_html(run), stats_html(run), hypotheses_html(run), learnings_html(run)]
+    title = f"alphaloop report — {run.workdir.name}"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
+            f"<style>{CSS}</style></head><body><nav>{nav}</nav><main>{''.join(parts)}"
+            f"<footer>alphaloop report · self-contained: no network, no external files · the test split is shown "
+            f"only as recorded by harness.py final</footer></main></body></html>\n")
+
+
+def write_report(workdir: Path, data_dir: Path) -> Path:
+    """Write ``report.html`` into the workdir (atomically) and return its path."""
+    run = load_run(Path(workdir), Path(data_dir))
+    path = Path(workdir) / "report.html"
+    atomic_write_text(path, render_report(run))
+    return path
