@@ -123,7 +123,7 @@ class UniverseScores:
 
     portfolio: Scores
     instruments: tuple[Scores, ...]
-    dates: dict[str, list[str]]  # the portfolio's return dates per split (the union of the calendars)
+    dates: dict[str, pd.Index]  # the portfolio's return dates per split (the union of the calendars)
 
     def figures(self) -> UniverseFigures:
         """Portfolio figure with the best, median and worst instrument by validation metric (numbered 1..N)."""
@@ -161,13 +161,13 @@ def score_universe(histories: Sequence[History], signals: Sequence[np.ndarray], 
                 for h, s in zip(histories, signals, strict=True))
     if len(per) == 1:
         h = histories[0]
-        dates = {k: [str(d.date()) for d in h.frame.index[h.windows[k]][1:]] for k in splits}
-        return UniverseScores(portfolio=per[0], instruments=per, dates=dates)
+        return UniverseScores(portfolio=per[0], instruments=per,
+                              dates={k: h.frame.index[h.windows[k]][1:] for k in splits})
     metrics, returns, dates = {}, {}, {}
-    for name in splits:
-        legs = [_leg(h, s, h.windows[name], cost_bps, fill) for h, s in zip(histories, signals, strict=True)]
-        metrics[name], returns[name], idx = _portfolio(legs)
-        dates[name] = [str(d.date()) for d in idx]
+    for name in splits:  # each instrument's own backtest of the split, not a second one
+        legs = [Leg(h.frame.index[h.windows[name]][1:], s.returns[name], instrument_bh_returns(h, name), s.splits[name])
+                for h, s in zip(histories, per, strict=True)]
+        metrics[name], returns[name], dates[name] = _portfolio(legs)
     fold_metrics = portfolio_folds(histories, signals, folds, cost_bps, fill) if "train" in splits else []
     portfolio = Scores(splits=metrics, folds=fold_metrics, returns=returns, metric=metric)
     return UniverseScores(portfolio=portfolio, instruments=per, dates=dates)
