@@ -339,7 +339,7 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
                                         for name, _ in reports[k].failures]}
     if failing:
         first = failing[0]
-        also = (f" (guards failed on {len(failing) - 1} more instrument(s): "
+        also = (f" (guards also failed on instrument{'s' * (len(failing) > 2)} "
                 f"{', '.join(str(k + 1) for k in failing[1:])})" if len(failing) > 1 else "")
         return reject("guards", _where(first, many) + reports[first].reason + also, scores, signals[0], kept,
                       signals)

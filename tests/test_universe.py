@@ -223,7 +223,7 @@ def test_a_guard_failure_on_one_instrument_rejects_names_it_and_keeps_the_scores
     ev = run_universe(FLAT_ON_EXPENSIVE, level_universe((100.0, 1000.0, 1000.0)))
     assert (ev.accepted, ev.stage) == (False, "guards")
     assert ev.reason.startswith("instrument 2 of 3: always flat on validation")
-    assert ev.reason.endswith("(guards failed on 1 more instrument(s): 3)")
+    assert ev.reason.endswith("(guards also failed on instrument 3)")
     assert ev.details["guards"]["failed"] == ["instrument 2: always_flat", "instrument 3: always_flat"]
     assert ev.scores is not None and ev.universe.instruments[0].splits["val"]["round_trips"] > 0
 
