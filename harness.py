@@ -18,6 +18,7 @@ from alphaloop.proposers.base import DEFAULT_TIMEOUT_S
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS
 
 COMMANDS = ("run", "check", "final", "report")
+FORECAST_START = Path(__file__).resolve().parent / "examples" / "forecast_climatology.py"  # --task forecast: iter 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -30,6 +31,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
     p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
                    help=f"cost per position change, bp of notional (default {DEFAULT_COST_BPS:g})")
+    p.add_argument("--task", choices=("trade", "forecast"), default="trade",
+                   help="trade: generate_features + strategy_logic, scored by backtest (default); forecast: "
+                        "generate_features + forecast(row), probabilities at T+1/3/5/10 scored by RPS skill")
     p.add_argument("--eval-timeout", type=float, default=60.0, metavar="S",
                    help="wall-clock seconds for all sandbox runs of one candidate: full run, probes, reruns "
                         "(default 60)")
@@ -126,6 +130,9 @@ def run_loop(args: argparse.Namespace) -> int:
     """Resolve the proposer (loudly when offline), make sure data exists, then run or resume the loop."""
     from dotenv import load_dotenv
 
+    from alphaloop.forecast.offline import OfflineForecastProposer
+    from alphaloop.forecast.prompting import FORECAST_PROGRAM_PATH, FORECAST_TEMPLATE_PATH
+    from alphaloop.forecast.rows import FORECAST_METRIC
     from alphaloop.loop import Loop, LoopConfig, LoopStop
     from alphaloop.proposers import make_proposer, missing_endpoint, probe_endpoint, resolve_kind
     from alphaloop.proposers.base import EndpointDown
@@ -151,16 +158,22 @@ def run_loop(args: argparse.Namespace) -> int:
         if value is not None and not value > 0:
             print(f"error: {flag} must be > 0 (got {value:g})", file=sys.stderr)
             return 2
+    forecast = args.task == "forecast"
+    if forecast:  # the forecast task ranks by its own metric; --metric and --cost-bps are the trade task's
+        args.metric = FORECAST_METRIC
     kind, why = resolve_kind(args.proposer, env)
     missing = missing_endpoint(kind, env)
     if missing:  # refuse before anything is written, instead of quietly trying the public OpenAI URL
         print(f"error: {missing}", file=sys.stderr)
         return 2
     try:
+        prompts = {"program_path": FORECAST_PROGRAM_PATH, "template_path": FORECAST_TEMPLATE_PATH} if forecast else {}
         proposer = make_proposer(kind, seed=args.seed, model=args.model, base_url=env.get("OPENAI_BASE_URL"),
                                  api_key=env.get("OPENAI_API_KEY"), timeout_s=args.timeout,
                                  max_retries=args.retries, backoff_s=args.retry_backoff,
-                                 max_reply_tokens=args.max_reply_tokens)
+                                 max_reply_tokens=args.max_reply_tokens, **prompts)
+        if forecast and kind == "offline":
+            proposer = OfflineForecastProposer(seed=args.seed)
     except (EndpointDown, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -170,7 +183,8 @@ def run_loop(args: argparse.Namespace) -> int:
         return 3
     if kind == "offline":
         warn_loudly("OFFLINE PROPOSER IN USE",
-                    f"{why}\nThe built-in offline search proposes the strategies (seed {args.seed}).\n"
+                    f"{why}\nThe built-in offline search proposes the {'forecasters' if forecast else 'strategies'} "
+                    f"(seed {args.seed}).\n"
                     "Set OPENAI_BASE_URL (and OPENAI_MODEL, OPENAI_API_KEY) in the environment or .env to use an LLM.")
         label = f"offline (seed {args.seed})"
     else:
@@ -181,12 +195,15 @@ def run_loop(args: argparse.Namespace) -> int:
         print(f"error: --start-from {args.start_from}: no such file", file=sys.stderr)
         return 2
     ensure_data(args.data)
-    start = args.start_from or (Path("trade.py") if Path("trade.py").is_file() else TRADE_PY)
+    if forecast:
+        start = args.start_from or FORECAST_START
+    else:
+        start = args.start_from or (Path("trade.py") if Path("trade.py").is_file() else TRADE_PY)
     cfg = LoopConfig(workdir=args.workdir, data_dir=args.data, iterations=args.iterations, max_fails=args.max_fails,
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
                      cross_ticker=args.cross_ticker, start_file=start, hours=args.hours, max_tokens=args.max_tokens,
-                     eval_timeout_s=args.eval_timeout)
+                     eval_timeout_s=args.eval_timeout, task=args.task)
     view = make_view(args.iterations)
     try:
         return Loop(cfg, proposer, label, view).run()
@@ -204,16 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     if command == "check":
         from alphaloop.check import run_check
 
-        return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps, eval_timeout_s=args.eval_timeout)
+        return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps, eval_timeout_s=args.eval_timeout,
+                         task=args.task)
     if command == "final":
         from alphaloop.final import run_final
 
         return run_final(args.workdir, args.data, args.iteration, args.cost_bps)
     if command == "report":
         from alphaloop.report import write_report
+        from alphaloop.workdir import Workdir
 
-        if not (args.workdir / "state.json").is_file():
-            print(f"error: {args.workdir}/ holds no run (state.json missing); "
+        if not Workdir(args.workdir).has_run():
+            print(f"error: {args.workdir}/ holds no run ({Workdir(args.workdir).state.name} missing); "
                   "pass the --workdir of a harness.py run", file=sys.stderr)
             return 2
         path = write_report(args.workdir, args.data)

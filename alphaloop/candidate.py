@@ -116,6 +116,25 @@ def compute_signals(
     return features, signals
 
 
+def compute_forecast_rows(
+    generate_features: Callable[[pd.DataFrame], pd.DataFrame],
+    forecast: Callable[[Any], Any],
+    df: pd.DataFrame,
+) -> tuple[pd.DataFrame, list[Any]]:
+    """Run a forecaster's two functions on ``df`` (the forecast task): its feature frame and what
+    ``forecast(row)`` returned per row, undecoded (``sandbox.forecasts.decode_forecasts`` reads it)."""
+    features = generate_features(df.copy())
+    if not isinstance(features, pd.DataFrame):
+        raise TypeError(f"generate_features must return a DataFrame, got {type(features).__name__}")
+    if len(features) != len(df):
+        raise ValueError(f"generate_features returned {len(features)} rows for {len(df)} input rows")
+    columns = [str(c) for c in features.columns]
+    if not columns:
+        return features, [forecast(Row()) for _ in range(len(features))]
+    values = [features[c].tolist() for c in features.columns]
+    return features, [forecast(Row(zip(columns, vals, strict=True))) for vals in zip(*values, strict=True)]
+
+
 def validate_signals(raw: Any, n: int) -> np.ndarray:
     """Check a signal vector from untrusted code; return it as int8 or raise ValueError."""
     arr = np.asarray(raw)

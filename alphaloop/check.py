@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
+from alphaloop.forecast.scores import ForecastScores
+from alphaloop.forecast.text import cut_points_line, forecast_table, selection_line
 from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
 from alphaloop.store import finite
@@ -27,6 +29,8 @@ from alphaloop.universe import load_histories
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
+
+TASKS = ("trade", "forecast")
 
 
 def isolation_line(box: Sandbox) -> str:
@@ -66,6 +70,8 @@ def stage_lines(ev: Evaluation) -> list[str]:
         seconds = ev.timings.get(stage, 0.0) + (ev.timings.get("score", 0.0) if stage == "guards" else 0.0)
         if not reached:
             lines.append(f"  {stage:<10} not reached")
+        elif stage == "guards" and ev.details.get("guards", {}).get("applied") is False:
+            lines.append(f"  {stage:<10} not applied ({ev.details['guards']['why']})")
         elif stage == ev.stage:
             lines.append(f"  {stage:<10} REJECTED ({seconds:.2f} s): {flat(ev.reason)}")
             reached = False
@@ -85,9 +91,15 @@ def usage_error(message: str) -> int:
 
 def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
               cost_bps: float = DEFAULT_COST_BPS, sandbox: Sandbox | None = None,
-              eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S) -> int:
-    """Evaluate FILE's region on train and validation; 0 accepted, 1 rejected, 2 usage error."""
+              eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S, task: str = "trade") -> int:
+    """Evaluate FILE's region on train and validation; 0 accepted, 1 rejected, 2 usage error.
+
+    ``task="forecast"`` judges a forecaster (``generate_features`` + ``forecast``): the verdict's
+    metrics are ``ForecastScores.to_json()`` and ``metric`` and ``cost_bps`` do not apply.
+    """
     file, data_dir = Path(file), Path(data_dir)
+    if task not in TASKS:
+        return usage_error(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     if metric not in SELECTION_METRICS:
         return usage_error(f"unknown metric {metric!r}; choose from {', '.join(SELECTION_METRICS)}")
     if folds < 1 or cost_bps < 0 or not eval_timeout_s > 0:
@@ -108,12 +120,13 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
         from sandbox.runner import Sandbox
 
         with Sandbox() as box:
-            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s, universe)
-    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, universe)
+            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s, task,
+                          universe)
+    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, task, universe)
 
 
 def _check(file: Path, region: str, history: History, manifest: dict, box: Sandbox, metric: str, folds: int,
-           cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S,
+           cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S, task: str = "trade",
            universe: list[History] | None = None) -> int:
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     windows = {name: history.frame.index[w] for name, w in history.windows.items()}
@@ -121,18 +134,25 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
                   soft_wrap=True)
     console.print(f"data: {rich(manifest.get('ticker', '?'))} (digest {manifest_digest(manifest)}); "
                   + "; ".join(f"{n} {w[0].date()}..{w[-1].date()}" for n, w in windows.items())
-                  + f"; test split not read; metric {metric}, costs {cost_bps:g} bp", highlight=False, soft_wrap=True)
-    many = tuple(universe) if universe and len(universe) > 1 else ()
+                  + ("; test split not read; task forecast, metric rps_skill_mean" if task == "forecast" else
+                     f"; test split not read; metric {metric}, costs {cost_bps:g} bp"), highlight=False, soft_wrap=True)
+    many = tuple(universe) if universe and len(universe) > 1 and task == "trade" else ()
     if many:
         history = many[0]
         console.print(f"universe: {len(many)} instruments, run on each and scored on their equal-weight portfolio "
                       f"(the figures below are the portfolio's)", highlight=False, soft_wrap=True)
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps,
-                                      eval_timeout_s=eval_timeout_s, universe=many))
+                                      eval_timeout_s=eval_timeout_s, task=task, universe=many))
     console.print("stages:")
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-    if ev.scores is not None:
+    if isinstance(ev.scores, ForecastScores):
+        console.print(cut_points_line(ev.scores), highlight=False, markup=False, soft_wrap=True)
+        for split in ev.scores.splits:
+            console.print(forecast_table(ev.scores, split, f"{split} split: forecasts against climatology "
+                                                           f"(skill 0)"))
+        console.print(selection_line(ev.scores), highlight=False, markup=False, soft_wrap=True)
+    elif ev.scores is not None:
         verdict = "accepted" if ev.accepted else "scored but rejected"
         console.print(metrics_table(ev.scores.splits, f"{verdict}: train and validation (costs {cost_bps:g} bp)"))
         console.print(spread_line(ev.scores), highlight=False, soft_wrap=True)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,73 +21,24 @@ from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.check import format_metric, isolation_line, stage_lines, usage_error
 from alphaloop.data import DataError, load_splits, load_test_split, manifest_digest, read_manifest
+from alphaloop.forecast.final import final_forecast, is_forecast_run
 from alphaloop.pipeline import EvalContext, evaluate
+from alphaloop.records import IterationRecord, RecordError, TestReading
+from alphaloop.report import write_report
 from alphaloop.scoring import DEFAULT_METRIC, SELECTION_METRICS, History, score, score_window
 from alphaloop.stats import split_bh_returns
-from alphaloop.store import atomic_write_text, finite
+from alphaloop.store import finite
 from alphaloop.tradefile import metrics_table
 from alphaloop.ui import console, warn_loudly
-
-if TYPE_CHECKING:
-    from sandbox.runner import Sandbox
-
-READINGS = "test_readings.jsonl"
-ITER_FILE = re.compile(r"iter_(\d+)_trade\.py")
-
-
-def earlier_readings(workdir: Path) -> list[dict]:
-    """Every reading of the test split recorded in ``workdir`` so far (a damaged line still counts)."""
-    path = Path(workdir) / READINGS
-    if not path.is_file():
-        return []
-    out = []
-    for line in filter(str.strip, path.read_text(encoding="utf-8").splitlines()):
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            out.append({"time": "?", "iteration": "?", "damaged": True})
-    return out
-
-
-def append_reading(workdir: Path, record: dict) -> None:
-    """Append one JSON line atomically: the whole new file is written aside, then replaces the old."""
-    path = Path(workdir) / READINGS
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    atomic_write_text(path, old + json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
-
-
-def find_iteration(workdir: Path, region: str) -> int | None:
-    """The first iteration whose file holds ``region`` (to name what best_trade.py is)."""
-    found = []
-    for path in Path(workdir).glob("iter_*_trade.py"):
-        match = ITER_FILE.fullmatch(path.name)
-        if match:
-            try:
-                if extract_region(path.read_text(encoding="utf-8")) == region:
-                    found.append(int(match.group(1)))
-            except (RegionError, UnicodeDecodeError):
-                continue
-    return min(found) if found else None
-
-
-def iteration_record(workdir: Path, iteration: int | None) -> dict:
-    """The loop's ``iter_N_results.json`` for ``iteration``, or {} when there is none."""
-    if iteration is None:
-        return {}
-    path = Path(workdir) / f"iter_{iteration}_results.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
+from alphaloop.workdir import Workdir
+from sandbox.runner import Sandbox
 
 
 def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_bps: float | None = None,
               sandbox: Sandbox | None = None) -> int:
     """Score the chosen candidate on the test split once, print it beside validation, record it."""
-    workdir, data_dir = Path(workdir), Path(data_dir)
-    file = workdir / ("best_trade.py" if iteration is None else f"iter_{iteration}_trade.py")
+    wd, data_dir = Workdir(workdir), Path(data_dir)
+    file = wd.best_trade if iteration is None else wd.trade(iteration)
     if not file.is_file():
         hint = "; has the loop accepted a candidate yet?" if iteration is None else ""
         return usage_error(f"{file}: no such file{hint}")
@@ -100,11 +49,14 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         region = extract_region(raw.decode("utf-8"))
     except (RegionError, UnicodeDecodeError) as exc:
         return usage_error(f"{file}: {exc}")
-    it = iteration if iteration is not None else find_iteration(workdir, region)
-    record = iteration_record(workdir, it)
-    metric = record.get("metric") if record.get("metric") in SELECTION_METRICS else DEFAULT_METRIC
+    it = iteration if iteration is not None else wd.find_iteration(region)
+    try:
+        record = wd.record_or_none(it)
+    except (OSError, RecordError):  # a damaged record only loses the loop's figure beside the test's
+        record = None
+    metric = record.metric if record is not None and record.metric in SELECTION_METRICS else DEFAULT_METRIC
     if cost_bps is None:  # the costs the loop scored this candidate with, so the comparison is like for like
-        cost_bps = float(record["cost_bps"]) if record.get("cost_bps") is not None else DEFAULT_COST_BPS
+        cost_bps = float(record.cost_bps) if record is not None and record.cost_bps is not None else DEFAULT_COST_BPS
     try:
         manifest = read_manifest(data_dir)
         splits = load_splits(data_dir)
@@ -112,17 +64,19 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
     except DataError as exc:
         return usage_error(str(exc))
     history = History.from_splits(splits)
+    if is_forecast_run(wd, record):
+        return _final_forecast(wd, data_dir, file, raw, region, it, record, history, manifest, sandbox)
     if sandbox is None:
-        from sandbox.runner import Sandbox
-
         with Sandbox() as box:
-            return _final(workdir, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps)
-    return _final(workdir, data_dir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps)
+            return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps)
+    return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps)
 
 
-def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, it: int | None, record: dict,
-           metric: str, history: History, manifest: dict, box: Sandbox, cost_bps: float) -> int:
-    before = earlier_readings(workdir)
+def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it: int | None,
+           record: IterationRecord | None, metric: str, history: History, manifest: dict, box: Sandbox,
+           cost_bps: float) -> int:
+    workdir = wd.root
+    before = wd.test_readings()
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     label = f"iteration {it}" if it is not None else "iteration unknown"
     console.print(f"final: {file} ({label}), metric {metric}, costs {cost_bps:g} bp; "
@@ -131,8 +85,7 @@ def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, i
     if before:
         warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
                     f"This is reading number {len(before) + 1} of the test split in {workdir}.\n"
-                    "Earlier readings: " + "; ".join(f"{r.get('time', '?')} iteration {r.get('iteration', '?')}"
-                                                     for r in before) + ".\n"
+                    "Earlier readings: " + "; ".join(f"{r.time} iteration {r.iteration}" for r in before) + ".\n"
                     "Each reading used to choose or change a strategy turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, cost_bps=cost_bps))
@@ -142,9 +95,9 @@ def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, i
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if not ev.accepted or ev.signals is None:
-        append_reading(workdir, {**entry, "status": "rejected", "reason": ev.reason, "test": None})
+        wd.append_reading(TestReading(**entry, status="rejected", reason=ev.reason))
         console.print(f"[bold red]final: the candidate was rejected at {ev.stage}; no test figures shown[/]")
-        refresh_report(workdir, data_dir)
+        refresh_report(wd, data_dir)
         return 1
     scores = score(history, ev.signals, metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))
     test, val = scores.splits["test"], scores.splits["val"]
@@ -152,7 +105,7 @@ def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, i
     bh = score_window(history, always_long, history.windows["test"], 0.0).metrics
     bh_val = score_window(history, always_long, history.windows["val"], 0.0).metrics
     degradation = test[metric] - val[metric]
-    recorded = (record.get("scores") or {}).get("selection_val")
+    recorded = record.val_metric if record is not None else None
     console.print(metrics_table(scores.splits, f"final ({label}, costs {cost_bps:g} bp)"))
     console.print(f"test {metric}: {format_metric(metric, test[metric])} (buy and hold "
                   f"{format_metric(metric, bh[metric])})  |  "
@@ -162,19 +115,42 @@ def _final(workdir: Path, data_dir: Path, file: Path, raw: bytes, region: str, i
                   soft_wrap=True)
     console.print(verdict_line(metric, test[metric], bh[metric], val[metric], bh_val[metric]), highlight=False,
                   soft_wrap=True)
-    append_reading(workdir, finite({**entry, "status": "scored", "test": test, "val_metric": val[metric],
-                                         "bh_test_metric": bh[metric], "bh_val_metric": bh_val[metric],
-                                         "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
-                                         "returns": np.round(scores.returns["test"], 12).tolist(),
-                                         "bh_returns": np.round(split_bh_returns(history, "test"), 12).tolist()}))
-    console.print(f"recorded in {workdir / READINGS} (reading number {len(before) + 1})", highlight=False,
+    wd.append_reading(TestReading(**finite({
+        **entry, "status": "scored", "test": test, "val_metric": val[metric], "bh_test_metric": bh[metric],
+        "bh_val_metric": bh_val[metric], "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
+        "returns": np.round(scores.returns["test"], 12).tolist(),
+        "bh_returns": np.round(split_bh_returns(history, "test"), 12).tolist()})))
+    console.print(f"recorded in {wd.readings} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)
-    refresh_report(workdir, data_dir)
+    refresh_report(wd, data_dir)
     sys.stdout.flush()
     print(json.dumps(finite({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
                                   "bh_test_metric": bh[metric], "beat_bh_test": bool(test[metric] > bh[metric]),
                                   "degradation": degradation, "readings": len(before) + 1}), sort_keys=True))
     return 0
+
+
+def _final_forecast(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it: int | None,
+                    record: IterationRecord | None, history: History, manifest: dict, sandbox: Sandbox | None) -> int:
+    """The forecast task's reading of the test split (``alphaloop.forecast.final``), logged like a trade reading."""
+    before = wd.test_readings()
+    if before:
+        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
+                    f"This is reading number {len(before) + 1} of the test split in {wd.root}.\n"
+                    "Each reading used to choose or change a forecaster turns the test split into one more "
+                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it, "file": str(file),
+             "sha256": hashlib.sha256(raw).hexdigest(), "data_digest": manifest_digest(manifest),
+             "earlier_readings": len(before)}
+    label = f"iteration {it}" if it is not None else "iteration unknown"
+
+    def refresh(w: Workdir) -> None:
+        refresh_report(w, data_dir)
+
+    if sandbox is None:
+        with Sandbox() as box:
+            return final_forecast(wd, entry, region, label, record, history, box, refresh)
+    return final_forecast(wd, entry, region, label, record, history, sandbox, refresh)
 
 
 def verdict_line(metric: str, test: float, bh_test: float, val: float, bh_val: float) -> str:
@@ -191,15 +167,13 @@ def verdict_line(metric: str, test: float, bh_test: float, val: float, bh_val: f
             f"{format_metric(metric, bh_val)} ({format_metric(metric, val - bh_val)})")
 
 
-def refresh_report(workdir: Path, data_dir: Path) -> None:
-    """Rewrite report.html so it shows this reading; a run folder without a report stays without one."""
-    if not (workdir / "state.json").is_file():
+def refresh_report(wd: Workdir, data_dir: Path) -> None:
+    """Rewrite the report so it shows this reading; a run folder without a run stays without one."""
+    if not wd.has_run():
         return
-    from alphaloop.report import write_report
-
     try:
-        console.print(f"report: {write_report(workdir, data_dir)} (refreshed with this reading)", highlight=False,
+        console.print(f"report: {write_report(wd.root, data_dir)} (refreshed with this reading)", highlight=False,
                       soft_wrap=True)
     except Exception as exc:  # the reading is recorded; a report that fails must not hide the figures above
-        console.print(f"warning: report.html was not refreshed: {type(exc).__name__}: {exc}; "
+        console.print(f"warning: {wd.report.name} was not refreshed: {type(exc).__name__}: {exc}; "
                       f"run `python harness.py report`", highlight=False, soft_wrap=True)

@@ -1,131 +1,159 @@
 """What every loop run ends with: data-snooping statistics over all trials, the population on a
-second market, and the HTML report. Each step failing is reported, never fatal to the run."""
+second market, and the HTML report. Each step failing is reported, never fatal to the run.
+
+The steps take what they need as arguments (``FinishInputs``), not the loop that ran.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from alphaloop.scoring import beside_bh
-from alphaloop.store import atomic_write_json
+from alphaloop.cross_market import format_cross, load_cross_history, score_cross
+from alphaloop.forecast.finish import write_forecast_statistics, write_validation_forecasts
+from alphaloop.forecast.rows import is_forecast
+from alphaloop.learnings import Learnings
+from alphaloop.records import CrossMarket, RunStats, StressCache, StressResult
+from alphaloop.report import write_report
+from alphaloop.scoring import History, beside_bh
+from alphaloop.state import LoopState
+from alphaloop.stats import run_statistics, split_bh_returns, universe_statistics
+from alphaloop.stress import stress_or_failure, stress_penalty
 from alphaloop.text import clip, fmt, rich
 from alphaloop.ui import console
+from alphaloop.universe import bh_returns as universe_bh_returns
+from alphaloop.universe import instrument_bh_returns
+from alphaloop.workdir import USER_FILES, Workdir
+from sandbox.runner import Sandbox
 
-if TYPE_CHECKING:
-    from alphaloop.loop import Loop, LoopState
+
+@dataclass
+class FinishInputs:
+    """What the end-of-run steps read: the run folder, its state and data, and the run's settings."""
+
+    wd: Workdir
+    state: LoopState
+    manifest: dict
+    history: History
+    data_dir: Path
+    metric: str
+    cost_bps: float
+    seed: int
+    stress_paths: int
+    cross_ticker: str | None
+    test_readings: int  # readings of the test split by `final`, counted when the run started
+    histories: list[History] = field(default_factory=list)  # every instrument of a universe ([] or one: ``history``)
+    instrument_names: tuple[str, ...] = ()  # their names, for stats.json (people only; prompts number them)
 
 
-def write_statistics(loop: Loop, state: LoopState) -> dict | None:
+def write_statistics(run: FinishInputs) -> RunStats | None:
     """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
-    from alphaloop.stats import run_statistics, split_bh_returns, universe_statistics
-    from alphaloop.universe import bh_returns, instrument_bh_returns
-
-    records = loop.wd.records()
-    scored = [r for r in records if r.get("scores")]
-    accepted = [r for r in records if r["status"] == "accepted" and r.get("returns")]
+    state = run.state
+    records = run.wd.records()
+    scored = [r for r in records if r.scores]
+    accepted = [r for r in records if r.accepted and r.returns]
     if state.best is None or not accepted:
         console.print("statistics: no accepted candidate yet; nothing to test")
         return None
-    best = next(r for r in accepted if r["iteration"] == state.best.iteration)
-    histories = loop.histories
-    # a universe is judged on its equal-weight portfolio against the equal-weight buy and hold
-    bh = split_bh_returns(loop.history, "val") if len(histories) == 1 else bh_returns(histories, "val")
+    best = next(r for r in accepted if r.iteration == state.best.iteration)
+    sharpes = [r.split("val")["sharpe"] for r in scored]
+    many = len(run.histories) > 1  # a universe is judged on its equal-weight portfolio against the equal-weight B&H
+    bh_returns = universe_bh_returns(run.histories, "val") if many else split_bh_returns(run.history, "val")
     stats = run_statistics(
-        trials=state.trials,
-        sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored],
-        best_returns=np.asarray(best["returns"]["val"]),
-        accepted_returns=[np.asarray(r["returns"]["val"]) for r in accepted],
-        bh_returns=bh,
-        seed=loop.cfg.seed,
+        trials=state.trials, sharpes=sharpes, best_returns=np.asarray(best.returns["val"]),
+        accepted_returns=[np.asarray(r.returns["val"]) for r in accepted], bh_returns=bh_returns, seed=run.seed,
     )
     stats["best_iteration"] = state.best.iteration
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
     # buy and hold, the effective number of trials and a verdict that only SPA may word as "beats" sit beside it.
-    matrix = np.column_stack([np.asarray(r["returns"]["val"]) for r in accepted])
+    matrix = np.column_stack([np.asarray(r.returns["val"]) for r in accepted])
     per = None
-    if len(histories) > 1 and best.get("instrument_returns"):  # the best on each instrument beside its buy and hold
+    if many and best.instrument_returns:  # the best on each instrument beside that instrument's buy and hold
         per = {name: (np.asarray(r), instrument_bh_returns(h, "val"))
-               for name, r, h in zip(loop.instrument_names, best["instrument_returns"]["val"], histories, strict=True)}
+               for name, r, h in zip(run.instrument_names, best.instrument_returns, run.histories, strict=True)}
     universe = universe_statistics(
-        matrix, best=accepted.index(best), bh_returns=bh, trials=state.trials,
-        sharpes=[r["scores"]["splits"]["val"]["sharpe"] for r in scored], instruments=len(histories),
-        per_instrument=per, best_iteration=state.best.iteration, seed=loop.cfg.seed)
+        matrix, best=accepted.index(best), bh_returns=bh_returns, trials=state.trials, sharpes=sharpes,
+        instruments=max(len(run.histories), 1), per_instrument=per, best_iteration=state.best.iteration,
+        seed=run.seed)
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
-    atomic_write_json(loop.wd.root / "stats.json", stats)
+    result = RunStats.from_json(stats, "the run's statistics")
+    run.wd.write_stats(result)
     console.print(universe.format())
-    return stats
-
-
-def run_population_stress(loop: Loop, state: LoopState) -> dict:
-    """Stress every population member once (cached in stress.json across runs and resumes)."""
-    from alphaloop.store import read_json
-    from alphaloop.stress import stress_penalty
-
-    path = loop.wd.root / "stress.json"
-    cache = read_json(path) if path.is_file() else {}
-    wanted = {"n_paths": loop.cfg.stress_paths, "cost_bps": loop.cfg.cost_bps, "seed": loop.cfg.seed}
-    for m in state.population:
-        key = str(m.iteration)
-        if key in cache and all(cache[key].get(k) == v for k, v in wanted.items()):
-            continue
-        record = read_json(loop.wd.results(m.iteration)).get("stress") or {}
-        same = record.get("status") == "ok" and all(record.get(k) == v for k, v in wanted.items())
-        cache[key] = record if same else loop.stress(loop.wd.region(m.iteration))
-    cache = {k: v for k, v in cache.items() if int(k) in {m.iteration for m in state.population}}
-    atomic_write_json(path, cache)
-    for m in state.population:
-        st = cache[str(m.iteration)]
-        if st.get("status") == "ok":
-            console.print(f"stress (synthetic paths from the validation split), iter {m.iteration}: "
-                          f"worst scenario's 5th-percentile max drawdown {stress_penalty(st):.1%}")
-        else:
-            console.print(f"stress, iter {m.iteration}: failed ({rich(clip(st.get('reason'), 300))})")
-    return cache
-
-
-def run_cross_market(loop: Loop, state: LoopState, manifest: dict) -> dict | None:
-    """Score the population on a second instrument's train and validation splits."""
-    from alphaloop.cross_market import format_cross, load_cross_history, score_cross
-
-    history, label = load_cross_history(manifest, loop.cfg.cross_ticker)
-    regions = {m.iteration: loop.wd.region(m.iteration) for m in state.population}
-    members = score_cross(regions, history, loop.sandbox, loop.cfg.metric, loop.cfg.cost_bps)
-    result = {"label": label, "metric": loop.cfg.metric, "members": {str(k): v for k, v in members.items()}}
-    atomic_write_json(loop.wd.root / "cross_market.json", result)
-    console.print(format_cross(result))
     return result
 
 
-def finish_run(loop: Loop, state: LoopState, manifest: dict) -> None:
+def run_population_stress(run: FinishInputs, sandbox: Sandbox) -> StressCache:
+    """Stress every population member once (cached in the workdir across runs and resumes)."""
+    cache = run.wd.read_stress()
+    for m in run.state.population:
+        key = str(m.iteration)
+        if key in cache.members and cache.members[key].matches(run.stress_paths, run.cost_bps, run.seed):
+            continue
+        recorded = run.wd.record(m.iteration).stress
+        if recorded is not None and recorded.ok and recorded.matches(run.stress_paths, run.cost_bps, run.seed):
+            cache.members[key] = recorded
+        else:
+            cache.members[key] = StressResult.from_json(stress_or_failure(
+                run.wd.region(m.iteration), run.history, sandbox, run.cost_bps, run.stress_paths, run.seed))
+    kept = {str(m.iteration) for m in run.state.population}
+    cache = StressCache({k: v for k, v in cache.members.items() if k in kept})
+    run.wd.write_stress(cache)
+    for m in run.state.population:
+        st = cache.members[str(m.iteration)]
+        if st.ok:
+            console.print(f"stress (synthetic paths from the validation split), iter {m.iteration}: "
+                          f"worst scenario's 5th-percentile max drawdown {stress_penalty(st.to_json()):.1%}")
+        else:
+            console.print(f"stress, iter {m.iteration}: failed ({rich(clip(st.reason, 300))})")
+    return cache
+
+
+def run_cross_market(run: FinishInputs, sandbox: Sandbox) -> CrossMarket:
+    """Score the population on a second instrument's train and validation splits."""
+    history, label = load_cross_history(run.manifest, run.cross_ticker)
+    regions = {m.iteration: run.wd.region(m.iteration) for m in run.state.population}
+    members = score_cross(regions, history, sandbox, run.metric, run.cost_bps)
+    result = CrossMarket(label=label, metric=run.metric, members={str(k): v for k, v in members.items()})
+    run.wd.write_cross_market(result)
+    console.print(format_cross(result.to_json()))
+    return result
+
+
+def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
     """Close the view, then print and store the end-of-run figures, each step failing alone."""
-    loop.view.close()
+    close_view()
+    state = run.state
     if state.stop_reason:
         console.print(f"stopped: {rich(state.stop_reason)}")
     best = state.best
     if best is not None:
         console.print(f"best: iter {best.iteration}, val {state.metric} {fmt(best.val_metric)}"
                       f"{beside_bh(best.val, state.metric)} "
-                      f"(train {fmt(best.train_metric)}) -> {rich(loop.wd.root)}/best_trade.py; "
+                      f"(train {fmt(best.train_metric)}) -> {rich(run.wd.best_trade)}; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
-    steps = [("statistics", lambda: write_statistics(loop, state))]
-    if state.population and loop.cfg.stress_paths > 0:
-        steps.append(("stress", lambda: run_population_stress(loop, state)))
-    if state.population:
-        steps.append(("second market", lambda: run_cross_market(loop, state, manifest)))
-    steps.append(("report", lambda: _report(loop)))
-    from sandbox.runner import Sandbox
-
     with Sandbox() as sandbox:
-        loop.sandbox = sandbox
+        steps: list[tuple[str, Callable[[], object]]] = [("statistics", lambda: write_statistics(run))]
+        if is_forecast(run.metric):  # stress and the second market judge positions; a forecaster takes none
+            steps = [("statistics", lambda: write_forecast_statistics(run.wd, state.trials, best and best.iteration,
+                                                                      run.seed))]
+            if best is not None:
+                steps.append(("forecasts", lambda: console.print(write_validation_forecasts(
+                    run.wd, run.history, best.iteration, sandbox), highlight=False, soft_wrap=True)))
+        if state.population and run.stress_paths > 0 and not is_forecast(run.metric):
+            steps.append(("stress", lambda: run_population_stress(run, sandbox)))
+        if state.population and not is_forecast(run.metric):
+            steps.append(("second market", lambda: run_cross_market(run, sandbox)))
+        steps.append(("report", lambda: console.print(f"report: {rich(write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:
             try:
                 step()
             except Exception as exc:  # a summary step must not hide the run's own results
                 console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {rich(clip(exc, 300))}")
-    console.print(f"files: {rich(loop.wd.root)}/ (learnings.md, results.tsv, iter_N_trade.py, best_trade.py, "
-                  "report.html); " + _test_split_note(loop.test_readings))
+    console.print(f"files: {rich(run.wd.root)}/ ({', '.join(USER_FILES)}); " + _test_split_note(run.test_readings))
 
 
 def _test_split_note(readings: int) -> str:
@@ -137,13 +165,4 @@ def _test_split_note(readings: int) -> str:
 
 
 def loop_hit_rate(state: LoopState) -> str:
-    from alphaloop.learnings import Learnings
-
     return Learnings.from_json(state.learnings).hit_rate() if state.learnings else "no graded hypotheses yet"
-
-
-def _report(loop: Loop) -> None:
-    from alphaloop.report import write_report
-
-    path = write_report(loop.wd.root, loop.cfg.data_dir)
-    console.print(f"report: {rich(path)}")

@@ -36,6 +36,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from alphaloop.forecast.buckets import BUCKETS, HORIZONS
+
 EARLY_CUT = 4  # a few rows in: a backward fill of the first rows' NaN shows here
 MIN_WARMUP_FOR_CUT = 10  # a shorter warm-up is already covered by the early cut
 DRAWN_CUTS = 5  # K in the module docstring: one uniform cut per band of rows
@@ -81,7 +83,8 @@ class Leak:
     presence: str = ""  # "missing" or "extra" when the probe run lacks or adds the column
 
     def message(self, index: pd.Index) -> str:
-        what = "signals" if self.column == "signals" else f"column '{self.column}'"
+        what = ("signals" if self.column == "signals" else self.column if self.column.startswith("forecast h=")
+                else f"column '{self.column}'")
         cut = _date(index, self.probe.cut)
         how = (f"the history is truncated after {cut}" if self.probe.kind == "truncate"
                else f"the bars after {cut} are replaced by a different random walk")
@@ -174,8 +177,41 @@ def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0) -> list[Pr
     return probes
 
 
+def forecast_columns(full: FrameLike, result: FrameLike) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The forecast task's probabilities (n, H, 3) of both runs as named columns ("forecast h=3 p_up");
+    empty for the trade task, whose results carry none."""
+    a, b = getattr(full, "forecasts", None), getattr(result, "forecasts", None)
+    if a is None or b is None:
+        return {}, {}
+    names = [f"forecast h={h} p_{k}" for h in HORIZONS for k in BUCKETS]
+    flat_a, flat_b = np.asarray(a).reshape(len(a), -1), np.asarray(b).reshape(len(b), -1)
+    return ({n: flat_a[:, j] for j, n in enumerate(names)}, {n: flat_b[:, j] for j, n in enumerate(names)})
+
+
+def first_column_difference(full: Mapping[str, np.ndarray], result: Mapping[str, np.ndarray], k: int,
+                            probe: Probe) -> Leak | None:
+    """Earliest row ``< k`` where a column of ``result`` differs from the same column of ``full``."""
+    names = list(full)
+    if not names:
+        return None
+    index = probe.frame.index
+    a = np.column_stack([np.asarray(full[c], dtype=np.float64)[:k] for c in names])
+    b = np.column_stack([np.asarray(result[c], dtype=np.float64)[:k] for c in names])
+    finite = np.where(np.isfinite(a), np.abs(a), 0.0)
+    atol = ATOL_SCALE * finite.max(axis=0, initial=0.0)
+    same = np.isclose(a, b, rtol=RTOL, atol=atol, equal_nan=True) | (a == b)
+    bad_cols = np.flatnonzero(~same.all(axis=0))
+    if not bad_cols.size:
+        return None
+    first_rows = np.argmax(~same[:, bad_cols], axis=0)
+    j = int(bad_cols[np.argmin(first_rows)])
+    row = int(first_rows.min())
+    return Leak(names[j], row, _date(index, row), float(a[row, j]), float(b[row, j]), int((~same[:, j]).sum()), probe)
+
+
 def first_difference(full: FrameLike, probe: Probe, result: FrameLike) -> Leak | None:
-    """Earliest row at or before the cut where a feature (else the signals) differs."""
+    """Earliest row at or before the cut where a feature, else a forecast probability (forecast task),
+    else the signals differ."""
     k = probe.cut + 1
     index = probe.frame.index
     missing = [c for c in full.features if c not in result.features]
@@ -183,21 +219,9 @@ def first_difference(full: FrameLike, probe: Probe, result: FrameLike) -> Leak |
     if missing or extra:
         column, presence = (missing[0], "missing") if missing else (extra[0], "extra")
         return Leak(column, 0, _date(index, 0), np.nan, np.nan, k, probe, presence)
-    names = list(full.features)
-    best: Leak | None = None
-    if names:
-        a = np.column_stack([np.asarray(full.features[c], dtype=np.float64)[:k] for c in names])
-        b = np.column_stack([np.asarray(result.features[c], dtype=np.float64)[:k] for c in names])
-        finite = np.where(np.isfinite(a), np.abs(a), 0.0)
-        atol = ATOL_SCALE * finite.max(axis=0, initial=0.0)
-        same = np.isclose(a, b, rtol=RTOL, atol=atol, equal_nan=True) | (a == b)
-        bad_cols = np.flatnonzero(~same.all(axis=0))
-        if bad_cols.size:
-            first_rows = np.argmax(~same[:, bad_cols], axis=0)
-            j = int(bad_cols[np.argmin(first_rows)])
-            row = int(first_rows.min())
-            best = Leak(names[j], row, _date(index, row), float(a[row, j]), float(b[row, j]),
-                        int((~same[:, j]).sum()), probe)
+    best = first_column_difference(full.features, result.features, k, probe)
+    if best is None:
+        best = first_column_difference(*forecast_columns(full, result), k, probe)
     if best is None:
         s_full = np.asarray(full.signals)[:k]
         s_probe = np.asarray(result.signals)[:k]

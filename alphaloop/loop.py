@@ -8,11 +8,10 @@ records newer than state.json are replayed, and a trade file without a record is
 
 from __future__ import annotations
 
-import random
+import dataclasses
 import signal
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,43 +21,23 @@ import numpy as np
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
-from alphaloop.diversity import (
-    BH_DISGUISE_CORRELATION,
-    BH_DISGUISE_EXPOSURE,
-    NEAR_COPY_CORRELATION,
-    MemberReturns,
-    buy_and_hold_in_disguise,
-    novelty,
-)
-from alphaloop.learnings import Entry, Learnings, grade
-from alphaloop.proposers.base import (
-    CandidateFigures,
-    EndpointDown,
-    Expectation,
-    GuardThreshold,
-    MemberSummary,
-    Proposal,
-    ProposalContext,
-    Proposer,
-    WindowFigures,
-)
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, beside_bh
-from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
-from alphaloop.text import clip
-from alphaloop.universe import (
-    bh_returns,
-    figures_from_record,
-    load_histories,
-    positions_sha256,
-    record_fields,
-    signals_sha256,
-)
-
-
-def tsv_header(metric: str) -> str:
-    """results.tsv's header: every figure column names its split and metric, buy and hold beside validation."""
-    return (f"n\tparent\tstatus\tstage\tval_{metric}\tval_bh_{metric}\ttrain_{metric}\tval_round_trips\t"
-            "novelty\tdescription\n")
+from alphaloop.evidence import evidence, expectation, judge_diversity
+from alphaloop.finish import FinishInputs, finish_run
+from alphaloop.forecast.buckets import BucketScheme
+from alphaloop.forecast.evidence import forecast_evidence, forecast_fields
+from alphaloop.forecast.rows import scalar_view
+from alphaloop.learnings import Learnings, grade
+from alphaloop.pipeline import EvalContext, evaluate
+from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
+from alphaloop.records import IterationRecord, NewerSchema, StressResult
+from alphaloop.rows import tsv_header
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
+from alphaloop.state import LoopState
+from alphaloop.stress import stress_adjusted, stress_or_failure
+from alphaloop.ui import LiveView, warn_loudly
+from alphaloop.universe import load_histories, positions_sha256, signals_sha256
+from alphaloop.workdir import Workdir
+from sandbox.runner import Sandbox
 
 
 class LoopStop(Exception):
@@ -85,218 +64,7 @@ class LoopConfig:
     hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
     max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
     eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
-
-
-@dataclass
-class Member:
-    """What the loop remembers of a population member without rereading its files."""
-
-    iteration: int
-    value: float
-    val_metric: float
-    train_metric: float
-    val_trades: int
-    description: str
-    val: dict[str, float]
-    fold_min: float | None = None
-    fold_median: float | None = None
-    signals_sha256: str | None = None
-    positions_sha256: str | None = None  # validation positions: equal keys trade identically on validation
-    val_returns: list[float] | None = None  # daily validation returns, for the near-copy rule and correlations
-
-
-@dataclass
-class LoopState:
-    """Everything needed to continue a run; a pure function of the iteration records."""
-
-    metric: str
-    population_size: int
-    data_manifest: str
-    cost_bps: float | None = None
-    folds: int | None = None
-    next_iteration: int = 0
-    population: list[Member] = field(default_factory=list)
-    consecutive_fails: int = 0
-    last_entered: bool = False
-    trials: int = 0
-    accepted: int = 0
-    tokens: dict[str, int] = field(default_factory=lambda: {"prompt": 0, "completion": 0})
-    learnings: dict = field(default_factory=dict)
-    last_outcome: str | None = None
-    stop_reason: str | None = None
-    elapsed_s: float = 0.0
-    tsv_rows: list[str] = field(default_factory=list)
-    searched_after_test_reading: bool = False  # an iteration ran after `final` read the test split
-
-    @property
-    def best(self) -> Member | None:
-        return self.population[0] if self.population else None
-
-    def duplicate_of(self, signals_sha256: str | None) -> int | None:
-        """The member that already trades exactly these signals: a copy adds nothing to the population."""
-        return next((m.iteration for m in self.population if signals_sha256 and m.signals_sha256 == signals_sha256),
-                    None)
-
-    def would_enter(self, value: float | None, signals_sha256: str | None = None) -> bool:
-        if value is None or not np.isfinite(value) or self.duplicate_of(signals_sha256) is not None:
-            return False
-        if len(self.population) < self.population_size:
-            return True
-        return value > self.population[-1].value
-
-    def pick_parent(self, n: int, seed: int) -> int:
-        """After a success build on it; after a failure revert to a random top-K member."""
-        members = [m.iteration for m in self.population]
-        if self.last_entered and n - 1 in members:
-            return n - 1
-        if not members:
-            return 0
-        return random.Random(f"{seed}:parent:{n}").choice(members)
-
-    def apply(self, record: dict, learnings: Learnings, compactor: Any = None) -> None:
-        """Fold one iteration record into the state (used live and when replaying after a kill)."""
-        n = record["iteration"]
-        value = record.get("selection_value")
-        entered = record["status"] == "accepted" and bool(record.get("in_population"))
-        self.trials += 1 if record.get("stage") != "proposal" else 0
-        self.accepted += record["status"] == "accepted"
-        if entered:
-            scores = record["scores"]["splits"]
-            member = Member(
-                iteration=n, value=float(value), val_metric=float(scores["val"][self.metric]),
-                train_metric=float(scores["train"][self.metric]), val_trades=int(scores["val"]["round_trips"]),
-                description=describe(record), val=scores["val"],
-                fold_min=record["scores"].get("fold_spread", {}).get("min"),
-                fold_median=record["scores"].get("fold_spread", {}).get("median"),
-                signals_sha256=record.get("signals_sha256"),
-                positions_sha256=record.get("positions_sha256"),
-                val_returns=(record.get("returns") or {}).get("val"),
-            )
-            kept = [m for m in self.population if m.iteration != record.get("replaces")]
-            self.population = sorted([*kept, member], key=lambda m: -m.value)[: self.population_size]
-        if n > 0:
-            self.consecutive_fails = 0 if entered else self.consecutive_fails + 1
-        self.last_entered = entered
-        self.searched_after_test_reading |= bool(record.get("test_readings_before"))
-        for k in ("prompt", "completion"):
-            self.tokens[k] += int(record.get("tokens", {}).get(k, 0))
-        learnings.add(entry_from_record(record, self.metric), compactor)
-        self.learnings = learnings.to_json()
-        self.last_outcome = outcome_line(record, self.metric)
-        self.tsv_rows.append(tsv_row(record, self.metric))
-        self.next_iteration = n + 1
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["best_iteration"] = self.best.iteration if self.best else None
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> LoopState:
-        d = {k: v for k, v in d.items() if k != "best_iteration"}
-        d["population"] = [Member(**m) for m in d.get("population", [])]
-        return cls(**d)
-
-
-def describe(record: dict, limit: int = 100) -> str:
-    """A one-line description of what an iteration tried, for tables, summaries and the report."""
-    if record["iteration"] == 0:
-        return "baseline (the region of the starting trade.py)"
-    p = record.get("proposal") or {}
-    text = p.get("change") or p.get("hypothesis") or p.get("error") or ""
-    return clip(text, limit)
-
-
-def tsv_row(record: dict, metric: str) -> str:
-    """One results.tsv line, kept in the state so the file never needs all records reread."""
-    s = record.get("scores")
-    val = f"{s['splits']['val'][metric]:.6f}" if s else ""
-    bh = s["splits"]["val"].get(f"bh_{metric}") if s else None
-    val_bh = f"{bh:.6f}" if bh is not None else ""  # buy and hold has a figure for sharpe and total_return
-    train = f"{s['splits']['train'][metric]:.6f}" if s else ""
-    trades = f"{s['splits']['val']['round_trips']:.0f}" if s else ""
-    parent = "" if record.get("parent") is None else str(record["parent"])
-    status = record["status"] + ("+top" if record.get("in_population") else "")
-    kind = ("bh_in_disguise" if (record.get("bh_disguise") or {}).get("disguised")
-            else (record.get("novelty") or {}).get("kind", ""))
-    if kind in ("duplicate", "near_copy"):
-        kind += f":{record['novelty']['member']}"
-    what = describe(record).replace(chr(9), " ")
-    return (f"{record['iteration']}\t{parent}\t{status}\t{record['stage']}\t{val}\t{val_bh}\t{train}\t{trades}\t"
-            f"{kind}\t{what}\n")
-
-
-def outcome_line(record: dict, metric: str) -> str:
-    """The latest outcome as the next prompt and the live view show it."""
-    n = record["iteration"]
-    if record["status"] != "accepted":  # the reason may quote the candidate's own text: flatten and clip it
-        return f"iter {n} rejected at {record['stage']}: {clip(record['reason'], 300)}"
-    where = "entered the population" if record.get("in_population") else "did not beat the population"
-    if record.get("duplicate_of") is not None:
-        where = f"holds the same validation positions as iter {record['duplicate_of']}, so it adds nothing"
-    elif (record.get("bh_disguise") or {}).get("disguised"):
-        where = f"kept out: {record['bh_disguise']['reason']}"
-    elif (record.get("novelty") or {}).get("kind") == "near_copy":
-        where = record["novelty"]["reason"]
-    bh = beside_bh(record["scores"]["splits"]["val"], metric) if record.get("scores") else ""
-    return f"iter {n} accepted, val {metric} {record['selection_val']:.3f}{bh}; {where}"
-
-
-def entry_from_record(record: dict, metric: str) -> Entry:
-    """The learnings entry for one iteration, derived from its record alone (so replays match)."""
-    p = record.get("proposal") or {}
-    if record["status"] == "accepted":
-        s = record["scores"]["splits"]
-        where = "entered the population" if record.get("in_population") else "not in the top-K"
-        if record.get("duplicate_of") is not None:
-            where += f" (same validation positions as iter {record['duplicate_of']})"
-        elif (record.get("bh_disguise") or {}).get("disguised"):
-            where += " (buy and hold in disguise)"
-        elif (record.get("novelty") or {}).get("kind") == "near_copy":
-            where += f" (near copy of iter {record['novelty']['member']})"
-        headline = (f"accepted, val {metric} {s['val'][metric]:.3f}{beside_bh(s['val'], metric)} "
-                    f"(train {s['train'][metric]:.3f}), {where}")
-    else:
-        headline = f"rejected at {record['stage']}: {clip(record['reason'], 200)}"
-    return Entry(
-        iteration=record["iteration"], parent=record.get("parent"), headline=headline,
-        hypothesis=p.get("hypothesis", ""), change=p.get("change", ""), expected=p.get("expected", ""),
-        verdict=record.get("grading", ""), held=record.get("hypothesis_held"),
-    )
-
-
-class Workdir:
-    """Paths of the files a run writes, and reading them back."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def trade(self, n: int) -> Path:
-        return self.root / f"iter_{n}_trade.py"
-
-    def results(self, n: int) -> Path:
-        return self.root / f"iter_{n}_results.json"
-
-    def reply(self, n: int) -> Path:
-        return self.root / f"iter_{n}_reply.md"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "data_manifest.json"
-
-    def region(self, n: int) -> str:
-        return extract_region(self.trade(n).read_text(encoding="utf-8"))
-
-    def records(self) -> list[dict]:
-        out, n = [], 0
-        while self.results(n).is_file():
-            out.append(read_json(self.results(n)))
-            n += 1
-        return out
+    task: str = "trade"  # "forecast": forecasters (generate_features + forecast), metric rps_skill_mean
 
 
 def _duration(seconds: float) -> str:
@@ -343,7 +111,9 @@ class Loop:
             return self._resume(manifest, splits, digest)
         except OSError as exc:
             raise LoopStop(f"cannot use {self.wd.root}/ as the run folder: {exc}") from exc
-        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        except NewerSchema as exc:  # names the file and the version that wrote it
+            raise LoopStop(str(exc)) from exc
+        except (ValueError, KeyError, TypeError) as exc:  # RecordError and JSONDecodeError are ValueErrors
             raise LoopStop(
                 f"{self.wd.root}/ holds a state or iteration file alphaloop cannot read ({type(exc).__name__}: {exc}); "
                 f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another "
@@ -352,10 +122,9 @@ class Loop:
 
     def _resume(self, manifest: dict, splits: dict, digest: str) -> tuple[LoopState, Learnings, dict]:
         """Check the workdir belongs to this data, load the state and replay records a kill left behind."""
-        self.wd.root.mkdir(parents=True, exist_ok=True)
-        clean_temp_files(self.wd.root)
-        if self.wd.manifest.is_file():
-            recorded = read_json(self.wd.manifest)
+        self.wd.prepare()
+        recorded = self.wd.read_manifest()
+        if recorded is not None:
             if manifest_digest(recorded) != digest:
                 raise LoopStop(
                     f"the frozen data in {self.cfg.data_dir}/ no longer matches the data this run started on "
@@ -364,33 +133,33 @@ class Loop:
                     "or start a new run with another --workdir"
                 )
         else:
-            atomic_write_json(self.wd.manifest, manifest)
-        if self.wd.state.is_file():
-            state = LoopState.from_json(read_json(self.wd.state))
-            for name, recorded, asked in (("metric", state.metric, self.cfg.metric),
-                                          ("cost-bps", state.cost_bps, self.cfg.cost_bps),
-                                          ("folds", state.folds, self.cfg.folds)):
-                if recorded is not None and recorded != asked:
-                    raise LoopStop(f"this workdir was scored with --{name} {recorded}; rerun with that value or use "
-                                   f"another --workdir (mixing them would rank candidates on different scales)")
+            self.wd.write_manifest(manifest)
+        if self.wd.has_run():
+            state = self.wd.read_state()
+            for name, recorded_value, asked in (("task", state.task, self.cfg.task),
+                                                ("metric", state.metric, self.cfg.metric),
+                                                ("cost-bps", state.cost_bps, self.cfg.cost_bps),
+                                                ("folds", state.folds, self.cfg.folds)):
+                if recorded_value is not None and recorded_value != asked:
+                    raise LoopStop(f"this workdir was scored with --{name} {recorded_value}; rerun with that value "
+                                   f"or use another --workdir (mixing them would rank candidates on different scales)")
         else:
             state = LoopState(metric=self.cfg.metric, population_size=self.cfg.population, data_manifest=digest,
-                              cost_bps=self.cfg.cost_bps, folds=self.cfg.folds)
+                              cost_bps=self.cfg.cost_bps, folds=self.cfg.folds, task=self.cfg.task)
         state.population_size = self.cfg.population
         learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
-        while self.wd.results(state.next_iteration).is_file():  # records written just before a kill
-            state.apply(read_json(self.wd.results(state.next_iteration)), learnings, self.proposer.compact)
-        self.wd.trade(state.next_iteration).unlink(missing_ok=True)  # an iteration that never finished
-        self.wd.reply(state.next_iteration).unlink(missing_ok=True)
+        while self.wd.has_record(state.next_iteration):  # records written just before a kill
+            state.apply(self.wd.record(state.next_iteration), learnings, self.proposer.compact)
+        self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
         self.history = History.from_splits(splits) if len(self.histories) == 1 else self.histories[0]
+        train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
+        self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
         self.digest = digest
         return state, learnings, manifest
 
     # ----- one iteration ----------------------------------------------------------------
-    def _iteration(self, n: int, state: LoopState, learnings: Learnings, ctx: Any) -> dict:
-        from alphaloop.pipeline import evaluate
-
+    def _iteration(self, n: int, state: LoopState, learnings: Learnings, ctx: EvalContext) -> IterationRecord:
         t0 = time.perf_counter()
         if n == 0:
             parent, proposal = None, Proposal(region=extract_region(self.cfg.start_file.read_text(encoding="utf-8")),
@@ -399,6 +168,8 @@ class Loop:
         else:
             parent = state.pick_parent(n, self.cfg.seed)
             self.view.stage(n, "propose", f"parent iter {parent}")
+            latest = self.wd.record_or_none(n - 1)
+            grand = self.wd.record_or_none(latest.parent) if latest is not None else None
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
                 metric=self.cfg.metric,
@@ -406,95 +177,66 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
-                **self._evidence(n, parent, state, ctx),
+                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme)
+                   if self.scheme is not None else
+                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, ctx.limits)),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
             self._show_warnings(proposal)
         t_prop = time.perf_counter() - t0
-        record: dict[str, Any] = {
-            "iteration": n, "parent": parent, "created_at": _now(), "metric": self.cfg.metric,
-            "cost_bps": self.cfg.cost_bps, "folds": self.cfg.folds,
-            "proposer": proposal_label, "model": proposal.model, "tokens": dict(proposal.tokens),
-            "data_manifest": self.digest, "test_readings_before": self.test_readings,
-            "proposal": {k: v for k, v in proposal.to_json().items() if k != "region"},
-            "scores": None, "returns": None, "selection_val": None, "selection_value": None,
-            "stress": None, "in_population": False, "hypothesis_held": None, "grading": "",
-        }
+        record = IterationRecord(
+            iteration=n, parent=parent, created_at=_now(), metric=self.cfg.metric, cost_bps=self.cfg.cost_bps,
+            folds=self.cfg.folds, proposer=proposal_label, model=proposal.model, tokens=dict(proposal.tokens),
+            data_manifest=self.digest, test_readings_before=self.test_readings,
+            proposal={k: v for k, v in proposal.to_json().items() if k != "region"},
+            status="rejected", stage="proposal", reason="",
+        )
         if proposal.reply:  # the whole reply, think blocks included, for an audit the record's head cannot give
-            atomic_write_text(self.wd.reply(n), proposal.reply)
-            record["reply_file"] = self.wd.reply(n).name
+            record.reply_file = self.wd.write_reply(n, proposal.reply)
         if proposal.region is None:
-            record.update(status="rejected", stage="proposal", reason=proposal.error or "the reply held no usable code")
-            record["timings"] = {"propose": t_prop, "evaluate": 0.0, "total": time.perf_counter() - t0}
+            record.reason = proposal.error or "the reply held no usable code"
+            record.timings = {"propose": t_prop, "evaluate": 0.0, "total": time.perf_counter() - t0}
             return record
-        atomic_write_text(self.wd.trade(n), splice_region(template_text(), proposal.region))
+        self.wd.write_trade(n, splice_region(template_text(), proposal.region))
         self.view.stage(n, "evaluate", "gate, sandbox, look-ahead, guards, score")
         t1 = time.perf_counter()
         ev = evaluate(proposal.region, ctx)
-        record.update(status="accepted" if ev.accepted else "rejected", stage=ev.stage, reason=ev.reason,
-                      details=ev.details, eval_timings=ev.timings)
+        record.status, record.stage, record.reason = "accepted" if ev.accepted else "rejected", ev.stage, ev.reason
+        record.details, record.eval_timings = ev.details, ev.timings
         if ev.scores is not None:
-            record["scores"] = ev.scores.to_json()
+            record.scores = {k: v for k, v in ev.scores.to_json().items() if k != "selection_val"}
             if ev.signals is not None:
-                record["positions_sha256"] = positions_sha256(ctx.histories, ev.instrument_signals)
-            record.update(record_fields(ev.universe, ev.accepted))
-            record["selection_val"] = ev.scores.selection
+                record.positions_sha256 = positions_sha256(ctx.histories, ev.instrument_signals)
+            if ev.universe is not None:
+                record.universe = ev.universe.to_json()
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
-            prec = self._record(parent) if parent_val is None else None
-            if prec is not None and prec.get("scores"):
-                parent_val = prec["scores"]["splits"]["val"]
-            val_now = record["scores"]["splits"]["val"]
-            held, verdict = grade(_expectation(proposal), parent_val, val_now) if n else (None, "")
-            record["hypothesis_held"], record["grading"] = held, verdict
-        if ev.accepted:
-            record["returns"] = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
+            prec = self.wd.record_or_none(parent) if parent_val is None else None
+            if prec is not None and prec.scores:
+                parent_val = prec.split("val")
+            now_val = record.split("val")
+            if self.scheme is not None:  # per-horizon figures: grade on their means
+                parent_val, now_val = scalar_view(parent_val), scalar_view(now_val)
+            if n:
+                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val)
+        if ev.accepted and ev.forecasts is not None:
+            record = dataclasses.replace(record, **forecast_fields(ev.scores, ev.forecasts, state))
+        elif ev.accepted:
+            record.returns = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
+            if ev.universe is not None:
+                record.instrument_returns = [np.round(s.returns["val"], 12).tolist() for s in ev.universe.instruments]
             value = ev.scores.selection
             if self.cfg.stress_select:
-                from alphaloop.stress import stress_adjusted
-
                 self.view.stage(n, "stress", f"{self.cfg.stress_paths} synthetic paths per scenario")
-                record["stress"] = self.stress(proposal.region)
-                value = stress_adjusted(value, record["stress"])
-            record["selection_value"] = value
-            record["signals_sha256"] = signals_sha256(ev.instrument_signals)
-            record.update(_diversity(record["positions_sha256"], ev, ctx.histories, value, state))
-        record["timings"] = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
+                stress = self.stress(proposal.region)
+                record.stress = StressResult.from_json(stress, f"stress of iteration {n}")
+                value = stress_adjusted(value, stress)
+            record.selection = value
+            record.signals_sha256 = signals_sha256(ev.instrument_signals)
+            record = dataclasses.replace(
+                record, **judge_diversity(record.positions_sha256, ev, ctx.histories, value, state))
+        record.timings = {"propose": t_prop, "evaluate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
         return record
-
-    def _record(self, n: int | None) -> dict | None:
-        if n is None or n < 0 or not self.wd.results(n).is_file():
-            return None
-        return read_json(self.wd.results(n))
-
-    def _evidence(self, n: int, parent: int, state: LoopState, ctx: Any) -> dict[str, Any]:
-        """What the researcher needs to reason: the parent's and the latest candidate's figures beside
-        buy and hold, why this parent, whether the last change altered any position, the guards as numbers."""
-        latest, parent_rec = self._record(n - 1), self._record(parent)
-        if latest is None or parent == n - 1:
-            reason = (f"building on iter {parent}: it entered the population, and the search builds on each "
-                      "success" if latest is not None else None)
-        else:
-            what = ("was rejected at " + latest["stage"]) if latest["status"] != "accepted" else (
-                "did not enter the population")
-            reason = (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does "
-                      f"not stack changes on one line: iter {n - 1} {what}")
-        grand = self._record(latest.get("parent")) if latest is not None else None
-        unchanged = bool(latest and grand and latest.get("positions_sha256")
-                         and latest.get("positions_sha256") == grand.get("positions_sha256"))
-        limits = ctx.limits
-        guards = (GuardThreshold("min round trips per year on validation", limits.min_round_trips_per_year,
-                                 "round trips/year"),
-                  GuardThreshold("max turnover", limits.max_turnover_per_year, "position changes/year"),
-                  GuardThreshold("always long (= buy and hold) at exposure", 100 * limits.always_long_exposure,
-                                 "% of days"),
-                  GuardThreshold("buy and hold in disguise: correlation with buy and hold above",
-                                 BH_DISGUISE_CORRELATION, f"at exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
-                  GuardThreshold("near copy of a member: validation return correlation above",
-                                 NEAR_COPY_CORRELATION, "(may only replace that member, if better)"))
-        return {"parent_figures": candidate_figures(parent_rec),
-                "latest_figures": candidate_figures(latest) if n - 1 != parent else None,
-                "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
 
     def _show_warnings(self, proposal: Proposal) -> None:
         """A proposer's advice to the user (e.g. a truncated context), printed the first time only."""
@@ -510,27 +252,24 @@ class Loop:
         return extract_region(self.cfg.start_file.read_text(encoding="utf-8"))
 
     def stress(self, region: str) -> dict:
-        """The stress suite for one region, in the warm worker; a failure is a result, not a crash."""
-        from alphaloop.stress import run_stress
+        """The stress suite for one region, in the warm worker."""
+        return stress_or_failure(region, self.history, self.sandbox, self.cfg.cost_bps, self.cfg.stress_paths,
+                                 self.cfg.seed)
 
-        try:
-            return run_stress(region, self.history, self.sandbox, self.cfg.cost_bps, n_paths=self.cfg.stress_paths,
-                              seed=self.cfg.seed, timeout_s=120.0)
-        except Exception as exc:  # the stress suite must never lose an iteration
-            return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-
-    def _commit(self, record: dict, state: LoopState, learnings: Learnings) -> None:
-        atomic_write_json(self.wd.results(record["iteration"]), record)
+    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
+        """Write the record, then fold in the record as read back: what a resume replays, to the bit
+        (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
+        uninterrupted run hold the same state."""
+        self.wd.write_record(record)
+        record = self.wd.record(record.iteration)
         state.apply(record, learnings, self.proposer.compact)
         self._write_derived(state, learnings)
+        return record
 
     def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
-        atomic_write_text(self.wd.root / "results.tsv", tsv_header(self.cfg.metric) + "".join(state.tsv_rows))
-        atomic_write_text(self.wd.root / "learnings.md", learnings.render())
-        if state.best is not None:
-            best = self.wd.trade(state.best.iteration).read_text(encoding="utf-8")
-            atomic_write_text(self.wd.root / "best_trade.py", best)
-        atomic_write_json(self.wd.state, state.to_json())
+        self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows), learnings.render(),
+                              state.best.iteration if state.best else None)
+        self.wd.write_state(state)
 
     # ----- the run ------------------------------------------------------------------------
     def _on_sigint(self, signum: int, frame: Any) -> None:
@@ -541,20 +280,14 @@ class Loop:
         self.view.note("Ctrl-C: finishing the current iteration, then stopping (press again to stop at once)")
 
     def run(self) -> int:
-        from alphaloop.pipeline import EvalContext
-        from alphaloop.ui import LiveView
-        from sandbox.runner import Sandbox
-
         state, learnings, manifest = self._open()
-        from alphaloop.final import earlier_readings
-
-        self.test_readings = len(earlier_readings(self.wd.root))
+        self.test_readings = len(self.wd.test_readings())
         if state.next_iteration > self.cfg.iterations:  # nothing to run: say so now, not the last run's reason
             last = state.next_iteration - 1
             state.stop_reason = (f"iterations: {self.wd.root}/ already holds iterations 0..{last}, and --iterations "
                                  f"{self.cfg.iterations} asks for none beyond them; to continue, rerun with "
                                  f"--iterations N, N > {last} (e.g. --iterations {last + 10})")
-            atomic_write_json(self.wd.state, state.to_json())
+            self.wd.write_state(state)
             self._finish(state, manifest)
             return 0
         stalled = state.stop_reason is not None and state.stop_reason.startswith("max-fails")
@@ -578,7 +311,7 @@ class Loop:
                 self.view.start(self, state, sandbox.describe())
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
-                                  eval_timeout_s=self.cfg.eval_timeout_s,
+                                  eval_timeout_s=self.cfg.eval_timeout_s, task=self.cfg.task,
                                   universe=tuple(self.histories) if len(self.histories) > 1 else ())
                 while True:
                     n = state.next_iteration
@@ -598,7 +331,7 @@ class Loop:
                         break
                     state.elapsed_s += time.perf_counter() - started
                     started = time.perf_counter()
-                    self._commit(record, state, learnings)
+                    record = self._commit(record, state, learnings)
                     self._estimate(state)
                     self.view.iteration_done(record, state, learnings)
                     if self.budget_note and not isinstance(self.view, LiveView):
@@ -611,7 +344,7 @@ class Loop:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
         state.elapsed_s += time.perf_counter() - started
-        atomic_write_json(self.wd.state, state.to_json())
+        self.wd.write_state(state)
         if last_words is not None and state.trials < 2:
             self.view.close()  # one trial has no statistics worth a summary; the error alone is the news
         else:
@@ -622,12 +355,9 @@ class Loop:
 
     def _warn_test_read(self) -> None:
         """Searching on after `final` makes the test split one more validation split; say so before it happens."""
-        from alphaloop.final import READINGS
-        from alphaloop.ui import warn_loudly
-
         warn_loudly("THE TEST SPLIT HAS ALREADY BEEN READ",
                     f"`python harness.py final` read the test split of this run {self.test_readings} time(s) "
-                    f"({self.wd.root / READINGS}).\nSearching further after a reading turns the test split into one "
+                    f"({self.wd.readings}).\nSearching further after a reading turns the test split into one "
                     f"more validation split:\nits figures will no longer be an unbiased estimate. This is recorded in "
                     f"the run (state.json: searched_after_test_reading;\neach new iteration record: "
                     f"test_readings_before). For an untouched test split, prepare new data and use a new --workdir.")
@@ -682,50 +412,9 @@ class Loop:
 
     def _finish(self, state: LoopState, manifest: dict) -> None:
         """End-of-run figures: statistics over all trials, second market, the report."""
-        from alphaloop.finish import finish_run
-
-        finish_run(self, state, manifest)
-
-
-def candidate_figures(record: dict | None) -> CandidateFigures | None:
-    """The figures table the prompt shows for one iteration: train, each fold, validation, with buy and hold."""
-    if record is None:
-        return None
-    status = "accepted" if record["status"] == "accepted" else (
-        f"rejected at {record['stage']}: {clip(record.get('reason', ''), 200)}")
-    scores = record.get("scores")
-    if not scores:
-        return CandidateFigures(record["iteration"], status=status)
-    rows = [("train", scores["splits"]["train"]),
-            *((f"train fold {i + 1}", f) for i, f in enumerate(scores["folds"])),
-            ("validation", scores["splits"]["val"])]
-    windows = tuple(WindowFigures(name, m["sharpe"], m["total_return"], m["max_drawdown"], m["exposure"],
-                                  int(m["round_trips"]), m["turnover"], m["bh_sharpe"], m["bh_total_return"],
-                                  m["bh_max_drawdown"]) for name, m in rows)
-    return CandidateFigures(record["iteration"], windows=windows, universe=figures_from_record(record), status=status)
-
-
-def _diversity(key: str, ev: Any, histories: History | Sequence[History], value: float,
-               state: LoopState) -> dict[str, Any]:
-    """Judge a scored candidate on what it does on validation: a duplicate (same positions on every
-    instrument), a near copy of a member (returns correlate above the threshold: may only replace it,
-    if better), buy and hold in disguise (kept out), or new (the top-K rule). For a universe the
-    returns are the equal-weight portfolio's and buy and hold the equal-weight buy and hold."""
-    returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
-    universe = [histories] if isinstance(histories, History) else list(histories)
-    disguise = buy_and_hold_in_disguise(returns, bh_returns(universe, "val"),
-                                        float(ev.scores.splits["val"]["exposure"]))
-    members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
-               for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]
-    verdict = novelty(key, returns, value, members, state.population_size)
-    return {"positions_sha256": key, "novelty": verdict.to_json(), "bh_disguise": disguise.to_json(),
-            "duplicate_of": verdict.member if verdict.kind == "duplicate" else None,
-            "replaces": verdict.replaces if verdict.enters else None,
-            "in_population": bool(verdict.enters and not disguise.disguised)}
-
-
-def _expectation(p: Proposal) -> Expectation | None:
-    e = p.expectation
-    if e is None or isinstance(e, Expectation):
-        return e
-    return Expectation(**e)
+        cfg = self.cfg
+        finish_run(FinishInputs(wd=self.wd, state=state, manifest=manifest, history=self.history,
+                                data_dir=cfg.data_dir, metric=cfg.metric, cost_bps=cfg.cost_bps, seed=cfg.seed,
+                                stress_paths=cfg.stress_paths, cross_ticker=cfg.cross_ticker,
+                                test_readings=self.test_readings, histories=self.histories,
+                                instrument_names=self.instrument_names), close_view=self.view.close)

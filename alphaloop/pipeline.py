@@ -32,11 +32,13 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.forecast.scores import ForecastScores, score_forecasts
 from alphaloop.guards import GuardLimits, InvarianceProbe, check_guards, invariance_probes, probe_failure
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores
 from alphaloop.store import finite
 from alphaloop.universe import UniverseScores, instrument_label, score_universe
+from sandbox.gate import task_check
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
@@ -62,13 +64,15 @@ class EvalContext:
     limits: GuardLimits = field(default_factory=GuardLimits)
     probe_seed: int | None = None  # None: derived from the region, so its author cannot aim at the cuts
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
-    gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check
+    gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check for the task's functions
+    task: str = "trade"  # "forecast": generate_features + forecast(row), scored by proper scoring rules
     universe: tuple[History, ...] = ()  # every instrument of a universe, ``history`` first; () for one
 
     @property
     def histories(self) -> tuple[History, ...]:
-        """The instruments the candidate runs on, in the universe's order (one: ``history`` alone)."""
-        return tuple(self.universe) or (self.history,)
+        """The instruments the candidate runs on, in the universe's order (one: ``history`` alone; the
+        forecast task scores one instrument)."""
+        return (tuple(self.universe) if self.task == "trade" else ()) or (self.history,)
 
 
 @dataclass
@@ -78,12 +82,13 @@ class Evaluation:
     accepted: bool
     stage: str  # "gate" | "sandbox" | "lookahead" | "guards" | "ok"
     reason: str  # "" when accepted
-    scores: Scores | None  # present whenever the candidate ran and was scored
+    scores: Scores | ForecastScores | None  # present whenever the candidate ran and was scored
     timings: dict[str, float]
     details: dict
     signals: np.ndarray | None = field(default=None, repr=False)  # validated, for whoever scores further
     universe: UniverseScores | None = field(default=None, repr=False)  # per-instrument scores; None for one
     instrument_signals: tuple[np.ndarray, ...] = field(default=(), repr=False)  # every instrument's, in order
+    forecasts: np.ndarray | None = field(default=None, repr=False)  # forecast task: validated (n, H, 3)
 
     def check_json(self) -> dict:
         """The one-line machine-readable verdict of ``harness.py check`` (strict JSON: no NaN)."""
@@ -132,7 +137,7 @@ class Budget:
 
 
 def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
-         limit_s: float) -> tuple[Any, str, bool]:
+         limit_s: float, task: str = "trade") -> tuple[Any, str, bool]:
     """Run in the sandbox within ``limit_s`` and what is left of the budget.
 
     Returns the outcome (None on a fault), a fault reason, and whether the budget ran out; a
@@ -144,7 +149,9 @@ def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
     timeout = min(limit_s, left)
     started = time.monotonic()
     try:
-        outcome = box.run(region, frames, timeout_s=timeout)
+        # the trade task keeps the runner's original call, which every test double implements
+        outcome = (box.run(region, frames, timeout_s=timeout) if task == "trade"
+                   else box.run(region, frames, timeout_s=timeout, task=task))
     except Exception as exc:  # the loop must survive a runner fault and record it
         budget.note(label, time.monotonic() - started)
         return None, f"the sandbox runner failed: {type(exc).__name__}: {exc}", False
@@ -182,7 +189,7 @@ def instrument_seed(seed: int, k: int) -> int:
 
 
 def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], results: list[Any], budget: Budget,
-                   info: dict) -> tuple[Leak | None, int, str, bool]:
+                   info: dict, task: str = "trade") -> tuple[Leak | None, int, str, bool]:
     """Rerun alone, up to ``MAX_LONE_RERUNS`` times, the probes whose result differs from the full run.
 
     One run shares a process between its frames, so state a candidate keeps in globals carries
@@ -224,7 +231,7 @@ def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], re
         inst = instruments[suspect.k]
         frame = inst.probes[suspect.i].frame if suspect.kind == "lookahead" else inst.inv[suspect.i].frame
         rerun.append((f"{instrument_label(suspect.k)} " if many else "") + f"{suspect.kind}:{suspect.i}")
-        alone, fault, spent = _run(box, region, [frame], budget, "lone reruns", limit)
+        alone, fault, spent = _run(box, region, [frame], budget, "lone reruns", limit, task)
         if alone is None or not alone.ok:
             return None, 0, fault or f"{alone.status}: {alone.reason}", spent
         if suspect.kind == "lookahead":
@@ -251,11 +258,7 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
         return Evaluation(False, stage, reason, scores, timings, details, signals, universe, per)
 
     with _timed(timings, "gate"):
-        if ctx.gate is None:
-            from sandbox.gate import check as gate
-        else:
-            gate = ctx.gate
-        verdict = gate(region)
+        verdict = (task_check(ctx.task) if ctx.gate is None else ctx.gate)(region)
     details["gate"] = {"ok": bool(verdict.ok), "rule": verdict.rule, "line": verdict.line, "reason": verdict.reason}
     if not verdict.ok:
         return reject("gate", verdict.reason or f"refused by the gate (rule: {verdict.rule})")
@@ -266,7 +269,7 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
     budget = Budget(ctx.eval_timeout_s)
     limit = float(getattr(ctx.sandbox, "timeout_s", 30.0))
     with _timed(timings, "sandbox"):
-        outcome, fault, _ = _run(ctx.sandbox, region, frames, budget, "full run", limit)
+        outcome, fault, _ = _run(ctx.sandbox, region, frames, budget, "full run", limit, ctx.task)
     if outcome is None:
         details["sandbox"] = {"status": "runner_error", "reason": fault}
         return reject("sandbox", fault)
@@ -280,7 +283,9 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
         instruments = []
         for k, (frame, full) in enumerate(zip(frames, fulls, strict=True)):
             seed_k = instrument_seed(seed, k)
-            probes, inv = probe_frames(frame, full, seed=seed_k), invariance_probes(frame, seed_k)
+            probes = probe_frames(frame, full, seed=seed_k)
+            # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
+            inv = invariance_probes(frame, seed_k) if ctx.task == "trade" else []
             instruments.append(_Instrument(frame, full, probes, inv, {
                 "seed": seed_k, "warmup_rows": warmup_rows(full.features), "probes": [p.describe() for p in probes],
                 "rows_probed": sum(len(p.frame) for p in probes), "invariance": [p.describe() for p in inv],
@@ -297,7 +302,7 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
         probe_limit = max(limit, PROBE_TIMEOUT_FACTOR * float(outcome.seconds))
         probe_run, fault, spent = _run(ctx.sandbox, region,
                                        [p.frame for inst in instruments for p in (*inst.probes, *inst.inv)],
-                                       budget, "probes", probe_limit)
+                                       budget, "probes", probe_limit, ctx.task)
         if probe_run is None or not probe_run.ok:
             info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
             info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
@@ -305,7 +310,7 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
                                                                                    f"{probe_run.reason}"))
         info["run"] = _outcome_json(probe_run)
         leak, leak_at, fault, spent = _confirm_alone(ctx.sandbox, region, instruments, list(probe_run.results),
-                                                     budget, info)
+                                                     budget, info, ctx.task)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
         if fault:
             info["leak"] = None
@@ -318,6 +323,13 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
             info["leak"]["instrument"] = leak_at + 1
         return reject("lookahead", _where(leak_at, many) + leak.message(frames[leak_at].index))
     info["leak"] = None
+    if ctx.task == "forecast":
+        full = fulls[0]
+        with _timed(timings, "score"):
+            fscores = score_forecasts(ctx.history, full.forecasts, folds=ctx.folds)
+        details["guards"] = {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
+                             "failed": []}
+        return Evaluation(True, "ok", "", fscores, timings, details, None, forecasts=full.forecasts)
 
     signals = tuple(full.signals for full in fulls)
     with _timed(timings, "score"):

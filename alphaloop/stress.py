@@ -279,3 +279,12 @@ def stress_penalty(stress: dict | None) -> float:
 def stress_adjusted(selection_val: float, stress: dict | None, weight: float = STRESS_WEIGHT) -> float:
     """Selection value penalised by stress: ``selection_val + weight * stress_penalty(stress)``."""
     return float(selection_val + weight * stress_penalty(stress))
+
+
+def stress_or_failure(region: str, history: History, runner: Runner, cost_bps: float, n_paths: int,
+                      seed: int) -> dict:
+    """The stress suite for one region; a failure is a result, not a crash (it must never lose an iteration)."""
+    try:
+        return run_stress(region, history, runner, cost_bps, n_paths=n_paths, seed=seed, timeout_s=120.0)
+    except Exception as exc:  # the suite runs candidate code: any failure is that candidate's result
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}

@@ -22,6 +22,7 @@ from alphaloop.candidate import compute_signals, validate_signals
 from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, return_prices
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, score
 from alphaloop.ui import console
+from alphaloop.workdir import Workdir
 
 TABLE_ROWS = (
     ("total_return", "Total return", "{:+.2%}"), ("cagr", "CAGR", "{:+.2%}"),
@@ -63,12 +64,11 @@ def find_data(script: Path, cwd: Path | None = None) -> Path:
     here = script.resolve().parent
     candidates = [cwd / "data", here / "data", here.parent / "data"]
     found = [c for c in dict.fromkeys(candidates) if (c / "manifest.json").is_file()]
-    recorded = None
-    if (here / "data_manifest.json").is_file():
-        try:
-            recorded = manifest_digest(json.loads((here / "data_manifest.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError):
-            recorded = None
+    try:
+        manifest = Workdir(here).read_manifest()
+        recorded = manifest_digest(manifest) if manifest is not None else None
+    except (OSError, ValueError, KeyError, TypeError):  # RecordError is a ValueError
+        recorded = None
     matching = [c for c in found if recorded is not None and _digest_of(c) == recorded]
     chosen = (matching or found or [None])[0]
     if chosen is None:

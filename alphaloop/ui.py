@@ -12,15 +12,25 @@ from typing import TYPE_CHECKING
 from rich.console import Console, RenderableType
 from rich.panel import Panel
 
+from alphaloop.forecast.rows import figures_note, is_forecast
 from alphaloop.scoring import beside_bh
 from alphaloop.text import clip, fmt, rich, safe
 
 if TYPE_CHECKING:
     from alphaloop.learnings import Learnings
-    from alphaloop.loop import Loop, LoopState
+    from alphaloop.loop import Loop
+    from alphaloop.records import IterationRecord
+    from alphaloop.state import LoopState
 
 console = Console(soft_wrap=True)
 console_err = Console(stderr=True)
+
+
+def trades_or_calibration(val: dict) -> str:
+    """Validation trades for a strategy; calibration and grades for a forecaster (which trades nothing)."""
+    if "round_trips" in val:
+        return f"val trades {val['round_trips']:.0f}"
+    return figures_note(val)
 
 
 def warn_loudly(title: str, body: str) -> None:
@@ -54,23 +64,23 @@ class PlainView:
     def note(self, text: str) -> None:
         self.out.print(safe(text, keep="\n"))
 
-    def iteration_done(self, record: dict, state: LoopState, learnings: Learnings) -> None:
-        n = record["iteration"]
-        parent = "-" if record.get("parent") is None else record["parent"]
-        if record["status"] == "accepted":
-            s = record["scores"]["splits"]
-            folds = record["scores"].get("fold_spread") or {}
+    def iteration_done(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> None:
+        n = record.iteration
+        parent = "-" if record.parent is None else record.parent
+        if record.accepted:
+            s = record.scores["splits"]
+            folds = record.fold_spread
             top = f"top-{state.population_size}"
             what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])}{beside_bh(s['val'], state.metric)} "
                     f"(train {fmt(s['train'][state.metric])}, "
                     f"folds min {fmt(folds.get('min'))} median {fmt(folds.get('median'))}), "
-                    f"val trades {s['val']['round_trips']:.0f}, "
-                    f"{'ENTERED ' + top if record['in_population'] else 'not in ' + top}")
+                    f"{trades_or_calibration(s['val'])}, "
+                    f"{'ENTERED ' + top if record.in_population else 'not in ' + top}")
         else:
-            what = f"rejected at {safe(record['stage'])}: {clip(record['reason'], 160)}"
+            what = f"rejected at {safe(record.stage)}: {clip(record.reason, 160)}"
         best = state.best
-        tokens = sum(record.get("tokens", {}).values())
-        self.out.print(f"[iter {n}/{self.total}] parent {parent} | {what} | {record['timings']['total']:.2f}s"
+        tokens = sum(record.tokens.values())
+        self.out.print(f"[iter {n}/{self.total}] parent {parent} | {what} | {record.timings['total']:.2f}s"
                        f"{f' | {tokens} tokens' if tokens else ''} | best iter {best.iteration if best else '-'} "
                        f"val {state.metric} {fmt(best.val_metric if best else None)}"
                        f"{beside_bh(best.val, state.metric) if best else ''} | hit rate {learnings.hit_rate()}")
@@ -110,11 +120,11 @@ class LiveView(PlainView):
         out = self.live.console if self.live.is_started else console
         out.print(safe(text, keep="\n"), markup=False, highlight=False)
 
-    def iteration_done(self, record: dict, state: LoopState, learnings: Learnings) -> None:
+    def iteration_done(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> None:
         self.done_here += 1
         self.hit_rate = learnings.hit_rate()
         self.last = rich(clip(state.last_outcome, 300)) if state.last_outcome else "-"
-        self.current = (str(record["iteration"]), "done", "")
+        self.current = (str(record.iteration), "done", "")
         self._refresh()
 
     def _render(self) -> RenderableType:
@@ -136,12 +146,14 @@ class LiveView(PlainView):
                      f"[bold]trials[/] {st.trials} ({st.accepted} accepted)", f"[bold]hit rate[/] {self.hit_rate}")
         pop = Table(title=f"population (top-{st.population_size} by val {st.metric}; every figure says its split)",
                     expand=True)
-        for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"val B&H {st.metric}", "right"),
+        bench = "climatology" if is_forecast(st.metric) else "B&H"
+        for col, just in (("iter", "right"), (f"val {st.metric}", "right"), (f"val {bench} {st.metric}", "right"),
                           (f"train {st.metric}", "right"),
                           ("train folds min / median", "right"), ("val trades", "right"), ("what it tried", "left")):
             pop.add_column(col, justify=just, overflow="ellipsis", no_wrap=col != "what it tried")
         for m in st.population:
-            pop.add_row(str(m.iteration), fmt(m.val_metric), fmt((m.val or {}).get(f"bh_{st.metric}")),
+            pop.add_row(str(m.iteration), fmt(m.val_metric),
+                        fmt(0.0 if is_forecast(st.metric) else (m.val or {}).get(f"bh_{st.metric}")),
                         fmt(m.train_metric),
                         f"{fmt(m.fold_min)} / {fmt(m.fold_median)}", str(m.val_trades), rich(clip(m.description, 300)))
         budget = self.loop.budget_note

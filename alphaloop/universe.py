@@ -225,20 +225,9 @@ def signals_sha256(signals: Sequence[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def record_fields(universe: UniverseScores | None, accepted: bool) -> dict:
-    """What a universe adds to an iteration record; nothing for one instrument, whose record stays as it was.
-    Accepted candidates keep each instrument's daily validation returns for the per-instrument statistics."""
-    if universe is None:
-        return {}
-    out: dict = {"universe": universe.to_json()}
-    if accepted:
-        out["instrument_returns"] = {"val": [np.round(s.returns["val"], 12).tolist() for s in universe.instruments]}
-    return out
-
-
-def figures_from_record(record: dict) -> UniverseFigures | None:
-    """The prompt's universe line (portfolio, best, median, worst instrument by number) from a record."""
-    u = record.get("universe")
+def figures_from_record(u: dict | None) -> UniverseFigures | None:
+    """The prompt's universe line (portfolio, best, median, worst instrument by number) from a record's
+    ``universe`` field (None for one instrument)."""
     if not u:
         return None
     return UniverseFigures(metric=u["metric"], portfolio=float(u["portfolio_val"]), instruments=int(u["instruments"]),

@@ -41,8 +41,8 @@ class TimingView(PlainView):
     def note(self, text: str) -> None:
         pass
 
-    def iteration_done(self, record: dict, state, learnings) -> None:
-        self.done.append((record["iteration"], time.perf_counter(), record["stage"]))
+    def iteration_done(self, record, state, learnings) -> None:
+        self.done.append((record.iteration, time.perf_counter(), record.stage))
 
 
 def plain_trade_run(data: Path, repeats: int = 3) -> float:

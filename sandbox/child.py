@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sandbox.forecasts import decode_forecasts
 from sandbox.lockdown import (
     PR_SET_CHILD_SUBREAPER,
     PR_SET_DUMPABLE,
@@ -51,6 +52,7 @@ from sandbox.wire import (
     BodyBuilder,
     ProtocolError,
     decode_frames,
+    max_result_bytes,
     pack_message,
     read_message,
     write_all,
@@ -190,10 +192,11 @@ class Worker:
         memory_mb = int(header["memory_mb"])
         try:
             frames = decode_frames(header["frames"], body)
+            horizons = _forecast_horizons(header)
         except Exception as exc:
             return {"status": "crash", "reason": f"worker could not rebuild the input frames: {exc}"}, []
         del body
-        max_body = sum(len(f) for f in frames) * 8 * (MAX_FEATURES + 1) + (1 << 20)
+        max_body = max_result_bytes(sum(len(f) for f in frames), len(horizons or ()))
         res_r, res_w = os.pipe()
         log_r, log_w = os.pipe()
         try:
@@ -205,7 +208,7 @@ class Worker:
         if pid == 0:
             os.close(res_r)
             os.close(log_r)
-            _child_main(self, header["region"], frames, timeout, memory_mb, res_w, log_w)
+            _child_main(self, header["region"], frames, timeout, memory_mb, res_w, log_w, horizons)
             os._exit(70)
         os.close(res_w)
         os.close(log_w)
@@ -243,6 +246,18 @@ class Worker:
             time.sleep(0.002)
 
 
+def _forecast_horizons(header: dict[str, Any]) -> tuple[int, ...] | None:
+    """None for the trade task; the horizons to decode for the forecast task (``header["task"]``)."""
+    task = header.get("task", "trade")
+    if task == "trade":
+        return None
+    horizons = header.get("horizons")
+    if task != "forecast" or not isinstance(horizons, list) or not horizons or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in horizons):
+        raise ValueError(f"unknown task {task!r} or bad horizons")
+    return tuple(horizons)
+
+
 def _module_from_source(name: str, source: str) -> Any:
     import types
 
@@ -274,7 +289,7 @@ def _prewarm(candidate: Any) -> None:
 
 
 def _child_main(worker: Worker, region: str, frames: list[pd.DataFrame], timeout: float,
-                memory_mb: int, res_w: int, log_w: int) -> None:
+                memory_mb: int, res_w: int, log_w: int, horizons: tuple[int, ...] | None = None) -> None:
     """Lock down, run the candidate on every frame, send back arrays; never returns."""
     try:
         os.setpgid(0, 0)
@@ -291,10 +306,10 @@ def _child_main(worker: Worker, region: str, frames: list[pd.DataFrame], timeout
     except BaseException as exc:
         _send(RESULT_FD, {"status": "exception", "reason": f"sandbox setup failed: {exc}"})
         os._exit(71)
-    _child_run(worker, region, frames)
+    _child_run(worker, region, frames, horizons)
 
 
-def _child_run(worker: Worker, region: str, frames: list[pd.DataFrame]) -> None:
+def _child_run(worker: Worker, region: str, frames: list[pd.DataFrame], horizons: tuple[int, ...] | None) -> None:
     sent = False
 
     def violation(what: str) -> None:
@@ -325,14 +340,15 @@ def _child_run(worker: Worker, region: str, frames: list[pd.DataFrame]) -> None:
             env = {"__builtins__": builtins}
         env.update({"__name__": "candidate", "pd": pd, "np": np})
         exec(code, env)
-        gf, sl = env.get("generate_features"), env.get("strategy_logic")
-        missing = [n for n, f in (("generate_features", gf), ("strategy_logic", sl)) if not callable(f)]
+        second = "strategy_logic" if horizons is None else "forecast"
+        gf, sl = env.get("generate_features"), env.get(second)
+        missing = [n for n, f in (("generate_features", gf), (second, sl)) if not callable(f)]
         if missing:
             sent = True
             _send(RESULT_FD, {"status": "missing_output",
                               "reason": f"the region does not define {' and '.join(missing)}"})
             return
-        header, parts = _compute(worker.candidate, gf, sl, frames)
+        header, parts = _compute(worker.candidate, gf, sl, frames, horizons)
         sent = True
         _send(RESULT_FD, header, parts)
     except BaseException as exc:
@@ -369,12 +385,25 @@ def _check_element_types(raw: Any) -> None:
             raise ValueError(f"signals must be numbers, got {bad[0].__name__}")
 
 
-def _compute(candidate: Any, gf: Callable[..., Any], sl: Callable[..., Any],
-             frames: list[pd.DataFrame]) -> tuple[dict[str, Any], list[bytes | memoryview]]:
+def _compute(candidate: Any, gf: Callable[..., Any], sl: Callable[..., Any], frames: list[pd.DataFrame],
+             horizons: tuple[int, ...] | None = None) -> tuple[dict[str, Any], list[bytes | memoryview]]:
+    """Run the candidate on every frame; the arrays to send and their description.
+
+    Trade task: ``sl`` is ``strategy_logic`` and the signals are checked here (and again by the parent).
+    Forecast task: ``sl`` is ``forecast``; its per-row mappings are decoded into probabilities and codes
+    (``sandbox.forecasts``) and sent with all-zero signals; only the parent judges them.
+    """
     body = BodyBuilder()
     out = []
     for i, df in enumerate(frames):
-        features, raw = candidate.compute_signals(gf, sl, df)
+        extra: dict[str, Any] = {}
+        if horizons is None:
+            features, raw = candidate.compute_signals(gf, sl, df)
+        else:
+            features, rows = candidate.compute_forecast_rows(gf, sl, df)
+            decoded = decode_forecasts(rows, horizons)
+            extra = {"forecasts": body.add(decoded.probs), "codes": body.add(decoded.codes, "<i1")}
+            raw = np.zeros(len(df), dtype=np.int8)
         if not features.index.equals(df.index):  # signals are matched to bars by position: order must hold
             raise _BadOutput(f"frame {i}: generate_features changed the index; keep one row per input bar, in order")
         try:
@@ -397,7 +426,7 @@ def _compute(candidate: Any, gf: Callable[..., Any], sl: Callable[..., Any],
                 raise _BadOutput(f"frame {i}: more than {MAX_FEATURES} numeric feature columns")
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
             columns.append({"name": label, **body.add(values)})
-        out.append({"n": len(df), "signals": body.add(signals.astype(np.float64)), "features": columns})
+        out.append({"n": len(df), "signals": body.add(signals.astype(np.float64)), "features": columns, **extra})
     return {"status": "ok", "frames": out}, body.parts
 
 

@@ -12,8 +12,9 @@ closed: any input it cannot analyse, including one that breaks the parser, is a 
 from __future__ import annotations
 
 import ast
+import functools
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,7 @@ from sandbox.gate_tables import (  # noqa: F401  (re-exported: tests and the run
     SAFE_TO_ATTRS,
     SIZE_KEYWORDS,
     STRING_EVAL_ATTRS,
+    TASK_FUNCTIONS,
     TZ_CALLS,
     TZ_KEYWORDS,
 )
@@ -94,8 +96,9 @@ class _Checker(CallChecks):
     single walk of the tree is enough (the gate must stay well under 5 ms).
     """
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, required: tuple[str, ...] = REQUIRED_FUNCTIONS) -> None:
         self.tree = tree
+        self.required = required
         self.depth = 0
         self.def_names: set[str] = set()
         self.rebound: set[str] = set()
@@ -190,7 +193,7 @@ class _Checker(CallChecks):
 
     def _contract(self) -> None:
         defs = {s.name: s for s in self.tree.body if isinstance(s, ast.FunctionDef)}
-        for name in REQUIRED_FUNCTIONS:
+        for name in self.required:
             node = defs.get(name)
             if node is None:
                 raise Refusal("contract", None, f"the region must define {name}(...) at top level")
@@ -498,10 +501,14 @@ class _Checker(CallChecks):
                 self._callable_spec(kw.value, callee or "aggfunc")
             self._expr(kw.value, scopes)
 
-def check(source: str) -> GateResult:
-    """Decide whether a candidate region may run; never raises, refuses whatever it cannot read."""
+def check(source: str, required: tuple[str, ...] = REQUIRED_FUNCTIONS) -> GateResult:
+    """Decide whether a candidate region may run; never raises, refuses whatever it cannot read.
+
+    ``required`` names the top-level functions the task's contract asks for (``TASK_FUNCTIONS``), each
+    taking exactly one positional argument.
+    """
     try:
-        return _check(source)
+        return _check(source, tuple(required))
     except RecursionError:
         return _result("too-deep", None, "source nests too deeply to analyse")
     except MemoryError:
@@ -510,7 +517,12 @@ def check(source: str) -> GateResult:
         return _result("internal", None, f"gate could not analyse the source ({type(exc).__name__})")
 
 
-def _check(source: str) -> GateResult:
+def task_check(task: str) -> Callable[[str], GateResult]:
+    """The gate of one task (``--task trade`` or ``--task forecast``), as a one-argument function."""
+    return functools.partial(check, required=TASK_FUNCTIONS[task])
+
+
+def _check(source: str, required: tuple[str, ...] = REQUIRED_FUNCTIONS) -> GateResult:
     if not isinstance(source, str):
         return _result("input", None, f"region must be text, got {type(source).__name__}")
     if len(source) > MAX_SOURCE_CHARS:
@@ -523,7 +535,7 @@ def _check(source: str) -> GateResult:
         return _result("parse", exc.lineno, f"syntax error: {exc.msg}")
     except (ValueError, MemoryError, RecursionError, OverflowError) as exc:
         return _result("parse", None, f"the parser refused the source ({type(exc).__name__})")
-    checker = _Checker(tree)
+    checker = _Checker(tree, required)
     try:
         checker.run()
     except Refusal as refusal:

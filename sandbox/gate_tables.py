@@ -13,6 +13,8 @@ MAX_ELEMENTS = 10**8
 MAX_REPEAT = 10**7
 MAX_INT_BITS = 256
 REQUIRED_FUNCTIONS = ("generate_features", "strategy_logic")
+# The functions each task's region must define at top level (``--task``); the trade task is the default.
+TASK_FUNCTIONS = {"trade": REQUIRED_FUNCTIONS, "forecast": ("generate_features", "forecast")}
 MODULE_NAMES = frozenset({"pd", "np"})
 
 SAFE_FUNCTIONS = frozenset({

@@ -39,6 +39,8 @@ import pandas as pd
 
 from alphaloop import candidate as candidate_module
 from alphaloop.candidate import validate_signals
+from alphaloop.forecast.buckets import HORIZONS
+from alphaloop.forecast.validate import validate_forecasts
 from sandbox import wire
 from sandbox.gate import SAFE_BUILTINS
 from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_status: re-exported)
@@ -64,7 +66,7 @@ REASON_LIMIT = 500
 START_TIMEOUT_S = 120.0
 GRACE_S = 10.0
 SANDBOX_DIR = Path(__file__).resolve().parent
-SHIPPED = ("wire", "lockdown", "watch", "child")  # sandbox modules the worker runs, in dependency order
+SHIPPED = ("wire", "lockdown", "watch", "forecasts", "child")  # sandbox modules the worker runs, in dependency order
 # The worker's first code: read the init message, then build the shipped modules from their source
 # under their own names (so ``from sandbox.wire import ...`` inside them finds them, never a copy on disk).
 BOOT = (
@@ -89,10 +91,14 @@ BOOT = (
 
 @dataclass
 class FrameResult:
-    """What one input frame produced: validated signals and the numeric feature columns."""
+    """What one input frame produced: validated signals and the numeric feature columns.
+
+    For the forecast task also the validated (n, H, 3) probabilities; the signals are then all zero.
+    """
 
     signals: np.ndarray
     features: dict[str, np.ndarray]
+    forecasts: np.ndarray | None = None
 
 
 @dataclass
@@ -397,8 +403,16 @@ class Sandbox:
 
     # --- running -------------------------------------------------------------------------------
 
-    def run(self, region: str, frames: list[pd.DataFrame], timeout_s: float | None = None) -> RunOutcome:
-        """Run ``region`` on every frame in one child; metrics are the caller's job."""
+    def run(self, region: str, frames: list[pd.DataFrame], timeout_s: float | None = None,
+            task: str = "trade") -> RunOutcome:
+        """Run ``region`` on every frame in one child; metrics are the caller's job.
+
+        ``task="forecast"`` runs ``generate_features`` and ``forecast`` instead of ``strategy_logic`` and
+        returns validated probabilities per frame (``FrameResult.forecasts``).
+        """
+        if task not in ("trade", "forecast"):
+            raise ValueError(f"unknown task {task!r}")
+        horizons = tuple(HORIZONS) if task == "forecast" else ()
         if not isinstance(region, str):
             raise TypeError(f"region must be a str, got {type(region).__name__}")
         if not frames:
@@ -408,9 +422,8 @@ class Sandbox:
             raise ValueError(f"timeout must be positive, got {timeout_s!r}")
         specs, body = wire.encode_frames(list(frames))
         header = {"op": "run", "region": region, "timeout": timeout, "memory_mb": self.memory_mb,
-                  "frames": specs}
-        rows = sum(len(f) for f in frames)
-        max_body = rows * 8 * (MAX_FEATURES + 1) + (1 << 20)
+                  "frames": specs, "task": task, "horizons": list(horizons)}
+        max_body = wire.max_result_bytes(sum(len(f) for f in frames), len(horizons))
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._stop_worker()
@@ -435,10 +448,10 @@ class Sandbox:
                 return RunOutcome("crash", _clean_text(reason, REASON_LIMIT, False), None,
                                   _clean_text(tail, LOG_LIMIT, True), time.monotonic() - started)
             seconds = time.monotonic() - started
-        return self._outcome(reply, reply_body, frames, seconds)
+        return self._outcome(reply, reply_body, frames, seconds, horizons)
 
     def _outcome(self, reply: dict[str, Any], body: bytearray, frames: list[pd.DataFrame],
-                 seconds: float) -> RunOutcome:
+                 seconds: float, horizons: tuple[int, ...] = ()) -> RunOutcome:
         status = reply.get("status")
         log = _clean_text(reply.get("log"), LOG_LIMIT, True)
         dropped = reply.get("log_dropped")
@@ -450,14 +463,19 @@ class Sandbox:
         if status != "ok":
             return RunOutcome(status, reason or status.replace("_", " "), None, log, seconds)
         try:
-            results = self._results(reply.get("frames"), body, frames)
+            results = self._results(reply.get("frames"), body, frames, horizons)
         except (ProtocolError, ValueError, TypeError) as exc:
             return RunOutcome("bad_output", _clean_text(str(exc), REASON_LIMIT, False), None, log, seconds)
         return RunOutcome("ok", "", results, log, seconds)
 
     @staticmethod
-    def _results(described: Any, body: bytearray, frames: list[pd.DataFrame]) -> list[FrameResult]:
-        """Turn the child's buffers into arrays, trusting nothing it says about them."""
+    def _results(described: Any, body: bytearray, frames: list[pd.DataFrame],
+                 horizons: tuple[int, ...] = ()) -> list[FrameResult]:
+        """Turn the child's buffers into arrays, trusting nothing it says about them.
+
+        With ``horizons`` (the forecast task) each frame also carries probabilities and codes, checked by
+        ``alphaloop.forecast.validate``: a fault names its horizon, date and what was wrong.
+        """
         if not isinstance(described, list) or len(described) != len(frames):
             raise ProtocolError("result does not cover every input frame")
         results = []
@@ -481,5 +499,14 @@ class Sandbox:
                     raise ValueError(f"feature name {ascii(name)[:60]} is not allowed: column names may use only "
                                      "letters, digits, spaces and _ . - + : % ( ) [ ] , ' / = * (rename the column)")
                 features[name] = wire.array_at(body, col, n)
-            results.append(FrameResult(signals=signals, features=features))
+            forecasts = None
+            if horizons:
+                h = len(horizons)
+                probs = wire.array_at(body, desc.get("forecasts"), n * h * 3).reshape(n, h, 3)
+                codes = wire.array_at(body, desc.get("codes"), n * h, "<i1").reshape(n, h)
+                try:
+                    forecasts = validate_forecasts(probs, df.index, codes, horizons)
+                except ValueError as exc:
+                    raise ValueError(f"frame {i}: {exc}" if len(frames) > 1 else str(exc)) from None
+            results.append(FrameResult(signals=signals, features=features, forecasts=forecasts))
         return results

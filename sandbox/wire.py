@@ -26,6 +26,13 @@ MAX_FEATURES = 256
 MAX_NAME_CHARS = 200
 
 
+def max_result_bytes(rows: int, horizons: int = 0) -> int:
+    """The most a child may send back for ``rows`` input rows: signals and every feature column as
+    float64, plus (forecast task) the (rows, horizons, 3) float64 probabilities and (rows, horizons)
+    int8 codes, with room for alignment."""
+    return rows * 8 * (MAX_FEATURES + 1) + rows * horizons * (3 * 8 + 1) + (1 << 20)
+
+
 class ProtocolError(RuntimeError):
     """A message on a sandbox pipe was truncated, oversized or malformed."""
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from alphaloop.candidate import extract_region, splice_region, template_text
-from alphaloop.final import READINGS, append_reading, earlier_readings, find_iteration, run_final
+from alphaloop.final import run_final
+from alphaloop.records import TestReading
+from alphaloop.workdir import READINGS, Workdir
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE
 from tests.test_pipeline_check import LEAKY
@@ -23,8 +25,12 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "best_trade.py").write_text(text)
     (tmp_path / "iter_3_results.json").write_text(json.dumps(
         {"iteration": 3, "status": "accepted", "stage": "ok", "reason": "", "metric": "total_return",
-         "scores": {"metric": "total_return", "selection_val": 0.1276}}))
+         "scores": {"metric": "total_return", "selection_val": 0.1276, "splits": {"val": {"total_return": 0.1276}}}}))
     return tmp_path
+
+
+def earlier_readings(workdir: Path) -> list[dict]:
+    return [r.to_json() for r in Workdir(workdir).test_readings()]
 
 
 def final(capsys: pytest.CaptureFixture[str], *args, **kw) -> tuple[int, str, str]:
@@ -67,7 +73,7 @@ def test_rejected_candidate_is_recorded_without_figures(workdir: Path, frozen_da
     code, out, _ = final(capsys, workdir, frozen_data, 4, 2.0)
     assert code == 1 and "no test figures shown" in out and "Total return" not in out
     (rec,) = earlier_readings(workdir)
-    assert rec["status"] == "rejected" and rec["stage"] == "lookahead" and rec["test"] is None
+    assert rec["status"] == "rejected" and rec["stage"] == "lookahead" and rec.get("test") is None
 
 
 def test_usage_errors(tmp_path: Path, frozen_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,17 +85,17 @@ def test_usage_errors(tmp_path: Path, frozen_data: Path, capsys: pytest.CaptureF
 
 
 def test_append_keeps_earlier_lines_and_leaves_no_temp_files(tmp_path: Path) -> None:
-    (tmp_path / READINGS).write_text('{"n": 1}')  # a last line without its newline
-    append_reading(tmp_path, {"n": 2})
-    append_reading(tmp_path, {"n": 3})
-    assert [r["n"] for r in earlier_readings(tmp_path)] == [1, 2, 3]
+    (tmp_path / READINGS).write_text('{"time": "t1", "iteration": 1}')  # a last line without its newline
+    Workdir(tmp_path).append_reading(TestReading(time="t2", iteration=2))
+    Workdir(tmp_path).append_reading(TestReading(time="t3", iteration=3))
+    assert [r["iteration"] for r in earlier_readings(tmp_path)] == [1, 2, 3]
     assert sorted(p.name for p in tmp_path.iterdir()) == [READINGS]
 
 
 def test_find_iteration_names_the_first_matching_file(workdir: Path) -> None:
     (workdir / "iter_7_trade.py").write_text((workdir / "iter_3_trade.py").read_text())
-    assert find_iteration(workdir, "def generate_features(df):\n    return df\n") is None
-    assert find_iteration(workdir, extract_region((workdir / "best_trade.py").read_text())) == 3
+    assert Workdir(workdir).find_iteration("def generate_features(df):\n    return df\n") is None
+    assert Workdir(workdir).find_iteration(extract_region((workdir / "best_trade.py").read_text())) == 3
 
 
 def test_verdict_line_says_who_won_and_by_how_much() -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from alphaloop.workdir import Workdir
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,11 +26,8 @@ def harness(*args: str, cwd: Path, env: dict | None = None, timeout: float = 240
 
 def summary(workdir: Path) -> list[tuple]:
     """What must be identical between an interrupted and an uninterrupted run."""
-    out = []
-    for path in sorted(workdir.glob("iter_*_results.json"), key=lambda p: int(p.name.split("_")[1])):
-        r = json.loads(path.read_text())
-        out.append((r["iteration"], r["parent"], r["status"], r["stage"], r["selection_val"], r["in_population"]))
-    return out
+    return [(r.iteration, r.parent, r.status, r.stage, r.val_metric, r.in_population)
+            for r in Workdir(workdir).records()]
 
 
 @pytest.fixture
@@ -62,7 +61,7 @@ def test_offline_loop_writes_every_file_and_stays_off_the_test_split(data_copy: 
     assert stats["trials"] == sum(r["stage"] != "proposal" for r in records) > 1
     assert stats["scored_trials"] == sum(bool(r.get("scores")) for r in records)
     assert stats["accepted"] == sum(r["status"] == "accepted" for r in records)
-    stress = json.loads((wd / "stress.json").read_text())
+    stress = {k: v.to_json() for k, v in Workdir(wd).read_stress().members.items()}
     population = [m["iteration"] for m in json.loads((wd / "state.json").read_text())["population"]]
     assert sorted(int(k) for k in stress) == sorted(population) and all(v["status"] == "ok" for v in stress.values())
     assert set(json.loads((wd / "cross_market.json").read_text())["members"]) == {str(n) for n in population}
@@ -198,12 +197,13 @@ def test_options_shape_the_run(data_copy: Path, tmp_path: Path) -> None:
     from alphaloop.stress import stress_penalty
 
     for n in range(4):
-        r = json.loads((wd / f"iter_{n}_results.json").read_text())
-        if r["status"] != "accepted":
+        rec = Workdir(wd).record(n)
+        if rec.status != "accepted":
             continue
-        assert len(r["scores"]["folds"]) == 3 and r["selection_val"] == r["scores"]["splits"]["val"]["total_return"]
+        r = rec.to_json()
+        assert len(r["scores"]["folds"]) == 3 and rec.val_metric == r["scores"]["splits"]["val"]["total_return"]
         assert r["stress"]["status"] == "ok" and r["stress"]["n_paths"] == 2
-        assert r["selection_value"] == pytest.approx(r["selection_val"] + stress_penalty(r["stress"]))
+        assert rec.selection == pytest.approx(rec.val_metric + stress_penalty(r["stress"]))
     res = harness("--proposer", "offline", "--iterations", "4", "--metric", "sharpe", "--workdir", str(wd),
                   "--data", str(data_copy), cwd=tmp_path)
     assert res.returncode == 2 and "--metric total_return" in res.stderr

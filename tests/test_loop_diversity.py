@@ -7,8 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from alphaloop.diversity import positions_key, window_positions
-from alphaloop.loop import LoopState, Member, _diversity
+from alphaloop.evidence import judge_diversity
+from alphaloop.records import Member
 from alphaloop.scoring import History, score
+from alphaloop.state import LoopState
 from tests.test_sandbox_support import make_ohlcv
 
 
@@ -24,7 +26,7 @@ def _ev(history: History, signals: np.ndarray) -> SimpleNamespace:
 def _judge(ev: SimpleNamespace, history: History, value: float, state: LoopState) -> dict:
     """The loop's verdict, with the validation positions key the loop computes once per scored candidate."""
     key = positions_key(window_positions(ev.signals, history.windows["val"]))
-    return _diversity(key, ev, history, value, state)
+    return judge_diversity(key, ev, history, value, state)
 
 
 def _state(history: History, members: list[tuple[int, np.ndarray]]) -> LoopState:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from alphaloop.learnings import Learnings
-from alphaloop.loop import LoopState
+from alphaloop.records import IterationRecord
+from alphaloop.state import LoopState
 
 
 def record(n: int, val: float | None, status: str = "accepted", sha: str | None = None, parent: int | None = 0) -> dict:
@@ -24,7 +25,7 @@ def fold(state: LoopState, rec: dict) -> None:
     if rec["status"] == "accepted":
         rec["duplicate_of"] = state.duplicate_of(rec["signals_sha256"])
         rec["in_population"] = state.would_enter(rec["selection_value"], rec["signals_sha256"])
-    state.apply(rec, Learnings())
+    state.apply(IterationRecord.from_json(rec), Learnings())  # the old record shape, read as the loop reads it
 
 
 def test_top_k_ranking_failures_and_duplicates() -> None:

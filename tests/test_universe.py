@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from alphaloop.pipeline import EvalContext, Evaluation, evaluate
+from alphaloop.records import UNIVERSE_FIELDS, IterationRecord
 from alphaloop.scoring import History, score
 from alphaloop.stats import universe_statistics
 from alphaloop.universe import (
@@ -19,7 +20,6 @@ from alphaloop.universe import (
     figures_from_record,
     instrument_bh_returns,
     positions_sha256,
-    record_fields,
     score_universe,
 )
 from tests.conftest import InProcessSandbox
@@ -59,7 +59,8 @@ def test_one_instrument_scores_exactly_as_before() -> None:
     assert u.portfolio.to_json() == score(h, s).to_json()
     assert all(np.array_equal(u.portfolio.returns[k], score(h, s).returns[k]) for k in ("train", "val"))
     assert np.array_equal(bh_returns([h]), instrument_bh_returns(h))
-    assert record_fields(None, True) == {}  # one instrument adds nothing to the iteration record
+    rec = IterationRecord(iteration=0, status="accepted", stage="ok")
+    assert not set(UNIVERSE_FIELDS) & set(rec.to_json())  # one instrument adds nothing to the iteration record
 
 
 def test_copies_of_one_instrument_make_a_portfolio_with_its_figures() -> None:
@@ -95,9 +96,8 @@ def test_universe_figures_number_the_instruments() -> None:
     assert f.instruments == 5 and f.portfolio == u.portfolio.splits["val"]["sharpe"]
     assert f.best == (int(np.argmax(vals)) + 1, max(vals)) and f.worst == (int(np.argmin(vals)) + 1, min(vals))
     assert f.median == pytest.approx(np.median(vals))
-    record = json.loads(json.dumps(record_fields(u, True)))
-    assert figures_from_record(record) == f
-    assert len(record["instrument_returns"]["val"]) == 5
+    record = json.loads(json.dumps(u.to_json()))
+    assert figures_from_record(record) == f and len(record["per_instrument"]) == 5
 
 
 def test_duplicates_are_judged_on_every_instruments_validation_positions() -> None:
@@ -285,6 +285,7 @@ def test_the_loop_over_a_universe_records_numbers_and_never_names_an_instrument(
     from alphaloop.data import load_splits
     from alphaloop.loop import Loop, LoopConfig
     from alphaloop.ui import PlainView
+    from alphaloop.workdir import Workdir
 
     first = History.from_splits(load_splits(frozen_data))
     universe = [first, sibling(first, 1), sibling(first, 2)]
@@ -293,15 +294,18 @@ def test_the_loop_over_a_universe_records_numbers_and_never_names_an_instrument(
     proposer = RecordingProposer(seed=3)
     cfg = LoopConfig(workdir=workdir, data_dir=frozen_data, iterations=5, max_fails=0, seed=3, stress_paths=0)
     assert Loop(cfg, proposer, "offline (seed 3)", PlainView(5)).run() == 0
-    records = [json.loads((workdir / f"iter_{n}_results.json").read_text()) for n in range(6)]
-    scored = [r for r in records if r.get("scores")]
-    assert scored and all(r["universe"]["instruments"] == 3 for r in scored)
+    records = Workdir(workdir).records()
+    scored = [r for r in records if r.scores]
+    assert len(records) == 6 and scored and all(r.universe["instruments"] == 3 for r in scored)
     for r in scored:
-        per = [p["splits"]["val"]["sharpe"] for p in r["universe"]["per_instrument"]]
-        assert r["universe"]["median_val"] == pytest.approx(np.median(per))
-        assert r["selection_val"] == r["scores"]["splits"]["val"]["sharpe"] == r["universe"]["portfolio_val"]
-    accepted = [r for r in records if r["status"] == "accepted"]
-    assert all(len(r["instrument_returns"]["val"]) == 3 for r in accepted)
+        per = [p["splits"]["val"]["sharpe"] for p in r.universe["per_instrument"]]
+        assert r.universe["median_val"] == pytest.approx(np.median(per))
+        assert r.val_metric == r.universe["portfolio_val"]
+    accepted = [r for r in records if r.accepted]
+    assert accepted and all(len(r.instrument_returns) == 3 for r in accepted)
+    assert all(len(r.instrument_returns[0]) == len(r.returns["val"]) for r in accepted)
+    on_disk = json.loads((workdir / "iter_0_results.json").read_text())
+    assert "instrument_returns" not in on_disk and "universe" in on_disk  # the bulky part sits in the sidecar
     stats = json.loads((workdir / "stats.json").read_text())
     assert stats["universe"]["instruments"] == 3
     assert [f["name"] for f in stats["universe"]["per_instrument"]] == list(TICKERS)  # for people, never prompts

@@ -199,6 +199,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
         "last_outcome": clip(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
         "evidence": format_evidence(ctx),
+        **ctx.extra,
     }
 
 

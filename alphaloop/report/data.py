@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.data import DataError, load_splits, manifest_digest
+from alphaloop.records import RecordError
+from alphaloop.store import read_json
+from alphaloop.workdir import Workdir
 
 
 @dataclass
@@ -55,28 +58,23 @@ class Run:
         return max(scored, key=record_value)["iteration"] if scored else None
 
 
-def _read_json(path: Path, notes: list[str]) -> Any:
-    if not path.is_file():
-        return None
+def _read(read: Callable[[], Any], name: str, notes: list[str]) -> Any:
+    """One workdir reader's result; a file that cannot be read becomes a note and None."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        notes.append(f"{path.name} could not be read ({type(exc).__name__}); its section is left out")
+        return read()
+    except (OSError, RecordError, json.JSONDecodeError) as exc:
+        notes.append(f"{name} could not be read ({type(exc).__name__}); its section is left out")
         return None
 
 
 def load_run(workdir: Path, data_dir: Path) -> Run:
-    """Read every file the loop writes; a missing or broken one becomes a note, not a failure."""
-    workdir, notes = Path(workdir), []
-    numbered = []
-    for path in workdir.glob("iter_*_results.json"):
-        m = re.fullmatch(r"iter_(\d+)_results\.json", path.name)
-        if m:
-            numbered.append((int(m.group(1)), path))
-    records = [r for _, p in sorted(numbered) if isinstance(r := _read_json(p, notes), dict)]
-    state = _read_json(workdir / "state.json", notes) or {}
-    frozen = _read_json(Path(data_dir) / "manifest.json", notes)
-    manifest = _read_json(workdir / "data_manifest.json", notes) or frozen
+    """Read every file the loop writes (through ``workdir``'s typed readers); a broken one becomes a note."""
+    wd, notes = Workdir(workdir), []
+    records = [r.to_json() for r in wd.all_records(notes)]
+    state = _read(lambda: wd.read_state().to_json() if wd.has_run() else None, wd.state.name, notes) or {}
+    frozen_path = Path(data_dir) / "manifest.json"  # the data folder's own manifest (alphaloop.data names it)
+    frozen = _read(lambda: read_json(frozen_path) if frozen_path.is_file() else None, frozen_path.name, notes)
+    manifest = _read(wd.read_manifest, wd.manifest.name, notes) or frozen
     splits = None
     try:
         if frozen and manifest and manifest_digest(manifest) != manifest_digest(frozen):
@@ -87,34 +85,30 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
     except (DataError, KeyError, TypeError) as exc:
         notes.append(f"frozen data not readable ({exc}); curves are drawn against trading days, without buy and hold")
     readings = []
-    readings_path = workdir / "test_readings.jsonl"
-    if readings_path.is_file():
-        for line in filter(str.strip, readings_path.read_text(encoding="utf-8").splitlines()):
-            try:
-                readings.append(json.loads(line))
-            except json.JSONDecodeError:
-                notes.append("test_readings.jsonl holds a line that is not JSON; it was skipped")
-    stress = _read_json(workdir / "stress.json", notes) if (workdir / "stress.json").is_file() else {}
+    for reading in wd.test_readings():
+        if reading.damaged:
+            notes.append(f"{wd.readings.name} holds a line that is not JSON; it was skipped")
+        else:
+            readings.append(reading.to_json())
+    stress = _read(wd.read_stress, wd.stress.name, notes)
     for record in records:
-        if not record.get("stress") and str(record.get("iteration")) in (stress or {}):
-            record["stress"] = stress[str(record["iteration"])]
-    learnings_path = workdir / "learnings.md"
-    return Run(workdir=workdir, records=records, state=state, manifest=manifest, splits=splits,
-               stats=_read_json(workdir / "stats.json", notes), cross=_read_json(workdir / "cross_market.json", notes),
-               readings=readings,
-               learnings=learnings_path.read_text(encoding="utf-8") if learnings_path.is_file() else "",
-               notes=notes)
+        if not record.get("stress") and stress is not None and str(record.get("iteration")) in stress.members:
+            record["stress"] = stress.members[str(record["iteration"])].to_json()
+    stats = _read(wd.read_stats, wd.stats.name, notes)
+    cross = _read(wd.read_cross_market, wd.cross_market.name, notes)
+    return Run(workdir=wd.root, records=records, state=state, manifest=manifest, splits=splits,
+               stats=stats.to_json() if stats else None, cross=cross.to_json() if cross else None,
+               readings=readings, learnings=wd.read_learnings(), notes=notes)
 
 
 def record_value(record: dict) -> float | None:
     """The validation selection metric of a record, or None when it was never scored."""
-    v = record.get("selection_val")
-    if v is None and record.get("scores"):
-        v = record["scores"].get("selection_val")
+    splits = (record.get("scores") or {}).get("splits") or {}
+    v = (splits.get("val") or {}).get(record.get("metric") or "sharpe")
     return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None
 
 
 def rank_value(record: dict) -> float | None:
-    """What the population ranked by: the stress-adjusted value when ``--stress-select`` set one."""
-    v = record.get("selection_value")
+    """What the population ranked by (``selection``): stress-adjusted when ``--stress-select`` set it."""
+    v = record.get("selection")
     return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else record_value(record)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alphaloop.forecast.report import write_forecast_report
 from alphaloop.report.data import Run, load_run
 from alphaloop.report.html import esc
 from alphaloop.report.performance import equity_html, folds_html
 from alphaloop.report.robustness import cross_html, stats_html, stress_html
 from alphaloop.report.style import CSS
 from alphaloop.report.summary import header_html, hypotheses_html, learnings_html, population_html, progress_html
-from alphaloop.store import atomic_write_text
+from alphaloop.store import read_json
+from alphaloop.workdir import Workdir
 
 NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("equity", "Equity"),
        ("folds", "Walk-forward"), ("stress", "Stress"), ("cross", "Second market"), ("stats", "Statistics"),
@@ -30,9 +32,18 @@ def render_report(run: Run) -> str:
             f"only as recorded by harness.py final</footer></main></body></html>\n")
 
 
+def is_forecast_workdir(wd: Workdir) -> bool:
+    """Whether state.json says ``task: forecast``; a state it cannot read is the trade report's to explain."""
+    try:
+        return wd.has_run() and read_json(wd.state).get("task") == "forecast"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def write_report(workdir: Path, data_dir: Path) -> Path:
-    """Write ``report.html`` into the workdir (atomically) and return its path."""
-    run = load_run(Path(workdir), Path(data_dir))
-    path = Path(workdir) / "report.html"
-    atomic_write_text(path, render_report(run))
-    return path
+    """Write ``report.html`` into the workdir (atomically) and return its path; a forecast run
+    (``--task forecast``) gets its own report (``alphaloop.forecast.report``)."""
+    wd = Workdir(workdir)
+    if is_forecast_workdir(wd):
+        return write_forecast_report(Path(workdir))
+    return wd.write_report(render_report(load_run(Path(workdir), Path(data_dir))))

@@ -10,12 +10,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from alphaloop.data import manifest_digest
-from alphaloop.loop import describe
+from alphaloop.records import IterationRecord
 from alphaloop.report.charts import BEST, STAGE_COLOURS, STRATEGY, figure_html, pct_axis, style_axes
 from alphaloop.report.data import Run, rank_value, record_value
 from alphaloop.report.html import cell, esc, fmt, metric_label, note, section, table, td
 from alphaloop.report.markdown import markdown_html
 from alphaloop.report.robustness import penalty_cell
+from alphaloop.rows import describe
 from alphaloop.text import MISSING, clip
 
 STAGES = ("proposal", "gate", "sandbox", "lookahead", "guards")
@@ -75,7 +76,7 @@ def header_html(run: Run) -> str:
 
 def describe_record(record: dict, width: int = 160) -> str:
     """The loop's own description of an iteration, else why it was rejected, as one clipped safe line."""
-    return clip(describe(record, 10 * width) or record.get("reason") or "", width)
+    return clip(describe(IterationRecord.from_json(record), 10 * width) or record.get("reason") or "", width)
 
 
 def hit_rate(run: Run) -> str:
