@@ -27,13 +27,13 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop import loop as loop_module
-from alphaloop.candidate import extract_region
 from alphaloop.data import freeze, sample_frame, split, validate
 from alphaloop.loop import Loop, LoopConfig
 from alphaloop.proposers import make_proposer
+from alphaloop.records import IterationRecord
 from alphaloop.scoring import History
-from alphaloop.store import read_json
 from alphaloop.universe import score_universe
+from alphaloop.workdir import Workdir
 
 
 class QuietView:
@@ -65,7 +65,7 @@ def histories(parts: dict[str, dict[str, pd.DataFrame]], names: tuple[str, ...],
 
 
 def run_search(workdir: Path, data_dir: Path, seed: int, iterations: int, metric: str,
-               universe: list[History] | None) -> list[dict]:
+               universe: list[History] | None) -> list[IterationRecord]:
     """The real loop, offline; for the universe its instruments are handed to it in place of the data's one."""
     original = loop_module.load_histories
     if universe is not None:
@@ -78,22 +78,23 @@ def run_search(workdir: Path, data_dir: Path, seed: int, iterations: int, metric
         loop.run()
     finally:
         loop_module.load_histories = original
-    return [read_json(p) for p in sorted(workdir.glob("iter_*_results.json"), key=lambda p: int(p.stem.split("_")[1]))]
+    return Workdir(workdir).records()
 
 
-def test_figures(records: list[dict], workdir: Path, full: list[History], box: object, metric: str) -> list[tuple]:
+def test_figures(records: list[IterationRecord], workdir: Path, full: list[History], box: object,
+                 metric: str) -> list[tuple]:
     """(iteration, selection value, test metric) of every accepted candidate, signals run on train+val+test."""
     out = []
     for r in records:
-        if r["status"] != "accepted" or r.get("selection_value") is None:
+        if not r.accepted or r.selection is None:
             continue
-        region = extract_region((workdir / f"iter_{r['iteration']}_trade.py").read_text(encoding="utf-8"))
+        region = Workdir(workdir).region(r.iteration)
         run = box.run(region, [h.frame for h in full])
         if not run.ok:
             continue
         u = score_universe(full, [res.signals for res in run.results], metric=metric, folds=0,
                            splits=("train", "val", "test"))
-        out.append((r["iteration"], float(r["selection_value"]), float(u.portfolio.splits["test"][metric]),
+        out.append((r.iteration, float(r.selection), float(u.portfolio.splits["test"][metric]),
                     float(u.portfolio.splits["test"].get(f"bh_{metric}", np.nan))))
     return out
 
