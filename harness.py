@@ -1,7 +1,7 @@
 """alphaloop's research loop and its companions.
 
     python harness.py [options]            run (or resume) the loop in --workdir (default train/)
-    python harness.py check FILE           gate, sandbox, check and score one candidate file
+    python harness.py check FILE           run one candidate file through the pipeline's stages
     python harness.py final [--iter N]     score the best candidate on the locked test split (logged)
     python harness.py report               write report.html for a workdir
 """
@@ -13,30 +13,35 @@ import os
 import sys
 from pathlib import Path
 
-from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.proposers.base import DEFAULT_TIMEOUT_S
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS
+from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig
+from alphaloop.proposers import KINDS, LLM
+from alphaloop.scoring import SELECTION_METRICS
 
 COMMANDS = ("run", "check", "final", "report")
+RUN = LoopConfig()  # every flag's default (and the figure its help quotes) comes from here
 FORECAST_START = Path(__file__).resolve().parent / "examples" / "forecast_climatology.py"  # --task forecast: iter 0
 
 
+def _folder(path: Path) -> str:
+    return f"{path}/"
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, default=Path("data"),
-                   help="frozen data folder made by prepare.py (default data/)")
-    p.add_argument("--metric", choices=SELECTION_METRICS, default=DEFAULT_METRIC,
-                   help=f"selection metric, measured on validation after costs (default {DEFAULT_METRIC}; "
+    p.add_argument("--data", type=Path, default=RUN.data_dir,
+                   help=f"frozen data folder made by prepare.py (default {_folder(RUN.data_dir)})")
+    p.add_argument("--metric", choices=SELECTION_METRICS, default=RUN.metric,
+                   help=f"selection metric, measured on validation after costs (default {RUN.metric}; "
                         "total_return = the original weekend harness)")
-    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
-                   help=f"walk-forward folds over train+validation (default {DEFAULT_FOLDS})")
-    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
-                   help=f"cost per position change, bp of notional (default {DEFAULT_COST_BPS:g})")
-    p.add_argument("--task", choices=("trade", "forecast"), default="trade",
+    p.add_argument("--folds", type=int, default=RUN.folds,
+                   help=f"walk-forward folds over train+validation (default {RUN.folds})")
+    p.add_argument("--cost-bps", type=float, default=RUN.cost_bps,
+                   help=f"cost per position change, bp of notional (default {RUN.cost_bps:g})")
+    p.add_argument("--task", choices=("trade", "forecast"), default=RUN.task,
                    help="trade: generate_features + strategy_logic, scored by backtest (default); forecast: "
                         "generate_features + forecast(row), probabilities at T+1/3/5/10 scored by RPS skill")
-    p.add_argument("--eval-timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--eval-timeout", type=float, default=RUN.eval_timeout_s, metavar="S",
                    help="wall-clock seconds for all sandbox runs of one candidate: full run, probes, reruns "
-                        "(default 60)")
+                        f"(default {RUN.eval_timeout_s:g})")
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -54,57 +59,60 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                                     description="Score the best candidate (or --iter N) on the locked test split; "
                                                 "every reading is recorded.")
         p.add_argument("--iter", type=int, dest="iteration", help="iteration to score instead of best_trade.py")
-        p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder (default train/)")
-        p.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder (default data/)")
+        p.add_argument("--workdir", type=Path, default=WORKDIR, help=f"run folder (default {_folder(WORKDIR)})")
+        p.add_argument("--data", type=Path, default=DATA_DIR, help=f"frozen data folder (default {_folder(DATA_DIR)})")
         p.add_argument("--cost-bps", type=float,
                        help="cost per position change in bp (default: the costs the run used)")
         return p
     if command == "report":
         p = argparse.ArgumentParser(prog="harness.py report",
                                     description="Write report.html (self-contained) for a run folder.")
-        p.add_argument("--workdir", type=Path, default=Path("train"), help="run folder (default train/)")
-        p.add_argument("--data", type=Path, default=Path("data"), help="frozen data folder (default data/)")
+        p.add_argument("--workdir", type=Path, default=WORKDIR, help=f"run folder (default {_folder(WORKDIR)})")
+        p.add_argument("--data", type=Path, default=DATA_DIR, help=f"frozen data folder (default {_folder(DATA_DIR)})")
         return p
     p = argparse.ArgumentParser(prog="harness.py", description=__doc__.split("\n\n")[0],
                                 epilog="Subcommands: check FILE | final [--iter N] | report. "
                                        "Environment: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL "
                                        "(also read from .env).")
-    p.add_argument("--iterations", type=int, default=50,
-                   help="last iteration number to run; iteration 0 is the starting trade.py (default 50)")
-    p.add_argument("--max-fails", type=int, default=5,
+    p.add_argument("--iterations", type=int, default=RUN.iterations,
+                   help="last iteration number to run; iteration 0 is the starting trade.py "
+                        f"(default {RUN.iterations})")
+    p.add_argument("--max-fails", type=int, default=RUN.max_fails,
                    help="stop after this many consecutive iterations that do not enter the population; "
-                        "0 = never (default 5)")
-    p.add_argument("--population", type=int, default=3,
-                   help="population size K, ranked by the selection metric on validation (default 3)")
-    p.add_argument("--proposer", choices=("auto", "llm", "offline"), default="auto",
+                        f"0 = never (default {RUN.max_fails})")
+    p.add_argument("--population", type=int, default=RUN.population,
+                   help=f"population size K, ranked by the selection metric on validation (default {RUN.population})")
+    p.add_argument("--proposer", choices=KINDS, default="auto",
                    help="auto: llm when OPENAI_BASE_URL or OPENAI_API_KEY is set (environment or .env), else offline")
     p.add_argument("--model", help="LLM model name (overrides OPENAI_MODEL)")
     p.add_argument("--base-url",
                    help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (overrides OPENAI_BASE_URL)")
     p.add_argument("--api-key", help="API key (overrides OPENAI_API_KEY; prefer the environment or .env)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                   help=f"seconds per LLM request before it is retried (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--timeout", type=float, default=LLM.timeout_s,
+                   help=f"seconds per LLM request before it is retried (default {LLM.timeout_s:g})")
     p.add_argument("--max-reply-tokens", type=int, metavar="N",
                    help="reply limit sent with each LLM request as max_tokens, for servers that need one "
                         "(default: none sent)")
-    p.add_argument("--retries", type=int, default=5,
+    p.add_argument("--retries", type=int, default=LLM.retries,
                    help="retries per LLM request on 429, 5xx, timeouts and dropped connections before the run stops "
-                        "(default 5)")
-    p.add_argument("--retry-backoff", type=float, default=1.0,
-                   help="first retry delay in seconds, doubled each retry with jitter, capped at 30 (default 1)")
+                        f"(default {LLM.retries})")
+    p.add_argument("--retry-backoff", type=float, default=LLM.backoff_s,
+                   help="first retry delay in seconds, doubled each retry with jitter, "
+                        f"capped at {LLM.backoff_max_s:g} (default {LLM.backoff_s:g})")
     p.add_argument("--hours", type=float, metavar="H",
                    help="stop at the first iteration boundary after H hours of this command "
                         "(state saved; rerun to resume)")
     p.add_argument("--max-tokens", type=int, metavar="N",
                    help="stop at the first iteration boundary once this command used N LLM tokens "
                         "(prompt + completion; state saved)")
-    p.add_argument("--seed", type=int, default=0, help="seed for parent choice and the offline proposer (default 0)")
-    p.add_argument("--workdir", type=Path, default=Path("train"),
-                   help="run folder; rerunning with the same folder resumes (default train/)")
+    p.add_argument("--seed", type=int, default=RUN.seed,
+                   help=f"seed for parent choice and the offline proposer (default {RUN.seed})")
+    p.add_argument("--workdir", type=Path, default=RUN.workdir,
+                   help=f"run folder; rerunning with the same folder resumes (default {_folder(RUN.workdir)})")
     p.add_argument("--start-from", type=Path,
                    help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
-    p.add_argument("--stress-paths", type=int, default=8,
-                   help="synthetic paths per stress scenario; 0 skips the stress suite (default 8)")
+    p.add_argument("--stress-paths", type=int, default=RUN.stress_paths,
+                   help=f"synthetic paths per stress scenario; 0 skips the stress suite (default {RUN.stress_paths})")
     p.add_argument("--stress-select", action="store_true",
                    help="selection metric also penalises the 5th-percentile stress drawdown")
     p.add_argument("--cross-ticker",
@@ -133,7 +141,7 @@ def run_loop(args: argparse.Namespace) -> int:
     from alphaloop.forecast.offline import OfflineForecastProposer
     from alphaloop.forecast.prompting import FORECAST_PROGRAM_PATH, FORECAST_TEMPLATE_PATH
     from alphaloop.forecast.rows import FORECAST_METRIC
-    from alphaloop.loop import Loop, LoopConfig, LoopStop
+    from alphaloop.loop import Loop, LoopStop
     from alphaloop.proposers import make_proposer, missing_endpoint, probe_endpoint, resolve_kind
     from alphaloop.proposers.base import EndpointDown
     from alphaloop.ui import make_view, warn_loudly

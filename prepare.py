@@ -3,6 +3,9 @@
     python prepare.py                      # yfinance SPY, falling back to the bundled sample
     python prepare.py --source sample --ticker NASDAQ
     python prepare.py --source csv --csv prices.csv --train-end 2012-12-31 --val-end 2016-12-31
+    python prepare.py --tickers SPY,QQQ,IWM,EFA,TLT        # a universe; 5+ instruments hold out a fifth
+    python prepare.py --source sample --tickers SPY,NASDAQ  # the two bundled samples as a universe, offline
+    python prepare.py --source csv --csv-dir prices/        # one CSV per instrument, named by its stem
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from alphaloop.data import (
+    DATA_DIR,
+    DEFAULT_TICKER,
+    NASDAQ_ALIASES,
     DataError,
     Prepared,
     download_yfinance,
@@ -24,7 +30,10 @@ from alphaloop.data import (
     split,
     validate,
 )
+from alphaloop.instruments import NO_HOLDOUT, Instrument, freeze_universe
 from alphaloop.ui import warn_loudly
+
+SP500_ALIASES = frozenset({"SPY", "^GSPC", "GSPC", "SP500", "S&P500", "SPX", "^SPX"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,14 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", choices=("auto", "yfinance", "sample", "csv"), default="auto",
                    help="where the bars come from (default auto: yfinance, else the bundled sample)")
-    p.add_argument("--ticker", default="SPY",
-                   help="yfinance ticker; with --source sample, NASDAQ selects the NASDAQ sample (default SPY)")
-    p.add_argument("--csv", metavar="PATH", help="CSV with Date, Open, High, Low, Close, Volume [, Adj Close]")
+    p.add_argument("--ticker", default=DEFAULT_TICKER,
+                   help="yfinance ticker; with --source sample, NASDAQ selects the NASDAQ sample "
+                        f"(default {DEFAULT_TICKER})")
+    p.add_argument("--tickers", metavar="A,B,...",
+                   help="a universe: several yfinance tickers frozen on the same split dates (replaces --ticker); "
+                        "with --source sample, SPY and NASDAQ name the two bundled samples")
+    p.add_argument("--csv", metavar="PATH", action="append",
+                   help="CSV with Date, Open, High, Low, Close, Volume [, Adj Close]; repeat for a universe "
+                        "(each file's stem names its instrument)")
+    p.add_argument("--csv-dir", metavar="DIR", help="with --source csv: a universe of one CSV per instrument in DIR")
+    p.add_argument("--holdout-tickers", metavar="A,B",
+                   help="instruments only `harness.py final` reads (default with 5 or more instruments: about a "
+                        f"fifth, drawn reproducibly from the data; {NO_HOLDOUT} = hold out nothing)")
     p.add_argument("--start", metavar="DATE", help="first date to keep")
     p.add_argument("--end", metavar="DATE", help="last date to keep (recreates frozen data exactly; default: all)")
     p.add_argument("--train-end", metavar="DATE", help="last date of the train split")
     p.add_argument("--val-end", metavar="DATE", help="last date of the validation split (test follows)")
-    p.add_argument("--out", metavar="DIR", default="data", help="output folder (default data/)")
+    p.add_argument("--out", metavar="DIR", default=str(DATA_DIR), help=f"output folder (default {DATA_DIR}/)")
     p.add_argument("--force", action="store_true",
                    help="replace frozen data in --out even when its content differs (a workdir may depend on it)")
     return p
@@ -56,11 +75,7 @@ def as_date(text: str, flag: str) -> pd.Timestamp:
 def load(args: argparse.Namespace) -> Prepared:
     """Fetch bars from the requested source, falling back loudly when ``auto`` cannot download."""
     if args.source == "csv":
-        if not args.csv:
-            raise DataError("--source csv needs --csv PATH")
-        return Prepared(read_csv(args.csv), f"csv:{args.csv}", Path(args.csv).stem)
-    if args.csv:
-        raise DataError("--csv is only used with --source csv")
+        return Prepared(read_csv(args.csv[0]), f"csv:{args.csv[0]}", Path(args.csv[0]).stem)
     if args.source in ("auto", "yfinance"):
         try:
             return Prepared(download_yfinance(args.ticker, args.start), "yfinance", args.ticker)
@@ -79,29 +94,154 @@ def load(args: argparse.Namespace) -> Prepared:
     return Prepared(frame, "sample", name)
 
 
+def ticker_list(args: argparse.Namespace) -> list[str]:
+    """--tickers split on commas, or the single --ticker."""
+    if args.tickers is None:
+        return [args.ticker]
+    names = [t.strip() for t in args.tickers.split(",") if t.strip()]
+    if not names:
+        raise DataError("--tickers is empty; give names separated by commas, e.g. --tickers SPY,QQQ,IWM")
+    return names
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Flag combinations that cannot mean anything, each refused with one line."""
+    if args.source == "csv":
+        if args.tickers:
+            raise DataError("--tickers is for yfinance or the sample; with --source csv use --csv or --csv-dir")
+        if bool(args.csv) == bool(args.csv_dir):
+            raise DataError("--source csv needs --csv PATH (repeatable) or --csv-dir DIR, not both")
+    elif args.csv or args.csv_dir:
+        raise DataError("--csv and --csv-dir are only used with --source csv")
+
+
+def csv_paths(args: argparse.Namespace) -> list[Path]:
+    """The CSVs of --csv (in the order given) or of --csv-dir (sorted by name)."""
+    if args.csv:
+        return [Path(c) for c in args.csv]
+    folder = Path(args.csv_dir)
+    if not folder.is_dir():
+        raise DataError(f"--csv-dir {folder}: no such folder")
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    if not found:
+        raise DataError(f"--csv-dir {folder}: no .csv files in it")
+    return found
+
+
+def sample_instruments(names: list[str]) -> list[tuple[str, pd.DataFrame, str]]:
+    """Each name mapped to a bundled sample (S&P 500 or NASDAQ); anything else has no sample."""
+    out, used = [], {}
+    for name in names:
+        if name.upper() not in SP500_ALIASES | NASDAQ_ALIASES and "NASDAQ" not in name.upper():
+            raise DataError(f"--source sample has no data for {name!r}: the bundled samples are the S&P 500 "
+                            "(SPY) and the NASDAQ Composite (NASDAQ)")
+        frame, label = sample_frame(name)
+        if label in used:
+            raise DataError(f"{name!r} and {used[label]!r} name the same sample ({label})")
+        used[label] = name
+        out.append((name, frame, "sample"))
+    return out
+
+
+def raw_instruments(args: argparse.Namespace) -> tuple[list[tuple[str, pd.DataFrame, str]], str]:
+    """Several instruments' raw frames (name, frame, source) and the universe's source label."""
+    if args.source == "csv":
+        paths = csv_paths(args)
+        return ([(p.stem, read_csv(p), f"csv:{p}") for p in paths],
+                f"csv-dir:{args.csv_dir}" if args.csv_dir else "csv")
+    names = ticker_list(args)
+    if args.source == "sample":
+        got = sample_instruments(names)
+        warn_loudly("OFFLINE DATA SAMPLE IN USE", "Using the bundled samples: "
+                    + ", ".join(sample_frame(n)[1] for n, _, _ in got) + " (--source sample).")
+        return got, "sample"
+    try:
+        return [(n, download_yfinance(n, args.start), "yfinance") for n in names], "yfinance"
+    except DataError as exc:
+        if args.source == "yfinance":
+            raise
+        warn_loudly("OFFLINE DATA SAMPLE IN USE",
+                    f"yfinance could not deliver the universe ({exc}).\n"
+                    "Using the bundled sample universe instead: SP500 and NASDAQ (1999-2018).\n"
+                    "Run prepare.py again with network to use live data.")
+        return sample_instruments(["SP500", "NASDAQ"]), "sample"
+
+
+def is_universe_request(args: argparse.Namespace) -> bool:
+    """Several instruments asked for; one CSV in --csv-dir is a single instrument as before."""
+    if args.source == "csv":
+        return len(csv_paths(args)) > 1
+    return len(ticker_list(args)) > 1
+
+
+def trim(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """--start and --end applied to one instrument's own rows."""
+    if args.start:
+        frame = frame[frame.index >= as_date(args.start, "--start")]
+    if args.end:
+        frame = frame[frame.index <= as_date(args.end, "--end")]
+    return frame
+
+
+def prepare_universe(args: argparse.Namespace, command: list[str]) -> dict:
+    """Load, validate and freeze several instruments on shared split dates."""
+    raw, source = raw_instruments(args)
+    instruments = []
+    for name, frame, origin in raw:
+        frame, repairs = validate(trim(frame, args), label=name)
+        for line in repairs:
+            print(f"warning: {line}", file=sys.stderr)
+        instruments.append(Instrument(name, frame, origin, tuple(repairs)))
+    return freeze_universe(instruments, Path(args.out), source, train_end=args.train_end, val_end=args.val_end,
+                           holdout=args.holdout_tickers, command=command, args=vars(args), force=args.force)
+
+
+def print_universe(manifest: dict, out: str) -> None:
+    """What was frozen, per instrument; held-out instruments are counted here, named in holdout/ only."""
+    dates = manifest["split_dates"]
+    held = (manifest.get("holdout") or {}).get("count", 0)
+    print(f"universe: {len(manifest['instruments'])} instruments (+{held} held out); shared split dates: "
+          f"train to {dates['train_end']}, validation to {dates['val_end']}, test after")
+    for name in manifest["instruments"]:
+        rows = "  ".join(f"{s} {e['start']}..{e['end']} {e['rows']:5d}"
+                         for s, e in manifest["universe"][name]["splits"].items())
+        print(f"  {name:10s} {rows}")
+    if held:
+        print(f"held out: {held} instrument(s) in {out}/{manifest['holdout']['file']} "
+              "(only `harness.py final` reads them)")
+    print(f"frozen: {out}/ ({len(manifest['instruments'])} instruments + {held} held out, source "
+          f"{manifest['source']}, data digest {manifest_digest(manifest)})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Load, validate, split and freeze; every fatal problem is one `error:` line and exit 2."""
     args = build_parser().parse_args(argv)
+    command = ["prepare.py", *(sys.argv[1:] if argv is None else argv)]
     try:
-        got = load(args)
-        frame = got.frame
-        if args.start:
-            frame = frame[frame.index >= as_date(args.start, "--start")]
-        if args.end:
-            frame = frame[frame.index <= as_date(args.end, "--end")]
-        frame, repairs = validate(frame, label=got.source)
-        for line in repairs:
-            print(f"warning: {line}", file=sys.stderr)
-        parts = split(frame, args.train_end, args.val_end)
-        command = ["prepare.py", *(sys.argv[1:] if argv is None else argv)]
-        manifest = freeze(parts, Path(args.out), got.source, got.ticker, repairs,
-                          command=command, args=vars(args), force=args.force)
+        check_flags(args)
+        if is_universe_request(args):
+            manifest = prepare_universe(args, command)
+        else:
+            if args.holdout_tickers and args.holdout_tickers.strip().lower() != NO_HOLDOUT:
+                raise DataError("--holdout-tickers needs a universe of at least two instruments")
+            if args.tickers:  # one name in --tickers is the same as --ticker
+                args.ticker = ticker_list(args)[0]
+            got = load(args)
+            frame, repairs = validate(trim(got.frame, args), label=got.source)
+            for line in repairs:
+                print(f"warning: {line}", file=sys.stderr)
+            parts = split(frame, args.train_end, args.val_end)
+            manifest = freeze(parts, Path(args.out), got.source, got.ticker, repairs,
+                              command=command, args=vars(args), force=args.force)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return 130
+    if "instruments" in manifest:
+        print_universe(manifest, args.out)
+        return 0
     for name, info in manifest["splits"].items():
         print(f"{name:5s} {info['start']} .. {info['end']}  {info['rows']:5d} rows  sha256 {info['sha256'][:12]}")
     print(f"frozen: {args.out}/ ({got.ticker}, source {got.source}, data digest {manifest_digest(manifest)})")

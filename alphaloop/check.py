@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest
+from alphaloop.data import DataError, load_universe, manifest_digest, read_manifest, universe_line
 from alphaloop.forecast.scores import ForecastScores
 from alphaloop.forecast.text import cut_points_line, forecast_table, selection_line
 from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
@@ -25,7 +25,7 @@ from alphaloop.store import finite
 from alphaloop.text import flat, fmt, rich, safe
 from alphaloop.tradefile import metrics_table
 from alphaloop.ui import console
-from alphaloop.universe import load_histories
+from alphaloop.universe import instrument_histories
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
@@ -60,14 +60,14 @@ def spread_line(scores: Scores) -> str:
 
 
 def stage_lines(ev: Evaluation) -> list[str]:
-    """One line a stage: ok, rejected with the reason, or not reached.
+    """One line a stage of ``pipeline.STAGES``, in their order: ok, rejected with the reason, or not reached.
 
     The reason may quote the candidate (an exception message, a name), so it is flattened to one
     safe line: it can never print a line of its own, such as a forged verdict.
     """
     lines, reached = [], True
-    for stage in STAGES[:-1]:
-        seconds = ev.timings.get(stage, 0.0) + (ev.timings.get("score", 0.0) if stage == "guards" else 0.0)
+    for stage in STAGES:
+        seconds = ev.timings.get(stage, 0.0)
         if not reached:
             lines.append(f"  {stage:<10} not reached")
         elif stage == "guards" and ev.details.get("guards", {}).get("applied") is False:
@@ -112,23 +112,30 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
         return usage_error(f"{file}: {exc}")
     try:
         manifest = read_manifest(data_dir)
-        history = History.from_splits(load_splits(data_dir))
-        _, universe = load_histories(data_dir)  # several instruments: judged on all of them, as the loop does
+        universe = load_universe(data_dir)
+        histories = instrument_histories(universe)  # several instruments: judged on all of them, as the loop does
     except DataError as exc:
         return usage_error(str(exc))
+    note = universe_line(universe)
+    if len(histories) > 1 and task == "trade":
+        note += ("\nscoring: the region runs on every instrument and is ranked by their equal-weight portfolio "
+                 "(the figures below are the portfolio's; reasons name instruments by number)")
     if sandbox is None:
         from sandbox.runner import Sandbox
 
         with Sandbox() as box:
-            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s, task,
-                          universe)
-    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, task, universe)
+            return _check(file, region, histories[0], manifest, box, metric, folds, cost_bps, eval_timeout_s, task,
+                          note, histories)
+    return _check(file, region, histories[0], manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, task,
+                  note, histories)
 
 
 def _check(file: Path, region: str, history: History, manifest: dict, box: Sandbox, metric: str, folds: int,
            cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S, task: str = "trade",
-           universe: list[History] | None = None) -> int:
+           universe_note: str = "", histories: list[History] | None = None) -> int:
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
+    if universe_note:
+        console.print(universe_note, highlight=False, markup=False, soft_wrap=True)
     windows = {name: history.frame.index[w] for name, w in history.windows.items()}
     console.print(f"candidate: {rich(file)} ({len(region.splitlines())} lines in the region)", highlight=False,
                   soft_wrap=True)
@@ -136,11 +143,7 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
                   + "; ".join(f"{n} {w[0].date()}..{w[-1].date()}" for n, w in windows.items())
                   + ("; test split not read; task forecast, metric rps_skill_mean" if task == "forecast" else
                      f"; test split not read; metric {metric}, costs {cost_bps:g} bp"), highlight=False, soft_wrap=True)
-    many = tuple(universe) if universe and len(universe) > 1 and task == "trade" else ()
-    if many:
-        history = many[0]
-        console.print(f"universe: {len(many)} instruments, run on each and scored on their equal-weight portfolio "
-                      f"(the figures below are the portfolio's)", highlight=False, soft_wrap=True)
+    many = tuple(histories) if histories and len(histories) > 1 else ()
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps,
                                       eval_timeout_s=eval_timeout_s, task=task, universe=many))
     console.print("stages:")

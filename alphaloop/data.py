@@ -1,7 +1,10 @@
 """Load, validate, split and freeze daily OHLCV data; read frozen splits back with hash checks.
 
-The frozen folder holds train.csv, val.csv, test.csv and manifest.json. Nothing in alphaloop
-reads test.csv except ``load_test_split``, which only ``harness.py final`` calls.
+One instrument: the frozen folder holds train.csv, val.csv, test.csv and manifest.json. A universe
+(alphaloop/instruments.py freezes it): instruments/<name>/{train,val,test}.csv, and the held-out
+instruments in holdout/ with a manifest of their own that the main manifest hashes. Nothing in
+alphaloop reads a test split or holdout/ except ``load_test_split``, ``load_test_universe`` and
+``load_holdout``, which only ``harness.py final`` calls.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import shlex
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +30,12 @@ from alphaloop import __version__
 from alphaloop.csvread import OPTIONAL_COLUMNS, PRICE_COLUMNS, REQUIRED_COLUMNS, DataError, read_csv
 
 SPLITS = ("train", "val", "test")
+DATA_DIR = Path("data")  # the frozen data folder: prepare.py --out and harness.py --data
+DEFAULT_TICKER = "SPY"  # prepare.py --ticker and the bundled sample read without one
 MIN_SPLIT_ROWS = 60  # the seed's slow SMA needs 50 bars; a split shorter than this says nothing
 MAX_REPAIRABLE_MISSING = 0.01  # a handful: up to 1% of rows may be forward-filled
 TEST_FRACTION, VAL_FRACTION = 0.15, 0.20
+INSTRUMENTS_DIR, HOLDOUT_DIR = "instruments", "holdout"  # a universe's folders inside the frozen data
 __all__ = ["DataError", "OPTIONAL_COLUMNS", "PRICE_COLUMNS", "REQUIRED_COLUMNS", "read_csv"]
 
 
@@ -49,7 +56,7 @@ def is_nasdaq(ticker: str) -> bool:
     return ticker.upper() in NASDAQ_ALIASES or "NASDAQ" in ticker.upper()
 
 
-def sample_frame(ticker: str = "SPY") -> tuple[pd.DataFrame, str]:
+def sample_frame(ticker: str = DEFAULT_TICKER) -> tuple[pd.DataFrame, str]:
     """Real daily OHLCV shipped with ``arch``: S&P 500 (default) or NASDAQ, 1999-2018."""
     if is_nasdaq(ticker):
         from arch.data import nasdaq as module
@@ -179,7 +186,8 @@ def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[
 
 
 def split(df: pd.DataFrame, train_end: str | None = None, val_end: str | None = None) -> dict[str, pd.DataFrame]:
-    """Chronological train/val/test, no overlap, no gap; default test ~15%, val ~20% before it."""
+    """Chronological train/val/test, no overlap, no gap; by default ``TEST_FRACTION`` of the rows is test
+    and ``VAL_FRACTION`` before it validation."""
     n = len(df)
     if train_end is None and val_end is None:
         n_test = int(round(n * TEST_FRACTION))
@@ -226,16 +234,30 @@ def _existing_digest(out: Path) -> tuple[dict, str] | None:
         return None
 
 
-def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, repairs: list[str],
-           *, command: list[str] | None = None, args: dict | None = None, force: bool = True) -> dict:
-    """Write the splits and manifest to a temp folder beside ``out``, then swap it in place.
+def write_splits(root: Path, rel: str, parts: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """Write each split as ``root/rel/<split>.csv``; the manifest entries name files relative to ``root``."""
+    folder = root / rel if rel else root
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, frame in parts.items():
+        path = folder / f"{name}.csv"
+        frame.to_csv(path, index_label="Date", float_format="%.10g")
+        files[name] = {
+            "file": f"{rel}/{path.name}" if rel else path.name, "rows": len(frame),
+            "start": str(frame.index[0].date()), "end": str(frame.index[-1].date()), "sha256": sha256_file(path),
+        }
+    return files
+
+
+def write_frozen(out: Path, build: Callable[[Path], dict], force: bool = True) -> dict:
+    """Let ``build`` write files into a temp folder beside ``out`` and return the manifest, then swap it in.
 
     With ``force=False`` frozen data of different content is never replaced: a workdir's records
     and hash checks rest on it.
     """
     out = Path(out)
     previous = None if force else _existing_digest(out)
-    ours = {f"{name}.csv" for name in SPLITS} | {"manifest.json", ".gitkeep"}
+    ours = {f"{name}.csv" for name in SPLITS} | {"manifest.json", ".gitkeep", INSTRUMENTS_DIR, HOLDOUT_DIR}
     if out.is_dir():
         foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
         if foreign:
@@ -247,25 +269,7 @@ def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         tmp.chmod(0o755)
-        files = {}
-        for name, frame in parts.items():
-            path = tmp / f"{name}.csv"
-            frame.to_csv(path, index_label="Date", float_format="%.10g")
-            files[name] = {
-                "file": path.name, "rows": len(frame), "start": str(frame.index[0].date()),
-                "end": str(frame.index[-1].date()), "sha256": sha256_file(path),
-            }
-        manifest = {
-            "source": source, "ticker": ticker, "columns": list(next(iter(parts.values())).columns),
-            "start": files["train"]["start"], "end": files["test"]["end"], "splits": files,
-            "repairs": repairs, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "alphaloop_version": __version__,
-            "return_prices": return_prices(list(parts.values())),
-        }
-        if command is not None:
-            manifest["command"] = command
-        if args is not None:
-            manifest["args"] = args
+        manifest = build(tmp)
         if previous is not None and (digest := manifest_digest(manifest)) != previous[1]:
             old = previous[0]
             raise DataError(
@@ -288,6 +292,28 @@ def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, 
         raise
 
 
+def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, repairs: list[str],
+           *, command: list[str] | None = None, args: dict | None = None, force: bool = True) -> dict:
+    """Freeze one instrument: train.csv, val.csv, test.csv and manifest.json, written aside then swapped in."""
+
+    def build(tmp: Path) -> dict:
+        files = write_splits(tmp, "", parts)
+        manifest = {
+            "source": source, "ticker": ticker, "columns": list(next(iter(parts.values())).columns),
+            "start": files["train"]["start"], "end": files["test"]["end"], "splits": files,
+            "repairs": repairs, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "alphaloop_version": __version__,
+            "return_prices": return_prices(list(parts.values())),
+        }
+        if command is not None:
+            manifest["command"] = command
+        if args is not None:
+            manifest["args"] = args
+        return manifest
+
+    return write_frozen(out, build, force)
+
+
 def read_manifest(data_dir: Path) -> dict:
     """The frozen data's manifest, or a DataError telling the user to run prepare.py."""
     path = Path(data_dir) / "manifest.json"
@@ -301,6 +327,8 @@ def read_manifest(data_dir: Path) -> dict:
 
 def restore_hint(manifest: dict, out: str | None = None) -> str:
     """The prepare.py command that recreates the frozen data a manifest describes (same source and dates)."""
+    if is_universe(manifest):
+        return _restore_universe(manifest, out)
     recorded = manifest.get("args") or {}
     source = str(manifest.get("source", "auto"))
     parts = ["python", "prepare.py"]
@@ -308,12 +336,36 @@ def restore_hint(manifest: dict, out: str | None = None) -> str:
         parts += ["--source", "csv", "--csv", source[4:]]
     else:
         parts += ["--source", source if source in ("yfinance", "sample") else "auto",
-                  "--ticker", str(recorded.get("ticker") or manifest.get("ticker", "SPY"))]
+                  "--ticker", str(recorded.get("ticker") or manifest.get("ticker", DEFAULT_TICKER))]
     splits = manifest.get("splits", {})
     parts += ["--start", str(manifest.get("start")), "--end", str(manifest.get("end"))]
     if "train" in splits and "val" in splits:
         parts += ["--train-end", str(splits["train"]["end"]), "--val-end", str(splits["val"]["end"])]
     parts += ["--out", str(out or recorded.get("out") or "data"), "--force"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _restore_universe(manifest: dict, out: str | None) -> str:
+    """restore_hint for a universe; with held-out instruments the command is only kept beside them."""
+    folder = str(out or (manifest.get("args") or {}).get("out") or "data")
+    if manifest.get("holdout"):
+        return (f"python prepare.py with the command recorded in {folder}/{HOLDOUT_DIR}/manifest.json "
+                f"(the main manifest does not name held-out instruments), plus --out {folder} --force")
+    source = str(manifest.get("source", "auto"))
+    parts = ["python", "prepare.py"]
+    if source.startswith("csv-dir:"):
+        parts += ["--source", "csv", "--csv-dir", source[len("csv-dir:"):]]
+    elif source == "csv":
+        parts += ["--source", "csv"]
+        for name in manifest["instruments"]:
+            parts += ["--csv", str(manifest["universe"][name].get("source", ""))[len("csv:"):]]
+    else:
+        parts += ["--source", source if source in ("yfinance", "sample") else "auto",
+                  "--tickers", ",".join(manifest["instruments"])]
+    dates = manifest["split_dates"]
+    parts += ["--start", str(manifest.get("start")), "--end", str(manifest.get("end")),
+              "--train-end", str(dates["train_end"]), "--val-end", str(dates["val_end"]),
+              "--holdout-tickers", "none", "--out", folder, "--force"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -326,14 +378,28 @@ def return_prices(frames: list[pd.DataFrame]) -> str:
     return "Close as traded (Adj Close is in the data but not used yet: buy and hold omits dividends)"
 
 
+def is_universe(manifest: dict) -> bool:
+    """Whether frozen data holds several instruments (``instruments/`` and maybe ``holdout/``)."""
+    return "instruments" in manifest
+
+
 def manifest_digest(manifest: dict) -> str:
-    """One hash standing for the frozen data set: the split files' hashes together."""
-    joined = "".join(manifest["splits"][s]["sha256"] for s in SPLITS)
-    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+    """One hash standing for the frozen data set: every split file's hash, held-out instruments included.
+
+    A single instrument keeps the original formula, so data folders and workdirs made before
+    universes existed still match.
+    """
+    if not is_universe(manifest):
+        joined = "".join(manifest["splits"][s]["sha256"] for s in SPLITS)
+        return hashlib.sha256(joined.encode()).hexdigest()[:16]
+    parts = [f"{name}:" + ",".join(manifest["universe"][name]["splits"][s]["sha256"] for s in SPLITS)
+             for name in manifest["instruments"]]
+    hold = manifest.get("holdout") or {}
+    parts.append(f"holdout:{hold.get('count', 0)}:{hold.get('sha256', '')}")
+    return hashlib.sha256(";".join(parts).encode()).hexdigest()[:16]
 
 
-def _load_checked(data_dir: Path, name: str, manifest: dict) -> pd.DataFrame:
-    entry = manifest["splits"][name]
+def _load_checked(data_dir: Path, entry: dict) -> pd.DataFrame:
     path = Path(data_dir) / entry["file"]
     if not path.is_file():
         raise DataError(f"{path}: missing; re-run python prepare.py")
@@ -346,13 +412,74 @@ def _load_checked(data_dir: Path, name: str, manifest: dict) -> pd.DataFrame:
 
 
 def load_splits(data_dir: Path, names: tuple[str, ...] = ("train", "val")) -> dict[str, pd.DataFrame]:
-    """Hash-checked train/validation frames. The test split is refused here on purpose."""
+    """Hash-checked train/validation frames (of the first instrument of a universe). Test is refused here."""
     if "test" in names:
         raise ValueError("the test split is only read by load_test_split (harness.py final)")
     manifest = read_manifest(data_dir)
-    return {name: _load_checked(data_dir, name, manifest) for name in names}
+    return {name: _load_checked(data_dir, manifest["splits"][name]) for name in names}
 
 
 def load_test_split(data_dir: Path) -> pd.DataFrame:
     """The locked test split; only ``harness.py final`` may call this."""
-    return _load_checked(data_dir, "test", read_manifest(data_dir))
+    return _load_checked(data_dir, read_manifest(data_dir)["splits"]["test"])
+
+
+@dataclass(frozen=True)
+class Universe:
+    """Instruments frozen on the same split dates, each on its own calendar (no bar is invented).
+
+    ``instruments`` is in the order prepare.py was given them and never holds a held-out one;
+    ``held_out`` only counts those, so the loop can say how many exist without opening them.
+    """
+
+    instruments: tuple[str, ...]
+    splits: dict[str, dict[str, pd.DataFrame]]
+    held_out: int = 0
+
+
+def universe_line(universe: Universe) -> str:
+    """What the loop and ``check`` run on, said on screen; held-out instruments are counted, never named."""
+    n = len(universe.instruments)
+    return (f"universe: {n} instrument{'s' if n != 1 else ''} (+{universe.held_out} held out): "
+            + ", ".join(universe.instruments))
+
+
+def _universe(data_dir: Path, names: tuple[str, ...]) -> Universe:
+    manifest = read_manifest(data_dir)
+    if not is_universe(manifest):
+        name = str(manifest.get("ticker") or "instrument 1")
+        return Universe((name,), {name: {n: _load_checked(data_dir, manifest["splits"][n]) for n in names}})
+    entries = manifest["universe"]
+    return Universe(tuple(manifest["instruments"]),
+                    {i: {n: _load_checked(data_dir, entries[i]["splits"][n]) for n in names}
+                     for i in manifest["instruments"]},
+                    held_out=int((manifest.get("holdout") or {}).get("count", 0)))
+
+
+def load_universe(data_dir: Path, names: tuple[str, ...] = ("train", "val")) -> Universe:
+    """Hash-checked splits of every instrument that is not held out; the test split is refused here."""
+    if "test" in names:
+        raise ValueError("the test split is only read by load_test_universe (harness.py final)")
+    return _universe(data_dir, names)
+
+
+def load_test_universe(data_dir: Path) -> Universe:
+    """Train, validation and the locked test split of every non-held-out instrument; only ``final`` calls this."""
+    return _universe(data_dir, SPLITS)
+
+
+def load_holdout(data_dir: Path, names: tuple[str, ...] = SPLITS) -> Universe:
+    """The held-out instruments, hash-checked through the main manifest; only ``harness.py final`` calls this."""
+    hold = read_manifest(data_dir).get("holdout")
+    if not hold:
+        return Universe((), {})
+    path = Path(data_dir) / hold["file"]
+    if not path.is_file():
+        raise DataError(f"{path}: missing; re-run python prepare.py")
+    if (digest := sha256_file(path)) != hold["sha256"]:
+        raise DataError(f"{path}: sha256 {digest[:12]}... does not match the manifest ({hold['sha256'][:12]}...); "
+                        "the held-out instruments were changed, re-run python prepare.py")
+    inner = json.loads(path.read_text(encoding="utf-8"))
+    return Universe(tuple(inner["instruments"]),
+                    {i: {n: _load_checked(data_dir, inner["universe"][i]["splits"][n]) for n in names}
+                     for i in inner["instruments"]})

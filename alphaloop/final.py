@@ -1,6 +1,7 @@
 """``python harness.py final [--iter N]``: the one reading of the locked test split, recorded.
 
-This is the only code path in alphaloop that calls ``load_test_split``. The chosen candidate
+This is the only code path in alphaloop that reads a test split or a held-out instrument
+(``load_test_universe``, ``load_holdout``). The chosen candidate
 (``best_trade.py`` or ``iter_N_trade.py``) goes through the same pipeline as in the loop, on
 train+validation+test laid end to end so the test years warm up on earlier history, and is
 scored on each split. Every reading is appended to ``test_readings.jsonl``: a test split read
@@ -20,8 +21,9 @@ import numpy as np
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.check import format_metric, isolation_line, stage_lines, usage_error
-from alphaloop.data import DataError, load_splits, load_test_split, manifest_digest, read_manifest
+from alphaloop.data import DataError, Universe, load_holdout, load_test_universe, manifest_digest, read_manifest
 from alphaloop.forecast.final import final_forecast, is_forecast_run
+from alphaloop.holdout import holdout_table, score_holdout
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.records import IterationRecord, RecordError, TestReading
 from alphaloop.report import write_report
@@ -59,22 +61,22 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         cost_bps = float(record.cost_bps) if record is not None and record.cost_bps is not None else DEFAULT_COST_BPS
     try:
         manifest = read_manifest(data_dir)
-        splits = load_splits(data_dir)
-        splits["test"] = load_test_split(data_dir)
+        universe = load_test_universe(data_dir)
+        held = load_holdout(data_dir)  # read here and nowhere else, once per reading, like the test split
     except DataError as exc:
         return usage_error(str(exc))
-    history = History.from_splits(splits)
+    history = History.from_splits(universe.splits[universe.instruments[0]])
     if is_forecast_run(wd, record):
         return _final_forecast(wd, data_dir, file, raw, region, it, record, history, manifest, sandbox)
     if sandbox is None:
         with Sandbox() as box:
-            return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps)
-    return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps)
+            return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps, held)
+    return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps, held)
 
 
 def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it: int | None,
            record: IterationRecord | None, metric: str, history: History, manifest: dict, box: Sandbox,
-           cost_bps: float) -> int:
+           cost_bps: float, held: Universe | None = None) -> int:
     workdir = wd.root
     before = wd.test_readings()
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
@@ -115,8 +117,12 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
                   soft_wrap=True)
     console.print(verdict_line(metric, test[metric], bh[metric], val[metric], bh_val[metric]), highlight=False,
                   soft_wrap=True)
+    held_out = score_holdout(region, held, box, metric, cost_bps) if held is not None else []
+    if held_out:
+        console.print(holdout_table(held_out, cost_bps))
     wd.append_reading(TestReading(**finite({
-        **entry, "status": "scored", "test": test, "val_metric": val[metric], "bh_test_metric": bh[metric],
+        **entry, "status": "scored", "holdout": [h.to_json() for h in held_out], "test": test,
+        "val_metric": val[metric], "bh_test_metric": bh[metric],
         "bh_val_metric": bh_val[metric], "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
         "returns": np.round(scores.returns["test"], 12).tolist(),
         "bh_returns": np.round(split_bh_returns(history, "test"), 12).tolist()})))
@@ -126,7 +132,8 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
     sys.stdout.flush()
     print(json.dumps(finite({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
                                   "bh_test_metric": bh[metric], "beat_bh_test": bool(test[metric] > bh[metric]),
-                                  "degradation": degradation, "readings": len(before) + 1}), sort_keys=True))
+                                  "degradation": degradation, "readings": len(before) + 1,
+                                  "holdout_test": {h.name: h.values.get("test") for h in held_out}}), sort_keys=True))
     return 0
 
 

@@ -3,17 +3,18 @@
 Each guard returns a reason a person can act on. Trade-based guards read the validation split,
 where selection happens. The invariance probes are the one home of the behavioural checks that
 the signals follow the prices, not where the bars sit: the probe frames are built here
-(``invariance_probes``), run by the pipeline in the same sandbox run as the look-ahead probes, and
-judged here (``invariance_failure``), inside ``check_guards``:
+(``invariance_probes``) and judged here (``judge_invariance``). One pipeline stage, the look-ahead
+stage, runs them in the same sandbox run as the look-ahead probes, confirms a difference by a lone
+rerun and judges them once; ``check_guards`` only places that finding among the other guards:
 
-* ``date_shift``: the same bars with dates shifted by 28 years, which keeps every weekday, month
-  and day of month (and leap years) but moves every year, so only a strategy that reads the
-  calendar year or specific dates changes its signals. A static look at the source (date-like
-  literals) sits beside it.
-* ``prepend``: the same bars with a seeded random-walk history of a few hundred earlier bars glued
-  before the first one; ``trim``: the same bars with some rows removed at the start. On the shared
-  bars, after the warm-up and a settling margin (for ewm and other long memories), the signals must
-  be the same. A strategy keyed on row numbers (``np.arange(len(df))``, ``range(len(df))``, a
+* ``date_shift``: the same bars with dates shifted by ``DATE_SHIFT_YEARS``, a whole calendar cycle
+  that keeps every weekday, month and day of month (and leap years) but moves every year, so only a
+  strategy that reads the calendar year or specific dates changes its signals. A static look at the
+  source (date-like literals) sits beside it.
+* ``prepend``: the same bars with a seeded random-walk history of ``PREPEND_ROWS`` earlier bars
+  glued before the first one; ``trim``: the same bars with ``TRIM_ROWS`` rows removed at the start.
+  On the shared bars, after the warm-up and ``SETTLE_ROWS`` more (for ewm and other long memories),
+  the signals must be the same. A strategy keyed on row numbers (``np.arange(len(df))``, ``range(len(df))``, a
   literal tuple of the rows of the best validation days) moves with the rows and is caught, the
   way the date shift catches calendar years. Prefix and trim lengths are drawn from the region's
   seed, so a strategy cannot undo a known offset.
@@ -35,7 +36,8 @@ from alphaloop.lookahead import PRICE_COLUMNS, FrameLike
 PREPEND_ROWS = (50, 150)  # range of the seeded length of the prepended history
 TRIM_ROWS = (20, 60)  # range of the seeded number of rows removed at the start
 SETTLE_ROWS = 300  # after the warm-up: min_periods windows fill up and ewm forgets a different start
-DATE_SHIFT_DAYS = 10227  # 28 years: 1461 weeks, the Gregorian calendar repeats within 1901-2099
+DATE_SHIFT_YEARS = 28  # the Gregorian calendar repeats within 1901-2099: same weekdays, months, leap years
+DATE_SHIFT_DAYS = 10227  # DATE_SHIFT_YEARS in days: 1461 whole weeks
 DATE_CALLS = frozenset({"Timestamp", "to_datetime", "datetime", "date", "DatetimeIndex", "date_range",
                         "bdate_range", "Period", "period_range", "datetime64"})
 DATE_ATTRS = frozenset({"year", "isocalendar", "to_period", "strftime"})  # what a year is read from
@@ -152,15 +154,15 @@ def static_date_findings(region: str) -> list[str]:
 
 
 def date_shifted_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The same bars with every date moved 28 years (forward, or back if that would pass 2099)."""
+    """The same bars with every date moved ``DATE_SHIFT_YEARS`` (forward, or back if that would pass 2099)."""
     out = frame.copy()
-    days = DATE_SHIFT_DAYS if frame.index.max().year + 28 <= 2099 else -DATE_SHIFT_DAYS
+    days = DATE_SHIFT_DAYS if frame.index.max().year + DATE_SHIFT_YEARS <= 2099 else -DATE_SHIFT_DAYS
     out.index = pd.DatetimeIndex(frame.index + pd.Timedelta(days=days), name=frame.index.name)
     return out
 
 
 def date_dependence(full: FrameLike, shifted: FrameLike, index: pd.Index) -> str | None:
-    """Reason when signals change once the dates move by 28 years, else None."""
+    """Reason when signals change once the dates move by ``DATE_SHIFT_YEARS``, else None."""
     a, b = np.asarray(full.signals), np.asarray(shifted.signals)
     if a.shape != b.shape:
         return f"signals have {b.size} values on date-shifted bars instead of {a.size}"
@@ -169,7 +171,7 @@ def date_dependence(full: FrameLike, shifted: FrameLike, index: pd.Index) -> str
         return None
     row = int(np.argmax(diff))
     return (f"signals change on {int(diff.sum())} bar(s) (first {index[row].date()}) when the same bars "
-            f"carry dates shifted by 28 years (same weekdays and months): the strategy reads the "
+            f"carry dates shifted by {DATE_SHIFT_YEARS} years (same weekdays and months): the strategy reads the "
             f"calendar year or specific dates")
 
 
@@ -269,6 +271,21 @@ def invariance_failures(full: FrameLike, probes: Sequence[tuple[InvarianceProbe,
     return list(found.items())
 
 
+@dataclass(frozen=True)
+class InvarianceFindings:
+    """The invariance probes' verdict, judged once by the stage that ran them, for ``check_guards``."""
+
+    kinds: frozenset[str] = frozenset()  # the probe kinds that ran ("date_shift", "prepend", "trim")
+    failures: tuple[tuple[str, str], ...] = ()  # (guard, reason), the first reason of each guard
+
+
+def judge_invariance(full: FrameLike, probes: Sequence[tuple[InvarianceProbe, FrameLike]], index: pd.Index,
+                     warmup: int) -> InvarianceFindings:
+    """Judge each probe paired with the candidate's (confirmed) result on it."""
+    return InvarianceFindings(frozenset(probe.kind for probe, _ in probes),
+                              tuple(invariance_failures(full, probes, index, warmup)))
+
+
 def non_finite(features: Mapping[str, np.ndarray], index: pd.Index, windows: Sequence[slice]) -> dict[str, dict]:
     """Columns with infinite values inside the scoring windows after their own warm-up."""
     n = len(index)
@@ -314,12 +331,11 @@ def trade_guards(val: Mapping[str, float], limits: GuardLimits) -> tuple[list[tu
 
 
 def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_metrics: Mapping[str, float],
-                 full: FrameLike, invariance: Sequence[tuple[InvarianceProbe, FrameLike]] = (),
-                 limits: GuardLimits = GuardLimits(), warmup: int = 0) -> GuardReport:
+                 full: FrameLike, invariance: InvarianceFindings = InvarianceFindings(),
+                 limits: GuardLimits = GuardLimits()) -> GuardReport:
     """Run every guard; failures are ordered with reward hacking first, then degenerate trading.
 
-    ``invariance`` pairs each probe of ``invariance_probes`` with the candidate's result on it
-    (confirmed by a lone run where a shared run differed); ``warmup`` is the full run's warm-up.
+    ``invariance`` is what ``judge_invariance`` found where the probes ran (the look-ahead stage).
     """
     report = GuardReport()
     static = static_date_findings(region)
@@ -328,8 +344,8 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
         more = f" and {len(static) - 1} more" if len(static) > 1 else ""
         report.failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): "
                                                     f"signals must not depend on particular dates"))
-    moved = dict(invariance_failures(full, invariance, index, warmup))
-    kinds = {probe.kind for probe, _ in invariance}
+    moved = dict(invariance.failures)
+    kinds = invariance.kinds
     report.values["date_shift"] = moved.get("date_dependence", "signals unchanged") if "date_shift" in kinds else None
     report.values["position_shift"] = (moved.get("position_dependence", "signals unchanged")
                                        if kinds & {"prepend", "trim"} else None)

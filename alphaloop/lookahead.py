@@ -19,7 +19,7 @@ Catch probability. A one-bar leak (row r uses bar r + 1) shows in a probe exactl
 a row where the leak is active. Let the leak be active on a set A of rows, a share p of them, and
 p_j its share of band j (so p is the mean of the p_j). The K draws are independent, so the leak
 escapes with probability prod_j (1 - p_j) <= (1 - p)^K (the product of numbers with a fixed mean is
-largest when they are equal). With K = 5: caught with probability at least 1 - (1 - p)^5, that is
+largest when they are equal). With K = 5 (``DRAWN_CUTS``): caught with probability at least 1 - (1 - p)^5, that is
 23% at p = 5%, 41% at p = 10%, 76% at p = 25%, 97% at p = 50%; a leak active on a whole band (a
 fifth of the history or more) is always caught. A k-bar leak is caught when any of the k rows
 before a cut is in A, so it fares at least as well. The cost is the rows probed: about

@@ -11,60 +11,34 @@ from __future__ import annotations
 import dataclasses
 import signal
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.candidate import TRADE_PY, extract_region, splice_region, template_text
-from alphaloop.data import DataError, load_splits, manifest_digest, read_manifest, restore_hint
+from alphaloop.candidate import extract_region, splice_region, template_text
+from alphaloop.config import LoopConfig
+from alphaloop.data import DataError, load_universe, manifest_digest, read_manifest, restore_hint, universe_line
 from alphaloop.evidence import evidence, expectation, judge_diversity
 from alphaloop.finish import FinishInputs, finish_run
 from alphaloop.forecast.buckets import BucketScheme
 from alphaloop.forecast.evidence import forecast_evidence, forecast_fields
 from alphaloop.forecast.rows import scalar_view
 from alphaloop.learnings import Learnings, grade
-from alphaloop.pipeline import EvalContext, evaluate
+from alphaloop.pipeline import STAGES, EvalContext, evaluate
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import tsv_header
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.state import LoopState
 from alphaloop.stress import stress_adjusted, stress_or_failure
 from alphaloop.ui import LiveView, warn_loudly
-from alphaloop.universe import load_histories, positions_sha256, signals_sha256
+from alphaloop.universe import instrument_histories, positions_sha256, signals_sha256
 from alphaloop.workdir import Workdir
 from sandbox.runner import Sandbox
 
 
 class LoopStop(Exception):
     """The loop cannot start or continue; the message says why and what to do (exit code 2)."""
-
-
-@dataclass
-class LoopConfig:
-    """The run's settings as harness.py parsed them; metric, costs and folds are fixed per workdir."""
-
-    workdir: Path = Path("train")
-    data_dir: Path = Path("data")
-    iterations: int = 50
-    max_fails: int = 5
-    population: int = 3
-    metric: str = DEFAULT_METRIC
-    folds: int = DEFAULT_FOLDS
-    cost_bps: float = DEFAULT_COST_BPS
-    seed: int = 0
-    stress_select: bool = False
-    stress_paths: int = 8
-    cross_ticker: str | None = None
-    start_file: Path = TRADE_PY
-    hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
-    max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
-    eval_timeout_s: float = 60.0  # pipeline.DEFAULT_EVAL_TIMEOUT_S: all sandbox runs of one candidate
-    task: str = "trade"  # "forecast": forecasters (generate_features + forecast), metric rps_skill_mean
 
 
 def _duration(seconds: float) -> str:
@@ -102,8 +76,8 @@ class Loop:
     def _open(self) -> tuple[LoopState, Learnings, dict]:
         try:
             manifest = read_manifest(self.cfg.data_dir)
-            splits = load_splits(self.cfg.data_dir)
-            self.instrument_names, self.histories = load_histories(self.cfg.data_dir)  # all the loop may read
+            self.universe = load_universe(self.cfg.data_dir)
+            splits = self.universe.splits[self.universe.instruments[0]]
         except DataError as exc:
             raise LoopStop(str(exc)) from exc
         digest = manifest_digest(manifest)
@@ -152,7 +126,8 @@ class Loop:
             state.apply(self.wd.record(state.next_iteration), learnings, self.proposer.compact)
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
-        self.history = History.from_splits(splits) if len(self.histories) == 1 else self.histories[0]
+        self.histories = instrument_histories(self.universe)
+        self.history = self.histories[0]
         train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
         self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
         self.digest = digest
@@ -199,7 +174,7 @@ class Loop:
             record.timings = {"propose": t_prop, "evaluate": 0.0, "total": time.perf_counter() - t0}
             return record
         self.wd.write_trade(n, splice_region(template_text(), proposal.region))
-        self.view.stage(n, "evaluate", "gate, sandbox, look-ahead, guards, score")
+        self.view.stage(n, "evaluate", ", ".join(STAGES))
         t1 = time.perf_counter()
         ev = evaluate(proposal.region, ctx)
         record.status, record.stage, record.reason = "accepted" if ev.accepted else "rejected", ev.stage, ev.reason
@@ -309,6 +284,10 @@ class Loop:
             with Sandbox() as sandbox:
                 self.sandbox = sandbox
                 self.view.start(self, state, sandbox.describe())
+                self.view.note(universe_line(self.universe))
+                if len(self.histories) > 1 and self.cfg.task == "trade":
+                    self.view.note("scoring: the region runs on every instrument and is ranked by their equal-weight "
+                                   "portfolio on validation; prompts number the instruments, never name them")
                 ctx = EvalContext(history=self.history, sandbox=sandbox, metric=self.cfg.metric,
                                   folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
                                   eval_timeout_s=self.cfg.eval_timeout_s, task=self.cfg.task,
@@ -417,4 +396,4 @@ class Loop:
                                 data_dir=cfg.data_dir, metric=cfg.metric, cost_bps=cfg.cost_bps, seed=cfg.seed,
                                 stress_paths=cfg.stress_paths, cross_ticker=cfg.cross_ticker,
                                 test_readings=self.test_readings, histories=self.histories,
-                                instrument_names=self.instrument_names), close_view=self.view.close)
+                                instrument_names=tuple(self.universe.instruments)), close_view=self.view.close)

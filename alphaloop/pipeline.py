@@ -1,5 +1,9 @@
-"""The one path every candidate takes: gate -> sandbox -> look-ahead -> score -> guards.
+"""The one path every candidate takes: the stages of ``PIPELINE``, in the order they run.
 
+``PIPELINE`` is the only list of the stages (``STAGES`` holds their names); ``harness.py check``,
+the report, the live view and the README read it from here. Each stage is one function
+``(Trial) -> Verdict``: it reads what earlier stages left on the ``Trial``, adds its own, and says
+whether the candidate goes on, why not, and what it saw (kept in the record under the stage's name).
 ``harness.py check`` and the loop both call ``evaluate``, so a candidate is judged the same way
 wherever it comes from. It never raises on a bad candidate: every failure becomes an
 ``Evaluation`` naming the stage and the reason, with what each stage saw in ``details``.
@@ -7,11 +11,12 @@ wherever it comes from. It never raises on a bad candidate: every failure become
 Time: every sandbox run of one candidate (the full run, the one run of all probes, and at most
 ``MAX_LONE_RERUNS`` lone reruns) draws on one wall-clock ``Budget`` of ``eval_timeout_s``; each run
 gets ``min(its own limit, what is left)``, so a candidate costs at most the budget plus the
-runner's grace. The probe run carries the look-ahead probes and the invariance probes of
-``guards.invariance_probes`` (date shift, history prepended, rows removed); the look-ahead stage
-judges the first, the guards stage the others.
+runner's grace. The look-ahead stage owns every probe: it runs the look-ahead probes and the
+invariance probes of ``guards.invariance_probes`` (date shift, history prepended, rows removed) in
+one sandbox run, confirms differences by lone reruns and judges both kinds; a leak rejects there,
+an invariance finding is handed to the guards stage, which ranks it among the other guards.
 
-A universe (``EvalContext.universe``) runs the same way: the full run holds every instrument's
+A universe (``EvalContext.universe``) runs the same stages: the full run holds every instrument's
 frame, the probe run every instrument's probes (each at cuts drawn from a seed of its own, see
 ``instrument_seed``), and lone reruns share the one cap. Each instrument is judged alone: a leak or
 a guard failure on any of them rejects, the reason naming it by number ("instrument 3 of 5: ...").
@@ -33,7 +38,15 @@ import pandas as pd
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.forecast.scores import ForecastScores, score_forecasts
-from alphaloop.guards import GuardLimits, InvarianceProbe, check_guards, invariance_probes, probe_failure
+from alphaloop.guards import (
+    GuardLimits,
+    InvarianceFindings,
+    InvarianceProbe,
+    check_guards,
+    invariance_probes,
+    judge_invariance,
+    probe_failure,
+)
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores
 from alphaloop.store import finite
@@ -43,7 +56,7 @@ from sandbox.gate import task_check
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
 
-STAGES = ("gate", "sandbox", "lookahead", "guards", "ok")
+ACCEPTED = "ok"  # the stage an accepted candidate's record names: it passed them all
 LOG_CHARS = 2000  # the candidate's output kept in the record: enough to debug, bounded
 PROBE_TIMEOUT_FACTOR = 6.0  # the probe run holds about five times the full run's rows; the budget bounds it too
 DEFAULT_EVAL_TIMEOUT_S = 60.0  # one wall-clock budget for all of a candidate's sandbox runs (--eval-timeout)
@@ -80,15 +93,15 @@ class Evaluation:
     """The verdict on one candidate and everything needed to explain it."""
 
     accepted: bool
-    stage: str  # "gate" | "sandbox" | "lookahead" | "guards" | "ok"
+    stage: str  # the stage that rejected it (a name in STAGES), or ACCEPTED
     reason: str  # "" when accepted
     scores: Scores | ForecastScores | None  # present whenever the candidate ran and was scored
     timings: dict[str, float]
     details: dict
     signals: np.ndarray | None = field(default=None, repr=False)  # validated, for whoever scores further
+    forecasts: np.ndarray | None = field(default=None, repr=False)  # forecast task: validated (n, H, 3)
     universe: UniverseScores | None = field(default=None, repr=False)  # per-instrument scores; None for one
     instrument_signals: tuple[np.ndarray, ...] = field(default=(), repr=False)  # every instrument's, in order
-    forecasts: np.ndarray | None = field(default=None, repr=False)  # forecast task: validated (n, H, 3)
 
     def check_json(self) -> dict:
         """The one-line machine-readable verdict of ``harness.py check`` (strict JSON: no NaN)."""
@@ -188,6 +201,11 @@ def instrument_seed(seed: int, k: int) -> int:
     return seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
 
 
+def _where(k: int, n: int) -> str:
+    """The prefix naming an instrument in a reason, by number (reasons reach prompts: never a ticker)."""
+    return f"{instrument_label(k)} of {n}: " if n > 1 else ""
+
+
 def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], results: list[Any], budget: Budget,
                    info: dict, task: str = "trade") -> tuple[Leak | None, int, str, bool]:
     """Rerun alone, up to ``MAX_LONE_RERUNS`` times, the probes whose result differs from the full run.
@@ -219,7 +237,7 @@ def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], re
     suspects += invariance
     rerun: list[str] = []
     info["rerun_alone"] = rerun
-    limit = float(getattr(box, "timeout_s", 30.0))
+    limit = float(box.timeout_s)
     many = len(instruments) > 1
     for n, suspect in enumerate(suspects):
         if n == MAX_LONE_RERUNS:
@@ -243,116 +261,200 @@ def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], re
     return None, 0, "", False
 
 
-def _where(k: int, n: int) -> str:
-    """The prefix naming an instrument in a reason, by number (reasons reach prompts: never a ticker)."""
-    return f"{instrument_label(k)} of {n}: " if n > 1 else ""
+@dataclass(frozen=True)
+class Verdict:
+    """One stage's outcome: whether the candidate goes on, why not, and what the stage saw."""
+
+    ok: bool
+    reason: str = ""  # "" when it goes on
+    details: dict | None = None  # kept in the record under the stage's name; None: nothing of its own
 
 
-def evaluate(region: str, ctx: EvalContext) -> Evaluation:
-    """Judge one candidate region; see the module docstring for the order of stages."""
-    timings: dict[str, float] = {}
-    details: dict = {"region_sha256": hashlib.sha256(region.encode("utf-8")).hexdigest()}
+@dataclass
+class Trial:
+    """One candidate on its way through the stages: each reads what earlier ones left and adds its own."""
 
-    def reject(stage: str, reason: str, scores: Scores | None = None, signals: np.ndarray | None = None,
-               universe: UniverseScores | None = None, per: tuple = ()) -> Evaluation:
-        return Evaluation(False, stage, reason, scores, timings, details, signals, universe, per)
+    region: str
+    ctx: EvalContext
+    budget: Budget | None = None  # started by the sandbox stage: the gate's time is not the candidate's
+    full: Any = None  # the full run's result (features and signals); instrument 1's for a universe
+    full_seconds: float = 0.0
+    warmup: int = 0  # the full run's warm-up rows
+    invariance: InvarianceFindings = field(default_factory=InvarianceFindings)  # judged by the look-ahead stage
+    scores: Scores | ForecastScores | None = None
+    fulls: list[Any] = field(default_factory=list)  # every instrument's full run, in the universe's order
+    warmups: list[int] = field(default_factory=list)
+    invariances: list[InvarianceFindings] = field(default_factory=list)
+    universe: UniverseScores | None = None  # several instruments: each one's scores beside the portfolio's
 
-    with _timed(timings, "gate"):
-        verdict = (task_check(ctx.task) if ctx.gate is None else ctx.gate)(region)
-    details["gate"] = {"ok": bool(verdict.ok), "rule": verdict.rule, "line": verdict.line, "reason": verdict.reason}
+    def signals(self) -> np.ndarray | None:
+        """The validated signals of a scored trade candidate, for whoever scores further; else None."""
+        return self.full.signals if self.scores is not None and self.ctx.task == "trade" else None
+
+    def instrument_signals(self) -> tuple[np.ndarray, ...]:
+        """Every instrument's validated signals once scored (a trade candidate); else ()."""
+        return tuple(f.signals for f in self.fulls) if self.signals() is not None else ()
+
+    @property
+    def run_limit(self) -> float:
+        """The sandbox's own limit for one run."""
+        return float(self.ctx.sandbox.timeout_s)
+
+
+def gate(t: Trial) -> Verdict:
+    """The AST allow-list, before anything of the candidate runs."""
+    verdict = (task_check(t.ctx.task) if t.ctx.gate is None else t.ctx.gate)(t.region)
+    details = {"ok": bool(verdict.ok), "rule": verdict.rule, "line": verdict.line, "reason": verdict.reason}
     if not verdict.ok:
-        return reject("gate", verdict.reason or f"refused by the gate (rule: {verdict.rule})")
+        return Verdict(False, verdict.reason or f"refused by the gate (rule: {verdict.rule})", details)
+    return Verdict(True, "", details)
 
-    histories = ctx.histories
-    frames = [h.frame for h in histories]
-    many = len(histories)
-    budget = Budget(ctx.eval_timeout_s)
-    limit = float(getattr(ctx.sandbox, "timeout_s", 30.0))
-    with _timed(timings, "sandbox"):
-        outcome, fault, _ = _run(ctx.sandbox, region, frames, budget, "full run", limit, ctx.task)
+
+def run_sandbox(t: Trial) -> Verdict:
+    """The full run on train+validation in the sandbox: the features and signals every later stage reads."""
+    t.budget = Budget(t.ctx.eval_timeout_s)
+    outcome, fault, _ = _run(t.ctx.sandbox, t.region, [h.frame for h in t.ctx.histories], t.budget, "full run",
+                             t.run_limit, t.ctx.task)
     if outcome is None:
-        details["sandbox"] = {"status": "runner_error", "reason": fault}
-        return reject("sandbox", fault)
-    details["sandbox"] = _outcome_json(outcome)
+        return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        return reject("sandbox", f"{outcome.status}: {outcome.reason}")
-    fulls = list(outcome.results)
+        return Verdict(False, f"{outcome.status}: {outcome.reason}", _outcome_json(outcome))
+    t.fulls = list(outcome.results)
+    t.full, t.full_seconds = t.fulls[0], float(outcome.seconds)
+    return Verdict(True, "", _outcome_json(outcome))
 
-    with _timed(timings, "lookahead"):
-        seed = region_seed(region) if ctx.probe_seed is None else ctx.probe_seed
-        instruments = []
-        for k, (frame, full) in enumerate(zip(frames, fulls, strict=True)):
-            seed_k = instrument_seed(seed, k)
-            probes = probe_frames(frame, full, seed=seed_k)
-            # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
-            inv = invariance_probes(frame, seed_k) if ctx.task == "trade" else []
-            instruments.append(_Instrument(frame, full, probes, inv, {
-                "seed": seed_k, "warmup_rows": warmup_rows(full.features), "probes": [p.describe() for p in probes],
-                "rows_probed": sum(len(p.frame) for p in probes), "invariance": [p.describe() for p in inv],
-                "invariance_rows": sum(len(p.frame) for p in inv), "full_rows": len(frame),
-                "budget_s": ctx.eval_timeout_s}))
-        if many == 1:
-            info = instruments[0].info
-        else:
-            info = {"seed": seed, "instruments": [inst.info for inst in instruments],
-                    "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
-                    "invariance_rows": sum(inst.info["invariance_rows"] for inst in instruments),
-                    "full_rows": sum(len(f) for f in frames), "budget_s": ctx.eval_timeout_s}
-        details["lookahead"] = info
-        probe_limit = max(limit, PROBE_TIMEOUT_FACTOR * float(outcome.seconds))
-        probe_run, fault, spent = _run(ctx.sandbox, region,
-                                       [p.frame for inst in instruments for p in (*inst.probes, *inst.inv)],
-                                       budget, "probes", probe_limit, ctx.task)
-        if probe_run is None or not probe_run.ok:
-            info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
-            info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-            return reject("lookahead", fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: "
-                                                                                   f"{probe_run.reason}"))
-        info["run"] = _outcome_json(probe_run)
-        leak, leak_at, fault, spent = _confirm_alone(ctx.sandbox, region, instruments, list(probe_run.results),
-                                                     budget, info, ctx.task)
+
+def lookahead(t: Trial) -> Verdict:
+    """Every probe, in one sandbox run: look-ahead (truncated, perturbed futures) and invariance, on
+    every instrument.
+
+    A look-ahead leak rejects here; the invariance probes' findings are judged here too, once, and
+    left on the trial for the guards stage, which ranks them among the other guards.
+    """
+    budget = t.budget
+    assert budget is not None, "the sandbox stage starts the budget"
+    seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed
+    frames = [h.frame for h in t.ctx.histories]
+    many = len(frames)
+    instruments = []
+    for k, (frame, full) in enumerate(zip(frames, t.fulls, strict=True)):
+        seed_k = instrument_seed(seed, k)
+        probes = probe_frames(frame, full, seed=seed_k)
+        # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
+        inv = invariance_probes(frame, seed_k) if t.ctx.task == "trade" else []
+        warm = warmup_rows(full.features)
+        instruments.append(_Instrument(frame, full, probes, inv, {
+            "seed": seed_k, "warmup_rows": warm, "probes": [p.describe() for p in probes],
+            "rows_probed": sum(len(p.frame) for p in probes), "invariance": [p.describe() for p in inv],
+            "invariance_rows": sum(len(p.frame) for p in inv), "full_rows": len(frame),
+            "budget_s": t.ctx.eval_timeout_s}))
+    t.warmups = [int(inst.info["warmup_rows"]) for inst in instruments]
+    t.warmup = t.warmups[0]
+    if many == 1:
+        info = instruments[0].info
+    else:
+        info = {"seed": seed, "instruments": [inst.info for inst in instruments],
+                "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
+                "invariance_rows": sum(inst.info["invariance_rows"] for inst in instruments),
+                "full_rows": sum(len(f) for f in frames), "budget_s": t.ctx.eval_timeout_s}
+    probe_limit = max(t.run_limit, PROBE_TIMEOUT_FACTOR * t.full_seconds)
+    probe_run, fault, spent = _run(t.ctx.sandbox, t.region,
+                                   [p.frame for inst in instruments for p in (*inst.probes, *inst.inv)],
+                                   budget, "probes", probe_limit, t.ctx.task)
+    if probe_run is None or not probe_run.ok:
+        info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-        if fault:
-            info["leak"] = None
-            stateful = fault.startswith("the candidate behaves differently")
-            return reject("lookahead", fault if spent or stateful else PROBES_FAILED + fault)
+        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: {probe_run.reason}"),
+                       info)
+    info["run"] = _outcome_json(probe_run)
+    leak, leak_at, fault, spent = _confirm_alone(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
+                                                 budget, info, t.ctx.task)
+    info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
+    if fault:
+        info["leak"] = None
+        stateful = fault.startswith("the candidate behaves differently")
+        return Verdict(False, fault if spent or stateful else PROBES_FAILED + fault, info)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
         if many > 1:
             info["leak"]["instrument"] = leak_at + 1
-        return reject("lookahead", _where(leak_at, many) + leak.message(frames[leak_at].index))
+        return Verdict(False, _where(leak_at, many) + leak.message(frames[leak_at].index), info)
     info["leak"] = None
-    if ctx.task == "forecast":
-        full = fulls[0]
-        with _timed(timings, "score"):
-            fscores = score_forecasts(ctx.history, full.forecasts, folds=ctx.folds)
-        details["guards"] = {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
-                             "failed": []}
-        return Evaluation(True, "ok", "", fscores, timings, details, None, forecasts=full.forecasts)
+    t.invariances = [judge_invariance(inst.full, list(zip(inst.inv, inst.inv_results, strict=True)), inst.frame.index,
+                                      warm) for inst, warm in zip(instruments, t.warmups, strict=True)]
+    t.invariance = t.invariances[0]
+    return Verdict(True, "", info)
 
-    signals = tuple(full.signals for full in fulls)
-    with _timed(timings, "score"):
-        universe = score_universe(histories, signals, metric=ctx.metric, folds=ctx.folds, cost_bps=ctx.cost_bps)
-    scores = universe.portfolio
-    kept = universe if many > 1 else None
-    with _timed(timings, "guards"):
-        reports = [check_guards(region, h.frame.index, [h.windows[s] for s in ("train", "val")],
-                                per.splits["val"], inst.full, list(zip(inst.inv, inst.inv_results, strict=True)),
-                                ctx.limits, warmup=int(inst.info["warmup_rows"]))
-                   for h, per, inst in zip(histories, universe.instruments, instruments, strict=True)]
-    failing = [k for k, r in enumerate(reports) if not r.ok]
-    if many == 1:
-        details["guards"] = {**reports[0].values, "failed": [name for name, _ in reports[0].failures]}
+
+def score_stage(t: Trial) -> Verdict:
+    """The selection metric and every split's figures, walk-forward folds included; it never rejects.
+
+    A forecaster is scored by proper scoring rules on its probabilities instead of a backtest.
+    """
+    if t.ctx.task == "forecast":
+        t.scores = score_forecasts(t.ctx.history, t.full.forecasts, folds=t.ctx.folds)
     else:
-        details["guards"] = {"instruments": [{**r.values, "failed": [name for name, _ in r.failures]}
-                                             for r in reports],
-                             "failed": [f"{instrument_label(k)}: {name}" for k in failing
-                                        for name, _ in reports[k].failures]}
-    if failing:
-        first = failing[0]
-        also = (f" (guards also failed on instrument{'s' * (len(failing) > 2)} "
-                f"{', '.join(str(k + 1) for k in failing[1:])})" if len(failing) > 1 else "")
-        return reject("guards", _where(first, many) + reports[first].reason + also, scores, signals[0], kept,
-                      signals)
-    return Evaluation(True, "ok", "", scores, timings, details, signals[0], kept, signals)
+        histories = t.ctx.histories
+        universe = score_universe(histories, [f.signals for f in t.fulls], metric=t.ctx.metric, folds=t.ctx.folds,
+                                  cost_bps=t.ctx.cost_bps)
+        t.scores = universe.portfolio
+        t.universe = universe if len(histories) > 1 else None
+    return Verdict(True)
+
+
+def guards(t: Trial) -> Verdict:
+    """Reward hacking first (hard-coded dates, the invariance findings), then degenerate trading."""
+    if t.ctx.task == "forecast":
+        return Verdict(True, "", {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
+                                  "failed": []})
+    assert isinstance(t.scores, Scores), "the score stage runs before the guards"
+    histories = t.ctx.histories
+    per = t.universe.instruments if t.universe is not None else (t.scores,)
+    reports = [check_guards(t.region, h.frame.index, [h.windows[s] for s in ("train", "val")], scores.splits["val"],
+                            full, invariance, t.ctx.limits)
+               for h, scores, full, invariance in zip(histories, per, t.fulls, t.invariances, strict=True)]
+    if len(reports) == 1:
+        report = reports[0]
+        return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
+    failing = [k for k, r in enumerate(reports) if not r.ok]
+    details = {"instruments": [{**r.values, "failed": [name for name, _ in r.failures]} for r in reports],
+               "failed": [f"{instrument_label(k)}: {name}" for k in failing for name, _ in reports[k].failures]}
+    if not failing:
+        return Verdict(True, "", details)
+    first = failing[0]
+    also = (f" (guards also failed on instrument{'s' * (len(failing) > 2)} "
+            f"{', '.join(str(k + 1) for k in failing[1:])})" if len(failing) > 1 else "")
+    return Verdict(False, _where(first, len(reports)) + reports[first].reason + also, details)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step of the pipeline; its name is what a record's ``stage`` says when it rejects."""
+
+    name: str
+    run: Callable[[Trial], Verdict]
+
+
+PIPELINE: tuple[Stage, ...] = (Stage("gate", gate), Stage("sandbox", run_sandbox), Stage("lookahead", lookahead),
+                               Stage("score", score_stage), Stage("guards", guards))
+STAGES: tuple[str, ...] = tuple(stage.name for stage in PIPELINE)
+
+
+def evaluate(region: str, ctx: EvalContext) -> Evaluation:
+    """Judge one candidate region: run the stages of ``PIPELINE`` in order until one rejects it."""
+    timings: dict[str, float] = {}
+    details: dict = {"region_sha256": hashlib.sha256(region.encode("utf-8")).hexdigest()}
+    trial = Trial(region, ctx)
+    for stage in PIPELINE:
+        with _timed(timings, stage.name):
+            verdict = stage.run(trial)
+        if verdict.details is not None:
+            details[stage.name] = verdict.details
+        if not verdict.ok:
+            return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, trial.signals(),
+                              universe=trial.universe, instrument_signals=trial.instrument_signals())
+    if ctx.task == "forecast":
+        return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, None, trial.full.forecasts)
+    return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.signals(), universe=trial.universe,
+                      instrument_signals=trial.instrument_signals())

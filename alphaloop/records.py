@@ -245,6 +245,7 @@ class TestReading:
     degradation: float | None = None
     returns: list[float] | None = None
     bh_returns: list[float] | None = None
+    holdout: list[dict[str, Any]] | None = None  # held-out instruments' figures (alphaloop.holdout.HeldOut.to_json)
     damaged: bool = False
 
     @classmethod

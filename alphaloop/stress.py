@@ -7,13 +7,16 @@ scenarios here keep the window's statistical character but change the path, then
   bars. Each bar is resampled whole as a relative move: close, open, high and low as log ratios to
   the previous close, plus volume; paths are rebuilt from the last real close before the window, so
   every synthetic bar is internally consistent (Low <= Open, Close <= High).
-* ``vol_1.5x`` / ``vol_2x``: the bootstrap draws with every log move stretched around the source's
-  mean daily log return ``mu``: ``x' = mu + k (x - mu)``; volatility times ``k``, same log drift.
-* ``crash_10`` / ``crash_20``: the bootstrap draws with one bar replaced by a gap of -10% / -20%
-  from the previous close (open = close = gap, the bar's own wicks kept, volume x3) on a random day.
-* ``regimes``: the bootstrap draws scaled by a two-state Markov chain: calm (vol x0.7, drift ``mu``)
-  and turbulent (vol x2, drift ``mu - 0.1 sigma``), staying calm with probability 0.985 a day and
-  turbulent with 0.95 (mean spells of ~67 and 20 days).
+* ``vol_<k>x`` for each ``k`` of ``VOL_FACTORS``: the bootstrap draws with every log move stretched
+  around the source's mean daily log return ``mu``: ``x' = mu + k (x - mu)``; volatility times
+  ``k``, same log drift.
+* ``crash_<g>`` for each gap of ``CRASH_GAPS`` (``crash_10`` is -10%): the bootstrap draws with one
+  bar replaced by that gap from the previous close (open = close = gap, the bar's own wicks kept,
+  volume times ``CRASH_VOLUME``) on a random day inside ``CRASH_ZONE`` of the window.
+* ``regimes``: the bootstrap draws scaled by a two-state Markov chain, calm and turbulent: volatility
+  times ``REGIME_VOL``, drift ``mu`` when calm and ``mu + TURBULENT_DRIFT_SIGMAS * sigma`` when
+  turbulent, each state kept one more day with probability ``REGIME_STAY`` (a mean spell of
+  ``1 / (1 - stay)`` days).
 
 Path ``i`` of every scenario shares bootstrap draw ``i``, so scenarios are paired: a difference
 between two scenarios' figures comes from the shock, not from another draw. Each path is preceded by

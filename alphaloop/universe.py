@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from alphaloop.backtest import DEFAULT_COST_BPS, TRADING_DAYS, _drawdown_from_lo
 from alphaloop.diversity import positions_key, window_positions
 from alphaloop.proposers.base import UniverseFigures
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, fold_windows, score, score_window
+
+if TYPE_CHECKING:
+    from alphaloop.data import Universe
 
 
 def instrument_label(i: int) -> str:
@@ -189,23 +192,10 @@ def instrument_bh_returns(history: History, split: str = "val") -> np.ndarray:
     return close[1:] / close[:-1] - 1.0
 
 
-def histories(universe: object, names: tuple[str, ...] = ("train", "val")) -> list[History]:
+def instrument_histories(universe: Universe, names: tuple[str, ...] = ("train", "val")) -> list[History]:
     """One ``History`` per instrument of a ``data.Universe`` (``instruments`` in order, ``splits``
     instrument -> split -> frame), splits laid end to end in the order of ``names``."""
-    splits = universe.splits  # type: ignore[attr-defined]
-    return [History.from_splits({k: splits[name][k] for k in names}) for name in universe.instruments]  # type: ignore[attr-defined]
-
-
-def load_histories(data_dir: Path) -> tuple[tuple[str, ...], list[History]]:
-    """Every instrument the loop may read (held-out ones never): their names, for people only (prompts
-    number them), and one ``History`` each, train then validation."""
-    from alphaloop import data
-
-    loader = getattr(data, "load_universe", None)  # data.load_universe arrives with the universe data work
-    if loader is None:
-        return ("instrument 1",), [History.from_splits(data.load_splits(data_dir))]
-    universe = loader(data_dir)
-    return tuple(universe.instruments), histories(universe)
+    return [History.from_splits({k: universe.splits[name][k] for k in names}) for name in universe.instruments]
 
 
 def positions_sha256(histories: Sequence[History], signals: Sequence[np.ndarray]) -> str:

@@ -27,7 +27,7 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop import loop as loop_module
-from alphaloop.data import freeze, sample_frame, split, validate
+from alphaloop.data import Universe, freeze, sample_frame, split, validate
 from alphaloop.loop import Loop, LoopConfig
 from alphaloop.proposers import make_proposer
 from alphaloop.records import IterationRecord
@@ -65,11 +65,11 @@ def histories(parts: dict[str, dict[str, pd.DataFrame]], names: tuple[str, ...],
 
 
 def run_search(workdir: Path, data_dir: Path, seed: int, iterations: int, metric: str,
-               universe: list[History] | None) -> list[IterationRecord]:
+               universe: dict[str, dict[str, pd.DataFrame]] | None) -> list[IterationRecord]:
     """The real loop, offline; for the universe its instruments are handed to it in place of the data's one."""
-    original = loop_module.load_histories
+    original = loop_module.load_universe
     if universe is not None:
-        loop_module.load_histories = lambda d: (("S&P 500", "NASDAQ"), universe)
+        loop_module.load_universe = lambda d: Universe(("S&P 500", "NASDAQ"), universe)
     try:
         cfg = LoopConfig(workdir=workdir, data_dir=data_dir, iterations=iterations, max_fails=0, seed=seed,
                          metric=metric, stress_paths=0)
@@ -77,7 +77,7 @@ def run_search(workdir: Path, data_dir: Path, seed: int, iterations: int, metric
         loop._finish = lambda state, manifest: None  # the end-of-run summary is not measured here
         loop.run()
     finally:
-        loop_module.load_histories = original
+        loop_module.load_universe = original
     return Workdir(workdir).records()
 
 
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, dict[int, list[tuple]]] = {"single": {}, "universe": {}}
         for seed in seeds:
             for mode in ("single", "universe"):
-                universe = histories(parts, names, ("train", "val")) if mode == "universe" else None
+                universe = ({n: {k: parts[n][k] for k in ("train", "val")} for n in names} if mode == "universe"
+                            else None)
                 workdir = Path(tmp) / f"{mode}_{seed}"
                 records = run_search(workdir, data_dir, seed, args.iterations, args.metric, universe)
                 full = histories(parts, names if mode == "universe" else (primary,), ("train", "val", "test"))

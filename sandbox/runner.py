@@ -41,6 +41,7 @@ from alphaloop import candidate as candidate_module
 from alphaloop.candidate import validate_signals
 from alphaloop.forecast.buckets import HORIZONS
 from alphaloop.forecast.validate import validate_forecasts
+from alphaloop.text import flat, safe
 from sandbox import wire
 from sandbox.gate import SAFE_BUILTINS
 from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_status: re-exported)
@@ -125,13 +126,14 @@ class _WorkerGone(Exception):
 
 
 def _clean_text(text: Any, limit: int, keep_newlines: bool) -> str:
+    """What the worker said, cleaned as every sink of candidate text is (``alphaloop.text``).
+
+    Escape sequences go whole, 7-bit and 8-bit (0x9b CSI) alike, so no residue such as ``[31m``
+    is left; a log keeps its line breaks and its tail, a reason is one line and keeps its head.
+    """
     if not isinstance(text, str):
         return ""
-    allowed = "\n\t" if keep_newlines else ""
-    cleaned = "".join(c if (c.isprintable() or c in allowed) else " " for c in text)
-    if not keep_newlines:
-        cleaned = " ".join(cleaned.split())
-    return cleaned[-limit:] if keep_newlines else cleaned[:limit]
+    return safe(text, keep="\n\t")[-limit:] if keep_newlines else flat(text)[:limit]
 
 
 class _StderrTail(threading.Thread):

@@ -12,6 +12,7 @@ from alphaloop.guards import (
     check_guards,
     date_dependence,
     date_shifted_frame,
+    judge_invariance,
     non_finite,
     static_date_findings,
     trade_guards,
@@ -181,7 +182,7 @@ def strategy_logic(row):
     full, shifted = run_pair(code, frame)
     moved = InvarianceProbe(date_shifted_frame(frame), "date_shift", 0, 0)
     report = check_guards(code, frame.index, list(history.windows.values()), val_metrics(history, full.signals),
-                          full, [(moved, shifted)])
+                          full, judge_invariance(full, [(moved, shifted)], frame.index, 0))
     names = [name for name, _ in report.failures]
     assert names[:3] == ["hard_coded_dates", "date_dependence", "non_finite"] and "always_long" in names
     assert report.reason.startswith("hard-coded dates in the region (line 3: date-like string '2002-06-03')")

@@ -197,6 +197,20 @@ def test_printing_is_only_a_log(sandbox: Sandbox, frame: pd.DataFrame) -> None:
     assert np.array_equal(outcome.results[0].signals, truth.results[0].signals)
 
 
+def test_escape_sequences_leave_no_residue_in_the_log(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    honest = (CORPUS_DIR / "01_sma_crossover.py").read_text(encoding="utf-8")
+    noisy = honest.replace(
+        "def generate_features(df):\n",
+        "def generate_features(df):\n"
+        f"    p = {BUILTINS}['print']\n"
+        "    p('\\x9b31mred \\x1b[2Jclear \\x9b2Jdone')\n",
+    )
+    outcome = sandbox.run(noisy, [frame])
+    assert outcome.ok, outcome.reason
+    assert "red clear done" in outcome.log  # the 8-bit CSI goes whole, as the 7-bit one does
+    assert not any(bad in outcome.log for bad in ("\x9b", "\x1b", "31m", "[2J", "2J"))
+
+
 def test_giant_output_is_bounded(sandbox: Sandbox, frame: pd.DataFrame) -> None:
     outcome = sandbox.run(region(f"p = {BUILTINS}['print']\n"
                                  "for i in range(40):\n    p('y' * 10 ** 6)\np('THE END')"), [frame])

@@ -268,6 +268,14 @@ class RecordingProposer:
 TICKERS = ("QQQTICK", "IWMTICK", "EFATICK")
 
 
+def as_universe(names: tuple[str, ...], histories: list[History]):
+    """A ``data.Universe`` holding these instruments' train and validation frames."""
+    from alphaloop.data import Universe
+
+    return Universe(tuple(names), {n: {k: h.frame.iloc[w] for k, w in h.windows.items()}
+                                   for n, h in zip(names, histories, strict=True)})
+
+
 def sibling(history: History, seed: int) -> History:
     """A second instrument on the same calendar: the first's bars with seeded noise on every return."""
     rng = np.random.default_rng(seed)
@@ -289,7 +297,7 @@ def test_the_loop_over_a_universe_records_numbers_and_never_names_an_instrument(
 
     first = History.from_splits(load_splits(frozen_data))
     universe = [first, sibling(first, 1), sibling(first, 2)]
-    monkeypatch.setattr(loop_module, "load_histories", lambda data_dir: (TICKERS, universe))
+    monkeypatch.setattr(loop_module, "load_universe", lambda data_dir: as_universe(TICKERS, universe))
     workdir = tmp_path / "run"
     proposer = RecordingProposer(seed=3)
     cfg = LoopConfig(workdir=workdir, data_dir=frozen_data, iterations=5, max_fails=0, seed=3, stress_paths=0)
@@ -324,7 +332,7 @@ def test_check_judges_a_universe_as_the_loop_does(frozen_data, tmp_path, monkeyp
     from alphaloop.data import load_splits
 
     first = History.from_splits(load_splits(frozen_data))
-    monkeypatch.setattr(check_module, "load_histories", lambda d: (TICKERS[:2], [first, sibling(first, 4)]))
+    monkeypatch.setattr(check_module, "load_universe", lambda d: as_universe(TICKERS[:2], [first, sibling(first, 4)]))
     file = tmp_path / "cand.py"
     file.write_text(splice_region(template_text(), BASELINE))
     assert run_check(file, frozen_data, "sharpe", 4, 2.0, sandbox=InProcessSandbox()) == 0
@@ -332,7 +340,7 @@ def test_check_judges_a_universe_as_the_loop_does(frozen_data, tmp_path, monkeyp
     verdict = json.loads(out.strip().splitlines()[-1])
     assert verdict["universe"]["instruments"] == 2 and "universe: 2 instruments" in out
     assert verdict["metrics"]["selection_val"] == verdict["universe"]["portfolio_val"]
-    assert not any(t in out for t in TICKERS)
+    assert "ranked by their equal-weight portfolio" in out
 
 
 STATEFUL = """

@@ -16,6 +16,7 @@ from alphaloop.forecast.scores import (
     WRONG_CONFIDENT_PROB,
     WRONG_MAX_PROB,
 )
+from alphaloop.forecast.text import fnum
 
 PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 FORECAST_PROGRAM_PATH = PROMPTS / "forecast_program.md"
@@ -33,10 +34,6 @@ def program_values(scheme: BucketScheme) -> dict[str, str]:
             "wrong_confident_prob": f"{WRONG_CONFIDENT_PROB:g}", "other_reward": f"{GRADE_REWARD['other']:+g}"}
 
 
-def fmt(value: float | None, spec: str = "+.4f") -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
 def forecast_table(label: str, summary: dict | None) -> list[str]:
     """Markdown rows, one per horizon, of one forecaster's validation summary (``ForecastScores.splits['val']``)."""
     if summary is None:
@@ -45,8 +42,8 @@ def forecast_table(label: str, summary: dict | None) -> list[str]:
     for h, skill in summary["rps_skill"].items():
         g = summary["grades"][h]
         grades = " ".join(f"{GRADE_SHORT[k]} {g[k]}" for k in GRADES)
-        rows.append(f"| {label} | {h} | {fmt(skill)} | {fmt(summary['log_score'][h], '.4f')} | "
-                    f"{fmt(summary['ece'][h], '.4f')} | {grades} | {fmt(summary['reward'][h], '+.3f')} |")
+        rows.append(f"| {label} | {h} | {fnum(skill)} | {fnum(summary['log_score'][h], 4, False)} | "
+                    f"{fnum(summary['ece'][h], 4, False)} | {grades} | {fnum(summary['reward'][h], 3)} |")
     return rows
 
 

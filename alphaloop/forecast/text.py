@@ -9,12 +9,17 @@ from __future__ import annotations
 from rich.table import Table
 
 from alphaloop.forecast.scores import GRADES, SELECTION_METRIC, ForecastScores
+from alphaloop.text import fmt
 
 GRADE_SHORT = {"calibrated_correct": "cc", "reasonable_miss": "rm", "overconfident_wrong": "ow", "other": "o"}
 
 
-def fnum(value: float | None, spec: str = "+.4f") -> str:
-    return "n/a" if value is None else format(value, spec)
+NOT_AVAILABLE = "n/a"  # how a missing forecast figure reads in the forecast tables, lines and prompts
+
+
+def fnum(value: float | None, digits: int = 4, sign: bool = True) -> str:
+    """A forecast figure through the one number formatter (``text.fmt``); a missing one reads ``n/a``."""
+    return fmt(value, digits, sign=sign, missing=NOT_AVAILABLE)
 
 
 def grades_text(counts: dict[str, int]) -> str:
@@ -35,10 +40,9 @@ def forecast_table(scores: ForecastScores, split: str, title: str) -> Table:
                      "calibrated_correct / reasonable_miss / overconfident_wrong / other; log scores in the JSON")
     for h, skill in s["rps_skill"].items():
         d = det.get(h, {})
-        acc = d.get("direction_accuracy")
-        table.add_row(h, fnum(skill), fnum(d.get("rps"), ".4f"), fnum(d.get("rps_climatology"), ".4f"),
-                      fnum(s["ece"][h], ".3f"), "n/a" if acc is None else f"{acc:.0%}", grades_slash(s["grades"][h]),
-                      fnum(s["reward"][h], "+.2f"))
+        acc = fmt(d.get("direction_accuracy"), 0, pct=True, missing=NOT_AVAILABLE)
+        table.add_row(h, fnum(skill), fnum(d.get("rps"), 4, False), fnum(d.get("rps_climatology"), 4, False),
+                      fnum(s["ece"][h], 3, False), acc, grades_slash(s["grades"][h]), fnum(s["reward"][h], 2))
     table.add_row("all", fnum(s[SELECTION_METRIC]), "", "", "", "", "", "")
     return table
 
@@ -67,6 +71,6 @@ def cut_points_line(scores: ForecastScores) -> str:
 def summary_text(summary: dict | None, split: str = "validation") -> str:
     """One line for an iteration: mean skill and per-horizon skill on ``split``, beside climatology."""
     if summary is None or summary.get(SELECTION_METRIC) is None:
-        return f"{split} {SELECTION_METRIC} n/a"
-    per = ", ".join(f"h{h} {fnum(v, '+.3f')}" for h, v in summary["rps_skill"].items())
+        return f"{split} {SELECTION_METRIC} {NOT_AVAILABLE}"
+    per = ", ".join(f"h{h} {fnum(v, 3)}" for h, v in summary["rps_skill"].items())
     return f"{split} {SELECTION_METRIC} {summary[SELECTION_METRIC]:+.4f} ({per}; climatology 0)"

@@ -15,6 +15,7 @@ from dotenv import dotenv_values
 
 from alphaloop.proposers.base import (
     DEFAULT_TIMEOUT_S,
+    LLM,
     CandidateFigures,
     EndpointDown,
     Expectation,
@@ -32,9 +33,9 @@ KINDS = ("auto", "llm", "offline")
 ENDPOINT_VARS = ("OPENAI_BASE_URL", "OPENAI_API_KEY")
 
 __all__ = [
-    "DEFAULT_TIMEOUT_S", "KINDS", "CandidateFigures", "EndpointDown", "Expectation", "GuardThreshold", "MemberSummary",
-    "Proposal", "ProposalContext", "Proposer", "UniverseFigures", "WindowFigures", "load_env", "make_proposer",
-    "missing_endpoint", "probe_endpoint", "resolve_kind",
+    "DEFAULT_TIMEOUT_S", "KINDS", "LLM", "CandidateFigures", "EndpointDown", "Expectation", "GuardThreshold",
+    "MemberSummary", "Proposal", "ProposalContext", "Proposer", "UniverseFigures", "WindowFigures", "load_env",
+    "make_proposer", "missing_endpoint", "probe_endpoint", "resolve_kind",
 ]
 
 
@@ -108,9 +109,9 @@ def make_proposer(
     model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_retries: int = 5,
-    backoff_s: float = 1.0,
+    timeout_s: float = LLM.timeout_s,
+    max_retries: int = LLM.retries,
+    backoff_s: float = LLM.backoff_s,
     max_reply_tokens: int | None = None,
     program_path: Path = PROGRAM_PATH,
     template_path: Path = TEMPLATE_PATH,

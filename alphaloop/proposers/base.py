@@ -7,9 +7,22 @@ from typing import Protocol
 
 from alphaloop.backtest import DEFAULT_COST_BPS
 
-DEFAULT_TIMEOUT_S = 120.0  # seconds per LLM request; the one default for make_proposer, LLMProposer and --timeout
 REPLY_LIMIT = 200_000  # characters of a reply kept whole on Proposal.reply (reasoning models write long think blocks)
 RAW_HEAD = 4_000  # characters of the reply the iteration record keeps under proposal.raw
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """The LLM client's defaults: make_proposer, LLMProposer and harness.py's flags all read these."""
+
+    timeout_s: float = 120.0  # seconds per request before it is retried (--timeout)
+    retries: int = 5  # retries per request on 429, 5xx, timeouts and dropped connections (--retries)
+    backoff_s: float = 1.0  # first retry delay, doubled each retry with jitter (--retry-backoff)
+    backoff_max_s: float = 30.0  # cap of one retry delay (a server's Retry-After is capped the same way)
+
+
+LLM = LLMSettings()
+DEFAULT_TIMEOUT_S = LLM.timeout_s  # the name make_proposer, LLMProposer and --timeout have always read
 
 
 class EndpointDown(Exception):

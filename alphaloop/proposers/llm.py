@@ -24,7 +24,7 @@ from typing import Any
 import openai
 from openai import OpenAI
 
-from alphaloop.proposers.base import DEFAULT_TIMEOUT_S, EndpointDown, Proposal, ProposalContext
+from alphaloop.proposers.base import LLM, EndpointDown, Proposal, ProposalContext
 from alphaloop.proposers.parsing import parse_reply
 from alphaloop.proposers.prompting import PROGRAM_PATH, TEMPLATE_PATH, build_messages, load_prompts, prompt_chars
 from alphaloop.text import clip_end, clip_middle
@@ -127,8 +127,8 @@ class LLMProposer:
         model: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        max_retries: int = 5,
+        timeout_s: float = LLM.timeout_s,
+        max_retries: int = LLM.retries,
         max_reply_tokens: int | None = None,
         seed: int = 0,
         temperature: float = DEFAULT_TEMPERATURE,
@@ -136,8 +136,8 @@ class LLMProposer:
         template_path: Path = TEMPLATE_PATH,
         env: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        backoff_s: float = 1.0,
-        backoff_max_s: float = 30.0,
+        backoff_s: float = LLM.backoff_s,
+        backoff_max_s: float = LLM.backoff_max_s,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
         env = os.environ if env is None else env

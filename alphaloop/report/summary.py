@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from alphaloop.data import manifest_digest
+from alphaloop.pipeline import STAGES as PIPELINE_STAGES
 from alphaloop.records import IterationRecord
 from alphaloop.report.charts import BEST, STAGE_COLOURS, STRATEGY, figure_html, pct_axis, style_axes
 from alphaloop.report.data import Run, rank_value, record_value
@@ -19,7 +20,7 @@ from alphaloop.report.robustness import penalty_cell
 from alphaloop.rows import describe
 from alphaloop.text import MISSING, clip
 
-STAGES = ("proposal", "gate", "sandbox", "lookahead", "guards")
+STAGES = ("proposal", *PIPELINE_STAGES)  # the loop's own rejection (no usable code) first, then the pipeline's
 
 
 def header_html(run: Run) -> str:

@@ -1,0 +1,45 @@
+"""Every default of a run in one place: the dataclasses the loop and the LLM client read, and argparse reads.
+
+``harness.py`` builds its flags' defaults (and the numbers in their help) from these fields, so a
+default changed here changes the command line, the loop and the README's ``--help`` in one step.
+A default owned by the module that uses it (metric, folds and costs in ``scoring``/``backtest``, the
+evaluation budget in ``pipeline``, stress paths in ``stress``, the data folder in ``data``) is
+imported here, not repeated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alphaloop.backtest import DEFAULT_COST_BPS
+from alphaloop.candidate import TRADE_PY
+from alphaloop.data import DATA_DIR
+from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC
+from alphaloop.stress import DEFAULT_PATHS
+
+WORKDIR = Path("train")  # run folder; rerunning with the same folder resumes (--workdir)
+
+
+@dataclass
+class LoopConfig:
+    """The run's settings as harness.py parsed them; metric, costs and folds are fixed per workdir."""
+
+    workdir: Path = WORKDIR  # where the run's records live (--workdir)
+    data_dir: Path = DATA_DIR  # frozen train/validation/test splits (--data)
+    iterations: int = 50  # last iteration number to run; iteration 0 is the starting region (--iterations)
+    max_fails: int = 5  # consecutive iterations outside the population before stopping; 0 = never (--max-fails)
+    population: int = 3  # top-K kept, ranked by the selection metric on validation (--population)
+    metric: str = DEFAULT_METRIC  # selection metric on validation after costs (--metric)
+    folds: int = DEFAULT_FOLDS  # walk-forward folds over train+validation (--folds)
+    cost_bps: float = DEFAULT_COST_BPS  # cost per position change, bp of notional (--cost-bps)
+    seed: int = 0  # parent choice and the offline proposer (--seed)
+    stress_select: bool = False  # the selection metric also penalises the 5th-percentile stress drawdown
+    stress_paths: int = DEFAULT_PATHS  # synthetic paths per stress scenario; 0 skips the suite (--stress-paths)
+    cross_ticker: str | None = None  # second market of the generalisation table; None: the other bundled sample
+    start_file: Path = TRADE_PY  # trade.py-style file whose region is iteration 0 (--start-from)
+    hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary
+    max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
+    eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate, wall clock (--eval-timeout)
+    task: str = "trade"  # "forecast": forecasters (generate_features + forecast), metric rps_skill_mean (--task)

@@ -1,0 +1,76 @@
+"""The pipeline's stages are declared once, and every view of them (check, report, README) follows that list."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from alphaloop import pipeline
+from alphaloop.check import stage_lines
+from alphaloop.data import load_splits
+from alphaloop.pipeline import PIPELINE, STAGES, EvalContext, Trial, Verdict, evaluate
+from alphaloop.scoring import History
+from tests.conftest import InProcessSandbox
+from tests.test_lookahead import BASELINE
+from tests.test_pipeline_check import LEAKY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def history(frozen_data: Path) -> History:
+    return History.from_splits(load_splits(frozen_data))
+
+
+def test_stages_run_in_the_declared_order() -> None:
+    assert STAGES == tuple(stage.name for stage in PIPELINE)
+    assert STAGES == ("gate", "sandbox", "lookahead", "score", "guards")
+    assert pipeline.ACCEPTED not in STAGES
+
+
+def test_each_stage_returns_a_verdict_and_evaluate_stops_at_the_first_rejection(history: History,
+                                                                                  monkeypatch: pytest.MonkeyPatch
+                                                                                  ) -> None:
+    seen: list[str] = []
+
+    def spy(stage: pipeline.Stage) -> pipeline.Stage:
+        def run(t: Trial) -> Verdict:
+            seen.append(stage.name)
+            verdict = stage.run(t)
+            assert isinstance(verdict, Verdict)
+            return verdict
+        return pipeline.Stage(stage.name, run)
+
+    monkeypatch.setattr(pipeline, "PIPELINE", tuple(spy(s) for s in PIPELINE))
+    ev = evaluate(BASELINE, EvalContext(history=history, sandbox=InProcessSandbox()))
+    assert ev.accepted and seen == list(STAGES)
+    seen.clear()
+    ev = evaluate(LEAKY, EvalContext(history=history, sandbox=InProcessSandbox()))
+    assert ev.stage == "lookahead" and seen == ["gate", "sandbox", "lookahead"]
+    assert set(ev.details) == {"region_sha256", "gate", "sandbox", "lookahead"}
+
+
+def test_check_prints_one_line_a_stage_in_the_declared_order(history: History) -> None:
+    ev = evaluate(LEAKY, EvalContext(history=history, sandbox=InProcessSandbox()))
+    lines = stage_lines(ev)
+    assert [line.split()[0] for line in lines] == list(STAGES)
+    assert [line.split()[1] for line in lines] == ["ok", "ok", "REJECTED", "not", "not"]
+
+
+def test_the_readme_quotes_the_declared_order() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = re.findall(r"`gate` →.*?`guards`", text, flags=re.S)
+    assert quoted, "the README's check section names the stages"
+    for found in quoted:
+        assert tuple(re.findall(r"`(\w+)`", found)) == STAGES
+    layout = re.search(r"pipeline\.py .*?: (gate -> .*? -> guards)", text)
+    assert layout is not None and tuple(layout.group(1).split(" -> ")) == STAGES
+
+
+
+def test_the_report_names_rejections_in_the_pipeline_order() -> None:
+    from alphaloop.report.summary import STAGES as REPORT_STAGES
+
+    assert REPORT_STAGES == ("proposal", *STAGES)
