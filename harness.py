@@ -222,7 +222,10 @@ def run_loop(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch on the first word: check, final, report, or (default) run the loop."""
+    """Dispatch on the first word: check, final, report, or (default) run the loop.
+
+    Each command imports only what it runs (function-level imports), so `--help` and `check` start fast.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     args = build_parser(command).parse_args(argv)

@@ -75,7 +75,8 @@ def as_date(text: str, flag: str) -> pd.Timestamp:
 def load(args: argparse.Namespace) -> Prepared:
     """Fetch bars from the requested source, falling back loudly when ``auto`` cannot download."""
     if args.source == "csv":
-        return Prepared(read_csv(args.csv[0]), f"csv:{args.csv[0]}", Path(args.csv[0]).stem)
+        path = csv_paths(args)[0]  # one --csv, or a --csv-dir holding one file
+        return Prepared(read_csv(path), f"csv:{path}", path.stem)
     if args.source in ("auto", "yfinance"):
         try:
             return Prepared(download_yfinance(args.ticker, args.start), "yfinance", args.ticker)
@@ -129,7 +130,7 @@ def csv_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def sample_instruments(names: list[str]) -> list[tuple[str, pd.DataFrame, str]]:
-    """Each name mapped to a bundled sample (S&P 500 or NASDAQ); anything else has no sample."""
+    """Each name mapped to a bundled sample (S&P 500 or NASDAQ), said loudly; anything else has no sample."""
     out, used = [], {}
     for name in names:
         if name.upper() not in SP500_ALIASES | NASDAQ_ALIASES and "NASDAQ" not in name.upper():
@@ -140,6 +141,7 @@ def sample_instruments(names: list[str]) -> list[tuple[str, pd.DataFrame, str]]:
             raise DataError(f"{name!r} and {used[label]!r} name the same sample ({label})")
         used[label] = name
         out.append((name, frame, "sample"))
+    warn_loudly("OFFLINE DATA SAMPLE IN USE", "Using the bundled samples: " + ", ".join(used) + ".")
     return out
 
 
@@ -151,18 +153,15 @@ def raw_instruments(args: argparse.Namespace) -> tuple[list[tuple[str, pd.DataFr
                 f"csv-dir:{args.csv_dir}" if args.csv_dir else "csv")
     names = ticker_list(args)
     if args.source == "sample":
-        got = sample_instruments(names)
-        warn_loudly("OFFLINE DATA SAMPLE IN USE", "Using the bundled samples: "
-                    + ", ".join(sample_frame(n)[1] for n, _, _ in got) + " (--source sample).")
-        return got, "sample"
+        return sample_instruments(names), "sample"
     try:
         return [(n, download_yfinance(n, args.start), "yfinance") for n in names], "yfinance"
     except DataError as exc:
         if args.source == "yfinance":
             raise
-        warn_loudly("OFFLINE DATA SAMPLE IN USE",
+        warn_loudly("YFINANCE UNAVAILABLE: FALLING BACK",
                     f"yfinance could not deliver the universe ({exc}).\n"
-                    "Using the bundled sample universe instead: SP500 and NASDAQ (1999-2018).\n"
+                    "The bundled sample universe, SP500 and NASDAQ (1999-2018), is used instead.\n"
                     "Run prepare.py again with network to use live data.")
         return sample_instruments(["SP500", "NASDAQ"]), "sample"
 

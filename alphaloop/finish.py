@@ -133,7 +133,7 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
     if best is not None:
         console.print(f"best: iter {best.iteration}, val {state.metric} {fmt(best.val_metric)}"
                       f"{beside_bh(best.val, state.metric)} "
-                      f"(train {fmt(best.train_metric)}) -> {rich(run.wd.best_trade)}; "
+                      f"(train {fmt(best.train_metric)}), saved as {rich(run.wd.best_trade)}; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
     with Sandbox() as sandbox:
         steps: list[tuple[str, Callable[[], object]]] = [("statistics", lambda: write_statistics(run))]

@@ -1,47 +1,46 @@
-"""learnings.md: one entry per iteration, older entries compacted so the file stays bounded,
-and each hypothesis graded against what actually happened on validation."""
+"""learnings.md: a distilled head kept current at every iteration, the model's lessons, a bounded
+log of older iterations and the recent ones verbatim.
+
+Replay is a pure fold: ``add(entry, compacted)`` takes the compactor's text as data (stored in the
+iteration record that produced it, ``learnings_compacted``), so resuming never calls a model and
+the same records always give the same notes. The live loop asks ``compaction_request`` first and
+calls the model only when a compaction is due.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alphaloop.proposers.base import Expectation
-from alphaloop.text import clip, flat, safe
+from alphaloop.distilled import DISTILLED_CHARS, Distilled
+from alphaloop.grading import Tally, grade
+from alphaloop.text import clip, safe
 
-BUDGET_TOKENS = 3_000
+__all__ = ["Entry", "Learnings", "grade", "tokens"]
+
+BUDGET_TOKENS = 3_000  # learnings.md as a whole
 CHARS_PER_TOKEN = 4  # a conservative rule of thumb for English and code
-KEEP_RECENT = 6  # entries that always stay verbatim
-SUMMARY_ITEMS = 24  # one-line items the deterministic summary keeps
-PROMPT_TOKENS = 1_000  # the learnings a prompt carries: fixed, so prompts stay flat over a long run
+KEEP_RECENT = 6  # entries that always stay verbatim in the file
+SUMMARY_ITEMS = 24  # one-line items the deterministic log of older iterations keeps
+LESSONS_CHARS = 1_200  # what the compactor is asked to write; the prompt carries it whole
+RECENT_IN_PROMPT = 5  # recent entries the prompt shows, before and after any compaction
+ENTRY_PROMPT_CHARS = 700  # one recent entry as the prompt shows it (fields clipped at word boundaries)
+FRAMING = 300  # headings and the hit-rate line
+# The most characters prompt_view() returns, by construction; prompting.py uses it as its cap.
+PROMPT_CHARS = DISTILLED_CHARS + LESSONS_CHARS + RECENT_IN_PROMPT * (ENTRY_PROMPT_CHARS + 2) + FRAMING
+
+FILE_WIDTHS = {"headline": 400, "Hypothesis": 400, "Change": 400, "Expected": 400, "Graded": 400}
+PROMPT_WIDTHS = {"headline": 170, "Hypothesis": 150, "Change": 110, "Expected": 80, "Graded": 130}
 
 
 def tokens(text: str) -> int:
     return len(text) // CHARS_PER_TOKEN + 1
 
 
-def grade(expectation: Expectation | None, parent_val: dict | None, child_val: dict | None) -> tuple[bool | None, str]:
-    """Did the validation metric move the way the proposal said? None when it cannot be told."""
-    if expectation is None:
-        return None, "no structured expectation given"
-    if parent_val is None or child_val is None:
-        return None, "not measurable (no validation figures for parent or candidate)"
-    metric = expectation.metric
-    if metric not in child_val or metric not in parent_val:
-        return None, f"unknown metric {metric!r}"
-    delta = float(child_val[metric]) - float(parent_val[metric])
-    moved = delta * expectation.direction
-    held = moved > 1e-12
-    if held and expectation.magnitude is not None and abs(expectation.magnitude) > 0:
-        held = moved >= 0.5 * abs(expectation.magnitude)
-    way = "up" if expectation.direction > 0 else "down"
-    size = f" by {expectation.magnitude:g}" if expectation.magnitude is not None else ""
-    return held, f"expected val {metric} {way}{size}; it moved {delta:+.4g} -> {'held' if held else 'did not hold'}"
-
-
 @dataclass
 class Entry:
-    """One iteration as the researcher should remember it."""
+    """One iteration as the researcher should remember it (derived from its record alone)."""
 
     iteration: int
     parent: int | None
@@ -51,29 +50,38 @@ class Entry:
     expected: str
     verdict: str  # the grading sentence
     held: bool | None
+    status: str = ""  # accepted / rejected ("" in entries written before the distilled section)
+    stage: str = ""
+    reason: str = ""
+    metric: str = ""
+    val: float | None = None  # the selection metric on validation, when scored
+    bh: float | None = None  # buy and hold's figure for it on validation
+    selection: float | None = None  # what the population ranks by
+    entered: bool = False
 
-    def render(self) -> str:
+    def render(self, widths: dict[str, int] | None = None) -> str:
         """The markdown entry; every field is one safe line, so no text can forge a heading or an entry."""
+        w = widths or FILE_WIDTHS
         parent = f"parent {self.parent}" if self.parent is not None else "baseline"
-        lines = [f"### iter {self.iteration} ({parent}): {flat(self.headline)}"]
+        lines = [f"### iter {self.iteration} ({parent}): {clip(self.headline, w['headline'])}"]
         fields = (("Hypothesis", self.hypothesis), ("Change", self.change), ("Expected", self.expected),
                   ("Graded", self.verdict))
         for label, text in fields:
             if text:
-                lines.append(f"- {label}: {clip(text, 400)}")
+                lines.append(f"- {label}: {clip(text, w[label])}")
         return "\n".join(lines)
 
     def one_line(self) -> str:
         mark = {True: "held", False: "did not hold", None: "ungraded"}[self.held]
         what = clip(self.change or self.hypothesis or "(no description)", 110)
-        return f"- iter {self.iteration}: {what} -> {clip(self.headline, 90)} [{mark}]"
+        return f"- iter {self.iteration}: {what}; {clip(self.headline, 90)} [{mark}]"
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
 
 
 def deterministic_summary(previous: str, old: list[Entry], budget_chars: int) -> str:
-    """Fold old entries into the summary without an LLM: tallies plus the latest one-liners."""
+    """Fold old entries into the log of older iterations without an LLM: tallies plus the latest one-liners."""
     items = [line for line in previous.splitlines() if line.startswith("- iter ")]
     items += [e.one_line() for e in old]
     tally = [line for line in previous.splitlines() if line.startswith("Compacted so far:")]
@@ -96,93 +104,146 @@ def deterministic_summary(previous: str, old: list[Entry], budget_chars: int) ->
     return text
 
 
+@dataclass
+class CompactionRequest:
+    """What the live loop hands the compactor when the next entry triggers a compaction."""
+
+    text: str
+    budget_tokens: int
+
+
 class Learnings:
-    """Bounded learnings: a summary of the past plus the most recent entries verbatim."""
+    """Bounded learnings: distilled facts, the model's lessons, a log of the past, the recent entries verbatim."""
 
-    def __init__(self, summary: str = "", entries: list[Entry] | None = None, hits: int = 0, graded: int = 0) -> None:
-        self.summary = summary
+    def __init__(self, summary: str = "", entries: list[Entry] | None = None, hits: int = 0, graded: int = 0,
+                 *, lessons: str = "", lessons_at: int | None = None, tally: Tally | None = None,
+                 distilled: Distilled | None = None) -> None:
+        self.earlier = summary  # the deterministic log of compacted iterations (file only)
+        self.lessons = lessons  # the compactor's rewrite of the notes, shown whole in the prompt
+        self.lessons_at = lessons_at
         self.entries = entries or []
-        self.hits = hits
-        self.graded = graded
+        self.tally = tally or Tally(held=hits, graded=graded)
+        self.distilled = distilled or Distilled()
 
-    def add(self, entry: Entry, compactor: Callable[[str, int], str | None] | None = None) -> None:
+    @property
+    def summary(self) -> str:
+        """The model's lessons when a compactor wrote them, else the deterministic log."""
+        return self.lessons or self.earlier
+
+    @property
+    def hits(self) -> int:
+        return self.tally.held
+
+    @property
+    def graded(self) -> int:
+        return self.tally.graded
+
+    # ----- the fold ----------------------------------------------------------------------
+    def _due(self) -> bool:
+        if len(self.entries) <= KEEP_RECENT:
+            return False
+        return len(self.render()) > BUDGET_TOKENS * CHARS_PER_TOKEN
+
+    def compaction_request(self, entry: Entry) -> CompactionRequest | None:
+        """The text to compact if adding ``entry`` will compact the notes, else None (no model call due).
+
+        Decided on a copy folded exactly as ``add`` will fold, so the request and the fold always agree."""
+        probe = copy.deepcopy(self)
+        probe.add(entry)
+        if len(probe.entries) == len(self.entries) + 1:
+            return None
+        old = (self.entries + [entry])[:-KEEP_RECENT]
+        facts = "\n".join(probe.distilled.lines(probe.hit_rate()))
+        parts = ["Distilled facts (kept by the loop, always shown):", facts]
+        if self.lessons:
+            parts += ["Your previous lessons:", self.lessons]
+        parts += ["Iterations now leaving the recent window:", *(e.render() for e in old)]
+        return CompactionRequest("\n\n".join(parts), LESSONS_CHARS // CHARS_PER_TOKEN)
+
+    def add(self, entry: Entry, compacted: str | None | Callable[[str, int], str | None] = None, *,
+            compactor: Callable[[str, int], str | None] | None = None) -> None:
+        """Fold one entry in. ``compacted`` is the compactor's reply stored with the record (None: the
+        deterministic fold alone). A callable (or ``compactor``) is asked at once when a compaction is
+        due: for callers outside the loop, whose replay must never call a model."""
+        ask = compactor or (compacted if callable(compacted) else None)
+        if ask is not None:
+            request = self.compaction_request(entry)
+            compacted = ask(request.text, request.budget_tokens) if request is not None else None
         self.entries.append(entry)
-        if entry.held is not None:
-            self.graded += 1
-            self.hits += int(entry.held)
-        self._compact(compactor)
-
-    def hit_rate(self) -> str:
-        if not self.graded:
-            return "no graded hypotheses yet"
-        return f"{self.hits}/{self.graded} hypotheses held ({self.hits / self.graded:.0%})"
-
-    def _compact(self, compactor: Callable[[str, int], str | None] | None) -> None:
-        budget = BUDGET_TOKENS * CHARS_PER_TOKEN
-        if len(self.render()) <= budget or len(self.entries) <= KEEP_RECENT:
+        if entry.iteration > 0:
+            self.tally.add(entry.held, entry.status == "rejected")
+        self.distilled.add(entry)
+        if not self._due():
             return
         old, self.entries = self.entries[:-KEEP_RECENT], self.entries[-KEEP_RECENT:]
-        summary_budget = budget // 3
-        summary = None
-        if compactor is not None:
-            text = "\n\n".join([self.summary, *(e.render() for e in old)]).strip()
-            summary = compactor(text, summary_budget // CHARS_PER_TOKEN)
-            if summary is not None and len(summary) > summary_budget:
-                summary = None
-        # a model's reply: keep its line breaks, drop every escape and control character
-        self.summary = safe(summary, keep="\n").strip() if summary else deterministic_summary(self.summary, old,
-                                                                                               summary_budget)
+        budget = BUDGET_TOKENS * CHARS_PER_TOKEN
+        self.earlier = deterministic_summary(self.earlier, old, budget // 3)
+        if compacted and len(compacted.strip()) <= LESSONS_CHARS:
+            self.lessons = _lessons(compacted)
+            self.lessons_at = entry.iteration
 
-    def prompt_view(self, max_tokens: int = PROMPT_TOKENS) -> str:
-        """A fixed-size view for the prompt: hit rate, the summary's newest part, the newest entries.
+    def hit_rate(self) -> str:
+        return self.tally.text()
 
-        learnings.md itself may hold ~3,000 tokens; a prompt carrying all of it would grow for the
-        first few dozen iterations and then saw-tooth, so the prompt gets a constant-size window.
-        """
-        budget = max_tokens * CHARS_PER_TOKEN
-        head = f"Researcher hit rate: {self.hit_rate()}."
-        summary = ""
-        if self.summary:
-            lines = safe(self.summary, keep="\n").splitlines()
-            keep: list[str] = []
-            for line in reversed(lines[1:]):
-                if sum(len(k) + 1 for k in keep) + len(line) > budget // 3:
-                    break
-                keep.insert(0, line)
-            summary = "\n".join(["Earlier iterations (summary):", lines[0], *keep])
-        room = budget - len(head) - len(summary)
-        recent: list[str] = []
-        for e in reversed(self.entries):
-            text = e.render()
-            if recent and sum(len(r) + 2 for r in recent) + len(text) > room:
-                break
-            recent.insert(0, text if len(text) <= room else _whole_lines(text, room))
-        recent_text = "Recent iterations:\n" + "\n\n".join(recent) if recent else ""
-        return "\n\n".join(part for part in (head, summary, recent_text) if part)
+    # ----- views -------------------------------------------------------------------------
+    def _distilled_block(self) -> list[str]:
+        lines = self.distilled.lines(self.hit_rate())
+        if self.lessons:
+            lines += ["", f"Lessons (the model's rewrite of the notes at iter {self.lessons_at}):", self.lessons]
+        return lines
 
-    def render(self) -> str:
-        parts = ["# Learnings", "", f"Researcher hit rate: {self.hit_rate()} (graded on the validation split).", ""]
-        if self.summary:
-            parts += ["## Summary of earlier iterations", "", safe(self.summary, keep="\n"), ""]
+    def prompt_view(self, max_tokens: int | None = None) -> str:
+        """What a prompt carries: the distilled section whole, then the same number of recent entries
+        (RECENT_IN_PROMPT) before and after any compaction; at most PROMPT_CHARS by construction."""
+        parts = ["Distilled notes (the whole run so far):", "\n".join(self._distilled_block())]
+        recent = [_whole_lines(e.render(PROMPT_WIDTHS), ENTRY_PROMPT_CHARS) for e in self.entries[-RECENT_IN_PROMPT:]]
+        if recent:
+            parts.append("Recent iterations:\n" + "\n\n".join(recent))
+        text = "\n\n".join(parts)
+        limit = (max_tokens * CHARS_PER_TOKEN) if max_tokens else PROMPT_CHARS
+        return text if len(text) <= limit else _whole_lines(text, limit)
+
+    def _render(self, entries: list[Entry]) -> str:
+        parts = ["# Learnings", "", "## Distilled (kept current at every iteration; validation split)", "",
+                 *self._distilled_block(), ""]
+        if self.earlier:
+            parts += ["## Earlier iterations, one line each", "", safe(self.earlier, keep="\n"), ""]
         parts += ["## Recent iterations", ""]
-        parts += [e.render() + "\n" for e in self.entries]
+        parts += [e.render() + "\n" for e in entries]
         return "\n".join(parts).rstrip() + "\n"
 
+    def render(self) -> str:
+        return self._render(self.entries)
+
     def to_json(self) -> dict:
-        return {"summary": self.summary, "entries": [e.to_json() for e in self.entries], "hits": self.hits,
-                "graded": self.graded}
+        return {"summary": self.earlier, "lessons": self.lessons, "lessons_at": self.lessons_at,
+                "entries": [e.to_json() for e in self.entries], "hits": self.hits, "graded": self.graded,
+                "tally": self.tally.to_json(), "distilled": self.distilled.to_json()}
 
     @classmethod
     def from_json(cls, d: dict) -> Learnings:
         entries = [Entry(**e) for e in d.get("entries", [])]
-        return cls(d.get("summary", ""), entries, d.get("hits", 0), d.get("graded", 0))
+        tally = Tally.from_json(d["tally"]) if "tally" in d else None
+        return cls(d.get("summary", ""), entries, d.get("hits", 0), d.get("graded", 0), lessons=d.get("lessons", ""),
+                   lessons_at=d.get("lessons_at"), tally=tally, distilled=Distilled.from_json(d.get("distilled")))
+
+
+def _lessons(text: str) -> str:
+    """A model's reply as notes: its line breaks kept, every escape and control character dropped, and
+    a line that would read as a markdown heading turned into a bullet, so it cannot forge an entry."""
+    lines = []
+    for line in safe(text, keep="\n").strip().splitlines():
+        stripped = line.lstrip()
+        lines.append("- " + stripped.lstrip("#").strip() if stripped.startswith("#") else line.rstrip())
+    return "\n".join(lines)
 
 
 def _whole_lines(text: str, room: int) -> str:
-    """The entry's first lines that fit in ``room`` characters, so a long entry is shortened, never cut mid-word."""
+    """The text's first lines that fit in ``room`` characters, so a long text is shortened, never cut mid-word."""
     kept: list[str] = []
     for line in text.splitlines():
         if sum(len(k) + 1 for k in kept) + len(line) > room:
             break
         kept.append(line)
     return "\n".join(kept) if kept else clip(text, room)
+

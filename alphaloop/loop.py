@@ -24,11 +24,12 @@ from alphaloop.finish import FinishInputs, finish_run
 from alphaloop.forecast.buckets import BucketScheme
 from alphaloop.forecast.evidence import forecast_evidence, forecast_fields
 from alphaloop.forecast.rows import scalar_view
-from alphaloop.learnings import Learnings, grade
+from alphaloop.grading import grade
+from alphaloop.learnings import Learnings
 from alphaloop.pipeline import STAGES, EvalContext, evaluate
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
-from alphaloop.rows import tsv_header
+from alphaloop.rows import entry_from_record, tsv_header
 from alphaloop.state import LoopState
 from alphaloop.stress import stress_adjusted, stress_or_failure
 from alphaloop.ui import LiveView, warn_loudly
@@ -123,7 +124,7 @@ class Loop:
         state.population_size = self.cfg.population
         learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
         while self.wd.has_record(state.next_iteration):  # records written just before a kill
-            state.apply(self.wd.record(state.next_iteration), learnings, self.proposer.compact)
+            state.apply(self.wd.record(state.next_iteration), learnings)
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
         self.histories = instrument_histories(self.universe)
@@ -193,7 +194,8 @@ class Loop:
             if self.scheme is not None:  # per-horizon figures: grade on their means
                 parent_val, now_val = scalar_view(parent_val), scalar_view(now_val)
             if n:
-                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val)
+                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val,
+                                                               rejected=not ev.accepted)
         if ev.accepted and ev.forecasts is not None:
             record = dataclasses.replace(record, **forecast_fields(ev.scores, ev.forecasts, state))
         elif ev.accepted:
@@ -234,10 +236,17 @@ class Loop:
     def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
         """Write the record, then fold in the record as read back: what a resume replays, to the bit
         (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
-        uninterrupted run hold the same state."""
+        uninterrupted run hold the same state. A compaction this record triggers is asked of the
+        compactor here, live only, and its reply stored in the record, so replay never calls a model."""
         self.wd.write_record(record)
         record = self.wd.record(record.iteration)
-        state.apply(record, learnings, self.proposer.compact)
+        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric))
+        if request is not None:  # decided on the record as read back, exactly as a replay will fold it
+            self.view.stage(record.iteration, "compact", "rewriting the learnings' lessons")
+            record.learnings_compacted = self.proposer.compact(request.text, request.budget_tokens)
+            self.wd.write_record(record)
+            record = self.wd.record(record.iteration)
+        state.apply(record, learnings)
         self._write_derived(state, learnings)
         return record
 

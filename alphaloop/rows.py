@@ -24,7 +24,8 @@ def tsv_header(metric: str) -> str:
 def describe(record: IterationRecord, limit: int = 100) -> str:
     """A one-line description of what an iteration tried, for tables, summaries and the report."""
     if record.iteration == 0:
-        return "baseline (the region of the starting trade.py)"
+        return ("baseline (the starting forecaster)" if is_forecast(record.metric)
+                else "baseline (the region of the starting trade.py)")
     p = record.proposal or {}
     text = p.get("change") or p.get("hypothesis") or p.get("error") or ""
     return clip(text, limit)
@@ -88,8 +89,17 @@ def entry_from_record(record: IterationRecord, metric: str) -> Entry:
                     f"(train {train[metric]:.3f}){extra}, {where}")
     else:
         headline = f"rejected at {record.stage}: {clip(record.reason, 200)}"
+    val_split = record.split("val") or {}
     return Entry(
         iteration=record.iteration, parent=record.parent, headline=headline,
         hypothesis=p.get("hypothesis", ""), change=p.get("change", ""), expected=p.get("expected", ""),
         verdict=record.grading or "", held=record.hypothesis_held,
+        status=record.status, stage=record.stage, reason=record.reason, metric=metric,
+        val=_number(val_split.get(metric)), bh=_number(val_split.get(f"bh_{metric}")),
+        selection=_number(record.selection), entered=record.entered,
     )
+
+
+def _number(value: object) -> float | None:
+    """A figure the notes can compare (a per-horizon list or a missing value is not one)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

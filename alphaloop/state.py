@@ -62,8 +62,11 @@ class LoopState:
             return 0
         return random.Random(f"{seed}:parent:{n}").choice(members)
 
-    def apply(self, record: IterationRecord, learnings: Learnings, compactor: Any = None) -> None:
-        """Fold one iteration record into the state (used live and when replaying after a kill)."""
+    def apply(self, record: IterationRecord, learnings: Learnings) -> None:
+        """Fold one iteration record into the state (used live and when replaying after a kill).
+
+        A pure fold: the compacted learnings a compaction needs come stored in the record
+        (``learnings_compacted``), so a replay never calls a model and the same records give the same state."""
         n = record.iteration
         entered = record.entered
         self.trials += 1 if record.stage != "proposal" else 0
@@ -86,7 +89,7 @@ class LoopState:
         self.searched_after_test_reading |= bool(record.test_readings_before)
         for k in ("prompt", "completion"):
             self.tokens[k] += int(record.tokens.get(k, 0))
-        learnings.add(entry_from_record(record, self.metric), compactor)
+        learnings.add(entry_from_record(record, self.metric), record.learnings_compacted)
         self.learnings = learnings.to_json()
         self.last_outcome = outcome_line(record, self.metric)
         self.tsv_rows.append(tsv_row(record, self.metric))

@@ -131,14 +131,14 @@ def format_statistics(d: dict) -> str:
         f"annualised vs {d['expected_max_sharpe']:.2f} expected from the best of {d['trials']} skill-less trials; "
         f"{d['observations']} daily returns, skew {d['skewness']:.2f}, kurtosis {d['kurtosis']:.2f}, measured on "
         f"the validation split",
-        f"  -> {d['verdict_dsr']}",
+        f"  verdict: {d['verdict_dsr']}",
     ]
     p = d.get("spa_pvalues")
     if p:
         lines.append(f"  Hansen's SPA against buy and hold: p = {p['consistent']:.3f} (lower {p['lower']:.3f}, "
                      f"upper {p['upper']:.3f}; {d['spa_reps']} stationary-bootstrap draws), measured on the "
                      f"validation split")
-    lines.append(f"  -> {d['verdict_spa']}")
+    lines.append(f"  verdict: {d['verdict_spa']}")
     return "\n".join(lines)
 
 

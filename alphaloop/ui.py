@@ -7,7 +7,7 @@ line holds markup, so neither an escape sequence nor ``[bold]`` in a name reache
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console, RenderableType
 from rich.panel import Panel
@@ -18,12 +18,19 @@ from alphaloop.text import clip, fmt, rich, safe
 
 if TYPE_CHECKING:
     from alphaloop.learnings import Learnings
-    from alphaloop.loop import Loop
     from alphaloop.records import IterationRecord
     from alphaloop.state import LoopState
 
 console = Console(soft_wrap=True)
 console_err = Console(stderr=True)
+
+
+class RunView(Protocol):
+    """What a view reads of the run it shows (the loop satisfies it; the view never imports the loop)."""
+
+    cfg: Any  # loop.LoopConfig: metric, population, iterations, max_fails, workdir
+    proposer_label: str
+    budget_note: str | None  # time left while --hours or --max-tokens is set, else None
 
 
 def trades_or_calibration(val: dict) -> str:
@@ -48,7 +55,7 @@ class PlainView:
         self.loop = None
         self.state = None
 
-    def start(self, loop: Loop, state: LoopState, isolation: str) -> None:
+    def start(self, loop: RunView, state: LoopState, isolation: str) -> None:
         self.loop, self.state = loop, state
         cfg = loop.cfg
         self.out.print(f"alphaloop: proposer {safe(loop.proposer_label)}, metric val {cfg.metric} (validation split), "
@@ -104,7 +111,7 @@ class LiveView(PlainView):
         self.t0 = 0.0
         self.done_here = 0
 
-    def start(self, loop: Loop, state: LoopState, isolation: str) -> None:
+    def start(self, loop: RunView, state: LoopState, isolation: str) -> None:
         import time
 
         self.loop, self.state, self.isolation = loop, state, rich(isolation)

@@ -126,9 +126,9 @@ class Workdir:
         return self.reply(n).name
 
     def forget_unfinished(self, n: int) -> None:
-        """Remove what an iteration that never wrote its record left (it is redone)."""
-        self.trade(n).unlink(missing_ok=True)
-        self.reply(n).unlink(missing_ok=True)
+        """Remove what an iteration that never wrote its record left (it is redone), its returns included."""
+        for path in (self.trade(n), self.reply(n), self.returns(n)):
+            path.unlink(missing_ok=True)
 
     def trade_iterations(self) -> Iterator[tuple[int, Path]]:
         """Every ``iter_N_trade.py`` here, with its N."""
@@ -159,6 +159,8 @@ class Workdir:
             if instruments is not None:
                 side[SIDECAR_INSTRUMENTS] = instruments
             atomic_write_json(self.returns(record.iteration), side)
+        else:  # never join another attempt's returns to this record
+            self.returns(record.iteration).unlink(missing_ok=True)
         atomic_write_json(self.results(record.iteration), d)
 
     def has_record(self, n: int | None) -> bool:

@@ -9,7 +9,8 @@ Flow of one run: the parent sends the region and the input frames; the worker re
 frames, forks a child, and the child locks itself down (rlimits, Landlock, seccomp, an audit hook
 and restricted builtins), runs the candidate, and writes back only arrays: the signals and the
 numeric feature columns, as raw little-endian float64 buffers described by a JSON header (never
-pickle). The worker watches the clock, kills the child and anything it left behind, and reports
+pickle); for the forecast task also the probabilities and codes of ``sandbox/forecasts.py``.
+The worker watches the clock, kills the child and anything it left behind, and reports
 how it ended. The child never computes a score; the parent validates every array it receives.
 """
 

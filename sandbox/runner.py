@@ -40,7 +40,7 @@ import pandas as pd
 from alphaloop import candidate as candidate_module
 from alphaloop.candidate import validate_signals
 from alphaloop.forecast.buckets import HORIZONS
-from alphaloop.forecast.validate import validate_forecasts
+from alphaloop.forecast.validate import read_forecasts
 from alphaloop.text import flat, safe
 from sandbox import wire
 from sandbox.gate import SAFE_BUILTINS
@@ -501,14 +501,6 @@ class Sandbox:
                     raise ValueError(f"feature name {ascii(name)[:60]} is not allowed: column names may use only "
                                      "letters, digits, spaces and _ . - + : % ( ) [ ] , ' / = * (rename the column)")
                 features[name] = wire.array_at(body, col, n)
-            forecasts = None
-            if horizons:
-                h = len(horizons)
-                probs = wire.array_at(body, desc.get("forecasts"), n * h * 3).reshape(n, h, 3)
-                codes = wire.array_at(body, desc.get("codes"), n * h, "<i1").reshape(n, h)
-                try:
-                    forecasts = validate_forecasts(probs, df.index, codes, horizons)
-                except ValueError as exc:
-                    raise ValueError(f"frame {i}: {exc}" if len(frames) > 1 else str(exc)) from None
+            forecasts = read_forecasts(body, desc, df.index, horizons, f"frame {i}: " * (len(frames) > 1))
             results.append(FrameResult(signals=signals, features=features, forecasts=forecasts))
         return results

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*ROOT.glob("alphaloop/**/*.py"), *ROOT.glob("sandbox/**/*.py"), ROOT / "harness.py",
                   ROOT / "prepare.py"])
 NAMES = {workdir.STATE, workdir.RESULTS_TSV, workdir.LEARNINGS, workdir.BEST_TRADE, workdir.MANIFEST,
-         workdir.READINGS, workdir.STATS, workdir.STRESS, workdir.CROSS_MARKET, workdir.REPORT}
+         workdir.READINGS, workdir.STATS, workdir.STRESS, workdir.CROSS_MARKET, workdir.REPORT, workdir.FORECAST_STATS,
+         *(workdir.FORECASTS.format(split=s) for s in ("val", "test"))}
 PER_ITERATION = re.compile(r"iter_(\{\}|\*|N|\\?\(|\d)\S*_(trade\.py|results\.json|reply\.md|returns\.json)")
 
 
@@ -61,27 +62,15 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _type_checking_only(tree: ast.AST) -> set[int]:
-    """Imports under ``if TYPE_CHECKING:`` never run, so they cannot form a cycle at import time."""
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            out |= {id(n) for n in ast.walk(node)}
-    return out
-
-
 def import_graph() -> dict[str, set[str]]:
-    """Module -> project modules it imports, at module level or inside functions."""
+    """Module -> project modules it imports: module level, inside functions, and under TYPE_CHECKING."""
     modules = {_module_name(p): p for p in SOURCES}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        skip = _type_checking_only(tree)
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         targets: set[str] = set()
         for node in ast.walk(tree):
-            if id(node) in skip:
-                continue
             if isinstance(node, ast.Import):
                 targets |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom):

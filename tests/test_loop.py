@@ -71,7 +71,10 @@ def test_offline_loop_writes_every_file_and_stays_off_the_test_split(data_copy: 
 
 
 def test_kill_9_then_rerun_resumes_exactly(data_copy: Path, tmp_path: Path) -> None:
-    args = ["--proposer", "offline", "--max-fails", "0", "--seed", "7", "--stress-paths", "0", "--data", str(data_copy)]
+    # --eval-timeout 600: the one wall-clock input to a verdict is the evaluation budget; under heavy load
+    # (the whole suite beside other work) a candidate could time out in one run and not the other.
+    args = ["--proposer", "offline", "--max-fails", "0", "--seed", "7", "--stress-paths", "0", "--eval-timeout", "600",
+            "--data", str(data_copy)]
     ref = tmp_path / "ref"
     assert harness(*args, "--iterations", "7", "--workdir", str(ref), cwd=tmp_path).returncode == 0
 

@@ -69,6 +69,12 @@ def test_workdir_keeps_returns_beside_the_record_and_joins_them(tmp_path: Path) 
     assert wd.record(2) == rec
     (tmp_path / "iter_3_results.json").write_text(json.dumps({**OLD_RECORD, "iteration": 3}))  # old: inline returns
     assert wd.record(3).returns == OLD_RECORD["returns"]
+    wd.write_record(IterationRecord.from_json({**OLD_RECORD, "iteration": 4}))
+    wd.results(4).unlink()  # killed between the sidecar and its record: the redo must not inherit those returns
+    wd.forget_unfinished(4)
+    assert not wd.returns(4).exists()
+    wd.write_record(IterationRecord(iteration=4, status="rejected", stage="gate"))
+    assert wd.record(4).returns is None
     wd.results(3).write_text('{"iteration": 3, "sta')
     with pytest.raises(RecordError, match="iter_3_results.json: not valid JSON"):
         wd.record(3)
@@ -177,3 +183,16 @@ def test_the_records_data_manifest_is_the_digest_prepare_prints(tmp_path: Path) 
     assert harness("--proposer", "offline", "--stress-paths", "0", "--iterations", "0", "--workdir", str(wd),
                    "--data", str(data), cwd=tmp_path).returncode == 0
     assert Workdir(wd).record(0).data_manifest == printed == Workdir(wd).read_state().data_manifest
+
+
+def test_the_report_counts_a_damaged_reading_as_final_does(frozen_data: Path, tmp_path: Path) -> None:
+    from alphaloop.report import load_run, locked_split_html
+
+    wd = Workdir(tmp_path)
+    wd.append_reading(TestReading(time="2026-11-22T08:00:00+00:00", iteration=1, status="scored",
+                                  test={"sharpe": 0.7}))
+    with open(wd.readings, "a", encoding="utf-8") as fh:
+        fh.write("{not json\n")
+    run = load_run(tmp_path, frozen_data)
+    assert len(wd.test_readings()) == len(run.readings) == 2
+    assert "read 2 times" in locked_split_html(run) and any("counted as a reading" in n for n in run.notes)

@@ -298,3 +298,11 @@ def test_auto_falls_back_loudly_to_the_sample_universe(tmp_path: Path, monkeypat
     assert load_universe(tmp_path / "d").instruments == ("SP500", "NASDAQ")
     assert prepare.main(["--source", "yfinance", "--tickers", "SPY,QQQ", "--out", str(tmp_path / "y")]) == 2
     assert "no network connection" in capsys.readouterr().err and not (tmp_path / "y").exists()
+
+
+def test_csv_dir_with_one_file_is_the_single_layout(tmp_path: Path) -> None:
+    folder = csv_folder(tmp_path / "csv", {"ONLY": synthetic(9)})
+    res = run("prepare.py", "--source", "csv", "--csv-dir", str(folder), "--out", "d", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    manifest = read_manifest(tmp_path / "d")
+    assert manifest["ticker"] == "ONLY" and "instruments" not in manifest and (tmp_path / "d" / "val.csv").is_file()

@@ -88,5 +88,5 @@ def format_forecast_statistics(d: dict) -> str:
         lines.append(f"  Hansen's SPA against climatology: p = {p['consistent']:.3f} (lower {p['lower']:.3f}, "
                      f"upper {p['upper']:.3f}; {d['spa_reps']} circular-block draws of {d['spa_block']} bars), "
                      f"measured on the {d['split']} split")
-    lines.append(f"  -> {d['verdict_spa']}")
+    lines.append(f"  verdict: {d['verdict_spa']}")
     return "\n".join(lines)

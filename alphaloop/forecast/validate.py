@@ -18,9 +18,10 @@ import pandas as pd
 from alphaloop.forecast.buckets import HORIZONS
 from sandbox.forecasts import CODE_TEXT, MISSING_HORIZON, NOT_A_MAPPING, NOT_THREE_NUMBERS, OK, DecodedForecasts
 from sandbox.forecasts import decode_forecasts as decode_with
+from sandbox.wire import array_at
 
 __all__ = ["CODE_TEXT", "MISSING_HORIZON", "NOT_A_MAPPING", "NOT_THREE_NUMBERS", "OK", "DecodedForecasts",
-           "decode_forecasts", "forecast_problem", "validate_forecasts"]
+           "decode_forecasts", "forecast_problem", "read_forecasts", "validate_forecasts"]
 
 SUM_TOLERANCE = 1e-6
 
@@ -68,6 +69,24 @@ def validate_forecasts(probs: np.ndarray, dates: Sequence[object] | pd.Index, co
     problem = forecast_problem(probs, dates, codes, horizons)
     if problem is not None:
         raise ValueError(problem)
+    return np.asarray(probs, dtype=np.float64)
+
+
+def read_forecasts(body: bytearray, desc: dict, index: pd.Index, horizons: Sequence[int],
+                   prefix: str = "") -> np.ndarray | None:
+    """The sandbox child's probabilities and codes for one frame, validated (None for the trade task).
+
+    The buffers are located by the child's description but bounds-checked by ``sandbox.wire``; a
+    fault is a ValueError naming its horizon, date and what was wrong, after ``prefix``.
+    """
+    if not horizons:
+        return None
+    n, h = len(index), len(horizons)
+    probs = array_at(body, desc.get("forecasts"), n * h * 3).reshape(n, h, 3)
+    codes = array_at(body, desc.get("codes"), n * h, "<i1").reshape(n, h)
+    problem = forecast_problem(probs, index, codes, horizons)
+    if problem is not None:
+        raise ValueError(prefix + problem)
     return np.asarray(probs, dtype=np.float64)
 
 

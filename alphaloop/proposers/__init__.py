@@ -120,7 +120,7 @@ def make_proposer(
     """Build the proposer for ``kind`` (``auto`` is resolved first); arguments override OPENAI_*."""
     if kind == "auto":
         kind, _ = resolve_kind(kind, env)
-    if kind == "offline":
+    if kind == "offline":  # imported on demand: an offline run never loads the HTTP client, nor an LLM run the search
         from alphaloop.proposers.offline import OfflineProposer
 
         return OfflineProposer(seed=seed)

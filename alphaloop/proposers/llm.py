@@ -26,7 +26,15 @@ from openai import OpenAI
 
 from alphaloop.proposers.base import LLM, EndpointDown, Proposal, ProposalContext
 from alphaloop.proposers.parsing import parse_reply
-from alphaloop.proposers.prompting import PROGRAM_PATH, TEMPLATE_PATH, build_messages, load_prompts, prompt_chars
+from alphaloop.proposers.prompting import (
+    COMPACT_PATH,
+    PROGRAM_PATH,
+    TEMPLATE_PATH,
+    build_messages,
+    load_prompts,
+    prompt_chars,
+    render,
+)
 from alphaloop.text import clip_end, clip_middle
 
 log = logging.getLogger(__name__)
@@ -54,15 +62,6 @@ COMPACT_SYSTEM = (
     "You maintain the lab notebook of an automated search for daily trading strategies. "
     "You compress notes without inventing anything."
 )
-COMPACT_REQUEST = """Rewrite the notes below in at most {budget} tokens (about {chars} characters).
-Keep: which ideas improved the validation metric and by how much, which failed and why, every
-rejection reason (look-ahead, too few trades, errors), and hypotheses that were or were not borne
-out. Drop repetition and iteration-by-iteration detail. Reply with the notes only, as markdown
-bullet points, no preamble.
-
-{text}"""
-
-
 class BadReply(Exception):
     """The endpoint answered, but with nothing usable (no choices, not JSON); one iteration is lost."""
 
@@ -134,6 +133,7 @@ class LLMProposer:
         temperature: float = DEFAULT_TEMPERATURE,
         program_path: Path = PROGRAM_PATH,
         template_path: Path = TEMPLATE_PATH,
+        compact_path: Path = COMPACT_PATH,
         env: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         backoff_s: float = LLM.backoff_s,
@@ -155,6 +155,7 @@ class LLMProposer:
         self.temperature = temperature
         self.send_temperature = True
         self.program, self.template = load_prompts(program_path, template_path)
+        self.compact_template = compact_path.read_text(encoding="utf-8")
         self.sleep = sleep
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
@@ -310,10 +311,14 @@ class LLMProposer:
         return None
 
     def compact(self, text: str, budget_tokens: int) -> str | None:
-        """Ask the model to summarise learnings into the budget; None on any failure or overrun."""
-        chars = budget_tokens * 4
+        """Ask the model to rewrite the learnings' lessons within the budget; None on any failure or overrun.
+
+        Asked for a share of what fits (COMPACT_ASK), since models overshoot length requests; a reply
+        over the budget is refused whole rather than cut, so the prompt always shows the lessons whole."""
+        chars = budget_tokens * CHARS_PER_TOKEN
         ask = max(1, int(budget_tokens * COMPACT_ASK))
-        request = COMPACT_REQUEST.format(budget=ask, chars=ask * 4, text=clip_middle(text, COMPACT_INPUT_LIMIT))
+        request = render(self.compact_template, {"budget": str(ask), "chars": str(ask * CHARS_PER_TOKEN),
+                                                 "notes": clip_middle(text, COMPACT_INPUT_LIMIT)})
         messages = [{"role": "system", "content": COMPACT_SYSTEM}, {"role": "user", "content": request}]
         try:
             reply = self.chat(messages, COMPACT_TEMPERATURE)

@@ -1,7 +1,8 @@
 """Build the chat messages of one proposal request from the prompt files and a ProposalContext.
 
 The prompt must not grow with the run: it carries the top-K population only, learnings the loop
-has already compacted (clipped again here as a safety net), a length-capped parent region and
+has already bounded (its distilled section whole, a fixed window of recent entries; clipped again
+here only as a safety net), a length-capped parent region and
 figure tables of at most MAX_WINDOWS rows, so iteration 500 costs about what iteration 10 did.
 ``variable_bound()`` is the most the variable parts can add; bench/bench_prompt_size.py measures it.
 """
@@ -12,17 +13,20 @@ import math
 import re
 from pathlib import Path
 
+from alphaloop.grading import GRADING_RULE
+from alphaloop.learnings import PROMPT_CHARS
 from alphaloop.proposers.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
 from alphaloop.text import clip_end, clip_middle, fmt, safe
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 PROGRAM_PATH = PROMPTS_DIR / "program.md"
 TEMPLATE_PATH = PROMPTS_DIR / "prompt_template.md"
+COMPACT_PATH = PROMPTS_DIR / "compact_template.md"
 
 TOP_K = 5  # population members shown
 DESCRIPTION_LIMIT = 160  # characters of each member's description
 PARENT_LIMIT = 6_000  # characters of the parent region
-LEARNINGS_LIMIT = 14_000  # characters of learnings; above the loop's own 12,000 budget, so only a safety net
+LEARNINGS_LIMIT = PROMPT_CHARS  # characters of learnings: Learnings.prompt_view() stays under it by construction
 OUTCOME_LIMIT = 800  # characters of the latest outcome
 MAX_WINDOWS = 8  # rows of a figures table (train, folds, validation); more folds are summarised in one line
 FIGURES_LIMIT = 2_000  # characters of one candidate's figures block (the parent's, the latest candidate's)
@@ -62,9 +66,11 @@ def format_population(population: list[MemberSummary], metric: str, top_k: int =
         return m.val_metric if math.isfinite(m.val_metric) else -math.inf
 
     ranked = sorted(population, key=key, reverse=True)[:top_k]
+    forecasting = metric == "rps_skill_mean"  # a forecaster trades nothing: no trade count beside it
     lines = [
         f"- iter {m.iteration}: val {metric} {format_number(m.val_metric)}, train {metric} "
-        f"{format_number(m.train_metric)}, {m.val_trades} val trades: {one_line(m.description, DESCRIPTION_LIMIT)}"
+        f"{format_number(m.train_metric)}{'' if forecasting else f', {m.val_trades} val trades'}: "
+        f"{one_line(m.description, DESCRIPTION_LIMIT)}"
         for m in ranked
     ]
     if len(population) > top_k:
@@ -163,7 +169,7 @@ def variable_bound() -> int:
     """The most characters the context's variable parts can add to a prompt (the caps above, plus framing)."""
     framing = 100
     return (PARENT_LIMIT + LEARNINGS_LIMIT + OUTCOME_LIMIT + (TOP_K + 1) * (DESCRIPTION_LIMIT + framing)
-            + 2 * (FIGURES_LIMIT + framing) + REASON_LIMIT + GUARDS_LIMIT + 4 * framing)
+            + 2 * (FIGURES_LIMIT + framing) + REASON_LIMIT + GUARDS_LIMIT + 4 * framing + len(GRADING_RULE))
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -199,6 +205,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
         "last_outcome": clip(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
         "evidence": format_evidence(ctx),
+        "grading_rule": GRADING_RULE,
         **ctx.extra,
     }
 

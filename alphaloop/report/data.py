@@ -84,12 +84,10 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
             splits = load_splits(Path(data_dir))
     except (DataError, KeyError, TypeError) as exc:
         notes.append(f"frozen data not readable ({exc}); curves are drawn against trading days, without buy and hold")
-    readings = []
-    for reading in wd.test_readings():
-        if reading.damaged:
-            notes.append(f"{wd.readings.name} holds a line that is not JSON; it was skipped")
-        else:
-            readings.append(reading.to_json())
+    readings = [r.to_json() for r in wd.test_readings()]  # a damaged line counts as a reading, as final counts it
+    if any(r.get("damaged") for r in readings):
+        notes.append(f"{wd.readings.name} holds a line that is not JSON; it is counted as a reading, its figures "
+                     "are unknown")
     stress = _read(wd.read_stress, wd.stress.name, notes)
     for record in records:
         if not record.get("stress") and stress is not None and str(record.get("iteration")) in stress.members:

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from alphaloop.data import manifest_digest
+from alphaloop.grading import GRADING_RULE, tally
 from alphaloop.pipeline import STAGES as PIPELINE_STAGES
 from alphaloop.records import IterationRecord
 from alphaloop.report.charts import BEST, STAGE_COLOURS, STRATEGY, figure_html, pct_axis, style_axes
@@ -81,12 +82,8 @@ def describe_record(record: dict, width: int = 160) -> str:
 
 
 def hit_rate(run: Run) -> str:
-    """Hypotheses that held over those graded: the loop's own tally, else counted from the records."""
-    graded = [r.get("hypothesis_held") for r in run.records if r.get("hypothesis_held") is not None]
-    tally = run.state.get("learnings") if isinstance(run.state.get("learnings"), dict) else {}
-    hits = int(tally.get("hits", sum(bool(h) for h in graded)))
-    total = int(tally.get("graded", len(graded)))
-    return f"{hits}/{total} ({hits / total:.0%})" if total else MISSING
+    """Hypotheses that held over those graded, with the ungraded beside them (``grading.tally``)."""
+    return tally(run.records).short()
 
 
 def progress_html(run: Run) -> str:
@@ -184,7 +181,8 @@ def iterations_table(run: Run) -> str:
 
 def hypotheses_html(run: Run) -> str:
     """Each proposal's hypothesis, what it expected, and whether the result bore it out."""
-    text = hit_rate(run)
+    counted = tally(run.records)
+    big = f"{counted.held}/{counted.graded} ({counted.held / counted.graded:.0%})" if counted.graded else MISSING
     rows = []
     for r in run.records:
         p = r.get("proposal") or {}
@@ -192,12 +190,17 @@ def hypotheses_html(run: Run) -> str:
             continue
         held = r.get("hypothesis_held")
         mark, cls = {True: ("held", "held"), False: ("did not hold", "nothold"), None: ("ungraded", "ungraded")}[held]
+        if held is not None and r.get("status") != "accepted":
+            mark += " (rejected candidate)"
         rows.append(td(r["iteration"], "num") + td(clip(p.get("hypothesis", ""), 300), "text")
                     + td(clip(p.get("expected", ""), 160), "text")
                     + f'<td><span class="badge {cls}">{esc(mark)}</span></td>'
                     + td(clip(r.get("grading", ""), 160), "text"))
-    body = (f'<p class="hit"><span class="big">{esc(text)}</span> hypotheses held '
-            "(graded on the validation split against the parent)</p>")
+    rejected = (f"; {counted.graded_rejected} of the graded on rejected (scored) candidates"
+                if counted.graded_rejected else "")
+    body = (f'<p class="hit"><span class="big">{esc(big)}</span> graded hypotheses held '
+            f"(on the validation split against the parent); {counted.ungraded} ungraded{esc(rejected)}</p>"
+            f'<p class="muted">{esc(GRADING_RULE)}</p>')
     body += ('<div class="scroll">' + table(["iter", "hypothesis", "expected", "outcome", "grading"], rows) + "</div>"
              if rows else note("no hypotheses recorded yet", "muted"))
     return section("hypotheses", "Hypotheses and hit rate", body,
