@@ -79,7 +79,10 @@ def stage_lines(ev: Evaluation) -> list[str]:
             extra = ""
             if stage == "lookahead":
                 info = ev.details.get("lookahead", {})
-                extra = f", {len(info.get('probes', []))} probes + {len(info.get('invariance', []))} invariance probes"
+                per = info.get("instruments") or [info]  # a universe: every instrument's probes
+                extra = (f", {sum(len(i.get('probes', [])) for i in per)} probes + "
+                         f"{sum(len(i.get('invariance', [])) for i in per)} invariance probes"
+                         + (f" over {len(per)} instruments" if len(per) > 1 else ""))
             lines.append(f"  {stage:<10} ok ({seconds:.2f} s{extra})")
     return lines
 

@@ -340,7 +340,7 @@ def test_check_judges_a_universe_as_the_loop_does(frozen_data, tmp_path, monkeyp
     verdict = json.loads(out.strip().splitlines()[-1])
     assert verdict["universe"]["instruments"] == 2 and "universe: 2 instruments" in out
     assert verdict["metrics"]["selection_val"] == verdict["universe"]["portfolio_val"]
-    assert "ranked by their equal-weight portfolio" in out
+    assert "ranked by their equal-weight portfolio" in out and "invariance probes over 2 instruments" in out
 
 
 STATEFUL = """
