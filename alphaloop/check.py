@@ -21,9 +21,11 @@ from alphaloop.forecast.scores import ForecastScores
 from alphaloop.forecast.text import cut_points_line, forecast_table, selection_line
 from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
+from alphaloop.store import finite
 from alphaloop.text import flat, fmt, rich, safe
 from alphaloop.tradefile import metrics_table
 from alphaloop.ui import console
+from alphaloop.universe import instrument_histories
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
@@ -77,7 +79,10 @@ def stage_lines(ev: Evaluation) -> list[str]:
             extra = ""
             if stage == "lookahead":
                 info = ev.details.get("lookahead", {})
-                extra = f", {len(info.get('probes', []))} probes + {len(info.get('invariance', []))} invariance probes"
+                per = info.get("instruments") or [info]  # a universe: every instrument's probes
+                extra = (f", {sum(len(i.get('probes', [])) for i in per)} probes + "
+                         f"{sum(len(i.get('invariance', [])) for i in per)} invariance probes"
+                         + (f" over {len(per)} instruments" if len(per) > 1 else ""))
             lines.append(f"  {stage:<10} ok ({seconds:.2f} s{extra})")
     return lines
 
@@ -111,24 +116,26 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     try:
         manifest = read_manifest(data_dir)
         universe = load_universe(data_dir)
-        history = History.from_splits(universe.splits[universe.instruments[0]])
+        histories = instrument_histories(universe)  # several instruments: judged on all of them, as the loop does
     except DataError as exc:
         return usage_error(str(exc))
     note = universe_line(universe)
-    if len(universe.instruments) > 1:  # until the portfolio score over all instruments is wired in
-        note += (f"\nscoring: instrument 1 ({universe.instruments[0]}) only; "
-                 "the other instruments are loaded but not scored yet")
+    if len(histories) > 1 and task == "trade":
+        note += ("\nscoring: the region runs on every instrument and is ranked by their equal-weight portfolio "
+                 "(the figures below are the portfolio's; reasons name instruments by number)")
     if sandbox is None:
         from sandbox.runner import Sandbox
 
         with Sandbox() as box:
-            return _check(file, region, history, manifest, box, metric, folds, cost_bps, eval_timeout_s, task, note)
-    return _check(file, region, history, manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, task, note)
+            return _check(file, region, histories[0], manifest, box, metric, folds, cost_bps, eval_timeout_s, task,
+                          note, histories)
+    return _check(file, region, histories[0], manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, task,
+                  note, histories)
 
 
 def _check(file: Path, region: str, history: History, manifest: dict, box: Sandbox, metric: str, folds: int,
            cost_bps: float, eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S, task: str = "trade",
-           universe_note: str = "") -> int:
+           universe_note: str = "", histories: list[History] | None = None) -> int:
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     if universe_note:
         console.print(universe_note, highlight=False, markup=False, soft_wrap=True)
@@ -140,9 +147,11 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
                   + ("; test split not read; task forecast, metric rps_skill_mean" if task == "forecast" else
                      f"; test split not read; metric {metric}, costs {cost_bps:g} bp"), highlight=False, soft_wrap=True)
     if task != "forecast":
-        console.print(f"returns on: {return_prices([history.frame])}", highlight=False, soft_wrap=True)
+        frames = [h.frame for h in histories] if histories else [history.frame]
+        console.print(f"returns on: {return_prices(frames)}", highlight=False, soft_wrap=True)
+    many = tuple(histories) if histories and len(histories) > 1 else ()
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps,
-                                      eval_timeout_s=eval_timeout_s, task=task))
+                                      eval_timeout_s=eval_timeout_s, task=task, universe=many))
     console.print("stages:")
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -159,6 +168,8 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
     console.print(f"[bold]{'ACCEPTED' if ev.accepted else 'REJECTED at ' + rich(ev.stage)}[/]")
     sys.stdout.flush()
     verdict = ev.check_json()
+    if ev.universe is not None:
+        verdict["universe"] = finite(ev.universe.figures_json())
     verdict["reason"] = safe(verdict["reason"])  # JSON escapes controls already; this keeps the text readable too
     print(json.dumps(verdict, sort_keys=True, allow_nan=False))
     return 0 if ev.accepted else 1

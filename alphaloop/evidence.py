@@ -3,6 +3,7 @@ diversity verdict that decides whether an accepted candidate may enter the popul
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from alphaloop.records import IterationRecord
 from alphaloop.scoring import History
 from alphaloop.state import LoopState
 from alphaloop.text import clip
+from alphaloop.universe import bh_returns, figures_from_record
 
 
 def candidate_figures(record: IterationRecord | None) -> CandidateFigures | None:
@@ -36,7 +38,8 @@ def candidate_figures(record: IterationRecord | None) -> CandidateFigures | None
     windows = tuple(WindowFigures(name, m["sharpe"], m["total_return"], m["max_drawdown"], m["exposure"],
                                   int(m["round_trips"]), m["turnover"], m["bh_sharpe"], m["bh_total_return"],
                                   m["bh_max_drawdown"]) for name, m in rows)
-    return CandidateFigures(record.iteration, windows=windows, status=status)
+    return CandidateFigures(record.iteration, windows=windows, universe=figures_from_record(record.universe),
+                            status=status)
 
 
 def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
@@ -72,12 +75,16 @@ def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: It
             "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
 
 
-def judge_diversity(key: str, ev: Any, history: History, value: float, state: LoopState) -> dict[str, Any]:
-    """Judge a scored candidate on what it does on validation: a duplicate (same positions), a near
-    copy of a member (returns correlate above the threshold: may only replace it, if better), buy and
-    hold in disguise (kept out), or new (the top-K rule). Returns the record's fields it decides."""
+def judge_diversity(key: str, ev: Any, histories: History | Sequence[History], value: float,
+                    state: LoopState) -> dict[str, Any]:
+    """Judge a scored candidate on what it does on validation: a duplicate (same positions on every
+    instrument), a near copy of a member (returns correlate above the threshold: may only replace it,
+    if better), buy and hold in disguise (kept out), or new (the top-K rule). For a universe the
+    returns are the equal-weight portfolio's and buy and hold the equal-weight buy and hold.
+    Returns the record's fields it decides."""
     returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
-    disguise = buy_and_hold_in_disguise(returns, history.bh_returns("val"),
+    universe = [histories] if isinstance(histories, History) else list(histories)
+    disguise = buy_and_hold_in_disguise(returns, bh_returns(universe, "val"),
                                         float(ev.scores.splits["val"]["exposure"]))
     members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
                for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]

@@ -25,6 +25,7 @@ from alphaloop.pipeline import EvalContext, Evaluation, evaluate
 from alphaloop.scoring import History
 
 EXECUTORS = ("local", "ray")
+EvalData = History | tuple[History, ...]  # one instrument, or a universe's instruments in order
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,15 @@ class TaskResult:
     stress: dict | None = None  # only with --stress-select and an accepted candidate
 
 
-def evaluate_task(region: str, history: History, sandbox: Any, settings: EvalSettings) -> TaskResult:
-    """The task both executors run: the pipeline, then (with --stress-select) the stress suite."""
+def evaluate_task(region: str, history: EvalData, sandbox: Any, settings: EvalSettings) -> TaskResult:
+    """The task both executors run: the pipeline, then (with --stress-select) the stress suite.
+
+    A universe is scored on every instrument; the stress suite runs on the first instrument."""
+    histories = (history,) if isinstance(history, History) else tuple(history)
+    history = histories[0]
     ctx = EvalContext(history=history, sandbox=sandbox, metric=settings.metric, folds=settings.folds,
-                      cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s, task=settings.task)
+                      cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s, task=settings.task,
+                      universe=histories if len(histories) > 1 and settings.task == "trade" else ())
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:
@@ -74,7 +80,7 @@ def fault_result(region: str, reason: str) -> TaskResult:
 _PROCESS: dict[str, Any] = {}  # in an evaluation process: its data, settings and one-worker sandbox pool
 
 
-def _process_init(history: History, settings: EvalSettings) -> None:
+def _process_init(history: EvalData, settings: EvalSettings) -> None:
     from sandbox.pool import SandboxPool
 
     _PROCESS.update(history=history, settings=settings, pool=SandboxPool(1))
@@ -100,7 +106,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, history: History, settings: EvalSettings, workers: int = 1, pool: Any = None,
+    def __init__(self, history: EvalData, settings: EvalSettings, workers: int = 1, pool: Any = None,
                  processes: bool | None = None) -> None:
         from sandbox.pool import SandboxPool
 
@@ -192,7 +198,7 @@ class LocalExecutor:
 class _EvalActor:
     """A Ray actor: one warm sandbox on its node, reused by every task the actor runs."""
 
-    def __init__(self, history: History, settings: EvalSettings) -> None:
+    def __init__(self, history: EvalData, settings: EvalSettings) -> None:
         from sandbox.runner import Sandbox
 
         self.history, self.settings = history, settings
@@ -210,7 +216,7 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, history: History, settings: EvalSettings, workers: int = 1, address: str | None = None) -> None:
+    def __init__(self, history: EvalData, settings: EvalSettings, workers: int = 1, address: str | None = None) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -296,7 +302,7 @@ class RayExecutor:
         self.close()
 
 
-def make_executor(kind: str, history: History, settings: EvalSettings, workers: int = 1,
+def make_executor(kind: str, history: EvalData, settings: EvalSettings, workers: int = 1,
                   ray_address: str | None = None) -> LocalExecutor | RayExecutor:
     """The executor ``--executor`` names (``local`` or ``ray``)."""
     if kind == "local":

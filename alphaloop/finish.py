@@ -7,7 +7,7 @@ The steps take what they need as arguments (``FinishInputs``), not the loop that
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,8 @@ from alphaloop.stats import run_statistics, split_bh_returns, universe_statistic
 from alphaloop.stress import stress_or_failure, stress_penalty
 from alphaloop.text import clip, fmt, rich
 from alphaloop.ui import console
+from alphaloop.universe import bh_returns as universe_bh_returns
+from alphaloop.universe import instrument_bh_returns
 from alphaloop.workdir import USER_FILES, Workdir
 from sandbox.runner import Sandbox
 
@@ -43,6 +45,8 @@ class FinishInputs:
     stress_paths: int
     cross_ticker: str | None
     test_readings: int  # readings of the test split by `final`, counted when the run started
+    histories: list[History] = field(default_factory=list)  # every instrument of a universe ([] or one: ``history``)
+    instrument_names: tuple[str, ...] = ()  # their names, for stats.json (people only; prompts number them)
 
 
 def write_statistics(run: FinishInputs) -> RunStats | None:
@@ -56,7 +60,8 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
         return None
     best = next(r for r in accepted if r.iteration == state.best.iteration)
     sharpes = [r.split("val")["sharpe"] for r in scored]
-    bh_returns = split_bh_returns(run.history, "val")
+    many = len(run.histories) > 1  # a universe is judged on its equal-weight portfolio against the equal-weight B&H
+    bh_returns = universe_bh_returns(run.histories, "val") if many else split_bh_returns(run.history, "val")
     stats = run_statistics(
         trials=state.trials, sharpes=sharpes, best_returns=np.asarray(best.returns["val"]),
         accepted_returns=[np.asarray(r.returns["val"]) for r in accepted], bh_returns=bh_returns, seed=run.seed,
@@ -65,9 +70,14 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
     # buy and hold, the effective number of trials and a verdict that only SPA may word as "beats" sit beside it.
     matrix = np.column_stack([np.asarray(r.returns["val"]) for r in accepted])
+    per = None
+    if many and best.instrument_returns:  # the best on each instrument beside that instrument's buy and hold
+        per = {name: (np.asarray(r), instrument_bh_returns(h, "val"))
+               for name, r, h in zip(run.instrument_names, best.instrument_returns, run.histories, strict=True)}
     universe = universe_statistics(
         matrix, best=accepted.index(best), bh_returns=bh_returns, trials=state.trials, sharpes=sharpes,
-        best_iteration=state.best.iteration, seed=run.seed)
+        instruments=max(len(run.histories), 1), per_instrument=per, best_iteration=state.best.iteration,
+        seed=run.seed)
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     result = RunStats.from_json(stats, "the run's statistics")

@@ -13,7 +13,6 @@ module commits them one by one, in iteration order, on the main thread.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import signal
 import time
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from alphaloop.data import (
     return_prices,
     universe_line,
 )
-from alphaloop.diversity import positions_key, window_positions
 from alphaloop.evidence import evidence, expectation, judge_diversity
 from alphaloop.executor import EvalSettings, TaskResult, make_executor
 from alphaloop.finish import FinishInputs, finish_run
@@ -47,10 +45,10 @@ from alphaloop.learnings import Learnings
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import entry_from_record, tsv_header
-from alphaloop.scoring import History
 from alphaloop.state import LoopState
 from alphaloop.stress import stress_adjusted
 from alphaloop.ui import LiveView, warn_loudly
+from alphaloop.universe import instrument_histories, positions_sha256, signals_sha256
 from alphaloop.workdir import Workdir
 
 
@@ -160,8 +158,10 @@ class Loop:
             self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         self.wd.forget_unfinished(state.next_iteration)
         self._write_derived(state, learnings)
-        self.histories = [History.from_splits(self.universe.splits[i]) for i in self.universe.instruments]
-        self.history = History.from_splits(splits)
+        self.histories = instrument_histories(self.universe)
+        self.history = self.histories[0]
+        # what a candidate runs on: every instrument for the trade task; the forecast task scores one
+        self.scored = tuple(self.histories) if self.cfg.task == "trade" else (self.history,)
         train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
         self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
         self.digest = digest
@@ -226,7 +226,9 @@ class Loop:
         if ev.scores is not None:
             record.scores = {k: v for k, v in ev.scores.to_json().items() if k != "selection_val"}
             if ev.signals is not None:
-                record.positions_sha256 = positions_key(window_positions(ev.signals, self.history.windows["val"]))
+                record.positions_sha256 = positions_sha256(self.scored, ev.instrument_signals)
+            if ev.universe is not None:
+                record.universe = ev.universe.to_json()
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
             prec = self.wd.record_or_none(parent) if parent_val is None else None
             if prec is not None and prec.scores:
@@ -242,15 +244,17 @@ class Loop:
         elif ev.accepted:
             record.returns = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
             record.trades = ev.scores.trips()
+            if ev.universe is not None:
+                record.instrument_returns = [np.round(s.returns["val"], 12).tolist() for s in ev.universe.instruments]
             value = ev.scores.selection
             if self.cfg.stress_select:
                 stress = done.result.stress
                 record.stress = StressResult.from_json(stress, f"stress of iteration {n}")
                 value = stress_adjusted(value, stress)
             record.selection = value
-            record.signals_sha256 = hashlib.sha256(np.asarray(ev.signals, dtype=np.int8).tobytes()).hexdigest()
+            record.signals_sha256 = signals_sha256(ev.instrument_signals)
             record = dataclasses.replace(
-                record, **judge_diversity(record.positions_sha256, ev, self.history, value, state))
+                record, **judge_diversity(record.positions_sha256, ev, self.scored, value, state))
         record.timings = {"propose": t_prop, "evaluate": done.evaluate_s, "total": t_prop + done.evaluate_s}
         return record
 
@@ -330,17 +334,17 @@ class Loop:
                                 eval_timeout_s=self.cfg.eval_timeout_s, stress_select=self.cfg.stress_select,
                                 stress_paths=self.cfg.stress_paths, seed=self.cfg.seed, task=self.cfg.task)
         try:
-            with make_executor(self.cfg.executor, self.history, settings, self.cfg.workers,
+            with make_executor(self.cfg.executor, self.scored, settings, self.cfg.workers,
                                self.cfg.ray_address) as executor:
                 self.executor = executor
                 self.flights = InFlight(self.cfg.workers)
                 self.view.start(self, state, executor.describe())
                 self.view.note(universe_line(self.universe))
                 if self.cfg.task == "trade":
-                    self.view.note(f"returns on: {return_prices([self.history.frame])}")
-                if len(self.histories) > 1:  # until the portfolio score over all instruments is wired in
-                    self.view.note(f"scoring: instrument 1 ({self.universe.instruments[0]}) only; "
-                                   "the other instruments are loaded but not scored yet")
+                    self.view.note(f"returns on: {return_prices([h.frame for h in self.histories])}")
+                if len(self.histories) > 1 and self.cfg.task == "trade":
+                    self.view.note("scoring: the region runs on every instrument and is ranked by their equal-weight "
+                                   "portfolio on validation; prompts number the instruments, never name them")
                 code, last_words = self._drive(state, learnings)
         except KeyboardInterrupt:
             state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
@@ -460,4 +464,5 @@ class Loop:
         finish_run(FinishInputs(wd=self.wd, state=state, manifest=manifest, history=self.history,
                                 data_dir=cfg.data_dir, metric=cfg.metric, cost_bps=cfg.cost_bps, seed=cfg.seed,
                                 stress_paths=cfg.stress_paths, cross_ticker=cfg.cross_ticker,
-                                test_readings=self.test_readings), close_view=self.view.close)
+                                test_readings=self.test_readings, histories=self.histories,
+                                instrument_names=tuple(self.universe.instruments)), close_view=self.view.close)

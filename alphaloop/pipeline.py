@@ -15,6 +15,13 @@ runner's grace. The look-ahead stage owns every probe: it runs the look-ahead pr
 invariance probes of ``guards.invariance_probes`` (date shift, history prepended, rows removed) in
 one sandbox run, confirms differences by lone reruns and judges both kinds; a leak rejects there,
 an invariance finding is handed to the guards stage, which ranks it among the other guards.
+
+A universe (``EvalContext.universe``) runs the same stages: the full run holds every instrument's
+frame, the probe run every instrument's probes (each at cuts drawn from a seed of its own, see
+``instrument_seed``), and lone reruns share the one cap. Each instrument is judged alone: a leak or
+a guard failure on any of them rejects, the reason naming it by number ("instrument 3 of 5: ...").
+``universe.score_universe`` scores each and their equal-weight portfolio, whose figures are the
+candidate's ``scores``. With one instrument nothing differs from a single-instrument run.
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ from alphaloop.guards import (
     probe_failure,
 )
 from alphaloop.lookahead import Leak, Probe, first_difference, probe_frames, warmup_rows
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, score
+from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores
 from alphaloop.store import finite
+from alphaloop.universe import UniverseScores, instrument_label, score_universe
 from sandbox.gate import task_check
 
 if TYPE_CHECKING:
@@ -71,6 +79,13 @@ class EvalContext:
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check for the task's functions
     task: str = "trade"  # "forecast": generate_features + forecast(row), scored by proper scoring rules
+    universe: tuple[History, ...] = ()  # every instrument of a universe, ``history`` first; () for one
+
+    @property
+    def histories(self) -> tuple[History, ...]:
+        """The instruments the candidate runs on, in the universe's order (one: ``history`` alone; the
+        forecast task scores one instrument)."""
+        return (tuple(self.universe) if self.task == "trade" else ()) or (self.history,)
 
 
 @dataclass
@@ -85,6 +100,8 @@ class Evaluation:
     details: dict
     signals: np.ndarray | None = field(default=None, repr=False)  # validated, for whoever scores further
     forecasts: np.ndarray | None = field(default=None, repr=False)  # forecast task: validated (n, H, 3)
+    universe: UniverseScores | None = field(default=None, repr=False)  # per-instrument scores; None for one
+    instrument_signals: tuple[np.ndarray, ...] = field(default=(), repr=False)  # every instrument's, in order
 
     def check_json(self) -> dict:
         """The one-line machine-readable verdict of ``harness.py check`` (strict JSON: no NaN)."""
@@ -158,54 +175,90 @@ def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
 
 
 @dataclass
+class _Instrument:
+    """One instrument's part of the look-ahead stage: its frame, full run, probes and what they gave."""
+
+    frame: pd.DataFrame
+    full: Any
+    probes: list[Probe]
+    inv: list[InvarianceProbe]
+    info: dict
+    inv_results: list[Any] = field(default_factory=list)
+
+
+@dataclass
 class _Suspect:
     """A probe whose shared-run result differs from the full run, in the order it is confirmed."""
 
     kind: str  # "lookahead" | "invariance"
     i: int  # index into the look-ahead probes or the invariance probes
+    k: int = 0  # the instrument (0-based) the probe belongs to
 
 
-def _confirm_alone(box: Sandbox, region: str, full: Any, probes: list[Probe], inv: list[InvarianceProbe],
-                   results: list[Any], index: pd.Index, budget: Budget,
-                   info: dict, task: str = "trade") -> tuple[Leak | None, list[Any], str, bool]:
+def instrument_seed(seed: int, k: int) -> int:
+    """Instrument k's probe seed: the region's own for the first (so one instrument probes as it always
+    did), and a different, equally unpredictable one for each further instrument."""
+    return seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+
+
+def _where(k: int, n: int) -> str:
+    """The prefix naming an instrument in a reason, by number (reasons reach prompts: never a ticker)."""
+    return f"{instrument_label(k)} of {n}: " if n > 1 else ""
+
+
+def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], results: list[Any], budget: Budget,
+                   info: dict, task: str = "trade") -> tuple[Leak | None, int, str, bool]:
     """Rerun alone, up to ``MAX_LONE_RERUNS`` times, the probes whose result differs from the full run.
 
     One run shares a process between its frames, so state a candidate keeps in globals carries
     from one frame to the next; only a difference that survives a run of that frame on its own,
     like the full run, counts. Clean candidates never pay for this. A candidate that makes more
     probes differ than the cap allows to check is rejected: it keeps state between frames.
-    Returns the confirmed leak, the invariance results to judge, a fault message (a lone run that
-    failed, the budget spent or the cap reached) and whether the fault is the budget.
+    ``results`` hold each instrument's look-ahead then invariance probe results, instrument after
+    instrument; each instrument's ``inv_results`` is set to the invariance results to judge.
+    Returns the confirmed leak and its instrument, a fault message (a lone run that failed, the
+    budget spent or the cap reached) and whether the fault is the budget.
     """
-    warm = int(info["warmup_rows"])
-    diffs = [first_difference(full, p, r) for p, r in zip(probes, results[: len(probes)], strict=True)]
-    inv_results = list(results[len(probes):])
-    suspects = [_Suspect("lookahead", i) for _, _, i in
-                sorted((d.row, d.probe.cut, i) for i, d in enumerate(diffs) if d is not None)]
-    suspects += [_Suspect("invariance", j) for j, (p, r) in enumerate(zip(inv, inv_results, strict=True))
-                 if probe_failure(full, p, r, index, warm) is not None]
+    suspects: list[_Suspect] = []
+    invariance: list[_Suspect] = []
+    at = 0
+    for k, inst in enumerate(instruments):
+        n_probes, n_inv = len(inst.probes), len(inst.inv)
+        mine = results[at: at + n_probes + n_inv]
+        at += n_probes + n_inv
+        warm = int(inst.info["warmup_rows"])
+        diffs = [first_difference(inst.full, p, r) for p, r in zip(inst.probes, mine[:n_probes], strict=True)]
+        inst.inv_results = list(mine[n_probes:])
+        suspects += [_Suspect("lookahead", i, k) for _, _, i in
+                     sorted((d.row, d.probe.cut, i) for i, d in enumerate(diffs) if d is not None)]
+        invariance += [_Suspect("invariance", j, k) for j, (p, r) in enumerate(zip(inst.inv, inst.inv_results,
+                                                                                   strict=True))
+                       if probe_failure(inst.full, p, r, inst.frame.index, warm) is not None]
+    suspects += invariance
     rerun: list[str] = []
     info["rerun_alone"] = rerun
     limit = float(box.timeout_s)
+    many = len(instruments) > 1
     for n, suspect in enumerate(suspects):
         if n == MAX_LONE_RERUNS:
-            return None, inv_results, (
+            return None, 0, (
                 f"the candidate behaves differently when one process runs it on several frames: "
                 f"{len(suspects)} probes differ from the full run and the first {MAX_LONE_RERUNS} of them, "
                 f"rerun alone, did not: it keeps state between frames or between calls; make generate_features "
                 f"and strategy_logic depend only on their input (no global counters or caches)"), False
-        frame = probes[suspect.i].frame if suspect.kind == "lookahead" else inv[suspect.i].frame
-        rerun.append(f"{suspect.kind}:{suspect.i}")
+        inst = instruments[suspect.k]
+        frame = inst.probes[suspect.i].frame if suspect.kind == "lookahead" else inst.inv[suspect.i].frame
+        rerun.append((f"{instrument_label(suspect.k)} " if many else "") + f"{suspect.kind}:{suspect.i}")
         alone, fault, spent = _run(box, region, [frame], budget, "lone reruns", limit, task)
         if alone is None or not alone.ok:
-            return None, inv_results, fault or f"{alone.status}: {alone.reason}", spent
+            return None, 0, fault or f"{alone.status}: {alone.reason}", spent
         if suspect.kind == "lookahead":
-            leak = first_difference(full, probes[suspect.i], alone.results[0])
+            leak = first_difference(inst.full, inst.probes[suspect.i], alone.results[0])
             if leak is not None:
-                return leak, inv_results, "", False
+                return leak, suspect.k, "", False
         else:
-            inv_results[suspect.i] = alone.results[0]
-    return None, inv_results, "", False
+            inst.inv_results[suspect.i] = alone.results[0]
+    return None, 0, "", False
 
 
 @dataclass(frozen=True)
@@ -224,15 +277,23 @@ class Trial:
     region: str
     ctx: EvalContext
     budget: Budget | None = None  # started by the sandbox stage: the gate's time is not the candidate's
-    full: Any = None  # the full run's result (features and signals)
+    full: Any = None  # the full run's result (features and signals); instrument 1's for a universe
     full_seconds: float = 0.0
     warmup: int = 0  # the full run's warm-up rows
     invariance: InvarianceFindings = field(default_factory=InvarianceFindings)  # judged by the look-ahead stage
     scores: Scores | ForecastScores | None = None
+    fulls: list[Any] = field(default_factory=list)  # every instrument's full run, in the universe's order
+    warmups: list[int] = field(default_factory=list)
+    invariances: list[InvarianceFindings] = field(default_factory=list)
+    universe: UniverseScores | None = None  # several instruments: each one's scores beside the portfolio's
 
     def signals(self) -> np.ndarray | None:
         """The validated signals of a scored trade candidate, for whoever scores further; else None."""
         return self.full.signals if self.scores is not None and self.ctx.task == "trade" else None
+
+    def instrument_signals(self) -> tuple[np.ndarray, ...]:
+        """Every instrument's validated signals once scored (a trade candidate); else ()."""
+        return tuple(f.signals for f in self.fulls) if self.signals() is not None else ()
 
     @property
     def run_limit(self) -> float:
@@ -252,35 +313,53 @@ def gate(t: Trial) -> Verdict:
 def run_sandbox(t: Trial) -> Verdict:
     """The full run on train+validation in the sandbox: the features and signals every later stage reads."""
     t.budget = Budget(t.ctx.eval_timeout_s)
-    outcome, fault, _ = _run(t.ctx.sandbox, t.region, [t.ctx.history.frame], t.budget, "full run", t.run_limit,
-                             t.ctx.task)
+    outcome, fault, _ = _run(t.ctx.sandbox, t.region, [h.frame for h in t.ctx.histories], t.budget, "full run",
+                             t.run_limit, t.ctx.task)
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
         return Verdict(False, f"{outcome.status}: {outcome.reason}", _outcome_json(outcome))
-    t.full, t.full_seconds = outcome.results[0], float(outcome.seconds)
+    t.fulls = list(outcome.results)
+    t.full, t.full_seconds = t.fulls[0], float(outcome.seconds)
     return Verdict(True, "", _outcome_json(outcome))
 
 
 def lookahead(t: Trial) -> Verdict:
-    """Every probe, in one sandbox run: look-ahead (truncated, perturbed futures) and invariance.
+    """Every probe, in one sandbox run: look-ahead (truncated, perturbed futures) and invariance, on
+    every instrument.
 
     A look-ahead leak rejects here; the invariance probes' findings are judged here too, once, and
     left on the trial for the guards stage, which ranks them among the other guards.
     """
-    frame, full, budget = t.ctx.history.frame, t.full, t.budget
+    budget = t.budget
     assert budget is not None, "the sandbox stage starts the budget"
     seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed
-    probes = probe_frames(frame, full, seed=seed)
-    # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
-    inv = invariance_probes(frame, seed) if t.ctx.task == "trade" else []
-    t.warmup = warmup_rows(full.features)
-    info: dict = {"seed": seed, "warmup_rows": t.warmup,
-                  "probes": [p.describe() for p in probes], "rows_probed": sum(len(p.frame) for p in probes),
-                  "invariance": [p.describe() for p in inv], "invariance_rows": sum(len(p.frame) for p in inv),
-                  "full_rows": len(frame), "budget_s": t.ctx.eval_timeout_s}
+    frames = [h.frame for h in t.ctx.histories]
+    many = len(frames)
+    instruments = []
+    for k, (frame, full) in enumerate(zip(frames, t.fulls, strict=True)):
+        seed_k = instrument_seed(seed, k)
+        probes = probe_frames(frame, full, seed=seed_k)
+        # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
+        inv = invariance_probes(frame, seed_k) if t.ctx.task == "trade" else []
+        warm = warmup_rows(full.features)
+        instruments.append(_Instrument(frame, full, probes, inv, {
+            "seed": seed_k, "warmup_rows": warm, "probes": [p.describe() for p in probes],
+            "rows_probed": sum(len(p.frame) for p in probes), "invariance": [p.describe() for p in inv],
+            "invariance_rows": sum(len(p.frame) for p in inv), "full_rows": len(frame),
+            "budget_s": t.ctx.eval_timeout_s}))
+    t.warmups = [int(inst.info["warmup_rows"]) for inst in instruments]
+    t.warmup = t.warmups[0]
+    if many == 1:
+        info = instruments[0].info
+    else:
+        info = {"seed": seed, "instruments": [inst.info for inst in instruments],
+                "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
+                "invariance_rows": sum(inst.info["invariance_rows"] for inst in instruments),
+                "full_rows": sum(len(f) for f in frames), "budget_s": t.ctx.eval_timeout_s}
     probe_limit = max(t.run_limit, PROBE_TIMEOUT_FACTOR * t.full_seconds)
-    probe_run, fault, spent = _run(t.ctx.sandbox, t.region, [p.frame for p in probes] + [p.frame for p in inv],
+    probe_run, fault, spent = _run(t.ctx.sandbox, t.region,
+                                   [p.frame for inst in instruments for p in (*inst.probes, *inst.inv)],
                                    budget, "probes", probe_limit, t.ctx.task)
     if probe_run is None or not probe_run.ok:
         info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
@@ -288,9 +367,8 @@ def lookahead(t: Trial) -> Verdict:
         return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: {probe_run.reason}"),
                        info)
     info["run"] = _outcome_json(probe_run)
-    leak, inv_results, fault, spent = _confirm_alone(t.ctx.sandbox, t.region, full, probes, inv,
-                                                     list(probe_run.results), frame.index, budget, info,
-                                                     t.ctx.task)
+    leak, leak_at, fault, spent = _confirm_alone(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
+                                                 budget, info, t.ctx.task)
     info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
     if fault:
         info["leak"] = None
@@ -299,9 +377,13 @@ def lookahead(t: Trial) -> Verdict:
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
-        return Verdict(False, leak.message(frame.index), info)
+        if many > 1:
+            info["leak"]["instrument"] = leak_at + 1
+        return Verdict(False, _where(leak_at, many) + leak.message(frames[leak_at].index), info)
     info["leak"] = None
-    t.invariance = judge_invariance(full, list(zip(inv, inv_results, strict=True)), frame.index, t.warmup)
+    t.invariances = [judge_invariance(inst.full, list(zip(inst.inv, inst.inv_results, strict=True)), inst.frame.index,
+                                      warm) for inst, warm in zip(instruments, t.warmups, strict=True)]
+    t.invariance = t.invariances[0]
     return Verdict(True, "", info)
 
 
@@ -313,8 +395,11 @@ def score_stage(t: Trial) -> Verdict:
     if t.ctx.task == "forecast":
         t.scores = score_forecasts(t.ctx.history, t.full.forecasts, folds=t.ctx.folds)
     else:
-        t.scores = score(t.ctx.history, t.full.signals, metric=t.ctx.metric, folds=t.ctx.folds,
-                         cost_bps=t.ctx.cost_bps)
+        histories = t.ctx.histories
+        universe = score_universe(histories, [f.signals for f in t.fulls], metric=t.ctx.metric, folds=t.ctx.folds,
+                                  cost_bps=t.ctx.cost_bps)
+        t.scores = universe.portfolio
+        t.universe = universe if len(histories) > 1 else None
     return Verdict(True)
 
 
@@ -324,10 +409,23 @@ def guards(t: Trial) -> Verdict:
         return Verdict(True, "", {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
                                   "failed": []})
     assert isinstance(t.scores, Scores), "the score stage runs before the guards"
-    history = t.ctx.history
-    report = check_guards(t.region, history.frame.index, [history.windows[s] for s in ("train", "val")],
-                          t.scores.splits["val"], t.full, t.invariance, t.ctx.limits)
-    return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
+    histories = t.ctx.histories
+    per = t.universe.instruments if t.universe is not None else (t.scores,)
+    reports = [check_guards(t.region, h.frame.index, [h.windows[s] for s in ("train", "val")], scores.splits["val"],
+                            full, invariance, t.ctx.limits)
+               for h, scores, full, invariance in zip(histories, per, t.fulls, t.invariances, strict=True)]
+    if len(reports) == 1:
+        report = reports[0]
+        return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
+    failing = [k for k, r in enumerate(reports) if not r.ok]
+    details = {"instruments": [{**r.values, "failed": [name for name, _ in r.failures]} for r in reports],
+               "failed": [f"{instrument_label(k)}: {name}" for k in failing for name, _ in reports[k].failures]}
+    if not failing:
+        return Verdict(True, "", details)
+    first = failing[0]
+    also = (f" (guards also failed on instrument{'s' * (len(failing) > 2)} "
+            f"{', '.join(str(k + 1) for k in failing[1:])})" if len(failing) > 1 else "")
+    return Verdict(False, _where(first, len(reports)) + reports[first].reason + also, details)
 
 
 @dataclass(frozen=True)
@@ -354,7 +452,9 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
         if verdict.details is not None:
             details[stage.name] = verdict.details
         if not verdict.ok:
-            return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, trial.signals())
+            return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, trial.signals(),
+                              universe=trial.universe, instrument_signals=trial.instrument_signals())
     if ctx.task == "forecast":
         return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, None, trial.full.forecasts)
-    return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.signals())
+    return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.signals(), universe=trial.universe,
+                      instrument_signals=trial.instrument_signals())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1  # version 0: files written before this module (no schema_version key)
+UNIVERSE_FIELDS = ("universe", "instrument_returns")  # written only for a universe of several instruments
 
 T = TypeVar("T")
 
@@ -148,6 +149,8 @@ class IterationRecord:
     replaces: int | None = None
     reply_file: str | None = None
     learnings_compacted: str | None = None
+    universe: dict[str, Any] | None = None  # several instruments: each one's figures, best/median/worst by number
+    instrument_returns: list[list[float]] | None = None  # several instruments: each one's daily validation returns
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -182,8 +185,9 @@ class IterationRecord:
         return (self.novelty or {}).get("kind", "")
 
     def to_json(self) -> dict[str, Any]:
-        """Every field, ``returns`` included (``workdir`` stores it in the sidecar file)."""
-        return dump(self)
+        """Every field, ``returns`` included (``workdir`` stores it in the sidecar file); the universe's
+        two fields only when set, so a single-instrument record keeps the keys it always had."""
+        return {k: v for k, v in dump(self).items() if k not in UNIVERSE_FIELDS or v is not None}
 
     @classmethod
     def from_json(cls, d: Any, source: str = "iteration record") -> IterationRecord:

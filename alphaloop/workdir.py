@@ -21,6 +21,7 @@ from alphaloop.store import atomic_write_json, atomic_write_text, clean_temp_fil
 
 TRADE = "iter_{n}_trade.py"
 RESULTS = "iter_{n}_results.json"
+SIDECAR_INSTRUMENTS = "instruments"  # the sidecar's key for each instrument's validation returns (a universe)
 RETURNS = "iter_{n}_returns.json"  # the record's daily returns per split, kept out of the record a person opens
 REPLY = "iter_{n}_reply.md"
 STATE = "state.json"
@@ -161,8 +162,12 @@ class Workdir:
         """The sidecar first, then the record: a record on disk always has its returns."""
         d = record.to_json()
         returns = d.pop("returns")
+        instruments = d.pop("instrument_returns", None)  # a universe: each instrument's validation returns
         if returns is not None:
-            atomic_write_json(self.returns(record.iteration), {"schema_version": d["schema_version"], **returns})
+            side = {"schema_version": d["schema_version"], **returns}
+            if instruments is not None:
+                side[SIDECAR_INSTRUMENTS] = instruments
+            atomic_write_json(self.returns(record.iteration), side)
         else:  # never join another attempt's returns to this record
             self.returns(record.iteration).unlink(missing_ok=True)
         atomic_write_json(self.results(record.iteration), d)
@@ -177,7 +182,8 @@ class Workdir:
         rec = IterationRecord.from_json(d, str(path))
         if rec.returns is None and self.returns(n).is_file():
             side = _read(self.returns(n))
-            rec.returns = {k: v for k, v in side.items() if k != "schema_version"}
+            rec.returns = {k: v for k, v in side.items() if k not in ("schema_version", SIDECAR_INSTRUMENTS)}
+            rec.instrument_returns = side.get(SIDECAR_INSTRUMENTS)
         return rec
 
     def record_or_none(self, n: int | None) -> IterationRecord | None:

@@ -130,7 +130,7 @@ def format_figures(title: str, figures: CandidateFigures | None) -> str:
             parts.append(f"median {cell(u.median, 'num')}")
         if u.worst is not None:
             parts.append(f"worst instrument {clip_end(u.worst[0], 40)} {cell(u.worst[1], 'num')}")
-        lines.append("; ".join(parts))
+        lines.append("; ".join(parts) + " (validation; the table below is the equal-weight portfolio's)")
     if figures.windows:
         lines += format_windows(figures.windows)
     return clip_middle("\n".join(lines), FIGURES_LIMIT)
