@@ -36,6 +36,7 @@ from alphaloop.forecast.rows import scalar_view
 from alphaloop.grading import grade
 from alphaloop.guards import GuardLimits
 from alphaloop.learnings import Learnings
+from alphaloop.pipeline import STAGES
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import entry_from_record, tsv_header
@@ -44,6 +45,8 @@ from alphaloop.state import LoopState
 from alphaloop.stress import stress_adjusted
 from alphaloop.ui import LiveView, warn_loudly
 from alphaloop.workdir import Workdir
+
+EVALUATING = f"evaluate ({' > '.join(STAGES)})"  # what the live view says of an iteration in the pipeline
 
 
 class LoopStop(Exception):
@@ -187,7 +190,7 @@ class Loop:
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
         t_prop = time.perf_counter() - t0
-        flight.stage = "evaluate"
+        flight.stage = EVALUATING
         result = self.executor.evaluate(proposal.region) if proposal.region is not None else None
         return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
                      time.perf_counter() - t0 - t_prop)
