@@ -19,7 +19,7 @@ from alphaloop.text import clip
 HELPED_ITEMS = 5  # the ideas with the largest gain against their parent
 FAILED_ITEMS = 6  # the latest ideas that did not help, one line each
 OLDER_FAILED_ITEMS = 8  # older failed ideas kept as a short gist on one line; beyond, a count
-REJECTION_STAGES = 8  # distinct stages a rejection can come from (the pipeline has six, plus spare)
+REJECTION_STAGES = 8  # distinct stages a rejection can name: the loop's "proposal", pipeline.STAGES, and spare
 GIST = 80  # characters of an idea's description
 OLDER_GIST = 36
 REASON = 110  # characters of a rejection reason

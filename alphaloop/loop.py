@@ -42,6 +42,7 @@ from alphaloop.forecast.rows import scalar_view
 from alphaloop.grading import grade
 from alphaloop.guards import GuardLimits
 from alphaloop.learnings import Learnings
+from alphaloop.pipeline import STAGES
 from alphaloop.proposers.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.records import IterationRecord, NewerSchema, StressResult
 from alphaloop.rows import entry_from_record, tsv_header
@@ -50,6 +51,8 @@ from alphaloop.stress import stress_adjusted
 from alphaloop.ui import LiveView, warn_loudly
 from alphaloop.universe import instrument_histories, positions_sha256, signals_sha256
 from alphaloop.workdir import Workdir
+
+EVALUATING = f"evaluate ({' > '.join(STAGES)})"  # what the live view says of an iteration in the pipeline
 
 
 class LoopStop(Exception):
@@ -195,7 +198,7 @@ class Loop:
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
         t_prop = time.perf_counter() - t0
-        flight.stage = "evaluate"
+        flight.stage = EVALUATING
         result = self.executor.evaluate(proposal.region) if proposal.region is not None else None
         return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
                      time.perf_counter() - t0 - t_prop)

@@ -74,3 +74,9 @@ def test_the_report_names_rejections_in_the_pipeline_order() -> None:
     from alphaloop.report.summary import STAGES as REPORT_STAGES
 
     assert REPORT_STAGES == ("proposal", *STAGES)
+
+
+def test_the_live_view_names_the_declared_stages_in_order() -> None:
+    from alphaloop.loop import EVALUATING
+
+    assert EVALUATING.startswith("evaluate") and re.findall(r"\w+", EVALUATING)[1:] == list(STAGES)
