@@ -113,8 +113,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--start-from", type=Path,
                    help="trade.py-style file whose region is iteration 0 (default: ./trade.py)")
     p.add_argument("--stress-paths", type=int, default=RUN.stress_paths,
-                   help="synthetic paths per stress scenario; 0 skips the stress suite "
-                        f"(default {RUN.stress_paths}: enough for stable percentiles)")
+                   help="synthetic paths per stress scenario, enough for stable percentiles; 0 skips the stress "
+                        f"suite (default {RUN.stress_paths})")
     p.add_argument("--stress-select", action="store_true",
                    help="selection metric also penalises the 5th-percentile stress drawdown")
     p.add_argument("--cross-ticker",
