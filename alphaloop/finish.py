@@ -146,7 +146,11 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
         if state.population and run.stress_paths > 0 and not is_forecast(run.metric):
             steps.append(("stress", lambda: run_population_stress(run, sandbox)))
         if state.population and not is_forecast(run.metric):
-            steps.append(("second market", lambda: run_cross_market(run, sandbox)))
+            if len(run.histories) > 1 and not run.cross_ticker:  # the default second market may be in the universe
+                console.print("second market: skipped for a universe (generalisation is judged across its "
+                              "instruments, and on held-out ones by final); --cross-ticker T scores another market")
+            else:
+                steps.append(("second market", lambda: run_cross_market(run, sandbox)))
         steps.append(("report", lambda: console.print(f"report: {rich(write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:
             try:

@@ -222,6 +222,9 @@ def test_universe_end_to_end_with_a_trapped_holdout(tmp_path: Path) -> None:
                "--workdir", "run", "--data", "data", cwd=tmp_path)
     assert loop.returncode == 0, loop.stdout + loop.stderr
     assert "universe: 2 instruments (+1 held out): AAA, BBB" in loop.stdout
+    # the default second market (a bundled sample) is not a second market for a universe: skipped, said so
+    assert "second market: skipped for a universe" in loop.stdout
+    assert not (tmp_path / "run" / "cross_market.json").exists()
     check = run("harness.py", "check", str(tmp_path / "run" / "best_trade.py"), "--data", "data", cwd=tmp_path)
     assert check.returncode in (0, 1), check.stdout + check.stderr
     assert "universe: 2 instruments (+1 held out)" in check.stdout
