@@ -167,6 +167,8 @@ class Loop:
         self.scored = tuple(self.histories)
         train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
         self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
+        self.schemes = (tuple(BucketScheme.from_train(h.frame["Close"].to_numpy(dtype=np.float64)[h.windows["train"]])
+                              for h in self.histories) if self.scheme is not None and len(self.histories) > 1 else ())
         self.digest = digest
         return state, learnings, manifest
 
@@ -191,7 +193,8 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
-                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after)
+                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after,
+                                     schemes=self.schemes)
                    if self.scheme is not None else
                    evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after)),
             )
