@@ -134,5 +134,37 @@ def test_check_task_forecast_on_a_universe(tmp_path: Path, real_sandbox, capsys:
     metrics = verdict["metrics"]
     assert metrics["instruments"] == 2 and len(metrics["buckets_by_instrument"]) == 2
     assert any("scores pool over all instruments' days" in line for line in out)
+    assert any("instrument 2: h=1: down <" in line for line in out)  # each instrument's own cut points, by number
     prompt_facing = json.dumps(metrics)
     assert "AAA" not in prompt_facing and "BBB" not in prompt_facing
+
+
+def test_loop_and_final_pool_a_universe_and_prompts_name_instruments_by_number(tmp_path: Path) -> None:
+    from tests.fake_openai import FakeOpenAI, good
+    from tests.test_forecast_loop import FORECASTER, harness
+    from tests.test_loop_llm import local_env
+
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    for name, frame in {"AAA": synthetic_bars(1200, seed=5), "BBB": wilder(synthetic_bars(1200, seed=8), 2.0)}.items():
+        frame.to_csv(csv / f"{name}.csv", index_label="Date")
+    data, wd = tmp_path / "data", tmp_path / "run"
+    assert prepare.main(["--source", "csv", "--csv-dir", str(csv), "--out", str(data)]) == 0
+    with FakeOpenAI() as fake:
+        fake.models = ["fake-model"]
+        fake.script(good(FORECASTER), good(FORECASTER))
+        env = local_env(OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY="sk-test", OPENAI_MODEL="fake-model")
+        res = harness("--task", "forecast", "--iterations", "1", "--max-fails", "0", "--timeout", "10",
+                      "--workdir", str(wd), "--data", str(data), cwd=tmp_path, env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        prompt = json.dumps([r["json"]["messages"] for r in fake.requests if r["path"].endswith("/chat/completions")])
+    assert "instrument 1: h=1: down <" in prompt and "instrument 2: h=1: down <" in prompt
+    assert "AAA" not in prompt and "BBB" not in prompt
+    record = json.loads((wd / "iter_1_results.json").read_text())
+    assert record["status"] == "accepted", record["reason"]
+    assert record["scores"]["instruments"] == 2
+    res = harness("final", "--workdir", str(wd), "--data", str(data), "--iter", "1", cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    reading = json.loads(res.stdout.strip().splitlines()[-1])
+    # final pools validation the same way the loop did, so its validation figure is the loop's
+    assert reading["val_metric"] == pytest.approx(record["scores"]["splits"]["val"]["rps_skill_mean"], abs=1e-12)
