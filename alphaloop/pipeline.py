@@ -29,6 +29,7 @@ train terciles) into one set of scores. With one instrument nothing differs from
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -304,6 +305,14 @@ class Trial:
         return float(self.ctx.sandbox.timeout_s)
 
 
+def _instrument_reason(reason: str, n: int) -> str:
+    """The runner names the full run's frames "frame i" (0-based); they are the universe's instruments."""
+    match = re.match(r"frame (\d+): ", reason or "")
+    if n < 2 or match is None or int(match.group(1)) >= n:
+        return reason
+    return _where(int(match.group(1)), n) + reason[match.end():]
+
+
 def gate(t: Trial) -> Verdict:
     """The AST allow-list, before anything of the candidate runs."""
     verdict = (task_check(t.ctx.task) if t.ctx.gate is None else t.ctx.gate)(t.region)
@@ -321,7 +330,8 @@ def run_sandbox(t: Trial) -> Verdict:
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        return Verdict(False, f"{outcome.status}: {outcome.reason}", _outcome_json(outcome))
+        return Verdict(False, f"{outcome.status}: {_instrument_reason(outcome.reason, len(t.ctx.histories))}",
+                       _outcome_json(outcome))
     t.fulls = list(outcome.results)
     t.full, t.full_seconds = t.fulls[0], float(outcome.seconds)
     return Verdict(True, "", _outcome_json(outcome))

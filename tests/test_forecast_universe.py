@@ -168,3 +168,16 @@ def test_loop_and_final_pool_a_universe_and_prompts_name_instruments_by_number(t
     reading = json.loads(res.stdout.strip().splitlines()[-1])
     # final pools validation the same way the loop did, so its validation figure is the loop's
     assert reading["val_metric"] == pytest.approx(record["scores"]["splits"]["val"]["rps_skill_mean"], abs=1e-12)
+
+
+def test_invalid_probabilities_on_one_instrument_name_it_by_number(real_sandbox) -> None:
+    base = synthetic_bars(600, seed=5)
+    universe = (history_of(base), history_of(wilder(base, 1.5, level=2.0)))
+    region = (THIRDS.replace("return df", "df['hi'] = float(df['Close'].iloc[0] > 150)\n    return df")
+              .replace("return {h: (1 / 3, 1 / 3, 1 / 3) for h in (1, 3, 5, 10)}",
+                       "return {h: ((0.5, 0.5, 0.5) if row['hi'] == 1.0 else (1 / 3, 1 / 3, 1 / 3)) "
+                       "for h in (1, 3, 5, 10)}"))
+    ev = evaluate(region, EvalContext(history=universe[0], sandbox=real_sandbox, task="forecast",
+                                      eval_timeout_s=120.0, universe=universe))
+    assert not ev.accepted and ev.stage == "sandbox"
+    assert "instrument 2 of 2: horizon 1 on " in ev.reason and "sum to 1.5" in ev.reason, ev.reason
