@@ -123,6 +123,9 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     if len(histories) > 1 and task == "trade":
         note += ("\nscoring: the region runs on every instrument and is ranked by their equal-weight portfolio "
                  "(the figures below are the portfolio's; reasons name instruments by number)")
+    elif len(histories) > 1:
+        note += ("\nscoring: the forecaster runs on every instrument, each bucketed by its own train terciles, and "
+                 "its scores pool over all instruments' days (reasons name instruments by number)")
     if sandbox is None:
         from sandbox.runner import Sandbox
 

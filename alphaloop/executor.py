@@ -58,7 +58,7 @@ def evaluate_task(region: str, history: EvalData, sandbox: Any, settings: EvalSe
     history = histories[0]
     ctx = EvalContext(history=history, sandbox=sandbox, metric=settings.metric, folds=settings.folds,
                       cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s, task=settings.task,
-                      universe=histories if len(histories) > 1 and settings.task == "trade" else ())
+                      universe=histories if len(histories) > 1 else ())
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:

@@ -75,7 +75,8 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         return usage_error(str(exc))
     history = History.from_splits(universe.splits[universe.instruments[0]])
     if is_forecast_run(wd, record):
-        return _final_forecast(wd, data_dir, file, raw, region, it, record, history, manifest, sandbox)
+        histories = tuple(History.from_splits(universe.splits[name]) for name in universe.instruments)
+        return _final_forecast(wd, data_dir, file, raw, region, it, record, histories, manifest, sandbox)
     if sandbox is None:
         with Sandbox() as box:
             return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps, held)
@@ -148,7 +149,8 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
 
 
 def _final_forecast(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it: int | None,
-                    record: IterationRecord | None, history: History, manifest: dict, sandbox: Sandbox | None) -> int:
+                    record: IterationRecord | None, histories: tuple[History, ...], manifest: dict,
+                    sandbox: Sandbox | None) -> int:
     """The forecast task's reading of the test split (``alphaloop.forecast.final``), logged like a trade reading."""
     before = wd.test_readings()
     if before:
@@ -166,8 +168,8 @@ def _final_forecast(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region:
 
     if sandbox is None:
         with Sandbox() as box:
-            return final_forecast(wd, entry, region, label, record, history, box, refresh)
-    return final_forecast(wd, entry, region, label, record, history, sandbox, refresh)
+            return final_forecast(wd, entry, region, label, record, histories, box, refresh)
+    return final_forecast(wd, entry, region, label, record, histories, sandbox, refresh)
 
 
 def verdict_line(metric: str, test: float, bh_test: float, val: float, bh_val: float) -> str:

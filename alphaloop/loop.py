@@ -163,10 +163,12 @@ class Loop:
         self._write_derived(state, learnings)
         self.histories = instrument_histories(self.universe)
         self.history = self.histories[0]
-        # what a candidate runs on: every instrument for the trade task; the forecast task scores one
-        self.scored = tuple(self.histories) if self.cfg.task == "trade" else (self.history,)
+        # what a candidate runs on: every instrument, for either task (a forecaster's scores pool over them)
+        self.scored = tuple(self.histories)
         train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
         self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
+        self.schemes = (tuple(BucketScheme.from_train(h.frame["Close"].to_numpy(dtype=np.float64)[h.windows["train"]])
+                              for h in self.histories) if self.scheme is not None and len(self.histories) > 1 else ())
         self.digest = digest
         return state, learnings, manifest
 
@@ -191,7 +193,8 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
-                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after)
+                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after,
+                                     schemes=self.schemes)
                    if self.scheme is not None else
                    evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after)),
             )
@@ -243,7 +246,9 @@ class Loop:
                 record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val,
                                                                rejected=not ev.accepted)
         if ev.accepted and ev.forecasts is not None:
-            record = dataclasses.replace(record, **forecast_fields(ev.scores, ev.forecasts, state))
+            every = ev.instrument_forecasts  # a universe: the key covers every instrument's forecasts
+            probs = np.concatenate(every) if len(every) > 1 else ev.forecasts
+            record = dataclasses.replace(record, **forecast_fields(ev.scores, probs, state))
         elif ev.accepted:
             record.returns = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
             record.trades = ev.scores.trips()

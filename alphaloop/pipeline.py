@@ -21,12 +21,15 @@ frame, the probe run every instrument's probes (each at cuts drawn from a seed o
 ``instrument_seed``), and lone reruns share the one cap. Each instrument is judged alone: a leak or
 a guard failure on any of them rejects, the reason naming it by number ("instrument 3 of 5: ...").
 ``universe.score_universe`` scores each and their equal-weight portfolio, whose figures are the
-candidate's ``scores``. With one instrument nothing differs from a single-instrument run.
+candidate's ``scores``. A forecaster on a universe is probed per instrument the same way, and
+``forecast.pool.score_forecast_universe`` pools every instrument's days (each bucketed by its own
+train terciles) into one set of scores. With one instrument nothing differs from a single-instrument run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.backtest import DEFAULT_COST_BPS
-from alphaloop.forecast.scores import ForecastScores, score_forecasts
+from alphaloop.forecast.pool import score_forecast_universe
+from alphaloop.forecast.scores import ForecastScores
 from alphaloop.guards import (
     GuardLimits,
     InvarianceFindings,
@@ -83,9 +87,8 @@ class EvalContext:
 
     @property
     def histories(self) -> tuple[History, ...]:
-        """The instruments the candidate runs on, in the universe's order (one: ``history`` alone; the
-        forecast task scores one instrument)."""
-        return (tuple(self.universe) if self.task == "trade" else ()) or (self.history,)
+        """The instruments the candidate runs on, in the universe's order (one: ``history`` alone)."""
+        return tuple(self.universe) or (self.history,)
 
 
 @dataclass
@@ -102,6 +105,7 @@ class Evaluation:
     forecasts: np.ndarray | None = field(default=None, repr=False)  # forecast task: validated (n, H, 3)
     universe: UniverseScores | None = field(default=None, repr=False)  # per-instrument scores; None for one
     instrument_signals: tuple[np.ndarray, ...] = field(default=(), repr=False)  # every instrument's, in order
+    instrument_forecasts: tuple[np.ndarray, ...] = field(default=(), repr=False)  # forecast task: every instrument's
 
     def check_json(self) -> dict:
         """The one-line machine-readable verdict of ``harness.py check`` (strict JSON: no NaN)."""
@@ -301,6 +305,14 @@ class Trial:
         return float(self.ctx.sandbox.timeout_s)
 
 
+def _instrument_reason(reason: str, n: int) -> str:
+    """The runner names the full run's frames "frame i" (0-based); they are the universe's instruments."""
+    match = re.match(r"frame (\d+): ", reason or "")
+    if n < 2 or match is None or int(match.group(1)) >= n:
+        return reason
+    return _where(int(match.group(1)), n) + reason[match.end():]
+
+
 def gate(t: Trial) -> Verdict:
     """The AST allow-list, before anything of the candidate runs."""
     verdict = (task_check(t.ctx.task) if t.ctx.gate is None else t.ctx.gate)(t.region)
@@ -318,7 +330,8 @@ def run_sandbox(t: Trial) -> Verdict:
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        return Verdict(False, f"{outcome.status}: {outcome.reason}", _outcome_json(outcome))
+        return Verdict(False, f"{outcome.status}: {_instrument_reason(outcome.reason, len(t.ctx.histories))}",
+                       _outcome_json(outcome))
     t.fulls = list(outcome.results)
     t.full, t.full_seconds = t.fulls[0], float(outcome.seconds)
     return Verdict(True, "", _outcome_json(outcome))
@@ -393,7 +406,7 @@ def score_stage(t: Trial) -> Verdict:
     A forecaster is scored by proper scoring rules on its probabilities instead of a backtest.
     """
     if t.ctx.task == "forecast":
-        t.scores = score_forecasts(t.ctx.history, t.full.forecasts, folds=t.ctx.folds)
+        t.scores = score_forecast_universe(t.ctx.histories, [f.forecasts for f in t.fulls], folds=t.ctx.folds)
     else:
         histories = t.ctx.histories
         universe = score_universe(histories, [f.signals for f in t.fulls], metric=t.ctx.metric, folds=t.ctx.folds,
@@ -455,6 +468,7 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
             return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, trial.signals(),
                               universe=trial.universe, instrument_signals=trial.instrument_signals())
     if ctx.task == "forecast":
-        return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, None, trial.full.forecasts)
+        return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, None, trial.full.forecasts,
+                          instrument_forecasts=tuple(f.forecasts for f in trial.fulls))
     return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.signals(), universe=trial.universe,
                       instrument_signals=trial.instrument_signals())

@@ -85,3 +85,9 @@ class BucketScheme:
                             for h, c in zip(self.horizons, self.climatology, strict=True)},
             "train_returns": {str(h): int(n) for h, n in zip(self.horizons, self.train_counts, strict=True)},
         }
+
+
+def cuts_text(scheme: BucketScheme) -> str:
+    """The cut points of one scheme in words, for prompts and printed lines."""
+    return "; ".join(f"h={h}: down < {lo:+.2%}, up > {hi:+.2%}" for h, (lo, hi) in zip(scheme.horizons, scheme.cuts,
+                                                                                     strict=True))

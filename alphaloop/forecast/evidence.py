@@ -22,7 +22,8 @@ LOSS_KEY, CLIM_LOSS_KEY = "val_rps", "val_rps_climatology"  # per-day mean RPS o
 
 
 def forecast_evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
-                      scheme: BucketScheme, last: int | None = None) -> dict[str, Any]:
+                      scheme: BucketScheme, last: int | None = None,
+                      schemes: tuple[BucketScheme, ...] = ()) -> dict[str, Any]:
     """ProposalContext fields for the forecast task: why this parent, and the figures as prompt values.
 
     ``latest`` is the record of iteration ``last`` (n-1 in a serial run, n-N with --workers N)."""
@@ -36,7 +37,7 @@ def forecast_evidence(n: int, parent: int, latest: IterationRecord | None, paren
     label = "latest" if latest is None or last == parent else f"latest (iter {last}, {latest.status})"
     parent_val = parent_rec.split("val") if parent_rec is not None else None
     figures = forecast_figures(parent_val, latest_val, label)
-    extra = {**program_values(scheme), "forecast_figures": f"Why this parent: {reason}\n\n{figures}" if reason
+    extra = {**program_values(scheme, schemes), "forecast_figures": f"Why this parent: {reason}\n\n{figures}" if reason
              else figures}
     return {"parent_reason": reason, "extra": extra}
 

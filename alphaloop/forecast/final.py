@@ -5,6 +5,8 @@ test years warm up on earlier history); the buckets' cut points and the climatol
 split's. The test split is scored with the validation figures beside it, Hansen's SPA tests the
 forecaster against climatology on the test split alone (one forecaster: no search happens there),
 and the day-by-day forecasts with outcomes, scores and grades go to ``forecasts_test.csv``.
+A universe is scored like the loop scores it: every instrument runs, each bucketed by its own train
+terciles, and the figures pool over all instruments' days; the CSV holds instrument 1's days.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from alphaloop.check import isolation_line, stage_lines
 from alphaloop.forecast.buckets import BucketScheme
 from alphaloop.forecast.daybyday import forecast_frame, to_csv
+from alphaloop.forecast.pool import score_forecast_universe
 from alphaloop.forecast.scores import SELECTION_METRIC, score_forecasts
 from alphaloop.forecast.stats import forecast_statistics, format_forecast_statistics
 from alphaloop.forecast.text import cut_points_line, forecast_table
@@ -34,13 +37,16 @@ if TYPE_CHECKING:
 
 
 def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: IterationRecord | None,
-                   history: History, box: Sandbox, refresh: Callable[[Workdir], None]) -> int:
+                   histories: History | tuple[History, ...], box: Sandbox, refresh: Callable[[Workdir], None]) -> int:
     """Score the forecaster on the test split once; print, record the reading, write the CSV."""
+    histories = (histories,) if isinstance(histories, History) else tuple(histories)
+    history = histories[0]
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     test_dates = history.frame.index[history.windows["test"]]
     console.print(f"final: {entry['file']} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
-    ev = evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=180.0))
+    ev = evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=180.0,
+                                      universe=histories if len(histories) > 1 else ()))
     entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -51,7 +57,9 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
         return 1
     train_close = history.frame["Close"].to_numpy(dtype=np.float64)[history.windows["train"]]
     scheme = BucketScheme.from_train(train_close)
-    scores = score_forecasts(history, ev.forecasts, scheme=scheme, splits=("train", "val", "test"))
+    scores = (score_forecasts(history, ev.forecasts, scheme=scheme, splits=("train", "val", "test"))
+              if len(histories) == 1 else
+              score_forecast_universe(histories, list(ev.instrument_forecasts), splits=("train", "val", "test")))
     test, val = scores.splits["test"], scores.splits["val"]
     console.print(cut_points_line(scores), highlight=False, markup=False, soft_wrap=True)
     for split in ("val", "test"):

@@ -4,9 +4,10 @@ and latest candidate's per-horizon figures beside climatology. Only validation a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from alphaloop.forecast.buckets import BucketScheme
+from alphaloop.forecast.buckets import BucketScheme, cuts_text
 from alphaloop.forecast.scores import (
     CALL_MARGIN,
     CORRECT_MAX_PROB,
@@ -24,10 +25,15 @@ FORECAST_TEMPLATE_PATH = PROMPTS / "forecast_prompt_template.md"
 GRADE_SHORT = {"calibrated_correct": "cc", "reasonable_miss": "rm", "overconfident_wrong": "ow", "other": "o"}
 
 
-def program_values(scheme: BucketScheme) -> dict[str, str]:
-    """Placeholders of the forecast program: cut points (train split) and grade thresholds."""
-    cuts = "; ".join(f"h={h}: down < {lo:+.2%}, up > {hi:+.2%}" for h, (lo, hi) in zip(scheme.horizons, scheme.cuts,
-                                                                                      strict=True))
+def program_values(scheme: BucketScheme, schemes: Sequence[BucketScheme] = ()) -> dict[str, str]:
+    """Placeholders of the forecast program: cut points (train split) and grade thresholds.
+
+    ``schemes``: a universe's instruments' own buckets, named by number only (never a ticker)."""
+    if len(schemes) > 1:
+        cuts = ("each instrument's own train terciles, scores pooled over all instruments' days: "
+                + " | ".join(f"instrument {k + 1}: {cuts_text(s)}" for k, s in enumerate(schemes)))
+    else:
+        cuts = cuts_text(scheme)
     return {"cut_points": cuts + " (train split)", "correct_max_prob": f"{CORRECT_MAX_PROB:g}",
             "call_margin": f"{CALL_MARGIN:g}",
             "miss_min_prob": f"{MISS_MIN_PROB:g}", "wrong_max_prob": f"{WRONG_MAX_PROB:g}",

@@ -104,10 +104,12 @@ def most_probable(probs: np.ndarray) -> dict[str, int]:
 
 
 def days(picks: np.ndarray, dates: list[str], probs: np.ndarray, buckets: np.ndarray, returns: np.ndarray,
-         scores: np.ndarray, grades: np.ndarray) -> list[dict]:
-    """The picked days of one horizon as records: date, forecast, outcome, RPS and grade."""
+         scores: np.ndarray, grades: np.ndarray, instruments: np.ndarray | None = None) -> list[dict]:
+    """The picked days of one horizon as records: date, forecast, outcome, RPS and grade (and, pooled over a
+    universe, the instrument's number: never its ticker, these records reach prompts)."""
     return [{"date": dates[i], "probs": [float(x) for x in probs[i]], "bucket": BUCKETS[int(buckets[i])],
-             "return": float(returns[i]), "rps": float(scores[i]), "grade": GRADES[int(grades[i])]} for i in picks]
+             "return": float(returns[i]), "rps": float(scores[i]), "grade": GRADES[int(grades[i])],
+             **({"instrument": int(instruments[i])} if instruments is not None else {})} for i in picks]
 
 
 def finite_or_none(x: float) -> float | None:
@@ -126,8 +128,14 @@ class WindowScores:
 
 
 def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.ndarray, dates: Sequence[object],
-                 scheme: BucketScheme) -> WindowScores:
-    """Score (n, H, 3) probabilities of one window against its (n, H) buckets and returns."""
+                 scheme: BucketScheme, climatology: np.ndarray | None = None,
+                 instruments: np.ndarray | None = None) -> WindowScores:
+    """Score (n, H, 3) probabilities of one window against its (n, H) buckets and returns.
+
+    ``climatology`` (n, H, 3), when given, is each row's own reference forecast (rows pooled over a
+    universe each carry their instrument's train climatology); else every row uses ``scheme``'s.
+    ``instruments`` (n,) numbers each row's instrument for the best and worst days.
+    """
     hs = scheme.horizons
     dates = [str(pd.Timestamp(d).date()) for d in dates]
     skill, logs, eces, grades, reward, det = {}, {}, {}, {}, {}, {}
@@ -143,7 +151,7 @@ def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.nd
             det[key] = {"n": 0}
             continue
         s = rps(p, b)
-        s_clim = rps(np.broadcast_to(scheme.climatology[j], p.shape), b)
+        s_clim = rps(np.broadcast_to(scheme.climatology[j], p.shape) if climatology is None else climatology[ok, j], b)
         rps_all[ok, j], rps_clim_all[ok, j] = s, s_clim
         g = grade(p, b)
         counts = np.bincount(g, minlength=len(GRADES))
@@ -156,12 +164,13 @@ def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.nd
         reward[key] = float(np.dot(counts, [GRADE_REWARD[name] for name in GRADES]) / counts.sum())
         order = np.argsort(s, kind="stable")
         day_dates = [dates[i] for i in np.flatnonzero(ok)]
+        inst = instruments[ok] if instruments is not None else None
         det[key] = {"n": int(ok.sum()), "rps": float(s.mean()), "rps_climatology": float(s_clim.mean()),
                     "reliability": table, "direction_accuracy": acc, "direction_days": n_dir,
                     "most_probable": most_probable(p),
                     "realised": {name: int((b == k).sum()) for k, name in enumerate(BUCKETS)},
-                    "best_days": days(order[:EXTREMES], day_dates, p, b, r, s, g),
-                    "worst_days": days(order[::-1][:EXTREMES], day_dates, p, b, r, s, g)}
+                    "best_days": days(order[:EXTREMES], day_dates, p, b, r, s, g, inst),
+                    "worst_days": days(order[::-1][:EXTREMES], day_dates, p, b, r, s, g, inst)}
     vals = [v for v in skill.values() if v is not None]
     summary = {"rps_skill_mean": float(np.mean(vals)) if len(vals) == len(hs) else None, "rps_skill": skill,
                "log_score": logs, "ece": eces, "grades": grades, "reward": reward}
@@ -188,6 +197,7 @@ class ForecastScores:
     scheme: BucketScheme
     metric: str = SELECTION_METRIC
     loss_dates: dict[str, list[str]] = field(default_factory=dict)
+    schemes: tuple[BucketScheme, ...] = ()  # a universe: every instrument's own buckets (``scheme`` is the first's)
 
     @property
     def selection(self) -> float:
@@ -203,8 +213,12 @@ class ForecastScores:
     def to_json(self) -> dict:
         """The verdict's ``metrics`` object: the same layout as ``Scores.to_json`` plus the buckets."""
         sel = self.splits["val"][self.metric] if "val" in self.splits else None
-        return {"metric": self.metric, "selection_val": sel, "splits": self.splits, "folds": self.folds,
-                "fold_spread": self.fold_spread(), "buckets": self.scheme.to_json()}
+        out = {"metric": self.metric, "selection_val": sel, "splits": self.splits, "folds": self.folds,
+               "fold_spread": self.fold_spread(), "buckets": self.scheme.to_json()}
+        if len(self.schemes) > 1:
+            out["instruments"] = len(self.schemes)
+            out["buckets_by_instrument"] = [s.to_json() for s in self.schemes]
+        return out
 
     def details_json(self) -> dict:
         """Everything the report and iteration files show beyond the verdict, per split."""

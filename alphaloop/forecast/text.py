@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from alphaloop.forecast.buckets import cuts_text
 from alphaloop.forecast.scores import GRADES, SELECTION_METRIC, ForecastScores
 from alphaloop.text import fmt
 
@@ -62,10 +63,10 @@ def selection_line(scores: ForecastScores) -> str:
 
 def cut_points_line(scores: ForecastScores) -> str:
     """The buckets' cut points (train split's terciles), stated so every figure can be read."""
-    sc = scores.scheme
-    cuts = "; ".join(f"h={h}: down < {lo:+.2%}, up > {hi:+.2%}" for h, (lo, hi) in zip(sc.horizons, sc.cuts,
-                                                                                      strict=True))
-    return f"buckets (terciles of the train split's h-bar returns): {cuts}"
+    if len(scores.schemes) > 1:
+        return ("buckets (terciles of each instrument's own train h-bar returns; scores pool over all instruments' "
+                "days): " + " | ".join(f"instrument {k + 1}: {cuts_text(s)}" for k, s in enumerate(scores.schemes)))
+    return f"buckets (terciles of the train split's h-bar returns): {cuts_text(scores.scheme)}"
 
 
 def summary_text(summary: dict | None, split: str = "validation") -> str:
