@@ -41,7 +41,7 @@ from alphaloop.store import finite
 from alphaloop.tradefile import metrics_table
 from alphaloop.ui import console, warn_loudly
 from alphaloop.universe import bh_returns as universe_bh_returns
-from alphaloop.universe import instrument_histories, score_universe
+from alphaloop.universe import curve_dates, instrument_histories, score_universe
 from alphaloop.workdir import Workdir
 from sandbox.runner import Sandbox
 
@@ -75,8 +75,7 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         held = load_holdout(data_dir)  # read here and nowhere else, once per reading, like the test split
     except DataError as exc:
         return usage_error(str(exc))
-    histories = tuple(instrument_histories(universe, ("train", "val", "test")))
-    history = histories[0]
+    history = History.from_splits(universe.splits[universe.instruments[0]])
     if is_forecast_run(wd, record):
         return _final_forecast(wd, data_dir, file, raw, region, it, record, history, manifest, sandbox)
     if sandbox is None:
@@ -127,7 +126,7 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
         bh_all = score_universe(histories, longs, metric=metric, cost_bps=0.0, splits=("val", "test")).portfolio
         bh, bh_val = bh_all.splits["test"], bh_all.splits["val"]
         bh_test_returns = universe_bh_returns(histories, "test")
-        test_dates = uni.dates["test"]
+        test_dates = curve_dates(histories, "test")
         per_instrument = instrument_test_rows(names, uni.instruments)
     else:
         scores = score(history, ev.signals, metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))

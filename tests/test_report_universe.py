@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from alphaloop.report import load_run
 from tests.test_universe_data import csv_folder, run, synthetic
 
 NAMES = ("AAA", "BBB", "CCC")
@@ -55,7 +56,8 @@ def test_final_scores_the_portfolio_and_each_instrument(universe_run: Path) -> N
                     "bh_total_return", "bh_max_drawdown"):
             assert isinstance(row[key], float), key
     assert [h["instrument"] for h in reading["holdout"]] == ["CCC"]
-    assert len(reading["returns"]) == len(reading["bh_returns"]) == len(reading["dates"])
+    assert len(reading["returns"]) == len(reading["bh_returns"]) == len(reading["dates"]) - 1  # a curve from 1
+    assert reading["dates"] == sorted(set(reading["dates"]))
     best = int(reading["iteration"])
     record = json.loads((universe_run / "w" / f"iter_{best}_results.json").read_text(encoding="utf-8"))
     loop_val = record["scores"]["splits"]["val"]["sharpe"]  # final scores what the loop selected on
@@ -74,6 +76,10 @@ def test_report_shows_instruments_portfolio_curve_and_held_out(universe_run: Pat
     assert "Test split per instrument" in section
     assert "Held-out instruments" in section and "<td>CCC</td>" in section
     assert "<td>CCC</td>" not in section.split("Held-out instruments")[0]  # named only after final
+    run = load_run(universe_run / "w", universe_run / "d")
+    val = run.record(run.best)["returns"]["val"]
+    assert run.universe_bh is not None and len(run.universe_bh["returns"]) == len(val)
+    assert len(run.universe_bh["dates"]) == len(val) + 1  # the curve is drawn on dates, not bar numbers
 
 
 def test_single_instrument_report_has_no_universe_section(tmp_path: Path) -> None:

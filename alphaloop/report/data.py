@@ -16,7 +16,7 @@ from alphaloop.data import DataError, load_splits, load_universe, manifest_diges
 from alphaloop.records import RecordError
 from alphaloop.store import read_json
 from alphaloop.universe import bh_returns as universe_bh_returns
-from alphaloop.universe import instrument_histories
+from alphaloop.universe import curve_dates, instrument_histories
 from alphaloop.workdir import Workdir
 
 
@@ -132,8 +132,7 @@ def _universe_bh(data_dir: Path, notes: list[str]) -> dict | None:
     except (DataError, KeyError, TypeError, ValueError) as exc:
         notes.append(f"universe not readable ({exc}); the portfolio curve is drawn without buy and hold")
         return None
-    dates = pd.DatetimeIndex(sorted(set().union(*(h.frame.index[h.windows["val"]][1:] for h in histories))))
-    return {"dates": dates, "returns": universe_bh_returns(histories, "val")}
+    return {"dates": curve_dates(histories, "val"), "returns": universe_bh_returns(histories, "val")}
 
 
 def record_value(record: dict) -> float | None:
