@@ -31,7 +31,7 @@ from alphaloop.data import (
     return_prices,
 )
 from alphaloop.forecast.final import final_forecast, is_forecast_run
-from alphaloop.holdout import holdout_table, score_holdout
+from alphaloop.holdout import holdout_table, instrument_test_rows, instrument_test_table, score_holdout
 from alphaloop.pipeline import EvalContext, evaluate
 from alphaloop.records import IterationRecord, RecordError, TestReading
 from alphaloop.report import write_report
@@ -40,6 +40,8 @@ from alphaloop.stats import split_bh_returns
 from alphaloop.store import finite
 from alphaloop.tradefile import metrics_table
 from alphaloop.ui import console, warn_loudly
+from alphaloop.universe import bh_returns as universe_bh_returns
+from alphaloop.universe import curve_dates, instrument_histories, score_universe
 from alphaloop.workdir import Workdir
 from sandbox.runner import Sandbox
 
@@ -79,14 +81,18 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         return _final_forecast(wd, data_dir, file, raw, region, it, record, histories, manifest, sandbox)
     if sandbox is None:
         with Sandbox() as box:
-            return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps, held)
-    return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps, held)
+            return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps, held,
+                          universe)
+    return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps, held,
+                  universe)
 
 
 def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it: int | None,
            record: IterationRecord | None, metric: str, history: History, manifest: dict, box: Sandbox,
-           cost_bps: float, held: Universe | None = None) -> int:
+           cost_bps: float, held: Universe | None = None, universe: Universe | None = None) -> int:
     workdir = wd.root
+    names = universe.instruments if universe is not None else ()
+    histories = tuple(instrument_histories(universe, ("train", "val", "test"))) if len(names) > 1 else ()
     before = wd.test_readings()
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     label = f"iteration {it}" if it is not None else "iteration unknown"
@@ -100,7 +106,8 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
                     "Earlier readings: " + "; ".join(f"{r.time} iteration {r.iteration}" for r in before) + ".\n"
                     "Each reading used to choose or change a strategy turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
-    ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, cost_bps=cost_bps))
+    ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, cost_bps=cost_bps,
+                                      universe=histories))
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it,
              "file": str(file), "sha256": hashlib.sha256(raw).hexdigest(), "metric": metric, "cost_bps": cost_bps,
              "data_digest": manifest_digest(manifest), "earlier_readings": len(before), "stage": ev.stage}
@@ -111,14 +118,31 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
         console.print(f"[bold red]final: the candidate was rejected at {ev.stage}; no test figures shown[/]")
         refresh_report(wd, data_dir)
         return 1
-    scores = score(history, ev.signals, metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))
+    per_instrument: list[dict] = []
+    if histories:  # a universe: the equal-weight portfolio, as the loop selected on, and each instrument beside it
+        uni = score_universe(histories, ev.instrument_signals, metric=metric, cost_bps=cost_bps,
+                             splits=("train", "val", "test"))
+        scores = uni.portfolio
+        longs = [np.ones(len(h.frame), dtype=np.int8) for h in histories]
+        bh_all = score_universe(histories, longs, metric=metric, cost_bps=0.0, splits=("val", "test")).portfolio
+        bh, bh_val = bh_all.splits["test"], bh_all.splits["val"]
+        bh_test_returns = universe_bh_returns(histories, "test")
+        test_dates = curve_dates(histories, "test")
+        per_instrument = instrument_test_rows(names, uni.instruments)
+    else:
+        scores = score(history, ev.signals, metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))
+        always_long = np.ones(len(history.frame), dtype=np.int8)
+        bh = score_window(history, always_long, history.windows["test"], 0.0).metrics
+        bh_val = score_window(history, always_long, history.windows["val"], 0.0).metrics
+        bh_test_returns = split_bh_returns(history, "test")
+        test_dates = history.frame.index[history.windows["test"]]
     test, val = scores.splits["test"], scores.splits["val"]
-    always_long = np.ones(len(history.frame), dtype=np.int8)
-    bh = score_window(history, always_long, history.windows["test"], 0.0).metrics
-    bh_val = score_window(history, always_long, history.windows["val"], 0.0).metrics
     degradation = test[metric] - val[metric]
     recorded = record.val_metric if record is not None else None
-    console.print(metrics_table(scores.splits, f"final ({label}, costs {cost_bps:g} bp)"))
+    scope = f"equal-weight portfolio of {len(names)} instruments, " if histories else ""
+    console.print(metrics_table(scores.splits, f"final ({label}, {scope}costs {cost_bps:g} bp)"))
+    if per_instrument:
+        console.print(instrument_test_table(per_instrument, cost_bps))
     console.print(f"test {metric}: {format_metric(metric, test[metric])} (buy and hold "
                   f"{format_metric(metric, bh[metric])})  |  "
                   f"validation {metric}: {format_metric(metric, val[metric])}"
@@ -135,8 +159,9 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
         "val_metric": val[metric], "bh_test_metric": bh[metric],
         "bh_val_metric": bh_val[metric], "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
         "returns": np.round(scores.returns["test"], 12).tolist(),
-        "bh_returns": np.round(split_bh_returns(history, "test"), 12).tolist(), "trades": scores.trips()["test"],
-        "dates": [str(d.date()) for d in history.frame.index[history.windows["test"]]]})))
+        "bh_returns": np.round(bh_test_returns, 12).tolist(),
+        "trades": scores.trips()["test"] if not histories else None, "instruments": per_instrument or None,
+        "dates": [str(d.date()) for d in test_dates]})))
     console.print(f"recorded in {wd.readings} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)
     refresh_report(wd, data_dir)

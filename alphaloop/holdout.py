@@ -13,7 +13,7 @@ import numpy as np
 from rich.table import Table
 
 from alphaloop.data import SPLITS, Universe
-from alphaloop.scoring import History, score, score_window
+from alphaloop.scoring import History, Scores, score, score_window
 from alphaloop.stress import Runner, StressError, run_signals
 from alphaloop.text import fmt
 
@@ -68,4 +68,28 @@ def holdout_table(figures: list[HeldOut], cost_bps: float) -> Table:
         digits = 2 if pct else 3
         table.add_row(f.name, *(f"{fmt(f.values[s], digits, pct=pct)} ({fmt(f.bh[s], digits, pct=pct)})"
                                 for s in SPLITS))
+    return table
+
+
+TEST_KEYS = ("sharpe", "total_return", "max_drawdown", "exposure", "round_trips", "bh_sharpe", "bh_total_return",
+             "bh_max_drawdown")
+
+
+def instrument_test_rows(names: tuple[str, ...], scores: tuple[Scores, ...]) -> list[dict]:
+    """Each instrument of a universe on the test split, buy and hold beside it, for the reading and the report."""
+    return [{"instrument": name, **{k: float(s.splits["test"][k]) for k in TEST_KEYS}}
+            for name, s in zip(names, scores, strict=True)]
+
+
+def instrument_test_table(rows: list[dict], cost_bps: float) -> Table:
+    """Per instrument of the universe: the candidate's test figures with buy and hold's in brackets."""
+    table = Table(title=f"per instrument, test split (the portfolio above holds them at equal weight): costs "
+                        f"{cost_bps:g} bp, buy and hold in brackets", title_justify="left")
+    for col in ("instrument", "Sharpe", "total return", "max drawdown", "exposure", "round trips"):
+        table.add_column(col, justify="left" if col == "instrument" else "right")
+    for r in rows:
+        table.add_row(r["instrument"], f"{fmt(r['sharpe'], 3)} ({fmt(r['bh_sharpe'], 3)})",
+                      f"{fmt(r['total_return'], 2, pct=True)} ({fmt(r['bh_total_return'], 2, pct=True)})",
+                      f"{fmt(r['max_drawdown'], 2, pct=True)} ({fmt(r['bh_max_drawdown'], 2, pct=True)})",
+                      fmt(r["exposure"], 1, pct=True), f"{r['round_trips']:.0f}")
     return table

@@ -248,6 +248,7 @@ class TestReading:
     returns: list[float] | None = None
     bh_returns: list[float] | None = None
     holdout: list[dict[str, Any]] | None = None  # held-out instruments' figures (alphaloop.holdout.HeldOut.to_json)
+    instruments: list[dict[str, Any]] | None = None  # a universe: each instrument's test figures (holdout.py)
     trades: list[list[int]] | None = None  # round trips on test as [entry bar, exit bar], for the report
     dates: list[str] | None = None  # the test split's dates, so the report draws it on dates without opening it
     damaged: bool = False

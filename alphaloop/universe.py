@@ -185,6 +185,14 @@ def bh_returns(histories: Sequence[History], split: str = "val") -> np.ndarray:
     return combine(legs)[2]
 
 
+def curve_dates(histories: Sequence[History], split: str = "val") -> pd.DatetimeIndex:
+    """The dates of the portfolio's growth-of-1 curve on a split: the earliest first bar, then each return's date
+    (one more than the returns, as a curve starting at 1 has)."""
+    first = min(h.frame.index[h.windows[split]][0] for h in histories)
+    ends = sorted(set().union(*(h.frame.index[h.windows[split]][1:] for h in histories)))
+    return pd.DatetimeIndex([first, *ends])
+
+
 def instrument_bh_returns(history: History, split: str = "val") -> np.ndarray:
     """One instrument's buy-and-hold daily returns on a split, aligned with its ``Scores.returns``."""
     return history.bh_returns(split)

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.candidate import RegionError
-from alphaloop.data import DataError, load_splits, manifest_digest, return_column, return_prices
+from alphaloop.data import DataError, load_splits, load_universe, manifest_digest, return_column, return_prices
 from alphaloop.records import RecordError
 from alphaloop.store import read_json
+from alphaloop.universe import bh_returns as universe_bh_returns
+from alphaloop.universe import curve_dates, instrument_histories
 from alphaloop.workdir import Workdir
 
 
@@ -33,6 +35,7 @@ class Run:
     learnings: str = ""
     notes: list[str] = field(default_factory=list)
     best_code: str = ""  # the best candidate's region, from its iter_N_trade.py
+    universe_bh: dict | None = None  # a universe: the equal-weight buy and hold on validation ("dates", "returns")
 
     @property
     def metric(self) -> str:
@@ -111,6 +114,8 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
     run = Run(workdir=wd.root, records=records, state=state, manifest=manifest, splits=splits,
               stats=stats.to_json() if stats else None, cross=cross.to_json() if cross else None,
               readings=readings, learnings=wd.read_learnings(), notes=notes)
+    if splits is not None and len((manifest or {}).get("instruments") or []) > 1:
+        run.universe_bh = _universe_bh(Path(data_dir), notes)
     if run.best is not None and wd.trade(run.best).is_file():
         try:
             run.best_code = wd.region(run.best)
@@ -118,6 +123,16 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
             notes.append(f"{wd.trade(run.best).name} could not be read ({type(exc).__name__}); the best candidate's "
                          "code is left out")
     return run
+
+
+def _universe_bh(data_dir: Path, notes: list[str]) -> dict | None:
+    """The universe's equal-weight buy and hold on validation, dated like the portfolio's returns."""
+    try:
+        histories = instrument_histories(load_universe(data_dir, ("val",)), ("val",))
+    except (DataError, KeyError, TypeError, ValueError) as exc:
+        notes.append(f"universe not readable ({exc}); the portfolio curve is drawn without buy and hold")
+        return None
+    return {"dates": curve_dates(histories, "val"), "returns": universe_bh_returns(histories, "val")}
 
 
 def record_value(record: dict) -> float | None:

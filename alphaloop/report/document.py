@@ -12,25 +12,28 @@ from alphaloop.report.performance import equity_html, folds_html
 from alphaloop.report.robustness import cross_html, stats_html, stress_html
 from alphaloop.report.style import CSS
 from alphaloop.report.summary import header_html, hypotheses_html, learnings_html, population_html, progress_html
+from alphaloop.report.universe import universe_html
 from alphaloop.store import read_json
 from alphaloop.workdir import Workdir
 
 NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("best", "Best"),
-       ("equity", "Equity"), ("years", "Per year"), ("folds", "Walk-forward"), ("stress", "Stress"),
+       ("equity", "Equity"), ("universe", "Universe"), ("years", "Per year"), ("folds", "Walk-forward"),
+       ("stress", "Stress"),
        ("cross", "Second market"), ("stats", "Statistics"),
        ("hypotheses", "Hypotheses"), ("learnings", "Learnings"))
 
 
 def render_report(run: Run) -> str:
     """The whole HTML document as a string (no file, network or test-split access)."""
-    nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV)
     parts = [header_html(run), progress_html(run), population_html(run), best_html(run), equity_html(run),
-             years_html(run), folds_html(run),
+             universe_html(run), years_html(run), folds_html(run),
              stress_html(run), cross_html(run), stats_html(run), hypotheses_html(run), learnings_html(run)]
+    body = "".join(parts)  # a section that is absent (the universe for one instrument) has no link either
+    nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV if f'<section id="{sid}"' in body)
     title = f"alphaloop report — {run.workdir.name}"
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
-            f"<style>{CSS}</style></head><body><nav>{nav}</nav><main>{''.join(parts)}"
+            f"<style>{CSS}</style></head><body><nav>{nav}</nav><main>{body}"
             f"<footer>alphaloop report · self-contained: no network, no external files · the test split is shown "
             f"only as recorded by harness.py final</footer></main></body></html>\n")
 

@@ -23,7 +23,8 @@ def equity_html(run: Run) -> str:
     gs = fig.add_gridspec(2, len(names), height_ratios=(3, 1.2), hspace=0.06, wspace=0.18)
     for j, name in enumerate(names):
         ax, dd = fig.add_subplot(gs[0, j]), fig.add_subplot(gs[1, j])
-        frame = (run.splits or {}).get(name)
+        # a universe's returns are the portfolio's: instrument 1's closes are not its buy and hold (see universe.py)
+        frame = None if best.get("universe") else (run.splits or {}).get(name)
         closes = frame[run.prices].to_numpy(dtype=np.float64) if frame is not None else None
         eq, bh = curves(best["returns"][name], closes)
         x = frame.index if frame is not None and len(frame) == eq.size else np.arange(eq.size)
@@ -34,7 +35,9 @@ def equity_html(run: Run) -> str:
     fig.subplots_adjust(left=0.08, right=0.99, top=0.93, bottom=0.07)
     chart = figure_html(fig, "equity and drawdown per split",
                         f"iter {run.best} vs buy and hold; left: train split, right: validation split; "
-                        f"net of costs, signal at a bar's close earns close to next close; returns on {run.prices}")
+                        f"net of costs, signal at a bar's close earns close to next close; returns on {run.prices}"
+                        + ("; a universe: the equal-weight portfolio, drawn against its buy and hold in the Universe "
+                           "section" if best.get("universe") else ""))
     metric_rows = metrics_rows(best)
     return section("equity", f"Equity and drawdown of the best candidate (iter {run.best})",
                    chart + metric_rows + locked_split_html(run),
