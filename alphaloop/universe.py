@@ -54,8 +54,8 @@ def combine(legs: Sequence[Leg]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     if all(leg.dates.equals(legs[0].dates) for leg in legs[1:]):  # one calendar: a plain mean, no alignment
         return (legs[0].dates, np.mean([leg.returns for leg in legs], axis=0),
                 np.mean([leg.bh_returns for leg in legs], axis=0))
-    ret = pd.concat([pd.Series(leg.returns, index=leg.dates) for leg in legs], axis=1).sort_index()
-    bh = pd.concat([pd.Series(leg.bh_returns, index=leg.dates) for leg in legs], axis=1).sort_index()
+    ret = pd.concat([pd.Series(leg.returns, index=leg.dates) for leg in legs], axis=1, sort=True).sort_index()
+    bh = pd.concat([pd.Series(leg.bh_returns, index=leg.dates) for leg in legs], axis=1, sort=True).sort_index()
     return ret.index, ret.mean(axis=1).to_numpy(), bh.mean(axis=1).to_numpy()
 
 
