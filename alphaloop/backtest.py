@@ -146,17 +146,18 @@ def round_trip_returns(returns: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return _round_trip_returns(_log_equity(np.asarray(returns, dtype=np.float64)), pos)
 
 
-def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray) -> dict[str, float]:
-    """Every figure alphaloop reports for one window, strategy and buy-and-hold side by side."""
+def window_figures(returns: np.ndarray, bh_returns: np.ndarray, trade: dict[str, float],
+                   log_eq: np.ndarray | None = None) -> dict[str, float]:
+    """Every reported figure of a window: those of its daily net returns and buy and hold's, with the
+    trade figures (round trips, exposure, turnover, win rate), which depend on how the returns were
+    made (one instrument's positions, or a portfolio's legs), set in their place among them."""
     n = returns.size
     years = n / TRADING_DAYS
-    log_eq, bh_log_eq = _log_equity(returns), _log_equity(bh_returns)
+    log_eq = _log_equity(returns) if log_eq is None else log_eq
+    bh_log_eq = _log_equity(bh_returns)
     total = float(np.expm1(log_eq[-1]))
     cagr = float((1.0 + total) ** (1.0 / years) - 1.0) if years > 0 and total > -1 else -1.0
     mdd = _drawdown_from_log(log_eq)
-    trips = _round_trip_returns(log_eq, pos)
-    traded = float(np.abs(np.diff(pos, prepend=0)).sum())
-    bh_total = float(np.expm1(bh_log_eq[-1]))
     return {
         "total_return": total,
         "cagr": cagr,
@@ -164,12 +165,24 @@ def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray
         "sortino": sortino(returns),
         "max_drawdown": mdd,
         "calmar": float(cagr / -mdd) if mdd < -1e-12 else 0.0,
+        **trade,
+        "bars": float(n + 1),
+        "bh_total_return": float(np.expm1(bh_log_eq[-1])),
+        "bh_sharpe": sharpe(bh_returns),
+        "bh_max_drawdown": _drawdown_from_log(bh_log_eq),
+    }
+
+
+def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray) -> dict[str, float]:
+    """Every figure alphaloop reports for one window, strategy and buy-and-hold side by side."""
+    n = returns.size
+    years = n / TRADING_DAYS
+    log_eq = _log_equity(returns)
+    trips = _round_trip_returns(log_eq, pos)
+    traded = float(np.abs(np.diff(pos, prepend=0)).sum())
+    return window_figures(returns, bh_returns, {
         "round_trips": float(trips.size),
         "exposure": float(np.mean(pos[:-1])) if n else 0.0,
         "turnover": float(traded / years) if years > 0 else 0.0,
         "win_rate": float(np.mean(trips > 0)) if trips.size else 0.0,
-        "bars": float(n + 1),
-        "bh_total_return": bh_total,
-        "bh_sharpe": sharpe(bh_returns),
-        "bh_max_drawdown": _drawdown_from_log(bh_log_eq),
-    }
+    }, log_eq)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from alphaloop.backtest import DEFAULT_COST_BPS, TRADING_DAYS, _drawdown_from_log, _log_equity, sharpe, sortino
+from alphaloop.backtest import DEFAULT_COST_BPS, window_figures
 from alphaloop.diversity import positions_key, window_positions
 from alphaloop.proposers.base import UniverseFigures
 from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, fold_windows, score, score_window
@@ -62,31 +62,14 @@ def combine(legs: Sequence[Leg]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
 def portfolio_metrics(returns: np.ndarray, bh_returns: np.ndarray, legs: Sequence[Leg]) -> dict[str, float]:
     """The figures ``backtest.compute_metrics`` reports, for a portfolio: return figures from its daily
     returns, trade figures from its instruments (round trips summed, exposure and turnover averaged)."""
-    n = returns.size
-    years = n / TRADING_DAYS
-    log_eq, bh_log_eq = _log_equity(returns), _log_equity(bh_returns)
-    total = float(np.expm1(log_eq[-1]))
-    cagr = float((1.0 + total) ** (1.0 / years) - 1.0) if years > 0 and total > -1 else -1.0
-    mdd = _drawdown_from_log(log_eq)
     trips = np.array([leg.metrics["round_trips"] for leg in legs])
     wins = np.array([leg.metrics["win_rate"] for leg in legs])
-    return {
-        "total_return": total,
-        "cagr": cagr,
-        "sharpe": sharpe(returns),
-        "sortino": sortino(returns),
-        "max_drawdown": mdd,
-        "calmar": float(cagr / -mdd) if mdd < -1e-12 else 0.0,
+    return {**window_figures(returns, bh_returns, {
         "round_trips": float(trips.sum()),
         "exposure": float(np.mean([leg.metrics["exposure"] for leg in legs])),
         "turnover": float(np.mean([leg.metrics["turnover"] for leg in legs])),
         "win_rate": float((trips * wins).sum() / trips.sum()) if trips.sum() else 0.0,
-        "bars": float(n + 1),
-        "bh_total_return": float(np.expm1(bh_log_eq[-1])),
-        "bh_sharpe": sharpe(bh_returns),
-        "bh_max_drawdown": _drawdown_from_log(bh_log_eq),
-        "instruments": float(len(legs)),
-    }
+    }), "instruments": float(len(legs))}
 
 
 def _leg(history: History, signals: np.ndarray, window: slice, cost_bps: float, fill: str) -> Leg:
