@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig
-from alphaloop.proposers import KINDS, LLM
-from alphaloop.scoring import SELECTION_METRICS
+from alphaloop.evaluate.scoring import SELECTION_METRICS
+from alphaloop.propose import KINDS, LLM
 
 COMMANDS = ("run", "check", "final", "report")
 RUN = LoopConfig()  # every flag's default (and the figure its help quotes) comes from here
@@ -137,7 +137,7 @@ def ensure_data(data_dir: Path) -> None:
     if (data_dir / "manifest.json").is_file():
         return
     import prepare
-    from alphaloop.ui import warn_loudly
+    from alphaloop.present.ui import warn_loudly
 
     warn_loudly("NO FROZEN DATA YET",
                 f"{data_dir}/manifest.json is missing: running `python prepare.py --out {data_dir}` first.")
@@ -149,13 +149,13 @@ def run_loop(args: argparse.Namespace) -> int:
     """Resolve the proposer (loudly when offline), make sure data exists, then run or resume the loop."""
     from dotenv import load_dotenv
 
-    from alphaloop.forecast.offline import OfflineForecastProposer
-    from alphaloop.forecast.prompting import FORECAST_PROGRAM_PATH, FORECAST_TEMPLATE_PATH
-    from alphaloop.forecast.rows import FORECAST_METRIC
-    from alphaloop.loop import Loop, LoopStop
-    from alphaloop.proposers import make_proposer, missing_endpoint, probe_endpoint, resolve_kind
-    from alphaloop.proposers.base import EndpointDown
-    from alphaloop.ui import make_view, warn_loudly
+    from alphaloop.present.ui import make_view, warn_loudly
+    from alphaloop.propose import make_proposer, missing_endpoint, probe_endpoint, resolve_kind
+    from alphaloop.propose.base import EndpointDown
+    from alphaloop.run.loop import Loop, LoopStop
+    from alphaloop.tasks.forecast.offline import OfflineForecastProposer
+    from alphaloop.tasks.forecast.prompting import FORECAST_PROGRAM_PATH, FORECAST_TEMPLATE_PATH
+    from alphaloop.tasks.forecast.rows import FORECAST_METRIC
 
     load_dotenv(Path.cwd() / ".env", override=False)
     if (min(args.iterations, args.max_fails, args.retries, args.stress_paths, args.retry_backoff, args.cost_bps) < 0
@@ -251,17 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     args = build_parser(command).parse_args(argv)
     if command == "check":
-        from alphaloop.check import run_check
+        from alphaloop.commands.check import run_check
 
         return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps, eval_timeout_s=args.eval_timeout,
                          task=args.task)
     if command == "final":
-        from alphaloop.final import run_final
+        from alphaloop.commands.final import run_final
 
         return run_final(args.workdir, args.data, args.iteration, args.cost_bps)
     if command == "report":
-        from alphaloop.report import write_report
-        from alphaloop.workdir import Workdir
+        from alphaloop.present.report import write_report
+        from alphaloop.run.workdir import Workdir
 
         if not Workdir(args.workdir).has_run():
             print(f"error: {args.workdir}/ holds no run ({Workdir(args.workdir).state.name} missing); "

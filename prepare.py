@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alphaloop.data import (
+from alphaloop.data.frozen import (
     DATA_DIR,
     DEFAULT_TICKER,
     NASDAQ_ALIASES,
@@ -30,8 +30,8 @@ from alphaloop.data import (
     split,
     validate,
 )
-from alphaloop.instruments import NO_HOLDOUT, Instrument, freeze_universe
-from alphaloop.ui import warn_loudly
+from alphaloop.data.instruments import NO_HOLDOUT, Instrument, freeze_universe
+from alphaloop.present.ui import warn_loudly
 
 SP500_ALIASES = frozenset({"SPY", "^GSPC", "GSPC", "SP500", "S&P500", "SPX", "^SPX"})
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import TRADE_PY
-from alphaloop.data import DATA_DIR
-from alphaloop.pipeline import DEFAULT_EVAL_TIMEOUT_S
-from alphaloop.scoring import DEFAULT_FOLDS, DEFAULT_METRIC
-from alphaloop.stress import DEFAULT_PATHS
+from alphaloop.data.frozen import DATA_DIR
+from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
+from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S
+from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC
+from alphaloop.evaluate.stress import DEFAULT_PATHS
 
 WORKDIR = Path("train")  # run folder; rerunning with the same folder resumes (--workdir)
 
@@ -43,6 +43,6 @@ class LoopConfig:
     max_tokens: int | None = None  # this command's LLM token budget (prompt + completion)
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate, wall clock (--eval-timeout)
     task: str = "trade"  # "forecast": forecasters (generate_features + forecast), metric rps_skill_mean (--task)
-    workers: int = 1  # iterations in flight; alphaloop.flight states the rule that keeps records reproducible
+    workers: int = 1  # iterations in flight; alphaloop.run.flight states the rule that keeps records reproducible
     executor: str = "local"  # where candidates are evaluated: "local" (sandbox workers here) or "ray" (--executor)
     ray_address: str | None = None  # with --executor ray: the cluster to join; None starts a local one

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop.backtest import backtest
+from alphaloop.evaluate.backtest import backtest
 
 BARS, REPEATS = 5_000, 300
 

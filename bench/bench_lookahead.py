@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop.candidate import extract_region, template_text
-from alphaloop.data import DataError, freeze, load_splits, sample_frame, split, validate
-from alphaloop.guards import invariance_probes
-from alphaloop.lookahead import first_difference, probe_frames
-from alphaloop.scoring import History
+from alphaloop.data.frozen import DataError, freeze, load_splits, sample_frame, split, validate
+from alphaloop.evaluate.guards import invariance_probes
+from alphaloop.evaluate.probes import first_difference, probe_frames
+from alphaloop.evaluate.scoring import History
 
 HEAVY = """
 def generate_features(df):

@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alphaloop.data import freeze, sample_frame, split, validate  # noqa: E402
-from alphaloop.loop import Loop, LoopConfig  # noqa: E402
-from alphaloop.proposers.offline import OfflineProposer  # noqa: E402
-from alphaloop.ui import PlainView  # noqa: E402
+from alphaloop.data.frozen import freeze, sample_frame, split, validate  # noqa: E402
+from alphaloop.present.ui import PlainView  # noqa: E402
+from alphaloop.propose.offline import OfflineProposer  # noqa: E402
+from alphaloop.run.loop import Loop, LoopConfig  # noqa: E402
 
 
 class TimingView(PlainView):
@@ -70,7 +70,7 @@ def main() -> None:
         view = TimingView(args.iterations)
         cfg = LoopConfig(workdir=Path(tmp) / "run", data_dir=data, iterations=args.iterations, max_fails=0)
         loop = Loop(cfg, OfflineProposer(seed=0), "offline", view)
-        import alphaloop.loop as loop_module
+        import alphaloop.run.loop as loop_module
 
         loop_module.Loop._finish = lambda self, state, manifest: None  # the end-of-run summary is not per iteration
         loop.run()

@@ -24,10 +24,10 @@ import random
 import sys
 
 from alphaloop.candidate import extract_region, template_text
-from alphaloop.learnings import PROMPT_CHARS, Entry, Learnings
-from alphaloop.proposers.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
-from alphaloop.proposers.offline import OfflineProposer
-from alphaloop.proposers.prompting import build_messages, load_prompts, prompt_chars, variable_bound
+from alphaloop.propose.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
+from alphaloop.propose.offline import OfflineProposer
+from alphaloop.propose.prompting import build_messages, load_prompts, prompt_chars, variable_bound
+from alphaloop.run.learnings import PROMPT_CHARS, Entry, Learnings
 
 POPULATION = 3
 STAGES = ("gate", "sandbox", "lookahead", "guards", "score", "proposal")

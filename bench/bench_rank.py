@@ -26,14 +26,14 @@ import pandas as pd
 from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop import loop as loop_module
-from alphaloop.data import Universe, freeze, sample_frame, split, validate
-from alphaloop.loop import Loop, LoopConfig
-from alphaloop.proposers import make_proposer
-from alphaloop.records import IterationRecord
-from alphaloop.scoring import History
-from alphaloop.universe import score_universe
-from alphaloop.workdir import Workdir
+from alphaloop.data.frozen import Universe, freeze, sample_frame, split, validate
+from alphaloop.evaluate.scoring import History
+from alphaloop.evaluate.universe import score_universe
+from alphaloop.propose import make_proposer
+from alphaloop.run import loop as loop_module
+from alphaloop.run.loop import Loop, LoopConfig
+from alphaloop.run.records import IterationRecord
+from alphaloop.run.workdir import Workdir
 
 
 class QuietView:

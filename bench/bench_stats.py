@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop.backtest import backtest
-from alphaloop.diversity import MemberReturns, novelty, positions_key
-from alphaloop.stats import column_sharpes, run_statistics, universe_statistics
+from alphaloop.evaluate.backtest import backtest
+from alphaloop.evaluate.stats import column_sharpes, run_statistics, universe_statistics
+from alphaloop.run.diversity import MemberReturns, novelty, positions_key
 
 
 def timed(fn: Any, repeats: int) -> float:

@@ -23,9 +23,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop.candidate import compute_signals, extract_region, template_text, validate_signals
-from alphaloop.data import load_splits
-from alphaloop.scoring import History, score
-from alphaloop.stress import DEFAULT_PATHS, WARMUP_BARS, run_signals, run_stress
+from alphaloop.data.frozen import load_splits
+from alphaloop.evaluate.scoring import History, score
+from alphaloop.evaluate.stress import DEFAULT_PATHS, WARMUP_BARS, run_signals, run_stress
 
 
 def in_process(region: str, frames: list[pd.DataFrame]) -> list[np.ndarray]:

@@ -22,8 +22,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop.candidate import extract_region, template_text
-from alphaloop.pipeline import EvalContext, evaluate
-from alphaloop.scoring import History
+from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.evaluate.scoring import History
 
 
 def instrument(seed: int, bars: int) -> History:

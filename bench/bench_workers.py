@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alphaloop.data import freeze, load_splits, sample_frame, split, validate  # noqa: E402
-from alphaloop.executor import EvalSettings, LocalExecutor, RayExecutor  # noqa: E402
-from alphaloop.loop import Loop, LoopConfig  # noqa: E402
-from alphaloop.proposers.offline import OfflineProposer  # noqa: E402
-from alphaloop.scoring import History  # noqa: E402
-from alphaloop.ui import PlainView  # noqa: E402
+from alphaloop.data.frozen import freeze, load_splits, sample_frame, split, validate  # noqa: E402
+from alphaloop.evaluate.executor import EvalSettings, LocalExecutor, RayExecutor  # noqa: E402
+from alphaloop.evaluate.scoring import History  # noqa: E402
+from alphaloop.present.ui import PlainView  # noqa: E402
+from alphaloop.propose.offline import OfflineProposer  # noqa: E402
+from alphaloop.run.loop import Loop, LoopConfig  # noqa: E402
 
 
 class TimingView(PlainView):
@@ -55,7 +55,7 @@ def throughput(data: Path, workers: int, iterations: int, seed: int,
 
     ``processes=False`` shares one sandbox pool between threads instead of one evaluation process per
     worker (the default for N > 1), to show what the GIL costs."""
-    import alphaloop.loop as loop_module
+    import alphaloop.run.loop as loop_module
 
     made = loop_module.make_executor
     if processes is not None:

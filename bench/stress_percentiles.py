@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop.backtest import backtest
 from alphaloop.candidate import extract_region, template_text
-from alphaloop.data import load_splits
-from alphaloop.scoring import History
-from alphaloop.stress import PERCENTILES, stress_frames
+from alphaloop.data.frozen import load_splits
+from alphaloop.evaluate.backtest import backtest
+from alphaloop.evaluate.scoring import History
+from alphaloop.evaluate.stress import PERCENTILES, stress_frames
 from bench.bench_stress import in_process
 
 CANDIDATE_PATHS = (8, 16, 32, 64, 128)

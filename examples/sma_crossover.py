@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from alphaloop.tradefile import main
+from alphaloop.commands.tradefile import main
 
 # === ALPHALOOP CANDIDATE REGION START (generate_features, strategy_logic) ===
 

@@ -4,7 +4,7 @@
 ``decode_forecasts`` turns the per-row mappings into a float64 array (n_rows, horizons, 3) plus an
 int8 code per row and horizon saying whether the entry could be read at all. The sandbox child runs
 it and sends back only those two arrays, never Python objects; the trusted parent then checks them
-(``alphaloop.forecast.validate``). This module is shipped to the sandbox worker as source text (see
+(``alphaloop.tasks.forecast.validate``). This module is shipped to the sandbox worker as source text (see
 ``runner.SHIPPED``), so it imports only the standard library and numpy, never alphaloop.
 """
 

@@ -39,9 +39,9 @@ import pandas as pd
 
 from alphaloop import candidate as candidate_module
 from alphaloop.candidate import validate_signals
-from alphaloop.forecast.buckets import HORIZONS
-from alphaloop.forecast.validate import read_forecasts
-from alphaloop.text import flat, safe
+from alphaloop.present.text import flat, safe
+from alphaloop.tasks.forecast.buckets import HORIZONS
+from alphaloop.tasks.forecast.validate import read_forecasts
 from sandbox import wire
 from sandbox.gate import SAFE_BUILTINS
 from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_status: re-exported)
@@ -127,7 +127,7 @@ class _WorkerGone(Exception):
 
 
 def _clean_text(text: Any, limit: int, keep_newlines: bool) -> str:
-    """What the worker said, cleaned as every sink of candidate text is (``alphaloop.text``).
+    """What the worker said, cleaned as every sink of candidate text is (``alphaloop.present.text``).
 
     Escape sequences go whole, 7-bit and 8-bit (0x9b CSI) alike, so no residue such as ``[31m``
     is left; a log keeps its line breaks and its tail, a reason is one line and keeps its head.
@@ -482,7 +482,7 @@ class Sandbox:
         """Turn the child's buffers into arrays, trusting nothing it says about them.
 
         With ``horizons`` (the forecast task) each frame also carries probabilities and codes, checked by
-        ``alphaloop.forecast.validate``: a fault names its horizon, date and what was wrong.
+        ``alphaloop.tasks.forecast.validate``: a fault names its horizon, date and what was wrong.
         """
         if not isinstance(described, list) or len(described) != len(frames):
             raise ProtocolError("result does not cover every input frame")

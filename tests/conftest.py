@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alphaloop.data import freeze, sample_frame, split, validate
+from alphaloop.data.frozen import freeze, sample_frame, split, validate
 from sandbox.runner import FrameResult, RunOutcome, Sandbox
 from tests.test_sandbox_support import make_ohlcv, run_in_process
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.candidate import Row
-from alphaloop.forecast.buckets import BucketScheme
-from alphaloop.scoring import History
+from alphaloop.evaluate.scoring import History
+from alphaloop.tasks.forecast.buckets import BucketScheme
 
 
 def synthetic_bars(n: int = 2500, seed: int = 7, calm: float = 0.004, wild: float = 0.025,

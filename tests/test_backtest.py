@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alphaloop.backtest import backtest, max_drawdown, positions_from_signals
+from alphaloop.evaluate.backtest import backtest, max_drawdown, positions_from_signals
 
 ROOT = Path(__file__).resolve().parent.parent
 

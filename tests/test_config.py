@@ -6,8 +6,8 @@ import inspect
 
 import harness
 from alphaloop.config import LoopConfig
-from alphaloop.proposers import LLM, make_proposer
-from alphaloop.proposers.llm import LLMProposer
+from alphaloop.propose import LLM, make_proposer
+from alphaloop.propose.llm import LLMProposer
 
 
 def test_run_flags_default_to_the_loop_config() -> None:

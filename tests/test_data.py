@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.data import (
+from alphaloop.data.frozen import (
     DataError,
     load_splits,
     load_test_split,

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from alphaloop.backtest import backtest
-from alphaloop.diversity import (
+from alphaloop.evaluate.backtest import backtest
+from alphaloop.evaluate.scoring import History, score_window
+from alphaloop.run.diversity import (
     BH_LABEL,
     MemberReturns,
     buy_and_hold_in_disguise,
@@ -18,7 +19,6 @@ from alphaloop.diversity import (
     positions_key,
     window_positions,
 )
-from alphaloop.scoring import History, score_window
 from tests.conftest import make_ohlcv
 
 TRAIN, VAL = 600, 400

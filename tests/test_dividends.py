@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.backtest import TRADING_DAYS
-from alphaloop.data import freeze, load_splits, return_column, return_prices
-from alphaloop.scoring import History, score
-from alphaloop.stats import split_bh_returns
-from alphaloop.stress import run_stress
+from alphaloop.data.frozen import freeze, load_splits, return_column, return_prices
+from alphaloop.evaluate.backtest import TRADING_DAYS
+from alphaloop.evaluate.scoring import History, score
+from alphaloop.evaluate.stats import split_bh_returns
+from alphaloop.evaluate.stress import run_stress
 from tests.conftest import InProcessSandbox
 
 YIELD = 0.02  # a year
@@ -103,7 +103,7 @@ def strategy_logic(row):
 
 
 def test_the_report_and_manifest_name_the_adjusted_prices(tmp_path: Path) -> None:
-    from alphaloop.report import load_run, render_report
+    from alphaloop.present.report import load_run, render_report
 
     parts = frames(True)
     n = len(parts["val"])

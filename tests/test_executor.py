@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from alphaloop.candidate import TRADE_PY, extract_region
-from alphaloop.data import load_splits
-from alphaloop.executor import EvalSettings, LocalExecutor, RayExecutor, TaskResult, make_executor
-from alphaloop.loop import Loop, LoopConfig
-from alphaloop.proposers.offline import OfflineProposer
-from alphaloop.scoring import History
-from alphaloop.ui import PlainView
+from alphaloop.data.frozen import load_splits
+from alphaloop.evaluate.executor import EvalSettings, LocalExecutor, RayExecutor, TaskResult, make_executor
+from alphaloop.evaluate.scoring import History
+from alphaloop.present.ui import PlainView
+from alphaloop.propose.offline import OfflineProposer
+from alphaloop.run.loop import Loop, LoopConfig
 from tests.test_loop_workers import stable
 from tests.test_sandbox_support import region
 

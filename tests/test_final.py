@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from alphaloop.candidate import extract_region, splice_region, template_text
-from alphaloop.final import run_final
-from alphaloop.records import TestReading
-from alphaloop.workdir import READINGS, Workdir
+from alphaloop.commands.final import run_final
+from alphaloop.run.records import TestReading
+from alphaloop.run.workdir import READINGS, Workdir
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE
 from tests.test_pipeline_check import LEAKY
@@ -99,7 +99,7 @@ def test_find_iteration_names_the_first_matching_file(workdir: Path) -> None:
 
 
 def test_verdict_line_says_who_won_and_by_how_much() -> None:
-    from alphaloop.final import verdict_line
+    from alphaloop.commands.final import verdict_line
 
     won = verdict_line("sharpe", 0.9, 0.6, 1.2, 1.0)
     assert won.startswith("on the test split the candidate beat buy and hold by 0.300 (sharpe 0.900 vs 0.600)")
@@ -114,8 +114,8 @@ def test_a_reading_carries_the_test_dates_and_trades_for_the_report(workdir: Pat
     """The report draws the test split on dates and lists its trades from the reading alone (it never opens test)."""
     import numpy as np
 
-    from alphaloop.backtest import positions_from_trips
-    from alphaloop.data import read_manifest
+    from alphaloop.data.frozen import read_manifest
+    from alphaloop.evaluate.backtest import positions_from_trips
 
     code, out, _ = final(capsys, workdir, frozen_data, None, 2.0)
     assert code == 0 and "returns on: Close as traded (Adj Close equals Close" in out

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alphaloop.forecast.contract import compute_forecasts, gate_check
-from alphaloop.forecast.offline import BASELINE_SPEC, OfflineForecastProposer, render, spec_of
-from alphaloop.forecast.scores import score_forecasts
-from alphaloop.forecast.validate import validate_forecasts
-from alphaloop.proposers.base import ProposalContext
+from alphaloop.propose.base import ProposalContext
+from alphaloop.tasks.forecast.contract import compute_forecasts, gate_check
+from alphaloop.tasks.forecast.offline import BASELINE_SPEC, OfflineForecastProposer, render, spec_of
+from alphaloop.tasks.forecast.scores import score_forecasts
+from alphaloop.tasks.forecast.validate import validate_forecasts
 from tests.forecast_support import exec_region, history_of, scheme_of, synthetic_bars
 
 VOL_TREND = {"conditions": [{"kind": "vol", "window": 20, "lookback": 250}, {"kind": "trend", "window": 100}],

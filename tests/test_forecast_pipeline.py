@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alphaloop.check import run_check
-from alphaloop.forecast.offline import BASELINE_SPEC, render
-from alphaloop.forecast.scores import GRADES, SUMMARY_KEYS
-from alphaloop.pipeline import EvalContext, evaluate
+from alphaloop.commands.check import run_check
+from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.tasks.forecast.offline import BASELINE_SPEC, render
+from alphaloop.tasks.forecast.scores import GRADES, SUMMARY_KEYS
 from sandbox.gate import check, task_check
 from tests.forecast_support import history_of, synthetic_bars
 

@@ -6,14 +6,14 @@ import re
 
 import numpy as np
 
-from alphaloop.forecast.prompting import (
+from alphaloop.propose.prompting import render
+from alphaloop.tasks.forecast.prompting import (
     FORECAST_PROGRAM_PATH,
     FORECAST_TEMPLATE_PATH,
     forecast_figures,
     program_values,
 )
-from alphaloop.forecast.scores import score_forecasts
-from alphaloop.proposers.prompting import render
+from alphaloop.tasks.forecast.scores import score_forecasts
 from tests.forecast_support import history_of, scheme_of, synthetic_bars
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")

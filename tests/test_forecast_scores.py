@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from alphaloop.forecast.buckets import HORIZONS, BucketScheme, forward_returns
-from alphaloop.forecast.scores import GRADES, SUMMARY_KEYS, grade, reliability, rps, score_forecasts
+from alphaloop.tasks.forecast.buckets import HORIZONS, BucketScheme, forward_returns
+from alphaloop.tasks.forecast.scores import GRADES, SUMMARY_KEYS, grade, reliability, rps, score_forecasts
 from tests.forecast_support import history_of, scheme_of, synthetic_bars
 
 

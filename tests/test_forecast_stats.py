@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alphaloop.forecast.scores import score_forecasts
-from alphaloop.forecast.stats import SPA_BLOCK, forecast_spa, forecast_statistics, format_forecast_statistics
+from alphaloop.tasks.forecast.scores import score_forecasts
+from alphaloop.tasks.forecast.stats import SPA_BLOCK, forecast_spa, forecast_statistics, format_forecast_statistics
 from tests.forecast_support import history_of, scheme_of, synthetic_bars
 
 

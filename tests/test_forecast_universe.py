@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 import prepare
-from alphaloop.check import run_check
-from alphaloop.forecast.offline import BASELINE_SPEC, render
-from alphaloop.forecast.pool import score_forecast_universe
-from alphaloop.forecast.scores import GRADES, score_forecasts
-from alphaloop.pipeline import EvalContext, evaluate
+from alphaloop.commands.check import run_check
+from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.tasks.forecast.offline import BASELINE_SPEC, render
+from alphaloop.tasks.forecast.pool import score_forecast_universe
+from alphaloop.tasks.forecast.scores import GRADES, score_forecasts
 from tests.forecast_support import history_of, scheme_of, synthetic_bars
 from tests.test_forecast_pipeline import THIRDS
 

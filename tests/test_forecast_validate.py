@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.forecast.validate import (
+from alphaloop.tasks.forecast.validate import (
     MISSING_HORIZON,
     NOT_A_MAPPING,
     NOT_THREE_NUMBERS,

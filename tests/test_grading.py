@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from test_llm_proposer import ctx
 
-from alphaloop.grading import GRADING_RULE, REJECTED_MARK, Tally, grade, tally
-from alphaloop.proposers.base import Expectation
-from alphaloop.proposers.prompting import build_messages, load_prompts
-from alphaloop.report.summary import hit_rate
+from alphaloop.present.report.summary import hit_rate
+from alphaloop.propose.base import Expectation
+from alphaloop.propose.prompting import build_messages, load_prompts
+from alphaloop.run.grading import GRADING_RULE, REJECTED_MARK, Tally, grade, tally
 
 PARENT, CHILD = {"sharpe": 0.5, "round_trips": 10.0}, {"sharpe": 0.6, "round_trips": 4.0}
 

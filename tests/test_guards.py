@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.guards import (
+from alphaloop.evaluate.guards import (
     GuardLimits,
     InvarianceProbe,
     check_guards,
@@ -17,7 +17,7 @@ from alphaloop.guards import (
     static_date_findings,
     trade_guards,
 )
-from alphaloop.scoring import History, score
+from alphaloop.evaluate.scoring import History, score
 from tests.conftest import InProcessSandbox, make_ohlcv
 
 OK_STRATEGY = """
@@ -211,8 +211,8 @@ def strategy_logic(row):
 
 
 def judge_positions(code: str, frame: pd.DataFrame, seed: int = 0) -> list[tuple[str, str]]:
-    from alphaloop.guards import invariance_failures, invariance_probes
-    from alphaloop.lookahead import warmup_rows
+    from alphaloop.evaluate.guards import invariance_failures, invariance_probes
+    from alphaloop.evaluate.probes import warmup_rows
 
     probes = invariance_probes(frame, seed)
     out = InProcessSandbox().run(code, [frame] + [p.frame for p in probes])
@@ -223,7 +223,7 @@ def judge_positions(code: str, frame: pd.DataFrame, seed: int = 0) -> list[tuple
 
 
 def test_prepended_history_is_earlier_plausible_and_keeps_the_bars(history: History) -> None:
-    from alphaloop.guards import PREPEND_ROWS, TRIM_ROWS, invariance_probes, prepended_frame
+    from alphaloop.evaluate.guards import PREPEND_ROWS, TRIM_ROWS, invariance_probes, prepended_frame
 
     frame = history.frame
     out = prepended_frame(frame, 120, seed=3)
@@ -248,7 +248,7 @@ def test_row_numbers_are_caught_and_prices_are_not(seed: int, history: History) 
 
 
 def test_position_reason_names_the_probe_and_first_differing_date(history: History) -> None:
-    from alphaloop.guards import InvarianceProbe, position_dependence
+    from alphaloop.evaluate.guards import InvarianceProbe, position_dependence
 
     frame = history.frame
     out = InProcessSandbox().run(ROW_KEYED, [frame, frame.iloc[30:]])

@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from alphaloop import workdir
+from alphaloop.run import workdir
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*ROOT.glob("alphaloop/**/*.py"), *ROOT.glob("sandbox/**/*.py"), ROOT / "harness.py",
@@ -48,7 +48,7 @@ def test_only_workdir_py_names_the_run_folders_files() -> None:
     """A path into the run folder is built from workdir.py's names, never spelled elsewhere."""
     offenders = []
     for path in SOURCES:
-        if path == ROOT / "alphaloop" / "workdir.py":
+        if path == ROOT / "alphaloop" / "run" / "workdir.py":
             continue
         for line, text in _templates(ast.parse(path.read_text(encoding="utf-8"))):
             spelled = text.strip() in NAMES or any(text.endswith("/" + n) for n in NAMES) or PER_ITERATION.search(text)
@@ -114,6 +114,6 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_is_acyclic() -> None:
     graph = import_graph()
-    assert "alphaloop.loop" in graph and "alphaloop.finish" in graph["alphaloop.loop"]
+    assert "alphaloop.run.loop" in graph and "alphaloop.commands.finish" in graph["alphaloop.run.loop"]
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]  # the check itself finds a cycle
     assert _cycle(graph) is None

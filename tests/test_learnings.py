@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alphaloop.learnings import BUDGET_TOKENS, KEEP_RECENT, Entry, Learnings, grade, tokens
-from alphaloop.proposers.base import Expectation
+from alphaloop.propose.base import Expectation
+from alphaloop.run.learnings import BUDGET_TOKENS, KEEP_RECENT, Entry, Learnings, grade, tokens
 
 
 def entry(n: int, held: bool | None = True) -> Entry:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, closed_port_url, dropped, error, garbage, good, slow
 
-from alphaloop.backtest import DEFAULT_COST_BPS
 from alphaloop.candidate import extract_region, splice_region, template_text
-from alphaloop.proposers import load_env, make_proposer, missing_endpoint, probe_endpoint, resolve_kind
-from alphaloop.proposers.base import (
+from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
+from alphaloop.propose import load_env, make_proposer, missing_endpoint, probe_endpoint, resolve_kind
+from alphaloop.propose.base import (
     DEFAULT_TIMEOUT_S,
     CandidateFigures,
     EndpointDown,
@@ -27,10 +27,10 @@ from alphaloop.proposers.base import (
     UniverseFigures,
     WindowFigures,
 )
-from alphaloop.proposers.llm import CUT_OFF, DEFAULT_MODEL, LLMProposer
-from alphaloop.proposers.offline import OfflineProposer
-from alphaloop.proposers.parsing import NO_CODE
-from alphaloop.proposers.prompting import (
+from alphaloop.propose.llm import CUT_OFF, DEFAULT_MODEL, LLMProposer
+from alphaloop.propose.offline import OfflineProposer
+from alphaloop.propose.parsing import NO_CODE
+from alphaloop.propose.prompting import (
     DESCRIPTION_LIMIT,
     FIGURES_LIMIT,
     GUARDS_LIMIT,

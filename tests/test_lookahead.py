@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from alphaloop.candidate import extract_region, template_text
-from alphaloop.lookahead import (
+from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.evaluate.probes import (
     DRAWN_CUTS,
     EARLY_CUT,
     FrameLike,
@@ -21,8 +22,7 @@ from alphaloop.lookahead import (
     probe_frames,
     warmup_rows,
 )
-from alphaloop.pipeline import EvalContext, evaluate
-from alphaloop.scoring import History
+from alphaloop.evaluate.scoring import History
 from tests.conftest import InProcessSandbox
 from tests.test_sandbox_support import make_ohlcv, region
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from alphaloop.workdir import Workdir
+from alphaloop.run.workdir import Workdir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,7 +202,7 @@ def test_options_shape_the_run(data_copy: Path, tmp_path: Path) -> None:
     assert "rolling(10)" in (wd / "iter_0_trade.py").read_text()
     state = json.loads((wd / "state.json").read_text())
     assert state["metric"] == "total_return" and state["folds"] == 3 and len(state["population"]) <= 2
-    from alphaloop.stress import stress_penalty
+    from alphaloop.evaluate.stress import stress_penalty
 
     for n in range(4):
         rec = Workdir(wd).record(n)

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from alphaloop.diversity import positions_key, window_positions
-from alphaloop.evidence import judge_diversity
-from alphaloop.records import Member
-from alphaloop.scoring import History, score
-from alphaloop.state import LoopState
+from alphaloop.evaluate.scoring import History, score
+from alphaloop.run.diversity import positions_key, window_positions
+from alphaloop.run.evidence import judge_diversity
+from alphaloop.run.records import Member
+from alphaloop.run.state import LoopState
 from tests.test_sandbox_support import make_ohlcv
 
 

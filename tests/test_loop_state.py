@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from alphaloop.learnings import Learnings
-from alphaloop.records import IterationRecord
-from alphaloop.state import LoopState
+from alphaloop.run.learnings import Learnings
+from alphaloop.run.records import IterationRecord
+from alphaloop.run.state import LoopState
 
 
 def record(n: int, val: float | None, status: str = "accepted", sha: str | None = None, parent: int | None = 0) -> dict:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 
-from alphaloop.distilled import DISTILLED_CHARS
-from alphaloop.learnings import ENTRY_PROMPT_CHARS, LESSONS_CHARS, PROMPT_CHARS, RECENT_IN_PROMPT, Learnings
-from alphaloop.records import IterationRecord
-from alphaloop.rows import entry_from_record
-from alphaloop.state import LoopState
-from alphaloop.text import ELLIPSIS
+from alphaloop.present.text import ELLIPSIS
+from alphaloop.run.distilled import DISTILLED_CHARS
+from alphaloop.run.learnings import ENTRY_PROMPT_CHARS, LESSONS_CHARS, PROMPT_CHARS, RECENT_IN_PROMPT, Learnings
+from alphaloop.run.records import IterationRecord
+from alphaloop.run.rows import entry_from_record
+from alphaloop.run.state import LoopState
 
 
 def record(n: int, val: float | None, parent: int | None, status: str = "accepted", stage: str = "ok",

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from alphaloop.candidate import compute_signals, extract_region, template_text, validate_signals
-from alphaloop.proposers.base import Proposal, ProposalContext
-from alphaloop.proposers.offline import (
+from alphaloop.propose.base import Proposal, ProposalContext
+from alphaloop.propose.offline import (
     BASELINE_SPEC,
     ENTRY_SPACE,
     OfflineProposer,

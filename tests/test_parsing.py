@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from alphaloop.candidate import REGION_END, REGION_START, extract_region, splice_region, template_text
-from alphaloop.proposers.base import Expectation
-from alphaloop.proposers.parsing import NO_CODE, parse_reply
-from alphaloop.text import clip_end, clip_middle
+from alphaloop.present.text import clip_end, clip_middle
+from alphaloop.propose.base import Expectation
+from alphaloop.propose.parsing import NO_CODE, parse_reply
 
 REGION = '''def generate_features(df):
     df["ema_fast"] = df["Close"].ewm(span=12, adjust=False).mean()

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from alphaloop.candidate import splice_region, template_text
-from alphaloop.check import run_check
-from alphaloop.data import load_splits
-from alphaloop.pipeline import MAX_LONE_RERUNS, EvalContext, Evaluation, evaluate, region_seed
-from alphaloop.scoring import History
+from alphaloop.commands.check import run_check
+from alphaloop.data.frozen import load_splits
+from alphaloop.evaluate.pipeline import MAX_LONE_RERUNS, EvalContext, Evaluation, evaluate, region_seed
+from alphaloop.evaluate.scoring import History
 from sandbox.runner import RunOutcome
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE, CLEAN, LEAKS, f_region
@@ -340,7 +340,7 @@ class ClockedBox(InProcessSandbox):
 @pytest.mark.parametrize("per_row, stage", [(2e-3, "lookahead"), (2e-2, "sandbox")])
 def test_one_budget_bounds_every_sandbox_run(per_row: float, stage: str, history: History,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import alphaloop.pipeline as pipeline
+    import alphaloop.evaluate.pipeline as pipeline
 
     clock = [1000.0]
     monkeypatch.setattr(pipeline.time, "monotonic", lambda: clock[0])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from alphaloop import pipeline
-from alphaloop.check import stage_lines
-from alphaloop.data import load_splits
-from alphaloop.pipeline import PIPELINE, STAGES, EvalContext, Trial, Verdict, evaluate
-from alphaloop.scoring import History
+from alphaloop.commands.check import stage_lines
+from alphaloop.data.frozen import load_splits
+from alphaloop.evaluate import pipeline
+from alphaloop.evaluate.pipeline import PIPELINE, STAGES, EvalContext, Trial, Verdict, evaluate
+from alphaloop.evaluate.scoring import History
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE
 from tests.test_pipeline_check import LEAKY
@@ -71,12 +71,12 @@ def test_the_readme_quotes_the_declared_order() -> None:
 
 
 def test_the_report_names_rejections_in_the_pipeline_order() -> None:
-    from alphaloop.report.summary import STAGES as REPORT_STAGES
+    from alphaloop.present.report.summary import STAGES as REPORT_STAGES
 
     assert REPORT_STAGES == ("proposal", *STAGES)
 
 
 def test_the_live_view_names_the_declared_stages_in_order() -> None:
-    from alphaloop.loop import EVALUATING
+    from alphaloop.run.loop import EVALUATING
 
     assert EVALUATING.startswith("evaluate") and re.findall(r"\w+", EVALUATING)[1:] == list(STAGES)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from alphaloop.learnings import Learnings
-from alphaloop.records import SCHEMA_VERSION, IterationRecord, RecordError, RunStats, StressCache, TestReading
-from alphaloop.state import LoopState
-from alphaloop.workdir import Workdir
+from alphaloop.run.learnings import Learnings
+from alphaloop.run.records import SCHEMA_VERSION, IterationRecord, RecordError, RunStats, StressCache, TestReading
+from alphaloop.run.state import LoopState
+from alphaloop.run.workdir import Workdir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,7 +186,7 @@ def test_the_records_data_manifest_is_the_digest_prepare_prints(tmp_path: Path) 
 
 
 def test_the_report_counts_a_damaged_reading_as_final_does(frozen_data: Path, tmp_path: Path) -> None:
-    from alphaloop.report import load_run, locked_split_html
+    from alphaloop.present.report import load_run, locked_split_html
 
     wd = Workdir(tmp_path)
     wd.append_reading(TestReading(time="2026-11-22T08:00:00+00:00", iteration=1, status="scored",

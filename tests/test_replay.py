@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from alphaloop import learnings
-from alphaloop.loop import Loop, LoopConfig
-from alphaloop.proposers.offline import OfflineProposer
-from alphaloop.ui import PlainView
+from alphaloop.present.ui import PlainView
+from alphaloop.propose.offline import OfflineProposer
+from alphaloop.run import learnings
+from alphaloop.run.loop import Loop, LoopConfig
 
 
 class Compacting(OfflineProposer):

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from alphaloop.candidate import splice_region, template_text
-from alphaloop.cross_market import load_cross_history, score_cross
-from alphaloop.data import load_splits, read_manifest
-from alphaloop.report import load_run, locked_split_html, markdown_html, write_report
-from alphaloop.scoring import History, score
-from alphaloop.stress import run_stress
+from alphaloop.data.frozen import load_splits, read_manifest
+from alphaloop.evaluate.cross_market import load_cross_history, score_cross
+from alphaloop.evaluate.scoring import History, score
+from alphaloop.evaluate.stress import run_stress
+from alphaloop.present.report import load_run, locked_split_html, markdown_html, write_report
 from tests.conftest import InProcessSandbox
 
 SECTION_IDS = ("summary", "progress", "population", "equity", "folds", "stress", "cross", "stats", "hypotheses",

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.backtest import backtest, positions_from_trips, round_trip_bars, round_trip_returns
-from alphaloop.report import load_run, render_report
-from alphaloop.report.best import final_window, split_window, yearly
+from alphaloop.evaluate.backtest import backtest, positions_from_trips, round_trip_bars, round_trip_returns
+from alphaloop.present.report import load_run, render_report
+from alphaloop.present.report.best import final_window, split_window, yearly
 from tests.test_report import make_workdir
 
 
@@ -114,7 +114,7 @@ def test_after_final_the_test_trades_and_years_are_shown_on_dates(workdir: Path,
 
 
 def test_member_correlations_with_each_other_and_buy_and_hold(workdir: Path, frozen_data: Path) -> None:
-    from alphaloop.diversity import correlation
+    from alphaloop.run.diversity import correlation
 
     run = load_run(workdir, frozen_data)
     html = render_report(run)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alphaloop.report import load_run
+from alphaloop.present.report import load_run
 from tests.test_universe_data import csv_folder, run, synthetic
 
 NAMES = ("AAA", "BBB", "CCC")

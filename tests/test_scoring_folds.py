@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alphaloop.scoring import History, score
+from alphaloop.evaluate.scoring import History, score
 from tests.test_sandbox_support import make_ohlcv
 
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from alphaloop.scoring import History, score
-from alphaloop.stats import (
+from alphaloop.evaluate.scoring import History, score
+from alphaloop.evaluate.stats import (
     expected_max_sharpe,
     format_statistics,
     probabilistic_sharpe,
@@ -136,8 +136,8 @@ def test_bh_returns_align_with_scored_returns() -> None:
 
 
 # ----- statistics over a universe ------------------------------------------------------------------
-from alphaloop.backtest import backtest  # noqa: E402
-from alphaloop.stats import DeflatedSharpe, SpaResult, effective_trials, universe_statistics, verdicts  # noqa: E402
+from alphaloop.evaluate.backtest import backtest  # noqa: E402
+from alphaloop.evaluate.stats import DeflatedSharpe, SpaResult, effective_trials, universe_statistics, verdicts  # noqa: E402
 
 WARM, VAL = 250, 1000  # a year of warm-up, then about four years of validation
 EDGE = 0.0015  # daily drift of the hidden trend regime, the same wherever it is planted

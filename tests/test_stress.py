@@ -1,4 +1,4 @@
-"""Stress paths have the statistical properties alphaloop/stress.py claims, for a fixed seed."""
+"""Stress paths have the statistical properties alphaloop/evaluate/stress.py claims, for a fixed seed."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from alphaloop.candidate import extract_region, template_text
-from alphaloop.scoring import History
-from alphaloop.stress import (
+from alphaloop.evaluate.scoring import History
+from alphaloop.evaluate.stress import (
     CRASH_GAPS,
     FAILED_PENALTY,
     REGIME_VOL,
@@ -198,8 +198,8 @@ def test_failed_runner_is_an_outcome_not_a_crash(history: History) -> None:
 
 
 def test_cross_market_splits_on_the_primary_dates_and_drops_the_test_period(frozen_data) -> None:
-    from alphaloop.cross_market import load_cross_history
-    from alphaloop.data import read_manifest
+    from alphaloop.data.frozen import read_manifest
+    from alphaloop.evaluate.cross_market import load_cross_history
 
     manifest = read_manifest(frozen_data)
     cross, label = load_cross_history(manifest, None)
@@ -212,8 +212,8 @@ def test_cross_market_splits_on_the_primary_dates_and_drops_the_test_period(froz
 
 
 def test_cross_market_falls_back_loudly_to_the_sample(frozen_data, monkeypatch: pytest.MonkeyPatch) -> None:
-    import alphaloop.cross_market as cm
-    from alphaloop.data import DataError, read_manifest
+    import alphaloop.evaluate.cross_market as cm
+    from alphaloop.data.frozen import DataError, read_manifest
 
     def offline(ticker: str, start: str | None) -> pd.DataFrame:
         raise DataError(f"yfinance download of {ticker} failed: no network")
@@ -229,8 +229,8 @@ def test_cross_market_falls_back_loudly_to_the_sample(frozen_data, monkeypatch: 
 def test_score_cross_per_member_with_a_failure(frozen_data) -> None:
     from rich.console import Console
 
-    from alphaloop.cross_market import format_cross, load_cross_history, score_cross
-    from alphaloop.data import read_manifest
+    from alphaloop.data.frozen import read_manifest
+    from alphaloop.evaluate.cross_market import format_cross, load_cross_history, score_cross
 
     cross, label = load_cross_history(read_manifest(frozen_data), None)
     sandbox = InProcessSandbox()

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from alphaloop.check import run_check
-from alphaloop.learnings import Entry, Learnings
-from alphaloop.text import ELLIPSIS, MISSING, clip, clip_end, clip_middle, flat, fmt, html, rich, safe
+from alphaloop.commands.check import run_check
+from alphaloop.present.text import ELLIPSIS, MISSING, clip, clip_end, clip_middle, flat, fmt, html, rich, safe
+from alphaloop.run.learnings import Entry, Learnings
 from sandbox.runner import RunOutcome
 from tests.conftest import InProcessSandbox
 

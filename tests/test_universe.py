@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.pipeline import EvalContext, Evaluation, evaluate
-from alphaloop.records import UNIVERSE_FIELDS, IterationRecord
-from alphaloop.scoring import History, score
-from alphaloop.stats import universe_statistics
-from alphaloop.universe import (
+from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
+from alphaloop.evaluate.scoring import History, score
+from alphaloop.evaluate.stats import universe_statistics
+from alphaloop.evaluate.universe import (
     Leg,
     bh_returns,
     combine,
@@ -22,6 +21,7 @@ from alphaloop.universe import (
     positions_sha256,
     score_universe,
 )
+from alphaloop.run.records import UNIVERSE_FIELDS, IterationRecord
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE
 from tests.test_sandbox_support import make_ohlcv
@@ -245,8 +245,8 @@ class RecordingProposer:
     """The offline proposer, with every request it answers rendered as the LLM would receive it."""
 
     def __init__(self, seed: int) -> None:
-        from alphaloop.proposers import make_proposer
-        from alphaloop.proposers.prompting import load_prompts
+        from alphaloop.propose import make_proposer
+        from alphaloop.propose.prompting import load_prompts
 
         self.inner = make_proposer("offline", seed=seed)
         self.name = self.inner.name
@@ -255,7 +255,7 @@ class RecordingProposer:
         self.contexts: list = []
 
     def propose(self, ctx):
-        from alphaloop.proposers.prompting import build_messages
+        from alphaloop.propose.prompting import build_messages
 
         self.contexts.append(ctx)
         self.prompts.append("\n".join(m["content"] for m in build_messages(ctx, self.program, self.template)))
@@ -270,7 +270,7 @@ TICKERS = ("QQQTICK", "IWMTICK", "EFATICK")
 
 def as_universe(names: tuple[str, ...], histories: list[History]):
     """A ``data.Universe`` holding these instruments' train and validation frames."""
-    from alphaloop.data import Universe
+    from alphaloop.data.frozen import Universe
 
     return Universe(tuple(names), {n: {k: h.frame.iloc[w] for k, w in h.windows.items()}
                                    for n, h in zip(names, histories, strict=True)})
@@ -289,11 +289,11 @@ def sibling(history: History, seed: int) -> History:
 
 def test_the_loop_over_a_universe_records_numbers_and_never_names_an_instrument(
         frozen_data, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from alphaloop import loop as loop_module
-    from alphaloop.data import load_splits
-    from alphaloop.loop import Loop, LoopConfig
-    from alphaloop.ui import PlainView
-    from alphaloop.workdir import Workdir
+    from alphaloop.data.frozen import load_splits
+    from alphaloop.present.ui import PlainView
+    from alphaloop.run import loop as loop_module
+    from alphaloop.run.loop import Loop, LoopConfig
+    from alphaloop.run.workdir import Workdir
 
     first = History.from_splits(load_splits(frozen_data))
     universe = [first, sibling(first, 1), sibling(first, 2)]
@@ -326,10 +326,10 @@ def test_the_loop_over_a_universe_records_numbers_and_never_names_an_instrument(
 
 def test_check_judges_a_universe_as_the_loop_does(frozen_data, tmp_path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from alphaloop import check as check_module
     from alphaloop.candidate import splice_region, template_text
-    from alphaloop.check import run_check
-    from alphaloop.data import load_splits
+    from alphaloop.commands import check as check_module
+    from alphaloop.commands.check import run_check
+    from alphaloop.data.frozen import load_splits
 
     first = History.from_splits(load_splits(frozen_data))
     monkeypatch.setattr(check_module, "load_universe", lambda d: as_universe(TICKERS[:2], [first, sibling(first, 4)]))
@@ -357,7 +357,7 @@ def strategy_logic(row):
 
 
 def test_state_kept_between_instruments_is_rejected_and_the_lone_reruns_share_one_cap() -> None:
-    from alphaloop.pipeline import MAX_LONE_RERUNS
+    from alphaloop.evaluate.pipeline import MAX_LONE_RERUNS
 
     box = InProcessSandbox()  # like the real sandbox, one run shares globals between its frames
     ev = run_universe(STATEFUL, level_universe(), box)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import prepare
-from alphaloop.data import (
+from alphaloop.data.frozen import (
     DataError,
     load_holdout,
     load_splits,
@@ -24,7 +24,7 @@ from alphaloop.data import (
     read_manifest,
     restore_hint,
 )
-from alphaloop.instruments import choose_holdout
+from alphaloop.data.instruments import choose_holdout
 from tests.test_sandbox_support import make_ohlcv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,7 +257,7 @@ def test_check_in_process_never_touches_holdout(tmp_path: Path, fake_yfinance: l
                                                 capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Every open, read_csv and directory listing of ``check`` is watched: none reaches holdout/."""
-    from alphaloop.check import run_check
+    from alphaloop.commands.check import run_check
     from tests.conftest import InProcessSandbox
     from tests.test_lookahead import BASELINE
 

@@ -1,0 +1,1 @@
+"""Commands: check, final, finish and the trade.py entry, each one evaluation path through evaluate/."""

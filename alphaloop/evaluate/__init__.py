@@ -1,0 +1,1 @@
+"""Evaluation: the pipeline stages, probes, guards, scoring, statistics, stress and the executors."""

@@ -1,0 +1,312 @@
+"""Where candidates are evaluated: a local pool of warm sandboxes, or a Ray cluster.
+
+The loop hands an executor a region and gets back a ``TaskResult`` (the pipeline's ``Evaluation``
+and, with ``--stress-select``, the stress summary). Nothing else crosses the seam: the loop, the
+proposer and every write stay with the caller (on Ray, the driver). Evaluation is a pure function
+of the region, the frozen data and the settings, so both executors give the same records.
+
+- ``local``: a ``sandbox.pool.SandboxPool`` of N workers; each call takes free workers for its runs.
+- ``ray``: N actors (one CPU each), each holding one warm ``Sandbox`` on its node for its whole life,
+  so every task an actor runs uses that node's sandbox. The frozen data is put into the object store
+  once and handed to every actor by reference. An actor that dies is replaced and its task retried
+  once, then recorded as a sandbox fault, the local pool's rule. Ray is an optional extra
+  (``pip install -e '.[ray]'``), imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
+from alphaloop.evaluate.scoring import History
+
+EXECUTORS = ("local", "ray")
+EvalData = History | tuple[History, ...]  # one instrument, or a universe's instruments in order
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything an evaluation task needs besides the region and the data (small, so cheap to ship)."""
+
+    metric: str
+    folds: int
+    cost_bps: float
+    eval_timeout_s: float
+    stress_select: bool = False
+    stress_paths: int = 8
+    seed: int = 0
+    task: str = "trade"  # "forecast": forecasters scored by proper scoring rules
+
+
+@dataclass
+class TaskResult:
+    """One evaluated candidate, as the loop needs it to write its record."""
+
+    evaluation: Evaluation
+    stress: dict | None = None  # only with --stress-select and an accepted candidate
+
+
+def evaluate_task(region: str, history: EvalData, sandbox: Any, settings: EvalSettings) -> TaskResult:
+    """The task both executors run: the pipeline, then (with --stress-select) the stress suite.
+
+    A universe is scored on every instrument; the stress suite runs on the first instrument."""
+    histories = (history,) if isinstance(history, History) else tuple(history)
+    history = histories[0]
+    ctx = EvalContext(history=history, sandbox=sandbox, metric=settings.metric, folds=settings.folds,
+                      cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s, task=settings.task,
+                      universe=histories if len(histories) > 1 else ())
+    ev = evaluate(region, ctx)
+    stress = None
+    if ev.accepted and settings.stress_select:
+        from alphaloop.evaluate.stress import stress_or_failure
+
+        stress = stress_or_failure(region, history, sandbox, settings.cost_bps, settings.stress_paths, settings.seed)
+    return TaskResult(ev, stress)
+
+
+def fault_result(region: str, reason: str) -> TaskResult:
+    """A candidate whose evaluation lost its worker twice: rejected at the sandbox stage, said as such."""
+    import hashlib
+
+    details = {"region_sha256": hashlib.sha256(region.encode("utf-8")).hexdigest(), "sandbox_fault": True}
+    return TaskResult(Evaluation(accepted=False, stage="sandbox", reason=reason, scores=None, timings={},
+                                 details=details))
+
+
+_PROCESS: dict[str, Any] = {}  # in an evaluation process: its data, settings and one-worker sandbox pool
+
+
+def _process_init(history: EvalData, settings: EvalSettings) -> None:
+    from sandbox.pool import SandboxPool
+
+    _PROCESS.update(history=history, settings=settings, pool=SandboxPool(1))
+
+
+def _process_describe() -> str:
+    return _PROCESS["pool"].describe()
+
+
+def _process_evaluate(region: str) -> TaskResult:
+    return evaluate_task(region, _PROCESS["history"], _PROCESS["pool"], _PROCESS["settings"])
+
+
+class LocalExecutor:
+    """Evaluation on this machine with ``workers`` warm sandboxes.
+
+    With one worker, in this process (the serial loop as it always ran). With more, each worker is
+    an evaluation process holding its own one-worker ``SandboxPool`` and a copy of the data, given
+    once when it starts: the parent's share of an evaluation (probe frames, scoring, guards) is
+    Python that holds the GIL, so threads alone would leave the second core mostly idle.
+    ``processes=False`` shares one ``SandboxPool`` of ``workers`` between threads instead.
+    """
+
+    name = "local"
+
+    def __init__(self, history: EvalData, settings: EvalSettings, workers: int = 1, pool: Any = None,
+                 processes: bool | None = None) -> None:
+        from sandbox.pool import SandboxPool
+
+        self.history, self.settings, self.workers = history, settings, int(workers)
+        self.processes = self.workers > 1 and pool is None if processes is None else processes
+        self.pool = None if self.processes else (pool if pool is not None else SandboxPool(self.workers))
+        self._procs: Any = None
+        self._lock = threading.Lock()
+        self.busy = 0
+        self.replaced = 0
+        self.faults = 0
+        if self.processes:
+            self._start_processes()
+            self._isolation = self._procs.submit(_process_describe).result()
+
+    def _start_processes(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the loop's threads (iterations in flight) must not be copied mid-step
+        self._procs = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=_process_init, initargs=(self.history, self.settings))
+        # N calls at once start all N processes now (they start on demand), so none starts mid-run
+        for started in [self._procs.submit(_process_describe) for _ in range(self.workers)]:
+            started.result()
+
+    def evaluate(self, region: str) -> TaskResult:
+        """Blocking and thread-safe: one call per iteration in flight."""
+        with self._lock:
+            self.busy += 1
+        try:
+            if not self.processes:
+                return evaluate_task(region, self.history, self.pool, self.settings)
+            return self._evaluate_in_process(region)
+        finally:
+            with self._lock:
+                self.busy -= 1
+
+    def _evaluate_in_process(self, region: str) -> TaskResult:
+        """An evaluation process that died takes its pool with it: start a new pool, retry once, then a fault."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        from sandbox.pool import SANDBOX_FAULT
+
+        first = ""
+        for attempt in range(2):
+            procs = self._procs
+            try:
+                return procs.submit(_process_evaluate, region).result()
+            except BrokenProcessPool as exc:
+                first = first or str(exc)[:200]
+                with self._lock:
+                    if self._procs is procs:  # one replacement however many evaluations saw it break
+                        procs.shutdown(wait=False, cancel_futures=True)
+                        self._start_processes()
+                        self.replaced += 1
+                if attempt:
+                    with self._lock:
+                        self.faults += 1
+                    return fault_result(region, f"{SANDBOX_FAULT}: the evaluation process died twice under this "
+                                                f"candidate ({first})")
+        raise AssertionError("unreachable")
+
+    def describe(self) -> str:
+        if not self.processes:
+            return self.pool.describe()
+        return f"{self._isolation}; {self.workers} evaluation processes, one sandbox worker each"
+
+    def stats(self) -> dict[str, Any]:
+        if not self.processes:
+            return {"executor": self.name, **self.pool.stats(), "tasks_running": self.busy}
+        with self._lock:
+            return {"executor": self.name, "workers": self.workers, "busy": self.busy, "tasks_running": self.busy,
+                    "replaced": self.replaced, "faults": self.faults}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        if self._procs is not None:
+            self._procs.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _EvalActor:
+    """A Ray actor: one warm sandbox on its node, reused by every task the actor runs."""
+
+    def __init__(self, history: EvalData, settings: EvalSettings) -> None:
+        from sandbox.runner import Sandbox
+
+        self.history, self.settings = history, settings
+        self.sandbox = Sandbox()
+
+    def describe(self) -> str:
+        return self.sandbox.describe()
+
+    def evaluate(self, region: str) -> TaskResult:
+        return evaluate_task(region, self.history, self.sandbox, self.settings)
+
+
+class RayExecutor:
+    """Evaluation on a Ray cluster: ``ray.init()`` starts a local one unless one is running or ``address`` is given."""
+
+    name = "ray"
+
+    def __init__(self, history: EvalData, settings: EvalSettings, workers: int = 1, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise RuntimeError("--executor ray needs Ray: pip install -e '.[ray]'") from exc
+        self.ray = ray
+        self.settings, self.workers = settings, int(workers)
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self.history_ref = ray.put(history)  # once: every actor gets it by reference
+        self._actor_class = ray.remote(num_cpus=1)(_EvalActor)
+        self.actors = [self._new_actor() for _ in range(self.workers)]
+        self._isolation = ray.get(self.actors[0].describe.remote())
+        self._idle: queue.Queue[Any] = queue.Queue()
+        for actor in self.actors:
+            self._idle.put(actor)
+        self._lock = threading.Lock()
+        self.busy = 0
+        self.replaced = 0
+        self.faults = 0
+        self.task_seconds: list[float] = []
+
+    def _new_actor(self) -> Any:
+        return self._actor_class.remote(self.history_ref, self.settings)
+
+    def evaluate(self, region: str) -> TaskResult:
+        """Blocking and thread-safe; an actor that died is replaced and the task retried once."""
+        actor = self._idle.get()
+        with self._lock:
+            self.busy += 1
+        started = time.perf_counter()
+        try:
+            first = ""
+            for attempt in range(2):
+                try:
+                    result = self.ray.get(actor.evaluate.remote(region))
+                    with self._lock:
+                        self.task_seconds.append(time.perf_counter() - started)
+                    return result
+                except self.ray.exceptions.RayActorError as exc:
+                    first = first or str(exc).splitlines()[0][:200]
+                    actor = self._replace(actor)
+                    if attempt:
+                        with self._lock:
+                            self.faults += 1
+                        from sandbox.pool import SANDBOX_FAULT
+
+                        return fault_result(region, f"{SANDBOX_FAULT}: the Ray worker died twice under this candidate "
+                                                    f"({first})")
+            raise AssertionError("unreachable")
+        finally:
+            with self._lock:
+                self.busy -= 1
+            self._idle.put(actor)
+
+    def _replace(self, dead: Any) -> Any:
+        self.ray.kill(dead, no_restart=True)
+        fresh = self._new_actor()
+        with self._lock:
+            self.replaced += 1
+            self.actors[self.actors.index(dead)] = fresh
+        return fresh
+
+    def describe(self) -> str:
+        nodes = len({n["NodeID"] for n in self.ray.nodes() if n.get("Alive")})
+        return f"{self._isolation}; {self.workers} Ray actors on {nodes} node(s)"
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"executor": self.name, "workers": self.workers, "busy": self.busy, "tasks_running": self.busy,
+                    "replaced": self.replaced, "faults": self.faults}
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor, no_restart=True)
+        if self.started_ray:
+            self.ray.shutdown()
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_executor(kind: str, history: EvalData, settings: EvalSettings, workers: int = 1,
+                  ray_address: str | None = None) -> LocalExecutor | RayExecutor:
+    """The executor ``--executor`` names (``local`` or ``ray``)."""
+    if kind == "local":
+        return LocalExecutor(history, settings, workers)
+    if kind == "ray":
+        return RayExecutor(history, settings, workers, ray_address)
+    raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")

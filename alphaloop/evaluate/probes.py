@@ -1,0 +1,233 @@
+"""Look-ahead detector: a feature or signal that changes when the future changes used the future.
+
+The candidate is rerun (by the caller, in the sandbox) on probe frames built here, and every
+value at or before a probe's cut row is compared with the run on the full history:
+
+* ``truncate`` probes end the history at the cut.
+* ``perturb`` probes keep the dates (and, for the last one, the full length, so a candidate cannot
+  tell it from the real run by its size or last date) but replace every bar after the cut by a
+  seeded random-walk continuation.
+
+Where the cuts fall: two fixed ones (a few rows in, for backward fills of the first rows, and one
+inside the longest warm-up), and ``DRAWN_CUTS`` = K drawn ones, one uniformly at random inside each
+of K equal bands of rows, the last band ending at the last row that has a successor. Every row of
+the history, whatever its weekday, day of month or place (validation window and last rows
+included), can be a cut, and no row is more likely than another; the seed comes from the region's
+hash (see ``pipeline.region_seed``), so its author cannot aim at the cuts.
+
+Catch probability. A one-bar leak (row r uses bar r + 1) shows in a probe exactly when the cut is
+a row where the leak is active. Let the leak be active on a set A of rows, a share p of them, and
+p_j its share of band j (so p is the mean of the p_j). The K draws are independent, so the leak
+escapes with probability prod_j (1 - p_j) <= (1 - p)^K (the product of numbers with a fixed mean is
+largest when they are equal). With K = 5 (``DRAWN_CUTS``): caught with probability at least 1 - (1 - p)^5, that is
+23% at p = 5%, 41% at p = 10%, 76% at p = 25%, 97% at p = 50%; a leak active on a whole band (a
+fifth of the history or more) is always caught. A k-bar leak is caught when any of the k rows
+before a cut is in A, so it fares at least as well. The cost is the rows probed: about
+(K/2 + 0.1) n + ``PERTURB_TAIL`` for n rows, measured by ``bench/bench_lookahead.py``.
+Detectors take results and never run code, so they work with any runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS
+
+EARLY_CUT = 4  # a few rows in: a backward fill of the first rows' NaN shows here
+MIN_WARMUP_FOR_CUT = 10  # a shorter warm-up is already covered by the early cut
+DRAWN_CUTS = 5  # K in the module docstring: one uniform cut per band of rows
+PERTURB_BANDS = (2, 4)  # bands whose cut perturbs the future (the last keeps the full length); others truncate
+PERTURB_TAIL = 300  # rows of replaced future kept after an earlier perturbed cut; the last probe keeps all
+RTOL = 1e-9  # recomputing a causal feature is bit-identical in practice; leave float noise room
+ATOL_SCALE = 1e-12  # absolute tolerance as a fraction of the column's largest finite magnitude
+PRICE_COLUMNS = ("Open", "High", "Low", "Close", "Adj Close")
+
+
+class FrameLike(Protocol):
+    """What a runner returns per frame (``sandbox.runner.FrameResult`` or a test double)."""
+
+    signals: np.ndarray
+    features: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A frame to rerun the candidate on; rows ``<= cut`` must reproduce the full run."""
+
+    frame: pd.DataFrame
+    cut: int
+    kind: str  # "truncate" | "perturb"
+
+    def describe(self) -> dict:
+        """JSON-serialisable summary for the iteration record."""
+        return {"kind": self.kind, "cut": int(self.cut), "cut_date": _date(self.frame.index, self.cut),
+                "rows": int(len(self.frame))}
+
+
+@dataclass(frozen=True)
+class Leak:
+    """The first difference a probe found: which column, where, and the two values."""
+
+    column: str  # a feature name or "signals"
+    row: int
+    date: str
+    full_value: float
+    probe_value: float
+    differing_rows: int
+    probe: Probe
+    presence: str = ""  # "missing" or "extra" when the probe run lacks or adds the column
+
+    def message(self, index: pd.Index) -> str:
+        what = ("signals" if self.column == "signals" else self.column if self.column.startswith("forecast h=")
+                else f"column '{self.column}'")
+        cut = _date(index, self.probe.cut)
+        how = (f"the history is truncated after {cut}" if self.probe.kind == "truncate"
+               else f"the bars after {cut} are replaced by a different random walk")
+        if self.presence:
+            verb = "disappears" if self.presence == "missing" else "appears"
+            return f"look-ahead: {what} {verb} when {how}: which columns exist depends on later data"
+        return (f"look-ahead: {what} changes on {self.date} when {how} ({_fmt(self.full_value)} with the "
+                f"full history, {_fmt(self.probe_value)} without its future; {self.differing_rows} row(s) "
+                f"differ at or before the cut): it uses data from after the bar it is computed for")
+
+
+def _date(index: pd.Index, row: int) -> str:
+    value = index[row]
+    return str(value.date()) if isinstance(value, pd.Timestamp) else str(value)
+
+
+def _fmt(value: float) -> str:
+    return "missing (NaN)" if np.isnan(value) else f"{value:.6g}"
+
+
+def warmup_rows(features: Mapping[str, np.ndarray]) -> int:
+    """Longest run of leading NaN rows over the feature columns that are not entirely NaN."""
+    longest = 0
+    for values in features.values():
+        nan = np.isnan(np.asarray(values, dtype=np.float64))
+        if nan.size and not nan.all():
+            longest = max(longest, int(np.argmax(~nan)))
+    return longest
+
+
+def drawn_cuts(n: int, rng: np.random.Generator, k: int = DRAWN_CUTS) -> list[int]:
+    """One cut drawn uniformly inside each of ``k`` equal bands of rows ``0 .. n - 2``."""
+    last = n - 2  # a cut needs a successor bar: that is what a leak would read
+    if last < 0:
+        return []
+    edges = np.linspace(0, last + 1, k + 1)
+    lo = np.ceil(edges[:-1]).astype(np.int64)
+    hi = np.maximum(lo, np.ceil(edges[1:]).astype(np.int64) - 1)
+    return [int(rng.integers(a, b + 1)) for a, b in zip(lo, hi, strict=True)]
+
+
+def perturbed_frame(frame: pd.DataFrame, cut: int, seed: int) -> pd.DataFrame:
+    """The same frame with every bar after ``cut`` replaced by a seeded random-walk continuation.
+
+    Closes follow a random walk with the history's own daily volatility; the other prices keep
+    their real ratio to the close (so High >= Low still holds) and volumes are shuffled.
+    """
+    out = frame.copy()
+    n = len(frame)
+    if cut >= n - 1 or "Close" not in frame.columns:
+        return out
+    rng = np.random.default_rng(seed)
+    close = frame["Close"].to_numpy(dtype=np.float64)
+    logret = np.diff(np.log(close[: cut + 1]))
+    vol = float(np.std(logret)) if logret.size > 1 and np.isfinite(logret).all() else 0.01
+    steps = rng.normal(0.0, max(vol, 1e-4), n - cut - 1)
+    new_close = close[cut] * np.exp(np.cumsum(steps))
+    ratio = new_close / close[cut + 1 :]
+    for col in PRICE_COLUMNS:
+        if col in frame.columns:
+            values = frame[col].to_numpy(dtype=np.float64).copy()
+            values[cut + 1 :] = values[cut + 1 :] * ratio
+            out[col] = values
+    if "Volume" in frame.columns:
+        vol_values = frame["Volume"].to_numpy(dtype=np.float64).copy()
+        vol_values[cut + 1 :] = rng.permutation(vol_values[cut + 1 :])
+        out["Volume"] = vol_values
+    return out
+
+
+def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0) -> list[Probe]:
+    """Build the truncated and perturbed frames for ``frame`` given the candidate's full run."""
+    n = len(frame)
+    rng = np.random.default_rng(seed)
+    probes: list[Probe] = []
+    drawn = drawn_cuts(n, rng)
+    perturb = [c for band, c in enumerate(drawn) if band in PERTURB_BANDS]
+    for i, cut in enumerate(perturb):
+        perturbed = perturbed_frame(frame, cut, int(rng.integers(2**31)))
+        if i < len(perturb) - 1:  # a full-length future is only needed once: the last probe has it
+            perturbed = perturbed.iloc[: cut + 1 + PERTURB_TAIL]
+        probes.append(Probe(perturbed, cut, "perturb"))
+    cuts = [EARLY_CUT]
+    warm = warmup_rows(full.features)
+    if warm >= MIN_WARMUP_FOR_CUT:
+        cuts.append(warm // 2)
+    cuts += [c for band, c in enumerate(drawn) if band not in PERTURB_BANDS]
+    for cut in sorted({c for c in cuts if 0 <= c < n - 1}):
+        probes.append(Probe(frame.iloc[: cut + 1], cut, "truncate"))
+    return probes
+
+
+def forecast_columns(full: FrameLike, result: FrameLike) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The forecast task's probabilities (n, H, 3) of both runs as named columns ("forecast h=3 p_up");
+    empty for the trade task, whose results carry none."""
+    a, b = getattr(full, "forecasts", None), getattr(result, "forecasts", None)
+    if a is None or b is None:
+        return {}, {}
+    names = [f"forecast h={h} p_{k}" for h in HORIZONS for k in BUCKETS]
+    flat_a, flat_b = np.asarray(a).reshape(len(a), -1), np.asarray(b).reshape(len(b), -1)
+    return ({n: flat_a[:, j] for j, n in enumerate(names)}, {n: flat_b[:, j] for j, n in enumerate(names)})
+
+
+def first_column_difference(full: Mapping[str, np.ndarray], result: Mapping[str, np.ndarray], k: int,
+                            probe: Probe) -> Leak | None:
+    """Earliest row ``< k`` where a column of ``result`` differs from the same column of ``full``."""
+    names = list(full)
+    if not names:
+        return None
+    index = probe.frame.index
+    a = np.column_stack([np.asarray(full[c], dtype=np.float64)[:k] for c in names])
+    b = np.column_stack([np.asarray(result[c], dtype=np.float64)[:k] for c in names])
+    finite = np.where(np.isfinite(a), np.abs(a), 0.0)
+    atol = ATOL_SCALE * finite.max(axis=0, initial=0.0)
+    same = np.isclose(a, b, rtol=RTOL, atol=atol, equal_nan=True) | (a == b)
+    bad_cols = np.flatnonzero(~same.all(axis=0))
+    if not bad_cols.size:
+        return None
+    first_rows = np.argmax(~same[:, bad_cols], axis=0)
+    j = int(bad_cols[np.argmin(first_rows)])
+    row = int(first_rows.min())
+    return Leak(names[j], row, _date(index, row), float(a[row, j]), float(b[row, j]), int((~same[:, j]).sum()), probe)
+
+
+def first_difference(full: FrameLike, probe: Probe, result: FrameLike) -> Leak | None:
+    """Earliest row at or before the cut where a feature, else a forecast probability (forecast task),
+    else the signals differ."""
+    k = probe.cut + 1
+    index = probe.frame.index
+    missing = [c for c in full.features if c not in result.features]
+    extra = [c for c in result.features if c not in full.features]
+    if missing or extra:
+        column, presence = (missing[0], "missing") if missing else (extra[0], "extra")
+        return Leak(column, 0, _date(index, 0), np.nan, np.nan, k, probe, presence)
+    best = first_column_difference(full.features, result.features, k, probe)
+    if best is None:
+        best = first_column_difference(*forecast_columns(full, result), k, probe)
+    if best is None:
+        s_full = np.asarray(full.signals)[:k]
+        s_probe = np.asarray(result.signals)[:k]
+        diff = s_full != s_probe
+        if diff.any():
+            row = int(np.argmax(diff))
+            best = Leak("signals", row, _date(index, row), float(s_full[row]), float(s_probe[row]),
+                        int(diff.sum()), probe)
+    return best

@@ -1,7 +1,0 @@
-"""The forecast task: scenario probabilities per horizon, resolved by the trusted parent and graded by
-proper scoring rules. Buckets, validation, scores and statistics live here; the candidate only returns
-probabilities."""
-
-from alphaloop.forecast.buckets import BUCKETS, HORIZONS, BucketScheme
-
-__all__ = ["BUCKETS", "HORIZONS", "BucketScheme"]

@@ -1,0 +1,1 @@
+"""Presentation: the live view, the one text formatter, and the report."""

@@ -1,0 +1,148 @@
+"""The report's reading of a run: every file the loop writes, read once; a broken file becomes a note."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.candidate import RegionError
+from alphaloop.data.frozen import DataError, load_splits, load_universe, manifest_digest, return_column, return_prices
+from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
+from alphaloop.evaluate.universe import curve_dates, instrument_histories
+from alphaloop.run.records import RecordError
+from alphaloop.run.store import read_json
+from alphaloop.run.workdir import Workdir
+
+
+@dataclass
+class Run:
+    """Everything the report shows, read once from the workdir and the frozen data."""
+
+    workdir: Path
+    records: list[dict]
+    state: dict
+    manifest: dict | None
+    splits: dict[str, pd.DataFrame] | None
+    stats: dict | None = None
+    cross: dict | None = None
+    readings: list[dict] = field(default_factory=list)
+    learnings: str = ""
+    notes: list[str] = field(default_factory=list)
+    best_code: str = ""  # the best candidate's region, from its iter_N_trade.py
+    universe_bh: dict | None = None  # a universe: the equal-weight buy and hold on validation ("dates", "returns")
+
+    @property
+    def metric(self) -> str:
+        """The selection metric the run ranked by (validation split)."""
+        recorded = next((r.get("metric") for r in self.records if r.get("metric")), "sharpe")
+        return str(self.state.get("metric") or recorded)
+
+    @property
+    def prices(self) -> str:
+        """The column returns and buy and hold rest on (``data.return_column``, the loop's own choice)."""
+        return return_column(self.splits.values()) if self.splits else "Close"
+
+    @property
+    def prices_words(self) -> str:
+        """Which prices the returns use, in words; from the frozen data, else as the manifest recorded it."""
+        if self.splits:
+            return return_prices(self.splits.values())
+        return str((self.manifest or {}).get("return_prices") or "not recorded")
+
+    def record(self, n: int | None) -> dict | None:
+        """The iteration record numbered ``n``, or None when there is none."""
+        return next((r for r in self.records if r.get("iteration") == n), None)
+
+    @property
+    def population(self) -> list[int]:
+        """Iteration numbers of the final population, best first."""
+        return [int(m["iteration"]) for m in self.state.get("population") or []]
+
+    @property
+    def best(self) -> int | None:
+        """The best population member (state first; else the best accepted record)."""
+        if self.state.get("best_iteration") is not None:
+            return int(self.state["best_iteration"])
+        if self.population:
+            return self.population[0]
+        scored = [r for r in self.records if r.get("status") == "accepted" and record_value(r) is not None]
+        return max(scored, key=record_value)["iteration"] if scored else None
+
+
+def _read(read: Callable[[], Any], name: str, notes: list[str]) -> Any:
+    """One workdir reader's result; a file that cannot be read becomes a note and None."""
+    try:
+        return read()
+    except (OSError, RecordError, json.JSONDecodeError) as exc:
+        notes.append(f"{name} could not be read ({type(exc).__name__}); its section is left out")
+        return None
+
+
+def load_run(workdir: Path, data_dir: Path) -> Run:
+    """Read every file the loop writes (through ``workdir``'s typed readers); a broken one becomes a note."""
+    wd, notes = Workdir(workdir), []
+    records = [r.to_json() for r in wd.all_records(notes)]
+    state = _read(lambda: wd.read_state().to_json() if wd.has_run() else None, wd.state.name, notes) or {}
+    frozen_path = Path(data_dir) / "manifest.json"  # the data folder's own manifest (alphaloop.data.frozen names it)
+    frozen = _read(lambda: read_json(frozen_path) if frozen_path.is_file() else None, frozen_path.name, notes)
+    manifest = _read(wd.read_manifest, wd.manifest.name, notes) or frozen
+    splits = None
+    try:
+        if frozen and manifest and manifest_digest(manifest) != manifest_digest(frozen):
+            notes.append(f"the frozen data in {data_dir} is not the data this run used; curves are drawn against "
+                         "trading days, without buy and hold")
+        else:
+            splits = load_splits(Path(data_dir))
+    except (DataError, KeyError, TypeError) as exc:
+        notes.append(f"frozen data not readable ({exc}); curves are drawn against trading days, without buy and hold")
+    readings = [r.to_json() for r in wd.test_readings()]  # a damaged line counts as a reading, as final counts it
+    if any(r.get("damaged") for r in readings):
+        notes.append(f"{wd.readings.name} holds a line that is not JSON; it is counted as a reading, its figures "
+                     "are unknown")
+    stress = _read(wd.read_stress, wd.stress.name, notes)
+    for record in records:
+        if not record.get("stress") and stress is not None and str(record.get("iteration")) in stress.members:
+            record["stress"] = stress.members[str(record["iteration"])].to_json()
+    stats = _read(wd.read_stats, wd.stats.name, notes)
+    cross = _read(wd.read_cross_market, wd.cross_market.name, notes)
+    run = Run(workdir=wd.root, records=records, state=state, manifest=manifest, splits=splits,
+              stats=stats.to_json() if stats else None, cross=cross.to_json() if cross else None,
+              readings=readings, learnings=wd.read_learnings(), notes=notes)
+    if splits is not None and len((manifest or {}).get("instruments") or []) > 1:
+        run.universe_bh = _universe_bh(Path(data_dir), notes)
+    if run.best is not None and wd.trade(run.best).is_file():
+        try:
+            run.best_code = wd.region(run.best)
+        except (OSError, UnicodeDecodeError, RegionError) as exc:
+            notes.append(f"{wd.trade(run.best).name} could not be read ({type(exc).__name__}); the best candidate's "
+                         "code is left out")
+    return run
+
+
+def _universe_bh(data_dir: Path, notes: list[str]) -> dict | None:
+    """The universe's equal-weight buy and hold on validation, dated like the portfolio's returns."""
+    try:
+        histories = instrument_histories(load_universe(data_dir, ("val",)), ("val",))
+    except (DataError, KeyError, TypeError, ValueError) as exc:
+        notes.append(f"universe not readable ({exc}); the portfolio curve is drawn without buy and hold")
+        return None
+    return {"dates": curve_dates(histories, "val"), "returns": universe_bh_returns(histories, "val")}
+
+
+def record_value(record: dict) -> float | None:
+    """The validation selection metric of a record, or None when it was never scored."""
+    splits = (record.get("scores") or {}).get("splits") or {}
+    v = (splits.get("val") or {}).get(record.get("metric") or "sharpe")
+    return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None
+
+
+def rank_value(record: dict) -> float | None:
+    """What the population ranked by (``selection``): stress-adjusted when ``--stress-select`` set it."""
+    v = record.get("selection")
+    return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else record_value(record)

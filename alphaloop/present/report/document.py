@@ -1,0 +1,61 @@
+"""The whole report document: navigation, the sections in order, and the atomic write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alphaloop.present.report.best import best_html, years_html
+from alphaloop.present.report.data import Run, load_run
+from alphaloop.present.report.html import esc
+from alphaloop.present.report.performance import equity_html, folds_html
+from alphaloop.present.report.robustness import cross_html, stats_html, stress_html
+from alphaloop.present.report.style import CSS
+from alphaloop.present.report.summary import (
+    header_html,
+    hypotheses_html,
+    learnings_html,
+    population_html,
+    progress_html,
+)
+from alphaloop.present.report.universe import universe_html
+from alphaloop.run.store import read_json
+from alphaloop.run.workdir import Workdir
+from alphaloop.tasks.forecast.report import write_forecast_report
+
+NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("best", "Best"),
+       ("equity", "Equity"), ("universe", "Universe"), ("years", "Per year"), ("folds", "Walk-forward"),
+       ("stress", "Stress"),
+       ("cross", "Second market"), ("stats", "Statistics"),
+       ("hypotheses", "Hypotheses"), ("learnings", "Learnings"))
+
+
+def render_report(run: Run) -> str:
+    """The whole HTML document as a string (no file, network or test-split access)."""
+    parts = [header_html(run), progress_html(run), population_html(run), best_html(run), equity_html(run),
+             universe_html(run), years_html(run), folds_html(run),
+             stress_html(run), cross_html(run), stats_html(run), hypotheses_html(run), learnings_html(run)]
+    body = "".join(parts)  # a section that is absent (the universe for one instrument) has no link either
+    nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV if f'<section id="{sid}"' in body)
+    title = f"alphaloop report — {run.workdir.name}"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
+            f"<style>{CSS}</style></head><body><nav>{nav}</nav><main>{body}"
+            f"<footer>alphaloop report · self-contained: no network, no external files · the test split is shown "
+            f"only as recorded by harness.py final</footer></main></body></html>\n")
+
+
+def is_forecast_workdir(wd: Workdir) -> bool:
+    """Whether state.json says ``task: forecast``; a state it cannot read is the trade report's to explain."""
+    try:
+        return wd.has_run() and read_json(wd.state).get("task") == "forecast"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write_report(workdir: Path, data_dir: Path) -> Path:
+    """Write ``report.html`` into the workdir (atomically) and return its path; a forecast run
+    (``--task forecast``) gets its own report (``alphaloop.tasks.forecast.report``)."""
+    wd = Workdir(workdir)
+    if is_forecast_workdir(wd):
+        return write_forecast_report(Path(workdir))
+    return wd.write_report(render_report(load_run(Path(workdir), Path(data_dir))))

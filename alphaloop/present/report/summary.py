@@ -1,0 +1,293 @@
+"""Report sections about the search: header and cards, progress, population, hypotheses, learnings."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from alphaloop.data.frozen import manifest_digest
+from alphaloop.evaluate.backtest import TRADING_DAYS
+from alphaloop.evaluate.pipeline import STAGES as PIPELINE_STAGES
+from alphaloop.present.report.charts import BEST, STAGE_COLOURS, STRATEGY, figure_html, pct_axis, style_axes
+from alphaloop.present.report.data import Run, rank_value, record_value
+from alphaloop.present.report.html import cell, esc, fmt, metric_label, note, section, table, td
+from alphaloop.present.report.markdown import markdown_html
+from alphaloop.present.report.robustness import penalty_cell
+from alphaloop.present.text import MISSING, clip
+from alphaloop.run.diversity import (
+    BH_DISGUISE_CORRELATION,
+    BH_LABEL,
+    NEAR_COPY_CORRELATION,
+    correlation_matrix,
+)
+from alphaloop.run.grading import GRADING_RULE, tally
+from alphaloop.run.records import IterationRecord
+from alphaloop.run.rows import describe
+
+STAGES = ("proposal", *PIPELINE_STAGES)  # the loop's own rejection (no usable code) first, then the pipeline's
+
+
+def header_html(run: Run) -> str:
+    """Title, data source, run size, proposer and model, dates, and the headline numbers."""
+    recs, metric = run.records, run.metric
+    accepted = [r for r in recs if r.get("status") == "accepted"]
+    proposers = sorted({str(r.get("proposer")) for r in recs if r.get("proposer") and r.get("proposer") != "baseline"})
+    models = sorted({str(r.get("model")) for r in recs if r.get("model")})
+    tokens = run.state.get("tokens") or {}
+    stamps = sorted(str(r["created_at"]) for r in recs if r.get("created_at"))
+    m = run.manifest or {}
+    split_rows = ""
+    for name, info in (m.get("splits") or {}).items():
+        split_rows += (f"<tr><td>{esc(name)}</td><td>{esc(info.get('start'))} – {esc(info.get('end'))}</td>"
+                       f'<td class="num">{esc(info.get("rows"))}</td></tr>')
+    best = run.record(run.best)
+    facts = [
+        ("Data", f"{m.get('ticker', 'unknown')} (source: {m.get('source', '?')})"),
+        ("Data hash", manifest_digest(m) if m.get("splits") else MISSING),
+        ("Proposer", ", ".join(proposers) or MISSING),
+        ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else MISSING)),
+        ("Tokens", f"{tokens.get('prompt', 0):,} prompt, {tokens.get('completion', 0):,} completion"),
+        ("Run dates", f"{stamps[0][:16].replace('T', ' ')} – {stamps[-1][:16].replace('T', ' ')} UTC"
+         if stamps else MISSING),
+        ("Stopped", run.state.get("stop_reason") or MISSING),
+        ("Workdir", str(run.workdir)),
+    ]
+    fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
+    best_val = record_value(best) if best else None
+    best_scores = (best or {}).get("scores") or {}
+    val = (best_scores.get("splits") or {}).get("val", {})
+    cards = [
+        ("iterations", str(len(recs)), f"{len(accepted)} accepted, {len(recs) - len(accepted)} rejected"),
+        ("population", ", ".join(f"#{n}" for n in run.population) or MISSING, "best first"),
+        (f"best val {metric_label(metric)}", fmt(best_val, metric),
+         f"iter {run.best}" if best else "no accepted candidate"),
+        ("buy & hold val Sharpe", fmt(val.get("bh_sharpe"), "bh_sharpe"),
+         f"best's val Sharpe {fmt(val.get('sharpe'), 'sharpe')}" if val else "validation split"),
+        ("best val return", fmt(val.get("total_return"), "total_return"),
+         f"buy & hold {fmt(val.get('bh_total_return'), 'bh_total_return')}" if val else "validation split"),
+        ("hit rate", hit_rate(run), "hypotheses that held"),
+    ]
+    card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div>'
+                        f'<div class="s">{esc(s)}</div></div>' for k, v, s in cards)
+    desc = describe_record(best) if best else ""
+    best_line = (f'<p class="best">Best candidate: <b>iter {esc(run.best)}</b> — {esc(desc)}</p>' if best else "")
+    notes = "".join(note(n, "warn") for n in run.notes)
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (f'<header id="summary"><h1>alphaloop run report</h1><p class="sub">generated {esc(generated)} · '
+            f"selection metric: validation {esc(metric_label(metric))}</p>"
+            f'<div class="cards">{card_html}</div>{best_line}'
+            f'<p class="assume">{esc(assumptions(run))}</p>{notes}'
+            f'<div class="facts"><table class="kv">{fact_rows}</table>'
+            f'<table class="splits"><thead><tr><th>split</th><th>dates</th><th>rows</th></tr></thead>'
+            f"<tbody>{split_rows}</tbody></table></div></header>")
+
+
+def assumptions(run: Run) -> str:
+    """The one line a reader needs to compare these figures with others': annualisation, risk-free, prices, costs."""
+    prices = run.prices_words
+    costs = run.state.get("cost_bps")
+    if costs is None:
+        costs = next((r.get("cost_bps") for r in run.records if r.get("cost_bps") is not None), None)
+    cost_text = f"{costs:g} bp of the traded value per change of position" if costs is not None else "not recorded"
+    return (f"Assumptions: Sharpe and Sortino annualised with √{TRADING_DAYS} ({TRADING_DAYS} trading days a year); "
+            f"risk-free rate 0; returns and buy and hold on {prices}; costs {cost_text}; a signal at a bar's close "
+            "trades at that close.")
+
+
+def describe_record(record: dict, width: int = 160) -> str:
+    """The loop's own description of an iteration, else why it was rejected, as one clipped safe line."""
+    return clip(describe(IterationRecord.from_json(record), 10 * width) or record.get("reason") or "", width)
+
+
+def hit_rate(run: Run) -> str:
+    """Hypotheses that held over those graded, with the ungraded beside them (``grading.tally``)."""
+    return tally(run.records).short()
+
+
+def progress_html(run: Run) -> str:
+    """Selection metric over iterations: accepted points, rejections by stage, running best."""
+    metric = run.metric
+    recs = run.records
+    if not recs:
+        return section("progress", "Selection metric over iterations", note("no iteration has been recorded yet"))
+    fig = Figure(figsize=(10.4, 4.6))
+    gs = fig.add_gridspec(2, 1, height_ratios=(4, 1.25), hspace=0.08)
+    ax, strip = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
+    xs = np.array([r["iteration"] for r in recs])
+    acc = [r for r in recs if r.get("status") == "accepted" and record_value(r) is not None]
+    top = [r for r in acc if r.get("in_population")]
+    rest = [r for r in acc if not r.get("in_population")]
+    if rest:
+        ax.scatter([r["iteration"] for r in rest], [record_value(r) for r in rest], s=30, facecolors="white",
+                   edgecolors=STRATEGY, linewidths=1.3, label="accepted, not in top-K", zorder=3)
+    if top:
+        ax.scatter([r["iteration"] for r in top], [record_value(r) for r in top], s=38, color=STRATEGY,
+                   label="accepted, entered the population", zorder=4)
+    scored_rej = [r for r in recs if r.get("status") != "accepted" and record_value(r) is not None]
+    for stage in sorted({r.get("stage", "other") for r in scored_rej}):
+        pts = [r for r in scored_rej if r.get("stage", "other") == stage]
+        ax.scatter([r["iteration"] for r in pts], [record_value(r) for r in pts], marker="x", s=34,
+                   color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]), label=f"scored, rejected at {stage}",
+                   zorder=3)
+    running, best_rank, best_val = [], -np.inf, np.nan
+    for r in recs:
+        rank = rank_value(r)
+        if r.get("status") == "accepted" and rank is not None and rank > best_rank:
+            best_rank, best_val = rank, record_value(r)
+        running.append(best_val)
+    ax.step(xs, running, where="post", color=BEST, linewidth=2, label="population best", zorder=2)
+    base = run.record(0)
+    if base and record_value(base) is not None:
+        ax.axhline(record_value(base), color="#555", linestyle=":", linewidth=1, label="baseline (iter 0)")
+    ax.set_ylabel(f"val {metric_label(metric)}")
+    ax.set_title(f"Selection metric ({metric_label(metric)}) on the validation split, per iteration", fontsize=11,
+                 loc="left")
+    if metric in ("total_return", "cagr"):
+        pct_axis(ax)
+    style_axes(ax)
+    ax.legend(fontsize=8, loc="best", frameon=False, ncol=2)
+    ax.tick_params(labelbottom=False)
+    rejected = [r for r in recs if r.get("status") != "accepted"]
+    stages = [s for s in STAGES if any(r.get("stage") == s for r in rejected)]
+    stages += sorted({str(r.get("stage")) for r in rejected} - set(STAGES))
+    for i, stage in enumerate(stages):
+        pts = [r["iteration"] for r in rejected if r.get("stage") == stage]
+        strip.scatter(pts, [i] * len(pts), marker="|", s=140, linewidths=2,
+                      color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]))
+    strip.set_yticks(range(len(stages)), [f"{s} ({sum(r.get('stage') == s for r in rejected)})" for s in stages])
+    strip.set_ylim(-0.7, max(len(stages), 1) - 0.3)
+    strip.set_xlabel("iteration")
+    strip.xaxis.set_major_locator(MaxNLocator(integer=True))
+    strip.set_ylabel("rejected", fontsize=9)
+    style_axes(strip)
+    lo, hi = xs.min(), xs.max()
+    for a in (ax, strip):
+        a.set_xlim(lo - 0.6, hi + 0.6)
+    if not stages:
+        strip.text(0.5, 0.5, "no rejections", transform=strip.transAxes, ha="center", va="center", color="#777")
+        strip.set_yticks([])
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.92, bottom=0.12)
+    chart = figure_html(fig, "selection metric per iteration", f"validation split; {len(acc)} accepted, "
+                        f"{len(rejected)} rejected; the green step is the best population member so far")
+    return section("progress", "Selection metric over iterations", chart + iterations_table(run),
+                   "Every iteration's validation score; rejected ones sit in the strip below by the stage that "
+                   "stopped them.")
+
+
+def iterations_table(run: Run) -> str:
+    """Every iteration in one collapsible table, for tracing a failure to its stage."""
+    metric = run.metric
+    rows = []
+    for r in run.records:
+        s = r.get("scores") or {}
+        splits = s.get("splits") or {}
+        status = r.get("status", "?")
+        badge = "top" if r.get("in_population") else status
+        state_txt = (f"{status} at {r.get('stage')}" if status != "accepted"
+                     else "accepted, entered top-K" if r.get("in_population") else "accepted")
+        what = (describe_record(r, 220) if status == "accepted"
+                else clip(f"{describe_record(r, 220)} — {r.get('reason', '')}", 220))
+        rows.append(
+            td(r.get("iteration"), "num") + td("" if r.get("parent") is None else r["parent"], "num")
+            + f'<td><span class="badge {esc(badge)}">{esc(state_txt)}</span></td>'
+            + cell(splits.get("val", {}).get(metric), metric) + cell(splits.get("train", {}).get(metric), metric)
+            + cell(splits.get("val", {}).get("round_trips"), "round_trips") + td(what, "text"))
+    return ('<details><summary>All iterations (table)</summary><div class="scroll">'
+            + table(["iter", "parent", "status", f"val {metric_label(metric)}", f"train {metric_label(metric)}",
+                     "val trades", "what it tried"], rows) + "</div></details>")
+
+
+def hypotheses_html(run: Run) -> str:
+    """Each proposal's hypothesis, what it expected, and whether the result bore it out."""
+    counted = tally(run.records)
+    big = f"{counted.held}/{counted.graded} ({counted.held / counted.graded:.0%})" if counted.graded else MISSING
+    rows = []
+    for r in run.records:
+        p = r.get("proposal") or {}
+        if not r.get("iteration") or not (p.get("hypothesis") or p.get("expected")):
+            continue
+        held = r.get("hypothesis_held")
+        mark, cls = {True: ("held", "held"), False: ("did not hold", "nothold"), None: ("ungraded", "ungraded")}[held]
+        if held is not None and r.get("status") != "accepted":
+            mark += " (rejected candidate)"
+        rows.append(td(r["iteration"], "num") + td(clip(p.get("hypothesis", ""), 300), "text")
+                    + td(clip(p.get("expected", ""), 160), "text")
+                    + f'<td><span class="badge {cls}">{esc(mark)}</span></td>'
+                    + td(clip(r.get("grading", ""), 160), "text"))
+    rejected = (f"; {counted.graded_rejected} of the graded on rejected (scored) candidates"
+                if counted.graded_rejected else "")
+    body = (f'<p class="hit"><span class="big">{esc(big)}</span> graded hypotheses held '
+            f"(on the validation split against the parent); {counted.ungraded} ungraded{esc(rejected)}</p>"
+            f'<p class="muted">{esc(GRADING_RULE)}</p>')
+    body += ('<div class="scroll">' + table(["iter", "hypothesis", "expected", "outcome", "grading"], rows) + "</div>"
+             if rows else note("no hypotheses recorded yet", "muted"))
+    return section("hypotheses", "Hypotheses and hit rate", body,
+                   "Reasoning that holds up counts more than a lucky result.")
+
+
+def learnings_html(run: Run) -> str:
+    text = re.sub(r"\A\s*#\s+Learnings\s*\n", "", run.learnings)  # the section already says so
+    body = (f'<div class="md">{markdown_html(text)}</div>' if text.strip()
+            else note("no learnings.md yet", "muted"))
+    return section("learnings", "Learnings", body, "The loop's compacted memory, as the proposer reads it.")
+
+
+def population_html(run: Run) -> str:
+    """The final population side by side: validation, train, folds, stress and second market."""
+    metric = run.metric
+    cross = ((run.cross or {}).get("members")) or {}
+    rows = []
+    for rank, n in enumerate(run.population, 1):
+        r = run.record(n) or {}
+        sc = r.get("scores") or {}
+        sp = sc.get("splits") or {}
+        folds = sc.get("fold_spread") or {}
+        cm = cross.get(str(n), {}).get("val", {})
+        st = r.get("stress")
+        rows.append(td(rank, "num") + td(f"iter {n}") + cell(sp.get("val", {}).get(metric), metric)
+                    + cell(sp.get("train", {}).get(metric), metric) + cell(folds.get("min"), metric)
+                    + cell(sp.get("val", {}).get("max_drawdown"), "max_drawdown")
+                    + cell(sp.get("val", {}).get("round_trips"), "round_trips")
+                    + penalty_cell(st)
+                    + cell(cm.get(metric), metric) + td(describe_record(r, 120), "text"))
+    if not rows:
+        return section("population", "Population", note("the population is empty", "muted"))
+    ml = metric_label(metric)
+    return section("population", "Population", table(
+        ["rank", "member", f"val {ml}", f"train {ml}", f"worst fold {ml}", "val max DD", "val trades",
+         "stress p5 DD", f"2nd market val {ml}", "what it is"], rows) + correlations_html(run),
+        "The top-K kept at the end of the run; a large gap between train and validation, or a bad worst fold, "
+        "is a warning sign.")
+
+
+def correlations_html(run: Run) -> str:
+    """The members' validation daily-return correlations with each other and with buy and hold (the matrix
+    the loop's diversity check reasons with): a top-K of near copies is one strategy, not K."""
+    members = {f"iter {n}": (run.record(n) or {}).get("returns", {}).get("val") for n in run.population}
+    members = {k: np.asarray(v, dtype=np.float64) for k, v in members.items() if v}
+    frame = (run.splits or {}).get("val")
+    if not members:
+        return ""
+    sizes = {v.size for v in members.values()}
+    if frame is None or len(sizes) != 1 or len(frame) != sizes.pop() + 1:
+        return note("member correlations need the run's frozen validation split (buy and hold's returns)", "muted")
+    close = frame[run.prices].to_numpy(dtype=np.float64)
+    cm = correlation_matrix(members, close[1:] / close[:-1] - 1.0)
+    rows = []
+    for i, label in enumerate(cm.labels):
+        cells = ""
+        for j, v in enumerate(cm.matrix[i]):
+            near = i != j and v > (BH_DISGUISE_CORRELATION if BH_LABEL in (label, cm.labels[j])
+                                   else NEAR_COPY_CORRELATION)
+            cells += f'<td class="num{" warn" if near else ""}">{esc(f"{v:.2f}")}</td>'
+        rows.append(td(label) + cells)
+    pair = cm.max_pair()
+    words = (f"most alike: {pair[0]} and {pair[1]} at {pair[2]:.2f}; " if pair else "")
+    return ("<h3>Correlation of daily validation returns (members and buy and hold)</h3>"
+            + table(["validation split"] + cm.labels, rows, "compact")
+            + note(f"{words}highlighted above {NEAR_COPY_CORRELATION:g} between members (a near copy may only "
+                   f"replace the member it copies) and above {BH_DISGUISE_CORRELATION:g} with buy and hold", "muted"))

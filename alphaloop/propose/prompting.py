@@ -1,0 +1,231 @@
+"""Build the chat messages of one proposal request from the prompt files and a ProposalContext.
+
+The prompt must not grow with the run: it carries the top-K population only, learnings the loop
+has already bounded (its distilled section whole, a fixed window of recent entries; clipped again
+here only as a safety net), a length-capped parent region and
+figure tables of at most MAX_WINDOWS rows, so iteration 500 costs about what iteration 10 did.
+``variable_bound()`` is the most the variable parts can add; bench/bench_prompt_size.py measures it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from alphaloop.present.text import clip_end, clip_middle, fmt, safe
+from alphaloop.propose.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
+from alphaloop.run.grading import GRADING_RULE
+from alphaloop.run.learnings import PROMPT_CHARS
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
+PROGRAM_PATH = PROMPTS_DIR / "program.md"
+TEMPLATE_PATH = PROMPTS_DIR / "prompt_template.md"
+COMPACT_PATH = PROMPTS_DIR / "compact_template.md"
+
+TOP_K = 5  # population members shown
+DESCRIPTION_LIMIT = 160  # characters of each member's description
+PARENT_LIMIT = 6_000  # characters of the parent region
+LEARNINGS_LIMIT = PROMPT_CHARS  # characters of learnings: Learnings.prompt_view() stays under it by construction
+OUTCOME_LIMIT = 800  # characters of the latest outcome
+MAX_WINDOWS = 8  # rows of a figures table (train, folds, validation); more folds are summarised in one line
+FIGURES_LIMIT = 2_000  # characters of one candidate's figures block (the parent's, the latest candidate's)
+REASON_LIMIT = 300  # characters of why the parent was chosen
+GUARDS_LIMIT = 600  # characters of the guard thresholds
+
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+FILL = re.compile(r"^(?P<indent>[ \t]*)\{\{\s*(?P<alone>\w+)\s*\}\}[ \t]*\n(?P<blank>[ \t]*\n)?"
+                  r"|\{\{\s*(?P<name>\w+)\s*\}\}", re.MULTILINE)
+
+
+def load_prompts(program_path: Path = PROGRAM_PATH, template_path: Path = TEMPLATE_PATH) -> tuple[str, str]:
+    """Read program.md and prompt_template.md (the user may edit both between runs)."""
+    return program_path.read_text(encoding="utf-8"), template_path.read_text(encoding="utf-8")
+
+
+def clip(text: str, limit: int) -> str:
+    """Head and tail of an over-long text with a marker of what was cut (see ``clip_middle``)."""
+    return clip_middle(text, limit)
+
+
+def one_line(text: str, limit: int) -> str:
+    return clip_end(text, limit)
+
+
+def format_number(value: float) -> str:
+    """A ratio to 3 decimals; a missing or non-finite one reads as ``text.MISSING``."""
+    return fmt(value, 3)
+
+
+def format_population(population: list[MemberSummary], metric: str, top_k: int = TOP_K) -> str:
+    """The best ``top_k`` members, one line each, best validation figure first."""
+    if not population:
+        return "(empty: no candidate has been accepted yet)"
+
+    def key(m: MemberSummary) -> float:
+        return m.val_metric if math.isfinite(m.val_metric) else -math.inf
+
+    ranked = sorted(population, key=key, reverse=True)[:top_k]
+    forecasting = metric == "rps_skill_mean"  # a forecaster trades nothing: no trade count beside it
+    lines = [
+        f"- iter {m.iteration}: val {metric} {format_number(m.val_metric)}, train {metric} "
+        f"{format_number(m.train_metric)}{'' if forecasting else f', {m.val_trades} val trades'}: "
+        f"{one_line(m.description, DESCRIPTION_LIMIT)}"
+        for m in ranked
+    ]
+    if len(population) > top_k:
+        lines.append(f"- ... and {len(population) - top_k} more not shown")
+    return "\n".join(lines)
+
+
+def cell(value: float | int | None, kind: str) -> str:
+    """One table cell: fractions as percentages, ratios to 3 decimals (as the run's headline figures),
+    rates to 1, counts as integers, ``-`` when missing."""
+    if kind == "pct":
+        return fmt(value, 1, pct=True)
+    if kind == "int":
+        return fmt(value, 0)
+    return fmt(value, 1 if kind == "rate" else 3)
+
+
+TABLE_COLUMNS = (("sharpe", "Sharpe", "num"), ("total_return", "return", "pct"), ("max_drawdown", "max DD", "pct"),
+                 ("exposure", "exposure", "pct"), ("round_trips", "trips", "int"), ("turnover", "turnover/yr", "rate"),
+                 ("bh_sharpe", "B&H Sharpe", "num"), ("bh_total_return", "B&H return", "pct"),
+                 ("bh_max_drawdown", "B&H max DD", "pct"))
+
+
+def format_windows(windows: tuple[WindowFigures, ...]) -> list[str]:
+    """A markdown table of at most MAX_WINDOWS rows; surplus folds are folded into one summary line."""
+    rows = list(windows)
+    extra: list[WindowFigures] = []
+    if len(rows) > MAX_WINDOWS:
+        keep = MAX_WINDOWS - 2
+        extra, rows = rows[keep:-1], rows[:keep] + rows[-1:]
+    lines = ["| window | " + " | ".join(label for _, label, _ in TABLE_COLUMNS) + " |",
+             "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
+    for w in rows:
+        lines.append(f"| {clip_end(w.window, 20)} | "
+                     + " | ".join(cell(getattr(w, name), kind) for name, _, kind in TABLE_COLUMNS) + " |")
+    if extra:
+        sharpes = [w.sharpe for w in extra if w.sharpe is not None and math.isfinite(w.sharpe)]
+        spread = f"Sharpe {min(sharpes):.3f} to {max(sharpes):.3f}" if sharpes else "no Sharpe"
+        lines.append(f"({len(extra)} more windows not shown: {spread})")
+    return lines
+
+
+def format_figures(title: str, figures: CandidateFigures | None) -> str:
+    """One candidate's figures block, bounded by FIGURES_LIMIT; empty when the loop measured nothing."""
+    if figures is None or (not figures.windows and figures.universe is None and not figures.status):
+        return ""
+    head = f"{title} (iteration {figures.iteration})"
+    if figures.status:
+        head += f": {clip_end(figures.status, 200)}"
+    lines = [f"**{head}**"]
+    u = figures.universe
+    if u is not None:
+        parts = [f"portfolio of {u.instruments} instruments: {u.metric} {cell(u.portfolio, 'num')}"]
+        if u.best is not None:
+            parts.append(f"best instrument {clip_end(u.best[0], 40)} {cell(u.best[1], 'num')}")
+        if u.median is not None:
+            parts.append(f"median {cell(u.median, 'num')}")
+        if u.worst is not None:
+            parts.append(f"worst instrument {clip_end(u.worst[0], 40)} {cell(u.worst[1], 'num')}")
+        lines.append("; ".join(parts) + " (validation; the table below is the equal-weight portfolio's)")
+    if figures.windows:
+        lines += format_windows(figures.windows)
+    return clip_middle("\n".join(lines), FIGURES_LIMIT)
+
+
+def format_guards(guards: tuple[GuardThreshold, ...]) -> str:
+    if not guards:
+        return ""
+    items = [f"{g.name} {g.limit:g}{(' ' + g.unit) if g.unit else ''}" for g in guards]
+    return clip_end("Guards (a candidate outside any of these is rejected): " + "; ".join(items) + ".", GUARDS_LIMIT)
+
+
+def format_evidence(ctx: ProposalContext) -> str:
+    """Figures, the parent's reason, the no-change flag and the guards; empty when none is known."""
+    parts = []
+    if ctx.parent_reason:
+        parts.append(f"Why this parent: {clip_end(ctx.parent_reason, REASON_LIMIT)}")
+    parent = format_figures("Parent", ctx.parent_figures)
+    if parent:
+        parts.append(parent)
+    latest = format_figures("Latest candidate", ctx.latest_figures)
+    if latest:
+        parts.append(latest)
+    if ctx.unchanged_positions:
+        parts.append("**The latest change did not alter a single position**: it held exactly its parent's "
+                     "positions, so its figures say nothing about the idea. Change what the rule does, not only how.")
+    guards = format_guards(ctx.guards)
+    if guards:
+        parts.append(guards)
+    if not parts:
+        return ""
+    return "### Figures on train, folds and validation (buy and hold on the same windows)\n\n" + "\n\n".join(parts)
+
+
+def variable_bound() -> int:
+    """The most characters the context's variable parts can add to a prompt (the caps above, plus framing)."""
+    framing = 100
+    return (PARENT_LIMIT + LEARNINGS_LIMIT + OUTCOME_LIMIT + (TOP_K + 1) * (DESCRIPTION_LIMIT + framing)
+            + 2 * (FIGURES_LIMIT + framing) + REASON_LIMIT + GUARDS_LIMIT + 4 * framing + len(GRADING_RULE))
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Fill ``{{name}}`` placeholders in one pass, so values holding braces are never re-read.
+
+    A placeholder alone on its line whose value is empty takes its line and one blank line with it,
+    so an optional section leaves no gap.
+    """
+
+    def fill(m: re.Match[str]) -> str:
+        name = m.group("alone") or m.group("name")
+        value = values.get(name)
+        if value is None:
+            return m.group(0)
+        if m.group("alone") is None:
+            return value
+        return "" if value == "" else f"{m.group('indent')}{value}\n{m.group('blank') or ''}"
+
+    return FILL.sub(fill, template)
+
+
+def context_values(ctx: ProposalContext) -> dict[str, str]:
+    region = safe(ctx.parent_region, keep="\n\t").strip("\n")  # code: its lines stay, raw control bytes go
+    if len(region) > PARENT_LIMIT:
+        region = region[:PARENT_LIMIT].rstrip() + f"\n# [... parent region cut at {PARENT_LIMIT} characters ...]"
+    return {
+        "metric": ctx.metric,
+        "cost_bps": f"{ctx.cost_bps:g}",
+        "iteration": str(ctx.iteration),
+        "parent_iteration": str(ctx.parent_iteration),
+        "parent_region": region,
+        "population": format_population(ctx.population, ctx.metric),
+        "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
+        "last_outcome": clip(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
+        "evidence": format_evidence(ctx),
+        "grading_rule": GRADING_RULE,
+        **ctx.extra,
+    }
+
+
+def build_messages(ctx: ProposalContext, program: str, template: str) -> list[dict]:
+    """System message: the research program; user message: the filled template.
+
+    A template holding ``{{instructions}}`` gets the program inlined there and no system message
+    is sent, for chat templates of local models that reject the system role.
+    """
+    values = context_values(ctx)
+    instructions = render(program, values).strip()
+    if "instructions" in {m.group(1) for m in PLACEHOLDER.finditer(template)}:
+        return [{"role": "user", "content": render(template, {**values, "instructions": instructions}).strip()}]
+    return [
+        {"role": "system", "content": instructions},
+        {"role": "user", "content": render(template, values).strip()},
+    ]
+
+
+def prompt_chars(messages: list[dict]) -> int:
+    """Total characters of a request's messages (tokens are roughly a quarter of this)."""
+    return sum(len(m["content"]) for m in messages)

@@ -1,0 +1,1 @@
+"""The research loop: flight, state and population, records, workdir, notebook (learnings)."""

@@ -1,0 +1,103 @@
+"""What the loop derives for one candidate from earlier records: the prompt's evidence and the
+diversity verdict that decides whether an accepted candidate may enter the population."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from alphaloop.evaluate.scoring import History
+from alphaloop.evaluate.universe import bh_returns, figures_from_record
+from alphaloop.present.text import clip
+from alphaloop.propose.base import CandidateFigures, Expectation, GuardThreshold, Proposal, WindowFigures
+from alphaloop.run.diversity import (
+    BH_DISGUISE_CORRELATION,
+    BH_DISGUISE_EXPOSURE,
+    NEAR_COPY_CORRELATION,
+    MemberReturns,
+    buy_and_hold_in_disguise,
+    novelty,
+)
+from alphaloop.run.records import IterationRecord
+from alphaloop.run.state import LoopState
+
+
+def candidate_figures(record: IterationRecord | None) -> CandidateFigures | None:
+    """The figures table the prompt shows for one iteration: train, each fold, validation, with buy and hold."""
+    if record is None:
+        return None
+    status = "accepted" if record.accepted else f"rejected at {record.stage}: {clip(record.reason, 200)}"
+    scores = record.scores
+    if not scores:
+        return CandidateFigures(record.iteration, status=status)
+    rows = [("train", scores["splits"]["train"]),
+            *((f"train fold {i + 1}", f) for i, f in enumerate(scores["folds"])),
+            ("validation", scores["splits"]["val"])]
+    windows = tuple(WindowFigures(name, m["sharpe"], m["total_return"], m["max_drawdown"], m["exposure"],
+                                  int(m["round_trips"]), m["turnover"], m["bh_sharpe"], m["bh_total_return"],
+                                  m["bh_max_drawdown"]) for name, m in rows)
+    return CandidateFigures(record.iteration, windows=windows, universe=figures_from_record(record.universe),
+                            status=status)
+
+
+def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
+             grand: IterationRecord | None, limits: Any, last: int | None = None) -> dict[str, Any]:
+    """What the researcher needs to reason: the parent's and the latest candidate's figures beside
+    buy and hold, why this parent, whether the last change altered any position, the guards as numbers.
+
+    ``latest`` is the record of iteration ``last`` (n-1 in a serial run; n-N with N iterations in
+    flight: the last one committed in the state n proposes from) and ``grand`` its parent's; all three
+    come from the records alone, so a resume rebuilds the same prompt.
+    """
+    last = n - 1 if last is None else last
+    if latest is None or parent == last:
+        reason = (f"building on iter {parent}: it entered the population, and the search builds on each "
+                  "success" if latest is not None else None)
+    else:
+        what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
+        reason = (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does "
+                  f"not stack changes on one line: iter {last} {what}")
+    unchanged = bool(latest and grand and latest.positions_sha256
+                     and latest.positions_sha256 == grand.positions_sha256)
+    guards = (GuardThreshold("min round trips per year on validation", limits.min_round_trips_per_year,
+                             "round trips/year"),
+              GuardThreshold("max turnover", limits.max_turnover_per_year, "position changes/year"),
+              GuardThreshold("always long (= buy and hold) at exposure", 100 * limits.always_long_exposure,
+                             "% of days"),
+              GuardThreshold("buy and hold in disguise: correlation with buy and hold above",
+                             BH_DISGUISE_CORRELATION, f"at exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
+              GuardThreshold("near copy of a member: validation return correlation above",
+                             NEAR_COPY_CORRELATION, "(may only replace that member, if better)"))
+    return {"parent_figures": candidate_figures(parent_rec),
+            "latest_figures": candidate_figures(latest) if last != parent else None,
+            "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
+
+
+def judge_diversity(key: str, ev: Any, histories: History | Sequence[History], value: float,
+                    state: LoopState) -> dict[str, Any]:
+    """Judge a scored candidate on what it does on validation: a duplicate (same positions on every
+    instrument), a near copy of a member (returns correlate above the threshold: may only replace it,
+    if better), buy and hold in disguise (kept out), or new (the top-K rule). For a universe the
+    returns are the equal-weight portfolio's and buy and hold the equal-weight buy and hold.
+    Returns the record's fields it decides."""
+    returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
+    universe = [histories] if isinstance(histories, History) else list(histories)
+    disguise = buy_and_hold_in_disguise(returns, bh_returns(universe, "val"),
+                                        float(ev.scores.splits["val"]["exposure"]))
+    members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
+               for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]
+    verdict = novelty(key, returns, value, members, state.population_size)
+    return {"positions_sha256": key, "novelty": verdict.to_json(), "bh_disguise": disguise.to_json(),
+            "duplicate_of": verdict.member if verdict.kind == "duplicate" else None,
+            "replaces": verdict.replaces if verdict.enters else None,
+            "in_population": bool(verdict.enters and not disguise.disguised)}
+
+
+def expectation(p: Proposal) -> Expectation | None:
+    """The proposal's machine-readable expectation (a dict from a reply, or already typed)."""
+    e = p.expectation
+    if e is None or isinstance(e, Expectation):
+        return e
+    return Expectation(**e)

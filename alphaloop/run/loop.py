@@ -1,0 +1,476 @@
+"""The research loop: pick a parent, propose, evaluate, keep a top-K population, remember, repeat.
+
+Every iteration is committed by writing ``iter_N_results.json`` (atomically); everything else
+(state.json, results.tsv, learnings.md, best_trade.py) is derived from those records by
+``LoopState.apply``. A run killed at any instant therefore resumes with no gap and no repeat:
+records newer than state.json are replayed, and a trade file without a record is redone.
+
+With ``--workers N`` up to N iterations are in flight (``alphaloop.run.flight`` states the rule that
+keeps their records reproducible); each proposes and is evaluated on its own thread, and this
+module commits them one by one, in iteration order, on the main thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from alphaloop.candidate import extract_region, splice_region, template_text
+from alphaloop.commands.finish import FinishInputs, finish_run
+from alphaloop.config import LoopConfig
+from alphaloop.data.frozen import (
+    DataError,
+    load_universe,
+    manifest_digest,
+    read_manifest,
+    restore_hint,
+    return_prices,
+    universe_line,
+)
+from alphaloop.evaluate.executor import EvalSettings, TaskResult, make_executor
+from alphaloop.evaluate.guards import GuardLimits
+from alphaloop.evaluate.pipeline import STAGES
+from alphaloop.evaluate.stress import stress_adjusted
+from alphaloop.evaluate.universe import instrument_histories, positions_sha256, signals_sha256
+from alphaloop.present.ui import LiveView, warn_loudly
+from alphaloop.propose.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
+from alphaloop.run.evidence import evidence, expectation, judge_diversity
+from alphaloop.run.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
+from alphaloop.run.grading import grade
+from alphaloop.run.learnings import Learnings
+from alphaloop.run.records import IterationRecord, NewerSchema, StressResult
+from alphaloop.run.rows import entry_from_record, tsv_header
+from alphaloop.run.state import LoopState
+from alphaloop.run.workdir import Workdir
+from alphaloop.tasks.forecast.buckets import BucketScheme
+from alphaloop.tasks.forecast.evidence import forecast_evidence, forecast_fields
+from alphaloop.tasks.forecast.rows import scalar_view
+
+EVALUATING = f"evaluate ({' > '.join(STAGES)})"  # what the live view says of an iteration in the pipeline
+
+
+class LoopStop(Exception):
+    """The loop cannot start or continue; the message says why and what to do (exit code 2)."""
+
+
+@dataclass
+class _Done:
+    """What an iteration's thread hands back: its proposal and evaluation, for the record."""
+
+    base: int  # the last committed iteration of the state it proposed from (-1: none)
+    parent: int | None
+    proposal: Proposal
+    label: str
+    result: TaskResult | None  # None when the proposal held no code
+    created_at: str
+    propose_s: float
+    evaluate_s: float
+
+
+def _duration(seconds: float) -> str:
+    """3725 -> '1h 02m', 75 -> '1m 15s', 4.2 -> '4s': coarse enough to read at a glance."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Loop:
+    """One run of the research loop over a workdir; ``run`` returns an exit code."""
+
+    def __init__(self, config: LoopConfig, proposer: Proposer, proposer_label: str, view: Any) -> None:
+        self.cfg = config
+        self.proposer = BoundedProposer(proposer, config.workers)  # at most N requests at once
+        self.proposer_label = proposer_label
+        self.view = view
+        self.wd = Workdir(config.workdir)
+        self.stop_requested = False
+        self._sigint_count = 0
+        self._shown_warnings: set[str] = set()
+        self._t_start = time.monotonic()
+        self._first_iteration = 0
+        self._tokens_at_start = 0
+        self.time_left_s: float | None = None  # estimate for the view while --hours or --max-tokens is set
+        self.budget_note: str | None = None  # the same as words, e.g. "time left: about 1h 05m (bound by --hours 2)"
+        self.test_readings = 0  # readings of the test split by `final` in this workdir, counted at start
+
+    # ----- setup and resume -------------------------------------------------------------
+    def _open(self) -> tuple[LoopState, Learnings, dict]:
+        try:
+            manifest = read_manifest(self.cfg.data_dir)
+            self.universe = load_universe(self.cfg.data_dir)
+            splits = self.universe.splits[self.universe.instruments[0]]
+        except DataError as exc:
+            raise LoopStop(str(exc)) from exc
+        digest = manifest_digest(manifest)
+        try:
+            return self._resume(manifest, splits, digest)
+        except OSError as exc:
+            raise LoopStop(f"cannot use {self.wd.root}/ as the run folder: {exc}") from exc
+        except NewerSchema as exc:  # names the file and the version that wrote it
+            raise LoopStop(str(exc)) from exc
+        except (ValueError, KeyError, TypeError) as exc:  # RecordError and JSONDecodeError are ValueErrors
+            raise LoopStop(
+                f"{self.wd.root}/ holds a state or iteration file alphaloop cannot read ({type(exc).__name__}: {exc}); "
+                f"its writes are atomic, so it was edited or damaged outside the loop: restore it or use another "
+                f"--workdir"
+            ) from exc
+
+    def _resume(self, manifest: dict, splits: dict, digest: str) -> tuple[LoopState, Learnings, dict]:
+        """Check the workdir belongs to this data, load the state and replay records a kill left behind."""
+        self.wd.prepare()
+        recorded = self.wd.read_manifest()
+        if recorded is not None:
+            if manifest_digest(recorded) != digest:
+                raise LoopStop(
+                    f"the frozen data in {self.cfg.data_dir}/ no longer matches the data this run started on "
+                    f"(hash {digest} now, {manifest_digest(recorded)} recorded in {self.wd.manifest}); "
+                    f"restore that data ({restore_hint(recorded, out=str(self.cfg.data_dir))}) "
+                    "or start a new run with another --workdir"
+                )
+        else:
+            self.wd.write_manifest(manifest)
+        if self.wd.has_run():
+            state = self.wd.read_state()
+            for name, recorded_value, asked in (("task", state.task, self.cfg.task),
+                                                ("metric", state.metric, self.cfg.metric),
+                                                ("cost-bps", state.cost_bps, self.cfg.cost_bps),
+                                                ("folds", state.folds, self.cfg.folds)):
+                if recorded_value is not None and recorded_value != asked:
+                    raise LoopStop(f"this workdir was scored with --{name} {recorded_value}; rerun with that value "
+                                   f"or use another --workdir (mixing them would rank candidates on different scales)")
+        else:
+            state = LoopState(metric=self.cfg.metric, population_size=self.cfg.population, data_manifest=digest,
+                              cost_bps=self.cfg.cost_bps, folds=self.cfg.folds, task=self.cfg.task)
+        state.population_size = self.cfg.population
+        learnings = Learnings.from_json(state.learnings) if state.learnings else Learnings()
+        self.snapshots = SnapshotStore(self.wd.snapshots, self.cfg.workers)
+        self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
+        while self.wd.has_record(state.next_iteration):  # records written just before a kill
+            state.apply(self.wd.record(state.next_iteration), learnings)
+            self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
+        self.wd.forget_unfinished(state.next_iteration)
+        self._write_derived(state, learnings)
+        self.histories = instrument_histories(self.universe)
+        self.history = self.histories[0]
+        # what a candidate runs on: every instrument, for either task (a forecaster's scores pool over them)
+        self.scored = tuple(self.histories)
+        train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
+        self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
+        self.schemes = (tuple(BucketScheme.from_train(h.frame["Close"].to_numpy(dtype=np.float64)[h.windows["train"]])
+                              for h in self.histories) if self.scheme is not None and len(self.histories) > 1 else ())
+        self.digest = digest
+        return state, learnings, manifest
+
+    # ----- one iteration ----------------------------------------------------------------
+    def _work(self, flight: Flight, base: Snapshot) -> _Done:
+        """Propose from the snapshot, then evaluate: on the iteration's own thread, writing nothing."""
+        n, t0, created = flight.iteration, time.perf_counter(), _now()
+        state = LoopState.from_json(base.state, "snapshot")
+        if n == 0:
+            parent, proposal = None, Proposal(region=extract_region(self.cfg.start_file.read_text(encoding="utf-8")),
+                                              hypothesis="", change="baseline", expected="")
+            proposal_label = "baseline"
+        else:
+            parent = state.pick_parent(n, self.cfg.seed)
+            learnings = Learnings.from_json(base.learnings) if base.learnings else Learnings()
+            latest = self.wd.record_or_none(base.after)
+            grand = self.wd.record_or_none(latest.parent) if latest is not None else None
+            pctx = ProposalContext(
+                iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
+                metric=self.cfg.metric,
+                population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description)
+                            for m in state.population],
+                learnings=learnings.prompt_view(),
+                last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps,
+                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after,
+                                     schemes=self.schemes)
+                   if self.scheme is not None else
+                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after)),
+            )
+            proposal = self.proposer.propose(pctx)
+            proposal_label = self.proposer_label
+        t_prop = time.perf_counter() - t0
+        flight.stage = EVALUATING
+        result = self.executor.evaluate(proposal.region) if proposal.region is not None else None
+        return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
+                     time.perf_counter() - t0 - t_prop)
+
+    def _iteration(self, n: int, done: _Done, state: LoopState) -> IterationRecord:
+        """The record of a finished iteration, judged against the state committed up to n - 1; writes
+        its reply and trade files (the record itself is the commit)."""
+        parent, proposal, t_prop = done.parent, done.proposal, done.propose_s
+        self._show_warnings(proposal)
+        record = IterationRecord(
+            iteration=n, parent=parent, proposed_from=None if done.base < 0 else done.base,
+            created_at=done.created_at, metric=self.cfg.metric, cost_bps=self.cfg.cost_bps,
+            folds=self.cfg.folds, proposer=done.label, model=proposal.model, tokens=dict(proposal.tokens),
+            data_manifest=self.digest, test_readings_before=self.test_readings,
+            proposal={k: v for k, v in proposal.to_json().items() if k != "region"},
+            status="rejected", stage="proposal", reason="",
+        )
+        if proposal.reply:  # the whole reply, think blocks included, for an audit the record's head cannot give
+            record.reply_file = self.wd.write_reply(n, proposal.reply)
+        if proposal.region is None or done.result is None:
+            record.reason = proposal.error or "the reply held no usable code"
+            record.timings = {"propose": t_prop, "evaluate": 0.0, "total": t_prop}
+            return record
+        self.wd.write_trade(n, splice_region(template_text(), proposal.region))
+        ev = done.result.evaluation
+        record.status, record.stage, record.reason = "accepted" if ev.accepted else "rejected", ev.stage, ev.reason
+        record.details, record.eval_timings = ev.details, ev.timings
+        if ev.scores is not None:
+            record.scores = {k: v for k, v in ev.scores.to_json().items() if k != "selection_val"}
+            if ev.signals is not None:
+                record.positions_sha256 = positions_sha256(self.scored, ev.instrument_signals)
+            if ev.universe is not None:
+                record.universe = ev.universe.to_json()
+            parent_val = next((m.val for m in state.population if m.iteration == parent), None)
+            prec = self.wd.record_or_none(parent) if parent_val is None else None
+            if prec is not None and prec.scores:
+                parent_val = prec.split("val")
+            now_val = record.split("val")
+            if self.scheme is not None:  # per-horizon figures: grade on their means
+                parent_val, now_val = scalar_view(parent_val), scalar_view(now_val)
+            if n:
+                record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val,
+                                                               rejected=not ev.accepted)
+        if ev.accepted and ev.forecasts is not None:
+            every = ev.instrument_forecasts  # a universe: the key covers every instrument's forecasts
+            probs = np.concatenate(every) if len(every) > 1 else ev.forecasts
+            record = dataclasses.replace(record, **forecast_fields(ev.scores, probs, state))
+        elif ev.accepted:
+            record.returns = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
+            record.trades = ev.scores.trips()
+            if ev.universe is not None:
+                record.instrument_returns = [np.round(s.returns["val"], 12).tolist() for s in ev.universe.instruments]
+            value = ev.scores.selection
+            if self.cfg.stress_select:
+                stress = done.result.stress
+                record.stress = StressResult.from_json(stress, f"stress of iteration {n}")
+                value = stress_adjusted(value, stress)
+            record.selection = value
+            record.signals_sha256 = signals_sha256(ev.instrument_signals)
+            record = dataclasses.replace(
+                record, **judge_diversity(record.positions_sha256, ev, self.scored, value, state))
+        record.timings = {"propose": t_prop, "evaluate": done.evaluate_s, "total": t_prop + done.evaluate_s}
+        return record
+
+    def _show_warnings(self, proposal: Proposal) -> None:
+        """A proposer's advice to the user (e.g. a truncated context), printed the first time only."""
+        for text in proposal.warnings:
+            if text not in self._shown_warnings:
+                self._shown_warnings.add(text)
+                self.view.note(f"warning: {text}")
+
+    def _parent_region(self, parent: int) -> str:
+        path = self.wd.trade(parent)
+        if path.is_file():
+            return self.wd.region(parent)
+        return extract_region(self.cfg.start_file.read_text(encoding="utf-8"))
+
+    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
+        """Write the record, then fold in the record as read back: what a resume replays, to the bit
+        (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
+        uninterrupted run hold the same state. A compaction this record triggers is asked of the
+        compactor here, live only, and its reply stored in the record, so replay never calls a model."""
+        self.wd.write_record(record)
+        record = self.wd.record(record.iteration)
+        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric))
+        if request is not None:  # decided on the record as read back, exactly as a replay will fold it
+            self.view.stage(record.iteration, "compact", "rewriting the learnings' lessons")
+            record.learnings_compacted = self.proposer.compact(request.text, request.budget_tokens)
+            self.wd.write_record(record)
+            record = self.wd.record(record.iteration)
+        state.apply(record, learnings)
+        self._write_derived(state, learnings)
+        return record
+
+    def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
+        self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows),
+                              with_rule(learnings.render(), self.cfg.workers),
+                              state.best.iteration if state.best else None)
+        self.wd.write_state(state)
+
+    # ----- the run ------------------------------------------------------------------------
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self._sigint_count += 1
+        if self._sigint_count > 1:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        self.view.note("Ctrl-C: finishing the iterations in flight, then stopping (press again to stop at once)")
+
+    def run(self) -> int:
+        state, learnings, manifest = self._open()
+        self.test_readings = len(self.wd.test_readings())
+        if state.next_iteration > self.cfg.iterations:  # nothing to run: say so now, not the last run's reason
+            last = state.next_iteration - 1
+            state.stop_reason = (f"iterations: {self.wd.root}/ already holds iterations 0..{last}, and --iterations "
+                                 f"{self.cfg.iterations} asks for none beyond them; to continue, rerun with "
+                                 f"--iterations N, N > {last} (e.g. --iterations {last + 10})")
+            self.wd.write_state(state)
+            self._finish(state, manifest)
+            return 0
+        stalled = state.stop_reason is not None and state.stop_reason.startswith("max-fails")
+        if stalled and state.consecutive_fails >= self.cfg.max_fails > 0:
+            self.view.note(f"the last run stopped after {state.consecutive_fails} consecutive failures; "
+                           f"continuing with the count reset")
+            state.consecutive_fails = 0
+            for snap in self.snapshots.items.values():  # the states iterations in flight propose from
+                snap.state["consecutive_fails"] = 0
+        if self.test_readings:
+            self._warn_test_read()
+        self._t_start = time.monotonic()
+        self._first_iteration = state.next_iteration
+        self._tokens_at_start = sum(state.tokens.values())
+        old_int = signal.signal(signal.SIGINT, self._on_sigint)
+        old_term = signal.signal(signal.SIGTERM, self._on_sigint)
+        self._started = time.perf_counter()
+        code = 0
+        last_words: str | None = None
+        settings = EvalSettings(metric=self.cfg.metric, folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
+                                eval_timeout_s=self.cfg.eval_timeout_s, stress_select=self.cfg.stress_select,
+                                stress_paths=self.cfg.stress_paths, seed=self.cfg.seed, task=self.cfg.task)
+        try:
+            with make_executor(self.cfg.executor, self.scored, settings, self.cfg.workers,
+                               self.cfg.ray_address) as executor:
+                self.executor = executor
+                self.flights = InFlight(self.cfg.workers)
+                self.view.start(self, state, executor.describe())
+                self.view.note(universe_line(self.universe))
+                if self.cfg.task == "trade":
+                    self.view.note(f"returns on: {return_prices([h.frame for h in self.histories])}")
+                if len(self.histories) > 1 and self.cfg.task == "trade":
+                    self.view.note("scoring: the region runs on every instrument and is ranked by their equal-weight "
+                                   "portfolio on validation; prompts number the instruments, never name them")
+                code, last_words = self._drive(state, learnings)
+        except KeyboardInterrupt:
+            state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
+                                 f"{state.next_iteration} (the unfinished iterations are redone)")
+            code = 130
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+        state.elapsed_s += time.perf_counter() - self._started
+        self.wd.write_state(state)
+        if last_words is not None and state.trials < 2:
+            self.view.close()  # one trial has no statistics worth a summary; the error alone is the news
+        else:
+            self._finish(state, manifest)
+        if last_words is not None:
+            self.view.note(last_words)  # last, so the summary never buries why the run stopped
+        return code
+
+    def _drive(self, state: LoopState, learnings: Learnings) -> tuple[int, str | None]:
+        """Keep up to N iterations in flight and commit them in iteration order (alphaloop.run.flight's rule).
+
+        A stop reason (a budget, Ctrl-C, --iterations, --max-fails) stops new launches; the iterations
+        already in flight are finished and committed. Returns the exit code and any last words."""
+        workers, next_launch, reason = self.cfg.workers, state.next_iteration, None
+        while True:
+            while reason is None and len(self.flights.flights) < workers:
+                base = self.snapshots.base(next_launch, workers)
+                reason = self._stop_reason(next_launch, LoopState.from_json(base.state, "snapshot"), state)
+                if reason is None:
+                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b))
+                    self.view.stage(next_launch, "propose", f"from the state after iter {base.after}")
+                    next_launch += 1
+            if not self.flights.flights:
+                state.stop_reason = reason
+                return (130 if reason and reason.startswith("interrupted") else 0), None
+            n = state.next_iteration
+            try:
+                done = self.flights.take(n)
+            except EndpointDown as exc:
+                state.stop_reason = (f"endpoint-down: the LLM endpoint stopped answering at iteration {n}; "
+                                     f"rerun the same command to resume at iteration {n}")
+                return 3, (f"error: the LLM endpoint is down: {exc}\nstate saved after iteration {n - 1}; "
+                           f"rerun the same command to resume at iteration {n}")
+            record = self._iteration(n, done, state)
+            state.elapsed_s += time.perf_counter() - self._started
+            self._started = time.perf_counter()
+            record = self._commit(record, state, learnings)
+            self.snapshots.add(n, state.to_json(), learnings.to_json())
+            self.snapshots.save()
+            self._estimate(state)
+            self.view.iteration_done(record, state, learnings)
+            if self.budget_note and not isinstance(self.view, LiveView):
+                self.view.note(f"  {self.budget_note}")
+
+    def _warn_test_read(self) -> None:
+        """Searching on after `final` makes the test split one more validation split; say so before it happens."""
+        warn_loudly("THE TEST SPLIT HAS ALREADY BEEN READ",
+                    f"`python harness.py final` read the test split of this run {self.test_readings} time(s) "
+                    f"({self.wd.readings}).\nSearching further after a reading turns the test split into one "
+                    f"more validation split:\nits figures will no longer be an unbiased estimate. This is recorded in "
+                    f"the run (state.json: searched_after_test_reading;\neach new iteration record: "
+                    f"test_readings_before). For an untouched test split, prepare new data and use a new --workdir.")
+
+    def _stop_reason(self, n: int, base: LoopState, state: LoopState) -> str | None:
+        """Why iteration ``n`` is not started, and how to continue; None to go on.
+
+        The failure count is the one of ``base``, the state ``n`` proposes from, so a resumed run stops
+        where an uninterrupted one would; budgets are this command's, counted over committed records."""
+        if n > self.cfg.iterations:
+            return (f"iterations: reached --iterations {self.cfg.iterations}; to continue, rerun with "
+                    f"--iterations N, N > {self.cfg.iterations}")
+        if self.cfg.max_fails and base.consecutive_fails >= self.cfg.max_fails:
+            why = (f"max-fails: {base.consecutive_fails} consecutive iterations without entering the "
+                   f"top-{self.cfg.population}")
+            if getattr(self.proposer, "name", "") == "offline":
+                return (f"{why}: the offline search stalled (its variations of the population stopped improving on "
+                        f"validation); to keep searching, rerun with --max-fails 0, or set OPENAI_BASE_URL (and "
+                        f"OPENAI_MODEL) to let an LLM propose")
+            return (f"{why}; rerun the same command to continue with the count reset, or add --max-fails 0 to "
+                    f"never stop on failures")
+        if self.stop_requested:
+            return f"interrupted: Ctrl-C or SIGTERM; rerun the same command to resume at iteration {n}"
+        if n == self._first_iteration:  # a budget always allows one iteration, so every rerun makes progress
+            return None
+        spent = time.monotonic() - self._t_start
+        if self.cfg.hours is not None and spent >= self.cfg.hours * 3600:
+            return (f"hours: --hours {self.cfg.hours:g} used up ({_duration(spent)} in this command); state saved: "
+                    f"rerun the same command to resume at iteration {n} with a fresh budget")
+        used = sum(state.tokens.values()) - self._tokens_at_start
+        if self.cfg.max_tokens is not None and used >= self.cfg.max_tokens:
+            return (f"max-tokens: {used:,} LLM tokens used in this command (--max-tokens {self.cfg.max_tokens:,}); "
+                    f"state saved: rerun the same command to resume at iteration {n} with a fresh budget")
+        return None
+
+    def _estimate(self, state: LoopState) -> None:
+        """Time left under the tightest limit, from this command's pace; only while a budget is set."""
+        if self.cfg.hours is None and self.cfg.max_tokens is None:
+            return
+        done = state.next_iteration - self._first_iteration
+        spent = time.monotonic() - self._t_start
+        if done < 1 or spent <= 0:
+            return
+        left = {f"--iterations {self.cfg.iterations}": (self.cfg.iterations + 1 - state.next_iteration) * spent / done}
+        if self.cfg.hours is not None:
+            left[f"--hours {self.cfg.hours:g}"] = self.cfg.hours * 3600 - spent
+        used = sum(state.tokens.values()) - self._tokens_at_start
+        if self.cfg.max_tokens is not None and used > 0:
+            left[f"--max-tokens {self.cfg.max_tokens:,}"] = (self.cfg.max_tokens - used) * spent / used
+        bound, seconds = min(left.items(), key=lambda kv: kv[1])
+        self.time_left_s = max(0.0, seconds)
+        self.budget_note = (f"time left: about {_duration(self.time_left_s)} (bound by {bound}; "
+                            f"estimate from this command's pace)")
+
+    def _finish(self, state: LoopState, manifest: dict) -> None:
+        """End-of-run figures: statistics over all trials, second market, the report."""
+        cfg = self.cfg
+        finish_run(FinishInputs(wd=self.wd, state=state, manifest=manifest, history=self.history,
+                                data_dir=cfg.data_dir, metric=cfg.metric, cost_bps=cfg.cost_bps, seed=cfg.seed,
+                                stress_paths=cfg.stress_paths, cross_ticker=cfg.cross_ticker,
+                                test_readings=self.test_readings, histories=self.histories,
+                                instrument_names=tuple(self.universe.instruments)), close_view=self.view.close)

@@ -1,0 +1,301 @@
+"""The run folder (``--workdir``): the one place that names its files, and the one reader and writer of each.
+
+Why one owner: the names were built in five modules and their readers drifted. Every write is atomic
+(``store``: a temp file beside the target, then a rename), so a process killed at any instant leaves
+the old file or the new one. Readers return the typed records of ``alphaloop.run.records``; a file that
+does not parse as its record raises ``RecordError`` with one line naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alphaloop.candidate import RegionError, extract_region
+from alphaloop.run.records import CrossMarket, IterationRecord, RecordError, RunStats, StressCache, TestReading
+from alphaloop.run.state import LoopState
+from alphaloop.run.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
+
+TRADE = "iter_{n}_trade.py"
+RESULTS = "iter_{n}_results.json"
+SIDECAR_INSTRUMENTS = "instruments"  # the sidecar's key for each instrument's validation returns (a universe)
+RETURNS = "iter_{n}_returns.json"  # the record's daily returns per split, kept out of the record a person opens
+REPLY = "iter_{n}_reply.md"
+STATE = "state.json"
+RESULTS_TSV = "results.tsv"
+LEARNINGS = "learnings.md"
+BEST_TRADE = "best_trade.py"
+MANIFEST = "data_manifest.json"
+READINGS = "test_readings.jsonl"
+STATS = "stats.json"
+STRESS = "stress.json"
+CROSS_MARKET = "cross_market.json"
+REPORT = "report.html"
+SNAPSHOTS = "snapshots.json"  # with --workers N > 1: the states the iterations in flight propose from
+FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
+FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
+ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json|reply\.md|returns\.json)")
+# What a user finds in a run folder, as the end-of-run summary lists it.
+USER_FILES = (LEARNINGS, RESULTS_TSV, TRADE.format(n="N"), BEST_TRADE, REPORT)
+
+
+def _read(path: Path) -> Any:
+    """JSON from ``path``; a file that is not JSON is a RecordError naming it."""
+    try:
+        return read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: not valid JSON ({exc})") from exc
+
+
+class Workdir:
+    """The files of one run folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # ----- names -----------------------------------------------------------------------------
+    def trade(self, n: int) -> Path:
+        return self.root / TRADE.format(n=n)
+
+    def results(self, n: int) -> Path:
+        return self.root / RESULTS.format(n=n)
+
+    def returns(self, n: int) -> Path:
+        return self.root / RETURNS.format(n=n)
+
+    def reply(self, n: int) -> Path:
+        return self.root / REPLY.format(n=n)
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def readings(self) -> Path:
+        return self.root / READINGS
+
+    @property
+    def best_trade(self) -> Path:
+        return self.root / BEST_TRADE
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT
+
+    @property
+    def stats(self) -> Path:
+        return self.root / STATS
+
+    @property
+    def learnings(self) -> Path:
+        return self.root / LEARNINGS
+
+    @property
+    def stress(self) -> Path:
+        return self.root / STRESS
+
+    @property
+    def cross_market(self) -> Path:
+        return self.root / CROSS_MARKET
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / SNAPSHOTS
+
+    def has_run(self) -> bool:
+        """Whether a loop ever ran here (it writes state.json first thing)."""
+        return self.state.is_file()
+
+    def prepare(self) -> None:
+        """Create the folder and remove temp files a killed write left behind."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        clean_temp_files(self.root)
+
+    # ----- candidates ------------------------------------------------------------------------
+    def region(self, n: int) -> str:
+        return extract_region(self.trade(n).read_text(encoding="utf-8"))
+
+    def write_trade(self, n: int, text: str) -> None:
+        atomic_write_text(self.trade(n), text)
+
+    def write_reply(self, n: int, text: str) -> str:
+        """Store a model's whole reply; returns the file name the record names it by."""
+        atomic_write_text(self.reply(n), text)
+        return self.reply(n).name
+
+    def forget_unfinished(self, n: int) -> None:
+        """Remove what iterations n and later, which never wrote their records, left (they are redone,
+        their returns included; with --workers N several may have been in flight at a kill)."""
+        for pattern in (TRADE, REPLY, RETURNS):
+            for path in self.root.glob(pattern.format(n="*")):
+                match = ITER_FILE.fullmatch(path.name)
+                if match and int(match.group(1)) >= n:
+                    path.unlink(missing_ok=True)
+
+    def trade_iterations(self) -> Iterator[tuple[int, Path]]:
+        """Every ``iter_N_trade.py`` here, with its N."""
+        for path in self.root.glob(TRADE.format(n="*")):
+            match = ITER_FILE.fullmatch(path.name)
+            if match and match.group(2) == "trade.py":
+                yield int(match.group(1)), path
+
+    def find_iteration(self, region: str) -> int | None:
+        """The first iteration whose file holds ``region`` (to name what best_trade.py is)."""
+        found = []
+        for n, path in self.trade_iterations():
+            try:
+                if extract_region(path.read_text(encoding="utf-8")) == region:
+                    found.append(n)
+            except (RegionError, UnicodeDecodeError):
+                continue
+        return min(found) if found else None
+
+    # ----- iteration records ----------------------------------------------------------------
+    def write_record(self, record: IterationRecord) -> None:
+        """The sidecar first, then the record: a record on disk always has its returns."""
+        d = record.to_json()
+        returns = d.pop("returns")
+        instruments = d.pop("instrument_returns", None)  # a universe: each instrument's validation returns
+        if returns is not None:
+            side = {"schema_version": d["schema_version"], **returns}
+            if instruments is not None:
+                side[SIDECAR_INSTRUMENTS] = instruments
+            atomic_write_json(self.returns(record.iteration), side)
+        else:  # never join another attempt's returns to this record
+            self.returns(record.iteration).unlink(missing_ok=True)
+        atomic_write_json(self.results(record.iteration), d)
+
+    def has_record(self, n: int | None) -> bool:
+        return n is not None and n >= 0 and self.results(n).is_file()
+
+    def record(self, n: int) -> IterationRecord:
+        """``iter_N_results.json`` with its returns joined back (records before the sidecar held them inline)."""
+        path = self.results(n)
+        d = _read(path)
+        rec = IterationRecord.from_json(d, str(path))
+        if rec.returns is None and self.returns(n).is_file():
+            side = _read(self.returns(n))
+            rec.returns = {k: v for k, v in side.items() if k not in ("schema_version", SIDECAR_INSTRUMENTS)}
+            rec.instrument_returns = side.get(SIDECAR_INSTRUMENTS)
+        return rec
+
+    def record_or_none(self, n: int | None) -> IterationRecord | None:
+        return self.record(n) if self.has_record(n) else None
+
+    def records(self) -> list[IterationRecord]:
+        """Records 0, 1, ... up to the first gap (the loop writes them in order)."""
+        out, n = [], 0
+        while self.results(n).is_file():
+            out.append(self.record(n))
+            n += 1
+        return out
+
+    def all_records(self, notes: list[str]) -> list[IterationRecord]:
+        """Every record here in iteration order; one that cannot be read becomes a note (the report's view)."""
+        numbered = []
+        for path in self.root.glob(RESULTS.format(n="*")):
+            match = ITER_FILE.fullmatch(path.name)
+            if match and match.group(2) == "results.json":
+                numbered.append(int(match.group(1)))
+        out = []
+        for n in sorted(numbered):
+            try:
+                out.append(self.record(n))
+            except (OSError, RecordError) as exc:
+                notes.append(f"{self.results(n).name} could not be read ({exc}); it is left out")
+        return out
+
+    # ----- state and derived files ----------------------------------------------------------
+    def read_state(self) -> LoopState:
+        return LoopState.from_json(_read(self.state), str(self.state))
+
+    def write_state(self, state: LoopState) -> None:
+        atomic_write_json(self.state, state.to_json())
+
+    def write_derived(self, tsv: str, learnings: str, best_iteration: int | None) -> None:
+        """results.tsv, learnings.md and best_trade.py: views of the records, rewritten after each one."""
+        atomic_write_text(self.root / RESULTS_TSV, tsv)
+        atomic_write_text(self.learnings, learnings)
+        if best_iteration is not None:
+            atomic_write_text(self.best_trade, self.trade(best_iteration).read_text(encoding="utf-8"))
+
+    def read_learnings(self) -> str:
+        return self.learnings.read_text(encoding="utf-8") if self.learnings.is_file() else ""
+
+    def read_manifest(self) -> dict | None:
+        """The data manifest this run started on, or None before the first run."""
+        return _read(self.manifest) if self.manifest.is_file() else None
+
+    def write_manifest(self, manifest: dict) -> None:
+        atomic_write_json(self.manifest, manifest)
+
+    # ----- test readings --------------------------------------------------------------------
+    def test_readings(self) -> list[TestReading]:
+        """Every reading of the test split recorded here so far; a damaged line still counts as one."""
+        if not self.readings.is_file():
+            return []
+        out = []
+        for line in filter(str.strip, self.readings.read_text(encoding="utf-8").splitlines()):
+            try:
+                out.append(TestReading.from_json(json.loads(line), str(self.readings)))
+            except (json.JSONDecodeError, RecordError):
+                out.append(TestReading.damaged_line())
+        return out
+
+    def append_reading(self, reading: TestReading) -> None:
+        """Append one JSON line atomically: the whole new file is written aside, then replaces the old."""
+        old = self.readings.read_text(encoding="utf-8") if self.readings.is_file() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        line = json.dumps(reading.to_json(), sort_keys=True, allow_nan=False)
+        atomic_write_text(self.readings, old + line + "\n")
+
+    # ----- end-of-run results ---------------------------------------------------------------
+    def read_stats(self) -> RunStats | None:
+        return RunStats.from_json(_read(self.stats), str(self.stats)) if self.stats.is_file() else None
+
+    def write_stats(self, stats: RunStats) -> None:
+        atomic_write_json(self.stats, stats.to_json())
+
+    def read_stress(self) -> StressCache:
+        path = self.stress
+        return StressCache.from_json(_read(path), str(path)) if path.is_file() else StressCache()
+
+    def write_stress(self, cache: StressCache) -> None:
+        atomic_write_json(self.stress, cache.to_json())
+
+    def read_cross_market(self) -> CrossMarket | None:
+        path = self.cross_market
+        return CrossMarket.from_json(_read(path), str(path)) if path.is_file() else None
+
+    def write_cross_market(self, result: CrossMarket) -> None:
+        atomic_write_json(self.cross_market, result.to_json())
+
+    # ----- the forecast task's files ------------------------------------------------------------
+    def forecasts(self, split: str) -> Path:
+        return self.root / FORECASTS.format(split=split)
+
+    @property
+    def forecast_stats(self) -> Path:
+        return self.root / FORECAST_STATS
+
+    def read_forecast_stats(self) -> dict | None:
+        return _read(self.forecast_stats) if self.forecast_stats.is_file() else None
+
+    def write_forecast_stats(self, stats: dict) -> None:
+        atomic_write_json(self.forecast_stats, {"schema_version": 1, **stats})
+
+    def write_forecasts(self, split: str, csv_text: str) -> Path:
+        atomic_write_text(self.forecasts(split), csv_text)
+        return self.forecasts(split)
+
+    def write_report(self, html: str) -> Path:
+        atomic_write_text(self.report, html)
+        return self.report

@@ -1,0 +1,1 @@
+"""Tasks: the protocol every task plugs into, and the plug-ins (trade, forecast)."""

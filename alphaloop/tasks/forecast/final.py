@@ -1,0 +1,103 @@
+"""``harness.py final`` for a forecast run: the one reading of the locked test split, recorded.
+
+The chosen forecaster runs through the same pipeline on train+validation+test laid end to end (the
+test years warm up on earlier history); the buckets' cut points and the climatology stay the train
+split's. The test split is scored with the validation figures beside it, Hansen's SPA tests the
+forecaster against climatology on the test split alone (one forecaster: no search happens there),
+and the day-by-day forecasts with outcomes, scores and grades go to ``forecasts_test.csv``.
+A universe is scored like the loop scores it: every instrument runs, each bucketed by its own train
+terciles, and the figures pool over all instruments' days; the CSV holds instrument 1's days.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from alphaloop.commands.check import isolation_line, stage_lines
+from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.evaluate.scoring import History
+from alphaloop.present.ui import console
+from alphaloop.run.records import IterationRecord, TestReading
+from alphaloop.run.store import finite
+from alphaloop.run.workdir import Workdir
+from alphaloop.tasks.forecast.buckets import BucketScheme
+from alphaloop.tasks.forecast.daybyday import forecast_frame, to_csv
+from alphaloop.tasks.forecast.pool import score_forecast_universe
+from alphaloop.tasks.forecast.scores import SELECTION_METRIC, score_forecasts
+from alphaloop.tasks.forecast.stats import forecast_statistics, format_forecast_statistics
+from alphaloop.tasks.forecast.text import cut_points_line, forecast_table
+
+if TYPE_CHECKING:
+    from sandbox.runner import Sandbox
+
+
+def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: IterationRecord | None,
+                   histories: History | tuple[History, ...], box: Sandbox, refresh: Callable[[Workdir], None]) -> int:
+    """Score the forecaster on the test split once; print, record the reading, write the CSV."""
+    histories = (histories,) if isinstance(histories, History) else tuple(histories)
+    history = histories[0]
+    console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
+    test_dates = history.frame.index[history.windows["test"]]
+    console.print(f"final: {entry['file']} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
+                  f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
+    ev = evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=180.0,
+                                      universe=histories if len(histories) > 1 else ()))
+    entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
+    for line in stage_lines(ev):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if not ev.accepted or ev.forecasts is None:
+        wd.append_reading(TestReading(**entry, status="rejected", reason=ev.reason))
+        console.print(f"[bold red]final: the forecaster was rejected at {ev.stage}; no test figures shown[/]")
+        refresh(wd)
+        return 1
+    train_close = history.frame["Close"].to_numpy(dtype=np.float64)[history.windows["train"]]
+    scheme = BucketScheme.from_train(train_close)
+    scores = (score_forecasts(history, ev.forecasts, scheme=scheme, splits=("train", "val", "test"))
+              if len(histories) == 1 else
+              score_forecast_universe(histories, list(ev.instrument_forecasts), splits=("train", "val", "test")))
+    test, val = scores.splits["test"], scores.splits["val"]
+    console.print(cut_points_line(scores), highlight=False, markup=False, soft_wrap=True)
+    for split in ("val", "test"):
+        console.print(forecast_table(scores, split, f"final ({label}): {split} split against climatology (skill 0)"))
+    stats = forecast_statistics(1, scores.clim_losses["test"], [scores.losses["test"]],
+                                [test[SELECTION_METRIC]], split="test")
+    console.print(format_forecast_statistics(stats), highlight=False, markup=False, soft_wrap=True)
+    recorded = record.val_metric if record is not None else None
+    t, v = test[SELECTION_METRIC], val[SELECTION_METRIC]
+    degradation = None if t is None or v is None else t - v
+    console.print(f"test {SELECTION_METRIC}: {t:+.4f} (climatology +0.0000)  |  validation {SELECTION_METRIC}: "
+                  f"{v:+.4f}" + (f" (recorded by the loop: {recorded:+.4f})" if recorded is not None else "")
+                  + (f"  |  degradation (test - validation): {degradation:+.4f}" if degradation is not None else ""),
+                  highlight=False, soft_wrap=True)
+    csv_path = wd.write_forecasts("test", to_csv(forecast_frame(history.frame, ev.forecasts, scheme,
+                                                                history.windows["test"])))
+    console.print(f"day-by-day test forecasts with outcomes, scores and grades: {csv_path}", highlight=False,
+                  soft_wrap=True)
+    wd.append_reading(TestReading(**finite({
+        **entry, "status": "scored", "test": test, "val_metric": v, "bh_test_metric": 0.0, "bh_val_metric": 0.0,
+        "beat_bh_test": bool(t is not None and t > 0), "degradation": degradation})))
+    before = int(entry.get("earlier_readings") or 0)
+    console.print(f"recorded in {wd.readings} (reading number {before + 1})", highlight=False, soft_wrap=True)
+    refresh(wd)
+    sys.stdout.flush()
+    print(json.dumps(finite({"iteration": entry["iteration"], "metric": SELECTION_METRIC, "test": test,
+                             "val_metric": v, "climatology_test_metric": 0.0, "beat_climatology_test": bool(
+                                 t is not None and t > 0), "degradation": degradation,
+                             "spa_test": stats["spa_pvalues"], "readings": before + 1}), sort_keys=True))
+    return 0
+
+
+def is_forecast_run(wd: Workdir, record: IterationRecord | None) -> bool:
+    """Whether the workdir holds a forecast run (its state says so, else the record's metric)."""
+    if record is not None:
+        return record.metric == SELECTION_METRIC
+    try:
+        return wd.has_run() and wd.read_state().task == "forecast"
+    except (OSError, ValueError):
+        return False
+

@@ -1,0 +1,44 @@
+"""The end of a forecast run: Hansen's SPA of every scored forecaster against climatology (validation),
+and the best forecaster's day-by-day validation forecasts for the report. Train and validation only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.evaluate.scoring import History
+from alphaloop.present.ui import console
+from alphaloop.run.workdir import Workdir
+from alphaloop.tasks.forecast.buckets import BucketScheme
+from alphaloop.tasks.forecast.daybyday import forecast_frame, to_csv
+from alphaloop.tasks.forecast.evidence import CLIM_LOSS_KEY, LOSS_KEY
+from alphaloop.tasks.forecast.stats import forecast_statistics, format_forecast_statistics
+
+
+def write_forecast_statistics(wd: Workdir, trials: int, best_iteration: int | None, seed: int) -> dict | None:
+    """SPA of the accepted forecasters' daily validation RPS against climatology's, over ``trials`` tried."""
+    scored = [r for r in wd.records() if r.accepted and r.returns and LOSS_KEY in r.returns]
+    if best_iteration is None or not scored:
+        console.print("statistics: no accepted forecaster yet; nothing to test")
+        return None
+    clim = np.asarray(scored[0].returns[CLIM_LOSS_KEY], dtype=np.float64)
+    same = [r for r in scored if len(r.returns[LOSS_KEY]) == clim.size]
+    stats = forecast_statistics(trials, clim, [np.asarray(r.returns[LOSS_KEY]) for r in same],
+                                [r.val_metric for r in same], split="val", seed=seed)
+    stats["best_iteration"] = best_iteration
+    wd.write_forecast_stats(stats)
+    console.print(format_forecast_statistics(stats), highlight=False, markup=False, soft_wrap=True)
+    return stats
+
+
+def write_validation_forecasts(wd: Workdir, history: History, iteration: int, sandbox: object) -> str:
+    """Rerun the best forecaster on train+validation (never the test split) and write its validation days."""
+    ev = evaluate(wd.region(iteration), EvalContext(history=history, sandbox=sandbox, task="forecast",
+                                                    eval_timeout_s=120.0))
+    if ev.forecasts is None:
+        return f"forecasts of iter {iteration} not written: {ev.stage}: {ev.reason}"
+    train_close = history.frame["Close"].to_numpy(dtype=np.float64)[history.windows["train"]]
+    scheme = BucketScheme.from_train(train_close)
+    path = wd.write_forecasts("val", to_csv(forecast_frame(history.frame, ev.forecasts, scheme,
+                                                           history.windows["val"])))
+    return f"day-by-day validation forecasts of iter {iteration}: {path}"

@@ -1,0 +1,262 @@
+"""Score forecasts in the trusted parent: proper scores, skill, calibration and graded episodes.
+
+Per horizon and window (a split or a fold):
+* RPS, the ranked probability score over the ordered buckets down < flat < up (``scoringrules``);
+* the log score -log p(realised bucket); ``scoringrules.log_score`` is for binary events only, so the
+  categorical form is computed here, with probabilities floored at ``LOG_FLOOR`` to keep it finite;
+* skill ``1 - RPS / RPS_climatology``, the climatology being the train split's bucket frequencies, and
+  its mean over horizons, ``rps_skill_mean``, the selection metric on validation;
+* a reliability table (each bucket's probability pooled, in equal-width bins, against how often the
+  bucket happened) and its expected calibration error;
+* one grade per episode (bar) and the graded reward (mean grade value);
+* direction accuracy, the distribution of the most probable bucket, the best and worst days by RPS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scoringrules as sr
+
+from alphaloop.evaluate.scoring import DEFAULT_FOLDS, fold_windows
+from alphaloop.tasks.forecast.buckets import BUCKETS, BucketScheme
+
+SELECTION_METRIC = "rps_skill_mean"
+LOG_FLOOR = 1e-6  # -log(1e-6) = 13.8: a zero probability on what happened costs a lot but stays finite
+RELIABILITY_BINS = 10
+EXTREMES = 5  # best and worst days reported per horizon
+
+# Grades of one episode (one bar, one horizon), checked in this order.
+CORRECT_MAX_PROB = 0.9  # calibrated_correct: the realised bucket was strictly the most probable, p <= this
+MISS_MIN_PROB = 0.2  # reasonable_miss: another bucket was favoured but the realised one had p >= this
+WRONG_MAX_PROB = 0.05  # overconfident_wrong: the realised bucket had p < this ...
+WRONG_CONFIDENT_PROB = 0.7  # ... while one bucket was given p >= this
+GRADES = ("calibrated_correct", "reasonable_miss", "overconfident_wrong", "other")
+GRADE_REWARD = {"calibrated_correct": 1.0, "reasonable_miss": 0.0, "overconfident_wrong": -1.0, "other": -0.25}
+CALL_MARGIN = 0.02  # "the most probable" bucket must beat every other by more than this: a call, not noise
+SUMMARY_KEYS = ("rps_skill_mean", "rps_skill", "log_score", "ece", "grades", "reward")
+
+
+def rps(probs: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    """RPS per entry of (..., 3) probabilities against buckets 0/1/2 (no NaN buckets)."""
+    return np.asarray(sr.rps_score(buckets.astype(np.int64) + 1, probs, k_axis=-1), dtype=np.float64)
+
+
+def realised_prob(probs: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(probs, buckets.astype(np.int64)[..., None], axis=-1)[..., 0]
+
+
+def log_score(probs: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    return -np.log(np.maximum(realised_prob(probs, buckets), LOG_FLOOR))
+
+
+def grade(probs: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    """Index into ``GRADES`` per entry of (m, 3) probabilities and buckets."""
+    p_real = realised_prob(probs, buckets)
+    others = np.where(np.arange(3) == buckets.astype(np.int64)[:, None], -np.inf, probs).max(axis=1)
+    top = p_real > others + CALL_MARGIN
+    out = np.full(p_real.shape, GRADES.index("other"), dtype=np.int64)
+    out[~top & (p_real >= MISS_MIN_PROB)] = GRADES.index("reasonable_miss")
+    out[(p_real < WRONG_MAX_PROB) & (probs.max(axis=1) >= WRONG_CONFIDENT_PROB)] = GRADES.index("overconfident_wrong")
+    out[top & (p_real <= CORRECT_MAX_PROB)] = GRADES.index("calibrated_correct")
+    return out
+
+
+def reliability(probs: np.ndarray, buckets: np.ndarray, bins: int = RELIABILITY_BINS) -> tuple[list[dict], float]:
+    """Reliability table (every bucket's probability pooled) and the expected calibration error."""
+    p = probs.reshape(-1)
+    hit = (np.arange(3)[None, :] == buckets.astype(np.int64)[:, None]).reshape(-1).astype(np.float64)
+    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(idx, minlength=bins)
+    sum_p = np.bincount(idx, weights=p, minlength=bins)
+    sum_hit = np.bincount(idx, weights=hit, minlength=bins)
+    table, ece = [], 0.0
+    for b in range(bins):
+        n = int(counts[b])
+        mean_p = float(sum_p[b] / n) if n else None
+        freq = float(sum_hit[b] / n) if n else None
+        table.append({"lo": b / bins, "hi": (b + 1) / bins, "count": n, "mean_prob": mean_p, "observed": freq})
+        if n:
+            ece += n / p.size * abs(mean_p - freq)
+    return table, float(ece)
+
+
+def direction_accuracy(probs: np.ndarray, returns: np.ndarray) -> tuple[float | None, int]:
+    """Share of days whose sign(p_up - p_down) matches the sign of the realised return (both non-zero)."""
+    called = np.sign(probs[:, 2] - probs[:, 0])
+    real = np.sign(returns)
+    use = (called != 0) & (real != 0)
+    n = int(use.sum())
+    return (float((called[use] == real[use]).mean()) if n else None), n
+
+
+def most_probable(probs: np.ndarray) -> dict[str, int]:
+    """How often each bucket was the most probable by the call margin; "tie" when none was."""
+    order = np.sort(probs, axis=1)
+    tie = order[:, -1] - order[:, -2] <= CALL_MARGIN
+    arg = probs.argmax(axis=1)
+    out = {name: int(((arg == k) & ~tie).sum()) for k, name in enumerate(BUCKETS)}
+    out["tie"] = int(tie.sum())
+    return out
+
+
+def days(picks: np.ndarray, dates: list[str], probs: np.ndarray, buckets: np.ndarray, returns: np.ndarray,
+         scores: np.ndarray, grades: np.ndarray, instruments: np.ndarray | None = None) -> list[dict]:
+    """The picked days of one horizon as records: date, forecast, outcome, RPS and grade (and, pooled over a
+    universe, the instrument's number: never its ticker, these records reach prompts)."""
+    return [{"date": dates[i], "probs": [float(x) for x in probs[i]], "bucket": BUCKETS[int(buckets[i])],
+             "return": float(returns[i]), "rps": float(scores[i]), "grade": GRADES[int(grades[i])],
+             **({"instrument": int(instruments[i])} if instruments is not None else {})} for i in picks]
+
+
+def finite_or_none(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+@dataclass
+class WindowScores:
+    """One window's figures: the verdict summary, the details, and per-day losses for the statistics."""
+
+    summary: dict
+    details: dict
+    loss: np.ndarray  # per bar with every horizon resolved: mean RPS over horizons
+    clim_loss: np.ndarray  # the same for the climatology forecast
+    dates: list[str]
+
+
+def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.ndarray, dates: Sequence[object],
+                 scheme: BucketScheme, climatology: np.ndarray | None = None,
+                 instruments: np.ndarray | None = None) -> WindowScores:
+    """Score (n, H, 3) probabilities of one window against its (n, H) buckets and returns.
+
+    ``climatology`` (n, H, 3), when given, is each row's own reference forecast (rows pooled over a
+    universe each carry their instrument's train climatology); else every row uses ``scheme``'s.
+    ``instruments`` (n,) numbers each row's instrument for the best and worst days.
+    """
+    hs = scheme.horizons
+    dates = [str(pd.Timestamp(d).date()) for d in dates]
+    skill, logs, eces, grades, reward, det = {}, {}, {}, {}, {}, {}
+    rps_all = np.full(outcomes_buckets.shape, np.nan)
+    rps_clim_all = np.full(outcomes_buckets.shape, np.nan)
+    for j, h in enumerate(hs):
+        key = str(h)
+        ok = np.isfinite(outcomes_buckets[:, j])
+        p, b, r = probs[ok, j], outcomes_buckets[ok, j], returns[ok, j]
+        if not ok.any():
+            skill[key] = logs[key] = eces[key] = reward[key] = None
+            grades[key] = dict.fromkeys(GRADES, 0)
+            det[key] = {"n": 0}
+            continue
+        s = rps(p, b)
+        s_clim = rps(np.broadcast_to(scheme.climatology[j], p.shape) if climatology is None else climatology[ok, j], b)
+        rps_all[ok, j], rps_clim_all[ok, j] = s, s_clim
+        g = grade(p, b)
+        counts = np.bincount(g, minlength=len(GRADES))
+        table, ece = reliability(p, b)
+        acc, n_dir = direction_accuracy(p, r)
+        skill[key] = finite_or_none(1.0 - s.mean() / s_clim.mean()) if s_clim.mean() > 0 else None
+        logs[key] = float(log_score(p, b).mean())
+        eces[key] = ece
+        grades[key] = {name: int(c) for name, c in zip(GRADES, counts, strict=True)}
+        reward[key] = float(np.dot(counts, [GRADE_REWARD[name] for name in GRADES]) / counts.sum())
+        order = np.argsort(s, kind="stable")
+        day_dates = [dates[i] for i in np.flatnonzero(ok)]
+        inst = instruments[ok] if instruments is not None else None
+        det[key] = {"n": int(ok.sum()), "rps": float(s.mean()), "rps_climatology": float(s_clim.mean()),
+                    "reliability": table, "direction_accuracy": acc, "direction_days": n_dir,
+                    "most_probable": most_probable(p),
+                    "realised": {name: int((b == k).sum()) for k, name in enumerate(BUCKETS)},
+                    "best_days": days(order[:EXTREMES], day_dates, p, b, r, s, g, inst),
+                    "worst_days": days(order[::-1][:EXTREMES], day_dates, p, b, r, s, g, inst)}
+    vals = [v for v in skill.values() if v is not None]
+    summary = {"rps_skill_mean": float(np.mean(vals)) if len(vals) == len(hs) else None, "rps_skill": skill,
+               "log_score": logs, "ece": eces, "grades": grades, "reward": reward}
+    full = np.isfinite(rps_all).all(axis=1)
+    return WindowScores(summary=summary, details=det, loss=rps_all[full].mean(axis=1),
+                        clim_loss=rps_clim_all[full].mean(axis=1),
+                        dates=[d for d, f in zip(dates, full, strict=True) if f])
+
+
+@dataclass
+class ForecastScores:
+    """Forecast figures per split and per fold, and the selection value (``rps_skill_mean`` on validation).
+
+    ``splits[name]`` and each ``folds[i]`` hold exactly ``SUMMARY_KEYS`` (folds add their start and end
+    dates); ``details`` holds reliability tables, direction accuracy, best and worst days per split;
+    ``losses`` and ``clim_losses`` the per-day mean RPS over horizons for the statistics.
+    """
+
+    splits: dict[str, dict]
+    folds: list[dict]
+    details: dict[str, dict]
+    losses: dict[str, np.ndarray]
+    clim_losses: dict[str, np.ndarray]
+    scheme: BucketScheme
+    metric: str = SELECTION_METRIC
+    loss_dates: dict[str, list[str]] = field(default_factory=dict)
+    schemes: tuple[BucketScheme, ...] = ()  # a universe: every instrument's own buckets (``scheme`` is the first's)
+
+    @property
+    def selection(self) -> float:
+        v = self.splits["val"][self.metric]
+        return float(v) if v is not None else float("-inf")
+
+    def fold_spread(self) -> dict[str, float]:
+        vals = [f[self.metric] for f in self.folds if f[self.metric] is not None]
+        if not vals:
+            return {}
+        return {"min": float(np.min(vals)), "median": float(np.median(vals)), "max": float(np.max(vals))}
+
+    def to_json(self) -> dict:
+        """The verdict's ``metrics`` object: the same layout as ``Scores.to_json`` plus the buckets."""
+        sel = self.splits["val"][self.metric] if "val" in self.splits else None
+        out = {"metric": self.metric, "selection_val": sel, "splits": self.splits, "folds": self.folds,
+               "fold_spread": self.fold_spread(), "buckets": self.scheme.to_json()}
+        if len(self.schemes) > 1:
+            out["instruments"] = len(self.schemes)
+            out["buckets_by_instrument"] = [s.to_json() for s in self.schemes]
+        return out
+
+    def details_json(self) -> dict:
+        """Everything the report and iteration files show beyond the verdict, per split."""
+        return self.details
+
+
+def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | None = None,
+                    folds: int = DEFAULT_FOLDS, splits: tuple[str, ...] = ("train", "val")) -> ForecastScores:
+    """Score validated (N, H, 3) forecasts over ``history`` (an ``alphaloop.evaluate.scoring.History``).
+
+    The cut points and climatology come from the train window unless ``scheme`` is given; outcomes are
+    measured inside each split and each walk-forward fold over train+validation, like the backtester.
+    """
+    frame, windows = history.frame, history.windows  # type: ignore[attr-defined]
+    close = frame["Close"].to_numpy(dtype=np.float64)
+    index = frame.index
+    if scheme is None:
+        scheme = BucketScheme.from_train(close[windows["train"]])
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (len(frame), len(scheme.horizons), 3):
+        raise ValueError(f"forecasts of shape {probs.shape} for {len(frame)} rows and {len(scheme.horizons)} horizons")
+
+    def one(window: slice) -> WindowScores:
+        out = scheme.outcomes(close[window])
+        return score_window(probs[window], out.buckets, out.returns, index[window], scheme)
+
+    results = {name: one(windows[name]) for name in splits}
+    fold_rows = []
+    tv = [windows[s] for s in ("train", "val") if s in windows]
+    if tv:
+        base = tv[0].start
+        for w in fold_windows(tv[-1].stop - base, folds):
+            window = slice(base + w.start, base + w.stop)
+            fold_rows.append({**one(window).summary, "start": str(index[window.start].date()),
+                              "end": str(index[window.stop - 1].date())})
+    return ForecastScores(
+        splits={k: r.summary for k, r in results.items()}, folds=fold_rows,
+        details={k: r.details for k, r in results.items()}, losses={k: r.loss for k, r in results.items()},
+        clim_losses={k: r.clim_loss for k, r in results.items()}, scheme=scheme,
+        loss_dates={k: r.dates for k, r in results.items()},
+    )

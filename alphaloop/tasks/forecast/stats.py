@@ -1,0 +1,92 @@
+"""Is the best forecaster better than climatology once the search is counted?
+
+Hansen's SPA test (``arch.bootstrap.SPA``) of every scored forecaster against the climatology, with
+losses = the per-day RPS averaged over horizons (lower is better). A forecast for t+10 made at t
+shares nine bars of outcome with the one made at t+1, so the daily losses are autocorrelated up to
+the longest horizon; the circular block bootstrap uses blocks at least that long so each draw keeps
+those overlaps intact. Measured on the validation split in the loop, on the test split only in
+``final``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from alphaloop.tasks.forecast.buckets import HORIZONS
+
+SIGNIFICANCE = 0.05
+SPA_REPS = 1000
+SPA_BLOCK = max(HORIZONS)  # bars: covers the overlap of the longest horizon's outcomes
+DEGENERATE_STD = 1e-12
+
+
+def forecast_spa(clim_losses: np.ndarray, candidate_losses: Sequence[np.ndarray], seed: int = 0,
+                 reps: int = SPA_REPS, block: int = SPA_BLOCK) -> dict[str, float] | None:
+    """SPA p-values (lower, consistent, upper) of the candidates against climatology, or None if none."""
+    from arch.bootstrap import SPA
+
+    if not candidate_losses:
+        return None
+    bench = np.asarray(clim_losses, dtype=np.float64)
+    models = np.column_stack([np.asarray(x, dtype=np.float64) for x in candidate_losses])
+    if models.shape[0] != bench.size:
+        raise ValueError(f"losses of {models.shape[0]} days against a climatology of {bench.size} days")
+    if bench.size < 2 * block:
+        raise ValueError(f"{bench.size} days are too few for a block bootstrap with blocks of {block}")
+    # A forecaster that scores exactly like the climatology (the climatology itself, say) has a loss
+    # differential of zero every day; studentised, 0/0 would make it look infinitely significant. It
+    # cannot beat the benchmark, so it leaves the test; with none left nothing beats climatology.
+    moves = (bench[:, None] - models).std(axis=0) > DEGENERATE_STD
+    if not moves.any():
+        return {"lower": 1.0, "consistent": 1.0, "upper": 1.0}
+    models = models[:, moves]
+    spa = SPA(bench, models, block_size=block, reps=reps, bootstrap="circular", seed=seed)
+    spa.compute()
+    p = spa.pvalues
+    return {"lower": float(p["lower"]), "consistent": float(p["consistent"]), "upper": float(p["upper"])}
+
+
+def forecast_statistics(trials: int, clim_losses: np.ndarray, candidate_losses: Sequence[np.ndarray],
+                        skills: Sequence[float], split: str = "val", seed: int = 0, reps: int = SPA_REPS,
+                        block: int = SPA_BLOCK) -> dict:
+    """Trials, the best skill and the SPA verdict against climatology, JSON-serialisable.
+
+    ``trials`` counts every forecaster tried (rejected ones too); ``candidate_losses`` and ``skills``
+    are those of the scored forecasters, in the same order, on ``split``.
+    """
+    trials = max(int(trials), 1)
+    finite = [s for s in skills if s is not None and np.isfinite(s)]
+    out: dict = {"split": split, "trials": trials, "scored_trials": len(candidate_losses),
+                 "best_rps_skill_mean": float(max(finite)) if finite else None, "spa_reps": reps,
+                 "spa_block": block, "spa_bootstrap": "circular"}
+    pvalues = forecast_spa(clim_losses, candidate_losses, seed=seed, reps=reps, block=block)
+    out["spa_pvalues"] = pvalues
+    if pvalues is None:
+        out["verdict_spa"] = "no scored forecaster to test against climatology"
+    elif pvalues["consistent"] < SIGNIFICANCE:
+        out["verdict_spa"] = (f"the best forecaster beats climatology at 5% even after accounting for {trials} "
+                              f"trials (SPA p = {pvalues['consistent']:.3f} over {len(candidate_losses)} scored "
+                              f"forecasters, {split} split)")
+    else:
+        out["verdict_spa"] = (f"no forecaster beats climatology beyond what luck explains at 5% (SPA p = "
+                              f"{pvalues['consistent']:.3f} over {len(candidate_losses)} scored forecasters, "
+                              f"{trials} trials, {split} split)")
+    return out
+
+
+def format_forecast_statistics(d: dict) -> str:
+    """Human-readable lines; every one says where it was measured."""
+    best = d["best_rps_skill_mean"]
+    lines = [f"forecast statistics over {d['trials']} trials ({d['scored_trials']} scored), measured on the "
+             f"{d['split']} split:",
+             f"  best mean RPS skill against climatology: {best:.4f}" if best is not None else
+             "  no scored forecaster"]
+    p = d.get("spa_pvalues")
+    if p:
+        lines.append(f"  Hansen's SPA against climatology: p = {p['consistent']:.3f} (lower {p['lower']:.3f}, "
+                     f"upper {p['upper']:.3f}; {d['spa_reps']} circular-block draws of {d['spa_block']} bars), "
+                     f"measured on the {d['split']} split")
+    lines.append(f"  verdict: {d['verdict_spa']}")
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""Forecast figures in words and tables for the terminal (``check``, ``final``, the loop's lines).
+
+Every figure names its split, and climatology (skill 0 by construction) stands beside it, the way buy
+and hold stands beside every trade figure.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from alphaloop.present.text import fmt
+from alphaloop.tasks.forecast.buckets import cuts_text
+from alphaloop.tasks.forecast.scores import GRADES, SELECTION_METRIC, ForecastScores
+
+GRADE_SHORT = {"calibrated_correct": "cc", "reasonable_miss": "rm", "overconfident_wrong": "ow", "other": "o"}
+
+
+NOT_AVAILABLE = "n/a"  # how a missing forecast figure reads in the forecast tables, lines and prompts
+
+
+def fnum(value: float | None, digits: int = 4, sign: bool = True) -> str:
+    """A forecast figure through the one number formatter (``text.fmt``); a missing one reads ``n/a``."""
+    return fmt(value, digits, sign=sign, missing=NOT_AVAILABLE)
+
+
+def grades_text(counts: dict[str, int]) -> str:
+    return " ".join(f"{GRADE_SHORT[g]} {counts.get(g, 0)}" for g in GRADES)
+
+
+def grades_slash(counts: dict[str, int]) -> str:
+    return "/".join(str(counts.get(g, 0)) for g in GRADES)
+
+
+def forecast_table(scores: ForecastScores, split: str, title: str) -> Table:
+    """One row per horizon of one split: skill, RPS beside climatology's, log score, ECE, grades, reward."""
+    s, det = scores.splits[split], scores.details.get(split, {})
+    table = Table(title=title)
+    for col in ("h", "skill", "RPS", "clim.", "ECE", "dir.", "cc/rm/ow/o", "reward"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.caption = ("skill = 1 - RPS / RPS of climatology (clim.); dir. = direction accuracy; grades "
+                     "calibrated_correct / reasonable_miss / overconfident_wrong / other; log scores in the JSON")
+    for h, skill in s["rps_skill"].items():
+        d = det.get(h, {})
+        acc = fmt(d.get("direction_accuracy"), 0, pct=True, missing=NOT_AVAILABLE)
+        table.add_row(h, fnum(skill), fnum(d.get("rps"), 4, False), fnum(d.get("rps_climatology"), 4, False),
+                      fnum(s["ece"][h], 3, False), acc, grades_slash(s["grades"][h]), fnum(s["reward"][h], 2))
+    table.add_row("all", fnum(s[SELECTION_METRIC]), "", "", "", "", "", "")
+    return table
+
+
+def selection_line(scores: ForecastScores) -> str:
+    """Validation's mean RPS skill beside climatology's 0, with train and the walk-forward spread."""
+    line = (f"selection: validation {SELECTION_METRIC} {fnum(scores.splits['val'][SELECTION_METRIC])} "
+            f"(climatology +0.0000)")
+    if "train" in scores.splits:
+        line += f"; train {fnum(scores.splits['train'][SELECTION_METRIC])}"
+    spread = scores.fold_spread()
+    if spread:
+        line += (f"  |  walk-forward {len(scores.folds)} folds over train+validation: min {spread['min']:+.4f}, "
+                 f"median {spread['median']:+.4f}, max {spread['max']:+.4f}")
+    return line
+
+
+def cut_points_line(scores: ForecastScores) -> str:
+    """The buckets' cut points (train split's terciles), stated so every figure can be read."""
+    if len(scores.schemes) > 1:
+        return ("buckets (terciles of each instrument's own train h-bar returns; scores pool over all instruments' "
+                "days): " + " | ".join(f"instrument {k + 1}: {cuts_text(s)}" for k, s in enumerate(scores.schemes)))
+    return f"buckets (terciles of the train split's h-bar returns): {cuts_text(scores.scheme)}"
+
+
+def summary_text(summary: dict | None, split: str = "validation") -> str:
+    """One line for an iteration: mean skill and per-horizon skill on ``split``, beside climatology."""
+    if summary is None or summary.get(SELECTION_METRIC) is None:
+        return f"{split} {SELECTION_METRIC} {NOT_AVAILABLE}"
+    per = ", ".join(f"h{h} {fnum(v, 3)}" for h, v in summary["rps_skill"].items())
+    return f"{split} {SELECTION_METRIC} {summary[SELECTION_METRIC]:+.4f} ({per}; climatology 0)"
