@@ -30,7 +30,8 @@ def test_the_readme_opens_with_the_two_commands_and_ci_runs_its_test_command() -
     block = re.search(r"```bash\n(.*?)```", text, flags=re.S)
     assert block is not None
     lines = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
-    assert lines == ["pip install -e . && python harness.py", "pip install -e '.[test,ray]' && python -m pytest -q -n 2"]
+    assert lines == ["pip install -e . && python harness.py",
+                     "pip install -e '.[test,ray]' && python -m pytest -q -n 2"]
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if line.strip()]
     test_command = lines[1].split(" && ")[1]
     assert ci[-1] == test_command and "pip install -e '.[test,ray]'" in ci

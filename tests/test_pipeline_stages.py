@@ -65,7 +65,8 @@ def test_the_docs_quote_the_declared_order() -> None:
     assert quoted, "the check section of docs/flags.md names the stages"
     for found in quoted:
         assert tuple(re.findall(r"`(\w+)`", found)) == STAGES
-    layout = re.search(r"pipeline\.py .*?: (gate -> .*? -> guards)", (ROOT / "docs" / "layout.md").read_text(encoding="utf-8"))
+    layout_text = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    layout = re.search(r"pipeline\.py .*?: (gate -> .*? -> guards)", layout_text)
     assert layout is not None and tuple(layout.group(1).split(" -> ")) == STAGES
 
 
