@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scoringrules as sr
 
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, fold_windows
 from alphaloop.tasks.forecast.buckets import BUCKETS, BucketScheme
@@ -42,6 +41,8 @@ SUMMARY_KEYS = ("rps_skill_mean", "rps_skill", "log_score", "ece", "grades", "re
 
 def rps(probs: np.ndarray, buckets: np.ndarray) -> np.ndarray:
     """RPS per entry of (..., 3) probabilities against buckets 0/1/2 (no NaN buckets)."""
+    import scoringrules as sr  # imports scipy: loaded by the first forecast scored, not by every command
+
     return np.asarray(sr.rps_score(buckets.astype(np.int64) + 1, probs, k_axis=-1), dtype=np.float64)
 
 
