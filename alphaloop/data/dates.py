@@ -52,7 +52,7 @@ def session_days(stamps: pd.Series) -> pd.Series:
     base = pd.DatetimeIndex(((ns - cut) // DAY_NS * DAY_NS).astype("datetime64[ns]"))
     utc = pd.DatetimeIndex((ns // DAY_NS * DAY_NS).astype("datetime64[ns]"))
     options = [base, base + pd.Timedelta(days=1)]
-    weekend = [float(np.mean(o.dayofweek >= 5)) for o in options]
+    weekend = [float(np.mean(o.day_of_week >= 5)) for o in options]
     if abs(weekend[0] - weekend[1]) > 0.05:
         best = options[int(np.argmin(weekend))]
     else:

@@ -51,7 +51,7 @@ def infer_frequency(index: pd.DatetimeIndex, label: str = "data") -> Frequency:
             break
         if name != "daily":
             return Frequency(name, per_year)
-        weekend = float(np.mean(index.dayofweek >= 5))
+        weekend = float(np.mean(index.day_of_week >= 5))
         if weekend >= WEEKEND_7DAY:
             return Frequency("daily (7-day calendar)", 365.0)
         if weekend <= WEEKEND_5DAY:
