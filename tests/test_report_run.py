@@ -102,3 +102,13 @@ def test_trade_analysis_and_the_equity_csv(short_run: Path) -> None:
     assert val["equity"].iloc[0] == 1.0 and val["bh_equity"].iloc[0] == 1.0
     growth = (1.0 + val["return"]).prod()
     assert abs(growth - val["equity"].iloc[-1]) < 1e-6
+
+
+def test_the_report_docs_quote_the_code_constants() -> None:
+    from alphaloop.evaluate.scoring import FOLD_WARMUP_BARS
+    from alphaloop.present.report.analysis import ROLLING_BARS, WORST_DRAWDOWNS
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "report.md").read_text(encoding="utf-8").split())
+    assert f"rolling Sharpe over {ROLLING_BARS} bars" in text
+    assert WORST_DRAWDOWNS == 5 and "the five worst drawdowns" in text
+    assert FOLD_WARMUP_BARS == 252 and "at most a year of train" in text
