@@ -37,7 +37,6 @@ from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS, Histor
 from alphaloop.evaluate.stats import split_bh_returns
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
-from alphaloop.present.report import write_report
 from alphaloop.present.ui import console, warn_loudly
 from alphaloop.run.records import IterationRecord, RecordError, TestReading
 from alphaloop.run.store import finite
@@ -215,6 +214,8 @@ def refresh_report(wd: Workdir, data_dir: Path) -> None:
     """Rewrite the report so it shows this reading; a run folder without a run stays without one."""
     if not wd.has_run():
         return
+    from alphaloop.present.report import write_report  # matplotlib loads only when a report is written
+
     try:
         console.print(f"report: {write_report(wd.root, data_dir)} (refreshed with this reading)", highlight=False,
                       soft_wrap=True)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats as sps
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.evaluate.scoring import History
@@ -31,6 +31,8 @@ def split_bh_returns(history: History, split: str = "val") -> np.ndarray:
     """Buy-and-hold daily returns of one split, aligned with ``Scores.returns[split]``."""
     return history.bh_returns(split)
 
+_NORMAL = NormalDist()  # the standard normal from the standard library: scipy.stats alone costs a second to import
+
 
 def expected_max_sharpe(trials: int, variance: float) -> float:
     """Expected maximum of ``trials`` Sharpe ratios whose true value is 0 and whose estimates
@@ -38,7 +40,7 @@ def expected_max_sharpe(trials: int, variance: float) -> float:
     if trials < 2 or not variance > 0:
         return 0.0
     n = float(trials)
-    z = (1 - EULER_GAMMA) * sps.norm.ppf(1 - 1 / n) + EULER_GAMMA * sps.norm.ppf(1 - 1 / (n * math.e))
+    z = (1 - EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / n) + EULER_GAMMA * _NORMAL.inv_cdf(1 - 1 / (n * math.e))
     return float(math.sqrt(variance) * z)
 
 
@@ -48,7 +50,9 @@ def return_moments(returns: np.ndarray) -> tuple[float, float, float, int]:
     r = r[np.isfinite(r)]
     if r.size < 3 or r.std(ddof=1) <= 1e-15:
         return 0.0, 0.0, 3.0, int(r.size)
-    return (float(r.mean() / r.std(ddof=1)), float(sps.skew(r)), float(sps.kurtosis(r, fisher=False)),
+    d = r - r.mean()
+    m2 = float(np.mean(d**2))  # biased central moments, as scipy.stats.skew/kurtosis compute them
+    return (float(r.mean() / r.std(ddof=1)), float(np.mean(d**3)) / m2**1.5, float(np.mean(d**4)) / m2**2,
             int(r.size))
 
 
@@ -58,7 +62,7 @@ def probabilistic_sharpe(sharpe: float, benchmark: float, observations: int, ske
         return 0.5
     denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
     z = (sharpe - benchmark) * math.sqrt(observations - 1) / math.sqrt(max(denom, 1e-12))
-    return float(sps.norm.cdf(z))
+    return float(_NORMAL.cdf(z))
 
 
 def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[float]) -> dict:
@@ -253,7 +257,7 @@ def expected_max_sharpe_float(trials: float, variance: float) -> float:
     """``expected_max_sharpe`` for a possibly fractional (effective) number of trials."""
     if trials < 2 or not variance > 0:
         return 0.0
-    z = (1 - EULER_GAMMA) * sps.norm.ppf(1 - 1 / trials) + EULER_GAMMA * sps.norm.ppf(1 - 1 / (trials * math.e))
+    z = (1 - EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / trials) + EULER_GAMMA * _NORMAL.inv_cdf(1 - 1 / (trials * math.e))
     return float(math.sqrt(variance) * z)
 
 

@@ -36,7 +36,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from arch.bootstrap import StationaryBootstrap
 
 from alphaloop.candidate import validate_signals
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, backtest
@@ -152,6 +151,8 @@ def stress_frames(history: History, split: str = "val", n_paths: int = DEFAULT_P
         raise ValueError(f"the {split} split is too short to stress")
     moves, volume, anchor = _source_moves(frame, window)
     mu, sigma = float(moves[:, 0].mean()), float(moves[:, 0].std(ddof=1))
+    from arch.bootstrap import StationaryBootstrap  # arch pulls scipy, statsmodels: only stress pays for it
+
     seeds = np.random.SeedSequence(seed).spawn(3)
     boot = StationaryBootstrap(BLOCK_SIZE, np.arange(n), seed=np.random.default_rng(seeds[0]))
     idx = np.stack([data[0] for data, _ in boot.bootstrap(n_paths)]).astype(np.int64)
