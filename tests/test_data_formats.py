@@ -337,3 +337,35 @@ def test_skfolio_missing_says_how_to_install(tmp_path: Path) -> None:
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "pip install -e '.[stocks]'" in lines[0], res.stderr
     assert not (tmp_path / "data").exists()
+
+
+VOLUME_REGION = '''
+def generate_features(df):
+    df["vol_ratio"] = df["Volume"] / df["Volume"].rolling(20).mean()
+    return df
+
+
+def strategy_logic(row):
+    if row["vol_ratio"] > 1.5:
+        return 1
+    if row["vol_ratio"] < 0.8:
+        return -1
+    return 0
+'''
+
+
+def test_candidate_using_a_missing_column_fails_naming_it(tmp_path: Path) -> None:
+    from alphaloop.candidate import splice_region, template_text
+
+    path = tmp_path / "closes.csv"
+    bars(1200)[["Close"]].to_csv(path)
+    accepted(path, tmp_path)
+    file = tmp_path / "uses_volume.py"
+    file.write_text(splice_region(template_text(), VOLUME_REGION))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "check", str(file), "--data",
+                          str(tmp_path / "data-closes")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    verdict = json.loads(res.stdout.strip().splitlines()[-1])
+    assert not verdict["accepted"], res.stdout[-2000:]
+    assert "the data has no Volume column" in verdict["reason"], verdict["reason"]
