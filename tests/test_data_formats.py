@@ -369,3 +369,13 @@ def test_candidate_using_a_missing_column_fails_naming_it(tmp_path: Path) -> Non
     verdict = json.loads(res.stdout.strip().splitlines()[-1])
     assert not verdict["accepted"], res.stdout[-2000:]
     assert "the data has no Volume column" in verdict["reason"], verdict["reason"]
+
+
+def test_docs_quote_the_reading_limits_and_frequencies() -> None:
+    from alphaloop.data.csvread import MAX_FILE_BYTES, MAX_LINE_CHARS
+
+    text = (ROOT / "docs" / "data.md").read_text()
+    assert f"over {MAX_FILE_BYTES // 2**20} MB" in text and f"over {MAX_LINE_CHARS:,} characters" in text
+    for row in ("| `daily (5-day weeks)` | 252 |", "| `daily (7-day calendar)` | 365 |", "| `weekly` | 52 |",
+                "| `monthly` | 12 |"):
+        assert row in text
