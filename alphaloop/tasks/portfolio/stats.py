@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -70,3 +71,35 @@ def portfolio_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nd
     stats.update(best_iteration=best_iteration, universe=u, verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     return PortfolioStatistics(stats=stats, universe=universe, cash=cash, cash_verdict=verdict)
+
+
+def write_statistics(run: Any) -> Any:
+    """The finish step: statistics over every trial of the run (``FinishInputs``), written to stats.json."""
+    from alphaloop.present.ui import console
+    from alphaloop.run.records import RunStats
+    from alphaloop.tasks.portfolio.scoring import Panel
+
+    state = run.state
+    records = run.wd.records()
+    scored = [r for r in records if r.scores]
+    accepted = [r for r in records if r.accepted and r.returns and r.returns.get("val")]
+    if state.best is None or not accepted:
+        console.print("statistics: no accepted portfolio yet; nothing to test")
+        return None
+    panel = Panel.of(run.histories)
+    a, b = panel.windows["val"]
+    bh = panel.bh[a + 1:b]
+    accepted = [r for r in accepted if len(r.returns["val"]) == bh.size]
+    best = next((k for k, r in enumerate(accepted) if r.iteration == state.best.iteration), None)
+    if best is None:
+        console.print("statistics: the best portfolio's validation returns are not on record; nothing to test")
+        return None
+    matrix = np.column_stack([np.asarray(r.returns["val"], dtype=np.float64) for r in accepted])
+    sharpes = [r.split("val")["sharpe"] for r in scored if r.split("val")]
+    net = float((accepted[best].split("val") or {}).get("net_exposure", 1.0))
+    result = portfolio_statistics(matrix, best, bh, trials=state.trials, sharpes=sharpes, net_exposure=net,
+                                  instruments=len(run.histories), best_iteration=state.best.iteration, seed=run.seed)
+    stats = RunStats.from_json(result.stats, "the run's statistics")
+    run.wd.write_stats(stats)
+    console.print(result.format(), highlight=False, markup=False, soft_wrap=True)
+    return stats
