@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.test_universe_data import run
@@ -84,3 +85,30 @@ def test_headline_figures_stand_beside_buy_and_hold(short_run: Path) -> None:
     assert "val B&amp;H Sharpe" in population and "2nd market B&amp;H Sharpe" in population
     assert "enter when" in population  # what the member is, not only its last change
     assert "buy and hold" in text_of(section(after, "progress"))
+
+
+def test_trade_analysis_and_the_equity_csv(short_run: Path) -> None:
+    html = (short_run / "w" / "report.html").read_text(encoding="utf-8")
+    words = text_of(section(html, "analysis"))
+    for label in ("profit factor", "expectancy", "average win", "average loss", "longest losing streak",
+                  "Worst drawdowns, val split", "Worst drawdowns, test split", "bars under water",
+                  "buy and hold's deepest", "best_equity.csv"):
+        assert label.replace("'", "&#x27;") in words, label
+    assert section(html, "analysis").count("<img") >= 3  # monthly heatmaps (val, test) and rolling Sharpe
+    csv = pd.read_csv(short_run / "w" / "best_equity.csv")
+    assert list(csv.columns) == ["date", "split", "position", "return", "equity", "bh_return", "bh_equity"]
+    assert list(dict.fromkeys(csv["split"])) == ["train", "val", "test"]
+    val = csv[csv["split"] == "val"]
+    assert val["equity"].iloc[0] == 1.0 and val["bh_equity"].iloc[0] == 1.0
+    growth = (1.0 + val["return"]).prod()
+    assert abs(growth - val["equity"].iloc[-1]) < 1e-6
+
+
+def test_the_report_docs_quote_the_code_constants() -> None:
+    from alphaloop.evaluate.scoring import FOLD_WARMUP_BARS
+    from alphaloop.present.report.analysis import ROLLING_BARS, WORST_DRAWDOWNS
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "report.md").read_text(encoding="utf-8").split())
+    assert f"rolling Sharpe over {ROLLING_BARS} bars" in text
+    assert WORST_DRAWDOWNS == 5 and "the five worst drawdowns" in text
+    assert FOLD_WARMUP_BARS == 252 and "at most a year of train" in text
