@@ -74,9 +74,10 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         held = load_holdout(data_dir)  # read here and nowhere else, once per reading, like the test split
     except DataError as exc:
         return usage_error(str(exc))
-    history = History.from_splits(universe.splits[universe.instruments[0]])
+    history = History.from_splits(universe.splits[universe.instruments[0]], universe.periods_per_year)
     if is_forecast_run(wd, record):
-        histories = tuple(History.from_splits(universe.splits[name]) for name in universe.instruments)
+        histories = tuple(History.from_splits(universe.splits[name], universe.periods_per_year)
+                          for name in universe.instruments)
         return _final_forecast(wd, data_dir, file, raw, region, it, record, histories, manifest, sandbox)
     if sandbox is None:
         with Sandbox() as box:

@@ -142,7 +142,10 @@ def assumptions(run: Run) -> str:
     if costs is None:
         costs = next((r.get("cost_bps") for r in run.records if r.get("cost_bps") is not None), None)
     cost_text = f"{costs:g} bp of the traded value per change of position" if costs is not None else "not recorded"
-    return (f"Assumptions: Sharpe and Sortino annualised with √{TRADING_DAYS} ({TRADING_DAYS} trading days a year); "
+    bars = (run.manifest or {}).get("bars") or {}
+    per_year = float(bars.get("periods_per_year") or TRADING_DAYS)
+    kind = bars.get("frequency") or "daily"
+    return (f"Assumptions: Sharpe and Sortino annualised with √{per_year:g} ({per_year:g} bars a year, {kind}); "
             f"risk-free rate 0; returns and buy and hold on {prices}; costs {cost_text}; a signal at a bar's close "
             "trades at that close.")
 
