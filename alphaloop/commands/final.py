@@ -38,7 +38,6 @@ from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS, Histor
 from alphaloop.evaluate.stats import split_bh_returns
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
-from alphaloop.present.report import write_report
 from alphaloop.present.ui import console, warn_loudly
 from alphaloop.run.records import IterationRecord, RecordError, TestReading
 from alphaloop.run.store import finite
@@ -76,9 +75,10 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         held = load_holdout(data_dir)  # read here and nowhere else, once per reading, like the test split
     except DataError as exc:
         return usage_error(str(exc))
-    history = History.from_splits(universe.splits[universe.instruments[0]])
+    history = History.from_splits(universe.splits[universe.instruments[0]], universe.periods_per_year)
     if is_forecast_run(wd, record):
-        histories = tuple(History.from_splits(universe.splits[name]) for name in universe.instruments)
+        histories = tuple(History.from_splits(universe.splits[name], universe.periods_per_year)
+                          for name in universe.instruments)
         return _final_forecast(wd, data_dir, file, raw, region, it, record, histories, manifest, sandbox)
     if sandbox is None:
         with open_sandbox() as box:
@@ -217,6 +217,8 @@ def refresh_report(wd: Workdir, data_dir: Path) -> None:
     """Rewrite the report so it shows this reading; a run folder without a run stays without one."""
     if not wd.has_run():
         return
+    from alphaloop.present.report import write_report  # matplotlib loads only when a report is written
+
     try:
         console.print(f"report: {write_report(wd.root, data_dir)} (refreshed with this reading)", highlight=False,
                       soft_wrap=True)

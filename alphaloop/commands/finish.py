@@ -19,7 +19,6 @@ from alphaloop.evaluate.stats import run_statistics, split_bh_returns, universe_
 from alphaloop.evaluate.stress import stress_or_failure, stress_penalty
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import instrument_bh_returns
-from alphaloop.present.report import write_report
 from alphaloop.present.text import clip, fmt, rich
 from alphaloop.present.ui import console
 from alphaloop.run.learnings import Learnings
@@ -66,6 +65,7 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     stats = run_statistics(
         trials=state.trials, sharpes=sharpes, best_returns=np.asarray(best.returns["val"]),
         accepted_returns=[np.asarray(r.returns["val"]) for r in accepted], bh_returns=bh_returns, seed=run.seed,
+        periods_per_year=run.history.periods_per_year,
     )
     stats["best_iteration"] = state.best.iteration
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
@@ -78,7 +78,7 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     universe = universe_statistics(
         matrix, best=accepted.index(best), bh_returns=bh_returns, trials=state.trials, sharpes=sharpes,
         instruments=max(len(run.histories), 1), per_instrument=per, best_iteration=state.best.iteration,
-        seed=run.seed)
+        seed=run.seed, periods_per_year=run.history.periods_per_year)
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     result = RunStats.from_json(stats, "the run's statistics")
@@ -152,7 +152,7 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
                               "instruments, and on held-out ones by final); --cross-ticker T scores another market")
             else:
                 steps.append(("second market", lambda: run_cross_market(run, sandbox)))
-        steps.append(("report", lambda: console.print(f"report: {rich(write_report(run.wd.root, run.data_dir))}")))
+        steps.append(("report", lambda: console.print(f"report: {rich(_write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:
             try:
                 step()
@@ -171,3 +171,10 @@ def _test_split_note(readings: int) -> str:
 
 def loop_hit_rate(state: LoopState) -> str:
     return Learnings.from_json(state.learnings).hit_rate() if state.learnings else "no graded hypotheses yet"
+
+
+def _write_report(root: Path, data_dir: Path) -> Path:
+    """The report, imported when written: matplotlib would otherwise load at every loop start."""
+    from alphaloop.present.report import write_report
+
+    return write_report(root, data_dir)
