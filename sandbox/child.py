@@ -107,7 +107,7 @@ def _run(zygote: Any, driver: Any, region: str, frame: tuple[pd.DataFrame, ...])
             env = {"__builtins__": builtins}
         env.update({"__name__": "candidate", "pd": pd, "np": np})
         exec(code, env)
-        missing = [name for name in driver.FUNCTIONS if not callable(env.get(name))]
+        missing = [name for name in getattr(driver, "FUNCTIONS", ()) if not callable(env.get(name))]
         if missing:
             sent = True
             _send({"status": "missing_output", "reason": f"the region does not define {' and '.join(missing)}"})

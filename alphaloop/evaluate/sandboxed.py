@@ -17,6 +17,7 @@ import pandas as pd
 
 from alphaloop.tasks.forecast import driver as forecast_driver
 from alphaloop.tasks.forecast.validate import read_forecasts
+from alphaloop.tasks.portfolio import driver as portfolio_driver
 from alphaloop.tasks.trade import driver as trade_driver
 from alphaloop.tasks.trade.outputs import FrameResult, features_of, known_names
 from alphaloop.tasks.trade.outputs import decode as decode_trade
@@ -40,9 +41,11 @@ def _source(module: ModuleType) -> str:
 
 
 def drivers() -> dict[str, Driver]:
-    """Every task's driver, the trade task's first (the default of ``Sandbox.run``)."""
+    """Every task's driver, the trade task's first (the default of ``Sandbox.run``); the portfolio task
+    reads its raw arrays itself (``alphaloop.tasks.portfolio.contract``)."""
     return {"trade": Driver(_source(trade_driver), decode_trade),
-            "forecast": Driver(_source(forecast_driver), decode_forecast)}
+            "forecast": Driver(_source(forecast_driver), decode_forecast),
+            "portfolio": Driver(_source(portfolio_driver), None)}
 
 
 def open_sandbox(**kwargs: Any) -> Sandbox:
