@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from alphaloop.evaluate.cross_market import format_cross, load_cross_history, score_cross
+from alphaloop.evaluate.sandboxed import open_sandbox
 from alphaloop.evaluate.scoring import History, beside_bh
 from alphaloop.evaluate.stats import run_statistics, split_bh_returns, universe_statistics
 from alphaloop.evaluate.stress import stress_or_failure, stress_penalty
@@ -135,7 +136,7 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
                       f"{beside_bh(best.val, state.metric)} "
                       f"(train {fmt(best.train_metric)}), saved as {rich(run.wd.best_trade)}; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
-    with Sandbox() as sandbox:
+    with open_sandbox() as sandbox:
         steps: list[tuple[str, Callable[[], object]]] = [("statistics", lambda: write_statistics(run))]
         if is_forecast(run.metric):  # stress and the second market judge positions; a forecaster takes none
             steps = [("statistics", lambda: write_forecast_statistics(run.wd, state.trials, best and best.iteration,
