@@ -16,6 +16,10 @@ SELECTION_METRICS = ("sharpe", "total_return", "sortino", "calmar", "cagr")
 DEFAULT_METRIC = "sharpe"
 DEFAULT_FOLDS = 4
 FOLD_WARMUP_BARS = 252  # a year of history before the first fold's scoring window
+# What the walk-forward folds are, in the words --help, check, final and the report all use
+FOLDS_WORDS = "walk-forward folds: equal chronological sub-periods of train, not re-fitted (sub-period analysis)"
+FOLDS_START = (f"the first fold starts {FOLD_WARMUP_BARS} bars into train (at most a (folds+1)-th of it) so that "
+               "features looking back up to a year are warmed up; validation is in no fold")
 # Stress paths per scenario (stress.py uses it; defined here, a light module, so the command line and LoopConfig
 # read it without importing arch). bench/stress_percentiles.py: the standard error of a reported 5th percentile
 # of return falls from about 10 points at 8 paths to about 6 at 32 (the p5 drawdown from 4-5 to 2.5-3.5), for
