@@ -56,7 +56,7 @@ def header_html(run: Run) -> str:
                        f'<td class="num">{esc(info.get("rows"))}</td></tr>')
     best = run.record(run.best)
     facts = [
-        ("Data", f"{m.get('ticker', 'unknown')} (source: {m.get('source', '?')})"),
+        ("Data", data_words(m)),
         ("Data hash", manifest_digest(m) if m.get("splits") else MISSING),
         ("Proposer", ", ".join(proposers) or MISSING),
         ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else MISSING)),
@@ -97,6 +97,16 @@ def header_html(run: Run) -> str:
             f"<tbody>{split_rows}</tbody></table></div></header>")
 
 
+def data_words(m: dict) -> str:
+    """The instrument, or every instrument of a universe (and how many are held out), with the source."""
+    names = [str(n) for n in m.get("instruments") or []]
+    held = (m.get("holdout") or {}).get("count") if isinstance(m.get("holdout"), dict) else None
+    what = (f"{len(names)} instruments: {', '.join(names)}" if len(names) > 1 else str(m.get("ticker", "unknown")))
+    if held:
+        what += f"; {held} held out (read only by harness.py final)"
+    return f"{what} (source: {m.get('source', '?')})"
+
+
 def test_card(run: Run) -> tuple[str, str, str]:
     """The latest ``final`` reading's test figure beside buy and hold, or that the test split is unread."""
     scored = [r for r in run.readings if isinstance(r.get("test"), dict) and r["test"]]
@@ -132,7 +142,10 @@ def assumptions(run: Run) -> str:
     if costs is None:
         costs = next((r.get("cost_bps") for r in run.records if r.get("cost_bps") is not None), None)
     cost_text = f"{costs:g} bp of the traded value per change of position" if costs is not None else "not recorded"
-    return (f"Assumptions: Sharpe and Sortino annualised with √{TRADING_DAYS} ({TRADING_DAYS} trading days a year); "
+    bars = (run.manifest or {}).get("bars") or {}
+    per_year = float(bars.get("periods_per_year") or TRADING_DAYS)
+    kind = bars.get("frequency") or "daily"
+    return (f"Assumptions: Sharpe and Sortino annualised with √{per_year:g} ({per_year:g} bars a year, {kind}); "
             f"risk-free rate 0; returns and buy and hold on {prices}; costs {cost_text}; a signal at a bar's close "
             "trades at that close.")
 
