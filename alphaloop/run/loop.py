@@ -28,9 +28,9 @@ from alphaloop.data.frozen import (
     DataError,
     load_universe,
     manifest_digest,
+    prices_words,
     read_manifest,
     restore_hint,
-    return_prices,
     universe_line,
 )
 from alphaloop.evaluate.executor import EvalSettings, TaskResult, make_executor
@@ -344,7 +344,8 @@ class Loop:
                 self.view.start(self, state, executor.describe())
                 self.view.note(universe_line(self.universe))
                 if self.cfg.task == "trade":
-                    self.view.note(f"returns on: {return_prices([h.frame for h in self.histories])}")
+                    self.view.note("returns on: " + prices_words(read_manifest(self.cfg.data_dir),
+                                                                 [h.frame for h in self.histories]))
                 if len(self.histories) > 1 and self.cfg.task == "trade":
                     self.view.note("scoring: the region runs on every instrument and is ranked by their equal-weight "
                                    "portfolio on validation; prompts number the instruments, never name them")
