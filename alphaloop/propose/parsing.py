@@ -12,9 +12,10 @@ import ast
 import re
 from dataclasses import dataclass
 
-from alphaloop.candidate import REGION_START, WEEKEND_START, RegionError, extract_region
+from alphaloop.candidate import REGION_START, WEEKEND_START, RegionError, extract_region, region_origins, renumber
 from alphaloop.present.text import clip_end
 from alphaloop.propose.base import REPLY_LIMIT, Expectation, Proposal
+from sandbox.gate_ast import is_literal
 
 NO_CODE = "no python code block in the reply"
 RAW_LIMIT = 20_000  # characters of the reply kept on Proposal.raw (to_json bounds it further; .reply keeps it all)
@@ -233,7 +234,9 @@ def _parse(text: str) -> Proposal:
 
 
 def is_constant(node: ast.stmt) -> bool:
-    """``NAME = <literal>`` (or annotated): the only top-level statement besides a def the contract allows."""
+    """``NAME = <constant expression>`` (or annotated): the only top-level statement besides a def the contract
+    allows. The test is the gate's own (``SCALE = 1.0 / 1.3863`` and ``CLIM = (1/3, 1/3, 1/3)`` are constants),
+    so a reduction never drops a constant the gate would have accepted."""
     if isinstance(node, ast.Assign):
         targets, value = node.targets, node.value
     elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -243,10 +246,9 @@ def is_constant(node: ast.stmt) -> bool:
     if not all(isinstance(target, ast.Name) for target in targets):
         return False
     try:
-        ast.literal_eval(value)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return is_literal(value)
+    except RecursionError:
         return False
-    return True
 
 
 def defined_names(node: ast.stmt) -> list[str]:
@@ -311,6 +313,12 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
     functions = [k for k in kept if k.startswith(("def ", "@"))]
     text = "\n".join(constants) + ("\n\n\n" if constants else "") + "\n\n\n".join(functions)
     return text.strip("\n") + "\n", dropped
+
+
+def in_reply_lines(reason: str, reply: str, region: str) -> str:
+    """A reason's line numbers (the gate's, the sandbox's: of the region as rewritten) in the reply's own
+    numbering, the text the model wrote and ``iter_N_reply.md`` holds; unchanged without a reply."""
+    return renumber(reason, region_origins(reply, region), " of the reply") if reply and region else reason
 
 
 SCOPE_IMPORT = re.compile(r"^(import numpy as np|import pandas as pd)[ \t]*(#.*)?$", re.MULTILINE)
