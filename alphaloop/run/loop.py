@@ -222,7 +222,8 @@ class Loop:
         record = IterationRecord(
             iteration=n, parent=parent, proposed_from=None if done.base < 0 else done.base,
             created_at=done.created_at, metric=self.cfg.metric, cost_bps=self.cfg.cost_bps,
-            folds=self.cfg.folds, proposer=done.label, model=proposal.model, tokens=dict(proposal.tokens),
+            folds=self.cfg.folds, eval_timeout_s=self.cfg.eval_timeout_s, proposer=done.label, model=proposal.model,
+            tokens=dict(proposal.tokens),
             data_manifest=self.digest, test_readings_before=self.test_readings,
             proposal={k: v for k, v in proposal.to_json().items() if k != "region"},
             status="rejected", stage="proposal", reason="",

@@ -125,6 +125,7 @@ class IterationRecord:
     metric: str = "sharpe"
     cost_bps: float | None = None
     folds: int | None = None
+    eval_timeout_s: float | None = None  # the run's --eval-timeout: final judges with the same budget
     proposer: str = ""
     model: str | None = None
     tokens: dict[str, int] = field(default_factory=dict)
