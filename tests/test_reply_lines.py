@@ -88,3 +88,9 @@ def test_check_reports_a_syntax_error_at_the_line_of_the_file(tmp_path: Path, fr
     verdict = json.loads(res.stdout.strip().splitlines()[-1])
     assert verdict["stage"] == "gate" and verdict["reason"].startswith("line 30: syntax error"), verdict
     assert "line 30: syntax error" in res.stdout
+
+
+def test_unpacked_constants_are_kept_as_one_name_each() -> None:
+    code = WHOLE_FILE.replace("WINDOW = 2 * 10\n", "WINDOW, SLOW = 2 * 10, 100\n")
+    p = parse_reply(f"```python\n{code}```")
+    assert "WINDOW = 2 * 10\nSLOW = 100" in p.region and check_region(p.region).ok, p.region

@@ -251,9 +251,24 @@ def is_constant(node: ast.stmt) -> bool:
         return False
 
 
+def unpacked_constants(node: ast.stmt) -> list[tuple[str, ast.expr]] | None:
+    """``FAST, SLOW = 20, 100``: names and constant values, as the one-name assignments the contract allows
+    (a model's habit the gate refuses as written); None for anything else."""
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple)
+            and isinstance(node.value, ast.Tuple) and len(node.targets[0].elts) == len(node.value.elts)):
+        return None
+    names = node.targets[0].elts
+    if not all(isinstance(n, ast.Name) for n in names) or not all(is_literal(v) for v in node.value.elts):
+        return None
+    return [(n.id, v) for n, v in zip(names, node.value.elts, strict=True) if isinstance(n, ast.Name)]
+
+
 def defined_names(node: ast.stmt) -> list[str]:
     if isinstance(node, ast.FunctionDef):
         return [node.name]
+    unpacked = unpacked_constants(node)
+    if unpacked is not None:
+        return [name for name, _ in unpacked]
     if isinstance(node, ast.Assign):
         return [t.id for t in node.targets if isinstance(t, ast.Name)]
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
@@ -291,7 +306,8 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
         return region, []
     if not any(isinstance(n, ast.FunctionDef) and n.name in CONTRACT for n in body):
         return region, []
-    keepable = {name: n for n in body if isinstance(n, ast.FunctionDef) or is_constant(n) for name in defined_names(n)}
+    keepable = {name: n for n in body if isinstance(n, ast.FunctionDef) or is_constant(n)
+                or unpacked_constants(n) is not None for name in defined_names(n)}
     wanted, queue = set(), [name for name in CONTRACT if name in keepable]
     while queue:
         name = queue.pop()
@@ -304,7 +320,10 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
     kept: list[str] = []
     dropped: list[str] = []
     for node in body:
-        if any(name in wanted for name in defined_names(node)):
+        unpacked = unpacked_constants(node)
+        if unpacked is not None and any(name in wanted for name, _ in unpacked):
+            kept.append("\n".join(f"{name} = {ast.unparse(value)}" for name, value in unpacked))
+        elif any(name in wanted for name in defined_names(node)):
             start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
             kept.append("\n".join(lines[start - 1 : node.end_lineno]))
         else:
