@@ -28,9 +28,9 @@ from alphaloop.data.frozen import (
     DataError,
     load_universe,
     manifest_digest,
+    prices_words,
     read_manifest,
     restore_hint,
-    return_prices,
     universe_line,
 )
 from alphaloop.evaluate.executor import EvalSettings, TaskResult, make_executor
@@ -161,7 +161,7 @@ class Loop:
             state.apply(self.wd.record(state.next_iteration), learnings)
             self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         self.wd.forget_unfinished(state.next_iteration)
-        self._write_derived(state, learnings)
+        self.wd.resume_views(state, tsv_header(self.cfg.metric), with_rule(learnings.render(), self.cfg.workers))
         self.histories = instrument_histories(self.universe)
         self.history = self.histories[0]
         # what a candidate runs on: every instrument, for either task (a forecaster's scores pool over them)
@@ -303,14 +303,8 @@ class Loop:
             self.wd.write_record(record)
             record = self.wd.record(record.iteration)
         state.apply(record, learnings)
-        self._write_derived(state, learnings)
+        self.wd.write_views(state, with_rule(learnings.render(), self.cfg.workers), record)
         return record
-
-    def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
-        self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows),
-                              with_rule(learnings.render(), self.cfg.workers),
-                              state.best.iteration if state.best else None)
-        self.wd.write_state(state)
 
     # ----- the run ------------------------------------------------------------------------
     def _on_sigint(self, signum: int, frame: Any) -> None:
@@ -360,7 +354,8 @@ class Loop:
                 self.view.start(self, state, executor.describe())
                 self.view.note(universe_line(self.universe))
                 if self.cfg.task == "trade":
-                    self.view.note(f"returns on: {return_prices([h.frame for h in self.histories])}")
+                    self.view.note("returns on: " + prices_words(read_manifest(self.cfg.data_dir),
+                                                                 [h.frame for h in self.histories]))
                 if len(self.histories) > 1 and self.cfg.task == "trade":
                     self.view.note("scoring: the region runs on every instrument and is ranked by their equal-weight "
                                    "portfolio on validation; prompts number the instruments, never name them")
