@@ -28,8 +28,8 @@ from alphaloop.data.frozen import (
     load_holdout,
     load_test_universe,
     manifest_digest,
+    prices_words,
     read_manifest,
-    return_prices,
 )
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
@@ -101,7 +101,7 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
     console.print(f"final: {file} ({label}), metric {metric}, costs {cost_bps:g} bp; "
                   f"test split {history.frame.index[history.windows['test']][0].date()}.."
                   f"{history.frame.index[history.windows['test']][-1].date()}", highlight=False, soft_wrap=True)
-    console.print(f"returns on: {return_prices([history.frame])}", highlight=False, soft_wrap=True)
+    console.print(f"returns on: {prices_words(manifest, [history.frame])}", highlight=False, soft_wrap=True)
     if before:
         warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
                     f"This is reading number {len(before) + 1} of the test split in {workdir}.\n"

@@ -125,9 +125,24 @@ def run_cross_market(run: FinishInputs, sandbox: Sandbox) -> CrossMarket:
     return result
 
 
-def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
-    """Close the view, then print and store the end-of-run figures, each step failing alone."""
+def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> bool:
+    """Close the view, then print and store the end-of-run figures, each step failing alone.
+
+    A Ctrl-C here cuts the steps short with one ``stopped:`` line, never a traceback: every iteration
+    is already saved. Returns False when that happened."""
     close_view()
+    try:
+        _finish_steps(run)
+    except KeyboardInterrupt:
+        console.print(f"\nstopped: interrupted: Ctrl-C during the end-of-run steps; every iteration is saved: "
+                      f"rerun the same command to resume at iteration {run.state.next_iteration}, or "
+                      f"`python harness.py report --workdir {rich(run.wd.root)}` to rebuild the report",
+                      highlight=False)
+        return False
+    return True
+
+
+def _finish_steps(run: FinishInputs) -> None:
     state = run.state
     if state.stop_reason:
         console.print(f"stopped: {rich(state.stop_reason)}")
