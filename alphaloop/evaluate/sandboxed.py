@@ -18,6 +18,7 @@ import pandas as pd
 from alphaloop.tasks.forecast import driver as forecast_driver
 from alphaloop.tasks.forecast.validate import read_forecasts
 from alphaloop.tasks.portfolio import driver as portfolio_driver
+from alphaloop.tasks.portfolio.outputs import decode as decode_portfolio
 from alphaloop.tasks.trade import driver as trade_driver
 from alphaloop.tasks.trade.outputs import FrameResult, features_of, known_names
 from alphaloop.tasks.trade.outputs import decode as decode_trade
@@ -41,11 +42,11 @@ def _source(module: ModuleType) -> str:
 
 
 def drivers() -> dict[str, Driver]:
-    """Every task's driver, the trade task's first (the default of ``Sandbox.run``); the portfolio task
-    reads its raw arrays itself (``alphaloop.tasks.portfolio.contract``)."""
+    """Every task's driver, the trade task's first (the default of ``Sandbox.run``); the portfolio task's
+    decoder checks names and shapes, its contract the weights' values (``alphaloop.tasks.portfolio``)."""
     return {"trade": Driver(_source(trade_driver), decode_trade),
             "forecast": Driver(_source(forecast_driver), decode_forecast),
-            "portfolio": Driver(_source(portfolio_driver), None)}
+            "portfolio": Driver(_source(portfolio_driver), decode_portfolio)}
 
 
 def open_sandbox(**kwargs: Any) -> Sandbox:
