@@ -14,7 +14,7 @@ import pytest
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BucketScheme
 from alphaloop.tasks.forecast.evidence import forecast_evidence
-from alphaloop.tasks.forecast.scores import direction_accuracy
+from alphaloop.tasks.forecast.scores import CALL_MARGIN, ROLLING_BARS, ROLLING_MIN, SPREAD_BARS, direction_accuracy
 from tests.test_universe_data import run
 
 
@@ -85,3 +85,10 @@ def test_forecasts_test_csv_names_the_call_and_the_cut_points(forecast_run: Path
             assert col in csv.columns, col
         assert set(csv[f"called_{h}"]) <= {"down", "flat", "up", "tie"}
         assert np.allclose(csv[f"price_upper_{h}"], csv["close"] * (1 + csv[f"cut_upper_{h}"]))
+
+
+def test_the_forecast_docs_quote_the_constants() -> None:
+    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "forecast.md").read_text(encoding="utf-8").split())
+    assert CALL_MARGIN == 0.02 and "differ by more than 0.02" in text
+    assert f"the last {ROLLING_BARS} outcomes" in text and f"until {ROLLING_MIN} are known" in text
+    assert f"at least {SPREAD_BARS} bars apart" in text

@@ -35,6 +35,10 @@ def forecast_frame(frame: pd.DataFrame, probs: np.ndarray, scheme: BucketScheme,
         if ok.any():
             score[ok] = rps(p[ok, j], b[ok])
             grades[ok] = [GRADES[g] for g in grade(p[ok, j], b[ok])]
+        cols[f"return_{h}"] = out.returns[:, j]
+        cols[f"bucket_{h}"] = [BUCKETS[int(x)] if np.isfinite(x) else "" for x in b]
+        cols[f"rps_{h}"] = score
+        cols[f"grade_{h}"] = grades
         order = np.sort(p[:, j], axis=1)
         called = np.where(order[:, -1] - order[:, -2] > CALL_MARGIN, np.asarray(BUCKETS, dtype=object)[
             p[:, j].argmax(axis=1)], "tie")
@@ -44,10 +48,6 @@ def forecast_frame(frame: pd.DataFrame, probs: np.ndarray, scheme: BucketScheme,
         cols[f"cut_upper_{h}"] = upper  # ... above which it is "up"
         cols[f"price_lower_{h}"] = close * (1.0 + lower)  # the same cut points as price levels h bars ahead
         cols[f"price_upper_{h}"] = close * (1.0 + upper)
-        cols[f"return_{h}"] = out.returns[:, j]
-        cols[f"bucket_{h}"] = [BUCKETS[int(x)] if np.isfinite(x) else "" for x in b]
-        cols[f"rps_{h}"] = score
-        cols[f"grade_{h}"] = grades
     return pd.DataFrame(cols)
 
 
