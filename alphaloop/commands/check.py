@@ -53,7 +53,7 @@ def spread_line(scores: Scores) -> str:
         line += f" (buy and hold {format_metric(m, bh)})"
     spread = scores.fold_spread()
     if spread:
-        line += (f"  |  walk-forward {len(scores.folds)} folds over train+validation: min "
+        line += (f"  |  walk-forward {len(scores.folds)} folds of train (sub-periods, not re-fitted): min "
                  f"{format_metric(m, spread['min'])}, median {format_metric(m, spread['median'])}, "
                  f"max {format_metric(m, spread['max'])}")
     return line
@@ -127,9 +127,9 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
         note += ("\nscoring: the forecaster runs on every instrument, each bucketed by its own train terciles, and "
                  "its scores pool over all instruments' days (reasons name instruments by number)")
     if sandbox is None:
-        from sandbox.runner import Sandbox
+        from alphaloop.evaluate.sandboxed import open_sandbox
 
-        with Sandbox() as box:
+        with open_sandbox() as box:
             return _check(file, region, histories[0], manifest, box, metric, folds, cost_bps, eval_timeout_s, task,
                           note, histories)
     return _check(file, region, histories[0], manifest, sandbox, metric, folds, cost_bps, eval_timeout_s, task,

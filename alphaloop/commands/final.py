@@ -32,7 +32,8 @@ from alphaloop.data.frozen import (
     return_prices,
 )
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
-from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
+from alphaloop.evaluate.sandboxed import open_sandbox
 from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS, History, score, score_window
 from alphaloop.evaluate.stats import split_bh_returns
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
@@ -74,12 +75,13 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         held = load_holdout(data_dir)  # read here and nowhere else, once per reading, like the test split
     except DataError as exc:
         return usage_error(str(exc))
-    history = History.from_splits(universe.splits[universe.instruments[0]])
+    history = History.from_splits(universe.splits[universe.instruments[0]], universe.periods_per_year)
     if is_forecast_run(wd, record):
-        histories = tuple(History.from_splits(universe.splits[name]) for name in universe.instruments)
+        histories = tuple(History.from_splits(universe.splits[name], universe.periods_per_year)
+                          for name in universe.instruments)
         return _final_forecast(wd, data_dir, file, raw, region, it, record, histories, manifest, sandbox)
     if sandbox is None:
-        with Sandbox() as box:
+        with open_sandbox() as box:
             return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, box, cost_bps, held,
                           universe)
     return _final(wd, data_dir, file, raw, region, it, record, metric, history, manifest, sandbox, cost_bps, held,
@@ -105,8 +107,9 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
                     "Earlier readings: " + "; ".join(f"{r.time} iteration {r.iteration}" for r in before) + ".\n"
                     "Each reading used to choose or change a strategy turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
+    budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else DEFAULT_EVAL_TIMEOUT_S
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, cost_bps=cost_bps,
-                                      universe=histories))
+                                      universe=histories, eval_timeout_s=budget))
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it,
              "file": str(file), "sha256": hashlib.sha256(raw).hexdigest(), "metric": metric, "cost_bps": cost_bps,
              "data_digest": manifest_digest(manifest), "earlier_readings": len(before), "stage": ev.stage}
@@ -191,7 +194,7 @@ def _final_forecast(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region:
         refresh_report(w, data_dir)
 
     if sandbox is None:
-        with Sandbox() as box:
+        with open_sandbox() as box:
             return final_forecast(wd, entry, region, label, record, histories, box, refresh)
     return final_forecast(wd, entry, region, label, record, histories, sandbox, refresh)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from alphaloop.evaluate.cross_market import format_cross, load_cross_history, score_cross
+from alphaloop.evaluate.sandboxed import open_sandbox
 from alphaloop.evaluate.scoring import History, beside_bh
 from alphaloop.evaluate.stats import run_statistics, split_bh_returns, universe_statistics
 from alphaloop.evaluate.stress import stress_or_failure, stress_penalty
@@ -64,6 +65,7 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     stats = run_statistics(
         trials=state.trials, sharpes=sharpes, best_returns=np.asarray(best.returns["val"]),
         accepted_returns=[np.asarray(r.returns["val"]) for r in accepted], bh_returns=bh_returns, seed=run.seed,
+        periods_per_year=run.history.periods_per_year,
     )
     stats["best_iteration"] = state.best.iteration
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
@@ -76,7 +78,7 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     universe = universe_statistics(
         matrix, best=accepted.index(best), bh_returns=bh_returns, trials=state.trials, sharpes=sharpes,
         instruments=max(len(run.histories), 1), per_instrument=per, best_iteration=state.best.iteration,
-        seed=run.seed)
+        seed=run.seed, periods_per_year=run.history.periods_per_year)
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     result = RunStats.from_json(stats, "the run's statistics")
@@ -134,7 +136,7 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
                       f"{beside_bh(best.val, state.metric)} "
                       f"(train {fmt(best.train_metric)}), saved as {rich(run.wd.best_trade)}; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
-    with Sandbox() as sandbox:
+    with open_sandbox() as sandbox:
         steps: list[tuple[str, Callable[[], object]]] = [("statistics", lambda: write_statistics(run))]
         if is_forecast(run.metric):  # stress and the second market judge positions; a forecaster takes none
             steps = [("statistics", lambda: write_forecast_statistics(run.wd, state.trials, best and best.iteration,

@@ -25,6 +25,8 @@ from alphaloop.evaluate.scoring import History
 EULER_GAMMA = 0.5772156649015329
 SIGNIFICANCE = 0.05
 SPA_REPS = 1000
+SPA_CAP = 1000  # distinct candidates SPA bootstraps at most: those with the highest mean return (docs/statistics)
+EFFECTIVE_TRIALS_CAP = 2000  # trials the effective count reads at most; beyond, a seeded sample, scaled to all
 
 
 def split_bh_returns(history: History, split: str = "val") -> np.ndarray:
@@ -65,14 +67,16 @@ def probabilistic_sharpe(sharpe: float, benchmark: float, observations: int, ske
     return float(_NORMAL.cdf(z))
 
 
-def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[float]) -> dict:
-    """Deflated Sharpe ratio of the best candidate; ``sharpes`` are annualised, of scored trials."""
-    per_period = np.asarray([s for s in sharpes if np.isfinite(s)], dtype=np.float64) / math.sqrt(TRADING_DAYS)
+def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[float],
+                    periods_per_year: float = TRADING_DAYS) -> dict:
+    """Deflated Sharpe ratio of the best candidate; ``sharpes`` are annualised (by ``periods_per_year``), of
+    scored trials."""
+    per_period = np.asarray([s for s in sharpes if np.isfinite(s)], dtype=np.float64) / math.sqrt(periods_per_year)
     variance = float(per_period.var(ddof=1)) if per_period.size >= 2 else 0.0
     sr0 = expected_max_sharpe(max(trials, 1), variance)
     sr, skew, kurt, obs = return_moments(best_returns)
     dsr = probabilistic_sharpe(sr, sr0, obs, skew, kurt)
-    annual = math.sqrt(TRADING_DAYS)
+    annual = math.sqrt(periods_per_year)
     return {"dsr": dsr, "dsr_pvalue": 1.0 - dsr, "best_sharpe": sr * annual, "expected_max_sharpe": sr0 * annual,
             "sharpe_std_across_trials": math.sqrt(variance) * annual, "skewness": skew, "kurtosis": kurt,
             "observations": obs}
@@ -86,7 +90,7 @@ def spa_test(bh_returns: np.ndarray, accepted_returns: Sequence[np.ndarray], see
     if not accepted_returns:
         return None
     bench = -np.asarray(bh_returns, dtype=np.float64)
-    models = -np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns])
+    models = -spa_models(np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns]))
     if models.shape[0] != bench.size:
         raise ValueError(f"returns of {models.shape[0]} days against a benchmark of {bench.size} days")
     spa = SPA(bench, models, reps=reps, bootstrap="stationary", seed=seed)
@@ -95,13 +99,29 @@ def spa_test(bh_returns: np.ndarray, accepted_returns: Sequence[np.ndarray], see
     return {"lower": float(p["lower"]), "consistent": float(p["consistent"]), "upper": float(p["upper"])}
 
 
+def spa_models(returns: np.ndarray, cap: int = SPA_CAP) -> np.ndarray:
+    """The columns SPA bootstraps: each distinct series once (a copy adds nothing to the maximum it
+    tests), and at most ``cap`` of them, those with the highest mean return. The test's statistic is
+    the best standardised mean, and its consistent p-value already sets aside candidates far below the
+    best; the ones dropped here are the furthest below. Cost: reps x days x columns, so a night of
+    thousands of accepted candidates is bounded."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.shape[1] > 1:
+        _, first = np.unique(r.T, axis=0, return_index=True)
+        r = r[:, np.sort(first)]
+    if r.shape[1] > cap:
+        keep = np.sort(np.argsort(-r.mean(axis=0), kind="stable")[:cap])
+        r = r[:, keep]
+    return r
+
+
 def run_statistics(trials: int, sharpes: Sequence[float], best_returns: np.ndarray,
                    accepted_returns: Sequence[np.ndarray], bh_returns: np.ndarray, seed: int = 0,
-                   reps: int = SPA_REPS) -> dict:
+                   reps: int = SPA_REPS, periods_per_year: float = TRADING_DAYS) -> dict:
     """Both statistics and their plain-language verdicts, JSON-serialisable."""
     trials = max(int(trials), 1)
     out: dict = {"split": "val", "trials": trials, "scored_trials": len(sharpes),
-                 "accepted": len(accepted_returns), **deflated_sharpe(best_returns, trials, sharpes)}
+                 "accepted": len(accepted_returns), **deflated_sharpe(best_returns, trials, sharpes, periods_per_year)}
     if out["dsr"] >= 1 - SIGNIFICANCE:
         out["verdict_dsr"] = (f"the best candidate's Sharpe {out['best_sharpe']:.2f} is significant at 5% after "
                               f"deflating for {trials} trials (DSR {out['dsr']:.3f})")
@@ -170,7 +190,8 @@ class EffectiveTrials:
         return f"{self.effective:.1f} effective of {self.raw} raw trials ({self.estimator}{scaled})"
 
 
-def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> EffectiveTrials:
+def effective_trials(trial_returns: np.ndarray, raw: int | None = None,
+                     cap: int = EFFECTIVE_TRIALS_CAP) -> EffectiveTrials:
     """Effective number of independent trials from the eigenvalues l_i of their returns' correlation matrix.
 
     Galwey (2009), "A new measure of the effective number of tests, a practical tool for comparing
@@ -186,6 +207,8 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> Effec
 
     ``trial_returns``: shape (days, trials), one column per trial with returns. ``raw``: the number of
     trials run, when some (rejected ones) left no returns; the estimate is scaled by raw / sampled.
+    ``cap``: beyond this many columns a seeded sample of ``cap`` is read and scaled the same way; scaling
+    errs toward more trials (a stricter deflation) when trials repeat a few ideas (docs/statistics.md).
     """
     r = np.asarray(trial_returns, dtype=np.float64)
     if r.ndim != 2:
@@ -197,23 +220,29 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> Effec
     if m == 0:
         return EffectiveTrials(raw=raw, sampled=0, effective_sampled=0.0, effective=float(raw),
                                estimator=EFFECTIVE_TRIALS_ESTIMATOR)
-    corr = _correlation_of_columns(r)
-    lam = np.clip(np.linalg.eigvalsh(corr), 0.0, None)
+    if m > cap:  # a seeded sample of the trials; the count is scaled back to all of them below
+        r = r[:, np.sort(np.random.default_rng(0).choice(m, cap, replace=False))]
+        m = cap
+    lam = _correlation_eigenvalues(r)
     eff = float(np.sum(np.sqrt(lam)) ** 2 / np.sum(lam))
     eff = min(max(eff, 1.0), float(m))
     return EffectiveTrials(raw=raw, sampled=m, effective_sampled=eff, effective=eff * raw / m,
                            estimator=EFFECTIVE_TRIALS_ESTIMATOR)
 
 
-def _correlation_of_columns(r: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the columns; a constant column correlates 0 with the others, 1 with itself."""
+def _correlation_eigenvalues(r: np.ndarray) -> np.ndarray:
+    """Eigenvalues (clipped at 0) of the columns' correlation matrix, from the smaller Gram matrix.
+
+    The non-zero eigenvalues of Z'Z (trials x trials) are those of ZZ' (days x days), so with more
+    trials than days the cost is days^2 x trials, not trials^3. A constant column correlates with
+    nothing: its own eigenvalue 1."""
     centred = r - r.mean(axis=0)
     norm = np.sqrt(np.einsum("ij,ij->j", centred, centred))
     ok = norm > 1e-15
-    z = np.where(ok, centred / np.where(ok, norm, 1.0), 0.0)
-    corr = z.T @ z
-    np.fill_diagonal(corr, 1.0)
-    return np.clip(corr, -1.0, 1.0)
+    z = centred[:, ok] / norm[ok]
+    gram = z @ z.T if z.shape[0] < z.shape[1] else z.T @ z
+    lam = np.clip(np.linalg.eigvalsh(gram), 0.0, None) if z.size else np.zeros(0)
+    return np.concatenate([lam, np.ones(int((~ok).sum()))])
 
 
 @dataclass(frozen=True)
@@ -238,16 +267,16 @@ class DeflatedSharpe:
 
 
 def deflate(series: np.ndarray, trial_sharpes: np.ndarray, trials: float, basis: str,
-            trials_count: str = "raw") -> DeflatedSharpe:
+            trials_count: str = "raw", periods_per_year: float = TRADING_DAYS) -> DeflatedSharpe:
     """DSR of ``series`` against the best of ``trials`` skill-less trials whose annualised Sharpes
     spread like ``trial_sharpes`` (Bailey & Lopez de Prado, 2014)."""
     per_period = np.asarray(trial_sharpes, dtype=np.float64)
-    per_period = per_period[np.isfinite(per_period)] / math.sqrt(TRADING_DAYS)
+    per_period = per_period[np.isfinite(per_period)] / math.sqrt(periods_per_year)
     variance = float(per_period.var(ddof=1)) if per_period.size >= 2 else 0.0
     sr0 = expected_max_sharpe_float(trials, variance)
     sr, skew, kurt, obs = return_moments(series)
     dsr = probabilistic_sharpe(sr, sr0, obs, skew, kurt)
-    annual = math.sqrt(TRADING_DAYS)
+    annual = math.sqrt(periods_per_year)
     return DeflatedSharpe(basis=basis, dsr=dsr, pvalue=1.0 - dsr, sharpe=sr * annual, expected_max_sharpe=sr0 * annual,
                           sharpe_std_across_trials=math.sqrt(variance) * annual, trials_used=float(trials),
                           trials_count=trials_count, skewness=skew, kurtosis=kurt, observations=obs)
@@ -261,13 +290,13 @@ def expected_max_sharpe_float(trials: float, variance: float) -> float:
     return float(math.sqrt(variance) * z)
 
 
-def column_sharpes(returns: np.ndarray) -> np.ndarray:
+def column_sharpes(returns: np.ndarray, periods_per_year: float = TRADING_DAYS) -> np.ndarray:
     """Annualised Sharpe of each column (ddof=1, as the backtester); 0 for a constant column."""
     r = np.asarray(returns, dtype=np.float64)
     sd = r.std(axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(sd > 1e-15, r.mean(axis=0) / sd, 0.0)
-    return out * math.sqrt(TRADING_DAYS)
+    return out * math.sqrt(periods_per_year)
 
 
 @dataclass(frozen=True)
@@ -280,6 +309,8 @@ class SpaResult:
     candidates: int
     reps: int
     benchmark: str
+    tested: int | None = None  # distinct series bootstrapped (copies merged, at most SPA_CAP); None: all
+
 
     @property
     def significant(self) -> bool:
@@ -340,7 +371,8 @@ class RunStatistics:
         if self.spa is not None:
             s = self.spa
             lines.append(f"  SPA against {s.benchmark}: p = {s.consistent:.3f} (lower {s.lower:.3f}, "
-                         f"upper {s.upper:.3f}; {s.candidates} accepted candidates, "
+                         f"upper {s.upper:.3f}; {s.candidates} accepted candidates"
+                         f"{'' if s.tested in (None, s.candidates) else f' ({s.tested} distinct series tested)'}, "
                          f"{s.reps} stationary-bootstrap draws)")
         for f in self.per_instrument:
             lines.append(f"  {f.name}: Sharpe {f.sharpe:.2f}, buy and hold {f.bh_sharpe:.2f}, "
@@ -358,7 +390,8 @@ def universe_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nda
                         accepted: Sequence[int] | None = None, sharpes: Sequence[float] | None = None,
                         trials_count: str = "raw", instruments: int = 1, best_iteration: int | None = None,
                         per_instrument: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-                        split: str = "val", seed: int = 0, reps: int = SPA_REPS) -> RunStatistics:
+                        split: str = "val", seed: int = 0, reps: int = SPA_REPS,
+                        periods_per_year: float = TRADING_DAYS) -> RunStatistics:
     """DSR on the best's returns and on its excess over buy and hold, SPA against buy and hold, effective trials.
 
     ``trial_returns``: (days, m) daily returns of the equal-weight portfolio on ``split`` for each trial
@@ -384,16 +417,17 @@ def universe_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nda
     eff = effective_trials(r, trials)
     n = eff.effective if trials_count == "effective" else float(trials)
     excess = r - bh[:, None]
-    raw_sharpes = column_sharpes(r) if sharpes is None else np.asarray(sharpes, dtype=np.float64)
-    dsr_r = deflate(r[:, best], raw_sharpes, n, "returns", trials_count)
-    dsr_x = deflate(excess[:, best], column_sharpes(excess), n, "excess over buy and hold", trials_count)
+    ppy = periods_per_year
+    raw_sharpes = column_sharpes(r, ppy) if sharpes is None else np.asarray(sharpes, dtype=np.float64)
+    dsr_r = deflate(r[:, best], raw_sharpes, n, "returns", trials_count, ppy)
+    dsr_x = deflate(excess[:, best], column_sharpes(excess, ppy), n, "excess over buy and hold", trials_count, ppy)
     benchmark = f"the equal-weight buy and hold of the {instruments} instrument{'s' * (instruments != 1)}"
     spa = None
     if cols:
         p = spa_test(bh, [r[:, c] for c in cols], seed=seed, reps=reps)
         spa = SpaResult(lower=p["lower"], consistent=p["consistent"], upper=p["upper"], candidates=len(cols),
-                        reps=reps, benchmark=benchmark)
-    figures = [_instrument_figures(name, a, b) for name, (a, b) in (per_instrument or {}).items()]
+                        reps=reps, benchmark=benchmark, tested=spa_models(r[:, cols]).shape[1])
+    figures = [_instrument_figures(name, a, b, ppy) for name, (a, b) in (per_instrument or {}).items()]
     v_dsr, v_x, v_spa, verdict = verdicts(dsr_r, dsr_x, spa)
     return RunStatistics(split=split, instruments=instruments, trials=trials,
                          scored_trials=len(raw_sharpes), accepted=len(cols), best_iteration=best_iteration,
@@ -401,10 +435,11 @@ def universe_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nda
                          verdict=verdict, verdict_dsr=v_dsr, verdict_dsr_excess=v_x, verdict_spa=v_spa)
 
 
-def _instrument_figures(name: str, returns: np.ndarray, bh: np.ndarray) -> InstrumentFigures:
+def _instrument_figures(name: str, returns: np.ndarray, bh: np.ndarray,
+                        periods_per_year: float = TRADING_DAYS) -> InstrumentFigures:
     a, b = np.asarray(returns, dtype=np.float64), np.asarray(bh, dtype=np.float64)
     sr, skew, kurt, obs = return_moments(a)
-    sx = column_sharpes(np.column_stack([a, b, a - b]))
+    sx = column_sharpes(np.column_stack([a, b, a - b]), periods_per_year)
     return InstrumentFigures(name=name, sharpe=float(sx[0]), bh_sharpe=float(sx[1]), excess_sharpe=float(sx[2]),
                              psr_zero=probabilistic_sharpe(sr, 0.0, obs, skew, kurt))
 

@@ -97,11 +97,16 @@ def _source_moves(frame: pd.DataFrame, window: slice) -> tuple[np.ndarray, np.nd
     close = frame["Close"].to_numpy(dtype=np.float64)
     prev = close[window.start - 1 : window.stop - 1]
     bars = frame.iloc[window]
-    c = np.log(bars["Close"].to_numpy(dtype=np.float64) / prev)
-    o = np.log(bars["Open"].to_numpy(dtype=np.float64) / prev)
-    h = np.maximum.reduce([np.log(bars["High"].to_numpy(dtype=np.float64) / prev), o, c])
-    lo = np.minimum.reduce([np.log(bars["Low"].to_numpy(dtype=np.float64) / prev), o, c])
-    return np.stack([c, o, h, lo], axis=1), bars["Volume"].to_numpy(dtype=np.float64), float(prev[0])
+    now = bars["Close"].to_numpy(dtype=np.float64)
+
+    def column(name: str, fallback: np.ndarray) -> np.ndarray:  # close-only data: absent columns stay absent
+        return bars[name].to_numpy(dtype=np.float64) if name in bars.columns else fallback
+
+    c = np.log(now / prev)
+    o = np.log(column("Open", now) / prev)
+    h = np.maximum.reduce([np.log(column("High", now) / prev), o, c])
+    lo = np.minimum.reduce([np.log(column("Low", now) / prev), o, c])
+    return np.stack([c, o, h, lo], axis=1), column("Volume", np.zeros_like(now)), float(prev[0])
 
 
 def _dividend_moves(history: History, window: slice) -> np.ndarray:

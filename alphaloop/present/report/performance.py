@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from alphaloop.evaluate.scoring import FOLDS_START, FOLDS_WORDS
+from alphaloop.present.report.best import split_window
 from alphaloop.present.report.charts import BUY_HOLD, STRATEGY, curves, date_axis, equity_axes, figure_html, style_axes
 from alphaloop.present.report.data import Run
 from alphaloop.present.report.html import cell, fmt, metric_label, note, section, table, td
@@ -23,11 +25,15 @@ def equity_html(run: Run) -> str:
     gs = fig.add_gridspec(2, len(names), height_ratios=(3, 1.2), hspace=0.06, wspace=0.18)
     for j, name in enumerate(names):
         ax, dd = fig.add_subplot(gs[0, j]), fig.add_subplot(gs[1, j])
-        # a universe's returns are the portfolio's: instrument 1's closes are not its buy and hold (see universe.py)
-        frame = None if best.get("universe") else (run.splits or {}).get(name)
-        closes = frame[run.prices].to_numpy(dtype=np.float64) if frame is not None else None
-        eq, bh = curves(best["returns"][name], closes)
-        x = frame.index if frame is not None and len(frame) == eq.size else np.arange(eq.size)
+        w = split_window(run, best, name)  # a universe's is the portfolio against the equal-weight buy and hold
+        if w is not None:
+            x, eq = w.dates, np.concatenate(([1.0], np.cumprod(1.0 + w.returns)))
+            bh = np.concatenate(([1.0], np.cumprod(1.0 + w.bh_returns))) if w.bh_returns is not None else None
+        else:
+            frame = None if best.get("universe") else (run.splits or {}).get(name)
+            closes = frame[run.prices].to_numpy(dtype=np.float64) if frame is not None else None
+            eq, bh = curves(best["returns"][name], closes)
+            x = frame.index if frame is not None and len(frame) == eq.size else np.arange(eq.size)
         span = f"{x[0].date()} – {x[-1].date()}" if isinstance(x, pd.DatetimeIndex) else f"{eq.size} bars"
         equity_axes(ax, dd, x, eq, bh, f"{name} split ({span})")
         if isinstance(x, pd.DatetimeIndex):
@@ -36,8 +42,8 @@ def equity_html(run: Run) -> str:
     chart = figure_html(fig, "equity and drawdown per split",
                         f"iter {run.best} vs buy and hold; left: train split, right: validation split; "
                         f"net of costs, signal at a bar's close earns close to next close; returns on {run.prices}"
-                        + ("; a universe: the equal-weight portfolio, drawn against its buy and hold in the Universe "
-                           "section" if best.get("universe") else ""))
+                        + ("; a universe: the equal-weight portfolio of its instruments against their equal-weight "
+                           "buy and hold" if best.get("universe") else ""))
     metric_rows = metrics_rows(best)
     return section("equity", f"Equity and drawdown of the best candidate (iter {run.best})",
                    chart + metric_rows + locked_split_html(run),
@@ -120,7 +126,7 @@ def folds_html(run: Run) -> str:
     keys = list(dict.fromkeys(keys))
     rows = [td(i + 1, "num") + td(f"{f.get('start', '?')} – {f.get('end', '?')}")
             + "".join(cell(f.get(k), k) for k in keys) for i, f in enumerate(folds)]
-    fold_table = table(["fold", "dates (train+val)"] + [metric_label(k) for k in keys], rows, "compact")
+    fold_table = table(["fold", "dates (sub-period of train)"] + [metric_label(k) for k in keys], rows, "compact")
     spread_rows = []
     for n in run.population:
         r = run.record(n) or {}
@@ -146,8 +152,10 @@ def folds_html(run: Run) -> str:
     style_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.95, bottom=0.25)
     chart = figure_html(fig, "walk-forward folds",
-                        f"walk-forward folds over train+validation, {metric_label(metric)} per fold")
-    return section("folds", "Walk-forward folds",
-                   chart + fold_table + "<h3>Fold spread of the population</h3>" + spread,
-                   f"Chronological folds over train+validation (best: iter {run.best}); the spread matters more than "
-                   "the mean.")
+                        f"train split in {len(folds)} sub-periods, {metric_label(metric)} per fold beside buy and hold")
+    return section("folds", "Walk-forward folds (sub-periods of train)",
+                   chart + fold_table + note(f"{FOLDS_START}.", "muted")
+                   + "<h3>Fold spread of the population</h3>" + spread,
+                   f"{FOLDS_WORDS[0].upper()}{FOLDS_WORDS[1:]}: the same strategy (best: iter {run.best}) scored on "
+                   "each, so the spread shows how much its result depends on the period; it matters more than the "
+                   "mean.")

@@ -35,6 +35,8 @@ from alphaloop.tasks.forecast.text import cut_points_line, forecast_table
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
 
+OLD_RUN_BUDGET_S = 180.0  # the budget for a run that did not record its --eval-timeout (written before it was kept)
+
 
 def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: IterationRecord | None,
                    histories: History | tuple[History, ...], box: Sandbox, refresh: Callable[[Workdir], None]) -> int:
@@ -45,7 +47,8 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
     test_dates = history.frame.index[history.windows["test"]]
     console.print(f"final: {entry['file']} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
-    ev = evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=180.0,
+    budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else OLD_RUN_BUDGET_S
+    ev = evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=budget,
                                       universe=histories if len(histories) > 1 else ()))
     entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
     for line in stage_lines(ev):

@@ -231,7 +231,7 @@ def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | N
     """Score validated (N, H, 3) forecasts over ``history`` (an ``alphaloop.evaluate.scoring.History``).
 
     The cut points and climatology come from the train window unless ``scheme`` is given; outcomes are
-    measured inside each split and each walk-forward fold over train+validation, like the backtester.
+    measured inside each split and each walk-forward fold of train (validation is in no fold), like the backtester.
     """
     frame, windows = history.frame, history.windows  # type: ignore[attr-defined]
     close = frame["Close"].to_numpy(dtype=np.float64)
@@ -248,10 +248,10 @@ def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | N
 
     results = {name: one(windows[name]) for name in splits}
     fold_rows = []
-    tv = [windows[s] for s in ("train", "val") if s in windows]
-    if tv:
-        base = tv[0].start
-        for w in fold_windows(tv[-1].stop - base, folds):
+    train = windows.get("train")
+    if train is not None:
+        base = train.start
+        for w in fold_windows(train.stop - base, folds):
             window = slice(base + w.start, base + w.stop)
             fold_rows.append({**one(window).summary, "start": str(index[window.start].date()),
                               "end": str(index[window.stop - 1].date())})
