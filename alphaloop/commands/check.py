@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alphaloop.candidate import RegionError, extract_region
+from alphaloop.candidate import RegionError, extract_region, region_origins, renumber
 from alphaloop.commands.tradefile import metrics_table
-from alphaloop.data.frozen import DataError, load_universe, manifest_digest, read_manifest, return_prices, universe_line
+from alphaloop.data.frozen import DataError, load_universe, manifest_digest, prices_words, read_manifest, universe_line
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
@@ -110,7 +110,8 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     if not file.is_file():
         return usage_error(f"{file}: no such file")
     try:
-        region = extract_region(file.read_text(encoding="utf-8"))
+        source = file.read_text(encoding="utf-8")
+        region = extract_region(source)
     except (RegionError, UnicodeDecodeError) as exc:
         return usage_error(f"{file}: {exc}")
     try:
@@ -151,10 +152,11 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
                      f"; test split not read; metric {metric}, costs {cost_bps:g} bp"), highlight=False, soft_wrap=True)
     if task != "forecast":
         frames = [h.frame for h in histories] if histories else [history.frame]
-        console.print(f"returns on: {return_prices(frames)}", highlight=False, soft_wrap=True)
+        console.print(f"returns on: {prices_words(manifest, frames)}", highlight=False, soft_wrap=True)
     many = tuple(histories) if histories and len(histories) > 1 else ()
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps,
                                       eval_timeout_s=eval_timeout_s, task=task, universe=many))
+    ev.reason = renumber(ev.reason, region_origins(file.read_text(encoding="utf-8"), region))  # the file's lines
     console.print("stages:")
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -22,6 +22,7 @@ from alphaloop.evaluate.universe import instrument_bh_returns
 from alphaloop.present.text import clip, fmt, rich
 from alphaloop.present.ui import console
 from alphaloop.run.learnings import Learnings
+from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import CrossMarket, RunStats, StressCache, StressResult
 from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import USER_FILES, Workdir
@@ -124,9 +125,24 @@ def run_cross_market(run: FinishInputs, sandbox: Sandbox) -> CrossMarket:
     return result
 
 
-def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
-    """Close the view, then print and store the end-of-run figures, each step failing alone."""
+def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> bool:
+    """Close the view, then print and store the end-of-run figures, each step failing alone.
+
+    A Ctrl-C here cuts the steps short with one ``stopped:`` line, never a traceback: every iteration
+    is already saved. Returns False when that happened."""
     close_view()
+    try:
+        _finish_steps(run)
+    except KeyboardInterrupt:
+        console.print(f"\nstopped: interrupted: Ctrl-C during the end-of-run steps; every iteration is saved: "
+                      f"rerun the same command to resume at iteration {run.state.next_iteration}, or "
+                      f"`python harness.py report --workdir {rich(run.wd.root)}` to rebuild the report",
+                      highlight=False)
+        return False
+    return True
+
+
+def _finish_steps(run: FinishInputs) -> None:
     state = run.state
     if state.stop_reason:
         console.print(f"stopped: {rich(state.stop_reason)}")
@@ -152,6 +168,7 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
                               "instruments, and on held-out ones by final); --cross-ticker T scores another market")
             else:
                 steps.append(("second market", lambda: run_cross_market(run, sandbox)))
+        steps.append(("morning verdict", lambda: refresh_morning(run.wd)))
         steps.append(("report", lambda: console.print(f"report: {rich(_write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:
             try:

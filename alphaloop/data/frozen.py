@@ -275,6 +275,13 @@ def return_prices(frames: Sequence[pd.DataFrame]) -> str:
     return "Close as traded (Adj Close equals Close: a price index without dividends)"
 
 
+def prices_words(manifest: dict | None, frames: Sequence[pd.DataFrame]) -> str:
+    """The ``returns on:`` words: as prepare.py recorded them (per instrument on a universe, and for closes
+    adjusted at the source), else worked out from ``frames``."""
+    recorded = (manifest or {}).get("return_prices")
+    return str(recorded) if recorded else return_prices(frames)
+
+
 def is_universe(manifest: dict) -> bool:
     """Whether frozen data holds several instruments (``instruments/`` and maybe ``holdout/``)."""
     return "instruments" in manifest
