@@ -83,14 +83,14 @@ def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[flo
 
 
 def spa_test(bh_returns: np.ndarray, accepted_returns: Sequence[np.ndarray], seed: int = 0,
-             reps: int = SPA_REPS) -> dict[str, float] | None:
+             reps: int = SPA_REPS, cap: int = SPA_CAP) -> dict[str, float] | None:
     """Hansen's SPA p-values of the accepted candidates against buy and hold, or None if none."""
     from arch.bootstrap import SPA
 
     if not accepted_returns:
         return None
     bench = -np.asarray(bh_returns, dtype=np.float64)
-    models = -spa_models(np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns]))
+    models = -spa_models(np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns]), cap)
     if models.shape[0] != bench.size:
         raise ValueError(f"returns of {models.shape[0]} days against a benchmark of {bench.size} days")
     spa = SPA(bench, models, reps=reps, bootstrap="stationary", seed=seed)
