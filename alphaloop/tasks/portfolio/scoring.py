@@ -111,18 +111,20 @@ def contributions(panel: Panel, weights: np.ndarray, cost_bps: float) -> tuple[n
     return held * panel.returns - cost, held, change
 
 
-def _information_ratio(excess: np.ndarray) -> float:
+def _information_ratio(excess: np.ndarray, periods_per_year: float = TRADING_DAYS) -> float:
     if excess.size < 2:
         return 0.0
     sd = excess.std(ddof=1)
-    return float(excess.mean() / sd * np.sqrt(TRADING_DAYS)) if sd > 1e-15 else 0.0
+    return float(excess.mean() / sd * np.sqrt(periods_per_year)) if sd > 1e-15 else 0.0
 
 
-def window_metrics(r: np.ndarray, bh: np.ndarray, held: np.ndarray, change: np.ndarray) -> dict[str, float]:
+def window_metrics(r: np.ndarray, bh: np.ndarray, held: np.ndarray, change: np.ndarray,
+                   periods_per_year: float = TRADING_DAYS) -> dict[str, float]:
     """Every figure of one window: return figures beside the benchmark's, exposures, turnover, legs, beta,
-    correlation and information ratio against the equal-weight buy and hold."""
+    correlation and information ratio against the equal-weight buy and hold, annualised by the data's bars a
+    year (the manifest's, through ``History.periods_per_year``)."""
     n = r.size
-    years = n / TRADING_DAYS
+    years = n / periods_per_year
     gross = np.abs(held).sum(axis=1)
     traded = np.abs(change).sum()
     var_bh = float(bh.var(ddof=1)) if n > 1 else 0.0
@@ -139,8 +141,8 @@ def window_metrics(r: np.ndarray, bh: np.ndarray, held: np.ndarray, change: np.n
         "short_count": float((held < -1e-12).sum(axis=1).mean()) if n else 0.0,
         "beta": cov / var_bh if var_bh > 1e-30 else 0.0,
         "correlation": float(corr),
-        "information_ratio": _information_ratio(r - bh),
-    })
+        "information_ratio": _information_ratio(r - bh, periods_per_year),
+    }, periods_per_year=periods_per_year)
 
 
 def score_portfolio(histories: Sequence[History], weights: np.ndarray, metric: str = DEFAULT_METRIC,
@@ -155,7 +157,8 @@ def score_portfolio(histories: Sequence[History], weights: np.ndarray, metric: s
     port = contrib.sum(axis=1)
 
     def window(a: int, b: int) -> dict[str, float]:
-        return window_metrics(port[a + 1:b], panel.bh[a + 1:b], held[a + 1:b], change[a:b - 1])
+        return window_metrics(port[a + 1:b], panel.bh[a + 1:b], held[a + 1:b], change[a:b - 1],
+                              histories[0].periods_per_year)
 
     out, rets, bhs, parts, dates, kept = {}, {}, {}, {}, {}, {}
     for name in splits:
