@@ -61,7 +61,7 @@ def main() -> None:
     r, _ = trials_like_a_loop(a.days, big)
     exact, capped = effective_trials(r, cap=big).effective, effective_trials(r).effective
     print(f"effective trials at {big}: exact {exact:.1f}, 2,000-trial cap {capped:.1f} "
-          f"({capped / exact - 1:+.1%}; the cap errs toward more trials, a stricter deflation)")
+          f"({capped / exact - 1:+.1%})")
     r, bh = trials_like_a_loop(a.days, a.spa_check, seed=1)
     cols = [r[:, i] for i in range(r.shape[1])]
     t0 = time.perf_counter()
