@@ -136,3 +136,11 @@ def fmt(value: object, digits: int = 3, *, pct: bool = False, sign: bool = False
     if not math.isfinite(number):
         return missing
     return format(number, f"{'+' if sign else ''}.{digits}{'%' if pct else 'f'}")
+
+
+def duration(seconds: float) -> str:
+    """3725 -> '1h 02m', 75 -> '1m 15s', 4.2 -> '4s': coarse enough to read at a glance."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
