@@ -39,6 +39,7 @@ from alphaloop.evaluate.stats import split_bh_returns
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
 from alphaloop.present.ui import console, warn_loudly
+from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import IterationRecord, RecordError, TestReading
 from alphaloop.run.store import finite
 from alphaloop.run.workdir import Workdir
@@ -118,6 +119,7 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
     if not ev.accepted or ev.signals is None:
         wd.append_reading(TestReading(**entry, status="rejected", reason=ev.reason))
         console.print(f"[bold red]final: the candidate was rejected at {ev.stage}; no test figures shown[/]")
+        refresh_morning(wd)
         refresh_report(wd, data_dir)
         return 1
     per_instrument: list[dict] = []
@@ -166,6 +168,7 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
         "dates": [str(d.date()) for d in test_dates]})))
     console.print(f"recorded in {wd.readings} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)
+    refresh_morning(wd)
     refresh_report(wd, data_dir)
     sys.stdout.flush()
     print(json.dumps(finite({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
@@ -191,6 +194,7 @@ def _final_forecast(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region:
     label = f"iteration {it}" if it is not None else "iteration unknown"
 
     def refresh(w: Workdir) -> None:
+        refresh_morning(w)
         refresh_report(w, data_dir)
 
     if sandbox is None:

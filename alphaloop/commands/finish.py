@@ -22,6 +22,7 @@ from alphaloop.evaluate.universe import instrument_bh_returns
 from alphaloop.present.text import clip, fmt, rich
 from alphaloop.present.ui import console
 from alphaloop.run.learnings import Learnings
+from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import CrossMarket, RunStats, StressCache, StressResult
 from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import USER_FILES, Workdir
@@ -167,6 +168,7 @@ def _finish_steps(run: FinishInputs) -> None:
                               "instruments, and on held-out ones by final); --cross-ticker T scores another market")
             else:
                 steps.append(("second market", lambda: run_cross_market(run, sandbox)))
+        steps.append(("morning verdict", lambda: refresh_morning(run.wd)))
         steps.append(("report", lambda: console.print(f"report: {rich(_write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:
             try:

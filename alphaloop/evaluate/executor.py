@@ -18,9 +18,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from alphaloop.evaluate import pipeline
 from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.scoring import History
 
@@ -40,6 +41,8 @@ class EvalSettings:
     stress_paths: int = 8
     seed: int = 0
     task: str = "trade"  # "forecast": forecasters scored by proper scoring rules
+    # the run's secret probe nonce: drawn once when the run's settings are made, shipped to every worker
+    probe_nonce: int = field(default_factory=lambda: pipeline.new_nonce())
 
 
 @dataclass
@@ -58,6 +61,7 @@ def evaluate_task(region: str, history: EvalData, sandbox: Any, settings: EvalSe
     history = histories[0]
     ctx = EvalContext(history=history, sandbox=sandbox, metric=settings.metric, folds=settings.folds,
                       cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s, task=settings.task,
+                      probe_nonce=settings.probe_nonce,
                       universe=histories if len(histories) > 1 else ())
     ev = evaluate(region, ctx)
     stress = None

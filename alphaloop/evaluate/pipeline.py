@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,8 +51,11 @@ from alphaloop.evaluate.guards import (
     InvarianceFindings,
     InvarianceProbe,
     check_guards,
+    forecast_guards,
     invariance_probes,
     judge_invariance,
+    unseeded_randomness,
+    unseeded_reason,
 )
 from alphaloop.evaluate.probes import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores
@@ -66,7 +70,7 @@ if TYPE_CHECKING:
 
 ACCEPTED = "ok"  # the stage an accepted candidate's record names: it passed them all
 LOG_CHARS = 2000  # the candidate's output kept in the record: enough to debug, bounded
-PROBE_TIMEOUT_FACTOR = 6.0  # the probe run holds about five times the full run's rows; the budget bounds it too
+PROBE_TIMEOUT_FACTOR = 8.0  # the probe run holds about six times the full run's rows; the budget bounds it too
 DEFAULT_EVAL_TIMEOUT_S = 60.0  # one wall-clock budget for all of a candidate's sandbox runs (--eval-timeout)
 MIN_RUN_S = 0.5  # less budget than this cannot even fork a run: stop instead
 PROBES_FAILED = "look-ahead probes could not run (the candidate must also work on a truncated or altered history): "
@@ -84,7 +88,8 @@ class EvalContext:
     folds: int = DEFAULT_FOLDS
     cost_bps: float = DEFAULT_COST_BPS
     limits: GuardLimits = field(default_factory=GuardLimits)
-    probe_seed: int | None = None  # None: derived from the region, so its author cannot aim at the cuts
+    probe_seed: int | None = None  # None: from the region and the run's nonce; given: reproduces a record
+    probe_nonce: int = field(default_factory=lambda: new_nonce())  # secret per run (per context), kept in every record
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check for the task's functions
     task: str = "trade"  # "forecast": generate_features + forecast(row), scored by proper scoring rules
@@ -118,9 +123,17 @@ class Evaluation:
                 "metrics": finite(self.scores.to_json()) if self.scores is not None else None}
 
 
-def region_seed(region: str) -> int:
-    """A probe seed fixed for a region (reproducible) yet unpredictable to whoever wrote it."""
-    return int.from_bytes(hashlib.sha256(region.encode("utf-8")).digest()[:4], "big")
+def new_nonce() -> int:
+    """A run's secret probe nonce: drawn from the operating system, never from the region."""
+    return secrets.randbits(63)
+
+
+def region_seed(region: str, nonce: int = 0) -> int:
+    """A candidate's probe seed: the region's hash mixed with the run's secret nonce, so its author
+    can grind no cut, level or calendar offline; the record keeps both nonce and seed, so a
+    record reproduces its probes (``EvalContext(probe_seed=...)``)."""
+    digest = hashlib.sha256(nonce.to_bytes(8, "big") + region.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def _outcome_json(outcome: Any) -> dict:
@@ -339,18 +352,20 @@ def lookahead(t: Trial) -> Verdict:
     """
     budget = t.budget
     assert budget is not None, "the sandbox stage starts the budget"
-    seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed
+    seed = region_seed(t.region, t.ctx.probe_nonce) if t.ctx.probe_seed is None else t.ctx.probe_seed
     frames = [h.frame for h in t.ctx.histories]
     many = len(frames)
     instruments = []
     for k, (frame, full) in enumerate(zip(frames, t.fulls, strict=True)):
         seed_k = instrument_seed(seed, k)
         probes = probe_frames(frame, full, seed=seed_k)
-        # the invariance probes judge signals; a forecaster has none (its probabilities get the look-ahead probes)
-        inv = invariance_probes(frame, seed_k) if t.ctx.task == "trade" else []
+        # the invariance probes judge the outputs: a strategy's signals, a forecaster's probabilities
+        # (calendar and level only: its expanding frequencies count rows by design)
+        inv = invariance_probes(frame, seed_k, positions=t.ctx.task == "trade")
         warm = warmup_rows(full.features)
         instruments.append(_Instrument(frame, full, probes, inv, {
-            "seed": seed_k, "warmup_rows": warm, "probes": [p.describe() for p in probes],
+            "seed": seed_k, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None, "warmup_rows": warm,
+            "probes": [p.describe() for p in probes],
             "rows_probed": sum(len(p.frame) for p in probes), "invariance": [p.describe() for p in inv],
             "invariance_rows": sum(len(p.frame) for p in inv), "full_rows": len(frame),
             "budget_s": t.ctx.eval_timeout_s}))
@@ -359,7 +374,8 @@ def lookahead(t: Trial) -> Verdict:
     if many == 1:
         info = instruments[0].info
     else:
-        info = {"seed": seed, "instruments": [inst.info for inst in instruments],
+        info = {"seed": seed, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None,
+                "instruments": [inst.info for inst in instruments],
                 "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
                 "invariance_rows": sum(inst.info["invariance_rows"] for inst in instruments),
                 "full_rows": sum(len(f) for f in frames), "budget_s": t.ctx.eval_timeout_s}
@@ -378,17 +394,27 @@ def lookahead(t: Trial) -> Verdict:
     info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
     if fault:
         info["leak"] = None
+        if fault == UNSEEDED and unseeded_randomness(t.region):  # name the line that draws without a seed
+            info["unseeded"] = unseeded_randomness(t.region)
+            return Verdict(False, f"{UNSEEDED}; unseeded: {'; '.join(info['unseeded'][:3])}", info)
         return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + fault, info)
+    unseeded = unseeded_randomness(t.region)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
         if many > 1:
             info["leak"]["instrument"] = leak_at + 1
+        if unseeded:  # outputs that differ from run to run differ from probe to probe too: say why
+            info["unseeded"] = unseeded
+            return Verdict(False, unseeded_reason(unseeded), info)
         return Verdict(False, _where(leak_at, many) + leak.message(frames[leak_at].index), info)
     info["leak"] = None
     t.invariances = [judge_invariance(inst.full, list(zip(inst.inv, inst.inv_results, strict=True)), inst.frame.index,
                                       warm) for inst, warm in zip(instruments, t.warmups, strict=True)]
     t.invariance = t.invariances[0]
+    if unseeded and any(f.failures for f in t.invariances):
+        info["unseeded"] = unseeded
+        return Verdict(False, unseeded_reason(unseeded), info)
     return Verdict(True, "", info)
 
 
@@ -411,8 +437,8 @@ def score_stage(t: Trial) -> Verdict:
 def guards(t: Trial) -> Verdict:
     """Reward hacking first (hard-coded dates, the invariance findings), then degenerate trading."""
     if t.ctx.task == "forecast":
-        return Verdict(True, "", {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
-                                  "failed": []})
+        ok, reason, details = forecast_guards(t.region, t.invariances)
+        return Verdict(ok, reason, details)
     assert isinstance(t.scores, Scores), "the score stage runs before the guards"
     histories = t.ctx.histories
     per = t.universe.instruments if t.universe is not None else (t.scores,)

@@ -10,6 +10,7 @@ calls the model only when a compaction is due.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,6 +59,7 @@ class Entry:
     bh: float | None = None  # buy and hold's figure for it on validation
     selection: float | None = None  # what the population ranks by
     entered: bool = False
+    duplicate: bool = False  # same validation positions as an earlier candidate: no idea of its own to judge
 
     def render(self, widths: dict[str, int] | None = None) -> str:
         """The markdown entry; every field is one safe line, so no text can forge a heading or an entry."""
@@ -85,23 +87,33 @@ def deterministic_summary(previous: str, old: list[Entry], budget_chars: int) ->
     items = [line for line in previous.splitlines() if line.startswith("- iter ")]
     items += [e.one_line() for e in old]
     tally = [line for line in previous.splitlines() if line.startswith("Compacted so far:")]
-    counts = {"held": 0, "not": 0, "ungraded": 0, "n": 0}
-    if tally:
-        try:
-            parts = dict(p.split("=") for p in tally[0].split(":", 1)[1].split())
-            counts = {k: int(parts.get(k, 0)) for k in counts}
-        except ValueError:
-            pass
+    counts = _tally_counts(tally[0]) if tally else {"held": 0, "not": 0, "ungraded": 0, "n": 0}
     for e in old:
         counts["n"] += 1
         counts["held" if e.held else "not" if e.held is False else "ungraded"] += 1
     keep = items[-SUMMARY_ITEMS:]
-    head = f"Compacted so far: n={counts['n']} held={counts['held']} not={counts['not']} ungraded={counts['ungraded']}"
+    head = (f"Compacted so far: {counts['n']} iteration{'s' if counts['n'] != 1 else ''} folded into the lines below; "
+            f"their hypotheses: {counts['held']} held, {counts['not']} did not hold, {counts['ungraded']} ungraded")
     text = "\n".join([head, *keep])
     while len(text) > budget_chars and len(keep) > 1:
         keep = keep[1:]
         text = "\n".join([head, *keep])
     return text
+
+
+_TALLY_WORDS = re.compile(r"(\d+) iterations? folded.*?(\d+) held, (\d+) did not hold, (\d+) ungraded")
+
+
+def _tally_counts(line: str) -> dict[str, int]:
+    """The counts of a "Compacted so far" line, in words or as the older ``n=8 held=2 not=5 ungraded=1``."""
+    words = _TALLY_WORDS.search(line)
+    if words:
+        return dict(zip(("n", "held", "not", "ungraded"), map(int, words.groups()), strict=True))
+    try:
+        parts = dict(p.split("=") for p in line.split(":", 1)[1].split())
+        return {k: int(parts.get(k, 0)) for k in ("held", "not", "ungraded", "n")}
+    except ValueError:
+        return {"held": 0, "not": 0, "ungraded": 0, "n": 0}
 
 
 @dataclass

@@ -89,8 +89,8 @@ def _read(read: Callable[[], Any], name: str, notes: list[str]) -> Any:
 def load_run(workdir: Path, data_dir: Path) -> Run:
     """Read every file the loop writes (through ``workdir``'s typed readers); a broken one becomes a note."""
     wd, notes = Workdir(workdir), []
-    records = [r.to_json() for r in wd.all_records(notes)]
     state = _read(lambda: wd.read_state().to_json() if wd.has_run() else None, wd.state.name, notes) or {}
+    records = [r.to_json() for r in wd.all_records(notes, drawn_returns(state))]
     frozen_path = Path(data_dir) / "manifest.json"  # the data folder's own manifest (alphaloop.data.frozen names it)
     frozen = _read(lambda: read_json(frozen_path) if frozen_path.is_file() else None, frozen_path.name, notes)
     manifest = _read(wd.read_manifest, wd.manifest.name, notes) or frozen
@@ -163,3 +163,10 @@ def rank_value(record: dict) -> float | None:
     """What the population ranked by (``selection``): stress-adjusted when ``--stress-select`` set it."""
     v = record.get("selection")
     return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else record_value(record)
+
+
+def drawn_returns(state: dict) -> set[int] | None:
+    """The iterations whose daily returns the report draws: the population's (best first). Reading only
+    those keeps a long run's report from loading every sidecar; without a state, all are read."""
+    members = [m.get("iteration") for m in state.get("population") or [] if isinstance(m, dict)]
+    return {int(n) for n in members if isinstance(n, int)} if members else None

@@ -33,8 +33,10 @@ def write_forecast_statistics(wd: Workdir, trials: int, best_iteration: int | No
 
 def write_validation_forecasts(wd: Workdir, history: History, iteration: int, sandbox: object) -> str:
     """Rerun the best forecaster on train+validation (never the test split) and write its validation days."""
+    record = wd.record_or_none(iteration)
+    budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else 120.0  # the run's own
     ev = evaluate(wd.region(iteration), EvalContext(history=history, sandbox=sandbox, task="forecast",
-                                                    eval_timeout_s=120.0))
+                                                    eval_timeout_s=budget))
     if ev.forecasts is None:
         return f"forecasts of iter {iteration} not written: {ev.stage}: {ev.reason}"
     train_close = history.frame["Close"].to_numpy(dtype=np.float64)[history.windows["train"]]
