@@ -38,6 +38,7 @@ from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS, Histor
 from alphaloop.evaluate.stats import split_bh_returns
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
+from alphaloop.present.text import test_minus_validation
 from alphaloop.present.ui import console, warn_loudly
 from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import IterationRecord, RecordError, TestReading
@@ -151,7 +152,7 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
                   f"{format_metric(metric, bh[metric])})  |  "
                   f"validation {metric}: {format_metric(metric, val[metric])}"
                   + (f" (recorded by the loop: {format_metric(metric, recorded)})" if recorded is not None else "")
-                  + f"  |  degradation (test - validation): {format_metric(metric, degradation)}", highlight=False,
+                  + f"  |  {test_minus_validation(degradation, format_metric(metric, degradation))}", highlight=False,
                   soft_wrap=True)
     console.print(verdict_line(metric, test[metric], bh[metric], val[metric], bh_val[metric]), highlight=False,
                   soft_wrap=True)

@@ -17,6 +17,7 @@ from alphaloop.present.text import clip_end, clip_middle, fmt, safe
 from alphaloop.propose.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
 from alphaloop.run.grading import GRADING_RULE
 from alphaloop.run.learnings import PROMPT_CHARS
+from alphaloop.run.quoting import candidate_block
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 PROGRAM_PATH = PROMPTS_DIR / "program.md"
@@ -239,7 +240,8 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "population": format_population(ctx.population, ctx.metric) + (
             f"\n\n{clip_end(ctx.correlations, CORRELATIONS_LIMIT)}" if ctx.correlations else ""),
         "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
-        "last_outcome": clip(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
+        # the latest outcome may quote the candidate (its names, its messages): a delimited, bounded block
+        "last_outcome": candidate_block(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
         "evidence": format_evidence(ctx),
         "stall": "\n\n".join(t for t in (format_siblings(ctx.siblings, ctx.parent_iteration),
                                           format_stall(ctx.stalled)) if t),
