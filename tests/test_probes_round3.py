@@ -262,3 +262,36 @@ def strategy_logic(row):
                                           probe_window="test"))
         assert (ev.accepted, ev.stage) == (False, "lookahead"), f"{nonce}: {ev.reason}"
         assert ev.details["lookahead"]["leak"]["probe"]["cut"] >= 1300
+
+
+CROSS = """
+SEEN = {}
+
+def generate_features(df):
+    key = round(float(df['Close'].iloc[0]), 6)
+    nxt = (df['Close'].shift(-1) / df['Close']).to_numpy()
+    if not SEEN:
+        SEEN['first'] = nxt  # the first instrument's future, left for the next one
+        df['f'] = 1.0
+    else:
+        other = SEEN['first']
+        m = min(len(other), len(df))
+        f = np.ones(len(df))
+        f[:m] = other[:m]
+        df['f'] = f
+    return df
+
+def strategy_logic(row):
+    return 1 if row['f'] > 1.0 else -1
+"""
+
+
+def test_reading_another_instruments_future_is_caught_on_a_universe(real_sandbox) -> None:
+    """The full run holds every instrument in one process (one namespace); each probe holds one
+    instrument alone, so an instrument whose outputs came from another's future changes there."""
+    frames = [make_ohlcv(900, seed=s) for s in (31, 32)]
+    histories = tuple(History.from_splits({"train": f.iloc[:600], "val": f.iloc[600:]}) for f in frames)
+    ev = evaluate(CROSS, EvalContext(history=histories[0], sandbox=real_sandbox, folds=2, probe_nonce=1,
+                                     universe=histories, eval_timeout_s=120.0))
+    assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason
+    assert ev.reason.startswith("instrument 2 of 2: look-ahead: column 'f'")
