@@ -239,3 +239,26 @@ def test_the_figures_quoted_in_the_docs_are_the_code_s() -> None:
     assert f"between e^{LEVEL_LOG[0]:g} and e^{LEVEL_LOG[1]:g} either way" in text
     assert f"more than {DENSE_SHARE:.0%} of the bars" in text
     assert f"{PREPEND_ROWS[0]}-{PREPEND_ROWS[1]} seeded" in text and f"first {TRIM_ROWS[0]}-{TRIM_ROWS[1]}" in text
+
+
+def test_final_probes_inside_the_test_split_before_it_reports() -> None:
+    """A leak active only on the test rows (and only at full length, so truncations never see it) is
+    rejected when the test split is the probes' focus, whatever the nonce."""
+    frame = make_ohlcv(1600, seed=22)
+    history = History.from_splits({"train": frame.iloc[:1000], "val": frame.iloc[1000:1300],
+                                   "test": frame.iloc[1300:]})
+    region = """
+def generate_features(df):
+    nxt = df['Close'].shift(-1) / df['Close']
+    test_rows = np.arange(len(df)) >= 1300
+    df['f'] = np.where(test_rows & (len(df) >= 1600), nxt, 1.0)
+    return df
+
+def strategy_logic(row):
+    return 1 if row['f'] > 1.0 else -1
+"""
+    for nonce in range(1, 6):
+        ev = evaluate(region, EvalContext(history=history, sandbox=InProcessSandbox(), folds=2, probe_nonce=nonce,
+                                          probe_window="test"))
+        assert (ev.accepted, ev.stage) == (False, "lookahead"), f"{nonce}: {ev.reason}"
+        assert ev.details["lookahead"]["leak"]["probe"]["cut"] >= 1300
