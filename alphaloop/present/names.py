@@ -1,0 +1,36 @@
+"""How instruments are named in reasons, prompts and tables: by number, never by ticker, and not at all
+when there is only one (the presentation layer is where the number of instruments may matter)."""
+
+from __future__ import annotations
+
+
+def instrument_label(i: int) -> str:
+    """Instrument ``i`` (0-based) as prompts and reasons name it: its number 1..N."""
+    return f"instrument {i + 1}"
+
+
+def instrument_prefix(k: int, n: int) -> str:
+    """The prefix naming instrument ``k`` of ``n`` in a reason ("instrument 3 of 5: "); "" for one instrument."""
+    return f"{instrument_label(k)} of {n}: " if n > 1 else ""
+
+
+def rerun_label(k: int, n: int, kind: str, i: int) -> str:
+    """A lone rerun's label in the look-ahead details ("instrument 2 lookahead:4"; one instrument: "lookahead:4")."""
+    return (f"{instrument_label(k)} " if n > 1 else "") + f"{kind}:{i}"
+
+
+def frame_reason(reason: str, n: int) -> str:
+    """The runner names a full run's frames "frame i" (0-based); on several instruments they are the
+    universe's instruments, named by number."""
+    import re
+
+    match = re.match(r"frame (\d+): ", reason or "")
+    if n < 2 or match is None or int(match.group(1)) >= n:
+        return reason
+    return instrument_prefix(int(match.group(1)), n) + reason[match.end():]
+
+
+def per_instrument(infos: list[dict], merged: dict) -> dict:
+    """A stage's details: one instrument's own dict as it always was, or several under ``instruments``
+    beside ``merged`` (the totals)."""
+    return infos[0] if len(infos) == 1 else {**merged, "instruments": infos}
