@@ -34,7 +34,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"selection metric, measured on validation after costs (default {RUN.metric}; "
                         "total_return = the original weekend harness)")
     p.add_argument("--folds", type=int, default=RUN.folds,
-                   help=f"walk-forward folds over train+validation (default {RUN.folds})")
+                   help=f"walk-forward folds: equal chronological sub-periods of train, not re-fitted "
+                        f"(sub-period analysis); validation is in no fold (default {RUN.folds})")
     p.add_argument("--cost-bps", type=float, default=RUN.cost_bps,
                    help=f"cost per position change, bp of notional (default {RUN.cost_bps:g})")
     p.add_argument("--task", choices=tuple(TASKS), default=RUN.task,

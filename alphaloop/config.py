@@ -32,7 +32,7 @@ class LoopConfig:
     max_fails: int = 5  # consecutive iterations outside the population before stopping; 0 = never (--max-fails)
     population: int = 3  # top-K kept, ranked by the selection metric on validation (--population)
     metric: str = DEFAULT_METRIC  # selection metric on validation after costs (--metric)
-    folds: int = DEFAULT_FOLDS  # walk-forward folds over train+validation (--folds)
+    folds: int = DEFAULT_FOLDS  # walk-forward folds: sub-periods of train, not re-fitted (--folds)
     cost_bps: float = DEFAULT_COST_BPS  # cost per position change, bp of notional (--cost-bps)
     seed: int = 0  # parent choice and the offline proposer (--seed)
     stress_select: bool = False  # the selection metric also penalises the 5th-percentile stress drawdown

@@ -35,6 +35,7 @@ from sandbox.gate_tables import (  # noqa: F401  (re-exported: tests and the run
     MAX_DEPTH,
     MAX_ELEMENTS,
     MAX_INT_BITS,
+    MAX_LITERAL_CHARS,
     MAX_LITERAL_ELEMENTS,
     MAX_LITERAL_INT_BITS,
     MAX_LITERAL_STRING,
@@ -95,6 +96,8 @@ class _Checker(ExprChecks):
         self.str_args: set[int] = set()
         self.docstrings: set[int] = set()
         self.literal_total = 0
+        self.literal_seen: set[tuple[str, str]] = set()
+        self.literal_chars = 0
         self.expr_handlers = self._expr_handlers()
 
     def run(self) -> None:

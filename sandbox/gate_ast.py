@@ -13,11 +13,14 @@ from sandbox.gate_tables import (
     DISPATCH_METHODS,
     DISPATCH_OPTION_KEYWORDS,
     DISPATCH_TABLE,
+    DTYPE_NAMES,
+    DTYPE_STARTS,
     IANA_NAME,
     INTERNAL_ATTRS,
     INTROSPECTION_ATTRS,
     IO_ATTRS,
     MAX_INT_BITS,
+    MAX_LITERAL_CHARS,
     MAX_LITERAL_ELEMENTS,
     MAX_LITERAL_TOTAL,
     MODULE_NAMES,
@@ -26,6 +29,7 @@ from sandbox.gate_tables import (
     SAFE_FUNCTIONS,
     SAFE_TO_ATTRS,
     STRING_EVAL_ATTRS,
+    TZ_DTYPE,
 )
 
 TOO_BIG = object()
@@ -191,6 +195,66 @@ class CallChecks:
     def_names: set[str]
     rebound: set[str]
     literal_total: int
+    literal_seen: set[tuple[str, str]]
+    literal_chars: int
+
+    def _literal_data(self, node: ast.Constant) -> None:
+        """Count each distinct number (its digits) and string or bytes (its characters) once, whole."""
+        value = node.value
+        if value is None or isinstance(value, bool) or value is Ellipsis:
+            return
+        if isinstance(value, (str, bytes)):
+            key, size = (type(value).__name__, repr(value)), len(value)
+        else:
+            text = repr(abs(value)) if isinstance(value, (int, float)) else repr(value)
+            key, size = ("number", text), sum(ch.isdigit() for ch in text)
+        if key in self.literal_seen:
+            return
+        self.literal_seen.add(key)
+        self.literal_chars += size
+        if self.literal_chars > MAX_LITERAL_CHARS:
+            raise Refusal("literal-data", node, f"the region holds more than {MAX_LITERAL_CHARS} characters of literal "
+                           "data (every distinct number's digits and every distinct string's characters, counted "
+                           "whole; docstrings excepted): keep parameters to a few numbers and short column names, "
+                           "and compute everything else from the data; do not embed tables of dates, prices, rows "
+                           "or outcomes")
+
+    def _dtype_string(self, node: ast.AST, value: str) -> None:
+        """Text that begins a datetime dtype must be a whole dtype, its time zone (if any) a plain IANA name."""
+        if not DTYPE_STARTS.search(value):
+            return
+        match = TZ_DTYPE.fullmatch(value)
+        if match is None and ("," not in value and value.strip().endswith("]")):
+            return  # "datetime64[ns]": no time zone
+        if match is not None and IANA_NAME.fullmatch(match.group(3).strip()):
+            return
+        raise Refusal("timezone", node, "a datetime dtype string must be written whole, with a plain IANA time zone "
+                       "such as 'datetime64[ns, America/New_York]' (no paths, no pieces joined later)")
+
+    def _dtype(self, node: ast.AST) -> None:
+        """A dtype is written out (float, 'float64', np.int32, a column's .dtype), never computed text:
+        a dtype string can name a time zone, and time zones come only from plain IANA names."""
+        if isinstance(node, ast.Constant):
+            return  # a literal string is checked as a constant (``_dtype_string``)
+        if isinstance(node, ast.Name) and node.id in DTYPE_NAMES and node.id not in self.rebound:
+            return
+        if isinstance(node, ast.Attribute):
+            path = dotted(node)
+            root = path.split(".")[0] if path else ""
+            if (root in MODULE_NAMES and root not in self.rebound) or node.attr in ("dtype", "dtypes"):
+                return
+        if isinstance(node, ast.Call) and all(isinstance(a, ast.Constant) for a in node.args) \
+                and all(isinstance(k.value, ast.Constant) for k in node.keywords):
+            path = dotted(node.func)
+            if path and path.split(".")[0] in MODULE_NAMES and path.split(".")[0] not in self.rebound:
+                return
+        if isinstance(node, ast.Dict):
+            for value in node.values:
+                self._dtype(value)
+            return
+        raise Refusal("timezone", node, "a dtype must be written out (float, 'float64', np.int32, a column's .dtype), "
+                       "not computed: a dtype string can name a time zone, and time zones come only from plain "
+                       "IANA names")
 
     def _literal_count(self, node: ast.AST, elts: list[Any]) -> None:
         constants = sum(1 for e in elts if isinstance(e, (ast.Constant, ast.UnaryOp)))
@@ -227,6 +291,10 @@ class CallChecks:
                        "'America/New_York' (no paths, no 'dateutil/' prefix, no computed names)")
 
     def _dispatch(self, node: ast.Call, method: str) -> None:
+        receiver = dotted(node.func.value) if isinstance(node.func, ast.Attribute) else None
+        if receiver is not None and "." in receiver and receiver.split(".")[0] in MODULE_NAMES:
+            # pd.DataFrame.pivot_table(df, ...): the unbound method shifts every position by one
+            raise Refusal("string-dispatch", node, f"call .{method}() on a frame or series, not through {receiver}")
         if method not in DISPATCH_METHODS:
             self._dispatch_at(node, method)
             return

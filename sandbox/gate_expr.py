@@ -26,7 +26,6 @@ from sandbox.gate_ast import (
 from sandbox.gate_tables import (
     ALLOCATING_CALLS,
     ALLOWED_CHAINS,
-    DISPATCH_METHODS,
     DISPATCH_TABLE,
     MAX_DEPTH,
     MAX_ELEMENTS,
@@ -37,6 +36,7 @@ from sandbox.gate_tables import (
     SIZE_KEYWORDS,
     TZ_CALLS,
     TZ_KEYWORDS,
+    TZ_POSITIONS,
 )
 
 Scopes = tuple[set[str], ...]
@@ -86,10 +86,14 @@ class ExprChecks(CallChecks):
 
     def _x_constant(self, node: ast.Constant, scopes: Scopes) -> None:
         value = node.value
+        if id(node) not in self.docstrings:
+            self._literal_data(node)
         if isinstance(value, (str, bytes)):
             if "dateutil" in str(value):
                 raise Refusal("timezone", node, "'dateutil' time zones open files; use a plain IANA name such as "
                                "'America/New_York'")
+            if isinstance(value, str):
+                self._dtype_string(node, value)
             if len(value) > MAX_LITERAL_STRING and id(node) not in self.docstrings:
                 raise Refusal("literal-data", node, f"string literal of {len(value)} characters (limit "
                                f"{MAX_LITERAL_STRING}): compute from the data instead of embedding it")
@@ -117,8 +121,10 @@ class ExprChecks(CallChecks):
             raise Refusal(refusal[0], node, refusal[1])
         if node.attr in ("format", "format_map"):
             self._format_receiver(node)
-        if node.attr in DISPATCH_METHODS and id(node) not in self.called:
-            raise Refusal("string-dispatch", node, f".{node.attr} must be called directly, not passed around")
+        if node.attr in DISPATCH_TABLE and id(node) not in self.called:
+            # bound to a name, passed on or returned, its arguments could not be checked where it is called
+            raise Refusal("string-dispatch", node, f".{node.attr} must be called directly, not bound to a name or "
+                           "passed around")
         if not isinstance(node.ctx, ast.Load):
             raise Refusal("attribute-assign", node, f"assigning attribute {node.attr!r} is not allowed")
         self._expr(node.value, scopes)
@@ -219,9 +225,15 @@ class ExprChecks(CallChecks):
             self.str_args.add(id(node.args[0]))
         if callee in TZ_CALLS and node.args:
             self._timezone(node.args[0])
+        if callee in TZ_POSITIONS and len(node.args) > TZ_POSITIONS[callee]:
+            self._timezone(node.args[TZ_POSITIONS[callee]])
+        if callee == "astype" and node.args:
+            self._dtype(node.args[0])
         for kw in node.keywords:
             if kw.arg in TZ_KEYWORDS:
                 self._timezone(kw.value)
+            elif kw.arg == "dtype":
+                self._dtype(kw.value)
         if callee in ALLOCATING_CALLS:
             sizes = list(node.args) + [k.value for k in node.keywords if k.arg in SIZE_KEYWORDS]
             for size in sizes:

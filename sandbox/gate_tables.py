@@ -98,14 +98,29 @@ DISPATCH_TABLE: dict[str, tuple[tuple[int, ...], frozenset[str]]] = {
     "pivot_table": ((3, 4), frozenset({"aggfunc"})),  # df.pivot_table(values, index, columns, aggfunc)
     "crosstab": ((5,), frozenset({"aggfunc"})),  # pd.crosstab(index, columns, values, rownames, colnames, aggfunc)
 }
+# apply/agg/transform/pipe check every argument; filter, pivot_table and crosstab only the places above
 DISPATCH_METHODS = frozenset(k for k in DISPATCH_TABLE if k not in ("filter", "pivot_table", "crosstab"))
 TZ_CALLS = frozenset({"tz_localize", "tz_convert"})
-TZ_KEYWORDS = frozenset({"tz", "timezone"})
+TZ_KEYWORDS = frozenset({"tz", "timezone", "tzinfo"})
+# Calls that take a time zone at a position: name -> position (0-based). DatetimeTZDtype(unit, tz);
+# date_range(start, end, periods, freq, tz); bdate_range likewise.
+TZ_POSITIONS = {"DatetimeTZDtype": 1, "date_range": 4, "bdate_range": 4, "DatetimeIndex": 2,
+                "fromtimestamp": 1, "fromordinal": 1, "now": 0, "today": 0, "astimezone": 0}
+# A dtype string that names a time zone: "datetime64[ns, Europe/Paris]", "M8[ns, UTC]".
+TZ_DTYPE = re.compile(r"(?i)\s*(datetime64|<?M8)\s*\[([^\],]*),([^\]]*)\]\s*")
+DTYPE_STARTS = re.compile(r"(?i)(datetime64|M8)\s*\[")  # any text that begins a datetime dtype
+# What a dtype argument (astype's first, any dtype=) may be: written out, never computed text.
+DTYPE_NAMES = frozenset({"float", "int", "bool", "str", "complex", "object"})
 IANA_NAME = re.compile(r"(UTC|GMT|[A-Z][A-Za-z_+\-]*(/[A-Z][A-Za-z0-9_+\-]*){0,2}|Etc/GMT[+\-]\d{1,2})")
 MAX_LITERAL_ELEMENTS = 64  # one literal collection; a table of memorised rows is longer
 MAX_LITERAL_TOTAL = 256  # numbers and strings inside literal collections, over the whole region
 MAX_LITERAL_STRING = 120  # characters in one string literal (docstrings excepted)
 MAX_LITERAL_INT_BITS = 53  # an integer literal beyond float precision is a blob, not a parameter
+# Literal data counted whole over the region: every distinct number (its digits) and every distinct
+# string or bytes literal (its characters), docstrings excepted. Ordinary strategies hold well under
+# 100 (the corpus of tests/corpus/ordinary: at most 55); a table of memorised days, prices or
+# outcomes needs far more.
+MAX_LITERAL_CHARS = 800
 MAX_VIOLATIONS = 5
 DISPATCH_OPTION_KEYWORDS = frozenset({
     "axis", "raw", "result_type", "args", "kwargs", "by_row", "convert_dtype", "na_action",

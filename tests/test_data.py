@@ -55,7 +55,7 @@ def broken_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
     cases["empty"] = (tmp / "empty.csv", "empty")
     (tmp / "header.csv").write_text("Date,Open,High,Low,Close,Volume\n")
     cases["header only"] = (tmp / "header.csv", "no rows")
-    cases["missing column"] = (write_csv(tmp / "nocol.csv", good.drop(columns=["Volume"])), "Volume")
+    cases["missing column"] = (write_csv(tmp / "nocol.csv", good.drop(columns=["Close"])), "Close")
     bad_date = good.copy()
     labels = [str(d.date()) for d in bad_date.index]
     labels[5] = "not-a-date"

@@ -1,4 +1,4 @@
-"""The pipeline's stages are declared once, and every view of them (check, report, README) follows that list."""
+"""The pipeline's stages are declared once, and every view of them (check, report, docs) follows that list."""
 
 from __future__ import annotations
 
@@ -60,15 +60,15 @@ def test_check_prints_one_line_a_stage_in_the_declared_order(history: History) -
     assert [line.split()[1] for line in lines] == ["ok", "ok", "REJECTED", "not", "not"]
 
 
-def test_the_readme_quotes_the_declared_order() -> None:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_docs_quote_the_declared_order() -> None:
+    text = (ROOT / "docs" / "flags.md").read_text(encoding="utf-8")
     quoted = re.findall(r"`gate` →.*?`guards`", text, flags=re.S)
-    assert quoted, "the README's check section names the stages"
+    assert quoted, "the check section of docs/flags.md names the stages"
     for found in quoted:
         assert tuple(re.findall(r"`(\w+)`", found)) == STAGES
-    layout = re.search(r"pipeline\.py .*?: (gate -> .*? -> guards)", text)
+    layout_text = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    layout = re.search(r"pipeline\.py .*?: (gate -> .*? -> guards)", layout_text)
     assert layout is not None and tuple(layout.group(1).split(" -> ")) == STAGES
-
 
 
 def test_the_report_names_rejections_in_the_pipeline_order() -> None:

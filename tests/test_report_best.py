@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ def test_best_candidate_code_trades_card_and_assumptions(workdir: Path, frozen_d
     best = run.record(run.best)
     assert 'id="best"' in html and 'id="years"' in html
     assert run.best_code.startswith("\ndef generate_features") or "def generate_features" in run.best_code
-    assert "df[&quot;f&quot;] = df[&quot;Close&quot;].rolling(" in html  # the code, escaped
+    code = re.search(r'<pre class="code hl"><code>(.*?)</code></pre>', html, re.S).group(1)
+    assert 'df["f"] = df["Close"].rolling(' in unescape(re.sub(r"<[^>]+>", "", code))  # the code, escaped
     val = best["scores"]["splits"]["val"]
     n_trips = int(val["round_trips"])
     assert f"Trade list, val split ({n_trips} round trips" in html

@@ -23,7 +23,6 @@ from alphaloop.data.frozen import (
 )
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS
-from alphaloop.present.report import write_report
 from alphaloop.present.ui import console
 from alphaloop.run.records import IterationRecord, RecordError
 from alphaloop.run.workdir import Workdir
@@ -92,6 +91,8 @@ def refresh_report(wd: Workdir, data_dir: Path) -> None:
     """Rewrite the report so it shows this reading; a run folder without a run stays without one."""
     if not wd.has_run():
         return
+    from alphaloop.present.report import write_report  # matplotlib loads only when a report is written
+
     try:
         console.print(f"report: {write_report(wd.root, data_dir)} (refreshed with this reading)", highlight=False,
                       soft_wrap=True)

@@ -8,9 +8,9 @@ The steps take what they need as arguments (``commands.inputs.FinishInputs``), n
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from alphaloop.commands.inputs import FinishInputs
-from alphaloop.present.report import write_report
 from alphaloop.present.text import clip, fmt, rich
 from alphaloop.present.ui import console
 from alphaloop.run.learnings import Learnings
@@ -33,7 +33,7 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
                       f"researcher hit rate: {loop_hit_rate(state)}")
     with Sandbox() as sandbox:
         steps = run.task.finish_steps(run, sandbox)  # statistics over all trials, then what the task adds
-        steps.append(("report", lambda: console.print(f"report: {rich(write_report(run.wd.root, run.data_dir))}")))
+        steps.append(("report", lambda: console.print(f"report: {rich(_write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:
             try:
                 step()
@@ -52,3 +52,10 @@ def _test_split_note(readings: int) -> str:
 
 def loop_hit_rate(state: LoopState) -> str:
     return Learnings.from_json(state.learnings).hit_rate() if state.learnings else "no graded hypotheses yet"
+
+
+def _write_report(root: Path, data_dir: Path) -> Path:
+    """The report, imported when written: matplotlib would otherwise load at every loop start."""
+    from alphaloop.present.report import write_report
+
+    return write_report(root, data_dir)

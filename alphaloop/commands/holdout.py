@@ -38,7 +38,7 @@ def score_holdout(region: str, holdout: Universe, runner: Runner, metric: str, c
     """One sandbox run over every held-out instrument's whole history, then each scored by the parent."""
     if not holdout.instruments:
         return []
-    histories = [History.from_splits(holdout.splits[name]) for name in holdout.instruments]
+    histories = [History.from_splits(holdout.splits[name], holdout.periods_per_year) for name in holdout.instruments]
     try:
         signals = run_signals(runner, region, [h.frame for h in histories])
     except StressError as exc:

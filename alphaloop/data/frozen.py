@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import re
 import shlex
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,15 +25,24 @@ import pandas as pd
 
 from alphaloop import __version__
 from alphaloop.data.csvread import OPTIONAL_COLUMNS, PRICE_COLUMNS, REQUIRED_COLUMNS, DataError, read_csv
+from alphaloop.data.frequency import DEFAULT_PERIODS_PER_YEAR, infer_frequency
+from alphaloop.data.sources import (
+    DEFAULT_TICKER,
+    NASDAQ_ALIASES,
+    download_yfinance,
+    is_nasdaq,
+    sample_frame,
+    yfinance_cause,
+)
+from alphaloop.data.validate import missing_columns, validate
 
 SPLITS = ("train", "val", "test")
 DATA_DIR = Path("data")  # the frozen data folder: prepare.py --out and harness.py --data
-DEFAULT_TICKER = "SPY"  # prepare.py --ticker and the bundled sample read without one
 MIN_SPLIT_ROWS = 60  # the seed's slow SMA needs 50 bars; a split shorter than this says nothing
-MAX_REPAIRABLE_MISSING = 0.01  # a handful: up to 1% of rows may be forward-filled
 TEST_FRACTION, VAL_FRACTION = 0.15, 0.20
 INSTRUMENTS_DIR, HOLDOUT_DIR = "instruments", "holdout"  # a universe's folders inside the frozen data
-__all__ = ["DataError", "OPTIONAL_COLUMNS", "PRICE_COLUMNS", "REQUIRED_COLUMNS", "read_csv"]
+__all__ = ["DEFAULT_TICKER", "NASDAQ_ALIASES", "DataError", "OPTIONAL_COLUMNS", "PRICE_COLUMNS", "REQUIRED_COLUMNS",
+           "download_yfinance", "is_nasdaq", "read_csv", "sample_frame", "validate", "yfinance_cause"]
 
 
 @dataclass
@@ -46,143 +52,6 @@ class Prepared:
     frame: pd.DataFrame
     source: str
     ticker: str
-
-
-NASDAQ_ALIASES = frozenset({"NASDAQ", "^IXIC", "IXIC", "QQQ", "^NDX", "NDX"})
-
-
-def is_nasdaq(ticker: str) -> bool:
-    """Whether a ticker or sample label names the NASDAQ index (it picks the NASDAQ sample)."""
-    return ticker.upper() in NASDAQ_ALIASES or "NASDAQ" in ticker.upper()
-
-
-def sample_frame(ticker: str = DEFAULT_TICKER) -> tuple[pd.DataFrame, str]:
-    """Real daily OHLCV shipped with ``arch``: S&P 500 (default) or NASDAQ, 1999-2018."""
-    if is_nasdaq(ticker):
-        from arch.data import nasdaq as module
-
-        name = "NASDAQ Composite (arch.data.nasdaq sample, 1999-2018)"
-    else:
-        from arch.data import sp500 as module
-
-        name = "S&P 500 (arch.data.sp500 sample, 1999-2018)"
-    df = module.load()
-    df.index = pd.DatetimeIndex(df.index, name="Date")
-    return df, name
-
-
-NETWORK_MARKERS = ("could not resolve host", "dnserror", "failed to connect", "connection refused", "connectionerror",
-                   "timed out", "timeout", "network is unreachable", "name or service not known", "ssl", "proxy")
-_CURL_REASON = re.compile(r"curl: \(\d+\) .*?(?= \(|\. |$)")
-
-
-class _Collect(logging.Handler):
-    """Keeps the errors yfinance logs instead of raising: they name why a download came back empty."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage().strip()
-        if text and "failed download" not in text.lower():
-            self.messages.append(text)
-
-
-def yfinance_cause(messages: list[str], ticker: str) -> str:
-    """One line naming why yfinance delivered nothing, from what it logged or raised."""
-    if not messages:
-        return f"yfinance returned no rows for {ticker} and logged no reason"
-    joined = " ".join(messages)
-    low = joined.lower()
-    short = (m.group(0).strip() if (m := _CURL_REASON.search(joined)) else messages[0])[:160]
-    if any(k in low for k in NETWORK_MARKERS):
-        return f"no network connection to Yahoo Finance ({short})"
-    if "rate limit" in low or "too many requests" in low:
-        return f"Yahoo Finance is rate-limiting requests ({short}); wait a few minutes and retry"
-    if "delisted" in low or "no data found" in low or "not found" in low:
-        return f"Yahoo Finance has no daily data for {ticker} ({short}); check the ticker"
-    return f"yfinance returned no rows for {ticker} ({short})"
-
-
-def download_yfinance(ticker: str, start: str | None) -> pd.DataFrame:
-    """Daily bars from Yahoo Finance, unadjusted OHLC plus Adj Close; raises DataError naming the cause."""
-    collect = _Collect()
-    log = logging.getLogger("yfinance")
-    level, propagate = log.level, log.propagate
-    log.addHandler(collect)
-    log.setLevel(logging.ERROR)
-    log.propagate = False
-    try:
-        import yfinance as yf
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            df = yf.download(
-                ticker, start=start or "1993-01-01", auto_adjust=False, progress=False,
-                actions=False, threads=False, timeout=15,
-            )
-    except Exception as exc:  # yfinance raises many types for network problems
-        raise DataError(yfinance_cause([*collect.messages, f"{type(exc).__name__}: {exc}"], ticker)) from exc
-    finally:
-        log.removeHandler(collect)
-        log.setLevel(level)
-        log.propagate = propagate
-    if df is None or df.empty:
-        raise DataError(yfinance_cause(collect.messages, ticker))
-    if isinstance(df.columns, pd.MultiIndex):
-        df.columns = df.columns.get_level_values(0)
-    df.index = pd.DatetimeIndex(df.index, name="Date").tz_localize(None)
-    return df
-
-
-def validate(df: pd.DataFrame, label: str = "data") -> tuple[pd.DataFrame, list[str]]:
-    """Return a clean frame (sorted, numeric, positive) and the repairs made; DataError if fatal."""
-    repairs: list[str] = []
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{label}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)})")
-    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in df.columns]
-    df = df[keep].copy()
-    if not isinstance(df.index, pd.DatetimeIndex):
-        raise DataError(f"{label}: the index must be dates")
-    dup = df.index.duplicated()
-    if dup.any():
-        raise DataError(f"{label}: {int(dup.sum())} duplicate date(s) (first: {df.index[dup][0].date()})")
-    if not df.index.is_monotonic_increasing:
-        repairs.append(f"{label}: rows were not in date order; sorted them")
-        df = df.sort_index()
-    for col in keep:
-        raw = df[col]
-        num = pd.to_numeric(raw, errors="coerce")
-        junk = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
-        if junk.any():
-            raise DataError(f"{label}: column {col} has {int(junk.sum())} non-numeric value(s) "
-                            f"(first: {raw[junk].iloc[0]!r})")
-        df[col] = num.astype(np.float64)
-    holes = df[keep].isna().any(axis=1)
-    if holes.any():
-        n = int(holes.sum())
-        if holes.iloc[0] or n > max(1, int(MAX_REPAIRABLE_MISSING * len(df))):
-            where = "the first row" if holes.iloc[0] else f"{n} rows"
-            raise DataError(f"{label}: missing values in {where}; too many to repair "
-                            f"(limit {MAX_REPAIRABLE_MISSING:.0%} of rows, not the first row)")
-        repairs.append(f"{label}: {n} row(s) had missing values; forward-filled from the previous day")
-        df = df.ffill()
-    prices = [c for c in (*PRICE_COLUMNS, "Adj Close") if c in df.columns]
-    nonpos = (df[prices] <= 0).any(axis=1)
-    if nonpos.any():
-        raise DataError(f"{label}: {int(nonpos.sum())} row(s) with a zero or negative price "
-                        f"(first: {df.index[nonpos][0].date()})")
-    if (df["Volume"] < 0).any():
-        raise DataError(f"{label}: negative volume on {int((df['Volume'] < 0).sum())} row(s)")
-    inverted = df["High"] < df["Low"]
-    if inverted.any():
-        raise DataError(f"{label}: High below Low on {int(inverted.sum())} row(s) "
-                        f"(first: {df.index[inverted][0].date()})")
-    if not np.isfinite(df.to_numpy()).all():
-        raise DataError(f"{label}: infinite values")
-    return df, repairs
 
 
 def split(df: pd.DataFrame, train_end: str | None = None, val_end: str | None = None) -> dict[str, pd.DataFrame]:
@@ -293,17 +162,23 @@ def write_frozen(out: Path, build: Callable[[Path], dict], force: bool = True) -
 
 
 def freeze(parts: dict[str, pd.DataFrame], out: Path, source: str, ticker: str, repairs: list[str],
-           *, command: list[str] | None = None, args: dict | None = None, force: bool = True) -> dict:
-    """Freeze one instrument: train.csv, val.csv, test.csv and manifest.json, written aside then swapped in."""
+           *, command: list[str] | None = None, args: dict | None = None, force: bool = True,
+           bars: dict | None = None, prices: str | None = None) -> dict:
+    """Freeze one instrument: train.csv, val.csv, test.csv and manifest.json, written aside then swapped in.
+
+    ``bars`` is the frequency (``Frequency.to_json``); the manifest records it and the columns the
+    data lacks, so the loop annualises by it and a prompt can say which columns exist."""
 
     def build(tmp: Path) -> dict:
         files = write_splits(tmp, "", parts)
+        first = next(iter(parts.values()))
         manifest = {
-            "source": source, "ticker": ticker, "columns": list(next(iter(parts.values())).columns),
+            "source": source, "ticker": ticker, "columns": list(first.columns),
+            "missing_columns": missing_columns(first), "bars": bars or default_bars(first.index),
             "start": files["train"]["start"], "end": files["test"]["end"], "splits": files,
             "repairs": repairs, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "alphaloop_version": __version__,
-            "return_prices": return_prices(list(parts.values())),
+            "return_prices": prices or return_prices(list(parts.values())),
         }
         if command is not None:
             manifest["command"] = command
@@ -367,6 +242,14 @@ def _restore_universe(manifest: dict, out: str | None) -> str:
               "--train-end", str(dates["train_end"]), "--val-end", str(dates["val_end"]),
               "--holdout-tickers", "none", "--out", folder, "--force"]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def default_bars(index: pd.DatetimeIndex) -> dict:
+    """The frequency of frames frozen without one given (tests, benches): inferred, daily 252 when unsure."""
+    try:
+        return infer_frequency(index).to_json()
+    except DataError:
+        return {"frequency": "daily (assumed)", "periods_per_year": DEFAULT_PERIODS_PER_YEAR}
 
 
 def return_column(frames: Sequence[pd.DataFrame]) -> str:
@@ -449,6 +332,8 @@ class Universe:
     instruments: tuple[str, ...]
     splits: dict[str, dict[str, pd.DataFrame]]
     held_out: int = 0
+    periods_per_year: float | None = None  # the manifest's bars a year (None: inferred from the dates)
+    columns: tuple[str, ...] = ()  # the columns every instrument has: what a candidate's df holds
 
 
 def universe_line(universe: Universe) -> str:
@@ -458,16 +343,25 @@ def universe_line(universe: Universe) -> str:
             + ", ".join(universe.instruments))
 
 
+def manifest_periods_per_year(manifest: dict) -> float | None:
+    """The bars a year a manifest records (None for data frozen before frequencies were recorded)."""
+    value = (manifest.get("bars") or {}).get("periods_per_year")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
 def _universe(data_dir: Path, names: tuple[str, ...]) -> Universe:
     manifest = read_manifest(data_dir)
+    per_year, columns = manifest_periods_per_year(manifest), tuple(manifest.get("columns") or ())
     if not is_universe(manifest):
         name = str(manifest.get("ticker") or "instrument 1")
-        return Universe((name,), {name: {n: _load_checked(data_dir, manifest["splits"][n]) for n in names}})
+        return Universe((name,), {name: {n: _load_checked(data_dir, manifest["splits"][n]) for n in names}},
+                        periods_per_year=per_year, columns=columns)
     entries = manifest["universe"]
     return Universe(tuple(manifest["instruments"]),
                     {i: {n: _load_checked(data_dir, entries[i]["splits"][n]) for n in names}
                      for i in manifest["instruments"]},
-                    held_out=int((manifest.get("holdout") or {}).get("count", 0)))
+                    held_out=int((manifest.get("holdout") or {}).get("count", 0)),
+                    periods_per_year=per_year, columns=columns)
 
 
 def load_universe(data_dir: Path, names: tuple[str, ...] = ("train", "val")) -> Universe:
@@ -494,6 +388,8 @@ def load_holdout(data_dir: Path, names: tuple[str, ...] = SPLITS) -> Universe:
         raise DataError(f"{path}: sha256 {digest[:12]}... does not match the manifest ({hold['sha256'][:12]}...); "
                         "the held-out instruments were changed, re-run python prepare.py")
     inner = json.loads(path.read_text(encoding="utf-8"))
+    manifest = read_manifest(data_dir)
     return Universe(tuple(inner["instruments"]),
                     {i: {n: _load_checked(data_dir, inner["universe"][i]["splits"][n]) for n in names}
-                     for i in inner["instruments"]})
+                     for i in inner["instruments"]},
+                    periods_per_year=manifest_periods_per_year(manifest), columns=tuple(manifest.get("columns") or ()))

@@ -28,6 +28,8 @@ from alphaloop.data.frozen import (
     MIN_SPLIT_ROWS,
     SPLITS,
     DataError,
+    default_bars,
+    missing_columns,
     return_prices,
     sha256_file,
     split,
@@ -116,14 +118,27 @@ def choose_holdout(names: Sequence[str], hashes: Sequence[str], requested: str |
     return [names[i] for i in sorted(int(i) for i in picks)]
 
 
+def universe_prices(prices: dict[str, str]) -> str:
+    """The manifest's one line on return prices for a universe: the common words, or who uses which."""
+    kinds = set(prices.values())
+    if len(kinds) == 1:
+        return kinds.pop()
+    by_kind: dict[str, list[str]] = {}
+    for name, words in prices.items():
+        by_kind.setdefault(words, []).append(name)
+    return "per instrument: " + "; ".join(f"{', '.join(names)}: {words}" for words, names in by_kind.items())
+
+
 def freeze_universe(instruments: Sequence[Instrument], out: Path, source: str, *, train_end: str | None = None,
                     val_end: str | None = None, holdout: str | None = None, command: list[str] | None = None,
-                    args: dict | None = None, force: bool = True) -> dict:
+                    args: dict | None = None, force: bool = True, bars: dict | None = None,
+                    prices: str | None = None) -> dict:
     """Cut every instrument at shared dates and freeze them with one manifest; returns that manifest.
 
     Layout: ``instruments/<name>/{train,val,test}.csv`` for the loop's instruments and
     ``holdout/<name>/...`` plus ``holdout/manifest.json`` for the held-out ones. The main manifest
     keeps the first instrument's entries under ``splits`` so ``load_splits`` still reads one.
+    ``prices`` states the return prices in words when the frames cannot tell (closes adjusted at the source).
     """
     names = [i.name for i in instruments]
     check_names(names)
@@ -137,23 +152,27 @@ def freeze_universe(instruments: Sequence[Instrument], out: Path, source: str, *
         held = choose_holdout(names, [entries[n][s]["sha256"] for n in names for s in SPLITS], holdout)
         kept = [n for n in names if n not in held]
         by_name = {i.name: i for i in instruments}
-        info = {n: {"source": by_name[n].source, "splits": entries[n]} for n in names}
+        words = {n: prices or return_prices(list(parts[n].values())) for n in names}
+        info = {n: {"source": by_name[n].source, "columns": list(by_name[n].frame.columns),
+                    "return_prices": words[n], "splits": entries[n]} for n in names}
+        first = instruments[0].frame
+        common = [c for c in first.columns if all(c in i.frame.columns for i in instruments)]
         for n in held:
             (tmp / HOLDOUT_DIR).mkdir(exist_ok=True)
             os.replace(tmp / INSTRUMENTS_DIR / n, tmp / HOLDOUT_DIR / n)
             for entry in entries[n].values():
                 entry["file"] = f"{HOLDOUT_DIR}/{n}/{Path(entry['file']).name}"
-        frames = [f for p in parts.values() for f in p.values()]
         manifest = {
             "source": source, "ticker": kept[0], "instruments": kept,
-            "columns": list(instruments[0].frame.columns),
+            "columns": common, "missing_columns": missing_columns(first[common]),
+            "bars": bars or default_bars(first.index),
             "start": min(e["train"]["start"] for e in entries.values()),
             "end": max(e["test"]["end"] for e in entries.values()),
             "split_dates": {"train_end": str(te.date()), "val_end": str(ve.date())},
             "splits": entries[kept[0]], "universe": {n: info[n] for n in kept},
             "repairs": [r for n in kept for r in by_name[n].repairs],
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "alphaloop_version": __version__,
-            "return_prices": return_prices(frames),
+            "return_prices": universe_prices({n: words[n] for n in kept}),
         }
         recorded = {k: v for k, v in (("command", command), ("args", args)) if v is not None}
         if held:  # their names, the command that named them and their repairs stay in holdout/ only

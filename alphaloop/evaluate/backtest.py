@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TRADING_DAYS = 252
+TRADING_DAYS = 252  # bars a year of daily stock data; other data carries its own (History.periods_per_year)
 DEFAULT_COST_BPS = 2.0
 FILLS = ("close", "next_open")
 
@@ -45,6 +45,7 @@ def backtest(
     cost_bps: float = DEFAULT_COST_BPS,
     fill: str = "close",
     open_: np.ndarray | None = None,
+    periods_per_year: float = TRADING_DAYS,
 ) -> BacktestResult:
     """Backtest one window; ``fill='next_open'`` (labelled option) trades at the next bar's open."""
     close = np.asarray(close, dtype=np.float64)
@@ -76,28 +77,28 @@ def backtest(
         factor = (1.0 + before * gap) * (1.0 - cost * np.abs(after - before)) * (1.0 + after * intraday)
     factor[-1] *= 1.0 - cost * trades[-1]
     returns = factor - 1.0
-    metrics = compute_metrics(returns, pos, rel)
+    metrics = compute_metrics(returns, pos, rel, periods_per_year)
     return BacktestResult(returns=returns, positions=pos, bh_returns=rel, metrics=metrics)
 
 
-def sharpe(returns: np.ndarray) -> float:
+def sharpe(returns: np.ndarray, periods_per_year: float = TRADING_DAYS) -> float:
     """Annualised arithmetic Sharpe ratio (risk-free 0); 0 when the series has no variance."""
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 2:
         return 0.0
     mean = r.mean()
     sd = np.sqrt(np.dot(r - mean, r - mean) / (r.size - 1))
-    return float(mean / sd * np.sqrt(TRADING_DAYS)) if sd > 1e-15 else 0.0
+    return float(mean / sd * np.sqrt(periods_per_year)) if sd > 1e-15 else 0.0
 
 
-def sortino(returns: np.ndarray) -> float:
+def sortino(returns: np.ndarray, periods_per_year: float = TRADING_DAYS) -> float:
     """Annualised Sortino ratio with target 0 (downside deviation over all periods)."""
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 2:
         return 0.0
     down = np.minimum(r, 0.0)
     dd = np.sqrt(np.dot(down, down) / r.size)
-    return float(r.mean() / dd * np.sqrt(TRADING_DAYS)) if dd > 1e-15 else 0.0
+    return float(r.mean() / dd * np.sqrt(periods_per_year)) if dd > 1e-15 else 0.0
 
 
 def _log_equity(returns: np.ndarray) -> np.ndarray:
@@ -147,12 +148,12 @@ def round_trip_returns(returns: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 
 def window_figures(returns: np.ndarray, bh_returns: np.ndarray, trade: dict[str, float],
-                   log_eq: np.ndarray | None = None) -> dict[str, float]:
+                   log_eq: np.ndarray | None = None, periods_per_year: float = TRADING_DAYS) -> dict[str, float]:
     """Every reported figure of a window: those of its daily net returns and buy and hold's, with the
     trade figures (round trips, exposure, turnover, win rate), which depend on how the returns were
     made (one instrument's positions, or a portfolio's legs), set in their place among them."""
     n = returns.size
-    years = n / TRADING_DAYS
+    years = n / periods_per_year
     log_eq = _log_equity(returns) if log_eq is None else log_eq
     bh_log_eq = _log_equity(bh_returns)
     total = float(np.expm1(log_eq[-1]))
@@ -161,22 +162,24 @@ def window_figures(returns: np.ndarray, bh_returns: np.ndarray, trade: dict[str,
     return {
         "total_return": total,
         "cagr": cagr,
-        "sharpe": sharpe(returns),
-        "sortino": sortino(returns),
+        "sharpe": sharpe(returns, periods_per_year),
+        "sortino": sortino(returns, periods_per_year),
         "max_drawdown": mdd,
         "calmar": float(cagr / -mdd) if mdd < -1e-12 else 0.0,
         **trade,
         "bars": float(n + 1),
         "bh_total_return": float(np.expm1(bh_log_eq[-1])),
-        "bh_sharpe": sharpe(bh_returns),
+        "bh_sharpe": sharpe(bh_returns, periods_per_year),
         "bh_max_drawdown": _drawdown_from_log(bh_log_eq),
     }
 
 
-def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray) -> dict[str, float]:
-    """Every figure alphaloop reports for one window, strategy and buy-and-hold side by side."""
+def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray,
+                    periods_per_year: float = TRADING_DAYS) -> dict[str, float]:
+    """Every figure alphaloop reports for one window, strategy and buy-and-hold side by side;
+    ``periods_per_year`` is the data's bars a year (the manifest's), which annualises them."""
     n = returns.size
-    years = n / TRADING_DAYS
+    years = n / periods_per_year
     log_eq = _log_equity(returns)
     trips = _round_trip_returns(log_eq, pos)
     traded = float(np.abs(np.diff(pos, prepend=0)).sum())
@@ -185,4 +188,4 @@ def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray
         "exposure": float(np.mean(pos[:-1])) if n else 0.0,
         "turnover": float(traded / years) if years > 0 else 0.0,
         "win_rate": float(np.mean(trips > 0)) if trips.size else 0.0,
-    }, log_eq)
+    }, log_eq, periods_per_year)

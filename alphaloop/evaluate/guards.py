@@ -307,7 +307,7 @@ def non_finite(features: Mapping[str, np.ndarray], index: pd.Index, windows: Seq
 def trade_guards(val: Mapping[str, float], limits: GuardLimits) -> tuple[list[tuple[str, str]], dict]:
     """Always flat, always long (buy and hold), too few trades, absurd turnover, on validation."""
     bars = float(val["bars"])
-    years = max(bars - 1, 1.0) / TRADING_DAYS
+    years = max(bars - 1, 1.0) / float(val.get("periods_per_year", TRADING_DAYS))
     trips, exposure, turnover = float(val["round_trips"]), float(val["exposure"]), float(val["turnover"])
     change_share = turnover * years / max(bars, 1.0)
     values = {"val_round_trips": trips, "val_round_trips_per_year": trips / years, "val_exposure": exposure,

@@ -9,6 +9,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
+from alphaloop.data.frequency import periods_per_year as inferred_periods_per_year
 from alphaloop.data.frozen import return_column
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, BacktestResult, backtest, round_trip_bars
 
@@ -16,6 +17,10 @@ SELECTION_METRICS = ("sharpe", "total_return", "sortino", "calmar", "cagr")
 DEFAULT_METRIC = "sharpe"
 DEFAULT_FOLDS = 4
 FOLD_WARMUP_BARS = 252  # a year of history before the first fold's scoring window
+# What the walk-forward folds are, in the words --help, check, final and the report all use
+FOLDS_WORDS = "walk-forward folds: equal chronological sub-periods of train, not re-fitted (sub-period analysis)"
+FOLDS_START = (f"the first fold starts {FOLD_WARMUP_BARS} bars into train (at most a (folds+1)-th of it) so that "
+               "features looking back up to a year are warmed up; validation is in no fold")
 # Stress paths per scenario (stress.py uses it; defined here, a light module, so the command line and LoopConfig
 # read it without importing arch). bench/stress_percentiles.py: the standard error of a reported 5th percentile
 # of return falls from about 10 points at 8 paths to about 6 at 32 (the p5 drawdown from 4-5 to 2.5-3.5), for
@@ -30,9 +35,11 @@ class History:
     frame: pd.DataFrame
     windows: dict[str, slice]
     prices: str = "Close"  # the column returns and buy and hold rest on (data.return_column picks it)
+    periods_per_year: float = 252.0  # bars a year that annualise every figure (the manifest's frequency)
 
     @classmethod
-    def from_splits(cls, splits: dict[str, pd.DataFrame]) -> History:
+    def from_splits(cls, splits: dict[str, pd.DataFrame], periods_per_year: float | None = None) -> History:
+        """The splits end to end; ``periods_per_year`` from the manifest, else inferred from the dates."""
         frames, windows, start = [], {}, 0
         for name, df in splits.items():
             frames.append(df)
@@ -40,7 +47,8 @@ class History:
             start += len(df)
         frame = pd.concat(frames)
         frame.index.name = "Date"
-        return cls(frame=frame, windows=windows, prices=return_column(frames))
+        per_year = inferred_periods_per_year(frame.index) if periods_per_year is None else float(periods_per_year)
+        return cls(frame=frame, windows=windows, prices=return_column(frames), periods_per_year=per_year)
 
     def return_close(self) -> np.ndarray:
         """The whole history's closes that returns are measured on (dividend-adjusted when ``prices`` says so)."""
@@ -73,7 +81,8 @@ def score_window(history: History, signals: np.ndarray, window: slice, cost_bps:
     """Backtest one window of the history; signals are for the whole history frame."""
     close = history.return_close()[window]
     open_ = history.return_open()[window] if fill == "next_open" else None
-    return backtest(close, np.asarray(signals)[window], cost_bps=cost_bps, fill=fill, open_=open_)
+    return backtest(close, np.asarray(signals)[window], cost_bps=cost_bps, fill=fill, open_=open_,
+                    periods_per_year=history.periods_per_year)
 
 
 @dataclass

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats as sps
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.evaluate.scoring import History
@@ -31,6 +31,8 @@ def split_bh_returns(history: History, split: str = "val") -> np.ndarray:
     """Buy-and-hold daily returns of one split, aligned with ``Scores.returns[split]``."""
     return history.bh_returns(split)
 
+_NORMAL = NormalDist()  # the standard normal from the standard library: scipy.stats alone costs a second to import
+
 
 def expected_max_sharpe(trials: int, variance: float) -> float:
     """Expected maximum of ``trials`` Sharpe ratios whose true value is 0 and whose estimates
@@ -38,7 +40,7 @@ def expected_max_sharpe(trials: int, variance: float) -> float:
     if trials < 2 or not variance > 0:
         return 0.0
     n = float(trials)
-    z = (1 - EULER_GAMMA) * sps.norm.ppf(1 - 1 / n) + EULER_GAMMA * sps.norm.ppf(1 - 1 / (n * math.e))
+    z = (1 - EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / n) + EULER_GAMMA * _NORMAL.inv_cdf(1 - 1 / (n * math.e))
     return float(math.sqrt(variance) * z)
 
 
@@ -48,7 +50,9 @@ def return_moments(returns: np.ndarray) -> tuple[float, float, float, int]:
     r = r[np.isfinite(r)]
     if r.size < 3 or r.std(ddof=1) <= 1e-15:
         return 0.0, 0.0, 3.0, int(r.size)
-    return (float(r.mean() / r.std(ddof=1)), float(sps.skew(r)), float(sps.kurtosis(r, fisher=False)),
+    d = r - r.mean()
+    m2 = float(np.mean(d**2))  # biased central moments, as scipy.stats.skew/kurtosis compute them
+    return (float(r.mean() / r.std(ddof=1)), float(np.mean(d**3)) / m2**1.5, float(np.mean(d**4)) / m2**2,
             int(r.size))
 
 
@@ -58,17 +62,19 @@ def probabilistic_sharpe(sharpe: float, benchmark: float, observations: int, ske
         return 0.5
     denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
     z = (sharpe - benchmark) * math.sqrt(observations - 1) / math.sqrt(max(denom, 1e-12))
-    return float(sps.norm.cdf(z))
+    return float(_NORMAL.cdf(z))
 
 
-def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[float]) -> dict:
-    """Deflated Sharpe ratio of the best candidate; ``sharpes`` are annualised, of scored trials."""
-    per_period = np.asarray([s for s in sharpes if np.isfinite(s)], dtype=np.float64) / math.sqrt(TRADING_DAYS)
+def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[float],
+                    periods_per_year: float = TRADING_DAYS) -> dict:
+    """Deflated Sharpe ratio of the best candidate; ``sharpes`` are annualised (by ``periods_per_year``), of
+    scored trials."""
+    per_period = np.asarray([s for s in sharpes if np.isfinite(s)], dtype=np.float64) / math.sqrt(periods_per_year)
     variance = float(per_period.var(ddof=1)) if per_period.size >= 2 else 0.0
     sr0 = expected_max_sharpe(max(trials, 1), variance)
     sr, skew, kurt, obs = return_moments(best_returns)
     dsr = probabilistic_sharpe(sr, sr0, obs, skew, kurt)
-    annual = math.sqrt(TRADING_DAYS)
+    annual = math.sqrt(periods_per_year)
     return {"dsr": dsr, "dsr_pvalue": 1.0 - dsr, "best_sharpe": sr * annual, "expected_max_sharpe": sr0 * annual,
             "sharpe_std_across_trials": math.sqrt(variance) * annual, "skewness": skew, "kurtosis": kurt,
             "observations": obs}
@@ -93,11 +99,11 @@ def spa_test(bh_returns: np.ndarray, accepted_returns: Sequence[np.ndarray], see
 
 def run_statistics(trials: int, sharpes: Sequence[float], best_returns: np.ndarray,
                    accepted_returns: Sequence[np.ndarray], bh_returns: np.ndarray, seed: int = 0,
-                   reps: int = SPA_REPS) -> dict:
+                   reps: int = SPA_REPS, periods_per_year: float = TRADING_DAYS) -> dict:
     """Both statistics and their plain-language verdicts, JSON-serialisable."""
     trials = max(int(trials), 1)
     out: dict = {"split": "val", "trials": trials, "scored_trials": len(sharpes),
-                 "accepted": len(accepted_returns), **deflated_sharpe(best_returns, trials, sharpes)}
+                 "accepted": len(accepted_returns), **deflated_sharpe(best_returns, trials, sharpes, periods_per_year)}
     if out["dsr"] >= 1 - SIGNIFICANCE:
         out["verdict_dsr"] = (f"the best candidate's Sharpe {out['best_sharpe']:.2f} is significant at 5% after "
                               f"deflating for {trials} trials (DSR {out['dsr']:.3f})")
@@ -234,16 +240,16 @@ class DeflatedSharpe:
 
 
 def deflate(series: np.ndarray, trial_sharpes: np.ndarray, trials: float, basis: str,
-            trials_count: str = "raw") -> DeflatedSharpe:
+            trials_count: str = "raw", periods_per_year: float = TRADING_DAYS) -> DeflatedSharpe:
     """DSR of ``series`` against the best of ``trials`` skill-less trials whose annualised Sharpes
     spread like ``trial_sharpes`` (Bailey & Lopez de Prado, 2014)."""
     per_period = np.asarray(trial_sharpes, dtype=np.float64)
-    per_period = per_period[np.isfinite(per_period)] / math.sqrt(TRADING_DAYS)
+    per_period = per_period[np.isfinite(per_period)] / math.sqrt(periods_per_year)
     variance = float(per_period.var(ddof=1)) if per_period.size >= 2 else 0.0
     sr0 = expected_max_sharpe_float(trials, variance)
     sr, skew, kurt, obs = return_moments(series)
     dsr = probabilistic_sharpe(sr, sr0, obs, skew, kurt)
-    annual = math.sqrt(TRADING_DAYS)
+    annual = math.sqrt(periods_per_year)
     return DeflatedSharpe(basis=basis, dsr=dsr, pvalue=1.0 - dsr, sharpe=sr * annual, expected_max_sharpe=sr0 * annual,
                           sharpe_std_across_trials=math.sqrt(variance) * annual, trials_used=float(trials),
                           trials_count=trials_count, skewness=skew, kurtosis=kurt, observations=obs)
@@ -253,17 +259,17 @@ def expected_max_sharpe_float(trials: float, variance: float) -> float:
     """``expected_max_sharpe`` for a possibly fractional (effective) number of trials."""
     if trials < 2 or not variance > 0:
         return 0.0
-    z = (1 - EULER_GAMMA) * sps.norm.ppf(1 - 1 / trials) + EULER_GAMMA * sps.norm.ppf(1 - 1 / (trials * math.e))
+    z = (1 - EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / trials) + EULER_GAMMA * _NORMAL.inv_cdf(1 - 1 / (trials * math.e))
     return float(math.sqrt(variance) * z)
 
 
-def column_sharpes(returns: np.ndarray) -> np.ndarray:
+def column_sharpes(returns: np.ndarray, periods_per_year: float = TRADING_DAYS) -> np.ndarray:
     """Annualised Sharpe of each column (ddof=1, as the backtester); 0 for a constant column."""
     r = np.asarray(returns, dtype=np.float64)
     sd = r.std(axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(sd > 1e-15, r.mean(axis=0) / sd, 0.0)
-    return out * math.sqrt(TRADING_DAYS)
+    return out * math.sqrt(periods_per_year)
 
 
 @dataclass(frozen=True)
@@ -354,7 +360,8 @@ def universe_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nda
                         accepted: Sequence[int] | None = None, sharpes: Sequence[float] | None = None,
                         trials_count: str = "raw", instruments: int = 1, best_iteration: int | None = None,
                         per_instrument: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-                        split: str = "val", seed: int = 0, reps: int = SPA_REPS) -> RunStatistics:
+                        split: str = "val", seed: int = 0, reps: int = SPA_REPS,
+                        periods_per_year: float = TRADING_DAYS) -> RunStatistics:
     """DSR on the best's returns and on its excess over buy and hold, SPA against buy and hold, effective trials.
 
     ``trial_returns``: (days, m) daily returns of the equal-weight portfolio on ``split`` for each trial
@@ -380,16 +387,17 @@ def universe_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nda
     eff = effective_trials(r, trials)
     n = eff.effective if trials_count == "effective" else float(trials)
     excess = r - bh[:, None]
-    raw_sharpes = column_sharpes(r) if sharpes is None else np.asarray(sharpes, dtype=np.float64)
-    dsr_r = deflate(r[:, best], raw_sharpes, n, "returns", trials_count)
-    dsr_x = deflate(excess[:, best], column_sharpes(excess), n, "excess over buy and hold", trials_count)
+    ppy = periods_per_year
+    raw_sharpes = column_sharpes(r, ppy) if sharpes is None else np.asarray(sharpes, dtype=np.float64)
+    dsr_r = deflate(r[:, best], raw_sharpes, n, "returns", trials_count, ppy)
+    dsr_x = deflate(excess[:, best], column_sharpes(excess, ppy), n, "excess over buy and hold", trials_count, ppy)
     benchmark = f"the equal-weight buy and hold of the {instruments} instrument{'s' * (instruments != 1)}"
     spa = None
     if cols:
         p = spa_test(bh, [r[:, c] for c in cols], seed=seed, reps=reps)
         spa = SpaResult(lower=p["lower"], consistent=p["consistent"], upper=p["upper"], candidates=len(cols),
                         reps=reps, benchmark=benchmark)
-    figures = [_instrument_figures(name, a, b) for name, (a, b) in (per_instrument or {}).items()]
+    figures = [_instrument_figures(name, a, b, ppy) for name, (a, b) in (per_instrument or {}).items()]
     v_dsr, v_x, v_spa, verdict = verdicts(dsr_r, dsr_x, spa)
     return RunStatistics(split=split, instruments=instruments, trials=trials,
                          scored_trials=len(raw_sharpes), accepted=len(cols), best_iteration=best_iteration,
@@ -397,10 +405,11 @@ def universe_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nda
                          verdict=verdict, verdict_dsr=v_dsr, verdict_dsr_excess=v_x, verdict_spa=v_spa)
 
 
-def _instrument_figures(name: str, returns: np.ndarray, bh: np.ndarray) -> InstrumentFigures:
+def _instrument_figures(name: str, returns: np.ndarray, bh: np.ndarray,
+                        periods_per_year: float = TRADING_DAYS) -> InstrumentFigures:
     a, b = np.asarray(returns, dtype=np.float64), np.asarray(bh, dtype=np.float64)
     sr, skew, kurt, obs = return_moments(a)
-    sx = column_sharpes(np.column_stack([a, b, a - b]))
+    sx = column_sharpes(np.column_stack([a, b, a - b]), periods_per_year)
     return InstrumentFigures(name=name, sharpe=float(sx[0]), bh_sharpe=float(sx[1]), excess_sharpe=float(sx[2]),
                              psr_zero=probabilistic_sharpe(sr, 0.0, obs, skew, kurt))
 

@@ -36,7 +36,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from arch.bootstrap import StationaryBootstrap
 
 from alphaloop.candidate import validate_signals
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, backtest
@@ -98,11 +97,16 @@ def _source_moves(frame: pd.DataFrame, window: slice) -> tuple[np.ndarray, np.nd
     close = frame["Close"].to_numpy(dtype=np.float64)
     prev = close[window.start - 1 : window.stop - 1]
     bars = frame.iloc[window]
-    c = np.log(bars["Close"].to_numpy(dtype=np.float64) / prev)
-    o = np.log(bars["Open"].to_numpy(dtype=np.float64) / prev)
-    h = np.maximum.reduce([np.log(bars["High"].to_numpy(dtype=np.float64) / prev), o, c])
-    lo = np.minimum.reduce([np.log(bars["Low"].to_numpy(dtype=np.float64) / prev), o, c])
-    return np.stack([c, o, h, lo], axis=1), bars["Volume"].to_numpy(dtype=np.float64), float(prev[0])
+    now = bars["Close"].to_numpy(dtype=np.float64)
+
+    def column(name: str, fallback: np.ndarray) -> np.ndarray:  # close-only data: absent columns stay absent
+        return bars[name].to_numpy(dtype=np.float64) if name in bars.columns else fallback
+
+    c = np.log(now / prev)
+    o = np.log(column("Open", now) / prev)
+    h = np.maximum.reduce([np.log(column("High", now) / prev), o, c])
+    lo = np.minimum.reduce([np.log(column("Low", now) / prev), o, c])
+    return np.stack([c, o, h, lo], axis=1), column("Volume", np.zeros_like(now)), float(prev[0])
 
 
 def _dividend_moves(history: History, window: slice) -> np.ndarray:
@@ -152,6 +156,8 @@ def stress_frames(history: History, split: str = "val", n_paths: int = DEFAULT_P
         raise ValueError(f"the {split} split is too short to stress")
     moves, volume, anchor = _source_moves(frame, window)
     mu, sigma = float(moves[:, 0].mean()), float(moves[:, 0].std(ddof=1))
+    from arch.bootstrap import StationaryBootstrap  # arch pulls scipy, statsmodels: only stress pays for it
+
     seeds = np.random.SeedSequence(seed).spawn(3)
     boot = StationaryBootstrap(BLOCK_SIZE, np.arange(n), seed=np.random.default_rng(seeds[0]))
     idx = np.stack([data[0] for data, _ in boot.bootstrap(n_paths)]).astype(np.int64)

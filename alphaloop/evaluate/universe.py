@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, window_figures
+from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, TRADING_DAYS, window_figures
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, fold_windows, score, score_window
 from alphaloop.propose.base import UniverseFigures
 from alphaloop.run.diversity import positions_key, window_positions
@@ -45,6 +45,7 @@ class Leg:
     returns: np.ndarray
     bh_returns: np.ndarray
     metrics: dict[str, float]
+    periods_per_year: float = TRADING_DAYS  # its history's bars a year: the portfolio is annualised by it
 
 
 def combine(legs: Sequence[Leg]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
@@ -69,12 +70,13 @@ def portfolio_metrics(returns: np.ndarray, bh_returns: np.ndarray, legs: Sequenc
         "exposure": float(np.mean([leg.metrics["exposure"] for leg in legs])),
         "turnover": float(np.mean([leg.metrics["turnover"] for leg in legs])),
         "win_rate": float((trips * wins).sum() / trips.sum()) if trips.sum() else 0.0,
-    }), "instruments": float(len(legs))}
+    }, periods_per_year=legs[0].periods_per_year if legs else TRADING_DAYS), "instruments": float(len(legs))}
 
 
 def _leg(history: History, signals: np.ndarray, window: slice, cost_bps: float, fill: str) -> Leg:
     result = score_window(history, signals, window, cost_bps, fill)
-    return Leg(history.frame.index[window][1:], result.returns, result.bh_returns, result.metrics)
+    return Leg(history.frame.index[window][1:], result.returns, result.bh_returns, result.metrics,
+               history.periods_per_year)
 
 
 def _portfolio(legs: Sequence[Leg]) -> tuple[dict[str, float], np.ndarray, pd.Index]:
@@ -151,7 +153,8 @@ def score_universe(histories: Sequence[History], signals: Sequence[np.ndarray], 
                               dates={k: h.frame.index[h.windows[k]][1:] for k in splits})
     metrics, returns, dates = {}, {}, {}
     for name in splits:  # each instrument's own backtest of the split, not a second one
-        legs = [Leg(h.frame.index[h.windows[name]][1:], s.returns[name], instrument_bh_returns(h, name), s.splits[name])
+        legs = [Leg(h.frame.index[h.windows[name]][1:], s.returns[name], instrument_bh_returns(h, name), s.splits[name],
+                    h.periods_per_year)
                 for h, s in zip(histories, per, strict=True)]
         metrics[name], returns[name], dates[name] = _portfolio(legs)
     fold_metrics = portfolio_folds(histories, signals, folds, cost_bps, fill) if "train" in splits else []
@@ -164,7 +167,7 @@ def bh_returns(histories: Sequence[History], split: str = "val") -> np.ndarray:
     legs = []
     for h in histories:
         rel = h.bh_returns(split)
-        legs.append(Leg(h.frame.index[h.windows[split]][1:], rel, rel, {}))
+        legs.append(Leg(h.frame.index[h.windows[split]][1:], rel, rel, {}, h.periods_per_year))
     return combine(legs)[2]
 
 
@@ -184,7 +187,8 @@ def instrument_bh_returns(history: History, split: str = "val") -> np.ndarray:
 def instrument_histories(universe: Universe, names: tuple[str, ...] = ("train", "val")) -> list[History]:
     """One ``History`` per instrument of a ``data.Universe`` (``instruments`` in order, ``splits``
     instrument -> split -> frame), splits laid end to end in the order of ``names``."""
-    return [History.from_splits({k: universe.splits[name][k] for k in names}) for name in universe.instruments]
+    return [History.from_splits({k: universe.splits[name][k] for k in names}, universe.periods_per_year)
+            for name in universe.instruments]
 
 
 def positions_sha256(histories: Sequence[History], signals: Sequence[np.ndarray]) -> str:

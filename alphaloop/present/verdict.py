@@ -34,7 +34,7 @@ def spread_line(scores: Scores) -> str:
         line += f" (buy and hold {format_metric(m, bh)})"
     spread = scores.fold_spread()
     if spread:
-        line += (f"  |  walk-forward {len(scores.folds)} folds over train+validation: min "
+        line += (f"  |  walk-forward {len(scores.folds)} folds of train (sub-periods, not re-fitted): min "
                  f"{format_metric(m, spread['min'])}, median {format_metric(m, spread['median'])}, "
                  f"max {format_metric(m, spread['max'])}")
     return line

@@ -34,6 +34,7 @@ STATS = "stats.json"
 STRESS = "stress.json"
 CROSS_MARKET = "cross_market.json"
 REPORT = "report.html"
+EQUITY_CSV = "best_equity.csv"  # the report's: the best candidate's daily equity against buy and hold per split
 SNAPSHOTS = "snapshots.json"  # with --workers N > 1: the states the iterations in flight propose from
 FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
 FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
@@ -299,3 +300,11 @@ class Workdir:
     def write_report(self, html: str) -> Path:
         atomic_write_text(self.report, html)
         return self.report
+
+    @property
+    def equity_csv(self) -> Path:
+        return self.root / EQUITY_CSV
+
+    def write_equity_csv(self, text: str) -> Path:
+        atomic_write_text(self.equity_csv, text)
+        return self.equity_csv

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from alphaloop.evaluate.backtest import positions_from_trips, round_trip_returns
 from alphaloop.present.report.charts import BUY_HOLD, STRATEGY, date_axis, figure_html, pct_axis, style_axes
 from alphaloop.present.report.data import Run
-from alphaloop.present.report.html import cell, esc, note, section, table, td
+from alphaloop.present.report.html import cell, code_block, esc, note, section, table, td
 from alphaloop.present.text import MISSING
 from alphaloop.run.workdir import Workdir
 
@@ -83,7 +83,7 @@ def code_html(run: Run) -> str:
     if not run.best_code:
         return note(f"the code of iter {run.best} was not found in the workdir", "muted")
     return (f"<h3>Code (the region of {esc(Workdir(run.workdir).trade(run.best).name)})</h3>"
-            f'<pre class="code"><code>{esc(run.best_code)}</code></pre>')
+            + code_block(run.best_code))
 
 
 def positions_chart(w: Window, iteration: int | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alphaloop.present.report.analysis import analysis_html, best_windows, equity_csv
 from alphaloop.present.report.best import best_html, years_html
 from alphaloop.present.report.data import Run, load_run
 from alphaloop.present.report.html import esc
@@ -24,7 +25,8 @@ from alphaloop.run.workdir import Workdir
 from alphaloop.tasks import Task, get_task
 
 NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("best", "Best"),
-       ("equity", "Equity"), ("universe", "Universe"), ("years", "Per year"), ("folds", "Walk-forward"),
+       ("equity", "Equity"), ("universe", "Universe"), ("years", "Per year"), ("analysis", "Trade analysis"),
+       ("folds", "Walk-forward"),
        ("stress", "Stress"),
        ("cross", "Second market"), ("stats", "Statistics"),
        ("hypotheses", "Hypotheses"), ("learnings", "Learnings"))
@@ -33,7 +35,7 @@ NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Populat
 def render_report(run: Run) -> str:
     """The whole HTML document as a string (no file, network or test-split access)."""
     parts = [header_html(run), progress_html(run), population_html(run), best_html(run), equity_html(run),
-             universe_html(run), years_html(run), folds_html(run),
+             universe_html(run), years_html(run), analysis_html(run), folds_html(run),
              stress_html(run), cross_html(run), stats_html(run), hypotheses_html(run), learnings_html(run)]
     body = "".join(parts)  # a section that is absent (the universe for one instrument) has no link either
     nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV if f'<section id="{sid}"' in body)
@@ -62,4 +64,8 @@ def write_report(workdir: Path, data_dir: Path) -> Path:
     own = task.report_writer() if task is not None else None
     if own is not None:
         return own(Path(workdir), Path(data_dir))
-    return wd.write_report(render_report(load_run(Path(workdir), Path(data_dir))))
+    run = load_run(Path(workdir), Path(data_dir))
+    csv = equity_csv(best_windows(run))
+    if csv:
+        wd.write_equity_csv(csv)
+    return wd.write_report(render_report(run))

@@ -6,6 +6,7 @@ import numpy as np
 
 from alphaloop.present.text import fmt as fmt_number
 from alphaloop.present.text import html as html_text
+from alphaloop.present.text import safe
 
 PCT_KEYS = {"total_return", "cagr", "max_drawdown", "exposure", "win_rate", "bh_total_return", "bh_max_drawdown"}
 
@@ -67,3 +68,19 @@ def section(sid: str, title: str, body: str, lead: str = "") -> str:
     """A titled card with an anchor id the navigation bar links to."""
     lead_html = f'<p class="lead">{esc(lead)}</p>' if lead else ""
     return f'<section id="{sid}"><h2>{esc(title)}</h2>{lead_html}{body}</section>'
+
+
+def code_block(source: str) -> str:
+    """Python source as a highlighted ``<pre>``, its lines and indentation kept.
+
+    The text is the model's: control characters go (``safe``, keeping line breaks and tabs), and
+    every token is HTML-escaped by pygments' formatter (a dependency of rich); the markup is only
+    ``<span class>`` around tokens, so nothing in the source can become live HTML.
+    """
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    text = safe(source, keep="\n\t").expandtabs(4)
+    body = highlight(text, PythonLexer(stripnl=False, ensurenl=False), HtmlFormatter(nowrap=True))
+    return f'<pre class="code hl"><code>{body}</code></pre>'

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from alphaloop.evaluate.scoring import FOLDS_START, FOLDS_WORDS
 from alphaloop.present.report.charts import BUY_HOLD, STRATEGY, curves, date_axis, equity_axes, figure_html, style_axes
 from alphaloop.present.report.data import Run
 from alphaloop.present.report.html import cell, fmt, metric_label, note, section, table, td
@@ -120,7 +121,7 @@ def folds_html(run: Run) -> str:
     keys = list(dict.fromkeys(keys))
     rows = [td(i + 1, "num") + td(f"{f.get('start', '?')} – {f.get('end', '?')}")
             + "".join(cell(f.get(k), k) for k in keys) for i, f in enumerate(folds)]
-    fold_table = table(["fold", "dates (train+val)"] + [metric_label(k) for k in keys], rows, "compact")
+    fold_table = table(["fold", "dates (sub-period of train)"] + [metric_label(k) for k in keys], rows, "compact")
     spread_rows = []
     for n in run.population:
         r = run.record(n) or {}
@@ -146,8 +147,10 @@ def folds_html(run: Run) -> str:
     style_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.95, bottom=0.25)
     chart = figure_html(fig, "walk-forward folds",
-                        f"walk-forward folds over train+validation, {metric_label(metric)} per fold")
-    return section("folds", "Walk-forward folds",
-                   chart + fold_table + "<h3>Fold spread of the population</h3>" + spread,
-                   f"Chronological folds over train+validation (best: iter {run.best}); the spread matters more than "
-                   "the mean.")
+                        f"train split in {len(folds)} sub-periods, {metric_label(metric)} per fold beside buy and hold")
+    return section("folds", "Walk-forward folds (sub-periods of train)",
+                   chart + fold_table + note(f"{FOLDS_START}.", "muted")
+                   + "<h3>Fold spread of the population</h3>" + spread,
+                   f"{FOLDS_WORDS[0].upper()}{FOLDS_WORDS[1:]}: the same strategy (best: iter {run.best}) scored on "
+                   "each, so the spread shows how much its result depends on the period; it matters more than the "
+                   "mean.")

@@ -109,29 +109,58 @@ def cross_html(run: Run) -> str:
 
 
 def stats_html(run: Run) -> str:
-    """Deflated Sharpe and SPA with their verdicts, as measured on the validation split."""
+    """The honest verdict first (effective trials, Sharpe and excess DSR, SPA against buy and hold), then the
+    figures it rests on, as measured on the validation split."""
     s = run.stats
     if not s:
         return section("stats", "Statistics over all trials",
                        note("no stats.json yet (written at the end of a loop run)", "muted"))
-    spa = s.get("spa_pvalues") or {}
-    dsr_ok = isinstance(s.get("dsr_pvalue"), (int, float)) and s["dsr_pvalue"] < 0.05
-    spa_ok = isinstance(spa.get("consistent"), (int, float)) and spa["consistent"] < 0.05
-    trials = s.get("trials")
-    rows = [
-        td("trials counted") + td(trials, "num")
-        + td(f"{s.get('scored_trials', MISSING)} scored, {s.get('accepted', MISSING)} accepted"),
-        td("deflated Sharpe ratio") + cell(s.get("dsr")) + td(f"p = {fmt(s.get('dsr_pvalue'))}"),
-        td("best Sharpe (annualised)") + cell(s.get("best_sharpe"))
-        + td(f"expected max of {trials} skill-less trials: {fmt(s.get('expected_max_sharpe'))}"),
-        td("SPA p-value vs buy & hold") + cell(spa.get("consistent"))
-        + td(f"lower {fmt(spa.get('lower'))}, upper {fmt(spa.get('upper'))}"),
-    ]
-    verdicts = "".join(
-        f'<div class="verdict {"ok" if ok else "no"}"><b>{esc(name)}:</b> {esc(s.get(key, MISSING))}</div>'
-        for name, key, ok in (("Deflated Sharpe", "verdict_dsr", dsr_ok), ("SPA", "verdict_spa", spa_ok)))
+    u = s.get("universe") or {}
     return section("stats", "Statistics over all trials",
-                   verdicts + table(["statistic", "value", "detail"], rows, "compact kvt"),
+                   (_verdict_html(s, u) + table(["statistic", "value", "detail"], _stats_rows(s, u), "compact kvt")),
                    f"Data-snooping checks on the {s.get('split', 'val')} split"
                    + (f", best candidate iter {s['best_iteration']}" if s.get("best_iteration") is not None else "")
-                   + ".")
+                   + ": is the best more than the luckiest of many tries, and does it beat buy and hold?")
+
+
+def _verdict_html(s: dict, u: dict) -> str:
+    """One verdict box: green only when SPA says a candidate beats buy and hold (the DSR alone never does)."""
+    spa = s.get("spa_pvalues") or {}
+    beats = u.get("beats_buy_and_hold")
+    if beats is None:  # a stats.json written before the excess DSR: only SPA may say "beats"
+        beats = isinstance(spa.get("consistent"), (int, float)) and spa["consistent"] < 0.05
+    verdict = u.get("verdict") or f"{s.get('verdict_spa', MISSING)}; {s.get('verdict_dsr', MISSING)}"
+    parts = [f'<div class="verdict {"ok" if beats else "no"}"><b>Verdict:</b> {esc(verdict)}</div>']
+    for name, key in (("Sharpe DSR", "verdict_dsr"), ("Excess over buy and hold", "verdict_dsr_excess"),
+                      ("SPA", "verdict_spa")):
+        text = u.get(key) or (s.get(key) if key != "verdict_dsr_excess" else None)
+        if text:
+            parts.append(f'<p class="muted"><b>{esc(name)}:</b> {esc(text)}</p>')
+    return "".join(parts)
+
+
+def _stats_rows(s: dict, u: dict) -> list[str]:
+    """Trials (raw and effective), the DSR on returns and on the excess over buy and hold, and SPA."""
+    spa = s.get("spa_pvalues") or {}
+    trials = s.get("trials")
+    eff = u.get("effective_trials") or {}
+    rows = [td("trials counted") + td(trials, "num")
+            + td(f"{s.get('scored_trials', MISSING)} scored, {s.get('accepted', MISSING)} accepted")]
+    if eff:
+        rows.append(td("effective trials") + cell(eff.get("effective"))
+                    + td(f"independent bets among {eff.get('raw', MISSING)} trials: {eff.get('estimator', '')}"))
+    for label, d in (("deflated Sharpe (returns)", u.get("dsr_returns")),
+                     ("deflated Sharpe (excess over buy and hold)", u.get("dsr_excess"))):
+        if d:
+            rows.append(td(label) + cell(d.get("dsr"))
+                        + td(f"p = {fmt(d.get('pvalue'))}; Sharpe {fmt(d.get('sharpe'), 'sharpe')} against "
+                             f"{fmt(d.get('expected_max_sharpe'), 'sharpe')} expected from the best of "
+                             f"{fmt(d.get('trials_used'), 'sharpe')} skill-less trials ({d.get('trials_count', '')})"))
+    if not u:
+        rows += [td("deflated Sharpe ratio") + cell(s.get("dsr")) + td(f"p = {fmt(s.get('dsr_pvalue'))}"),
+                 td("best Sharpe (annualised)") + cell(s.get("best_sharpe"))
+                 + td(f"expected max of {trials} skill-less trials: {fmt(s.get('expected_max_sharpe'))}")]
+    bench = (u.get("spa") or {}).get("benchmark") or "buy and hold"
+    rows.append(td("SPA p-value vs buy & hold") + cell(spa.get("consistent"))
+                + td(f"benchmark: {bench}; lower {fmt(spa.get('lower'))}, upper {fmt(spa.get('upper'))}"))
+    return rows

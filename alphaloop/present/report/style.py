@@ -19,6 +19,10 @@ nav a{color:#dfe6f3;text-decoration:none;font-size:13px}nav a:hover{color:#fff;t
 .best{margin:6px 0 12px}.assume{color:#5b6475;font-size:12px;margin:0 0 12px}
 pre.code{background:#fafbfc;border:1px solid #eceef2;border-radius:8px;padding:10px 14px;overflow:auto;max-height:520px;
 font:12px/1.45 ui-monospace,Menlo,Consolas,monospace}pre.code code{background:none;padding:0}
+.hl .k,.hl .kn,.hl .kd,.hl .kc,.hl .ow{color:#8959a8;font-weight:600}.hl .nf{color:#1f5fa8}
+.hl .nb,.hl .bp{color:#3e8e9e}
+.hl .s,.hl .s1,.hl .s2,.hl .sd,.hl .si,.hl .sa{color:#18794e}.hl .mi,.hl .mf,.hl .m{color:#b45f06}
+.hl .c,.hl .c1,.hl .ch,.hl .cm{color:#8a93a3;font-style:italic}.hl .o{color:#5b6475}
 .facts{display:grid;grid-template-columns:3fr 2fr;gap:18px;align-items:start}
 table{border-collapse:collapse;width:100%;margin:8px 0;font-size:13px}
 th,td{padding:5px 8px;border-bottom:1px solid #eceef2;text-align:left;vertical-align:top}

@@ -12,10 +12,19 @@ from matplotlib.ticker import MaxNLocator
 from alphaloop.data.frozen import manifest_digest
 from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.evaluate.pipeline import STAGES as PIPELINE_STAGES
-from alphaloop.present.report.charts import BEST, STAGE_COLOURS, STRATEGY, figure_html, pct_axis, style_axes
+from alphaloop.present.report.charts import (
+    BEST,
+    BUY_HOLD,
+    STAGE_COLOURS,
+    STRATEGY,
+    figure_html,
+    pct_axis,
+    style_axes,
+)
 from alphaloop.present.report.data import Run, rank_value, record_value
 from alphaloop.present.report.html import cell, esc, fmt, metric_label, note, section, table, td
 from alphaloop.present.report.markdown import markdown_html
+from alphaloop.present.report.members import what_it_is
 from alphaloop.present.report.robustness import penalty_cell
 from alphaloop.present.text import MISSING, clip
 from alphaloop.run.diversity import (
@@ -27,6 +36,7 @@ from alphaloop.run.diversity import (
 from alphaloop.run.grading import GRADING_RULE, tally
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
+from alphaloop.run.workdir import Workdir
 from alphaloop.tasks import get_task
 
 STAGES = ("proposal", *PIPELINE_STAGES)  # the loop's own rejection (no usable code) first, then the pipeline's
@@ -52,8 +62,7 @@ def header_html(run: Run) -> str:
         ("Proposer", ", ".join(proposers) or MISSING),
         ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else MISSING)),
         ("Tokens", f"{tokens.get('prompt', 0):,} prompt, {tokens.get('completion', 0):,} completion"),
-        ("Run dates", f"{stamps[0][:16].replace('T', ' ')} – {stamps[-1][:16].replace('T', ' ')} UTC"
-         if stamps else MISSING),
+        ("Run dates", run_dates(run, stamps)),
         ("Stopped", run.state.get("stop_reason") or MISSING),
         ("Workdir", str(run.workdir)),
     ]
@@ -61,20 +70,22 @@ def header_html(run: Run) -> str:
     best_val = record_value(best) if best else None
     best_scores = (best or {}).get("scores") or {}
     val = (best_scores.get("splits") or {}).get("val", {})
+    members = ", ".join(f"#{n}" for n in run.population) or MISSING
     cards = [
-        ("iterations", str(len(recs)), f"{len(accepted)} accepted, {len(recs) - len(accepted)} rejected"),
-        ("population", ", ".join(f"#{n}" for n in run.population) or MISSING, "best first"),
+        ("iterations", str(len(recs)), f"{len(accepted)} accepted, {len(recs) - len(accepted)} rejected; "
+         f"population {members} (best first)"),
         (f"best val {metric_label(metric)}", fmt(best_val, metric),
-         f"iter {run.best}" if best else "no accepted candidate"),
+         (f"iter {run.best}; buy & hold {fmt(val.get(f'bh_{metric}'), metric)}" if best else "no accepted candidate")),
         ("buy & hold val Sharpe", fmt(val.get("bh_sharpe"), "bh_sharpe"),
          f"best's val Sharpe {fmt(val.get('sharpe'), 'sharpe')}" if val else "validation split"),
         ("best val return", fmt(val.get("total_return"), "total_return"),
          f"buy & hold {fmt(val.get('bh_total_return'), 'bh_total_return')}" if val else "validation split"),
+        test_card(run),
         ("hit rate", hit_rate(run), "hypotheses that held"),
     ]
     card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div>'
                         f'<div class="s">{esc(s)}</div></div>' for k, v, s in cards)
-    desc = describe_record(best) if best else ""
+    desc = (what_it_is(run, run.best) or describe_record(best)) if best else ""
     best_line = (f'<p class="best">Best candidate: <b>iter {esc(run.best)}</b> — {esc(desc)}</p>' if best else "")
     notes = "".join(note(n, "warn") for n in run.notes)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -87,6 +98,34 @@ def header_html(run: Run) -> str:
             f"<tbody>{split_rows}</tbody></table></div></header>")
 
 
+def test_card(run: Run) -> tuple[str, str, str]:
+    """The latest ``final`` reading's test figure beside buy and hold, or that the test split is unread."""
+    scored = [r for r in run.readings if isinstance(r.get("test"), dict) and r["test"]]
+    if not scored:
+        return ("test split", "not read", "locked until harness.py final")
+    latest, metric = scored[-1], run.metric
+    m = latest["test"]
+    reads = f"; read {len(run.readings)} times" if len(run.readings) > 1 else ""
+    return (f"test {metric_label(metric)}", fmt(m.get(metric), metric),
+            f"iter {latest.get('iteration')}; buy & hold {fmt(m.get(f'bh_{metric}'), metric)}{reads}")
+
+
+def run_dates(run: Run, stamps: list[str]) -> str:
+    """First record's time to the run's own end: the last save of its end-of-run files (state, statistics,
+    second market, stress), not the last record's time, which precedes the end-of-run steps."""
+    if not stamps:
+        return MISSING
+    wd = Workdir(run.workdir)
+    ends = [p.stat().st_mtime for p in (wd.state, wd.stats, wd.cross_market, wd.stress) if p.is_file()]
+    last = datetime.fromisoformat(stamps[-1]).astimezone(UTC) if stamps else None
+    end = datetime.fromtimestamp(max(ends), UTC) if ends else last
+    if last is not None and end is not None and end < last:
+        end = last
+    elapsed = run.state.get("elapsed_s")
+    took = f" ({elapsed / 60:.1f} min of running)" if isinstance(elapsed, (int, float)) and elapsed > 0 else ""
+    return f"{stamps[0][:16].replace('T', ' ')} – {end:%Y-%m-%d %H:%M} UTC{took}"
+
+
 def assumptions(run: Run) -> str:
     """The one line a reader needs to compare these figures with others': annualisation, risk-free, prices, costs."""
     prices = run.prices_words
@@ -94,7 +133,10 @@ def assumptions(run: Run) -> str:
     if costs is None:
         costs = next((r.get("cost_bps") for r in run.records if r.get("cost_bps") is not None), None)
     cost_text = f"{costs:g} bp of the traded value per change of position" if costs is not None else "not recorded"
-    return (f"Assumptions: Sharpe and Sortino annualised with √{TRADING_DAYS} ({TRADING_DAYS} trading days a year); "
+    bars = (run.manifest or {}).get("bars") or {}
+    per_year = float(bars.get("periods_per_year") or TRADING_DAYS)
+    kind = bars.get("frequency") or "daily"
+    return (f"Assumptions: Sharpe and Sortino annualised with √{per_year:g} ({per_year:g} bars a year, {kind}); "
             f"risk-free rate 0; returns and buy and hold on {prices}; costs {cost_text}; a signal at a bar's close "
             "trades at that close.")
 
@@ -145,6 +187,9 @@ def progress_html(run: Run) -> str:
     base = run.record(0)
     if base and record_value(base) is not None:
         ax.axhline(record_value(base), color="#555", linestyle=":", linewidth=1, label="baseline (iter 0)")
+    bh = bh_value(run)
+    if bh is not None:
+        ax.axhline(bh, color=BUY_HOLD, linestyle="--", linewidth=1.3, label="buy & hold (val)")
     ax.set_ylabel(f"val {metric_label(metric)}")
     ax.set_title(f"Selection metric ({metric_label(metric)}) on the validation split, per iteration", fontsize=11,
                  loc="left")
@@ -173,11 +218,22 @@ def progress_html(run: Run) -> str:
         strip.text(0.5, 0.5, "no rejections", transform=strip.transAxes, ha="center", va="center", color="#777")
         strip.set_yticks([])
     fig.subplots_adjust(left=0.12, right=0.98, top=0.92, bottom=0.12)
+    bh_words = (f"; the dashed grey line is buy and hold's {metric_label(metric)} on the same split" if bh is not None
+                else f"; buy and hold has no {metric_label(metric)} figure")
     chart = figure_html(fig, "selection metric per iteration", f"validation split; {len(acc)} accepted, "
-                        f"{len(rejected)} rejected; the green step is the best population member so far")
+                        f"{len(rejected)} rejected; the green step is the best population member so far{bh_words}")
     return section("progress", "Selection metric over iterations", chart + iterations_table(run),
                    "Every iteration's validation score; rejected ones sit in the strip below by the stage that "
                    "stopped them.")
+
+
+def bh_value(run: Run, split: str = "val") -> float | None:
+    """Buy and hold's figure for the selection metric on ``split`` (the same for every record of a run)."""
+    for r in run.records:
+        v = (((r.get("scores") or {}).get("splits") or {}).get(split) or {}).get(f"bh_{run.metric}")
+        if isinstance(v, (int, float)) and np.isfinite(v):
+            return float(v)
+    return None
 
 
 def iterations_table(run: Run) -> str:
@@ -250,20 +306,24 @@ def population_html(run: Run) -> str:
         folds = sc.get("fold_spread") or {}
         cm = cross.get(str(n), {}).get("val", {})
         st = r.get("stress")
-        rows.append(td(rank, "num") + td(f"iter {n}") + cell(sp.get("val", {}).get(metric), metric)
-                    + cell(sp.get("train", {}).get(metric), metric) + cell(folds.get("min"), metric)
-                    + cell(sp.get("val", {}).get("max_drawdown"), "max_drawdown")
-                    + cell(sp.get("val", {}).get("round_trips"), "round_trips")
+        val = sp.get("val", {})
+        rows.append(td(rank, "num") + td(f"iter {n}") + cell(val.get(metric), metric)
+                    + cell(val.get(f"bh_{metric}"), metric) + cell(sp.get("train", {}).get(metric), metric)
+                    + cell(sp.get("train", {}).get(f"bh_{metric}"), metric) + cell(folds.get("min"), metric)
+                    + cell(val.get("max_drawdown"), "max_drawdown") + cell(val.get("bh_max_drawdown"), "max_drawdown")
+                    + cell(val.get("round_trips"), "round_trips")
                     + penalty_cell(st)
-                    + cell(cm.get(metric), metric) + td(describe_record(r, 120), "text"))
+                    + cell(cm.get(metric), metric) + cell(cm.get(f"bh_{metric}"), metric)
+                    + td(what_it_is(run, n), "text"))
     if not rows:
         return section("population", "Population", note("the population is empty", "muted"))
     ml = metric_label(metric)
     return section("population", "Population", table(
-        ["rank", "member", f"val {ml}", f"train {ml}", f"worst fold {ml}", "val max DD", "val trades",
-         "stress p5 DD", f"2nd market val {ml}", "what it is"], rows) + correlations_html(run),
-        "The top-K kept at the end of the run; a large gap between train and validation, or a bad worst fold, "
-        "is a warning sign.")
+        ["rank", "member", f"val {ml}", f"val B&H {ml}", f"train {ml}", f"train B&H {ml}", f"worst fold {ml}",
+         "val max DD", "val B&H max DD", "val trades", "stress p5 DD", f"2nd market val {ml}",
+         f"2nd market B&H {ml}", "what it is (the strategy)"], rows) + correlations_html(run),
+        "The top-K kept at the end of the run, each beside buy and hold on the same split; a large gap between "
+        "train and validation, or a bad worst fold, is a warning sign.")
 
 
 def correlations_html(run: Run) -> str:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scoringrules as sr
 
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, fold_windows
 from alphaloop.tasks.forecast.buckets import BUCKETS, BucketScheme
@@ -42,6 +41,8 @@ SUMMARY_KEYS = ("rps_skill_mean", "rps_skill", "log_score", "ece", "grades", "re
 
 def rps(probs: np.ndarray, buckets: np.ndarray) -> np.ndarray:
     """RPS per entry of (..., 3) probabilities against buckets 0/1/2 (no NaN buckets)."""
+    import scoringrules as sr  # imports scipy: loaded by the first forecast scored, not by every command
+
     return np.asarray(sr.rps_score(buckets.astype(np.int64) + 1, probs, k_axis=-1), dtype=np.float64)
 
 
@@ -230,7 +231,7 @@ def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | N
     """Score validated (N, H, 3) forecasts over ``history`` (an ``alphaloop.evaluate.scoring.History``).
 
     The cut points and climatology come from the train window unless ``scheme`` is given; outcomes are
-    measured inside each split and each walk-forward fold over train+validation, like the backtester.
+    measured inside each split and each walk-forward fold of train (validation is in no fold), like the backtester.
     """
     frame, windows = history.frame, history.windows  # type: ignore[attr-defined]
     close = frame["Close"].to_numpy(dtype=np.float64)
@@ -247,10 +248,10 @@ def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | N
 
     results = {name: one(windows[name]) for name in splits}
     fold_rows = []
-    tv = [windows[s] for s in ("train", "val") if s in windows]
-    if tv:
-        base = tv[0].start
-        for w in fold_windows(tv[-1].stop - base, folds):
+    train = windows.get("train")
+    if train is not None:
+        base = train.start
+        for w in fold_windows(train.stop - base, folds):
             window = slice(base + w.start, base + w.stop)
             fold_rows.append({**one(window).summary, "start": str(index[window.start].date()),
                               "end": str(index[window.stop - 1].date())})

@@ -56,8 +56,8 @@ def selection_line(scores: ForecastScores) -> str:
         line += f"; train {fnum(scores.splits['train'][SELECTION_METRIC])}"
     spread = scores.fold_spread()
     if spread:
-        line += (f"  |  walk-forward {len(scores.folds)} folds over train+validation: min {spread['min']:+.4f}, "
-                 f"median {spread['median']:+.4f}, max {spread['max']:+.4f}")
+        line += (f"  |  walk-forward {len(scores.folds)} folds of train (sub-periods, not re-fitted): "
+                 f"min {spread['min']:+.4f}, median {spread['median']:+.4f}, max {spread['max']:+.4f}")
     return line
 
 

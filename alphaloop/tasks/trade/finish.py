@@ -50,6 +50,7 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     stats = run_statistics(
         trials=state.trials, sharpes=sharpes, best_returns=np.asarray(best.returns["val"]),
         accepted_returns=[np.asarray(r.returns["val"]) for r in accepted], bh_returns=bh_returns, seed=run.seed,
+        periods_per_year=run.histories[0].periods_per_year,
     )
     stats["best_iteration"] = state.best.iteration
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
@@ -62,7 +63,7 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     universe = universe_statistics(
         matrix, best=accepted.index(best), bh_returns=bh_returns, trials=state.trials, sharpes=sharpes,
         instruments=max(len(run.histories), 1), per_instrument=per, best_iteration=state.best.iteration,
-        seed=run.seed)
+        seed=run.seed, periods_per_year=run.histories[0].periods_per_year)
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     result = RunStats.from_json(stats, "the run's statistics")

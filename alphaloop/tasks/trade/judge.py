@@ -45,7 +45,7 @@ def accepted_fields(ev: Any, stress: dict | None, histories: tuple[History, ...]
                     stress_select: bool) -> dict[str, Any]:
     """An accepted trade candidate's record fields: its daily returns (the statistics' input), round
     trips, selection value (stress-adjusted with --stress-select), the positions key and the admission
-    verdict of ``run.evidence.judge_diversity`` (duplicate, near copy, buy and hold in disguise, new)."""
+    verdict of ``evidence.judge_diversity`` (duplicate, near copy, buy and hold in disguise, new)."""
     from alphaloop.evaluate.stress import stress_adjusted
     from alphaloop.run.records import StressResult
     from alphaloop.tasks.trade.evidence import judge_diversity

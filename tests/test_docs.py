@@ -1,0 +1,65 @@
+"""The README stays a short guide and the reference in docs/ stays complete and true to the code."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
+
+
+def _help(*args: str) -> str:
+    out = subprocess.run([sys.executable, *args, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_the_readme_is_a_short_guide() -> None:
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 250
+
+
+def test_the_readme_opens_with_the_two_commands_and_ci_runs_its_test_command() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", text, flags=re.S)
+    assert block is not None
+    lines = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert lines == ["pip install -e . && python harness.py",
+                     "pip install -e '.[test,ray]' && python -m pytest -q -n 2"]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if line.strip()]
+    test_command = lines[1].split(" && ")[1]
+    assert ci[-1] == test_command and "pip install -e '.[test,ray]'" in ci
+
+
+def test_every_docs_link_of_the_readme_exists() -> None:
+    links = re.findall(r"\]\((docs/[^)#]+)", README.read_text(encoding="utf-8"))
+    assert links and all((ROOT / link).is_file() for link in links)
+
+
+@pytest.mark.parametrize("command", [("harness.py",), ("harness.py", "check"), ("harness.py", "final"),
+                                     ("harness.py", "report"), ("prepare.py",)])
+def test_every_flag_of_every_command_is_in_the_flags_reference(command: tuple[str, ...]) -> None:
+    flags = set(FLAG.findall(_help(*command))) - {"--help"}
+    documented = set(FLAG.findall((DOCS / "flags.md").read_text(encoding="utf-8")))
+    assert flags and not flags - documented, f"undocumented flags of {' '.join(command)}: {sorted(flags - documented)}"
+
+
+def test_the_loop_flags_table_quotes_the_parser_defaults() -> None:
+    """A numeric default in the table is the parser's, so a default changed in config.py shows here."""
+    sys.path.insert(0, str(ROOT))
+    import harness
+
+    defaults = {a.option_strings[-1]: a.default for a in harness.build_parser("run")._actions if a.option_strings}
+    text = (DOCS / "flags.md").read_text(encoding="utf-8")
+    table = text[text.index("## `python harness.py`: the research loop"):text.index("### How a run ends")]
+    checked = 0
+    for flag, default in re.findall(r"^\| `(--[a-z-]+)[^`]*` \| ([0-9.]+) \|", table, flags=re.M):
+        assert float(default) == float(defaults[flag]), flag
+        checked += 1
+    assert checked >= 8

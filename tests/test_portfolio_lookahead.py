@@ -1,0 +1,78 @@
+"""Look-ahead on the panel: reading another instrument's future is a leak; an honest allocator is not."""
+
+from __future__ import annotations
+
+from alphaloop.tasks.portfolio.driver import run_frame
+from alphaloop.tasks.portfolio.lookahead import panel_leak, panel_probes
+from tests.portfolio_support import MOMENTUM, namespace, universe_frames
+
+CROSS_LEAK = '''
+SEEN = {}
+
+def generate_features(df):
+    SEEN[len(SEEN) + 1] = df["Close"].to_numpy()
+    return df
+
+def allocate(day):
+    first = SEEN[1]
+    hits = np.flatnonzero(first == day["Close"].iloc[0])
+    if not len(hits) or hits[0] + 1 >= len(first):
+        return {}
+    t = hits[0]
+    return {i: (0.2 if SEEN[i][t + 1] > SEEN[i][t] else -0.2) for i in day.index}
+'''
+
+FUTURE_OF_OTHERS = '''
+SEEN = {}
+
+def generate_features(df):
+    SEEN[len(SEEN) + 1] = df
+    df["mom"] = df["Close"].pct_change(20)
+    return df
+
+def allocate(day):
+    out = {}
+    for i in day.index:
+        other = SEEN[1 + i % len(SEEN)]["Close"]
+        out[i] = 0.2 if other.iloc[-1] > other.iloc[-2] else -0.2
+    return out
+'''
+
+
+def _leaks(region: str, seed: int = 3) -> list[str]:
+    frames = universe_frames(n=4, days=400, seed=seed)
+    full = run_frame(namespace(region), frames)
+    found = []
+    for probe in panel_probes(frames, seed):
+        leak = panel_leak(frames, full, probe, run_frame(namespace(region), probe.frames))
+        if leak:
+            found.append(leak)
+    return found
+
+
+def test_reading_another_instruments_future_is_a_leak_named_by_date_and_instrument() -> None:
+    leaks = _leaks(FUTURE_OF_OTHERS)
+    assert leaks
+    assert "allocate's weight of instrument" in leaks[0] and "look-ahead" in leaks[0]
+    assert "every instrument" in leaks[0]
+
+
+def test_stashed_closes_read_back_by_allocate_leak() -> None:
+    assert _leaks(CROSS_LEAK)
+
+
+def test_an_honest_cross_sectional_allocator_passes_every_probe() -> None:
+    assert _leaks(MOMENTUM) == []
+
+
+def test_probes_cut_every_instrument_at_one_date() -> None:
+    frames = universe_frames(n=3, days=300, seed=1, ragged=True)
+    probes = panel_probes(frames, 7)
+    assert {p.kind for p in probes} == {"truncate", "perturb"}
+    for p in probes:
+        if p.kind == "truncate":
+            assert all(f.index.max() <= p.date for f in p.frames)
+        else:
+            for f, g in zip(frames, p.frames, strict=True):
+                assert f.loc[: p.date].equals(g.loc[: p.date])
+                assert not f["Close"].loc[f.index > p.date].head(50).equals(g["Close"].loc[g.index > p.date].head(50))
