@@ -44,7 +44,7 @@ from alphaloop.evaluate.guards import GuardLimits, InvarianceFindings, Invarianc
 from alphaloop.evaluate.probes import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.evaluate.universe import UniverseScores
-from alphaloop.present.names import frame_reason, instrument_prefix, per_instrument, rerun_label
+from alphaloop.present.names import frame_reason, instrument_field, instrument_prefix, per_instrument, rerun_label
 from alphaloop.run.store import finite
 
 if TYPE_CHECKING:
@@ -209,7 +209,8 @@ def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], re
         mine = results[at: at + n_probes + n_inv]
         at += n_probes + n_inv
         warm = int(inst.info["warmup_rows"])
-        diffs = [first_difference(inst.full, p, r) for p, r in zip(inst.probes, mine[:n_probes], strict=True)]
+        diffs = [first_difference(inst.full, p, r, task.output_columns)
+                 for p, r in zip(inst.probes, mine[:n_probes], strict=True)]
         inst.inv_results = list(mine[n_probes:])
         suspects += [_Suspect("lookahead", i, k) for _, _, i in
                      sorted((d.row, d.probe.cut, i) for i, d in enumerate(diffs) if d is not None)]
@@ -234,7 +235,7 @@ def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], re
         if alone is None or not alone.ok:
             return None, 0, fault or f"{alone.status}: {alone.reason}", spent
         if suspect.kind == "lookahead":
-            leak = first_difference(inst.full, inst.probes[suspect.i], alone.results[0])
+            leak = first_difference(inst.full, inst.probes[suspect.i], alone.results[0], task.output_columns)
             if leak is not None:
                 return leak, suspect.k, "", False
         else:
@@ -311,7 +312,7 @@ def lookahead(t: Trial) -> Verdict:
     assert budget is not None, "the sandbox stage starts the budget"
     seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed
     frames = [h.frame for h in t.ctx.histories]
-    many = len(frames)  # how many instruments: reasons name one of several by number
+    n = len(frames)  # reasons and findings name one of several instruments by number
     instruments = []
     for k, (frame, full) in enumerate(zip(frames, t.fulls, strict=True)):
         seed_k = instrument_seed(seed, k)
@@ -348,9 +349,8 @@ def lookahead(t: Trial) -> Verdict:
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
-        if many > 1:
-            info["leak"]["instrument"] = leak_at + 1
-        return Verdict(False, instrument_prefix(leak_at, many) + leak.message(frames[leak_at].index), info)
+        info["leak"].update(instrument_field(leak_at, n))
+        return Verdict(False, instrument_prefix(leak_at, n) + leak.message(frames[leak_at].index), info)
     info["leak"] = None
     t.invariances = [judge_invariance(inst.full, list(zip(inst.inv, inst.inv_results, strict=True)), inst.frame.index,
                                       warm) for inst, warm in zip(instruments, t.warmups, strict=True)]

@@ -101,6 +101,13 @@ class Task(ABC):
         whether they are signals, probabilities or weights."""
         return full.signals
 
+    def output_columns(self, result: Any) -> dict[str, Any]:
+        """A run's outputs beyond features and signals as named 1-D columns, which the look-ahead probes
+        compare row by row (names reach the leak's reason, e.g. "forecast h=3 p_up").
+
+        Why: a leak in a forecaster's probabilities must be found even when its features are clean."""
+        return {}
+
     @abstractmethod
     def score(self, t: Any) -> None:
         """Score a ``Trial``'s full runs on every instrument of ``t.ctx.histories``: set ``t.scores`` (the

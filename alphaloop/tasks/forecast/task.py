@@ -61,6 +61,18 @@ class ForecastTask(Task):
         return Verdict(True, "", {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
                                   "failed": []})
 
+    def output_columns(self, result: Any) -> dict[str, Any]:
+        import numpy as np
+
+        from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS
+
+        probs = getattr(result, "forecasts", None)
+        if probs is None:
+            return {}
+        names = [f"forecast h={h} p_{k}" for h in HORIZONS for k in BUCKETS]
+        flat = np.asarray(probs).reshape(len(probs), -1)
+        return {n: flat[:, j] for j, n in enumerate(names)}
+
     def outputs_of(self, full: Any) -> Any:
         return full.forecasts
 
@@ -129,10 +141,11 @@ class ForecastTask(Task):
         return f"task forecast, metric {METRIC}"
 
     def check_notes(self, histories: tuple[History, ...]) -> list[str]:
-        if len(histories) < 2:
-            return []
-        return ["scoring: the forecaster runs on every instrument, each bucketed by its own train terciles, and "
-                "its scores pool over all instruments' days (reasons name instruments by number)"]
+        from alphaloop.present.names import universe_only
+
+        return universe_only(len(histories), ["scoring: the forecaster runs on every instrument, each bucketed by "
+                                              "its own train terciles, and its scores pool over all instruments' days "
+                                              "(reasons name instruments by number)"], [])
 
     def scores_lines(self, ev: Any, cost_bps: float) -> list[Any]:
         from alphaloop.tasks.forecast.text import cut_points_line, forecast_table, selection_line

@@ -20,10 +20,9 @@ from alphaloop.commands.inputs import FinalInputs
 from alphaloop.commands.tradefile import metrics_table
 from alphaloop.data.frozen import manifest_digest, return_prices
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
-from alphaloop.evaluate.scoring import score, score_window
-from alphaloop.evaluate.stats import split_bh_returns
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
+from alphaloop.present.names import universe_only
 from alphaloop.present.ui import console, warn_loudly
 from alphaloop.present.verdict import format_metric, isolation_line, stage_lines
 from alphaloop.run.records import TestReading
@@ -41,7 +40,6 @@ def final_reading(inputs: FinalInputs) -> int:
     names = inputs.universe.instruments
     histories = tuple(instrument_histories(inputs.universe, ("train", "val", "test")))
     history = histories[0]
-    many = len(histories) > 1  # several instruments: the portfolio's figures, each instrument's beside them
     before = wd.test_readings()
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     label = f"iteration {it}" if it is not None else "iteration unknown"
@@ -67,28 +65,20 @@ def final_reading(inputs: FinalInputs) -> int:
         console.print(f"[bold red]final: the candidate was rejected at {ev.stage}; no test figures shown[/]")
         inputs.refresh(wd)
         return 1
-    per_instrument: list[dict] = []
-    if many:  # the equal-weight portfolio, as the loop selected on, and each instrument beside it
-        uni = score_universe(histories, ev.outputs, metric=metric, cost_bps=cost_bps,
-                             splits=("train", "val", "test"))
-        scores = uni.portfolio
-        longs = [np.ones(len(h.frame), dtype=np.int8) for h in histories]
-        bh_all = score_universe(histories, longs, metric=metric, cost_bps=0.0, splits=("val", "test")).portfolio
-        bh, bh_val = bh_all.splits["test"], bh_all.splits["val"]
-        bh_test_returns = universe_bh_returns(histories, "test")
-        test_dates = curve_dates(histories, "test")
-        per_instrument = instrument_test_rows(names, uni.instruments)
-    else:
-        scores = score(history, ev.outputs[0], metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))
-        always_long = np.ones(len(history.frame), dtype=np.int8)
-        bh = score_window(history, always_long, history.windows["test"], 0.0).metrics
-        bh_val = score_window(history, always_long, history.windows["val"], 0.0).metrics
-        bh_test_returns = split_bh_returns(history, "test")
-        test_dates = history.frame.index[history.windows["test"]]
+    # the equal-weight portfolio, as the loop selected on (one instrument: its own figures), each instrument beside it
+    uni = score_universe(histories, ev.outputs, metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))
+    scores = uni.portfolio
+    longs = [np.ones(len(h.frame), dtype=np.int8) for h in histories]
+    bh_all = score_universe(histories, longs, metric=metric, cost_bps=0.0, splits=("val", "test")).portfolio
+    bh, bh_val = bh_all.splits["test"], bh_all.splits["val"]
+    bh_test_returns = universe_bh_returns(histories, "test")
+    test_dates = curve_dates(histories, "test")
+    n = len(histories)
+    per_instrument = universe_only(n, instrument_test_rows(names, uni.instruments), [])
     test, val = scores.splits["test"], scores.splits["val"]
     degradation = test[metric] - val[metric]
     recorded = record.val_metric if record is not None else None
-    scope = f"equal-weight portfolio of {len(names)} instruments, " if many else ""
+    scope = universe_only(n, f"equal-weight portfolio of {n} instruments, ", "")
     console.print(metrics_table(scores.splits, f"final ({label}, {scope}costs {cost_bps:g} bp)"))
     if per_instrument:
         console.print(instrument_test_table(per_instrument, cost_bps))
@@ -109,7 +99,7 @@ def final_reading(inputs: FinalInputs) -> int:
         "bh_val_metric": bh_val[metric], "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
         "returns": np.round(scores.returns["test"], 12).tolist(),
         "bh_returns": np.round(bh_test_returns, 12).tolist(),
-        "trades": None if many else scores.trips()["test"], "instruments": per_instrument or None,
+        "trades": universe_only(n, None, scores.trips()["test"]), "instruments": per_instrument or None,
         "dates": [str(d.date()) for d in test_dates]})))
     console.print(f"recorded in {wd.readings} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)

@@ -45,8 +45,7 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
         return None
     best = next(r for r in accepted if r.iteration == state.best.iteration)
     sharpes = [r.split("val")["sharpe"] for r in scored]
-    many = len(run.histories) > 1  # a universe is judged on its equal-weight portfolio against the equal-weight B&H
-    bh_returns = universe_bh_returns(run.histories, "val")
+    bh_returns = universe_bh_returns(run.histories, "val")  # the equal-weight buy and hold (one: its own)
     stats = run_statistics(
         trials=state.trials, sharpes=sharpes, best_returns=np.asarray(best.returns["val"]),
         accepted_returns=[np.asarray(r.returns["val"]) for r in accepted], bh_returns=bh_returns, seed=run.seed,
@@ -57,12 +56,12 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     # buy and hold, the effective number of trials and a verdict that only SPA may word as "beats" sit beside it.
     matrix = np.column_stack([np.asarray(r.returns["val"]) for r in accepted])
     per = None
-    if many and best.instrument_returns:  # the best on each instrument beside that instrument's buy and hold
+    if best.instrument_returns:  # several instruments: the best on each beside that instrument's buy and hold
         per = {name: (np.asarray(r), instrument_bh_returns(h, "val"))
                for name, r, h in zip(run.instrument_names, best.instrument_returns, run.histories, strict=True)}
     universe = universe_statistics(
         matrix, best=accepted.index(best), bh_returns=bh_returns, trials=state.trials, sharpes=sharpes,
-        instruments=max(len(run.histories), 1), per_instrument=per, best_iteration=state.best.iteration,
+        instruments=len(run.histories), per_instrument=per, best_iteration=state.best.iteration,
         seed=run.seed, periods_per_year=run.histories[0].periods_per_year)
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)

@@ -10,7 +10,7 @@ from alphaloop.evaluate.guards import check_guards
 from alphaloop.evaluate.pipeline import Verdict
 from alphaloop.evaluate.scoring import Scores
 from alphaloop.evaluate.universe import positions_sha256, signals_sha256
-from alphaloop.present.names import instrument_label, instrument_prefix
+from alphaloop.present.names import instrument_label, instrument_prefix, per_instrument
 
 if TYPE_CHECKING:
     from alphaloop.evaluate.pipeline import Trial
@@ -27,12 +27,10 @@ def judge_guards(t: Trial) -> Verdict:
                             full, invariance, t.ctx.limits)
                for h, scores, full, invariance in zip(histories, t.instrument_scores, t.fulls, t.invariances,
                                                       strict=True)]
-    if len(reports) == 1:
-        report = reports[0]
-        return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
     failing = [k for k, r in enumerate(reports) if not r.ok]
-    details = {"instruments": [{**r.values, "failed": [name for name, _ in r.failures]} for r in reports],
-               "failed": [f"{instrument_label(k)}: {name}" for k in failing for name, _ in reports[k].failures]}
+    details = per_instrument([{**r.values, "failed": [name for name, _ in r.failures]} for r in reports],
+                             {"failed": [f"{instrument_label(k)}: {name}" for k in failing
+                                         for name, _ in reports[k].failures]})
     if not failing:
         return Verdict(True, "", details)
     first = failing[0]

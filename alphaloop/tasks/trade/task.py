@@ -84,18 +84,19 @@ class TradeTask(Task):
 
     def run_notes(self, histories: tuple[History, ...]) -> list[str]:
         from alphaloop.data.frozen import return_prices
+        from alphaloop.present.names import universe_only
 
-        notes = [f"returns on: {return_prices([h.frame for h in histories])}"]
-        if len(histories) > 1:
-            notes.append("scoring: the region runs on every instrument and is ranked by their equal-weight "
-                         "portfolio on validation; prompts number the instruments, never name them")
-        return notes
+        return [f"returns on: {return_prices([h.frame for h in histories])}",
+                *universe_only(len(histories), ["scoring: the region runs on every instrument and is ranked by their "
+                                                "equal-weight portfolio on validation; prompts number the "
+                                                "instruments, never name them"], [])]
 
     def check_notes(self, histories: tuple[History, ...]) -> list[str]:
-        if len(histories) < 2:
-            return []
-        return ["scoring: the region runs on every instrument and is ranked by their equal-weight portfolio "
-                "(the figures below are the portfolio's; reasons name instruments by number)"]
+        from alphaloop.present.names import universe_only
+
+        return universe_only(len(histories), ["scoring: the region runs on every instrument and is ranked by their "
+                                              "equal-weight portfolio (the figures below are the portfolio's; reasons "
+                                              "name instruments by number)"], [])
 
     def data_notes(self, histories: tuple[History, ...]) -> list[str]:
         from alphaloop.data.frozen import return_prices
