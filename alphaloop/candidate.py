@@ -1,18 +1,24 @@
 """The candidate region of trade.py: find it, replace it, and turn it into signals.
 
 Only the text between the two marker lines is ever taken from a proposal; everything else in a
-candidate file is ignored, so a proposal cannot edit the backtester or the data loading.
+candidate file is ignored, so a proposal cannot edit the backtester or the data loading. Running a
+region's functions on a frame is the task drivers' (``alphaloop/tasks/<task>/driver.py``, which the
+sandbox child runs); ``compute_signals`` is re-exported here for in-process tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from alphaloop.tasks.forecast.driver import compute_forecast_rows
+from alphaloop.tasks.trade.driver import Row, compute_signals
+
+__all__ = ["REGION_START", "REGION_END", "RegionError", "Row", "compute_forecast_rows", "compute_signals",
+           "extract_region", "splice_region", "template_text", "validate_signals"]
 
 REGION_START = "# === ALPHALOOP CANDIDATE REGION START (generate_features, strategy_logic) ==="
 REGION_END = "# === ALPHALOOP CANDIDATE REGION END ==="
@@ -79,60 +85,6 @@ def splice_region(template: str, region: str) -> str:
 def template_text() -> str:
     """The project's own trade.py, whose fixed part frames every iteration file."""
     return TRADE_PY.read_text(encoding="utf-8")
-
-
-class Row(dict):
-    """One bar as handed to ``strategy_logic``: ``row['col']`` and ``row.col`` both work."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError as exc:
-            raise AttributeError(name) from exc
-
-
-def compute_signals(
-    generate_features: Callable[[pd.DataFrame], pd.DataFrame],
-    strategy_logic: Callable[[Any], Any],
-    df: pd.DataFrame,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Run a candidate's two functions on ``df``; return its feature frame and raw signals.
-
-    Raw means unvalidated: the caller (the trusted parent) checks length, type and values.
-    """
-    features = generate_features(df.copy())
-    if not isinstance(features, pd.DataFrame):
-        raise TypeError(f"generate_features must return a DataFrame, got {type(features).__name__}")
-    if len(features) != len(df):
-        raise ValueError(
-            f"generate_features returned {len(features)} rows for {len(df)} input rows"
-        )
-    columns = [str(c) for c in features.columns]
-    values = [features[c].tolist() for c in features.columns]  # python scalars, like to_dict
-    rows = zip(*values, strict=True)
-    signals = np.array([strategy_logic(Row(zip(columns, vals, strict=True))) for vals in rows], dtype=object)
-    if not columns:
-        signals = np.array([strategy_logic(Row()) for _ in range(len(features))], dtype=object)
-    return features, signals
-
-
-def compute_forecast_rows(
-    generate_features: Callable[[pd.DataFrame], pd.DataFrame],
-    forecast: Callable[[Any], Any],
-    df: pd.DataFrame,
-) -> tuple[pd.DataFrame, list[Any]]:
-    """Run a forecaster's two functions on ``df`` (the forecast task): its feature frame and what
-    ``forecast(row)`` returned per row, undecoded (``sandbox.forecasts.decode_forecasts`` reads it)."""
-    features = generate_features(df.copy())
-    if not isinstance(features, pd.DataFrame):
-        raise TypeError(f"generate_features must return a DataFrame, got {type(features).__name__}")
-    if len(features) != len(df):
-        raise ValueError(f"generate_features returned {len(features)} rows for {len(df)} input rows")
-    columns = [str(c) for c in features.columns]
-    if not columns:
-        return features, [forecast(Row()) for _ in range(len(features))]
-    values = [features[c].tolist() for c in features.columns]
-    return features, [forecast(Row(zip(columns, vals, strict=True))) for vals in zip(*values, strict=True)]
 
 
 def validate_signals(raw: Any, n: int) -> np.ndarray:

@@ -1,11 +1,15 @@
-"""Run a candidate region in an isolated child process and get back only validated arrays.
+"""Run a candidate region in isolated child processes, one per frame, and get back only checked arrays.
 
 The parent (this module) owns one warm worker process: started once, inside bubblewrap when that
-works here, with pandas and numpy already imported. Each ``Sandbox.run`` sends the region and the
-input frames down a pipe; the worker forks one child for all the frames; the child locks itself
-down and returns raw float64 buffers (signals and numeric feature columns). This module checks
-every byte it gets back, validates the signals with ``alphaloop.candidate.validate_signals``, and
-never lets anything the child printed count as a result. The caller computes every metric.
+works here, with pandas, numpy and the task drivers imported. The worker forks a ZYGOTE before it
+has seen any data; every frame of every ``Sandbox.run`` (the full run, each probe, each rerun) runs
+in its own child forked from that zygote, so no frame, run or candidate can read what another one
+computed, cached or freed (``sandbox/worker.py``). A frame is a panel: a tuple of DataFrames, one per
+instrument (a bare DataFrame is a panel of one). What a task does in the child is its DRIVER, handed
+in as source text (``Driver``): its ``run_frame(namespace, frame)`` returns named float64 arrays, and
+the driver's ``decode`` (trusted, in the parent) validates them into results. This module checks
+every byte it gets back, never lets anything the child printed count as a result, and imports
+nothing from alphaloop: the trust boundary does not depend on the code it protects.
 
 Layers, strongest first, each reported in ``Sandbox.layers`` only when the worker proved it works:
 bwrap (no project, home, /etc or network; own pid namespace; dies with the parent), landlock
@@ -29,7 +33,9 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +43,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alphaloop import candidate as candidate_module
-from alphaloop.candidate import validate_signals
-from alphaloop.present.text import flat, safe
-from alphaloop.tasks.forecast.buckets import HORIZONS
-from alphaloop.tasks.forecast.validate import read_forecasts
 from sandbox import wire
 from sandbox.gate import SAFE_BUILTINS
 from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_status: re-exported)
@@ -54,7 +55,7 @@ from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_sta
     seccomp_importable,
     sys_path,
 )
-from sandbox.wire import MAX_FEATURES, MAX_NAME_CHARS, ProtocolError
+from sandbox.wire import ProtocolError
 
 # Printable ASCII without quotes for JSON, braces, angle brackets or backslashes: a name cannot carry a
 # terminal escape, a line break, markup or a forged verdict line into logs, prompts or the report.
@@ -67,7 +68,7 @@ REASON_LIMIT = 500
 START_TIMEOUT_S = 120.0
 GRACE_S = 10.0
 SANDBOX_DIR = Path(__file__).resolve().parent
-SHIPPED = ("wire", "lockdown", "watch", "forecasts", "child")  # sandbox modules the worker runs, in dependency order
+SHIPPED = ("wire", "lockdown", "watch", "child", "worker")  # sandbox modules the worker runs, in dependency order
 # The worker's first code: read the init message, then build the shipped modules from their source
 # under their own names (so ``from sandbox.wire import ...`` inside them finds them, never a copy on disk).
 BOOT = (
@@ -86,20 +87,29 @@ BOOT = (
     "    m=types.ModuleType('sandbox.'+name);m.__file__='<sandbox/'+name+'.py>'\n"
     "    sys.modules[m.__name__]=m;setattr(pkg,name,m)\n"
     "    exec(compile(src,m.__file__,'exec'),m.__dict__)\n"
-    "sys.modules['sandbox.child'].worker_main(init)\n"
+    "sys.modules['sandbox.worker'].worker_main(init)\n"
 )
 
 
-@dataclass
-class FrameResult:
-    """What one input frame produced: validated signals and the numeric feature columns.
+Frame = pd.DataFrame | tuple[pd.DataFrame, ...]  # a panel (one DataFrame per instrument); a bare one is a panel of one
+Arrays = dict[str, np.ndarray]
+Decoder = Callable[[Arrays, tuple[pd.DataFrame, ...]], tuple[Any, ...]]
 
-    For the forecast task also the validated (n, H, 3) probabilities; the signals are then all zero.
+
+@dataclass(frozen=True)
+class Driver:
+    """What a task runs in the child and how its output is read back in the parent.
+
+    ``source`` is the text of a module importing only the standard library, numpy and pandas, with
+    ``FUNCTIONS`` (the names the region must define), ``run_frame(namespace, frame) -> dict[str,
+    ndarray]``, optionally ``BadOutput`` (an exception reported as ``bad_output``) and
+    ``PREWARM_REGION`` (a region run once on synthetic data before the zygote forks). ``decode`` runs in
+    the parent: the arrays of one frame and its panel in, one result per instrument out, or
+    ``ValueError`` naming what is wrong; ``None`` hands the raw arrays back as they are.
     """
 
-    signals: np.ndarray
-    features: dict[str, np.ndarray]
-    forecasts: np.ndarray | None = None
+    source: str
+    decode: Decoder | None = None
 
 
 @dataclass
@@ -108,7 +118,7 @@ class RunOutcome:
 
     status: str
     reason: str
-    results: list[FrameResult] | None
+    results: list[Any] | None  # per frame: the decoded tuple (a bare DataFrame's: its one result) or raw arrays
     log: str
     seconds: float
     worker_fault: bool = False  # the worker itself died or could not restart: not the candidate's doing
@@ -126,15 +136,31 @@ class _WorkerGone(Exception):
     pass
 
 
-def _clean_text(text: Any, limit: int, keep_newlines: bool) -> str:
-    """What the worker said, cleaned as every sink of candidate text is (``alphaloop.present.text``).
+# Terminal escape sequences (CSI, OSC/DCS strings, two-byte escapes; 7-bit and 8-bit forms) go whole.
+_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+                      r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+                      r"|\x1b[\x20-\x2f]*[\x30-\x7e]?")
 
-    Escape sequences go whole, 7-bit and 8-bit (0x9b CSI) alike, so no residue such as ``[31m``
-    is left; a log keeps its line breaks and its tail, a reason is one line and keeps its head.
+
+def _clean_text(text: Any, limit: int, keep_newlines: bool) -> str:
+    """What the worker said, with no escape sequence, control or bidi character left in it.
+
+    Escape sequences go whole (no residue such as ``[31m``); other whitespace becomes a space; a log
+    keeps its line breaks and tabs and its tail, a reason is one line and keeps its head.
     """
     if not isinstance(text, str):
         return ""
-    return safe(text, keep="\n\t")[-limit:] if keep_newlines else flat(text)[:limit]
+    keep = "\n\t" if keep_newlines else ""
+    out = []
+    for ch in _ESCAPES.sub("", text):
+        if ch in keep:
+            out.append(ch)
+        elif ch.isspace():
+            out.append(" ")
+        elif ch.isprintable() and unicodedata.category(ch) != "Cf":
+            out.append(ch)
+    cleaned = "".join(out)
+    return cleaned[-limit:] if keep_newlines else " ".join(cleaned.split())[:limit]
 
 
 class _StderrTail(threading.Thread):
@@ -199,19 +225,27 @@ def _warn_once(description: str, no_bwrap: bool) -> None:
 
 
 class Sandbox:
-    """Owns the warm worker; ``run`` one region on several frames at the cost of one fork."""
+    """Owns the warm worker; ``run`` one region on several frames, each in a fresh child of the zygote."""
 
     def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, use_bwrap: bool | None = None,
                  use_seccomp: bool | None = None, *, use_landlock: bool | None = None,
-                 tripwires: bool = True) -> None:
+                 tripwires: bool = True, drivers: Mapping[str, Driver] | None = None,
+                 driver_source: str | None = None, decode: Decoder | None = None) -> None:
         """``None`` means use the layer when it works here; ``True`` demands it; ``False`` skips it.
 
-        ``memory_mb`` is the address space a candidate may add on top of the warm worker's.
-        ``tripwires=False`` (audit hook and restricted builtins off) exists for tests that check
-        the outer layers alone.
+        ``drivers`` names each task's ``Driver`` (``run(task=...)`` picks one; the first is the
+        default); ``driver_source`` and ``decode`` give a single driver instead. ``memory_mb`` is the
+        address space a candidate may add on top of the warm worker's. ``tripwires=False`` (audit hook
+        and restricted builtins off) exists for tests that check the outer layers alone.
         """
         if not hasattr(os, "fork"):
             raise RuntimeError("the sandbox needs a POSIX system with fork()")
+        if driver_source is not None:
+            drivers = {"default": Driver(driver_source, decode), **(drivers or {})}
+        if not drivers:
+            raise ValueError("the sandbox needs a task driver (driver_source= or drivers=); "
+                             "alphaloop.evaluate.sandboxed.open_sandbox supplies the tasks' drivers")
+        self.drivers: dict[str, Driver] = dict(drivers)
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
         self.tripwires = tripwires
@@ -271,7 +305,7 @@ class Sandbox:
     def _init_message(self) -> bytes:
         init = {
             "modules": [[name, (SANDBOX_DIR / f"{name}.py").read_text(encoding="utf-8")] for name in SHIPPED],
-            "candidate_src": Path(candidate_module.__file__).read_text(encoding="utf-8"),
+            "drivers": [[name, driver.source] for name, driver in self.drivers.items()],
             "sys_path": sys_path(),
             "read_roots": read_roots(),
             "builtins": sorted(SAFE_BUILTINS),
@@ -411,16 +445,17 @@ class Sandbox:
 
     # --- running -------------------------------------------------------------------------------
 
-    def run(self, region: str, frames: list[pd.DataFrame], timeout_s: float | None = None,
-            task: str = "trade") -> RunOutcome:
-        """Run ``region`` on every frame in one child; metrics are the caller's job.
+    def run(self, region: str, frames: list[Frame], timeout_s: float | None = None,
+            task: str | None = None) -> RunOutcome:
+        """Run ``region`` on every frame, each in its own fresh child; metrics are the caller's job.
 
-        ``task="forecast"`` runs ``generate_features`` and ``forecast`` instead of ``strategy_logic`` and
-        returns validated probabilities per frame (``FrameResult.forecasts``).
+        A frame is a tuple of DataFrames (one per instrument) and its result is the driver's decoded
+        tuple (one per instrument); a bare DataFrame is a panel of one and its result is unwrapped.
+        ``task`` picks the driver (default: the first). ``timeout_s`` bounds the whole run, all frames.
         """
-        if task not in ("trade", "forecast"):
-            raise ValueError(f"unknown task {task!r}")
-        horizons = tuple(HORIZONS) if task == "forecast" else ()
+        name = next(iter(self.drivers)) if task is None else task
+        if name not in self.drivers:
+            raise ValueError(f"unknown task {task!r}; this sandbox has drivers for {', '.join(self.drivers)}")
         if not isinstance(region, str):
             raise TypeError(f"region must be a str, got {type(region).__name__}")
         if not frames:
@@ -428,10 +463,14 @@ class Sandbox:
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout_s!r}")
-        specs, body = wire.encode_frames(list(frames))
+        panels = [tuple(f) if isinstance(f, tuple) else (f,) for f in frames]
+        if any(not panel for panel in panels):
+            raise ValueError("a frame needs at least one instrument")
+        specs, parts = wire.encode_panels(panels)
         header = {"op": "run", "region": region, "timeout": timeout, "memory_mb": self.memory_mb,
-                  "frames": specs, "task": task, "horizons": list(horizons)}
-        max_body = wire.max_result_bytes(sum(len(f) for f in frames), len(horizons))
+                  "frames": specs, "task": name}
+        max_body = sum(wire.max_result_bytes(sum(len(df) for df in panel)) for panel in panels)
+        size = sum(spec["nbytes"] for spec in specs)
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._stop_worker()
@@ -441,9 +480,9 @@ class Sandbox:
                     return RunOutcome("crash", _clean_text(f"could not restart the sandbox worker: {exc}",
                                                            REASON_LIMIT, False), None, "", 0.0, worker_fault=True)
             started = time.monotonic()
-            deadline = started + timeout + GRACE_S + body.size / 20e6
+            deadline = started + timeout + GRACE_S + size / 20e6
             try:
-                self._write(wire.pack_message(header, body.parts), deadline)
+                self._write(wire.pack_message(header, parts), deadline)
                 reply, reply_body = self._read_message(deadline, 1 << 26, max_body)
             except _Deadline:
                 self._stop_worker()
@@ -456,10 +495,14 @@ class Sandbox:
                 return RunOutcome("crash", _clean_text(reason, REASON_LIMIT, False), None,
                                   _clean_text(tail, LOG_LIMIT, True), time.monotonic() - started, worker_fault=True)
             seconds = time.monotonic() - started
-        return self._outcome(reply, reply_body, frames, seconds, horizons)
+        outcome = self._outcome(reply, reply_body, panels, seconds, self.drivers[name].decode)
+        if outcome.results is not None and self.drivers[name].decode is not None:
+            outcome.results = [r if isinstance(f, tuple) else r[0]
+                               for f, r in zip(frames, outcome.results, strict=True)]
+        return outcome
 
-    def _outcome(self, reply: dict[str, Any], body: bytearray, frames: list[pd.DataFrame],
-                 seconds: float, horizons: tuple[int, ...] = ()) -> RunOutcome:
+    def _outcome(self, reply: dict[str, Any], body: bytearray, panels: list[tuple[pd.DataFrame, ...]],
+                 seconds: float, decode: Decoder | None) -> RunOutcome:
         status = reply.get("status")
         log = _clean_text(reply.get("log"), LOG_LIMIT, True)
         dropped = reply.get("log_dropped")
@@ -471,42 +514,27 @@ class Sandbox:
         if status != "ok":
             return RunOutcome(status, reason or status.replace("_", " "), None, log, seconds)
         try:
-            results = self._results(reply.get("frames"), body, frames, horizons)
+            results = self._results(reply.get("frames"), body, panels, decode)
         except (ProtocolError, ValueError, TypeError) as exc:
             return RunOutcome("bad_output", _clean_text(str(exc), REASON_LIMIT, False), None, log, seconds)
         return RunOutcome("ok", "", results, log, seconds)
 
     @staticmethod
-    def _results(described: Any, body: bytearray, frames: list[pd.DataFrame],
-                 horizons: tuple[int, ...] = ()) -> list[FrameResult]:
-        """Turn the child's buffers into arrays, trusting nothing it says about them.
+    def _results(described: Any, body: bytearray, panels: list[tuple[pd.DataFrame, ...]],
+                 decode: Decoder | None) -> list[Any]:
+        """Turn each frame's buffers into named arrays, then into the driver's results, trusting nothing.
 
-        With ``horizons`` (the forecast task) each frame also carries probabilities and codes, checked by
-        ``alphaloop.tasks.forecast.validate``: a fault names its horizon, date and what was wrong.
+        Every name must be plain text (``NAME_PATTERN``: names reach logs, prompts and the report); the
+        driver's ``decode`` checks the arrays' shapes and values against the frame's instruments.
         """
-        if not isinstance(described, list) or len(described) != len(frames):
+        if not isinstance(described, list) or len(described) != len(panels):
             raise ProtocolError("result does not cover every input frame")
-        results = []
-        for i, (desc, df) in enumerate(zip(described, frames, strict=True)):
-            n = len(df)
-            if not isinstance(desc, dict) or desc.get("n") != n:
-                raise ProtocolError(f"frame {i}: result length does not match the input")
-            try:
-                signals = validate_signals(wire.array_at(body, desc.get("signals"), n), n)
-            except ValueError as exc:
-                raise ValueError(f"frame {i}: {exc}") from None
-            columns = desc.get("features")
-            if not isinstance(columns, list) or len(columns) > MAX_FEATURES:
-                raise ProtocolError(f"frame {i}: feature columns missing or more than {MAX_FEATURES}")
-            features: dict[str, np.ndarray] = {}
-            for col in columns:
-                name = col.get("name") if isinstance(col, dict) else None
-                if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or name in features:
-                    raise ProtocolError(f"frame {i}: invalid or repeated feature name")
+        results: list[Any] = []
+        for desc, panel in zip(described, panels, strict=True):
+            arrays = wire.decode_arrays(desc.get("arrays") if isinstance(desc, dict) else None, body)
+            for name in arrays:
                 if not NAME_PATTERN.fullmatch(name):
                     raise ValueError(f"feature name {ascii(name)[:60]} is not allowed: column names may use only "
                                      "letters, digits, spaces and _ . - + : % ( ) [ ] , ' / = * (rename the column)")
-                features[name] = wire.array_at(body, col, n)
-            forecasts = read_forecasts(body, desc, df.index, horizons, f"frame {i}: " * (len(frames) > 1))
-            results.append(FrameResult(signals=signals, features=features, forecasts=forecasts))
+            results.append(tuple(decode(arrays, panel)) if decode is not None else arrays)
         return results

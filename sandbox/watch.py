@@ -1,8 +1,8 @@
-"""The worker's side of one running child: its pipes, its deadline, its exit, and the reaper.
+"""The worker's side of one frame's child: its input, its pipes, its deadline, how it ended.
 
 This module is shipped to the sandbox worker as source text with the other modules the worker
 needs (see ``runner.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
-only the standard library, numpy, pandas and the sandbox modules shipped before it.
+only the standard library and the sandbox modules shipped before it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import struct
 import time
 from typing import Any
@@ -18,13 +19,22 @@ from sandbox.wire import ProtocolError, buffer_reader, read_message
 
 LOG_TAIL_BYTES = 4096
 CHILD_STATUSES = ("ok", "exception", "bad_output", "missing_output", "memory")
+EXITED = struct.Struct("<qqd")  # pid, wait status, peak resident KB: what the zygote reports when a child ends
+REPORT_GRACE_S = 5.0  # how long a killed child's exit report may take before the zygote counts as gone
+
+
+class ZygoteGone(Exception):
+    """The zygote died or stopped answering: the worker must not fork children itself, so it exits."""
 
 
 class Watch:
-    """The worker's view of one running child: its pipes, its deadline, its exit."""
+    """One running child: write its input, read its result and log, kill it at the deadline."""
 
-    def __init__(self, pid: int, res_r: int, log_r: int, max_body: int) -> None:
-        self.pid = pid
+    def __init__(self, pid: int, zygote: socket.socket, in_w: int, message: list[Any], res_r: int, log_r: int,
+                 max_body: int) -> None:
+        self.pid, self.zygote = pid, zygote
+        self.in_w: int | None = in_w
+        self.pending = [memoryview(p).cast("B") for p in message if len(memoryview(p).cast("B"))]
         self.res_r, self.log_r = res_r, log_r
         self.max_body = max_body
         self.max_result = max_body + (1 << 24)
@@ -33,25 +43,40 @@ class Watch:
         self.log_dropped = 0
         self.open = {res_r, log_r}
         self.exit_status: int | None = None
-        self.rusage: Any = None
-        try:
-            self.pidfd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            self.pidfd = None
+        self.maxrss_kb = 0.0
         self.timed_out = False
         self.oversize = False
-        self.result_parts: list[bytes | memoryview] = []
+        if not self.pending:
+            self._close_input()
 
-    def _read_ready(self, wait: float) -> None:
-        watched = list(self.open)
-        if self.pidfd is not None and self.exit_status is None:
-            watched.append(self.pidfd)
-        if not watched:
-            time.sleep(wait)
+    def _close_input(self) -> None:
+        if self.in_w is not None:
+            os.close(self.in_w)
+            self.in_w = None
+
+    def _write_some(self) -> None:
+        assert self.in_w is not None
+        try:
+            written = os.write(self.in_w, self.pending[0][:1 << 16])
+        except (BrokenPipeError, OSError):  # the child stopped reading (it died): its input no longer matters
+            self.pending.clear()
+            self._close_input()
             return
-        ready, _, _ = select.select(watched, [], [], wait)
+        self.pending[0] = self.pending[0][written:]
+        if not len(self.pending[0]):
+            self.pending.pop(0)
+        if not self.pending:
+            self._close_input()
+
+    def _step(self, wait: float) -> None:
+        readable = list(self.open) + ([self.zygote] if self.exit_status is None else [])
+        writable = [self.in_w] if self.in_w is not None else []
+        ready, can_write, _ = select.select(readable, writable, [], max(wait, 0.0))
+        if can_write:
+            self._write_some()
         for fd in ready:
-            if fd == self.pidfd:
+            if fd is self.zygote:
+                self._exit_report()
                 continue
             try:
                 chunk = os.read(fd, 1 << 20)
@@ -63,6 +88,7 @@ class Watch:
                 if len(self.result) + len(chunk) > self.max_result:
                     self.oversize = True
                     self.open.discard(fd)
+                    self._kill()
                 else:
                     self.result += chunk
             else:
@@ -72,65 +98,91 @@ class Watch:
                     self.log_dropped += cut
                     del self.log[:cut]
 
-    def _poll_exit(self) -> bool:
-        if self.exit_status is None:
-            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
-            if pid == self.pid:
-                self.exit_status, self.rusage = status, usage
-        return self.exit_status is not None
+    def _exit_report(self) -> None:
+        try:
+            data = self.zygote.recv(64)
+        except OSError as exc:
+            raise ZygoteGone(str(exc)) from None
+        if len(data) != EXITED.size:
+            raise ZygoteGone("the zygote closed its socket")
+        pid, status, maxrss = EXITED.unpack(data)
+        if pid != self.pid:
+            raise ZygoteGone("the zygote reported another process")
+        self.exit_status, self.maxrss_kb = status, maxrss
+
+    def _kill(self) -> None:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def follow(self, deadline: float) -> None:
-        while not self._poll_exit():
-            if self.oversize:
-                os.kill(self.pid, signal.SIGKILL)
+        """Until the zygote reports the child's exit; at the deadline the child is killed."""
+        while self.exit_status is None:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 and not self.timed_out:
                 self.timed_out = True
-                os.kill(self.pid, signal.SIGKILL)
-                _, self.exit_status, self.rusage = os.wait4(self.pid, 0)
-                return
-            self._read_ready(left if self.pidfd is not None else min(left, 0.02))
+                self._kill()
+                self.pending.clear()
+                self._close_input()
+                deadline = time.monotonic() + REPORT_GRACE_S
+                continue
+            if left <= 0:
+                raise ZygoteGone("no exit report for a killed child")
+            self._step(left)
 
     def drain(self, deadline: float) -> None:
+        """What the child wrote before it ended (the zygote killed anything it left holding the pipes)."""
         while self.open and time.monotonic() < deadline:
-            self._read_ready(0.05)
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
+            self._step(0.05)
 
-    def outcome(self, timeout: float, memory_mb: int) -> dict[str, Any]:
+    def close(self) -> None:
+        self._close_input()
+        for fd in (self.res_r, self.log_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def outcome(self, timeout: float, memory_mb: int) -> tuple[dict[str, Any], bytearray]:
+        """How the child ended, as the worker reports it, and its result body (empty unless ok)."""
         reply: dict[str, Any] = {"log": self.log[-LOG_TAIL_BYTES:].decode("utf-8", "replace"),
                                  "log_dropped": self.log_dropped + max(0, len(self.log) - LOG_TAIL_BYTES)}
         status = self.exit_status or 0
-        maxrss_mb = (self.rusage.ru_maxrss / 1024) if self.rusage is not None else 0.0
+        maxrss_mb = self.maxrss_kb / 1024
         if self.timed_out:
-            return {**reply, "status": "timeout", "reason": f"exceeded the {timeout:g} s time limit"}
+            return {**reply, "status": "timeout", "reason": f"exceeded the {timeout:g} s time limit"}, bytearray()
         if self.oversize:
             return {**reply, "status": "bad_output",
-                    "reason": "the candidate process sent more output than its frames allow"}
+                    "reason": "the candidate process sent more output than its frame allows"}, bytearray()
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
             if sig == signal.SIGXCPU:
-                return {**reply, "status": "timeout", "reason": "exceeded its CPU time limit"}
+                return {**reply, "status": "timeout", "reason": "exceeded its CPU time limit"}, bytearray()
             if maxrss_mb >= 0.8 * memory_mb:
                 return {**reply, "status": "memory",
-                        "reason": f"killed at {maxrss_mb:.0f} MB resident (limit {memory_mb} MB)"}
-            return {**reply, "status": "crash", "reason": f"candidate process killed by {name}"}
+                        "reason": f"killed at {maxrss_mb:.0f} MB resident (limit {memory_mb} MB)"}, bytearray()
+            return {**reply, "status": "crash", "reason": f"candidate process killed by {name}"}, bytearray()
         if not self.result:
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
             return {**reply, "status": "missing_output",
-                    "reason": f"candidate process exited with code {code} without a result"}
+                    "reason": f"candidate process exited with code {code} without a result"}, bytearray()
         try:
             header, body = read_message(buffer_reader(self.result), 1 << 24, self.max_body)
         except (ProtocolError, struct.error) as exc:
-            return {**reply, "status": "bad_output", "reason": f"malformed result from the candidate process ({exc})"}
+            return {**reply, "status": "bad_output",
+                    "reason": f"malformed result from the candidate process ({exc})"}, bytearray()
         child_status = header.get("status")
         if child_status not in CHILD_STATUSES:
-            return {**reply, "status": "bad_output", "reason": "the candidate process reported an unknown status"}
-        self.result_parts = [body] if child_status == "ok" else []
-        return {**reply, "status": child_status, "reason": str(header.get("reason", ""))[:1000],
-                "frames": header.get("frames") if child_status == "ok" else None}
+            return {**reply, "status": "bad_output", "reason": "the candidate process reported an unknown status"}, \
+                bytearray()
+        if child_status != "ok":
+            return {**reply, "status": child_status, "reason": str(header.get("reason", ""))[:1000]}, bytearray()
+        if not isinstance(header.get("arrays"), list):
+            return {**reply, "status": "bad_output", "reason": "the candidate process sent no array list"}, bytearray()
+        return {**reply, "status": "ok", "arrays": header["arrays"]}, body
 
 
 def is_bwrap_init() -> bool:
@@ -139,26 +191,6 @@ def is_bwrap_init() -> bool:
             return os.path.basename(fh.read().split(b"\0")[0]) == b"bwrap"
     except OSError:
         return False
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
 
 
 def reap_all() -> bool:

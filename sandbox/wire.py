@@ -24,13 +24,15 @@ MAGIC = b"ALSB"
 PREFIX = struct.Struct("<4sIQ")
 MAX_FEATURES = 256
 MAX_NAME_CHARS = 200
+MAX_ARRAY_NAME = 300  # an output array's name: a driver's prefix ("feature/3/") and a column name
+VALUES_PER_ROW = MAX_FEATURES + 32  # float64 values a frame's driver may return per input row, all arrays together
 
 
-def max_result_bytes(rows: int, horizons: int = 0) -> int:
-    """The most a child may send back for ``rows`` input rows: signals and every feature column as
-    float64, plus (forecast task) the (rows, horizons, 3) float64 probabilities and (rows, horizons)
-    int8 codes, with room for alignment."""
-    return rows * 8 * (MAX_FEATURES + 1) + rows * horizons * (3 * 8 + 1) + (1 << 20)
+def max_result_bytes(rows: int) -> int:
+    """The most a frame's child may send back for ``rows`` input rows (every instrument's together):
+    ``VALUES_PER_ROW`` float64 values a row (signals or weights, every feature column, a forecaster's
+    probabilities and codes), with room for alignment and the header."""
+    return rows * 8 * VALUES_PER_ROW + (1 << 20)
 
 
 class ProtocolError(RuntimeError):
@@ -159,6 +161,52 @@ def encode_frames(frames: list[pd.DataFrame]) -> tuple[list[dict[str, Any]], Bod
             columns.append({"name": name, "dtype": dtype, **body.add(values, dtype)})
         specs.append({"n": len(df), "index": ix, "columns": columns})
     return specs, body
+
+
+def encode_panels(panels: list[tuple[pd.DataFrame, ...]]) -> tuple[list[dict[str, Any]], list[bytes | memoryview]]:
+    """Each panel (a frame: one DataFrame per instrument) as its own slice of one body, so the worker
+    can hand a frame's child exactly its own bytes and nothing of another frame."""
+    described: list[dict[str, Any]] = []
+    parts: list[bytes | memoryview] = []
+    offset = 0
+    for panel in panels:
+        specs, body = encode_frames(list(panel))
+        described.append({"specs": specs, "offset": offset, "nbytes": body.size})
+        parts += body.parts
+        offset += body.size
+    return described, parts
+
+
+def encode_arrays(arrays: dict[str, Any]) -> tuple[list[dict[str, Any]], list[bytes | memoryview]]:
+    """Named arrays as float64 buffers plus their names and shapes (what a frame's child sends back)."""
+    if not isinstance(arrays, dict):
+        raise TypeError(f"the driver returned a {type(arrays).__name__}, not a dict of arrays")
+    body = BodyBuilder()
+    described = []
+    for name, value in arrays.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_ARRAY_NAME:
+            raise TypeError("an output array's name is not a short string")
+        data = np.asarray(value, dtype=np.float64)
+        described.append({"name": name, "shape": list(data.shape), **body.add(data)})
+    return described, body.parts
+
+
+def decode_arrays(described: Any, body: bytearray) -> dict[str, np.ndarray]:
+    """The named float64 arrays ``encode_arrays`` described, bounds-checked, trusting nothing else."""
+    if not isinstance(described, list):
+        raise ProtocolError("array list missing")
+    out: dict[str, np.ndarray] = {}
+    for spec in described:
+        name = spec.get("name") if isinstance(spec, dict) else None
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not isinstance(name, str) or len(name) > MAX_ARRAY_NAME or name in out:
+            raise ProtocolError("invalid or repeated array name")
+        if not isinstance(shape, list) or len(shape) > 4 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 40 for d in shape):
+            raise ProtocolError(f"array {ascii(name)[:60]}: invalid shape")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        out[name] = array_at(body, spec, count).reshape(shape)
+    return out
 
 
 def decode_frames(specs: list[dict[str, Any]], body: bytearray) -> list[pd.DataFrame]:

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from alphaloop.data.frozen import freeze, sample_frame, split, validate
-from sandbox.runner import FrameResult, RunOutcome, Sandbox
+from alphaloop.evaluate.sandboxed import FrameResult, open_sandbox
+from sandbox.runner import RunOutcome
 from tests.test_sandbox_support import make_ohlcv, run_in_process
 
 __all__ = ["InProcessSandbox", "make_ohlcv"]
@@ -49,11 +49,17 @@ class InProcessSandbox:
     def describe(self) -> str:
         return "isolation: in-process (tests only) (missing: every layer)"
 
-    def run(self, region: str, frames: list[pd.DataFrame], timeout_s: float | None = None) -> RunOutcome:
+    def run(self, region: str, frames: list, timeout_s: float | None = None) -> RunOutcome:
+        """Like the real sandbox: each frame (a panel tuple, or a bare DataFrame for a panel of one) runs
+        in fresh globals; a panel's result is a tuple, a bare frame's is unwrapped."""
         self.calls.append(len(frames))
         start = time.perf_counter()
+        results: list = []
         try:
-            results = [FrameResult(signals, features) for signals, features in run_in_process(region, frames)]
+            for frame in frames:
+                panel = frame if isinstance(frame, tuple) else (frame,)
+                out = tuple(FrameResult(signals, features) for signals, features in run_in_process(region, list(panel)))
+                results.append(out if isinstance(frame, tuple) else out[0])
         except Exception as exc:  # a candidate's failure is an outcome, as in the real sandbox
             return RunOutcome("exception", f"{type(exc).__name__}: {exc}", None, "", time.perf_counter() - start)
         return RunOutcome("ok", "", results, "", time.perf_counter() - start)
@@ -63,7 +69,7 @@ class InProcessSandbox:
 def real_sandbox():
     """The real sandbox, started once per session (per xdist worker); skips where it cannot start."""
     try:
-        box = Sandbox(timeout_s=60.0)
+        box = open_sandbox(timeout_s=60.0)
     except RuntimeError as exc:
         pytest.skip(f"sandbox unavailable: {exc}")
     with box:

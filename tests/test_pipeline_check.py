@@ -14,7 +14,7 @@ import pytest
 from alphaloop.candidate import splice_region, template_text
 from alphaloop.commands.check import run_check
 from alphaloop.data.frozen import load_splits
-from alphaloop.evaluate.pipeline import MAX_LONE_RERUNS, EvalContext, Evaluation, evaluate, region_seed
+from alphaloop.evaluate.pipeline import UNSEEDED, EvalContext, Evaluation, evaluate, region_seed
 from alphaloop.evaluate.scoring import History
 from alphaloop.tasks import get_task
 from sandbox.runner import RunOutcome
@@ -63,7 +63,7 @@ def test_baseline_is_accepted_with_scores_and_timings(history: History) -> None:
     assert ev.scores.fold_spread() and ev.check_json()["metrics"]["selection_val"] == ev.scores.selection
     assert len(ev.outputs) == 1 and len(ev.outputs[0]) == len(history.frame)
     assert ev.details["lookahead"]["leak"] is None and ev.details["guards"]["failed"] == []
-    assert ev.details["lookahead"]["rerun_alone"] == []  # clean candidates pay for no lone reruns
+    assert ev.details["lookahead"]["rerun_alone"] == []  # clean candidates pay for no rerun
 
 
 def test_gate_rejects_before_anything_runs(history: History) -> None:
@@ -92,7 +92,7 @@ def test_lookahead_rejects_before_scoring(history: History) -> None:
     assert (ev.stage, ev.scores) == ("lookahead", None)
     assert ev.reason.startswith("look-ahead: column 'tomorrow' changes on 1999-01-08")
     assert ev.details["lookahead"]["leak"]["column"] == "tomorrow"
-    assert len(ev.details["lookahead"]["rerun_alone"]) == 1  # the earliest difference, confirmed alone
+    assert ev.details["lookahead"]["rerun_alone"] == ["full run"]  # the full run reproduced itself: a leak
 
 
 def test_candidate_that_fails_on_probes_is_rejected(history: History) -> None:
@@ -102,7 +102,8 @@ def test_candidate_that_fails_on_probes_is_rejected(history: History) -> None:
     assert ev.stage == "lookahead" and "probes could not run" in ev.reason and "short" in ev.reason
 
 
-def test_state_kept_between_frames_is_not_mistaken_for_lookahead_and_reruns_are_capped(history: History) -> None:
+def test_state_kept_across_rows_is_ordinary_code_not_lookahead(history: History) -> None:
+    """Every frame runs in fresh globals, so a running counter (causal state) reproduces on every probe."""
     code = """
 STATE = {"n": 0}
 
@@ -114,12 +115,25 @@ def strategy_logic(row):
     STATE["n"] += 1
     return 1 if (STATE["n"] // 20) % 2 == 0 else -1
 """
-    box = InProcessSandbox()  # like the real sandbox, one run shares globals between its frames
+    box = InProcessSandbox()  # like the real sandbox, each frame runs in fresh globals
     ev = run(code, history, sandbox=box)
-    assert ev.stage == "lookahead" and ev.details["lookahead"]["leak"] is None, ev.reason
-    assert "keeps state between frames" in ev.reason and "look-ahead:" not in ev.reason
-    assert len(ev.details["lookahead"]["rerun_alone"]) == MAX_LONE_RERUNS  # every probe differs: the cap stops it
-    assert len(box.calls) == 2 + MAX_LONE_RERUNS and all(n == 1 for n in box.calls[2:])
+    assert ev.stage != "lookahead" and ev.details["lookahead"]["leak"] is None, ev.reason
+    assert "keeps state" not in ev.reason and ev.details["lookahead"]["rerun_alone"] == []
+    assert box.calls == [1, len(ev.details["lookahead"]["probes"]) + len(ev.details["lookahead"]["invariance"])]
+
+
+def test_unseeded_randomness_is_named_as_such(history: History) -> None:
+    code = """
+def generate_features(df):
+    df["noise"] = np.random.default_rng().normal(size=len(df))
+    return df
+
+def strategy_logic(row):
+    return 1 if row["noise"] > 0 else -1
+"""
+    ev = run(code, history)
+    assert (ev.stage, ev.reason) == ("lookahead", UNSEEDED)
+    assert ev.details["lookahead"]["rerun_alone"] == ["full run"]
 
 
 def test_guard_rejection_keeps_scores(history: History) -> None:
@@ -328,7 +342,7 @@ class ClockedBox(InProcessSandbox):
 
     def run(self, region, frames, timeout_s=None):
         self.given.append(timeout_s)
-        cost = self.per_row * sum(len(f) for f in frames)
+        cost = self.per_row * sum(sum(map(len, f)) if isinstance(f, tuple) else len(f) for f in frames)
         if timeout_s is not None and cost > timeout_s:
             self.calls.append(len(frames))
             self.clock[0] += timeout_s
@@ -386,7 +400,7 @@ def strategy_logic(row):
 
 
 @pytest.mark.parametrize("name, code, words", [("spin", SPIN, "whole evaluation budget of 6 s"),
-                                               ("stateful", STATEFUL, "keeps state between frames")])
+                                               ("stateful", STATEFUL, "signals depend on row positions")])
 def test_check_of_a_hostile_candidate_ends_within_its_budget(name: str, code: str, words: str, tmp_path: Path,
                                                              frozen_data: Path) -> None:
     import subprocess
@@ -396,7 +410,7 @@ def test_check_of_a_hostile_candidate_ends_within_its_budget(name: str, code: st
     from sandbox.gate import check as gate
 
     pytest.importorskip("sandbox.runner")
-    assert gate(code).ok  # ordinary-looking code: only the budget or the rerun cap can stop it
+    assert gate(code).ok  # ordinary-looking code: only the budget or the position probes can stop it
     root = Path(__file__).resolve().parent.parent
     file = tmp_path / f"{name}.py"
     file.write_text(code)

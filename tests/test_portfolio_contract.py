@@ -92,3 +92,16 @@ def test_equal_weight_candidate_runs_through_the_driver() -> None:
     frames = universe_frames(n=4, days=60, seed=3)
     out = run_frame(namespace(EQUAL_WEIGHT), frames)
     assert np.allclose(out["weights"], 0.25)
+
+
+def test_the_real_sandbox_runs_the_portfolio_driver_on_a_panel() -> None:
+    from alphaloop.evaluate.sandboxed import open_sandbox
+
+    frames = universe_frames(n=3, days=200, seed=4)
+    with open_sandbox() as box:
+        out = box.run(MOMENTUM, [frames], timeout_s=60, task="portfolio")
+        missing = box.run("def generate_features(df):\n    return df\n", [frames], timeout_s=60, task="portfolio")
+    assert out.ok, out.reason
+    result = out.results[0][0]
+    assert result.weights.shape == (200, 3) and set(result.features[2]) >= {"mom", "Close"}
+    assert missing.status == "missing_output" and "allocate" in missing.reason

@@ -86,3 +86,19 @@ def test_a_planted_cross_sectional_edge_is_found_beats_the_benchmark_on_test_and
 def test_without_an_edge_nothing_is_significant() -> None:
     _, p = _search(edge=0.0, seed=5)
     assert p >= 0.05
+
+
+def test_statistics_judge_a_market_neutral_pick_against_cash_too() -> None:
+    from alphaloop.tasks.portfolio.stats import portfolio_statistics
+
+    rng = np.random.default_rng(0)
+    bh = rng.normal(0.0003, 0.01, 400)
+    edge = rng.normal(0.002, 0.005, 400)  # a hedged book that earns steadily
+    trials = np.column_stack([edge, rng.normal(0.0, 0.005, 400)])
+    s = portfolio_statistics(trials, 0, bh, trials=5, sharpes=[3.0, 0.1, 0.2, -0.1, 0.0], net_exposure=0.0,
+                             instruments=6, reps=200)
+    assert s.cash is not None and s.cash.significant and "earns more than cash" in s.cash_verdict
+    assert s.stats["spa_pvalues"]["consistent"] < 0.05 and "cash" in s.stats["universe"]
+    long_only = portfolio_statistics(trials, 0, bh, trials=5, sharpes=[3.0, 0.1, 0.2, -0.1, 0.0], net_exposure=1.0,
+                                     instruments=6, reps=200)
+    assert long_only.cash is None and "not market-neutral" in long_only.cash_verdict

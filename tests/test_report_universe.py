@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from alphaloop.present.report import load_run
@@ -94,3 +95,27 @@ def test_single_instrument_report_has_no_universe_section(tmp_path: Path) -> Non
     assert '<section id="universe"' not in html and 'href="#universe"' not in html
     reading = json.loads((tmp_path / "w" / "test_readings.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     assert "instruments" not in reading and reading["trades"] is not None
+
+
+def test_universe_report_uses_the_portfolio_or_names_the_instrument(universe_run: Path) -> None:
+    """Curves and per-year rows are the portfolio's beside the equal-weight buy and hold, on dates; trades are
+    listed per named instrument; stress says whose figures it shows; the skipped second market says why."""
+    html = (universe_run / "w" / "report.html").read_text(encoding="utf-8")
+
+    def part(sid: str) -> str:
+        m = re.search(rf'<(section|header) id="{sid}">.*?</(section|header)>', html, re.S)
+        assert m, sid
+        return re.sub(r"<[^>]+>", " ", re.sub(r"<img[^>]+>", "", m.group(0)))
+
+    assert "2 instruments: AAA, BBB; 1 held out" in part("summary")
+    years = part("years")
+    assert "equal-weight buy &amp; hold" in years and " train " in years and " val " in years
+    assert "equal-weight buy and hold" in part("equity")
+    best = part("best")
+    assert "Trade list, AAA, val split" in best and "Trade list, BBB, val split" in best
+    assert "instrument 1: AAA" in part("stress")
+    assert "skipped for a universe on purpose" in part("cross")
+    assert "no second-market results yet" not in html
+    assert "AAA, val split" in part("analysis")
+    csv = pd.read_csv(universe_run / "w" / "best_equity.csv")
+    assert set(csv["split"]) == {"train", "val", "test"} and csv["position"].isna().all()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from alphaloop.evaluate.sandboxed import open_sandbox
 from sandbox.gate import check
 from sandbox.runner import LOG_LIMIT, PROJECT_ROOT, RunOutcome, Sandbox, bwrap_status
 from tests.test_sandbox_support import BUILTINS, ESCAPE, MONKEYPATCH, make_ohlcv, processes_with, region
@@ -214,7 +215,7 @@ class _Box:
 
 @pytest.fixture(scope="module", params=list(CONFIGS), ids=list(CONFIGS))
 def hostile_box(request, secret_env):
-    with Sandbox(timeout_s=3.0, memory_mb=384, **CONFIGS[request.param]) as sb:
+    with open_sandbox(timeout_s=3.0, memory_mb=384, **CONFIGS[request.param]) as sb:
         yield _Box(sb)
     assert processes_with(sb.token) == []
 
@@ -309,7 +310,7 @@ def test_bwrap_pid_namespace_kills_detached_grandchild() -> None:
     """With seccomp and the tripwires off the fork succeeds; the pid namespace must still hold."""
     if bwrap_status() is not None:
         pytest.skip(f"bwrap unavailable: {bwrap_status()}")
-    with Sandbox(timeout_s=3.0, memory_mb=256, use_bwrap=True, use_seccomp=False,
+    with open_sandbox(timeout_s=3.0, memory_mb=256, use_bwrap=True, use_seccomp=False,
                  use_landlock=False, tripwires=False) as sb:
         _assert_grandchild_killed(sb)
         token = sb.token
@@ -319,7 +320,7 @@ def test_bwrap_pid_namespace_kills_detached_grandchild() -> None:
 @pytest.fixture(scope="module")
 def landlock_only():
     try:
-        sb = Sandbox(timeout_s=3.0, memory_mb=256, use_bwrap=False, use_seccomp=False,
+        sb = open_sandbox(timeout_s=3.0, memory_mb=256, use_bwrap=False, use_seccomp=False,
                      use_landlock=True, tripwires=False)
     except RuntimeError as exc:
         pytest.skip(f"landlock unavailable: {exc}")
@@ -350,7 +351,7 @@ def test_landlock_alone_blocks_files_network_and_signals(landlock_only: Sandbox,
 
 def test_seccomp_alone_blocks_fork_and_sockets() -> None:
     try:
-        sb = Sandbox(timeout_s=3.0, memory_mb=256, use_bwrap=False, use_seccomp=True,
+        sb = open_sandbox(timeout_s=3.0, memory_mb=256, use_bwrap=False, use_seccomp=True,
                      use_landlock=False, tripwires=False)
     except RuntimeError as exc:
         pytest.skip(f"seccomp unavailable: {exc}")
@@ -363,7 +364,7 @@ def test_seccomp_alone_blocks_fork_and_sockets() -> None:
 
 
 def test_tripwires_alone_stop_file_access(canary: dict[str, Any]) -> None:
-    with Sandbox(timeout_s=3.0, memory_mb=256, use_bwrap=False, use_seccomp=False, use_landlock=False) as sb:
+    with open_sandbox(timeout_s=3.0, memory_mb=256, use_bwrap=False, use_seccomp=False, use_landlock=False) as sb:
         assert sb.layers[-2:] == ["audit-hook", "restricted-builtins"]
         plain = sb.run(region(f"x = open({canary['secret']!r}).read()"), [make_ohlcv(50)])
         escaped = sb.run(region(f"x = pd.read_csv({canary['secret']!r})"), [make_ohlcv(50)])

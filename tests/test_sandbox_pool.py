@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from alphaloop.evaluate.sandboxed import open_pool, open_sandbox
 from sandbox.pool import SANDBOX_FAULT, SandboxPool
-from sandbox.runner import RunOutcome, Sandbox
+from sandbox.runner import RunOutcome
 from tests.test_sandbox_support import in_process, make_ohlcv, region
 
 TREND = region('df["fast"] = df["Close"].rolling(5).mean()\ndf["slow"] = df["Close"].rolling(20).mean()',
@@ -24,7 +25,7 @@ BUSY = region('total = 0.0\nfor i in range(40000000):\n    total = total + i\ndf
 @pytest.fixture(scope="module")
 def pool():
     try:
-        p = SandboxPool(2, timeout_s=60.0, memory_mb=1024)
+        p = open_pool(2, timeout_s=60.0, memory_mb=1024)
     except RuntimeError as exc:
         pytest.skip(f"sandbox unavailable: {exc}")
     with p:
@@ -32,7 +33,7 @@ def pool():
 
 
 def test_each_worker_is_as_isolated_as_a_lone_sandbox_and_workers_are_reused(pool: SandboxPool) -> None:
-    with Sandbox(timeout_s=60.0, memory_mb=1024) as lone:
+    with open_sandbox(timeout_s=60.0, memory_mb=1024) as lone:
         assert all(box.layers == lone.layers for box in pool.workers)
         assert all(box.missing == lone.missing for box in pool.workers)
     pids = [box.worker_pid for box in pool.workers]
@@ -102,7 +103,7 @@ def test_a_pool_needs_a_worker() -> None:
 
 
 def test_a_stopped_worker_is_replaced_before_a_run_takes_it() -> None:
-    with SandboxPool(1, timeout_s=60.0, memory_mb=1024) as one:
+    with open_pool(1, timeout_s=60.0, memory_mb=1024) as one:
         one.workers[0].close()  # what the runner does to a worker that overran its deadline
         outcome = one.run(TREND, [make_ohlcv(200, seed=4)])
         assert outcome.ok and one.stats()["replaced"] == 1 and one.workers[0].alive

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from alphaloop.evaluate.sandboxed import open_sandbox
 from sandbox import runner
 from sandbox.runner import Sandbox
 from tests.test_sandbox_support import ESCAPE, make_ohlcv, region
@@ -55,7 +56,7 @@ def _attempts(sb: Sandbox) -> dict[str, float]:
 
 
 def test_environment_is_scrubbed_for_worker_and_child() -> None:
-    with Sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False, tripwires=False) as sb:
+    with open_sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False, tripwires=False) as sb:
         with open(f"/proc/{sb.worker_pid}/environ", "rb") as fh:
             assert API_KEY.encode() not in fh.read()
         assert set(runner.WORKER_ENV) >= {"PATH"} and not any("KEY" in k or "TOKEN" in k for k in runner.WORKER_ENV)
@@ -65,7 +66,7 @@ def test_environment_is_scrubbed_for_worker_and_child() -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch applies when started as root")
 def test_uid_switch_alone_keeps_the_parent_out_of_reach() -> None:
     """Seccomp, Landlock and the tripwires off: the unprivileged uid must still hold."""
-    with Sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False, use_seccomp=False, use_landlock=False,
+    with open_sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False, use_seccomp=False, use_landlock=False,
                  tripwires=False) as sb:
         assert "no-privileges" in sb.layers
         got = _attempts(sb)
@@ -77,7 +78,7 @@ def test_uid_switch_alone_keeps_the_parent_out_of_reach() -> None:
 
 def test_seccomp_refuses_priority_scheduler_uid_and_ioctl_calls() -> None:
     try:
-        sb = Sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False, use_seccomp=True, use_landlock=False,
+        sb = open_sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False, use_seccomp=True, use_landlock=False,
                      tripwires=False)
     except RuntimeError as exc:
         pytest.skip(f"seccomp unavailable: {exc}")
@@ -94,7 +95,7 @@ def test_worker_survives_a_forged_nan_result() -> None:
         "os.write(3, b'ALSB' + len(h).to_bytes(4, 'little') + (0).to_bytes(8, 'little') + h)\n"
         "os._exit(0)"
     )
-    with Sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False) as sb:
+    with open_sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False) as sb:
         worker = sb.worker_pid
         outcome = sb.run(region(forged), [make_ohlcv(60)])
         assert outcome.status == "bad_output" and "malformed" in outcome.reason, outcome.reason
@@ -105,7 +106,7 @@ def test_worker_survives_a_forged_nan_result() -> None:
 
 @pytest.fixture(scope="module")
 def box():
-    with Sandbox(timeout_s=10.0, memory_mb=512, use_bwrap=False) as sb:
+    with open_sandbox(timeout_s=10.0, memory_mb=512, use_bwrap=False) as sb:
         yield sb
 
 
@@ -131,7 +132,7 @@ def test_plain_feature_names_pass(box: Sandbox) -> None:
 
 def test_reduced_isolation_warning_is_printed_once(capfd: pytest.CaptureFixture[str]) -> None:
     runner._WARNED.clear()
-    with Sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False), Sandbox(timeout_s=5.0, memory_mb=256,
+    with open_sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False), open_sandbox(timeout_s=5.0, memory_mb=256,
                                                                           use_bwrap=False):
         pass
     err = capfd.readouterr().err

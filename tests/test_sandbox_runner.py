@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alphaloop.evaluate.sandboxed import FrameResult, open_sandbox
 from sandbox.gate import check
-from sandbox.runner import FrameResult, RunOutcome, Sandbox, bwrap_status
+from sandbox.runner import RunOutcome, Sandbox, bwrap_status
 from tests.test_sandbox_support import (
     BUILTINS,
     CORPUS_DIR,
@@ -30,7 +31,7 @@ from tests.test_sandbox_support import (
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with Sandbox(timeout_s=10.0, memory_mb=512) as sb:
+    with open_sandbox(timeout_s=10.0, memory_mb=512) as sb:
         yield sb
 
 
@@ -107,16 +108,26 @@ def test_frames_are_rebuilt_faithfully(sandbox: Sandbox) -> None:
     assert "ix" in outcome.results[2].features
 
 
-def test_one_fork_serves_every_frame(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+def test_every_frame_runs_in_a_process_of_its_own(sandbox: Sandbox, frame: pd.DataFrame) -> None:
     source = region(ESCAPE + "df['pid'] = float(os.getpid())")
     frames = [frame.iloc[: 100 + 20 * i] for i in range(10)]
     first = sandbox.run(source, frames)
     second = sandbox.run(source, frames[:2])
     assert first.ok and second.ok, (first.reason, second.reason)
-    pids = {float(r.features["pid"][0]) for r in first.results}
-    assert len(pids) == 1
-    assert pids != {float(second.results[0].features["pid"][0])}
+    pids = [float(r.features["pid"][0]) for r in (*first.results, *second.results)]
+    assert len(set(pids)) == 12  # ten frames, then two more: twelve processes
     assert [len(r.signals) for r in first.results] == [len(f) for f in frames]
+
+
+def test_a_panel_frame_runs_every_instrument_in_one_process(sandbox: Sandbox, frame: pd.DataFrame) -> None:
+    source = region(ESCAPE + "df['pid'] = float(os.getpid())")
+    panel = (frame, frame.iloc[:300], frame.iloc[100:])
+    outcome = sandbox.run(source, [panel, frame])
+    assert outcome.ok, outcome.reason
+    per_instrument, alone = outcome.results
+    assert isinstance(per_instrument, tuple) and [len(r.signals) for r in per_instrument] == [600, 300, 500]
+    assert len({float(r.features["pid"][0]) for r in per_instrument}) == 1
+    assert float(alone.features["pid"][0]) != float(per_instrument[0].features["pid"][0])
 
 
 def test_exception_names_the_candidate_line(sandbox: Sandbox, frame: pd.DataFrame) -> None:
@@ -225,7 +236,7 @@ def test_lying_child_cannot_fake_valid_signals(sandbox: Sandbox, frame: pd.DataF
         "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n"
         "    g = e.__traceback__.tb_frame.f_back.f_globals\n"
         "    np_ = g['np']\n"
-        "    g['validate_signals'] = lambda raw, n: np_.full(n, 7.0)\n"
+        "    g['check_signals'] = lambda raw, n: np_.full(n, 7.0)\n"
     )
     outcome = sandbox.run(source, [frame])
     assert outcome.status == "bad_output" and "outside {1, -1, 0}" in outcome.reason
@@ -281,7 +292,7 @@ def test_worker_restarts_after_being_killed(sandbox: Sandbox, frame: pd.DataFram
 
 
 def test_close_leaves_no_process(frame: pd.DataFrame) -> None:
-    with Sandbox(timeout_s=5.0, memory_mb=256) as sb:
+    with open_sandbox(timeout_s=5.0, memory_mb=256) as sb:
         assert sb.run(region("x = 1"), [frame]).ok
         token = sb.token
         assert processes_with(token)
@@ -290,8 +301,8 @@ def test_close_leaves_no_process(frame: pd.DataFrame) -> None:
 
 def test_nothing_survives_a_killed_parent() -> None:
     """SIGKILL the process that owns two sandboxes (with and without bwrap): no worker outlives it."""
-    script = ("import sys, time\nfrom sandbox.runner import Sandbox\n"
-              "a = Sandbox(timeout_s=5)\nb = Sandbox(timeout_s=5, use_bwrap=False)\n"
+    script = ("import sys, time\nfrom alphaloop.evaluate.sandboxed import open_sandbox\n"
+              "a = open_sandbox(timeout_s=5)\nb = open_sandbox(timeout_s=5, use_bwrap=False)\n"
               "print(a.token, b.token, flush=True)\ntime.sleep(120)\n")
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE,

@@ -73,14 +73,14 @@ def numeric_features(features: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def run_in_process(source: str, frames: list[pd.DataFrame]) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """Run a region directly, without isolation, on each frame (one exec, shared globals, like one
-    sandbox run): the truth to compare the sandbox's arrays with. Never for untrusted code."""
-    env: dict[str, Any] = {"pd": pd, "np": np}
+    """Run a region directly, without isolation, on each frame (fresh globals per frame, like the
+    sandbox's process per frame): the truth to compare the sandbox's arrays with. Never for untrusted code."""
     out = []
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        exec(compile(source, "<candidate>", "exec"), env)
         for df in frames:
+            env: dict[str, Any] = {"pd": pd, "np": np}
+            exec(compile(source, "<candidate>", "exec"), env)
             features, raw = compute_signals(env["generate_features"], env["strategy_logic"], df)
             out.append((validate_signals(raw, len(df)), numeric_features(features)))
     return out

@@ -64,9 +64,9 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
                       folds=folds, cost_bps=cost_bps, eval_timeout_s=eval_timeout_s)
     note = "\n".join([universe_line(universe), *plug.check_notes(histories)])
     if sandbox is None:
-        from sandbox.runner import Sandbox
+        from alphaloop.evaluate.sandboxed import open_sandbox
 
-        with Sandbox() as box:
+        with open_sandbox() as box:
             return _check(file, region, manifest, dataclasses.replace(ctx, sandbox=box), note)
     return _check(file, region, manifest, ctx, note)
 

@@ -22,6 +22,7 @@ from alphaloop.data.frozen import (
     read_manifest,
 )
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
+from alphaloop.evaluate.sandboxed import open_sandbox
 from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS
 from alphaloop.present.ui import console
 from alphaloop.run.records import IterationRecord, RecordError
@@ -71,7 +72,7 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
                                       refresh=lambda w: refresh_report(w, data_dir)))
 
     if sandbox is None:
-        with Sandbox() as box:
+        with open_sandbox() as box:
             return reading(box)
     return reading(sandbox)
 

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alphaloop.commands.inputs import FinishInputs
+from alphaloop.evaluate.sandboxed import open_sandbox
 from alphaloop.present.text import clip, fmt, rich
 from alphaloop.present.ui import console
 from alphaloop.run.learnings import Learnings
 from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import USER_FILES
-from sandbox.runner import Sandbox
 
 
 def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
@@ -31,7 +31,7 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
                       f"{run.task.beside_benchmark(best.val, state.metric)} "
                       f"(train {fmt(best.train_metric)}), saved as {rich(run.wd.best_trade)}; "
                       f"researcher hit rate: {loop_hit_rate(state)}")
-    with Sandbox() as sandbox:
+    with open_sandbox() as sandbox:
         steps = run.task.finish_steps(run, sandbox)  # statistics over all trials, then what the task adds
         steps.append(("report", lambda: console.print(f"report: {rich(_write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:

@@ -80,9 +80,9 @@ _PROCESS: dict[str, Any] = {}  # in an evaluation process: its data, settings an
 
 
 def _process_init(histories: EvalData, settings: EvalSettings) -> None:
-    from sandbox.pool import SandboxPool
+    from alphaloop.evaluate.sandboxed import open_pool
 
-    _PROCESS.update(histories=histories, settings=settings, pool=SandboxPool(1))
+    _PROCESS.update(histories=histories, settings=settings, pool=open_pool(1))
 
 
 def _process_describe() -> str:
@@ -107,11 +107,11 @@ class LocalExecutor:
 
     def __init__(self, histories: EvalData, settings: EvalSettings, workers: int = 1, pool: Any = None,
                  processes: bool | None = None) -> None:
-        from sandbox.pool import SandboxPool
+        from alphaloop.evaluate.sandboxed import open_pool
 
         self.histories, self.settings, self.workers = histories, settings, int(workers)
         self.processes = self.workers > 1 and pool is None if processes is None else processes
-        self.pool = None if self.processes else (pool if pool is not None else SandboxPool(self.workers))
+        self.pool = None if self.processes else (pool if pool is not None else open_pool(self.workers))
         self._procs: Any = None
         self._lock = threading.Lock()
         self.busy = 0
@@ -198,10 +198,10 @@ class _EvalActor:
     """A Ray actor: one warm sandbox on its node, reused by every task the actor runs."""
 
     def __init__(self, histories: EvalData, settings: EvalSettings) -> None:
-        from sandbox.runner import Sandbox
+        from alphaloop.evaluate.sandboxed import open_sandbox
 
         self.histories, self.settings = histories, settings
-        self.sandbox = Sandbox()
+        self.sandbox = open_sandbox()
 
     def describe(self) -> str:
         return self.sandbox.describe()

@@ -8,23 +8,28 @@ whether the candidate goes on, why not, and what it saw (kept in the record unde
 wherever it comes from. It never raises on a bad candidate: every failure becomes an
 ``Evaluation`` naming the stage and the reason, with what each stage saw in ``details``.
 
-Time: every sandbox run of one candidate (the full run, the one run of all probes, and at most
-``MAX_LONE_RERUNS`` lone reruns) draws on one wall-clock ``Budget`` of ``eval_timeout_s``; each run
-gets ``min(its own limit, what is left)``, so a candidate costs at most the budget plus the
+Time: every sandbox run of one candidate (the full run, the one run of all probes, and at most one
+rerun of the full run when a probe differs) draws on one wall-clock ``Budget`` of ``eval_timeout_s``;
+each run gets ``min(its own limit, what is left)``, so a candidate costs at most the budget plus the
 runner's grace. The look-ahead stage owns every probe: it runs the look-ahead probes and the
 invariance probes of ``guards.invariance_probes`` (date shift, history prepended, rows removed) in
-one sandbox run, confirms differences by lone reruns and judges both kinds; a leak rejects there,
-an invariance finding is handed to the guards stage, which ranks it among the other guards.
+one sandbox run and judges both kinds; a leak rejects there, an invariance finding is handed to the
+guards stage, which ranks it among the other guards. The sandbox runs every frame in a fresh process
+that never held another frame's data, so a probe's result is the candidate's answer to that frame
+alone: state kept across rows within a frame is ordinary causal code, and nothing reaches a probe
+from the full run or another probe. A difference is confirmed by rerunning the full run (again a
+clean process): when the candidate's own full run does not reproduce itself, the reason is its
+randomness, not the future.
 
 The instruments (``EvalContext.histories``, always a tuple: one instrument is a universe of one) run
-the same stages: the full run holds every instrument's frame, the probe run every instrument's probes
-(each at cuts drawn from a seed of its own, see ``instrument_seed``), and lone reruns share the one cap.
-Each instrument is judged alone: a leak or a guard failure on any of them rejects, the reason naming
-it by number ("instrument 3 of 5: ...").
+the same stages: the full run is one frame holding every instrument (a panel), the probe run every
+instrument's probes (each at cuts drawn from a seed of its own, see ``instrument_seed``). Each
+instrument is judged alone: a leak or a guard failure on any of them rejects, the reason naming it by
+number ("instrument 3 of 5: ...").
 
 What differs between tasks is asked of ``ctx.task`` (``alphaloop.tasks.protocol.Task``): the gate's
-required functions, how the sandbox is called, the invariance probes, scoring and guards. This module
-never asks which task runs.
+required functions, how the sandbox is called, the invariance probes, the output columns the probes
+compare, scoring and guards. This module never asks which task runs.
 """
 
 from __future__ import annotations
@@ -40,11 +45,11 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
-from alphaloop.evaluate.guards import GuardLimits, InvarianceFindings, InvarianceProbe, judge_invariance, probe_failure
+from alphaloop.evaluate.guards import GuardLimits, InvarianceFindings, InvarianceProbe, judge_invariance
 from alphaloop.evaluate.probes import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.evaluate.universe import UniverseScores
-from alphaloop.present.names import frame_reason, instrument_field, instrument_prefix, per_instrument, rerun_label
+from alphaloop.present.names import frame_reason, instrument_field, instrument_prefix, per_instrument
 from alphaloop.run.store import finite
 
 if TYPE_CHECKING:
@@ -55,9 +60,10 @@ ACCEPTED = "ok"  # the stage an accepted candidate's record names: it passed the
 LOG_CHARS = 2000  # the candidate's output kept in the record: enough to debug, bounded
 PROBE_TIMEOUT_FACTOR = 6.0  # the probe run holds about five times the full run's rows; the budget bounds it too
 DEFAULT_EVAL_TIMEOUT_S = 60.0  # one wall-clock budget for all of a candidate's sandbox runs (--eval-timeout)
-MAX_LONE_RERUNS = 3  # differing probes rerun alone per candidate; more differences mean state between frames
 MIN_RUN_S = 0.5  # less budget than this cannot even fork a run: stop instead
 PROBES_FAILED = "look-ahead probes could not run (the candidate must also work on a truncated or altered history): "
+UNSEEDED = ("the candidate's output changes from one run to the next on the same data: seed your random numbers "
+            "(np.random.default_rng(0)) or remove the randomness")
 
 
 @dataclass
@@ -173,74 +179,64 @@ class _Instrument:
     inv_results: list[Any] = field(default_factory=list)
 
 
-@dataclass
-class _Suspect:
-    """A probe whose shared-run result differs from the full run, in the order it is confirmed."""
-
-    kind: str  # "lookahead" | "invariance"
-    i: int  # index into the look-ahead probes or the invariance probes
-    k: int = 0  # the instrument (0-based) the probe belongs to
-
-
 def instrument_seed(seed: int, k: int) -> int:
     """Instrument k's probe seed: the region's own for the first (so one instrument probes as it always
     did), and a different, equally unpredictable one for each further instrument."""
     return seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
 
 
-def _confirm_alone(box: Sandbox, region: str, instruments: list[_Instrument], results: list[Any], budget: Budget,
-                   info: dict, task: Task) -> tuple[Leak | None, int, str, bool]:
-    """Rerun alone, up to ``MAX_LONE_RERUNS`` times, the probes whose result differs from the full run.
+def _same(a: Any, b: Any) -> bool:
+    """Whether two results of the same frame agree bit for bit (NaN equal to NaN)."""
+    if not np.array_equal(a.signals, b.signals) or set(a.features) != set(b.features):
+        return False
+    if not all(np.array_equal(a.features[k], b.features[k], equal_nan=True) for k in a.features):
+        return False
+    fa, fb = getattr(a, "forecasts", None), getattr(b, "forecasts", None)
+    return (fa is None) == (fb is None) and (fa is None or np.array_equal(fa, fb, equal_nan=True))
 
-    One run shares a process between its frames, so state a candidate keeps in globals carries
-    from one frame to the next; only a difference that survives a run of that frame on its own,
-    like the full run, counts. Clean candidates never pay for this. A candidate that makes more
-    probes differ than the cap allows to check is rejected: it keeps state between frames.
-    ``results`` hold each instrument's look-ahead then invariance probe results, instrument after
-    instrument; each instrument's ``inv_results`` is set to the invariance results to judge.
-    Returns the confirmed leak and its instrument, a fault message (a lone run that failed, the
-    budget spent or the cap reached) and whether the fault is the budget.
+
+def _judge_probes(box: Sandbox, region: str, instruments: list[_Instrument], results: list[Any], budget: Budget,
+                  info: dict, task: Task) -> tuple[Leak | None, int, str, bool]:
+    """The earliest look-ahead difference among every instrument's probes, confirmed by one rerun.
+
+    Every probe ran in a clean process, so a difference is the candidate's answer to that frame, not
+    state carried from another. Before it counts as a leak, the full run is run again (a clean
+    process too): if the candidate does not reproduce its own full run, the cause is randomness and
+    the reason says so. ``results`` hold each instrument's look-ahead then invariance probe results,
+    instrument after instrument; each instrument's ``inv_results`` is set to the invariance results.
+    Returns the leak and its instrument, a fault message and whether the fault is the budget.
     """
-    suspects: list[_Suspect] = []
-    invariance: list[_Suspect] = []
+    suspects: list[tuple[int, int, int, int]] = []  # (row, cut, instrument, probe)
     at = 0
     for k, inst in enumerate(instruments):
         n_probes, n_inv = len(inst.probes), len(inst.inv)
         mine = results[at: at + n_probes + n_inv]
         at += n_probes + n_inv
-        warm = int(inst.info["warmup_rows"])
-        diffs = [first_difference(inst.full, p, r, task.output_columns)
-                 for p, r in zip(inst.probes, mine[:n_probes], strict=True)]
         inst.inv_results = list(mine[n_probes:])
-        suspects += [_Suspect("lookahead", i, k) for _, _, i in
-                     sorted((d.row, d.probe.cut, i) for i, d in enumerate(diffs) if d is not None)]
-        invariance += [_Suspect("invariance", j, k) for j, (p, r) in enumerate(zip(inst.inv, inst.inv_results,
-                                                                                   strict=True))
-                       if probe_failure(inst.full, p, r, inst.frame.index, warm) is not None]
-    suspects += invariance
-    rerun: list[str] = []
-    info["rerun_alone"] = rerun
-    limit = float(box.timeout_s)
-    for n, suspect in enumerate(suspects):
-        if n == MAX_LONE_RERUNS:
-            return None, 0, (
-                f"the candidate behaves differently when one process runs it on several frames: "
-                f"{len(suspects)} probes differ from the full run and the first {MAX_LONE_RERUNS} of them, "
-                f"rerun alone, did not: it keeps state between frames or between calls; make generate_features "
-                f"and strategy_logic depend only on their input (no global counters or caches)"), False
-        inst = instruments[suspect.k]
-        frame = inst.probes[suspect.i].frame if suspect.kind == "lookahead" else inst.inv[suspect.i].frame
-        rerun.append(rerun_label(suspect.k, len(instruments), suspect.kind, suspect.i))
-        alone, fault, spent = _run(box, region, [frame], budget, "lone reruns", limit, task)
-        if alone is None or not alone.ok:
-            return None, 0, fault or f"{alone.status}: {alone.reason}", spent
-        if suspect.kind == "lookahead":
-            leak = first_difference(inst.full, inst.probes[suspect.i], alone.results[0], task.output_columns)
-            if leak is not None:
-                return leak, suspect.k, "", False
-        else:
-            inst.inv_results[suspect.i] = alone.results[0]
-    return None, 0, "", False
+        for i, (probe, result) in enumerate(zip(inst.probes, mine[:n_probes], strict=True)):
+            diff = first_difference(inst.full, probe, result, task.output_columns)
+            if diff is not None:
+                suspects.append((diff.row, diff.probe.cut, k, i))
+    info["rerun_alone"] = []
+    if not suspects:
+        return None, 0, "", False
+    _, _, k, i = min(suspects)
+    inst = instruments[k]
+    info["rerun_alone"].append("full run")
+    panel = tuple(x.frame for x in instruments)
+    again, fault, spent = _run(box, region, [panel], budget, "rerun", float(box.timeout_s), task)
+    if again is None or not again.ok:
+        return None, 0, fault or f"{again.status}: {again.reason}", spent
+    if not all(_same(x.full, y) for x, y in zip(instruments, again.results[0], strict=True)):
+        return None, 0, UNSEEDED, False
+    leak = first_difference(inst.full, inst.probes[i], _probe_result(results, instruments, k, i),
+                            task.output_columns)
+    return leak, k, "", False
+
+
+def _probe_result(results: list[Any], instruments: list[_Instrument], k: int, i: int) -> Any:
+    """Instrument k's look-ahead probe i in the flat list of every instrument's probe results."""
+    return results[sum(len(x.probes) + len(x.inv) for x in instruments[:k]) + i]
 
 
 @dataclass(frozen=True)
@@ -290,14 +286,14 @@ def gate(t: Trial) -> Verdict:
 def run_sandbox(t: Trial) -> Verdict:
     """The full run on train+validation in the sandbox: the features and signals every later stage reads."""
     t.budget = Budget(t.ctx.eval_timeout_s)
-    outcome, fault, _ = _run(t.ctx.sandbox, t.region, [h.frame for h in t.ctx.histories], t.budget, "full run",
-                             t.run_limit, t.ctx.task)
+    panel = tuple(h.frame for h in t.ctx.histories)
+    outcome, fault, _ = _run(t.ctx.sandbox, t.region, [panel], t.budget, "full run", t.run_limit, t.ctx.task)
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
         return Verdict(False, f"{outcome.status}: {frame_reason(outcome.reason, len(t.ctx.histories))}",
                        _outcome_json(outcome))
-    t.fulls, t.full_seconds = list(outcome.results), float(outcome.seconds)
+    t.fulls, t.full_seconds = list(outcome.results[0]), float(outcome.seconds)
     return Verdict(True, "", _outcome_json(outcome))
 
 
@@ -339,13 +335,12 @@ def lookahead(t: Trial) -> Verdict:
         return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: {probe_run.reason}"),
                        info)
     info["run"] = _outcome_json(probe_run)
-    leak, leak_at, fault, spent = _confirm_alone(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
-                                                 budget, info, t.ctx.task)
+    leak, leak_at, fault, spent = _judge_probes(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
+                                                budget, info, t.ctx.task)
     info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
     if fault:
         info["leak"] = None
-        stateful = fault.startswith("the candidate behaves differently")
-        return Verdict(False, fault if spent or stateful else PROBES_FAILED + fault, info)
+        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + fault, info)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}

@@ -130,7 +130,8 @@ class UniverseScores:
     def to_json(self) -> dict:
         """Per-instrument figures for the iteration record (numbered, in order; no names: records feed prompts)."""
         return {**self.figures_json(),
-                "per_instrument": [{"splits": s.splits, "fold_spread": s.fold_spread()} for s in self.instruments]}
+                "per_instrument": [{"splits": s.splits, "fold_spread": s.fold_spread(), "trades": s.trips()}
+                                   for s in self.instruments]}
 
 
 def score_universe(histories: Sequence[History], signals: Sequence[np.ndarray], metric: str = DEFAULT_METRIC,

@@ -20,11 +20,6 @@ def instrument_prefix(k: int, n: int) -> str:
     return f"{instrument_label(k)} of {n}: " if n > 1 else ""
 
 
-def rerun_label(k: int, n: int, kind: str, i: int) -> str:
-    """A lone rerun's label in the look-ahead details ("instrument 2 lookahead:4"; one instrument: "lookahead:4")."""
-    return (f"{instrument_label(k)} " if n > 1 else "") + f"{kind}:{i}"
-
-
 def frame_reason(reason: str, n: int) -> str:
     """The runner names a full run's frames "frame i" (0-based); on several instruments they are the
     universe's instruments, named by number."""

@@ -162,7 +162,8 @@ class Loop:
             state.apply(self.wd.record(state.next_iteration), learnings, self.task)
             self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         self.wd.forget_unfinished(state.next_iteration)
-        self._write_derived(state, learnings)
+        self.wd.resume_views(state, self.task.tsv_header(self.cfg.metric),
+                             with_rule(learnings.render(), self.cfg.workers), self._row)
         self.histories = tuple(instrument_histories(self.universe))  # what every candidate runs on
         self.prepared = self.task.prepare(self.histories)  # what the task's prompts derive from the train split
         self.digest = digest
@@ -208,7 +209,8 @@ class Loop:
         record = IterationRecord(
             iteration=n, parent=parent, proposed_from=None if done.base < 0 else done.base,
             created_at=done.created_at, metric=self.cfg.metric, task=self.cfg.task, cost_bps=self.cfg.cost_bps,
-            folds=self.cfg.folds, proposer=done.label, model=proposal.model, tokens=dict(proposal.tokens),
+            folds=self.cfg.folds, eval_timeout_s=self.cfg.eval_timeout_s, proposer=done.label, model=proposal.model,
+            tokens=dict(proposal.tokens),
             data_manifest=self.digest, test_readings_before=self.test_readings,
             proposal={k: v for k, v in proposal.to_json().items() if k != "region"},
             status="rejected", stage="proposal", reason="",
@@ -267,14 +269,12 @@ class Loop:
             self.wd.write_record(record)
             record = self.wd.record(record.iteration)
         state.apply(record, learnings, self.task)
-        self._write_derived(state, learnings)
+        self.wd.write_views(state, with_rule(learnings.render(), self.cfg.workers), self._row(record))
         return record
 
-    def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
-        self.wd.write_derived(self.task.tsv_header(self.cfg.metric) + "".join(state.tsv_rows),
-                              with_rule(learnings.render(), self.cfg.workers),
-                              state.best.iteration if state.best else None)
-        self.wd.write_state(state)
+    def _row(self, record: IterationRecord) -> str:
+        """The record's results.tsv line, in the task's words."""
+        return self.task.tsv_row(record, self.cfg.metric)
 
     # ----- the run ------------------------------------------------------------------------
     def _on_sigint(self, signum: int, frame: Any) -> None:

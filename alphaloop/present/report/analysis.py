@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from alphaloop.evaluate.backtest import TRADING_DAYS, round_trip_returns
-from alphaloop.present.report.best import Window, final_window, split_window
+from alphaloop.present.report.best import Window, final_window, instrument_windows, split_window
 from alphaloop.present.report.charts import BUY_HOLD, STRATEGY, date_axis, figure_html, style_axes
 from alphaloop.present.report.data import Run
 from alphaloop.present.report.html import cell, esc, note, section, table, td
@@ -45,7 +45,7 @@ def trade_stats_html(windows: list[Window]) -> str:
     rows = []
     for w in windows:
         s = trade_stats(w)
-        rows.append(td(f"{w.split} split") + cell(s["trips"], "round_trips") + cell(s["profit_factor"])
+        rows.append(td(f"{w.where} split") + cell(s["trips"], "round_trips") + cell(s["profit_factor"])
                     + cell(s["expectancy"], "total_return") + cell(s["avg_win"], "total_return")
                     + cell(s["avg_loss"], "total_return") + cell(s["longest_losing_streak"], "round_trips"))
     if not rows:
@@ -185,7 +185,7 @@ def equity_csv(windows: list[Window]) -> str:
         bh = np.concatenate(([1.0], np.cumprod(1.0 + w.bh_returns)))
         frames.append(pd.DataFrame({
             "date": w.dates.strftime("%Y-%m-%d"), "split": w.split,
-            "position": w.positions,  # held from this bar's close to the next one's
+            "position": w.positions if w.has_trades else np.nan,  # held from this bar's close to the next one's
             "return": np.concatenate(([0.0], w.returns)), "equity": eq,
             "bh_return": np.concatenate(([0.0], w.bh_returns)), "bh_equity": bh}))
     if not frames:
@@ -208,7 +208,10 @@ def analysis_html(run: Run) -> str:
         return section("analysis", "Trade analysis",
                        note("no daily returns on dates for the best candidate (no accepted candidate, or the frozen "
                             "data is not the run's)", "muted"))
+    best = run.record(run.best) or {}
     traded = [w for w in windows if w.has_trades]
+    if best.get("universe"):  # the portfolio has no round trips of its own: each instrument's, on validation
+        traded = [w for _, w in instrument_windows(run, best)] + traded
     body = trade_stats_html(traded)
     for w in windows:
         if w.split != "train":

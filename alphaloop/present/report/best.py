@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from alphaloop.data.frozen import return_column
 from alphaloop.evaluate.backtest import positions_from_trips, round_trip_returns
 from alphaloop.present.report.charts import BUY_HOLD, STRATEGY, date_axis, figure_html, pct_axis, style_axes
 from alphaloop.present.report.data import Run
@@ -35,7 +36,13 @@ class Window:
     trips: np.ndarray  # round trips as (entry bar, exit bar)
     iteration: object = None
     has_trades: bool = True  # False for records and readings written before trades were recorded
+    instrument: str = ""  # a universe: the instrument this window is one leg of ("" for the run's own series)
     positions: np.ndarray = field(init=False)
+
+    @property
+    def where(self) -> str:
+        """The split, and the instrument when the window is one instrument of a universe."""
+        return f"{self.instrument}, {self.split}" if self.instrument else self.split
 
     def __post_init__(self) -> None:
         self.trips = np.asarray(self.trips, dtype=np.int64).reshape(-1, 2)
@@ -49,8 +56,43 @@ def _bh(price: np.ndarray) -> np.ndarray:
     return price[1:] / price[:-1] - 1.0
 
 
+def portfolio_window(run: Run, record: dict, split: str) -> Window | None:
+    """A universe's equal-weight portfolio on one split against the equal-weight buy and hold of the same
+    instruments, on the portfolio's dates; its trades are per instrument (``instrument_windows``)."""
+    returns = (record.get("returns") or {}).get(split)
+    bh = run.portfolio_bh.get(split)
+    if returns is None or bh is None or len(bh["returns"]) != len(returns) or len(bh["dates"]) != len(returns) + 1:
+        return None
+    bh_returns = np.asarray(bh["returns"], dtype=np.float64)
+    price = np.concatenate(([1.0], np.cumprod(1.0 + bh_returns)))
+    return Window(split, pd.DatetimeIndex(bh["dates"]), price, "equal-weight buy and hold, growth of 1",
+                  np.asarray(returns, dtype=np.float64), bh_returns, np.zeros((0, 2), dtype=np.int64),
+                  record.get("iteration"), False)
+
+
+def instrument_windows(run: Run, record: dict) -> list[tuple[str, Window]]:
+    """Each instrument of a universe record on validation, with its own price, net returns, buy and hold and
+    round trips (the record keeps each instrument's validation returns and trips, not train's)."""
+    per = ((record.get("universe") or {}).get("per_instrument")) or []
+    every = record.get("instrument_returns") or []
+    out = []
+    for name, item, returns in zip(run.instrument_splits, per, every, strict=False):
+        trips = (item.get("trades") or {}).get("val")
+        frame = run.instrument_splits[name].get("val")
+        if trips is None or frame is None or len(frame) != len(returns) + 1:
+            continue
+        bh = _bh(frame[return_column([frame])].to_numpy(dtype=np.float64))
+        out.append((name, Window("val", pd.DatetimeIndex(frame.index), frame["Close"].to_numpy(dtype=np.float64),
+                                 "Close", np.asarray(returns, dtype=np.float64), bh,
+                                 np.asarray(trips, dtype=np.int64), record.get("iteration"), True, name)))
+    return out
+
+
 def split_window(run: Run, record: dict, split: str) -> Window | None:
-    """Train or validation of ``record`` against the frozen split it was scored on; None when anything is missing."""
+    """Train or validation of ``record`` against the frozen split it was scored on; None when anything is missing.
+    A universe's record is its equal-weight portfolio (``portfolio_window``)."""
+    if record.get("universe") and run.portfolio_bh:
+        return portfolio_window(run, record, split)
     returns = (record.get("returns") or {}).get(split)
     trips = (record.get("trades") or {}).get(split)
     frame = (run.splits or {}).get(split)
@@ -98,7 +140,7 @@ def positions_chart(w: Window, iteration: int | None) -> str:
         ax.scatter(x[w.trips[:, 0]], w.price[w.trips[:, 0]], marker="^", s=28, color=ENTRY, zorder=4, label="entry")
         ax.scatter(x[w.trips[:, 1]], w.price[w.trips[:, 1]], marker="v", s=28, color=EXIT, zorder=4, label="exit")
     ax.set_ylabel(w.price_label)
-    ax.set_title(f"{w.split} split: positions of iter {iteration} over the price", fontsize=10, loc="left")
+    ax.set_title(f"{w.where} split: positions of iter {iteration} over the price", fontsize=10, loc="left")
     ax.legend(fontsize=8, frameon=False, loc="upper left", ncol=4)
     if w.dates is not None:
         date_axis(ax)
@@ -107,21 +149,21 @@ def positions_chart(w: Window, iteration: int | None) -> str:
     style_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.9, bottom=0.12)
     exposure = float(np.mean(w.positions[:-1])) if w.positions.size > 1 else 0.0
-    return figure_html(fig, f"positions over the price, {w.split} split",
-                       f"{w.split} split; {len(w.trips)} round trips, long {exposure:.0%} of the days; a signal at a "
+    return figure_html(fig, f"positions over the price, {w.where} split",
+                       f"{w.where} split; {len(w.trips)} round trips, long {exposure:.0%} of the days; a signal at a "
                        "bar's close enters or exits at that close")
 
 
 def trades_table(w: Window) -> str:
     """Every round trip of one split: dates, prices, days held and the net return (costs included)."""
     if not w.trips.size:
-        return note(f"no trades on the {w.split} split", "muted")
+        return note(f"no trades on the {w.where} split", "muted")
     trip_returns = round_trip_returns(w.returns, w.positions)
     rows = [td(i + 1, "num") + td(w.day(a)) + cell(w.price[a]) + td(w.day(b)) + cell(w.price[b])
             + td(b - a, "num") + cell(ret, "total_return")
             for i, ((a, b), ret) in enumerate(zip(w.trips.tolist(), trip_returns, strict=True))]
     wins = int(np.sum(trip_returns > 0))
-    return (f"<details><summary>Trade list, {esc(w.split)} split ({len(rows)} round trips, {wins} won)</summary>"
+    return (f"<details><summary>Trade list, {esc(w.where)} split ({len(rows)} round trips, {wins} won)</summary>"
             '<div class="scroll">'
             + table(["#", "entry", f"entry {w.price_label}", "exit", f"exit {w.price_label}", "days held",
                      "net return"], rows, "compact")
@@ -135,7 +177,11 @@ def best_html(run: Run) -> str:
         return section("best", "Best candidate", note("no accepted candidate yet", "muted"))
     body = code_html(run)
     val = split_window(run, best, "val")
-    if val is not None and val.has_trades:
+    legs = instrument_windows(run, best) if best.get("universe") else []
+    if legs:
+        body += (f"<h3>Trades on the validation split, per instrument ({len(legs)})</h3>"
+                 + "".join(positions_chart(w, run.best) + trades_table(w) for _, w in legs))
+    elif val is not None and val.has_trades:
         body += "<h3>Trades on the validation split</h3>" + positions_chart(val, run.best) + trades_table(val)
     else:
         body += note("no trade list for the validation split (the record has no trades, or the frozen data is not "
@@ -148,6 +194,11 @@ def best_html(run: Run) -> str:
         body += note("test split not read yet: its trades appear here after harness.py final", "muted")
     return section("best", f"Best candidate (iter {run.best})", body,
                    "What the best candidate is and what it did: its code and every round trip on validation.")
+
+
+def bh_words(run: Run) -> str:
+    """What buy and hold is on this run: the instrument's, or a universe's equal-weight one."""
+    return "equal-weight buy & hold" if run.portfolio_bh else "buy & hold"
 
 
 def yearly(w: Window) -> pd.DataFrame:
@@ -185,7 +236,7 @@ def years_html(run: Run) -> str:
     ax = fig.add_subplot(1, 1, 1)
     xs = np.arange(len(labels))
     ax.bar(xs - 0.2, strat, width=0.4, color=STRATEGY, label=f"iter {run.best}")
-    ax.bar(xs + 0.2, bh, width=0.4, color=BUY_HOLD, label="buy & hold")
+    ax.bar(xs + 0.2, bh, width=0.4, color=BUY_HOLD, label=bh_words(run))
     ax.set_xticks(xs, labels, fontsize=7)
     ax.axhline(0, color="#666", linewidth=0.8)
     pct_axis(ax)
@@ -196,6 +247,6 @@ def years_html(run: Run) -> str:
     chart = figure_html(fig, "returns per year", f"calendar-year returns on the {names} split(s), net of costs, beside "
                         "buy and hold; a year cut by a split boundary appears once per split")
     return section("years", "Returns per year", chart + table(
-        ["year", "split", "days", "strategy", "buy & hold", "strategy − B&H"], rows, "compact"),
+        ["year", "split", "days", "strategy", bh_words(run), "strategy − B&H"], rows, "compact"),
         f"Best candidate (iter {run.best}) per calendar year; the test rows appear only after harness.py final."
         if run.best is not None else MISSING)

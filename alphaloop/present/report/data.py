@@ -36,6 +36,8 @@ class Run:
     notes: list[str] = field(default_factory=list)
     best_code: str = ""  # the best candidate's region, from its iter_N_trade.py
     universe_bh: dict | None = None  # a universe: the equal-weight buy and hold on validation ("dates", "returns")
+    portfolio_bh: dict[str, dict] = field(default_factory=dict)  # a universe: split -> its "dates" and "returns"
+    instrument_splits: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)  # a universe: name -> split
 
     @property
     def metric(self) -> str:
@@ -116,6 +118,7 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
               readings=readings, learnings=wd.read_learnings(), notes=notes)
     if splits is not None and len((manifest or {}).get("instruments") or []) > 1:
         run.universe_bh = _universe_bh(Path(data_dir), notes)
+        _read_universe(run, Path(data_dir))
     if run.best is not None and wd.trade(run.best).is_file():
         try:
             run.best_code = wd.region(run.best)
@@ -133,6 +136,20 @@ def _universe_bh(data_dir: Path, notes: list[str]) -> dict | None:
         notes.append(f"universe not readable ({exc}); the portfolio curve is drawn without buy and hold")
         return None
     return {"dates": curve_dates(histories, "val"), "returns": universe_bh_returns(histories, "val")}
+
+
+def _read_universe(run: Run, data_dir: Path) -> None:
+    """A universe's equal-weight buy and hold per split (dated like the portfolio's curve) and each instrument's
+    frames, so every figure of the portfolio stands beside its own benchmark and each trade list names its
+    instrument; an unreadable universe leaves both empty (its figures are then shown without them)."""
+    try:
+        universe = load_universe(data_dir, ("train", "val"))
+        histories = instrument_histories(universe, ("train", "val"))
+    except (DataError, KeyError, TypeError, ValueError):
+        return
+    run.portfolio_bh = {s: {"dates": curve_dates(histories, s), "returns": universe_bh_returns(histories, s)}
+                        for s in ("train", "val")}
+    run.instrument_splits = {name: dict(universe.splits[name]) for name in universe.instruments}
 
 
 def record_value(record: dict) -> float | None:

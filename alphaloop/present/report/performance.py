@@ -7,6 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from alphaloop.evaluate.scoring import FOLDS_START, FOLDS_WORDS
+from alphaloop.present.report.best import split_window
 from alphaloop.present.report.charts import BUY_HOLD, STRATEGY, curves, date_axis, equity_axes, figure_html, style_axes
 from alphaloop.present.report.data import Run
 from alphaloop.present.report.html import cell, fmt, metric_label, note, section, table, td
@@ -24,11 +25,15 @@ def equity_html(run: Run) -> str:
     gs = fig.add_gridspec(2, len(names), height_ratios=(3, 1.2), hspace=0.06, wspace=0.18)
     for j, name in enumerate(names):
         ax, dd = fig.add_subplot(gs[0, j]), fig.add_subplot(gs[1, j])
-        # a universe's returns are the portfolio's: instrument 1's closes are not its buy and hold (see universe.py)
-        frame = None if best.get("universe") else (run.splits or {}).get(name)
-        closes = frame[run.prices].to_numpy(dtype=np.float64) if frame is not None else None
-        eq, bh = curves(best["returns"][name], closes)
-        x = frame.index if frame is not None and len(frame) == eq.size else np.arange(eq.size)
+        w = split_window(run, best, name)  # a universe's is the portfolio against the equal-weight buy and hold
+        if w is not None:
+            x, eq = w.dates, np.concatenate(([1.0], np.cumprod(1.0 + w.returns)))
+            bh = np.concatenate(([1.0], np.cumprod(1.0 + w.bh_returns))) if w.bh_returns is not None else None
+        else:
+            frame = None if best.get("universe") else (run.splits or {}).get(name)
+            closes = frame[run.prices].to_numpy(dtype=np.float64) if frame is not None else None
+            eq, bh = curves(best["returns"][name], closes)
+            x = frame.index if frame is not None and len(frame) == eq.size else np.arange(eq.size)
         span = f"{x[0].date()} – {x[-1].date()}" if isinstance(x, pd.DatetimeIndex) else f"{eq.size} bars"
         equity_axes(ax, dd, x, eq, bh, f"{name} split ({span})")
         if isinstance(x, pd.DatetimeIndex):
@@ -37,8 +42,8 @@ def equity_html(run: Run) -> str:
     chart = figure_html(fig, "equity and drawdown per split",
                         f"iter {run.best} vs buy and hold; left: train split, right: validation split; "
                         f"net of costs, signal at a bar's close earns close to next close; returns on {run.prices}"
-                        + ("; a universe: the equal-weight portfolio, drawn against its buy and hold in the Universe "
-                           "section" if best.get("universe") else ""))
+                        + ("; a universe: the equal-weight portfolio of its instruments against their equal-weight "
+                           "buy and hold" if best.get("universe") else ""))
     metric_rows = metrics_rows(best)
     return section("equity", f"Equity and drawdown of the best candidate (iter {run.best})",
                    chart + metric_rows + locked_split_html(run),

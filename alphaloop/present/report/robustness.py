@@ -9,6 +9,12 @@ from alphaloop.present.report.html import SCENARIO_LABELS, cell, esc, fmt, metri
 from alphaloop.present.text import MISSING, clip
 
 
+def instrument_one(run: Run) -> str:
+    """The first instrument's name on a universe (the one stress and costs are measured on), else ""."""
+    names = [str(n) for n in (run.manifest or {}).get("instruments") or []]
+    return names[0] if len(names) > 1 else ""
+
+
 def penalty_cell(stress: dict | None) -> str:
     """The stress penalty (worst scenario's p5 drawdown), or why there is none."""
     if not stress:
@@ -44,7 +50,8 @@ def stress_html(run: Run) -> str:
             keys = ["total_return", "sharpe", "max_drawdown", "round_trips"]
             crow = [td(f"{k} costs ({stress.get('cost_bps', 0) * float(k.rstrip('x')):g} bp)")
                     + "".join(cell(v.get(kk), kk) for kk in keys) for k, v in costs.items()]
-            body += (f"<h3>Costs on the real {esc(stress.get('split', 'val'))} split</h3>"
+            where = f"{instrument_one(run)}, " if instrument_one(run) else ""
+            body += (f"<h3>Costs on the real {esc(where)}{esc(stress.get('split', 'val'))} split</h3>"
                      + table(["costs"] + [f"{stress.get('split', 'val')} {metric_label(k)}" for k in keys], crow,
                              "compact"))
     elif stress:
@@ -70,9 +77,12 @@ def stress_html(run: Run) -> str:
         body += ("<h3>Population: median return / 5th-percentile max drawdown per scenario</h3>"
                  + table(["member"] + [SCENARIO_LABELS.get(k, k) for k in scen_names] + ["worst p5 DD (penalty)"],
                          rows, "compact"))
-    return section("stress", "Stress scenarios", body,
+    first = instrument_one(run)
+    which = (f" On a universe these are instrument 1's ({first}) alone, beside its own buy and hold; the "
+             "portfolio's figures are in the other sections." if first else "")
+    return section("stress", "Stress scenarios" + (f" (instrument 1: {first})" if first else ""), body,
                    "Synthetic paths that are not copies of history: block bootstrap, volatility shocks, crash gaps "
-                   "and regime switches, each beside buy and hold on the same path.")
+                   "and regime switches, each beside buy and hold on the same path." + which)
 
 
 def cross_html(run: Run) -> str:
@@ -81,6 +91,10 @@ def cross_html(run: Run) -> str:
     cross = run.cross
     members = (cross or {}).get("members") or {}
     if not members:
+        if len((run.manifest or {}).get("instruments") or []) > 1 and run.state.get("stop_reason"):
+            return section("cross", "Second market", note(
+                "skipped for a universe on purpose: generalisation is judged across its instruments (and on the "
+                "held-out ones by harness.py final); --cross-ticker T scores another market", "muted"))
         return section("cross", "Second market",
                        note("no second-market results yet (written at the end of a loop run)", "muted"))
     label = (cross or {}).get("label", "second market")

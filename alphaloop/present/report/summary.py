@@ -57,7 +57,7 @@ def header_html(run: Run) -> str:
                        f'<td class="num">{esc(info.get("rows"))}</td></tr>')
     best = run.record(run.best)
     facts = [
-        ("Data", f"{m.get('ticker', 'unknown')} (source: {m.get('source', '?')})"),
+        ("Data", data_words(m)),
         ("Data hash", manifest_digest(m) if m.get("splits") else MISSING),
         ("Proposer", ", ".join(proposers) or MISSING),
         ("Model", ", ".join(models) or ("none (offline proposer)" if proposers else MISSING)),
@@ -96,6 +96,16 @@ def header_html(run: Run) -> str:
             f'<div class="facts"><table class="kv">{fact_rows}</table>'
             f'<table class="splits"><thead><tr><th>split</th><th>dates</th><th>rows</th></tr></thead>'
             f"<tbody>{split_rows}</tbody></table></div></header>")
+
+
+def data_words(m: dict) -> str:
+    """The instrument, or every instrument of a universe (and how many are held out), with the source."""
+    names = [str(n) for n in m.get("instruments") or []]
+    held = (m.get("holdout") or {}).get("count") if isinstance(m.get("holdout"), dict) else None
+    what = (f"{len(names)} instruments: {', '.join(names)}" if len(names) > 1 else str(m.get("ticker", "unknown")))
+    if held:
+        what += f"; {held} held out (read only by harness.py final)"
+    return f"{what} (source: {m.get('source', '?')})"
 
 
 def test_card(run: Run) -> tuple[str, str, str]:

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from alphaloop.tasks.protocol import Task
     from sandbox.runner import Sandbox
 
+OLD_RUN_BUDGET_S = 180.0  # the budget for a run that did not record its --eval-timeout (written before it was kept)
+
 
 def final_reading(inputs: FinalInputs) -> int:
     """The forecast task's reading of the test split, logged like a trade reading."""
@@ -68,7 +70,8 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
     test_dates = history.frame.index[history.windows["test"]]
     console.print(f"final: {entry['file']} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
-    ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=task, eval_timeout_s=180.0))
+    budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else OLD_RUN_BUDGET_S
+    ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=task, eval_timeout_s=budget))
     entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -1,7 +1,7 @@
 """Turn what a forecaster returned into a probability array and check it, in the trusted parent.
 
 ``forecast(row)`` returns ``{1: (p_down, p_flat, p_up), 3: ..., 5: ..., 10: ...}`` for every row.
-``decode_forecasts`` (``sandbox/forecasts.py``, shipped to the sandbox child, which runs it and sends
+``decode_forecasts`` (``alphaloop/tasks/forecast/driver.py``, whose text the sandbox child runs, sending
 back the two arrays instead of Python objects) turns the per-row mappings into a float64 array
 (n_rows, horizons, 3) plus a code per row and horizon saying whether the entry could be read at all.
 ``forecast_problem`` then finds the first entry that is not a probability distribution and names
@@ -16,9 +16,15 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.tasks.forecast.buckets import HORIZONS
-from sandbox.forecasts import CODE_TEXT, MISSING_HORIZON, NOT_A_MAPPING, NOT_THREE_NUMBERS, OK, DecodedForecasts
-from sandbox.forecasts import decode_forecasts as decode_with
-from sandbox.wire import array_at
+from alphaloop.tasks.forecast.driver import (
+    CODE_TEXT,
+    MISSING_HORIZON,
+    NOT_A_MAPPING,
+    NOT_THREE_NUMBERS,
+    OK,
+    DecodedForecasts,
+)
+from alphaloop.tasks.forecast.driver import decode_forecasts as decode_with
 
 __all__ = ["CODE_TEXT", "MISSING_HORIZON", "NOT_A_MAPPING", "NOT_THREE_NUMBERS", "OK", "DecodedForecasts",
            "decode_forecasts", "forecast_problem", "read_forecasts", "validate_forecasts"]
@@ -72,19 +78,18 @@ def validate_forecasts(probs: np.ndarray, dates: Sequence[object] | pd.Index, co
     return np.asarray(probs, dtype=np.float64)
 
 
-def read_forecasts(body: bytearray, desc: dict, index: pd.Index, horizons: Sequence[int],
-                   prefix: str = "") -> np.ndarray | None:
-    """The sandbox child's probabilities and codes for one frame, validated (None for the trade task).
+def read_forecasts(arrays: dict[str, np.ndarray], i: int, index: pd.Index, prefix: str = "") -> np.ndarray:
+    """Instrument ``i``'s probabilities from the sandbox child's arrays, validated.
 
-    The buffers are located by the child's description but bounds-checked by ``sandbox.wire``; a
-    fault is a ValueError naming its horizon, date and what was wrong, after ``prefix``.
+    A fault is a ValueError naming its horizon, date and what was wrong, after ``prefix``.
     """
-    if not horizons:
-        return None
-    n, h = len(index), len(horizons)
-    probs = array_at(body, desc.get("forecasts"), n * h * 3).reshape(n, h, 3)
-    codes = array_at(body, desc.get("codes"), n * h, "<i1").reshape(n, h)
-    problem = forecast_problem(probs, index, codes, horizons)
+    n, h = len(index), len(HORIZONS)
+    probs, codes = arrays.get(f"forecasts/{i}"), arrays.get(f"codes/{i}")
+    if probs is None or codes is None or probs.shape != (n, h, 3) or codes.shape != (n, h):
+        raise ValueError(f"{prefix}forecasts of shape ({n}, {h}, 3) and codes of shape ({n}, {h}) expected")
+    if not np.isin(codes, (OK, MISSING_HORIZON, NOT_THREE_NUMBERS, NOT_A_MAPPING)).all():
+        raise ValueError(f"{prefix}unknown read codes")
+    problem = forecast_problem(probs, index, codes.astype(np.int8), HORIZONS)
     if problem is not None:
         raise ValueError(prefix + problem)
     return np.asarray(probs, dtype=np.float64)

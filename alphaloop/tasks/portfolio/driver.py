@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+FUNCTIONS = ("generate_features", "allocate")  # the child reports a region missing one before it runs
 WEIGHTS = "weights"  # (dates, instruments) float64, NaN where an instrument has no bar that date
 MAX_FEATURES = 256  # numeric feature columns kept per instrument (the sandbox wire's cap)
 MAX_NAME_CHARS = 200
@@ -28,6 +29,21 @@ NUMBERS = (bool, int, float, np.integer, np.floating, np.bool_)
 
 class AllocationError(ValueError):
     """``allocate`` returned something that is not a set of weights; the message names date and instrument."""
+
+
+BadOutput = AllocationError  # the sandbox child reports it as ``bad_output`` with its message
+# Run once on a synthetic panel by the zygote, so pandas' lazy imports happen before any child forks.
+PREWARM_REGION = '''
+def generate_features(d):
+    d["a"] = d["Close"].pct_change(5).rolling(5).mean() + d["Close"].ewm(span=5).mean()
+    return d
+
+
+def allocate(day):
+    r = day["a"].rank(pct=True).sort_values().dropna()
+    w = (r - r.mean()).clip(-1, 1)
+    return w / max(w.abs().sum(), 1.0)
+'''
 
 
 def feature_key(i: int, column: str) -> str:

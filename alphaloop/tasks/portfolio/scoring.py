@@ -78,6 +78,7 @@ class PortfolioScores:
     metric: str
     dates: dict[str, pd.Index] = field(default_factory=dict)  # the return dates per split
     weights: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # held weights per split
+    max_gross: float | None = None  # the gross cap the weights were checked against (final reuses it)
 
     @property
     def selection(self) -> float:
@@ -91,7 +92,8 @@ class PortfolioScores:
 
     def to_json(self) -> dict:
         return {"metric": self.metric, "selection_val": self.selection, "splits": self.splits,
-                "folds": self.folds, "fold_spread": self.fold_spread(), "contributions": self.contributions}
+                "folds": self.folds, "fold_spread": self.fold_spread(), "contributions": self.contributions,
+                "max_gross": self.max_gross}
 
 
 def held_weights(weights: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from alphaloop.commands.holdout import holdout_table, instrument_test_rows, inst
 from alphaloop.commands.inputs import FinalInputs
 from alphaloop.commands.tradefile import metrics_table
 from alphaloop.data.frozen import manifest_digest, return_prices
-from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
 from alphaloop.present.names import universe_only
@@ -53,8 +53,9 @@ def final_reading(inputs: FinalInputs) -> int:
                     "Earlier readings: " + "; ".join(f"{r.time} iteration {r.iteration}" for r in before) + ".\n"
                     "Each reading used to choose or change a strategy turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
+    budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else DEFAULT_EVAL_TIMEOUT_S
     ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=inputs.task, metric=metric,
-                                      cost_bps=cost_bps))
+                                      cost_bps=cost_bps, eval_timeout_s=budget))
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it,
              "file": str(file), "sha256": hashlib.sha256(raw).hexdigest(), "metric": metric, "cost_bps": cost_bps,
              "data_digest": manifest_digest(manifest), "earlier_readings": len(before), "stage": ev.stage}

@@ -1,0 +1,73 @@
+"""What the portfolio task derives from earlier records: the prompt's evidence (why this parent, the
+parent's and latest candidate's figures beside both benchmarks, whether the last change moved any
+weight, the guards as numbers) and an accepted candidate's record fields (returns, the weights key and
+the admission verdict, judged on validation weights and returns as the trade task judges positions)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from alphaloop.present.text import clip
+from alphaloop.propose.base import GuardThreshold
+from alphaloop.run.diversity import BH_DISGUISE_CORRELATION, BH_DISGUISE_EXPOSURE, NEAR_COPY_CORRELATION
+from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS
+from alphaloop.tasks.portfolio.guards import PortfolioLimits
+from alphaloop.tasks.portfolio.text import portfolio_figures
+
+WEIGHT_DECIMALS = 9  # weights equal to this many decimals hold the same book
+
+
+def weights_key(held: np.ndarray) -> str:
+    """sha256 of the validation weights held (rounded): equal keys hold the same book every validation date."""
+    w = np.round(np.nan_to_num(np.asarray(held, dtype=np.float64)), WEIGHT_DECIMALS) + 0.0  # -0.0 -> 0.0
+    h = hashlib.sha256(f"{w.shape}".encode())
+    h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def parent_reason(parent: int, latest: Any, last: int) -> str | None:
+    if latest is None or parent == last:
+        return (f"building on iter {parent}: it entered the population, and the search builds on each success"
+                if latest is not None else None)
+    what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
+    return (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does not "
+            f"stack changes on one line: iter {last} {what}")
+
+
+def guards_thresholds(limits: PortfolioLimits | None = None) -> tuple[GuardThreshold, ...]:
+    limits = limits or PortfolioLimits()
+    return (GuardThreshold("min dates a year with a weight change on validation", limits.min_rebalances_per_year,
+                           "dates/year"),
+            GuardThreshold("max turnover", limits.max_turnover_per_year, "x the book a year"),
+            GuardThreshold("equal weight on every date (= the benchmark)", 1, "rejected"),
+            GuardThreshold("buy and hold in disguise: correlation with the equal-weight buy and hold above",
+                           BH_DISGUISE_CORRELATION, f"at gross exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
+            GuardThreshold("near copy of a member: validation return correlation above", NEAR_COPY_CORRELATION,
+                           "(may only replace that member, if better)"))
+
+
+def outcome_status(record: Any) -> str:
+    return "accepted" if record.accepted else f"rejected at {record.stage}: {clip(record.reason, 200)}"
+
+
+def portfolio_evidence(n: int, parent: int, latest: Any, parent_rec: Any, grand: Any, last: int | None = None,
+                       prepared: dict | None = None) -> dict[str, Any]:
+    """``ProposalContext`` fields for iteration ``n`` from the records alone (so a resume rebuilds the prompt)."""
+    last = n - 1 if last is None else last
+    shown_latest = latest if latest is not None and last != parent else None
+    label = "Latest candidate" if shown_latest is None else f"Latest candidate (iteration {shown_latest.iteration}, " \
+        f"{outcome_status(shown_latest)})"
+    unchanged = bool(latest and grand and latest.positions_sha256
+                     and latest.positions_sha256 == grand.positions_sha256)
+    prepared = prepared or {}
+    figures = portfolio_figures(parent_rec.scores if parent_rec is not None else None,
+                                shown_latest.scores if shown_latest is not None else None, label)
+    return {"parent_reason": parent_reason(parent, latest, last), "unchanged_positions": unchanged,
+            "guards": guards_thresholds(),
+            "extra": {"portfolio_figures": figures,
+                      "instruments": str(prepared.get("instruments", 1)),
+                      "columns": prepared.get("columns", "`Open`, `High`, `Low`, `Close`, `Volume`"),
+                      "max_gross": f"{prepared.get('max_gross', DEFAULT_MAX_GROSS):g}"}}

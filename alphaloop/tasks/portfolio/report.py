@@ -1,0 +1,121 @@
+"""The portfolio task's report section, from what ``final`` recorded (``test_readings.jsonl``): the
+test and held-out figures beside the equal-weight buy and hold and cash, the weights over time (a
+heatmap), gross and net exposure with the long and short legs, turnover, each instrument's
+contribution, and the pick's code. Built from the report's shared blocks (``present/report``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from alphaloop.present.report.charts import BUY_HOLD, STRATEGY, date_axis, figure_html, pct_axis, style_axes
+from alphaloop.present.report.html import cell, code_block, note, section, table, td
+
+FIGURES = (("sharpe", "bh_sharpe"), ("total_return", "bh_total_return"), ("max_drawdown", "bh_max_drawdown"))
+EXTRA = ("gross_exposure", "net_exposure", "turnover", "long_count", "short_count", "beta", "information_ratio")
+
+
+def figures_table(rows: Sequence[tuple[str, Mapping]]) -> str:
+    """One row per (label, split figures): each figure beside the equal-weight buy and hold's and cash's."""
+    heads = ["window"]
+    for k, _ in FIGURES:
+        heads += [k.replace("_", " "), f"EW B&H {k.replace('_', ' ')}", f"cash {k.replace('_', ' ')}"]
+    heads += [k.replace("_", " ") for k in EXTRA]
+    body = []
+    for label, m in rows:
+        cells = [td(label)]
+        for k, b in FIGURES:
+            cells += [cell(m.get(k), k), cell(m.get(b), b), cell(0.0, k)]
+        cells += [cell(m.get(k), k) for k in EXTRA]
+        body.append("".join(cells))
+    return table(heads, body, "compact")
+
+
+def weights_heatmap(dates: pd.DatetimeIndex, weights: np.ndarray, split: str) -> str:
+    """Each instrument's weight over time, short in red, long in blue."""
+    w = np.nan_to_num(np.asarray(weights, dtype=np.float64))
+    fig = Figure(figsize=(10.4, 0.25 * w.shape[1] + 1.6))
+    ax = fig.add_subplot(1, 1, 1)
+    lim = max(float(np.abs(w).max(initial=0.0)), 1e-6)
+    x = np.arange(len(dates) + 1)
+    im = ax.pcolormesh(x, np.arange(w.shape[1] + 1) + 0.5, w.T, cmap="RdBu", vmin=-lim, vmax=lim, shading="flat")
+    ticks = np.linspace(0, len(dates) - 1, min(6, len(dates))).astype(int) if len(dates) else []
+    ax.set_xticks(ticks, [str(dates[t].date()) for t in ticks])
+    ax.set_yticks(np.arange(1, w.shape[1] + 1))
+    ax.set_ylabel("instrument")
+    fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="weight")
+    ax.tick_params(labelsize=8)
+    return figure_html(fig, "weights heatmap", f"weights held on each {split}-split date, by instrument number "
+                                                "(blue long, red short)")
+
+
+def exposure_chart(dates: pd.DatetimeIndex, weights: np.ndarray, split: str) -> str:
+    """Gross and net exposure, the long and short legs, and turnover (summed absolute weight changes, 21-day sum)."""
+    w = np.nan_to_num(np.asarray(weights, dtype=np.float64))
+    long_leg, short_leg = np.clip(w, 0, None).sum(axis=1), np.clip(w, None, 0).sum(axis=1)
+    change = np.abs(np.diff(w, axis=0, prepend=w[:1])).sum(axis=1)
+    turnover = pd.Series(change).rolling(21, min_periods=1).sum().to_numpy()
+    fig = Figure(figsize=(10.4, 4.2))
+    gs = fig.add_gridspec(2, 1, height_ratios=(3, 1.3), hspace=0.08)
+    ax, tv = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
+    ax.fill_between(dates, 0, long_leg, color=STRATEGY, alpha=0.25, linewidth=0, label="long leg")
+    ax.fill_between(dates, short_leg, 0, color="#c0392b", alpha=0.25, linewidth=0, label="short leg")
+    ax.plot(dates, long_leg - short_leg, color=STRATEGY, linewidth=1.1, label="gross")
+    ax.plot(dates, long_leg + short_leg, color="#222", linewidth=1.1, label="net")
+    ax.axhline(1.0, color=BUY_HOLD, linewidth=0.8, linestyle="--", label="equal-weight buy and hold (net 1)")
+    ax.axhline(0.0, color="#999", linewidth=0.7)
+    ax.set_ylabel("exposure")
+    pct_axis(ax)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", ncol=5)
+    ax.tick_params(labelbottom=False)
+    tv.plot(dates, turnover, color="#8c564b", linewidth=1.0)
+    tv.set_ylabel("turnover 21d")
+    for a in (ax, tv):
+        style_axes(a)
+    date_axis(tv)
+    return figure_html(fig, "exposure", f"{split} split: gross and net exposure, long and short legs; turnover is "
+                                        "the summed absolute weight changes over the last 21 dates")
+
+
+def contributions_chart(contributions: Sequence[float], names: Sequence[str], split: str) -> str:
+    """Each instrument's summed daily contribution to the split's return."""
+    c = np.asarray(contributions, dtype=np.float64)
+    fig = Figure(figsize=(10.4, 0.28 * c.size + 1.2))
+    ax = fig.add_subplot(1, 1, 1)
+    ys = np.arange(c.size)[::-1]
+    ax.barh(ys, c, color=[STRATEGY if v >= 0 else "#c0392b" for v in c])
+    ax.set_yticks(ys, list(names))
+    ax.axvline(0, color="#666", linewidth=0.8)
+    pct_axis(ax, "x")
+    style_axes(ax)
+    fig.subplots_adjust(left=0.18, right=0.98)
+    return figure_html(fig, "contributions", f"each instrument's contribution to the {split} return (summed daily)")
+
+
+def portfolio_html(reading: Mapping | None, names: Sequence[str], region: str | None) -> str:
+    """The task's section after ``final``: its test (and held-out) figures and charts, and the pick's code."""
+    if not reading or reading.get("status") != "scored" or not reading.get("portfolio"):
+        body = note("no test reading yet: run `python harness.py final` to read the locked test split once")
+        return section("portfolio", "Portfolio", body + (code_block(region) if region else ""))
+    p = reading["portfolio"]
+    rows = [("test", reading.get("test") or {})]
+    if p.get("val"):
+        rows.insert(0, ("validation", p["val"]))
+    for h in p.get("holdout") or []:
+        rows.append((f"held-out instruments ({h.get('instruments', '?')}), test", h.get("test") or {}))
+    dates = pd.DatetimeIndex(p.get("dates") or [])
+    weights = np.asarray(p.get("weights") or [], dtype=np.float64)
+    n = weights.shape[-1]
+    labels = list(names) if len(names) == n else [f"instrument {k + 1}" for k in range(n)]
+    parts = [figures_table(rows)]
+    if weights.size and len(dates) == weights.shape[0]:
+        parts += [weights_heatmap(dates, weights, "test"), exposure_chart(dates, weights, "test")]
+    if p.get("contributions"):
+        parts.append(contributions_chart(p["contributions"], labels, "test"))
+    if region:
+        parts.append(code_block(region))
+    return section("portfolio", "Portfolio (test split, read by final)", "".join(parts),
+                   "every figure beside the equal-weight buy and hold of the same instruments and cash (0)")
