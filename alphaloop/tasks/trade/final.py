@@ -100,7 +100,7 @@ def final_reading(inputs: FinalInputs) -> int:
         "bh_val_metric": bh_val[metric], "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
         "returns": np.round(scores.returns["test"], 12).tolist(),
         "bh_returns": np.round(bh_test_returns, 12).tolist(),
-        "trades": universe_only(n, None, scores.trips()["test"]), "instruments": per_instrument or None,
+        "trades": scores.trips().get("test"), "instruments": per_instrument or None,  # a portfolio has no trips
         "dates": [str(d.date()) for d in test_dates]})))
     console.print(f"recorded in {wd.readings} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)
