@@ -18,9 +18,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from alphaloop.evaluate import pipeline
 from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.scoring import History
 from alphaloop.tasks import get_task
@@ -41,6 +42,8 @@ class EvalSettings:
     stress_paths: int = 8
     seed: int = 0
     task: str = "trade"  # a name in alphaloop.tasks.TASKS (a name, not the object: it crosses processes)
+    # the run's secret probe nonce: drawn once when the run's settings are made, shipped to every worker
+    probe_nonce: int = field(default_factory=lambda: pipeline.new_nonce())
 
 
 @dataclass
@@ -56,7 +59,8 @@ def evaluate_task(region: str, histories: EvalData, sandbox: Any, settings: Eval
 
     Every instrument is scored; the stress suite runs on the first instrument."""
     ctx = EvalContext(histories=tuple(histories), sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
-                      folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s)
+                      folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s,
+                      probe_nonce=settings.probe_nonce)
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:
