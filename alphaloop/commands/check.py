@@ -21,7 +21,7 @@ from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
 from alphaloop.evaluate.universe import instrument_histories
-from alphaloop.present.text import flat, fmt, rich, safe
+from alphaloop.present.text import flat, fmt_metric, rich, safe
 from alphaloop.present.ui import console
 from alphaloop.run.store import finite
 from alphaloop.tasks.forecast.scores import ForecastScores
@@ -39,23 +39,18 @@ def isolation_line(box: Sandbox) -> str:
     return text if text.startswith("isolation:") else f"isolation: {' + '.join(box.layers) or 'NONE'} ({text})"
 
 
-def format_metric(metric: str, value: float) -> str:
-    """Returns as signed percentages, ratios to 3 decimals (the figures ``check`` and ``final`` print)."""
-    return fmt(value, 2, pct=True, sign=True) if metric in ("total_return", "cagr") else fmt(value, 3)
-
-
 def spread_line(scores: Scores) -> str:
     """Validation's selection value with the walk-forward spread beside it."""
     m = scores.metric
-    line = f"selection: validation {m} {format_metric(m, scores.selection)}"
+    line = f"selection: validation {m} {fmt_metric(scores.selection, m)}"
     bh = scores.splits["val"].get(f"bh_{m}")
     if bh is not None:
-        line += f" (buy and hold {format_metric(m, bh)})"
+        line += f" (buy and hold {fmt_metric(bh, m)})"
     spread = scores.fold_spread()
     if spread:
         line += (f"  |  walk-forward {len(scores.folds)} folds of train (sub-periods, not re-fitted): min "
-                 f"{format_metric(m, spread['min'])}, median {format_metric(m, spread['median'])}, "
-                 f"max {format_metric(m, spread['max'])}")
+                 f"{fmt_metric(spread['min'], m)}, median {fmt_metric(spread['median'], m)}, "
+                 f"max {fmt_metric(spread['max'], m)}")
     return line
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from alphaloop.candidate import RegionError, extract_region
-from alphaloop.commands.check import format_metric, isolation_line, stage_lines, usage_error
+from alphaloop.commands.check import isolation_line, stage_lines, usage_error
 from alphaloop.commands.holdout import holdout_table, instrument_test_rows, instrument_test_table, score_holdout
 from alphaloop.commands.tradefile import metrics_table
 from alphaloop.data.frozen import (
@@ -38,7 +38,7 @@ from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS, Histor
 from alphaloop.evaluate.stats import split_bh_returns
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
-from alphaloop.present.text import test_minus_validation
+from alphaloop.present.text import fmt_metric, test_minus_validation
 from alphaloop.present.ui import console, warn_loudly
 from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import IterationRecord, RecordError, TestReading
@@ -148,11 +148,11 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
     console.print(metrics_table(scores.splits, f"final ({label}, {scope}costs {cost_bps:g} bp)"))
     if per_instrument:
         console.print(instrument_test_table(per_instrument, cost_bps))
-    console.print(f"test {metric}: {format_metric(metric, test[metric])} (buy and hold "
-                  f"{format_metric(metric, bh[metric])})  |  "
-                  f"validation {metric}: {format_metric(metric, val[metric])}"
-                  + (f" (recorded by the loop: {format_metric(metric, recorded)})" if recorded is not None else "")
-                  + f"  |  {test_minus_validation(degradation, format_metric(metric, degradation))}", highlight=False,
+    console.print(f"test {metric}: {fmt_metric(test[metric], metric)} (buy and hold "
+                  f"{fmt_metric(bh[metric], metric)})  |  "
+                  f"validation {metric}: {fmt_metric(val[metric], metric)}"
+                  + (f" (recorded by the loop: {fmt_metric(recorded, metric)})" if recorded is not None else "")
+                  + f"  |  {test_minus_validation(degradation, fmt_metric(degradation, metric))}", highlight=False,
                   soft_wrap=True)
     console.print(verdict_line(metric, test[metric], bh[metric], val[metric], bh_val[metric]), highlight=False,
                   soft_wrap=True)
@@ -208,14 +208,14 @@ def verdict_line(metric: str, test: float, bh_test: float, val: float, bh_val: f
     """Whether the candidate beat buy and hold on the test split, in words, with validation's margin beside it."""
     margin = test - bh_test
     if margin > 0:
-        words = f"beat buy and hold by {format_metric(metric, margin)}"
+        words = f"beat buy and hold by {fmt_metric(margin, metric)}"
     elif margin < 0:
-        words = f"did not beat buy and hold: {format_metric(metric, -margin)} below it"
+        words = f"did not beat buy and hold: {fmt_metric(-margin, metric)} below it"
     else:
         words = "tied with buy and hold"
-    return (f"on the test split the candidate {words} ({metric} {format_metric(metric, test)} vs "
-            f"{format_metric(metric, bh_test)}); on validation it had {format_metric(metric, val)} vs buy and hold "
-            f"{format_metric(metric, bh_val)} ({format_metric(metric, val - bh_val)})")
+    return (f"on the test split the candidate {words} ({metric} {fmt_metric(test, metric)} vs "
+            f"{fmt_metric(bh_test, metric)}); on validation it had {fmt_metric(val, metric)} vs buy and hold "
+            f"{fmt_metric(bh_val, metric)} ({fmt_metric(val - bh_val, metric)})")
 
 
 def refresh_report(wd: Workdir, data_dir: Path) -> None:
