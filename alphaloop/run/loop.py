@@ -26,6 +26,7 @@ from alphaloop.commands.finish import FinishInputs, finish_run
 from alphaloop.config import LoopConfig
 from alphaloop.data.frozen import (
     DataError,
+    bars_line,
     load_universe,
     manifest_digest,
     prices_words,
@@ -356,6 +357,8 @@ class Loop:
                 if self.cfg.task == "trade":
                     self.view.note("returns on: " + prices_words(read_manifest(self.cfg.data_dir),
                                                                  [h.frame for h in self.histories]))
+                if (line := bars_line(read_manifest(self.cfg.data_dir))) is not None:
+                    self.view.note(line)
                 if len(self.histories) > 1 and self.cfg.task == "trade":
                     self.view.note("scoring: the region runs on every instrument and is ranked by their equal-weight "
                                    "portfolio on validation; prompts number the instruments, never name them")
