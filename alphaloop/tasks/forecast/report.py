@@ -247,9 +247,9 @@ def split_section(days: pd.DataFrame, split: str, climatology: dict, test: bool,
         body += note(f"{stats['verdict_spa']} (this forecaster alone against climatology)", "muted")
     body += reliability_chart(days, split) + grades_chart(days, split) + actual_vs_predicted(days, split)
     body += "<h3>Best and worst days by RPS (at least a month apart)</h3>" + extremes_table(days)
-    where = ("read by harness.py final: figures here were never used to choose a forecaster" if test
+    where = ("read once by `final`: figures here were never used to choose a forecaster" if test
              else "where the population was ranked")
-    return section("test" if test else "val", f"The best forecaster on the {split} split", body, where)
+    return section("test" if test else "val", f"The best forecaster on the {split} split ({where})", body)
 
 
 def run_dates(wd: Workdir, records: list[IterationRecord]) -> str:
