@@ -226,3 +226,16 @@ def forecast(row):
                                       task="forecast", eval_timeout_s=120.0, probe_nonce=1))
     assert (ev.accepted, ev.stage) == (False, "guards"), ev.reason
     assert ev.reason.startswith("forecasts change on") and "other years with the same calendar" in ev.reason
+
+
+def test_the_figures_quoted_in_the_docs_are_the_code_s() -> None:
+    from pathlib import Path
+
+    from alphaloop.evaluate.invariance import DENSE_SHARE, LEVEL_LOG, PREPEND_ROWS, TRIM_ROWS
+    from sandbox.gate import MAX_LITERAL_CHARS
+
+    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "trust.md").read_text().split())
+    assert f"at most {MAX_LITERAL_CHARS} characters of literal data" in text
+    assert f"between e^{LEVEL_LOG[0]:g} and e^{LEVEL_LOG[1]:g} either way" in text
+    assert f"more than {DENSE_SHARE:.0%} of the bars" in text
+    assert f"{PREPEND_ROWS[0]}-{PREPEND_ROWS[1]} seeded" in text and f"first {TRIM_ROWS[0]}-{TRIM_ROWS[1]}" in text

@@ -278,7 +278,7 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
     if bad:
         name, info = next(iter(bad.items()))
         more = f"; {len(bad) - 1} more column(s)" if len(bad) > 1 else ""
-        report.failures.append(("non_finite", f"feature '{name}' is infinite on {info['rows']} bar(s) after its "
+        report.failures.append(("non_finite", f"feature {name!r} is infinite on {info['rows']} bar(s) after its "
                                               f"warm-up (first {info['first']}){more}: the signals are fed "
                                               f"non-finite values"))
     trades, values = trade_guards(val_metrics, limits, inferred_periods_per_year(index))

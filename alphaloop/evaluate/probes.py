@@ -84,7 +84,7 @@ class Leak:
 
     def message(self, index: pd.Index) -> str:
         what = ("signals" if self.column == "signals" else self.column if self.column.startswith("forecast h=")
-                else f"column '{self.column}'")
+                else f"column {self.column!r}")  # repr: a name holding quotes stays one quoted span
         cut = _date(index, self.probe.cut)
         how = (f"the history is truncated after {cut}" if self.probe.kind == "truncate"
                else f"the bars after {cut} are replaced by a different random walk")
