@@ -28,7 +28,7 @@ from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS
-from alphaloop.tasks.forecast.rows import grade_counts, scalar_view
+from alphaloop.tasks.forecast.rows import BASELINE, grade_counts, scalar_view
 from alphaloop.tasks.forecast.scores import (
     CALL_MARGIN,
     EXTREMES,
@@ -103,7 +103,7 @@ def population_table(records: list[IterationRecord], population: list[int]) -> s
         rows.append([str(n), num(v.get(SELECTION_METRIC)), "+0.0000",
                      num((r.split("val") or {}).get("rps_skill_rolling_mean")), num(t.get(SELECTION_METRIC)),
                      num(v.get("ece"), ".3f"), num(v.get("reward"), "+.3f"), str(g["overconfident_wrong"]),
-                     esc(describe(r))])
+                     esc(describe(r, baseline=BASELINE))])
     return table(["iter", "val skill", "val climatology", "val vs rolling climatology", "train skill", "val ECE",
                   "val reward", "val overconfident-wrong", "what it tried"], rows, left=8)
 
