@@ -50,7 +50,7 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else OLD_RUN_BUDGET_S
     ev = evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=budget,
-                                      universe=histories if len(histories) > 1 else ()))
+                                      universe=histories if len(histories) > 1 else (), probe_window="test"))
     entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
