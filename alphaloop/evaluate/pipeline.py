@@ -64,6 +64,7 @@ from alphaloop.run.store import finite
 from alphaloop.tasks.forecast.pool import score_forecast_universe
 from alphaloop.tasks.forecast.scores import ForecastScores
 from sandbox.gate import task_check
+from sandbox.gate_text import redact_paths
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
@@ -190,7 +191,7 @@ def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
                    else box.run(region, frames, timeout_s=timeout, task=task))
     except Exception as exc:  # the loop must survive a runner fault and record it
         budget.note(label, time.monotonic() - started)
-        return None, f"the sandbox runner failed: {type(exc).__name__}: {exc}", False
+        return None, redact_paths(f"the sandbox runner failed: {type(exc).__name__}: {exc}"), False
     budget.note(label, time.monotonic() - started)
     if outcome.status == "timeout" and timeout < limit_s:
         return None, budget.reason(), True
@@ -337,8 +338,8 @@ def run_sandbox(t: Trial) -> Verdict:
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        return Verdict(False, f"{outcome.status}: {_instrument_reason(outcome.reason, len(t.ctx.histories))}",
-                       _outcome_json(outcome))
+        reason = redact_paths(_instrument_reason(outcome.reason, len(t.ctx.histories)))  # never a host path
+        return Verdict(False, f"{outcome.status}: {reason}", _outcome_json(outcome))
     t.fulls = list(outcome.results[0])
     t.full, t.full_seconds = t.fulls[0], float(outcome.seconds)
     return Verdict(True, "", _outcome_json(outcome))
@@ -388,8 +389,8 @@ def lookahead(t: Trial) -> Verdict:
     if probe_run is None or not probe_run.ok:
         info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: {probe_run.reason}"),
-                       info)
+        why = redact_paths(fault or f"{probe_run.status}: {probe_run.reason}")
+        return Verdict(False, why if spent else PROBES_FAILED + why, info)
     info["run"] = _outcome_json(probe_run)
     leak, leak_at, fault, spent = _judge_probes(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
                                                 budget, info, t.ctx.task)
@@ -399,7 +400,7 @@ def lookahead(t: Trial) -> Verdict:
         if fault == UNSEEDED and unseeded_randomness(t.region):  # name the line that draws without a seed
             info["unseeded"] = unseeded_randomness(t.region)
             return Verdict(False, f"{UNSEEDED}; unseeded: {'; '.join(info['unseeded'][:3])}", info)
-        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + fault, info)
+        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + redact_paths(fault), info)
     unseeded = unseeded_randomness(t.region)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
