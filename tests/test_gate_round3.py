@@ -98,6 +98,7 @@ def test_rejection_text_names_no_host_path() -> None:
     reason a candidate gets back names no host path: it cannot learn which files exist."""
     from alphaloop.evaluate.pipeline import EvalContext, evaluate
     from alphaloop.evaluate.scoring import History
+    from alphaloop.tasks import get_task
     from sandbox.gate_text import redact_paths
     from sandbox.runner import RunOutcome
     from tests.conftest import InProcessSandbox
@@ -110,7 +111,7 @@ def test_rejection_text_names_no_host_path() -> None:
 
     frame = make_ohlcv(300, seed=1)
     history = History.from_splits({"train": frame.iloc[:200], "val": frame.iloc[200:]})
-    ev = evaluate(region("x = 1"), EvalContext(history=history, sandbox=Talkative()))
+    ev = evaluate(region("x = 1"), EvalContext(histories=(history,), sandbox=Talkative(), task=get_task("trade")))
     assert ev.stage == "sandbox" and "/etc" not in ev.reason and "/work" not in ev.reason, ev.reason
     assert "Invalid TZif file <path>" in ev.reason
     assert redact_paths("tz Europe/Paris, 1/2") == "tz Europe/Paris, 1/2"
