@@ -132,6 +132,11 @@ def _run(zygote: Any, driver: Any, region: str, frame: tuple[pd.DataFrame, ...])
         os._exit(0)
 
 
+# Bar columns some data lacks (index and FX files have no Volume, close-only files only Close): a KeyError
+# naming one is the data's shape, not a bug in the candidate's logic, and the reason says so.
+BAR_COLUMNS = frozenset({"Open", "High", "Low", "Close", "Volume", "Adj Close"})
+
+
 def _lock_down(zygote: Any) -> None:
     """The layers the worker proved work here, applied to this child before any candidate code runs."""
     if zygote.layers.get("privileges") == "ok":
@@ -156,6 +161,8 @@ def _describe_failure(exc: BaseException, region: str, driver: Any) -> dict[str,
         return {"status": "bad_output", "reason": _one_line(str(exc))}
     message = _one_line(str(exc))
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    if isinstance(exc, KeyError) and exc.args and exc.args[0] in BAR_COLUMNS:
+        text += f": the data has no {exc.args[0]} column (its manifest's missing_columns lists what it lacks)"
     return {"status": "exception", "reason": f"{text}{_where(exc, region)}"}
 
 

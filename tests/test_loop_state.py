@@ -60,4 +60,4 @@ def test_state_round_trips_through_json() -> None:
     for n, val in enumerate([0.3, 0.5, 0.4]):
         fold(st, record(n, val))
     again = LoopState.from_json(st.to_json())
-    assert again.population == st.population and again.tsv_rows == st.tsv_rows and again.next_iteration == 3
+    assert again.population == st.population and again.learnings == st.learnings and again.next_iteration == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -9,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from alphaloop.run.learnings import Learnings
 from alphaloop.run.records import SCHEMA_VERSION, IterationRecord, RecordError, RunStats, StressCache, TestReading
+from alphaloop.run.rows import tsv_header
 from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import Workdir
 
@@ -65,7 +68,7 @@ def test_workdir_keeps_returns_beside_the_record_and_joins_them(tmp_path: Path) 
     rec = IterationRecord.from_json(OLD_RECORD)
     wd.write_record(rec)
     on_disk = json.loads(wd.results(2).read_text())
-    assert "returns" not in on_disk and json.loads(wd.returns(2).read_text())["val"] == [0.0, 0.03]
+    assert "returns" not in on_disk and np.load(wd.returns(2))["val"].tolist() == [0.0, 0.03]
     assert wd.record(2) == rec
     (tmp_path / "iter_3_results.json").write_text(json.dumps({**OLD_RECORD, "iteration": 3}))  # old: inline returns
     assert wd.record(3).returns == OLD_RECORD["returns"]
@@ -196,3 +199,39 @@ def test_the_report_counts_a_damaged_reading_as_final_does(frozen_data: Path, tm
     run = load_run(tmp_path, frozen_data)
     assert len(wd.test_readings()) == len(run.readings) == 2
     assert "read 2 times" in locked_split_html(run) and any("counted as a reading" in n for n in run.notes)
+
+
+def test_returns_are_kept_only_for_what_reads_them(tmp_path: Path) -> None:
+    """A member keeps every split (the report draws the best); another accepted candidate its validation
+    series (the statistics' trial matrix); a rejected one nothing."""
+    wd = Workdir(tmp_path)
+    member = IterationRecord.from_json(OLD_RECORD)
+    wd.write_record(dataclasses.replace(member, iteration=5, in_population=False))
+    wd.write_record(dataclasses.replace(member, iteration=6, status="rejected", stage="guards", in_population=False))
+    assert wd.record(5).returns == {"val": [0.0, 0.03]}
+    assert wd.record(6).returns is None and not wd.returns(6).exists()
+    (tmp_path / "iter_7_results.json").write_text(json.dumps({**OLD_RECORD, "iteration": 7, "returns": None}))
+    (tmp_path / "iter_7_returns.json").write_text(json.dumps({"schema_version": 1, **OLD_RECORD["returns"]}))
+    assert wd.record(7).returns == OLD_RECORD["returns"]  # a schema-1 sidecar still reads
+
+
+def test_results_tsv_is_rebuilt_to_the_records_on_resume(tmp_path: Path) -> None:
+    """A row cut by a kill, or one never appended, is rebuilt from the records; rows past the state go."""
+    wd = Workdir(tmp_path)
+    state = LoopState(metric="sharpe", population_size=3, data_manifest="x")
+    learnings = Learnings()
+    wd.resume_views(state, tsv_header("sharpe"), "notes\n")
+    for n in range(3):
+        rec = IterationRecord.from_json({**OLD_RECORD, "iteration": n})
+        wd.write_trade(n, "x = 1\n")
+        wd.write_record(rec)
+        state.apply(wd.record(n), learnings)
+        wd.write_views(state, "notes\n", wd.record(n))
+    whole = wd.results_tsv.read_text()
+    header, *rows = whole.splitlines(keepends=True)
+    wd.results_tsv.write_text(header + rows[0] + rows[2][:5])  # row 1 lost, row 2 cut mid-line
+    wd.resume_views(state, header, "notes\n")
+    assert wd.results_tsv.read_text() == whole
+    state.next_iteration = 2
+    wd.resume_views(state, header, "notes\n")
+    assert wd.results_tsv.read_text() == header + rows[0] + rows[1]

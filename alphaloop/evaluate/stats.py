@@ -25,6 +25,8 @@ from alphaloop.evaluate.scoring import History
 EULER_GAMMA = 0.5772156649015329
 SIGNIFICANCE = 0.05
 SPA_REPS = 1000
+SPA_CAP = 1000  # distinct candidates SPA bootstraps at most: those with the highest mean return (docs/statistics)
+EFFECTIVE_TRIALS_CAP = 2000  # trials the effective count reads at most; beyond, a seeded sample, scaled to all
 
 
 def split_bh_returns(history: History, split: str = "val") -> np.ndarray:
@@ -88,13 +90,29 @@ def spa_test(bh_returns: np.ndarray, accepted_returns: Sequence[np.ndarray], see
     if not accepted_returns:
         return None
     bench = -np.asarray(bh_returns, dtype=np.float64)
-    models = -np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns])
+    models = -spa_models(np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns]))
     if models.shape[0] != bench.size:
         raise ValueError(f"returns of {models.shape[0]} days against a benchmark of {bench.size} days")
     spa = SPA(bench, models, reps=reps, bootstrap="stationary", seed=seed)
     spa.compute()
     p = spa.pvalues
     return {"lower": float(p["lower"]), "consistent": float(p["consistent"]), "upper": float(p["upper"])}
+
+
+def spa_models(returns: np.ndarray, cap: int = SPA_CAP) -> np.ndarray:
+    """The columns SPA bootstraps: each distinct series once (a copy adds nothing to the maximum it
+    tests), and at most ``cap`` of them, those with the highest mean return. The test's statistic is
+    the best standardised mean, and its consistent p-value already sets aside candidates far below the
+    best; the ones dropped here are the furthest below. Cost: reps x days x columns, so a night of
+    thousands of accepted candidates is bounded."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.shape[1] > 1:
+        _, first = np.unique(r.T, axis=0, return_index=True)
+        r = r[:, np.sort(first)]
+    if r.shape[1] > cap:
+        keep = np.sort(np.argsort(-r.mean(axis=0), kind="stable")[:cap])
+        r = r[:, keep]
+    return r
 
 
 def run_statistics(trials: int, sharpes: Sequence[float], best_returns: np.ndarray,
@@ -172,7 +190,8 @@ class EffectiveTrials:
         return f"{self.effective:.1f} effective of {self.raw} raw trials ({self.estimator}{scaled})"
 
 
-def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> EffectiveTrials:
+def effective_trials(trial_returns: np.ndarray, raw: int | None = None,
+                     cap: int = EFFECTIVE_TRIALS_CAP) -> EffectiveTrials:
     """Effective number of independent trials from the eigenvalues l_i of their returns' correlation matrix.
 
     Galwey (2009), "A new measure of the effective number of tests, a practical tool for comparing
@@ -188,6 +207,8 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> Effec
 
     ``trial_returns``: shape (days, trials), one column per trial with returns. ``raw``: the number of
     trials run, when some (rejected ones) left no returns; the estimate is scaled by raw / sampled.
+    ``cap``: beyond this many columns a seeded sample of ``cap`` is read and scaled the same way; scaling
+    errs toward more trials (a stricter deflation) when trials repeat a few ideas (docs/statistics.md).
     """
     r = np.asarray(trial_returns, dtype=np.float64)
     if r.ndim != 2:
@@ -199,23 +220,29 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None) -> Effec
     if m == 0:
         return EffectiveTrials(raw=raw, sampled=0, effective_sampled=0.0, effective=float(raw),
                                estimator=EFFECTIVE_TRIALS_ESTIMATOR)
-    corr = _correlation_of_columns(r)
-    lam = np.clip(np.linalg.eigvalsh(corr), 0.0, None)
+    if m > cap:  # a seeded sample of the trials; the count is scaled back to all of them below
+        r = r[:, np.sort(np.random.default_rng(0).choice(m, cap, replace=False))]
+        m = cap
+    lam = _correlation_eigenvalues(r)
     eff = float(np.sum(np.sqrt(lam)) ** 2 / np.sum(lam))
     eff = min(max(eff, 1.0), float(m))
     return EffectiveTrials(raw=raw, sampled=m, effective_sampled=eff, effective=eff * raw / m,
                            estimator=EFFECTIVE_TRIALS_ESTIMATOR)
 
 
-def _correlation_of_columns(r: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the columns; a constant column correlates 0 with the others, 1 with itself."""
+def _correlation_eigenvalues(r: np.ndarray) -> np.ndarray:
+    """Eigenvalues (clipped at 0) of the columns' correlation matrix, from the smaller Gram matrix.
+
+    The non-zero eigenvalues of Z'Z (trials x trials) are those of ZZ' (days x days), so with more
+    trials than days the cost is days^2 x trials, not trials^3. A constant column correlates with
+    nothing: its own eigenvalue 1."""
     centred = r - r.mean(axis=0)
     norm = np.sqrt(np.einsum("ij,ij->j", centred, centred))
     ok = norm > 1e-15
-    z = np.where(ok, centred / np.where(ok, norm, 1.0), 0.0)
-    corr = z.T @ z
-    np.fill_diagonal(corr, 1.0)
-    return np.clip(corr, -1.0, 1.0)
+    z = centred[:, ok] / norm[ok]
+    gram = z @ z.T if z.shape[0] < z.shape[1] else z.T @ z
+    lam = np.clip(np.linalg.eigvalsh(gram), 0.0, None) if z.size else np.zeros(0)
+    return np.concatenate([lam, np.ones(int((~ok).sum()))])
 
 
 @dataclass(frozen=True)
@@ -282,6 +309,8 @@ class SpaResult:
     candidates: int
     reps: int
     benchmark: str
+    tested: int | None = None  # distinct series bootstrapped (copies merged, at most SPA_CAP); None: all
+
 
     @property
     def significant(self) -> bool:
@@ -342,7 +371,8 @@ class RunStatistics:
         if self.spa is not None:
             s = self.spa
             lines.append(f"  SPA against {s.benchmark}: p = {s.consistent:.3f} (lower {s.lower:.3f}, "
-                         f"upper {s.upper:.3f}; {s.candidates} accepted candidates, "
+                         f"upper {s.upper:.3f}; {s.candidates} accepted candidates"
+                         f"{'' if s.tested in (None, s.candidates) else f' ({s.tested} distinct series tested)'}, "
                          f"{s.reps} stationary-bootstrap draws)")
         for f in self.per_instrument:
             lines.append(f"  {f.name}: Sharpe {f.sharpe:.2f}, buy and hold {f.bh_sharpe:.2f}, "
@@ -396,7 +426,7 @@ def universe_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nda
     if cols:
         p = spa_test(bh, [r[:, c] for c in cols], seed=seed, reps=reps)
         spa = SpaResult(lower=p["lower"], consistent=p["consistent"], upper=p["upper"], candidates=len(cols),
-                        reps=reps, benchmark=benchmark)
+                        reps=reps, benchmark=benchmark, tested=spa_models(r[:, cols]).shape[1])
     figures = [_instrument_figures(name, a, b, ppy) for name, (a, b) in (per_instrument or {}).items()]
     v_dsr, v_x, v_spa, verdict = verdicts(dsr_r, dsr_x, spa)
     return RunStatistics(split=split, instruments=instruments, trials=trials,

@@ -76,7 +76,8 @@ class SnapshotStore:
     def save(self) -> None:
         """Written only with N > 1: a serial run's workdir holds exactly the files it always held."""
         if self.keep > 1:
-            atomic_write_json(self.path, {"snapshots": [self.items[k].to_json() for k in sorted(self.items)]})
+            atomic_write_json(self.path, {"snapshots": [self.items[k].to_json() for k in sorted(self.items)]},
+                              durable=False)  # a kill keeps it; a power loss is caught by the replay
 
     def base(self, k: int, workers: int) -> Snapshot:
         """The snapshot iteration ``k`` proposes from: k-N, or (when ``--workers`` grew on a resume and

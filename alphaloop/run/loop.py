@@ -160,7 +160,7 @@ class Loop:
             state.apply(self.wd.record(state.next_iteration), learnings)
             self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         self.wd.forget_unfinished(state.next_iteration)
-        self._write_derived(state, learnings)
+        self.wd.resume_views(state, tsv_header(self.cfg.metric), with_rule(learnings.render(), self.cfg.workers))
         self.histories = instrument_histories(self.universe)
         self.history = self.histories[0]
         # what a candidate runs on: every instrument, for either task (a forecaster's scores pool over them)
@@ -294,14 +294,8 @@ class Loop:
             self.wd.write_record(record)
             record = self.wd.record(record.iteration)
         state.apply(record, learnings)
-        self._write_derived(state, learnings)
+        self.wd.write_views(state, with_rule(learnings.render(), self.cfg.workers), record)
         return record
-
-    def _write_derived(self, state: LoopState, learnings: Learnings) -> None:
-        self.wd.write_derived(tsv_header(self.cfg.metric) + "".join(state.tsv_rows),
-                              with_rule(learnings.render(), self.cfg.workers),
-                              state.best.iteration if state.best else None)
-        self.wd.write_state(state)
 
     # ----- the run ------------------------------------------------------------------------
     def _on_sigint(self, signum: int, frame: Any) -> None:

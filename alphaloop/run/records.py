@@ -16,7 +16,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-SCHEMA_VERSION = 1  # version 0: files written before this module (no schema_version key)
+SCHEMA_VERSION = 2  # 0: before this module (no schema_version key); 1: returns sidecars as JSON, every row in
+# state.json; 2: returns as .npz kept for what reads them, results.tsv appended (alphaloop.run.workdir)
 UNIVERSE_FIELDS = ("universe", "instrument_returns")  # written only for a universe of several instruments
 
 T = TypeVar("T")

@@ -1,4 +1,7 @@
-"""The run's state (``state.json``): a pure fold over the iteration records, so a resume replays them."""
+"""The run's state (``state.json``): a pure fold over the iteration records, so a resume replays them.
+
+Its size does not grow with the run (the population, the bounded learnings, counters): the results rows
+live in ``results.tsv`` alone, appended one per record (schema 1 carried them all here as well)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import numpy as np
 
 from alphaloop.run.learnings import Learnings
 from alphaloop.run.records import SCHEMA_VERSION, IterationRecord, Member, build, check_version
-from alphaloop.run.rows import describe, entry_from_record, outcome_line, tsv_row
+from alphaloop.run.rows import describe, entry_from_record, outcome_line
 
 
 @dataclass
@@ -33,7 +36,6 @@ class LoopState:
     last_outcome: str | None = None
     stop_reason: str | None = None
     elapsed_s: float = 0.0
-    tsv_rows: list[str] = field(default_factory=list)
     searched_after_test_reading: bool = False  # an iteration ran after `final` read the test split
     task: str = "trade"  # "forecast": the population holds forecasters ranked by rps_skill_mean
 
@@ -96,7 +98,6 @@ class LoopState:
         learnings.add(entry_from_record(record, self.metric), record.learnings_compacted)
         self.learnings = learnings.to_json()
         self.last_outcome = outcome_line(record, self.metric)
-        self.tsv_rows.append(tsv_row(record, self.metric))
         self.next_iteration = n + 1
 
     def to_json(self) -> dict:

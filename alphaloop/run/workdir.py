@@ -4,6 +4,12 @@ Why one owner: the names were built in five modules and their readers drifted. E
 (``store``: a temp file beside the target, then a rename), so a process killed at any instant leaves
 the old file or the new one. Readers return the typed records of ``alphaloop.run.records``; a file that
 does not parse as its record raises ``RecordError`` with one line naming it.
+
+A commit costs the same at iteration 100,000 as at iteration 1 (docs/workdir.md says what is kept and why):
+the record is written whole (fsynced with its trade file: what a resume starts from), its returns go to a
+small binary sidecar only when something reads them, results.tsv gets one appended row, and state.json
+(constant size) is a checkpoint written every ``CHECKPOINT_EVERY`` records: a resume replays the records
+after it, exactly as it replays those a kill left behind.
 """
 
 from __future__ import annotations
@@ -14,15 +20,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.run.records import CrossMarket, IterationRecord, RecordError, RunStats, StressCache, TestReading
+from alphaloop.run.rows import tsv_row
 from alphaloop.run.state import LoopState
-from alphaloop.run.store import atomic_write_json, atomic_write_text, clean_temp_files, read_json
+from alphaloop.run.store import (
+    append_text,
+    atomic_write_arrays,
+    atomic_write_json,
+    atomic_write_text,
+    clean_temp_files,
+    read_arrays,
+    read_json,
+)
 
 TRADE = "iter_{n}_trade.py"
 RESULTS = "iter_{n}_results.json"
 SIDECAR_INSTRUMENTS = "instruments"  # the sidecar's key for each instrument's validation returns (a universe)
-RETURNS = "iter_{n}_returns.json"  # the record's daily returns per split, kept out of the record a person opens
+RETURNS = "iter_{n}_returns.npz"  # the record's daily returns (float64, numpy's .npz), as ``kept_returns`` keeps them
+RETURNS_JSON = "iter_{n}_returns.json"  # schema 1's sidecar (every split, as JSON text): still read
+CHECKPOINT_EVERY = 25  # records between two writes of state.json; a resume replays at most this many more
 REPLY = "iter_{n}_reply.md"
 STATE = "state.json"
 RESULTS_TSV = "results.tsv"
@@ -38,9 +57,23 @@ EQUITY_CSV = "best_equity.csv"  # the report's: the best candidate's daily equit
 SNAPSHOTS = "snapshots.json"  # with --workers N > 1: the states the iterations in flight propose from
 FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
 FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
-ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json|reply\.md|returns\.json)")
+ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json|reply\.md|returns\.json|returns\.npz)")
 # What a user finds in a run folder, as the end-of-run summary lists it.
 USER_FILES = (LEARNINGS, RESULTS_TSV, TRADE.format(n="N"), BEST_TRADE, REPORT)
+
+
+def kept_returns(record: IterationRecord) -> tuple[dict[str, list[float]] | None, list[list[float]] | None]:
+    """The returns (and a universe's per-instrument ones) a record keeps on disk, by who reads them.
+
+    A member (it entered the population) keeps all: the report draws the best one's train and validation
+    curves, final and the end-of-run figures use its instruments. Any other accepted candidate keeps its
+    validation series (keys ``val...``): a column of the statistics' trial matrix. A rejected one keeps
+    none: nothing reads them, and at a night's scale they were most of the folder."""
+    if record.returns is None or not record.accepted:
+        return None, None
+    if record.entered:
+        return record.returns, record.instrument_returns
+    return {k: v for k, v in record.returns.items() if k.startswith("val")}, None
 
 
 def _read(path: Path) -> Any:
@@ -56,6 +89,8 @@ class Workdir:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._checkpoint: int | None = None  # next_iteration of the last state.json this object wrote
+        self._best: int | None = None  # the iteration best_trade.py was last copied from by this object
 
     # ----- names -----------------------------------------------------------------------------
     def trade(self, n: int) -> Path:
@@ -67,12 +102,19 @@ class Workdir:
     def returns(self, n: int) -> Path:
         return self.root / RETURNS.format(n=n)
 
+    def returns_json(self, n: int) -> Path:
+        return self.root / RETURNS_JSON.format(n=n)
+
     def reply(self, n: int) -> Path:
         return self.root / REPLY.format(n=n)
 
     @property
     def state(self) -> Path:
         return self.root / STATE
+
+    @property
+    def results_tsv(self) -> Path:
+        return self.root / RESULTS_TSV
 
     @property
     def manifest(self) -> Path:
@@ -134,7 +176,7 @@ class Workdir:
     def forget_unfinished(self, n: int) -> None:
         """Remove what iterations n and later, which never wrote their records, left (they are redone,
         their returns included; with --workers N several may have been in flight at a kill)."""
-        for pattern in (TRADE, REPLY, RETURNS):
+        for pattern in (TRADE, REPLY, RETURNS, RETURNS_JSON):
             for path in self.root.glob(pattern.format(n="*")):
                 match = ITER_FILE.fullmatch(path.name)
                 if match and int(match.group(1)) >= n:
@@ -160,15 +202,17 @@ class Workdir:
 
     # ----- iteration records ----------------------------------------------------------------
     def write_record(self, record: IterationRecord) -> None:
-        """The sidecar first, then the record: a record on disk always has its returns."""
+        """The sidecar first, then the record (fsynced): a record on disk always has its kept returns."""
         d = record.to_json()
-        returns = d.pop("returns")
-        instruments = d.pop("instrument_returns", None)  # a universe: each instrument's validation returns
+        d.pop("returns")
+        d.pop("instrument_returns", None)
+        returns, instruments = kept_returns(record)
+        self.returns_json(record.iteration).unlink(missing_ok=True)  # a schema-1 sidecar of an earlier attempt
         if returns is not None:
-            side = {"schema_version": d["schema_version"], **returns}
-            if instruments is not None:
-                side[SIDECAR_INSTRUMENTS] = instruments
-            atomic_write_json(self.returns(record.iteration), side)
+            arrays = {k: np.asarray(v, dtype=np.float64) for k, v in returns.items()}
+            for i, series in enumerate(instruments or ()):
+                arrays[f"{SIDECAR_INSTRUMENTS}.{i}"] = np.asarray(series, dtype=np.float64)
+            atomic_write_arrays(self.returns(record.iteration), arrays, durable=record.entered)
         else:  # never join another attempt's returns to this record
             self.returns(record.iteration).unlink(missing_ok=True)
         atomic_write_json(self.results(record.iteration), d)
@@ -182,7 +226,16 @@ class Workdir:
         d = _read(path)
         rec = IterationRecord.from_json(d, str(path))
         if rec.returns is None and self.returns(n).is_file():
-            side = _read(self.returns(n))
+            try:
+                side = read_arrays(self.returns(n))
+            except (OSError, ValueError) as exc:
+                raise RecordError(f"{self.returns(n)}: not a returns file alphaloop wrote ({exc})") from exc
+            prefix = f"{SIDECAR_INSTRUMENTS}."
+            rec.returns = {k: v.tolist() for k, v in side.items() if not k.startswith(prefix)}
+            count = sum(k.startswith(prefix) for k in side)
+            rec.instrument_returns = [side[f"{prefix}{i}"].tolist() for i in range(count)] if count else None
+        elif rec.returns is None and self.returns_json(n).is_file():  # schema 1
+            side = _read(self.returns_json(n))
             rec.returns = {k: v for k, v in side.items() if k not in ("schema_version", SIDECAR_INSTRUMENTS)}
             rec.instrument_returns = side.get(SIDECAR_INSTRUMENTS)
         return rec
@@ -218,14 +271,48 @@ class Workdir:
         return LoopState.from_json(_read(self.state), str(self.state))
 
     def write_state(self, state: LoopState) -> None:
+        """state.json now (fsynced): at a run's start and end, and every ``CHECKPOINT_EVERY`` records."""
         atomic_write_json(self.state, state.to_json())
+        self._checkpoint = state.next_iteration
 
-    def write_derived(self, tsv: str, learnings: str, best_iteration: int | None) -> None:
-        """results.tsv, learnings.md and best_trade.py: views of the records, rewritten after each one."""
-        atomic_write_text(self.root / RESULTS_TSV, tsv)
-        atomic_write_text(self.learnings, learnings)
-        if best_iteration is not None:
-            atomic_write_text(self.best_trade, self.trade(best_iteration).read_text(encoding="utf-8"))
+    def write_views(self, state: LoopState, learnings: str, record: IterationRecord | None = None) -> None:
+        """What follows each committed record, in constant work: its results.tsv row appended, learnings.md
+        (bounded) rewritten, best_trade.py when the best changed, and the state checkpoint when due.
+        None of them is fsynced: after a kill or a crash ``resume_views`` rebuilds them from the records."""
+        if record is not None:
+            append_text(self.results_tsv, tsv_row(record, state.metric))
+        atomic_write_text(self.learnings, learnings, durable=False)
+        best = state.best.iteration if state.best else None
+        if best is not None and (best != self._best or not self.best_trade.is_file()):
+            atomic_write_text(self.best_trade, self.trade(best).read_text(encoding="utf-8"), durable=False)
+            self._best = best
+        if self._checkpoint is None or state.next_iteration - self._checkpoint >= CHECKPOINT_EVERY:
+            self.write_state(state)
+
+    def resume_views(self, state: LoopState, header: str, learnings: str) -> None:
+        """At a run's start, after the replay: results.tsv holds exactly the rows of iterations
+        0..next_iteration-1 (those on disk, any missing one rebuilt from its record), then every view
+        and state.json are written."""
+        rows = self._tsv_rows(header)
+        lines = (rows.get(n) or tsv_row(self.record(n), state.metric) for n in range(state.next_iteration))
+        atomic_write_text(self.results_tsv, header + "".join(lines))
+        self._best = None
+        self.write_views(state, learnings)
+        self.write_state(state)
+
+    def _tsv_rows(self, header: str) -> dict[int, str]:
+        """The complete rows of results.tsv by iteration, when it has this header (else none)."""
+        if not self.results_tsv.is_file():
+            return {}
+        lines = self.results_tsv.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not lines or lines[0] != header:
+            return {}
+        rows = {}
+        for line in lines[1:]:
+            first = line.split("\t", 1)[0]
+            if line.endswith("\n") and first.isdigit():
+                rows[int(first)] = line
+        return rows
 
     def read_learnings(self) -> str:
         return self.learnings.read_text(encoding="utf-8") if self.learnings.is_file() else ""
