@@ -16,6 +16,7 @@ from alphaloop.commands.check import run_check
 from alphaloop.data.frozen import load_splits
 from alphaloop.evaluate.pipeline import UNSEEDED, EvalContext, Evaluation, evaluate, region_seed
 from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
 from sandbox.runner import RunOutcome
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE, CLEAN, LEAKS, f_region
@@ -44,7 +45,8 @@ def history(frozen_data: Path) -> History:
 
 
 def run(region: str, history: History, **kw) -> Evaluation:
-    ev = evaluate(region, EvalContext(history=history, sandbox=kw.pop("sandbox", InProcessSandbox()), **kw))
+    ev = evaluate(region, EvalContext(histories=(history,), sandbox=kw.pop("sandbox", InProcessSandbox()),
+                                      task=get_task(kw.pop("task", "trade")), **kw))
     json.dumps(ev.details)  # always serialisable for the iteration record
     json.dumps(ev.check_json(), allow_nan=False)
     return ev
@@ -59,7 +61,7 @@ def test_baseline_is_accepted_with_scores_and_timings(history: History) -> None:
     assert box.calls == [1, len(info["probes"]) + len(info["invariance"])]  # two runs: full, then every probe
     assert [p["kind"] for p in info["invariance"]] == ["date_shift", "prepend", "trim"]
     assert ev.scores.fold_spread() and ev.check_json()["metrics"]["selection_val"] == ev.scores.selection
-    assert ev.signals is not None and len(ev.signals) == len(history.frame)
+    assert len(ev.outputs) == 1 and len(ev.outputs[0]) == len(history.frame)
     assert ev.details["lookahead"]["leak"] is None and ev.details["guards"]["failed"] == []
     assert ev.details["lookahead"]["rerun_alone"] == []  # clean candidates pay for no rerun
 

@@ -18,6 +18,7 @@ from alphaloop.run.records import SCHEMA_VERSION, IterationRecord, RecordError, 
 from alphaloop.run.rows import tsv_header
 from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import Workdir
+from alphaloop.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,7 +107,7 @@ def assert_state_is_a_fold_of_the_records(root: Path) -> None:
                        cost_bps=live.cost_bps, folds=live.folds)
     learnings = Learnings()
     for rec in wd.records():
-        replay.apply(rec, learnings)
+        replay.apply(rec, learnings, get_task(rec.task))
     replay.stop_reason, replay.elapsed_s = live.stop_reason, live.elapsed_s
     assert replay.to_json() == live.to_json()
 
