@@ -294,6 +294,9 @@ def run_sandbox(t: Trial) -> Verdict:
         return Verdict(False, f"{outcome.status}: {frame_reason(outcome.reason, len(t.ctx.histories))}",
                        _outcome_json(outcome))
     t.fulls, t.full_seconds = list(outcome.results[0]), float(outcome.seconds)
+    checked = t.ctx.task.check_outputs(t)
+    if checked is not None and not checked.ok:
+        return Verdict(False, checked.reason, {**_outcome_json(outcome), **(checked.details or {})})
     return Verdict(True, "", _outcome_json(outcome))
 
 
@@ -304,6 +307,9 @@ def lookahead(t: Trial) -> Verdict:
     A look-ahead leak rejects here; the invariance probes' findings are judged here too, once, and
     left on the trial for the guards stage, which ranks them among the other guards.
     """
+    own = t.ctx.task.lookahead(t)
+    if own is not None:
+        return own
     budget = t.budget
     assert budget is not None, "the sandbox stage starts the budget"
     seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed

@@ -260,6 +260,7 @@ class TestReading:
     instruments: list[dict[str, Any]] | None = None  # a universe: each instrument's test figures (holdout.py)
     trades: list[list[int]] | None = None  # round trips on test as [entry bar, exit bar], for the report
     dates: list[str] | None = None  # the test split's dates, so the report draws it on dates without opening it
+    portfolio: dict[str, Any] | None = None  # --task portfolio: test weights, contributions, held-out panel
     damaged: bool = False
 
     @classmethod
