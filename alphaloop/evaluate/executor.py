@@ -40,6 +40,7 @@ class EvalSettings:
     stress_select: bool = False
     stress_paths: int = 8
     seed: int = 0
+    max_gross: float = 1.0  # --max-gross (the portfolio task's gross cap)
     task: str = "trade"  # a name in alphaloop.tasks.TASKS (a name, not the object: it crosses processes)
 
 
@@ -56,7 +57,8 @@ def evaluate_task(region: str, histories: EvalData, sandbox: Any, settings: Eval
 
     Every instrument is scored; the stress suite runs on the first instrument."""
     ctx = EvalContext(histories=tuple(histories), sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
-                      folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s)
+                      folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s,
+                      max_gross=settings.max_gross)
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:

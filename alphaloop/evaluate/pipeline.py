@@ -80,6 +80,7 @@ class EvalContext:
     probe_seed: int | None = None  # None: derived from the region, so its author cannot aim at the cuts
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: the task's gate (sandbox.gate.check for its functions)
+    max_gross: float = 1.0  # --max-gross: the portfolio task's cap on the sum of absolute weights
 
     def __post_init__(self) -> None:
         self.histories = tuple(self.histories)

@@ -37,6 +37,7 @@ class Task(ABC):
     functions: tuple[str, ...] = ()  # the functions the gate requires the region to define
     region_stem: str = "trade"  # saved regions: iter_N_<stem>.py and best_<stem>.py (kept for every task: resume)
     candidates: str = "strategies"  # what the task's candidates are called, in the plural ("forecasters")
+    metrics: tuple[str, ...] = ("sharpe", "total_return", "sortino", "calmar", "cagr")  # --metric values it accepts
     benchmark: str = "B&H"  # the benchmark's short name in tables (the live view's column)
     baseline: str = "baseline (the region of the starting trade.py)"  # iteration 0's description
     shows_trades: bool = True  # whether the prompt's population lines give a trade count

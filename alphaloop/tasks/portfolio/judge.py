@@ -10,7 +10,7 @@ import numpy as np
 
 from alphaloop.evaluate.pipeline import PROBE_TIMEOUT_FACTOR, PROBES_FAILED, Verdict, _outcome_json, _run, region_seed
 from alphaloop.run.diversity import MemberReturns, buy_and_hold_in_disguise, novelty
-from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS, Calendar, WeightsError, validate_weights
+from alphaloop.tasks.portfolio.contract import Calendar, WeightsError, validate_weights
 from alphaloop.tasks.portfolio.evidence import weights_key
 from alphaloop.tasks.portfolio.guards import portfolio_guards
 from alphaloop.tasks.portfolio.lookahead import panel_leak, panel_probes
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def max_gross(t: Trial) -> float:
-    return float(getattr(t.ctx, "options", {}).get("max_gross", DEFAULT_MAX_GROSS))
+    return float(t.ctx.max_gross)
 
 
 def full_result(t: Trial) -> PanelResult:

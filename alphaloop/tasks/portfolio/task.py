@@ -30,6 +30,7 @@ class PortfolioTask(Task):
     name = "portfolio"
     summary = "generate_features + allocate(day) -> weights across instruments, scored against equal weight"
     functions = FUNCTIONS
+    metrics = ("sharpe", "total_return", "sortino", "calmar", "cagr", "information_ratio")  # scoring.PORTFOLIO_METRICS
     region_stem = "portfolio"
     candidates = "portfolios"
     benchmark = "EW B&H"
