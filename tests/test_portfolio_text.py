@@ -51,11 +51,11 @@ def test_the_prompt_evidence_shows_parent_and_latest_tables_and_the_contract_val
     s = _scores()
     parent, latest = _record(s, 1), _record(s, 2, accepted=False)
     ev = portfolio_evidence(3, 1, latest, parent, None, last=2,
-                            prepared={"instruments": 4, "columns": "`Close`", "max_gross": 0.5})
+                            prepared={"instruments": 4, "columns": "`Close`"})
     figures = ev["extra"]["portfolio_figures"]
     assert "**Parent**" in figures and "Latest candidate (iteration 2, rejected at guards" in figures
     assert "EW B&H sharpe" in figures and "cash: 0" in figures and "contributions" in figures
-    assert ev["extra"]["max_gross"] == "0.5" and ev["extra"]["instruments"] == "4"
+    assert ev["extra"]["instruments"] == "4" and ev["extra"]["columns"] == "`Close`"
     assert "reverting to iter 1" in ev["parent_reason"]
 
 
@@ -77,3 +77,42 @@ def test_the_report_section_draws_weights_exposure_and_contributions_after_final
     assert html.count("<img") == 3 and "EW B&amp;H sharpe" in html and "cash sharpe" in html
     assert "def allocate" in html or "allocate" in html
     assert "no test reading yet" in portfolio_html(None, [], MOMENTUM)
+
+
+def test_the_figures_docs_quote_are_the_codes() -> None:
+    from pathlib import Path
+
+    from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS
+    from alphaloop.tasks.portfolio.guards import PortfolioLimits
+    from alphaloop.tasks.portfolio.render import BOOKS, FRACTIONS, HOLDS, LADDER, VOL_TARGETS
+    from alphaloop.tasks.portfolio.stats import MARKET_NEUTRAL_NET
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "portfolio.md").read_text()
+    assert ", ".join(map(str, LADDER)) + " bars" in doc
+    assert BOOKS["long_short"] == (0.75, 0.25) and "long-short (75/25)" in doc
+    assert BOOKS["market_neutral"] == (0.5, 0.5) and "market-neutral (50/50)" in doc
+    assert f"turnover above {PortfolioLimits().max_turnover_per_year:g}x" in doc
+    assert f"|mean net exposure| < {MARKET_NEUTRAL_NET:g}" in doc
+    assert f"({min(FRACTIONS):.0%}-{max(FRACTIONS):.0%} of the instruments" in doc.replace("10-50%", "10%-50%")
+    assert f"(1-{max(HOLDS)} bars)" in doc and f"({min(v for v in VOL_TARGETS if v):.0%}-{max(VOL_TARGETS):.0%})" \
+        in doc.replace("10-20%", "10%-20%")
+    assert f"`--max-gross` (default {DEFAULT_MAX_GROSS:g})" in doc
+
+
+def test_the_prompts_carry_the_contract_the_cap_and_both_benchmarks() -> None:
+    from alphaloop.propose.base import ProposalContext
+    from alphaloop.propose.prompting import build_messages
+    from alphaloop.tasks import get_task
+
+    task = get_task("portfolio")
+    paths = task.prompts()
+    s = _scores()
+    ev = portfolio_evidence(3, 1, _record(s, 2), _record(s, 1), None, last=2,
+                            prepared=task.prepare(split_frames(universe_frames(n=4, days=300, seed=1))))
+    ctx = ProposalContext(iteration=3, parent_iteration=1, parent_region=MOMENTUM, metric="sharpe", population=[],
+                          learnings="", last_outcome=None, max_gross=0.5, **ev)
+    system, user = (m["content"] for m in build_messages(ctx, paths["program_path"].read_text(),
+                                                          paths["template_path"].read_text()))
+    assert "allocate(day)" in system and "at most 0.5" in system and "1..4" in system and "{{" not in system
+    assert "equal-weight buy and hold" in user and "EW B&H sharpe" in user and "{{" not in user
+    assert "contributions to the validation return by instrument" in user
