@@ -172,7 +172,7 @@ class OfflinePortfolioProposer:
             if spec_json(child) != spec_json(parent):
                 break
             child, name, note = mutate(rng, parent, ctx.metric)
-        gross = min(getattr(ctx, "max_gross", self.max_gross), 1.0)  # the run's cap (--max-gross), at most 1
+        gross = min(ctx.max_gross, self.max_gross, 1.0)  # the run's cap (--max-gross), at most 1
         return Proposal(
             region=render(child, gross), hypothesis=note.hypothesis, change=note.change, expected=note.expected,
             expectation=Expectation(metric=note.metric, direction=note.direction), model="offline",
