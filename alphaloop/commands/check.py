@@ -44,7 +44,7 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     if task not in TASKS:
         return usage_error(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     if metric not in TASKS[task].metrics:
-        return usage_error(f"metric {metric!r} does not apply to --task {task}; choose from "
+        return usage_error(f"unknown metric {metric!r} for --task {task}; choose from "
                            f"{', '.join(TASKS[task].metrics)}")
     if folds < 1 or cost_bps < 0 or not eval_timeout_s > 0 or not max_gross > 0:
         return usage_error("--folds must be >= 1, --cost-bps >= 0, --eval-timeout > 0 and --max-gross > 0")
