@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig
+from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig, run_limits
 from alphaloop.propose import KINDS, LLM
 from alphaloop.tasks import TASKS
 
@@ -79,12 +79,13 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                                 epilog="Subcommands: check FILE | final [--iter N] | report. "
                                        "Environment: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL "
                                        "(also read from .env).")
-    p.add_argument("--iterations", type=int, default=RUN.iterations,
+    p.add_argument("--iterations", type=int,
                    help="last iteration number to run; iteration 0 is the starting trade.py "
-                        f"(default {RUN.iterations})")
-    p.add_argument("--max-fails", type=int, default=RUN.max_fails,
+                        f"(default {RUN.iterations}; with --hours, no cap)")
+    p.add_argument("--max-fails", type=int,
                    help="stop after this many consecutive iterations that do not enter the population; "
-                        f"0 = never (default {RUN.max_fails})")
+                        f"0 = never (default {RUN.max_fails}; with --hours, never: after {RUN.stall_after} the search "
+                        "widens instead)")
     p.add_argument("--population", type=int, default=RUN.population,
                    help=f"population size K, ranked by the selection metric on validation (default {RUN.population})")
     p.add_argument("--proposer", choices=KINDS, default="auto",
@@ -105,8 +106,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                    help="first retry delay in seconds, doubled each retry with jitter, "
                         f"capped at {LLM.backoff_max_s:g} (default {LLM.backoff_s:g})")
     p.add_argument("--hours", type=float, metavar="H",
-                   help="stop at the first iteration boundary after H hours of this command "
-                        "(state saved; rerun to resume)")
+                   help="run until H hours of this command have passed, then stop at the next iteration boundary "
+                        "(no iteration cap unless --iterations is given; state saved; rerun to resume)")
     p.add_argument("--max-tokens", type=int, metavar="N",
                    help="stop at the first iteration boundary once this command used N LLM tokens "
                         "(prompt + completion; state saved)")
@@ -159,7 +160,9 @@ def run_loop(args: argparse.Namespace) -> int:
     from alphaloop.run.loop import Loop, LoopStop
 
     load_dotenv(Path.cwd() / ".env", override=False)
-    if (min(args.iterations, args.max_fails, args.retries, args.stress_paths, args.retry_backoff, args.cost_bps) < 0
+    args.iterations, args.max_fails = run_limits(args.iterations, args.max_fails, args.hours)
+    cap = args.iterations if args.iterations is not None else 0
+    if (min(cap, args.max_fails, args.retries, args.stress_paths, args.retry_backoff, args.cost_bps) < 0
             or min(args.population, args.folds) < 1 or args.timeout <= 0 or not args.eval_timeout > 0):
         print("error: --iterations, --max-fails, --retries, --retry-backoff, --stress-paths and --cost-bps "
               "must be >= 0, "

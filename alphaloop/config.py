@@ -28,8 +28,10 @@ class LoopConfig:
 
     workdir: Path = WORKDIR  # where the run's records live (--workdir)
     data_dir: Path = DATA_DIR  # frozen train/validation/test splits (--data)
-    iterations: int = 50  # last iteration number to run; iteration 0 is the starting region (--iterations)
+    iterations: int | None = 50  # last iteration number to run; iteration 0 is the starting region; None: no cap
     max_fails: int = 5  # consecutive iterations outside the population before stopping; 0 = never (--max-fails)
+    stall_after: int = 5  # consecutive iterations outside the population after which the proposer is told the
+    # search stalled (the offline search restarts from other families, a model is asked for a broader idea)
     population: int = 3  # top-K kept, ranked by the selection metric on validation (--population)
     metric: str = DEFAULT_METRIC  # selection metric on validation after costs (--metric)
     folds: int = DEFAULT_FOLDS  # walk-forward folds: sub-periods of train, not re-fitted (--folds)
@@ -47,3 +49,14 @@ class LoopConfig:
     workers: int = 1  # iterations in flight; alphaloop.run.flight states the rule that keeps records reproducible
     executor: str = "local"  # where candidates are evaluated: "local" (sandbox workers here) or "ray" (--executor)
     ray_address: str | None = None  # with --executor ray: the cluster to join; None starts a local one
+
+
+def run_limits(iterations: int | None, max_fails: int | None, hours: float | None) -> tuple[int | None, int]:
+    """The iteration cap and the failure stop of a run, from the flags given (None: not given).
+
+    With ``--hours`` the night lasts until the budget: no iteration cap and no stop on failures unless
+    asked for, since a stalled search widens instead of ending. Without it, the defaults above."""
+    run = LoopConfig()
+    if hours is not None:
+        return iterations, 0 if max_fails is None else max_fails
+    return (run.iterations if iterations is None else iterations), (run.max_fails if max_fails is None else max_fails)

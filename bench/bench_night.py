@@ -1,6 +1,6 @@
 """A night at scale: a long offline run, then a resume, with the figures that must not grow with it.
 
-    python bench/bench_night.py [--iterations 3000] [--workdir DIR] [--data DIR] [--json OUT]
+    python bench/bench_night.py [--iterations 3000] [--stop-after S] [--workdir DIR] [--data DIR] [--json OUT]
 
 Runs the real command (`python harness.py --proposer offline --max-fails 0 --iterations N`) on the
 bundled S&P 500 sample, frozen in a temp folder, and reads back:
@@ -12,6 +12,12 @@ bundled S&P 500 sample, frozen in a temp folder, and reads back:
 - resume time (the same command with one more iteration: start -> that iteration's record, which
   includes reading the state, replaying the records after its checkpoint and one evaluation);
 - peak memory (the loop process's VmHWM, and the largest child's maxrss).
+
+``--stop-after S`` sizes a night to the time there is: after S seconds the loop gets SIGKILL (a
+``kill -9`` mid-run), and the resume runs it to one more iteration and to its end, so the resume
+time is the one after a kill and the end-of-run time is the resumed run's (every trial counted).
+``--resume-only`` skips the night and measures a workdir such a night left (figures of the night
+itself that only its process knew, bytes written and its peak memory, are then absent).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,8 +50,9 @@ def _proc_field(pid: int, name: str, key: str) -> int | None:
     return None
 
 
-def run_watched(args: list[str], stop_at: Path | None = None) -> dict:
-    """Run ``args``; poll its write_bytes and VmHWM until it exits (or ``stop_at`` appears, then kill it)."""
+def run_watched(args: list[str], stop_at: Path | None = None, kill_after: float | None = None) -> dict:
+    """Run ``args``; poll its write_bytes and VmHWM until it exits (or ``stop_at`` appears, then stop it;
+    or ``kill_after`` seconds pass, then SIGKILL it)."""
     t0 = time.time()
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
@@ -57,14 +65,22 @@ def run_watched(args: list[str], stop_at: Path | None = None) -> dict:
             seen_at = stop_at.stat().st_mtime
             proc.terminate()
             break
+        if kill_after is not None and time.time() - t0 > kill_after:
+            proc.send_signal(signal.SIGKILL)
+            break
         time.sleep(0.25)
     _, err = proc.communicate()
     return {"start": t0, "end": time.time(), "code": proc.returncode, "write_bytes": written, "vm_hwm_kb": hwm,
             "seen_at": seen_at, "stderr": err[-2000:]}
 
 
-def record_times(wd: Path, n: int) -> list[float]:
-    return [(wd / f"iter_{i}_results.json").stat().st_mtime for i in range(n + 1)]
+def record_times(wd: Path) -> list[float]:
+    """Write times of records 0, 1, ... up to the first gap."""
+    out, i = [], 0
+    while (wd / f"iter_{i}_results.json").is_file():
+        out.append((wd / f"iter_{i}_results.json").stat().st_mtime)
+        i += 1
+    return out
 
 
 def folder_size(wd: Path) -> tuple[int, int]:
@@ -78,6 +94,8 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, help="run folder (default: a temp folder)")
     p.add_argument("--data", type=Path, help="frozen data (default: the S&P 500 sample, frozen in a temp folder)")
     p.add_argument("--json", type=Path, help="also write the figures here as JSON")
+    p.add_argument("--stop-after", type=float, metavar="S", help="kill -9 the night after S seconds, then resume")
+    p.add_argument("--resume-only", action="store_true", help="measure the workdir a cut night left (needs --workdir)")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_night_"))
     data = a.data
@@ -90,29 +108,40 @@ def main() -> None:
     n = a.iterations
     cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0", "--data", str(data),
            "--workdir", str(wd)]
-    night = run_watched([*cmd, "--iterations", str(n)])
-    if night["code"] != 0:
+    night = None if a.resume_only else run_watched([*cmd, "--iterations", str(n)], kill_after=a.stop_after)
+    cut = night is None or night["code"] == -signal.SIGKILL
+    if night is not None and not cut and night["code"] != 0:
         sys.exit(f"error: the run exited {night['code']}: {night['stderr']}")
-    times = record_times(wd, n)
+    times = record_times(wd)
+    n = len(times) - 1
     gaps = [b - a for a, b in zip(times[1:], times[2:], strict=False)]  # iteration 0 (the baseline) excluded
     k = max(10, len(gaps) // 10)
     start, end = statistics.median(gaps[:k]), statistics.median(gaps[-k:])
     size, files = folder_size(wd)
-    resume = run_watched([*cmd, "--iterations", str(n + 1)], stop_at=wd / f"iter_{n + 1}_results.json")
+    nxt = wd / f"iter_{n + 1}_results.json"
+    resume = run_watched([*cmd, "--iterations", str(n + 1)], stop_at=None if cut else nxt)
+    if cut:  # the resumed run went on to its end: its end-of-run counts every trial
+        night_end, last = resume["end"], nxt.stat().st_mtime
+        resume["seen_at"] = last
+    else:
+        night_end, last = night["end"], times[-1]
     out = {
-        "command": " ".join([*cmd, "--iterations", str(n)]),
+        "command": " ".join([*cmd, "--iterations", str(a.iterations)])
+        + (f" (kill -9 after {a.stop_after:g} s, then --iterations {n + 1})" if cut else ""),
         "iterations": n,
-        "wall_s": round(night["end"] - night["start"], 1),
+        "cut_by_kill_9": cut,
+        "wall_s": round(night["end"] - night["start"], 1) if night else None,
         "iteration_s_first_10pct": round(start, 4),
         "iteration_s_last_10pct": round(end, 4),
         "end_over_start": round(end / start, 3),
-        "bytes_written_per_iteration": round(night["write_bytes"] / (n + 1)),
+        "bytes_written_per_iteration": round(night["write_bytes"] / (n + 1)) if night else None,
         "workdir_bytes_per_iteration": round(size / (n + 1)),
         "workdir_files_per_iteration": round(files / (n + 1), 2),
         "workdir_mb": round(size / 1e6, 1),
-        "end_of_run_s": round(night["end"] - times[-1], 1),
+        "end_of_run_s": round(night_end - last, 1),
         "resume_to_next_record_s": round(resume["seen_at"] - resume["start"], 2) if resume["seen_at"] else None,
-        "peak_rss_mb_loop": round(night["vm_hwm_kb"] / 1024, 1),
+        "peak_rss_mb_loop": round(night["vm_hwm_kb"] / 1024, 1) if night else None,
+        "peak_rss_mb_resume": round(resume["vm_hwm_kb"] / 1024, 1),
         "peak_rss_mb_largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "workdir": str(wd),
     }

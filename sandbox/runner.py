@@ -252,6 +252,7 @@ class Sandbox:
         self.missing: dict[str, str] = {}
         self.layers: list[str] = []
         self.worker_pid: int | None = None
+        self.zygote_pid: int | None = None
         self.token = f"alphaloop-sandbox-{os.getpid()}-{id(self):x}-{time.time_ns():x}"
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -375,6 +376,8 @@ class Sandbox:
             self.missing["audit-hook"] = self.missing["restricted-builtins"] = "disabled"
         self.layers = [layer for layer in LAYER_ORDER if layer in active]
         self.worker_pid = self._proc.pid if self._proc is not None else None
+        zygote = ready.get("zygote_pid")  # in the worker's pid namespace when bwrap gives it one
+        self.zygote_pid = zygote if isinstance(zygote, int) and not isinstance(zygote, bool) else None
 
     def _stop_worker(self) -> None:
         proc, self._proc = self._proc, None

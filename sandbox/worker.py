@@ -23,6 +23,7 @@ standard library, numpy, pandas and the sandbox modules shipped before it.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -54,7 +55,16 @@ from sandbox.lockdown import (
     set_rlimits,
 )
 from sandbox.watch import Watch, ZygoteGone, is_bwrap_init, reap_all
-from sandbox.wire import ProtocolError, decode_frames, max_result_bytes, pack_message, read_message, write_all
+from sandbox.wire import (
+    ProtocolError,
+    decode_frames,
+    encode_arrays,
+    encode_panels,
+    max_result_bytes,
+    pack_message,
+    read_message,
+    write_all,
+)
 
 SPAWN = struct.Struct("<q")
 EXITED = struct.Struct("<qqd")
@@ -131,6 +141,8 @@ class Worker:
             _prewarm(driver)
         "sandbox".encode("idna")  # a codec loaded from disk: a child running as another uid may not read it
         self.layers = self._probe()
+        gc.collect()
+        gc.freeze()  # the collector never walks the libraries' objects in a child: fewer pages copied on write
         self.zygote = Zygote(self, resp_fd)
 
     def _prepare_seccomp(self, libs: dict[str, str]) -> None:
@@ -247,8 +259,9 @@ def _prewarm(driver: Any) -> None:
                        "Volume": np.full(64, 1e6)}, index=idx)
     env: dict[str, Any] = {"pd": pd, "np": np}
     exec(compile(source, "<prewarm>", "exec"), env)
-    driver.run_frame(env, (df, df.copy()))
-    decode_frames([], bytearray())
+    specs, parts = encode_panels([(df, df.copy())])  # the child's whole path: rebuild the frame, run, encode
+    body = bytearray(b"".join(bytes(memoryview(part).cast("B")) for part in parts))
+    encode_arrays(driver.run_frame(env, tuple(decode_frames(specs[0]["specs"], body))))
 
 
 class Zygote:

@@ -19,6 +19,16 @@ from alphaloop.evaluate.sandboxed import FrameResult, open_sandbox
 from sandbox.runner import RunOutcome
 from tests.test_sandbox_support import make_ohlcv, run_in_process
 
+FIXED_NONCE = 1  # tests probe alike on every run; catches are probabilistic (see probes.py), as with any one nonce
+
+
+@pytest.fixture(autouse=True)
+def fixed_probe_nonce(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's probe nonce is secret and drawn per run; a test needs the same probes every time."""
+    import alphaloop.evaluate.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "new_nonce", lambda: FIXED_NONCE)
+
 __all__ = ["InProcessSandbox", "make_ohlcv"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 import harness
-from alphaloop.config import LoopConfig
+from alphaloop.config import LoopConfig, run_limits
 from alphaloop.propose import LLM, make_proposer
 from alphaloop.propose.llm import LLMProposer
 
@@ -13,7 +13,7 @@ from alphaloop.propose.llm import LLMProposer
 def test_run_flags_default_to_the_loop_config() -> None:
     args = harness.build_parser("run").parse_args([])
     cfg = LoopConfig()
-    assert (args.workdir, args.data, args.iterations, args.max_fails, args.population) == (
+    assert (args.workdir, args.data, *run_limits(args.iterations, args.max_fails, args.hours), args.population) == (
         cfg.workdir, cfg.data_dir, cfg.iterations, cfg.max_fails, cfg.population)
     assert (args.metric, args.folds, args.cost_bps, args.seed, args.stress_paths, args.eval_timeout) == (
         cfg.metric, cfg.folds, cfg.cost_bps, cfg.seed, cfg.stress_paths, cfg.eval_timeout_s)
@@ -35,5 +35,5 @@ def test_llm_flags_and_constructors_share_one_set_of_defaults() -> None:
 def test_help_quotes_the_defaults_it_uses() -> None:
     text = " ".join(harness.build_parser("run").format_help().split())
     cfg = LoopConfig()
-    assert f"(default {cfg.iterations})" in text and f"(default {cfg.stress_paths})" in text
+    assert f"(default {cfg.iterations}; with --hours, no cap)" in text and f"(default {cfg.stress_paths})" in text
     assert f"(default {LLM.retries})" in text and f"capped at {LLM.backoff_max_s:g}" in text

@@ -166,6 +166,11 @@ def test_universe_decides_adj_close_per_instrument(tmp_path: Path) -> None:
     assert manifest["universe"]["NODIV"]["return_prices"].startswith("Close as traded (no Adj Close")
     assert "DIV" in manifest["return_prices"] and "NODIV" in manifest["return_prices"]
     assert "DIV " in res.stdout and "returns on Adj Close" in res.stdout
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    check = subprocess.run([sys.executable, str(ROOT / "harness.py"), "check", str(ROOT / "trade.py"), "--data",
+                            str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    said = next(line for line in check.stdout.splitlines() if line.startswith("returns on:"))
+    assert "per instrument" in said and "no dividends" in said and "Adj Close (dividends" in said, said
 
 
 @pytest.mark.parametrize(("freq", "name", "per_year"),

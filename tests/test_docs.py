@@ -63,3 +63,11 @@ def test_the_loop_flags_table_quotes_the_parser_defaults() -> None:
         assert float(default) == float(defaults[flag]), flag
         checked += 1
     assert checked >= 8
+
+
+def test_the_stall_threshold_quoted_in_the_docs_is_the_config_one() -> None:
+    from alphaloop.config import LoopConfig
+
+    n = LoopConfig().stall_after
+    assert f"Once there are {n} of them" in (DOCS / "loop.md").read_text(encoding="utf-8")
+    assert f"after {n} in a row without a stop" in (DOCS / "flags.md").read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ from alphaloop.tasks.forecast.scores import score_forecasts
 from tests.forecast_support import history_of, scheme_of, synthetic_bars
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-CONTEXT_KEYS = {"iteration", "parent_iteration", "parent_region", "population", "learnings", "last_outcome"}
+CONTEXT_KEYS = {"iteration", "parent_iteration", "parent_region", "population", "learnings", "last_outcome", "stall"}
 
 
 def test_program_states_contract_buckets_scores_and_grades_and_is_filled():

@@ -99,7 +99,7 @@ def generate_features(df):
     assert static_date_findings(code) == []  # the literal hides in arithmetic...
     full, shifted = run_pair(code, frame)
     reason = date_dependence(full, shifted, frame.index)
-    assert reason and "shifted by 28 years" in reason and "2002-01-01" in reason  # ...its behaviour does not
+    assert reason and "every date moved 28 years" in reason and "2002-01-01" in reason  # ...its behaviour does not
 
 
 def test_behavioural_check_catches_lookup_table_of_dates() -> None:
@@ -234,8 +234,8 @@ def test_prepended_history_is_earlier_plausible_and_keeps_the_bars(history: Hist
     assert (head["High"] >= head["Low"]).all() and (head[["Open", "High", "Low", "Close"]] > 0).all().all()
     assert not head["Close"].equals(frame["Close"].iloc[:120].set_axis(head.index))
     kinds = [(p.kind, p.offset) for p in invariance_probes(frame, seed=1)]
-    assert [k for k, _ in kinds] == ["date_shift", "prepend", "trim"]
-    assert PREPEND_ROWS[0] <= kinds[1][1] <= PREPEND_ROWS[1] and TRIM_ROWS[0] <= -kinds[2][1] <= TRIM_ROWS[1]
+    assert [k for k, _ in kinds] == ["date_shift", "level", "prepend", "trim"]
+    assert PREPEND_ROWS[0] <= kinds[2][1] <= PREPEND_ROWS[1] and TRIM_ROWS[0] <= -kinds[3][1] <= TRIM_ROWS[1]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

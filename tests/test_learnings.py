@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from alphaloop.propose.base import Expectation
 from alphaloop.run.learnings import BUDGET_TOKENS, KEEP_RECENT, Entry, Learnings, grade, tokens
 
@@ -30,10 +32,10 @@ def test_learnings_stay_bounded_and_keep_recent_entries() -> None:
         ln.add(entry(n, held=n % 3 == 0))
         sizes.append(tokens(ln.render()))
     assert max(sizes) <= BUDGET_TOKENS * 1.05
-    assert sizes[-1] <= 1.2 * sizes[100]
+    assert max(sizes[-50:]) <= 1.2 * max(sizes[50:150])  # over whole compaction cycles: no growth with the run
     text = ln.render()
     assert "### iter 300" in text and "### iter 295" in text
-    assert "Compacted so far: n=" in text
+    assert re.search(r"Compacted so far: \d+ iterations folded into the lines below; their hypotheses: \d+ held", text)
     assert ln.graded == 300 and ln.hits == 100 and "100/300 hypotheses held (33%)" in text
     assert KEEP_RECENT <= len(ln.entries) < 40
 

@@ -470,6 +470,16 @@ def test_probe_accepts_a_tagged_name_and_asks_once_for_an_unlisted_model(fake: F
     assert problem and "'lama3'" in problem and "not found" in problem and len(fake.requests) == 1
 
 
+def test_probe_names_the_model_asked_for_and_the_models_served(fake: FakeOpenAI) -> None:
+    """A server that answers but lacks the model is not "not running": say which model is missing and what it has."""
+    fake.models = ["llama3:latest", "qwen2.5-coder:14b"]
+    fake.script(slow(5.0, "OK"))  # e.g. a server that hangs on a model it does not have
+    problem = probe_endpoint(proposer(fake, model="qwen2.5-coder:32b"), timeout_s=0.5)
+    assert problem and "does not serve model 'qwen2.5-coder:32b'" in problem
+    assert "it serves: llama3:latest, qwen2.5-coder:14b" in problem and "OPENAI_MODEL" in problem
+    assert "server is running" not in problem
+
+
 def test_probe_falls_back_to_a_one_token_request(fake: FakeOpenAI) -> None:
     fake.script(good("OK"))
     assert probe_endpoint(proposer(fake)) is None

@@ -71,9 +71,12 @@ def test_learnings_md_opens_with_the_distilled_section() -> None:
     best = state.best
     assert f"Best so far: iter {best.iteration}, val sharpe {best.val_metric:.3f} against buy and hold 1.040" in head
     assert "below it (validation split)" in head
-    assert "Helped (val sharpe gain against the parent):" in head and "+0.010" in head
-    assert "iter 2: -0.300, volatility filter" in head  # a failed idea, with by how much
-    assert "at lookahead, 1 time; latest iter 3: feature 'z' changed" in head
+    assert "Helped (entered the population with a val sharpe gain against the parent):" in head and "+0.010" in head
+    assert re.search(r"iter 2: -0\.300 \(against iter \d+, val -?\d\.\d{3}\), volatility filter", head)  # by how much
+    worse = head.split("Entered the population though")[1].split("Rejection reasons")[0]
+    assert "iter 2: -0.300" in worse  # it entered (the population had room): not listed as "did not help"
+    assert "iter 2:" not in head.split("Did not help")[1].split("Entered the population though")[0]
+    assert "at lookahead, 1 time; latest iter 3: feature '…' changed" in head
     assert "at guards, 1 time; latest iter 7: too few round trips" in head
     assert "hit rate" in head
 

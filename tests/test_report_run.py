@@ -10,6 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from alphaloop.evaluate.scoring import FOLD_WARMUP_BARS
+from alphaloop.present.report.analysis import ROLLING_BARS, WORST_DRAWDOWNS
+from alphaloop.run.learnings import PROMPT_CHARS, Learnings
+from alphaloop.run.workdir import Workdir
 from tests.test_universe_data import run
 
 
@@ -105,10 +109,31 @@ def test_trade_analysis_and_the_equity_csv(short_run: Path) -> None:
 
 
 def test_the_report_docs_quote_the_code_constants() -> None:
-    from alphaloop.evaluate.scoring import FOLD_WARMUP_BARS
-    from alphaloop.present.report.analysis import ROLLING_BARS, WORST_DRAWDOWNS
-
     text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "report.md").read_text(encoding="utf-8").split())
     assert f"rolling Sharpe over {ROLLING_BARS} bars" in text
     assert WORST_DRAWDOWNS == 5 and "the five worst drawdowns" in text
     assert FOLD_WARMUP_BARS == 252 and "at most a year of train" in text
+
+
+def test_learnings_head_carries_the_morning_verdict_and_the_test_reading(short_run: Path) -> None:
+    text = (short_run / "w" / "learnings.md").read_text(encoding="utf-8")
+    head = text.split("## Recent iterations")[0]
+    lines = head.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("- "))
+    assert lines[first].startswith("- Morning verdict (end of run, val split, best iter ")
+    assert "DSR" in lines[first] and "SPA" in lines[first]
+    assert lines[first + 1].startswith("- Test split (read by harness.py final 1 time; never shown to the model)")
+    assert "buy and hold" in lines[first + 1]
+    assert "Rejection reasons seen: none yet" not in head
+    assert not re.search(r"n=\d+ held=\d+", text)
+
+
+def test_the_prompt_never_carries_the_test_reading(short_run: Path) -> None:
+    state = Workdir(short_run / "w").read_state()
+    view = Learnings.from_json(state.learnings).prompt_view()
+    assert "Test split (read by" not in view and "test sharpe" not in view
+
+
+def test_the_workdir_docs_quote_the_prompt_bound() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "workdir.md").read_text(encoding="utf-8")
+    assert f"`learnings.PROMPT_CHARS` = {PROMPT_CHARS:,} characters" in text

@@ -291,6 +291,18 @@ def test_worker_restarts_after_being_killed(sandbox: Sandbox, frame: pd.DataFram
     assert processes_with(sandbox.token)
 
 
+def test_a_dead_zygote_takes_the_worker_with_it_and_the_next_run_starts_afresh(frame: pd.DataFrame) -> None:
+    """The worker holds data, so it never forks a child itself: without its zygote it exits and is replaced."""
+    with open_sandbox(timeout_s=10.0, memory_mb=512, use_bwrap=False) as sb:
+        assert sb.run(region("x = 1"), [frame]).ok and sb.zygote_pid
+        old = sb.worker_pid
+        os.kill(sb.zygote_pid, signal.SIGKILL)
+        time.sleep(0.1)
+        outcome = sb.run(region("x = 1"), [frame])
+        assert outcome.status == "crash" and outcome.worker_fault, outcome.reason
+        assert sb.run(region("x = 1"), [frame]).ok and sb.worker_pid != old
+
+
 def test_close_leaves_no_process(frame: pd.DataFrame) -> None:
     with open_sandbox(timeout_s=5.0, memory_mb=256) as sb:
         assert sb.run(region("x = 1"), [frame]).ok

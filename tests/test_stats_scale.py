@@ -30,14 +30,17 @@ def test_more_trials_than_days_gives_the_same_effective_count() -> None:
     assert abs(got - _galwey_of_the_full_matrix(r)) < 1e-6 * got
 
 
-def test_beyond_the_cap_a_sample_is_read_and_scaled_to_every_trial() -> None:
+def test_beyond_the_cap_a_sample_is_read_and_extrapolated_to_every_trial() -> None:
     rng = np.random.default_rng(4)
     r = rng.normal(0, 0.01, (1000, 300))
     capped, full = effective_trials(r, cap=100), effective_trials(r)
-    assert capped.sampled == 100 and capped.raw == 300
-    assert abs(capped.effective - capped.effective_sampled * 3) < 1e-9
-    assert 0.7 * full.effective < capped.effective < 1.3 * full.effective  # independent trials: close
+    assert capped.sampled == 300 and capped.raw == 300
+    assert 0.8 * full.effective < capped.effective < 1.2 * full.effective  # independent trials: close
     assert effective_trials(r, cap=100) == capped  # the sample is seeded
+    ideas = rng.normal(0, 0.01, (1000, 10))
+    variants = ideas[:, rng.integers(0, 10, 300)] + rng.normal(0, 0.001, (1000, 300))
+    capped, full = effective_trials(variants, cap=100), effective_trials(variants)
+    assert 0.8 * full.effective < capped.effective < 1.2 * full.effective  # variants of 10 ideas: not x3
 
 
 def test_spa_bootstraps_each_distinct_series_once_and_at_most_the_cap_best() -> None:

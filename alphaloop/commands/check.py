@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alphaloop.candidate import RegionError, extract_region
-from alphaloop.data.frozen import DataError, load_universe, manifest_digest, read_manifest, universe_line
+from alphaloop.candidate import RegionError, extract_region, region_origins, renumber
+from alphaloop.data.frozen import DataError, bars_line, load_universe, manifest_digest, read_manifest, universe_line
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC
@@ -51,7 +51,8 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     if not file.is_file():
         return usage_error(f"{file}: no such file")
     try:
-        region = extract_region(file.read_text(encoding="utf-8"))
+        source = file.read_text(encoding="utf-8")
+        region = extract_region(source)
     except (RegionError, UnicodeDecodeError) as exc:
         return usage_error(f"{file}: {exc}")
     try:
@@ -84,9 +85,12 @@ def _check(file: Path, region: str, manifest: dict, ctx: EvalContext, universe_n
                   + "; ".join(f"{n} {w[0].date()}..{w[-1].date()}" for n, w in windows.items())
                   + f"; test split not read; {task.settings_text(ctx.metric, ctx.cost_bps)}", highlight=False,
                   soft_wrap=True)
-    for line in task.data_notes(ctx.histories):
+    for line in task.data_notes(ctx.histories, manifest):
+        console.print(line, highlight=False, soft_wrap=True)
+    if (line := bars_line(manifest)) is not None:
         console.print(line, highlight=False, soft_wrap=True)
     ev = evaluate(region, ctx)
+    ev.reason = renumber(ev.reason, region_origins(file.read_text(encoding="utf-8"), region))  # the file's lines
     console.print("stages:")
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

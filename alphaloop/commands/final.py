@@ -25,6 +25,7 @@ from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.sandboxed import open_sandbox
 from alphaloop.evaluate.scoring import DEFAULT_METRIC
 from alphaloop.present.ui import console
+from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import IterationRecord, RecordError
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks import DEFAULT_TASK, UnknownTask, get_task
@@ -69,7 +70,7 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         return task.final(FinalInputs(wd=wd, data_dir=data_dir, file=file, raw=raw, region=region, iteration=it,
                                       record=record, metric=metric, cost_bps=cost_bps, universe=universe, held=held,
                                       manifest=manifest, sandbox=box, task=task,
-                                      refresh=lambda w: refresh_report(w, data_dir)))
+                                      refresh=lambda w: _refresh(w, data_dir)))
 
     if sandbox is None:
         with open_sandbox() as box:
@@ -100,3 +101,9 @@ def refresh_report(wd: Workdir, data_dir: Path) -> None:
     except Exception as exc:  # the reading is recorded; a report that fails must not hide the figures above
         console.print(f"warning: {wd.report.name} was not refreshed: {type(exc).__name__}: {exc}; "
                       f"run `python harness.py report`", highlight=False, soft_wrap=True)
+
+
+def _refresh(wd: Workdir, data_dir: Path) -> None:
+    """After a reading: the morning verdict, then the report, both showing it."""
+    refresh_morning(wd)
+    refresh_report(wd, data_dir)

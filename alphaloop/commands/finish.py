@@ -15,13 +15,29 @@ from alphaloop.evaluate.sandboxed import open_sandbox
 from alphaloop.present.text import clip, fmt, rich
 from alphaloop.present.ui import console
 from alphaloop.run.learnings import Learnings
+from alphaloop.run.morning import refresh_morning
 from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import USER_FILES
 
 
-def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
-    """Close the view, then print and store the end-of-run figures, each step failing alone."""
+def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> bool:
+    """Close the view, then print and store the end-of-run figures, each step failing alone.
+
+    A Ctrl-C here cuts the steps short with one ``stopped:`` line, never a traceback: every iteration
+    is already saved. Returns False when that happened."""
     close_view()
+    try:
+        _finish_steps(run)
+    except KeyboardInterrupt:
+        console.print(f"\nstopped: interrupted: Ctrl-C during the end-of-run steps; every iteration is saved: "
+                      f"rerun the same command to resume at iteration {run.state.next_iteration}, or "
+                      f"`python harness.py report --workdir {rich(run.wd.root)}` to rebuild the report",
+                      highlight=False)
+        return False
+    return True
+
+
+def _finish_steps(run: FinishInputs) -> None:
     state = run.state
     if state.stop_reason:
         console.print(f"stopped: {rich(state.stop_reason)}")
@@ -33,6 +49,7 @@ def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> None:
                       f"researcher hit rate: {loop_hit_rate(state)}")
     with open_sandbox() as sandbox:
         steps = run.task.finish_steps(run, sandbox)  # statistics over all trials, then what the task adds
+        steps.append(("morning verdict", lambda: refresh_morning(run.wd)))
         steps.append(("report", lambda: console.print(f"report: {rich(_write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:
             try:

@@ -1,7 +1,11 @@
 """The fixed part of trade.py: evaluate the file's own region on train and validation.
 
-It never opens the test split. Output keeps the original weekend harness's two lines
-(``train_return: X`` and ``val_return: Y``, fractions) before a table and one JSON line.
+The region is read from the file as text and judged like every other candidate (gate, a sandbox
+process per frame, look-ahead probes, scoring on every instrument, guards: ``evaluate.pipeline``);
+it never runs in this process, so a saved ``best_trade.py`` or ``iter_N_trade.py`` that is run
+directly cannot open a file or tell the sandbox apart from ``check``. It never opens the test split.
+Output keeps the original weekend harness's two lines (``train_return: X`` and ``val_return: Y``,
+fractions) before a table and one JSON line; a rejected region says why on stderr and exits 1.
 """
 
 from __future__ import annotations
@@ -14,36 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from rich.table import Table
-
-from alphaloop.candidate import compute_signals, validate_signals
-from alphaloop.data.frozen import DataError, load_splits, manifest_digest, read_manifest, return_prices
+from alphaloop.candidate import RegionError, extract_region
+from alphaloop.data.frozen import DataError, load_universe, manifest_digest, read_manifest, return_prices
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, FILLS
-from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, score
+from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
+from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC
+from alphaloop.evaluate.universe import instrument_histories, score_universe
+from alphaloop.present.names import universe_only
 from alphaloop.present.ui import console
+from alphaloop.present.verdict import metrics_table
 from alphaloop.run.workdir import Workdir
-
-TABLE_ROWS = (
-    ("total_return", "Total return", "{:+.2%}"), ("cagr", "CAGR", "{:+.2%}"),
-    ("sharpe", "Sharpe (ann.)", "{:.2f}"), ("sortino", "Sortino (ann.)", "{:.2f}"),
-    ("max_drawdown", "Max drawdown", "{:.2%}"), ("calmar", "Calmar", "{:.2f}"),
-    ("round_trips", "Round trips", "{:.0f}"), ("exposure", "Exposure", "{:.1%}"),
-    ("turnover", "Turnover (x/yr)", "{:.1f}"), ("win_rate", "Win rate", "{:.1%}"),
-    ("bh_total_return", "Buy & hold return", "{:+.2%}"), ("bh_sharpe", "Buy & hold Sharpe", "{:.2f}"),
-    ("bh_max_drawdown", "Buy & hold max DD", "{:.2%}"),
-)
-
-
-def metrics_table(splits: dict[str, dict[str, float]], title: str) -> Table:
-    """A table with one column per split, so every figure says where it was measured."""
-    table = Table(title=title)
-    table.add_column("metric")
-    for name in splits:
-        table.add_column(f"{name} split", justify="right")
-    for key, label, fmt in TABLE_ROWS:
-        table.add_row(label, *(fmt.format(splits[s][key]) for s in splits))
-    return table
+from alphaloop.tasks import get_task
 
 
 def _digest_of(folder: Path) -> str | None:
@@ -81,31 +66,57 @@ def find_data(script: Path, cwd: Path | None = None) -> Path:
     return chosen
 
 
-def main(generate_features: Callable[[pd.DataFrame], pd.DataFrame], strategy_logic: Callable[[Any], Any],
-         argv: list[str] | None = None) -> int:
-    """`python trade.py`: score the file's own region on train and validation, never on test."""
+def _script(file: str | Path | Callable[..., Any]) -> Path:
+    """The file to judge: ``main(__file__)`` (the template), or a function of it (files saved before)."""
+    if callable(file):
+        return Path(file.__code__.co_filename)
+    return Path(file)
+
+
+def main(file: str | Path | Callable[..., Any], *_: Any, argv: list[str] | None = None) -> int:
+    """`python trade.py`: judge the file's own region on train and validation (every instrument), never on test.
+
+    ``file`` is the script's ``__file__``; older saved files call ``main(generate_features, strategy_logic)``,
+    which names the same file. The region is read from the file's text and runs only in the sandbox.
+    """
     p = argparse.ArgumentParser(description="Evaluate this file's strategy on the train and validation splits.")
     p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
                    help=f"cost per position change in bp of notional (default {DEFAULT_COST_BPS:g}; 0 allowed)")
     p.add_argument("--data", help="frozen data folder (default: data/, else the project's data/ beside this file)")
     p.add_argument("--fill", choices=FILLS, default="close",
                    help="fill convention (default close: signal at t trades at t's close)")
+    p.add_argument("--eval-timeout", type=float, default=DEFAULT_EVAL_TIMEOUT_S, metavar="S",
+                   help=f"wall-clock budget for all of the region's sandbox runs (default {DEFAULT_EVAL_TIMEOUT_S:g})")
     args = p.parse_args(argv)
-    if args.cost_bps < 0:
-        p.error("--cost-bps must be >= 0")
+    if args.cost_bps < 0 or not args.eval_timeout > 0:
+        p.error("--cost-bps must be >= 0 and --eval-timeout > 0")
+    script = _script(file)
     try:
-        data = Path(args.data) if args.data else find_data(Path(generate_features.__code__.co_filename))
-        history = History.from_splits(load_splits(data))
-    except DataError as exc:
+        region = extract_region(script.read_text(encoding="utf-8"))
+        data = Path(args.data) if args.data else find_data(script)
+        histories = tuple(instrument_histories(load_universe(data)))
+    except (DataError, RegionError, OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _, raw = compute_signals(generate_features, strategy_logic, history.frame)
-    signals = validate_signals(raw, len(history.frame))
-    scores = score(history, signals, metric=DEFAULT_METRIC, folds=DEFAULT_FOLDS, cost_bps=args.cost_bps, fill=args.fill)
+    from alphaloop.evaluate.sandboxed import open_sandbox
+
+    with open_sandbox() as box:
+        ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=get_task("trade"),
+                                          cost_bps=args.cost_bps, eval_timeout_s=args.eval_timeout))
+    if ev.scores is None or not ev.outputs:
+        print(f"error: the region was rejected at {ev.stage}: {ev.reason}", file=sys.stderr)
+        return 1
+    # the equal-weight portfolio of every instrument (one instrument: its own figures), at the chosen fill
+    scores = score_universe(histories, ev.outputs, metric=DEFAULT_METRIC, folds=DEFAULT_FOLDS, cost_bps=args.cost_bps,
+                            fill=args.fill).portfolio
     print(f"train_return: {scores.splits['train']['total_return']:.6f}")
     print(f"val_return: {scores.splits['val']['total_return']:.6f}")
     label = f"costs {args.cost_bps:g} bp, fill at {'bar close' if args.fill == 'close' else 'next open (option)'}"
-    console.print(metrics_table(scores.splits, f"trade.py on train and validation ({label})"))
-    print(f"returns on: {return_prices([history.frame])}")
+    what = universe_only(len(histories), "the equal-weight portfolio of every instrument", "train and validation")
+    console.print(metrics_table(scores.splits, f"trade.py on {what} ({label})"))
+    print(f"returns on: {return_prices([h.frame for h in histories])}")
     print(json.dumps({"cost_bps": args.cost_bps, "fill": args.fill, "splits": scores.splits}, sort_keys=True))
+    if not ev.accepted:
+        print(f"error: scored but rejected at {ev.stage}: {ev.reason}", file=sys.stderr)
+        return 1
     return 0

@@ -275,6 +275,23 @@ def return_prices(frames: Sequence[pd.DataFrame]) -> str:
     return "Close as traded (Adj Close equals Close: a price index without dividends)"
 
 
+def prices_words(manifest: dict | None, frames: Sequence[pd.DataFrame]) -> str:
+    """The ``returns on:`` words: as prepare.py recorded them (per instrument on a universe, and for closes
+    adjusted at the source), else worked out from ``frames``."""
+    recorded = (manifest or {}).get("return_prices")
+    return str(recorded) if recorded else return_prices(frames)
+
+
+def bars_line(manifest: dict | None) -> str | None:
+    """``bars: weekly, annualised with 52 bars a year`` for data that is not daily on 5-day weeks (said on
+    screen where figures are shown); None for the usual daily data and for manifests without a frequency."""
+    bars = (manifest or {}).get("bars") or {}
+    per_year = bars.get("periods_per_year")
+    if not isinstance(per_year, int | float) or per_year == DEFAULT_PERIODS_PER_YEAR:
+        return None
+    return f"bars: {bars.get('frequency')}, annualised with {per_year:g} bars a year"
+
+
 def is_universe(manifest: dict) -> bool:
     """Whether frozen data holds several instruments (``instruments/`` and maybe ``holdout/``)."""
     return "instruments" in manifest

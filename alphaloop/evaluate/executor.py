@@ -18,9 +18,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from alphaloop.evaluate import pipeline
 from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.scoring import History
 from alphaloop.tasks import get_task
@@ -42,6 +43,8 @@ class EvalSettings:
     seed: int = 0
     max_gross: float = 1.0  # --max-gross (the portfolio task's gross cap)
     task: str = "trade"  # a name in alphaloop.tasks.TASKS (a name, not the object: it crosses processes)
+    # the run's secret probe nonce: drawn once when the run's settings are made, shipped to every worker
+    probe_nonce: int = field(default_factory=lambda: pipeline.new_nonce())
 
 
 @dataclass
@@ -58,7 +61,7 @@ def evaluate_task(region: str, histories: EvalData, sandbox: Any, settings: Eval
     Every instrument is scored; the stress suite runs on the first instrument."""
     ctx = EvalContext(histories=tuple(histories), sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
                       folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s,
-                      max_gross=settings.max_gross)
+                      max_gross=settings.max_gross, probe_nonce=settings.probe_nonce)
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:

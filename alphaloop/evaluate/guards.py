@@ -1,23 +1,12 @@
 """Degenerate and reward-hacking guards, run on a candidate that passed the look-ahead check.
 
 Each guard returns a reason a person can act on. Trade-based guards read the validation split,
-where selection happens. The invariance probes are the one home of the behavioural checks that
-the signals follow the prices, not where the bars sit: the probe frames are built here
-(``invariance_probes``) and judged here (``judge_invariance``). One pipeline stage, the look-ahead
-stage, runs them in the same sandbox run as the look-ahead probes, confirms a difference by a lone
-rerun and judges them once; ``check_guards`` only places that finding among the other guards:
-
-* ``date_shift``: the same bars with dates shifted by ``DATE_SHIFT_YEARS``, a whole calendar cycle
-  that keeps every weekday, month and day of month (and leap years) but moves every year, so only a
-  strategy that reads the calendar year or specific dates changes its signals. A static look at the
-  source (date-like literals) sits beside it.
-* ``prepend``: the same bars with a seeded random-walk history of ``PREPEND_ROWS`` earlier bars
-  glued before the first one; ``trim``: the same bars with ``TRIM_ROWS`` rows removed at the start.
-  On the shared bars, after the warm-up and ``SETTLE_ROWS`` more (for ewm and other long memories),
-  the signals must be the same. A strategy keyed on row numbers (``np.arange(len(df))``, ``range(len(df))``, a
-  literal tuple of the rows of the best validation days) moves with the rows and is caught, the
-  way the date shift catches calendar years. Prefix and trim lengths are drawn from the region's
-  seed, so a strategy cannot undo a known offset.
+where selection happens. The invariance probes (``alphaloop.evaluate.invariance``: a drawn
+calendar, a drawn price level, history prepended, rows removed) are run and judged by the
+look-ahead stage; ``check_guards`` only places their findings among the other guards. A static
+look at the source sits beside them: date-like literals (``static_date_findings``) and random
+numbers drawn without a seed (``unseeded_randomness``), whose outputs differ from run to run and
+so from probe to probe: that is named as such, not as a leak.
 """
 
 from __future__ import annotations
@@ -30,14 +19,36 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from alphaloop.data.frequency import periods_per_year as inferred_periods_per_year
 from alphaloop.evaluate.backtest import TRADING_DAYS
-from alphaloop.evaluate.probes import PRICE_COLUMNS, FrameLike
+from alphaloop.evaluate.invariance import (  # noqa: F401  (re-exported: the pipeline and tests read them here)
+    DATE_SHIFT_DAYS,
+    DATE_SHIFT_YEARS,
+    PREPEND_ROWS,
+    SETTLE_ROWS,
+    TRIM_ROWS,
+    InvarianceFindings,
+    InvarianceProbe,
+    date_dependence,
+    date_shifted_frame,
+    invariance_failures,
+    invariance_probes,
+    judge_invariance,
+    position_dependence,
+    prepended_frame,
+    probe_failure,
+    relabel_dependence,
+)
+from alphaloop.evaluate.probes import FrameLike
 
-PREPEND_ROWS = (50, 150)  # range of the seeded length of the prepended history
-TRIM_ROWS = (20, 60)  # range of the seeded number of rows removed at the start
-SETTLE_ROWS = 300  # after the warm-up: min_periods windows fill up and ewm forgets a different start
-DATE_SHIFT_YEARS = 28  # the Gregorian calendar repeats within 1901-2099: same weekdays, months, leap years
-DATE_SHIFT_DAYS = 10227  # DATE_SHIFT_YEARS in days: 1461 whole weeks
+NO_FINDINGS = InvarianceFindings()  # no invariance probe ran
+# numpy's global-state draws: deterministic only after np.random.seed(...)
+GLOBAL_DRAWS = frozenset({"rand", "randn", "random", "random_sample", "ranf", "sample", "randint", "random_integers",
+                          "choice", "shuffle", "permutation", "normal", "uniform", "standard_normal", "exponential",
+                          "binomial", "poisson", "beta", "gamma", "lognormal", "laplace", "logistic",
+                          "multivariate_normal", "standard_t", "chisquare", "triangular", "bytes"})
+GENERATORS = frozenset({"default_rng", "RandomState", "Generator", "PCG64", "MT19937", "Philox", "SFC64",
+                        "SeedSequence"})
 DATE_CALLS = frozenset({"Timestamp", "to_datetime", "datetime", "date", "DatetimeIndex", "date_range",
                         "bdate_range", "Period", "period_range", "datetime64"})
 DATE_ATTRS = frozenset({"year", "isocalendar", "to_period", "strftime"})  # what a year is read from
@@ -119,6 +130,48 @@ def _call_name(call: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
+def unseeded_randomness(region: str) -> list[str]:
+    """Random numbers drawn without a seed: a generator made without one, or numpy's global draws
+    (``np.random.normal``) with no ``np.random.seed(...)`` in the region; pandas' ``sample`` without
+    ``random_state``."""
+    try:
+        tree = ast.parse(region)
+    except SyntaxError:
+        return []
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+    def path(call: ast.Call) -> str:
+        parts, node = [], call.func
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name):
+            parts.append(node.id)
+        return ".".join(reversed(parts))
+
+    seeded = any(path(c).endswith("random.seed") and (c.args or c.keywords) for c in calls)
+    found = []
+    for call in calls:
+        name = path(call)
+        last = name.rsplit(".", 1)[-1]
+        if ".random." in f".{name}" and last in GENERATORS and not call.args and not call.keywords:
+            found.append(f"line {call.lineno}: {name}() without a seed")
+        elif name.startswith("np.random.") and last in GLOBAL_DRAWS and not seeded:
+            found.append(f"line {call.lineno}: {name}(...) draws from numpy's unseeded global generator")
+        elif last == "sample" and not name.startswith("np.") \
+                and not any(k.arg == "random_state" for k in call.keywords):
+            found.append(f"line {call.lineno}: .sample(...) without random_state")
+    return found
+
+
+def unseeded_reason(found: Sequence[str]) -> str:
+    """The reason given when outputs differ between runs and the region draws unseeded random numbers."""
+    more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+    return (f"seed your random numbers: the outputs change from one run of the same history to the next because "
+            f"the region draws random numbers without a seed ({found[0]}{more}); use "
+            f"rng = np.random.default_rng(42) and draw from rng, or pass random_state=42")
+
+
 def static_date_findings(region: str) -> list[str]:
     """Date-like literals in the source: date strings, fixed Timestamps, years compared with dates."""
     try:
@@ -153,139 +206,6 @@ def static_date_findings(region: str) -> list[str]:
     return [f"line {line}: {text}" for line, text in sorted(found)]
 
 
-def date_shifted_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The same bars with every date moved ``DATE_SHIFT_YEARS`` (forward, or back if that would pass 2099)."""
-    out = frame.copy()
-    days = DATE_SHIFT_DAYS if frame.index.max().year + DATE_SHIFT_YEARS <= 2099 else -DATE_SHIFT_DAYS
-    out.index = pd.DatetimeIndex(frame.index + pd.Timedelta(days=days), name=frame.index.name)
-    return out
-
-
-def date_dependence(full: FrameLike, shifted: FrameLike, index: pd.Index) -> str | None:
-    """Reason when signals change once the dates move by ``DATE_SHIFT_YEARS``, else None."""
-    a, b = np.asarray(full.signals), np.asarray(shifted.signals)
-    if a.shape != b.shape:
-        return f"signals have {b.size} values on date-shifted bars instead of {a.size}"
-    diff = a != b
-    if not diff.any():
-        return None
-    row = int(np.argmax(diff))
-    return (f"signals change on {int(diff.sum())} bar(s) (first {index[row].date()}) when the same bars "
-            f"carry dates shifted by {DATE_SHIFT_YEARS} years (same weekdays and months): the strategy reads the "
-            f"calendar year or specific dates")
-
-
-@dataclass(frozen=True)
-class InvarianceProbe:
-    """A frame holding the full history's bars ``start ..`` at rows ``start + offset ..``."""
-
-    frame: pd.DataFrame
-    kind: str  # "date_shift" | "prepend" | "trim"
-    start: int  # first full-history row the probe holds
-    offset: int  # probe row = full row + offset
-
-    def describe(self) -> dict:
-        """JSON-serialisable summary for the iteration record."""
-        return {"kind": self.kind, "rows": int(len(self.frame)), "start": int(self.start), "offset": int(self.offset)}
-
-
-def prepended_frame(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    """``rows`` earlier bars glued before the first: a seeded random walk into the first close.
-
-    Closes walk backwards from the first close with the first year's own daily volatility; the
-    other prices keep a real bar's ratio to its close (so High >= Low still holds), volumes are
-    drawn from real bars, and the dates are the business days before the first date.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(frame)
-    close = frame["Close"].to_numpy(dtype=np.float64)
-    logret = np.diff(np.log(close[: min(n, 253)]))
-    vol = float(np.std(logret)) if logret.size > 1 and np.isfinite(logret).all() else 0.01
-    back = np.cumsum(rng.normal(0.0, max(vol, 1e-4), rows))[::-1]  # log distance of each new bar to bar 0
-    new_close = close[0] * np.exp(back)
-    donors = rng.integers(0, n, rows)  # real bars lending their shape (price ratios, volume)
-    prefix = frame.iloc[donors].copy()
-    for col in frame.columns:
-        values = frame[col].to_numpy()
-        if col in PRICE_COLUMNS and np.issubdtype(values.dtype, np.number):
-            prefix[col] = values[donors] / close[donors] * new_close
-    if "Close" in prefix.columns:
-        prefix["Close"] = new_close
-    prefix.index = pd.bdate_range(end=frame.index[0] - pd.Timedelta(days=1), periods=rows, name=frame.index.name)
-    return pd.concat([prefix, frame])
-
-
-def invariance_probes(frame: pd.DataFrame, seed: int) -> list[InvarianceProbe]:
-    """The date-shifted frame and the two position probes (history prepended, rows removed)."""
-    rng = np.random.default_rng([seed, 11])
-    probes = [InvarianceProbe(date_shifted_frame(frame), "date_shift", 0, 0)]
-    if "Close" in frame.columns and len(frame) > 2:
-        rows = int(rng.integers(PREPEND_ROWS[0], PREPEND_ROWS[1] + 1))
-        probes.append(InvarianceProbe(prepended_frame(frame, rows, int(rng.integers(2**31))), "prepend", 0, rows))
-    trim = int(rng.integers(TRIM_ROWS[0], TRIM_ROWS[1] + 1))
-    if len(frame) > 2 * trim:
-        probes.append(InvarianceProbe(frame.iloc[trim:], "trim", trim, -trim))
-    return probes
-
-
-def position_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLike, index: pd.Index,
-                        warmup: int) -> str | None:
-    """Reason when the shared bars get other signals once history is prepended or rows removed."""
-    a = np.asarray(full.signals)
-    b = np.asarray(result.signals)
-    first = max(probe.start + warmup + SETTLE_ROWS, a.size // 2)  # full-history row from which both must agree
-    if b.size != len(probe.frame) or first >= a.size:
-        return None if first >= a.size else f"signals have {b.size} values on the {probe.kind} probe"
-    shared = b[first + probe.offset: a.size + probe.offset]
-    diff = a[first:] != shared
-    if not diff.any():
-        return None
-    row = first + int(np.argmax(diff))
-    how = (f"{probe.offset} earlier bars are prepended to the history" if probe.kind == "prepend"
-           else f"the first {probe.start} rows are removed")
-    return (f"signals depend on row positions, not on prices: on {int(diff.sum())} of {diff.size} shared bar(s) "
-            f"after the warm-up (first {index[row].date()}: {a[row]:g} on the full history, "
-            f"{shared[row - first]:g} when {how}) the same bars get different signals; compute from prices and "
-            f"rolling windows, never from row numbers (df.index positions, range(len(df)), np.arange, literal "
-            f"lists of rows) or expanding statistics over the whole history since its first row")
-
-
-def probe_failure(full: FrameLike, probe: InvarianceProbe, result: FrameLike, index: pd.Index,
-                  warmup: int) -> tuple[str, str] | None:
-    """``(guard, reason)`` when one invariance probe's signals moved, else None."""
-    if probe.kind == "date_shift":
-        moved = date_dependence(full, result, index)
-        return ("date_dependence", moved) if moved else None
-    moved = position_dependence(full, probe, result, index, warmup)
-    return ("position_dependence", moved) if moved else None
-
-
-def invariance_failures(full: FrameLike, probes: Sequence[tuple[InvarianceProbe, FrameLike]], index: pd.Index,
-                        warmup: int) -> list[tuple[str, str]]:
-    """Every invariance guard that failed, the first reason of each, in the probes' order."""
-    found: dict[str, str] = {}
-    for probe, result in probes:
-        failed = probe_failure(full, probe, result, index, warmup)
-        if failed and failed[0] not in found:
-            found[failed[0]] = failed[1]
-    return list(found.items())
-
-
-@dataclass(frozen=True)
-class InvarianceFindings:
-    """The invariance probes' verdict, judged once by the stage that ran them, for ``check_guards``."""
-
-    kinds: frozenset[str] = frozenset()  # the probe kinds that ran ("date_shift", "prepend", "trim")
-    failures: tuple[tuple[str, str], ...] = ()  # (guard, reason), the first reason of each guard
-
-
-def judge_invariance(full: FrameLike, probes: Sequence[tuple[InvarianceProbe, FrameLike]], index: pd.Index,
-                     warmup: int) -> InvarianceFindings:
-    """Judge each probe paired with the candidate's (confirmed) result on it."""
-    return InvarianceFindings(frozenset(probe.kind for probe, _ in probes),
-                              tuple(invariance_failures(full, probes, index, warmup)))
-
-
 def non_finite(features: Mapping[str, np.ndarray], index: pd.Index, windows: Sequence[slice]) -> dict[str, dict]:
     """Columns with infinite values inside the scoring windows after their own warm-up."""
     n = len(index)
@@ -304,10 +224,12 @@ def non_finite(features: Mapping[str, np.ndarray], index: pd.Index, windows: Seq
     return out
 
 
-def trade_guards(val: Mapping[str, float], limits: GuardLimits) -> tuple[list[tuple[str, str]], dict]:
-    """Always flat, always long (buy and hold), too few trades, absurd turnover, on validation."""
+def trade_guards(val: Mapping[str, float], limits: GuardLimits,
+                 periods_per_year: float = TRADING_DAYS) -> tuple[list[tuple[str, str]], dict]:
+    """Always flat, always long (buy and hold), too few trades, absurd turnover, on validation; years are
+    counted in the data's bars a year (weekly bars: 52), as the scorer annualised turnover."""
     bars = float(val["bars"])
-    years = max(bars - 1, 1.0) / float(val.get("periods_per_year", TRADING_DAYS))
+    years = max(bars - 1, 1.0) / periods_per_year
     trips, exposure, turnover = float(val["round_trips"]), float(val["exposure"]), float(val["turnover"])
     change_share = turnover * years / max(bars, 1.0)
     values = {"val_round_trips": trips, "val_round_trips_per_year": trips / years, "val_exposure": exposure,
@@ -331,7 +253,7 @@ def trade_guards(val: Mapping[str, float], limits: GuardLimits) -> tuple[list[tu
 
 
 def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_metrics: Mapping[str, float],
-                 full: FrameLike, invariance: InvarianceFindings = InvarianceFindings(),
+                 full: FrameLike, invariance: InvarianceFindings = NO_FINDINGS,
                  limits: GuardLimits = GuardLimits()) -> GuardReport:
     """Run every guard; failures are ordered with reward hacking first, then degenerate trading.
 
@@ -347,6 +269,7 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
     moved = dict(invariance.failures)
     kinds = invariance.kinds
     report.values["date_shift"] = moved.get("date_dependence", "signals unchanged") if "date_shift" in kinds else None
+    report.values["level_shift"] = moved.get("level_dependence", "signals unchanged") if "level" in kinds else None
     report.values["position_shift"] = (moved.get("position_dependence", "signals unchanged")
                                        if kinds & {"prepend", "trim"} else None)
     report.failures += list(moved.items())
@@ -355,10 +278,33 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
     if bad:
         name, info = next(iter(bad.items()))
         more = f"; {len(bad) - 1} more column(s)" if len(bad) > 1 else ""
-        report.failures.append(("non_finite", f"feature '{name}' is infinite on {info['rows']} bar(s) after its "
+        report.failures.append(("non_finite", f"feature {name!r} is infinite on {info['rows']} bar(s) after its "
                                               f"warm-up (first {info['first']}){more}: the signals are fed "
                                               f"non-finite values"))
-    trades, values = trade_guards(val_metrics, limits)
+    trades, values = trade_guards(val_metrics, limits, inferred_periods_per_year(index))
     report.failures += trades
     report.values.update(values)
     return report
+
+
+def forecast_guards(region: str, invariances: Sequence[InvarianceFindings]) -> tuple[bool, str, dict]:
+    """A forecaster takes no positions, so the trade guards do not apply; the date guards (hard-coded
+    dates, the drawn calendar) and the level and position probes judge its probabilities, on every
+    instrument. Returns ``(ok, reason, details)``."""
+    static = static_date_findings(region)
+    failures: list[tuple[str, str]] = []
+    if static:
+        more = f" and {len(static) - 1} more" if len(static) > 1 else ""
+        failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): forecasts must "
+                                             f"not depend on particular dates"))
+    n = len(invariances)
+    for k, found in enumerate(invariances):
+        where = f"instrument {k + 1} of {n}: " if n > 1 else ""
+        failures += [(name, where + reason) for name, reason in found.failures]
+    details = {"applied": True, "hard_coded_dates": static, "failed": [name for name, _ in failures],
+               "why": "the trade guards judge positions, which a forecaster does not take; the date, level and "
+                      "position guards judge its probabilities"}
+    if not failures:
+        return True, "", details
+    also = f" (also failed: {', '.join(name for name, _ in failures[1:])})" if len(failures) > 1 else ""
+    return False, failures[0][1] + also, details

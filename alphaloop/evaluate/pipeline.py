@@ -35,6 +35,7 @@ compare, scoring and guards. This module never asks which task runs.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,7 +46,14 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
-from alphaloop.evaluate.guards import GuardLimits, InvarianceFindings, InvarianceProbe, judge_invariance
+from alphaloop.evaluate.guards import (
+    GuardLimits,
+    InvarianceFindings,
+    InvarianceProbe,
+    judge_invariance,
+    unseeded_randomness,
+    unseeded_reason,
+)
 from alphaloop.evaluate.probes import Leak, Probe, first_difference, probe_frames, warmup_rows
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.evaluate.universe import UniverseScores
@@ -58,7 +66,7 @@ if TYPE_CHECKING:
 
 ACCEPTED = "ok"  # the stage an accepted candidate's record names: it passed them all
 LOG_CHARS = 2000  # the candidate's output kept in the record: enough to debug, bounded
-PROBE_TIMEOUT_FACTOR = 6.0  # the probe run holds about five times the full run's rows; the budget bounds it too
+PROBE_TIMEOUT_FACTOR = 8.0  # the probe run holds about six times the full run's rows; the budget bounds it too
 DEFAULT_EVAL_TIMEOUT_S = 60.0  # one wall-clock budget for all of a candidate's sandbox runs (--eval-timeout)
 MIN_RUN_S = 0.5  # less budget than this cannot even fork a run: stop instead
 PROBES_FAILED = "look-ahead probes could not run (the candidate must also work on a truncated or altered history): "
@@ -77,7 +85,8 @@ class EvalContext:
     folds: int = DEFAULT_FOLDS
     cost_bps: float = DEFAULT_COST_BPS
     limits: GuardLimits = field(default_factory=GuardLimits)
-    probe_seed: int | None = None  # None: derived from the region, so its author cannot aim at the cuts
+    probe_seed: int | None = None  # None: from the region and the run's nonce; given: reproduces a record
+    probe_nonce: int = field(default_factory=lambda: new_nonce())  # secret per run (per context), kept in every record
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: the task's gate (sandbox.gate.check for its functions)
     max_gross: float = 1.0  # --max-gross: the portfolio task's cap on the sum of absolute weights
@@ -105,9 +114,17 @@ class Evaluation:
                 "metrics": finite(self.scores.to_json()) if self.scores is not None else None}
 
 
-def region_seed(region: str) -> int:
-    """A probe seed fixed for a region (reproducible) yet unpredictable to whoever wrote it."""
-    return int.from_bytes(hashlib.sha256(region.encode("utf-8")).digest()[:4], "big")
+def new_nonce() -> int:
+    """A run's secret probe nonce: drawn from the operating system, never from the region."""
+    return secrets.randbits(63)
+
+
+def region_seed(region: str, nonce: int = 0) -> int:
+    """A candidate's probe seed: the region's hash mixed with the run's secret nonce, so its author
+    can grind no cut, level or calendar offline; the record keeps both nonce and seed, so a
+    record reproduces its probes (``EvalContext(probe_seed=...)``)."""
+    digest = hashlib.sha256(nonce.to_bytes(8, "big") + region.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def _outcome_json(outcome: Any) -> dict:
@@ -313,7 +330,7 @@ def lookahead(t: Trial) -> Verdict:
         return own
     budget = t.budget
     assert budget is not None, "the sandbox stage starts the budget"
-    seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed
+    seed = region_seed(t.region, t.ctx.probe_nonce) if t.ctx.probe_seed is None else t.ctx.probe_seed
     frames = [h.frame for h in t.ctx.histories]
     n = len(frames)  # reasons and findings name one of several instruments by number
     instruments = []
@@ -323,13 +340,15 @@ def lookahead(t: Trial) -> Verdict:
         inv = t.ctx.task.invariance_probes(frame, seed_k)
         warm = warmup_rows(full.features)
         instruments.append(_Instrument(frame, full, probes, inv, {
-            "seed": seed_k, "warmup_rows": warm, "probes": [p.describe() for p in probes],
+            "seed": seed_k, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None, "warmup_rows": warm,
+            "probes": [p.describe() for p in probes],
             "rows_probed": sum(len(p.frame) for p in probes), "invariance": [p.describe() for p in inv],
             "invariance_rows": sum(len(p.frame) for p in inv), "full_rows": len(frame),
             "budget_s": t.ctx.eval_timeout_s}))
     t.warmups = [int(inst.info["warmup_rows"]) for inst in instruments]
     info = per_instrument([inst.info for inst in instruments], {
-        "seed": seed, "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
+        "seed": seed, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None,
+        "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
         "invariance_rows": sum(inst.info["invariance_rows"] for inst in instruments),
         "full_rows": sum(len(f) for f in frames), "budget_s": t.ctx.eval_timeout_s})
     probe_limit = max(t.run_limit, PROBE_TIMEOUT_FACTOR * t.full_seconds)
@@ -347,15 +366,25 @@ def lookahead(t: Trial) -> Verdict:
     info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
     if fault:
         info["leak"] = None
+        if fault == UNSEEDED and unseeded_randomness(t.region):  # name the line that draws without a seed
+            info["unseeded"] = unseeded_randomness(t.region)
+            return Verdict(False, f"{UNSEEDED}; unseeded: {'; '.join(info['unseeded'][:3])}", info)
         return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + fault, info)
+    unseeded = unseeded_randomness(t.region)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
         info["leak"].update(instrument_field(leak_at, n))
+        if unseeded:  # outputs that differ from run to run differ from probe to probe too: say why
+            info["unseeded"] = unseeded
+            return Verdict(False, unseeded_reason(unseeded), info)
         return Verdict(False, instrument_prefix(leak_at, n) + leak.message(frames[leak_at].index), info)
     info["leak"] = None
     t.invariances = [judge_invariance(inst.full, list(zip(inst.inv, inst.inv_results, strict=True)), inst.frame.index,
                                       warm) for inst, warm in zip(instruments, t.warmups, strict=True)]
+    if unseeded and any(f.failures for f in t.invariances):
+        info["unseeded"] = unseeded
+        return Verdict(False, unseeded_reason(unseeded), info)
     return Verdict(True, "", info)
 
 

@@ -83,14 +83,14 @@ def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[flo
 
 
 def spa_test(bh_returns: np.ndarray, accepted_returns: Sequence[np.ndarray], seed: int = 0,
-             reps: int = SPA_REPS) -> dict[str, float] | None:
+             reps: int = SPA_REPS, cap: int = SPA_CAP) -> dict[str, float] | None:
     """Hansen's SPA p-values of the accepted candidates against buy and hold, or None if none."""
     from arch.bootstrap import SPA
 
     if not accepted_returns:
         return None
     bench = -np.asarray(bh_returns, dtype=np.float64)
-    models = -spa_models(np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns]))
+    models = -spa_models(np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns]), cap)
     if models.shape[0] != bench.size:
         raise ValueError(f"returns of {models.shape[0]} days against a benchmark of {bench.size} days")
     spa = SPA(bench, models, reps=reps, bootstrap="stationary", seed=seed)
@@ -207,8 +207,10 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None,
 
     ``trial_returns``: shape (days, trials), one column per trial with returns. ``raw``: the number of
     trials run, when some (rejected ones) left no returns; the estimate is scaled by raw / sampled.
-    ``cap``: beyond this many columns a seeded sample of ``cap`` is read and scaled the same way; scaling
-    errs toward more trials (a stricter deflation) when trials repeat a few ideas (docs/statistics.md).
+    ``cap``: beyond this many columns the count is read on a seeded sample of ``cap`` and extrapolated
+    to all columns at the rate it grew from half the sample to the whole (a power law in the number of
+    trials: exponent 1 for independent trials, near 0 once variants of a few ideas saturate it); its
+    error is measured by ``bench/bench_stats_scale.py`` (docs/bench.md).
     """
     r = np.asarray(trial_returns, dtype=np.float64)
     if r.ndim != 2:
@@ -220,14 +222,21 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None,
     if m == 0:
         return EffectiveTrials(raw=raw, sampled=0, effective_sampled=0.0, effective=float(raw),
                                estimator=EFFECTIVE_TRIALS_ESTIMATOR)
-    if m > cap:  # a seeded sample of the trials; the count is scaled back to all of them below
-        r = r[:, np.sort(np.random.default_rng(0).choice(m, cap, replace=False))]
-        m = cap
-    lam = _correlation_eigenvalues(r)
-    eff = float(np.sum(np.sqrt(lam)) ** 2 / np.sum(lam))
-    eff = min(max(eff, 1.0), float(m))
+    if m > cap:  # a seeded sample, and how its count grows from half of it to all of it, extrapolated to m
+        sample = r[:, np.random.default_rng(0).permutation(m)[:cap]]
+        whole, half = _galwey(sample), _galwey(sample[:, : cap // 2])
+        growth = float(np.clip(math.log2(whole / half), 0.0, 1.0))  # 1: independent trials, 0: saturated
+        eff = min(whole * (m / cap) ** growth, float(m))
+    else:
+        eff = _galwey(r)
     return EffectiveTrials(raw=raw, sampled=m, effective_sampled=eff, effective=eff * raw / m,
                            estimator=EFFECTIVE_TRIALS_ESTIMATOR)
+
+
+def _galwey(r: np.ndarray) -> float:
+    """Galwey's count over the columns of ``r``, between 1 and their number."""
+    lam = _correlation_eigenvalues(r)
+    return min(max(float(np.sum(np.sqrt(lam)) ** 2 / np.sum(lam)), 1.0), float(r.shape[1]))
 
 
 def _correlation_eigenvalues(r: np.ndarray) -> np.ndarray:

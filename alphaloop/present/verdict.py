@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from rich.table import Table
+
 from alphaloop.evaluate.pipeline import STAGES, Evaluation
 from alphaloop.evaluate.scoring import Scores
 from alphaloop.present.text import flat, fmt
@@ -71,3 +73,25 @@ def stage_lines(ev: Evaluation) -> list[str]:
 def usage_error(message: str) -> int:
     print(f"error: {flat(message)}", file=sys.stderr)
     return 2
+
+
+TABLE_ROWS = (
+    ("total_return", "Total return", "{:+.2%}"), ("cagr", "CAGR", "{:+.2%}"),
+    ("sharpe", "Sharpe (ann.)", "{:.2f}"), ("sortino", "Sortino (ann.)", "{:.2f}"),
+    ("max_drawdown", "Max drawdown", "{:.2%}"), ("calmar", "Calmar", "{:.2f}"),
+    ("round_trips", "Round trips", "{:.0f}"), ("exposure", "Exposure", "{:.1%}"),
+    ("turnover", "Turnover (x/yr)", "{:.1f}"), ("win_rate", "Win rate", "{:.1%}"),
+    ("bh_total_return", "Buy & hold return", "{:+.2%}"), ("bh_sharpe", "Buy & hold Sharpe", "{:.2f}"),
+    ("bh_max_drawdown", "Buy & hold max DD", "{:.2%}"),
+)
+
+
+def metrics_table(splits: dict[str, dict[str, float]], title: str) -> Table:
+    """A table with one column per split, so every figure says where it was measured."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in splits:
+        table.add_column(f"{name} split", justify="right")
+    for key, label, spec in TABLE_ROWS:
+        table.add_row(label, *(spec.format(splits[s][key]) for s in splits))
+    return table

@@ -116,6 +116,7 @@ class ProposalContext:
     latest_figures: CandidateFigures | None = None  # the previous iteration's candidate, scored even if rejected
     parent_reason: str | None = None  # why this parent, e.g. "reverting to iter 4: iter 6 did not enter the population"
     unchanged_positions: bool = False  # the latest candidate held exactly the parent's positions
+    stalled: int = 0  # iterations in a row outside the population once the search counts as stalled; 0: not stalled
     guards: tuple[GuardThreshold, ...] = ()
     shows_trades: bool = True  # whether the population's lines give a trade count (the task says: Task.shows_trades)
     extra: dict[str, str] = field(default_factory=dict)  # further {{placeholders}} of a task's own prompts

@@ -274,6 +274,13 @@ class LLMProposer:
         log.warning(message)
         return message
 
+    def _not_served(self, where: str, listed: set[str], status: str) -> str:
+        """The server answers but does not serve the model asked for: name it and the models it serves."""
+        names = sorted(listed)
+        shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+        return (f"{where} answers, but does not serve model '{self.model}' (a one-token request for it: {status}); "
+                f"it serves: {shown}; set OPENAI_MODEL (or --model) to one of them")
+
     def probe(self, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
         """Check the endpoint answers, before iteration 0: None when it does, else one line saying what to fix.
 
@@ -282,8 +289,9 @@ class LLMProposer:
         """
         client = self.client.with_options(timeout=timeout_s, max_retries=0)
         where = f"endpoint {self.base_url}"
+        listed: set[str] = set()
         try:
-            listed = {str(getattr(m, "id", "")) for m in client.models.list()}
+            listed = {str(getattr(m, "id", "")) for m in client.models.list()} - {""}
             if self.model in listed or self.model in {name.split(":")[0] for name in listed}:
                 return None
         except openai.APIStatusError as exc:
@@ -302,9 +310,13 @@ class LLMProposer:
         except openai.APIStatusError as exc:
             if exc.status_code == 400:
                 return None  # it answered; a parameter it dislikes is handled by chat() itself
+            if listed:
+                return self._not_served(where, listed, status_text(exc))
             hint = HINTS.get(exc.status_code, "the server rejected the request")
             return f"{where} refused a one-token request for model '{self.model}' ({status_text(exc)}): {hint}"
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            if listed:  # it answered the listing: the server runs, the model is what is missing
+                return self._not_served(where, listed, status_text(exc))
             return f"{where} did not answer ({status_text(exc)}): check OPENAI_BASE_URL and that the server is running"
         except openai.APIError as exc:
             return f"{where} answered, but not like an OpenAI-compatible server: {status_text(exc)}"

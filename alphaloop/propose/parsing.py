@@ -12,9 +12,10 @@ import ast
 import re
 from dataclasses import dataclass
 
-from alphaloop.candidate import REGION_START, WEEKEND_START, RegionError, extract_region
+from alphaloop.candidate import REGION_START, WEEKEND_START, RegionError, extract_region, region_origins, renumber
 from alphaloop.present.text import clip_end
 from alphaloop.propose.base import REPLY_LIMIT, Expectation, Proposal
+from sandbox.gate_ast import is_literal
 
 NO_CODE = "no python code block in the reply"
 RAW_LIMIT = 20_000  # characters of the reply kept on Proposal.raw (to_json bounds it further; .reply keeps it all)
@@ -233,7 +234,9 @@ def _parse(text: str) -> Proposal:
 
 
 def is_constant(node: ast.stmt) -> bool:
-    """``NAME = <literal>`` (or annotated): the only top-level statement besides a def the contract allows."""
+    """``NAME = <constant expression>`` (or annotated): the only top-level statement besides a def the contract
+    allows. The test is the gate's own (``SCALE = 1.0 / 1.3863`` and ``CLIM = (1/3, 1/3, 1/3)`` are constants),
+    so a reduction never drops a constant the gate would have accepted."""
     if isinstance(node, ast.Assign):
         targets, value = node.targets, node.value
     elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -243,15 +246,29 @@ def is_constant(node: ast.stmt) -> bool:
     if not all(isinstance(target, ast.Name) for target in targets):
         return False
     try:
-        ast.literal_eval(value)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return is_literal(value)
+    except RecursionError:
         return False
-    return True
+
+
+def unpacked_constants(node: ast.stmt) -> list[tuple[str, ast.expr]] | None:
+    """``FAST, SLOW = 20, 100``: names and constant values, as the one-name assignments the contract allows
+    (a model's habit the gate refuses as written); None for anything else."""
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple)
+            and isinstance(node.value, ast.Tuple) and len(node.targets[0].elts) == len(node.value.elts)):
+        return None
+    names = node.targets[0].elts
+    if not all(isinstance(n, ast.Name) for n in names) or not all(is_literal(v) for v in node.value.elts):
+        return None
+    return [(n.id, v) for n, v in zip(names, node.value.elts, strict=True) if isinstance(n, ast.Name)]
 
 
 def defined_names(node: ast.stmt) -> list[str]:
     if isinstance(node, ast.FunctionDef):
         return [node.name]
+    unpacked = unpacked_constants(node)
+    if unpacked is not None:
+        return [name for name, _ in unpacked]
     if isinstance(node, ast.Assign):
         return [t.id for t in node.targets if isinstance(t, ast.Name)]
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
@@ -289,7 +306,8 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
         return region, []
     if not any(isinstance(n, ast.FunctionDef) and n.name in CONTRACT for n in body):
         return region, []
-    keepable = {name: n for n in body if isinstance(n, ast.FunctionDef) or is_constant(n) for name in defined_names(n)}
+    keepable = {name: n for n in body if isinstance(n, ast.FunctionDef) or is_constant(n)
+                or unpacked_constants(n) is not None for name in defined_names(n)}
     wanted, queue = set(), [name for name in CONTRACT if name in keepable]
     while queue:
         name = queue.pop()
@@ -302,7 +320,10 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
     kept: list[str] = []
     dropped: list[str] = []
     for node in body:
-        if any(name in wanted for name in defined_names(node)):
+        unpacked = unpacked_constants(node)
+        if unpacked is not None and any(name in wanted for name, _ in unpacked):
+            kept.append("\n".join(f"{name} = {ast.unparse(value)}" for name, value in unpacked))
+        elif any(name in wanted for name in defined_names(node)):
             start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
             kept.append("\n".join(lines[start - 1 : node.end_lineno]))
         else:
@@ -311,6 +332,12 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
     functions = [k for k in kept if k.startswith(("def ", "@"))]
     text = "\n".join(constants) + ("\n\n\n" if constants else "") + "\n\n\n".join(functions)
     return text.strip("\n") + "\n", dropped
+
+
+def in_reply_lines(reason: str, reply: str, region: str) -> str:
+    """A reason's line numbers (the gate's, the sandbox's: of the region as rewritten) in the reply's own
+    numbering, the text the model wrote and ``iter_N_reply.md`` holds; unchanged without a reply."""
+    return renumber(reason, region_origins(reply, region), " of the reply") if reply and region else reason
 
 
 SCOPE_IMPORT = re.compile(r"^(import numpy as np|import pandas as pd)[ \t]*(#.*)?$", re.MULTILINE)

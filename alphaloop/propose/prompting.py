@@ -17,6 +17,7 @@ from alphaloop.present.text import clip_end, clip_middle, fmt, safe
 from alphaloop.propose.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
 from alphaloop.run.grading import GRADING_RULE
 from alphaloop.run.learnings import PROMPT_CHARS
+from alphaloop.run.quoting import candidate_block
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 PROGRAM_PATH = PROMPTS_DIR / "program.md"
@@ -165,11 +166,24 @@ def format_evidence(ctx: ProposalContext) -> str:
     return "### Figures on train, folds and validation (buy and hold on the same windows)\n\n" + "\n\n".join(parts)
 
 
+STALL_TEXT = ("**The search has stalled**: the last {n} proposals in a row did not enter the population. "
+              "Another variation of the parent is unlikely to help. Step back and propose a broader hypothesis: "
+              "a different family of idea from the population's members (for example trend, momentum, mean "
+              "reversion, breakout, volatility or volume conditions), built from a fresh premise about what moves "
+              "these prices, even if it starts simpler than the parent.")
+
+
+def format_stall(stalled: int) -> str:
+    """What the model is told when the search stalls, instead of the night ending; empty otherwise."""
+    return STALL_TEXT.format(n=stalled) if stalled else ""
+
+
 def variable_bound() -> int:
     """The most characters the context's variable parts can add to a prompt (the caps above, plus framing)."""
     framing = 100
     return (PARENT_LIMIT + LEARNINGS_LIMIT + OUTCOME_LIMIT + (TOP_K + 1) * (DESCRIPTION_LIMIT + framing)
-            + 2 * (FIGURES_LIMIT + framing) + REASON_LIMIT + GUARDS_LIMIT + 4 * framing + len(GRADING_RULE))
+            + 2 * (FIGURES_LIMIT + framing) + REASON_LIMIT + GUARDS_LIMIT + 4 * framing + len(GRADING_RULE)
+            + len(STALL_TEXT) + framing)
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -204,8 +218,10 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "parent_region": region,
         "population": format_population(ctx.population, ctx.metric, trades=ctx.shows_trades),
         "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
-        "last_outcome": clip(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
+        # the latest outcome may quote the candidate (its names, its messages): a delimited, bounded block
+        "last_outcome": candidate_block(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
         "evidence": format_evidence(ctx),
+        "stall": format_stall(ctx.stalled),
         "grading_rule": GRADING_RULE,
         **ctx.extra,
     }

@@ -25,6 +25,7 @@ from alphaloop.commands.inputs import FinishInputs
 from alphaloop.config import LoopConfig
 from alphaloop.data.frozen import (
     DataError,
+    bars_line,
     load_universe,
     manifest_digest,
     read_manifest,
@@ -36,6 +37,7 @@ from alphaloop.evaluate.pipeline import STAGES
 from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.ui import LiveView, warn_loudly
 from alphaloop.propose.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
+from alphaloop.propose.parsing import in_reply_lines
 from alphaloop.run.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
 from alphaloop.run.grading import grade
 from alphaloop.run.learnings import Learnings
@@ -191,6 +193,7 @@ class Loop:
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, shows_trades=self.task.shows_trades,
                 max_gross=self.cfg.max_gross,
+                stalled=self._stalled(state),
                 **self.task.evidence(n, parent, latest, self.wd.record_or_none(parent), grand, base.after,
                                      self.prepared),
             )
@@ -201,6 +204,13 @@ class Loop:
         result = self.executor.evaluate(proposal.region) if proposal.region is not None else None
         return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
                      time.perf_counter() - t0 - t_prop)
+
+    def _stalled(self, state: LoopState) -> int:
+        """Iterations in a row outside the population, once they reach ``stall_after`` (else 0): the proposer
+        then widens the search instead of varying the parent again. Read from the state the iteration
+        proposes from, so a resumed run proposes what an uninterrupted one would."""
+        fails = state.consecutive_fails
+        return fails if fails >= self.cfg.stall_after else 0
 
     def _iteration(self, n: int, done: _Done, state: LoopState) -> IterationRecord:
         """The record of a finished iteration, judged against the state committed up to n - 1; writes
@@ -224,7 +234,8 @@ class Loop:
             return record
         self.wd.write_trade(n, splice_region(template_text(), proposal.region))
         ev = done.result.evaluation
-        record.status, record.stage, record.reason = "accepted" if ev.accepted else "rejected", ev.stage, ev.reason
+        record.status, record.stage = "accepted" if ev.accepted else "rejected", ev.stage
+        record.reason = in_reply_lines(ev.reason, proposal.reply, proposal.region)
         record.details, record.eval_timings = ev.details, ev.timings
         if ev.scores is not None:
             record.scores = {k: v for k, v in ev.scores.to_json().items() if k != "selection_val"}
@@ -288,7 +299,8 @@ class Loop:
     def run(self) -> int:
         state, learnings, manifest = self._open()
         self.test_readings = len(self.wd.test_readings())
-        if state.next_iteration > self.cfg.iterations:  # nothing to run: say so now, not the last run's reason
+        cap = self.cfg.iterations
+        if cap is not None and state.next_iteration > cap:  # nothing to run: say so now, not the last run's reason
             last = state.next_iteration - 1
             state.stop_reason = (f"iterations: {self.wd.root}/ already holds iterations 0..{last}, and --iterations "
                                  f"{self.cfg.iterations} asks for none beyond them; to continue, rerun with "
@@ -324,8 +336,11 @@ class Loop:
                 self.flights = InFlight(self.cfg.workers)
                 self.view.start(self, state, executor.describe())
                 self.view.note(universe_line(self.universe))
-                for note in self.task.run_notes(self.histories):
+                manifest_now = read_manifest(self.cfg.data_dir)
+                for note in self.task.run_notes(self.histories, manifest_now):
                     self.view.note(note)
+                if (line := bars_line(manifest_now)) is not None:
+                    self.view.note(line)
                 code, last_words = self._drive(state, learnings)
         except KeyboardInterrupt:
             state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
@@ -337,9 +352,10 @@ class Loop:
         state.elapsed_s += time.perf_counter() - self._started
         self.wd.write_state(state)
         if last_words is not None and state.trials < 2:
-            self.view.close()  # one trial has no statistics worth a summary; the error alone is the news
-        else:
-            self._finish(state, manifest)
+            self.view.close()  # one trial has no statistics worth a summary: the stop line and the error are the news
+            self.view.note(f"stopped: {state.stop_reason}")
+        elif not self._finish(state, manifest):
+            code = 130
         if last_words is not None:
             self.view.note(last_words)  # last, so the summary never buries why the run stopped
         return code
@@ -394,7 +410,7 @@ class Loop:
 
         The failure count is the one of ``base``, the state ``n`` proposes from, so a resumed run stops
         where an uninterrupted one would; budgets are this command's, counted over committed records."""
-        if n > self.cfg.iterations:
+        if self.cfg.iterations is not None and n > self.cfg.iterations:
             return (f"iterations: reached --iterations {self.cfg.iterations}; to continue, rerun with "
                     f"--iterations N, N > {self.cfg.iterations}")
         if self.cfg.max_fails and base.consecutive_fails >= self.cfg.max_fails:
@@ -421,28 +437,34 @@ class Loop:
         return None
 
     def _estimate(self, state: LoopState) -> None:
-        """Time left under the tightest limit, from this command's pace; only while a budget is set."""
-        if self.cfg.hours is None and self.cfg.max_tokens is None:
+        """Time left under the tightest limit, from this command's pace; whenever an end is known
+        (--iterations alone is enough for an estimate)."""
+        if self.cfg.hours is None and self.cfg.max_tokens is None and self.cfg.iterations is None:
             return
         done = state.next_iteration - self._first_iteration
         spent = time.monotonic() - self._t_start
         if done < 1 or spent <= 0:
             return
-        left = {f"--iterations {self.cfg.iterations}": (self.cfg.iterations + 1 - state.next_iteration) * spent / done}
+        left: dict[str, float] = {}
+        cap = self.cfg.iterations
+        if cap is not None:
+            left[f"--iterations {cap}"] = (cap + 1 - state.next_iteration) * spent / done
         if self.cfg.hours is not None:
             left[f"--hours {self.cfg.hours:g}"] = self.cfg.hours * 3600 - spent
         used = sum(state.tokens.values()) - self._tokens_at_start
         if self.cfg.max_tokens is not None and used > 0:
             left[f"--max-tokens {self.cfg.max_tokens:,}"] = (self.cfg.max_tokens - used) * spent / used
+        if not left:  # only a token budget, and no token used yet: no pace to estimate from
+            return
         bound, seconds = min(left.items(), key=lambda kv: kv[1])
         self.time_left_s = max(0.0, seconds)
         self.budget_note = (f"time left: about {_duration(self.time_left_s)} (bound by {bound}; "
                             f"estimate from this command's pace)")
 
-    def _finish(self, state: LoopState, manifest: dict) -> None:
-        """End-of-run figures: statistics over all trials, second market, the report."""
+    def _finish(self, state: LoopState, manifest: dict) -> bool:
+        """End-of-run figures: statistics over all trials, second market, the report; False if cut by Ctrl-C."""
         cfg = self.cfg
-        finish_run(FinishInputs(wd=self.wd, state=state, manifest=manifest, histories=self.histories,
+        return finish_run(FinishInputs(wd=self.wd, state=state, manifest=manifest, histories=self.histories,
                                 data_dir=cfg.data_dir, metric=cfg.metric, cost_bps=cfg.cost_bps, seed=cfg.seed,
                                 stress_paths=cfg.stress_paths, cross_ticker=cfg.cross_ticker,
                                 test_readings=self.test_readings, task=self.task,

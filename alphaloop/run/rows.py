@@ -68,7 +68,7 @@ def entry_from_record(record: IterationRecord, metric: str, task: Task) -> Entry
         verdict=record.grading or "", held=record.hypothesis_held,
         status=record.status, stage=record.stage, reason=record.reason, metric=metric,
         val=_number(val_split.get(metric)), bh=_number(val_split.get(f"bh_{metric}")),
-        selection=_number(record.selection), entered=record.entered,
+        selection=_number(record.selection), entered=record.entered, duplicate=record.duplicate_of is not None,
     )
 
 

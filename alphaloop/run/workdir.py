@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,11 +219,14 @@ class Workdir:
     def has_record(self, n: int | None) -> bool:
         return n is not None and n >= 0 and self.results(n).is_file()
 
-    def record(self, n: int) -> IterationRecord:
-        """``iter_N_results.json`` with its returns joined back (records before the sidecar held them inline)."""
+    def record(self, n: int, returns: bool = True) -> IterationRecord:
+        """``iter_N_results.json`` with its returns joined back (records before the sidecar held them inline);
+        ``returns=False`` skips the sidecar, for readers that never look at the daily series."""
         path = self.results(n)
         d = _read(path)
         rec = IterationRecord.from_json(d, str(path))
+        if not returns:
+            return rec
         if rec.returns is None and self.returns(n).is_file():
             try:
                 side = read_arrays(self.returns(n))
@@ -250,8 +253,9 @@ class Workdir:
             n += 1
         return out
 
-    def all_records(self, notes: list[str]) -> list[IterationRecord]:
-        """Every record here in iteration order; one that cannot be read becomes a note (the report's view)."""
+    def all_records(self, notes: list[str], returns_of: Container[int] | None = None) -> list[IterationRecord]:
+        """Every record here in iteration order; one that cannot be read becomes a note (the report's view).
+        ``returns_of``: the iterations whose daily returns are joined (default all)."""
         numbered = []
         for path in self.root.glob(RESULTS.format(n="*")):
             match = ITER_FILE.fullmatch(path.name)
@@ -260,7 +264,7 @@ class Workdir:
         out = []
         for n in sorted(numbered):
             try:
-                out.append(self.record(n))
+                out.append(self.record(n, returns_of is None or n in returns_of))
             except (OSError, RecordError) as exc:
                 notes.append(f"{self.results(n).name} could not be read ({exc}); it is left out")
         return out
@@ -292,8 +296,9 @@ class Workdir:
     def resume_views(self, state: LoopState, header: str, learnings: str,
                      row_of: Callable[[IterationRecord], str]) -> None:
         """At a run's start, after the replay: results.tsv holds exactly the rows of iterations
-        0..next_iteration-1 (those on disk, any missing one rebuilt from its record by ``row_of``, the
-        task's row text), then every view and state.json are written."""
+        0..next_iteration-1 (those on disk, any missing one rebuilt from its record by ``row_of``, the task's
+        row text), then every view
+        and state.json are written."""
         rows = self._tsv_rows(header)
         lines = (rows.get(n) or row_of(self.record(n)) for n in range(state.next_iteration))
         atomic_write_text(self.results_tsv, header + "".join(lines))

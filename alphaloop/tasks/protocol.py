@@ -198,7 +198,7 @@ class Task(ABC):
         """Lines ``check`` prints under the data's instruments: how several of them are scored together."""
         return []
 
-    def data_notes(self, histories: tuple[Any, ...]) -> list[str]:
+    def data_notes(self, histories: tuple[Any, ...], manifest: dict) -> list[str]:
         """Lines ``check`` prints under the data line (e.g. which prices returns are measured on)."""
         return []
 
@@ -239,8 +239,9 @@ class Task(ABC):
 
         Why: the prompt's evidence is what the researcher (model) reasons with; each task shows its own."""
 
-    def run_notes(self, histories: tuple[Any, ...]) -> list[str]:
-        """Lines the loop prints once at start about how this task scores these instruments."""
+    def run_notes(self, histories: tuple[Any, ...], manifest: dict) -> list[str]:
+        """Lines the loop prints once at start about how this task scores these instruments (``manifest``:
+        the frozen data's, e.g. which prices returns are measured on)."""
         return []
 
     # ----- after the run ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.candidate import RegionError
-from alphaloop.data.frozen import DataError, load_splits, load_universe, manifest_digest, return_column, return_prices
+from alphaloop.data.frozen import DataError, load_splits, load_universe, manifest_digest, prices_words, return_column
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories
 from alphaloop.run.records import RecordError
@@ -52,9 +52,10 @@ class Run:
 
     @property
     def prices_words(self) -> str:
-        """Which prices the returns use, in words; from the frozen data, else as the manifest recorded it."""
+        """Which prices the returns use, in words: as prepare.py recorded them (per instrument on a universe),
+        else from the frozen data."""
         if self.splits:
-            return return_prices(self.splits.values())
+            return prices_words(self.manifest, list(self.splits.values()))
         return str((self.manifest or {}).get("return_prices") or "not recorded")
 
     def record(self, n: int | None) -> dict | None:
@@ -89,8 +90,8 @@ def _read(read: Callable[[], Any], name: str, notes: list[str]) -> Any:
 def load_run(workdir: Path, data_dir: Path) -> Run:
     """Read every file the loop writes (through ``workdir``'s typed readers); a broken one becomes a note."""
     wd, notes = Workdir(workdir), []
-    records = [r.to_json() for r in wd.all_records(notes)]
     state = _read(lambda: wd.read_state().to_json() if wd.has_run() else None, wd.state.name, notes) or {}
+    records = [r.to_json() for r in wd.all_records(notes, drawn_returns(state))]
     frozen_path = Path(data_dir) / "manifest.json"  # the data folder's own manifest (alphaloop.data.frozen names it)
     frozen = _read(lambda: read_json(frozen_path) if frozen_path.is_file() else None, frozen_path.name, notes)
     manifest = _read(wd.read_manifest, wd.manifest.name, notes) or frozen
@@ -163,3 +164,10 @@ def rank_value(record: dict) -> float | None:
     """What the population ranked by (``selection``): stress-adjusted when ``--stress-select`` set it."""
     v = record.get("selection")
     return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else record_value(record)
+
+
+def drawn_returns(state: dict) -> set[int] | None:
+    """The iterations whose daily returns the report draws: the population's (best first). Reading only
+    those keeps a long run's report from loading every sidecar; without a state, all are read."""
+    members = [m.get("iteration") for m in state.get("population") or [] if isinstance(m, dict)]
+    return {int(n) for n in members if isinstance(n, int)} if members else None

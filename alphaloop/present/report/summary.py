@@ -26,6 +26,7 @@ from alphaloop.present.report.html import cell, esc, fmt, metric_label, note, se
 from alphaloop.present.report.markdown import markdown_html
 from alphaloop.present.report.members import what_it_is
 from alphaloop.present.report.robustness import penalty_cell
+from alphaloop.present.report.sample import table_records
 from alphaloop.present.text import MISSING, clip
 from alphaloop.run.diversity import (
     BH_DISGUISE_CORRELATION,
@@ -250,7 +251,8 @@ def iterations_table(run: Run) -> str:
     """Every iteration in one collapsible table, for tracing a failure to its stage."""
     metric = run.metric
     rows = []
-    for r in run.records:
+    listed, left_out = table_records(run.records, run.population, record_value)
+    for r in listed:
         s = r.get("scores") or {}
         splits = s.get("splits") or {}
         status = r.get("status", "?")
@@ -264,9 +266,10 @@ def iterations_table(run: Run) -> str:
             + f'<td><span class="badge {esc(badge)}">{esc(state_txt)}</span></td>'
             + cell(splits.get("val", {}).get(metric), metric) + cell(splits.get("train", {}).get(metric), metric)
             + cell(splits.get("val", {}).get("round_trips"), "round_trips") + td(what, "text"))
-    return ('<details><summary>All iterations (table)</summary><div class="scroll">'
-            + table(["iter", "parent", "status", f"val {metric_label(metric)}", f"train {metric_label(metric)}",
-                     "val trades", "what it tried"], rows) + "</div></details>")
+    head = ["iter", "parent", "status", f"val {metric_label(metric)}", f"train {metric_label(metric)}", "val trades",
+            "what it tried"]
+    return ('<details><summary>All iterations (table)</summary>' + (note(left_out, "muted") if left_out else "")
+            + '<div class="scroll">' + table(head, rows) + "</div></details>")
 
 
 def hypotheses_html(run: Run) -> str:
@@ -274,7 +277,8 @@ def hypotheses_html(run: Run) -> str:
     counted = tally(run.records)
     big = f"{counted.held}/{counted.graded} ({counted.held / counted.graded:.0%})" if counted.graded else MISSING
     rows = []
-    for r in run.records:
+    listed, left_out = table_records(run.records, run.population, record_value)
+    for r in listed:
         p = r.get("proposal") or {}
         if not r.get("iteration") or not (p.get("hypothesis") or p.get("expected")):
             continue
@@ -291,6 +295,7 @@ def hypotheses_html(run: Run) -> str:
     body = (f'<p class="hit"><span class="big">{esc(big)}</span> graded hypotheses held '
             f"(on the validation split against the parent); {counted.ungraded} ungraded{esc(rejected)}</p>"
             f'<p class="muted">{esc(GRADING_RULE)}</p>')
+    body += note(left_out, "muted") if left_out else ""
     body += ('<div class="scroll">' + table(["iter", "hypothesis", "expected", "outcome", "grading"], rows) + "</div>"
              if rows else note("no hypotheses recorded yet", "muted"))
     return section("hypotheses", "Hypotheses and hit rate", body,

@@ -19,7 +19,7 @@ import random
 import time
 
 from alphaloop.propose.base import Expectation, Proposal, ProposalContext
-from alphaloop.propose.offline.mutate import MUTATIONS, Note, mutate, mutation_weights
+from alphaloop.propose.offline.mutate import MUTATIONS, Note, mutate, mutation_weights, restart
 from alphaloop.propose.offline.render import render
 from alphaloop.propose.offline.spec import (
     BASELINE_SPEC,
@@ -51,7 +51,11 @@ class OfflineProposer:
         started = time.monotonic()
         parent = spec_of(ctx.parent_region) or copy.deepcopy(BASELINE_SPEC)
         rng = random.Random(f"{self.seed}:{ctx.iteration}")
-        child, names, notes = mutate(rng, parent, ctx.metric, ctx.last_outcome, ctx.unchanged_positions)
+        if ctx.stalled:  # widen the search: another family, not one more variation of the same strategy
+            child, note = restart(rng, parent, ctx.metric, ctx.stalled)
+            names, notes = ["restart"], [note]
+        else:
+            child, names, notes = mutate(rng, parent, ctx.metric, ctx.last_outcome, ctx.unchanged_positions)
         for _ in range(20):
             if spec_json(child) != spec_json(parent):
                 break

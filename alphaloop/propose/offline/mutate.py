@@ -204,6 +204,23 @@ def change_exit(rng: random.Random, spec: dict, metric: str) -> Note:
     return Note(f"Exit on {describe_exit(x, spec['entry'])}: {reason}.", change, expectation_words(m, d), m, d)
 
 
+def restart(rng: random.Random, parent: dict, metric: str, stalled: int) -> tuple[dict, Note]:
+    """A fresh spec from another entry family than the parent's: what a stalled search does instead of
+    varying the same strategy again (or ending the night)."""
+    old = FAMILY[parent["entry"]["kind"]]
+    kind = rng.choice([k for k in ENTRY_SPACE if FAMILY[k] != old])
+    spec: dict = {"entry": fix_component("entry", {"kind": kind, **sample_params(rng, ENTRY_SPACE[kind])}, rng),
+                  "exits": [{"kind": "opposite"}], "filters": []}
+    if rng.random() < 0.5:
+        spec["filters"].append(new_filter(rng, spec))
+    family = FAMILY[kind]
+    return spec, Note(f"The search stalled ({stalled} proposals in a row did not enter the population), so restart "
+                      f"from {article(family)} {family} entry instead of varying the {old} family again: "
+                      f"{FAMILY_REASON[family]}.",
+                      f"restart: {describe_entry(parent['entry'])} -> {describe_entry(spec['entry'])}",
+                      f"{metric} up if {family} suits this market better", metric, 1)
+
+
 MUTATIONS = {
     "tune": tune, "swap_entry": swap_entry, "add_filter": add_filter, "drop_filter": drop_filter,
     "swap_filter": swap_filter, "change_exit": change_exit,

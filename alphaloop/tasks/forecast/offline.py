@@ -226,6 +226,22 @@ def mutate(rng: random.Random, parent: dict) -> tuple[dict, str, str, str, int]:
             "mean RPS skill up", 1)
 
 
+def restart(rng: random.Random, parent: dict, stalled: int) -> tuple[dict, str, str, str, int]:
+    """A fresh forecaster whose conditions differ from the parent's: what a stalled search does instead of
+    tuning the same regimes again (or ending the night)."""
+    used = {c["kind"] for c in parent["conditions"]}
+    spec: dict = {"conditions": [], "prior": PRIOR.sample(rng), "memory": MEMORY.sample(rng)}
+    kinds = [k for k in CONDITION_SPACE if k not in used] or sorted(CONDITION_SPACE)
+    kind = rng.choice(kinds)
+    spec["conditions"].append(fix_condition({"kind": kind, **{n: d.sample(rng) for n, d in
+                                                              CONDITION_SPACE[kind].items()}}, rng))
+    if rng.random() < 0.5:
+        spec["conditions"].append(new_condition(rng, spec))
+    return (spec, f"The search stalled ({stalled} proposals in a row did not enter the population), so restart "
+            f"from other regimes: {CONDITION_REASON[kind]}.", f"restart: {describe(parent)} -> {describe(spec)}",
+            "mean RPS skill up if these regimes carry information", 1)
+
+
 class OfflineForecastProposer:
     """Deterministic forecaster search: the same seed, iteration and parent give the same proposal."""
 
@@ -238,7 +254,10 @@ class OfflineForecastProposer:
         started = time.monotonic()
         parent = spec_of(ctx.parent_region) or copy.deepcopy(BASELINE_SPEC)
         rng = random.Random(f"forecast:{self.seed}:{ctx.iteration}")
-        child, hypothesis, change, expected, direction = mutate(rng, parent)
+        if ctx.stalled:  # widen the search: other regimes, not one more tuning of the same ones
+            child, hypothesis, change, expected, direction = restart(rng, parent, ctx.stalled)
+        else:
+            child, hypothesis, change, expected, direction = mutate(rng, parent)
         for _ in range(20):
             if spec_json(child) != spec_json(parent):
                 break

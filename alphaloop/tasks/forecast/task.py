@@ -55,11 +55,18 @@ class ForecastTask(Task):
 
         t.scores = score_forecast_universe(t.ctx.histories, [f.forecasts for f in t.fulls], folds=t.ctx.folds)
 
+    def invariance_probes(self, frame: Any, seed: int) -> list[Any]:
+        from alphaloop.evaluate.guards import invariance_probes
+
+        # calendar and level only: a forecaster's expanding frequencies count rows by design
+        return invariance_probes(frame, seed, positions=False)
+
     def guards(self, t: Trial) -> Verdict:
+        from alphaloop.evaluate.guards import forecast_guards
         from alphaloop.evaluate.pipeline import Verdict
 
-        return Verdict(True, "", {"applied": False, "why": "the trade guards judge positions; a forecaster takes none",
-                                  "failed": []})
+        ok, reason, details = forecast_guards(t.region, t.invariances)
+        return Verdict(ok, reason, details)
 
     def output_columns(self, result: Any) -> dict[str, Any]:
         import numpy as np
@@ -90,7 +97,9 @@ class ForecastTask(Task):
         return scalar_view(split)
 
     def beside_benchmark(self, split: dict | None, metric: str) -> str:
-        return " (climatology 0.000)"  # climatology's skill is 0 by construction
+        rolled = (split or {}).get("rps_skill_rolling_mean")  # climatology's skill is 0 by construction
+        return " (climatology 0.000" + (f"; against the rolling climatology {rolled:+.3f})"
+                                        if isinstance(rolled, int | float) else ")")
 
     def benchmark_value(self, split: dict | None, metric: str) -> float | None:
         return 0.0

@@ -52,10 +52,11 @@ def lookahead(t: Trial) -> Verdict:
     before the cut that moves is a leak."""
     budget = t.budget
     assert budget is not None, "the sandbox stage starts the budget"
-    seed = region_seed(t.region) if t.ctx.probe_seed is None else t.ctx.probe_seed
+    seed = region_seed(t.region, t.ctx.probe_nonce) if t.ctx.probe_seed is None else t.ctx.probe_seed
     frames = tuple(h.frame for h in t.ctx.histories)
     probes = panel_probes(frames, seed)
-    info: dict[str, Any] = {"seed": seed, "max_gross": max_gross(t),
+    info: dict[str, Any] = {"seed": seed, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None,
+                            "max_gross": max_gross(t),
                             "probes": [f"{p.kind} after {p.date.date()}" for p in probes],
                             "rows_probed": sum(len(f) for p in probes for f in p.frames),
                             "full_rows": sum(len(f) for f in frames), "budget_s": t.ctx.eval_timeout_s}

@@ -17,14 +17,14 @@ import numpy as np
 
 from alphaloop.commands.holdout import holdout_table, instrument_test_rows, instrument_test_table, score_holdout
 from alphaloop.commands.inputs import FinalInputs
-from alphaloop.commands.tradefile import metrics_table
-from alphaloop.data.frozen import manifest_digest, return_prices
+from alphaloop.data.frozen import manifest_digest, prices_words
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
 from alphaloop.present.names import universe_only
+from alphaloop.present.text import test_minus_validation
 from alphaloop.present.ui import console, warn_loudly
-from alphaloop.present.verdict import format_metric, isolation_line, stage_lines
+from alphaloop.present.verdict import format_metric, isolation_line, metrics_table, stage_lines
 from alphaloop.run.records import TestReading
 from alphaloop.run.store import finite
 
@@ -46,7 +46,7 @@ def final_reading(inputs: FinalInputs) -> int:
     console.print(f"final: {file} ({label}), metric {metric}, costs {cost_bps:g} bp; "
                   f"test split {history.frame.index[history.windows['test']][0].date()}.."
                   f"{history.frame.index[history.windows['test']][-1].date()}", highlight=False, soft_wrap=True)
-    console.print(f"returns on: {return_prices([history.frame])}", highlight=False, soft_wrap=True)
+    console.print(f"returns on: {prices_words(manifest, [history.frame])}", highlight=False, soft_wrap=True)
     if before:
         warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
                     f"This is reading number {len(before) + 1} of the test split in {workdir}.\n"
@@ -87,7 +87,7 @@ def final_reading(inputs: FinalInputs) -> int:
                   f"{format_metric(metric, bh[metric])})  |  "
                   f"validation {metric}: {format_metric(metric, val[metric])}"
                   + (f" (recorded by the loop: {format_metric(metric, recorded)})" if recorded is not None else "")
-                  + f"  |  degradation (test - validation): {format_metric(metric, degradation)}", highlight=False,
+                  + f"  |  {test_minus_validation(degradation, format_metric(metric, degradation))}", highlight=False,
                   soft_wrap=True)
     console.print(verdict_line(metric, test[metric], bh[metric], val[metric], bh_val[metric]), highlight=False,
                   soft_wrap=True)
@@ -100,7 +100,7 @@ def final_reading(inputs: FinalInputs) -> int:
         "bh_val_metric": bh_val[metric], "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
         "returns": np.round(scores.returns["test"], 12).tolist(),
         "bh_returns": np.round(bh_test_returns, 12).tolist(),
-        "trades": universe_only(n, None, scores.trips()["test"]), "instruments": per_instrument or None,
+        "trades": scores.trips().get("test"), "instruments": per_instrument or None,  # a portfolio has no trips
         "dates": [str(d.date()) for d in test_dates]})))
     console.print(f"recorded in {wd.readings} (reading number {len(before) + 1})", highlight=False,
                   soft_wrap=True)

@@ -34,7 +34,7 @@ class TradeTask(Task):
     def invariance_probes(self, frame: pd.DataFrame, seed: int) -> list[Any]:
         from alphaloop.evaluate.guards import invariance_probes
 
-        return invariance_probes(frame, seed)
+        return invariance_probes(frame, seed, positions=True)
 
     def score(self, t: Trial) -> None:
         from alphaloop.evaluate.universe import score_universe
@@ -82,11 +82,11 @@ class TradeTask(Task):
 
         return evidence(n, parent, latest, parent_rec, grand, GuardLimits(), last=last)
 
-    def run_notes(self, histories: tuple[History, ...]) -> list[str]:
-        from alphaloop.data.frozen import return_prices
+    def run_notes(self, histories: tuple[History, ...], manifest: dict) -> list[str]:
+        from alphaloop.data.frozen import prices_words
         from alphaloop.present.names import universe_only
 
-        return [f"returns on: {return_prices([h.frame for h in histories])}",
+        return [f"returns on: {prices_words(manifest, [h.frame for h in histories])}",
                 *universe_only(len(histories), ["scoring: the region runs on every instrument and is ranked by their "
                                                 "equal-weight portfolio on validation; prompts number the "
                                                 "instruments, never name them"], [])]
@@ -98,14 +98,13 @@ class TradeTask(Task):
                                               "equal-weight portfolio (the figures below are the portfolio's; reasons "
                                               "name instruments by number)"], [])
 
-    def data_notes(self, histories: tuple[History, ...]) -> list[str]:
-        from alphaloop.data.frozen import return_prices
+    def data_notes(self, histories: tuple[History, ...], manifest: dict) -> list[str]:
+        from alphaloop.data.frozen import prices_words
 
-        return [f"returns on: {return_prices([h.frame for h in histories])}"]
+        return [f"returns on: {prices_words(manifest, [h.frame for h in histories])}"]
 
     def scores_lines(self, ev: Any, cost_bps: float) -> list[Any]:
-        from alphaloop.commands.tradefile import metrics_table
-        from alphaloop.present.verdict import spread_line
+        from alphaloop.present.verdict import metrics_table, spread_line
 
         if ev.scores is None:
             return []

@@ -1,0 +1,83 @@
+"""Start-up: each command's import time, and `check` one-shot against the weekend harness's `python trade.py`.
+
+    python bench/bench_startup.py [--pairs 7] [--data DIR]
+
+Import time: each command run once under `python -X importtime`; the figure is the sum of the
+top-level imports' cumulative times (everything the command imported, lazily imported modules
+included), with the heaviest top-level packages named. One-shot: `harness.py check trade.py` and
+`bench/weekend_trade.py` (the original weekend harness, the region run in-process) alternated in
+``--pairs`` pairs in this one command; the ratio of their medians is the figure (goal: <= 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alphaloop.data.frozen import freeze, sample_frame, split, validate  # noqa: E402
+
+
+def import_profile(args: list[str]) -> tuple[float, list[tuple[str, float]]]:
+    """Seconds of imports of one command, and its five heaviest top-level imports."""
+    out = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT, capture_output=True, text=True)
+    top = []
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, _, cumulative, name = (part.strip() for part in line.replace("import time:", "|").split("|"))
+        if not line.split("|")[2].startswith("  "):  # depth 0: a top-level import
+            top.append((name, int(cumulative) / 1e6))
+    total = sum(t for _, t in top)
+    return total, sorted(top, key=lambda x: -x[1])[:5]
+
+
+def timed(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pairs", type=int, default=7)
+    p.add_argument("--data", type=Path, help="frozen data (default: the S&P 500 sample, frozen in a temp folder)")
+    a = p.parse_args()
+    data = a.data
+    if data is None:
+        frame, name = sample_frame("SPY")
+        frame, repairs = validate(frame, label="sample")
+        data = Path(tempfile.mkdtemp(prefix="bench_startup_")) / "data"
+        freeze(split(frame), data, "sample", name, repairs)
+    check = [str(ROOT / "harness.py"), "check", str(ROOT / "trade.py"), "--data", str(data)]
+    weekend = [str(ROOT / "bench" / "weekend_trade.py"), "--data", str(data)]
+    commands = {
+        "harness.py --help": [str(ROOT / "harness.py"), "--help"],
+        "harness.py check trade.py": check,
+        "loop start (harness, loop, commands, offline proposer, sandbox)": [
+            "-c", "import harness, alphaloop.run.loop, alphaloop.commands.final, alphaloop.commands.finish, "
+                  "alphaloop.propose.offline, sandbox.runner, sandbox.child"],
+        "harness.py report (import only)": ["-c", "import harness, alphaloop.present.report"],
+        "weekend trade.py (baseline)": weekend,
+    }
+    print("import time per command (python -X importtime, sum of top-level cumulative):")
+    for label, args in commands.items():
+        total, top = import_profile(args)
+        print(f"  {label}: {total:.3f} s  [" + ", ".join(f"{n} {t:.3f}" for n, t in top) + "]")
+    pairs = []
+    for _ in range(a.pairs):
+        pairs.append((timed(check), timed(weekend)))
+    c, w = statistics.median(x for x, _ in pairs), statistics.median(y for _, y in pairs)
+    print(f"one-shot, {a.pairs} alternated pairs: check {c:.3f} s, weekend trade.py {w:.3f} s, "
+          f"ratio {c / w:.2f}x (goal <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Probes a candidate cannot predict or survive: a leak through the future's intrabar shape, lookups
+keyed by day numbers, price levels or rows, and unseeded randomness are rejected with a reason
+naming their class; ordinary history-dependent code (expanding statistics, causal state, seeded
+randomness, calendar effects) is accepted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
+from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
+from tests.conftest import InProcessSandbox
+from tests.test_sandbox_support import make_ohlcv
+
+PROBE_GUARDS = ("date_dependence", "level_dependence", "position_dependence")
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    frame = make_ohlcv(1600, seed=21)
+    return History.from_splits({"train": frame.iloc[:1100], "val": frame.iloc[1100:]})
+
+
+def run(region: str, history: History, nonce: int = 1) -> Evaluation:
+    return evaluate(region, EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=get_task("trade"),
+                                        folds=2, probe_nonce=nonce))
+
+
+def good_days(history: History, k: int = 40) -> np.ndarray:
+    """Rows of validation whose next bar rises most: what a memorised table would hold."""
+    close = history.frame["Close"].to_numpy()
+    nxt = np.r_[close[1:] / close[:-1] - 1.0, 0.0]
+    val = np.arange(len(close))[history.windows["val"]][:-1]
+    return np.sort(val[np.argsort(nxt[val])[-k:]])
+
+
+def keyed(key_expr: str, keys) -> str:
+    """A strategy that enters on the memorised keys and exits otherwise: each key is one day's answer."""
+    table = ", ".join(repr(k) for k in keys)
+    return f"""
+KEYS = ({table},)
+
+def generate_features(df):
+    df['key'] = {key_expr}
+    df['trend'] = df['Close'] / df['Close'].rolling(30).mean()
+    return df
+
+def strategy_logic(row):
+    if row['key'] in KEYS:
+        return 1
+    return -1
+"""
+
+
+def failed(ev: Evaluation) -> list[str]:
+    return list((ev.details.get("guards") or {}).get("failed", []))
+
+
+def test_day_number_lookup_is_caught_by_the_drawn_calendar(history: History) -> None:
+    """Days since the epoch modulo 10227 survive every whole 28-year shift; they do not survive years
+    drawn one by one."""
+    days = history.frame.index.to_numpy().astype("int64") // 86_400_000_000_000 % 10227
+    region = keyed("(df.index.to_numpy().astype('int64') // 86400000000000) % 10227", days[good_days(history)].tolist())
+    for nonce in (1, 2, 3):
+        ev = run(region, history, nonce)
+        assert not ev.accepted and "date_dependence" in failed(ev), ev.reason
+        assert "other years with the same calendar" in ev.reason and "day numbers" in ev.reason
+
+
+def test_price_level_lookup_is_caught_by_the_drawn_level(history: History) -> None:
+    closes = history.frame["Close"].round(2).to_numpy()[good_days(history)].tolist()
+    ev = run(keyed("df['Close'].round(2)", closes), history)
+    assert not ev.accepted and "level_dependence" in failed(ev), ev.reason
+    assert "rescaled" in ev.reason and "compare prices with each other" in ev.reason
+
+
+def test_volume_level_lookup_is_caught_by_the_drawn_level(history: History) -> None:
+    volumes = history.frame["Volume"].to_numpy()[good_days(history)].tolist()
+    ev = run(keyed("df['Volume']", volumes), history)
+    assert not ev.accepted and "level_dependence" in failed(ev), ev.reason
+
+
+def test_row_lookup_is_caught_by_the_position_probes(history: History) -> None:
+    ev = run(keyed("np.arange(len(df))", good_days(history).tolist()), history)
+    assert not ev.accepted and "position_dependence" in failed(ev), ev.reason
+    assert "reappear" in ev.reason or "of the bars" in ev.reason
+
+
+def test_row_lookup_hidden_in_a_converging_feature_is_still_caught(history: History) -> None:
+    """1 / (row + 1) converges like an expanding statistic, yet the changes it makes move with the rows."""
+    rows = good_days(history, 15).tolist()  # a short table: a long one is refused by the literal budget
+    region = keyed("1.0 / (np.arange(len(df)) + 1.0)", [1.0 / (r + 1.0) for r in rows])
+    ev = run(region, history)
+    assert not ev.accepted and "position_dependence" in failed(ev), ev.reason
+
+
+def test_leak_through_the_next_bars_shape_is_caught(history: History) -> None:
+    """Active only at full length and on the last fifth of the rows, so only the full-length perturbed
+    probe sees it; the old probe scaled each future bar by one ratio, so High/Low survived."""
+    region = """
+def generate_features(df):
+    nxt = (df['High'] / df['Low']).shift(-1)
+    late = np.arange(len(df)) >= 0.8 * len(df)
+    df['f'] = np.where(late & (len(df) >= 1600), nxt, 1.01)
+    return df
+
+def strategy_logic(row):
+    return 1 if row['f'] > 1.012 else -1
+"""
+    for nonce in (1, 2):
+        ev = run(region, history, nonce)
+        assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason
+        assert ev.reason.startswith("look-ahead: column 'f'") and "different random walk" in ev.reason
+
+
+def test_unseeded_randomness_is_named_as_such(history: History) -> None:
+    region = """
+def generate_features(df):
+    df['noise'] = np.random.normal(0.0, 1.0, len(df))
+    return df
+
+def strategy_logic(row):
+    return 1 if row['noise'] > 0 else -1
+"""
+    ev = run(region, history)
+    assert not ev.accepted and "seed your random numbers" in ev.reason, ev.reason
+    assert "line 3: np.random.normal(...) draws from numpy's unseeded global generator" in ev.reason
+
+
+CLEAN = {
+    "expanding z-score": """
+def generate_features(df):
+    m = df['Close'].pct_change().rolling(20).mean()
+    df['z'] = (m - m.expanding(60).mean()) / m.expanding(60).std()
+    return df
+
+def strategy_logic(row):
+    return 1 if row['z'] > 0.5 else (-1 if row['z'] < -0.5 else 0)
+""",
+    "expanding quantile exit": """
+def generate_features(df):
+    v = df['Close'].pct_change().rolling(20).std()
+    df['v'] = v
+    df['q'] = v.expanding(100).quantile(0.8)
+    df['t'] = df['Close'] / df['Close'].rolling(50).mean()
+    return df
+
+def strategy_logic(row):
+    if row['v'] > row['q']:
+        return -1
+    return 1 if row['t'] > 1.0 else 0
+""",
+    "causal state in strategy_logic": """
+SEEN = []
+
+def generate_features(df):
+    df['r'] = df['Close'].pct_change(5)
+    return df
+
+def strategy_logic(row):
+    SEEN.append(row['r'])
+    recent = [x for x in SEEN[-60:] if x == x]
+    if len(recent) < 20:
+        return 0
+    mean = sum(recent) / len(recent)
+    return 1 if row['r'] > mean else -1
+""",
+    "seeded randomness": """
+def generate_features(df):
+    rng = np.random.default_rng(42)
+    df['t'] = df['Close'] / df['Close'].rolling(40).mean()
+    df['jitter'] = rng.normal(0.0, 1e-6, len(df))
+    return df
+
+def strategy_logic(row):
+    return 1 if row['t'] + row['jitter'] > 1.0 else -1
+""",
+    "month and weekday effects": """
+def generate_features(df):
+    df['m'] = df.index.month
+    df['d'] = df.index.day_of_week
+    df['t'] = df['Close'] / df['Close'].rolling(30).mean()
+    return df
+
+def strategy_logic(row):
+    if row['m'] in (5, 6, 7, 8, 9) and row['d'] == 4:
+        return -1
+    return 1 if row['t'] > 1.0 else 0
+""",
+    "uninitialised warm-up rows left NaN": """
+def generate_features(df):
+    out = np.full(len(df), np.nan)
+    c = df['Close'].to_numpy()
+    out[50:] = c[50:] / c[:-50]
+    df['mom'] = out
+    return df
+
+def strategy_logic(row):
+    return 1 if row['mom'] > 1.0 else -1
+""",
+}
+
+
+@pytest.mark.parametrize("name", list(CLEAN))
+def test_ordinary_history_dependent_code_is_accepted(name: str, history: History) -> None:
+    for nonce in (1, 2, 3):
+        ev = run(CLEAN[name], history, nonce)
+        assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, f"{nonce}: {ev.reason}"
+        assert not set(failed(ev)) & set(PROBE_GUARDS), f"{nonce}: {ev.reason}"
+
+
+def test_forecaster_gets_the_date_guards(real_sandbox) -> None:
+    """A forecaster reading the calendar year is rejected like a strategy (it had no date guard)."""
+    from tests.forecast_support import history_of, synthetic_bars
+
+    region = """
+def generate_features(df):
+    df['y'] = (df.index.year % 2).astype(float)
+    return df
+
+def forecast(row):
+    p = (0.2, 0.3, 0.5) if row['y'] == 1.0 else (0.5, 0.3, 0.2)
+    return {h: p for h in (1, 3, 5, 10)}
+"""
+    ev = evaluate(region, EvalContext(histories=(history_of(synthetic_bars(900, seed=3)),), sandbox=real_sandbox,
+                                      task=get_task("forecast"), eval_timeout_s=120.0, probe_nonce=1))
+    assert (ev.accepted, ev.stage) == (False, "guards"), ev.reason
+    assert ev.reason.startswith("forecasts change on") and "other years with the same calendar" in ev.reason
+
+
+def test_the_figures_quoted_in_the_docs_are_the_code_s() -> None:
+    from pathlib import Path
+
+    from alphaloop.evaluate.invariance import DENSE_SHARE, LEVEL_LOG, PREPEND_ROWS, TRIM_ROWS
+    from sandbox.gate import MAX_LITERAL_CHARS
+
+    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "trust.md").read_text().split())
+    assert f"at most {MAX_LITERAL_CHARS} characters of literal data" in text
+    assert f"between e^{LEVEL_LOG[0]:g} and e^{LEVEL_LOG[1]:g} either way" in text
+    assert f"more than {DENSE_SHARE:.0%} of the bars" in text
+    assert f"{PREPEND_ROWS[0]}-{PREPEND_ROWS[1]} seeded" in text and f"first {TRIM_ROWS[0]}-{TRIM_ROWS[1]}" in text
