@@ -167,7 +167,7 @@ class PortfolioTask(Task):
 
         return portfolio_evidence(n, parent, latest, parent_rec, grand, last=last, prepared=prepared)
 
-    def run_notes(self, histories: tuple[History, ...]) -> list[str]:
+    def run_notes(self, histories: tuple[History, ...], manifest: dict) -> list[str]:
         return self.check_notes(histories)
 
     # ----- after the run --------------------------------------------------------------------------
