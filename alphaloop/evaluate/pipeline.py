@@ -90,6 +90,7 @@ class EvalContext:
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: the task's gate (sandbox.gate.check for its functions)
     max_gross: float = 1.0  # --max-gross: the portfolio task's cap on the sum of absolute weights
+    probe_window: str | None = None  # a split probed with extra cuts inside it ("test": final, before it reports)
 
     def __post_init__(self) -> None:
         self.histories = tuple(self.histories)
@@ -336,7 +337,8 @@ def lookahead(t: Trial) -> Verdict:
     instruments = []
     for k, (frame, full) in enumerate(zip(frames, t.fulls, strict=True)):
         seed_k = instrument_seed(seed, k)
-        probes = probe_frames(frame, full, seed=seed_k)
+        focus = t.ctx.histories[k].windows.get(t.ctx.probe_window) if t.ctx.probe_window else None
+        probes = probe_frames(frame, full, seed=seed_k, focus=focus)
         inv = t.ctx.task.invariance_probes(frame, seed_k)
         warm = warmup_rows(full.features)
         instruments.append(_Instrument(frame, full, probes, inv, {

@@ -138,6 +138,14 @@ def fmt(value: object, digits: int = 3, *, pct: bool = False, sign: bool = False
     return format(number, f"{'+' if sign else ''}.{digits}{'%' if pct else 'f'}")
 
 
+def duration(seconds: float) -> str:
+    """3725 -> '1h 02m', 75 -> '1m 15s', 4.2 -> '4s': coarse enough to read at a glance."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 def p_value(p: object) -> str:
     """A p-value as a reader should see it: "p = 0.048", and "p < 0.001" rather than a "p = 0.000" that
     reads as certainty."""

@@ -35,9 +35,11 @@ from alphaloop.data.frozen import (
 from alphaloop.evaluate.executor import EvalSettings, TaskResult, make_executor
 from alphaloop.evaluate.pipeline import STAGES
 from alphaloop.evaluate.universe import instrument_histories
+from alphaloop.present.text import duration
 from alphaloop.present.ui import LiveView, warn_loudly
 from alphaloop.propose.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.propose.parsing import in_reply_lines
+from alphaloop.run import flight as rule
 from alphaloop.run.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
 from alphaloop.run.grading import grade
 from alphaloop.run.learnings import Learnings
@@ -66,14 +68,6 @@ class _Done:
     created_at: str
     propose_s: float
     evaluate_s: float
-
-
-def _duration(seconds: float) -> str:
-    """3725 -> '1h 02m', 75 -> '1m 15s', 4.2 -> '4s': coarse enough to read at a glance."""
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def _now() -> str:
@@ -181,7 +175,7 @@ class Loop:
                                               hypothesis="", change="baseline", expected="")
             proposal_label = "baseline"
         else:
-            parent = state.pick_parent(n, self.cfg.seed)
+            parent = flight.parent if flight.parent is not None else state.pick_parent(n, self.cfg.seed)
             learnings = Learnings.from_json(base.learnings) if base.learnings else Learnings()
             latest = self.wd.record_or_none(base.after)
             grand = self.wd.record_or_none(latest.parent) if latest is not None else None
@@ -193,9 +187,9 @@ class Loop:
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, shows_trades=self.task.shows_trades,
                 max_gross=self.cfg.max_gross,
-                stalled=self._stalled(state),
+                siblings=flight.siblings, stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
                 **self.task.evidence(n, parent, latest, self.wd.record_or_none(parent), grand, base.after,
-                                     self.prepared),
+                                     self.prepared, state),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
@@ -205,12 +199,17 @@ class Loop:
         return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
                      time.perf_counter() - t0 - t_prop)
 
-    def _stalled(self, state: LoopState) -> int:
-        """Iterations in a row outside the population, once they reach ``stall_after`` (else 0): the proposer
-        then widens the search instead of varying the parent again. Read from the state the iteration
-        proposes from, so a resumed run proposes what an uninterrupted one would."""
-        fails = state.consecutive_fails
-        return fails if fails >= self.cfg.stall_after else 0
+    def _plan(self, n: int, base: Snapshot) -> tuple[int | None, tuple[int, ...]]:
+        """Iteration n's parent, and the iterations outside the state it proposes from (in flight, or committed
+        since) that build on the same parent: its prompt says so, so two siblings need not make the same change.
+        Each one's parent is its record's or its flight's, both fixed by the states they proposed from."""
+        if n == 0:
+            return None, ()
+        parent = LoopState.from_json(base.state, "snapshot").pick_parent(n, self.cfg.seed)
+        flights = self.flights.flights
+        def parent_of(j: int) -> int | None:
+            return flights[j].parent if j in flights else getattr(self.wd.record_or_none(j), "parent", None)
+        return parent, tuple(j for j in range(max(base.after + 1, 1), n) if parent_of(j) == parent)
 
     def _iteration(self, n: int, done: _Done, state: LoopState) -> IterationRecord:
         """The record of a finished iteration, judged against the state committed up to n - 1; writes
@@ -267,14 +266,15 @@ class Loop:
             return self.wd.region(parent)
         return extract_region(self.cfg.start_file.read_text(encoding="utf-8"))
 
-    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
+    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings,
+                later: bool = True) -> IterationRecord:
         """Write the record, then fold in the record as read back: what a resume replays, to the bit
         (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
         uninterrupted run hold the same state. A compaction this record triggers is asked of the
         compactor here, live only, and its reply stored in the record, so replay never calls a model."""
         self.wd.write_record(record)
         record = self.wd.record(record.iteration)
-        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric, self.task))
+        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric, self.task)) if later else None
         if request is not None:  # decided on the record as read back, exactly as a replay will fold it
             self.view.stage(record.iteration, "compact", "rewriting the learnings' lessons")
             record.learnings_compacted = self.proposer.compact(request.text, request.budget_tokens)
@@ -354,7 +354,7 @@ class Loop:
         if last_words is not None and state.trials < 2:
             self.view.close()  # one trial has no statistics worth a summary: the stop line and the error are the news
             self.view.note(f"stopped: {state.stop_reason}")
-        elif not self._finish(state, manifest):
+        elif self._finish(state, manifest) is False:  # a Ctrl-C cut the end-of-run steps short
             code = 130
         if last_words is not None:
             self.view.note(last_words)  # last, so the summary never buries why the run stopped
@@ -367,11 +367,12 @@ class Loop:
         already in flight are finished and committed. Returns the exit code and any last words."""
         workers, next_launch, reason = self.cfg.workers, state.next_iteration, None
         while True:
-            while reason is None and len(self.flights.flights) < workers:
-                base = self.snapshots.base(next_launch, workers)
+            while reason is None and len(self.flights.flights) < workers and (next_launch == 0 or state.next_iteration):
+                base = self.snapshots.base(next_launch, workers)  # iteration 0 is committed before any other starts
                 reason = self._stop_reason(next_launch, LoopState.from_json(base.state, "snapshot"), state)
                 if reason is None:
-                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b))
+                    parent, siblings = self._plan(next_launch, base)
+                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b), parent, siblings)
                     self.view.stage(next_launch, "propose", f"from the state after iter {base.after}")
                     next_launch += 1
             if not self.flights.flights:
@@ -388,7 +389,8 @@ class Loop:
             record = self._iteration(n, done, state)
             state.elapsed_s += time.perf_counter() - self._started
             self._started = time.perf_counter()
-            record = self._commit(record, state, learnings)
+            later = reason is None and rule.proposes_after(n, workers, self.cfg.iterations)
+            record = self._commit(record, state, learnings, later)
             self.snapshots.add(n, state.to_json(), learnings.to_json())
             self.snapshots.save()
             self._estimate(state)
@@ -428,7 +430,7 @@ class Loop:
             return None
         spent = time.monotonic() - self._t_start
         if self.cfg.hours is not None and spent >= self.cfg.hours * 3600:
-            return (f"hours: --hours {self.cfg.hours:g} used up ({_duration(spent)} in this command); state saved: "
+            return (f"hours: --hours {self.cfg.hours:g} used up ({duration(spent)} in this command); state saved: "
                     f"rerun the same command to resume at iteration {n} with a fresh budget")
         used = sum(state.tokens.values()) - self._tokens_at_start
         if self.cfg.max_tokens is not None and used >= self.cfg.max_tokens:
@@ -458,7 +460,7 @@ class Loop:
             return
         bound, seconds = min(left.items(), key=lambda kv: kv[1])
         self.time_left_s = max(0.0, seconds)
-        self.budget_note = (f"time left: about {_duration(self.time_left_s)} (bound by {bound}; "
+        self.budget_note = (f"time left: about {duration(self.time_left_s)} (bound by {bound}; "
                             f"estimate from this command's pace)")
 
     def _finish(self, state: LoopState, manifest: dict) -> bool:

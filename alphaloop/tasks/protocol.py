@@ -233,9 +233,10 @@ class Task(ABC):
 
     @abstractmethod
     def evidence(self, n: int, parent: int, latest: Any, parent_rec: Any, grand: Any, last: int,
-                 prepared: Any = None) -> dict[str, Any]:
+                 prepared: Any = None, state: Any = None) -> dict[str, Any]:
         """``ProposalContext`` fields for iteration ``n`` from the records (``IterationRecord`` or None) of
-        the latest iteration, the parent and its parent: why this parent, and the figures the prompt shows.
+        the latest iteration, the parent and its parent, and the ``LoopState`` it proposes from: why this
+        parent, and the figures the prompt shows.
 
         Why: the prompt's evidence is what the researcher (model) reasons with; each task shows its own."""
 

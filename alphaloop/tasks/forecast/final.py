@@ -72,7 +72,8 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
     console.print(f"final: {entry['file']} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else OLD_RUN_BUDGET_S
-    ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=task, eval_timeout_s=budget))
+    ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=task, eval_timeout_s=budget,
+                                      probe_window="test"))
     entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -141,7 +141,8 @@ class ForecastTask(Task):
                      for h in histories)
 
     def evidence(self, n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
-                 grand: IterationRecord | None, last: int, prepared: Any = None) -> dict[str, Any]:
+                 grand: IterationRecord | None, last: int, prepared: Any = None,
+                 state: LoopState | None = None) -> dict[str, Any]:
         from alphaloop.tasks.forecast.evidence import forecast_evidence
 
         return forecast_evidence(n, parent, latest, parent_rec, prepared[0], last=last, schemes=prepared)

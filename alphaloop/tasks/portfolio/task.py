@@ -162,7 +162,8 @@ class PortfolioTask(Task):
         return {"instruments": len(histories), "columns": ", ".join(f"`{c}`" for c in columns)}
 
     def evidence(self, n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
-                 grand: IterationRecord | None, last: int, prepared: Any = None) -> dict[str, Any]:
+                 grand: IterationRecord | None, last: int, prepared: Any = None,
+                 state: LoopState | None = None) -> dict[str, Any]:
         from alphaloop.tasks.portfolio.evidence import portfolio_evidence
 
         return portfolio_evidence(n, parent, latest, parent_rec, grand, last=last, prepared=prepared)

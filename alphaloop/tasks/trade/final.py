@@ -54,8 +54,9 @@ def final_reading(inputs: FinalInputs) -> int:
                     "Each reading used to choose or change a strategy turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else DEFAULT_EVAL_TIMEOUT_S
+    # probed with cuts inside the test split before anything is reported: a leak active there only is rejected
     ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=inputs.task, metric=metric,
-                                      cost_bps=cost_bps, eval_timeout_s=budget))
+                                      cost_bps=cost_bps, eval_timeout_s=budget, probe_window="test"))
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it,
              "file": str(file), "sha256": hashlib.sha256(raw).hexdigest(), "metric": metric, "cost_bps": cost_bps,
              "data_digest": manifest_digest(manifest), "earlier_readings": len(before), "stage": ev.stage}

@@ -76,11 +76,16 @@ class TradeTask(Task):
         return OfflineProposer(seed=seed)
 
     def evidence(self, n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
-                 grand: IterationRecord | None, last: int, prepared: Any = None) -> dict[str, Any]:
+                 grand: IterationRecord | None, last: int, prepared: Any = None,
+                 state: LoopState | None = None) -> dict[str, Any]:
         from alphaloop.evaluate.guards import GuardLimits
-        from alphaloop.tasks.trade.evidence import evidence
+        from alphaloop.tasks.trade.evidence import evidence, member_correlations
 
-        return evidence(n, parent, latest, parent_rec, grand, GuardLimits(), last=last)
+        return {**evidence(n, parent, latest, parent_rec, grand, GuardLimits(), last=last, periods_per_year=prepared),
+                "correlations": member_correlations(state) if state is not None else ""}
+
+    def prepare(self, histories: tuple[History, ...]) -> Any:
+        return histories[0].periods_per_year  # the bars a year that annualise the prompt's figures
 
     def run_notes(self, histories: tuple[History, ...], manifest: dict) -> list[str]:
         from alphaloop.data.frozen import prices_words
