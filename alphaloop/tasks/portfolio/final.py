@@ -52,6 +52,14 @@ def recorded_gross(record: Any) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_MAX_GROSS
 
 
+def budget(record: Any) -> float:
+    """The wall-clock budget the loop judged this candidate with (--eval-timeout), else the default."""
+    from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S
+
+    value = getattr(record, "eval_timeout_s", None) if record is not None else None
+    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_EVAL_TIMEOUT_S
+
+
 def holdout_scores(region: str, held: Any, inputs: Any) -> dict | None:
     """The same rule on the held-out instruments as a panel of their own: test and validation figures."""
     if held is None or not held.instruments:
@@ -59,7 +67,8 @@ def holdout_scores(region: str, held: Any, inputs: Any) -> dict | None:
     histories = tuple(instrument_histories(held, SPLITS))
     ev = evaluate(region, EvalContext(histories=histories, sandbox=inputs.sandbox, task=inputs.task,
                                       metric=inputs.metric, cost_bps=inputs.cost_bps,
-                                      max_gross=recorded_gross(inputs.record)))
+                                      max_gross=recorded_gross(inputs.record), probe_window="test",
+                                      eval_timeout_s=budget(inputs.record)))
     if not ev.accepted or not isinstance(ev.scores, PortfolioScores):
         return {"instruments": len(histories), "status": "rejected", "stage": ev.stage, "reason": ev.reason}
     return {"instruments": len(histories), "status": "scored", "test": ev.scores.splits["test"],
@@ -88,7 +97,8 @@ def final_reading(inputs: Any) -> int:
                     "Each reading used to choose or change a portfolio turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
     ev = evaluate(region, EvalContext(histories=histories, sandbox=inputs.sandbox, task=inputs.task, metric=metric,
-                                      cost_bps=inputs.cost_bps, max_gross=recorded_gross(record)))
+                                      cost_bps=inputs.cost_bps, max_gross=recorded_gross(record), probe_window="test",
+                                      eval_timeout_s=budget(record)))
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it, "file": str(inputs.file),
              "sha256": hashlib.sha256(inputs.raw).hexdigest(), "metric": metric, "cost_bps": inputs.cost_bps,
              "data_digest": manifest_digest(inputs.manifest), "earlier_readings": len(before), "stage": ev.stage}
