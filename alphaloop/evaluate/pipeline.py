@@ -59,6 +59,7 @@ from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.evaluate.universe import UniverseScores
 from alphaloop.present.names import frame_reason, instrument_field, instrument_prefix, per_instrument
 from alphaloop.run.store import finite
+from sandbox.gate_text import redact_paths
 
 if TYPE_CHECKING:
     from alphaloop.tasks.protocol import Task
@@ -179,7 +180,7 @@ def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
         outcome = task.run_sandbox(box, region, frames, timeout)
     except Exception as exc:  # the loop must survive a runner fault and record it
         budget.note(label, time.monotonic() - started)
-        return None, f"the sandbox runner failed: {type(exc).__name__}: {exc}", False
+        return None, redact_paths(f"the sandbox runner failed: {type(exc).__name__}: {exc}"), False
     budget.note(label, time.monotonic() - started)
     if outcome.status == "timeout" and timeout < limit_s:
         return None, budget.reason(), True
@@ -310,8 +311,8 @@ def run_sandbox(t: Trial) -> Verdict:
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        return Verdict(False, f"{outcome.status}: {frame_reason(outcome.reason, len(t.ctx.histories))}",
-                       _outcome_json(outcome))
+        reason = redact_paths(frame_reason(outcome.reason, len(t.ctx.histories)))  # never a host path
+        return Verdict(False, f"{outcome.status}: {reason}", _outcome_json(outcome))
     t.fulls, t.full_seconds = list(outcome.results[0]), float(outcome.seconds)
     checked = t.ctx.task.check_outputs(t)
     if checked is not None and not checked.ok:
@@ -360,8 +361,8 @@ def lookahead(t: Trial) -> Verdict:
     if probe_run is None or not probe_run.ok:
         info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: {probe_run.reason}"),
-                       info)
+        why = redact_paths(fault or f"{probe_run.status}: {probe_run.reason}")
+        return Verdict(False, why if spent else PROBES_FAILED + why, info)
     info["run"] = _outcome_json(probe_run)
     leak, leak_at, fault, spent = _judge_probes(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
                                                 budget, info, t.ctx.task)
@@ -371,7 +372,7 @@ def lookahead(t: Trial) -> Verdict:
         if fault == UNSEEDED and unseeded_randomness(t.region):  # name the line that draws without a seed
             info["unseeded"] = unseeded_randomness(t.region)
             return Verdict(False, f"{UNSEEDED}; unseeded: {'; '.join(info['unseeded'][:3])}", info)
-        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + fault, info)
+        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + redact_paths(fault), info)
     unseeded = unseeded_randomness(t.region)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
