@@ -220,6 +220,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
     return {
         "metric": ctx.metric,
         "cost_bps": f"{ctx.cost_bps:g}",
+        "max_gross": f"{ctx.max_gross:g}",
         "iteration": str(ctx.iteration),
         "parent_iteration": str(ctx.parent_iteration),
         "parent_region": region,

@@ -6,8 +6,9 @@ trade task's fill). Each instrument keeps its own calendar: on a date where it h
 nothing and keeps the weight set at its last bar, which then earns the whole move from that bar to
 its next one. Costs are ``cost_bps`` of the summed absolute changes of the target weights, charged in
 the period after the change; holding a constant target is free (the daily rebalance back to it, as the
-equal-weight benchmark's, costs nothing). The portfolio runs on without a break across the splits, so a
-split's first period holds what the previous date set; each split's figures are its own dates only.
+equal-weight benchmark's, costs nothing), and so is the book set on the history's very first date.
+The portfolio runs on without a break across the splits, so a split's first period holds what the
+previous date set; each split's figures are its own dates only.
 
 The benchmark is the universe's (``evaluate.universe``): on each date the mean return of the
 instruments with a bar that date, each from its own previous bar; cash earns 0, so its Sharpe, return
@@ -106,7 +107,7 @@ def contributions(panel: Panel, weights: np.ndarray, cost_bps: float) -> tuple[n
     weight changes (all (dates, instruments)); row t is the period ending at date t."""
     target = held_weights(weights)
     held = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])  # set at the previous date's close
-    change = np.diff(target, axis=0, prepend=np.zeros((1, target.shape[1])))
+    change = np.diff(target, axis=0, prepend=target[:1])  # the first date's book is set, not traded (free)
     cost = np.vstack([np.zeros((1, target.shape[1])), np.abs(change[:-1])]) * (cost_bps / 1e4)
     return held * panel.returns - cost, held, change
 
