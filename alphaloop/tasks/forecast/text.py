@@ -24,10 +24,6 @@ def fnum(value: float | None, digits: int = 4, sign: bool = True) -> str:
     return fmt(value, digits, sign=sign, missing=NOT_AVAILABLE)
 
 
-def grades_text(counts: dict[str, int]) -> str:
-    return " ".join(f"{GRADE_SHORT[g]} {counts.get(g, 0)}" for g in GRADES)
-
-
 def grades_slash(counts: dict[str, int]) -> str:
     return "/".join(str(counts.get(g, 0)) for g in GRADES)
 
@@ -85,11 +81,3 @@ def cut_points_line(scores: ForecastScores) -> str:
                          "buckets (terciles of the train split's h-bar returns): ",
                          "buckets (terciles of each instrument's own train h-bar returns; scores pool over all "
                          "instruments' days): ")
-
-
-def summary_text(summary: dict | None, split: str = "validation") -> str:
-    """One line for an iteration: mean skill and per-horizon skill on ``split``, beside climatology."""
-    if summary is None or summary.get(SELECTION_METRIC) is None:
-        return f"{split} {SELECTION_METRIC} {NOT_AVAILABLE}"
-    per = ", ".join(f"h{h} {fnum(v, 3)}" for h, v in summary["rps_skill"].items())
-    return f"{split} {SELECTION_METRIC} {summary[SELECTION_METRIC]:+.4f} ({per}; climatology 0)"
