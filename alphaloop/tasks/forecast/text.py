@@ -13,9 +13,6 @@ from alphaloop.present.text import fmt
 from alphaloop.tasks.forecast.buckets import cuts_text
 from alphaloop.tasks.forecast.scores import CALL_MARGIN, GRADES, ROLLING_BARS, SELECTION_METRIC, ForecastScores
 
-GRADE_SHORT = {"calibrated_correct": "cc", "reasonable_miss": "rm", "overconfident_wrong": "ow", "other": "o"}
-
-
 NOT_AVAILABLE = "n/a"  # how a missing forecast figure reads in the forecast tables, lines and prompts
 
 
