@@ -26,7 +26,7 @@ from alphaloop.evaluate.scoring import History
 EULER_GAMMA = 0.5772156649015329
 SIGNIFICANCE = 0.05
 SPA_REPS = 1000
-SPA_CAP = 1000  # distinct candidates SPA bootstraps at most: those with the highest mean return (docs/statistics)
+SPA_CAP = 2000  # distinct candidates SPA bootstraps at most: those with the highest mean return (docs/bench.md)
 EFFECTIVE_TRIALS_CAP = 2000  # trials the effective count reads at most; beyond, a seeded sample, scaled to all
 
 
