@@ -18,6 +18,10 @@ however loaded it is:
   signals (``pip install vectorbt``; the bench says when it is not);
 * fixed cost: a trivial candidate on a 20-row frame, one frame per run against ten, which splits a
   run's fixed cost from a frame's (each frame is a fork of the zygote, its lockdown and its exit);
+  and what a fresh fork costs by itself: the CPU time and minor page faults of the same frame's work
+  (rebuild the frame, run the SMA rule, encode its arrays) in a child forked from a warm process,
+  against the same work in the warm process (the difference is copy-on-write: Python's reference
+  counts and allocator write to pages the child shares with its parent);
 * gate: milliseconds per ``gate.check`` for each ordinary strategy in the test corpus.
 """
 
@@ -190,6 +194,48 @@ def bench_fixed_cost() -> None:
           f"({(ten - one) / 9:.1f} ms each further frame: its fork, lockdown and exit)")
 
 
+def bench_fork_cost(rows: int = 2000, forks: int = 15) -> None:
+    """CPU time and page faults of one frame's work in a freshly forked child against a warm process."""
+    import gc
+
+    import pandas as pd
+
+    from alphaloop.tasks.trade import driver
+    from sandbox import wire
+
+    region = extract_region(template_text())
+    specs, parts = wire.encode_panels([(make_ohlcv(rows),)])
+    body = bytearray(b"".join(bytes(memoryview(part).cast("B")) for part in parts))
+
+    def work() -> None:
+        env = {"pd": pd, "np": np}
+        exec(compile(region, "<candidate>", "exec"), env)
+        wire.encode_arrays(driver.run_frame(env, tuple(wire.decode_frames(specs[0]["specs"], body))))
+
+    for _ in range(3):
+        work()
+    start = time.process_time()
+    for _ in range(20):
+        work()
+    warm = (time.process_time() - start) / 20 * 1000
+    gc.collect()
+    gc.freeze()
+    cpu, faults = [], []
+    for _ in range(forks):
+        pid = os.fork()
+        if pid == 0:
+            work()
+            os._exit(0)
+        _, _, usage = os.wait4(pid, 0)
+        cpu.append((usage.ru_utime + usage.ru_stime) * 1000)
+        faults.append(usage.ru_minflt)
+    gc.unfreeze()
+    child = statistics.median(cpu)
+    print(f"one frame of {rows} rows (SMA rule): {warm:.1f} ms CPU in a warm process, {child:.1f} ms in "
+          f"a freshly forked child ({statistics.median(faults):.0f} minor page faults): a fresh process costs "
+          f"{child - warm:.1f} ms CPU")
+
+
 def bench_gate() -> None:
     out = []
     for path in CORPUS:
@@ -212,6 +258,7 @@ def main() -> None:
         per_candidate = before_after(args.baseline, args.pairs, args.repeats, data)
         bench_against_numpy(per_candidate, data)
     bench_fixed_cost()
+    bench_fork_cost()
     bench_gate()
 
 

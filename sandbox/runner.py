@@ -28,12 +28,10 @@ import json
 import os
 import re
 import select
-import signal
 import subprocess
 import sys
 import threading
 import time
-import unicodedata
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_sta
     seccomp_importable,
     sys_path,
 )
+from sandbox.parent import StderrTail, clean_text, kill_tree, warn_once
 from sandbox.wire import ProtocolError
 
 # Printable ASCII without quotes for JSON, braces, angle brackets or backslashes: a name cannot carry a
@@ -137,93 +136,6 @@ class _WorkerGone(Exception):
 
 
 # Terminal escape sequences (CSI, OSC/DCS strings, two-byte escapes; 7-bit and 8-bit forms) go whole.
-_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
-                      r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-                      r"|\x1b[\x20-\x2f]*[\x30-\x7e]?")
-
-
-def _clean_text(text: Any, limit: int, keep_newlines: bool) -> str:
-    """What the worker said, with no escape sequence, control or bidi character left in it.
-
-    Escape sequences go whole (no residue such as ``[31m``); other whitespace becomes a space; a log
-    keeps its line breaks and tabs and its tail, a reason is one line and keeps its head.
-    """
-    if not isinstance(text, str):
-        return ""
-    keep = "\n\t" if keep_newlines else ""
-    out = []
-    for ch in _ESCAPES.sub("", text):
-        if ch in keep:
-            out.append(ch)
-        elif ch.isspace():
-            out.append(" ")
-        elif ch.isprintable() and unicodedata.category(ch) != "Cf":
-            out.append(ch)
-    cleaned = "".join(out)
-    return cleaned[-limit:] if keep_newlines else " ".join(cleaned.split())[:limit]
-
-
-class _StderrTail(threading.Thread):
-    """Keep the last few KB the worker wrote to stderr, for diagnosing a worker that died."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(daemon=True)
-        self.stream = stream
-        self.data = bytearray()
-        self.lock = threading.Lock()
-
-    def run(self) -> None:
-        while True:
-            try:
-                chunk = self.stream.read1(65536)
-            except (OSError, ValueError):
-                return
-            if not chunk:
-                return
-            with self.lock:
-                self.data += chunk
-                del self.data[:-8192]
-
-    def tail(self) -> str:
-        with self.lock:
-            return self.data.decode("utf-8", "replace").strip()
-
-
-def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the worker's process group (with bwrap, its whole pid namespace goes with it)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        proc.kill()
-    except OSError:
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    for stream in (proc.stdin, proc.stdout):
-        try:
-            if stream is not None:
-                stream.close()
-        except OSError:
-            pass
-
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(description: str, no_bwrap: bool) -> None:
-    """The reduced-isolation warning, printed once per process (a command may start several sandboxes)."""
-    if _WARNED:
-        return
-    _WARNED.add(description)
-    fix = "; install bubblewrap (apt-get install bubblewrap) for the full sandbox" if no_bwrap else ""
-    sys.stderr.write(f"alphaloop sandbox WARNING: running with reduced isolation; {description}{fix}; "
-                     "the static gate still applies\n")
-
-
 class Sandbox:
     """Owns the warm worker; ``run`` one region on several frames, each in a fresh child of the zygote."""
 
@@ -256,7 +168,7 @@ class Sandbox:
         self.token = f"alphaloop-sandbox-{os.getpid()}-{id(self):x}-{time.time_ns():x}"
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: _StderrTail | None = None
+        self._stderr: StderrTail | None = None
         self._finalizer: Any = None
         self._bwrap = self._decide("bwrap", use_bwrap, bwrap_status)
         self._seccomp = self._decide("seccomp", use_seccomp, seccomp_importable)
@@ -266,7 +178,7 @@ class Sandbox:
                                                    ("landlock", use_landlock)) if flag}
         self._start()
         if any(layer in self.missing for layer in ("bwrap", "landlock", "seccomp", "audit-hook")):
-            _warn_once(self.describe(), "bwrap" in self.missing)
+            warn_once(self.describe(), "bwrap" in self.missing)
 
     def _decide(self, layer: str, wanted: bool | None, probe: Any) -> bool:
         if wanted is False:
@@ -334,20 +246,20 @@ class Sandbox:
             env=dict(WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
         )
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        tail = _StderrTail(proc.stderr)
+        tail = StderrTail(proc.stderr)
         tail.start()
         self._proc, self._stderr = proc, tail
         try:
             self._write(self._init_message(), time.monotonic() + START_TIMEOUT_S)
             ready, _ = self._read_message(time.monotonic() + START_TIMEOUT_S, 1 << 20, 0)
         except (_Deadline, _WorkerGone, ProtocolError, OSError) as exc:
-            _kill_tree(proc)
+            kill_tree(proc)
             tail.join(timeout=2)
             detail = tail.tail().splitlines()
             self._proc = None
             raise RuntimeError(f"sandbox worker did not start: {type(exc).__name__}"
                                f"{': ' + detail[-1] if detail else ''}") from None
-        self._finalizer = weakref.finalize(self, _kill_tree, proc)
+        self._finalizer = weakref.finalize(self, kill_tree, proc)
         self._record_layers(ready)
 
     def _record_layers(self, ready: dict[str, Any]) -> None:
@@ -384,7 +296,7 @@ class Sandbox:
         if proc is not None:
             if self._finalizer is not None:
                 self._finalizer.detach()
-            _kill_tree(proc)
+            kill_tree(proc)
         if self._stderr is not None:
             self._stderr.join(timeout=2)
 
@@ -480,7 +392,7 @@ class Sandbox:
                 try:
                     self._start()
                 except RuntimeError as exc:
-                    return RunOutcome("crash", _clean_text(f"could not restart the sandbox worker: {exc}",
+                    return RunOutcome("crash", clean_text(f"could not restart the sandbox worker: {exc}",
                                                            REASON_LIMIT, False), None, "", 0.0, worker_fault=True)
             started = time.monotonic()
             deadline = started + timeout + GRACE_S + size / 20e6
@@ -495,8 +407,8 @@ class Sandbox:
                 tail = self._stderr.tail() if self._stderr is not None else ""
                 self._stop_worker()
                 reason = f"sandbox worker died ({exc})"
-                return RunOutcome("crash", _clean_text(reason, REASON_LIMIT, False), None,
-                                  _clean_text(tail, LOG_LIMIT, True), time.monotonic() - started, worker_fault=True)
+                return RunOutcome("crash", clean_text(reason, REASON_LIMIT, False), None,
+                                  clean_text(tail, LOG_LIMIT, True), time.monotonic() - started, worker_fault=True)
             seconds = time.monotonic() - started
         outcome = self._outcome(reply, reply_body, panels, seconds, self.drivers[name].decode)
         if outcome.results is not None and self.drivers[name].decode is not None:
@@ -507,19 +419,19 @@ class Sandbox:
     def _outcome(self, reply: dict[str, Any], body: bytearray, panels: list[tuple[pd.DataFrame, ...]],
                  seconds: float, decode: Decoder | None) -> RunOutcome:
         status = reply.get("status")
-        log = _clean_text(reply.get("log"), LOG_LIMIT, True)
+        log = clean_text(reply.get("log"), LOG_LIMIT, True)
         dropped = reply.get("log_dropped")
         if isinstance(dropped, int) and dropped > 0:
             log = f"[... {dropped} earlier bytes of output dropped]\n{log}"
         if status not in STATUSES:
             return RunOutcome("crash", "the sandbox worker sent an unknown status", None, log, seconds)
-        reason = _clean_text(reply.get("reason"), REASON_LIMIT, False)
+        reason = clean_text(reply.get("reason"), REASON_LIMIT, False)
         if status != "ok":
             return RunOutcome(status, reason or status.replace("_", " "), None, log, seconds)
         try:
             results = self._results(reply.get("frames"), body, panels, decode)
         except (ProtocolError, ValueError, TypeError) as exc:
-            return RunOutcome("bad_output", _clean_text(str(exc), REASON_LIMIT, False), None, log, seconds)
+            return RunOutcome("bad_output", clean_text(str(exc), REASON_LIMIT, False), None, log, seconds)
         return RunOutcome("ok", "", results, log, seconds)
 
     @staticmethod

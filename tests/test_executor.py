@@ -109,7 +109,7 @@ def loop_records(frozen_data: Path, workdir: Path, executor: str) -> list[dict]:
 def test_ray_executor_gives_the_local_pools_records(ray_local, frozen_data: Path, tmp_path: Path) -> None:
     local = loop_records(frozen_data, tmp_path / "local", "local")
     assert loop_records(frozen_data, tmp_path / "ray", "ray") == local
-    assert [r["proposed_from"] for r in local] == [None, None, 0, 1, 2, 3]
+    assert [r["proposed_from"] for r in local] == [None, 0, 0, 1, 2, 3]
 
 
 def test_a_dead_evaluation_process_is_replaced_and_the_candidate_retried(history: History, regions: list[str],

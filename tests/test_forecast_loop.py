@@ -49,7 +49,7 @@ def test_forecast_loop_final_and_report(frozen_data: Path, tmp_path: Path) -> No
     res = harness("--task", "forecast", "--proposer", "offline", "--iterations", "4", "--max-fails", "0",
                   "--workdir", str(wd), "--data", str(frozen_data), cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "metric val rps_skill_mean" in res.stdout and "(climatology 0.000)" in res.stdout
+    assert "metric val rps_skill_mean" in res.stdout and "(climatology 0.000; against the rolling" in res.stdout
     state = json.loads((wd / "state.json").read_text())
     assert state["task"] == "forecast" and state["metric"] == "rps_skill_mean" and state["population"]
     values = [m["value"] for m in state["population"]]

@@ -530,8 +530,9 @@ def test_prompt_carries_figures_beside_buy_and_hold_the_parent_reason_and_guards
     user = build_messages(c, program, template)[1]["content"]
     assert "**Parent (iteration 1)**" in user
     assert "**Latest candidate (iteration 3): rejected at guards: 2 trades**" in user
-    assert "| window | Sharpe | return | max DD | exposure | trips | turnover/yr | B&H Sharpe | B&H return |" in user
-    assert "| validation | 1.132 | 21.0% | -8.7% | 71.0% | 6 | 1.8 | 1.035 | 24.0% | -12.0% |" in user
+    assert ("| window | bars | years | Sharpe | return | max DD | exposure | trips | turnover/yr | B&H Sharpe | "
+            "B&H return |") in user
+    assert "| validation | - | - | 1.132 | 21.0% | -8.7% | 71.0% | 6 | 1.8 | 1.035 | 24.0% | -12.0% |" in user
     assert "| fold 2 |" in user
     assert "Why this parent: reverting to iter 1: iter 3 did not enter the population" in user
     assert "did not alter a single position" in user
@@ -546,6 +547,11 @@ def test_universe_figures_name_instruments_by_number_only() -> None:
     user = build_messages(c, program, template)[1]["content"]
     assert ("portfolio of 5 instruments: sharpe 0.910; best instrument 2 1.400; median 0.800; worst instrument 5 -0.200"
             in user)
+    assert "| window | bars | years | Sharpe | return | max DD | exposure | trips (sum of 5 instruments) |" in user
+    each = replace(u, each=((0.5, 0.7), (1.4, 1.1)))
+    user = build_messages(replace(ctx(), parent_figures=CandidateFigures(1, figures(1).windows, universe=each)),
+                          program, template)[1]["content"]
+    assert "each instrument on validation, sharpe (its buy and hold's): 1 0.500 (0.700); 2 1.400 (1.100)" in user
 
 
 def test_empty_figures_render_nothing_and_missing_cells_a_dash() -> None:
@@ -555,7 +561,7 @@ def test_empty_figures_render_nothing_and_missing_cells_a_dash() -> None:
     assert "    return df\n\n\ndef strategy_logic" in plain  # the region's own blank lines are left alone
     sparse = replace(ctx(), parent_figures=CandidateFigures(1, (WindowFigures("validation", sharpe=0.5),)))
     user = build_messages(sparse, program, template)[1]["content"]
-    assert "| validation | 0.500 | - | - | - | - | - | - | - | - |" in user
+    assert "| validation | - | - | 0.500 | - | - | - | - | - | - | - | - |" in user
 
 
 def test_figures_stay_bounded_however_many_folds() -> None:

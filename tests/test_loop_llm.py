@@ -211,14 +211,14 @@ def test_token_budget_stops_at_an_iteration_boundary_and_a_rerun_gets_a_fresh_on
 def test_three_workers_keep_three_requests_in_flight_and_count_every_token(frozen_data: Path, tmp_path: Path) -> None:
     wd = tmp_path / "run"
     with FakeOpenAI() as fake:
-        # each reply takes 3 s: iterations 1 and 2 start at once, 3 starts when iteration 0 is committed
+        # each reply takes 3 s: iteration 0 (the baseline, no request) is committed first, then 1, 2 and 3 start
         fake.script(*(Behaviour(content=reply(8 + k, 30 + 5 * k), usage=(100 + k, 50), delay_s=3.0) for k in range(6)))
         res = run(fake, frozen_data, wd, 6, "--workers", "3", "--timeout", "20")
         assert res.returncode == 0, res.stdout + res.stderr
         assert fake.max_active == 3  # the server saw three requests overlap, and never more
         assert len(fake.requests) == 6
     records = [json.loads((wd / f"iter_{n}_results.json").read_text()) for n in range(7)]
-    assert [r["proposed_from"] for r in records] == [None, None, None, 0, 1, 2, 3]
+    assert [r["proposed_from"] for r in records] == [None, 0, 0, 0, 1, 2, 3]
     assert all("parent" in r for r in records) and records[1]["parent"] == 0
     state = json.loads((wd / "state.json").read_text())
     assert state["tokens"] == {"prompt": sum(100 + k for k in range(6)), "completion": 300}

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-VOLATILE = {"created_at", "timings", "eval_timings", "seconds"}  # times: everything else must repeat exactly
+# times, and the probes' draw (a secret nonce per run makes its cuts unpredictable): everything else must repeat exactly
+VOLATILE = {"created_at", "timings", "eval_timings", "seconds", "lookahead"}
 
 
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -53,7 +54,7 @@ def test_two_workers_resume_after_kill_9_with_iterations_in_flight(data_copy: Pa
     assert res.returncode == 0, res.stdout + res.stderr
     assert "workers: 2 iterations in flight (local executor)" in res.stdout
     expected = records(ref)
-    assert [r["proposed_from"] for r in expected] == [None, None, *range(8)]
+    assert [r["proposed_from"] for r in expected] == [None, 0, *range(8)]  # iteration 0 first
     assert "up to k-2" in (ref / "learnings.md").read_text() and (ref / "snapshots.json").is_file()
 
     wd = tmp_path / "killed"

@@ -118,3 +118,57 @@ def test_ctrl_c_during_the_end_of_run_steps_ends_with_a_stopped_line(frozen_data
     last = [line for line in out.splitlines() if line.strip()][-1]
     assert last.startswith("stopped: interrupted: Ctrl-C during the end-of-run steps") and "iteration 2" in last
     assert json.loads((wd / "state.json").read_text())["next_iteration"] == 2
+
+
+def test_with_workers_the_first_prompts_show_the_baseline_and_name_their_siblings(frozen_data: Path,
+                                                                                   tmp_path: Path) -> None:
+    """Iteration 0 is scored before any other starts; a prompt says which iterations build on its parent now."""
+    seen: list[ProposalContext] = []
+
+    class Watching(OfflineProposer):
+        def propose(self, ctx: ProposalContext):  # type: ignore[override]
+            seen.append(ctx)
+            return super().propose(ctx)
+
+    wd = tmp_path / "run"
+    cfg = LoopConfig(workdir=wd, data_dir=frozen_data, iterations=4, max_fails=0, stress_paths=0, seed=3, workers=2)
+    assert Loop(cfg, Watching(seed=3), "offline", PlainView(4, Console(file=io.StringIO()))).run() == 0
+    first = next(c for c in seen if c.iteration == 1)
+    assert first.parent_figures is not None and first.parent_figures.windows, "iteration 1 sees iteration 0's figures"
+    assert first.population and first.population[0].iteration == 0
+    records = {n: json.loads((wd / f"iter_{n}_results.json").read_text()) for n in range(5)}
+    assert [records[n]["proposed_from"] for n in range(5)] == [None, 0, 0, 1, 2]
+    for ctx in seen:  # the siblings named are exactly the iterations outside its state with the same parent
+        expected = tuple(j for j in range(max(records[ctx.iteration]["proposed_from"] + 1, 1), ctx.iteration)
+                         if records[j]["parent"] == ctx.parent_iteration)
+        assert ctx.siblings == expected
+    assert any(ctx.siblings for ctx in seen)
+    program, template = load_prompts()
+    told = build_messages(next(c for c in seen if c.siblings), program, template)[-1]["content"]
+    assert "**In flight from the same parent**" in told and "different change" in told
+
+
+def test_the_notes_are_compacted_only_when_a_later_proposal_can_use_them(frozen_data: Path, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    from alphaloop.run import learnings
+    from alphaloop.run.flight import proposes_after
+
+    asked: list[int] = []
+
+    class Compacting(OfflineProposer):
+        def compact(self, text: str, budget_tokens: int) -> str | None:
+            asked.append(len(asked))
+            return f"- lesson {len(asked)}"
+
+    monkeypatch.setattr(learnings, "BUDGET_TOKENS", 350)  # compact after a few iterations, not after dozens
+    wd = tmp_path / "run"
+    cfg = LoopConfig(workdir=wd, data_dir=frozen_data, iterations=8, max_fails=0, stress_paths=0, seed=1)
+    assert Loop(cfg, Compacting(seed=1), "offline", PlainView(8, Console(file=io.StringIO()))).run() == 0
+    records = [json.loads((wd / f"iter_{n}_results.json").read_text()) for n in range(9)]
+    compacted = [r["iteration"] for r in records if r.get("learnings_compacted")]
+    # from iteration 6 on every record compacts the notes (seed 1, this budget); the last one is not asked:
+    # no proposal would read it, and the request would only hold up the end of the run
+    assert compacted == [6, 7] and records[8].get("learnings_compacted") is None and len(asked) == 2
+    assert proposes_after(5, 1, 6) and not proposes_after(6, 1, 6)
+    assert proposes_after(0, 2, 1) and proposes_after(1, 2, 3) and not proposes_after(2, 2, 3)
+    assert proposes_after(10**6, 4, None)

@@ -75,7 +75,7 @@ def test_learnings_md_opens_with_the_distilled_section() -> None:
     worse = head.split("Entered the population though")[1].split("Rejection reasons")[0]
     assert "iter 2: -0.300" in worse  # it entered (the population had room): not listed as "did not help"
     assert "iter 2:" not in head.split("Did not help")[1].split("Entered the population though")[0]
-    assert "at lookahead, 1 time; latest iter 3: feature 'z' changed" in head
+    assert "at lookahead, 1 time; latest iter 3: feature '…' changed" in head
     assert "at guards, 1 time; latest iter 7: too few round trips" in head
     assert "hit rate" in head
 

@@ -226,3 +226,72 @@ def forecast(row):
                                       task="forecast", eval_timeout_s=120.0, probe_nonce=1))
     assert (ev.accepted, ev.stage) == (False, "guards"), ev.reason
     assert ev.reason.startswith("forecasts change on") and "other years with the same calendar" in ev.reason
+
+
+def test_the_figures_quoted_in_the_docs_are_the_code_s() -> None:
+    from pathlib import Path
+
+    from alphaloop.evaluate.invariance import DENSE_SHARE, LEVEL_LOG, PREPEND_ROWS, TRIM_ROWS
+    from sandbox.gate import MAX_LITERAL_CHARS
+
+    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "trust.md").read_text().split())
+    assert f"at most {MAX_LITERAL_CHARS} characters of literal data" in text
+    assert f"between e^{LEVEL_LOG[0]:g} and e^{LEVEL_LOG[1]:g} either way" in text
+    assert f"more than {DENSE_SHARE:.0%} of the bars" in text
+    assert f"{PREPEND_ROWS[0]}-{PREPEND_ROWS[1]} seeded" in text and f"first {TRIM_ROWS[0]}-{TRIM_ROWS[1]}" in text
+
+
+def test_final_probes_inside_the_test_split_before_it_reports() -> None:
+    """A leak active only on the test rows (and only at full length, so truncations never see it) is
+    rejected when the test split is the probes' focus, whatever the nonce."""
+    frame = make_ohlcv(1600, seed=22)
+    history = History.from_splits({"train": frame.iloc[:1000], "val": frame.iloc[1000:1300],
+                                   "test": frame.iloc[1300:]})
+    region = """
+def generate_features(df):
+    nxt = df['Close'].shift(-1) / df['Close']
+    test_rows = np.arange(len(df)) >= 1300
+    df['f'] = np.where(test_rows & (len(df) >= 1600), nxt, 1.0)
+    return df
+
+def strategy_logic(row):
+    return 1 if row['f'] > 1.0 else -1
+"""
+    for nonce in range(1, 6):
+        ev = evaluate(region, EvalContext(history=history, sandbox=InProcessSandbox(), folds=2, probe_nonce=nonce,
+                                          probe_window="test"))
+        assert (ev.accepted, ev.stage) == (False, "lookahead"), f"{nonce}: {ev.reason}"
+        assert ev.details["lookahead"]["leak"]["probe"]["cut"] >= 1300
+
+
+CROSS = """
+SEEN = {}
+
+def generate_features(df):
+    key = round(float(df['Close'].iloc[0]), 6)
+    nxt = (df['Close'].shift(-1) / df['Close']).to_numpy()
+    if not SEEN:
+        SEEN['first'] = nxt  # the first instrument's future, left for the next one
+        df['f'] = 1.0
+    else:
+        other = SEEN['first']
+        m = min(len(other), len(df))
+        f = np.ones(len(df))
+        f[:m] = other[:m]
+        df['f'] = f
+    return df
+
+def strategy_logic(row):
+    return 1 if row['f'] > 1.0 else -1
+"""
+
+
+def test_reading_another_instruments_future_is_caught_on_a_universe(real_sandbox) -> None:
+    """The full run holds every instrument in one process (one namespace); each probe holds one
+    instrument alone, so an instrument whose outputs came from another's future changes there."""
+    frames = [make_ohlcv(900, seed=s) for s in (31, 32)]
+    histories = tuple(History.from_splits({"train": f.iloc[:600], "val": f.iloc[600:]}) for f in frames)
+    ev = evaluate(CROSS, EvalContext(history=histories[0], sandbox=real_sandbox, folds=2, probe_nonce=1,
+                                     universe=histories, eval_timeout_s=120.0))
+    assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason
+    assert ev.reason.startswith("instrument 2 of 2: look-ahead: column 'f'")

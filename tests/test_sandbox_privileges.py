@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from alphaloop.evaluate.sandboxed import open_sandbox
-from sandbox import runner
+from sandbox import parent, runner
 from sandbox.runner import Sandbox
 from tests.test_sandbox_support import ESCAPE, make_ohlcv, region
 
@@ -131,7 +131,7 @@ def test_plain_feature_names_pass(box: Sandbox) -> None:
 
 
 def test_reduced_isolation_warning_is_printed_once(capfd: pytest.CaptureFixture[str]) -> None:
-    runner._WARNED.clear()
+    parent._WARNED.clear()
     with open_sandbox(timeout_s=5.0, memory_mb=256, use_bwrap=False), open_sandbox(timeout_s=5.0, memory_mb=256,
                                                                           use_bwrap=False):
         pass

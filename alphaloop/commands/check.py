@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 
 from alphaloop.candidate import RegionError, extract_region, region_origins, renumber
 from alphaloop.commands.tradefile import metrics_table
-from alphaloop.data.frozen import DataError, load_universe, manifest_digest, prices_words, read_manifest, universe_line
+from alphaloop.data.frozen import (
+    DataError,
+    bars_line,
+    load_universe,
+    manifest_digest,
+    prices_words,
+    read_manifest,
+    universe_line,
+)
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, STAGES, EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS, History, Scores
@@ -153,6 +161,8 @@ def _check(file: Path, region: str, history: History, manifest: dict, box: Sandb
     if task != "forecast":
         frames = [h.frame for h in histories] if histories else [history.frame]
         console.print(f"returns on: {prices_words(manifest, frames)}", highlight=False, soft_wrap=True)
+    if (line := bars_line(manifest)) is not None:
+        console.print(line, highlight=False, soft_wrap=True)
     many = tuple(histories) if histories and len(histories) > 1 else ()
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, folds=folds, cost_bps=cost_bps,
                                       eval_timeout_s=eval_timeout_s, task=task, universe=many))

@@ -38,6 +38,7 @@ from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS, Histor
 from alphaloop.evaluate.stats import split_bh_returns
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
+from alphaloop.present.text import test_minus_validation
 from alphaloop.present.ui import console, warn_loudly
 from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import IterationRecord, RecordError, TestReading
@@ -109,8 +110,9 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
                     "Each reading used to choose or change a strategy turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else DEFAULT_EVAL_TIMEOUT_S
+    # probed with cuts inside the test split before anything is reported: a leak active there only is rejected
     ev = evaluate(region, EvalContext(history=history, sandbox=box, metric=metric, cost_bps=cost_bps,
-                                      universe=histories, eval_timeout_s=budget))
+                                      universe=histories, eval_timeout_s=budget, probe_window="test"))
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it,
              "file": str(file), "sha256": hashlib.sha256(raw).hexdigest(), "metric": metric, "cost_bps": cost_bps,
              "data_digest": manifest_digest(manifest), "earlier_readings": len(before), "stage": ev.stage}
@@ -151,7 +153,7 @@ def _final(wd: Workdir, data_dir: Path, file: Path, raw: bytes, region: str, it:
                   f"{format_metric(metric, bh[metric])})  |  "
                   f"validation {metric}: {format_metric(metric, val[metric])}"
                   + (f" (recorded by the loop: {format_metric(metric, recorded)})" if recorded is not None else "")
-                  + f"  |  degradation (test - validation): {format_metric(metric, degradation)}", highlight=False,
+                  + f"  |  {test_minus_validation(degradation, format_metric(metric, degradation))}", highlight=False,
                   soft_wrap=True)
     console.print(verdict_line(metric, test[metric], bh[metric], val[metric], bh_val[metric]), highlight=False,
                   soft_wrap=True)

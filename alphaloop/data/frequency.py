@@ -62,9 +62,12 @@ def infer_frequency(index: pd.DatetimeIndex, label: str = "data") -> Frequency:
                     f"daily, weekly and monthly bars are recognised); give --bars-per-year N to state it")
 
 
-def periods_per_year(index: pd.DatetimeIndex) -> float:
-    """Bars a year for frames whose manifest is not at hand (the frozen splits): inferred, 252 when unsure."""
+def periods_per_year(index: pd.Index) -> float:
+    """Bars a year for frames whose manifest is not at hand (the frozen splits): inferred, 252 when unsure
+    (including an index that is not dates)."""
+    if not isinstance(index, pd.DatetimeIndex):
+        return DEFAULT_PERIODS_PER_YEAR
     try:
-        return infer_frequency(pd.DatetimeIndex(index)).periods_per_year
+        return infer_frequency(index).periods_per_year
     except DataError:
         return DEFAULT_PERIODS_PER_YEAR

@@ -282,6 +282,16 @@ def prices_words(manifest: dict | None, frames: Sequence[pd.DataFrame]) -> str:
     return str(recorded) if recorded else return_prices(frames)
 
 
+def bars_line(manifest: dict | None) -> str | None:
+    """``bars: weekly, annualised with 52 bars a year`` for data that is not daily on 5-day weeks (said on
+    screen where figures are shown); None for the usual daily data and for manifests without a frequency."""
+    bars = (manifest or {}).get("bars") or {}
+    per_year = bars.get("periods_per_year")
+    if not isinstance(per_year, int | float) or per_year == DEFAULT_PERIODS_PER_YEAR:
+        return None
+    return f"bars: {bars.get('frequency')}, annualised with {per_year:g} bars a year"
+
+
 def is_universe(manifest: dict) -> bool:
     """Whether frozen data holds several instruments (``instruments/`` and maybe ``holdout/``)."""
     return "instruments" in manifest

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from alphaloop.data.frequency import periods_per_year as inferred_periods_per_year
 from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.evaluate.invariance import (  # noqa: F401  (re-exported: the pipeline and tests read them here)
     DATE_SHIFT_DAYS,
@@ -223,10 +224,12 @@ def non_finite(features: Mapping[str, np.ndarray], index: pd.Index, windows: Seq
     return out
 
 
-def trade_guards(val: Mapping[str, float], limits: GuardLimits) -> tuple[list[tuple[str, str]], dict]:
-    """Always flat, always long (buy and hold), too few trades, absurd turnover, on validation."""
+def trade_guards(val: Mapping[str, float], limits: GuardLimits,
+                 periods_per_year: float = TRADING_DAYS) -> tuple[list[tuple[str, str]], dict]:
+    """Always flat, always long (buy and hold), too few trades, absurd turnover, on validation; years are
+    counted in the data's bars a year (weekly bars: 52), as the scorer annualised turnover."""
     bars = float(val["bars"])
-    years = max(bars - 1, 1.0) / float(val.get("periods_per_year", TRADING_DAYS))
+    years = max(bars - 1, 1.0) / periods_per_year
     trips, exposure, turnover = float(val["round_trips"]), float(val["exposure"]), float(val["turnover"])
     change_share = turnover * years / max(bars, 1.0)
     values = {"val_round_trips": trips, "val_round_trips_per_year": trips / years, "val_exposure": exposure,
@@ -275,10 +278,10 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
     if bad:
         name, info = next(iter(bad.items()))
         more = f"; {len(bad) - 1} more column(s)" if len(bad) > 1 else ""
-        report.failures.append(("non_finite", f"feature '{name}' is infinite on {info['rows']} bar(s) after its "
+        report.failures.append(("non_finite", f"feature {name!r} is infinite on {info['rows']} bar(s) after its "
                                               f"warm-up (first {info['first']}){more}: the signals are fed "
                                               f"non-finite values"))
-    trades, values = trade_guards(val_metrics, limits)
+    trades, values = trade_guards(val_metrics, limits, inferred_periods_per_year(index))
     report.failures += trades
     report.values.update(values)
     return report

@@ -94,6 +94,7 @@ class EvalContext:
     gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check for the task's functions
     task: str = "trade"  # "forecast": generate_features + forecast(row), scored by proper scoring rules
     universe: tuple[History, ...] = ()  # every instrument of a universe, ``history`` first; () for one
+    probe_window: str | None = None  # a split probed with extra cuts inside it ("test": final, before it reports)
 
     @property
     def histories(self) -> tuple[History, ...]:
@@ -358,7 +359,8 @@ def lookahead(t: Trial) -> Verdict:
     instruments = []
     for k, (frame, full) in enumerate(zip(frames, t.fulls, strict=True)):
         seed_k = instrument_seed(seed, k)
-        probes = probe_frames(frame, full, seed=seed_k)
+        focus = t.ctx.histories[k].windows.get(t.ctx.probe_window) if t.ctx.probe_window else None
+        probes = probe_frames(frame, full, seed=seed_k, focus=focus)
         # the invariance probes judge the outputs: a strategy's signals, a forecaster's probabilities
         # (calendar and level only: its expanding frequencies count rows by design)
         inv = invariance_probes(frame, seed_k, positions=t.ctx.task == "trade")

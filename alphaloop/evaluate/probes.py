@@ -42,6 +42,7 @@ EARLY_CUT = 4  # a few rows in: a backward fill of the first rows' NaN shows her
 MIN_WARMUP_FOR_CUT = 10  # a shorter warm-up is already covered by the early cut
 DRAWN_CUTS = 5  # K in the module docstring: one uniform cut per band of rows
 PERTURB_BANDS = (2, 4)  # bands whose cut perturbs the future (the last keeps the full length); others truncate
+FOCUS_CUTS = 3  # extra cuts drawn inside a focus window (final's test split): the last one perturbs at full length
 PERTURB_TAIL = 300  # rows of replaced future kept after an earlier perturbed cut; the last probe keeps all
 RTOL = 1e-9  # recomputing a causal feature is bit-identical in practice; leave float noise room
 ATOL_SCALE = 1e-12  # absolute tolerance as a fraction of the column's largest finite magnitude
@@ -84,7 +85,7 @@ class Leak:
 
     def message(self, index: pd.Index) -> str:
         what = ("signals" if self.column == "signals" else self.column if self.column.startswith("forecast h=")
-                else f"column '{self.column}'")
+                else f"column {self.column!r}")  # repr: a name holding quotes stays one quoted span
         cut = _date(index, self.probe.cut)
         how = (f"the history is truncated after {cut}" if self.probe.kind == "truncate"
                else f"the bars after {cut} are replaced by a different random walk")
@@ -167,13 +168,22 @@ def perturbed_frame(frame: pd.DataFrame, cut: int, seed: int) -> pd.DataFrame:
     return out
 
 
-def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0) -> list[Probe]:
-    """Build the truncated and perturbed frames for ``frame`` given the candidate's full run."""
+def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0, focus: slice | None = None) -> list[Probe]:
+    """Build the truncated and perturbed frames for ``frame`` given the candidate's full run.
+
+    ``focus`` (rows, e.g. the test split that ``final`` is about to report) gets ``FOCUS_CUTS`` more
+    cuts drawn inside it, so a leak active only there is probed there."""
     n = len(frame)
     rng = np.random.default_rng(seed)
     probes: list[Probe] = []
     drawn = drawn_cuts(n, rng)
     perturb = [c for band, c in enumerate(drawn) if band in PERTURB_BANDS]
+    focused: list[int] = []
+    if focus is not None:
+        lo, hi = max(0, focus.start or 0), min(n - 2, (focus.stop or n) - 1)
+        if hi >= lo:
+            focused = sorted(int(c) for c in rng.integers(lo, hi + 1, FOCUS_CUTS))
+            perturb = [*perturb, focused.pop()]  # the last perturbed probe keeps the full length
     for i, cut in enumerate(perturb):
         perturbed = perturbed_frame(frame, cut, int(rng.integers(2**31)))
         if i < len(perturb) - 1:  # a full-length future is only needed once: the last probe has it
@@ -183,7 +193,7 @@ def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0) -> list[Pr
     warm = warmup_rows(full.features)
     if warm >= MIN_WARMUP_FOR_CUT:
         cuts.append(warm // 2)
-    cuts += [c for band, c in enumerate(drawn) if band not in PERTURB_BANDS]
+    cuts += [c for band, c in enumerate(drawn) if band not in PERTURB_BANDS] + focused
     for cut in sorted({c for c in cuts if 0 <= c < n - 1}):
         probes.append(Probe(frame.iloc[: cut + 1], cut, "truncate"))
     return probes

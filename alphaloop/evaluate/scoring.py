@@ -71,7 +71,9 @@ def beside_bh(metrics: dict, metric: str) -> str:
     """" (buy and hold X)" for a split's figures, so no headline figure stands without its benchmark;
     empty for metrics buy and hold has no figure for (it has sharpe and total_return)."""
     if metric == "rps_skill_mean":  # the forecast task's benchmark is climatology, whose skill is 0 by construction
-        return " (climatology 0.000)"
+        rolled = (metrics or {}).get("rps_skill_rolling_mean")  # and its skill against the rolling climatology
+        return " (climatology 0.000" + (f"; against the rolling climatology {rolled:+.3f})"
+                                        if isinstance(rolled, int | float) else ")")
     bh = (metrics or {}).get(f"bh_{metric}")
     return f" (buy and hold {bh:.3f})" if isinstance(bh, int | float) else ""
 

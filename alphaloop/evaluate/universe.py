@@ -214,7 +214,11 @@ def figures_from_record(u: dict | None) -> UniverseFigures | None:
     ``universe`` field (None for one instrument)."""
     if not u:
         return None
-    return UniverseFigures(metric=u["metric"], portfolio=float(u["portfolio_val"]), instruments=int(u["instruments"]),
+    metric = u["metric"]
+    each = tuple((float(i["splits"]["val"].get(metric, float("nan"))), float(i["splits"]["val"].get(f"bh_{metric}",
+                                                                                                      float("nan"))))
+                 for i in u.get("per_instrument", []))
+    return UniverseFigures(metric=metric, portfolio=float(u["portfolio_val"]), instruments=int(u["instruments"]),
                            best=(int(u["best"]["instrument"]), float(u["best"]["val"])),
                            median=float(u["median_val"]),
-                           worst=(int(u["worst"]["instrument"]), float(u["worst"]["val"])))
+                           worst=(int(u["worst"]["instrument"]), float(u["worst"]["val"])), each=each)

@@ -136,3 +136,33 @@ def fmt(value: object, digits: int = 3, *, pct: bool = False, sign: bool = False
     if not math.isfinite(number):
         return missing
     return format(number, f"{'+' if sign else ''}.{digits}{'%' if pct else 'f'}")
+
+
+def duration(seconds: float) -> str:
+    """3725 -> '1h 02m', 75 -> '1m 15s', 4.2 -> '4s': coarse enough to read at a glance."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def p_value(p: object) -> str:
+    """A p-value as a reader should see it: "p = 0.048", and "p < 0.001" rather than a "p = 0.000" that
+    reads as certainty."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(float(p)):
+        return f"p = {MISSING}"
+    return "p < 0.001" if float(p) < 0.0005 else f"p = {float(p):.3f}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 trial``, ``2 trials``: a count with its noun agreeing."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def test_minus_validation(delta: float | None, text: str | None = None) -> str:
+    """The change from validation to test named by its direction: a drop is a degradation, a rise an
+    improvement (``text``: the figure as the caller formats it, else 4 signed decimals)."""
+    if delta is None or not math.isfinite(delta):
+        return f"test - validation: {MISSING}"
+    word = "degradation" if delta < 0 else "improvement" if delta > 0 else "no change"
+    return f"{word} (test - validation): {text if text is not None else format(delta, '+.4f')}"

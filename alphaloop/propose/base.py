@@ -66,6 +66,8 @@ class WindowFigures:
     bh_sharpe: float | None = None
     bh_total_return: float | None = None
     bh_max_drawdown: float | None = None
+    bars: int | None = None  # the window's length in bars
+    years: float | None = None  # the same in years of bars (never calendar years: dates are not shown)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class UniverseFigures:
     best: tuple[int, float] | None = None  # (instrument number 1..N, value)
     median: float | None = None
     worst: tuple[int, float] | None = None
+    each: tuple[tuple[float, float], ...] = ()  # per instrument, in order: (its value, its buy and hold's)
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class ProposalContext:
     parent_reason: str | None = None  # why this parent, e.g. "reverting to iter 4: iter 6 did not enter the population"
     unchanged_positions: bool = False  # the latest candidate held exactly the parent's positions
     stalled: int = 0  # iterations in a row outside the population once the search counts as stalled; 0: not stalled
+    siblings: tuple[int, ...] = ()  # iterations building on the same parent whose outcome this one cannot see yet
+    correlations: str = ""  # the members' correlations of daily validation returns, in words
     guards: tuple[GuardThreshold, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)  # further {{placeholders}} of a task's own prompts
 

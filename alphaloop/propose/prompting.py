@@ -17,6 +17,7 @@ from alphaloop.present.text import clip_end, clip_middle, fmt, safe
 from alphaloop.propose.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
 from alphaloop.run.grading import GRADING_RULE
 from alphaloop.run.learnings import PROMPT_CHARS
+from alphaloop.run.quoting import candidate_block
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "prompts"
 PROGRAM_PATH = PROMPTS_DIR / "program.md"
@@ -29,8 +30,10 @@ PARENT_LIMIT = 6_000  # characters of the parent region
 LEARNINGS_LIMIT = PROMPT_CHARS  # characters of learnings: Learnings.prompt_view() stays under it by construction
 OUTCOME_LIMIT = 800  # characters of the latest outcome
 MAX_WINDOWS = 8  # rows of a figures table (train, folds, validation); more folds are summarised in one line
-FIGURES_LIMIT = 2_000  # characters of one candidate's figures block (the parent's, the latest candidate's)
+FIGURES_LIMIT = 2_600  # characters of one candidate's figures block (the parent's, the latest candidate's)
 REASON_LIMIT = 300  # characters of why the parent was chosen
+MAX_EACH = 20  # instruments listed one by one with their buy and hold
+CORRELATIONS_LIMIT = 600  # characters of the members' correlations
 GUARDS_LIMIT = 600  # characters of the guard thresholds
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -88,20 +91,24 @@ def cell(value: float | int | None, kind: str) -> str:
     return fmt(value, 1 if kind == "rate" else 3)
 
 
-TABLE_COLUMNS = (("sharpe", "Sharpe", "num"), ("total_return", "return", "pct"), ("max_drawdown", "max DD", "pct"),
+TABLE_COLUMNS = (("bars", "bars", "int"), ("years", "years", "rate"),
+                 ("sharpe", "Sharpe", "num"), ("total_return", "return", "pct"), ("max_drawdown", "max DD", "pct"),
                  ("exposure", "exposure", "pct"), ("round_trips", "trips", "int"), ("turnover", "turnover/yr", "rate"),
                  ("bh_sharpe", "B&H Sharpe", "num"), ("bh_total_return", "B&H return", "pct"),
                  ("bh_max_drawdown", "B&H max DD", "pct"))
 
 
-def format_windows(windows: tuple[WindowFigures, ...]) -> list[str]:
-    """A markdown table of at most MAX_WINDOWS rows; surplus folds are folded into one summary line."""
+def format_windows(windows: tuple[WindowFigures, ...], instruments: int = 1) -> list[str]:
+    """A markdown table of at most MAX_WINDOWS rows; surplus folds are folded into one summary line. On a
+    universe the trips are summed over its instruments, and the header says so."""
     rows = list(windows)
     extra: list[WindowFigures] = []
     if len(rows) > MAX_WINDOWS:
         keep = MAX_WINDOWS - 2
         extra, rows = rows[keep:-1], rows[:keep] + rows[-1:]
-    lines = ["| window | " + " | ".join(label for _, label, _ in TABLE_COLUMNS) + " |",
+    labels = [f"trips (sum of {instruments} instruments)" if name == "round_trips" and instruments > 1 else label
+              for name, label, _ in TABLE_COLUMNS]
+    lines = ["| window | " + " | ".join(labels) + " |",
              "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
     for w in rows:
         lines.append(f"| {clip_end(w.window, 20)} | "
@@ -131,8 +138,12 @@ def format_figures(title: str, figures: CandidateFigures | None) -> str:
         if u.worst is not None:
             parts.append(f"worst instrument {clip_end(u.worst[0], 40)} {cell(u.worst[1], 'num')}")
         lines.append("; ".join(parts) + " (validation; the table below is the equal-weight portfolio's)")
+        if u.each:
+            lines.append(f"each instrument on validation, {u.metric} (its buy and hold's): " + "; ".join(
+                f"{k} {cell(v, 'num')} ({cell(bh, 'num')})" for k, (v, bh) in enumerate(u.each[:MAX_EACH], 1))
+                + (f"; ... {len(u.each) - MAX_EACH} more" if len(u.each) > MAX_EACH else ""))
     if figures.windows:
-        lines += format_windows(figures.windows)
+        lines += format_windows(figures.windows, u.instruments if u is not None else 1)
     return clip_middle("\n".join(lines), FIGURES_LIMIT)
 
 
@@ -177,12 +188,24 @@ def format_stall(stalled: int) -> str:
     return STALL_TEXT.format(n=stalled) if stalled else ""
 
 
+def format_siblings(siblings: tuple[int, ...], parent: int) -> str:
+    """With --workers N: proposals from the same parent whose outcome this one cannot see yet."""
+    if not siblings:
+        return ""
+    which = ", ".join(str(j) for j in siblings)
+    return (f"**In flight from the same parent**: iteration{'s' * (len(siblings) > 1)} {which} also build"
+            f"{'s' * (len(siblings) == 1)} on iteration {parent} and {'is' if len(siblings) == 1 else 'are'} "
+            f"being evaluated now; you cannot see {'its' if len(siblings) == 1 else 'their'} outcome yet. Make a "
+            f"different change from the most obvious next step, so the two proposals test different ideas.")
+
+
 def variable_bound() -> int:
     """The most characters the context's variable parts can add to a prompt (the caps above, plus framing)."""
     framing = 100
     return (PARENT_LIMIT + LEARNINGS_LIMIT + OUTCOME_LIMIT + (TOP_K + 1) * (DESCRIPTION_LIMIT + framing)
             + 2 * (FIGURES_LIMIT + framing) + REASON_LIMIT + GUARDS_LIMIT + 4 * framing + len(GRADING_RULE)
-            + len(STALL_TEXT) + framing)
+            + len(STALL_TEXT) + 2 * framing + 400  # the stall and sibling notes
+            + CORRELATIONS_LIMIT + framing)
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -214,11 +237,14 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "iteration": str(ctx.iteration),
         "parent_iteration": str(ctx.parent_iteration),
         "parent_region": region,
-        "population": format_population(ctx.population, ctx.metric),
+        "population": format_population(ctx.population, ctx.metric) + (
+            f"\n\n{clip_end(ctx.correlations, CORRELATIONS_LIMIT)}" if ctx.correlations else ""),
         "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
-        "last_outcome": clip(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
+        # the latest outcome may quote the candidate (its names, its messages): a delimited, bounded block
+        "last_outcome": candidate_block(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
         "evidence": format_evidence(ctx),
-        "stall": format_stall(ctx.stalled),
+        "stall": "\n\n".join(t for t in (format_siblings(ctx.siblings, ctx.parent_iteration),
+                                          format_stall(ctx.stalled)) if t),
         "grading_rule": GRADING_RULE,
         **ctx.extra,
     }

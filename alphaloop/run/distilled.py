@@ -15,6 +15,7 @@ from typing import Any
 
 from alphaloop.present.text import clip
 from alphaloop.run.grading import EPS
+from alphaloop.run.quoting import harness_only
 
 HELPED_ITEMS = 5  # the ideas with the largest gain against their parent
 FAILED_ITEMS = 6  # the latest ideas that did not help, one line each
@@ -83,6 +84,7 @@ class Distilled:
             stage = "other"
         seen = self.rejections.setdefault(stage, {"count": 0, "kinds": [], "latest": [n, ""]})
         seen["count"] += 1
+        reason = harness_only(reason)  # the head reaches every later prompt: never a word the candidate wrote
         kind = clip(reason, 40)
         if kind not in seen["kinds"] and len(seen["kinds"]) < 50:
             seen["kinds"].append(kind)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.evaluate.scoring import History
 from alphaloop.evaluate.universe import bh_returns, figures_from_record
 from alphaloop.present.text import clip
@@ -24,8 +25,11 @@ from alphaloop.run.records import IterationRecord
 from alphaloop.run.state import LoopState
 
 
-def candidate_figures(record: IterationRecord | None) -> CandidateFigures | None:
-    """The figures table the prompt shows for one iteration: train, each fold, validation, with buy and hold."""
+def candidate_figures(record: IterationRecord | None,
+                      periods_per_year: float = TRADING_DAYS) -> CandidateFigures | None:
+    """The figures table the prompt shows for one iteration: train, each fold, validation, with buy and hold,
+    and each window's length in bars and in years of bars (never its calendar years: dates are withheld, and a
+    model's memory of what markets did in those years would be look-ahead)."""
     if record is None:
         return None
     status = "accepted" if record.accepted else f"rejected at {record.stage}: {clip(record.reason, 200)}"
@@ -37,13 +41,16 @@ def candidate_figures(record: IterationRecord | None) -> CandidateFigures | None
             ("validation", scores["splits"]["val"])]
     windows = tuple(WindowFigures(name, m["sharpe"], m["total_return"], m["max_drawdown"], m["exposure"],
                                   int(m["round_trips"]), m["turnover"], m["bh_sharpe"], m["bh_total_return"],
-                                  m["bh_max_drawdown"]) for name, m in rows)
+                                  m["bh_max_drawdown"], bars=int(m["bars"]) if m.get("bars") else None,
+                                  years=m["bars"] / periods_per_year if m.get("bars") else None)
+                    for name, m in rows)
     return CandidateFigures(record.iteration, windows=windows, universe=figures_from_record(record.universe),
                             status=status)
 
 
 def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
-             grand: IterationRecord | None, limits: Any, last: int | None = None) -> dict[str, Any]:
+             grand: IterationRecord | None, limits: Any, last: int | None = None,
+             periods_per_year: float = TRADING_DAYS) -> dict[str, Any]:
     """What the researcher needs to reason: the parent's and the latest candidate's figures beside
     buy and hold, why this parent, whether the last change altered any position, the guards as numbers.
 
@@ -53,8 +60,7 @@ def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: It
     """
     last = n - 1 if last is None else last
     if latest is None or parent == last:
-        reason = (f"building on iter {parent}: it entered the population, and the search builds on each "
-                  "success" if latest is not None else None)
+        reason = building_on(parent, latest, grand) if latest is not None else None
     else:
         what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
         reason = (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does "
@@ -70,9 +76,41 @@ def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: It
                              BH_DISGUISE_CORRELATION, f"at exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
               GuardThreshold("near copy of a member: validation return correlation above",
                              NEAR_COPY_CORRELATION, "(may only replace that member, if better)"))
-    return {"parent_figures": candidate_figures(parent_rec),
-            "latest_figures": candidate_figures(latest) if last != parent else None,
+    return {"parent_figures": candidate_figures(parent_rec, periods_per_year),
+            "latest_figures": candidate_figures(latest, periods_per_year) if last != parent else None,
             "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
+
+
+def building_on(parent: int, latest: IterationRecord, grand: IterationRecord | None) -> str:
+    """Why the latest candidate is the parent, with how it compared with its own parent: entering the
+    population is not improving (a population with room takes a worse candidate too)."""
+    head = f"building on iter {parent}: it entered the population"
+    if grand is None or not grand.scores or not latest.scores:
+        return head
+    metric = latest.metric
+    now, before = latest.split("val").get(metric), grand.split("val").get(metric)
+    if now is None or before is None or not np.isfinite(now) or not np.isfinite(before):
+        return head
+    change = now - before
+    if change >= 0:
+        return f"{head}, {change:+.3f} val {metric} against its parent iter {grand.iteration}"
+    return (f"{head} but was worse than its parent iter {grand.iteration} ({change:+.3f} val {metric}): the "
+            f"population had room for it, so check whether its change deserves building on")
+
+
+def member_correlations(state: LoopState) -> str:
+    """How alike the members trade: the correlation of each pair's daily validation returns. A population of
+    one family moves together, and the model should know before proposing one more of it."""
+    members = [m for m in state.population if m.val_returns]
+    if len(members) < 2 or len({len(m.val_returns) for m in members}) != 1:
+        return ""
+    matrix = np.corrcoef(np.asarray([m.val_returns for m in members], dtype=np.float64))
+    pairs = [f"iter {a.iteration} ~ iter {b.iteration}: {matrix[i, j]:.2f}" for i, a in enumerate(members)
+             for j, b in enumerate(members) if i < j and np.isfinite(matrix[i, j])]
+    if not pairs:
+        return ""
+    return ("Members' correlation of daily validation returns (above " f"{NEAR_COPY_CORRELATION:g} is a near copy; "
+            "high values mean one family of strategy): " + "; ".join(pairs))
 
 
 def judge_diversity(key: str, ev: Any, histories: History | Sequence[History], value: float,

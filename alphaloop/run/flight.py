@@ -1,11 +1,12 @@
 """Up to N iterations in flight, with records that stay reproducible.
 
-The rule (``--workers N``): iteration k proposes from the state committed up to iteration k-N (the
-empty state when k-N < 0: nothing committed yet, so the parent is the baseline, iteration 0), and
-records are committed in iteration order. Whether a candidate enters the population is decided when
-it is committed, against the state committed up to k-1. With N = 1 this is the serial loop exactly.
-With the offline proposer the same seed and the same N give the same records, however the
-iterations in flight interleave, and a resume after ``kill -9`` proposes from the same states.
+The rule (``--workers N``): iteration k proposes from the state committed up to iteration k-N, and at
+least up to iteration 0: the baseline is scored and committed before any other iteration starts, so
+the first prompts already show its figures. Records are committed in iteration order. Whether a
+candidate enters the population is decided when it is committed, against the state committed up to
+k-1. With N = 1 this is the serial loop exactly. With the offline proposer the same seed and the same
+N give the same records, however the iterations in flight interleave, and a resume after ``kill -9``
+proposes from the same states.
 
 What this module holds: the snapshots iterations propose from (kept in ``snapshots.json`` while
 N > 1, so a resume has them), the iterations in flight (one daemon thread each: a thread waiting on
@@ -27,14 +28,30 @@ from alphaloop.run.store import atomic_write_json, read_json
 
 
 def proposed_from(k: int, workers: int) -> int:
-    """The last committed iteration whose state iteration ``k`` proposes from (-1: the empty state)."""
-    return max(k - workers, -1)
+    """The last committed iteration whose state iteration ``k`` proposes from (-1: the empty state, which
+    only iteration 0, the baseline, proposes from)."""
+    return -1 if k <= 0 else max(k - workers, 0)
+
+
+def proposes_after(n: int, workers: int, cap: int | None) -> bool:
+    """Will a proposal read the state after iteration n (under the rule above, with ``cap`` the last
+    iteration)? Only then is the model asked to compact the notes: a request after the last proposal
+    would only hold up the end of the run."""
+    return cap is None or any(proposed_from(k, workers) >= n for k in range(n + 1, min(cap, n + workers) + 1))
+
+
+def stalled(fails: int, stall_after: int) -> int:
+    """Iterations in a row outside the population once they reach ``stall_after`` (else 0): the proposer then
+    widens the search instead of varying the parent again. Read from the state an iteration proposes from,
+    so a resumed run proposes what an uninterrupted one would."""
+    return fails if fails >= stall_after else 0
 
 
 def workers_rule(workers: int) -> str:
     """The rule in words, for learnings.md's header and the README."""
     return (f"Iterations in flight: {workers} (--workers {workers}): iteration k proposes from the state committed "
-            f"up to k-{workers}, and records are committed in iteration order.")
+            f"up to k-{workers} (and at least up to iteration 0, the baseline), and records are committed in "
+            f"iteration order.")
 
 
 def with_rule(learnings_md: str, workers: int) -> str:
@@ -96,6 +113,8 @@ class Flight:
     iteration: int
     base: int
     future: Future
+    parent: int | None = None  # chosen at launch, from the state it proposes from
+    siblings: tuple[int, ...] = ()  # iterations not in that state that build on the same parent
     stage: str = "propose"
     started: float = field(default_factory=time.monotonic)
 
@@ -109,8 +128,9 @@ class InFlight:
         self.done = 0
         self.started = time.monotonic()
 
-    def launch(self, k: int, base: int, work: Callable[[Flight], Any]) -> Flight:
-        flight = Flight(k, base, Future())
+    def launch(self, k: int, base: int, work: Callable[[Flight], Any], parent: int | None = None,
+               siblings: tuple[int, ...] = ()) -> Flight:
+        flight = Flight(k, base, Future(), parent, siblings)
 
         def run() -> None:
             try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from alphaloop.present.text import clip, safe
 from alphaloop.run.distilled import DISTILLED_CHARS, Distilled
 from alphaloop.run.grading import Tally, grade
+from alphaloop.run.quoting import harness_only, inert
 
 __all__ = ["Entry", "Learnings", "grade", "tokens"]
 
@@ -61,16 +62,21 @@ class Entry:
     entered: bool = False
     duplicate: bool = False  # same validation positions as an earlier candidate: no idea of its own to judge
 
-    def render(self, widths: dict[str, int] | None = None) -> str:
-        """The markdown entry; every field is one safe line, so no text can forge a heading or an entry."""
+    def render(self, widths: dict[str, int] | None = None, prompt: bool = False) -> str:
+        """The markdown entry; every field is one safe, inert line (no HTML, link or image), so no text
+        can forge a heading or an entry. In a ``prompt`` a rejection's reason keeps only the harness's
+        words: the candidate's own (names, messages) reach a prompt only inside its latest-outcome block."""
         w = widths or FILE_WIDTHS
         parent = f"parent {self.parent}" if self.parent is not None else "baseline"
-        lines = [f"### iter {self.iteration} ({parent}): {clip(self.headline, w['headline'])}"]
+        headline = self.headline
+        if prompt and self.status and self.status != "accepted":
+            headline = f"rejected at {self.stage}: {harness_only(self.reason or self.headline)}"
+        lines = [f"### iter {self.iteration} ({parent}): {inert(clip(headline, w['headline']))}"]
         fields = (("Hypothesis", self.hypothesis), ("Change", self.change), ("Expected", self.expected),
                   ("Graded", self.verdict))
         for label, text in fields:
             if text:
-                lines.append(f"- {label}: {clip(text, w[label])}")
+                lines.append(f"- {label}: {inert(clip(text, w[label]))}")
         return "\n".join(lines)
 
     def one_line(self) -> str:
@@ -199,16 +205,18 @@ class Learnings:
 
     # ----- views -------------------------------------------------------------------------
     def _distilled_block(self) -> list[str]:
-        lines = self.distilled.lines(self.hit_rate())
+        lines = [inert(line) for line in self.distilled.lines(self.hit_rate())]
         if self.lessons:
-            lines += ["", f"Lessons (the model's rewrite of the notes at iter {self.lessons_at}):", self.lessons]
+            lines += ["", f"Lessons (the model's rewrite of the notes at iter {self.lessons_at}):",
+                      inert_lines(self.lessons)]
         return lines
 
     def prompt_view(self, max_tokens: int | None = None) -> str:
         """What a prompt carries: the distilled section whole, then the same number of recent entries
         (RECENT_IN_PROMPT) before and after any compaction; at most PROMPT_CHARS by construction."""
         parts = ["Distilled notes (the whole run so far):", "\n".join(self._distilled_block())]
-        recent = [_whole_lines(e.render(PROMPT_WIDTHS), ENTRY_PROMPT_CHARS) for e in self.entries[-RECENT_IN_PROMPT:]]
+        recent = [_whole_lines(e.render(PROMPT_WIDTHS, prompt=True), ENTRY_PROMPT_CHARS)
+                  for e in self.entries[-RECENT_IN_PROMPT:]]
         if recent:
             parts.append("Recent iterations:\n" + "\n\n".join(recent))
         text = "\n\n".join(parts)
@@ -219,7 +227,7 @@ class Learnings:
         parts = ["# Learnings", "", "## Distilled (kept current at every iteration; validation split)", "",
                  *self._distilled_block(), ""]
         if self.earlier:
-            parts += ["## Earlier iterations, one line each", "", safe(self.earlier, keep="\n"), ""]
+            parts += ["## Earlier iterations, one line each", "", inert_lines(self.earlier), ""]
         parts += ["## Recent iterations", ""]
         parts += [e.render() + "\n" for e in entries]
         return "\n".join(parts).rstrip() + "\n"
@@ -238,6 +246,11 @@ class Learnings:
         tally = Tally.from_json(d["tally"]) if "tally" in d else None
         return cls(d.get("summary", ""), entries, d.get("hits", 0), d.get("graded", 0), lessons=d.get("lessons", ""),
                    lessons_at=d.get("lessons_at"), tally=tally, distilled=Distilled.from_json(d.get("distilled")))
+
+
+def inert_lines(text: str) -> str:
+    """Several lines, each made inert (``quoting.inert``), their breaks kept."""
+    return "\n".join(inert(line) for line in safe(text, keep="\n").split("\n"))
 
 
 def _lessons(text: str) -> str:

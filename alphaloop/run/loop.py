@@ -26,6 +26,7 @@ from alphaloop.commands.finish import FinishInputs, finish_run
 from alphaloop.config import LoopConfig
 from alphaloop.data.frozen import (
     DataError,
+    bars_line,
     load_universe,
     manifest_digest,
     prices_words,
@@ -38,10 +39,12 @@ from alphaloop.evaluate.guards import GuardLimits
 from alphaloop.evaluate.pipeline import STAGES
 from alphaloop.evaluate.stress import stress_adjusted
 from alphaloop.evaluate.universe import instrument_histories, positions_sha256, signals_sha256
+from alphaloop.present.text import duration
 from alphaloop.present.ui import LiveView, warn_loudly
 from alphaloop.propose.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.propose.parsing import in_reply_lines
-from alphaloop.run.evidence import evidence, expectation, judge_diversity
+from alphaloop.run import flight as rule
+from alphaloop.run.evidence import evidence, expectation, judge_diversity, member_correlations
 from alphaloop.run.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
 from alphaloop.run.grading import grade
 from alphaloop.run.learnings import Learnings
@@ -72,14 +75,6 @@ class _Done:
     created_at: str
     propose_s: float
     evaluate_s: float
-
-
-def _duration(seconds: float) -> str:
-    """3725 -> '1h 02m', 75 -> '1m 15s', 4.2 -> '4s': coarse enough to read at a glance."""
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def _now() -> str:
@@ -183,7 +178,7 @@ class Loop:
                                               hypothesis="", change="baseline", expected="")
             proposal_label = "baseline"
         else:
-            parent = state.pick_parent(n, self.cfg.seed)
+            parent = flight.parent if flight.parent is not None else state.pick_parent(n, self.cfg.seed)
             learnings = Learnings.from_json(base.learnings) if base.learnings else Learnings()
             latest = self.wd.record_or_none(base.after)
             grand = self.wd.record_or_none(latest.parent) if latest is not None else None
@@ -193,11 +188,14 @@ class Loop:
                 population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description)
                             for m in state.population],
                 learnings=learnings.prompt_view(),
-                last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, stalled=self._stalled(state),
+                last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, siblings=flight.siblings,
+                stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
                 **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after,
                                      schemes=self.schemes)
                    if self.scheme is not None else
-                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after)),
+                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after,
+                            periods_per_year=self.history.periods_per_year)),
+                correlations=member_correlations(state),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
@@ -207,12 +205,17 @@ class Loop:
         return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
                      time.perf_counter() - t0 - t_prop)
 
-    def _stalled(self, state: LoopState) -> int:
-        """Iterations in a row outside the population, once they reach ``stall_after`` (else 0): the proposer
-        then widens the search instead of varying the parent again. Read from the state the iteration
-        proposes from, so a resumed run proposes what an uninterrupted one would."""
-        fails = state.consecutive_fails
-        return fails if fails >= self.cfg.stall_after else 0
+    def _plan(self, n: int, base: Snapshot) -> tuple[int | None, tuple[int, ...]]:
+        """Iteration n's parent, and the iterations outside the state it proposes from (in flight, or committed
+        since) that build on the same parent: its prompt says so, so two siblings need not make the same change.
+        Each one's parent is its record's or its flight's, both fixed by the states they proposed from."""
+        if n == 0:
+            return None, ()
+        parent = LoopState.from_json(base.state, "snapshot").pick_parent(n, self.cfg.seed)
+        flights = self.flights.flights
+        def parent_of(j: int) -> int | None:
+            return flights[j].parent if j in flights else getattr(self.wd.record_or_none(j), "parent", None)
+        return parent, tuple(j for j in range(max(base.after + 1, 1), n) if parent_of(j) == parent)
 
     def _iteration(self, n: int, done: _Done, state: LoopState) -> IterationRecord:
         """The record of a finished iteration, judged against the state committed up to n - 1; writes
@@ -289,14 +292,15 @@ class Loop:
             return self.wd.region(parent)
         return extract_region(self.cfg.start_file.read_text(encoding="utf-8"))
 
-    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> IterationRecord:
+    def _commit(self, record: IterationRecord, state: LoopState, learnings: Learnings,
+                later: bool = True) -> IterationRecord:
         """Write the record, then fold in the record as read back: what a resume replays, to the bit
         (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
         uninterrupted run hold the same state. A compaction this record triggers is asked of the
         compactor here, live only, and its reply stored in the record, so replay never calls a model."""
         self.wd.write_record(record)
         record = self.wd.record(record.iteration)
-        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric))
+        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric)) if later else None
         if request is not None:  # decided on the record as read back, exactly as a replay will fold it
             self.view.stage(record.iteration, "compact", "rewriting the learnings' lessons")
             record.learnings_compacted = self.proposer.compact(request.text, request.budget_tokens)
@@ -356,6 +360,8 @@ class Loop:
                 if self.cfg.task == "trade":
                     self.view.note("returns on: " + prices_words(read_manifest(self.cfg.data_dir),
                                                                  [h.frame for h in self.histories]))
+                if (line := bars_line(read_manifest(self.cfg.data_dir))) is not None:
+                    self.view.note(line)
                 if len(self.histories) > 1 and self.cfg.task == "trade":
                     self.view.note("scoring: the region runs on every instrument and is ranked by their equal-weight "
                                    "portfolio on validation; prompts number the instruments, never name them")
@@ -372,7 +378,7 @@ class Loop:
         if last_words is not None and state.trials < 2:
             self.view.close()  # one trial has no statistics worth a summary: the stop line and the error are the news
             self.view.note(f"stopped: {state.stop_reason}")
-        elif not self._finish(state, manifest):
+        elif self._finish(state, manifest) is False:  # a Ctrl-C cut the end-of-run steps short
             code = 130
         if last_words is not None:
             self.view.note(last_words)  # last, so the summary never buries why the run stopped
@@ -385,11 +391,12 @@ class Loop:
         already in flight are finished and committed. Returns the exit code and any last words."""
         workers, next_launch, reason = self.cfg.workers, state.next_iteration, None
         while True:
-            while reason is None and len(self.flights.flights) < workers:
-                base = self.snapshots.base(next_launch, workers)
+            while reason is None and len(self.flights.flights) < workers and (next_launch == 0 or state.next_iteration):
+                base = self.snapshots.base(next_launch, workers)  # iteration 0 is committed before any other starts
                 reason = self._stop_reason(next_launch, LoopState.from_json(base.state, "snapshot"), state)
                 if reason is None:
-                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b))
+                    parent, siblings = self._plan(next_launch, base)
+                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b), parent, siblings)
                     self.view.stage(next_launch, "propose", f"from the state after iter {base.after}")
                     next_launch += 1
             if not self.flights.flights:
@@ -406,7 +413,8 @@ class Loop:
             record = self._iteration(n, done, state)
             state.elapsed_s += time.perf_counter() - self._started
             self._started = time.perf_counter()
-            record = self._commit(record, state, learnings)
+            later = reason is None and rule.proposes_after(n, workers, self.cfg.iterations)
+            record = self._commit(record, state, learnings, later)
             self.snapshots.add(n, state.to_json(), learnings.to_json())
             self.snapshots.save()
             self._estimate(state)
@@ -446,7 +454,7 @@ class Loop:
             return None
         spent = time.monotonic() - self._t_start
         if self.cfg.hours is not None and spent >= self.cfg.hours * 3600:
-            return (f"hours: --hours {self.cfg.hours:g} used up ({_duration(spent)} in this command); state saved: "
+            return (f"hours: --hours {self.cfg.hours:g} used up ({duration(spent)} in this command); state saved: "
                     f"rerun the same command to resume at iteration {n} with a fresh budget")
         used = sum(state.tokens.values()) - self._tokens_at_start
         if self.cfg.max_tokens is not None and used >= self.cfg.max_tokens:
@@ -476,7 +484,7 @@ class Loop:
             return
         bound, seconds = min(left.items(), key=lambda kv: kv[1])
         self.time_left_s = max(0.0, seconds)
-        self.budget_note = (f"time left: about {_duration(self.time_left_s)} (bound by {bound}; "
+        self.budget_note = (f"time left: about {duration(self.time_left_s)} (bound by {bound}; "
                             f"estimate from this command's pace)")
 
     def _finish(self, state: LoopState, manifest: dict) -> bool:

@@ -253,6 +253,11 @@ class TestReading:
     instruments: list[dict[str, Any]] | None = None  # a universe: each instrument's test figures (holdout.py)
     trades: list[list[int]] | None = None  # round trips on test as [entry bar, exit bar], for the report
     dates: list[str] | None = None  # the test split's dates, so the report draws it on dates without opening it
+    benchmark: str | None = None  # "climatology" for a forecast reading (its figures are then the climatology_* keys)
+    climatology_test_metric: float | None = None  # a forecast reading: climatology's skill on test (0 by definition)
+    climatology_val_metric: float | None = None
+    beat_climatology_test: bool | None = None
+    spa_test: dict[str, Any] | None = None  # a forecast reading: SPA p-values against each benchmark on test
     damaged: bool = False
 
     @classmethod

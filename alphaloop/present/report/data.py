@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.candidate import RegionError
-from alphaloop.data.frozen import DataError, load_splits, load_universe, manifest_digest, return_column, return_prices
+from alphaloop.data.frozen import DataError, load_splits, load_universe, manifest_digest, prices_words, return_column
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories
 from alphaloop.run.records import RecordError
@@ -52,9 +52,10 @@ class Run:
 
     @property
     def prices_words(self) -> str:
-        """Which prices the returns use, in words; from the frozen data, else as the manifest recorded it."""
+        """Which prices the returns use, in words: as prepare.py recorded them (per instrument on a universe),
+        else from the frozen data."""
         if self.splits:
-            return return_prices(self.splits.values())
+            return prices_words(self.manifest, list(self.splits.values()))
         return str((self.manifest or {}).get("return_prices") or "not recorded")
 
     def record(self, n: int | None) -> dict | None:

@@ -1,7 +1,9 @@
 """The best forecaster day by day: its probabilities beside what happened, with scores and grades.
 
 One row per bar of a split: the date and close, then per horizon h the three probabilities, the
-realised h-bar return and bucket (measured inside the split, blank where t+h lies past its end), the
+called bucket (the most probable by more than ``CALL_MARGIN``, else "tie"), the cut points as
+h-bar returns and as price levels from this close, the realised h-bar return and bucket
+(measured inside the split, blank where t+h lies past its end), the
 RPS and the grade. ``final`` writes the test split's (``forecasts_test.csv``), the loop's end the
 validation split's (``forecasts_val.csv``); the report draws its charts from them.
 """
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.tasks.forecast.buckets import BUCKETS, BucketScheme
-from alphaloop.tasks.forecast.scores import GRADES, grade, rps
+from alphaloop.tasks.forecast.scores import CALL_MARGIN, GRADES, grade, rps
 
 
 def forecast_frame(frame: pd.DataFrame, probs: np.ndarray, scheme: BucketScheme, window: slice) -> pd.DataFrame:
@@ -37,6 +39,15 @@ def forecast_frame(frame: pd.DataFrame, probs: np.ndarray, scheme: BucketScheme,
         cols[f"bucket_{h}"] = [BUCKETS[int(x)] if np.isfinite(x) else "" for x in b]
         cols[f"rps_{h}"] = score
         cols[f"grade_{h}"] = grades
+        order = np.sort(p[:, j], axis=1)
+        called = np.where(order[:, -1] - order[:, -2] > CALL_MARGIN, np.asarray(BUCKETS, dtype=object)[
+            p[:, j].argmax(axis=1)], "tie")
+        lower, upper = scheme.cuts[j]
+        cols[f"called_{h}"] = called  # the most probable bucket by more than CALL_MARGIN, else "tie"
+        cols[f"cut_lower_{h}"] = lower  # the h-bar return below which the outcome is "down" (train tercile)
+        cols[f"cut_upper_{h}"] = upper  # ... above which it is "up"
+        cols[f"price_lower_{h}"] = close * (1.0 + lower)  # the same cut points as price levels h bars ahead
+        cols[f"price_upper_{h}"] = close * (1.0 + upper)
     return pd.DataFrame(cols)
 
 

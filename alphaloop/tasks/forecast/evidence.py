@@ -19,6 +19,7 @@ from alphaloop.tasks.forecast.prompting import forecast_figures, program_values
 from alphaloop.tasks.forecast.scores import ForecastScores
 
 LOSS_KEY, CLIM_LOSS_KEY = "val_rps", "val_rps_climatology"  # per-day mean RPS over horizons, validation split
+ROLL_LOSS_KEY = "val_rps_rolling_climatology"  # the same for the rolling climatology (the second benchmark)
 
 
 def forecast_evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
@@ -34,9 +35,12 @@ def forecast_evidence(n: int, parent: int, latest: IterationRecord | None, paren
         what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
         reason = f"reverting to iter {parent}, a population member drawn at random (seeded): iter {last} {what}"
     latest_val = latest.split("val") if latest is not None and last != parent else None
-    label = "latest" if latest is None or last == parent else f"latest (iter {last}, {latest.status})"
+    # the latest candidate is the parent itself: its figures are the parent's row, not a "not scored" one
+    label = "" if latest is not None and last == parent else "latest" if latest is None else \
+        f"latest (iter {last}, {latest.status})"
     parent_val = parent_rec.split("val") if parent_rec is not None else None
-    figures = forecast_figures(parent_val, latest_val, label)
+    parent_scores = parent_rec.scores if parent_rec is not None and isinstance(parent_rec.scores, dict) else None
+    figures = forecast_figures(parent_val, latest_val, label, parent_scores)
     extra = {**program_values(scheme, schemes), "forecast_figures": f"Why this parent: {reason}\n\n{figures}" if reason
              else figures}
     return {"parent_reason": reason, "extra": extra}
@@ -55,4 +59,6 @@ def forecast_fields(scores: ForecastScores, probs: np.ndarray, state: LoopState)
     return {"selection": value, "signals_sha256": key, "duplicate_of": duplicate,
             "in_population": bool(state.would_enter(value, key)),
             "returns": {LOSS_KEY: np.round(scores.losses["val"], 12).tolist(),
-                        CLIM_LOSS_KEY: np.round(scores.clim_losses["val"], 12).tolist()}}
+                        CLIM_LOSS_KEY: np.round(scores.clim_losses["val"], 12).tolist(),
+                        **({ROLL_LOSS_KEY: np.round(scores.roll_losses["val"], 12).tolist()}
+                           if "val" in scores.roll_losses else {})}}

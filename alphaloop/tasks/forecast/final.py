@@ -21,6 +21,7 @@ import numpy as np
 from alphaloop.commands.check import isolation_line, stage_lines
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
+from alphaloop.present.text import test_minus_validation
 from alphaloop.present.ui import console
 from alphaloop.run.records import IterationRecord, TestReading
 from alphaloop.run.store import finite
@@ -49,7 +50,7 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else OLD_RUN_BUDGET_S
     ev = evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=budget,
-                                      universe=histories if len(histories) > 1 else ()))
+                                      universe=histories if len(histories) > 1 else (), probe_window="test"))
     entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -68,22 +69,26 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
     for split in ("val", "test"):
         console.print(forecast_table(scores, split, f"final ({label}): {split} split against climatology (skill 0)"))
     stats = forecast_statistics(1, scores.clim_losses["test"], [scores.losses["test"]],
-                                [test[SELECTION_METRIC]], split="test")
+                                [test[SELECTION_METRIC]], split="test", roll_losses=scores.roll_losses.get("test"))
     console.print(format_forecast_statistics(stats), highlight=False, markup=False, soft_wrap=True)
     recorded = record.val_metric if record is not None else None
     t, v = test[SELECTION_METRIC], val[SELECTION_METRIC]
     degradation = None if t is None or v is None else t - v
-    console.print(f"test {SELECTION_METRIC}: {t:+.4f} (climatology +0.0000)  |  validation {SELECTION_METRIC}: "
+    rolled = test.get("rps_skill_rolling_mean")
+    console.print(f"test {SELECTION_METRIC}: {t:+.4f} (climatology +0.0000; against the rolling climatology "
+                  f"{'n/a' if rolled is None else format(rolled, '+.4f')})  |  validation {SELECTION_METRIC}: "
                   f"{v:+.4f}" + (f" (recorded by the loop: {recorded:+.4f})" if recorded is not None else "")
-                  + (f"  |  degradation (test - validation): {degradation:+.4f}" if degradation is not None else ""),
+                  + (f"  |  {test_minus_validation(degradation)}" if degradation is not None else ""),
                   highlight=False, soft_wrap=True)
     csv_path = wd.write_forecasts("test", to_csv(forecast_frame(history.frame, ev.forecasts, scheme,
                                                                 history.windows["test"])))
     console.print(f"day-by-day test forecasts with outcomes, scores and grades: {csv_path}", highlight=False,
                   soft_wrap=True)
     wd.append_reading(TestReading(**finite({
-        **entry, "status": "scored", "test": test, "val_metric": v, "bh_test_metric": 0.0, "bh_val_metric": 0.0,
-        "beat_bh_test": bool(t is not None and t > 0), "degradation": degradation})))
+        **entry, "status": "scored", "test": test, "val_metric": v, "benchmark": "climatology",
+        "climatology_test_metric": 0.0, "climatology_val_metric": 0.0,
+        "beat_climatology_test": bool(t is not None and t > 0), "degradation": degradation,
+        "spa_test": {"climatology": stats["spa_pvalues"], "rolling_climatology": stats.get("spa_rolling_pvalues")}})))
     before = int(entry.get("earlier_readings") or 0)
     console.print(f"recorded in {wd.readings} (reading number {before + 1})", highlight=False, soft_wrap=True)
     refresh(wd)

@@ -11,7 +11,7 @@ from alphaloop.present.ui import console
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BucketScheme
 from alphaloop.tasks.forecast.daybyday import forecast_frame, to_csv
-from alphaloop.tasks.forecast.evidence import CLIM_LOSS_KEY, LOSS_KEY
+from alphaloop.tasks.forecast.evidence import CLIM_LOSS_KEY, LOSS_KEY, ROLL_LOSS_KEY
 from alphaloop.tasks.forecast.stats import forecast_statistics, format_forecast_statistics
 
 
@@ -23,11 +23,20 @@ def write_forecast_statistics(wd: Workdir, trials: int, best_iteration: int | No
         return None
     clim = np.asarray(scored[0].returns[CLIM_LOSS_KEY], dtype=np.float64)
     same = [r for r in scored if len(r.returns[LOSS_KEY]) == clim.size]
+    roll = scored[0].returns.get(ROLL_LOSS_KEY)
     stats = forecast_statistics(trials, clim, [np.asarray(r.returns[LOSS_KEY]) for r in same],
-                                [r.val_metric for r in same], split="val", seed=seed)
+                                [r.val_metric for r in same], split="val", seed=seed,
+                                roll_losses=np.asarray(roll, dtype=np.float64) if roll else None)
     stats["best_iteration"] = best_iteration
+    best = next((r for r in scored if r.iteration == best_iteration), None)
+    train = (best.split("train") or {}).get("rps_skill_mean") if best is not None else None
+    if isinstance(train, int | float) and train < 0:
+        stats["warning_train"] = (f"the best forecaster (iter {best_iteration}) is below climatology on the train "
+                                  f"split (rps_skill_mean {train:+.4f}): its validation skill is probably luck")
     wd.write_forecast_stats(stats)
     console.print(format_forecast_statistics(stats), highlight=False, markup=False, soft_wrap=True)
+    if stats.get("warning_train"):
+        console.print(f"[yellow]warning:[/] {stats['warning_train']}", highlight=False, soft_wrap=True)
     return stats
 
 

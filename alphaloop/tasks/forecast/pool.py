@@ -16,16 +16,25 @@ import numpy as np
 
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, History, fold_windows
 from alphaloop.tasks.forecast.buckets import BucketScheme
-from alphaloop.tasks.forecast.scores import ForecastScores, WindowScores, score_forecasts, score_window
+from alphaloop.tasks.forecast.scores import (
+    ForecastScores,
+    WindowScores,
+    rolling_climatology,
+    score_forecasts,
+    score_window,
+)
 
 
 def _pooled(parts: list[tuple[slice, int]], histories: Sequence[History], probs: Sequence[np.ndarray],
             schemes: Sequence[BucketScheme]) -> WindowScores:
     """One window pooled over instruments: ``parts`` holds (window, instrument index) pairs."""
-    p, b, r, clim, dates, inst = [], [], [], [], [], []
+    p, b, r, clim, roll, dates, inst = [], [], [], [], [], [], []
     for window, k in parts:
-        close = histories[k].frame["Close"].to_numpy(dtype=np.float64)[window]
+        whole = histories[k].frame["Close"].to_numpy(dtype=np.float64)
+        close = whole[window]
         out = schemes[k].outcomes(close)
+        roll.append(rolling_climatology(schemes[k].outcomes(whole).buckets, schemes[k].horizons,
+                                        schemes[k].climatology)[window])
         p.append(np.asarray(probs[k], dtype=np.float64)[window])
         b.append(out.buckets)
         r.append(out.returns)
@@ -33,7 +42,8 @@ def _pooled(parts: list[tuple[slice, int]], histories: Sequence[History], probs:
         dates.extend(histories[k].frame.index[window])
         inst.append(np.full(len(close), k + 1, dtype=np.int64))
     return score_window(np.concatenate(p), np.concatenate(b), np.concatenate(r), dates, schemes[0],
-                        climatology=np.concatenate(clim), instruments=np.concatenate(inst))
+                        climatology=np.concatenate(clim), instruments=np.concatenate(inst),
+                        rolling=np.concatenate(roll))
 
 
 def score_forecast_universe(histories: Sequence[History], probs: Sequence[np.ndarray], folds: int = DEFAULT_FOLDS,
@@ -56,12 +66,12 @@ def score_forecast_universe(histories: Sequence[History], probs: Sequence[np.nda
     results = {name: _pooled([(h.windows[name], k) for k, h in enumerate(histories)], histories, probs, schemes)
                for name in splits}
     per_fold: dict[int, list[tuple[slice, int]]] = {}
-    for k, h in enumerate(histories):
-        tv = [h.windows[s] for s in ("train", "val") if s in h.windows]
-        if not tv:
+    for k, h in enumerate(histories):  # folds of train only, as the single instrument's (validation is in none)
+        train = h.windows.get("train")
+        if train is None:
             continue
-        base = tv[0].start
-        for i, w in enumerate(fold_windows(tv[-1].stop - base, folds)):
+        base = train.start
+        for i, w in enumerate(fold_windows(train.stop - base, folds)):
             per_fold.setdefault(i, []).append((slice(base + w.start, base + w.stop), k))
     fold_rows = []
     for i in sorted(per_fold):
@@ -74,4 +84,5 @@ def score_forecast_universe(histories: Sequence[History], probs: Sequence[np.nda
         splits={k: r.summary for k, r in results.items()}, folds=fold_rows,
         details={k: r.details for k, r in results.items()}, losses={k: r.loss for k, r in results.items()},
         clim_losses={k: r.clim_loss for k, r in results.items()}, scheme=schemes[0],
-        loss_dates={k: r.dates for k, r in results.items()}, schemes=tuple(schemes))
+        loss_dates={k: r.dates for k, r in results.items()}, schemes=tuple(schemes),
+        roll_losses={k: r.roll_loss for k, r in results.items() if r.roll_loss is not None})

@@ -53,12 +53,63 @@ def forecast_table(label: str, summary: dict | None) -> list[str]:
     return rows
 
 
-def forecast_figures(parent: dict | None, latest: dict | None, latest_label: str = "latest") -> str:
-    """The parent's and latest candidate's per-horizon skill, log score, ECE, grades and reward on validation."""
+def forecast_figures(parent: dict | None, latest: dict | None, latest_label: str = "latest",
+                     parent_scores: dict | None = None) -> str:
+    """The parent's and latest candidate's per-horizon skill, log score, ECE, grades and reward on validation;
+    with ``parent_scores`` (the parent's record scores) its train and fold figures and its evidence too.
+    ``latest`` None with ``latest_label`` "" means the latest candidate is the parent: no row of its own."""
     lines = ["| forecaster | horizon | rps_skill | log_score | ece | grades | reward |",
              "|---|---|---|---|---|---|---|",
              "| climatology | all | +0.0000 | about 1.0986 | - | rm (no bucket favoured) | +0.000 |"]
-    lines += forecast_table("parent", parent) + forecast_table(latest_label, latest)
+    lines += forecast_table("parent", parent) + (forecast_table(latest_label, latest) if latest_label else [])
+    if parent_scores:
+        lines += ["", *evidence_lines(parent_scores)]
     lines.append("grades: cc calibrated_correct, rm reasonable_miss, ow overconfident_wrong, o other "
                  "(validation split)")
     return "\n".join(lines)
+
+
+def _calibration_words(cal: dict) -> str:
+    """Mean forecast against realised frequency per bucket, with the side of the gap in words."""
+    parts = []
+    for bucket, c in (cal or {}).items():
+        f, r = c.get("forecast"), c.get("realised")
+        if f is None or r is None:
+            continue
+        side = "over-forecast" if f > r + 0.01 else "under-forecast" if f < r - 0.01 else "about right"
+        parts.append(f"{bucket} {f:.2f} vs {r:.2f} ({side})")
+    return "; ".join(parts) or "-"
+
+
+def _days_words(days: list[dict]) -> str:
+    return ", ".join(f"{d['date']} {d['bucket']} (p {'/'.join(f'{p:.2f}' for p in d['probs'])}, RPS {d['rps']:.3f})"
+                     for d in days) or "-"
+
+
+def evidence_lines(scores: dict) -> list[str]:
+    """The parent's train and fold figures, its skill against the rolling climatology, and per horizon on
+    validation: direction accuracy over the called days, the most probable bucket against the realised
+    distribution, calibration per bucket (mean forecast vs realised, which way it is off), best and worst days."""
+    splits = scores.get("splits") or {}
+    val, train = splits.get("val") or {}, splits.get("train") or {}
+    spread = scores.get("fold_spread") or {}
+    folds = (f"min {fnum(spread.get('min'))}, median {fnum(spread.get('median'))}, max {fnum(spread.get('max'))}"
+             if spread else "-")
+    train_skill = train.get("rps_skill_mean")
+    warn = " (below climatology on train: its validation skill may be luck)" if train_skill is not None and \
+        train_skill < 0 else ""
+    lines = [f"Parent, train split: rps_skill_mean {fnum(train_skill)}{warn}; walk-forward folds of train "
+             f"(sub-periods, not re-fitted): {folds}; validation against the rolling climatology (last known "
+             f"outcomes, a second benchmark): {fnum(val.get('rps_skill_rolling_mean'))}",
+             "Parent, validation split, per horizon:"]
+    for h, e in ((scores.get("evidence") or {}).get("val") or {}).items():
+        n = e.get("direction_days")
+        acc = e.get("direction_accuracy")
+        direction = (f"no calls (p(up) and p(down) never {CALL_MARGIN:g} apart)" if not n
+                     else f"{acc:.0%} of {n} called days" if acc is not None else "-")
+        mp = ", ".join(f"{k} {v}" for k, v in (e.get("most_probable") or {}).items())
+        real = ", ".join(f"{k} {v}" for k, v in (e.get("realised") or {}).items())
+        lines.append(f"- h={h}: direction {direction}; most probable bucket {mp} (realised {real}); calibration "
+                     f"(mean forecast vs realised) {_calibration_words(e.get('calibration'))}; best days "
+                     f"{_days_words(e.get('best_days') or [])}; worst days {_days_words(e.get('worst_days') or [])}")
+    return lines

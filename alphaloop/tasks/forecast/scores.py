@@ -27,6 +27,7 @@ SELECTION_METRIC = "rps_skill_mean"
 LOG_FLOOR = 1e-6  # -log(1e-6) = 13.8: a zero probability on what happened costs a lot but stays finite
 RELIABILITY_BINS = 10
 EXTREMES = 5  # best and worst days reported per horizon
+SPREAD_BARS = 21  # best and worst days at least a month of bars apart, so they do not all fall in one calm month
 
 # Grades of one episode (one bar, one horizon), checked in this order.
 CORRECT_MAX_PROB = 0.9  # calibrated_correct: the realised bucket was strictly the most probable, p <= this
@@ -36,7 +37,13 @@ WRONG_CONFIDENT_PROB = 0.7  # ... while one bucket was given p >= this
 GRADES = ("calibrated_correct", "reasonable_miss", "overconfident_wrong", "other")
 GRADE_REWARD = {"calibrated_correct": 1.0, "reasonable_miss": 0.0, "overconfident_wrong": -1.0, "other": -0.25}
 CALL_MARGIN = 0.02  # "the most probable" bucket must beat every other by more than this: a call, not noise
-SUMMARY_KEYS = ("rps_skill_mean", "rps_skill", "log_score", "ece", "grades", "reward")
+SUMMARY_KEYS = ("rps_skill_mean", "rps_skill", "rps_skill_rolling_mean", "rps_skill_rolling", "log_score", "ece",
+                "grades", "reward")
+# The second benchmark: each day's bucket frequencies over the last ROLLING_BARS outcomes known at its close.
+# The train-split climatology can be beaten by drift alone (a split with more flat days than train); this
+# one follows the recent past without any skill. Until ROLLING_MIN outcomes are known it is the train's.
+ROLLING_BARS = 500
+ROLLING_MIN = 100
 
 
 def rps(probs: np.ndarray, buckets: np.ndarray) -> np.ndarray:
@@ -86,8 +93,11 @@ def reliability(probs: np.ndarray, buckets: np.ndarray, bins: int = RELIABILITY_
 
 
 def direction_accuracy(probs: np.ndarray, returns: np.ndarray) -> tuple[float | None, int]:
-    """Share of days whose sign(p_up - p_down) matches the sign of the realised return (both non-zero)."""
-    called = np.sign(probs[:, 2] - probs[:, 0])
+    """Share of called days whose call matches the sign of the realised return (non-zero). A day is called
+    only when p(up) and p(down) differ by more than ``CALL_MARGIN``: a symmetric forecaster's rounding
+    noise (1e-16) is no call; with no call there is no figure (None)."""
+    lean = probs[:, 2] - probs[:, 0]
+    called = np.where(np.abs(lean) > CALL_MARGIN, np.sign(lean), 0.0)
     real = np.sign(returns)
     use = (called != 0) & (real != 0)
     n = int(use.sum())
@@ -104,6 +114,24 @@ def most_probable(probs: np.ndarray) -> dict[str, int]:
     return out
 
 
+def spread_picks(order: np.ndarray, count: int = EXTREMES, gap: int = SPREAD_BARS) -> np.ndarray:
+    """The first ``count`` rows of ``order`` that lie at least ``gap`` rows from every row already picked."""
+    picked: list[int] = []
+    for i in order:
+        if all(abs(int(i) - j) >= gap for j in picked):
+            picked.append(int(i))
+            if len(picked) == count:
+                break
+    return np.asarray(picked, dtype=np.int64)
+
+
+def calibration(probs: np.ndarray, buckets: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per bucket, the mean forecast probability against how often it happened: the sign of the gap says
+    which way to adjust (forecast above realised: the bucket is over-forecast)."""
+    return {name: {"forecast": float(probs[:, k].mean()), "realised": float((buckets == k).mean())}
+            for k, name in enumerate(BUCKETS)}
+
+
 def days(picks: np.ndarray, dates: list[str], probs: np.ndarray, buckets: np.ndarray, returns: np.ndarray,
          scores: np.ndarray, grades: np.ndarray, instruments: np.ndarray | None = None) -> list[dict]:
     """The picked days of one horizon as records: date, forecast, outcome, RPS and grade (and, pooled over a
@@ -117,6 +145,27 @@ def finite_or_none(x: float) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
+def rolling_climatology(buckets: np.ndarray, horizons: Sequence[int], fallback: np.ndarray,
+                        bars: int = ROLLING_BARS) -> np.ndarray:
+    """(N, H, 3) reference forecasts: for row t and horizon h, the frequencies of the buckets of rows
+    t-h-bars+1 .. t-h (the outcomes known at t's close) over a whole history's (N, H) buckets; the
+    train climatology ``fallback`` (H, 3) where fewer than ``ROLLING_MIN`` are known."""
+    n = buckets.shape[0]
+    out = np.empty((n, len(horizons), 3), dtype=np.float64)
+    rows = np.arange(n)
+    for j, h in enumerate(horizons):
+        b = buckets[:, j]
+        ok = np.isfinite(b)
+        onehot = np.zeros((n, 3), dtype=np.float64)
+        onehot[ok, b[ok].astype(np.int64)] = 1.0
+        cum = np.vstack([np.zeros((1, 3)), np.cumsum(onehot, axis=0)])  # cum[k]: rows before k
+        hi = np.clip(rows - int(h) + 1, 0, n)
+        counts = cum[hi] - cum[np.clip(hi - bars, 0, n)]
+        total = counts.sum(axis=1, keepdims=True)
+        out[:, j] = np.where(total >= ROLLING_MIN, counts / np.maximum(total, 1.0), fallback[j])
+    return out
+
+
 @dataclass
 class WindowScores:
     """One window's figures: the verdict summary, the details, and per-day losses for the statistics."""
@@ -126,34 +175,42 @@ class WindowScores:
     loss: np.ndarray  # per bar with every horizon resolved: mean RPS over horizons
     clim_loss: np.ndarray  # the same for the climatology forecast
     dates: list[str]
+    roll_loss: np.ndarray | None = None  # the same for the rolling climatology (``rolling_climatology``)
 
 
 def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.ndarray, dates: Sequence[object],
                  scheme: BucketScheme, climatology: np.ndarray | None = None,
-                 instruments: np.ndarray | None = None) -> WindowScores:
+                 instruments: np.ndarray | None = None, rolling: np.ndarray | None = None) -> WindowScores:
     """Score (n, H, 3) probabilities of one window against its (n, H) buckets and returns.
 
     ``climatology`` (n, H, 3), when given, is each row's own reference forecast (rows pooled over a
     universe each carry their instrument's train climatology); else every row uses ``scheme``'s.
-    ``instruments`` (n,) numbers each row's instrument for the best and worst days.
+    ``instruments`` (n,) numbers each row's instrument for the best and worst days; ``rolling`` (n, H, 3)
+    each row's rolling climatology, the second benchmark (its skill is None without it).
     """
     hs = scheme.horizons
     dates = [str(pd.Timestamp(d).date()) for d in dates]
-    skill, logs, eces, grades, reward, det = {}, {}, {}, {}, {}, {}
+    skill, skill_roll, logs, eces, grades, reward, det = {}, {}, {}, {}, {}, {}, {}
     rps_all = np.full(outcomes_buckets.shape, np.nan)
     rps_clim_all = np.full(outcomes_buckets.shape, np.nan)
+    rps_roll_all = np.full(outcomes_buckets.shape, np.nan)
     for j, h in enumerate(hs):
         key = str(h)
         ok = np.isfinite(outcomes_buckets[:, j])
         p, b, r = probs[ok, j], outcomes_buckets[ok, j], returns[ok, j]
         if not ok.any():
-            skill[key] = logs[key] = eces[key] = reward[key] = None
+            skill[key] = skill_roll[key] = logs[key] = eces[key] = reward[key] = None
             grades[key] = dict.fromkeys(GRADES, 0)
             det[key] = {"n": 0}
             continue
         s = rps(p, b)
         s_clim = rps(np.broadcast_to(scheme.climatology[j], p.shape) if climatology is None else climatology[ok, j], b)
         rps_all[ok, j], rps_clim_all[ok, j] = s, s_clim
+        s_roll = rps(rolling[ok, j], b) if rolling is not None else None
+        if s_roll is not None:
+            rps_roll_all[ok, j] = s_roll
+        skill_roll[key] = (finite_or_none(1.0 - s.mean() / s_roll.mean())
+                           if s_roll is not None and s_roll.mean() > 0 else None)
         g = grade(p, b)
         counts = np.bincount(g, minlength=len(GRADES))
         table, ece = reliability(p, b)
@@ -167,18 +224,22 @@ def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.nd
         day_dates = [dates[i] for i in np.flatnonzero(ok)]
         inst = instruments[ok] if instruments is not None else None
         det[key] = {"n": int(ok.sum()), "rps": float(s.mean()), "rps_climatology": float(s_clim.mean()),
+                    "rps_rolling_climatology": float(s_roll.mean()) if s_roll is not None else None,
                     "reliability": table, "direction_accuracy": acc, "direction_days": n_dir,
-                    "most_probable": most_probable(p),
+                    "most_probable": most_probable(p), "calibration": calibration(p, b),
                     "realised": {name: int((b == k).sum()) for k, name in enumerate(BUCKETS)},
-                    "best_days": days(order[:EXTREMES], day_dates, p, b, r, s, g, inst),
-                    "worst_days": days(order[::-1][:EXTREMES], day_dates, p, b, r, s, g, inst)}
+                    "best_days": days(spread_picks(order), day_dates, p, b, r, s, g, inst),
+                    "worst_days": days(spread_picks(order[::-1]), day_dates, p, b, r, s, g, inst)}
     vals = [v for v in skill.values() if v is not None]
+    rolled = [v for v in skill_roll.values() if v is not None]
     summary = {"rps_skill_mean": float(np.mean(vals)) if len(vals) == len(hs) else None, "rps_skill": skill,
-               "log_score": logs, "ece": eces, "grades": grades, "reward": reward}
+               "rps_skill_rolling_mean": float(np.mean(rolled)) if len(rolled) == len(hs) else None,
+               "rps_skill_rolling": skill_roll, "log_score": logs, "ece": eces, "grades": grades, "reward": reward}
     full = np.isfinite(rps_all).all(axis=1)
     return WindowScores(summary=summary, details=det, loss=rps_all[full].mean(axis=1),
                         clim_loss=rps_clim_all[full].mean(axis=1),
-                        dates=[d for d, f in zip(dates, full, strict=True) if f])
+                        dates=[d for d, f in zip(dates, full, strict=True) if f],
+                        roll_loss=rps_roll_all[full].mean(axis=1) if rolling is not None else None)
 
 
 @dataclass
@@ -199,6 +260,7 @@ class ForecastScores:
     metric: str = SELECTION_METRIC
     loss_dates: dict[str, list[str]] = field(default_factory=dict)
     schemes: tuple[BucketScheme, ...] = ()  # a universe: every instrument's own buckets (``scheme`` is the first's)
+    roll_losses: dict[str, np.ndarray] = field(default_factory=dict)  # per-day losses of the rolling climatology
 
     @property
     def selection(self) -> float:
@@ -215,7 +277,8 @@ class ForecastScores:
         """The verdict's ``metrics`` object: the same layout as ``Scores.to_json`` plus the buckets."""
         sel = self.splits["val"][self.metric] if "val" in self.splits else None
         out = {"metric": self.metric, "selection_val": sel, "splits": self.splits, "folds": self.folds,
-               "fold_spread": self.fold_spread(), "buckets": self.scheme.to_json()}
+               "fold_spread": self.fold_spread(), "buckets": self.scheme.to_json(),
+               "evidence": {"val": evidence(self.details.get("val") or {})} if "val" in self.details else {}}
         if len(self.schemes) > 1:
             out["instruments"] = len(self.schemes)
             out["buckets_by_instrument"] = [s.to_json() for s in self.schemes]
@@ -242,9 +305,11 @@ def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | N
     if probs.shape != (len(frame), len(scheme.horizons), 3):
         raise ValueError(f"forecasts of shape {probs.shape} for {len(frame)} rows and {len(scheme.horizons)} horizons")
 
+    rolling = rolling_climatology(scheme.outcomes(close).buckets, scheme.horizons, scheme.climatology)
+
     def one(window: slice) -> WindowScores:
         out = scheme.outcomes(close[window])
-        return score_window(probs[window], out.buckets, out.returns, index[window], scheme)
+        return score_window(probs[window], out.buckets, out.returns, index[window], scheme, rolling=rolling[window])
 
     results = {name: one(windows[name]) for name in splits}
     fold_rows = []
@@ -260,4 +325,28 @@ def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | N
         details={k: r.details for k, r in results.items()}, losses={k: r.loss for k, r in results.items()},
         clim_losses={k: r.clim_loss for k, r in results.items()}, scheme=scheme,
         loss_dates={k: r.dates for k, r in results.items()},
+        roll_losses={k: r.roll_loss for k, r in results.items() if r.roll_loss is not None},
     )
+
+
+EVIDENCE_DAYS = 3  # best and worst days per horizon kept in the record for the prompt
+
+
+def evidence(details: dict) -> dict:
+    """What the prompt shows of a split's details, per horizon: direction accuracy over the calls, the most
+    probable bucket's distribution against the realised one, calibration per bucket, best and worst days."""
+    out = {}
+    for h, d in details.items():
+        if not d.get("n"):
+            continue
+        out[h] = {"direction_accuracy": d.get("direction_accuracy"), "direction_days": d.get("direction_days"),
+                  "most_probable": d.get("most_probable"), "realised": d.get("realised"),
+                  "calibration": d.get("calibration"),
+                  "best_days": [_day(x) for x in (d.get("best_days") or [])[:EVIDENCE_DAYS]],
+                  "worst_days": [_day(x) for x in (d.get("worst_days") or [])[:EVIDENCE_DAYS]]}
+    return out
+
+
+def _day(day: dict) -> dict:
+    return {"date": day["date"], "bucket": day["bucket"], "probs": [round(p, 3) for p in day["probs"]],
+            "rps": round(day["rps"], 4), **({"instrument": day["instrument"]} if "instrument" in day else {})}

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from alphaloop.present.text import p_value, plural
 from alphaloop.tasks.forecast.buckets import HORIZONS
 
 SIGNIFICANCE = 0.05
@@ -50,11 +51,12 @@ def forecast_spa(clim_losses: np.ndarray, candidate_losses: Sequence[np.ndarray]
 
 def forecast_statistics(trials: int, clim_losses: np.ndarray, candidate_losses: Sequence[np.ndarray],
                         skills: Sequence[float], split: str = "val", seed: int = 0, reps: int = SPA_REPS,
-                        block: int = SPA_BLOCK) -> dict:
+                        block: int = SPA_BLOCK, roll_losses: np.ndarray | None = None) -> dict:
     """Trials, the best skill and the SPA verdict against climatology, JSON-serialisable.
 
     ``trials`` counts every forecaster tried (rejected ones too); ``candidate_losses`` and ``skills``
-    are those of the scored forecasters, in the same order, on ``split``.
+    are those of the scored forecasters, in the same order, on ``split``; ``roll_losses`` the rolling
+    climatology's per-day losses on the same days: the second benchmark, tested the same way.
     """
     trials = max(int(trials), 1)
     finite = [s for s in skills if s is not None and np.isfinite(s)]
@@ -66,27 +68,43 @@ def forecast_statistics(trials: int, clim_losses: np.ndarray, candidate_losses: 
     if pvalues is None:
         out["verdict_spa"] = "no scored forecaster to test against climatology"
     elif pvalues["consistent"] < SIGNIFICANCE:
-        out["verdict_spa"] = (f"the best forecaster beats climatology at 5% even after accounting for {trials} "
-                              f"trials (SPA p = {pvalues['consistent']:.3f} over {len(candidate_losses)} scored "
-                              f"forecasters, {split} split)")
+        out["verdict_spa"] = (f"the best forecaster beats climatology at 5% even after accounting for "
+                              f"{plural(trials, 'trial')} (SPA {p_value(pvalues['consistent'])} over "
+                              f"{plural(len(candidate_losses), 'scored forecaster')}, {split} split)")
     else:
-        out["verdict_spa"] = (f"no forecaster beats climatology beyond what luck explains at 5% (SPA p = "
-                              f"{pvalues['consistent']:.3f} over {len(candidate_losses)} scored forecasters, "
-                              f"{trials} trials, {split} split)")
+        out["verdict_spa"] = (f"no forecaster beats climatology beyond what luck explains at 5% (SPA "
+                              f"{p_value(pvalues['consistent'])} over "
+                              f"{plural(len(candidate_losses), 'scored forecaster')}, {plural(trials, 'trial')}, "
+                              f"{split} split)")
+    if roll_losses is not None and np.asarray(roll_losses).size == np.asarray(clim_losses).size:
+        rolled = forecast_spa(roll_losses, candidate_losses, seed=seed, reps=reps, block=block)
+        out["spa_rolling_pvalues"] = rolled
+        if rolled is not None:
+            beats = rolled["consistent"] < SIGNIFICANCE
+            out["verdict_spa_rolling"] = (
+                f"{'the best forecaster beats' if beats else 'no forecaster beats'} the rolling climatology "
+                f"{'at 5%' if beats else 'beyond what luck explains at 5%'} (SPA {p_value(rolled['consistent'])}, "
+                f"{split} split)")
     return out
 
 
 def format_forecast_statistics(d: dict) -> str:
     """Human-readable lines; every one says where it was measured."""
     best = d["best_rps_skill_mean"]
-    lines = [f"forecast statistics over {d['trials']} trials ({d['scored_trials']} scored), measured on the "
+    lines = [f"forecast statistics over {plural(d['trials'], 'trial')} ({d['scored_trials']} scored), measured on the "
              f"{d['split']} split:",
              f"  best mean RPS skill against climatology: {best:.4f}" if best is not None else
              "  no scored forecaster"]
     p = d.get("spa_pvalues")
     if p:
-        lines.append(f"  Hansen's SPA against climatology: p = {p['consistent']:.3f} (lower {p['lower']:.3f}, "
-                     f"upper {p['upper']:.3f}; {d['spa_reps']} circular-block draws of {d['spa_block']} bars), "
-                     f"measured on the {d['split']} split")
+        lower, upper = (p_value(p[k]).removeprefix("p = ") for k in ("lower", "upper"))
+        lines.append(f"  Hansen's SPA against climatology: {p_value(p['consistent'])} (lower {lower}, upper {upper}; "
+                     f"{d['spa_reps']} circular-block draws of {d['spa_block']} bars), measured on the {d['split']} "
+                     "split")
     lines.append(f"  verdict: {d['verdict_spa']}")
+    rolled = d.get("spa_rolling_pvalues")
+    if rolled:
+        lines.append(f"  Hansen's SPA against the rolling climatology: {p_value(rolled['consistent'])}, measured on "
+                     f"the {d['split']} split")
+        lines.append(f"  verdict: {d['verdict_spa_rolling']}")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from alphaloop.present.text import fmt
 from alphaloop.tasks.forecast.buckets import cuts_text
-from alphaloop.tasks.forecast.scores import GRADES, SELECTION_METRIC, ForecastScores
+from alphaloop.tasks.forecast.scores import CALL_MARGIN, GRADES, ROLLING_BARS, SELECTION_METRIC, ForecastScores
 
 GRADE_SHORT = {"calibrated_correct": "cc", "reasonable_miss": "rm", "overconfident_wrong": "ow", "other": "o"}
 
@@ -35,25 +35,42 @@ def forecast_table(scores: ForecastScores, split: str, title: str) -> Table:
     """One row per horizon of one split: skill, RPS beside climatology's, log score, ECE, grades, reward."""
     s, det = scores.splits[split], scores.details.get(split, {})
     table = Table(title=title)
-    for col in ("h", "skill", "RPS", "clim.", "ECE", "dir.", "cc/rm/ow/o", "reward"):
+    for col in ("h", "skill", "vs roll.", "RPS", "clim.", "ECE", "dir.", "cc/rm/ow/o", "reward"):
         table.add_column(col, justify="right", no_wrap=True)
-    table.caption = ("skill = 1 - RPS / RPS of climatology (clim.); dir. = direction accuracy; grades "
+    table.caption = (f"skill = 1 - RPS / RPS of climatology (clim.: train frequencies); vs roll. = skill against "
+                     f"the rolling climatology (the last {ROLLING_BARS} known outcomes); dir. = direction accuracy "
+                     f"of the days called (p(up) and p(down) {CALL_MARGIN:g} apart or more); grades "
                      "calibrated_correct / reasonable_miss / overconfident_wrong / other; log scores in the JSON")
+    rolling = s.get("rps_skill_rolling") or {}
     for h, skill in s["rps_skill"].items():
         d = det.get(h, {})
-        acc = fmt(d.get("direction_accuracy"), 0, pct=True, missing=NOT_AVAILABLE)
-        table.add_row(h, fnum(skill), fnum(d.get("rps"), 4, False), fnum(d.get("rps_climatology"), 4, False),
-                      fnum(s["ece"][h], 3, False), acc, grades_slash(s["grades"][h]), fnum(s["reward"][h], 2))
-    table.add_row("all", fnum(s[SELECTION_METRIC]), "", "", "", "", "", "")
+        acc = direction_text(d)
+        table.add_row(h, fnum(skill), fnum(rolling.get(h)), fnum(d.get("rps"), 4, False),
+                      fnum(d.get("rps_climatology"), 4, False), fnum(s["ece"][h], 3, False), acc,
+                      grades_slash(s["grades"][h]), fnum(s["reward"][h], 2))
+    table.add_row("all", fnum(s[SELECTION_METRIC]), fnum(s.get("rps_skill_rolling_mean")), "", "", "", "", "", "")
     return table
 
 
+def direction_text(details: dict) -> str:
+    """Direction accuracy over the days called, with how many; "no calls" when the forecaster made none."""
+    acc, days = details.get("direction_accuracy"), details.get("direction_days")
+    if acc is None:
+        return "no calls" if days == 0 else NOT_AVAILABLE
+    return f"{fmt(acc, 0, pct=True)} of {days}"
+
+
 def selection_line(scores: ForecastScores) -> str:
-    """Validation's mean RPS skill beside climatology's 0, with train and the walk-forward spread."""
-    line = (f"selection: validation {SELECTION_METRIC} {fnum(scores.splits['val'][SELECTION_METRIC])} "
-            f"(climatology +0.0000)")
+    """Validation's mean RPS skill beside climatology's 0 and the rolling climatology, with train (flagged when
+    negative) and the walk-forward spread."""
+    val = scores.splits["val"]
+    line = (f"selection: validation {SELECTION_METRIC} {fnum(val[SELECTION_METRIC])} (climatology +0.0000; "
+            f"against the rolling {ROLLING_BARS}-bar climatology {fnum(val.get('rps_skill_rolling_mean'))})")
     if "train" in scores.splits:
-        line += f"; train {fnum(scores.splits['train'][SELECTION_METRIC])}"
+        train = scores.splits["train"][SELECTION_METRIC]
+        line += f"; train {fnum(train)}"
+        if train is not None and train < 0:
+            line += " (WARNING: below climatology on train: the validation skill is probably luck)"
     spread = scores.fold_spread()
     if spread:
         line += (f"  |  walk-forward {len(scores.folds)} folds of train (sub-periods, not re-fitted): "

@@ -19,6 +19,7 @@ import numpy as np
 
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.universe import instrument_histories
+from alphaloop.present.text import test_minus_validation
 from alphaloop.present.ui import console, warn_loudly
 from alphaloop.run.store import finite
 from alphaloop.tasks.portfolio.scoring import PortfolioScores
@@ -99,7 +100,7 @@ def final_reading(inputs: Any) -> int:
     recorded = record.val_metric if record is not None else None
     _say(f"test {metric}: {test[metric]:.3f} | validation {metric}: {val[metric]:.3f}"
          + (f" (recorded by the loop: {recorded:.3f})" if recorded is not None else "")
-         + f" | degradation (test - validation): {degradation:+.3f}")
+         + f" | {test_minus_validation(degradation, format(degradation, '+.3f'))}")
     _say(verdict_line(metric, test, val))
     held = holdout_scores(region, inputs.held, inputs)
     if held is not None:

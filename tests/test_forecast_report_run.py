@@ -1,0 +1,94 @@
+"""A real short forecast run (prepare, the loop, final, report) in a tmp dir: direction accuracy counts
+only calls, the rolling climatology stands beside the skill and in SPA, final's wording and reading fit
+a forecast, the prompt carries the parent's evidence, and forecasts_test.csv names the call and the cuts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alphaloop.run.workdir import Workdir
+from alphaloop.tasks.forecast.buckets import BucketScheme
+from alphaloop.tasks.forecast.evidence import forecast_evidence
+from alphaloop.tasks.forecast.scores import CALL_MARGIN, ROLLING_BARS, ROLLING_MIN, SPREAD_BARS, direction_accuracy
+from tests.test_universe_data import run
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("forecast_run")
+    steps = [("prepare.py", "--source", "sample", "--out", "d"),
+             ("harness.py", "--task", "forecast", "--iterations", "3", "--proposer", "offline", "--data", "d",
+              "--workdir", "w")]
+    for step in steps:
+        res = run(*step, cwd=root)
+        assert res.returncode == 0, res.stdout + res.stderr
+        (root / f"{step[0]}.out").write_text(res.stdout, encoding="utf-8")
+    res = run("harness.py", "final", "--data", "d", "--workdir", "w", cwd=root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (root / "final.out").write_text(res.stdout, encoding="utf-8")
+    return root
+
+
+def test_a_symmetric_forecaster_makes_no_calls() -> None:
+    probs = np.tile([0.3, 0.4, 0.3], (50, 1)) + np.random.default_rng(0).normal(0, 1e-16, (50, 3))
+    returns = np.random.default_rng(1).normal(0, 0.01, 50)
+    assert direction_accuracy(probs, returns) == (None, 0)
+    leaning = np.tile([0.2, 0.4, 0.4], (50, 1))
+    acc, n = direction_accuracy(leaning, returns)
+    assert n == 50 and acc == pytest.approx(float(np.mean(returns > 0)))
+
+
+def test_final_wording_and_the_reading_fit_a_forecast(forecast_run: Path) -> None:
+    out = " ".join((forecast_run / "final.out").read_text(encoding="utf-8").split())
+    assert "1 trials" not in out and "p = 0.000" not in out
+    assert "against the rolling climatology" in out
+    reading = json.loads((forecast_run / "w" / "test_readings.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    delta = reading["degradation"]
+    assert ("improvement (test - validation)" if delta > 0 else "degradation (test - validation)") in out
+    assert reading["benchmark"] == "climatology" and "beat_bh_test" not in reading and "bh_test_metric" not in reading
+    assert isinstance(reading["beat_climatology_test"], bool)
+    assert set(reading["spa_test"]) == {"climatology", "rolling_climatology"}
+    assert "rps_skill_rolling_mean" in reading["test"]
+
+
+def test_the_run_tests_against_the_rolling_climatology_too(forecast_run: Path) -> None:
+    out = " ".join((forecast_run / "harness.py.out").read_text(encoding="utf-8").split())
+    assert "Hansen's SPA against the rolling climatology" in out
+    stats = json.loads((forecast_run / "w" / "forecast_stats.json").read_text(encoding="utf-8"))
+    assert "spa_rolling_pvalues" in stats and "verdict_spa_rolling" in stats
+    assert "against the rolling climatology" in out  # beside the skill in the iteration lines
+
+
+def test_the_prompt_carries_the_parents_evidence_and_no_unscored_latest(forecast_run: Path) -> None:
+    wd = Workdir(forecast_run / "w")
+    parent = wd.record(2)
+    frozen = pd.read_csv(forecast_run / "d" / "train.csv")
+    scheme = BucketScheme.from_train(frozen["Close"].to_numpy(dtype=np.float64))
+    extra = forecast_evidence(3, 2, parent, parent, scheme, last=2)["extra"]["forecast_figures"]
+    assert "not scored" not in extra
+    for words in ("train split: rps_skill_mean", "walk-forward folds of train", "rolling climatology",
+                  "direction", "most probable bucket", "calibration (mean forecast vs realised)",
+                  "best days", "worst days"):
+        assert words in extra, words
+    assert "over-forecast" in extra or "under-forecast" in extra or "about right" in extra
+
+
+def test_forecasts_test_csv_names_the_call_and_the_cut_points(forecast_run: Path) -> None:
+    csv = pd.read_csv(forecast_run / "w" / "forecasts_test.csv")
+    for h in (1, 3, 5, 10):
+        for col in (f"called_{h}", f"cut_lower_{h}", f"cut_upper_{h}", f"price_lower_{h}", f"price_upper_{h}"):
+            assert col in csv.columns, col
+        assert set(csv[f"called_{h}"]) <= {"down", "flat", "up", "tie"}
+        assert np.allclose(csv[f"price_upper_{h}"], csv["close"] * (1 + csv[f"cut_upper_{h}"]))
+
+
+def test_the_forecast_docs_quote_the_constants() -> None:
+    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "forecast.md").read_text(encoding="utf-8").split())
+    assert CALL_MARGIN == 0.02 and "differ by more than 0.02" in text
+    assert f"the last {ROLLING_BARS} outcomes" in text and f"until {ROLLING_MIN} are known" in text
+    assert f"at least {SPREAD_BARS} bars apart" in text
