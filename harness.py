@@ -17,10 +17,10 @@ from pathlib import Path
 from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig, run_limits
 from alphaloop.evaluate.scoring import SELECTION_METRICS
 from alphaloop.propose import KINDS, LLM
+from alphaloop.tasks import TASKS
 
 COMMANDS = ("run", "check", "final", "report")
 RUN = LoopConfig()  # every flag's default (and the figure its help quotes) comes from here
-FORECAST_START = Path(__file__).resolve().parent / "examples" / "forecast_climatology.py"  # --task forecast: iter 0
 
 
 def _folder(path: Path) -> str:
@@ -38,9 +38,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         f"(sub-period analysis); validation is in no fold (default {RUN.folds})")
     p.add_argument("--cost-bps", type=float, default=RUN.cost_bps,
                    help=f"cost per position change, bp of notional (default {RUN.cost_bps:g})")
-    p.add_argument("--task", choices=("trade", "forecast"), default=RUN.task,
-                   help="trade: generate_features + strategy_logic, scored by backtest (default); forecast: "
-                        "generate_features + forecast(row), probabilities at T+1/3/5/10 scored by RPS skill")
+    p.add_argument("--task", choices=tuple(TASKS), default=RUN.task,
+                   help="; ".join(f"{name}: {task.summary}" for name, task in TASKS.items()))
     p.add_argument("--eval-timeout", type=float, default=RUN.eval_timeout_s, metavar="S",
                    help="wall-clock seconds for all sandbox runs of one candidate: full run, probes, reruns "
                         f"(default {RUN.eval_timeout_s:g})")
@@ -155,9 +154,6 @@ def run_loop(args: argparse.Namespace) -> int:
     from alphaloop.propose import make_proposer, missing_endpoint, probe_endpoint, resolve_kind
     from alphaloop.propose.base import EndpointDown
     from alphaloop.run.loop import Loop, LoopStop
-    from alphaloop.tasks.forecast.offline import OfflineForecastProposer
-    from alphaloop.tasks.forecast.prompting import FORECAST_PROGRAM_PATH, FORECAST_TEMPLATE_PATH
-    from alphaloop.tasks.forecast.rows import FORECAST_METRIC
 
     load_dotenv(Path.cwd() / ".env", override=False)
     args.iterations, args.max_fails = run_limits(args.iterations, args.max_fails, args.hours)
@@ -190,22 +186,21 @@ def run_loop(args: argparse.Namespace) -> int:
         if value is not None and not value > 0:
             print(f"error: {flag} must be > 0 (got {value:g})", file=sys.stderr)
             return 2
-    forecast = args.task == "forecast"
-    if forecast:  # the forecast task ranks by its own metric; --metric and --cost-bps are the trade task's
-        args.metric = FORECAST_METRIC
+    task = TASKS[args.task]
+    args.metric = task.selection_metric(args.metric)  # a task with a scale of its own (forecast) fixes it
     kind, why = resolve_kind(args.proposer, env)
     missing = missing_endpoint(kind, env)
     if missing:  # refuse before anything is written, instead of quietly trying the public OpenAI URL
         print(f"error: {missing}", file=sys.stderr)
         return 2
     try:
-        prompts = {"program_path": FORECAST_PROGRAM_PATH, "template_path": FORECAST_TEMPLATE_PATH} if forecast else {}
-        proposer = make_proposer(kind, seed=args.seed, model=args.model, base_url=env.get("OPENAI_BASE_URL"),
-                                 api_key=env.get("OPENAI_API_KEY"), timeout_s=args.timeout,
-                                 max_retries=args.retries, backoff_s=args.retry_backoff,
-                                 max_reply_tokens=args.max_reply_tokens, **prompts)
-        if forecast and kind == "offline":
-            proposer = OfflineForecastProposer(seed=args.seed)
+        if kind == "offline":
+            proposer = task.offline_proposer(args.seed)
+        else:
+            proposer = make_proposer(kind, seed=args.seed, model=args.model, base_url=env.get("OPENAI_BASE_URL"),
+                                     api_key=env.get("OPENAI_API_KEY"), timeout_s=args.timeout,
+                                     max_retries=args.retries, backoff_s=args.retry_backoff,
+                                     max_reply_tokens=args.max_reply_tokens, **task.prompts())
     except (EndpointDown, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -215,22 +210,17 @@ def run_loop(args: argparse.Namespace) -> int:
         return 3
     if kind == "offline":
         warn_loudly("OFFLINE PROPOSER IN USE",
-                    f"{why}\nThe built-in offline search proposes the {'forecasters' if forecast else 'strategies'} "
+                    f"{why}\nThe built-in offline search proposes the {task.candidates} "
                     f"(seed {args.seed}).\n"
                     "Set OPENAI_BASE_URL (and OPENAI_MODEL, OPENAI_API_KEY) in the environment or .env to use an LLM.")
         label = f"offline (seed {args.seed})"
     else:
         label = f"llm {getattr(proposer, 'model', '?')} @ {getattr(proposer, 'base_url', None) or 'api.openai.com'}"
-    from alphaloop.candidate import TRADE_PY
-
     if args.start_from is not None and not args.start_from.is_file():
         print(f"error: --start-from {args.start_from}: no such file", file=sys.stderr)
         return 2
     ensure_data(args.data)
-    if forecast:
-        start = args.start_from or FORECAST_START
-    else:
-        start = args.start_from or (Path("trade.py") if Path("trade.py").is_file() else TRADE_PY)
+    start = args.start_from or task.start_file()
     cfg = LoopConfig(workdir=args.workdir, data_dir=args.data, iterations=args.iterations, max_fails=args.max_fails,
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,

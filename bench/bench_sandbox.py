@@ -63,16 +63,24 @@ except ImportError:
 from alphaloop.data.frozen import load_splits
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
+try:  # instruments as a tuple and the task as an object (after the task protocol); the fields before it
+    from alphaloop.tasks import get_task
+
+    def context(history, box):
+        return EvalContext(histories=(history,), sandbox=box, task=get_task("trade"))
+except ImportError:
+    def context(history, box):
+        return EvalContext(history=history, sandbox=box)
 data, repeats, regions = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 history = History.from_splits(load_splits(data))
 out = {"total_ms": [], "sandbox_ms": []}
 with open_sandbox() as box:
     for region in regions:
-        evaluate(region, EvalContext(history=history, sandbox=box))
+        evaluate(region, context(history, box))
         totals, runs = [], []
         for _ in range(repeats):
             t = time.perf_counter()
-            ev = evaluate(region, EvalContext(history=history, sandbox=box))
+            ev = evaluate(region, context(history, box))
             totals.append((time.perf_counter() - t) * 1000)
             runs.append((ev.timings["sandbox"] + ev.timings["lookahead"]) * 1000)
             assert ev.stage in ("ok", "guards"), ev.reason

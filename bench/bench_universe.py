@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop.candidate import extract_region, template_text
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
 
 
 def instrument(seed: int, bars: int) -> History:
@@ -43,8 +44,7 @@ def timed(region: str, histories: list[History], box: object, repeats: int) -> t
     """Best wall time of ``repeats`` evaluations, with the per-stage times of that run."""
     best, stages = float("inf"), {}
     for _ in range(repeats):
-        ctx = EvalContext(history=histories[0], sandbox=box, universe=tuple(histories) if len(histories) > 1 else (),
-                          eval_timeout_s=600.0)
+        ctx = EvalContext(histories=tuple(histories), sandbox=box, task=get_task("trade"), eval_timeout_s=600.0)
         start = time.perf_counter()
         ev = evaluate(region, ctx)
         took = time.perf_counter() - start

@@ -115,8 +115,8 @@ def main() -> None:
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
-            with LocalExecutor(history, settings, workers=1) as local, \
-                    RayExecutor(history, settings, workers=1) as remote:
+            with LocalExecutor((history,), settings, workers=1) as local, \
+                    RayExecutor((history,), settings, workers=1) as remote:
                 task_seconds(local, sample[:2]), task_seconds(remote, sample[:2])  # warm up both
                 local_times, ray_times = [], []
                 for _ in range(3):  # interleaved rounds, so a change in the machine's load hits both alike

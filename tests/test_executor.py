@@ -37,14 +37,14 @@ def verdict(result: TaskResult) -> tuple:
     """What a record takes from an evaluation, timings aside."""
     ev = result.evaluation
     scores = ev.scores.to_json() if ev.scores is not None else None
-    signals = None if ev.signals is None else np.asarray(ev.signals).tobytes()
+    signals = None if not ev.outputs else np.asarray(ev.outputs[0]).tobytes()
     return ev.accepted, ev.stage, ev.reason, scores, signals, result.stress
 
 
 @pytest.fixture(scope="module")
 def local_verdicts(history: History, regions: list[str]) -> list[tuple]:
     try:
-        executor = LocalExecutor(history, SETTINGS, workers=2)
+        executor = LocalExecutor((history,), SETTINGS, workers=2)
     except RuntimeError as exc:
         pytest.skip(f"sandbox unavailable: {exc}")
     with executor:
@@ -72,7 +72,7 @@ def ray_local():
 
 def test_ray_gives_the_local_pools_evaluations_and_replaces_a_dead_worker(
         ray_local, history: History, regions: list[str], local_verdicts: list[tuple]) -> None:
-    with RayExecutor(history, SETTINGS, workers=2) as executor:
+    with RayExecutor((history,), SETTINGS, workers=2) as executor:
         assert not executor.started_ray  # it joined the running cluster and leaves it running
         assert "Ray actors" in executor.describe() and "isolation:" in executor.describe()
         assert [verdict(executor.evaluate(r)) for r in regions] == local_verdicts
@@ -117,7 +117,7 @@ def test_a_dead_evaluation_process_is_replaced_and_the_candidate_retried(history
     import os
     import signal
 
-    with LocalExecutor(history, SETTINGS, workers=2) as executor:
+    with LocalExecutor((history,), SETTINGS, workers=2) as executor:
         assert executor.processes and "2 evaluation processes" in executor.describe()
         victim = next(iter(executor._procs._processes))
         os.kill(victim, signal.SIGKILL)

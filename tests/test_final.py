@@ -101,7 +101,7 @@ def test_find_iteration_names_the_first_matching_file(workdir: Path) -> None:
 
 
 def test_verdict_line_says_who_won_and_by_how_much() -> None:
-    from alphaloop.commands.final import verdict_line
+    from alphaloop.tasks.trade.final import verdict_line
 
     won = verdict_line("sharpe", 0.9, 0.6, 1.2, 1.0)
     assert won.startswith("on the test split the candidate beat buy and hold by 0.300 (sharpe 0.900 vs 0.600)")

@@ -10,6 +10,7 @@ import pytest
 
 from alphaloop.commands.check import run_check
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.tasks import get_task
 from alphaloop.tasks.forecast.offline import BASELINE_SPEC, render
 from alphaloop.tasks.forecast.scores import GRADES, SUMMARY_KEYS
 from sandbox.gate import check, task_check
@@ -70,7 +71,8 @@ def history():
 
 
 def run(region: str, history, box) -> object:
-    return evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=120.0))
+    return evaluate(region, EvalContext(histories=(history,), sandbox=box, task=get_task("forecast"),
+                                        eval_timeout_s=120.0))
 
 
 def test_gate_asks_each_task_for_its_own_functions():

@@ -13,6 +13,7 @@ import pytest
 import prepare
 from alphaloop.commands.check import run_check
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
+from alphaloop.tasks import get_task
 from alphaloop.tasks.forecast.offline import BASELINE_SPEC, render
 from alphaloop.tasks.forecast.pool import score_forecast_universe
 from alphaloop.tasks.forecast.scores import GRADES, score_forecasts
@@ -102,13 +103,13 @@ def test_pipeline_runs_every_instrument_and_names_a_leak_by_number(real_sandbox)
     universe = (h1, h2)
 
     def run(region: str):
-        return evaluate(region, EvalContext(history=h1, sandbox=real_sandbox, task="forecast", eval_timeout_s=120.0,
-                                            universe=universe))
+        return evaluate(region, EvalContext(histories=universe, sandbox=real_sandbox, task=get_task("forecast"),
+                                            eval_timeout_s=120.0))
 
     ev = run(THIRDS)
     assert ev.accepted, ev.reason
-    assert len(ev.instrument_forecasts) == 2 and len(ev.details["lookahead"]["instruments"]) == 2
-    expected = score_forecast_universe(universe, list(ev.instrument_forecasts))
+    assert len(ev.outputs) == 2 and len(ev.details["lookahead"]["instruments"]) == 2
+    expected = score_forecast_universe(universe, list(ev.outputs))
     assert ev.scores.to_json()["splits"] == expected.to_json()["splits"]
     assert ev.scores.to_json()["instruments"] == 2
     leak = run(PEEK_ON_HIGH)
@@ -177,7 +178,7 @@ def test_invalid_probabilities_on_one_instrument_name_it_by_number(real_sandbox)
               .replace("return {h: (1 / 3, 1 / 3, 1 / 3) for h in (1, 3, 5, 10)}",
                        "return {h: ((0.5, 0.5, 0.5) if row['hi'] == 1.0 else (1 / 3, 1 / 3, 1 / 3)) "
                        "for h in (1, 3, 5, 10)}"))
-    ev = evaluate(region, EvalContext(history=universe[0], sandbox=real_sandbox, task="forecast",
-                                      eval_timeout_s=120.0, universe=universe))
+    ev = evaluate(region, EvalContext(histories=universe, sandbox=real_sandbox, task=get_task("forecast"),
+                                      eval_timeout_s=120.0))
     assert not ev.accepted and ev.stage == "sandbox"
     assert "instrument 2 of 2: horizon 1 on " in ev.reason and "sum to 1.5" in ev.reason, ev.reason

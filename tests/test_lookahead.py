@@ -23,8 +23,11 @@ from alphaloop.evaluate.probes import (
     warmup_rows,
 )
 from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
 from tests.conftest import InProcessSandbox
 from tests.test_sandbox_support import make_ohlcv, region
+
+TRADE = get_task("trade")
 
 F_VS_REF = """
 if row["f"] > row["ref"]:
@@ -174,7 +177,8 @@ def history(frame: pd.DataFrame) -> History:
 
 @pytest.mark.parametrize("name", list(LEAKS))
 def test_leak_is_caught(name: str, history: History) -> None:
-    ev = evaluate(f_region(LEAKS[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
+    ev = evaluate(f_region(LEAKS[name]), EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=TRADE,
+                                                     folds=2))
     assert (ev.accepted, ev.stage, ev.scores) == (False, "lookahead", None), f"{name}: {ev.stage} {ev.reason}"
     # a probe inside the full run's warm-up (rows the full run leaves NaN) compares the signals only
     assert ev.reason.startswith(("look-ahead: column 'f' changes on ", "look-ahead: signals changes on "))
@@ -183,7 +187,8 @@ def test_leak_is_caught(name: str, history: History) -> None:
 
 @pytest.mark.parametrize("name", list(CLEAN))
 def test_causal_feature_passes(name: str, history: History) -> None:
-    ev = evaluate(f_region(CLEAN[name]), EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
+    ev = evaluate(f_region(CLEAN[name]), EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=TRADE,
+                                                     folds=2))
     assert ev.stage in ("ok", "guards") and ev.details["lookahead"]["leak"] is None, ev.reason
 
 
@@ -322,5 +327,6 @@ LATE_AND_OFFDAY_LEAKS = {
 @pytest.mark.parametrize("name", list(LATE_AND_OFFDAY_LEAKS))
 def test_leaks_where_the_old_cuts_could_not_land_are_caught(name: str, history: History) -> None:
     ev = evaluate(f_region(LATE_AND_OFFDAY_LEAKS[name]),
-                  EvalContext(history=history, sandbox=InProcessSandbox(), folds=2))
+                  EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=TRADE,
+                                                     folds=2))
     assert (ev.accepted, ev.stage) == (False, "lookahead"), f"{name}: {ev.stage} {ev.reason}"

@@ -8,9 +8,9 @@ import numpy as np
 
 from alphaloop.evaluate.scoring import History, score
 from alphaloop.run.diversity import positions_key, window_positions
-from alphaloop.run.evidence import judge_diversity
 from alphaloop.run.records import Member
 from alphaloop.run.state import LoopState
+from alphaloop.tasks.trade.evidence import judge_diversity
 from tests.test_sandbox_support import make_ohlcv
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alphaloop.run.learnings import Learnings
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.state import LoopState
+from alphaloop.tasks import get_task
 
 
 def record(n: int, val: float | None, status: str = "accepted", sha: str | None = None, parent: int | None = 0) -> dict:
@@ -25,7 +26,8 @@ def fold(state: LoopState, rec: dict) -> None:
     if rec["status"] == "accepted":
         rec["duplicate_of"] = state.duplicate_of(rec["signals_sha256"])
         rec["in_population"] = state.would_enter(rec["selection_value"], rec["signals_sha256"])
-    state.apply(IterationRecord.from_json(rec), Learnings())  # the old record shape, read as the loop reads it
+    # the old record shape, read as the loop reads it
+    state.apply(IterationRecord.from_json(rec), Learnings(), get_task("trade"))
 
 
 def test_top_k_ranking_failures_and_duplicates() -> None:

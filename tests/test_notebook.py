@@ -12,6 +12,7 @@ from alphaloop.run.learnings import ENTRY_PROMPT_CHARS, LESSONS_CHARS, PROMPT_CH
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import entry_from_record
 from alphaloop.run.state import LoopState
+from alphaloop.tasks import get_task
 
 
 def record(n: int, val: float | None, parent: int | None, status: str = "accepted", stage: str = "ok",
@@ -33,7 +34,7 @@ def record(n: int, val: float | None, parent: int | None, status: str = "accepte
 def fold(state: LoopState, learnings: Learnings, rec: dict) -> None:
     if rec["status"] == "accepted":
         rec["in_population"] = state.would_enter(rec["selection_value"], rec["signals_sha256"])
-    state.apply(IterationRecord.from_json(rec), learnings)  # the record as the loop reads it back
+    state.apply(IterationRecord.from_json(rec), learnings, get_task("trade"))  # the record as the loop reads it back
 
 
 def a_run(n_iterations: int, lessons: bool = False) -> tuple[LoopState, Learnings, list[dict]]:
@@ -54,7 +55,7 @@ def a_run(n_iterations: int, lessons: bool = False) -> tuple[LoopState, Learning
             parent = state.best.iteration
             rec = record(n, state.best.val_metric + (0.01 if n % 3 else -0.05), parent)
         entry = entry_from_record(IterationRecord.from_json({**rec, "in_population": rec["status"] == "accepted"}),
-                                  "sharpe")
+                                  "sharpe", get_task("trade"))
         if lessons and ln.compaction_request(entry) is not None:
             rec["learnings_compacted"] = f"- volatility filters hurt (seen at iter 2); lessons at iter {n}"
         fold(state, ln, rec)
@@ -96,7 +97,8 @@ def test_the_recent_window_does_not_shrink_after_a_compaction() -> None:
     shown, compactions = [], 0
     for n in range(60):
         rec = record(n, 0.5 + n / 100, None if n == 0 else n - 1)
-        entry = entry_from_record(IterationRecord.from_json({**rec, "in_population": True}), "sharpe")
+        entry = entry_from_record(IterationRecord.from_json({**rec, "in_population": True}), "sharpe",
+                                 get_task("trade"))
         if ln.compaction_request(entry) is not None:
             compactions += 1
             rec["learnings_compacted"] = "- " + "lesson " * 150  # the longest reply the loop accepts, about
@@ -132,7 +134,7 @@ def test_replaying_the_same_records_gives_the_same_learnings() -> None:
     state, ln, records = a_run(120, lessons=True)
     again_state, again = LoopState(metric="sharpe", population_size=3, data_manifest="x"), Learnings()
     for rec in records:
-        again_state.apply(IterationRecord.from_json(rec), again)
+        again_state.apply(IterationRecord.from_json(rec), again, get_task("trade"))
     assert again.to_json() == ln.to_json() and again.render() == ln.render()
     assert again_state.learnings == state.learnings and ln.lessons
 

@@ -16,6 +16,7 @@ from alphaloop.commands.check import run_check
 from alphaloop.data.frozen import load_splits
 from alphaloop.evaluate.pipeline import UNSEEDED, EvalContext, Evaluation, evaluate, region_seed
 from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
 from sandbox.runner import RunOutcome
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE, CLEAN, LEAKS, f_region
@@ -44,7 +45,8 @@ def history(frozen_data: Path) -> History:
 
 
 def run(region: str, history: History, **kw) -> Evaluation:
-    ev = evaluate(region, EvalContext(history=history, sandbox=kw.pop("sandbox", InProcessSandbox()), **kw))
+    ev = evaluate(region, EvalContext(histories=(history,), sandbox=kw.pop("sandbox", InProcessSandbox()),
+                                      task=get_task(kw.pop("task", "trade")), **kw))
     json.dumps(ev.details)  # always serialisable for the iteration record
     json.dumps(ev.check_json(), allow_nan=False)
     return ev
@@ -59,7 +61,7 @@ def test_baseline_is_accepted_with_scores_and_timings(history: History) -> None:
     assert box.calls == [1, len(info["probes"]) + len(info["invariance"])]  # two runs: full, then every probe
     assert [p["kind"] for p in info["invariance"]] == ["date_shift", "level", "prepend", "trim"]
     assert ev.scores.fold_spread() and ev.check_json()["metrics"]["selection_val"] == ev.scores.selection
-    assert ev.signals is not None and len(ev.signals) == len(history.frame)
+    assert len(ev.outputs) == 1 and len(ev.outputs[0]) == len(history.frame)
     assert ev.details["lookahead"]["leak"] is None and ev.details["guards"]["failed"] == []
     assert ev.details["lookahead"]["rerun_alone"] == []  # clean candidates pay for no rerun
 
@@ -153,7 +155,7 @@ def test_probe_seed_follows_the_region_and_the_runs_secret_nonce(history: Histor
     import alphaloop.evaluate.pipeline as pipeline
 
     assert pipeline.new_nonce() != pipeline.new_nonce()  # drawn from the system per context, never from the region
-    contexts = [EvalContext(history=history, sandbox=InProcessSandbox()) for _ in range(2)]
+    contexts = [EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=get_task("trade")) for _ in range(2)]
     assert contexts[0].probe_nonce != contexts[1].probe_nonce
     replay = run(BASELINE, history, probe_seed=a["seed"]).details["lookahead"]  # a record reproduces its probes
     assert replay["seed"] == a["seed"] and replay["probes"] == a["probes"] and replay["nonce"] is None

@@ -12,6 +12,7 @@ from alphaloop.data.frozen import load_splits
 from alphaloop.evaluate import pipeline
 from alphaloop.evaluate.pipeline import PIPELINE, STAGES, EvalContext, Trial, Verdict, evaluate
 from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE
 from tests.test_pipeline_check import LEAKY
@@ -44,16 +45,16 @@ def test_each_stage_returns_a_verdict_and_evaluate_stops_at_the_first_rejection(
         return pipeline.Stage(stage.name, run)
 
     monkeypatch.setattr(pipeline, "PIPELINE", tuple(spy(s) for s in PIPELINE))
-    ev = evaluate(BASELINE, EvalContext(history=history, sandbox=InProcessSandbox()))
+    ev = evaluate(BASELINE, EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=get_task("trade")))
     assert ev.accepted and seen == list(STAGES)
     seen.clear()
-    ev = evaluate(LEAKY, EvalContext(history=history, sandbox=InProcessSandbox()))
+    ev = evaluate(LEAKY, EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=get_task("trade")))
     assert ev.stage == "lookahead" and seen == ["gate", "sandbox", "lookahead"]
     assert set(ev.details) == {"region_sha256", "gate", "sandbox", "lookahead"}
 
 
 def test_check_prints_one_line_a_stage_in_the_declared_order(history: History) -> None:
-    ev = evaluate(LEAKY, EvalContext(history=history, sandbox=InProcessSandbox()))
+    ev = evaluate(LEAKY, EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=get_task("trade")))
     lines = stage_lines(ev)
     assert [line.split()[0] for line in lines] == list(STAGES)
     assert [line.split()[1] for line in lines] == ["ok", "ok", "REJECTED", "not", "not"]

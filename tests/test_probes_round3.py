@@ -10,6 +10,7 @@ import pytest
 
 from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
 from tests.conftest import InProcessSandbox
 from tests.test_sandbox_support import make_ohlcv
 
@@ -23,7 +24,8 @@ def history() -> History:
 
 
 def run(region: str, history: History, nonce: int = 1) -> Evaluation:
-    return evaluate(region, EvalContext(history=history, sandbox=InProcessSandbox(), folds=2, probe_nonce=nonce))
+    return evaluate(region, EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=get_task("trade"),
+                                        folds=2, probe_nonce=nonce))
 
 
 def good_days(history: History, k: int = 40) -> np.ndarray:
@@ -222,8 +224,8 @@ def forecast(row):
     p = (0.2, 0.3, 0.5) if row['y'] == 1.0 else (0.5, 0.3, 0.2)
     return {h: p for h in (1, 3, 5, 10)}
 """
-    ev = evaluate(region, EvalContext(history=history_of(synthetic_bars(900, seed=3)), sandbox=real_sandbox,
-                                      task="forecast", eval_timeout_s=120.0, probe_nonce=1))
+    ev = evaluate(region, EvalContext(histories=(history_of(synthetic_bars(900, seed=3)),), sandbox=real_sandbox,
+                                      task=get_task("forecast"), eval_timeout_s=120.0, probe_nonce=1))
     assert (ev.accepted, ev.stage) == (False, "guards"), ev.reason
     assert ev.reason.startswith("forecasts change on") and "other years with the same calendar" in ev.reason
 
@@ -258,8 +260,8 @@ def strategy_logic(row):
     return 1 if row['f'] > 1.0 else -1
 """
     for nonce in range(1, 6):
-        ev = evaluate(region, EvalContext(history=history, sandbox=InProcessSandbox(), folds=2, probe_nonce=nonce,
-                                          probe_window="test"))
+        ev = evaluate(region, EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=get_task("trade"),
+                                          folds=2, probe_nonce=nonce, probe_window="test"))
         assert (ev.accepted, ev.stage) == (False, "lookahead"), f"{nonce}: {ev.reason}"
         assert ev.details["lookahead"]["leak"]["probe"]["cut"] >= 1300
 
@@ -291,7 +293,7 @@ def test_reading_another_instruments_future_is_caught_on_a_universe(real_sandbox
     instrument alone, so an instrument whose outputs came from another's future changes there."""
     frames = [make_ohlcv(900, seed=s) for s in (31, 32)]
     histories = tuple(History.from_splits({"train": f.iloc[:600], "val": f.iloc[600:]}) for f in frames)
-    ev = evaluate(CROSS, EvalContext(history=histories[0], sandbox=real_sandbox, folds=2, probe_nonce=1,
-                                     universe=histories, eval_timeout_s=120.0))
+    ev = evaluate(CROSS, EvalContext(histories=histories, sandbox=real_sandbox, task=get_task("trade"), folds=2,
+                                     probe_nonce=1, eval_timeout_s=120.0))
     assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason
     assert ev.reason.startswith("instrument 2 of 2: look-ahead: column 'f'")

@@ -6,13 +6,13 @@ import io
 from pathlib import Path
 
 import pytest
+from alphaloop.tasks.trade.evidence import building_on, candidate_figures, member_correlations
 from rich.console import Console
 
 from alphaloop.config import LoopConfig
 from alphaloop.present.ui import PlainView
 from alphaloop.propose.offline import OfflineProposer
 from alphaloop.propose.prompting import format_figures
-from alphaloop.run.evidence import building_on, candidate_figures, member_correlations
 from alphaloop.run.loop import Loop
 from alphaloop.run.workdir import Workdir
 

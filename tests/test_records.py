@@ -15,9 +15,9 @@ import pytest
 
 from alphaloop.run.learnings import Learnings
 from alphaloop.run.records import SCHEMA_VERSION, IterationRecord, RecordError, RunStats, StressCache, TestReading
-from alphaloop.run.rows import tsv_header
 from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import Workdir
+from alphaloop.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,7 +106,7 @@ def assert_state_is_a_fold_of_the_records(root: Path) -> None:
                        cost_bps=live.cost_bps, folds=live.folds)
     learnings = Learnings()
     for rec in wd.records():
-        replay.apply(rec, learnings)
+        replay.apply(rec, learnings, get_task(rec.task))
     replay.stop_reason, replay.elapsed_s = live.stop_reason, live.elapsed_s
     assert replay.to_json() == live.to_json()
 
@@ -220,18 +220,23 @@ def test_results_tsv_is_rebuilt_to_the_records_on_resume(tmp_path: Path) -> None
     wd = Workdir(tmp_path)
     state = LoopState(metric="sharpe", population_size=3, data_manifest="x")
     learnings = Learnings()
-    wd.resume_views(state, tsv_header("sharpe"), "notes\n")
+    trade = get_task("trade")
+
+    def row_of(rec: IterationRecord) -> str:
+        return trade.tsv_row(rec, "sharpe")
+
+    wd.resume_views(state, trade.tsv_header("sharpe"), "notes\n", row_of)
     for n in range(3):
         rec = IterationRecord.from_json({**OLD_RECORD, "iteration": n})
         wd.write_trade(n, "x = 1\n")
         wd.write_record(rec)
-        state.apply(wd.record(n), learnings)
-        wd.write_views(state, "notes\n", wd.record(n))
+        state.apply(wd.record(n), learnings, trade)
+        wd.write_views(state, "notes\n", row_of(wd.record(n)))
     whole = wd.results_tsv.read_text()
     header, *rows = whole.splitlines(keepends=True)
     wd.results_tsv.write_text(header + rows[0] + rows[2][:5])  # row 1 lost, row 2 cut mid-line
-    wd.resume_views(state, header, "notes\n")
+    wd.resume_views(state, header, "notes\n", row_of)
     assert wd.results_tsv.read_text() == whole
     state.next_iteration = 2
-    wd.resume_views(state, header, "notes\n")
+    wd.resume_views(state, header, "notes\n", row_of)
     assert wd.results_tsv.read_text() == header + rows[0] + rows[1]

@@ -23,6 +23,7 @@ from alphaloop.candidate import splice_region, template_text
 from alphaloop.data.frozen import load_splits
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
 from sandbox.runner import Sandbox
 from tests.test_sandbox_support import make_ohlcv
 
@@ -114,7 +115,8 @@ def test_a_module_cache_filled_by_one_frame_is_empty_in_the_next(real_sandbox: S
 
 def test_a_cache_leak_is_caught_by_the_probes(real_sandbox: Sandbox, frozen_data: Path) -> None:
     history = History.from_splits(load_splits(frozen_data))
-    ev = evaluate(CACHE_LEAK, EvalContext(history=history, sandbox=real_sandbox, eval_timeout_s=120.0))
+    ev = evaluate(CACHE_LEAK, EvalContext(histories=(history,), sandbox=real_sandbox, task=get_task("trade"),
+                                          eval_timeout_s=120.0))
     assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason
     assert "tomorrow" in ev.reason
 

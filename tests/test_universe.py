@@ -22,6 +22,7 @@ from alphaloop.evaluate.universe import (
     score_universe,
 )
 from alphaloop.run.records import UNIVERSE_FIELDS, IterationRecord
+from alphaloop.tasks import get_task
 from tests.conftest import InProcessSandbox
 from tests.test_lookahead import BASELINE
 from tests.test_sandbox_support import make_ohlcv
@@ -160,7 +161,7 @@ def level_universe(levels: tuple[float, ...] = (100.0, 100.0, 1000.0)) -> list[H
 
 
 def run_universe(region: str, histories: list[History], box: InProcessSandbox | None = None) -> Evaluation:
-    ctx = EvalContext(history=histories[0], sandbox=box or InProcessSandbox(), universe=tuple(histories))
+    ctx = EvalContext(histories=tuple(histories), sandbox=box or InProcessSandbox(), task=get_task("trade"))
     ev = evaluate(region, ctx)
     json.dumps(ev.details)
     return ev
@@ -173,8 +174,8 @@ def test_a_clean_region_runs_once_on_every_instrument_and_is_scored_on_the_portf
     info = ev.details["lookahead"]
     assert box.calls == [1, sum(len(i["probes"]) + len(i["invariance"]) for i in info["instruments"])]
     assert len({i["seed"] for i in info["instruments"]}) == 3  # each instrument probed at cuts of its own
-    assert len(ev.instrument_signals) == 3 and ev.universe is not None
-    again = score_universe(hs, list(ev.instrument_signals))
+    assert len(ev.outputs) == 3 and ev.universe is not None
+    again = score_universe(hs, list(ev.outputs))
     assert ev.scores.selection == again.portfolio.selection and ev.universe.figures().instruments == 3
     assert len(ev.details["guards"]["instruments"]) == 3 and ev.details["guards"]["failed"] == []
 
@@ -230,12 +231,12 @@ def test_a_guard_failure_on_one_instrument_rejects_names_it_and_keeps_the_scores
 
 def test_one_instrument_through_the_pipeline_is_unchanged() -> None:
     h = level_universe((100.0,))[0]
-    alone = evaluate(BASELINE, EvalContext(history=h, sandbox=InProcessSandbox()))
-    listed = evaluate(BASELINE, EvalContext(history=h, sandbox=InProcessSandbox(), universe=(h,)))
+    alone = evaluate(BASELINE, EvalContext(histories=(h,), sandbox=InProcessSandbox(), task=get_task("trade")))
+    listed = evaluate(BASELINE, EvalContext(histories=[h], sandbox=InProcessSandbox(), task=get_task("trade")))
     for ev in (alone, listed):
         assert ev.universe is None and "instruments" not in ev.details["lookahead"]
         assert "instruments" not in ev.details["guards"]
-    assert alone.scores.to_json() == listed.scores.to_json() == score(h, alone.signals).to_json()
+    assert alone.scores.to_json() == listed.scores.to_json() == score(h, alone.outputs[0]).to_json()
     assert alone.details["lookahead"]["probes"] == listed.details["lookahead"]["probes"]
 
 

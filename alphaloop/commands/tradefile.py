@@ -18,37 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.data.frozen import DataError, load_universe, manifest_digest, read_manifest, return_prices
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, FILLS
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
-from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, score
+from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC
 from alphaloop.evaluate.universe import instrument_histories, score_universe
+from alphaloop.present.names import universe_only
 from alphaloop.present.ui import console
+from alphaloop.present.verdict import metrics_table
 from alphaloop.run.workdir import Workdir
-
-TABLE_ROWS = (
-    ("total_return", "Total return", "{:+.2%}"), ("cagr", "CAGR", "{:+.2%}"),
-    ("sharpe", "Sharpe (ann.)", "{:.2f}"), ("sortino", "Sortino (ann.)", "{:.2f}"),
-    ("max_drawdown", "Max drawdown", "{:.2%}"), ("calmar", "Calmar", "{:.2f}"),
-    ("round_trips", "Round trips", "{:.0f}"), ("exposure", "Exposure", "{:.1%}"),
-    ("turnover", "Turnover (x/yr)", "{:.1f}"), ("win_rate", "Win rate", "{:.1%}"),
-    ("bh_total_return", "Buy & hold return", "{:+.2%}"), ("bh_sharpe", "Buy & hold Sharpe", "{:.2f}"),
-    ("bh_max_drawdown", "Buy & hold max DD", "{:.2%}"),
-)
-
-
-def metrics_table(splits: dict[str, dict[str, float]], title: str) -> Table:
-    """A table with one column per split, so every figure says where it was measured."""
-    table = Table(title=title)
-    table.add_column("metric")
-    for name in splits:
-        table.add_column(f"{name} split", justify="right")
-    for key, label, fmt in TABLE_ROWS:
-        table.add_row(label, *(fmt.format(splits[s][key]) for s in splits))
-    return table
+from alphaloop.tasks import get_task
 
 
 def _digest_of(folder: Path) -> str | None:
@@ -121,23 +101,18 @@ def main(file: str | Path | Callable[..., Any], *_: Any, argv: list[str] | None 
     from alphaloop.evaluate.sandboxed import open_sandbox
 
     with open_sandbox() as box:
-        ev = evaluate(region, EvalContext(history=histories[0], sandbox=box, cost_bps=args.cost_bps,
-                                          eval_timeout_s=args.eval_timeout,
-                                          universe=histories if len(histories) > 1 else ()))
-    if ev.scores is None or ev.signals is None:
+        ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=get_task("trade"),
+                                          cost_bps=args.cost_bps, eval_timeout_s=args.eval_timeout))
+    if ev.scores is None or not ev.outputs:
         print(f"error: the region was rejected at {ev.stage}: {ev.reason}", file=sys.stderr)
         return 1
-    signals = ev.instrument_signals or (ev.signals,)
-    if len(histories) == 1:
-        scores = score(histories[0], signals[0], metric=DEFAULT_METRIC, folds=DEFAULT_FOLDS, cost_bps=args.cost_bps,
-                       fill=args.fill)
-    else:
-        scores = score_universe(histories, signals, metric=DEFAULT_METRIC, folds=DEFAULT_FOLDS,
-                                cost_bps=args.cost_bps, fill=args.fill).portfolio
+    # the equal-weight portfolio of every instrument (one instrument: its own figures), at the chosen fill
+    scores = score_universe(histories, ev.outputs, metric=DEFAULT_METRIC, folds=DEFAULT_FOLDS, cost_bps=args.cost_bps,
+                            fill=args.fill).portfolio
     print(f"train_return: {scores.splits['train']['total_return']:.6f}")
     print(f"val_return: {scores.splits['val']['total_return']:.6f}")
     label = f"costs {args.cost_bps:g} bp, fill at {'bar close' if args.fill == 'close' else 'next open (option)'}"
-    what = "the equal-weight portfolio of every instrument" if len(histories) > 1 else "train and validation"
+    what = universe_only(len(histories), "the equal-weight portfolio of every instrument", "train and validation")
     console.print(metrics_table(scores.splits, f"trade.py on {what} ({label})"))
     print(f"returns on: {return_prices([h.frame for h in histories])}")
     print(json.dumps({"cost_bps": args.cost_bps, "fill": args.fill, "splits": scores.splits}, sort_keys=True))

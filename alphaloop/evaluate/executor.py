@@ -24,9 +24,10 @@ from typing import Any
 from alphaloop.evaluate import pipeline
 from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.scoring import History
+from alphaloop.tasks import get_task
 
 EXECUTORS = ("local", "ray")
-EvalData = History | tuple[History, ...]  # one instrument, or a universe's instruments in order
+EvalData = tuple[History, ...]  # every instrument a candidate runs on, in the universe's order
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class EvalSettings:
     stress_select: bool = False
     stress_paths: int = 8
     seed: int = 0
-    task: str = "trade"  # "forecast": forecasters scored by proper scoring rules
+    task: str = "trade"  # a name in alphaloop.tasks.TASKS (a name, not the object: it crosses processes)
     # the run's secret probe nonce: drawn once when the run's settings are made, shipped to every worker
     probe_nonce: int = field(default_factory=lambda: pipeline.new_nonce())
 
@@ -53,22 +54,20 @@ class TaskResult:
     stress: dict | None = None  # only with --stress-select and an accepted candidate
 
 
-def evaluate_task(region: str, history: EvalData, sandbox: Any, settings: EvalSettings) -> TaskResult:
+def evaluate_task(region: str, histories: EvalData, sandbox: Any, settings: EvalSettings) -> TaskResult:
     """The task both executors run: the pipeline, then (with --stress-select) the stress suite.
 
-    A universe is scored on every instrument; the stress suite runs on the first instrument."""
-    histories = (history,) if isinstance(history, History) else tuple(history)
-    history = histories[0]
-    ctx = EvalContext(history=history, sandbox=sandbox, metric=settings.metric, folds=settings.folds,
-                      cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s, task=settings.task,
-                      probe_nonce=settings.probe_nonce,
-                      universe=histories if len(histories) > 1 else ())
+    Every instrument is scored; the stress suite runs on the first instrument."""
+    ctx = EvalContext(histories=tuple(histories), sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
+                      folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s,
+                      probe_nonce=settings.probe_nonce)
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:
         from alphaloop.evaluate.stress import stress_or_failure
 
-        stress = stress_or_failure(region, history, sandbox, settings.cost_bps, settings.stress_paths, settings.seed)
+        stress = stress_or_failure(region, ctx.histories[0], sandbox, settings.cost_bps, settings.stress_paths,
+                                   settings.seed)
     return TaskResult(ev, stress)
 
 
@@ -84,10 +83,10 @@ def fault_result(region: str, reason: str) -> TaskResult:
 _PROCESS: dict[str, Any] = {}  # in an evaluation process: its data, settings and one-worker sandbox pool
 
 
-def _process_init(history: EvalData, settings: EvalSettings) -> None:
+def _process_init(histories: EvalData, settings: EvalSettings) -> None:
     from alphaloop.evaluate.sandboxed import open_pool
 
-    _PROCESS.update(history=history, settings=settings, pool=open_pool(1))
+    _PROCESS.update(histories=histories, settings=settings, pool=open_pool(1))
 
 
 def _process_describe() -> str:
@@ -95,7 +94,7 @@ def _process_describe() -> str:
 
 
 def _process_evaluate(region: str) -> TaskResult:
-    return evaluate_task(region, _PROCESS["history"], _PROCESS["pool"], _PROCESS["settings"])
+    return evaluate_task(region, _PROCESS["histories"], _PROCESS["pool"], _PROCESS["settings"])
 
 
 class LocalExecutor:
@@ -110,11 +109,11 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, history: EvalData, settings: EvalSettings, workers: int = 1, pool: Any = None,
+    def __init__(self, histories: EvalData, settings: EvalSettings, workers: int = 1, pool: Any = None,
                  processes: bool | None = None) -> None:
         from alphaloop.evaluate.sandboxed import open_pool
 
-        self.history, self.settings, self.workers = history, settings, int(workers)
+        self.histories, self.settings, self.workers = histories, settings, int(workers)
         self.processes = self.workers > 1 and pool is None if processes is None else processes
         self.pool = None if self.processes else (pool if pool is not None else open_pool(self.workers))
         self._procs: Any = None
@@ -132,7 +131,7 @@ class LocalExecutor:
 
         # spawn, not fork: the loop's threads (iterations in flight) must not be copied mid-step
         self._procs = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                          initializer=_process_init, initargs=(self.history, self.settings))
+                                          initializer=_process_init, initargs=(self.histories, self.settings))
         # N calls at once start all N processes now (they start on demand), so none starts mid-run
         for started in [self._procs.submit(_process_describe) for _ in range(self.workers)]:
             started.result()
@@ -143,7 +142,7 @@ class LocalExecutor:
             self.busy += 1
         try:
             if not self.processes:
-                return evaluate_task(region, self.history, self.pool, self.settings)
+                return evaluate_task(region, self.histories, self.pool, self.settings)
             return self._evaluate_in_process(region)
         finally:
             with self._lock:
@@ -202,17 +201,17 @@ class LocalExecutor:
 class _EvalActor:
     """A Ray actor: one warm sandbox on its node, reused by every task the actor runs."""
 
-    def __init__(self, history: EvalData, settings: EvalSettings) -> None:
+    def __init__(self, histories: EvalData, settings: EvalSettings) -> None:
         from alphaloop.evaluate.sandboxed import open_sandbox
 
-        self.history, self.settings = history, settings
+        self.histories, self.settings = histories, settings
         self.sandbox = open_sandbox()
 
     def describe(self) -> str:
         return self.sandbox.describe()
 
     def evaluate(self, region: str) -> TaskResult:
-        return evaluate_task(region, self.history, self.sandbox, self.settings)
+        return evaluate_task(region, self.histories, self.sandbox, self.settings)
 
 
 class RayExecutor:
@@ -220,7 +219,8 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, history: EvalData, settings: EvalSettings, workers: int = 1, address: str | None = None) -> None:
+    def __init__(self, histories: EvalData, settings: EvalSettings, workers: int = 1,
+                 address: str | None = None) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -230,7 +230,7 @@ class RayExecutor:
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        self.history_ref = ray.put(history)  # once: every actor gets it by reference
+        self.history_ref = ray.put(histories)  # once: every actor gets it by reference
         self._actor_class = ray.remote(num_cpus=1)(_EvalActor)
         self.actors = [self._new_actor() for _ in range(self.workers)]
         self._isolation = ray.get(self.actors[0].describe.remote())
@@ -306,11 +306,11 @@ class RayExecutor:
         self.close()
 
 
-def make_executor(kind: str, history: EvalData, settings: EvalSettings, workers: int = 1,
+def make_executor(kind: str, histories: EvalData, settings: EvalSettings, workers: int = 1,
                   ray_address: str | None = None) -> LocalExecutor | RayExecutor:
     """The executor ``--executor`` names (``local`` or ``ray``)."""
     if kind == "local":
-        return LocalExecutor(history, settings, workers)
+        return LocalExecutor(histories, settings, workers)
     if kind == "ray":
-        return RayExecutor(history, settings, workers, ray_address)
+        return RayExecutor(histories, settings, workers, ray_address)
     raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")

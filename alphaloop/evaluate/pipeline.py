@@ -21,20 +21,20 @@ from the full run or another probe. A difference is confirmed by rerunning the f
 clean process): when the candidate's own full run does not reproduce itself, the reason is its
 randomness, not the future.
 
-A universe (``EvalContext.universe``) runs the same stages: the full run is one frame holding every
-instrument (a panel), the probe run every instrument's probes (each at cuts drawn from a seed of its
-own, see ``instrument_seed``). Each instrument is judged alone: a leak or
-a guard failure on any of them rejects, the reason naming it by number ("instrument 3 of 5: ...").
-``universe.score_universe`` scores each and their equal-weight portfolio, whose figures are the
-candidate's ``scores``. A forecaster on a universe is probed per instrument the same way, and
-``forecast.pool.score_forecast_universe`` pools every instrument's days (each bucketed by its own
-train terciles) into one set of scores. With one instrument nothing differs from a single-instrument run.
+The instruments (``EvalContext.histories``, always a tuple: one instrument is a universe of one) run
+the same stages: the full run is one frame holding every instrument (a panel), the probe run every
+instrument's probes (each at cuts drawn from a seed of its own, see ``instrument_seed``). Each
+instrument is judged alone: a leak or a guard failure on any of them rejects, the reason naming it by
+number ("instrument 3 of 5: ...").
+
+What differs between tasks is asked of ``ctx.task`` (``alphaloop.tasks.protocol.Task``): the gate's
+required functions, how the sandbox is called, the invariance probes, the output columns the probes
+compare, scoring and guards. This module never asks which task runs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -50,22 +50,18 @@ from alphaloop.evaluate.guards import (
     GuardLimits,
     InvarianceFindings,
     InvarianceProbe,
-    check_guards,
-    forecast_guards,
-    invariance_probes,
     judge_invariance,
     unseeded_randomness,
     unseeded_reason,
 )
 from alphaloop.evaluate.probes import Leak, Probe, first_difference, probe_frames, warmup_rows
-from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores
-from alphaloop.evaluate.universe import UniverseScores, instrument_label, score_universe
+from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
+from alphaloop.evaluate.universe import UniverseScores
+from alphaloop.present.names import frame_reason, instrument_field, instrument_prefix, per_instrument
 from alphaloop.run.store import finite
-from alphaloop.tasks.forecast.pool import score_forecast_universe
-from alphaloop.tasks.forecast.scores import ForecastScores
-from sandbox.gate import task_check
 
 if TYPE_CHECKING:
+    from alphaloop.tasks.protocol import Task
     from sandbox.runner import Sandbox
 
 ACCEPTED = "ok"  # the stage an accepted candidate's record names: it passed them all
@@ -82,8 +78,9 @@ UNSEEDED = ("the candidate's output changes from one run to the next on the same
 class EvalContext:
     """What an evaluation needs besides the region; train+validation only, never the test split."""
 
-    history: History
+    histories: tuple[History, ...]  # every instrument the candidate runs on, in the universe's order
     sandbox: Sandbox
+    task: Task  # what the candidate is asked for and how it is scored (alphaloop.tasks.get_task)
     metric: str = DEFAULT_METRIC
     folds: int = DEFAULT_FOLDS
     cost_bps: float = DEFAULT_COST_BPS
@@ -91,15 +88,11 @@ class EvalContext:
     probe_seed: int | None = None  # None: from the region and the run's nonce; given: reproduces a record
     probe_nonce: int = field(default_factory=lambda: new_nonce())  # secret per run (per context), kept in every record
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
-    gate: Callable[[str], Any] | None = None  # None: sandbox.gate.check for the task's functions
-    task: str = "trade"  # "forecast": generate_features + forecast(row), scored by proper scoring rules
-    universe: tuple[History, ...] = ()  # every instrument of a universe, ``history`` first; () for one
+    gate: Callable[[str], Any] | None = None  # None: the task's gate (sandbox.gate.check for its functions)
     probe_window: str | None = None  # a split probed with extra cuts inside it ("test": final, before it reports)
 
-    @property
-    def histories(self) -> tuple[History, ...]:
-        """The instruments the candidate runs on, in the universe's order (one: ``history`` alone)."""
-        return tuple(self.universe) or (self.history,)
+    def __post_init__(self) -> None:
+        self.histories = tuple(self.histories)
 
 
 @dataclass
@@ -109,14 +102,11 @@ class Evaluation:
     accepted: bool
     stage: str  # the stage that rejected it (a name in STAGES), or ACCEPTED
     reason: str  # "" when accepted
-    scores: Scores | ForecastScores | None  # present whenever the candidate ran and was scored
+    scores: Any  # the task's scores (Scores, ForecastScores...), present whenever the candidate was scored
     timings: dict[str, float]
     details: dict
-    signals: np.ndarray | None = field(default=None, repr=False)  # validated, for whoever scores further
-    forecasts: np.ndarray | None = field(default=None, repr=False)  # forecast task: validated (n, H, 3)
-    universe: UniverseScores | None = field(default=None, repr=False)  # per-instrument scores; None for one
-    instrument_signals: tuple[np.ndarray, ...] = field(default=(), repr=False)  # every instrument's, in order
-    instrument_forecasts: tuple[np.ndarray, ...] = field(default=(), repr=False)  # forecast task: every instrument's
+    outputs: tuple[np.ndarray, ...] = field(default=(), repr=False)  # every instrument's validated outputs once scored
+    universe: UniverseScores | None = field(default=None, repr=False)  # per-instrument scores of several instruments
 
     def check_json(self) -> dict:
         """The one-line machine-readable verdict of ``harness.py check`` (strict JSON: no NaN)."""
@@ -173,7 +163,7 @@ class Budget:
 
 
 def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
-         limit_s: float, task: str = "trade") -> tuple[Any, str, bool]:
+         limit_s: float, task: Task) -> tuple[Any, str, bool]:
     """Run in the sandbox within ``limit_s`` and what is left of the budget.
 
     Returns the outcome (None on a fault), a fault reason, and whether the budget ran out; a
@@ -185,9 +175,7 @@ def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
     timeout = min(limit_s, left)
     started = time.monotonic()
     try:
-        # the trade task keeps the runner's original call, which every test double implements
-        outcome = (box.run(region, frames, timeout_s=timeout) if task == "trade"
-                   else box.run(region, frames, timeout_s=timeout, task=task))
+        outcome = task.run_sandbox(box, region, frames, timeout)
     except Exception as exc:  # the loop must survive a runner fault and record it
         budget.note(label, time.monotonic() - started)
         return None, f"the sandbox runner failed: {type(exc).__name__}: {exc}", False
@@ -215,11 +203,6 @@ def instrument_seed(seed: int, k: int) -> int:
     return seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
 
 
-def _where(k: int, n: int) -> str:
-    """The prefix naming an instrument in a reason, by number (reasons reach prompts: never a ticker)."""
-    return f"{instrument_label(k)} of {n}: " if n > 1 else ""
-
-
 def _same(a: Any, b: Any) -> bool:
     """Whether two results of the same frame agree bit for bit (NaN equal to NaN)."""
     if not np.array_equal(a.signals, b.signals) or set(a.features) != set(b.features):
@@ -231,7 +214,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _judge_probes(box: Sandbox, region: str, instruments: list[_Instrument], results: list[Any], budget: Budget,
-                  info: dict, task: str = "trade") -> tuple[Leak | None, int, str, bool]:
+                  info: dict, task: Task) -> tuple[Leak | None, int, str, bool]:
     """The earliest look-ahead difference among every instrument's probes, confirmed by one rerun.
 
     Every probe ran in a clean process, so a difference is the candidate's answer to that frame, not
@@ -249,7 +232,7 @@ def _judge_probes(box: Sandbox, region: str, instruments: list[_Instrument], res
         at += n_probes + n_inv
         inst.inv_results = list(mine[n_probes:])
         for i, (probe, result) in enumerate(zip(inst.probes, mine[:n_probes], strict=True)):
-            diff = first_difference(inst.full, probe, result)
+            diff = first_difference(inst.full, probe, result, task.output_columns)
             if diff is not None:
                 suspects.append((diff.row, diff.probe.cut, k, i))
     info["rerun_alone"] = []
@@ -264,7 +247,9 @@ def _judge_probes(box: Sandbox, region: str, instruments: list[_Instrument], res
         return None, 0, fault or f"{again.status}: {again.reason}", spent
     if not all(_same(x.full, y) for x, y in zip(instruments, again.results[0], strict=True)):
         return None, 0, UNSEEDED, False
-    return first_difference(inst.full, inst.probes[i], _probe_result(results, instruments, k, i)), k, "", False
+    leak = first_difference(inst.full, inst.probes[i], _probe_result(results, instruments, k, i),
+                            task.output_columns)
+    return leak, k, "", False
 
 
 def _probe_result(results: list[Any], instruments: list[_Instrument], k: int, i: int) -> Any:
@@ -288,23 +273,18 @@ class Trial:
     region: str
     ctx: EvalContext
     budget: Budget | None = None  # started by the sandbox stage: the gate's time is not the candidate's
-    full: Any = None  # the full run's result (features and signals); instrument 1's for a universe
     full_seconds: float = 0.0
-    warmup: int = 0  # the full run's warm-up rows
-    invariance: InvarianceFindings = field(default_factory=InvarianceFindings)  # judged by the look-ahead stage
-    scores: Scores | ForecastScores | None = None
+    scores: Any = None  # set by the task's ``score``
     fulls: list[Any] = field(default_factory=list)  # every instrument's full run, in the universe's order
-    warmups: list[int] = field(default_factory=list)
-    invariances: list[InvarianceFindings] = field(default_factory=list)
+    warmups: list[int] = field(default_factory=list)  # each full run's warm-up rows
+    invariances: list[InvarianceFindings] = field(default_factory=list)  # judged by the look-ahead stage
+    instrument_scores: tuple[Any, ...] = ()  # each instrument's own scores, in order (set by the task's score)
     universe: UniverseScores | None = None  # several instruments: each one's scores beside the portfolio's
 
-    def signals(self) -> np.ndarray | None:
-        """The validated signals of a scored trade candidate, for whoever scores further; else None."""
-        return self.full.signals if self.scores is not None and self.ctx.task == "trade" else None
-
-    def instrument_signals(self) -> tuple[np.ndarray, ...]:
-        """Every instrument's validated signals once scored (a trade candidate); else ()."""
-        return tuple(f.signals for f in self.fulls) if self.signals() is not None else ()
+    def outputs(self) -> tuple[np.ndarray, ...]:
+        """Every instrument's validated outputs once scored (signals, probabilities...), for whoever
+        scores further; () before scoring."""
+        return tuple(self.ctx.task.outputs_of(f) for f in self.fulls) if self.scores is not None else ()
 
     @property
     def run_limit(self) -> float:
@@ -312,17 +292,9 @@ class Trial:
         return float(self.ctx.sandbox.timeout_s)
 
 
-def _instrument_reason(reason: str, n: int) -> str:
-    """The runner names the full run's frames "frame i" (0-based); they are the universe's instruments."""
-    match = re.match(r"frame (\d+): ", reason or "")
-    if n < 2 or match is None or int(match.group(1)) >= n:
-        return reason
-    return _where(int(match.group(1)), n) + reason[match.end():]
-
-
 def gate(t: Trial) -> Verdict:
     """The AST allow-list, before anything of the candidate runs."""
-    verdict = (task_check(t.ctx.task) if t.ctx.gate is None else t.ctx.gate)(t.region)
+    verdict = (t.ctx.task.gate() if t.ctx.gate is None else t.ctx.gate)(t.region)
     details = {"ok": bool(verdict.ok), "rule": verdict.rule, "line": verdict.line, "reason": verdict.reason}
     if not verdict.ok:
         return Verdict(False, verdict.reason or f"refused by the gate (rule: {verdict.rule})", details)
@@ -337,10 +309,9 @@ def run_sandbox(t: Trial) -> Verdict:
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        return Verdict(False, f"{outcome.status}: {_instrument_reason(outcome.reason, len(t.ctx.histories))}",
+        return Verdict(False, f"{outcome.status}: {frame_reason(outcome.reason, len(t.ctx.histories))}",
                        _outcome_json(outcome))
-    t.fulls = list(outcome.results[0])
-    t.full, t.full_seconds = t.fulls[0], float(outcome.seconds)
+    t.fulls, t.full_seconds = list(outcome.results[0]), float(outcome.seconds)
     return Verdict(True, "", _outcome_json(outcome))
 
 
@@ -355,15 +326,13 @@ def lookahead(t: Trial) -> Verdict:
     assert budget is not None, "the sandbox stage starts the budget"
     seed = region_seed(t.region, t.ctx.probe_nonce) if t.ctx.probe_seed is None else t.ctx.probe_seed
     frames = [h.frame for h in t.ctx.histories]
-    many = len(frames)
+    n = len(frames)  # reasons and findings name one of several instruments by number
     instruments = []
     for k, (frame, full) in enumerate(zip(frames, t.fulls, strict=True)):
         seed_k = instrument_seed(seed, k)
         focus = t.ctx.histories[k].windows.get(t.ctx.probe_window) if t.ctx.probe_window else None
         probes = probe_frames(frame, full, seed=seed_k, focus=focus)
-        # the invariance probes judge the outputs: a strategy's signals, a forecaster's probabilities
-        # (calendar and level only: its expanding frequencies count rows by design)
-        inv = invariance_probes(frame, seed_k, positions=t.ctx.task == "trade")
+        inv = t.ctx.task.invariance_probes(frame, seed_k)
         warm = warmup_rows(full.features)
         instruments.append(_Instrument(frame, full, probes, inv, {
             "seed": seed_k, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None, "warmup_rows": warm,
@@ -372,15 +341,11 @@ def lookahead(t: Trial) -> Verdict:
             "invariance_rows": sum(len(p.frame) for p in inv), "full_rows": len(frame),
             "budget_s": t.ctx.eval_timeout_s}))
     t.warmups = [int(inst.info["warmup_rows"]) for inst in instruments]
-    t.warmup = t.warmups[0]
-    if many == 1:
-        info = instruments[0].info
-    else:
-        info = {"seed": seed, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None,
-                "instruments": [inst.info for inst in instruments],
-                "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
-                "invariance_rows": sum(inst.info["invariance_rows"] for inst in instruments),
-                "full_rows": sum(len(f) for f in frames), "budget_s": t.ctx.eval_timeout_s}
+    info = per_instrument([inst.info for inst in instruments], {
+        "seed": seed, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None,
+        "rows_probed": sum(inst.info["rows_probed"] for inst in instruments),
+        "invariance_rows": sum(inst.info["invariance_rows"] for inst in instruments),
+        "full_rows": sum(len(f) for f in frames), "budget_s": t.ctx.eval_timeout_s})
     probe_limit = max(t.run_limit, PROBE_TIMEOUT_FACTOR * t.full_seconds)
     probe_run, fault, spent = _run(t.ctx.sandbox, t.region,
                                    [p.frame for inst in instruments for p in (*inst.probes, *inst.inv)],
@@ -404,16 +369,14 @@ def lookahead(t: Trial) -> Verdict:
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
-        if many > 1:
-            info["leak"]["instrument"] = leak_at + 1
+        info["leak"].update(instrument_field(leak_at, n))
         if unseeded:  # outputs that differ from run to run differ from probe to probe too: say why
             info["unseeded"] = unseeded
             return Verdict(False, unseeded_reason(unseeded), info)
-        return Verdict(False, _where(leak_at, many) + leak.message(frames[leak_at].index), info)
+        return Verdict(False, instrument_prefix(leak_at, n) + leak.message(frames[leak_at].index), info)
     info["leak"] = None
     t.invariances = [judge_invariance(inst.full, list(zip(inst.inv, inst.inv_results, strict=True)), inst.frame.index,
                                       warm) for inst, warm in zip(instruments, t.warmups, strict=True)]
-    t.invariance = t.invariances[0]
     if unseeded and any(f.failures for f in t.invariances):
         info["unseeded"] = unseeded
         return Verdict(False, unseeded_reason(unseeded), info)
@@ -421,44 +384,14 @@ def lookahead(t: Trial) -> Verdict:
 
 
 def score_stage(t: Trial) -> Verdict:
-    """The selection metric and every split's figures, walk-forward folds included; it never rejects.
-
-    A forecaster is scored by proper scoring rules on its probabilities instead of a backtest.
-    """
-    if t.ctx.task == "forecast":
-        t.scores = score_forecast_universe(t.ctx.histories, [f.forecasts for f in t.fulls], folds=t.ctx.folds)
-    else:
-        histories = t.ctx.histories
-        universe = score_universe(histories, [f.signals for f in t.fulls], metric=t.ctx.metric, folds=t.ctx.folds,
-                                  cost_bps=t.ctx.cost_bps)
-        t.scores = universe.portfolio
-        t.universe = universe if len(histories) > 1 else None
+    """The task's scores: the selection metric and every split's figures, folds included; it never rejects."""
+    t.ctx.task.score(t)
     return Verdict(True)
 
 
 def guards(t: Trial) -> Verdict:
-    """Reward hacking first (hard-coded dates, the invariance findings), then degenerate trading."""
-    if t.ctx.task == "forecast":
-        ok, reason, details = forecast_guards(t.region, t.invariances)
-        return Verdict(ok, reason, details)
-    assert isinstance(t.scores, Scores), "the score stage runs before the guards"
-    histories = t.ctx.histories
-    per = t.universe.instruments if t.universe is not None else (t.scores,)
-    reports = [check_guards(t.region, h.frame.index, [h.windows[s] for s in ("train", "val")], scores.splits["val"],
-                            full, invariance, t.ctx.limits)
-               for h, scores, full, invariance in zip(histories, per, t.fulls, t.invariances, strict=True)]
-    if len(reports) == 1:
-        report = reports[0]
-        return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
-    failing = [k for k, r in enumerate(reports) if not r.ok]
-    details = {"instruments": [{**r.values, "failed": [name for name, _ in r.failures]} for r in reports],
-               "failed": [f"{instrument_label(k)}: {name}" for k in failing for name, _ in reports[k].failures]}
-    if not failing:
-        return Verdict(True, "", details)
-    first = failing[0]
-    also = (f" (guards also failed on instrument{'s' * (len(failing) > 2)} "
-            f"{', '.join(str(k + 1) for k in failing[1:])})" if len(failing) > 1 else "")
-    return Verdict(False, _where(first, len(reports)) + reports[first].reason + also, details)
+    """The task's guards: reward hacking first (hard-coded dates, the invariance findings), then degenerate output."""
+    return t.ctx.task.guards(t)
 
 
 @dataclass(frozen=True)
@@ -485,10 +418,6 @@ def evaluate(region: str, ctx: EvalContext) -> Evaluation:
         if verdict.details is not None:
             details[stage.name] = verdict.details
         if not verdict.ok:
-            return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, trial.signals(),
-                              universe=trial.universe, instrument_signals=trial.instrument_signals())
-    if ctx.task == "forecast":
-        return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, None, trial.full.forecasts,
-                          instrument_forecasts=tuple(f.forecasts for f in trial.fulls))
-    return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.signals(), universe=trial.universe,
-                      instrument_signals=trial.instrument_signals())
+            return Evaluation(False, stage.name, verdict.reason, trial.scores, timings, details, trial.outputs(),
+                              trial.universe)
+    return Evaluation(True, ACCEPTED, "", trial.scores, timings, details, trial.outputs(), trial.universe)

@@ -29,14 +29,12 @@ Detectors take results and never run code, so they work with any runner.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-
-from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS
 
 EARLY_CUT = 4  # a few rows in: a backward fill of the first rows' NaN shows here
 MIN_WARMUP_FOR_CUT = 10  # a shorter warm-up is already covered by the early cut
@@ -199,17 +197,6 @@ def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0, focus: sli
     return probes
 
 
-def forecast_columns(full: FrameLike, result: FrameLike) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The forecast task's probabilities (n, H, 3) of both runs as named columns ("forecast h=3 p_up");
-    empty for the trade task, whose results carry none."""
-    a, b = getattr(full, "forecasts", None), getattr(result, "forecasts", None)
-    if a is None or b is None:
-        return {}, {}
-    names = [f"forecast h={h} p_{k}" for h in HORIZONS for k in BUCKETS]
-    flat_a, flat_b = np.asarray(a).reshape(len(a), -1), np.asarray(b).reshape(len(b), -1)
-    return ({n: flat_a[:, j] for j, n in enumerate(names)}, {n: flat_b[:, j] for j, n in enumerate(names)})
-
-
 def first_column_difference(full: Mapping[str, np.ndarray], result: Mapping[str, np.ndarray], k: int,
                             probe: Probe) -> Leak | None:
     """Earliest row ``< k`` where a column of ``result`` differs from the same column of ``full``."""
@@ -232,9 +219,10 @@ def first_column_difference(full: Mapping[str, np.ndarray], result: Mapping[str,
     return Leak(names[j], row, _date(index, row), float(a[row, j]), float(b[row, j]), int((~same[:, j]).sum()), probe)
 
 
-def first_difference(full: FrameLike, probe: Probe, result: FrameLike) -> Leak | None:
-    """Earliest row at or before the cut where a feature, else a forecast probability (forecast task),
-    else the signals differ."""
+def first_difference(full: FrameLike, probe: Probe, result: FrameLike,
+                     columns: Callable[[Any], dict[str, np.ndarray]] | None = None) -> Leak | None:
+    """Earliest row at or before the cut where a feature, else one of the task's output columns
+    (``columns``, e.g. ``Task.output_columns``: a forecaster's probabilities), else the signals differ."""
     k = probe.cut + 1
     index = probe.frame.index
     missing = [c for c in full.features if c not in result.features]
@@ -244,7 +232,8 @@ def first_difference(full: FrameLike, probe: Probe, result: FrameLike) -> Leak |
         return Leak(column, 0, _date(index, 0), np.nan, np.nan, k, probe, presence)
     best = first_column_difference(full.features, result.features, k, probe)
     if best is None:
-        best = first_column_difference(*forecast_columns(full, result), k, probe)
+        a, b = (columns(full), columns(result)) if columns else ({}, {})
+        best = first_column_difference(a, b, k, probe) if a and b else None
     if best is None:
         s_full = np.asarray(full.signals)[:k]
         s_probe = np.asarray(result.signals)[:k]

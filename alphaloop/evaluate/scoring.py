@@ -67,17 +67,6 @@ class History:
         return close[1:] / close[:-1] - 1.0
 
 
-def beside_bh(metrics: dict, metric: str) -> str:
-    """" (buy and hold X)" for a split's figures, so no headline figure stands without its benchmark;
-    empty for metrics buy and hold has no figure for (it has sharpe and total_return)."""
-    if metric == "rps_skill_mean":  # the forecast task's benchmark is climatology, whose skill is 0 by construction
-        rolled = (metrics or {}).get("rps_skill_rolling_mean")  # and its skill against the rolling climatology
-        return " (climatology 0.000" + (f"; against the rolling climatology {rolled:+.3f})"
-                                        if isinstance(rolled, int | float) else ")")
-    bh = (metrics or {}).get(f"bh_{metric}")
-    return f" (buy and hold {bh:.3f})" if isinstance(bh, int | float) else ""
-
-
 def fold_windows(n: int, folds: int, warmup: int = FOLD_WARMUP_BARS) -> list[slice]:
     """Chronological, equal, non-overlapping scoring windows over rows [warmup, n)."""
     if folds < 1:

@@ -50,8 +50,6 @@ class Leg:
 
 def combine(legs: Sequence[Leg]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """Equal-weight daily-rebalanced portfolio of the legs: the mean over the legs with a bar on each date."""
-    if len(legs) == 1:
-        return legs[0].dates, legs[0].returns, legs[0].bh_returns
     if all(leg.dates.equals(legs[0].dates) for leg in legs[1:]):  # one calendar: a plain mean, no alignment
         return (legs[0].dates, np.mean([leg.returns for leg in legs], axis=0),
                 np.mean([leg.bh_returns for leg in legs], axis=0))

@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console, RenderableType
 from rich.panel import Panel
 
-from alphaloop.evaluate.scoring import beside_bh
 from alphaloop.present.text import clip, fmt, rich, safe
-from alphaloop.tasks.forecast.rows import figures_note, is_forecast
 
 if TYPE_CHECKING:
     from alphaloop.run.learnings import Learnings
@@ -29,15 +27,10 @@ class RunView(Protocol):
     """What a view reads of the run it shows (the loop satisfies it; the view never imports the loop)."""
 
     cfg: Any  # loop.LoopConfig: metric, population, iterations, max_fails, workdir
+    task: Any  # alphaloop.tasks.protocol.Task: the benchmark beside each figure, and the task's own figures
     proposer_label: str
     budget_note: str | None  # time left while --hours or --max-tokens is set, else None
 
-
-def trades_or_calibration(val: dict) -> str:
-    """Validation trades for a strategy; calibration and grades for a forecaster (which trades nothing)."""
-    if "round_trips" in val:
-        return f"val trades {val['round_trips']:.0f}"
-    return figures_note(val)
 
 
 def warn_loudly(title: str, body: str) -> None:
@@ -128,10 +121,11 @@ class PlainView:
             s = record.scores["splits"]
             folds = record.fold_spread
             top = f"top-{state.population_size}"
-            what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])}{beside_bh(s['val'], state.metric)} "
+            what = (f"accepted val {state.metric} {fmt(s['val'][state.metric])}"
+                    f"{self.loop.task.beside_benchmark(s['val'], state.metric)} "
                     f"(train {fmt(s['train'][state.metric])}, "
                     f"folds min {fmt(folds.get('min'))} median {fmt(folds.get('median'))}), "
-                    f"{trades_or_calibration(s['val'])}, "
+                    f"{self.loop.task.live_note(s['val'])}, "
                     f"{'ENTERED ' + top if record.in_population else 'not in ' + top}")
         else:
             what = f"rejected at {safe(record.stage)}: {clip(record.reason, 160)}"
@@ -140,7 +134,8 @@ class PlainView:
         self.out.print(f"[iter {iteration_of(n, self.total)}] parent {parent} | {what} | {record.timings['total']:.2f}s"
                        f"{f' | {tokens} tokens' if tokens else ''} | best iter {best.iteration if best else '-'} "
                        f"val {state.metric} {fmt(best.val_metric if best else None)}"
-                       f"{beside_bh(best.val, state.metric) if best else ''} | hit rate {learnings.hit_rate()}")
+                       f"{self.loop.task.beside_benchmark(best.val, state.metric) if best else ''} | "
+                       f"hit rate {learnings.hit_rate()}")
 
     def close(self) -> None:
         pass
@@ -239,17 +234,17 @@ class LiveView(PlainView):
         from rich.table import Table
 
         st = self.state
-        forecast = is_forecast(st.metric)
+        task = self.loop.task
         pop = Table(title=f"population: top-{st.population_size} by {st.metric} on validation", expand=True,
                     title_justify="left", padding=(0, 1))
-        for col in ("iter", "val", "val climatology" if forecast else "val B&H", "train", "train folds min/med",
+        for col in ("iter", "val", f"val {task.benchmark}", "train", "train folds min/med",
                     "val trades"):
             pop.add_column(col, justify="right", no_wrap=True)
         pop.add_column("what it is", justify="left", ratio=1, min_width=16, overflow="fold")
         room = max(16, width - 70)  # the figures' columns take about 70 characters with their borders
         for m in st.population:
             pop.add_row(str(m.iteration), fmt(m.val_metric),
-                        fmt(0.0 if forecast else (m.val or {}).get(f"bh_{st.metric}")), fmt(m.train_metric),
+                        fmt(task.benchmark_value(m.val, st.metric)), fmt(m.train_metric),
                         f"{fmt(m.fold_min)} / {fmt(m.fold_median)}", str(m.val_trades),
                         rich(clip(m.description, 2 * room - 6)))
         return pop

@@ -122,6 +122,7 @@ class ProposalContext:
     siblings: tuple[int, ...] = ()  # iterations building on the same parent whose outcome this one cannot see yet
     correlations: str = ""  # the members' correlations of daily validation returns, in words
     guards: tuple[GuardThreshold, ...] = ()
+    shows_trades: bool = True  # whether the population's lines give a trade count (the task says: Task.shows_trades)
     extra: dict[str, str] = field(default_factory=dict)  # further {{placeholders}} of a task's own prompts
 
 

@@ -60,7 +60,8 @@ def format_number(value: float) -> str:
     return fmt(value, 3)
 
 
-def format_population(population: list[MemberSummary], metric: str, top_k: int = TOP_K) -> str:
+def format_population(population: list[MemberSummary], metric: str, top_k: int = TOP_K,
+                      trades: bool = True) -> str:
     """The best ``top_k`` members, one line each, best validation figure first."""
     if not population:
         return "(empty: no candidate has been accepted yet)"
@@ -69,10 +70,9 @@ def format_population(population: list[MemberSummary], metric: str, top_k: int =
         return m.val_metric if math.isfinite(m.val_metric) else -math.inf
 
     ranked = sorted(population, key=key, reverse=True)[:top_k]
-    forecasting = metric == "rps_skill_mean"  # a forecaster trades nothing: no trade count beside it
     lines = [
         f"- iter {m.iteration}: val {metric} {format_number(m.val_metric)}, train {metric} "
-        f"{format_number(m.train_metric)}{'' if forecasting else f', {m.val_trades} val trades'}: "
+        f"{format_number(m.train_metric)}{f', {m.val_trades} val trades' if trades else ''}: "
         f"{one_line(m.description, DESCRIPTION_LIMIT)}"
         for m in ranked
     ]
@@ -237,7 +237,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "iteration": str(ctx.iteration),
         "parent_iteration": str(ctx.parent_iteration),
         "parent_region": region,
-        "population": format_population(ctx.population, ctx.metric) + (
+        "population": format_population(ctx.population, ctx.metric, trades=ctx.shows_trades) + (
             f"\n\n{clip_end(ctx.correlations, CORRELATIONS_LIMIT)}" if ctx.correlations else ""),
         "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
         # the latest outcome may quote the candidate (its names, its messages): a delimited, bounded block

@@ -19,42 +19,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from alphaloop.candidate import extract_region, splice_region, template_text
-from alphaloop.commands.finish import FinishInputs, finish_run
+from alphaloop.commands.finish import finish_run
+from alphaloop.commands.inputs import FinishInputs
 from alphaloop.config import LoopConfig
 from alphaloop.data.frozen import (
     DataError,
     bars_line,
     load_universe,
     manifest_digest,
-    prices_words,
     read_manifest,
     restore_hint,
     universe_line,
 )
 from alphaloop.evaluate.executor import EvalSettings, TaskResult, make_executor
-from alphaloop.evaluate.guards import GuardLimits
 from alphaloop.evaluate.pipeline import STAGES
-from alphaloop.evaluate.stress import stress_adjusted
-from alphaloop.evaluate.universe import instrument_histories, positions_sha256, signals_sha256
+from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import duration
 from alphaloop.present.ui import LiveView, warn_loudly
-from alphaloop.propose.base import EndpointDown, MemberSummary, Proposal, ProposalContext, Proposer
+from alphaloop.propose.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.propose.parsing import in_reply_lines
 from alphaloop.run import flight as rule
-from alphaloop.run.evidence import evidence, expectation, judge_diversity, member_correlations
 from alphaloop.run.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
 from alphaloop.run.grading import grade
 from alphaloop.run.learnings import Learnings
-from alphaloop.run.records import IterationRecord, NewerSchema, StressResult
-from alphaloop.run.rows import entry_from_record, tsv_header
+from alphaloop.run.records import IterationRecord, NewerSchema
+from alphaloop.run.rows import entry_from_record
 from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import Workdir
-from alphaloop.tasks.forecast.buckets import BucketScheme
-from alphaloop.tasks.forecast.evidence import forecast_evidence, forecast_fields
-from alphaloop.tasks.forecast.rows import scalar_view
+from alphaloop.tasks import get_task
 
 EVALUATING = f"evaluate ({' > '.join(STAGES)})"  # what the live view says of an iteration in the pipeline
 
@@ -81,11 +74,20 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def expectation(p: Proposal) -> Expectation | None:
+    """The proposal's machine-readable expectation (a dict from a reply, or already typed)."""
+    e = p.expectation
+    if e is None or isinstance(e, Expectation):
+        return e
+    return Expectation(**e)
+
+
 class Loop:
     """One run of the research loop over a workdir; ``run`` returns an exit code."""
 
     def __init__(self, config: LoopConfig, proposer: Proposer, proposer_label: str, view: Any) -> None:
         self.cfg = config
+        self.task = get_task(config.task)
         self.proposer = BoundedProposer(proposer, config.workers)  # at most N requests at once
         self.proposer_label = proposer_label
         self.view = view
@@ -153,18 +155,13 @@ class Loop:
         self.snapshots = SnapshotStore(self.wd.snapshots, self.cfg.workers)
         self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         while self.wd.has_record(state.next_iteration):  # records written just before a kill
-            state.apply(self.wd.record(state.next_iteration), learnings)
+            state.apply(self.wd.record(state.next_iteration), learnings, self.task)
             self.snapshots.add(state.next_iteration - 1, state.to_json(), learnings.to_json())
         self.wd.forget_unfinished(state.next_iteration)
-        self.wd.resume_views(state, tsv_header(self.cfg.metric), with_rule(learnings.render(), self.cfg.workers))
-        self.histories = instrument_histories(self.universe)
-        self.history = self.histories[0]
-        # what a candidate runs on: every instrument, for either task (a forecaster's scores pool over them)
-        self.scored = tuple(self.histories)
-        train_close = self.history.frame["Close"].to_numpy(dtype=np.float64)[self.history.windows["train"]]
-        self.scheme = BucketScheme.from_train(train_close) if self.cfg.task == "forecast" else None
-        self.schemes = (tuple(BucketScheme.from_train(h.frame["Close"].to_numpy(dtype=np.float64)[h.windows["train"]])
-                              for h in self.histories) if self.scheme is not None and len(self.histories) > 1 else ())
+        self.wd.resume_views(state, self.task.tsv_header(self.cfg.metric),
+                             with_rule(learnings.render(), self.cfg.workers), self._row)
+        self.histories = tuple(instrument_histories(self.universe))  # what every candidate runs on
+        self.prepared = self.task.prepare(self.histories)  # what the task's prompts derive from the train split
         self.digest = digest
         return state, learnings, manifest
 
@@ -188,14 +185,10 @@ class Loop:
                 population=[MemberSummary(m.iteration, m.val_metric, m.train_metric, m.val_trades, m.description)
                             for m in state.population],
                 learnings=learnings.prompt_view(),
-                last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, siblings=flight.siblings,
-                stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
-                **(forecast_evidence(n, parent, latest, self.wd.record_or_none(parent), self.scheme, last=base.after,
-                                     schemes=self.schemes)
-                   if self.scheme is not None else
-                   evidence(n, parent, latest, self.wd.record_or_none(parent), grand, GuardLimits(), last=base.after,
-                            periods_per_year=self.history.periods_per_year)),
-                correlations=member_correlations(state),
+                last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, shows_trades=self.task.shows_trades,
+                siblings=flight.siblings, stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
+                **self.task.evidence(n, parent, latest, self.wd.record_or_none(parent), grand, base.after,
+                                     self.prepared, state),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
@@ -224,7 +217,7 @@ class Loop:
         self._show_warnings(proposal)
         record = IterationRecord(
             iteration=n, parent=parent, proposed_from=None if done.base < 0 else done.base,
-            created_at=done.created_at, metric=self.cfg.metric, cost_bps=self.cfg.cost_bps,
+            created_at=done.created_at, metric=self.cfg.metric, task=self.cfg.task, cost_bps=self.cfg.cost_bps,
             folds=self.cfg.folds, eval_timeout_s=self.cfg.eval_timeout_s, proposer=done.label, model=proposal.model,
             tokens=dict(proposal.tokens),
             data_manifest=self.digest, test_readings_before=self.test_readings,
@@ -244,38 +237,18 @@ class Loop:
         record.details, record.eval_timings = ev.details, ev.timings
         if ev.scores is not None:
             record.scores = {k: v for k, v in ev.scores.to_json().items() if k != "selection_val"}
-            if ev.signals is not None:
-                record.positions_sha256 = positions_sha256(self.scored, ev.instrument_signals)
-            if ev.universe is not None:
-                record.universe = ev.universe.to_json()
+            record = dataclasses.replace(record, **self.task.scored_fields(ev, self.histories))
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
             prec = self.wd.record_or_none(parent) if parent_val is None else None
             if prec is not None and prec.scores:
                 parent_val = prec.split("val")
-            now_val = record.split("val")
-            if self.scheme is not None:  # per-horizon figures: grade on their means
-                parent_val, now_val = scalar_view(parent_val), scalar_view(now_val)
+            parent_val, now_val = self.task.grading_view(parent_val), self.task.grading_view(record.split("val"))
             if n:
                 record.hypothesis_held, record.grading = grade(expectation(proposal), parent_val, now_val,
                                                                rejected=not ev.accepted)
-        if ev.accepted and ev.forecasts is not None:
-            every = ev.instrument_forecasts  # a universe: the key covers every instrument's forecasts
-            probs = np.concatenate(every) if len(every) > 1 else ev.forecasts
-            record = dataclasses.replace(record, **forecast_fields(ev.scores, probs, state))
-        elif ev.accepted:
-            record.returns = {k: np.round(v, 12).tolist() for k, v in ev.scores.returns.items()}
-            record.trades = ev.scores.trips()
-            if ev.universe is not None:
-                record.instrument_returns = [np.round(s.returns["val"], 12).tolist() for s in ev.universe.instruments]
-            value = ev.scores.selection
-            if self.cfg.stress_select:
-                stress = done.result.stress
-                record.stress = StressResult.from_json(stress, f"stress of iteration {n}")
-                value = stress_adjusted(value, stress)
-            record.selection = value
-            record.signals_sha256 = signals_sha256(ev.instrument_signals)
-            record = dataclasses.replace(
-                record, **judge_diversity(record.positions_sha256, ev, self.scored, value, state))
+        if ev.accepted:
+            record = dataclasses.replace(record, **self.task.accepted_fields(
+                ev, done.result.stress, self.histories, state, self.cfg.stress_select))
         record.timings = {"propose": t_prop, "evaluate": done.evaluate_s, "total": t_prop + done.evaluate_s}
         return record
 
@@ -300,15 +273,19 @@ class Loop:
         compactor here, live only, and its reply stored in the record, so replay never calls a model."""
         self.wd.write_record(record)
         record = self.wd.record(record.iteration)
-        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric)) if later else None
+        request = learnings.compaction_request(entry_from_record(record, self.cfg.metric, self.task)) if later else None
         if request is not None:  # decided on the record as read back, exactly as a replay will fold it
             self.view.stage(record.iteration, "compact", "rewriting the learnings' lessons")
             record.learnings_compacted = self.proposer.compact(request.text, request.budget_tokens)
             self.wd.write_record(record)
             record = self.wd.record(record.iteration)
-        state.apply(record, learnings)
-        self.wd.write_views(state, with_rule(learnings.render(), self.cfg.workers), record)
+        state.apply(record, learnings, self.task)
+        self.wd.write_views(state, with_rule(learnings.render(), self.cfg.workers), self._row(record))
         return record
+
+    def _row(self, record: IterationRecord) -> str:
+        """The record's results.tsv line, in the task's words."""
+        return self.task.tsv_row(record, self.cfg.metric)
 
     # ----- the run ------------------------------------------------------------------------
     def _on_sigint(self, signum: int, frame: Any) -> None:
@@ -351,20 +328,17 @@ class Loop:
                                 eval_timeout_s=self.cfg.eval_timeout_s, stress_select=self.cfg.stress_select,
                                 stress_paths=self.cfg.stress_paths, seed=self.cfg.seed, task=self.cfg.task)
         try:
-            with make_executor(self.cfg.executor, self.scored, settings, self.cfg.workers,
+            with make_executor(self.cfg.executor, self.histories, settings, self.cfg.workers,
                                self.cfg.ray_address) as executor:
                 self.executor = executor
                 self.flights = InFlight(self.cfg.workers)
                 self.view.start(self, state, executor.describe())
                 self.view.note(universe_line(self.universe))
-                if self.cfg.task == "trade":
-                    self.view.note("returns on: " + prices_words(read_manifest(self.cfg.data_dir),
-                                                                 [h.frame for h in self.histories]))
-                if (line := bars_line(read_manifest(self.cfg.data_dir))) is not None:
+                manifest_now = read_manifest(self.cfg.data_dir)
+                for note in self.task.run_notes(self.histories, manifest_now):
+                    self.view.note(note)
+                if (line := bars_line(manifest_now)) is not None:
                     self.view.note(line)
-                if len(self.histories) > 1 and self.cfg.task == "trade":
-                    self.view.note("scoring: the region runs on every instrument and is ranked by their equal-weight "
-                                   "portfolio on validation; prompts number the instruments, never name them")
                 code, last_words = self._drive(state, learnings)
         except KeyboardInterrupt:
             state.stop_reason = (f"interrupted: Ctrl-C twice; rerun the same command to resume at iteration "
@@ -490,8 +464,8 @@ class Loop:
     def _finish(self, state: LoopState, manifest: dict) -> bool:
         """End-of-run figures: statistics over all trials, second market, the report; False if cut by Ctrl-C."""
         cfg = self.cfg
-        return finish_run(FinishInputs(wd=self.wd, state=state, manifest=manifest, history=self.history,
+        return finish_run(FinishInputs(wd=self.wd, state=state, manifest=manifest, histories=self.histories,
                                 data_dir=cfg.data_dir, metric=cfg.metric, cost_bps=cfg.cost_bps, seed=cfg.seed,
                                 stress_paths=cfg.stress_paths, cross_ticker=cfg.cross_ticker,
-                                test_readings=self.test_readings, histories=self.histories,
+                                test_readings=self.test_readings, task=self.task,
                                 instrument_names=tuple(self.universe.instruments)), close_view=self.view.close)

@@ -31,6 +31,11 @@ class NewerSchema(RecordError):
     """The file was written by a later alphaloop than this one (its schema_version is higher)."""
 
 
+def infer_task(d: dict[str, Any]) -> str:
+    """The task of a file written before records named it (alphaloop 0.1): its metric tells them apart."""
+    return str(d.get("task") or ("forecast" if d.get("metric") == "rps_skill_mean" else "trade"))
+
+
 def check_version(d: Any, source: str) -> int:
     """The schema version of a JSON object read from ``source``; refuses what this code cannot read."""
     if not isinstance(d, dict):
@@ -124,6 +129,7 @@ class IterationRecord:
     proposed_from: int | None = None  # the last iteration committed in the state it proposed from (--workers)
     created_at: str = ""
     metric: str = "sharpe"
+    task: str = "trade"  # the --task that wrote it (from_json infers it for files from before the field)
     cost_bps: float | None = None
     folds: int | None = None
     eval_timeout_s: float | None = None  # the run's --eval-timeout: final judges with the same budget
@@ -200,6 +206,7 @@ class IterationRecord:
             d["scores"] = {k: v for k, v in d["scores"].items() if k != "selection_val"}
         rec = build(cls, d, source)
         rec.stress = _stress(rec.stress, source)
+        rec.task = infer_task(d)
         return rec
 
 

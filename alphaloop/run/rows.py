@@ -5,56 +5,27 @@ Each is derived from the record alone, so a replay after a kill writes the same 
 
 from __future__ import annotations
 
-from alphaloop.evaluate.scoring import beside_bh
+from typing import TYPE_CHECKING
+
 from alphaloop.present.text import clip
 from alphaloop.run.learnings import Entry
 from alphaloop.run.records import IterationRecord
-from alphaloop.tasks.forecast import rows as forecast_rows
-from alphaloop.tasks.forecast.rows import is_forecast
+
+if TYPE_CHECKING:
+    from alphaloop.tasks.protocol import Task
 
 
-def tsv_header(metric: str) -> str:
-    """results.tsv's header: every figure column names its split and metric, buy and hold beside validation."""
-    if is_forecast(metric):
-        return forecast_rows.tsv_header()
-    return (f"n\tparent\tstatus\tstage\tval_{metric}\tval_bh_{metric}\ttrain_{metric}\tval_round_trips\t"
-            "novelty\tdescription\n")
-
-
-def describe(record: IterationRecord, limit: int = 100) -> str:
-    """A one-line description of what an iteration tried, for tables, summaries and the report."""
+def describe(record: IterationRecord, limit: int = 100, baseline: str = "baseline") -> str:
+    """A one-line description of what an iteration tried, for tables, summaries and the report
+    (iteration 0 is the task's ``baseline``)."""
     if record.iteration == 0:
-        return ("baseline (the starting forecaster)" if is_forecast(record.metric)
-                else "baseline (the region of the starting trade.py)")
+        return baseline
     p = record.proposal or {}
     text = p.get("change") or p.get("hypothesis") or p.get("error") or ""
     return clip(text, limit)
 
 
-def tsv_row(record: IterationRecord, metric: str) -> str:
-    """One results.tsv line, kept in the state so the file never needs all records reread."""
-    v, t = record.split("val"), record.split("train")
-    if is_forecast(metric):
-        parent = "" if record.parent is None else str(record.parent)
-        status = record.status + ("+top" if record.in_population else "")
-        return (f"{record.iteration}\t{parent}\t{status}\t{record.stage}\t{forecast_rows.tsv_cells(v, t)}\t"
-                f"{describe(record).replace(chr(9), ' ')}\n")
-    val = f"{v[metric]:.6f}" if v else ""
-    bh = v.get(f"bh_{metric}") if v else None
-    val_bh = f"{bh:.6f}" if bh is not None else ""  # buy and hold has a figure for sharpe and total_return
-    train = f"{t[metric]:.6f}" if t else ""
-    trades = f"{v['round_trips']:.0f}" if v else ""
-    parent = "" if record.parent is None else str(record.parent)
-    status = record.status + ("+top" if record.in_population else "")
-    kind = "bh_in_disguise" if record.disguised else record.novelty_kind
-    if kind in ("duplicate", "near_copy"):
-        kind += f":{record.novelty['member']}"
-    what = describe(record).replace(chr(9), " ")
-    return (f"{record.iteration}\t{parent}\t{status}\t{record.stage}\t{val}\t{val_bh}\t{train}\t{trades}\t"
-            f"{kind}\t{what}\n")
-
-
-def outcome_line(record: IterationRecord, metric: str) -> str:
+def outcome_line(record: IterationRecord, metric: str, task: Task) -> str:
     """The latest outcome as the next prompt and the live view show it."""
     n = record.iteration
     if not record.accepted:  # the reason may quote the candidate's own text: flatten and clip it
@@ -66,13 +37,13 @@ def outcome_line(record: IterationRecord, metric: str) -> str:
         where = f"kept out: {record.bh_disguise['reason']}"
     elif record.novelty_kind == "near_copy":
         where = record.novelty["reason"]
-    bh = beside_bh(record.split("val"), metric) if record.scores else ""
-    if is_forecast(metric):
-        bh += f", {forecast_rows.figures_note(record.split('val'))}"
+    bh = task.beside_benchmark(record.split("val"), metric) if record.scores else ""
+    note = task.figures_note(record.split("val")) if record.scores else ""
+    bh += f", {note}" if note else ""
     return f"iter {n} accepted, val {metric} {record.val_metric:.3f}{bh}; {where}"
 
 
-def entry_from_record(record: IterationRecord, metric: str) -> Entry:
+def entry_from_record(record: IterationRecord, metric: str, task: Task) -> Entry:
     """The learnings entry for one iteration, derived from its record alone (so replays match)."""
     p = record.proposal or {}
     if record.accepted:
@@ -84,8 +55,9 @@ def entry_from_record(record: IterationRecord, metric: str) -> Entry:
             where += " (buy and hold in disguise)"
         elif record.novelty_kind == "near_copy":
             where += f" (near copy of iter {record.novelty['member']})"
-        extra = f", {forecast_rows.figures_note(val)}" if is_forecast(metric) else ""
-        headline = (f"accepted, val {metric} {val[metric]:.3f}{beside_bh(val, metric)} "
+        note = task.figures_note(val)
+        extra = f", {note}" if note else ""
+        headline = (f"accepted, val {metric} {val[metric]:.3f}{task.beside_benchmark(val, metric)} "
                     f"(train {train[metric]:.3f}){extra}, {where}")
     else:
         headline = f"rejected at {record.stage}: {clip(record.reason, 200)}"

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alphaloop.run.learnings import Learnings
 from alphaloop.run.records import SCHEMA_VERSION, IterationRecord, Member, build, check_version
 from alphaloop.run.rows import describe, entry_from_record, outcome_line
+
+if TYPE_CHECKING:
+    from alphaloop.tasks.protocol import Task
 
 
 @dataclass
@@ -68,7 +71,7 @@ class LoopState:
             return 0
         return random.Random(f"{seed}:parent:{n}").choice(members)
 
-    def apply(self, record: IterationRecord, learnings: Learnings) -> None:
+    def apply(self, record: IterationRecord, learnings: Learnings, task: Task) -> None:
         """Fold one iteration record into the state (used live and when replaying after a kill).
 
         A pure fold: the compacted learnings a compaction needs come stored in the record
@@ -82,7 +85,7 @@ class LoopState:
             member = Member(
                 iteration=n, value=float(record.selection), val_metric=float(val[self.metric]),
                 train_metric=float(train[self.metric]), val_trades=int(val.get("round_trips", 0)),
-                description=describe(record), val=val,
+                description=describe(record, baseline=task.baseline), val=val,
                 fold_min=record.fold_spread.get("min"), fold_median=record.fold_spread.get("median"),
                 signals_sha256=record.signals_sha256, positions_sha256=record.positions_sha256,
                 val_returns=(record.returns or {}).get("val"),
@@ -95,9 +98,9 @@ class LoopState:
         self.searched_after_test_reading |= bool(record.test_readings_before)
         for k in ("prompt", "completion"):
             self.tokens[k] += int(record.tokens.get(k, 0))
-        learnings.add(entry_from_record(record, self.metric), record.learnings_compacted)
+        learnings.add(entry_from_record(record, self.metric, task), record.learnings_compacted)
         self.learnings = learnings.to_json()
-        self.last_outcome = outcome_line(record, self.metric)
+        self.last_outcome = outcome_line(record, self.metric, task)
         self.next_iteration = n + 1
 
     def to_json(self) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ import numpy as np
 
 from alphaloop.candidate import RegionError, extract_region
 from alphaloop.run.records import CrossMarket, IterationRecord, RecordError, RunStats, StressCache, TestReading
-from alphaloop.run.rows import tsv_row
 from alphaloop.run.state import LoopState
 from alphaloop.run.store import (
     append_text,
@@ -279,12 +278,13 @@ class Workdir:
         atomic_write_json(self.state, state.to_json())
         self._checkpoint = state.next_iteration
 
-    def write_views(self, state: LoopState, learnings: str, record: IterationRecord | None = None) -> None:
-        """What follows each committed record, in constant work: its results.tsv row appended, learnings.md
-        (bounded) rewritten, best_trade.py when the best changed, and the state checkpoint when due.
-        None of them is fsynced: after a kill or a crash ``resume_views`` rebuilds them from the records."""
-        if record is not None:
-            append_text(self.results_tsv, tsv_row(record, state.metric))
+    def write_views(self, state: LoopState, learnings: str, row: str | None = None) -> None:
+        """What follows each committed record, in constant work: its results.tsv ``row`` (the task's text of
+        the record) appended, learnings.md (bounded) rewritten, best_trade.py when the best changed, and the
+        state checkpoint when due. None of them is fsynced: after a kill or a crash ``resume_views`` rebuilds
+        them from the records."""
+        if row is not None:
+            append_text(self.results_tsv, row)
         atomic_write_text(self.learnings, learnings, durable=False)
         best = state.best.iteration if state.best else None
         if best is not None and (best != self._best or not self.best_trade.is_file()):
@@ -293,12 +293,14 @@ class Workdir:
         if self._checkpoint is None or state.next_iteration - self._checkpoint >= CHECKPOINT_EVERY:
             self.write_state(state)
 
-    def resume_views(self, state: LoopState, header: str, learnings: str) -> None:
+    def resume_views(self, state: LoopState, header: str, learnings: str,
+                     row_of: Callable[[IterationRecord], str]) -> None:
         """At a run's start, after the replay: results.tsv holds exactly the rows of iterations
-        0..next_iteration-1 (those on disk, any missing one rebuilt from its record), then every view
+        0..next_iteration-1 (those on disk, any missing one rebuilt from its record by ``row_of``, the task's
+        row text), then every view
         and state.json are written."""
         rows = self._tsv_rows(header)
-        lines = (rows.get(n) or tsv_row(self.record(n), state.metric) for n in range(state.next_iteration))
+        lines = (rows.get(n) or row_of(self.record(n)) for n in range(state.next_iteration))
         atomic_write_text(self.results_tsv, header + "".join(lines))
         self._best = None
         self.write_views(state, learnings)

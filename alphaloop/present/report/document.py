@@ -19,9 +19,10 @@ from alphaloop.present.report.summary import (
     progress_html,
 )
 from alphaloop.present.report.universe import universe_html
+from alphaloop.run.records import infer_task
 from alphaloop.run.store import read_json
 from alphaloop.run.workdir import Workdir
-from alphaloop.tasks.forecast.report import write_forecast_report
+from alphaloop.tasks import Task, get_task
 
 NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("best", "Best"),
        ("equity", "Equity"), ("universe", "Universe"), ("years", "Per year"), ("analysis", "Trade analysis"),
@@ -46,20 +47,23 @@ def render_report(run: Run) -> str:
             f"only as recorded by harness.py final</footer></main></body></html>\n")
 
 
-def is_forecast_workdir(wd: Workdir) -> bool:
-    """Whether state.json says ``task: forecast``; a state it cannot read is the trade report's to explain."""
+def workdir_task(wd: Workdir) -> Task | None:
+    """The task state.json names (files from before the field: its metric tells); None when it cannot be
+    read (the shared report explains a damaged run) or names a task this alphaloop does not have."""
     try:
-        return wd.has_run() and read_json(wd.state).get("task") == "forecast"
-    except (OSError, ValueError, AttributeError):
-        return False
+        return get_task(infer_task(read_json(wd.state))) if wd.has_run() else None
+    except (OSError, ValueError, AttributeError):  # UnknownTask is a ValueError
+        return None
 
 
 def write_report(workdir: Path, data_dir: Path) -> Path:
-    """Write ``report.html`` into the workdir (atomically) and return its path; a forecast run
-    (``--task forecast``) gets its own report (``alphaloop.tasks.forecast.report``)."""
+    """Write ``report.html`` into the workdir (atomically) and return its path; a task with a report of its
+    own (``Task.report_writer``, e.g. the forecast task's) writes that one instead."""
     wd = Workdir(workdir)
-    if is_forecast_workdir(wd):
-        return write_forecast_report(Path(workdir))
+    task = workdir_task(wd)
+    own = task.report_writer() if task is not None else None
+    if own is not None:
+        return own(Path(workdir), Path(data_dir))
     run = load_run(Path(workdir), Path(data_dir))
     csv = equity_csv(best_windows(run))
     if csv:

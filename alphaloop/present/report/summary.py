@@ -38,6 +38,7 @@ from alphaloop.run.grading import GRADING_RULE, tally
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
+from alphaloop.tasks import get_task
 
 STAGES = ("proposal", *PIPELINE_STAGES)  # the loop's own rejection (no usable code) first, then the pipeline's
 
@@ -153,7 +154,8 @@ def assumptions(run: Run) -> str:
 
 def describe_record(record: dict, width: int = 160) -> str:
     """The loop's own description of an iteration, else why it was rejected, as one clipped safe line."""
-    return clip(describe(IterationRecord.from_json(record), 10 * width) or record.get("reason") or "", width)
+    rec = IterationRecord.from_json(record)
+    return clip(describe(rec, 10 * width, baseline=get_task(rec.task).baseline) or record.get("reason") or "", width)
 
 
 def hit_rate(run: Run) -> str:

@@ -3,5 +3,6 @@ proper scoring rules. Buckets, validation, scores and statistics live here; the 
 probabilities."""
 
 from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS, BucketScheme
+from alphaloop.tasks.forecast.task import ForecastTask
 
-__all__ = ["BUCKETS", "HORIZONS", "BucketScheme"]
+__all__ = ["BUCKETS", "HORIZONS", "BucketScheme", "ForecastTask"]

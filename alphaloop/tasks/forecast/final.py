@@ -11,59 +11,80 @@ terciles, and the figures pool over all instruments' days; the CSV holds instrum
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from alphaloop.commands.check import isolation_line, stage_lines
+from alphaloop.commands.inputs import FinalInputs
+from alphaloop.data.frozen import manifest_digest
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
+from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import test_minus_validation
-from alphaloop.present.ui import console
+from alphaloop.present.ui import console, warn_loudly
+from alphaloop.present.verdict import isolation_line, stage_lines
 from alphaloop.run.records import IterationRecord, TestReading
 from alphaloop.run.store import finite
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BucketScheme
 from alphaloop.tasks.forecast.daybyday import forecast_frame, to_csv
 from alphaloop.tasks.forecast.pool import score_forecast_universe
-from alphaloop.tasks.forecast.scores import SELECTION_METRIC, score_forecasts
+from alphaloop.tasks.forecast.scores import SELECTION_METRIC
 from alphaloop.tasks.forecast.stats import forecast_statistics, format_forecast_statistics
 from alphaloop.tasks.forecast.text import cut_points_line, forecast_table
 
 if TYPE_CHECKING:
+    from alphaloop.tasks.protocol import Task
     from sandbox.runner import Sandbox
 
 OLD_RUN_BUDGET_S = 180.0  # the budget for a run that did not record its --eval-timeout (written before it was kept)
 
 
+def final_reading(inputs: FinalInputs) -> int:
+    """The forecast task's reading of the test split, logged like a trade reading."""
+    wd, it = inputs.wd, inputs.iteration
+    before = wd.test_readings()
+    if before:
+        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
+                    f"This is reading number {len(before) + 1} of the test split in {wd.root}.\n"
+                    "Each reading used to choose or change a forecaster turns the test split into one more "
+                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it, "file": str(inputs.file),
+             "sha256": hashlib.sha256(inputs.raw).hexdigest(), "data_digest": manifest_digest(inputs.manifest),
+             "earlier_readings": len(before)}
+    label = f"iteration {it}" if it is not None else "iteration unknown"
+    histories = tuple(instrument_histories(inputs.universe, ("train", "val", "test")))
+    return final_forecast(wd, entry, inputs.region, label, inputs.record, histories, inputs.sandbox, inputs.task,
+                          inputs.refresh)
+
+
 def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: IterationRecord | None,
-                   histories: History | tuple[History, ...], box: Sandbox, refresh: Callable[[Workdir], None]) -> int:
+                   histories: tuple[History, ...], box: Sandbox, task: Task, refresh: Callable[[Workdir], None]) -> int:
     """Score the forecaster on the test split once; print, record the reading, write the CSV."""
-    histories = (histories,) if isinstance(histories, History) else tuple(histories)
     history = histories[0]
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     test_dates = history.frame.index[history.windows["test"]]
     console.print(f"final: {entry['file']} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else OLD_RUN_BUDGET_S
-    ev = evaluate(region, EvalContext(history=history, sandbox=box, task="forecast", eval_timeout_s=budget,
-                                      universe=histories if len(histories) > 1 else (), probe_window="test"))
+    ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=task, eval_timeout_s=budget,
+                                      probe_window="test"))
     entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-    if not ev.accepted or ev.forecasts is None:
+    if not ev.accepted or not ev.outputs:
         wd.append_reading(TestReading(**entry, status="rejected", reason=ev.reason))
         console.print(f"[bold red]final: the forecaster was rejected at {ev.stage}; no test figures shown[/]")
         refresh(wd)
         return 1
     train_close = history.frame["Close"].to_numpy(dtype=np.float64)[history.windows["train"]]
     scheme = BucketScheme.from_train(train_close)
-    scores = (score_forecasts(history, ev.forecasts, scheme=scheme, splits=("train", "val", "test"))
-              if len(histories) == 1 else
-              score_forecast_universe(histories, list(ev.instrument_forecasts), splits=("train", "val", "test")))
+    scores = score_forecast_universe(histories, list(ev.outputs), splits=("train", "val", "test"))
     test, val = scores.splits["test"], scores.splits["val"]
     console.print(cut_points_line(scores), highlight=False, markup=False, soft_wrap=True)
     for split in ("val", "test"):
@@ -80,7 +101,7 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
                   f"{v:+.4f}" + (f" (recorded by the loop: {recorded:+.4f})" if recorded is not None else "")
                   + (f"  |  {test_minus_validation(degradation)}" if degradation is not None else ""),
                   highlight=False, soft_wrap=True)
-    csv_path = wd.write_forecasts("test", to_csv(forecast_frame(history.frame, ev.forecasts, scheme,
+    csv_path = wd.write_forecasts("test", to_csv(forecast_frame(history.frame, ev.outputs[0], scheme,
                                                                 history.windows["test"])))
     console.print(f"day-by-day test forecasts with outcomes, scores and grades: {csv_path}", highlight=False,
                   soft_wrap=True)
@@ -98,14 +119,3 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
                                  t is not None and t > 0), "degradation": degradation,
                              "spa_test": stats["spa_pvalues"], "readings": before + 1}), sort_keys=True))
     return 0
-
-
-def is_forecast_run(wd: Workdir, record: IterationRecord | None) -> bool:
-    """Whether the workdir holds a forecast run (its state says so, else the record's metric)."""
-    if record is not None:
-        return record.metric == SELECTION_METRIC
-    try:
-        return wd.has_run() and wd.read_state().task == "forecast"
-    except (OSError, ValueError):
-        return False
-

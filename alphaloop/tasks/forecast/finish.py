@@ -3,6 +3,8 @@ and the best forecaster's day-by-day validation forecasts for the report. Train 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
@@ -13,6 +15,9 @@ from alphaloop.tasks.forecast.buckets import BucketScheme
 from alphaloop.tasks.forecast.daybyday import forecast_frame, to_csv
 from alphaloop.tasks.forecast.evidence import CLIM_LOSS_KEY, LOSS_KEY, ROLL_LOSS_KEY
 from alphaloop.tasks.forecast.stats import forecast_statistics, format_forecast_statistics
+
+if TYPE_CHECKING:
+    from alphaloop.tasks.protocol import Task
 
 
 def write_forecast_statistics(wd: Workdir, trials: int, best_iteration: int | None, seed: int) -> dict | None:
@@ -40,16 +45,17 @@ def write_forecast_statistics(wd: Workdir, trials: int, best_iteration: int | No
     return stats
 
 
-def write_validation_forecasts(wd: Workdir, history: History, iteration: int, sandbox: object) -> str:
-    """Rerun the best forecaster on train+validation (never the test split) and write its validation days."""
+def write_validation_forecasts(wd: Workdir, history: History, iteration: int, sandbox: object, task: Task) -> str:
+    """Rerun the best forecaster on train+validation of the first instrument (never the test split) and write
+    its validation days."""
     record = wd.record_or_none(iteration)
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else 120.0  # the run's own
-    ev = evaluate(wd.region(iteration), EvalContext(history=history, sandbox=sandbox, task="forecast",
+    ev = evaluate(wd.region(iteration), EvalContext(histories=(history,), sandbox=sandbox, task=task,
                                                     eval_timeout_s=budget))
-    if ev.forecasts is None:
+    if not ev.accepted or not ev.outputs:
         return f"forecasts of iter {iteration} not written: {ev.stage}: {ev.reason}"
     train_close = history.frame["Close"].to_numpy(dtype=np.float64)[history.windows["train"]]
     scheme = BucketScheme.from_train(train_close)
-    path = wd.write_forecasts("val", to_csv(forecast_frame(history.frame, ev.forecasts, scheme,
+    path = wd.write_forecasts("val", to_csv(forecast_frame(history.frame, ev.outputs[0], scheme,
                                                            history.windows["val"])))
     return f"day-by-day validation forecasts of iter {iteration}: {path}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from alphaloop.present.names import by_instrument
 from alphaloop.tasks.forecast.buckets import BucketScheme, cuts_text
 from alphaloop.tasks.forecast.scores import (
     CALL_MARGIN,
@@ -29,11 +30,8 @@ def program_values(scheme: BucketScheme, schemes: Sequence[BucketScheme] = ()) -
     """Placeholders of the forecast program: cut points (train split) and grade thresholds.
 
     ``schemes``: a universe's instruments' own buckets, named by number only (never a ticker)."""
-    if len(schemes) > 1:
-        cuts = ("each instrument's own train terciles, scores pooled over all instruments' days: "
-                + " | ".join(f"instrument {k + 1}: {cuts_text(s)}" for k, s in enumerate(schemes)))
-    else:
-        cuts = cuts_text(scheme)
+    cuts = by_instrument([cuts_text(s) for s in (schemes or (scheme,))], "",
+                         "each instrument's own train terciles, scores pooled over all instruments' days: ")
     return {"cut_points": cuts + " (train split)", "correct_max_prob": f"{CORRECT_MAX_PROB:g}",
             "call_margin": f"{CALL_MARGIN:g}",
             "miss_min_prob": f"{MISS_MIN_PROB:g}", "wrong_max_prob": f"{WRONG_MAX_PROB:g}",

@@ -24,7 +24,7 @@ from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS
-from alphaloop.tasks.forecast.rows import grade_counts, scalar_view
+from alphaloop.tasks.forecast.rows import BASELINE, grade_counts, scalar_view
 from alphaloop.tasks.forecast.scores import EXTREMES, GRADE_REWARD, GRADES, RELIABILITY_BINS, SELECTION_METRIC, rps
 from alphaloop.tasks.forecast.stats import forecast_statistics
 
@@ -95,7 +95,7 @@ def population_table(records: list[IterationRecord], population: list[int]) -> s
         g = grade_counts(r.split("val") or {})
         rows.append([str(n), num(v.get(SELECTION_METRIC)), "+0.0000", num(t.get(SELECTION_METRIC)),
                      num(v.get("ece"), ".3f"), num(v.get("reward"), "+.3f"), str(g["overconfident_wrong"]),
-                     esc(describe(r))])
+                     esc(describe(r, baseline=BASELINE))])
     return table(["iter", "val skill", "val climatology", "train skill", "val ECE", "val reward",
                   "val overconfident-wrong", "what it tried"], rows, left=7)
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from alphaloop.run.records import IterationRecord
+from alphaloop.run.rows import describe
 from alphaloop.tasks.forecast.scores import GRADES, SELECTION_METRIC
 
 FORECAST_METRIC = SELECTION_METRIC
+BASELINE = "baseline (the starting forecaster)"  # iteration 0's description
 GRADED = ("rps_skill_mean", "ece", "reward", "log_score")  # the metrics an ``Expect:`` line may name
-
-
-def is_forecast(metric: str) -> bool:
-    """The forecast task is the one whose selection metric is the mean RPS skill."""
-    return metric == FORECAST_METRIC
 
 
 def mean_of(per_horizon: dict | None) -> float | None:
@@ -56,6 +54,15 @@ def tsv_cells(val: dict | None, train: dict | None) -> str:
 
     return (f"{cell(v.get('rps_skill_mean'))}\t{0.0:.6f}\t{cell(t.get('rps_skill_mean'))}\t{cell(v.get('ece'))}\t"
             f"{cell(v.get('reward'))}\t{grade_counts(val)['overconfident_wrong']}")
+
+
+def tsv_row(record: IterationRecord) -> str:
+    """One results.tsv line of a forecast record (derived from the record alone, so replays match)."""
+    parent = "" if record.parent is None else str(record.parent)
+    status = record.status + ("+top" if record.in_population else "")
+    cells = tsv_cells(record.split("val"), record.split("train"))
+    what = describe(record, baseline=BASELINE).replace(chr(9), " ")
+    return f"{record.iteration}\t{parent}\t{status}\t{record.stage}\t{cells}\t{what}\n"
 
 
 def figures_note(val: dict) -> str:

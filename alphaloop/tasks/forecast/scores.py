@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, fold_windows
+from alphaloop.present.names import universe_only
 from alphaloop.tasks.forecast.buckets import BUCKETS, BucketScheme
 
 SELECTION_METRIC = "rps_skill_mean"
@@ -279,9 +280,8 @@ class ForecastScores:
         out = {"metric": self.metric, "selection_val": sel, "splits": self.splits, "folds": self.folds,
                "fold_spread": self.fold_spread(), "buckets": self.scheme.to_json(),
                "evidence": {"val": evidence(self.details.get("val") or {})} if "val" in self.details else {}}
-        if len(self.schemes) > 1:
-            out["instruments"] = len(self.schemes)
-            out["buckets_by_instrument"] = [s.to_json() for s in self.schemes]
+        several = {"instruments": len(self.schemes), "buckets_by_instrument": [s.to_json() for s in self.schemes]}
+        out.update(universe_only(len(self.schemes), several, {}))
         return out
 
     def details_json(self) -> dict:

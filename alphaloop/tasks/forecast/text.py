@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from alphaloop.present.names import by_instrument
 from alphaloop.present.text import fmt
 from alphaloop.tasks.forecast.buckets import cuts_text
 from alphaloop.tasks.forecast.scores import CALL_MARGIN, GRADES, ROLLING_BARS, SELECTION_METRIC, ForecastScores
@@ -80,10 +81,10 @@ def selection_line(scores: ForecastScores) -> str:
 
 def cut_points_line(scores: ForecastScores) -> str:
     """The buckets' cut points (train split's terciles), stated so every figure can be read."""
-    if len(scores.schemes) > 1:
-        return ("buckets (terciles of each instrument's own train h-bar returns; scores pool over all instruments' "
-                "days): " + " | ".join(f"instrument {k + 1}: {cuts_text(s)}" for k, s in enumerate(scores.schemes)))
-    return f"buckets (terciles of the train split's h-bar returns): {cuts_text(scores.scheme)}"
+    return by_instrument([cuts_text(s) for s in scores.schemes or (scores.scheme,)],
+                         "buckets (terciles of the train split's h-bar returns): ",
+                         "buckets (terciles of each instrument's own train h-bar returns; scores pool over all "
+                         "instruments' days): ")
 
 
 def summary_text(summary: dict | None, split: str = "validation") -> str:

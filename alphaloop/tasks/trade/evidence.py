@@ -12,7 +12,7 @@ from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.evaluate.scoring import History
 from alphaloop.evaluate.universe import bh_returns, figures_from_record
 from alphaloop.present.text import clip
-from alphaloop.propose.base import CandidateFigures, Expectation, GuardThreshold, Proposal, WindowFigures
+from alphaloop.propose.base import CandidateFigures, GuardThreshold, WindowFigures
 from alphaloop.run.diversity import (
     BH_DISGUISE_CORRELATION,
     BH_DISGUISE_EXPOSURE,
@@ -131,11 +131,3 @@ def judge_diversity(key: str, ev: Any, histories: History | Sequence[History], v
             "duplicate_of": verdict.member if verdict.kind == "duplicate" else None,
             "replaces": verdict.replaces if verdict.enters else None,
             "in_population": bool(verdict.enters and not disguise.disguised)}
-
-
-def expectation(p: Proposal) -> Expectation | None:
-    """The proposal's machine-readable expectation (a dict from a reply, or already typed)."""
-    e = p.expectation
-    if e is None or isinstance(e, Expectation):
-        return e
-    return Expectation(**e)
