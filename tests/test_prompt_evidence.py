@@ -6,7 +6,6 @@ import io
 from pathlib import Path
 
 import pytest
-from alphaloop.tasks.trade.evidence import building_on, candidate_figures, member_correlations
 from rich.console import Console
 
 from alphaloop.config import LoopConfig
@@ -15,6 +14,7 @@ from alphaloop.propose.offline import OfflineProposer
 from alphaloop.propose.prompting import format_figures
 from alphaloop.run.loop import Loop
 from alphaloop.run.workdir import Workdir
+from alphaloop.tasks.trade.evidence import building_on, candidate_figures, member_correlations
 
 
 @pytest.fixture(scope="module")
