@@ -71,3 +71,26 @@ def test_the_stall_threshold_quoted_in_the_docs_is_the_config_one() -> None:
     n = LoopConfig().stall_after
     assert f"Once there are {n} of them" in (DOCS / "loop.md").read_text(encoding="utf-8")
     assert f"after {n} in a row without a stop" in (DOCS / "flags.md").read_text(encoding="utf-8")
+
+
+def test_the_readmes_sample_line_is_what_the_loop_prints(frozen_data: Path, tmp_path: Path) -> None:
+    """The README quotes one plain line of a night; the offline search (seed 0, bundled sample) prints it."""
+    import os
+
+    quoted = re.search(r"^\[iter 4/50\] (parent .*?ENTERED top-3) \|", README.read_text(encoding="utf-8"), re.M)
+    assert quoted is not None
+    env = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", "4", "--stress-paths", "0",
+                          "--workdir", str(tmp_path / "run"), "--data", str(frozen_data)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"[iter 4/4] {quoted.group(1)} |" in res.stdout
+
+
+def test_the_readmes_default_limits_are_the_configs() -> None:
+    from alphaloop.config import LoopConfig
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    cfg = LoopConfig()
+    assert (f"runs up to iteration {cfg.iterations} (`--iterations N`) and stops early after {cfg.max_fails} "
+            "proposals in a row") in text

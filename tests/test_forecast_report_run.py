@@ -5,6 +5,7 @@ a forecast, the prompt carries the parent's evidence, and forecasts_test.csv nam
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,18 @@ def test_the_forecast_docs_quote_the_constants() -> None:
     assert CALL_MARGIN == 0.02 and "differ by more than 0.02" in text
     assert f"the last {ROLLING_BARS} outcomes" in text and f"until {ROLLING_MIN} are known" in text
     assert f"at least {SPREAD_BARS} bars apart" in text
+
+
+def test_the_forecast_report_reads_like_the_trade_report(forecast_run: Path) -> None:
+    html = (forecast_run / "w" / "report.html").read_text(encoding="utf-8")
+    nav = html[html.index("<nav>"):html.index("</nav>")]
+    for sid in ("summary", "progress", "population", "val", "test", "learnings"):
+        assert f'href="#{sid}"' in nav and (f'<section id="{sid}"' in html or f'<header id="{sid}"' in html), sid
+    assert "generated " in html and "Run dates" in html
+    assert "against the rolling climatology" in html and "skill vs rolling clim." in html
+    assert "realised h-bar return" in html and "at least a month apart" in html
+    test = html[html.index('<section id="test">'):]
+    rows = test[test.index("Best and worst days"):].split("<tr>")[2:]
+    dates = sorted(pd.Timestamp(re.search(r"\d{4}-\d{2}-\d{2}", r).group(0)) for r in rows if re.search(
+        r"<td class=\"num\">1</td><td class=\"num\">best", r))
+    assert len(dates) == 5 and all((b - a).days >= 21 for a, b in zip(dates, dates[1:], strict=False))

@@ -91,3 +91,27 @@ def test_literal_reason_says_what_to_do() -> None:
     result = check(features(body))
     assert result.rule == "literal-data"
     assert "compute everything else from the data" in result.reason and str(MAX_LITERAL_CHARS) in result.reason
+
+
+def test_rejection_text_names_no_host_path() -> None:
+    """Whatever the runner says (an exception quoting a file it tried, a library's location), the
+    reason a candidate gets back names no host path: it cannot learn which files exist."""
+    from alphaloop.evaluate.pipeline import EvalContext, evaluate
+    from alphaloop.evaluate.scoring import History
+    from alphaloop.tasks import get_task
+    from sandbox.gate_text import redact_paths
+    from sandbox.runner import RunOutcome
+    from tests.conftest import InProcessSandbox
+    from tests.test_sandbox_support import make_ohlcv
+
+    class Talkative(InProcessSandbox):
+        def run(self, region, frames, timeout_s=None):
+            return RunOutcome("exception", "frame 0: ValueError: Invalid TZif file /etc/shadow (in "
+                              "/work/venv/lib/python3.11/site-packages/pandas/core/frame.py)", None, "", 0.01)
+
+    frame = make_ohlcv(300, seed=1)
+    history = History.from_splits({"train": frame.iloc[:200], "val": frame.iloc[200:]})
+    ev = evaluate(region("x = 1"), EvalContext(histories=(history,), sandbox=Talkative(), task=get_task("trade")))
+    assert ev.stage == "sandbox" and "/etc" not in ev.reason and "/work" not in ev.reason, ev.reason
+    assert "Invalid TZif file <path>" in ev.reason
+    assert redact_paths("tz Europe/Paris, 1/2") == "tz Europe/Paris, 1/2"

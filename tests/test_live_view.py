@@ -11,6 +11,7 @@ from alphaloop.config import LoopConfig
 from alphaloop.present import ui
 from alphaloop.run.records import Member
 from alphaloop.run.state import LoopState
+from alphaloop.tasks import get_task
 
 DESCRIPTION = ("enter when the 16-bar z-score of the close falls below -0.7 and the 48-bar return volatility is "
                "below 1.15x its 200-bar average; exit when the z-score is back above 1.4")
@@ -37,7 +38,8 @@ def _panel(cfg: LoopConfig, st: LoopState, out: io.StringIO, workers_busy: int =
     executor = SimpleNamespace(stats=lambda: {"workers": cfg.workers, "busy": workers_busy})
     view.loop = SimpleNamespace(cfg=cfg, proposer_label="llm qwen2.5-coder:14b @ http://localhost:11434/v1",
                                 budget_note="time left: about 7h 58m (bound by --hours 8; estimate from this "
-                                            "command's pace)", executor=executor, flights=flights)
+                                            "command's pace)", executor=executor, flights=flights,
+                                task=get_task("trade"))
     console.print(view._render())
     return out.getvalue().splitlines()
 
@@ -76,6 +78,7 @@ def test_a_resume_in_the_live_view_says_where_it_resumes(monkeypatch) -> None:
     view = ui.LiveView(50)
     view.live.console = console
     monkeypatch.setattr(view.live, "start", lambda *a, **k: None)
-    loop = SimpleNamespace(cfg=LoopConfig(), proposer_label="offline (seed 0)", budget_note=None)
+    loop = SimpleNamespace(cfg=LoopConfig(), proposer_label="offline (seed 0)", budget_note=None,
+                           task=get_task("trade"))
     view.start(loop, _state(), "isolation: full")
     assert "resuming at iteration 12 (3 in the population, 3 consecutive failures)" in out.getvalue()

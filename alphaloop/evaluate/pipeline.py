@@ -59,6 +59,7 @@ from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History
 from alphaloop.evaluate.universe import UniverseScores
 from alphaloop.present.names import frame_reason, instrument_field, instrument_prefix, per_instrument
 from alphaloop.run.store import finite
+from sandbox.gate_text import redact_paths
 
 if TYPE_CHECKING:
     from alphaloop.tasks.protocol import Task
@@ -89,6 +90,7 @@ class EvalContext:
     probe_nonce: int = field(default_factory=lambda: new_nonce())  # secret per run (per context), kept in every record
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: the task's gate (sandbox.gate.check for its functions)
+    max_gross: float = 1.0  # --max-gross: the portfolio task's cap on the sum of absolute weights
     probe_window: str | None = None  # a split probed with extra cuts inside it ("test": final, before it reports)
 
     def __post_init__(self) -> None:
@@ -178,7 +180,7 @@ def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
         outcome = task.run_sandbox(box, region, frames, timeout)
     except Exception as exc:  # the loop must survive a runner fault and record it
         budget.note(label, time.monotonic() - started)
-        return None, f"the sandbox runner failed: {type(exc).__name__}: {exc}", False
+        return None, redact_paths(f"the sandbox runner failed: {type(exc).__name__}: {exc}"), False
     budget.note(label, time.monotonic() - started)
     if outcome.status == "timeout" and timeout < limit_s:
         return None, budget.reason(), True
@@ -309,9 +311,12 @@ def run_sandbox(t: Trial) -> Verdict:
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        return Verdict(False, f"{outcome.status}: {frame_reason(outcome.reason, len(t.ctx.histories))}",
-                       _outcome_json(outcome))
+        reason = redact_paths(frame_reason(outcome.reason, len(t.ctx.histories)))  # never a host path
+        return Verdict(False, f"{outcome.status}: {reason}", _outcome_json(outcome))
     t.fulls, t.full_seconds = list(outcome.results[0]), float(outcome.seconds)
+    checked = t.ctx.task.check_outputs(t)
+    if checked is not None and not checked.ok:
+        return Verdict(False, checked.reason, {**_outcome_json(outcome), **(checked.details or {})})
     return Verdict(True, "", _outcome_json(outcome))
 
 
@@ -322,6 +327,9 @@ def lookahead(t: Trial) -> Verdict:
     A look-ahead leak rejects here; the invariance probes' findings are judged here too, once, and
     left on the trial for the guards stage, which ranks them among the other guards.
     """
+    own = t.ctx.task.lookahead(t)
+    if own is not None:
+        return own
     budget = t.budget
     assert budget is not None, "the sandbox stage starts the budget"
     seed = region_seed(t.region, t.ctx.probe_nonce) if t.ctx.probe_seed is None else t.ctx.probe_seed
@@ -353,8 +361,8 @@ def lookahead(t: Trial) -> Verdict:
     if probe_run is None or not probe_run.ok:
         info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{probe_run.status}: {probe_run.reason}"),
-                       info)
+        why = redact_paths(fault or f"{probe_run.status}: {probe_run.reason}")
+        return Verdict(False, why if spent else PROBES_FAILED + why, info)
     info["run"] = _outcome_json(probe_run)
     leak, leak_at, fault, spent = _judge_probes(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
                                                 budget, info, t.ctx.task)
@@ -364,7 +372,7 @@ def lookahead(t: Trial) -> Verdict:
         if fault == UNSEEDED and unseeded_randomness(t.region):  # name the line that draws without a seed
             info["unseeded"] = unseeded_randomness(t.region)
             return Verdict(False, f"{UNSEEDED}; unseeded: {'; '.join(info['unseeded'][:3])}", info)
-        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + fault, info)
+        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + redact_paths(fault), info)
     unseeded = unseeded_randomness(t.region)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),

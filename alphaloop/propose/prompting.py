@@ -46,20 +46,6 @@ def load_prompts(program_path: Path = PROGRAM_PATH, template_path: Path = TEMPLA
     return program_path.read_text(encoding="utf-8"), template_path.read_text(encoding="utf-8")
 
 
-def clip(text: str, limit: int) -> str:
-    """Head and tail of an over-long text with a marker of what was cut (see ``clip_middle``)."""
-    return clip_middle(text, limit)
-
-
-def one_line(text: str, limit: int) -> str:
-    return clip_end(text, limit)
-
-
-def format_number(value: float) -> str:
-    """A ratio to 3 decimals; a missing or non-finite one reads as ``text.MISSING``."""
-    return fmt(value, 3)
-
-
 def format_population(population: list[MemberSummary], metric: str, top_k: int = TOP_K,
                       trades: bool = True) -> str:
     """The best ``top_k`` members, one line each, best validation figure first."""
@@ -71,9 +57,9 @@ def format_population(population: list[MemberSummary], metric: str, top_k: int =
 
     ranked = sorted(population, key=key, reverse=True)[:top_k]
     lines = [
-        f"- iter {m.iteration}: val {metric} {format_number(m.val_metric)}, train {metric} "
-        f"{format_number(m.train_metric)}{f', {m.val_trades} val trades' if trades else ''}: "
-        f"{one_line(m.description, DESCRIPTION_LIMIT)}"
+        f"- iter {m.iteration}: val {metric} {fmt(m.val_metric, 3)}, train {metric} "
+        f"{fmt(m.train_metric, 3)}{f', {m.val_trades} val trades' if trades else ''}: "
+        f"{clip_end(m.description, DESCRIPTION_LIMIT)}"
         for m in ranked
     ]
     if len(population) > top_k:
@@ -166,8 +152,9 @@ def format_evidence(ctx: ProposalContext) -> str:
     if latest:
         parts.append(latest)
     if ctx.unchanged_positions:
-        parts.append("**The latest change did not alter a single position**: it held exactly its parent's "
-                     "positions, so its figures say nothing about the idea. Change what the rule does, not only how.")
+        parts.append("**The latest change did not alter a single position on validation**: it held exactly its "
+                     "parent's validation positions (train and folds may differ), so its validation figures say "
+                     "nothing about the idea. Change what the rule does on validation, not only how.")
     guards = format_guards(ctx.guards)
     if guards:
         parts.append(guards)
@@ -234,12 +221,13 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
     return {
         "metric": ctx.metric,
         "cost_bps": f"{ctx.cost_bps:g}",
+        "max_gross": f"{ctx.max_gross:g}",
         "iteration": str(ctx.iteration),
         "parent_iteration": str(ctx.parent_iteration),
         "parent_region": region,
         "population": format_population(ctx.population, ctx.metric, trades=ctx.shows_trades) + (
             f"\n\n{clip_end(ctx.correlations, CORRELATIONS_LIMIT)}" if ctx.correlations else ""),
-        "learnings": clip(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
+        "learnings": clip_middle(ctx.learnings.strip(), LEARNINGS_LIMIT) or "(none yet)",
         # the latest outcome may quote the candidate (its names, its messages): a delimited, bounded block
         "last_outcome": candidate_block(ctx.last_outcome.strip(), OUTCOME_LIMIT) if ctx.last_outcome else "(none yet)",
         "evidence": format_evidence(ctx),

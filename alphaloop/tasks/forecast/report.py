@@ -3,16 +3,13 @@ reliability diagrams, grades, actual-against-predicted chart and best and worst 
 
 Validation figures come from the run's records and ``forecasts_val.csv`` (written at the end of the
 loop); test figures appear only once ``final`` has read the test split (``forecasts_test.csv``).
-Everything is inline (CSS, base64 PNG charts drawn with matplotlib's Agg canvas). The HTML helpers are
-this module's own, a handful of lines, so the forecast report does not lean on the trade report's
-internals.
+It is built from the trade report's blocks (``alphaloop.present.report``: escaping, tables, sections,
+figures, style, navigation), so both reports read alike and escape alike.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,49 +17,58 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from alphaloop.present.report.charts import date_axis, figure_html, style_axes
+from alphaloop.present.report.html import esc, note
+from alphaloop.present.report.html import section as card
+from alphaloop.present.report.html import table as html_table
+from alphaloop.present.report.markdown import markdown_html
+from alphaloop.present.report.style import CSS
+from alphaloop.present.text import fmt
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS
 from alphaloop.tasks.forecast.rows import BASELINE, grade_counts, scalar_view
-from alphaloop.tasks.forecast.scores import EXTREMES, GRADE_REWARD, GRADES, RELIABILITY_BINS, SELECTION_METRIC, rps
+from alphaloop.tasks.forecast.scores import (
+    CALL_MARGIN,
+    EXTREMES,
+    GRADE_REWARD,
+    GRADES,
+    RELIABILITY_BINS,
+    SELECTION_METRIC,
+    direction_accuracy,
+    rps,
+    spread_picks,
+)
 from alphaloop.tasks.forecast.stats import forecast_statistics
 
-STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-         "section{border:1px solid #ddd;border-radius:6px;padding:1em 1.5em;margin:1.2em 0}"
-         "table{border-collapse:collapse;font-size:0.9em}td,th{border-bottom:1px solid #eee;padding:3px 8px;"
-         "text-align:right}th{background:#f6f6f6}td.l{text-align:left}figure{margin:1em 0}img{max-width:100%}"
-         "figcaption,.note{color:#666;font-size:0.85em}pre{white-space:pre-wrap;font-size:0.85em}")
 GRADE_COLOURS = {"calibrated_correct": "#2a9d4b", "reasonable_miss": "#8ab4d8", "overconfident_wrong": "#d62728",
                  "other": "#bbbbbb"}
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+BUCKET_COLOURS = {"down": "#d62728", "flat": "#8a8a8a", "up": "#2a9d4b"}
+NAV = (("summary", "Summary"), ("progress", "Skill"), ("population", "Population"), ("val", "Validation"),
+       ("test", "Test"), ("learnings", "Learnings"))
 
 
 def num(value: float | None, spec: str = "+.4f") -> str:
-    return "n/a" if value is None or not np.isfinite(value) else format(value, spec)
+    """A forecast figure through the one formatter (``text.fmt``); a missing one reads ``n/a``."""
+    digits = int(re.sub(r"\D", "", spec) or 4)
+    return fmt(value, digits, pct=spec.endswith("%"), sign=spec.startswith("+"), missing="n/a")
 
 
 def table(headers: list[str], rows: list[list[str]], left: int = -1) -> str:
-    """An HTML table; column ``left`` (text) is left-aligned. Cells are already escaped."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td{" class=l" if i == left else ""}>{c}</td>' for i, c in enumerate(r))
-                   + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    """The shared table with numeric cells right-aligned; column ``left`` (text) is left-aligned. Cells are
+    already escaped."""
+    body = ["".join(f'<td class="{"text" if i == left else "num"}">{c}</td>' for i, c in enumerate(r))
+            for r in rows]
+    return html_table(headers, body, "compact")
 
 
 def figure(fig: Figure, alt: str, caption: str) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return (f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
+    return figure_html(fig, alt, caption)
 
 
-def section(title: str, body: str) -> str:
-    return f"<section><h2>{esc(title)}</h2>{body}</section>"
+def section(sid: str, title: str, body: str, lead: str = "") -> str:
+    return card(sid, title, body, lead)
 
 
 def skill_chart(records: list[IterationRecord]) -> str:
@@ -79,8 +85,9 @@ def skill_chart(records: list[IterationRecord]) -> str:
         ax.plot(bad, [0.0] * len(bad), "x", color="#d62728", label="rejected")
     ax.set_xlabel("iteration")
     ax.set_ylabel("mean RPS skill")
-    ax.legend(fontsize=8)
-    ax.grid(True, color="#eee")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    style_axes(ax)
+    fig.subplots_adjust(left=0.08, right=0.8, top=0.95, bottom=0.15)
     return figure(fig, "skill over iterations", "mean RPS skill over horizons 1, 3, 5, 10 per iteration: validation "
                   "(selection) and train, climatology = 0; rejected candidates marked at 0")
 
@@ -93,15 +100,18 @@ def population_table(records: list[IterationRecord], population: list[int]) -> s
             continue
         v, t = scalar_view(r.split("val")) or {}, scalar_view(r.split("train")) or {}
         g = grade_counts(r.split("val") or {})
-        rows.append([str(n), num(v.get(SELECTION_METRIC)), "+0.0000", num(t.get(SELECTION_METRIC)),
+        rows.append([str(n), num(v.get(SELECTION_METRIC)), "+0.0000",
+                     num((r.split("val") or {}).get("rps_skill_rolling_mean")), num(t.get(SELECTION_METRIC)),
                      num(v.get("ece"), ".3f"), num(v.get("reward"), "+.3f"), str(g["overconfident_wrong"]),
                      esc(describe(r, baseline=BASELINE))])
-    return table(["iter", "val skill", "val climatology", "train skill", "val ECE", "val reward",
-                  "val overconfident-wrong", "what it tried"], rows, left=7)
+    return table(["iter", "val skill", "val climatology", "val vs rolling climatology", "train skill", "val ECE",
+                  "val reward", "val overconfident-wrong", "what it tried"], rows, left=8)
 
 
-def horizon_rows(days: pd.DataFrame, climatology: dict) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
-    """Per horizon: skill, RPS beside climatology's, direction accuracy, grades, reward; and per-day losses."""
+def horizon_rows(days: pd.DataFrame, climatology: dict,
+                 rolling: dict | None = None) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
+    """Per horizon: skill (against climatology and, when recorded, the rolling climatology), RPS beside
+    climatology's, direction accuracy over the called days, grades, reward; and per-day losses."""
     rows, losses, clim_losses = [], [], []
     for h in HORIZONS:
         ok = days[f"bucket_{h}"].isin(BUCKETS).to_numpy()
@@ -117,11 +127,10 @@ def horizon_rows(days: pd.DataFrame, climatology: dict) -> tuple[list[list[str]]
         counts = [int(grades.get(g, 0)) for g in GRADES]
         reward = float(np.dot(counts, [GRADE_REWARD[g] for g in GRADES]) / max(sum(counts), 1))
         r = days.loc[ok, f"return_{h}"].to_numpy(dtype=np.float64)
-        called, real = np.sign(p[:, 2] - p[:, 0]), np.sign(r)
-        use = (called != 0) & (real != 0)
-        acc = float((called[use] == real[use]).mean()) if use.any() else None
-        rows.append([str(h), num(1 - s.mean() / sc.mean()), num(s.mean(), ".4f"), num(sc.mean(), ".4f"),
-                     "n/a" if acc is None else f"{acc:.1%}", *map(str, counts), num(reward, "+.3f")])
+        acc, n_calls = direction_accuracy(p, r)
+        direction = "no calls" if not n_calls else f"{acc:.1%} of {n_calls}"
+        rows.append([str(h), num(1 - s.mean() / sc.mean()), num((rolling or {}).get(str(h))), num(s.mean(), ".4f"),
+                     num(sc.mean(), ".4f"), direction, *map(str, counts), num(reward, "+.3f")])
     loss, clim_loss = np.column_stack(losses), np.column_stack(clim_losses)
     full = np.isfinite(loss).all(axis=1)
     return rows, loss[full].mean(axis=1), clim_loss[full].mean(axis=1)
@@ -166,58 +175,92 @@ def grades_chart(days: pd.DataFrame, split: str) -> str:
         bottom += counts
     ax.set_xlabel("horizon (bars)")
     ax.set_ylabel("episodes")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, never over a bar
+    style_axes(ax)
+    fig.subplots_adjust(left=0.1, right=0.68, top=0.95, bottom=0.16)
     return figure(fig, f"grades, {split}", f"episode grades per horizon on the {split} split")
 
 
 def actual_vs_predicted(days: pd.DataFrame, split: str) -> str:
-    """The close, with the up- and down-probabilities at h=1 and h=10 under it and the realised up days."""
+    """The close; per horizon 1 and 10 the probabilities of up and down (p(up) dashed over p(down), so equal
+    ones both show) and under them the realised h-bar return of each day, coloured by its bucket, with the
+    cut points."""
     dates = pd.to_datetime(days["date"])
-    fig = Figure(figsize=(11, 5))
-    top = fig.add_subplot(3, 1, 1)
+    fig = Figure(figsize=(11, 7.2))
+    top = fig.add_subplot(5, 1, 1)
     top.plot(dates, days["close"], color="#222", linewidth=1)
-    top.set_ylabel("close")
+    top.set_ylabel("close", fontsize=8)
+    axes = [top]
     for i, h in enumerate((1, 10)):
-        ax = fig.add_subplot(3, 1, 2 + i, sharex=top)
-        ax.plot(dates, days[f"p_up_{h}"], color="#2a9d4b", linewidth=0.8, label=f"p(up) at h={h}")
-        ax.plot(dates, days[f"p_down_{h}"], color="#d62728", linewidth=0.8, label=f"p(down) at h={h}")
-        up = (days[f"bucket_{h}"] == "up").to_numpy()
-        ax.scatter(dates[up], np.full(up.sum(), 0.02), marker="|", s=12, color="#2a9d4b", alpha=0.5,
-                   label="realised up")
+        ax = fig.add_subplot(5, 1, 2 + 2 * i, sharex=top)
+        ax.plot(dates, days[f"p_down_{h}"], color=BUCKET_COLOURS["down"], linewidth=1.0, label=f"p(down), h={h}")
+        ax.plot(dates, days[f"p_up_{h}"], color=BUCKET_COLOURS["up"], linewidth=1.0, linestyle="--",
+                label=f"p(up), h={h}")
         ax.axhline(1 / 3, color="#8a8a8a", linewidth=0.8)
         ax.set_ylim(0, max(0.7, float(np.nanmax(days[[f"p_up_{h}", f"p_down_{h}"]].to_numpy())) + 0.05))
-        ax.legend(fontsize=7, loc="upper left", ncol=3)
-    fig.tight_layout()
-    return figure(fig, f"actual against predicted, {split}", f"{split} split: the close, and under it the "
-                  "forecast probabilities of an up and a down move at h=1 and h=10 (grey: one third), with the days "
-                  "whose move was realised up")
+        ax.set_ylabel("probability", fontsize=8)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        real = fig.add_subplot(5, 1, 3 + 2 * i, sharex=top)
+        for bucket, colour in BUCKET_COLOURS.items():
+            hit = (days[f"bucket_{h}"] == bucket).to_numpy()
+            real.scatter(dates[hit], days.loc[hit, f"return_{h}"], s=4, color=colour, label=f"realised {bucket}")
+        if f"cut_lower_{h}" in days:
+            for col in (f"cut_lower_{h}", f"cut_upper_{h}"):
+                real.axhline(float(days[col].iloc[0]), color="#555", linewidth=0.6, linestyle=":")
+        real.set_ylabel(f"{h}-bar return", fontsize=8)
+        real.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), markerscale=2)
+        axes += [ax, real]
+    for ax in axes:
+        style_axes(ax)
+        ax.tick_params(labelsize=7, labelbottom=ax is axes[-1])
+    date_axis(axes[-1])
+    fig.subplots_adjust(left=0.07, right=0.84, top=0.98, bottom=0.06, hspace=0.25)
+    return figure(fig, f"actual against predicted, {split}", f"{split} split: the close; for h=1 and h=10 the "
+                  "forecast probabilities of an up and a down move (grey: one third), and under each the realised "
+                  "h-bar return of every day coloured by its bucket, dotted lines at the cut points")
 
 
 def extremes_table(days: pd.DataFrame) -> str:
     rows = []
     for h in HORIZONS:
-        ok = days[days[f"bucket_{h}"].isin(BUCKETS)]
-        order = ok.sort_values(f"rps_{h}", kind="stable")
-        for label, part in (("best", order.head(EXTREMES)), ("worst", order.tail(EXTREMES)[::-1])):
+        ok = days[days[f"bucket_{h}"].isin(BUCKETS)].reset_index(drop=True)
+        order = np.argsort(ok[f"rps_{h}"].to_numpy(), kind="stable")  # rows are consecutive days
+        best, worst = spread_picks(order, EXTREMES), spread_picks(order[::-1], EXTREMES)
+        for label, part in (("best", ok.iloc[best]), ("worst", ok.iloc[worst])):
             for _, d in part.iterrows():  # at most 40 rows for the report, not a hot path
                 probs = "/".join(f"{d[f'p_{k}_{h}']:.2f}" for k in BUCKETS)
                 rows.append([str(h), label, esc(d["date"]), probs, esc(d[f"bucket_{h}"]), f"{d[f'return_{h}']:+.2%}",
                              f"{d[f'rps_{h}']:.3f}", esc(d[f"grade_{h}"])])
-    return table(["h", "", "date", "p down/flat/up", "realised", "return", "RPS", "grade"], rows)
+    return table(["h", "", "date", "p down/flat/up", "realised", "return", "RPS", "grade"], rows, left=2)
 
 
-def split_section(days: pd.DataFrame, split: str, climatology: dict, test: bool) -> str:
-    rows, loss, clim_loss = horizon_rows(days, climatology)
-    body = table(["h", "skill", "RPS", "RPS climatology", "direction acc.", *GRADES, "reward"], rows)
+def split_section(days: pd.DataFrame, split: str, climatology: dict, test: bool, rolling: dict | None) -> str:
+    rows, loss, clim_loss = horizon_rows(days, climatology, rolling)
+    body = table(["h", "skill", "skill vs rolling clim.", "RPS", "RPS climatology", "direction (called days)",
+                  *GRADES, "reward"], rows)
+    body += note(f"skill = 1 - RPS / RPS of the train climatology; against the rolling climatology (the last "
+                 f"known outcomes) as the run recorded it; a day is called when p(up) and p(down) differ by more "
+                 f"than {CALL_MARGIN:g}", "muted")
     # on validation the run-level SPA (summary) counts the search; the test split saw one forecaster only
     stats = forecast_statistics(1, clim_loss, [loss], [None], split=split) if test and loss.size >= 20 else None
     if stats is not None:
-        body += f'<p class="note">{esc(stats["verdict_spa"])} (this forecaster alone against climatology)</p>'
+        body += note(f"{stats['verdict_spa']} (this forecaster alone against climatology)", "muted")
     body += reliability_chart(days, split) + grades_chart(days, split) + actual_vs_predicted(days, split)
-    body += "<h3>Best and worst days by RPS</h3>" + extremes_table(days)
+    body += "<h3>Best and worst days by RPS (at least a month apart)</h3>" + extremes_table(days)
     where = ("read once by `final`: figures here were never used to choose a forecaster" if test
              else "where the population was ranked")
-    return section(f"The best forecaster on the {split} split ({where})", body)
+    return section("test" if test else "val", f"The best forecaster on the {split} split ({where})", body)
+
+
+def run_dates(wd: Workdir, records: list[IterationRecord]) -> str:
+    """First record's time to the run's own end (its last end-of-run file), as the trade report says it."""
+    stamps = sorted(str(r.created_at) for r in records if r.created_at)
+    if not stamps:
+        return "-"
+    ends = [p.stat().st_mtime for p in (wd.state, wd.root / "forecast_stats.json", wd.forecasts("val"))
+            if p.is_file()]
+    end = datetime.fromtimestamp(max(ends), UTC).strftime("%Y-%m-%d %H:%M") if ends else stamps[-1][:16]
+    return f"{stamps[0][:16].replace('T', ' ')} – {end.replace('T', ' ')} UTC"
 
 
 def render_forecast_report(workdir: Path) -> str:
@@ -226,36 +269,61 @@ def render_forecast_report(workdir: Path) -> str:
     state = wd.read_state()
     manifest = wd.read_manifest() or {}
     best = state.best
-    head = (f"<h1>alphaloop forecast run: {esc(manifest.get('ticker', '?'))}</h1>"
-            f'<p class="note">generated {esc(datetime.now(UTC).isoformat(timespec="seconds"))}; workdir '
-            f"{esc(wd.root)}</p>")
     climatology = next((r.scores["buckets"]["climatology"] for r in records if r.scores), None)
     cuts = next((r.scores["buckets"]["cut_points"] for r in records if r.scores), None)
     summary = [f"{len(records)} iterations, {state.trials} forecasters tried, {state.accepted} accepted; selection "
                f"by {SELECTION_METRIC} on the validation split (climatology = 0)."]
+    rolling_val = None
     if best is not None:
+        val = (next((r for r in records if r.iteration == best.iteration), None))
+        val_summary = (val.split("val") or {}) if val is not None else {}
+        rolling_val = val_summary.get("rps_skill_rolling")
         summary.append(f"Best: iter {best.iteration}, validation {SELECTION_METRIC} {best.val_metric:+.4f} "
-                       f"(train {best.train_metric:+.4f}; climatology +0.0000).")
+                       f"(train {best.train_metric:+.4f}; climatology +0.0000; against the rolling climatology "
+                       f"{num(val_summary.get('rps_skill_rolling_mean'))}).")
+        if best.train_metric < 0:
+            summary.append("Warning: the best forecaster is below climatology on the train split; its validation "
+                           "skill is probably luck.")
     if cuts:
         summary.append("Buckets, from the train split's terciles of h-bar returns: " + "; ".join(
-            f"h={h}: down &lt; {c['lower']:+.2%}, up &gt; {c['upper']:+.2%}" for h, c in cuts.items()) + ".")
+            f"h={h}: down < {c['lower']:+.2%}, up > {c['upper']:+.2%}" for h, c in cuts.items()) + ".")
     stats = wd.read_forecast_stats()
     if stats:
-        summary.append(esc(stats.get("verdict_spa", "")))
+        summary += [str(stats.get(k)) for k in ("verdict_spa", "verdict_spa_rolling", "warning_train") if stats.get(k)]
     readings = [r for r in wd.test_readings() if not r.damaged]
-    summary.append(f"The test split was read {len(readings)} time(s) by `final`." if readings
-                   else "The test split is untouched (run `python harness.py final`).")
-    parts = [head, section("Summary", "".join(f"<p>{s}</p>" for s in summary)),
-             section("Skill over iterations", skill_chart(records)),
-             section("Population (best first)", population_table(records, [m.iteration for m in state.population]))]
+    summary.append(f"The test split was read {len(readings)} time(s) by harness.py final." if readings
+                   else "The test split is untouched (run python harness.py final).")
+    facts = [("Data", manifest.get("ticker", "?")), ("Run dates", run_dates(wd, records)),
+             ("Stopped", state.stop_reason or "-"), ("Workdir", str(wd.root))]
+    fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (f'<header id="summary"><h1>alphaloop forecast report</h1><p class="sub">generated {esc(generated)} · '
+              f"selection metric: validation {SELECTION_METRIC}</p>"
+              + "".join(f"<p>{esc(line)}</p>" for line in summary)
+              + f'<table class="kv">{fact_rows}</table></header>')
+    parts = [header, section("progress", "Skill over iterations", skill_chart(records)),
+             section("population", "Population (best first)",
+                     population_table(records, [m.iteration for m in state.population]))]
+    latest = next((r for r in reversed(readings) if r.status == "scored" and r.test), None)
     for split, test in (("val", False), ("test", True)):
         path = wd.forecasts(split)
         if path.is_file() and climatology:
+            rolling = ((latest.test or {}).get("rps_skill_rolling") if latest is not None else None) if test \
+                else rolling_val
             parts.append(split_section(pd.read_csv(path, keep_default_na=False, na_values=[""]), split, climatology,
-                                       test))
-    parts.append(section("Learnings", f"<pre>{esc(wd.read_learnings())}</pre>"))
-    return (f'<!doctype html><html><head><meta charset="utf-8"><title>alphaloop forecast report</title>'
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+                                       test, rolling))
+    text = re.sub(r"\A\s*#\s+Learnings\s*\n", "", wd.read_learnings())
+    parts.append(section("learnings", "Learnings", f'<div class="md">{markdown_html(text)}</div>' if text.strip()
+                         else note("no learnings.md yet", "muted")))
+    body = "".join(parts)
+    nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV
+                  if f'<section id="{sid}"' in body or f'<header id="{sid}"' in body)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>alphaloop forecast report — {esc(wd.root.name)}</title><style>{CSS}</style></head>"
+            f"<body><nav>{nav}</nav><main>{body}<footer>alphaloop forecast report · self-contained: no network, no "
+            "external files · the test split is shown only as recorded by harness.py final</footer></main>"
+            "</body></html>\n")
 
 
 def write_forecast_report(workdir: Path) -> Path:
