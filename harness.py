@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig, run_limits
-from alphaloop.evaluate.scoring import SELECTION_METRICS
 from alphaloop.propose import KINDS, LLM
 from alphaloop.tasks import TASKS
 
 COMMANDS = ("run", "check", "final", "report")
 RUN = LoopConfig()  # every flag's default (and the figure its help quotes) comes from here
+METRICS = tuple(dict.fromkeys(m for task in TASKS.values() for m in task.metrics))  # every task's --metric values
 
 
 def _folder(path: Path) -> str:
@@ -30,14 +30,18 @@ def _folder(path: Path) -> str:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=RUN.data_dir,
                    help=f"frozen data folder made by prepare.py (default {_folder(RUN.data_dir)})")
-    p.add_argument("--metric", choices=SELECTION_METRICS, default=RUN.metric,
+    p.add_argument("--metric", choices=METRICS, default=RUN.metric,
                    help=f"selection metric, measured on validation after costs (default {RUN.metric}; "
-                        "total_return = the original weekend harness)")
+                        "total_return = the original weekend harness; information_ratio, --task portfolio only: "
+                        "the excess over the equal-weight buy and hold)")
     p.add_argument("--folds", type=int, default=RUN.folds,
                    help=f"walk-forward folds: equal chronological sub-periods of train, not re-fitted "
                         f"(sub-period analysis); validation is in no fold (default {RUN.folds})")
     p.add_argument("--cost-bps", type=float, default=RUN.cost_bps,
                    help=f"cost per position change, bp of notional (default {RUN.cost_bps:g})")
+    p.add_argument("--max-gross", type=float, default=RUN.max_gross, metavar="G",
+                   help=f"--task portfolio: the most gross exposure (sum of absolute weights) a portfolio may take "
+                        f"on any date (default {RUN.max_gross:g})")
     p.add_argument("--task", choices=tuple(TASKS), default=RUN.task,
                    help="; ".join(f"{name}: {task.summary}" for name, task in TASKS.items()))
     p.add_argument("--eval-timeout", type=float, default=RUN.eval_timeout_s, metavar="S",
@@ -187,6 +191,13 @@ def run_loop(args: argparse.Namespace) -> int:
             print(f"error: {flag} must be > 0 (got {value:g})", file=sys.stderr)
             return 2
     task = TASKS[args.task]
+    if args.metric not in task.metrics:
+        print(f"error: --metric {args.metric} does not apply to --task {task.name}; choose from "
+              f"{', '.join(task.metrics)}", file=sys.stderr)
+        return 2
+    if not args.max_gross > 0:
+        print(f"error: --max-gross must be > 0 (got {args.max_gross:g})", file=sys.stderr)
+        return 2
     args.metric = task.selection_metric(args.metric)  # a task with a scale of its own (forecast) fixes it
     kind, why = resolve_kind(args.proposer, env)
     missing = missing_endpoint(kind, env)
@@ -223,6 +234,7 @@ def run_loop(args: argparse.Namespace) -> int:
     start = args.start_from or task.start_file()
     cfg = LoopConfig(workdir=args.workdir, data_dir=args.data, iterations=args.iterations, max_fails=args.max_fails,
                      population=args.population, metric=args.metric, folds=args.folds, cost_bps=args.cost_bps,
+                     max_gross=args.max_gross,
                      seed=args.seed, stress_select=args.stress_select, stress_paths=args.stress_paths,
                      cross_ticker=args.cross_ticker, start_file=start, hours=args.hours, max_tokens=args.max_tokens,
                      eval_timeout_s=args.eval_timeout, task=args.task, workers=args.workers,
@@ -248,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         from alphaloop.commands.check import run_check
 
         return run_check(args.file, args.data, args.metric, args.folds, args.cost_bps, eval_timeout_s=args.eval_timeout,
-                         task=args.task)
+                         task=args.task, max_gross=args.max_gross)
     if command == "final":
         from alphaloop.commands.final import run_final
 

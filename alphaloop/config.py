@@ -36,6 +36,7 @@ class LoopConfig:
     metric: str = DEFAULT_METRIC  # selection metric on validation after costs (--metric)
     folds: int = DEFAULT_FOLDS  # walk-forward folds: sub-periods of train, not re-fitted (--folds)
     cost_bps: float = DEFAULT_COST_BPS  # cost per position change, bp of notional (--cost-bps)
+    max_gross: float = 1.0  # the portfolio task's cap on the sum of absolute weights (--max-gross)
     seed: int = 0  # parent choice and the offline proposer (--seed)
     stress_select: bool = False  # the selection metric also penalises the 5th-percentile stress drawdown
     stress_paths: int = DEFAULT_PATHS  # synthetic paths per stress scenario; 0 skips the suite (--stress-paths)

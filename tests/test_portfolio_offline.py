@@ -20,9 +20,9 @@ from sandbox.gate import check
 from tests.portfolio_support import namespace, split_frames, universe_frames
 
 
-def _context(iteration: int, parent: str) -> ProposalContext:
+def _context(iteration: int, parent: str, max_gross: float = 1.0) -> ProposalContext:
     return ProposalContext(iteration=iteration, parent_iteration=0, parent_region=parent, metric="sharpe",
-                           population=[], learnings="", last_outcome=None)
+                           population=[], learnings="", last_outcome=None, max_gross=max_gross)
 
 
 def test_every_mutation_renders_a_region_the_gate_admits_and_the_driver_runs() -> None:
@@ -43,8 +43,8 @@ def test_every_mutation_renders_a_region_the_gate_admits_and_the_driver_runs() -
 
 
 def test_the_proposer_is_deterministic_and_respects_the_gross_cap() -> None:
-    a = OfflinePortfolioProposer(seed=3, max_gross=0.5).propose(_context(4, ""))
-    b = OfflinePortfolioProposer(seed=3, max_gross=0.5).propose(_context(4, ""))
+    a = OfflinePortfolioProposer(seed=3).propose(_context(4, "", max_gross=0.5))
+    b = OfflinePortfolioProposer(seed=3).propose(_context(4, "", max_gross=0.5))
     assert a.region == b.region and "GROSS = 0.5" in (a.region or "")
     assert a.expectation is not None and a.change
 

@@ -19,7 +19,7 @@ from alphaloop.candidate import RegionError, extract_region, region_origins, ren
 from alphaloop.data.frozen import DataError, bars_line, load_universe, manifest_digest, read_manifest, universe_line
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
-from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, SELECTION_METRICS
+from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC
 from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import rich, safe
 from alphaloop.present.ui import console
@@ -34,7 +34,7 @@ __all__ = ["format_metric", "isolation_line", "run_check", "spread_line", "stage
 
 def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,
               cost_bps: float = DEFAULT_COST_BPS, sandbox: Sandbox | None = None,
-              eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S, task: str = DEFAULT_TASK) -> int:
+              eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S, task: str = DEFAULT_TASK, max_gross: float = 1.0) -> int:
     """Evaluate FILE's region on train and validation; 0 accepted, 1 rejected, 2 usage error.
 
     ``task`` names the plug-in that judges it (``alphaloop.tasks.TASKS``): a forecaster's verdict holds
@@ -43,10 +43,11 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     file, data_dir = Path(file), Path(data_dir)
     if task not in TASKS:
         return usage_error(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    if metric not in SELECTION_METRICS:
-        return usage_error(f"unknown metric {metric!r}; choose from {', '.join(SELECTION_METRICS)}")
-    if folds < 1 or cost_bps < 0 or not eval_timeout_s > 0:
-        return usage_error("--folds must be >= 1, --cost-bps >= 0 and --eval-timeout > 0")
+    if metric not in TASKS[task].metrics:
+        return usage_error(f"unknown metric {metric!r} for --task {task}; choose from "
+                           f"{', '.join(TASKS[task].metrics)}")
+    if folds < 1 or cost_bps < 0 or not eval_timeout_s > 0 or not max_gross > 0:
+        return usage_error("--folds must be >= 1, --cost-bps >= 0, --eval-timeout > 0 and --max-gross > 0")
     if not file.is_file():
         return usage_error(f"{file}: no such file")
     try:
@@ -62,7 +63,7 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
         return usage_error(str(exc))
     plug = get_task(task)
     ctx = EvalContext(histories=histories, sandbox=sandbox, task=plug, metric=plug.selection_metric(metric),
-                      folds=folds, cost_bps=cost_bps, eval_timeout_s=eval_timeout_s)
+                      folds=folds, cost_bps=cost_bps, eval_timeout_s=eval_timeout_s, max_gross=max_gross)
     note = "\n".join([universe_line(universe), *plug.check_notes(histories)])
     if sandbox is None:
         from alphaloop.evaluate.sandboxed import open_sandbox

@@ -23,7 +23,7 @@ from alphaloop.data.frozen import (
 )
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.sandboxed import open_sandbox
-from alphaloop.evaluate.scoring import DEFAULT_METRIC, SELECTION_METRICS
+from alphaloop.evaluate.scoring import DEFAULT_METRIC
 from alphaloop.present.ui import console
 from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import IterationRecord, RecordError
@@ -52,7 +52,6 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         record = wd.record_or_none(it)
     except (OSError, RecordError):  # a damaged record only loses the loop's figure beside the test's
         record = None
-    metric = record.metric if record is not None and record.metric in SELECTION_METRICS else DEFAULT_METRIC
     if cost_bps is None:  # the costs the loop scored this candidate with, so the comparison is like for like
         cost_bps = float(record.cost_bps) if record is not None and record.cost_bps is not None else DEFAULT_COST_BPS
     try:
@@ -65,6 +64,7 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         task = get_task(_task_name(wd, record))
     except UnknownTask as exc:  # a workdir a later alphaloop wrote, for a task this one does not have
         return usage_error(f"{wd.root}/: {exc}")
+    metric = record.metric if record is not None and record.metric in task.metrics else DEFAULT_METRIC
 
     def reading(box: Sandbox) -> int:
         return task.final(FinalInputs(wd=wd, data_dir=data_dir, file=file, raw=raw, region=region, iteration=it,

@@ -41,6 +41,7 @@ class EvalSettings:
     stress_select: bool = False
     stress_paths: int = 8
     seed: int = 0
+    max_gross: float = 1.0  # --max-gross (the portfolio task's gross cap)
     task: str = "trade"  # a name in alphaloop.tasks.TASKS (a name, not the object: it crosses processes)
     # the run's secret probe nonce: drawn once when the run's settings are made, shipped to every worker
     probe_nonce: int = field(default_factory=lambda: pipeline.new_nonce())
@@ -60,7 +61,7 @@ def evaluate_task(region: str, histories: EvalData, sandbox: Any, settings: Eval
     Every instrument is scored; the stress suite runs on the first instrument."""
     ctx = EvalContext(histories=tuple(histories), sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
                       folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s,
-                      probe_nonce=settings.probe_nonce)
+                      max_gross=settings.max_gross, probe_nonce=settings.probe_nonce)
     ev = evaluate(region, ctx)
     stress = None
     if ev.accepted and settings.stress_select:

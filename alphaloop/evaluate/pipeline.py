@@ -90,6 +90,7 @@ class EvalContext:
     probe_nonce: int = field(default_factory=lambda: new_nonce())  # secret per run (per context), kept in every record
     eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S  # all sandbox runs of one candidate together, wall clock
     gate: Callable[[str], Any] | None = None  # None: the task's gate (sandbox.gate.check for its functions)
+    max_gross: float = 1.0  # --max-gross: the portfolio task's cap on the sum of absolute weights
     probe_window: str | None = None  # a split probed with extra cuts inside it ("test": final, before it reports)
 
     def __post_init__(self) -> None:
@@ -313,6 +314,9 @@ def run_sandbox(t: Trial) -> Verdict:
         reason = redact_paths(frame_reason(outcome.reason, len(t.ctx.histories)))  # never a host path
         return Verdict(False, f"{outcome.status}: {reason}", _outcome_json(outcome))
     t.fulls, t.full_seconds = list(outcome.results[0]), float(outcome.seconds)
+    checked = t.ctx.task.check_outputs(t)
+    if checked is not None and not checked.ok:
+        return Verdict(False, checked.reason, {**_outcome_json(outcome), **(checked.details or {})})
     return Verdict(True, "", _outcome_json(outcome))
 
 
@@ -323,6 +327,9 @@ def lookahead(t: Trial) -> Verdict:
     A look-ahead leak rejects here; the invariance probes' findings are judged here too, once, and
     left on the trial for the guards stage, which ranks them among the other guards.
     """
+    own = t.ctx.task.lookahead(t)
+    if own is not None:
+        return own
     budget = t.budget
     assert budget is not None, "the sandbox stage starts the budget"
     seed = region_seed(t.region, t.ctx.probe_nonce) if t.ctx.probe_seed is None else t.ctx.probe_seed

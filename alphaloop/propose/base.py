@@ -114,6 +114,7 @@ class ProposalContext:
     learnings: str
     last_outcome: str | None  # e.g. "iter 7 rejected at lookahead: column 'z' ..." or None
     cost_bps: float = DEFAULT_COST_BPS  # what every position change costs in this run, so proposals weigh trading
+    max_gross: float = 1.0  # --max-gross: the most gross exposure a portfolio may take (the portfolio task)
     parent_figures: CandidateFigures | None = None  # the parent's table; None renders nothing
     latest_figures: CandidateFigures | None = None  # the previous iteration's candidate, scored even if rejected
     parent_reason: str | None = None  # why this parent, e.g. "reverting to iter 4: iter 6 did not enter the population"

@@ -152,8 +152,9 @@ def format_evidence(ctx: ProposalContext) -> str:
     if latest:
         parts.append(latest)
     if ctx.unchanged_positions:
-        parts.append("**The latest change did not alter a single position**: it held exactly its parent's "
-                     "positions, so its figures say nothing about the idea. Change what the rule does, not only how.")
+        parts.append("**The latest change did not alter a single position on validation**: it held exactly its "
+                     "parent's validation positions (train and folds may differ), so its validation figures say "
+                     "nothing about the idea. Change what the rule does on validation, not only how.")
     guards = format_guards(ctx.guards)
     if guards:
         parts.append(guards)
@@ -220,6 +221,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
     return {
         "metric": ctx.metric,
         "cost_bps": f"{ctx.cost_bps:g}",
+        "max_gross": f"{ctx.max_gross:g}",
         "iteration": str(ctx.iteration),
         "parent_iteration": str(ctx.parent_iteration),
         "parent_region": region,

@@ -186,6 +186,7 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, shows_trades=self.task.shows_trades,
+                max_gross=self.cfg.max_gross,
                 siblings=flight.siblings, stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
                 **self.task.evidence(n, parent, latest, self.wd.record_or_none(parent), grand, base.after,
                                      self.prepared, state),
@@ -325,6 +326,7 @@ class Loop:
         code = 0
         last_words: str | None = None
         settings = EvalSettings(metric=self.cfg.metric, folds=self.cfg.folds, cost_bps=self.cfg.cost_bps,
+                                max_gross=self.cfg.max_gross,
                                 eval_timeout_s=self.cfg.eval_timeout_s, stress_select=self.cfg.stress_select,
                                 stress_paths=self.cfg.stress_paths, seed=self.cfg.seed, task=self.cfg.task)
         try:

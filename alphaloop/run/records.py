@@ -260,6 +260,7 @@ class TestReading:
     instruments: list[dict[str, Any]] | None = None  # a universe: each instrument's test figures (holdout.py)
     trades: list[list[int]] | None = None  # round trips on test as [entry bar, exit bar], for the report
     dates: list[str] | None = None  # the test split's dates, so the report draws it on dates without opening it
+    portfolio: dict[str, Any] | None = None  # --task portfolio: test weights, contributions, held-out panel
     benchmark: str | None = None  # "climatology" for a forecast reading (its figures are then the climatology_* keys)
     climatology_test_metric: float | None = None  # a forecast reading: climatology's skill on test (0 by definition)
     climatology_val_metric: float | None = None

@@ -7,10 +7,11 @@ choices, the records' ``task`` field and every dispatch read this registry.
 from __future__ import annotations
 
 from alphaloop.tasks.forecast.task import ForecastTask
+from alphaloop.tasks.portfolio.task import PortfolioTask
 from alphaloop.tasks.protocol import Task
 from alphaloop.tasks.trade.task import TradeTask
 
-TASKS: dict[str, Task] = {task.name: task for task in (TradeTask(), ForecastTask())}
+TASKS: dict[str, Task] = {task.name: task for task in (TradeTask(), ForecastTask(), PortfolioTask())}
 DEFAULT_TASK = "trade"
 
 

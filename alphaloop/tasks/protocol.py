@@ -37,6 +37,7 @@ class Task(ABC):
     functions: tuple[str, ...] = ()  # the functions the gate requires the region to define
     region_stem: str = "trade"  # saved regions: iter_N_<stem>.py and best_<stem>.py (kept for every task: resume)
     candidates: str = "strategies"  # what the task's candidates are called, in the plural ("forecasters")
+    metrics: tuple[str, ...] = ("sharpe", "total_return", "sortino", "calmar", "cagr")  # --metric values it accepts
     benchmark: str = "B&H"  # the benchmark's short name in tables (the live view's column)
     baseline: str = "baseline (the region of the starting trade.py)"  # iteration 0's description
     shows_trades: bool = True  # whether the prompt's population lines give a trade count
@@ -86,6 +87,20 @@ class Task(ABC):
 
         Why: until the sandbox takes ``driver_source``, the task says how its runner is called."""
         return box.run(region, list(frames), timeout_s=timeout_s)
+
+    def check_outputs(self, t: Any) -> Any:
+        """A ``Verdict`` on the full run's outputs beyond what the decoder checks, or None when none applies.
+
+        Why: some contracts depend on the run's settings (the portfolio task's gross cap), which the
+        sandbox's decoder does not know; a breach rejects at the sandbox stage, before any probe runs."""
+        return None
+
+    def lookahead(self, t: Any) -> Any:
+        """The task's own look-ahead stage (a ``Verdict``), or None for the shared per-instrument probes.
+
+        Why: a task whose output on a date reads every instrument (the portfolio task) must be probed with
+        every instrument cut at one date, which per-instrument probes cannot do."""
+        return None
 
     def invariance_probes(self, frame: Any, seed: int) -> list[Any]:
         """The invariance probes (date shift, history prepended, rows removed) of one frame, or none.
@@ -244,6 +259,12 @@ class Task(ABC):
         split once, print it beside validation, record the reading; returns the exit code.
 
         Why: what a test reading shows (a backtest, a calibration table) is the task's."""
+
+    def report_sections(self, run: Any) -> list[str]:
+        """HTML sections of the task's own in the shared report (its ``present.report.data.Run``), or none.
+
+        Why: what a task's test reading shows beyond the shared sections (a portfolio's weights) is the task's."""
+        return []
 
     def report_writer(self) -> Callable[[Path, Path], Path] | None:
         """A report of the task's own, (workdir, data dir) -> path written, or None for the shared report."""

@@ -25,17 +25,20 @@ from alphaloop.run.workdir import Workdir
 from alphaloop.tasks import Task, get_task
 
 NAV = (("summary", "Summary"), ("progress", "Progress"), ("population", "Population"), ("best", "Best"),
-       ("equity", "Equity"), ("universe", "Universe"), ("years", "Per year"), ("analysis", "Trade analysis"),
+       ("equity", "Equity"), ("universe", "Universe"), ("portfolio", "Portfolio"), ("years", "Per year"),
+       ("analysis", "Trade analysis"),
        ("folds", "Walk-forward"),
        ("stress", "Stress"),
        ("cross", "Second market"), ("stats", "Statistics"),
        ("hypotheses", "Hypotheses"), ("learnings", "Learnings"))
 
 
-def render_report(run: Run) -> str:
-    """The whole HTML document as a string (no file, network or test-split access)."""
+def render_report(run: Run, task: Task | None = None) -> str:
+    """The whole HTML document as a string (no file, network or test-split access); ``task`` adds its own
+    sections (``Task.report_sections``) after the universe's."""
+    own = task.report_sections(run) if task is not None else []
     parts = [header_html(run), progress_html(run), population_html(run), best_html(run), equity_html(run),
-             universe_html(run), years_html(run), analysis_html(run), folds_html(run),
+             universe_html(run), *own, years_html(run), analysis_html(run), folds_html(run),
              stress_html(run), cross_html(run), stats_html(run), hypotheses_html(run), learnings_html(run)]
     body = "".join(parts)  # a section that is absent (the universe for one instrument) has no link either
     nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV if f'<section id="{sid}"' in body)
@@ -68,4 +71,4 @@ def write_report(workdir: Path, data_dir: Path) -> Path:
     csv = equity_csv(best_windows(run))
     if csv:
         wd.write_equity_csv(csv)
-    return wd.write_report(render_report(run))
+    return wd.write_report(render_report(run, task))

@@ -13,7 +13,6 @@ import numpy as np
 from alphaloop.present.text import clip
 from alphaloop.propose.base import GuardThreshold
 from alphaloop.run.diversity import BH_DISGUISE_CORRELATION, BH_DISGUISE_EXPOSURE, NEAR_COPY_CORRELATION
-from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS
 from alphaloop.tasks.portfolio.guards import PortfolioLimits
 from alphaloop.tasks.portfolio.text import portfolio_figures
 
@@ -69,5 +68,4 @@ def portfolio_evidence(n: int, parent: int, latest: Any, parent_rec: Any, grand:
             "guards": guards_thresholds(),
             "extra": {"portfolio_figures": figures,
                       "instruments": str(prepared.get("instruments", 1)),
-                      "columns": prepared.get("columns", "`Open`, `High`, `Low`, `Close`, `Volume`"),
-                      "max_gross": f"{prepared.get('max_gross', DEFAULT_MAX_GROSS):g}"}}
+                      "columns": prepared.get("columns", "`Open`, `High`, `Low`, `Close`, `Volume`")}}

@@ -22,6 +22,7 @@ from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import test_minus_validation
 from alphaloop.present.ui import console, warn_loudly
 from alphaloop.run.store import finite
+from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS
 from alphaloop.tasks.portfolio.scoring import PortfolioScores
 from alphaloop.tasks.portfolio.text import contributions_line, split_line
 
@@ -45,13 +46,29 @@ def verdict_line(metric: str, test: dict, val: dict) -> str:
             f"validation it had {v:.3f} vs {bv:.3f}")
 
 
+def recorded_gross(record: Any) -> float:
+    """The gross cap the loop checked this candidate with (its scores record it), else the default."""
+    value = ((getattr(record, "scores", None) or {}).get("max_gross")) if record is not None else None
+    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_MAX_GROSS
+
+
+def budget(record: Any) -> float:
+    """The wall-clock budget the loop judged this candidate with (--eval-timeout), else the default."""
+    from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S
+
+    value = getattr(record, "eval_timeout_s", None) if record is not None else None
+    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_EVAL_TIMEOUT_S
+
+
 def holdout_scores(region: str, held: Any, inputs: Any) -> dict | None:
     """The same rule on the held-out instruments as a panel of their own: test and validation figures."""
     if held is None or not held.instruments:
         return None
     histories = tuple(instrument_histories(held, SPLITS))
     ev = evaluate(region, EvalContext(histories=histories, sandbox=inputs.sandbox, task=inputs.task,
-                                      metric=inputs.metric, cost_bps=inputs.cost_bps))
+                                      metric=inputs.metric, cost_bps=inputs.cost_bps,
+                                      max_gross=recorded_gross(inputs.record), probe_window="test",
+                                      eval_timeout_s=budget(inputs.record)))
     if not ev.accepted or not isinstance(ev.scores, PortfolioScores):
         return {"instruments": len(histories), "status": "rejected", "stage": ev.stage, "reason": ev.reason}
     return {"instruments": len(histories), "status": "scored", "test": ev.scores.splits["test"],
@@ -80,7 +97,8 @@ def final_reading(inputs: Any) -> int:
                     "Each reading used to choose or change a portfolio turns the test split into one more "
                     "validation split;\nthe figures below are no longer an unbiased estimate.")
     ev = evaluate(region, EvalContext(histories=histories, sandbox=inputs.sandbox, task=inputs.task, metric=metric,
-                                      cost_bps=inputs.cost_bps))
+                                      cost_bps=inputs.cost_bps, max_gross=recorded_gross(record), probe_window="test",
+                                      eval_timeout_s=budget(record)))
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it, "file": str(inputs.file),
              "sha256": hashlib.sha256(inputs.raw).hexdigest(), "metric": metric, "cost_bps": inputs.cost_bps,
              "data_digest": manifest_digest(inputs.manifest), "earlier_readings": len(before), "stage": ev.stage}

@@ -52,7 +52,8 @@ def portfolio_guards(region: str, val: Mapping[str, float], held: np.ndarray, pr
             report.failures.append(("non_finite", f"instrument {k + 1}: feature '{name}' is infinite on "
                                                   f"{info['rows']} bar(s) after its warm-up (first {info['first']})"))
             break
-    years = max(float(val["bars"]) - 1.0, 1.0) / TRADING_DAYS
+    per_year = histories[0].periods_per_year if histories else TRADING_DAYS  # the data's bars a year
+    years = max(float(val["bars"]) - 1.0, 1.0) / per_year
     gross, turnover = float(val["gross_exposure"]), float(val["turnover"])
     rebalances = float(val["rebalances"]) / years
     report.values.update({"val_gross_exposure": gross, "val_net_exposure": float(val["net_exposure"]),

@@ -41,8 +41,12 @@ class PanelProbe:
     frames: tuple[pd.DataFrame, ...]
 
 
-def panel_probes(frames: Sequence[pd.DataFrame], seed: int) -> list[PanelProbe]:
-    """The truncated and perturbed panels of ``frames`` at an early cut and drawn cuts."""
+FOCUS_CUTS = 2  # extra truncation cuts drawn inside a focused window (final probes the test split)
+
+
+def panel_probes(frames: Sequence[pd.DataFrame], seed: int, focus: tuple[int, int] | None = None) -> list[PanelProbe]:
+    """The truncated and perturbed panels of ``frames`` at an early cut and drawn cuts, plus ``FOCUS_CUTS``
+    truncations drawn inside ``focus`` ([start, stop) on the union calendar) when given."""
     dates = union_calendar(frames)
     rng = np.random.default_rng(seed)
     drawn = drawn_cuts(len(dates), rng)
@@ -58,7 +62,8 @@ def panel_probes(frames: Sequence[pd.DataFrame], seed: int) -> list[PanelProbe]:
                 p = p.loc[: dates[min(cut + PERTURB_TAIL, len(dates) - 1)]]
             out.append(p)
         probes.append(PanelProbe("perturb", cut, day, tuple(out)))
-    cuts = sorted({c for c in [EARLY_CUT, *(c for band, c in enumerate(drawn) if band not in PERTURB_BANDS)]
+    inside = [int(rng.integers(focus[0], max(focus[0] + 1, focus[1] - 1))) for _ in range(FOCUS_CUTS)] if focus else []
+    cuts = sorted({c for c in [EARLY_CUT, *(c for band, c in enumerate(drawn) if band not in PERTURB_BANDS), *inside]
                    if 0 <= c < len(dates) - 1})
     for cut in cuts:
         day = dates[cut]

@@ -172,11 +172,11 @@ class OfflinePortfolioProposer:
             if spec_json(child) != spec_json(parent):
                 break
             child, name, note = mutate(rng, parent, ctx.metric)
+        gross = min(ctx.max_gross, self.max_gross, 1.0)  # the run's cap (--max-gross), at most 1
         return Proposal(
-            region=render(child, min(self.max_gross, 1.0)), hypothesis=note.hypothesis, change=note.change,
-            expected=note.expected, expectation=Expectation(metric=note.metric, direction=note.direction),
-            model="offline", seconds=time.monotonic() - started,
-            raw=f"mutations: {name}\nspec: {spec_json(child)}",
+            region=render(child, gross), hypothesis=note.hypothesis, change=note.change, expected=note.expected,
+            expectation=Expectation(metric=note.metric, direction=note.direction), model="offline",
+            seconds=time.monotonic() - started, raw=f"mutations: {name}\nspec: {spec_json(child)}",
         )
 
     def compact(self, text: str, budget_tokens: int) -> str | None:

@@ -6,8 +6,9 @@ trade task's fill). Each instrument keeps its own calendar: on a date where it h
 nothing and keeps the weight set at its last bar, which then earns the whole move from that bar to
 its next one. Costs are ``cost_bps`` of the summed absolute changes of the target weights, charged in
 the period after the change; holding a constant target is free (the daily rebalance back to it, as the
-equal-weight benchmark's, costs nothing). The portfolio runs on without a break across the splits, so a
-split's first period holds what the previous date set; each split's figures are its own dates only.
+equal-weight benchmark's, costs nothing), and so is the book set on the history's very first date.
+The portfolio runs on without a break across the splits, so a split's first period holds what the
+previous date set; each split's figures are its own dates only.
 
 The benchmark is the universe's (``evaluate.universe``): on each date the mean return of the
 instruments with a bar that date, each from its own previous bar; cash earns 0, so its Sharpe, return
@@ -106,23 +107,25 @@ def contributions(panel: Panel, weights: np.ndarray, cost_bps: float) -> tuple[n
     weight changes (all (dates, instruments)); row t is the period ending at date t."""
     target = held_weights(weights)
     held = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])  # set at the previous date's close
-    change = np.diff(target, axis=0, prepend=np.zeros((1, target.shape[1])))
+    change = np.diff(target, axis=0, prepend=target[:1])  # the first date's book is set, not traded (free)
     cost = np.vstack([np.zeros((1, target.shape[1])), np.abs(change[:-1])]) * (cost_bps / 1e4)
     return held * panel.returns - cost, held, change
 
 
-def _information_ratio(excess: np.ndarray) -> float:
+def _information_ratio(excess: np.ndarray, periods_per_year: float = TRADING_DAYS) -> float:
     if excess.size < 2:
         return 0.0
     sd = excess.std(ddof=1)
-    return float(excess.mean() / sd * np.sqrt(TRADING_DAYS)) if sd > 1e-15 else 0.0
+    return float(excess.mean() / sd * np.sqrt(periods_per_year)) if sd > 1e-15 else 0.0
 
 
-def window_metrics(r: np.ndarray, bh: np.ndarray, held: np.ndarray, change: np.ndarray) -> dict[str, float]:
+def window_metrics(r: np.ndarray, bh: np.ndarray, held: np.ndarray, change: np.ndarray,
+                   periods_per_year: float = TRADING_DAYS) -> dict[str, float]:
     """Every figure of one window: return figures beside the benchmark's, exposures, turnover, legs, beta,
-    correlation and information ratio against the equal-weight buy and hold."""
+    correlation and information ratio against the equal-weight buy and hold, annualised by the data's bars a
+    year (the manifest's, through ``History.periods_per_year``)."""
     n = r.size
-    years = n / TRADING_DAYS
+    years = n / periods_per_year
     gross = np.abs(held).sum(axis=1)
     traded = np.abs(change).sum()
     var_bh = float(bh.var(ddof=1)) if n > 1 else 0.0
@@ -139,8 +142,8 @@ def window_metrics(r: np.ndarray, bh: np.ndarray, held: np.ndarray, change: np.n
         "short_count": float((held < -1e-12).sum(axis=1).mean()) if n else 0.0,
         "beta": cov / var_bh if var_bh > 1e-30 else 0.0,
         "correlation": float(corr),
-        "information_ratio": _information_ratio(r - bh),
-    })
+        "information_ratio": _information_ratio(r - bh, periods_per_year),
+    }, periods_per_year=periods_per_year)
 
 
 def score_portfolio(histories: Sequence[History], weights: np.ndarray, metric: str = DEFAULT_METRIC,
@@ -155,7 +158,8 @@ def score_portfolio(histories: Sequence[History], weights: np.ndarray, metric: s
     port = contrib.sum(axis=1)
 
     def window(a: int, b: int) -> dict[str, float]:
-        return window_metrics(port[a + 1:b], panel.bh[a + 1:b], held[a + 1:b], change[a:b - 1])
+        return window_metrics(port[a + 1:b], panel.bh[a + 1:b], held[a + 1:b], change[a:b - 1],
+                              histories[0].periods_per_year)
 
     out, rets, bhs, parts, dates, kept = {}, {}, {}, {}, {}, {}
     for name in splits:

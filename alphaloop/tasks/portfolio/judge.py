@@ -1,0 +1,115 @@
+"""The portfolio task's judgement inside the pipeline: the full run's weights checked against the
+contract, the look-ahead probes on the whole panel, scoring, the guards, and an accepted candidate's
+record fields (returns, the weights key and the admission verdict on validation weights and returns)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from alphaloop.evaluate.pipeline import PROBE_TIMEOUT_FACTOR, PROBES_FAILED, Verdict, _outcome_json, _run, region_seed
+from alphaloop.run.diversity import MemberReturns, buy_and_hold_in_disguise, novelty
+from alphaloop.tasks.portfolio.contract import Calendar, WeightsError, validate_weights
+from alphaloop.tasks.portfolio.evidence import weights_key
+from alphaloop.tasks.portfolio.guards import portfolio_guards
+from alphaloop.tasks.portfolio.lookahead import panel_leak, panel_probes
+from alphaloop.tasks.portfolio.outputs import PanelResult
+from alphaloop.tasks.portfolio.scoring import Panel, PortfolioScores, score_portfolio
+
+if TYPE_CHECKING:
+    from alphaloop.evaluate.pipeline import Trial
+    from alphaloop.evaluate.scoring import History
+    from alphaloop.run.state import LoopState
+
+
+def max_gross(t: Trial) -> float:
+    return float(t.ctx.max_gross)
+
+
+def full_result(t: Trial) -> PanelResult:
+    result = t.fulls[0]
+    assert isinstance(result, PanelResult), "the sandbox stage leaves the panel's result"
+    return result
+
+
+def check_weights(t: Trial) -> Verdict:
+    """The contract on the full run's weights (the sandbox stage asks): the first breach names date,
+    instrument and value; valid weights replace the raw ones on the result (0 for missing, NaN for no bar)."""
+    frames = tuple(h.frame for h in t.ctx.histories)
+    full = full_result(t)
+    try:
+        full.weights = validate_weights(full.weights, Calendar.of(frames), max_gross(t))
+    except WeightsError as exc:
+        value = exc.value if np.isfinite(exc.value) else str(exc.value)
+        return Verdict(False, f"invalid weights: {exc}", {"date": exc.date, "instrument": exc.instrument,
+                                                          "value": value, "max_gross": max_gross(t)})
+    return Verdict(True, "", {"max_gross": max_gross(t)})
+
+
+def lookahead(t: Trial) -> Verdict:
+    """Every panel probe in one sandbox run (each probe its own clean child): a weight or feature at or
+    before the cut that moves is a leak."""
+    budget = t.budget
+    assert budget is not None, "the sandbox stage starts the budget"
+    seed = region_seed(t.region, t.ctx.probe_nonce) if t.ctx.probe_seed is None else t.ctx.probe_seed
+    frames = tuple(h.frame for h in t.ctx.histories)
+    focus = Panel.of(t.ctx.histories).windows.get(t.ctx.probe_window) if t.ctx.probe_window else None
+    probes = panel_probes(frames, seed, focus)
+    info: dict[str, Any] = {"seed": seed, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None,
+                            "max_gross": max_gross(t),
+                            "probes": [f"{p.kind} after {p.date.date()}" for p in probes],
+                            "rows_probed": sum(len(f) for p in probes for f in p.frames),
+                            "full_rows": sum(len(f) for f in frames), "budget_s": t.ctx.eval_timeout_s}
+    t.warmups = [0] * len(frames)
+    limit = max(t.run_limit, PROBE_TIMEOUT_FACTOR * t.full_seconds)
+    run, fault, spent = _run(t.ctx.sandbox, t.region, [p.frames for p in probes], budget, "probes", limit, t.ctx.task)
+    info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
+    if run is None or not run.ok:
+        info["run"] = {"status": "runner_error", "reason": fault} if run is None else _outcome_json(run)
+        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{run.status}: {run.reason}"), info)
+    info["run"] = _outcome_json(run)
+    full = full_result(t).arrays
+    for probe, result in zip(probes, run.results, strict=True):
+        leak = panel_leak(frames, full, probe, result[0].arrays)
+        if leak:
+            info["leak"] = {"probe": f"{probe.kind} after {probe.date.date()}", "reason": leak}
+            return Verdict(False, leak, info)
+    info["leak"] = None
+    return Verdict(True, "", info)
+
+
+def score(t: Trial) -> None:
+    histories = t.ctx.histories
+    splits = tuple(s for s in ("train", "val", "test") if s in histories[0].windows)
+    t.scores = score_portfolio(histories, full_result(t).weights, metric=t.ctx.metric, folds=t.ctx.folds,
+                               cost_bps=t.ctx.cost_bps, splits=splits)
+    t.scores.max_gross = max_gross(t)
+
+
+def guards(t: Trial) -> Verdict:
+    scores: PortfolioScores = t.scores
+    panel = Panel.of(t.ctx.histories)
+    a, b = panel.windows["val"]
+    report = portfolio_guards(t.region, scores.splits["val"], scores.weights["val"],
+                              panel.calendar.present[a + 1:b], t.ctx.histories, full_result(t).features)
+    return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
+
+
+def accepted_fields(ev: Any, histories: tuple[History, ...], state: LoopState) -> dict[str, Any]:
+    """Returns per split (the statistics' input), the weights key, and the admission verdict: a duplicate
+    holds the same validation weights as a member, a near copy's validation returns correlate above the
+    threshold, buy and hold in disguise correlates with the equal-weight buy and hold at high gross."""
+    scores: PortfolioScores = ev.scores
+    returns = np.asarray(scores.returns["val"], dtype=np.float64)
+    key = weights_key(scores.weights["val"])
+    value = scores.selection
+    disguise = buy_and_hold_in_disguise(returns, scores.bh["val"], float(scores.splits["val"]["gross_exposure"]))
+    members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
+               for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]
+    verdict = novelty(key, returns, value, members, state.population_size)
+    return {"returns": {k: np.round(v, 12).tolist() for k, v in scores.returns.items()}, "selection": value,
+            "positions_sha256": key, "novelty": verdict.to_json(), "bh_disguise": disguise.to_json(),
+            "duplicate_of": verdict.member if verdict.kind == "duplicate" else None,
+            "replaces": verdict.replaces if verdict.enters else None,
+            "in_population": bool(verdict.enters and not disguise.disguised)}

@@ -1,0 +1,118 @@
+"""What a person and the model read of a portfolio: every figure beside the equal-weight buy and hold and
+cash, instruments by number only, and a report section with the weights, exposures and contributions."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from alphaloop.tasks.portfolio.contract import Calendar, validate_weights
+from alphaloop.tasks.portfolio.driver import run_frame
+from alphaloop.tasks.portfolio.evidence import portfolio_evidence, weights_key
+from alphaloop.tasks.portfolio.report import portfolio_html
+from alphaloop.tasks.portfolio.rows import tsv_header, tsv_row
+from alphaloop.tasks.portfolio.scoring import score_portfolio
+from alphaloop.tasks.portfolio.text import contributions_line, split_line
+from tests.portfolio_support import MOMENTUM, namespace, split_frames, universe_frames
+
+
+def _scores(splits: tuple[str, ...] = ("train", "val")):
+    histories = split_frames(universe_frames(n=4, days=700, seed=9), splits)
+    frames = tuple(h.frame for h in histories)
+    w = validate_weights(run_frame(namespace(MOMENTUM), frames)["weights"], Calendar.of(frames))
+    return score_portfolio(histories, w, splits=splits)
+
+
+def _record(scores, iteration: int = 3, accepted: bool = True) -> SimpleNamespace:
+    data = scores.to_json()
+    return SimpleNamespace(iteration=iteration, accepted=accepted, stage="ok" if accepted else "guards",
+                           reason="", scores=data, parent=1, status="accepted" if accepted else "rejected",
+                           in_population=accepted, disguised=False, novelty_kind="new", novelty={},
+                           positions_sha256=weights_key(scores.weights["val"]),
+                           split=lambda name: data["splits"].get(name))
+
+
+def test_a_split_line_sets_every_figure_beside_both_benchmarks() -> None:
+    line = split_line("val", _scores().splits["val"])
+    for words in ("validation split", "equal-weight buy and hold", "cash 0", "gross", "net", "turnover",
+                  "long", "short", "beta", "correlation", "information ratio"):
+        assert words in line
+
+
+def test_contributions_are_listed_by_number_and_bounded() -> None:
+    assert contributions_line([0.01, -0.02]) == ("contributions to the validation return by instrument: "
+                                                 "1 +1.0%, 2 -2.0%")
+    long = contributions_line(list(np.linspace(-0.1, 0.1, 30)))
+    assert "30 +10.0%" in long and "1 -10.0%" in long and "15 " not in long
+
+
+def test_the_prompt_evidence_shows_parent_and_latest_tables_and_the_contract_values() -> None:
+    s = _scores()
+    parent, latest = _record(s, 1), _record(s, 2, accepted=False)
+    ev = portfolio_evidence(3, 1, latest, parent, None, last=2,
+                            prepared={"instruments": 4, "columns": "`Close`"})
+    figures = ev["extra"]["portfolio_figures"]
+    assert "**Parent**" in figures and "Latest candidate (iteration 2, rejected at guards" in figures
+    assert "EW B&H sharpe" in figures and "cash: 0" in figures and "contributions" in figures
+    assert ev["extra"]["instruments"] == "4" and ev["extra"]["columns"] == "`Close`"
+    assert "reverting to iter 1" in ev["parent_reason"]
+
+
+def test_results_tsv_puts_the_benchmark_beside_validation() -> None:
+    s = _scores()
+    row = tsv_row(_record(s), "sharpe", "momentum").rstrip("\n").split("\t")
+    head = tsv_header("sharpe").rstrip("\n").split("\t")
+    assert len(row) == len(head) and head[4:6] == ["val_sharpe", "val_bh_sharpe"]
+    assert abs(float(row[5]) - s.splits["val"]["bh_sharpe"]) < 1e-6
+    assert tsv_row(_record(s), "information_ratio", "x").split("\t")[5] == "0.000000"
+
+
+def test_the_report_section_draws_weights_exposure_and_contributions_after_final() -> None:
+    s = _scores(("train", "val", "test"))
+    reading = {"status": "scored", "test": s.splits["test"],
+               "portfolio": {"val": s.splits["val"], "dates": [str(d.date()) for d in s.dates["test"]],
+                             "weights": s.weights["test"].tolist(), "contributions": s.contributions["test"]}}
+    html = portfolio_html(reading, ["A", "B", "C", "D"], MOMENTUM)
+    assert html.count("<img") == 3 and "EW B&amp;H sharpe" in html and "cash sharpe" in html
+    assert "def allocate" in html or "allocate" in html
+    assert "no test reading yet" in portfolio_html(None, [], MOMENTUM)
+
+
+def test_the_figures_docs_quote_are_the_codes() -> None:
+    from pathlib import Path
+
+    from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS
+    from alphaloop.tasks.portfolio.guards import PortfolioLimits
+    from alphaloop.tasks.portfolio.render import BOOKS, FRACTIONS, HOLDS, LADDER, VOL_TARGETS
+    from alphaloop.tasks.portfolio.stats import MARKET_NEUTRAL_NET
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "portfolio.md").read_text()
+    assert ", ".join(map(str, LADDER)) + " bars" in doc
+    assert BOOKS["long_short"] == (0.75, 0.25) and "long-short (75/25)" in doc
+    assert BOOKS["market_neutral"] == (0.5, 0.5) and "market-neutral (50/50)" in doc
+    assert f"turnover above {PortfolioLimits().max_turnover_per_year:g}x" in doc
+    assert f"|mean net exposure| < {MARKET_NEUTRAL_NET:g}" in doc
+    assert f"({min(FRACTIONS):.0%}-{max(FRACTIONS):.0%} of the instruments" in doc.replace("10-50%", "10%-50%")
+    assert f"(1-{max(HOLDS)} bars)" in doc and f"({min(v for v in VOL_TARGETS if v):.0%}-{max(VOL_TARGETS):.0%})" \
+        in doc.replace("10-20%", "10%-20%")
+    assert f"`--max-gross` (default {DEFAULT_MAX_GROSS:g})" in doc
+
+
+def test_the_prompts_carry_the_contract_the_cap_and_both_benchmarks() -> None:
+    from alphaloop.propose.base import ProposalContext
+    from alphaloop.propose.prompting import build_messages
+    from alphaloop.tasks import get_task
+
+    task = get_task("portfolio")
+    paths = task.prompts()
+    s = _scores()
+    ev = portfolio_evidence(3, 1, _record(s, 2), _record(s, 1), None, last=2,
+                            prepared=task.prepare(split_frames(universe_frames(n=4, days=300, seed=1))))
+    ctx = ProposalContext(iteration=3, parent_iteration=1, parent_region=MOMENTUM, metric="sharpe", population=[],
+                          learnings="", last_outcome=None, max_gross=0.5, **ev)
+    system, user = (m["content"] for m in build_messages(ctx, paths["program_path"].read_text(),
+                                                          paths["template_path"].read_text()))
+    assert "allocate(day)" in system and "at most 0.5" in system and "1..4" in system and "{{" not in system
+    assert "equal-weight buy and hold" in user and "EW B&H sharpe" in user and "{{" not in user
+    assert "contributions to the validation return by instrument" in user
