@@ -228,11 +228,7 @@ def test_the_package_declares_its_public_face() -> None:
     assert all(hasattr(alphaloop, name) for name in alphaloop.__all__)
 
 
-LONG_FOR_NOW = {"sandbox/runner.py"}  # being split by the sandbox's driver rework (issue 18.3); then remove
-
-
 def test_no_source_module_exceeds_500_lines() -> None:
     long = [f"{p.relative_to(ROOT)}: {n}" for p in SOURCES
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500
-            and str(p.relative_to(ROOT)) not in LONG_FOR_NOW]
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500]
     assert long == []
