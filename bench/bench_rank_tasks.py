@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop.data.frozen import load_holdout, load_test_universe
 from alphaloop.evaluate.pipeline import EvalContext, Trial, run_sandbox, score_stage
 from alphaloop.evaluate.sandboxed import open_sandbox
-from alphaloop.evaluate.universe import instrument_histories
+from alphaloop.evaluate.universe import instrument_histories, score_universe
 from alphaloop.run.loop import Loop, LoopConfig
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks import get_task
@@ -76,6 +76,8 @@ def reading(region: str, histories: tuple, task: str, metric: str, box: object, 
         return None
     t.warmups = [0] * len(histories)
     score_stage(t)
+    if t.scores is not None and "test" not in t.scores.splits:  # the trade task scores what the loop sees
+        t.scores = score_universe(histories, t.outputs(), metric=metric, folds=0, splits=SPLITS).portfolio
     return t.scores.splits["test"] if t.scores is not None and "test" in t.scores.splits else None
 
 
