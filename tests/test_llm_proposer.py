@@ -535,7 +535,7 @@ def test_prompt_carries_figures_beside_buy_and_hold_the_parent_reason_and_guards
     assert "| validation | - | - | 1.132 | 21.0% | -8.7% | 71.0% | 6 | 1.8 | 1.035 | 24.0% | -12.0% |" in user
     assert "| fold 2 |" in user
     assert "Why this parent: reverting to iter 1: iter 3 did not enter the population" in user
-    assert "did not alter a single position" in user
+    assert "did not alter a single position on validation" in user
     assert "min validation round trips 3 trades; max exposure 99 % of days" in user
     assert "{{" not in user
 

@@ -342,3 +342,29 @@ def test_clip_helpers_never_cut_a_word_and_stay_bounded() -> None:
     kept = [line for line in clipped.split("\n") if "omitted" not in line]
     assert all(line in lines.split("\n") for line in kept)
     assert clip_middle("short", 100) == "short"
+
+
+PORTFOLIO_REGION = '''SCALE = 1.0 / 1.3863
+
+
+def generate_features(df):
+    df["ret5"] = df["Close"].pct_change(5)
+    return df
+
+
+def allocate(day):
+    r = day["ret5"].dropna()
+    return {i: (SCALE / 2 if v < r.median() else -SCALE / 2) for i, v in r.items()}
+'''
+
+
+def test_portfolio_reply_with_allocate_is_read() -> None:
+    """--task portfolio's second function is allocate: a well-formed reply must not be 'no python code block'."""
+    reply = ("```python\n" + PORTFOLIO_REGION + "```\n\n```markdown\nHypothesis: reversal.\nChange: ranking.\n"
+             "Expected effect: higher.\nExpect: sharpe up 0.2\n```\n")
+    proposal = parse_reply(reply)
+    assert proposal.error is None
+    assert proposal.region is not None and "def allocate(day):" in proposal.region
+    whole = "import os\n\nclass Junk:\n    pass\n\n" + PORTFOLIO_REGION
+    kept = parse_reply("```python\n" + whole + "```\n").region
+    assert kept is not None and "def allocate(day):" in kept and "class Junk" not in kept

@@ -116,3 +116,16 @@ def test_the_prompts_carry_the_contract_the_cap_and_both_benchmarks() -> None:
     assert "allocate(day)" in system and "at most 0.5" in system and "1..4" in system and "{{" not in system
     assert "equal-weight buy and hold" in user and "EW B&H sharpe" in user and "{{" not in user
     assert "contributions to the validation return by instrument" in user
+
+
+def test_building_on_a_member_that_entered_but_regressed_says_so() -> None:
+    """A population with room takes a worse rule too: the prompt must not call it a success to build on."""
+    s = _scores()
+    grand, latest = _record(s, 1), _record(s, 2)
+    worse = {**latest.scores, "splits": {**latest.scores["splits"], "val": dict(latest.scores["splits"]["val"])}}
+    worse["splits"]["val"]["sharpe"] = grand.scores["splits"]["val"]["sharpe"] - 0.39
+    latest.scores, latest.split, latest.metric = worse, (lambda name: worse["splits"].get(name)), "sharpe"
+    grand.metric = "sharpe"
+    told = portfolio_evidence(3, 2, latest, latest, grand, last=2)["parent_reason"]
+    assert "building on iter 2" in told and "worse than its parent iter 1 (-0.390 val sharpe)" in told
+    assert "builds on each success" not in told

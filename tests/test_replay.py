@@ -13,6 +13,7 @@ from alphaloop.present.ui import PlainView
 from alphaloop.propose.offline import OfflineProposer
 from alphaloop.run import learnings
 from alphaloop.run.loop import Loop, LoopConfig
+from alphaloop.run.morning import with_morning
 
 
 class Compacting(OfflineProposer):
@@ -54,5 +55,5 @@ def test_a_resume_replays_stored_compactions_and_never_calls_the_compactor(
     (wd / "state.json").unlink()  # as if killed before the first state write: every record is replayed
     (wd / "learnings.md").unlink()
     replayed, ln, _ = Loop(cfg, Raising(seed=1), "offline", quiet())._open()
-    assert (wd / "learnings.md").read_text() == notes
+    assert (wd / "learnings.md").read_text() == with_morning(notes, [])  # the end of run's verdict line aside
     assert ln.to_json() == state["learnings"] and replayed.to_json()["learnings"] == state["learnings"]

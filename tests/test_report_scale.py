@@ -29,3 +29,19 @@ def test_a_long_run_lists_baseline_population_best_and_latest_in_order() -> None
 def test_the_report_reads_returns_of_the_population_only() -> None:
     assert drawn_returns({"population": [{"iteration": 4}, {"iteration": 9}]}) == {4, 9}
     assert drawn_returns({}) is None  # no state: every record's returns
+
+
+def test_the_scale_figures_quoted_in_the_docs_are_the_code_ones() -> None:
+    from pathlib import Path
+
+    from alphaloop.evaluate.stats import EFFECTIVE_TRIALS_CAP, SPA_CAP
+    from alphaloop.run.workdir import CHECKPOINT_EVERY
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    workdir = " ".join((docs / "workdir.md").read_text().split())
+    bench = " ".join((docs / "bench.md").read_text().split())
+    assert f"every {CHECKPOINT_EVERY} records" in workdir
+    assert f"up to {TABLE_ROWS} of them" in workdir
+    assert f"the {TOP_ROWS} best on validation and the {LATEST_ROWS} latest" in workdir
+    assert f"Beyond {EFFECTIVE_TRIALS_CAP:,} trials with returns" in bench
+    assert f"at most the {SPA_CAP:,} with the highest mean return" in bench

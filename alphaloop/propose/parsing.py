@@ -19,7 +19,8 @@ from sandbox.gate_ast import is_literal
 
 NO_CODE = "no python code block in the reply"
 RAW_LIMIT = 20_000  # characters of the reply kept on Proposal.raw (to_json bounds it further; .reply keeps it all)
-CONTRACT = ("generate_features", "strategy_logic", "forecast")  # forecast: the second function of --task forecast
+# the second function of --task trade, forecast and portfolio: a reply defining generate_features and one of them
+CONTRACT = ("generate_features", "strategy_logic", "forecast", "allocate")
 FIELD_LIMIT = 1_000  # characters kept of each of Hypothesis / Change / Expected effect
 
 PYTHON_TAGS = {"", "python", "py", "python3", "py3", "ipython", "pycon"}
@@ -28,7 +29,7 @@ MARKDOWN_TAGS = {"markdown", "md", "text", "txt"}
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+.-]*)[^\n]*$")
 THINK = re.compile(r"<think(?:ing)?>.*?(?:</think(?:ing)?>|\Z)", re.DOTALL | re.IGNORECASE)
 DEF_FEATURES = re.compile(r"^\s*def\s+generate_features\s*\(", re.MULTILINE)
-DEF_LOGIC = re.compile(r"^\s*def\s+(?:strategy_logic|forecast)\s*\(", re.MULTILINE)
+DEF_LOGIC = re.compile(r"^\s*def\s+(?:strategy_logic|forecast|allocate)\s*\(", re.MULTILINE)
 
 FIELD_NAMES = {"hypothesis": "hypothesis", "change": "change", "expected effect": "expected",
                "expected": "expected", "expectation": "expect", "expect": "expect"}

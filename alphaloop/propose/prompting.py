@@ -152,8 +152,9 @@ def format_evidence(ctx: ProposalContext) -> str:
     if latest:
         parts.append(latest)
     if ctx.unchanged_positions:
-        parts.append("**The latest change did not alter a single position**: it held exactly its parent's "
-                     "positions, so its figures say nothing about the idea. Change what the rule does, not only how.")
+        parts.append("**The latest change did not alter a single position on validation**: it held exactly its "
+                     "parent's validation positions (train and folds may differ), so its validation figures say "
+                     "nothing about the idea. Change what the rule does on validation, not only how.")
     guards = format_guards(ctx.guards)
     if guards:
         parts.append(guards)

@@ -73,8 +73,8 @@ class MemberReturns:
 
     iteration: int
     value: float  # the selection value it is ranked by
-    positions_key: str
-    returns: np.ndarray  # daily validation returns (the equal-weight portfolio's for a universe)
+    positions_key: str | None  # the task's duplicate key (positions for a strategy, probabilities for a forecaster)
+    returns: np.ndarray | None = None  # daily validation returns (the equal-weight portfolio's); None: not compared
 
 
 @dataclass(frozen=True)
@@ -93,16 +93,18 @@ class Novelty:
                 "replaces": self.replaces, "reason": self.reason}
 
 
-def novelty(key: str, returns: np.ndarray, value: float, members: Sequence[MemberReturns], population_size: int,
-            threshold: float = NEAR_COPY_CORRELATION) -> Novelty:
-    """Duplicate (same validation positions: never enters), near copy of member i (validation returns
-    correlate above ``threshold``: may only take i's slot, and only if better than every member it
-    nearly copies, so the population never holds two near copies), or new (the top-K rule)."""
-    if not np.isfinite(value):
+def novelty(key: str | None, returns: np.ndarray | None, value: float | None, members: Sequence[MemberReturns],
+            population_size: int, threshold: float = NEAR_COPY_CORRELATION) -> Novelty:
+    """The one admission rule of every task: duplicate (the same key as a member: never enters), near copy
+    of member i (validation returns correlate above ``threshold``: may only take i's slot, and only if
+    better than every member it nearly copies, so the population never holds two near copies), or new
+    (the top-K rule). A task without returns to compare (``returns`` None) has no near copies."""
+    if value is None or not np.isfinite(value):
         return Novelty("new", None, None, False, None, "no finite selection value")
-    same = next((m for m in members if m.positions_key == key), None)
+    same = next((m for m in members if key and m.positions_key == key), None)
+    compared = returns is not None and members
     corr = (_corr_rows(np.vstack([np.asarray(returns, dtype=np.float64), *[m.returns for m in members]]))[0, 1:]
-            if members else np.empty(0))
+            if compared else np.empty(0))
     top = float(corr.max()) if corr.size else None
     if same is not None:
         return Novelty("duplicate", same.iteration, top, False, None,

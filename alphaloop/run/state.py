@@ -9,8 +9,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from alphaloop.run.diversity import MemberReturns, novelty
 from alphaloop.run.learnings import Learnings
 from alphaloop.run.records import SCHEMA_VERSION, IterationRecord, Member, build, check_version
 from alphaloop.run.rows import describe, entry_from_record, outcome_line
@@ -52,11 +51,10 @@ class LoopState:
                     None)
 
     def would_enter(self, value: float | None, signals_sha256: str | None = None) -> bool:
-        if value is None or not np.isfinite(value) or self.duplicate_of(signals_sha256) is not None:
-            return False
-        if len(self.population) < self.population_size:
-            return True
-        return value > self.population[-1].value
+        """Whether a candidate keyed ``signals_sha256`` would enter, by the one admission rule
+        (``diversity.novelty``) without returns to compare: not a duplicate, then the top-K rule."""
+        members = [MemberReturns(m.iteration, m.value, m.signals_sha256) for m in self.population]
+        return novelty(signals_sha256, None, value, members, self.population_size).enters
 
     def pick_parent(self, n: int, seed: int) -> int:
         """After a success build on it; after a failure revert to a random top-K member.

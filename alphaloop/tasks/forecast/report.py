@@ -257,7 +257,7 @@ def run_dates(wd: Workdir, records: list[IterationRecord]) -> str:
     stamps = sorted(str(r.created_at) for r in records if r.created_at)
     if not stamps:
         return "-"
-    ends = [p.stat().st_mtime for p in (wd.state, wd.root / "forecast_stats.json", wd.forecasts("val"))
+    ends = [p.stat().st_mtime for p in (wd.state, wd.forecast_stats, wd.forecasts("val"))
             if p.is_file()]
     end = datetime.fromtimestamp(max(ends), UTC).strftime("%Y-%m-%d %H:%M") if ends else stamps[-1][:16]
     return f"{stamps[0][:16].replace('T', ' ')} – {end.replace('T', ' ')} UTC"

@@ -15,7 +15,6 @@ from alphaloop.tasks.forecast.scores import GRADES, SELECTION_METRIC
 
 FORECAST_METRIC = SELECTION_METRIC
 BASELINE = "baseline (the starting forecaster)"  # iteration 0's description
-GRADED = ("rps_skill_mean", "ece", "reward", "log_score")  # the metrics an ``Expect:`` line may name
 
 
 def mean_of(per_horizon: dict | None) -> float | None:

@@ -284,10 +284,6 @@ class ForecastScores:
         out.update(universe_only(len(self.schemes), several, {}))
         return out
 
-    def details_json(self) -> dict:
-        """Everything the report and iteration files show beyond the verdict, per split."""
-        return self.details
-
 
 def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | None = None,
                     folds: int = DEFAULT_FOLDS, splits: tuple[str, ...] = ("train", "val")) -> ForecastScores:

@@ -13,19 +13,12 @@ from alphaloop.present.text import fmt
 from alphaloop.tasks.forecast.buckets import cuts_text
 from alphaloop.tasks.forecast.scores import CALL_MARGIN, GRADES, ROLLING_BARS, SELECTION_METRIC, ForecastScores
 
-GRADE_SHORT = {"calibrated_correct": "cc", "reasonable_miss": "rm", "overconfident_wrong": "ow", "other": "o"}
-
-
 NOT_AVAILABLE = "n/a"  # how a missing forecast figure reads in the forecast tables, lines and prompts
 
 
 def fnum(value: float | None, digits: int = 4, sign: bool = True) -> str:
     """A forecast figure through the one number formatter (``text.fmt``); a missing one reads ``n/a``."""
     return fmt(value, digits, sign=sign, missing=NOT_AVAILABLE)
-
-
-def grades_text(counts: dict[str, int]) -> str:
-    return " ".join(f"{GRADE_SHORT[g]} {counts.get(g, 0)}" for g in GRADES)
 
 
 def grades_slash(counts: dict[str, int]) -> str:
@@ -85,11 +78,3 @@ def cut_points_line(scores: ForecastScores) -> str:
                          "buckets (terciles of the train split's h-bar returns): ",
                          "buckets (terciles of each instrument's own train h-bar returns; scores pool over all "
                          "instruments' days): ")
-
-
-def summary_text(summary: dict | None, split: str = "validation") -> str:
-    """One line for an iteration: mean skill and per-horizon skill on ``split``, beside climatology."""
-    if summary is None or summary.get(SELECTION_METRIC) is None:
-        return f"{split} {SELECTION_METRIC} {NOT_AVAILABLE}"
-    per = ", ".join(f"h{h} {fnum(v, 3)}" for h, v in summary["rps_skill"].items())
-    return f"{split} {SELECTION_METRIC} {summary[SELECTION_METRIC]:+.4f} ({per}; climatology 0)"

@@ -15,6 +15,7 @@ from alphaloop.propose.base import GuardThreshold
 from alphaloop.run.diversity import BH_DISGUISE_CORRELATION, BH_DISGUISE_EXPOSURE, NEAR_COPY_CORRELATION
 from alphaloop.tasks.portfolio.guards import PortfolioLimits
 from alphaloop.tasks.portfolio.text import portfolio_figures
+from alphaloop.tasks.trade.evidence import building_on
 
 WEIGHT_DECIMALS = 9  # weights equal to this many decimals hold the same book
 
@@ -27,10 +28,11 @@ def weights_key(held: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def parent_reason(parent: int, latest: Any, last: int) -> str | None:
+def parent_reason(parent: int, latest: Any, last: int, grand: Any = None) -> str | None:
+    """Why this parent; building on the latest says how it fared against its own parent, as the trade task
+    does: a population with room takes a worse candidate too, and that is no success to build on."""
     if latest is None or parent == last:
-        return (f"building on iter {parent}: it entered the population, and the search builds on each success"
-                if latest is not None else None)
+        return building_on(parent, latest, grand) if latest is not None else None
     what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
     return (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does not "
             f"stack changes on one line: iter {last} {what}")
@@ -64,7 +66,7 @@ def portfolio_evidence(n: int, parent: int, latest: Any, parent_rec: Any, grand:
     prepared = prepared or {}
     figures = portfolio_figures(parent_rec.scores if parent_rec is not None else None,
                                 shown_latest.scores if shown_latest is not None else None, label)
-    return {"parent_reason": parent_reason(parent, latest, last), "unchanged_positions": unchanged,
+    return {"parent_reason": parent_reason(parent, latest, last, grand), "unchanged_positions": unchanged,
             "guards": guards_thresholds(),
             "extra": {"portfolio_figures": figures,
                       "instruments": str(prepared.get("instruments", 1)),
