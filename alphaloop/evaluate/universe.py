@@ -118,7 +118,9 @@ class UniverseScores:
         best, worst = int(np.argmax(values)), int(np.argmin(values))
         return UniverseFigures(metric=metric, portfolio=self.portfolio.selection, instruments=len(values),
                                best=(best + 1, float(values[best])), median=float(np.median(values)),
-                               worst=(worst + 1, float(values[worst])))
+                               worst=(worst + 1, float(values[worst])),
+                               each=tuple((float(v), float(s.splits["val"].get(f"bh_{metric}", float("nan"))))
+                                          for v, s in zip(values, self.instruments, strict=True)))
 
     def figures_json(self) -> dict:
         """The portfolio's validation figure with the best, median and worst instrument, by number."""
