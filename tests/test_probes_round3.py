@@ -6,6 +6,7 @@ randomness, calendar effects) is accepted."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
@@ -233,12 +234,12 @@ def forecast(row):
 def test_the_figures_quoted_in_the_docs_are_the_code_s() -> None:
     from pathlib import Path
 
-    from alphaloop.evaluate.invariance import DENSE_SHARE, LEVEL_LOG, PREPEND_ROWS, TRIM_ROWS
+    from alphaloop.evaluate.invariance import DENSE_SHARE, LEVEL_EXPONENTS, PREPEND_ROWS, TRIM_ROWS
     from sandbox.gate import MAX_LITERAL_CHARS
 
     text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "trust.md").read_text().split())
     assert f"at most {MAX_LITERAL_CHARS} characters of literal data" in text
-    assert f"between e^{LEVEL_LOG[0]:g} and e^{LEVEL_LOG[1]:g} either way" in text
+    assert f"each 2^k with k drawn from {LEVEL_EXPONENTS[0]} to {LEVEL_EXPONENTS[1]} either way" in text
     assert f"more than {DENSE_SHARE:.0%} of the bars" in text
     assert f"{PREPEND_ROWS[0]}-{PREPEND_ROWS[1]} seeded" in text and f"first {TRIM_ROWS[0]}-{TRIM_ROWS[1]}" in text
 
@@ -297,3 +298,24 @@ def test_reading_another_instruments_future_is_caught_on_a_universe(real_sandbox
                                      probe_nonce=1, eval_timeout_s=120.0))
     assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason
     assert ev.reason.startswith("instrument 2 of 2: look-ahead: column 'f'")
+
+
+def test_the_level_probe_never_flips_a_moving_average_tie() -> None:
+    """An ordinary SMA crossover on cent prices (where the two averages can tie to the last bit) keeps every
+    signal on the level probe, whatever the drawn factor: false rejections of ordinary rules are the cost."""
+    from alphaloop.evaluate.invariance import level_frame
+
+    def signals(close: pd.Series) -> np.ndarray:
+        fast, slow = close.rolling(20).mean(), close.rolling(50).mean()
+        return np.where(fast > slow, 1, np.where(fast < slow, -1, 0))
+
+    rng = np.random.default_rng(0)
+    idx = pd.bdate_range("2001-01-01", periods=2000)
+    flips = 0
+    for seed in range(300):  # a factor that is not a power of two flipped 8 bars of these series
+        close = np.round(100 * np.cumprod(1 + rng.normal(3e-4, 0.01, len(idx))), 2)
+        frame = pd.DataFrame({"Open": close, "High": close, "Low": close, "Close": close,
+                              "Volume": np.full(len(idx), 1e6)}, index=idx)
+        scaled, _ = level_frame(frame, seed)
+        flips += int((signals(scaled["Close"]) != signals(frame["Close"])).sum())
+    assert flips == 0

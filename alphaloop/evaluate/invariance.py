@@ -10,9 +10,9 @@ holding the full history's bars, rerun by the look-ahead stage in the sandbox an
   the year, and any day number (days since an epoch, modulo anything but 7), moves by a different
   amount in different years, so a lookup keyed by dates or day numbers loses its keys. Gaps between
   bars change only where a year ends (a window measured in days, ``rolling('30D')``, sees them).
-* ``level``: every price multiplied by one drawn factor and the volume by another (returns and
-  ratios unchanged), so a lookup keyed by price or volume levels loses its keys, and an absolute
-  price threshold shows as such.
+* ``level``: every price multiplied by one drawn power of two and the volume by another (returns,
+  ratios and every float comparison unchanged, exactly), so a lookup keyed by price or volume levels
+  loses its keys, and an absolute price threshold shows as such.
 * ``prepend`` / ``trim``: a seeded random-walk history glued before the first bar, or the first
   rows removed. Code tied to row numbers (``np.arange(len(df))``, a literal tuple of rows, a call
   counter) moves with the rows: each change it makes reappears ``offset`` bars away, or it changes
@@ -35,7 +35,10 @@ PREPEND_ROWS = (50, 150)  # range of the drawn length of the prepended history
 TRIM_ROWS = (20, 60)  # range of the drawn number of rows removed at the start
 SETTLE_ROWS = 300  # after the warm-up: min_periods windows fill up and ewm forgets a different start
 CALENDAR_YEARS = (1901, 2099)  # within these years the Gregorian calendar repeats every 28 years
-LEVEL_LOG = (0.05, 0.4)  # |log| of the drawn price and volume factors of the level probe
+LEVEL_EXPONENTS = (1, 2)  # the level probe multiplies by 2**k, |k| drawn from these, either way
+# Why powers of two: multiplying every input by 2**k scales every float result exactly, so a ratio,
+# a crossover or a tie of two moving averages rounds the same way and an ordinary rule cannot flip on a
+# tie (any other factor flipped 8 bars of an SMA 20/50 crossover over 300 seeded series of cent prices).
 DENSE_SHARE = 0.10  # a position probe changing more than this share of the compared bars is row-keyed
 OUTPUT_RTOL = 1e-9  # recomputed probabilities agree to float noise; signals exactly
 DATE_SHIFT_YEARS = 28  # the fallback shift (a whole calendar cycle) for dates outside CALENDAR_YEARS
@@ -124,7 +127,8 @@ def calendar_remapped_frame(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFram
 def level_frame(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, str]:
     """Every price times one drawn factor and the volume times another: returns and ratios unchanged."""
     rng = np.random.default_rng([seed, 31])
-    price, volume = (float(np.exp(rng.choice([-1.0, 1.0]) * rng.uniform(*LEVEL_LOG))) for _ in range(2))
+    price, volume = (2.0 ** int(rng.choice([-1, 1]) * rng.integers(LEVEL_EXPONENTS[0], LEVEL_EXPONENTS[1] + 1))
+                     for _ in range(2))
     out = frame.copy()
     for col in frame.columns:
         if col in PRICE_COLUMNS and pd.api.types.is_numeric_dtype(frame[col]):
