@@ -141,7 +141,7 @@ def test_finished_run_says_how_to_continue(data_copy: Path, tmp_path: Path) -> N
     assert res.returncode == 0, res.stdout + res.stderr
     line = stop_line(res.stdout)
     assert line.startswith("stopped: max-fails: 1 consecutive") and "offline search stalled" in line
-    assert "--max-fails 0" in line and "OPENAI_BASE_URL" in line
+    assert "--hours 8" in line and "--max-fails 0" in line and "OPENAI_BASE_URL" in line
     last = json.loads((wd / "state.json").read_text())["next_iteration"] - 1
     # asking for no new iterations reports that, not the previous run's max-fails
     res = harness(*args, "--iterations", "1", cwd=tmp_path)

@@ -420,8 +420,9 @@ class Loop:
                    f"top-{self.cfg.population}")
             if getattr(self.proposer, "name", "") == "offline":
                 return (f"{why}: the offline search stalled (its variations of the population stopped improving on "
-                        f"validation); to keep searching, rerun with --max-fails 0, or set OPENAI_BASE_URL (and "
-                        f"OPENAI_MODEL) to let an LLM propose")
+                        f"validation); to search through the night, rerun with --hours 8 (it then restarts from "
+                        f"other families instead of stopping; --max-fails 0 alone still stops at --iterations), or "
+                        f"set OPENAI_BASE_URL (and OPENAI_MODEL) to let an LLM propose")
             return (f"{why}; rerun the same command to continue with the count reset, or add --max-fails 0 to "
                     f"never stop on failures")
         if self.stop_requested:
