@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from alphaloop.tasks.forecast.driver import compute_forecast_rows
-from alphaloop.tasks.trade.driver import Row, compute_signals
+from alphaloop.tasks.trade.driver import Row, check_signals, compute_signals
 
 __all__ = ["REGION_START", "REGION_END", "RegionError", "Row", "compute_forecast_rows", "compute_signals",
            "extract_region", "splice_region", "template_text", "validate_signals"]
@@ -123,23 +123,6 @@ def template_text() -> str:
 
 
 def validate_signals(raw: Any, n: int) -> np.ndarray:
-    """Check a signal vector from untrusted code; return it as int8 or raise ValueError."""
-    arr = np.asarray(raw)
-    if arr.shape != (n,):
-        raise ValueError(f"expected {n} signals, got shape {arr.shape}")
-    if arr.dtype == object:
-        bad = [v for v in arr[:1000] if not isinstance(v, (bool, int, float, np.integer, np.floating, np.bool_))]
-        if bad:
-            raise ValueError(f"signals must be numbers, got {type(bad[0]).__name__}")
-        arr = arr.astype(np.float64)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"signals must be numbers, got dtype {arr.dtype}")
-    f = arr.astype(np.float64)
-    if not np.all(np.isfinite(f)):
-        raise ValueError(f"{int(np.sum(~np.isfinite(f)))} signals are NaN or infinite")
-    outside = ~np.isin(f, (-1.0, 0.0, 1.0))
-    if outside.any():
-        raise ValueError(
-            f"{int(outside.sum())} signals outside {{1, -1, 0}} (first: {f[outside][0]!r})"
-        )
-    return f.astype(np.int8)
+    """Check a signal vector from untrusted code; return it as int8 or raise ValueError (the child's own check,
+    run again in the parent: what the child sent is not trusted)."""
+    return check_signals(raw, n).astype(np.int8)
