@@ -221,7 +221,8 @@ def test_a_leak_on_one_instrument_rejects_and_names_it_by_number() -> None:
 
 
 def test_a_guard_failure_on_one_instrument_rejects_names_it_and_keeps_the_scores() -> None:
-    ev = run_universe(FLAT_ON_EXPENSIVE, level_universe((100.0, 1000.0, 1000.0)))
+    # levels 10 and 10,000 stay on their side of 500 under the level probe (x1/4 to x4): only always_flat fails
+    ev = run_universe(FLAT_ON_EXPENSIVE, level_universe((10.0, 10000.0, 10000.0)))
     assert (ev.accepted, ev.stage) == (False, "guards")
     assert ev.reason.startswith("instrument 2 of 3: always flat on validation")
     assert ev.reason.endswith("(guards also failed on instrument 3)")
