@@ -85,19 +85,13 @@ def score_window(history: History, signals: np.ndarray, window: slice, cost_bps:
                     periods_per_year=history.periods_per_year)
 
 
-@dataclass
-class Scores:
-    """Metrics per split and per fold, plus the selection value on validation."""
+class SplitFigures:
+    """What every task's scores share: the selection value on validation, the folds' spread and their JSON.
+    A subclass is a dataclass with ``splits``, ``folds`` and ``metric``."""
 
     splits: dict[str, dict[str, float]]
     folds: list[dict[str, float]]
-    returns: dict[str, np.ndarray]  # daily net returns per split (the statistics use validation's)
     metric: str
-    positions: dict[str, np.ndarray] = field(default_factory=dict)  # 0/1 per bar per split (trade lists, report)
-
-    def trips(self) -> dict[str, list[list[int]]]:
-        """Each split's round trips as [entry bar, exit bar] within the split: small, and the positions follow."""
-        return {k: round_trip_bars(p).tolist() for k, p in self.positions.items()}
 
     @property
     def selection(self) -> float:
@@ -112,6 +106,22 @@ class Scores:
     def to_json(self) -> dict:
         return {"metric": self.metric, "selection_val": self.selection, "splits": self.splits,
                 "folds": self.folds, "fold_spread": self.fold_spread()}
+
+
+@dataclass
+class Scores(SplitFigures):
+    """Metrics per split and per fold, plus the selection value on validation."""
+
+    splits: dict[str, dict[str, float]]
+    folds: list[dict[str, float]]
+    returns: dict[str, np.ndarray]  # daily net returns per split (the statistics use validation's)
+    metric: str
+    positions: dict[str, np.ndarray] = field(default_factory=dict)  # 0/1 per bar per split (trade lists, report)
+
+    def trips(self) -> dict[str, list[list[int]]]:
+        """Each split's round trips as [entry bar, exit bar] within the split: small, and the positions follow."""
+        return {k: round_trip_bars(p).tolist() for k, p in self.positions.items()}
+
 
 
 def score(history: History, signals: np.ndarray, metric: str = DEFAULT_METRIC, folds: int = DEFAULT_FOLDS,

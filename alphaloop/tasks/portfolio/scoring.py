@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, TRADING_DAYS, window_figures
-from alphaloop.evaluate.scoring import DEFAULT_FOLDS, SELECTION_METRICS, History, fold_windows
+from alphaloop.evaluate.scoring import DEFAULT_FOLDS, SELECTION_METRICS, History, SplitFigures, fold_windows
 from alphaloop.tasks.portfolio.contract import Calendar
 
 PORTFOLIO_METRICS = (*SELECTION_METRICS, "information_ratio")
@@ -67,7 +67,7 @@ class Panel:
 
 
 @dataclass
-class PortfolioScores:
+class PortfolioScores(SplitFigures):
     """Figures per split and fold (strategy, equal-weight buy and hold as ``bh_*``), the selection value,
     and the series the statistics, duplicates and report read."""
 
@@ -81,20 +81,8 @@ class PortfolioScores:
     weights: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # held weights per split
     max_gross: float | None = None  # the gross cap the weights were checked against (final reuses it)
 
-    @property
-    def selection(self) -> float:
-        return float(self.splits["val"][self.metric])
-
-    def fold_spread(self) -> dict[str, float]:
-        vals = [f[self.metric] for f in self.folds]
-        if not vals:
-            return {}
-        return {"min": float(np.min(vals)), "median": float(np.median(vals)), "max": float(np.max(vals))}
-
     def to_json(self) -> dict:
-        return {"metric": self.metric, "selection_val": self.selection, "splits": self.splits,
-                "folds": self.folds, "fold_spread": self.fold_spread(), "contributions": self.contributions,
-                "max_gross": self.max_gross}
+        return {**super().to_json(), "contributions": self.contributions, "max_gross": self.max_gross}
 
 
 def held_weights(weights: np.ndarray) -> np.ndarray:
