@@ -35,7 +35,7 @@ from sandbox.lockdown import (
     set_rlimits,
     vm_size,
 )
-from sandbox.wire import decode_frames, encode_arrays, pack_message, read_message, write_all
+from sandbox.wire import decode_frames, encode_arrays, fd_reader, pack_message, read_message, write_all
 
 CANDIDATE_FILENAME = "<candidate>"
 DRIVER_FILENAME = "<driver>"
@@ -53,7 +53,7 @@ def child_main(zygote: Any, fds: list[int], max_input: int) -> None:
         os.dup2(log_w, 2)
         os.dup2(res_w, RESULT_FD)
         os.closerange(RESULT_FD + 1, 1 << 16)
-        header, body = read_message(_reader(0), 1 << 26, max_input)
+        header, body = read_message(fd_reader(0), 1 << 26, max_input)
         null = os.open("/dev/null", os.O_RDONLY)  # the input pipe goes: nothing more can arrive through it
         os.dup2(null, 0)
         os.close(null)
@@ -70,19 +70,6 @@ def child_main(zygote: Any, fds: list[int], max_input: int) -> None:
         os._exit(71)
     _run(zygote, driver, region, frame)
 
-
-def _reader(fd: int) -> Any:
-    def read_exact(n: int) -> bytes:
-        chunks, left = [], n
-        while left:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                raise EOFError("input pipe closed")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-
-    return read_exact
 
 
 def _run(zygote: Any, driver: Any, region: str, frame: tuple[pd.DataFrame, ...]) -> None:

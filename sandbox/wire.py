@@ -79,6 +79,21 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-JSON constant {name}")
 
 
+def fd_reader(fd: int) -> Callable[[int], bytes]:
+    """``read_exact`` over a pipe: blocks until ``n`` bytes came, EOFError if the writer closed it first."""
+    def read_exact(n: int) -> bytes:
+        chunks, left = [], n
+        while left:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise EOFError(f"pipe {fd} closed")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    return read_exact
+
+
 def buffer_reader(data: bytes | bytearray) -> Callable[[int], bytes]:
     """A ``read_exact`` over bytes already in memory."""
     view = memoryview(data)

@@ -32,7 +32,6 @@ import struct
 import sys
 import time
 import types
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,6 +59,7 @@ from sandbox.wire import (
     decode_frames,
     encode_arrays,
     encode_panels,
+    fd_reader,
     max_result_bytes,
     pack_message,
     read_message,
@@ -80,7 +80,7 @@ def worker_main(init: dict[str, Any]) -> None:
     write_all(resp_fd, pack_message(worker.handshake()))
     while True:
         try:
-            header, body = read_message(_fd_reader(0), 1 << 26, 1 << 34)
+            header, body = read_message(fd_reader(0), 1 << 26, 1 << 34)
         except (ProtocolError, EOFError):
             return
         if header.get("op") != "run":
@@ -93,19 +93,6 @@ def worker_main(init: dict[str, Any]) -> None:
             message = pack_message({"status": "bad_output", "reason": f"unencodable result ({type(exc).__name__})"})
         write_all(resp_fd, message)
 
-
-def _fd_reader(fd: int) -> Callable[[int], bytes]:
-    def read_exact(n: int) -> bytes:
-        chunks, left = [], n
-        while left:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                raise EOFError("pipe closed")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-
-    return read_exact
 
 
 def _module_from_source(name: str, source: str, filename: str) -> types.ModuleType:
