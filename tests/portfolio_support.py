@@ -85,3 +85,20 @@ def allocate(day):
     weights.update({i: -0.5 / k for i in ranked.index[:k]})
     return weights
 '''
+
+# Reads another instrument's next close through a module-level dict shared by the panel's instruments.
+CROSS_LEAK = '''
+SEEN = {}
+
+def generate_features(df):
+    SEEN[len(SEEN) + 1] = df["Close"].to_numpy()
+    return df
+
+def allocate(day):
+    first = SEEN[1]
+    hits = np.flatnonzero(first == day["Close"].iloc[0])
+    if not len(hits) or hits[0] + 1 >= len(first):
+        return {}
+    t = hits[0]
+    return {i: (0.2 if SEEN[i][t + 1] > SEEN[i][t] else -0.2) for i in day.index}
+'''

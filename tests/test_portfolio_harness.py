@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.portfolio_support import universe_frames
+from tests.portfolio_support import CROSS_LEAK, universe_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,21 +24,6 @@ def allocate(day):
     return {i: (1.5 if i == 2 else 0.0) for i in day.index}
 '''
 
-LEAK = '''
-SEEN = {}
-
-def generate_features(df):
-    SEEN[len(SEEN) + 1] = df["Close"].to_numpy()
-    return df
-
-def allocate(day):
-    first = SEEN[1]
-    hits = np.flatnonzero(first == day["Close"].iloc[0])
-    if not len(hits) or hits[0] + 1 >= len(first):
-        return {}
-    t = hits[0]
-    return {i: (0.2 if SEEN[i][t + 1] > SEEN[i][t] else -0.2) for i in day.index}
-'''
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -75,7 +60,7 @@ def test_check_refuses_invalid_weights_naming_date_instrument_and_value(universe
 
 
 def test_check_rejects_reading_another_instruments_future_at_lookahead(universe: Path) -> None:
-    (universe / "leak.py").write_text(LEAK)
+    (universe / "leak.py").write_text(CROSS_LEAK)
     v = verdict(run(str(ROOT / "harness.py"), "check", "--task", "portfolio", "--data", str(universe / "data"),
                     str(universe / "leak.py"), cwd=universe))
     assert not v["accepted"] and v["stage"] == "lookahead" and "instrument" in v["reason"]

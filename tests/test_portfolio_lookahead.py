@@ -4,23 +4,7 @@ from __future__ import annotations
 
 from alphaloop.tasks.portfolio.driver import run_frame
 from alphaloop.tasks.portfolio.lookahead import panel_leak, panel_probes
-from tests.portfolio_support import MOMENTUM, namespace, universe_frames
-
-CROSS_LEAK = '''
-SEEN = {}
-
-def generate_features(df):
-    SEEN[len(SEEN) + 1] = df["Close"].to_numpy()
-    return df
-
-def allocate(day):
-    first = SEEN[1]
-    hits = np.flatnonzero(first == day["Close"].iloc[0])
-    if not len(hits) or hits[0] + 1 >= len(first):
-        return {}
-    t = hits[0]
-    return {i: (0.2 if SEEN[i][t + 1] > SEEN[i][t] else -0.2) for i in day.index}
-'''
+from tests.portfolio_support import CROSS_LEAK, MOMENTUM, namespace, universe_frames
 
 FUTURE_OF_OTHERS = '''
 SEEN = {}
