@@ -252,6 +252,17 @@ def trade_guards(val: Mapping[str, float], limits: GuardLimits,
     return failures, values
 
 
+def hard_coded_dates(region: str, report: GuardReport, outputs: str) -> None:
+    """The static date guard, shared by the tasks: records what it found and fails when the region names dates
+    (``outputs`` says what must not depend on them: signals, weights)."""
+    static = static_date_findings(region)
+    report.values["hard_coded_dates"] = static
+    if static:
+        more = f" and {len(static) - 1} more" if len(static) > 1 else ""
+        report.failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): "
+                                                    f"{outputs} must not depend on particular dates"))
+
+
 def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_metrics: Mapping[str, float],
                  full: FrameLike, invariance: InvarianceFindings = NO_FINDINGS,
                  limits: GuardLimits = GuardLimits()) -> GuardReport:
@@ -260,12 +271,7 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
     ``invariance`` is what ``judge_invariance`` found where the probes ran (the look-ahead stage).
     """
     report = GuardReport()
-    static = static_date_findings(region)
-    report.values["hard_coded_dates"] = static
-    if static:
-        more = f" and {len(static) - 1} more" if len(static) > 1 else ""
-        report.failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): "
-                                                    f"signals must not depend on particular dates"))
+    hard_coded_dates(region, report, "signals")
     moved = dict(invariance.failures)
     kinds = invariance.kinds
     report.values["date_shift"] = moved.get("date_dependence", "signals unchanged") if "date_shift" in kinds else None
@@ -291,12 +297,9 @@ def forecast_guards(region: str, invariances: Sequence[InvarianceFindings]) -> t
     """A forecaster takes no positions, so the trade guards do not apply; the date guards (hard-coded
     dates, the drawn calendar) and the level and position probes judge its probabilities, on every
     instrument. Returns ``(ok, reason, details)``."""
-    static = static_date_findings(region)
-    failures: list[tuple[str, str]] = []
-    if static:
-        more = f" and {len(static) - 1} more" if len(static) > 1 else ""
-        failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): forecasts must "
-                                             f"not depend on particular dates"))
+    dated = GuardReport()
+    hard_coded_dates(region, dated, "forecasts")
+    static, failures = dated.values["hard_coded_dates"], list(dated.failures)
     n = len(invariances)
     for k, found in enumerate(invariances):
         where = f"instrument {k + 1} of {n}: " if n > 1 else ""

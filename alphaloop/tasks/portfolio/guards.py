@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
-from alphaloop.evaluate.guards import GuardReport, non_finite, static_date_findings
+from alphaloop.evaluate.guards import GuardReport, hard_coded_dates, non_finite
 from alphaloop.evaluate.scoring import History
 
 EQUAL_WEIGHT_TOLERANCE = 1e-6
@@ -38,12 +38,7 @@ def portfolio_guards(region: str, val: Mapping[str, float], held: np.ndarray, pr
     """Every failing guard in priority order, with the values looked at; ``held`` and ``present`` are the
     validation dates' held weights and bars ((dates, instruments)), ``features`` each instrument's columns."""
     report = GuardReport()
-    static = static_date_findings(region)
-    report.values["hard_coded_dates"] = static
-    if static:
-        more = f" and {len(static) - 1} more" if len(static) > 1 else ""
-        report.failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): "
-                                                    "weights must not depend on particular dates"))
+    hard_coded_dates(region, report, "weights")
     for k, (h, cols) in enumerate(zip(histories, features, strict=True)):
         bad = non_finite(cols, h.frame.index, [h.windows[s] for s in ("train", "val") if s in h.windows])
         if bad:
