@@ -253,7 +253,7 @@ class TestReading:
     bh_test_metric: float | None = None
     bh_val_metric: float | None = None
     beat_bh_test: bool | None = None
-    degradation: float | None = None
+    test_minus_validation: float | None = None  # test minus validation, a rise or a drop (files before: "degradation")
     returns: list[float] | None = None
     bh_returns: list[float] | None = None
     holdout: list[dict[str, Any]] | None = None  # held-out figures (commands.holdout.HeldOut.to_json)
@@ -279,6 +279,8 @@ class TestReading:
 
     @classmethod
     def from_json(cls, d: Any, source: str = "test reading") -> TestReading:
+        if isinstance(d, dict) and "degradation" in d and "test_minus_validation" not in d:
+            d = {**d, "test_minus_validation": d["degradation"]}  # readings written before the key was renamed
         return build(cls, d, source)
 
 
