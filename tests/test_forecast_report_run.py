@@ -62,8 +62,9 @@ def test_piped_final_keeps_whole_figures_and_learnings_name_the_benchmark(foreca
     out = (forecast_run / "final.out").read_text(encoding="utf-8")  # captured: a pipe, 80 columns
     reading = json.loads((forecast_run / "w" / "test_readings.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     assert "…" not in out
+    # each horizon's whole test skill, in its row
     for h, skill in reading["test"]["rps_skill"].items():
-        assert re.search(rf"│ +{h} │ +{re.escape(format(skill, '+.4f'))} │", out)  # each horizon's whole test skill, in its row
+        assert re.search(rf"│ +{h} │ +{re.escape(format(skill, '+.4f'))} │", out)
     learnings = (forecast_run / "w" / "learnings.md").read_text(encoding="utf-8")
     line = next(x for x in learnings.splitlines() if x.startswith("- Test split (read by harness.py final"))
     assert "buy and hold" not in line
