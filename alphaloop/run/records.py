@@ -192,6 +192,16 @@ class IterationRecord:
     def novelty_kind(self) -> str:
         return (self.novelty or {}).get("kind", "")
 
+    @property
+    def copy_words(self) -> str:
+        """"duplicate of iter N" (or "near copy of iter N") when this candidate copies an earlier one, else "".
+
+        Why one wording: results.tsv says ``duplicate:N``; the loop's lines and the report say the same."""
+        member = (self.novelty or {}).get("member")
+        if self.duplicate_of is not None or (self.novelty_kind == "duplicate" and member is not None):
+            return f"duplicate of iter {self.duplicate_of if self.duplicate_of is not None else member}"
+        return f"near copy of iter {member}" if self.novelty_kind == "near_copy" and member is not None else ""
+
     def to_json(self) -> dict[str, Any]:
         """Every field, ``returns`` included (``workdir`` stores it in the sidecar file); the universe's
         two fields only when set, so a single-instrument record keeps the keys it always had."""
