@@ -49,12 +49,27 @@ def test_final_wording_and_the_reading_fit_a_forecast(forecast_run: Path) -> Non
     assert "1 trials" not in out and "p = 0.000" not in out
     assert "against the rolling climatology" in out
     reading = json.loads((forecast_run / "w" / "test_readings.jsonl").read_text(encoding="utf-8").splitlines()[-1])
-    delta = reading["degradation"]
+    delta = reading["test_minus_validation"]
     assert ("improvement (test - validation)" if delta > 0 else "degradation (test - validation)") in out
+    assert "degradation" not in reading
     assert reading["benchmark"] == "climatology" and "beat_bh_test" not in reading and "bh_test_metric" not in reading
     assert isinstance(reading["beat_climatology_test"], bool)
     assert set(reading["spa_test"]) == {"climatology", "rolling_climatology"}
     assert "rps_skill_rolling_mean" in reading["test"]
+
+
+def test_piped_final_keeps_whole_figures_and_learnings_name_the_benchmark(forecast_run: Path) -> None:
+    out = (forecast_run / "final.out").read_text(encoding="utf-8")  # captured: a pipe, 80 columns
+    reading = json.loads((forecast_run / "w" / "test_readings.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert "…" not in out
+    # each horizon's whole test skill, in its row
+    for h, skill in reading["test"]["rps_skill"].items():
+        assert re.search(rf"│ +{h} │ +{re.escape(format(skill, '+.4f'))} │", out)
+    learnings = (forecast_run / "w" / "learnings.md").read_text(encoding="utf-8")
+    line = next(x for x in learnings.splitlines() if x.startswith("- Test split (read by harness.py final"))
+    assert "buy and hold" not in line
+    assert f"test rps_skill_mean {reading['test']['rps_skill_mean']:.3f} (climatology 0.000; against the rolling " \
+           f"climatology {reading['test']['rps_skill_rolling_mean']:+.3f})" in line
 
 
 def test_the_run_tests_against_the_rolling_climatology_too(forecast_run: Path) -> None:
