@@ -35,7 +35,10 @@ from alphaloop.run.store import (
     read_json,
 )
 
-TRADE = "iter_{n}_trade.py"
+CANDIDATE = "iter_{n}_{stem}.py"  # the full candidate file of iteration n; the stem is the task's name
+BEST = "best_{stem}.py"  # a copy of the best member's candidate file
+LEGACY_STEM = "trade"  # every task's stem before each named its own: such files are still read (old workdirs)
+TRADE = CANDIDATE.format(n="{n}", stem=LEGACY_STEM)
 RESULTS = "iter_{n}_results.json"
 SIDECAR_INSTRUMENTS = "instruments"  # the sidecar's key for each instrument's validation returns (a universe)
 RETURNS = "iter_{n}_returns.npz"  # the record's daily returns (float64, numpy's .npz), as ``kept_returns`` keeps them
@@ -45,7 +48,7 @@ REPLY = "iter_{n}_reply.md"
 STATE = "state.json"
 RESULTS_TSV = "results.tsv"
 LEARNINGS = "learnings.md"
-BEST_TRADE = "best_trade.py"
+BEST_TRADE = BEST.format(stem=LEGACY_STEM)
 MANIFEST = "data_manifest.json"
 READINGS = "test_readings.jsonl"
 STATS = "stats.json"
@@ -56,9 +59,7 @@ EQUITY_CSV = "best_equity.csv"  # the report's: the best candidate's daily equit
 SNAPSHOTS = "snapshots.json"  # with --workers N > 1: the states the iterations in flight propose from
 FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
 FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
-ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json|reply\.md|returns\.json|returns\.npz)")
-# What a user finds in a run folder, as the end-of-run summary lists it.
-USER_FILES = (LEARNINGS, RESULTS_TSV, TRADE.format(n="N"), BEST_TRADE, REPORT)
+ITER_FILE = re.compile(r"iter_(\d+)_([a-z]+\.py|results\.json|reply\.md|returns\.json|returns\.npz)")
 
 
 def kept_returns(record: IterationRecord) -> tuple[dict[str, list[float]] | None, list[list[float]] | None]:
@@ -86,14 +87,44 @@ def _read(path: Path) -> Any:
 class Workdir:
     """The files of one run folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, stem: str | None = None) -> None:
+        """``stem``: what candidate files are named after, the task's name (``Task.name``); None: the task
+        state.json names (``trade`` when no run is here)."""
         self.root = Path(root)
+        self._stem = stem
         self._checkpoint: int | None = None  # next_iteration of the last state.json this object wrote
-        self._best: int | None = None  # the iteration best_trade.py was last copied from by this object
+        self._best: int | None = None  # the iteration best_<stem>.py was last copied from by this object
 
     # ----- names -----------------------------------------------------------------------------
+    @property
+    def stem(self) -> str:
+        """What candidate files are named after: ``iter_N_<stem>.py`` and ``best_<stem>.py``."""
+        if self._stem is None:
+            self._stem = self._recorded_stem()
+        return self._stem
+
+    def _recorded_stem(self) -> str:
+        """The task state.json names (its files are named after it), ``trade`` without a run or a task."""
+        try:
+            task = read_json(self.state).get("task", LEGACY_STEM)
+        except (OSError, ValueError, AttributeError):
+            return LEGACY_STEM
+        return task if isinstance(task, str) and re.fullmatch(r"[a-z]+", task) else LEGACY_STEM
+
+    def _own_or_legacy(self, own: Path, legacy: Path) -> Path:
+        """``own`` (this task's name), or the ``trade`` name an older alphaloop gave every task's file when only
+        that one exists, so a workdir written before keeps its resume, diff, final and report."""
+        if own != legacy and not own.is_file() and legacy.is_file():
+            return legacy
+        return own
+
     def trade(self, n: int) -> Path:
-        return self.root / TRADE.format(n=n)
+        """Iteration n's candidate file (``iter_N_<stem>.py``; an older workdir's ``iter_N_trade.py``)."""
+        return self._own_or_legacy(self.root / CANDIDATE.format(n=n, stem=self.stem), self.root / TRADE.format(n=n))
+
+    def user_files(self) -> tuple[str, ...]:
+        """What a user finds in the run folder, as the end-of-run summary lists it."""
+        return LEARNINGS, RESULTS_TSV, CANDIDATE.format(n="N", stem=self.stem), BEST.format(stem=self.stem), REPORT
 
     def results(self, n: int) -> Path:
         return self.root / RESULTS.format(n=n)
@@ -125,7 +156,8 @@ class Workdir:
 
     @property
     def best_trade(self) -> Path:
-        return self.root / BEST_TRADE
+        """The best member's file (``best_<stem>.py``; an older workdir's ``best_trade.py``)."""
+        return self._own_or_legacy(self.root / BEST.format(stem=self.stem), self.root / BEST_TRADE)
 
     @property
     def report(self) -> Path:
@@ -165,7 +197,7 @@ class Workdir:
         return extract_region(self.trade(n).read_text(encoding="utf-8"))
 
     def write_trade(self, n: int, text: str) -> None:
-        atomic_write_text(self.trade(n), text)
+        atomic_write_text(self.root / CANDIDATE.format(n=n, stem=self.stem), text)
 
     def write_reply(self, n: int, text: str) -> str:
         """Store a model's whole reply; returns the file name the record names it by."""
@@ -175,17 +207,18 @@ class Workdir:
     def forget_unfinished(self, n: int) -> None:
         """Remove what iterations n and later, which never wrote their records, left (they are redone,
         their returns included; with --workers N several may have been in flight at a kill)."""
-        for pattern in (TRADE, REPLY, RETURNS, RETURNS_JSON):
+        own = CANDIDATE.format(n="{n}", stem=self.stem)
+        for pattern in dict.fromkeys((own, TRADE, REPLY, RETURNS, RETURNS_JSON)):
             for path in self.root.glob(pattern.format(n="*")):
                 match = ITER_FILE.fullmatch(path.name)
                 if match and int(match.group(1)) >= n:
                     path.unlink(missing_ok=True)
 
     def trade_iterations(self) -> Iterator[tuple[int, Path]]:
-        """Every ``iter_N_trade.py`` here, with its N."""
-        for path in self.root.glob(TRADE.format(n="*")):
+        """Every candidate file here (``iter_N_<stem>.py``, an older ``iter_N_trade.py``), with its N."""
+        for path in self.root.glob(CANDIDATE.format(n="*", stem="*")):
             match = ITER_FILE.fullmatch(path.name)
-            if match and match.group(2) == "trade.py":
+            if match and match.group(2) in (f"{self.stem}.py", f"{LEGACY_STEM}.py"):
                 yield int(match.group(1)), path
 
     def find_iteration(self, region: str) -> int | None:
@@ -287,8 +320,11 @@ class Workdir:
             append_text(self.results_tsv, row)
         atomic_write_text(self.learnings, learnings, durable=False)
         best = state.best.iteration if state.best else None
-        if best is not None and (best != self._best or not self.best_trade.is_file()):
-            atomic_write_text(self.best_trade, self.trade(best).read_text(encoding="utf-8"), durable=False)
+        target = self.root / BEST.format(stem=self.stem)
+        if best is not None and (best != self._best or not target.is_file()):
+            atomic_write_text(target, self.trade(best).read_text(encoding="utf-8"), durable=False)
+            if target.name != BEST_TRADE:  # an older alphaloop's copy of the best, now superseded
+                (self.root / BEST_TRADE).unlink(missing_ok=True)
             self._best = best
         if self._checkpoint is None or state.next_iteration - self._checkpoint >= CHECKPOINT_EVERY:
             self.write_state(state)
