@@ -47,6 +47,11 @@ class ForecastTask(Task):
     def selection_metric(self, requested: str) -> str:
         return METRIC
 
+    def output_decoder(self) -> Callable[..., Any]:
+        from alphaloop.tasks.forecast.outputs import decode
+
+        return decode
+
     def run_sandbox(self, box: Any, region: str, frames: Any, timeout_s: float) -> Any:
         return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
 
