@@ -56,19 +56,20 @@ def test_rejected_candidates_are_packed_a_block_behind_and_still_read(tmp_path: 
     assert wd.unpack(5) == [wd.trade(5), wd.results(5)] and wd.trade(5).read_text() == "# candidate 5\n"
 
 
-def test_a_kill_while_packing_is_swept_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The zip is whole before any file goes: files a kill left beside it are removed on resume, and a
-    block whose zip a kill never wrote is packed then."""
+def test_a_kill_while_packing_leaves_every_file_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zip is whole before any file goes: a block whose zip a kill never wrote is packed on resume;
+    files found beside a pack (a kill between the zip and the removals, or unpacked by hand) stay and read."""
     monkeypatch.setattr(packs, "PACK_EVERY", 6)
     wd, state, (header,) = _night(tmp_path, 20)
-    wd.unpack(2)  # as if killed between the zip's rename and the removals
+    wd.unpack(2)
     for n in (8, 11):
         wd.unpack(n)
     wd.packs.path(1).unlink()  # as if killed before the second zip was renamed into place
     trade = get_task("trade")
-    Workdir(tmp_path).resume_views(state, header, "notes\n", lambda r: trade.tsv_row(r, "sharpe"))
-    assert not wd.trade(2).exists() and not wd.results(2).exists()
-    assert wd.packs.path(1).is_file() and not wd.trade(8).exists()
+    again = Workdir(tmp_path)
+    again.resume_views(state, header, "notes\n", lambda r: trade.tsv_row(r, "sharpe"))
+    assert wd.trade(2).read_text() == "# candidate 2\n" and again.record(2).status == "rejected"
+    assert wd.packs.path(1).is_file() and not wd.trade(8).exists() and again.record(8).status == "rejected"
     assert [r.iteration for r in Workdir(tmp_path).records()] == list(range(20))
 
 

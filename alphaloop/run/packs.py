@@ -4,8 +4,9 @@ Why: a night of 100,000 iterations left a file or three per rejected candidate t
 after the night (the population, the statistics and final read accepted candidates only), most of the
 folder's files. A block is packed once the run has committed a whole block after it, so what a user
 looks at during the night stays loose. The zip is written whole and fsynced before any file goes:
-a kill leaves the loose files, or the zip and some of them, which packing the block again sweeps.
-``unzip`` reads a pack, and ``Workdir`` reads a packed file as it reads a loose one.
+a kill leaves the loose files (packed at the resume), or the zip and some of them (copies, read first).
+``python -m zipfile -e`` or ``unzip`` unpacks one (docs/workdir.md); ``Workdir`` reads a packed file as
+it reads a loose one.
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ class Packs:
 
     def pack(self, block: int, files_of: Callable[[int], list[Path]]) -> None:
         """Pack ``files_of(n)`` for each iteration of the block (the rejected candidates' files), then remove
-        them; a block packed before only has the files a kill left behind removed."""
+        them. A block packed before is left alone: a file found beside its pack (unpacked by hand, or left by
+        a kill between the zip and the removals) is the packed file's copy, and stays until deleted."""
         path = self.path(block)
-        if not path.is_file():
-            members = {f.name: f.read_bytes() for n in range(block * PACK_EVERY, (block + 1) * PACK_EVERY)
-                       for f in files_of(n) if f.is_file()}
-            atomic_write_zip(path, members)
-        for name in zip_names(path):
+        if path.is_file():
+            return
+        members = {f.name: f.read_bytes() for n in range(block * PACK_EVERY, (block + 1) * PACK_EVERY)
+                   for f in files_of(n) if f.is_file()}
+        atomic_write_zip(path, members)
+        for name in members:
             (self.root / name).unlink(missing_ok=True)
 
     def due_at(self, next_iteration: int) -> int | None:
