@@ -1,7 +1,7 @@
 """The worker's side of one frame's child: its input, its pipes, its deadline, how it ended.
 
 This module is shipped to the sandbox worker as source text with the other modules the worker
-needs (see ``runner.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
+needs (see ``launch.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
 only the standard library and the sandbox modules shipped before it.
 """
 

@@ -53,7 +53,8 @@ def test_readings_are_counted_and_the_second_warns(workdir: Path, frozen_data: P
     assert rec["iteration"] == 3 and rec["earlier_readings"] == 0 and rec["status"] == "scored"
     assert rec["metric"] == "total_return" and rec["test"]["bars"] > 60
     assert rec["sha256"] == hashlib.sha256((workdir / "best_trade.py").read_bytes()).hexdigest()
-    assert rec["degradation"] == pytest.approx(rec["test"]["total_return"] - rec["val_metric"])
+    assert rec["test_minus_validation"] == pytest.approx(rec["test"]["total_return"] - rec["val_metric"])
+    assert "degradation" not in rec  # a neutral key: test minus validation may be a rise
     assert json.loads(out.strip().splitlines()[-1])["readings"] == 1
     # the verdict in words, beside validation, and it matches the recorded figures
     margin = rec["test"]["total_return"] - rec["bh_test_metric"]

@@ -49,12 +49,27 @@ def test_final_wording_and_the_reading_fit_a_forecast(forecast_run: Path) -> Non
     assert "1 trials" not in out and "p = 0.000" not in out
     assert "against the rolling climatology" in out
     reading = json.loads((forecast_run / "w" / "test_readings.jsonl").read_text(encoding="utf-8").splitlines()[-1])
-    delta = reading["degradation"]
+    delta = reading["test_minus_validation"]
     assert ("improvement (test - validation)" if delta > 0 else "degradation (test - validation)") in out
+    assert "degradation" not in reading
     assert reading["benchmark"] == "climatology" and "beat_bh_test" not in reading and "bh_test_metric" not in reading
     assert isinstance(reading["beat_climatology_test"], bool)
     assert set(reading["spa_test"]) == {"climatology", "rolling_climatology"}
     assert "rps_skill_rolling_mean" in reading["test"]
+
+
+def test_piped_final_keeps_whole_figures_and_learnings_name_the_benchmark(forecast_run: Path) -> None:
+    out = (forecast_run / "final.out").read_text(encoding="utf-8")  # captured: a pipe, 80 columns
+    reading = json.loads((forecast_run / "w" / "test_readings.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert "…" not in out
+    # each horizon's whole test skill, in its row
+    for h, skill in reading["test"]["rps_skill"].items():
+        assert re.search(rf"│ +{h} │ +{re.escape(format(skill, '+.4f'))} │", out)
+    learnings = (forecast_run / "w" / "learnings.md").read_text(encoding="utf-8")
+    line = next(x for x in learnings.splitlines() if x.startswith("- Test split (read by harness.py final"))
+    assert "buy and hold" not in line
+    assert f"test rps_skill_mean {reading['test']['rps_skill_mean']:.3f} (climatology 0.000; against the rolling " \
+           f"climatology {reading['test']['rps_skill_rolling_mean']:+.3f})" in line
 
 
 def test_the_run_tests_against_the_rolling_climatology_too(forecast_run: Path) -> None:
@@ -77,6 +92,26 @@ def test_the_prompt_carries_the_parents_evidence_and_no_unscored_latest(forecast
                   "best days", "worst days"):
         assert words in extra, words
     assert "over-forecast" in extra or "under-forecast" in extra or "about right" in extra
+
+
+def test_the_prompt_gives_split_lengths_in_bars_and_years_and_never_a_calendar_year(forecast_run: Path) -> None:
+    from alphaloop.data.frozen import load_universe
+    from alphaloop.evaluate.universe import instrument_histories
+    from alphaloop.tasks import get_task
+
+    task = get_task("forecast")
+    histories = tuple(instrument_histories(load_universe(forecast_run / "d")))
+    wd = Workdir(forecast_run / "w")
+    latest, parent = wd.record(3), wd.record(2)
+    extra = task.evidence(4, 2, latest, parent, None, 3, task.prepare(histories))["extra"]["forecast_figures"]
+    manifest = json.loads((forecast_run / "d" / "manifest.json").read_text(encoding="utf-8"))
+    train, val = (histories[0].windows[k].stop - histories[0].windows[k].start for k in ("train", "val"))
+    assert train == manifest["splits"]["train"]["rows"] and val == manifest["splits"]["val"]["rows"]
+    assert f"train {train:,} bars ({train / 252:.1f} years of 252 bars)" in extra
+    assert f"validation {val:,} bars ({val / 252:.1f} years of 252 bars)" in extra
+    assert "walk-forward folds of train of about" in extra
+    assert "best days bar " in extra and "worst days bar " in extra  # a day by its bar in validation
+    assert not re.search(r"\b(19|20)\d\d\b", extra), extra  # no calendar year: a model's memory is look-ahead
 
 
 def test_forecasts_test_csv_names_the_call_and_the_cut_points(forecast_run: Path) -> None:

@@ -224,3 +224,21 @@ def test_three_workers_keep_three_requests_in_flight_and_count_every_token(froze
     assert state["tokens"] == {"prompt": sum(100 + k for k in range(6)), "completion": 300}
     assert state["tokens"]["prompt"] == sum(r["tokens"]["prompt"] for r in records)
     assert "iteration k proposes from the state committed up to k-3" in (wd / "learnings.md").read_text()
+
+
+def test_a_copy_is_called_a_duplicate_of_its_iteration_in_the_line_the_tsv_and_the_report(frozen_data: Path,
+                                                                                          tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(frozen_data, data)
+    wd = tmp_path / "run"
+    copy = reply(10, 40).replace('    return df\n', '    return df  # the same rule, written again\n', 1)
+    with FakeOpenAI() as fake:
+        fake.script(good(reply(10, 40)), good(copy))
+        res = run(fake, data, wd, 2)
+    assert res.returncode == 0, res.stdout + res.stderr
+    row = (wd / "results.tsv").read_text().splitlines()[3].split("\t")
+    assert row[0] == "2" and "duplicate:1" in row  # the same validation positions as iteration 1
+    line = next(x for x in res.stdout.splitlines() if x.startswith("[iter 2/2]"))
+    assert "duplicate of iter 1" in line and "not in top" not in line
+    report = (wd / "report.html").read_text(encoding="utf-8")
+    assert "accepted, duplicate of iter 1" in report

@@ -41,7 +41,7 @@ def test_top_k_ranking_failures_and_duplicates() -> None:
     assert st.consecutive_fails == 2 and st.trials == 6
     fold(st, record(6, 0.9, sha="sig1"))  # same signals as iter 1: adds nothing, whatever its score
     assert st.consecutive_fails == 3 and 6 not in [m.iteration for m in st.population]
-    assert "same validation positions as iter 1" in st.learnings["entries"][-1]["headline"]
+    assert "duplicate of iter 1: the same validation outputs" in st.learnings["entries"][-1]["headline"]
     fold(st, record(7, 0.45))
     assert [m.iteration for m in st.population] == [1, 7, 3] and st.consecutive_fails == 0
 

@@ -4,11 +4,13 @@ and every split and fold carries both benchmarks' figures."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from alphaloop.evaluate.universe import bh_returns, score_universe
 from alphaloop.tasks.portfolio.contract import Calendar, validate_weights
 from alphaloop.tasks.portfolio.driver import run_frame
-from alphaloop.tasks.portfolio.scoring import Panel, score_portfolio
+from alphaloop.tasks.portfolio.guards import is_equal_weight
+from alphaloop.tasks.portfolio.scoring import Panel, held_weights, score_portfolio
 from tests.portfolio_support import EQUAL_WEIGHT, MOMENTUM, namespace, split_frames, universe_frames
 
 
@@ -68,6 +70,65 @@ def test_ragged_calendars_keep_each_instruments_own_bars() -> None:
     s = score_portfolio(histories, _weights(histories, EQUAL_WEIGHT), cost_bps=0.0)
     full = np.prod(1 + s.returns["val"]) - 1
     assert np.isfinite(full) and abs(s.splits["val"]["beta"] - 1.0) < 0.05
+
+
+LONG_HEAVY = '''
+def generate_features(df):
+    return df
+
+def allocate(day):
+    rank = day["Close"].rank()
+    return 0.6 * rank / rank.sum()
+'''
+
+
+def test_ragged_calendars_never_hold_more_than_the_cap() -> None:
+    """An instrument without a bar keeps its weight; what allocate sets that date is scaled to the room left,
+    so the book held stays within --max-gross on every date while a shared calendar is left untouched."""
+    histories = split_frames(universe_frames(n=16, days=600, seed=11, ragged=True), ("train", "val", "test"))
+    present = Panel.of(histories).calendar.present
+    for region, cap in ((EQUAL_WEIGHT, 1.0), (MOMENTUM, 1.0), (LONG_HEAVY, 0.6)):
+        frames = tuple(h.frame for h in histories)
+        w = validate_weights(run_frame(namespace(region), frames)["weights"], Calendar.of(frames), cap)
+        carried = np.abs(np.nan_to_num(pd.DataFrame(w).ffill().to_numpy())).sum(axis=1)
+        assert carried.max() > cap + 0.01  # kept weights on top of allocate's would break the cap
+        held = held_weights(w, cap)
+        assert np.abs(held).sum(axis=1).max() <= cap + 1e-9
+        same = present.all(axis=1) & (np.abs(held) > 0).any(axis=1)
+        prior = np.r_[False, present.all(axis=1)[:-1]]
+        assert np.allclose(held[same & prior], w[same & prior])  # full dates after full dates: as allocate set
+        s = score_portfolio(histories, w, splits=("train", "val", "test"), max_gross=cap)
+        assert all(np.abs(s.weights[k]).sum(axis=1).max() <= cap + 1e-9 for k in s.weights)
+        assert all(s.splits[k]["gross_exposure"] <= cap + 1e-9 for k in s.splits)
+    assert is_equal_weight(_weights(histories, EQUAL_WEIGHT), present)  # the guard judges what allocate set
+    assert not is_equal_weight(_weights(histories, MOMENTUM), present)
+
+
+def test_equal_weight_on_a_ragged_calendar_earns_the_benchmark_wherever_every_bar_is_there() -> None:
+    """The benchmark averages each date over the instruments with a bar that date, a book no allocator can
+    hold without knowing the next date's calendar; where every instrument has a bar on a date and the date
+    before, equal weight earns it exactly."""
+    histories = split_frames(universe_frames(n=6, days=800, seed=12, ragged=True))
+    panel = Panel.of(histories)
+    s = score_portfolio(histories, _weights(histories, EQUAL_WEIGHT), cost_bps=0.0)  # the benchmark pays none
+    a, b = panel.windows["val"]
+    full = panel.calendar.present.all(axis=1)
+    both = (full & np.r_[False, full[:-1]])[a + 1:b]
+    assert 0 < both.sum() < both.size
+    assert np.allclose(s.returns["val"][both], panel.bh[a + 1:b][both], rtol=1e-12, atol=1e-15)
+    assert np.corrcoef(s.returns["val"], s.bh["val"])[0, 1] > 0.99
+
+
+def test_kept_weights_take_their_place_in_the_cap_and_end_with_the_bars() -> None:
+    nan = np.nan
+    w = np.array([[0.5, 0.5, nan],  # instrument 3 has not started: nothing kept
+                  [nan, 0.5, 0.5],  # 1 has no bar and keeps 0.5: allocate's 1.0 is scaled into the 0.5 left
+                  [0.5, 0.5, nan],  # 3 keeps 0.25: 0.75 left
+                  [0.4, nan, 0.4],  # 2 has no bar again and never will: closed, not kept
+                  [1.0, nan, nan]])  # 3's bars have ended too
+    assert np.allclose(held_weights(w, 1.0), [[0.5, 0.5, 0], [0.5, 0.25, 0.25], [0.375, 0.375, 0.25],
+                                              [0.4, 0, 0.4], [1.0, 0, 0]])
+    assert np.allclose(held_weights(w, 2.0)[1], [0.5, 0.5, 0.5])  # room enough: what allocate set is kept whole
 
 
 def test_momentum_is_scored_with_both_legs_and_information_ratio() -> None:

@@ -118,6 +118,59 @@ def test_the_prompts_carry_the_contract_the_cap_and_both_benchmarks() -> None:
     assert "contributions to the validation return by instrument" in user
 
 
+def test_the_prompts_figures_heading_holds_the_figures_in_bars_and_years_never_dates() -> None:
+    """Under "Figures" stand the parent's and the latest candidate's tables beside the equal-weight buy and hold
+    and cash, each window's length in bars and years; no calendar date reaches the model (its memory of what
+    markets did in those years would be look-ahead)."""
+    import re
+
+    from alphaloop.propose.base import ProposalContext
+    from alphaloop.propose.prompting import build_messages
+    from alphaloop.tasks import get_task
+
+    task = get_task("portfolio")
+    paths = task.prompts()
+    s = _scores()
+    assert all(f.get("start") for f in s.folds)  # the record keeps fold dates: the prompt must drop them
+    ev = portfolio_evidence(3, 1, _record(s, 2), _record(s, 1), _record(s, 1), last=2,
+                            prepared=task.prepare(split_frames(universe_frames(n=4, days=300, seed=1))))
+    ctx = ProposalContext(iteration=3, parent_iteration=1, parent_region=MOMENTUM, metric="sharpe", population=[],
+                          learnings="", last_outcome=None, **ev)
+    user = build_messages(ctx, paths["program_path"].read_text(), paths["template_path"].read_text())[1]["content"]
+    section = user.split("### Figures on train, folds and validation")[1].split("\n### ")[0]
+    assert "**Parent**" in section and "**Latest candidate (iteration 2, accepted)**" in section
+    assert "Why this parent" in section and "Guards" in section and "did not alter a single weight" in section
+    assert "| window | bars | years | sharpe |" in section and "| train fold 4 |" in section
+    bars = int(s.splits["val"]["bars"])
+    assert f"| validation | {bars} | {bars / 252:.1f} |" in section
+    assert user.count("### Figures") == 1 and "Portfolio figures" not in user
+    assert not re.search(r"\b(19|20)\d\d-\d\d", user)
+
+
+def test_the_rules_the_model_reads_are_the_gates() -> None:
+    """Own names with one underscore and constant expressions are accepted by the gate and kept by the reply's
+    reduction, as the program says; dunder attributes are refused, as it says too."""
+    from alphaloop.propose.parsing import parse_reply
+    from alphaloop.tasks import get_task
+    from alphaloop.tasks.portfolio.contract import FUNCTIONS
+    from sandbox.gate import check
+
+    program = get_task("portfolio").prompts()["program_path"].read_text()
+    assert "Your own names may start with one underscore" in program and "SCALE = 1.0 / 3" in program
+    assert "literal constants" not in program and "Names starting with an underscore" not in program
+    for rule in ("**Dunder names and private attributes**", "**Calling methods by name.**",
+                 "The sandbox blocks them and the gate rejects the code before it runs."):
+        assert rule in program
+    reply = ("```python\n_WINDOW = 60 * 2\nSCALE = 1.0 / 3\n\n\ndef _score(close):\n"
+             "    return close.pct_change(_WINDOW)\n\n\ndef generate_features(df):\n"
+             "    df[\"mom\"] = _score(df[\"Close\"])\n    return df\n\n\ndef allocate(day):\n"
+             "    return (day[\"mom\"].rank() * SCALE / len(day)).to_dict()\n```\n")
+    region = parse_reply(reply).region
+    assert region is not None and "SCALE = 1.0 / 3" in region and "_WINDOW = 60 * 2" in region
+    assert check(region, FUNCTIONS).ok, check(region, FUNCTIONS).reason
+    assert not check(region.replace("day[\"mom\"].rank()", "day.__class__"), FUNCTIONS).ok
+
+
 def test_building_on_a_member_that_entered_but_regressed_says_so() -> None:
     """A population with room takes a worse rule too: the prompt must not call it a success to build on."""
     s = _scores()
@@ -129,3 +182,16 @@ def test_building_on_a_member_that_entered_but_regressed_says_so() -> None:
     told = portfolio_evidence(3, 2, latest, latest, grand, last=2)["parent_reason"]
     assert "building on iter 2" in told and "worse than its parent iter 1 (-0.390 val sharpe)" in told
     assert "builds on each success" not in told
+
+
+def test_the_expect_lines_the_template_suggests_are_read_as_those_metrics() -> None:
+    """`information_ratio` and `net_exposure` hold the filler words "ratio" and "net": they must not be read as
+    "information" (ungraded) or "exposure" (the gross exposure)."""
+    from alphaloop.propose.parsing import parse_expect
+
+    for line, metric in (("information_ratio up 0.2", "information_ratio"), ("net_exposure down 0.1", "net_exposure"),
+                         ("gross exposure down", "gross_exposure"), ("information ratio up", "information_ratio"),
+                         ("IR up 0.1", "information_ratio"), ("net sharpe up 0.1", "sharpe"),
+                         ("Sharpe ratio up", "sharpe"), ("turnover down 5", "turnover")):
+        expectation = parse_expect(line)
+        assert expectation is not None and expectation.metric == metric, line

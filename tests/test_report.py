@@ -186,10 +186,11 @@ def test_test_readings_show_metrics_and_a_curve_only_with_returns(workdir: Path,
     metrics = {"total_return": 0.1, "sharpe": 0.7, "max_drawdown": -0.05, "round_trips": 4.0,
                "bh_total_return": 0.2, "bh_sharpe": 0.9, "bh_max_drawdown": -0.1}
     as_final_writes = {"time": "2026-11-22T08:00:00+00:00", "iteration": 1, "sha256": "a" * 64, "earlier_readings": 0,
-                       "status": "scored", "stage": "ok", "test": metrics, "val_metric": 0.6, "degradation": 0.1}
+                       "status": "scored", "stage": "ok", "test": metrics, "val_metric": 0.6, "degradation": 0.123}
     (wd / "test_readings.jsonl").write_text(json.dumps(as_final_writes) + "\n", encoding="utf-8")
     metrics_only = locked_split_html(load_run(wd, frozen_data))
     assert "Test split (locked" in metrics_only and "+10.0%" in metrics_only and "0.70" in metrics_only
+    assert '<td class="num">0.60</td><td class="num">0.12</td>' in metrics_only  # the old key, read
     assert "<img" not in metrics_only and "read 2 times" not in metrics_only
     rejected = {**as_final_writes, "earlier_readings": 1, "status": "rejected", "stage": "lookahead",
                 "reason": "look-ahead <leak>", "test": None}

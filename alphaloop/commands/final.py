@@ -28,7 +28,7 @@ from alphaloop.present.ui import console
 from alphaloop.run.morning import refresh_morning
 from alphaloop.run.records import IterationRecord, RecordError
 from alphaloop.run.workdir import Workdir
-from alphaloop.tasks import DEFAULT_TASK, UnknownTask, get_task
+from alphaloop.tasks import DEFAULT_TASK, Task, UnknownTask, get_task
 from sandbox.runner import Sandbox
 
 
@@ -70,7 +70,7 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
         return task.final(FinalInputs(wd=wd, data_dir=data_dir, file=file, raw=raw, region=region, iteration=it,
                                       record=record, metric=metric, cost_bps=cost_bps, universe=universe, held=held,
                                       manifest=manifest, sandbox=box, task=task,
-                                      refresh=lambda w: _refresh(w, data_dir)))
+                                      refresh=lambda w: _refresh(w, data_dir, task)))
 
     if sandbox is None:
         with open_sandbox() as box:
@@ -103,7 +103,7 @@ def refresh_report(wd: Workdir, data_dir: Path) -> None:
                       f"run `python harness.py report`", highlight=False, soft_wrap=True)
 
 
-def _refresh(wd: Workdir, data_dir: Path) -> None:
+def _refresh(wd: Workdir, data_dir: Path, task: Task) -> None:
     """After a reading: the morning verdict, then the report, both showing it."""
-    refresh_morning(wd)
+    refresh_morning(wd, task)
     refresh_report(wd, data_dir)

@@ -49,7 +49,7 @@ def _finish_steps(run: FinishInputs) -> None:
                       f"researcher hit rate: {loop_hit_rate(state)}")
     with open_sandbox() as sandbox:
         steps = run.task.finish_steps(run, sandbox)  # statistics over all trials, then what the task adds
-        steps.append(("morning verdict", lambda: refresh_morning(run.wd)))
+        steps.append(("morning verdict", lambda: refresh_morning(run.wd, run.task)))
         steps.append(("report", lambda: console.print(f"report: {rich(_write_report(run.wd.root, run.data_dir))}")))
         for name, step in steps:
             try:

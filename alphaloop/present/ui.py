@@ -126,7 +126,7 @@ class PlainView:
                     f"(train {fmt(s['train'][state.metric])}, "
                     f"folds min {fmt(folds.get('min'))} median {fmt(folds.get('median'))}), "
                     f"{self.loop.task.live_note(s['val'])}, "
-                    f"{'ENTERED ' + top if record.in_population else 'not in ' + top}")
+                    f"{'ENTERED ' + top if record.in_population else record.copy_words or 'not in ' + top}")
         else:
             what = f"rejected at {safe(record.stage)}: {clip(record.reason, 160)}"
         best = state.best

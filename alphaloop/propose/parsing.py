@@ -47,7 +47,9 @@ METRIC_ALIASES = {
     "trades": "round_trips", "round_trip": "round_trips", "number_of_trades": "round_trips",
     "trade_count": "round_trips", "n_trades": "round_trips",
     "win": "win_rate", "hit_rate": "win_rate",
+    "information": "information_ratio", "ir": "information_ratio",
 }
+WHOLE_METRICS = {"net_exposure", "gross_exposure", "information_ratio"}  # a filler word is part of these names
 METRIC_FILLER = {"the", "validation", "val", "net", "after", "cost", "costs", "annualised", "annualized",
                  "to", "will", "should", "would", "expected", "expect", "metric", "ratio"}
 UP_WORDS = {"up", "increase", "increases", "higher", "rise", "rises", "raise", "more", "+", "↑"}
@@ -151,6 +153,9 @@ def field_lines(text: str) -> dict[str, str]:
 
 def normalise_metric(name: str) -> str:
     """Map the many ways a model names a metric onto the scorer's keys (``Sharpe ratio`` -> sharpe)."""
+    whole = "_".join(w for w in re.split(r"[^a-z0-9]+", name.lower()) if w)
+    if whole in WHOLE_METRICS:
+        return whole
     words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w and w not in METRIC_FILLER]
     key = "_".join(words)
     return METRIC_ALIASES.get(key, key)

@@ -9,11 +9,14 @@ back (``refresh_morning``), so a resumed run's file carries them again when it e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alphaloop.run.records import TestReading
 from alphaloop.run.store import atomic_write_text
 from alphaloop.run.workdir import Workdir
+
+if TYPE_CHECKING:
+    from alphaloop.tasks.protocol import Task
 
 PREFIXES = ("- Morning verdict", "- Test split (read by harness.py final")
 HEADER = "## Distilled"
@@ -36,8 +39,11 @@ def verdict_line(stats: dict[str, Any] | None) -> str | None:
             + (f", best iter {best}" if best is not None else "") + f"): {words}.")
 
 
-def reading_line(readings: list[TestReading]) -> str | None:
-    """The latest reading of the test split in words, beside buy and hold and validation, or None."""
+def reading_line(readings: list[TestReading], task: Task | None = None) -> str | None:
+    """The latest reading of the test split in words, beside its benchmark and validation, or None.
+
+    ``task`` (the run's) names the benchmark of a reading without buy and hold (a forecaster's climatology
+    and rolling climatology); without it such a reading is still said, with the benchmark it recorded."""
     if not readings:
         return None
     r = readings[-1]
@@ -47,11 +53,14 @@ def reading_line(readings: list[TestReading]) -> str | None:
         return f"{head}, rejected at {r.stage or 'an unknown stage'} when rerun with the test rows."
     metric = r.metric or "metric"
     test = r.test.get(metric)
+    valid = f"; validation had {_figure(r.val_metric)}."
     bh = r.bh_test_metric
+    if bh is None and r.benchmark:  # the task's own benchmark (e.g. climatology), never "buy and hold -"
+        beside = task.beside_benchmark(r.test, metric) if task is not None else f" ({r.benchmark})"
+        return f"{head}, test {metric} {_figure(test)}{beside}{valid}"
     side = ("above" if test > bh else "below") if isinstance(test, (int, float)) and isinstance(bh, (int, float)) \
         else "beside"
-    return (f"{head}, test {metric} {_figure(test)}, {side} buy and hold {_figure(bh)}; validation had "
-            f"{_figure(r.val_metric)}.")
+    return f"{head}, test {metric} {_figure(test)}, {side} buy and hold {_figure(bh)}{valid}"
 
 
 def with_morning(text: str, lines: list[str]) -> str:
@@ -66,12 +75,12 @@ def with_morning(text: str, lines: list[str]) -> str:
     return "\n".join(kept[:at] + lines + kept[at:]) + ("\n" if text.endswith("\n") else "")
 
 
-def refresh_morning(wd: Workdir) -> None:
+def refresh_morning(wd: Workdir, task: Task | None = None) -> None:
     """Put the morning verdict and the latest test reading into ``learnings.md`` (when it exists)."""
     if not wd.learnings.is_file():
         return
     stats = wd.read_stats()
-    lines = [line for line in (verdict_line(stats.to_json() if stats else None), reading_line(wd.test_readings()))
+    lines = [line for line in (verdict_line(stats.to_json() if stats else None), reading_line(wd.test_readings(), task))
              if line]
     text = wd.read_learnings()
     new = with_morning(text, lines)

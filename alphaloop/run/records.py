@@ -192,6 +192,16 @@ class IterationRecord:
     def novelty_kind(self) -> str:
         return (self.novelty or {}).get("kind", "")
 
+    @property
+    def copy_words(self) -> str:
+        """"duplicate of iter N" (or "near copy of iter N") when this candidate copies an earlier one, else "".
+
+        Why one wording: results.tsv says ``duplicate:N``; the loop's lines and the report say the same."""
+        member = (self.novelty or {}).get("member")
+        if self.duplicate_of is not None or (self.novelty_kind == "duplicate" and member is not None):
+            return f"duplicate of iter {self.duplicate_of if self.duplicate_of is not None else member}"
+        return f"near copy of iter {member}" if self.novelty_kind == "near_copy" and member is not None else ""
+
     def to_json(self) -> dict[str, Any]:
         """Every field, ``returns`` included (``workdir`` stores it in the sidecar file); the universe's
         two fields only when set, so a single-instrument record keeps the keys it always had."""
@@ -253,7 +263,7 @@ class TestReading:
     bh_test_metric: float | None = None
     bh_val_metric: float | None = None
     beat_bh_test: bool | None = None
-    degradation: float | None = None
+    test_minus_validation: float | None = None  # test minus validation, a rise or a drop (files before: "degradation")
     returns: list[float] | None = None
     bh_returns: list[float] | None = None
     holdout: list[dict[str, Any]] | None = None  # held-out figures (commands.holdout.HeldOut.to_json)
@@ -279,6 +289,8 @@ class TestReading:
 
     @classmethod
     def from_json(cls, d: Any, source: str = "test reading") -> TestReading:
+        if isinstance(d, dict) and "degradation" in d and "test_minus_validation" not in d:
+            d = {**d, "test_minus_validation": d["degradation"]}  # readings written before the key was renamed
         return build(cls, d, source)
 
 

@@ -32,7 +32,7 @@ def outcome_line(record: IterationRecord, metric: str, task: Task) -> str:
         return f"iter {n} rejected at {record.stage}: {clip(record.reason, 300)}"
     where = "entered the population" if record.in_population else "did not beat the population"
     if record.duplicate_of is not None:
-        where = f"holds the same validation positions as iter {record.duplicate_of}, so it adds nothing"
+        where = f"{record.copy_words}: the same validation outputs, so it adds nothing"
     elif record.disguised:
         where = f"kept out: {record.bh_disguise['reason']}"
     elif record.novelty_kind == "near_copy":
@@ -50,7 +50,7 @@ def entry_from_record(record: IterationRecord, metric: str, task: Task) -> Entry
         val, train = record.split("val"), record.split("train")
         where = "entered the population" if record.in_population else "not in the top-K"
         if record.duplicate_of is not None:
-            where += f" (same validation positions as iter {record.duplicate_of})"
+            where += f" ({record.copy_words}: the same validation outputs)"
         elif record.disguised:
             where += " (buy and hold in disguise)"
         elif record.novelty_kind == "near_copy":

@@ -78,7 +78,7 @@ def locked_split_html(run: Run) -> str:
                     + (td(clip(f"rejected at {r.get('stage')}: {r.get('reason', '')}", 160), "text warn")
                        + f'<td colspan="{len(keys) + 1}"></td>' if status == "rejected" else
                        "".join(cell(rm.get(k), k) for k in keys) + cell(r.get("val_metric"), metric)
-                       + cell(r.get("degradation"), metric)))
+                       + cell(r.get("test_minus_validation"), metric)))
     count = len(run.readings)
     warn = ("" if count == 1 else note(f"the test split has been read {count} times; every reading after the "
                                        "first is a selection on the test split and weakens it", "warn"))

@@ -257,8 +257,10 @@ def iterations_table(run: Run) -> str:
         splits = s.get("splits") or {}
         status = r.get("status", "?")
         badge = "top" if r.get("in_population") else status
+        copy = IterationRecord.from_json(r).copy_words if status == "accepted" else ""
         state_txt = (f"{status} at {r.get('stage')}" if status != "accepted"
-                     else "accepted, entered top-K" if r.get("in_population") else "accepted")
+                     else "accepted, entered top-K" if r.get("in_population")
+                     else f"accepted, {copy}" if copy else "accepted")
         what = (describe_record(r, 220) if status == "accepted"
                 else clip(f"{describe_record(r, 220)} — {r.get('reason', '')}", 220))
         rows.append(

@@ -94,12 +94,12 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
     console.print(format_forecast_statistics(stats), highlight=False, markup=False, soft_wrap=True)
     recorded = record.val_metric if record is not None else None
     t, v = test[SELECTION_METRIC], val[SELECTION_METRIC]
-    degradation = None if t is None or v is None else t - v
+    delta = None if t is None or v is None else t - v
     rolled = test.get("rps_skill_rolling_mean")
     console.print(f"test {SELECTION_METRIC}: {t:+.4f} (climatology +0.0000; against the rolling climatology "
                   f"{'n/a' if rolled is None else format(rolled, '+.4f')})  |  validation {SELECTION_METRIC}: "
                   f"{v:+.4f}" + (f" (recorded by the loop: {recorded:+.4f})" if recorded is not None else "")
-                  + (f"  |  {test_minus_validation(degradation)}" if degradation is not None else ""),
+                  + (f"  |  {test_minus_validation(delta)}" if delta is not None else ""),
                   highlight=False, soft_wrap=True)
     csv_path = wd.write_forecasts("test", to_csv(forecast_frame(history.frame, ev.outputs[0], scheme,
                                                                 history.windows["test"])))
@@ -108,7 +108,7 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
     wd.append_reading(TestReading(**finite({
         **entry, "status": "scored", "test": test, "val_metric": v, "benchmark": "climatology",
         "climatology_test_metric": 0.0, "climatology_val_metric": 0.0,
-        "beat_climatology_test": bool(t is not None and t > 0), "degradation": degradation,
+        "beat_climatology_test": bool(t is not None and t > 0), "test_minus_validation": delta,
         "spa_test": {"climatology": stats["spa_pvalues"], "rolling_climatology": stats.get("spa_rolling_pvalues")}})))
     before = int(entry.get("earlier_readings") or 0)
     console.print(f"recorded in {wd.readings} (reading number {before + 1})", highlight=False, soft_wrap=True)
@@ -116,6 +116,6 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
     sys.stdout.flush()
     print(json.dumps(finite({"iteration": entry["iteration"], "metric": SELECTION_METRIC, "test": test,
                              "val_metric": v, "climatology_test_metric": 0.0, "beat_climatology_test": bool(
-                                 t is not None and t > 0), "degradation": degradation,
+                                 t is not None and t > 0), "test_minus_validation": delta,
                              "spa_test": stats["spa_pvalues"], "readings": before + 1}), sort_keys=True))
     return 0

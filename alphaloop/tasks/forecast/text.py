@@ -26,23 +26,28 @@ def grades_slash(counts: dict[str, int]) -> str:
 
 
 def forecast_table(scores: ForecastScores, split: str, title: str) -> Table:
-    """One row per horizon of one split: skill, RPS beside climatology's, log score, ECE, grades, reward."""
+    """One row per horizon of one split: skill, RPS beside climatology's, log score, ECE, grades, reward.
+
+    Each column is at least as wide as its widest figure, so no figure is ever cut ("+0.04…"): on a
+    narrow terminal or a pipe (80 columns) the headers fold and the table grows wider instead."""
     s, det = scores.splits[split], scores.details.get(split, {})
+    rolling = s.get("rps_skill_rolling") or {}
+    rows = []
+    for h, skill in s["rps_skill"].items():
+        d = det.get(h, {})
+        rows.append((str(h), fnum(skill), fnum(rolling.get(h)), fnum(d.get("rps"), 4, False),
+                     fnum(d.get("rps_climatology"), 4, False), fnum(s["ece"][h], 3, False), direction_text(d),
+                     grades_slash(s["grades"][h]), fnum(s["reward"][h], 2)))
+    rows.append(("all", fnum(s[SELECTION_METRIC]), fnum(s.get("rps_skill_rolling_mean")), "", "", "", "", "", ""))
     table = Table(title=title)
-    for col in ("h", "skill", "vs roll.", "RPS", "clim.", "ECE", "dir.", "cc/rm/ow/o", "reward"):
-        table.add_column(col, justify="right", no_wrap=True)
+    for i, col in enumerate(("h", "skill", "vs roll.", "RPS", "clim.", "ECE", "dir.", "cc/rm/ow/o", "reward")):
+        table.add_column(col, justify="right", min_width=max(len(row[i]) for row in rows))
     table.caption = (f"skill = 1 - RPS / RPS of climatology (clim.: train frequencies); vs roll. = skill against "
                      f"the rolling climatology (the last {ROLLING_BARS} known outcomes); dir. = direction accuracy "
                      f"of the days called (p(up) and p(down) {CALL_MARGIN:g} apart or more); grades "
                      "calibrated_correct / reasonable_miss / overconfident_wrong / other; log scores in the JSON")
-    rolling = s.get("rps_skill_rolling") or {}
-    for h, skill in s["rps_skill"].items():
-        d = det.get(h, {})
-        acc = direction_text(d)
-        table.add_row(h, fnum(skill), fnum(rolling.get(h)), fnum(d.get("rps"), 4, False),
-                      fnum(d.get("rps_climatology"), 4, False), fnum(s["ece"][h], 3, False), acc,
-                      grades_slash(s["grades"][h]), fnum(s["reward"][h], 2))
-    table.add_row("all", fnum(s[SELECTION_METRIC]), fnum(s.get("rps_skill_rolling_mean")), "", "", "", "", "", "")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.present.text import clip
 from alphaloop.propose.base import GuardThreshold
+from alphaloop.propose.prompting import format_guards
 from alphaloop.run.diversity import BH_DISGUISE_CORRELATION, BH_DISGUISE_EXPOSURE, NEAR_COPY_CORRELATION
 from alphaloop.tasks.portfolio.guards import PortfolioLimits
-from alphaloop.tasks.portfolio.text import portfolio_figures
-from alphaloop.tasks.trade.evidence import building_on
+from alphaloop.tasks.portfolio.text import figures_section
+from alphaloop.tasks.trade.evidence import building_on, member_correlations
 
 WEIGHT_DECIMALS = 9  # weights equal to this many decimals hold the same book
 
@@ -55,8 +57,9 @@ def outcome_status(record: Any) -> str:
 
 
 def portfolio_evidence(n: int, parent: int, latest: Any, parent_rec: Any, grand: Any, last: int | None = None,
-                       prepared: dict | None = None) -> dict[str, Any]:
-    """``ProposalContext`` fields for iteration ``n`` from the records alone (so a resume rebuilds the prompt)."""
+                       prepared: dict | None = None, state: Any = None) -> dict[str, Any]:
+    """``ProposalContext`` fields for iteration ``n`` from the records alone (so a resume rebuilds the prompt):
+    the whole figures section goes in ``extra`` (the portfolio template's ``{{portfolio_figures}}``)."""
     last = n - 1 if last is None else last
     shown_latest = latest if latest is not None and last != parent else None
     label = "Latest candidate" if shown_latest is None else f"Latest candidate (iteration {shown_latest.iteration}, " \
@@ -64,10 +67,14 @@ def portfolio_evidence(n: int, parent: int, latest: Any, parent_rec: Any, grand:
     unchanged = bool(latest and grand and latest.positions_sha256
                      and latest.positions_sha256 == grand.positions_sha256)
     prepared = prepared or {}
-    figures = portfolio_figures(parent_rec.scores if parent_rec is not None else None,
-                                shown_latest.scores if shown_latest is not None else None, label)
-    return {"parent_reason": parent_reason(parent, latest, last, grand), "unchanged_positions": unchanged,
-            "guards": guards_thresholds(),
+    reason = parent_reason(parent, latest, last, grand)
+    guards = guards_thresholds()
+    figures = figures_section(parent_rec.scores if parent_rec is not None else None,
+                              shown_latest.scores if shown_latest is not None else None, label, reason=reason,
+                              unchanged=unchanged, guards=format_guards(guards),
+                              periods_per_year=float(prepared.get("periods_per_year", TRADING_DAYS)))
+    return {"parent_reason": reason, "unchanged_positions": unchanged, "guards": guards,
+            "correlations": member_correlations(state) if state is not None else "",
             "extra": {"portfolio_figures": figures,
                       "instruments": str(prepared.get("instruments", 1)),
                       "columns": prepared.get("columns", "`Open`, `High`, `Low`, `Close`, `Volume`")}}

@@ -114,11 +114,11 @@ def final_reading(inputs: Any) -> int:
     for name in ("val", "test"):
         _say(split_line(name, scores.splits[name]))
     _say(contributions_line(scores.contributions["test"], "test"))
-    degradation = test[metric] - val[metric]
+    delta = test[metric] - val[metric]
     recorded = record.val_metric if record is not None else None
     _say(f"test {metric}: {test[metric]:.3f} | validation {metric}: {val[metric]:.3f}"
          + (f" (recorded by the loop: {recorded:.3f})" if recorded is not None else "")
-         + f" | {test_minus_validation(degradation, format(degradation, '+.3f'))}")
+         + f" | {test_minus_validation(delta, format(delta, '+.3f'))}")
     _say(verdict_line(metric, test, val))
     held = holdout_scores(region, inputs.held, inputs)
     if held is not None:
@@ -133,7 +133,7 @@ def final_reading(inputs: Any) -> int:
     reading = finite({
         **entry, "status": "scored", "test": test, "val_metric": val[metric], "bh_test_metric": bh_test,
         "bh_val_metric": bh_value(val, metric), "beat_bh_test": bool(test[metric] > (bh_test or 0.0)),
-        "degradation": degradation, "returns": np.round(scores.returns["test"], 12).tolist(),
+        "test_minus_validation": delta, "returns": np.round(scores.returns["test"], 12).tolist(),
         "bh_returns": np.round(scores.bh["test"], 12).tolist(),
         "dates": [str(d.date()) for d in scores.dates["test"]],
         "portfolio": {"val": val, "dates": [str(d.date()) for d in scores.dates["test"]],
@@ -146,6 +146,6 @@ def final_reading(inputs: Any) -> int:
     holdout_test = {"held-out panel": held.get("test")} if held and held.get("status") == "scored" else {}
     print(json.dumps(finite({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
                              "bh_test_metric": bh_test, "beat_bh_test": bool(test[metric] > (bh_test or 0.0)),
-                             "degradation": degradation, "readings": len(before) + 1,
+                             "test_minus_validation": delta, "readings": len(before) + 1,
                              "holdout_test": holdout_test}), sort_keys=True))
     return 0

@@ -25,18 +25,21 @@ class PortfolioLimits:
     max_turnover_per_year: float = 250.0  # summed absolute weight changes a year; 504 turns a full book daily
 
 
-def is_equal_weight(held: np.ndarray, present: np.ndarray) -> bool:
-    """Whether every date's weights are 1/n over the n instruments with a bar (the benchmark's holdings)."""
+def is_equal_weight(weights: np.ndarray, present: np.ndarray) -> bool:
+    """Whether allocate set 1/n on each of the n instruments with a bar on every date (the benchmark's
+    holdings); ``weights`` are what it set, so a ragged calendar's kept weights do not hide it."""
     n = present.sum(axis=1, keepdims=True)
     target = np.where(present, 1.0 / np.maximum(n, 1), 0.0)
-    return bool(held.size) and bool(np.all(np.abs(held - target) <= EQUAL_WEIGHT_TOLERANCE))
+    given = np.where(present, np.nan_to_num(weights), 0.0)
+    return bool(given.size) and bool(np.all(np.abs(given - target) <= EQUAL_WEIGHT_TOLERANCE))
 
 
-def portfolio_guards(region: str, val: Mapping[str, float], held: np.ndarray, present: np.ndarray,
+def portfolio_guards(region: str, val: Mapping[str, float], weights: np.ndarray, present: np.ndarray,
                      histories: Sequence[History], features: Sequence[Mapping[str, np.ndarray]],
                      limits: PortfolioLimits = PortfolioLimits()) -> GuardReport:
-    """Every failing guard in priority order, with the values looked at; ``held`` and ``present`` are the
-    validation dates' held weights and bars ((dates, instruments)), ``features`` each instrument's columns."""
+    """Every failing guard in priority order, with the values looked at; ``weights`` and ``present`` are the
+    weights allocate set on the validation dates and their bars ((dates, instruments)), ``features`` each
+    instrument's columns."""
     report = GuardReport()
     hard_coded_dates(region, report, "weights")
     for k, (h, cols) in enumerate(zip(histories, features, strict=True)):
@@ -56,7 +59,7 @@ def portfolio_guards(region: str, val: Mapping[str, float], held: np.ndarray, pr
     if gross <= 0.0:
         report.failures.append(("no_positions", "no positions on validation: every weight is 0, so there is "
                                                 "nothing to score"))
-    elif is_equal_weight(held, present):
+    elif is_equal_weight(weights, present):
         report.failures.append(("equal_weight", "equal weight on every validation date: that is the benchmark "
                                                 "(the equal-weight buy and hold), not a strategy"))
     elif rebalances < limits.min_rebalances_per_year:

@@ -83,16 +83,15 @@ def score(t: Trial) -> None:
     histories = t.ctx.histories
     splits = tuple(s for s in ("train", "val", "test") if s in histories[0].windows)
     t.scores = score_portfolio(histories, full_result(t).weights, metric=t.ctx.metric, folds=t.ctx.folds,
-                               cost_bps=t.ctx.cost_bps, splits=splits)
-    t.scores.max_gross = max_gross(t)
+                               cost_bps=t.ctx.cost_bps, splits=splits, max_gross=max_gross(t))
 
 
 def guards(t: Trial) -> Verdict:
     scores: PortfolioScores = t.scores
     panel = Panel.of(t.ctx.histories)
     a, b = panel.windows["val"]
-    report = portfolio_guards(t.region, scores.splits["val"], scores.weights["val"],
-                              panel.calendar.present[a + 1:b], t.ctx.histories, full_result(t).features)
+    report = portfolio_guards(t.region, scores.splits["val"], full_result(t).weights[a:b],
+                              panel.calendar.present[a:b], t.ctx.histories, full_result(t).features)
     return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
 
 

@@ -3,9 +3,11 @@ equal-weight buy and hold of the same instruments and cash beside every figure.
 
 Fill and costs: the weights set with date t's close earn close t -> the instrument's next close (the
 trade task's fill). Each instrument keeps its own calendar: on a date where it has no bar it earns
-nothing and keeps the weight set at its last bar, which then earns the whole move from that bar to
-its next one. Costs are ``cost_bps`` of the summed absolute changes of the target weights, charged in
-the period after the change; holding a constant target is free (the daily rebalance back to it, as the
+nothing and keeps the weight held at its last bar, which then earns the whole move from that bar to
+its next one; that kept weight takes its place in the gross cap first, and what allocate sets that
+date is scaled to the room left (``held_weights``). After an instrument's last bar it holds nothing.
+Costs are ``cost_bps`` of the summed absolute changes of the target weights, charged in the period
+after the change; holding a constant target is free (the daily rebalance back to it, as the
 equal-weight benchmark's, costs nothing), and so is the book set on the history's very first date.
 The portfolio runs on without a break across the splits, so a split's first period holds what the
 previous date set; each split's figures are its own dates only.
@@ -26,7 +28,7 @@ import pandas as pd
 
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, TRADING_DAYS, window_figures
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, SELECTION_METRICS, History, SplitFigures, fold_windows
-from alphaloop.tasks.portfolio.contract import Calendar
+from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS, TOLERANCE, Calendar
 
 PORTFOLIO_METRICS = (*SELECTION_METRICS, "information_ratio")
 DEFAULT_METRIC = "sharpe"
@@ -85,15 +87,46 @@ class PortfolioScores(SplitFigures):
         return {**super().to_json(), "contributions": self.contributions, "max_gross": self.max_gross}
 
 
-def held_weights(weights: np.ndarray) -> np.ndarray:
-    """The weight each instrument holds on each date: the last one set at or before it (0 before any)."""
-    return np.nan_to_num(pd.DataFrame(weights).ffill().to_numpy(), nan=0.0)
+def held_weights(weights: np.ndarray, max_gross: float = DEFAULT_MAX_GROSS) -> np.ndarray:
+    """The book each date's close sets: allocate's weights where an instrument has a bar, the weight kept
+    from its last bar where it has none (0 before its first bar and after its last), with what allocate
+    sets scaled down to the room the kept weights leave under the cap, so the book never holds more than
+    ``max_gross``.
+
+    The scale of a date depends on the weights kept from earlier dates, which were scaled in turn; each
+    pass below settles every date whose chain of kept weights is one step longer, so the passes stop
+    after the longest chain (a handful on real calendars), each one vectorised over the whole panel."""
+    w = np.asarray(weights, dtype=np.float64)
+    bar = np.isfinite(w)
+    if not bar.size:
+        return np.zeros(w.shape)
+    ended = np.zeros_like(bar)  # the date after an instrument's last bar closes its position
+    last = np.where(bar.any(axis=0), bar.shape[0] - 1 - np.argmax(bar[::-1], axis=0), bar.shape[0])
+    cols = np.flatnonzero(last + 1 < bar.shape[0])
+    ended[last[cols] + 1, cols] = True
+    absent = ~bar & ~ended
+    gross = np.abs(np.where(bar, w, 0.0)).sum(axis=1)
+    scale = np.ones(w.shape[0])
+    for _ in range(w.shape[0] + 1):
+        held = _carry(np.where(bar, w * scale[:, None], np.where(ended, 0.0, np.nan)))
+        room = np.maximum(max_gross - np.abs(np.where(absent, held, 0.0)).sum(axis=1), 0.0)
+        new = np.where(gross > room + TOLERANCE, room / np.where(gross > 0, gross, 1.0), 1.0)
+        if np.array_equal(new, scale):
+            return held
+        scale = new
+    raise AssertionError("every date's scale depends only on earlier dates, so the passes settle")
 
 
-def contributions(panel: Panel, weights: np.ndarray, cost_bps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _carry(targets: np.ndarray) -> np.ndarray:
+    """Each date's last set target at or before it (0 before any)."""
+    return np.nan_to_num(pd.DataFrame(targets).ffill().to_numpy(), nan=0.0)
+
+
+def contributions(panel: Panel, weights: np.ndarray, cost_bps: float,
+                  max_gross: float = DEFAULT_MAX_GROSS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per date and instrument the net contribution to the portfolio's return, the held weights and the
     weight changes (all (dates, instruments)); row t is the period ending at date t."""
-    target = held_weights(weights)
+    target = held_weights(weights, max_gross)
     held = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])  # set at the previous date's close
     change = np.diff(target, axis=0, prepend=target[:1])  # the first date's book is set, not traded (free)
     cost = np.vstack([np.zeros((1, target.shape[1])), np.abs(change[:-1])]) * (cost_bps / 1e4)
@@ -136,13 +169,15 @@ def window_metrics(r: np.ndarray, bh: np.ndarray, held: np.ndarray, change: np.n
 
 def score_portfolio(histories: Sequence[History], weights: np.ndarray, metric: str = DEFAULT_METRIC,
                     folds: int = DEFAULT_FOLDS, cost_bps: float = DEFAULT_COST_BPS,
-                    splits: tuple[str, ...] = ("train", "val"), panel: Panel | None = None) -> PortfolioScores:
+                    splits: tuple[str, ...] = ("train", "val"), panel: Panel | None = None,
+                    max_gross: float = DEFAULT_MAX_GROSS) -> PortfolioScores:
     """Score validated weights ((dates, instruments) on the union calendar, NaN where no bar) per split and
-    per walk-forward fold over train (validation is in no fold: it is the selection split)."""
+    per walk-forward fold over train (validation is in no fold: it is the selection split); ``max_gross`` is
+    the cap they were validated against, which the book held keeps (``held_weights``)."""
     if metric not in PORTFOLIO_METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(PORTFOLIO_METRICS)}")
     panel = panel or Panel.of(histories)
-    contrib, held, change = contributions(panel, weights, cost_bps)
+    contrib, held, change = contributions(panel, weights, cost_bps, max_gross)
     port = contrib.sum(axis=1)
 
     def window(a: int, b: int) -> dict[str, float]:
@@ -165,4 +200,4 @@ def score_portfolio(histories: Sequence[History], weights: np.ndarray, metric: s
             fold_metrics.append({**window(a, b), "start": str(panel.calendar.dates[a].date()),
                                  "end": str(panel.calendar.dates[b - 1].date())})
     return PortfolioScores(splits=out, folds=fold_metrics, returns=rets, bh=bhs, contributions=parts,
-                           metric=metric, dates=dates, weights=kept)
+                           metric=metric, dates=dates, weights=kept, max_gross=max_gross)

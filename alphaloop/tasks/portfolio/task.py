@@ -50,6 +50,12 @@ class PortfolioTask(Task):
         return requested if requested in PORTFOLIO_METRICS else "sharpe"
 
     # ----- evaluation ---------------------------------------------------------------------------
+    def output_decoder(self) -> Callable[..., Any]:
+        """Names and shapes; the weights' values are checked by the contract (``contract.validate_weights``)."""
+        from alphaloop.tasks.portfolio.outputs import decode
+
+        return decode
+
     def run_sandbox(self, box: Any, region: str, frames: Any, timeout_s: float) -> Any:
         return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
 
@@ -159,14 +165,15 @@ class PortfolioTask(Task):
         columns = []
         for h in histories:
             columns += [str(c) for c in h.frame.columns if str(c) not in columns]
-        return {"instruments": len(histories), "columns": ", ".join(f"`{c}`" for c in columns)}
+        return {"instruments": len(histories), "columns": ", ".join(f"`{c}`" for c in columns),
+                "periods_per_year": histories[0].periods_per_year}  # the bars a year behind the prompt's years
 
     def evidence(self, n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
                  grand: IterationRecord | None, last: int, prepared: Any = None,
                  state: LoopState | None = None) -> dict[str, Any]:
         from alphaloop.tasks.portfolio.evidence import portfolio_evidence
 
-        return portfolio_evidence(n, parent, latest, parent_rec, grand, last=last, prepared=prepared)
+        return portfolio_evidence(n, parent, latest, parent_rec, grand, last=last, prepared=prepared, state=state)
 
     def run_notes(self, histories: tuple[History, ...], manifest: dict) -> list[str]:
         return self.check_notes(histories)

@@ -7,6 +7,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from alphaloop.evaluate.backtest import TRADING_DAYS
+from alphaloop.present.text import clip_end, clip_middle
+from alphaloop.propose.prompting import FIGURES_LIMIT, REASON_LIMIT
+
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
 MAX_LISTED = 12  # instruments listed one by one in a contributions line; beyond, the largest and smallest
 
@@ -51,42 +55,56 @@ def contributions_line(contributions: Sequence[float] | None, split: str = "val"
     return f"contributions to the {SPLIT_NAMES.get(split, split)} return by instrument: {body}"
 
 
-TABLE_HEAD = ("| window | sharpe | return | max_dd | gross | net | turnover | long | short | beta | corr | IR | "
-              "EW B&H sharpe | EW B&H return | EW B&H max_dd |")
+TABLE_HEAD = ("| window | bars | years | sharpe | return | max_dd | gross | net | turnover | long | short | beta | "
+              "corr | IR | EW B&H sharpe | EW B&H return | EW B&H max_dd |")
+UNCHANGED = ("**The latest change did not alter a single weight on validation**: it held exactly its parent's "
+             "validation weights (train and folds may differ), so its validation figures say nothing about the "
+             "idea. Change what the rule does on validation, not only how.")
 
 
-def _row(label: str, m: Mapping[str, float]) -> str:
-    return (f"| {label} | {_num(m.get('sharpe'))} | {_pct(m.get('total_return'))} | {_pct(m.get('max_drawdown'))} | "
+def _row(label: str, m: Mapping[str, float], periods_per_year: float) -> str:
+    bars = m.get("bars")
+    years = bars / periods_per_year if isinstance(bars, int | float) and periods_per_year > 0 else None
+    return (f"| {label} | {_num(bars, 0)} | {_num(years, 1)} | {_num(m.get('sharpe'))} | "
+            f"{_pct(m.get('total_return'))} | {_pct(m.get('max_drawdown'))} | "
             f"{_num(m.get('gross_exposure'), 2)} | {_num(m.get('net_exposure'), 2, True)} | "
             f"{_num(m.get('turnover'), 1)} | {_num(m.get('long_count'), 1)} | {_num(m.get('short_count'), 1)} | "
             f"{_num(m.get('beta'), 2)} | {_num(m.get('correlation'), 2)} | {_num(m.get('information_ratio'), 2)} | "
             f"{_num(m.get('bh_sharpe'))} | {_pct(m.get('bh_total_return'))} | {_pct(m.get('bh_max_drawdown'))} |")
 
 
-def figures_table(title: str, scores: Mapping | None) -> str:
-    """A candidate's table over train, its folds and validation (``PortfolioScores.to_json()``), and its
-    validation contributions; cash is 0 on every figure and is said once."""
+def figures_table(title: str, scores: Mapping | None, periods_per_year: float = TRADING_DAYS) -> str:
+    """A candidate's table over train, its folds and validation (``PortfolioScores.to_json()``), each window's
+    length in bars and in years of bars (never its calendar dates: a model's memory of what markets did then
+    would be look-ahead), and its validation contributions; cash is 0 on every figure and is said once."""
     if not scores or not scores.get("splits"):
         return ""
     splits = scores["splits"]
-    lines = [f"**{title}**", TABLE_HEAD, "|---" * 15 + "|"]
+    lines = [f"**{title}**", TABLE_HEAD, "|---" * 17 + "|"]
     if "train" in splits:
-        lines.append(_row("train", splits["train"]))
+        lines.append(_row("train", splits["train"], periods_per_year))
     for k, f in enumerate(scores.get("folds") or []):
-        lines.append(_row(f"fold {k + 1} ({f.get('start', '')[:7]} to {f.get('end', '')[:7]})", f))
+        lines.append(_row(f"train fold {k + 1}", f, periods_per_year))
     if "val" in splits:
-        lines.append(_row("validation", splits["val"]))
-    lines.append("cash: 0 on every figure. turnover: summed absolute weight changes a year.")
+        lines.append(_row("validation", splits["val"], periods_per_year))
+    lines.append("cash: 0 on every figure. turnover: summed absolute weight changes a year. years: bars / "
+                 f"{periods_per_year:g} bars a year.")
     contrib = contributions_line((scores.get("contributions") or {}).get("val"))
     if contrib:
         lines.append(contrib)
-    return "\n".join(lines)
+    return clip_middle("\n".join(lines), FIGURES_LIMIT)
 
 
-def portfolio_figures(parent: Mapping | None, latest: Mapping | None, latest_label: str = "Latest candidate") -> str:
-    """The prompt's portfolio section: the parent's and the latest candidate's tables."""
-    parts = [t for t in (figures_table("Parent", parent), figures_table(latest_label, latest)) if t]
+def figures_section(parent: Mapping | None, latest: Mapping | None, latest_label: str = "Latest candidate",
+                    reason: str | None = None, unchanged: bool = False, guards: str = "",
+                    periods_per_year: float = TRADING_DAYS) -> str:
+    """The prompt's figures section: the parent's and the latest candidate's tables beside the equal-weight buy
+    and hold and cash, why this parent, whether the latest change moved any weight, and the guards."""
+    parts = [f"Why this parent: {clip_end(reason, REASON_LIMIT)}" if reason else "",
+             figures_table("Parent", parent, periods_per_year),
+             figures_table(latest_label, latest, periods_per_year), UNCHANGED if unchanged else "", guards]
+    parts = [p for p in parts if p]
     if not parts:
         return ""
-    return ("### Portfolio figures on train, folds and validation (equal-weight buy and hold and cash beside)\n\n"
+    return ("### Figures on train, folds and validation (beside the equal-weight buy and hold and cash)\n\n"
             + "\n\n".join(parts))

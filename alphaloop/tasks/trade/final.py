@@ -78,7 +78,7 @@ def final_reading(inputs: FinalInputs) -> int:
     n = len(histories)
     per_instrument = universe_only(n, instrument_test_rows(names, uni.instruments), [])
     test, val = scores.splits["test"], scores.splits["val"]
-    degradation = test[metric] - val[metric]
+    delta = test[metric] - val[metric]
     recorded = record.val_metric if record is not None else None
     scope = universe_only(n, f"equal-weight portfolio of {n} instruments, ", "")
     console.print(metrics_table(scores.splits, f"final ({label}, {scope}costs {cost_bps:g} bp)"))
@@ -88,7 +88,7 @@ def final_reading(inputs: FinalInputs) -> int:
                   f"{format_metric(metric, bh[metric])})  |  "
                   f"validation {metric}: {format_metric(metric, val[metric])}"
                   + (f" (recorded by the loop: {format_metric(metric, recorded)})" if recorded is not None else "")
-                  + f"  |  {test_minus_validation(degradation, format_metric(metric, degradation))}", highlight=False,
+                  + f"  |  {test_minus_validation(delta, format_metric(metric, delta))}", highlight=False,
                   soft_wrap=True)
     console.print(verdict_line(metric, test[metric], bh[metric], val[metric], bh_val[metric]), highlight=False,
                   soft_wrap=True)
@@ -98,7 +98,8 @@ def final_reading(inputs: FinalInputs) -> int:
     wd.append_reading(TestReading(**finite({
         **entry, "status": "scored", "holdout": [h.to_json() for h in held_out], "test": test,
         "val_metric": val[metric], "bh_test_metric": bh[metric],
-        "bh_val_metric": bh_val[metric], "beat_bh_test": bool(test[metric] > bh[metric]), "degradation": degradation,
+        "bh_val_metric": bh_val[metric], "beat_bh_test": bool(test[metric] > bh[metric]),
+        "test_minus_validation": delta,
         "returns": np.round(scores.returns["test"], 12).tolist(),
         "bh_returns": np.round(bh_test_returns, 12).tolist(),
         "trades": scores.trips().get("test"), "instruments": per_instrument or None,  # a portfolio has no trips
@@ -109,7 +110,7 @@ def final_reading(inputs: FinalInputs) -> int:
     sys.stdout.flush()
     print(json.dumps(finite({"iteration": it, "metric": metric, "test": test, "val_metric": val[metric],
                                   "bh_test_metric": bh[metric], "beat_bh_test": bool(test[metric] > bh[metric]),
-                                  "degradation": degradation, "readings": len(before) + 1,
+                                  "test_minus_validation": delta, "readings": len(before) + 1,
                                   "holdout_test": {h.name: h.values.get("test") for h in held_out}}), sort_keys=True))
     return 0
 
