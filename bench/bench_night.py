@@ -1,6 +1,7 @@
 """A night at scale: a long offline run, a kill -9 near its end, the resume, and the figures that must not grow.
 
-    python bench/bench_night.py [--iterations 3000] [--kill-at K] [--workdir DIR] [--json OUT] [--paired 0]
+    python bench/bench_night.py [--iterations 3000] [--kill-at K | --stop-after S] [--workdir DIR] [--data DIR]
+                                [--json OUT] [--paired 0] [--resume-only]
 
 From a fresh clone, in the background (what docs/bench.md ran):
 
@@ -21,6 +22,9 @@ It prints, as JSON (progress lines go to stderr):
 - resume time (start of the resumed process -> its first new record: reading the checkpoint, replaying
   the records after it, rebuilding the views, one evaluation);
 - peak memory (VmHWM of the night's loop process and of the resumed one, end of run included).
+``--stop-after S`` kills the night after S seconds instead (a night sized to the time there is);
+``--resume-only`` skips the night and resumes a folder such a night left (``--workdir``, with its
+``--data``): the night's own figures, bytes written and its peak memory, are then absent.
 ``--paired P`` adds a load-independent check: after the night the resume goes on for P more iterations
 while a fresh run iterates beside it; the ratio of their median gaps says whether iteration N costs what
 iteration 1 does (1.0: flat).
@@ -65,15 +69,17 @@ def _proc_field(pid: int, name: str, key: str) -> int | None:
 def committed(wd: Path) -> dict[int, float]:
     """Commit time of each iteration, from index.jsonl (lines a resume rebuilt carry none)."""
     index = wd / "index.jsonl"
-    if not index.is_file():
-        return {}
+    if not index.is_file():  # a folder from before the index: its records' write times
+        found = ((p, p.name.split("_")[1]) for p in wd.glob("iter_*_results.json"))
+        return {int(n): p.stat().st_mtime for p, n in found if n.isdigit()}
     return {n: e["committed"] for n, e in parse_index(index.read_text(encoding="utf-8")).items()
             if isinstance(e.get("committed"), (int, float))}
 
 
-def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int | None = None) -> dict:
+def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int | None = None,
+          kill_after: float | None = None) -> dict:
     """Run ``args``; poll its write_bytes and VmHWM until it exits, SIGKILL it once record ``kill_at`` is
-    written, and note when record ``first_new`` appears."""
+    written (or ``kill_after`` seconds passed), and note when record ``first_new`` appears."""
     t0 = time.time()
     proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     written = hwm = 0
@@ -84,7 +90,7 @@ def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int 
         hwm = _proc_field(proc.pid, "status", "VmHWM") or hwm
         if first_new is not None and seen is None and _has_record(wd, first_new):
             seen = time.time()
-        if kill_at is not None and _has_record(wd, kill_at):
+        if (kill_at is not None and _has_record(wd, kill_at)) or (kill_after and time.time() - t0 > kill_after):
             proc.send_signal(signal.SIGKILL)
             break
         if time.time() - last_say > 60:
@@ -144,7 +150,10 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--kill-at", type=int, metavar="K", help="kill -9 the night once record K is written "
                    "(default: 95%% of --iterations)")
+    p.add_argument("--stop-after", type=float, metavar="S", help="kill -9 the night after S seconds instead")
     p.add_argument("--workdir", type=Path, help="run folder (default: a temp folder); must not exist yet")
+    p.add_argument("--data", type=Path, help="frozen data (default: the S&P 500 sample, frozen in a temp folder)")
+    p.add_argument("--resume-only", action="store_true", help="resume the folder a cut night left (--workdir)")
     p.add_argument("--json", type=Path, help="also write the figures here as JSON")
     p.add_argument("--paired", type=int, default=0, help="iterations of a paired after-night vs fresh comparison")
     a = p.parse_args()
@@ -153,19 +162,26 @@ def main() -> None:
         sys.exit("error: --iterations must be at least 20 and --kill-at between 10 and --iterations - 1")
     tmp = Path(tempfile.mkdtemp(prefix="bench_night_"))
     wd = a.workdir or tmp / "run"
-    if wd.exists():
-        sys.exit(f"error: {wd} already exists; the night needs a new folder")
-    frame, name = sample_frame("SPY")
-    frame, repairs = validate(frame, label="sample")
-    freeze(split(frame), tmp / "data", "sample", name, repairs)
+    if wd.exists() != a.resume_only:
+        sys.exit(f"error: {wd} " + ("already exists; the night needs a new folder" if wd.exists() else
+                                    "does not exist; --resume-only resumes a folder a cut night left"))
+    data = a.data or tmp / "data"
+    if a.data is None:
+        frame, name = sample_frame("SPY")
+        frame, repairs = validate(frame, label="sample")
+        freeze(split(frame), data, "sample", name, repairs)
     cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0",
-           "--data", str(tmp / "data"), "--workdir", str(wd)]
+           "--data", str(data), "--workdir", str(wd)]
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    say(f"night: {' '.join(cmd)} --iterations {a.iterations} (kill -9 at record {kill_at}), commit {commit}")
-    night = watch([*cmd, "--iterations", str(a.iterations)], wd, kill_at=kill_at)
-    if night["code"] != -signal.SIGKILL:
-        sys.exit(f"error: the night exited {night['code']} before record {kill_at}: {night['stderr']}")
+    cut = f"after {a.stop_after:g} s" if a.stop_after else f"once record {kill_at} is written"
+    night = None
+    if not a.resume_only:
+        say(f"night: {' '.join(cmd)} --iterations {a.iterations} (kill -9 {cut}), commit {commit}")
+        night = watch([*cmd, "--iterations", str(a.iterations)], wd, kill_at=None if a.stop_after else kill_at,
+                      kill_after=a.stop_after)
+        if night["code"] != -signal.SIGKILL:
+            sys.exit(f"error: the night exited {night['code']} before it was cut: {night['stderr']}")
     times = committed(wd)
     done = max(times) + 1  # iterations committed before the kill (0..done-1)
     say(f"killed after {done} iterations; resuming")
@@ -178,18 +194,18 @@ def main() -> None:
     k = max(10, (done - 1) // 10)
     first, end = gaps(times, 1, 1 + k), gaps(times, done - 1 - k, done - 1)
     out = {
-        "command": f"{' '.join(cmd)} --iterations {a.iterations}; kill -9 once record {kill_at} is written; "
-                   f"the same command again",
+        "command": f"{' '.join(cmd)} --iterations {a.iterations}; kill -9 {cut}; the same command again",
         "commit": commit,
         "iterations": last + 1,
+        "cut_by_kill_9": True,
         "iterations_before_kill": done,
-        "night_wall_s": round(night["end"] - night["start"], 1),
+        "wall_s": round(night["end"] - night["start"], 1) if night else None,
         "iteration_s_first_10pct": round(statistics.mean(first), 4),
         "iteration_s_last_10pct": round(statistics.mean(end), 4),
         "end_over_start": round(statistics.mean(end) / statistics.mean(first), 3),
         "median_iteration_s_first_10pct": round(statistics.median(first), 4),
         "median_iteration_s_last_10pct": round(statistics.median(end), 4),
-        "bytes_written_per_iteration": round(night["write_bytes"] / done),
+        "bytes_written_per_iteration": round(night["write_bytes"] / done) if night else None,
         "workdir_bytes_per_iteration": round(size / (last + 1)),
         "workdir_files_per_iteration": round(files / (last + 1), 3),
         "workdir_mb": round(size / 1e6, 1),
@@ -198,8 +214,8 @@ def main() -> None:
         "end_of_run_s": round(resume["end"] - after[last], 1),
         "resume_to_next_record_s": round(resume["first_new_at"] - resume["start"], 2) if resume["first_new_at"]
         else None,
-        "peak_rss_mb_night": round(night["vm_hwm_kb"] / 1024, 1),
-        "peak_rss_mb_resume_and_end_of_run": round(resume["vm_hwm_kb"] / 1024, 1),
+        "peak_rss_mb_loop": round(night["vm_hwm_kb"] / 1024, 1) if night else None,
+        "peak_rss_mb_resume": round(resume["vm_hwm_kb"] / 1024, 1),  # its end of run included
         "workdir": str(wd),
     }
     if a.paired:
