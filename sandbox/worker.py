@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -243,7 +244,8 @@ class Worker:
                     message = pack_message(child_header, [view[start:start + nbytes]])
                     rows = sum(int(spec["n"]) for spec in frame["specs"])
                     try:
-                        outcome = zygote.run(message, max_result_bytes(rows), deadline, timeout, memory_mb)
+                        outcome = zygote.run(message, max_result_bytes(rows), deadline, timeout, memory_mb,
+                                             lambda i=i: state["failed"] < i)  # killed once an earlier frame failed
                     except ZygoteGone:
                         os._exit(5)  # the parent sees the worker die and restarts it: never fork from this process
                 with lock:
@@ -313,7 +315,7 @@ class Zygote:
         self.pid, self.sock = pid, ours
 
     def run(self, message: list[bytes | memoryview], max_body: int, deadline: float, timeout: float,
-            memory_mb: int) -> tuple[dict[str, Any], bytearray]:
+            memory_mb: int, stop: Callable[[], bool] | None = None) -> tuple[dict[str, Any], bytearray]:
         """One frame in one fresh child: its reply (status, reason, arrays, log) and its result body."""
         fds = [os.pipe() for _ in range(3)]  # input, result, log
         (in_r, in_w), (res_r, res_w), (log_r, log_w) = fds
@@ -340,7 +342,7 @@ class Zygote:
             return {"status": "crash", "reason": "could not start the candidate process"}, bytearray()
         watch = Watch(pid, self.sock, in_w, message, res_r, log_r, max_body)
         try:
-            watch.follow(deadline)
+            watch.follow(deadline, stop)
             watch.drain(time.monotonic() + 0.5)
         finally:
             watch.close()

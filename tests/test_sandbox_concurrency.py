@@ -81,14 +81,16 @@ def test_the_earliest_failing_frame_decides_the_run_even_when_a_later_one_fails_
     assert "the first frame failed" in outcome.reason
 
 
-def test_a_failing_frame_stops_the_frames_after_it_from_starting(side_by_side) -> None:
-    # frame 0 fails at once; with two frames at a time frame 1 may already run, but frame 3 (a minute of
-    # sleep) is never started, so the run ends in seconds
+def test_a_failing_frame_ends_the_run_without_waiting_for_the_frames_after_it(side_by_side) -> None:
+    # frame 0 fails after a second, so the other child has run frames 1 and 2 and started frame 3 (a
+    # minute of sleep) by then: frame 3 is killed when frame 0's failure is known, so the run ends in
+    # seconds, not at its time limit
     region_text = region('''
+        import time
         if len(df) == 30:
+            time.sleep(1)
             raise ValueError("stop here")
         if len(df) == 120:
-            import time
             time.sleep(60)
     ''')
     started = time.monotonic()
