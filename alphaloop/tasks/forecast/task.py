@@ -47,6 +47,11 @@ class ForecastTask(Task):
     def selection_metric(self, requested: str) -> str:
         return METRIC
 
+    def output_decoder(self) -> Callable[..., Any]:
+        from alphaloop.tasks.forecast.outputs import decode
+
+        return decode
+
     def run_sandbox(self, box: Any, region: str, frames: Any, timeout_s: float) -> Any:
         return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
 
@@ -58,8 +63,8 @@ class ForecastTask(Task):
     def invariance_probes(self, frame: Any, seed: int) -> list[Any]:
         from alphaloop.evaluate.guards import invariance_probes
 
-        # calendar and level only: a forecaster's expanding frequencies count rows by design
-        return invariance_probes(frame, seed, positions=False)
+        # position probes too: probabilities may move by what a converging frequency moves (FORECAST_SLACK)
+        return invariance_probes(frame, seed, positions=True)
 
     def guards(self, t: Trial) -> Verdict:
         from alphaloop.evaluate.guards import forecast_guards
