@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from alphaloop.candidate import RegionError, extract_region
+from alphaloop.run.candidates import BEST_TRADE, CANDIDATE, TRADE, CandidateNames
 from alphaloop.run.index import index_entry, index_line, parse_index
 from alphaloop.run.packs import Packs
 from alphaloop.run.records import CrossMarket, IterationRecord, RecordError, RunStats, StressCache, TestReading
@@ -41,10 +42,6 @@ from alphaloop.run.store import (
     zip_names,
 )
 
-CANDIDATE = "iter_{n}_{stem}.py"  # the full candidate file of iteration n; the stem is the task's name
-BEST = "best_{stem}.py"  # a copy of the best member's candidate file
-LEGACY_STEM = "trade"  # every task's stem before each named its own: such files are still read (old workdirs)
-TRADE = CANDIDATE.format(n="{n}", stem=LEGACY_STEM)
 RESULTS = "iter_{n}_results.json"
 SIDECAR_INSTRUMENTS = "instruments"  # the sidecar's key for each instrument's validation returns (a universe)
 RETURNS = "iter_{n}_returns.npz"  # the record's daily returns (float64, numpy's .npz), as ``kept_returns`` keeps them
@@ -55,7 +52,6 @@ INDEX = "index.jsonl"  # one short JSON line per record (alphaloop.run.index), a
 STATE = "state.json"
 RESULTS_TSV = "results.tsv"
 LEARNINGS = "learnings.md"
-BEST_TRADE = BEST.format(stem=LEGACY_STEM)
 MANIFEST = "data_manifest.json"
 READINGS = "test_readings.jsonl"
 STATS = "stats.json"
@@ -98,41 +94,19 @@ class Workdir:
         """``stem``: what candidate files are named after, the task's name (``Task.name``); None: the task
         state.json names (``trade`` when no run is here)."""
         self.root = Path(root)
-        self._stem = stem
+        self.names = CandidateNames(self.root, self.root / STATE, stem)
         self._checkpoint: int | None = None  # next_iteration of the last state.json this object wrote
         self._best: int | None = None  # the iteration best_<stem>.py was last copied from by this object
         self.packs = Packs(self.root)
 
     # ----- names -----------------------------------------------------------------------------
-    @property
-    def stem(self) -> str:
-        """What candidate files are named after: ``iter_N_<stem>.py`` and ``best_<stem>.py``."""
-        if self._stem is None:
-            self._stem = self._recorded_stem()
-        return self._stem
-
-    def _recorded_stem(self) -> str:
-        """The task state.json names (its files are named after it), ``trade`` without a run or a task."""
-        try:
-            task = read_json(self.state).get("task", LEGACY_STEM)
-        except (OSError, ValueError, AttributeError):
-            return LEGACY_STEM
-        return task if isinstance(task, str) and re.fullmatch(r"[a-z]+", task) else LEGACY_STEM
-
-    def _own_or_legacy(self, own: Path, legacy: Path) -> Path:
-        """``own`` (this task's name), or the ``trade`` name an older alphaloop gave every task's file when only
-        that one exists, so a workdir written before keeps its resume, diff, final and report."""
-        if own != legacy and not own.is_file() and legacy.is_file():
-            return legacy
-        return own
-
     def trade(self, n: int) -> Path:
-        """Iteration n's candidate file (``iter_N_<stem>.py``; an older workdir's ``iter_N_trade.py``)."""
-        return self._own_or_legacy(self.root / CANDIDATE.format(n=n, stem=self.stem), self.root / TRADE.format(n=n))
+        """Iteration n's candidate file (``iter_N_<task>.py``; an older workdir's ``iter_N_trade.py``)."""
+        return self.names.file(n)
 
     def user_files(self) -> tuple[str, ...]:
         """What a user finds in the run folder, as the end-of-run summary lists it."""
-        return LEARNINGS, RESULTS_TSV, CANDIDATE.format(n="N", stem=self.stem), BEST.format(stem=self.stem), REPORT
+        return self.names.user_files(LEARNINGS, RESULTS_TSV, REPORT)
 
     def results(self, n: int) -> Path:
         return self.root / RESULTS.format(n=n)
@@ -161,7 +135,7 @@ class Workdir:
         if path.name in self.packs.names(n):
             return self.packs.read(n, path.name).decode("utf-8")
         legacy = TRADE.format(n=n)  # a candidate an older workdir saved under the trade name, then packed
-        if path.name == CANDIDATE.format(n=n, stem=self.stem) and legacy in self.packs.names(n):
+        if path == self.names.own(n) and legacy in self.packs.names(n):
             return self.packs.read(n, legacy).decode("utf-8")
         raise FileNotFoundError(f"{path} (nor in {self.packs.of(n)})")
 
@@ -179,8 +153,8 @@ class Workdir:
 
     @property
     def best_trade(self) -> Path:
-        """The best member's file (``best_<stem>.py``; an older workdir's ``best_trade.py``)."""
-        return self._own_or_legacy(self.root / BEST.format(stem=self.stem), self.root / BEST_TRADE)
+        """The best member's file (``best_<task>.py``; an older workdir's ``best_trade.py``)."""
+        return self.names.best()
 
     @property
     def report(self) -> Path:
@@ -230,7 +204,7 @@ class Workdir:
         return out
 
     def write_trade(self, n: int, text: str) -> None:
-        atomic_write_text(self.root / CANDIDATE.format(n=n, stem=self.stem), text)
+        atomic_write_text(self.names.own(n), text)
 
     def write_reply(self, n: int, text: str) -> str:
         """Store a model's whole reply; returns the file name the record names it by."""
@@ -240,7 +214,7 @@ class Workdir:
     def forget_unfinished(self, n: int) -> None:
         """Remove what iterations n and later, which never wrote their records, left (they are redone,
         their returns included; with --workers N several may have been in flight at a kill)."""
-        own = CANDIDATE.format(n="{n}", stem=self.stem)
+        own = CANDIDATE.format(n="{n}", stem=self.names.stem)
         for pattern in dict.fromkeys((own, TRADE, REPLY, RETURNS, RETURNS_JSON)):
             for path in self.root.glob(pattern.format(n="*")):
                 match = ITER_FILE.fullmatch(path.name)
@@ -251,7 +225,7 @@ class Workdir:
         """Every candidate file here (``iter_N_<stem>.py``, an older ``iter_N_trade.py``), with its N."""
         for path in self.root.glob(CANDIDATE.format(n="*", stem="*")):
             match = ITER_FILE.fullmatch(path.name)
-            if match and match.group(2) in (f"{self.stem}.py", f"{LEGACY_STEM}.py"):
+            if match and match.group(2) in (f"{self.names.stem}.py", "trade.py"):
                 yield int(match.group(1)), path
 
     def find_iteration(self, region: str) -> int | None:
@@ -388,7 +362,7 @@ class Workdir:
             append_text(self.index, index_line(record))
         atomic_write_text(self.learnings, learnings, durable=False)
         best = state.best.iteration if state.best else None
-        target = self.root / BEST.format(stem=self.stem)
+        target = self.names.own_best()
         if best is not None and (best != self._best or not target.is_file()):
             atomic_write_text(target, self.trade(best).read_text(encoding="utf-8"), durable=False)
             if target.name != BEST_TRADE:  # an older alphaloop's copy of the best, now superseded
