@@ -14,9 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig, run_limits
-from alphaloop.propose import KINDS, LLM
-from alphaloop.tasks import TASKS
+from sandbox.launch import begin_early
+
+if __name__ == "__main__" and sys.argv[1:2] == ["check"]:
+    begin_early()  # the sandbox worker boots (bubblewrap, Python, pandas) on another core while this imports
+
+from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig, run_limits  # noqa: E402
+from alphaloop.propose import KINDS, LLM  # noqa: E402
+from alphaloop.tasks import TASKS  # noqa: E402
 
 COMMANDS = ("run", "check", "final", "report")
 RUN = LoopConfig()  # every flag's default (and the figure its help quotes) comes from here

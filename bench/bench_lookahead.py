@@ -1,6 +1,13 @@
 """Cost of the look-ahead check against the candidate's own feature + signal time.
 
     python bench/bench_lookahead.py [--data DIR] [--repeats N] [--in-process]
+    python bench/bench_lookahead.py --catch [--nonces N]
+
+``--catch`` runs nothing: it draws the cut rows (alphaloop/evaluate/cuts.py) for N seeds on the
+train+validation calendar and prints, per class of one-bar leak (active on a weekday, a week of the
+month, month ends, one day of the month, one month of the year, a class inside validation...), the
+share of seeds whose cuts catch it, and the rows probed against the history's (docs/trust.md quotes
+them).
 
 Target (issue 5): the look-ahead check adds less than 4x the candidate's own time; issue 11's
 cuts that can land on any row (see alphaloop/lookahead.py) must keep it there. The second figure
@@ -92,21 +99,66 @@ def bench(box, region: str, history: History, repeats: int) -> dict[str, float]:
             "ratio": probe_s / full_s, "ratio_with_invariance": both_s / full_s, "row_ratio": rows / len(frame)}
 
 
+def leak_classes(index, val: slice) -> dict[str, list[np.ndarray]]:
+    """Rows where a one-bar leak of each class is active (a class of several variants: the mean over them)."""
+    n = len(index)
+    row, day, dow, month = np.arange(n), index.day.to_numpy(), index.day_of_week.to_numpy(), index.month.to_numpy()
+    ends = np.r_[np.diff(index.year.to_numpy() * 12 + month) != 0, False]
+    in_val = row >= val.start
+    return {
+        "one weekday (each)": [dow == k for k in range(5)],
+        "one week of the month (each)": [(day - 1) // 7 == k for k in range(5)],
+        "month ends": [ends], "odd rows / even rows": [row % 2 == 1, row % 2 == 0],
+        "last 40 rows": [row >= n - 41], "validation": [in_val],
+        "one day of the month (mean of 31)": [day == k for k in range(1, 32)],
+        "one month of the year (mean of 12)": [month == k for k in range(1, 13)],
+        "year ends": [np.r_[np.diff(index.year.to_numpy()) != 0, False]],
+        "row % 7 (mean of 7)": [row % 7 == k for k in range(7)],
+        "Fridays of validation": [(dow == 4) & in_val], "month ends of validation": [ends & in_val],
+        "first week of the last 252 rows": [((day - 1) // 7 == 0) & (row >= n - 253)],
+        "a random 10% of the rows": [np.random.default_rng(0).random(n) < 0.1],
+    }
+
+
+def catch_table(history: History, nonces: int) -> None:
+    from alphaloop.evaluate.cuts import cut_plan
+
+    index, val = history.frame.index, history.windows["val"]
+    classes = leak_classes(index, val)
+    caught = {name: 0.0 for name in classes}
+    rows = 0
+    for seed in range(nonces):
+        plan = cut_plan(index, 49, np.random.default_rng(seed), window=val)
+        cuts = np.array([c.row for c in plan])
+        rows += sum(len(index) if c.full_length else c.row + 1 for c in plan)
+        for name, variants in classes.items():
+            caught[name] += float(np.mean([bool(v[cuts].any()) for v in variants]))
+    print(f"{len(index)} bars (train+validation), {nonces} seeds; rows probed by the look-ahead cuts "
+          f"{rows / nonces / len(index):.2f}x the history's")
+    for name, hits in caught.items():
+        print(f"  {name:36s} caught {hits / nonces:6.1%}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=Path("data"))
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--in-process", action="store_true",
                    help="use the in-process test runner even if the sandbox exists")
+    p.add_argument("--catch", action="store_true", help="print the catch rate of each leak class, run nothing")
+    p.add_argument("--nonces", type=int, default=400)
     args = p.parse_args()
     history = load_history(args.data)
+    if args.catch:
+        catch_table(history, args.nonces)
+        return 0
     try:
         if args.in_process:
             raise ImportError
-        from sandbox.runner import Sandbox
+        from alphaloop.evaluate.sandboxed import open_sandbox
 
-        box, label = Sandbox(), None
-    except ImportError:
+        box, label = open_sandbox(), None
+    except (ImportError, RuntimeError):
         box, label = in_process_runner(), "in-process runner (no sandbox)"
     with box:
         label = label or f"sandbox: {' + '.join(box.layers)}"

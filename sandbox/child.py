@@ -9,7 +9,7 @@ writes back only named float64 arrays (a JSON header and raw buffers, never pick
 nothing it computed, cached or left in freed memory can reach another frame, and its outputs are
 sealed the moment it exits. The parent validates every array.
 
-This module is shipped to the worker as source text (see ``runner.SHIPPED``): inside bubblewrap the
+This module is shipped to the worker as source text (see ``launch.SHIPPED``): inside bubblewrap the
 project folder is not visible. It imports only the standard library, numpy, pandas and the sandbox
 modules shipped before it.
 """

@@ -5,7 +5,7 @@ an audit hook (a tripwire: code that escapes the gate can remove it, so it is ne
 and restricted builtins. Each returns or raises so that the worker can report what really works.
 
 This module is shipped to the sandbox worker as source text with the other modules the worker
-needs (see ``runner.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
+needs (see ``launch.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
 only the standard library, numpy, pandas and the sandbox modules shipped before it.
 """
 

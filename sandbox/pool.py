@@ -21,13 +21,30 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from sandbox.runner import RunOutcome, Sandbox
 
 SANDBOX_FAULT = "sandbox fault"  # the reason's prefix when a run lost its worker twice
+R = TypeVar("R")
+
+
+def retry_once(run: Callable[[], R], fault: Callable[[R], str | None], replace: Callable[[R], None],
+               give_up: Callable[[R, R], R]) -> R:
+    """``run()``; if what it returned is a fault (``fault`` gives its reason, else None), ``replace`` what
+    died and run once more; a second fault is ``give_up(first, second)``.
+
+    Why one rule everywhere (the pool's workers, evaluation processes, Ray actors): a worker lost once is
+    bad luck and the candidate deserves a fresh one; lost twice, it is recorded as a fault, never retried
+    forever and never silently dropped."""
+    first = run()
+    if fault(first) is None:
+        return first
+    replace(first)
+    second = run()
+    return second if fault(second) is None else give_up(first, second)
 
 
 class SandboxPool:
@@ -100,25 +117,27 @@ class SandboxPool:
             return (worker.run(region, frames, timeout_s) if task == "trade"
                     else worker.run(region, frames, timeout_s, task=task))
 
+        held = [box]
+
+        def replace(_: RunOutcome) -> None:
+            held[0] = self._replace(held[0])
+
+        def give_up(first: RunOutcome, second: RunOutcome) -> RunOutcome:
+            with self._lock:
+                self.faults += 1
+            return RunOutcome("crash", f"{SANDBOX_FAULT}: the sandbox worker died twice under this candidate "
+                                       f"({first.reason}; then {second.reason})", None, second.log,
+                              first.seconds + second.seconds, worker_fault=True)
+
         try:
             if not getattr(box, "alive", True):  # stopped after a timeout or dead: restart it from the
-                box = self._replace(box)  # spawner thread, never from this short-lived one
-            outcome = once(box)
-            if outcome.worker_fault:
-                box = self._replace(box)
-                retry = once(box)
-                if retry.worker_fault:
-                    with self._lock:
-                        self.faults += 1
-                    retry = RunOutcome("crash", f"{SANDBOX_FAULT}: the sandbox worker died twice under this candidate "
-                                                f"({outcome.reason}; then {retry.reason})", None, retry.log,
-                                       outcome.seconds + retry.seconds, worker_fault=True)
-                outcome = retry
-            return outcome
+                held[0] = self._replace(box)  # spawner thread, never from this short-lived one
+            return retry_once(lambda: once(held[0]), lambda o: o.reason if o.worker_fault else None, replace,
+                              give_up)
         finally:
             with self._lock:
                 self.busy -= 1
-            self._idle.put(box)
+            self._idle.put(held[0])
 
     def _replace(self, dead: Any) -> Any:
         """A fresh worker in the dead one's place (a worker that cannot start keeps the old slot, which

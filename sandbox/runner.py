@@ -24,7 +24,6 @@ them, so they are never the only wall). ``run`` does not apply the gate: the pip
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import select
@@ -35,23 +34,19 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sandbox import wire
-from sandbox.gate import SAFE_BUILTINS
+from sandbox.launch import Launch, Settings, take_early
+from sandbox.launch import frames_at_once as default_frames_at_once
 from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_status: re-exported)
     PROJECT_ROOT,
     WORKER_ENV,
-    bwrap_argv,
     bwrap_status,
-    libraries,
-    read_roots,
     seccomp_importable,
-    sys_path,
 )
 from sandbox.parent import StderrTail, clean_text, kill_tree, warn_once
 from sandbox.wire import ProtocolError
@@ -66,30 +61,6 @@ LOG_LIMIT = 4096
 REASON_LIMIT = 500
 START_TIMEOUT_S = 120.0
 GRACE_S = 10.0
-SANDBOX_DIR = Path(__file__).resolve().parent
-SHIPPED = ("wire", "lockdown", "watch", "child", "worker")  # sandbox modules the worker runs, in dependency order
-# The worker's first code: read the init message, then build the shipped modules from their source
-# under their own names (so ``from sandbox.wire import ...`` inside them finds them, never a copy on disk).
-BOOT = (
-    "import os,sys,json,types\n"
-    "def rd(n):\n"
-    "    b=b''\n"
-    "    while len(b)<n:\n"
-    "        c=os.read(0,n-len(b))\n"
-    "        if not c: os._exit(3)\n"
-    "        b+=c\n"
-    "    return b\n"
-    "init=json.loads(rd(int.from_bytes(rd(8),'little')))\n"
-    "sys.path[:0]=[p for p in init['sys_path'] if p not in sys.path]\n"
-    "pkg=types.ModuleType('sandbox');pkg.__path__=[];sys.modules['sandbox']=pkg\n"
-    "for name,src in init['modules']:\n"
-    "    m=types.ModuleType('sandbox.'+name);m.__file__='<sandbox/'+name+'.py>'\n"
-    "    sys.modules[m.__name__]=m;setattr(pkg,name,m)\n"
-    "    exec(compile(src,m.__file__,'exec'),m.__dict__)\n"
-    "sys.modules['sandbox.worker'].worker_main(init)\n"
-)
-
-
 Frame = pd.DataFrame | tuple[pd.DataFrame, ...]  # a panel (one DataFrame per instrument); a bare one is a panel of one
 Arrays = dict[str, np.ndarray]
 Decoder = Callable[[Arrays, tuple[pd.DataFrame, ...]], tuple[Any, ...]]
@@ -142,13 +113,16 @@ class Sandbox:
     def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, use_bwrap: bool | None = None,
                  use_seccomp: bool | None = None, *, use_landlock: bool | None = None,
                  tripwires: bool = True, drivers: Mapping[str, Driver] | None = None,
-                 driver_source: str | None = None, decode: Decoder | None = None) -> None:
+                 driver_source: str | None = None, decode: Decoder | None = None,
+                 frames_at_once: int | None = None) -> None:
         """``None`` means use the layer when it works here; ``True`` demands it; ``False`` skips it.
 
         ``drivers`` names each task's ``Driver`` (``run(task=...)`` picks one; the first is the
-        default); ``driver_source`` and ``decode`` give a single driver instead. ``memory_mb`` is the
-        address space a candidate may add on top of the warm worker's. ``tripwires=False`` (audit hook
-        and restricted builtins off) exists for tests that check the outer layers alone.
+        default); ``driver_source`` and ``decode`` give a single driver instead. ``frames_at_once``: how
+        many frames of a run may run side by side, each in its own child (default: up to two, by cores).
+        ``memory_mb`` is the address space a candidate may add on top of the warm worker's.
+        ``tripwires=False`` (audit hook and restricted builtins off) exists for tests that check the
+        outer layers alone.
         """
         if not hasattr(os, "fork"):
             raise RuntimeError("the sandbox needs a POSIX system with fork()")
@@ -161,6 +135,7 @@ class Sandbox:
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
         self.tripwires = tripwires
+        self.frames_at_once = default_frames_at_once() if frames_at_once is None else max(1, int(frames_at_once))
         self.missing: dict[str, str] = {}
         self.layers: list[str] = []
         self.worker_pid: int | None = None
@@ -170,12 +145,19 @@ class Sandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: StderrTail | None = None
         self._finalizer: Any = None
-        self._bwrap = self._decide("bwrap", use_bwrap, bwrap_status)
+        defaults = use_bwrap is None and use_seccomp is None and use_landlock is None and tripwires
+        early = take_early()  # a worker a one-shot command started before its imports, or None
+        trust_early = defaults and early is not None and early.settings.bwrap  # it is bwrap's probe: no second
+        self._bwrap = self._decide("bwrap", use_bwrap, (lambda: None) if trust_early else bwrap_status)
         self._seccomp = self._decide("seccomp", use_seccomp, seccomp_importable)
         landlock_reason = None if sys.platform.startswith("linux") else "not Linux"
         self._landlock = self._decide("landlock", use_landlock, lambda: landlock_reason)
         self._demanded = {name for name, flag in (("bwrap", use_bwrap), ("seccomp", use_seccomp),
                                                    ("landlock", use_landlock)) if flag}
+        if early is not None and early.settings != self._settings():
+            early.kill()
+            early = None
+        self._early = early
         self._start()
         if any(layer in self.missing for layer in ("bwrap", "landlock", "seccomp", "audit-hook")):
             warn_once(self.describe(), "bwrap" in self.missing)
@@ -210,27 +192,18 @@ class Sandbox:
 
     # --- worker lifecycle ----------------------------------------------------------------------
 
-    def _argv(self) -> list[str]:
-        python = sys.executable
-        prefix = bwrap_argv(python) if self._bwrap else [python]
-        return prefix + ["-I", "-B", "-c", BOOT, self.token]
-
-    def _init_message(self) -> bytes:
-        init = {
-            "modules": [[name, (SANDBOX_DIR / f"{name}.py").read_text(encoding="utf-8")] for name in SHIPPED],
-            "drivers": [[name, driver.source] for name, driver in self.drivers.items()],
-            "sys_path": sys_path(),
-            "read_roots": read_roots(),
-            "builtins": sorted(SAFE_BUILTINS),
-            "libs": libraries() if self._seccomp else {},
-            "want": {"seccomp": self._seccomp, "landlock": self._landlock, "tripwires": self.tripwires},
-            "parent_pid": os.getpid(),
-            "pid_namespace": self._bwrap,
-        }
-        data = json.dumps(init).encode("utf-8")
-        return len(data).to_bytes(8, "little") + data
+    def _settings(self) -> Settings:
+        return Settings(self._bwrap, self._seccomp, self._landlock, self.tripwires, self.frames_at_once)
 
     def _start(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            try:
+                self._spawn(early)
+                return
+            except RuntimeError:
+                if self._bwrap and "bwrap" not in self._demanded:  # it ran under bwrap unprobed: probe it now
+                    self._bwrap = self._decide("bwrap", None, bwrap_status)
         try:
             self._spawn()
         except RuntimeError as exc:
@@ -240,17 +213,18 @@ class Sandbox:
             self.missing["bwrap"] = f"worker failed under bwrap ({exc})"
             self._spawn()
 
-    def _spawn(self) -> None:
-        proc = subprocess.Popen(
-            self._argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=dict(WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
-        )
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        tail = StderrTail(proc.stderr)
-        tail.start()
+    def _spawn(self, launch: Launch | None = None) -> None:
+        """Start a worker (or take over ``launch``, started earlier with the same layers), send it the
+        task drivers and wait until its zygote is forked."""
+        if launch is None:
+            launch = Launch(self._settings(), self.token)
+        self.token = launch.token
+        proc, tail = launch.proc, launch.stderr
         self._proc, self._stderr = proc, tail
+        drivers = wire.pack_message({"drivers": [[name, driver.source] for name, driver in self.drivers.items()]})
         try:
-            self._write(self._init_message(), time.monotonic() + START_TIMEOUT_S)
+            launch.boot_sent(time.monotonic() + START_TIMEOUT_S)
+            self._write(drivers, time.monotonic() + START_TIMEOUT_S)
             ready, _ = self._read_message(time.monotonic() + START_TIMEOUT_S, 1 << 20, 0)
         except (_Deadline, _WorkerGone, ProtocolError, OSError) as exc:
             kill_tree(proc)
@@ -291,26 +265,22 @@ class Sandbox:
         zygote = ready.get("zygote_pid")  # in the worker's pid namespace when bwrap gives it one
         self.zygote_pid = zygote if isinstance(zygote, int) and not isinstance(zygote, bool) else None
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self, wait: bool = True) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             if self._finalizer is not None:
                 self._finalizer.detach()
             kill_tree(proc)
-        if self._stderr is not None:
+        if self._stderr is not None and wait:  # its end of file: every process under the worker has exited
             self._stderr.join(timeout=2)
 
-    def close(self) -> None:
-        """Stop the worker and everything under it."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker and everything under it (killed at once: it holds nothing worth a clean exit).
+
+        ``wait=False`` returns without waiting for the killed processes to be gone (tens of milliseconds
+        while their memory is freed): for a command about to exit."""
         with self._lock:
-            proc = self._proc
-            if proc is not None and proc.stdin is not None:
-                try:
-                    proc.stdin.close()
-                    proc.wait(timeout=2)
-                except (OSError, subprocess.TimeoutExpired):
-                    pass
-            self._stop_worker()
+            self._stop_worker(wait)
 
     # --- pipe helpers --------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The worker's side of one frame's child: its input, its pipes, its deadline, how it ended.
 
 This module is shipped to the sandbox worker as source text with the other modules the worker
-needs (see ``runner.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
+needs (see ``launch.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
 only the standard library and the sandbox modules shipped before it.
 """
 
@@ -13,6 +13,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.wire import ProtocolError, buffer_reader, read_message
@@ -21,6 +22,7 @@ LOG_TAIL_BYTES = 4096
 CHILD_STATUSES = ("ok", "exception", "bad_output", "missing_output", "memory")
 EXITED = struct.Struct("<qqd")  # pid, wait status, peak resident KB: what the zygote reports when a child ends
 REPORT_GRACE_S = 5.0  # how long a killed child's exit report may take before the zygote counts as gone
+STOP_POLL_S = 0.02  # how often a child running beside others checks whether its frame is still wanted
 
 
 class ZygoteGone(Exception):
@@ -117,11 +119,12 @@ class Watch:
             except OSError:
                 pass
 
-    def follow(self, deadline: float) -> None:
-        """Until the zygote reports the child's exit; at the deadline the child is killed."""
+    def follow(self, deadline: float, stop: Callable[[], bool] | None = None) -> None:
+        """Until the zygote reports the child's exit; at the deadline, or once ``stop()`` says its frame is
+        no longer wanted (an earlier frame of the run failed), the child is killed."""
         while self.exit_status is None:
             left = deadline - time.monotonic()
-            if left <= 0 and not self.timed_out:
+            if (left <= 0 or (stop is not None and stop())) and not self.timed_out:
                 self.timed_out = True
                 self._kill()
                 self.pending.clear()
@@ -130,7 +133,7 @@ class Watch:
                 continue
             if left <= 0:
                 raise ZygoteGone("no exit report for a killed child")
-            self._step(left)
+            self._step(left if stop is None or self.timed_out else min(left, STOP_POLL_S))
 
     def drain(self, deadline: float) -> None:
         """What the child wrote before it ended (the zygote killed anything it left holding the pipes)."""

@@ -5,7 +5,7 @@ each 8-byte aligned and described in the header by offset and size; frames trave
 column buffers plus their index. Every read is bounded by a size the caller allows.
 
 This module is shipped to the sandbox worker as source text with the other modules the worker
-needs (see ``runner.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
+needs (see ``launch.SHIPPED``): inside bubblewrap the project folder is not visible. It imports
 only the standard library, numpy, pandas and the sandbox modules shipped before it.
 """
 

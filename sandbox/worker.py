@@ -17,7 +17,7 @@ nothing of another frame) into the input pipe, collects the result and the log, 
 at the run's deadline, and stops at the first frame that fails. Each frame's arrays are final when
 its child exits (sealed): no later frame can rewrite them.
 
-This module is shipped to the worker as source text (see ``runner.SHIPPED``) and imports only the
+This module is shipped to the worker as source text (see ``launch.SHIPPED``) and imports only the
 standard library, numpy, pandas and the sandbox modules shipped before it.
 """
 
@@ -30,8 +30,10 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,6 +79,11 @@ def worker_main(init: dict[str, Any]) -> None:
     sys.stdout = sys.stderr
     sys.dont_write_bytecode = True
     worker = Worker(init, resp_fd)
+    try:
+        header, _ = read_message(fd_reader(0), 1 << 24, 0)  # the drivers: sent when the parent takes this worker
+    except (ProtocolError, EOFError):
+        return
+    worker.start(header.get("drivers"))
     write_all(resp_fd, pack_message(worker.handshake()))
     while True:
         try:
@@ -117,20 +124,30 @@ class Worker:
         if not self.pid_namespace:
             prctl(self.libc, PR_SET_CHILD_SUBREAPER, 1)
         prctl(self.libc, PR_SET_DUMPABLE, 0)
-        self.drivers = {name: _module_from_source(f"sandbox_driver_{name}", source, DRIVER_FILENAME)
-                        for name, source in init["drivers"]}
+        self.resp_fd = resp_fd
+        self.frames_at_once = max(1, int(init.get("frames_at_once", 1)))  # zygotes: frames run side by side
+        self.drivers: dict[str, types.ModuleType] = {}
         self.builtins = restricted_builtins(init["builtins"])
         self.seccomp: Any = None
         self.notes: dict[str, str] = {}
         if self.want["seccomp"]:
             self._prepare_seccomp(init.get("libs", {}))
-        for driver in self.drivers.values():
-            _prewarm(driver)
         "sandbox".encode("idna")  # a codec loaded from disk: a child running as another uid may not read it
         self.layers = self._probe()
+
+    def start(self, drivers: Any) -> None:
+        """Build and warm the task drivers, then fork the zygote: the last step before any request."""
+        if not isinstance(drivers, list):
+            os._exit(3)
+        self.drivers = {name: _module_from_source(f"sandbox_driver_{name}", source, DRIVER_FILENAME)
+                        for name, source in drivers}
+        for driver in self.drivers.values():
+            _prewarm(driver)
         gc.collect()
         gc.freeze()  # the collector never walks the libraries' objects in a child: fewer pages copied on write
-        self.zygote = Zygote(self, resp_fd)
+        self.zygotes: list[Zygote] = []
+        for _ in range(self.frames_at_once):
+            self.zygotes.append(Zygote(self, self.resp_fd, [z.sock for z in self.zygotes]))
 
     def _prepare_seccomp(self, libs: dict[str, str]) -> None:
         import ctypes.util
@@ -186,12 +203,14 @@ class Worker:
 
     def handshake(self) -> dict[str, Any]:
         return {
-            "op": "ready", "layers": self.layers, "pid_namespace": self.pid_namespace, "zygote_pid": self.zygote.pid,
+            "op": "ready", "layers": self.layers, "pid_namespace": self.pid_namespace,
+            "zygote_pid": self.zygotes[0].pid,
             "python": sys.version.split()[0], "numpy": np.__version__, "pandas": pd.__version__,
         }
 
     def run(self, header: dict[str, Any], body: bytearray) -> tuple[dict[str, Any], list[bytes | memoryview]]:
-        """Run the region on every frame of the request, each in a fresh child; stop at the first failure."""
+        """Run the region on every frame of the request, each in a fresh child, up to one child per zygote
+        at a time; the earliest frame that fails is the run's outcome (later frames are not started)."""
         started = time.monotonic()
         try:
             timeout, memory_mb = float(header["timeout"]), int(header["memory_mb"])
@@ -202,37 +221,67 @@ class Worker:
             return {"status": "crash", "reason": f"worker could not read the request: {exc}"}, []
         deadline = started + timeout
         view = memoryview(body)
-        described: list[dict[str, Any]] = []
-        parts: list[bytes | memoryview] = []
-        size, log, dropped = 0, "", 0
-        for i, frame in enumerate(frames):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return {"status": "timeout", "reason": f"exceeded the {timeout:g} s time limit", "log": log,
-                        "log_dropped": dropped}, []
-            start, nbytes = int(frame["offset"]), int(frame["nbytes"])
-            child_header = {"region": region, "task": task, "frame": frame["specs"], "timeout": left,
-                            "memory_mb": memory_mb}
-            message = pack_message(child_header, [view[start:start + nbytes]])
-            rows = sum(int(spec["n"]) for spec in frame["specs"])
-            try:
-                reply, result = self.zygote.run(message, max_result_bytes(rows), deadline, timeout, memory_mb)
-            except ZygoteGone:
-                os._exit(5)  # the parent sees the worker die and restarts it: never fork from this process again
-            log = (log + reply.pop("log", ""))[-8192:]
-            dropped += int(reply.pop("log_dropped", 0))
-            if reply["status"] != "ok":
-                return {**reply, "frame": i, "log": log, "log_dropped": dropped}, []
-            arrays = []
-            for spec in reply["arrays"]:
-                if not isinstance(spec, dict) or not all(isinstance(spec.get(k), int) for k in ("offset", "nbytes")):
-                    return {"status": "bad_output", "reason": "malformed array description from the candidate process",
-                            "log": log, "log_dropped": dropped}, []
-                arrays.append({**spec, "offset": spec["offset"] + size})
-            described.append({"arrays": arrays})
-            parts.append(result)
-            size += len(result)
-        return {"status": "ok", "frames": described, "log": log, "log_dropped": dropped}, parts
+        done: dict[int, tuple[dict[str, Any], bytearray]] = {}
+        state = {"next": 0, "failed": len(frames)}
+        lock = threading.Lock()
+
+        def serve(zygote: Zygote) -> None:
+            while True:
+                with lock:
+                    i = state["next"]
+                    if i >= state["failed"]:
+                        return
+                    state["next"] = i + 1
+                frame = frames[i]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    outcome: tuple[dict[str, Any], bytearray] = (
+                        {"status": "timeout", "reason": f"exceeded the {timeout:g} s time limit"}, bytearray())
+                else:
+                    start, nbytes = int(frame["offset"]), int(frame["nbytes"])
+                    child_header = {"region": region, "task": task, "frame": frame["specs"], "timeout": left,
+                                    "memory_mb": memory_mb}
+                    message = pack_message(child_header, [view[start:start + nbytes]])
+                    rows = sum(int(spec["n"]) for spec in frame["specs"])
+                    try:
+                        outcome = zygote.run(message, max_result_bytes(rows), deadline, timeout, memory_mb,
+                                             lambda i=i: state["failed"] < i)  # killed once an earlier frame failed
+                    except ZygoteGone:
+                        os._exit(5)  # the parent sees the worker die and restarts it: never fork from this process
+                with lock:
+                    done[i] = outcome
+                    if outcome[0]["status"] != "ok":
+                        state["failed"] = min(state["failed"], i)
+
+        helpers = [threading.Thread(target=serve, args=(z,), daemon=True) for z in self.zygotes[1:len(frames)]]
+        for helper in helpers:
+            helper.start()
+        serve(self.zygotes[0])
+        for helper in helpers:
+            helper.join()
+        return _assemble([done[i] for i in range(min(state["failed"] + 1, len(frames)))])
+
+
+def _assemble(outcomes: list[tuple[dict[str, Any], bytearray]]) -> tuple[dict[str, Any], list[bytes | memoryview]]:
+    """One reply for the frames in order: their logs joined, and the first failure or every frame's arrays."""
+    described: list[dict[str, Any]] = []
+    parts: list[bytes | memoryview] = []
+    size, log, dropped = 0, "", 0
+    for i, (reply, result) in enumerate(outcomes):
+        log = (log + reply.pop("log", ""))[-8192:]
+        dropped += int(reply.pop("log_dropped", 0))
+        if reply["status"] != "ok":
+            return {**reply, "frame": i, "log": log, "log_dropped": dropped}, []
+        arrays = []
+        for spec in reply["arrays"]:
+            if not isinstance(spec, dict) or not all(isinstance(spec.get(k), int) for k in ("offset", "nbytes")):
+                return {"status": "bad_output", "reason": "malformed array description from the candidate process",
+                        "log": log, "log_dropped": dropped}, []
+            arrays.append({**spec, "offset": spec["offset"] + size})
+        described.append({"arrays": arrays})
+        parts.append(result)
+        size += len(result)
+    return {"status": "ok", "frames": described, "log": log, "log_dropped": dropped}, parts
 
 
 def _prewarm(driver: Any) -> None:
@@ -254,18 +303,19 @@ def _prewarm(driver: Any) -> None:
 class Zygote:
     """The worker's handle on the zygote: a process forked before any data arrived, that forks children."""
 
-    def __init__(self, worker: Worker, resp_fd: int) -> None:
+    def __init__(self, worker: Worker, resp_fd: int, others: list[socket.socket]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
-            ours.close()
+            for sock in [ours, *others]:  # another zygote's socket: that zygote must see EOF when the worker goes
+                sock.close()
             _zygote_main(worker, theirs, resp_fd)
             os._exit(0)
         theirs.close()
         self.pid, self.sock = pid, ours
 
     def run(self, message: list[bytes | memoryview], max_body: int, deadline: float, timeout: float,
-            memory_mb: int) -> tuple[dict[str, Any], bytearray]:
+            memory_mb: int, stop: Callable[[], bool] | None = None) -> tuple[dict[str, Any], bytearray]:
         """One frame in one fresh child: its reply (status, reason, arrays, log) and its result body."""
         fds = [os.pipe() for _ in range(3)]  # input, result, log
         (in_r, in_w), (res_r, res_w), (log_r, log_w) = fds
@@ -292,7 +342,7 @@ class Zygote:
             return {"status": "crash", "reason": "could not start the candidate process"}, bytearray()
         watch = Watch(pid, self.sock, in_w, message, res_r, log_r, max_body)
         try:
-            watch.follow(deadline)
+            watch.follow(deadline, stop)
             watch.drain(time.monotonic() + 0.5)
         finally:
             watch.close()

@@ -94,6 +94,26 @@ def test_the_prompt_carries_the_parents_evidence_and_no_unscored_latest(forecast
     assert "over-forecast" in extra or "under-forecast" in extra or "about right" in extra
 
 
+def test_the_prompt_gives_split_lengths_in_bars_and_years_and_never_a_calendar_year(forecast_run: Path) -> None:
+    from alphaloop.data.frozen import load_universe
+    from alphaloop.evaluate.universe import instrument_histories
+    from alphaloop.tasks import get_task
+
+    task = get_task("forecast")
+    histories = tuple(instrument_histories(load_universe(forecast_run / "d")))
+    wd = Workdir(forecast_run / "w")
+    latest, parent = wd.record(3), wd.record(2)
+    extra = task.evidence(4, 2, latest, parent, None, 3, task.prepare(histories))["extra"]["forecast_figures"]
+    manifest = json.loads((forecast_run / "d" / "manifest.json").read_text(encoding="utf-8"))
+    train, val = (histories[0].windows[k].stop - histories[0].windows[k].start for k in ("train", "val"))
+    assert train == manifest["splits"]["train"]["rows"] and val == manifest["splits"]["val"]["rows"]
+    assert f"train {train:,} bars ({train / 252:.1f} years of 252 bars)" in extra
+    assert f"validation {val:,} bars ({val / 252:.1f} years of 252 bars)" in extra
+    assert "walk-forward folds of train of about" in extra
+    assert "best days bar " in extra and "worst days bar " in extra  # a day by its bar in validation
+    assert not re.search(r"\b(19|20)\d\d\b", extra), extra  # no calendar year: a model's memory is look-ahead
+
+
 def test_forecasts_test_csv_names_the_call_and_the_cut_points(forecast_run: Path) -> None:
     csv = pd.read_csv(forecast_run / "w" / "forecasts_test.csv")
     for h in (1, 3, 5, 10):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from alphaloop.candidate import extract_region, template_text
+from alphaloop.evaluate.cuts import cut_plan, latin_cuts
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.probes import (
     DRAWN_CUTS,
@@ -236,26 +237,43 @@ def test_warmup_is_longest_leading_nan_run() -> None:
     assert warmup_rows(feats) == 2
 
 
-def test_probes_cover_warmup_middle_and_validation(frame: pd.DataFrame) -> None:
+def test_probes_cover_warmup_bands_and_the_tail(frame: pd.DataFrame) -> None:
     full = InProcessSandbox().run(BASELINE, [frame]).results[0]
-    probes = probe_frames(frame, full, seed=0)
-    kinds = [p.kind for p in probes]
-    assert kinds.count("perturb") == 2 and kinds.count("truncate") >= 3
-    cuts = {p.kind: [] for p in probes}
-    for p in probes:
-        cuts[p.kind].append(p.cut)
+    probes = probe_frames(frame, full, seed=0, window=slice(420, 600))
+    n = len(frame)
     warm = warmup_rows(full.features)
     assert warm == 49  # the SMA 50's leading NaN rows
-    assert EARLY_CUT in cuts["truncate"] and 24 in cuts["truncate"]  # a cut inside the warm-up
-    assert max(cuts["perturb"]) > 0.8 * len(frame)
-    last = max(cuts["perturb"])
-    for p in probes:
-        if p.kind == "perturb":
-            assert len(p.frame) == (len(frame) if p.cut == last else min(len(frame), p.cut + 301))
-        else:
-            assert len(p.frame) == p.cut + 1
-    truncated_rows = sum(len(p.frame) for p in probes if p.kind == "truncate")
-    assert truncated_rows < 1.3 * len(frame)
+    truncated = {p.cut for p in probes if p.kind == "truncate"}
+    assert EARLY_CUT in truncated and 24 in truncated  # a cut inside the warm-up
+    (tail,) = [p for p in probes if p.kind == "perturb"]  # the only perturbed probe: full length, last bar replaced
+    assert (tail.cut, len(tail.frame), tail.why) == (n - 2, n, "tail")
+    pd.testing.assert_frame_equal(tail.frame.iloc[: n - 1], frame.iloc[: n - 1])
+    assert (tail.frame.iloc[n - 1] != frame.iloc[n - 1]).all()  # every column of the last bar, volume included
+    assert all(len(p.frame) == p.cut + 1 for p in probes if p.kind == "truncate")
+    assert [p.why.split(":")[0] for p in probes].count("band 0") == 1 and any(420 <= c < n - 2 for c in truncated)
+    assert sum(len(p.frame) for p in probes) < 5 * n  # bench/bench_lookahead.py measures it on the sample
+
+
+def test_the_cut_plan_covers_every_class_whatever_the_seed(frame: pd.DataFrame) -> None:
+    """Every weekday, every week of the month, a month start, a quarter end, both parities, the validation
+    window and the last row with a successor, for every seed; and every row stays reachable."""
+    n = len(frame)
+    idx = frame.index
+    month_start = set(np.flatnonzero(np.diff(idx.month.to_numpy()) != 0) + 1)
+    quarter_end = set(np.flatnonzero(np.diff(idx.quarter.to_numpy()) != 0))
+    hits = np.zeros(n, dtype=np.int64)
+    for seed in range(400):
+        plan = cut_plan(idx, 49, np.random.default_rng(seed), window=slice(420, 600))
+        rows = np.array([c.row for c in plan])
+        assert len(set(rows)) == len(rows) and rows.max() == n - 2
+        assert set(idx[rows].day_of_week) == {0, 1, 2, 3, 4} and set((idx[rows].day - 1) // 7) == {0, 1, 2, 3, 4}
+        assert month_start & set(rows) and quarter_end & set(rows) and set(rows % 2) == {0, 1}
+        assert ((rows >= 420) & (rows < n - 2)).any()
+    for seed in range(3000):
+        bands = [r for r, _ in latin_cuts(idx, np.random.default_rng(seed))]
+        assert len(bands) == DRAWN_CUTS and set(idx[bands].day_of_week) == {0, 1, 2, 3, 4}
+        hits[bands] += 1
+    assert (hits[EARLY_CUT + 1: n - 1] > 0).all()  # no row out of reach of the band cuts
 
 
 def test_perturbed_frame_keeps_past_and_shape(frame: pd.DataFrame) -> None:
@@ -307,26 +325,55 @@ def test_drawn_cuts_reach_every_row_weekday_and_day_of_month(frame: pd.DataFrame
 
 
 def test_catch_rate_of_a_sparse_leak_matches_the_docstring_bound(frame: pd.DataFrame) -> None:
-    """A one-bar leak on a random 25% of rows is caught at least 1 - 0.75^5 of the time."""
-    n = len(frame)
-    active = np.random.default_rng(7).random(n - 1) < 0.25
-    caught = sum(bool(active[drawn_cuts(n, np.random.default_rng(seed))].any()) for seed in range(4000))
-    assert caught / 4000 >= 1 - 0.75**DRAWN_CUTS - 0.03
+    """A one-bar leak on a random 25% of rows is caught by the band cuts alone at least 1 - (1 - 0.87 p)^5 of
+    the time (cuts.py: the Latin draw makes a row of days 1-28 0.87x as likely as a uniform draw)."""
+    active = np.random.default_rng(7).random(len(frame) - 1) < 0.25
+    caught = sum(bool(active[[r for r, _ in latin_cuts(frame.index, np.random.default_rng(seed))]].any())
+                 for seed in range(2000))
+    assert caught / 2000 >= 1 - (1 - 0.87 * 0.25) ** DRAWN_CUTS - 0.03
 
+
+NONCES = range(12)  # a run's secret nonce is random: these classes must be caught whichever it is
 
 LATE_AND_OFFDAY_LEAKS = {
     "last rows only": "pos = np.arange(len(df))\ndf['f'] = np.where(pos >= 560, df['Close'].shift(-1), df['Close'])",
+    "rows after a row of validation": ("pos = np.arange(len(df))\n"
+                                       "df['f'] = np.where(pos >= 450, df['Close'].shift(-1), df['Close'])"),
     "Mondays and Fridays only": ("dow = df.index.day_of_week\n"
                                  "df['f'] = np.where((dow == 0) | (dow == 4), df['Close'].shift(-1), df['Close'])"),
+    "Wednesdays only": "df['f'] = np.where(df.index.day_of_week == 2, df['Close'].shift(-1), df['Close'])",
     "first week of the month only": "df['f'] = np.where(df.index.day <= 7, df['Close'].shift(-1), df['Close'])",
-    "early band only": ("pos = np.arange(len(df))\n"
-                        "df['f'] = np.where((pos > 5) & (pos < 120), df['Close'].shift(-1), df['Close'])"),
+    "third week of the month only": ("d = df.index.day\n"
+                                     "df['f'] = np.where((d >= 15) & (d <= 21), df['Close'].shift(-1), df['Close'])"),
+    "days 29-31 only": "df['f'] = np.where(df.index.day >= 29, df['Close'].shift(-1), df['Close'])",
+    "last seven days of the month": ("d = df.index.day\n"
+                                     "df['f'] = np.where(d > df.index.days_in_month - 7, df['Close'].shift(-1), "
+                                     "df['Close'])"),
+    "month end only": ("end = (df.index + pd.offsets.BDay(1)).month != df.index.month\n"
+                       "df['f'] = np.where(end, df['Close'].shift(-1), df['Close'])"),
+    "quarter end only": ("end = (df.index + pd.offsets.BDay(1)).quarter != df.index.quarter\n"
+                         "df['f'] = np.where(end, df['Close'].shift(-1), df['Close'])"),
+    "month start only": ("start = (df.index - pd.offsets.BDay(1)).month != df.index.month\n"
+                         "df['f'] = np.where(start, df['Close'].shift(-1), df['Close'])"),
+    "odd rows only": "pos = np.arange(len(df))\ndf['f'] = np.where(pos % 2 == 1, df['Close'].shift(-1), df['Close'])",
+    "even rows only": "pos = np.arange(len(df))\ndf['f'] = np.where(pos % 2 == 0, df['Close'].shift(-1), df['Close'])",
 }
 
 
 @pytest.mark.parametrize("name", list(LATE_AND_OFFDAY_LEAKS))
-def test_leaks_where_the_old_cuts_could_not_land_are_caught(name: str, history: History) -> None:
-    ev = evaluate(f_region(LATE_AND_OFFDAY_LEAKS[name]),
-                  EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=TRADE,
-                                                     folds=2))
-    assert (ev.accepted, ev.stage) == (False, "lookahead"), f"{name}: {ev.stage} {ev.reason}"
+def test_leaks_keyed_to_a_place_or_a_calendar_class_are_caught_whatever_the_nonce(name: str, history: History) -> None:
+    """Cuts fall on the last row with a successor, every weekday, every week of the month, a month start,
+    a year or quarter end and both row parities for every nonce (cuts.cut_plan): no draw lets these pass."""
+    for nonce in NONCES:
+        ev = evaluate(f_region(LATE_AND_OFFDAY_LEAKS[name]),
+                      EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=TRADE, folds=2,
+                                  probe_nonce=nonce))
+        assert (ev.accepted, ev.stage) == (False, "lookahead"), f"{name}, nonce {nonce}: {ev.stage} {ev.reason}"
+
+
+def test_a_leak_on_one_band_of_rows_is_caught_at_the_fixed_nonce(history: History) -> None:
+    """A window of rows that holds neither the first nor the last rows is caught when a drawn cut lands in
+    it: always once it spans two bands, else with about its share of its band (cuts.py)."""
+    code = "pos = np.arange(len(df))\ndf['f'] = np.where((pos > 5) & (pos < 120), df['Close'].shift(-1), df['Close'])"
+    ev = evaluate(f_region(code), EvalContext(histories=(history,), sandbox=InProcessSandbox(), task=TRADE, folds=2))
+    assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason

@@ -163,7 +163,8 @@ def test_probe_seed_follows_the_region_and_the_runs_secret_nonce(history: Histor
 
 def test_probe_rows_stay_small(history: History) -> None:
     info = run(BASELINE, history).details["lookahead"]
-    assert info["rows_probed"] <= 3 * info["full_rows"]
+    # the tail probe (n rows), five Latin band cuts (about 2.5 n) and cheap early cuts: docs/trust.md
+    assert info["rows_probed"] <= 3.6 * info["full_rows"]
 
 
 def check_out(capsys: pytest.CaptureFixture[str], *args, **kw) -> tuple[int, list[str], str]:

@@ -68,8 +68,11 @@ def run_check(file: Path, data_dir: Path, metric: str = DEFAULT_METRIC, folds: i
     if sandbox is None:
         from alphaloop.evaluate.sandboxed import open_sandbox
 
-        with open_sandbox() as box:
+        box = open_sandbox(tasks=(plug.name,))  # one driver to build and warm before the zygote forks
+        try:
             return _check(file, region, manifest, dataclasses.replace(ctx, sandbox=box), note)
+        finally:
+            box.close(wait=False)  # a one-shot command: the killed worker's exit need not hold up ours
     return _check(file, region, manifest, ctx, note)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,13 +82,37 @@ def fault_result(region: str, reason: str) -> TaskResult:
                                  details=details))
 
 
+@dataclass(frozen=True)
+class Lost:
+    """An evaluation whose process or actor died under it: why, and which one (to be replaced)."""
+
+    reason: str
+    what: Any
+
+
+def retry_once_lost(region: str, run: Callable[[], TaskResult | Lost], replace: Callable[[Lost], None],
+                    what: str, count_fault: Callable[[], None]) -> TaskResult:
+    """``sandbox.pool.retry_once`` for an executor: a ``Lost`` is replaced and retried once; lost twice,
+    the candidate is recorded as a sandbox fault naming the first loss."""
+    from sandbox.pool import SANDBOX_FAULT, retry_once
+
+    def give_up(first: TaskResult | Lost, _: TaskResult | Lost) -> TaskResult:
+        count_fault()
+        return fault_result(region, f"{SANDBOX_FAULT}: {what} died twice under this candidate "
+                                    f"({getattr(first, 'reason', '')})")
+
+    return retry_once(run, lambda r: r.reason if isinstance(r, Lost) else None, replace, give_up)
+
+
 _PROCESS: dict[str, Any] = {}  # in an evaluation process: its data, settings and one-worker sandbox pool
 
 
-def _process_init(histories: EvalData, settings: EvalSettings) -> None:
+def _process_init(histories: EvalData, settings: EvalSettings, processes: int = 1) -> None:
     from alphaloop.evaluate.sandboxed import open_pool
+    from sandbox.launch import frames_at_once
 
-    _PROCESS.update(histories=histories, settings=settings, pool=open_pool(1))
+    pool = open_pool(1, tasks=(settings.task,), frames_at_once=frames_at_once(share=processes))
+    _PROCESS.update(histories=histories, settings=settings, pool=pool)
 
 
 def _process_describe() -> str:
@@ -116,7 +141,8 @@ class LocalExecutor:
 
         self.histories, self.settings, self.workers = histories, settings, int(workers)
         self.processes = self.workers > 1 and pool is None if processes is None else processes
-        self.pool = None if self.processes else (pool if pool is not None else open_pool(self.workers))
+        self.pool = None if self.processes else (
+            pool if pool is not None else open_pool(self.workers, tasks=(settings.task,)))
         self._procs: Any = None
         self._lock = threading.Lock()
         self.busy = 0
@@ -132,7 +158,8 @@ class LocalExecutor:
 
         # spawn, not fork: the loop's threads (iterations in flight) must not be copied mid-step
         self._procs = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                          initializer=_process_init, initargs=(self.histories, self.settings))
+                                          initializer=_process_init,
+                                          initargs=(self.histories, self.settings, self.workers))
         # N calls at once start all N processes now (they start on demand), so none starts mid-run
         for started in [self._procs.submit(_process_describe) for _ in range(self.workers)]:
             started.result()
@@ -153,26 +180,25 @@ class LocalExecutor:
         """An evaluation process that died takes its pool with it: start a new pool, retry once, then a fault."""
         from concurrent.futures.process import BrokenProcessPool
 
-        from sandbox.pool import SANDBOX_FAULT
-
-        first = ""
-        for attempt in range(2):
+        def run() -> TaskResult | Lost:
             procs = self._procs
             try:
                 return procs.submit(_process_evaluate, region).result()
             except BrokenProcessPool as exc:
-                first = first or str(exc)[:200]
-                with self._lock:
-                    if self._procs is procs:  # one replacement however many evaluations saw it break
-                        procs.shutdown(wait=False, cancel_futures=True)
-                        self._start_processes()
-                        self.replaced += 1
-                if attempt:
-                    with self._lock:
-                        self.faults += 1
-                    return fault_result(region, f"{SANDBOX_FAULT}: the evaluation process died twice under this "
-                                                f"candidate ({first})")
-        raise AssertionError("unreachable")
+                return Lost(str(exc)[:200], procs)
+
+        def replace(lost: Lost) -> None:
+            with self._lock:
+                if self._procs is lost.what:  # one replacement however many evaluations saw it break
+                    lost.what.shutdown(wait=False, cancel_futures=True)
+                    self._start_processes()
+                    self.replaced += 1
+
+        return retry_once_lost(region, run, replace, "the evaluation process", self._count_fault)
+
+    def _count_fault(self) -> None:
+        with self._lock:
+            self.faults += 1
 
     def describe(self) -> str:
         if not self.processes:
@@ -206,7 +232,7 @@ class _EvalActor:
         from alphaloop.evaluate.sandboxed import open_sandbox
 
         self.histories, self.settings = histories, settings
-        self.sandbox = open_sandbox()
+        self.sandbox = open_sandbox(tasks=(settings.task,), frames_at_once=1)  # the actor holds one CPU
 
     def describe(self) -> str:
         return self.sandbox.describe()
@@ -253,29 +279,31 @@ class RayExecutor:
         with self._lock:
             self.busy += 1
         started = time.perf_counter()
-        try:
-            first = ""
-            for attempt in range(2):
-                try:
-                    result = self.ray.get(actor.evaluate.remote(region))
-                    with self._lock:
-                        self.task_seconds.append(time.perf_counter() - started)
-                    return result
-                except self.ray.exceptions.RayActorError as exc:
-                    first = first or str(exc).splitlines()[0][:200]
-                    actor = self._replace(actor)
-                    if attempt:
-                        with self._lock:
-                            self.faults += 1
-                        from sandbox.pool import SANDBOX_FAULT
+        held = [actor]
 
-                        return fault_result(region, f"{SANDBOX_FAULT}: the Ray worker died twice under this candidate "
-                                                    f"({first})")
-            raise AssertionError("unreachable")
+        def run() -> TaskResult | Lost:
+            try:
+                return self.ray.get(held[0].evaluate.remote(region))
+            except self.ray.exceptions.RayActorError as exc:
+                return Lost(str(exc).splitlines()[0][:200], held[0])
+
+        def replace(lost: Lost) -> None:
+            held[0] = self._replace(lost.what)
+
+        try:
+            result = retry_once_lost(region, run, replace, "the Ray worker", self._count_fault)
+            if not result.evaluation.details.get("sandbox_fault"):
+                with self._lock:
+                    self.task_seconds.append(time.perf_counter() - started)
+            return result
         finally:
             with self._lock:
                 self.busy -= 1
-            self._idle.put(actor)
+            self._idle.put(held[0])
+
+    def _count_fault(self) -> None:
+        with self._lock:
+            self.faults += 1
 
     def _replace(self, dead: Any) -> Any:
         self.ray.kill(dead, no_restart=True)

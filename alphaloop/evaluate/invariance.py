@@ -14,10 +14,12 @@ holding the full history's bars, rerun by the look-ahead stage in the sandbox an
   ratios and every float comparison unchanged, exactly), so a lookup keyed by price or volume levels
   loses its keys, and an absolute price threshold shows as such.
 * ``prepend`` / ``trim``: a seeded random-walk history glued before the first bar, or the first
-  rows removed. Code tied to row numbers (``np.arange(len(df))``, a literal tuple of rows, a call
-  counter) moves with the rows: each change it makes reappears ``offset`` bars away, or it changes
-  many bars. A history-dependent statistic that converges (an expanding z-score or quantile) flips
-  a few scattered bars near its thresholds instead, and is accepted.
+  rows removed, each a prime number of rows (so code keyed to the row number modulo anything
+  smaller moves). Code tied to row numbers (``np.arange(len(df))``, a literal tuple of rows, a call
+  counter, odd rows) moves with the rows: each change it makes reappears ``offset`` bars away, or its
+  changes line up (runs, periods). A history-dependent statistic that converges (an expanding
+  z-score or quantile) flips scattered bars near its thresholds instead, and is accepted, however
+  many.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ LEVEL_EXPONENTS = (1, 2)  # the level probe multiplies by 2**k, |k| drawn from t
 # Why powers of two: multiplying every input by 2**k scales every float result exactly, so a ratio,
 # a crossover or a tie of two moving averages rounds the same way and an ordinary rule cannot flip on a
 # tie (any other factor flipped 8 bars of an SMA 20/50 crossover over 300 seeded series of cent prices).
-DENSE_SHARE = 0.10  # a position probe changing more than this share of the compared bars is row-keyed
+PATTERN_LAGS = 64  # lags scanned for a pattern in where a position probe's changes fall
+PATTERN_SHARE = 0.75  # ... a pattern: this share of the changed bars has another change one lag away
+PATTERN_MIN = 12  # ... among at least this many changed bars (fewer can line up by chance)
+# Measured (1,000-bar histories, 12 nonces, both position probes): an expanding z-score's or quantile's
+# changes share a lag at most 0.45 of the time; odd rows, every third row, row % 7, a step at a row 0.95-1.0.
 OUTPUT_RTOL = 1e-9  # recomputed probabilities agree to float noise; signals exactly
 DATE_SHIFT_YEARS = 28  # the fallback shift (a whole calendar cycle) for dates outside CALENDAR_YEARS
 DATE_SHIFT_DAYS = 10227  # DATE_SHIFT_YEARS in days: 1461 whole weeks
@@ -164,6 +170,12 @@ def prepended_frame(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return pd.concat([prefix, frame])
 
 
+def _prime(lo: int, hi: int, rng: np.random.Generator) -> int:
+    """A prime drawn in [lo, hi]: rows keyed modulo any k below lo move under such an offset."""
+    primes = [p for p in range(max(2, lo), hi + 1) if all(p % d for d in range(2, int(p**0.5) + 1))]
+    return int(rng.choice(primes))
+
+
 def invariance_probes(frame: pd.DataFrame, seed: int, positions: bool = True) -> list[InvarianceProbe]:
     """The drawn calendar, the drawn level and (``positions``) the two position probes (history
     prepended, rows removed). A forecaster's probabilities are expanding frequencies whose
@@ -177,9 +189,9 @@ def invariance_probes(frame: pd.DataFrame, seed: int, positions: bool = True) ->
     if not positions:
         return probes
     if "Close" in frame.columns and len(frame) > 2:
-        rows = int(rng.integers(PREPEND_ROWS[0], PREPEND_ROWS[1] + 1))
+        rows = _prime(*PREPEND_ROWS, rng)
         probes.append(InvarianceProbe(prepended_frame(frame, rows, int(rng.integers(2**31))), "prepend", 0, rows))
-    trim = int(rng.integers(TRIM_ROWS[0], TRIM_ROWS[1] + 1))
+    trim = _prime(*TRIM_ROWS, rng)
     if len(frame) > 2 * trim:
         probes.append(InvarianceProbe(frame.iloc[trim:], "trim", trim, -trim))
     return probes
@@ -227,14 +239,32 @@ def relabel_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLik
             f"compare prices with each other (returns, ratios, moving averages), not with fixed numbers")
 
 
+def pattern(diff: np.ndarray) -> tuple[float, int]:
+    """The largest share of changed bars with another change exactly L bars before or after, over
+    L = 1 .. ``PATTERN_LAGS``, and that L: runs (L = 1), periods (row % k) and steps at a row number
+    line up; a converging statistic's scattered flips do not."""
+    rows = np.flatnonzero(diff)
+    best, at = 0.0, 0
+    for lag in range(1, PATTERN_LAGS + 1):
+        if rows.size < 2:
+            break
+        marked = np.zeros(diff.size + 2 * lag, dtype=bool)
+        marked[lag: lag + diff.size] = diff
+        share = float((marked[rows] | marked[rows + 2 * lag]).mean())
+        if share > best:
+            best, at = share, lag
+    return best, at
+
+
 def position_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLike, index: pd.Index,
                         warmup: int) -> str | None:
     """Reason when the shared bars' outputs move with the rows once history is prepended or rows removed.
 
     Compared from the warm-up plus ``SETTLE_ROWS`` (and at least the second half of the history).
     Code tied to row numbers is told from a converging statistic by where the changes fall: each
-    change of row-keyed code reappears ``offset`` bars away (the key moved with the rows), or it
-    changes more than ``DENSE_SHARE`` of the bars; an expanding statistic flips scattered bars.
+    change of row-keyed code reappears ``offset`` bars away (the key moved with the rows), or the
+    changes line up in a pattern (``pattern``: runs, periods, a step at a row number); an expanding
+    statistic flips scattered bars, however many.
     """
     a, what = outputs(full)
     b, _ = outputs(result)
@@ -252,14 +282,15 @@ def position_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLi
     marked = np.zeros(diff.size + 2 * step, dtype=bool)
     marked[step: step + diff.size] = diff
     paired = int((marked[rows] | marked[rows + 2 * step]).sum())  # a change `step` bars before or after
-    dense = rows.size > DENSE_SHARE * diff.size
-    if paired < max(2, (rows.size + 1) // 2) and not dense:
+    share, lag = pattern(diff)
+    patterned = rows.size >= PATTERN_MIN and share >= PATTERN_SHARE
+    if paired < max(2, (rows.size + 1) // 2) and not patterned:
         return None
     row = first + int(rows[0])
     how = (f"{probe.offset} earlier bars are prepended to the history" if probe.kind == "prepend"
            else f"the first {probe.start} rows are removed")
-    shape = (f"{paired} of them reappear {step} bars away, where the rows moved" if not dense
-             else f"{rows.size / diff.size:.0%} of the bars")
+    shape = (f"{paired} of them reappear {step} bars away, where the rows moved" if not patterned
+             else f"in a pattern: {share:.0%} of them have another change {lag} bar(s) away")
     return (f"{what} depend on row positions, not on prices: on {rows.size} of {diff.size} shared bar(s) after the "
             f"warm-up (first {index[row].date()}) the same bars get different {what} when {how} ({shape}); compute "
             f"from prices and rolling windows, never from row numbers (df.index positions, range(len(df)), np.arange, "

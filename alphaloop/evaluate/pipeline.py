@@ -339,7 +339,7 @@ def lookahead(t: Trial) -> Verdict:
     for k, (frame, full) in enumerate(zip(frames, t.fulls, strict=True)):
         seed_k = instrument_seed(seed, k)
         focus = t.ctx.histories[k].windows.get(t.ctx.probe_window) if t.ctx.probe_window else None
-        probes = probe_frames(frame, full, seed=seed_k, focus=focus)
+        probes = probe_frames(frame, full, seed=seed_k, focus=focus, window=t.ctx.histories[k].windows.get("val"))
         inv = t.ctx.task.invariance_probes(frame, seed_k)
         warm = warmup_rows(full.features)
         instruments.append(_Instrument(frame, full, probes, inv, {

@@ -8,22 +8,13 @@ value at or before a probe's cut row is compared with the run on the full histor
   tell it from the real run by its size or last date) but replace every bar after the cut by a
   seeded random-walk continuation.
 
-Where the cuts fall: two fixed ones (a few rows in, for backward fills of the first rows, and one
-inside the longest warm-up), and ``DRAWN_CUTS`` = K drawn ones, one uniformly at random inside each
-of K equal bands of rows, the last band ending at the last row that has a successor. Every row of
-the history, whatever its weekday, day of month or place (validation window and last rows
-included), can be a cut, and no row is more likely than another; the seed comes from the region's
-hash (see ``pipeline.region_seed``), so its author cannot aim at the cuts.
-
-Catch probability. A one-bar leak (row r uses bar r + 1) shows in a probe exactly when the cut is
-a row where the leak is active. Let the leak be active on a set A of rows, a share p of them, and
-p_j its share of band j (so p is the mean of the p_j). The K draws are independent, so the leak
-escapes with probability prod_j (1 - p_j) <= (1 - p)^K (the product of numbers with a fixed mean is
-largest when they are equal). With K = 5 (``DRAWN_CUTS``): caught with probability at least 1 - (1 - p)^5, that is
-23% at p = 5%, 41% at p = 10%, 76% at p = 25%, 97% at p = 50%; a leak active on a whole band (a
-fifth of the history or more) is always caught. A k-bar leak is caught when any of the k rows
-before a cut is in A, so it fares at least as well. The cost is the rows probed: about
-(K/2 + 0.1) n + ``PERTURB_TAIL`` for n rows, measured by ``bench/bench_lookahead.py``.
+Where the cuts fall is ``alphaloop.evaluate.cuts.cut_plan``: rows a leak keyed cheaply to a place or a
+calendar class cannot avoid (the last row with a successor, the first rows, every weekday, every
+week of the month, a month start, a quarter end, both row parities, the validation window), each
+drawn per run from a seed mixing the region's hash with the run's secret nonce (see
+``pipeline.region_seed``), so its author cannot aim at the cuts; cuts.py states what is always
+caught and what stays a chance. The cost is the rows probed (a truncation costs its length, the
+tail probe the whole history), measured by ``bench/bench_lookahead.py``.
 Detectors take results and never run code, so they work with any runner.
 """
 
@@ -36,11 +27,11 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-EARLY_CUT = 4  # a few rows in: a backward fill of the first rows' NaN shows here
-MIN_WARMUP_FOR_CUT = 10  # a shorter warm-up is already covered by the early cut
-DRAWN_CUTS = 5  # K in the module docstring: one uniform cut per band of rows
-PERTURB_BANDS = (2, 4)  # bands whose cut perturbs the future (the last keeps the full length); others truncate
-FOCUS_CUTS = 3  # extra cuts drawn inside a focus window (final's test split): the last one perturbs at full length
+from alphaloop.evaluate.cuts import DRAWN_CUTS, EARLY_CUT, FOCUS_CUTS, MIN_WARMUP_FOR_CUT, band_edges, cut_plan
+
+__all__ = ["DRAWN_CUTS", "EARLY_CUT", "FOCUS_CUTS", "MIN_WARMUP_FOR_CUT", "drawn_cuts", "probe_frames"]
+
+PERTURB_BANDS = (2, 4)  # drawn_cuts' bands whose cut perturbs (the last at full length): the panel probes' plan
 PERTURB_TAIL = 300  # rows of replaced future kept after an earlier perturbed cut; the last probe keeps all
 RTOL = 1e-9  # recomputing a causal feature is bit-identical in practice; leave float noise room
 ATOL_SCALE = 1e-12  # absolute tolerance as a fraction of the column's largest finite magnitude
@@ -61,11 +52,12 @@ class Probe:
     frame: pd.DataFrame
     cut: int
     kind: str  # "truncate" | "perturb"
+    why: str = ""  # the rule of cuts.cut_plan that placed it
 
     def describe(self) -> dict:
         """JSON-serialisable summary for the iteration record."""
         return {"kind": self.kind, "cut": int(self.cut), "cut_date": _date(self.frame.index, self.cut),
-                "rows": int(len(self.frame))}
+                "rows": int(len(self.frame)), "why": self.why}
 
 
 @dataclass(frozen=True)
@@ -115,13 +107,11 @@ def warmup_rows(features: Mapping[str, np.ndarray]) -> int:
 
 
 def drawn_cuts(n: int, rng: np.random.Generator, k: int = DRAWN_CUTS) -> list[int]:
-    """One cut drawn uniformly inside each of ``k`` equal bands of rows ``0 .. n - 2``."""
-    last = n - 2  # a cut needs a successor bar: that is what a leak would read
-    if last < 0:
+    """One cut drawn uniformly inside each of ``k`` equal bands of rows ``0 .. n - 2`` (the panel
+    probes' plan; one instrument's probes use ``cuts.cut_plan``)."""
+    if n < 2:
         return []
-    edges = np.linspace(0, last + 1, k + 1)
-    lo = np.ceil(edges[:-1]).astype(np.int64)
-    hi = np.maximum(lo, np.ceil(edges[1:]).astype(np.int64) - 1)
+    lo, hi = band_edges(n, k)
     return [int(rng.integers(a, b + 1)) for a, b in zip(lo, hi, strict=True)]
 
 
@@ -131,9 +121,10 @@ def perturbed_frame(frame: pd.DataFrame, cut: int, seed: int) -> pd.DataFrame:
     Closes follow a random walk with the history's own daily volatility. Each new bar gets a shape
     of its own: its open gaps from the previous new close, its high and low reach beyond open and
     close by drawn amounts (so High >= max(Open, Close) >= min(Open, Close) >= Low), and Adj Close
-    keeps the bar's real ratio to its close. Nothing of a future bar survives, neither its level
-    nor its shape (Open, High, Low relative to Close), so a leak through the next bar's Close/Open
-    or High/Low ratio shows as well. Volumes are shuffled.
+    keeps the last kept bar's ratio to its close. Volumes are drawn from the kept bars' volumes with
+    noise. Nothing of a future bar survives, neither its level nor its shape (Open, High, Low
+    relative to Close), its volume or its dividend adjustment, even when only the last bar is
+    replaced (the tail probe), so a leak through any of them shows.
     """
     out = frame.copy()
     n = len(frame)
@@ -156,44 +147,35 @@ def perturbed_frame(frame: pd.DataFrame, cut: int, seed: int) -> pd.DataFrame:
         values = frame[col].to_numpy(dtype=np.float64).copy()
         if col in drawn:
             values[cut + 1:] = drawn[col]
-        else:  # Adj Close: the bar's real adjustment ratio applied to the new close
-            values[cut + 1:] = values[cut + 1:] / close[cut + 1:] * new_close
+        else:  # Adj Close: the last kept bar's adjustment ratio (a future dividend would be a leak)
+            values[cut + 1:] = values[cut] / close[cut] * new_close
         out[col] = values
     if "Volume" in frame.columns:
         vol_values = frame["Volume"].to_numpy(dtype=np.float64).copy()
-        vol_values[cut + 1:] = rng.permutation(vol_values[cut + 1:])
+        past = vol_values[: cut + 1]
+        past = past[np.isfinite(past)] if np.isfinite(past).any() else np.zeros(1)
+        vol_values[cut + 1:] = rng.choice(past, m) * np.exp(rng.normal(0.0, 0.3, m))
         out["Volume"] = vol_values
     return out
 
 
-def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0, focus: slice | None = None) -> list[Probe]:
-    """Build the truncated and perturbed frames for ``frame`` given the candidate's full run.
+def probe_frames(frame: pd.DataFrame, full: FrameLike, seed: int = 0, focus: slice | None = None,
+                 window: slice | None = None) -> list[Probe]:
+    """The truncated and perturbed frames of ``frame`` at the cuts of ``cuts.cut_plan``.
 
-    ``focus`` (rows, e.g. the test split that ``final`` is about to report) gets ``FOCUS_CUTS`` more
-    cuts drawn inside it, so a leak active only there is probed there."""
-    n = len(frame)
+    ``window`` (the validation split) holds at least one cut; ``focus`` (rows, e.g. the test split
+    that ``final`` is about to report) gets ``FOCUS_CUTS`` more. A perturbed probe keeps
+    ``PERTURB_TAIL`` rows of its replaced future, the tail probe every row."""
     rng = np.random.default_rng(seed)
     probes: list[Probe] = []
-    drawn = drawn_cuts(n, rng)
-    perturb = [c for band, c in enumerate(drawn) if band in PERTURB_BANDS]
-    focused: list[int] = []
-    if focus is not None:
-        lo, hi = max(0, focus.start or 0), min(n - 2, (focus.stop or n) - 1)
-        if hi >= lo:
-            focused = sorted(int(c) for c in rng.integers(lo, hi + 1, FOCUS_CUTS))
-            perturb = [*perturb, focused.pop()]  # the last perturbed probe keeps the full length
-    for i, cut in enumerate(perturb):
-        perturbed = perturbed_frame(frame, cut, int(rng.integers(2**31)))
-        if i < len(perturb) - 1:  # a full-length future is only needed once: the last probe has it
-            perturbed = perturbed.iloc[: cut + 1 + PERTURB_TAIL]
-        probes.append(Probe(perturbed, cut, "perturb"))
-    cuts = [EARLY_CUT]
-    warm = warmup_rows(full.features)
-    if warm >= MIN_WARMUP_FOR_CUT:
-        cuts.append(warm // 2)
-    cuts += [c for band, c in enumerate(drawn) if band not in PERTURB_BANDS] + focused
-    for cut in sorted({c for c in cuts if 0 <= c < n - 1}):
-        probes.append(Probe(frame.iloc[: cut + 1], cut, "truncate"))
+    for cut in cut_plan(frame.index, warmup_rows(full.features), rng, window=window, focus=focus):
+        if cut.kind == "perturb":
+            perturbed = perturbed_frame(frame, cut.row, int(rng.integers(2**31)))
+            if not cut.full_length:
+                perturbed = perturbed.iloc[: cut.row + 1 + PERTURB_TAIL]
+            probes.append(Probe(perturbed, cut.row, "perturb", cut.why))
+        else:
+            probes.append(Probe(frame.iloc[: cut.row + 1], cut.row, "truncate", cut.why))
     return probes
 
 

@@ -62,6 +62,13 @@ class Task(ABC):
         path = Path(__file__).resolve().parent / self.name / "driver.py"
         return path.read_text(encoding="utf-8") if path.is_file() else ""
 
+    def output_decoder(self) -> Callable[..., Any] | None:
+        """The trusted parent's reading of the arrays the driver sends back: ``(arrays, panel)`` in, one
+        result per instrument out, ``ValueError`` naming what is wrong; None hands back the raw arrays.
+
+        Why here: what the child's arrays must look like is the task's contract; the sandbox only moves them."""
+        return None
+
     def start_file(self) -> Path:
         """The file whose region is iteration 0 when ``--start-from`` is not given: ./trade.py when the
         command runs where one is, else the repository's.
@@ -85,7 +92,7 @@ class Task(ABC):
     def run_sandbox(self, box: Any, region: str, frames: Sequence[Any], timeout_s: float) -> Any:
         """One sandbox run of the region on ``frames``; returns the runner's ``RunOutcome``.
 
-        Why: until the sandbox takes ``driver_source``, the task says how its runner is called."""
+        Why: the task says which of the sandbox's drivers runs it (the trade task's is the default)."""
         return box.run(region, list(frames), timeout_s=timeout_s)
 
     def check_outputs(self, t: Any) -> Any:

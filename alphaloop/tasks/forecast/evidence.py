@@ -8,6 +8,7 @@ beside climatology (``forecast_figures``); they reach the prompt through ``Propo
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,16 +16,26 @@ import numpy as np
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.state import LoopState
 from alphaloop.tasks.forecast.buckets import BucketScheme
-from alphaloop.tasks.forecast.prompting import forecast_figures, program_values
+from alphaloop.tasks.forecast.prompting import forecast_figures, lengths_line, program_values
 from alphaloop.tasks.forecast.scores import ForecastScores
 
 LOSS_KEY, CLIM_LOSS_KEY = "val_rps", "val_rps_climatology"  # per-day mean RPS over horizons, validation split
 ROLL_LOSS_KEY = "val_rps_rolling_climatology"  # the same for the rolling climatology (the second benchmark)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the forecast prompts derive once per run from the data (``ForecastTask.prepare``): each instrument's
+    buckets (train terciles) and the splits' lengths in bars, with the bars a year that turn them into years."""
+
+    schemes: tuple[BucketScheme, ...]
+    bars: dict[str, int]
+    periods_per_year: float
+
+
 def forecast_evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
                       scheme: BucketScheme, last: int | None = None,
-                      schemes: tuple[BucketScheme, ...] = ()) -> dict[str, Any]:
+                      schemes: tuple[BucketScheme, ...] = (), prepared: Prepared | None = None) -> dict[str, Any]:
     """ProposalContext fields for the forecast task: why this parent, and the figures as prompt values.
 
     ``latest`` is the record of iteration ``last`` (n-1 in a serial run, n-N with --workers N)."""
@@ -40,7 +51,9 @@ def forecast_evidence(n: int, parent: int, latest: IterationRecord | None, paren
         f"latest (iter {last}, {latest.status})"
     parent_val = parent_rec.split("val") if parent_rec is not None else None
     parent_scores = parent_rec.scores if parent_rec is not None and isinstance(parent_rec.scores, dict) else None
-    figures = forecast_figures(parent_val, latest_val, label, parent_scores)
+    folds = len(parent_scores.get("folds") or ()) if parent_scores else 0
+    lengths = lengths_line(prepared.bars, prepared.periods_per_year, folds) if prepared is not None else ""
+    figures = forecast_figures(parent_val, latest_val, label, parent_scores, lengths)
     extra = {**program_values(scheme, schemes), "forecast_figures": f"Why this parent: {reason}\n\n{figures}" if reason
              else figures}
     return {"parent_reason": reason, "extra": extra}

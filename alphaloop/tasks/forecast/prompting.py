@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from alphaloop.evaluate.scoring import fold_windows
 from alphaloop.present.names import by_instrument
 from alphaloop.tasks.forecast.buckets import BucketScheme, cuts_text
 from alphaloop.tasks.forecast.scores import (
@@ -52,11 +53,13 @@ def forecast_table(label: str, summary: dict | None) -> list[str]:
 
 
 def forecast_figures(parent: dict | None, latest: dict | None, latest_label: str = "latest",
-                     parent_scores: dict | None = None) -> str:
+                     parent_scores: dict | None = None, lengths: str = "") -> str:
     """The parent's and latest candidate's per-horizon skill, log score, ECE, grades and reward on validation;
     with ``parent_scores`` (the parent's record scores) its train and fold figures and its evidence too.
-    ``latest`` None with ``latest_label`` "" means the latest candidate is the parent: no row of its own."""
-    lines = ["| forecaster | horizon | rps_skill | log_score | ece | grades | reward |",
+    ``latest`` None with ``latest_label`` "" means the latest candidate is the parent: no row of its own.
+    ``lengths``: the splits' lengths in bars and years (``lengths_line``), first."""
+    lines = [*([lengths, ""] if lengths else []),
+             "| forecaster | horizon | rps_skill | log_score | ece | grades | reward |",
              "|---|---|---|---|---|---|---|",
              "| climatology | all | +0.0000 | about 1.0986 | - | rm (no bucket favoured) | +0.000 |"]
     lines += forecast_table("parent", parent) + (forecast_table(latest_label, latest) if latest_label else [])
@@ -80,8 +83,24 @@ def _calibration_words(cal: dict) -> str:
 
 
 def _days_words(days: list[dict]) -> str:
-    return ", ".join(f"{d['date']} {d['bucket']} (p {'/'.join(f'{p:.2f}' for p in d['probs'])}, RPS {d['rps']:.3f})"
-                     for d in days) or "-"
+    """Each day by its bar in the validation split, never its date (records before bars were kept: no place)."""
+    return ", ".join(f"{'bar ' + format(d['bar'], ',') + ' ' if 'bar' in d else ''}{d['bucket']} "
+                     f"(p {'/'.join(f'{p:.2f}' for p in d['probs'])}, RPS {d['rps']:.3f})" for d in days) or "-"
+
+
+def lengths_line(bars: dict[str, int], periods_per_year: float, folds: int = 0) -> str:
+    """Each split's length in bars and in years of bars, and the folds of train's, never a calendar year: a
+    model's memory of what markets did in those years would be look-ahead (the trade prompt says the same)."""
+    def years(n: float) -> str:
+        return f"{n:,.0f} bars ({n / periods_per_year:.1f} years of {periods_per_year:g} bars)"
+
+    parts = [f"{'validation' if name == 'val' else name} {years(n)}" for name, n in bars.items()]
+    windows = fold_windows(bars.get("train", 0), folds)
+    if windows:
+        size = windows[0].stop - windows[0].start
+        parts.append(f"{len(windows)} walk-forward folds of train of about {years(size)} each, after "
+                     f"{windows[0].start:,} bars of warm-up")
+    return "Split lengths (dates are withheld): " + "; ".join(parts) + "."
 
 
 def evidence_lines(scores: dict) -> list[str]:

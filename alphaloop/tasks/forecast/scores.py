@@ -134,10 +134,13 @@ def calibration(probs: np.ndarray, buckets: np.ndarray) -> dict[str, dict[str, f
 
 
 def days(picks: np.ndarray, dates: list[str], probs: np.ndarray, buckets: np.ndarray, returns: np.ndarray,
-         scores: np.ndarray, grades: np.ndarray, instruments: np.ndarray | None = None) -> list[dict]:
-    """The picked days of one horizon as records: date, forecast, outcome, RPS and grade (and, pooled over a
-    universe, the instrument's number: never its ticker, these records reach prompts)."""
-    return [{"date": dates[i], "probs": [float(x) for x in probs[i]], "bucket": BUCKETS[int(buckets[i])],
+         scores: np.ndarray, grades: np.ndarray, instruments: np.ndarray | None = None,
+         bar_of: dict[str, int] | None = None) -> list[dict]:
+    """The picked days of one horizon as records: date, its bar in the window (``bar_of``: 1 = the window's
+    first date), forecast, outcome, RPS and grade (and, pooled over a universe, the instrument's number: never
+    its ticker). Prompts show the bar, never the date: a model's memory of that day would be look-ahead."""
+    return [{"date": dates[i], **({"bar": bar_of[dates[i]]} if bar_of else {}),
+             "probs": [float(x) for x in probs[i]], "bucket": BUCKETS[int(buckets[i])],
              "return": float(returns[i]), "rps": float(scores[i]), "grade": GRADES[int(grades[i])],
              **({"instrument": int(instruments[i])} if instruments is not None else {})} for i in picks]
 
@@ -191,6 +194,7 @@ def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.nd
     """
     hs = scheme.horizons
     dates = [str(pd.Timestamp(d).date()) for d in dates]
+    bar_of = {d: k + 1 for k, d in enumerate(sorted(set(dates)))}  # ISO dates sort in time; a universe shares bars
     skill, skill_roll, logs, eces, grades, reward, det = {}, {}, {}, {}, {}, {}, {}
     rps_all = np.full(outcomes_buckets.shape, np.nan)
     rps_clim_all = np.full(outcomes_buckets.shape, np.nan)
@@ -229,8 +233,8 @@ def score_window(probs: np.ndarray, outcomes_buckets: np.ndarray, returns: np.nd
                     "reliability": table, "direction_accuracy": acc, "direction_days": n_dir,
                     "most_probable": most_probable(p), "calibration": calibration(p, b),
                     "realised": {name: int((b == k).sum()) for k, name in enumerate(BUCKETS)},
-                    "best_days": days(spread_picks(order), day_dates, p, b, r, s, g, inst),
-                    "worst_days": days(spread_picks(order[::-1]), day_dates, p, b, r, s, g, inst)}
+                    "best_days": days(spread_picks(order), day_dates, p, b, r, s, g, inst, bar_of),
+                    "worst_days": days(spread_picks(order[::-1]), day_dates, p, b, r, s, g, inst, bar_of)}
     vals = [v for v in skill.values() if v is not None]
     rolled = [v for v in skill_roll.values() if v is not None]
     summary = {"rps_skill_mean": float(np.mean(vals)) if len(vals) == len(hs) else None, "rps_skill": skill,
@@ -344,5 +348,6 @@ def evidence(details: dict) -> dict:
 
 
 def _day(day: dict) -> dict:
-    return {"date": day["date"], "bucket": day["bucket"], "probs": [round(p, 3) for p in day["probs"]],
-            "rps": round(day["rps"], 4), **({"instrument": day["instrument"]} if "instrument" in day else {})}
+    return {"date": day["date"], **({"bar": day["bar"]} if "bar" in day else {}), "bucket": day["bucket"],
+            "probs": [round(p, 3) for p in day["probs"]], "rps": round(day["rps"], 4),
+            **({"instrument": day["instrument"]} if "instrument" in day else {})}

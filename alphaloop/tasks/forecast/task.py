@@ -47,6 +47,11 @@ class ForecastTask(Task):
     def selection_metric(self, requested: str) -> str:
         return METRIC
 
+    def output_decoder(self) -> Callable[..., Any]:
+        from alphaloop.tasks.forecast.outputs import decode
+
+        return decode
+
     def run_sandbox(self, box: Any, region: str, frames: Any, timeout_s: float) -> Any:
         return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
 
@@ -136,16 +141,21 @@ class ForecastTask(Task):
         import numpy as np
 
         from alphaloop.tasks.forecast.buckets import BucketScheme
+        from alphaloop.tasks.forecast.evidence import Prepared
 
-        return tuple(BucketScheme.from_train(h.frame["Close"].to_numpy(dtype=np.float64)[h.windows["train"]])
-                     for h in histories)
+        schemes = tuple(BucketScheme.from_train(h.frame["Close"].to_numpy(dtype=np.float64)[h.windows["train"]])
+                        for h in histories)
+        first = histories[0]  # a universe's instruments share the splits' dates; lengths are instrument 1's
+        bars = {name: w.stop - w.start for name, w in first.windows.items() if name in ("train", "val")}
+        return Prepared(schemes, bars, first.periods_per_year)
 
     def evidence(self, n: int, parent: int, latest: IterationRecord | None, parent_rec: IterationRecord | None,
                  grand: IterationRecord | None, last: int, prepared: Any = None,
                  state: LoopState | None = None) -> dict[str, Any]:
         from alphaloop.tasks.forecast.evidence import forecast_evidence
 
-        return forecast_evidence(n, parent, latest, parent_rec, prepared[0], last=last, schemes=prepared)
+        return forecast_evidence(n, parent, latest, parent_rec, prepared.schemes[0], last=last,
+                                 schemes=prepared.schemes, prepared=prepared)
 
     def settings_text(self, metric: str, cost_bps: float) -> str:
         return f"task forecast, metric {METRIC}"

@@ -50,6 +50,12 @@ class PortfolioTask(Task):
         return requested if requested in PORTFOLIO_METRICS else "sharpe"
 
     # ----- evaluation ---------------------------------------------------------------------------
+    def output_decoder(self) -> Callable[..., Any]:
+        """Names and shapes; the weights' values are checked by the contract (``contract.validate_weights``)."""
+        from alphaloop.tasks.portfolio.outputs import decode
+
+        return decode
+
     def run_sandbox(self, box: Any, region: str, frames: Any, timeout_s: float) -> Any:
         return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
 

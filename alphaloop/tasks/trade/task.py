@@ -31,6 +31,11 @@ class TradeTask(Task):
     summary = "generate_features + strategy_logic, scored by backtest (default)"
     functions = ("generate_features", "strategy_logic")
 
+    def output_decoder(self) -> Callable[..., Any]:
+        from alphaloop.tasks.trade.outputs import decode
+
+        return decode
+
     def invariance_probes(self, frame: pd.DataFrame, seed: int) -> list[Any]:
         from alphaloop.evaluate.guards import invariance_probes
 
