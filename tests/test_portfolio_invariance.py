@@ -26,6 +26,17 @@ def allocate(day):
     return (0.5 * centred / centred.abs().sum()).to_dict()
 '''
 
+EXPANDING_Z = '''
+def generate_features(df):
+    move = df["Close"].pct_change(20)
+    df["z"] = (move - move.expanding(60).mean()) / move.expanding(60).std()
+    return df
+
+def allocate(day):
+    z = day["z"].dropna()
+    return {i: (0.2 if v > 0.5 else (-0.2 if v < -0.5 else 0.0)) for i, v in z.items()}
+'''
+
 
 def _frames() -> tuple[pd.DataFrame, ...]:
     """Ragged calendars, one instrument starting late and one ending early."""
@@ -50,7 +61,7 @@ def test_row_and_day_number_keys_are_rejected_and_cross_sectional_rules_pass(see
         row["position_dependence"]
     day = dict(_findings(DAY_KEYED, seed).failures)
     assert "date_dependence" in day and "other years with the same calendar" in day["date_dependence"]
-    for honest in (MOMENTUM, REVERSAL):
+    for honest in (MOMENTUM, REVERSAL, EXPANDING_Z):  # an expanding statistic converges: not row-keyed
         found = _findings(honest, seed)
         assert found.kinds == {"date_shift", "level", "prepend", "trim"} and found.failures == ()
 
