@@ -63,8 +63,8 @@ class ForecastTask(Task):
     def invariance_probes(self, frame: Any, seed: int) -> list[Any]:
         from alphaloop.evaluate.guards import invariance_probes
 
-        # calendar and level only: a forecaster's expanding frequencies count rows by design
-        return invariance_probes(frame, seed, positions=False)
+        # position probes too: probabilities may move by what a converging frequency moves (FORECAST_SLACK)
+        return invariance_probes(frame, seed, positions=True)
 
     def guards(self, t: Trial) -> Verdict:
         from alphaloop.evaluate.guards import forecast_guards
