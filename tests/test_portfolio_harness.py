@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.portfolio_support import CROSS_LEAK, universe_frames
+from tests.portfolio_support import CROSS_LEAK, DAY_KEYED, universe_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +64,14 @@ def test_check_rejects_reading_another_instruments_future_at_lookahead(universe:
     v = verdict(run(str(ROOT / "harness.py"), "check", "--task", "portfolio", "--data", str(universe / "data"),
                     str(universe / "leak.py"), cwd=universe))
     assert not v["accepted"] and v["stage"] == "lookahead" and "instrument" in v["reason"]
+
+
+def test_check_rejects_weights_keyed_to_day_numbers_at_the_guards(universe: Path) -> None:
+    (universe / "days.py").write_text(DAY_KEYED)
+    v = verdict(run(str(ROOT / "harness.py"), "check", "--task", "portfolio", "--data", str(universe / "data"),
+                    str(universe / "days.py"), cwd=universe))
+    assert not v["accepted"] and v["stage"] == "guards", v
+    assert "allocate's weights change" in v["reason"] and "other years with the same calendar" in v["reason"]
 
 
 def test_loop_final_and_report_on_a_universe(universe: Path) -> None:

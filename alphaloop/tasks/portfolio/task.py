@@ -69,6 +69,13 @@ class PortfolioTask(Task):
 
         return lookahead(t)
 
+    def invariance_probes(self, frame: Any, seed: int) -> list[Any]:
+        """The panel's invariance probes: ``frame`` is the whole panel (one frame per instrument), and one draw
+        of years, level and rows applies to every instrument (``invariance.panel_invariance``)."""
+        from alphaloop.tasks.portfolio.invariance import panel_invariance
+
+        return panel_invariance(tuple(frame), seed)
+
     def outputs_of(self, full: Any) -> Any:
         return full.weights
 
