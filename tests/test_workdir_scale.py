@@ -121,3 +121,33 @@ def test_an_index_line_is_short_whatever_the_record_holds(tmp_path: Path) -> Non
                                      "proposal": {"hypothesis": "h" * 5_000}})
     wd.write_record(dataclasses.replace(big))
     assert len(index_line(wd.record(0))) < 1200
+
+
+def test_a_long_runs_report_reads_whole_only_the_records_it_shows(tmp_path: Path, frozen_data: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond TABLE_ROWS iterations the index stands for each iteration; whole records are read for the rows
+    the tables list and the population's lineage, and the report still renders every section."""
+    import alphaloop.present.report.data as data
+    from alphaloop.present.report import write_report
+
+    monkeypatch.setattr(data, "TABLE_ROWS", 10)
+    wd, state, _ = _night(tmp_path, 700)
+    run = data.load_run(tmp_path, frozen_data)
+    whole = {r["iteration"] for r in run.records if "details" in r}
+    assert [r["iteration"] for r in run.records] == list(range(700)) and not run.notes
+    assert {0, *run.population} <= whole and len(whole) < 700 - 100  # the 250 best and 250 latest, not all
+    assert all(r["status"] in ("accepted", "rejected") for r in run.records)
+    html = write_report(tmp_path, frozen_data).read_text()
+    assert "Selection metric over iterations" in html
+
+
+def test_final_finds_a_packed_iteration(tmp_path: Path, frozen_data: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from alphaloop.commands.final import run_final
+
+    monkeypatch.setattr(packs, "PACK_EVERY", 6)
+    wd, _, _ = _night(tmp_path, 20)
+    assert not wd.trade(5).exists()
+    code = run_final(tmp_path, frozen_data, iteration=5)  # read and judged (its text has no strategy: rejected)
+    assert code == 1 and "no such file" not in capsys.readouterr().err
+    assert wd.trade(5).read_text() == "# candidate 5\n"

@@ -312,13 +312,21 @@ class Workdir:
             n += 1
         return out
 
-    def index_entries(self) -> list[dict[str, Any]]:
+    def index_entries(self, project: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
         """Every record's index entry (``run.index``), 0, 1, ... up to the first gap: index.jsonl's lines,
-        and for a record it lacks (a folder from before it, a line a kill cut) the entry read from the record."""
-        have = parse_index(self.index.read_text(encoding="utf-8")) if self.index.is_file() else {}
+        and for a record it lacks (a folder from before it, a line a kill cut) the entry read from the record;
+        each passed through ``project`` when given (what the reader keeps of it)."""
+        have: dict[int, Any] = {}
+        if self.index.is_file():
+            with open(self.index, encoding="utf-8") as fh:
+                have = parse_index(fh, project)
         out, n = [], 0
         while n in have or self.has_record(n):
-            out.append(have[n] if n in have else index_entry(self.record(n, returns=False)))
+            if n in have:
+                out.append(have.pop(n))
+            else:
+                entry = index_entry(self.record(n, returns=False))
+                out.append(entry if project is None else project(entry))
             n += 1
         return out
 

@@ -42,13 +42,12 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     at a time into ``TrialColumns``, which keeps what the statistics read: memory stays bounded however
     long the night (docs/bench.md "End-of-run statistics at scale")."""
     state = run.state
-    entries = run.wd.index_entries()
-    accepted = [n for n, e in ((e["iteration"], e) for e in entries) if e.get("status") == "accepted"
-                and run.wd.has_returns(n)]
+    entries = run.wd.index_entries(_trial)  # (iteration, accepted, val Sharpe or None when never scored)
+    accepted = [n for n, ok, _ in entries if ok and run.wd.has_returns(n)]
     if state.best is None or state.best.iteration not in accepted:
         console.print("statistics: no accepted candidate yet; nothing to test")
         return None
-    sharpes = [_val_sharpe(e) for e in entries if _val(e)]
+    sharpes = [s for _, _, s in entries if s is not None]
     bh_returns = universe_bh_returns(run.histories, "val")  # the equal-weight buy and hold (one: its own)
     ppy = run.histories[0].periods_per_year
     columns = TrialColumns(len(accepted), bh_returns, ppy)
@@ -76,13 +75,12 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     return result
 
 
-def _val(entry: dict) -> dict:
-    return ((entry.get("scores") or {}).get("splits") or {}).get("val") or {}
-
-
-def _val_sharpe(entry: dict) -> float:
-    v = _val(entry).get("sharpe")
-    return float("nan") if v is None else float(v)
+def _trial(entry: dict) -> tuple[int, bool, float | None]:
+    """What the statistics keep of an index entry: its iteration, whether accepted, its validation Sharpe
+    (NaN when stored as null, None when it has no validation figures)."""
+    val = ((entry.get("scores") or {}).get("splits") or {}).get("val")
+    sharpe = None if not val else float("nan") if val.get("sharpe") is None else float(val["sharpe"])
+    return int(entry["iteration"]), entry.get("status") == "accepted", sharpe
 
 
 def run_population_stress(run: FinishInputs, sandbox: Sandbox) -> StressCache:
