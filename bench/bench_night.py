@@ -1,26 +1,33 @@
-"""A night at scale: a long offline run, then a resume, with the figures that must not grow with it.
+"""A night at scale: a long offline run, a kill -9 near its end, the resume, and the figures that must not grow.
 
-    python bench/bench_night.py [--iterations 3000] [--stop-after S] [--workdir DIR] [--data DIR] [--json OUT]
+    python bench/bench_night.py [--iterations 3000] [--kill-at K | --stop-after S] [--workdir DIR] [--data DIR]
+                                [--json OUT] [--paired 0] [--resume-only]
+
+From a fresh clone, in the background (what docs/bench.md ran):
+
+    nohup nice -n 10 python bench/bench_night.py --iterations 3000 --json night.json > night.out 2>&1 &
 
 Runs the real command (`python harness.py --proposer offline --max-fails 0 --iterations N`) on the
-bundled S&P 500 sample, frozen in a temp folder, and reads back:
-- per-iteration cost at the start and at the end of the run (median gap between consecutive records'
-  write times over the first and the last 10% of iterations; flat means the end within 20% of the start);
-- bytes written per iteration (the loop process's own ``write_bytes`` from /proc, polled until it exits,
-  divided by the iterations) and the workdir's size and file count per iteration at the end;
-- end-of-run time (last record written -> process exit: statistics, stress, second market, report);
-- resume time (the same command with one more iteration: start -> that iteration's record, which
-  includes reading the state, replaying the records after its checkpoint and one evaluation);
-- peak memory (the loop process's VmHWM, and the largest child's maxrss);
-- a paired figure that the machine's load cannot bias: the resume goes on for ``--paired`` iterations
-  while a fresh run in a new folder iterates beside it, and the ratio of their median costs per
-  iteration says whether iteration N costs what iteration 1 does (1.0: flat).
-
-``--stop-after S`` sizes a night to the time there is: after S seconds the loop gets SIGKILL (a
-``kill -9`` mid-run), and the resume runs it to one more iteration and to its end, so the resume
-time is the one after a kill and the end-of-run time is the resumed run's (every trial counted).
-``--resume-only`` skips the night and measures a workdir such a night left (figures of the night
-itself that only its process knew, bytes written and its peak memory, are then absent).
+bundled S&P 500 sample, frozen in a temp folder. Once record K (default 95% of N) is written the loop
+gets SIGKILL (a `kill -9` mid-run); the same command is started again and resumes to N and to its end.
+It prints, as JSON (progress lines go to stderr):
+- per-iteration cost at the start and at the end of the night (the commit times ``index.jsonl`` records
+  for each iteration: mean and median gap over the first and the last 10% of the iterations before the
+  kill, iteration 0 excluded; flat means the end within 20% of the start);
+- bytes written per iteration (the loop process's own ``write_bytes`` from /proc up to the kill, divided by
+  the iterations it committed) and the folder's size and file count per iteration at the end (packs,
+  index and report included);
+- end-of-run time (the resumed run's last record -> its exit: statistics over every trial, stress,
+  second market, report) and the report's size;
+- resume time (start of the resumed process -> its first new record: reading the checkpoint, replaying
+  the records after it, rebuilding the views, one evaluation);
+- peak memory (VmHWM of the night's loop process and of the resumed one, end of run included).
+``--stop-after S`` kills the night after S seconds instead (a night sized to the time there is);
+``--resume-only`` skips the night and resumes a folder such a night left (``--workdir``, with its
+``--data``): the night's own figures, bytes written and its peak memory, are then absent.
+``--paired P`` adds a load-independent check: after the night the resume goes on for P more iterations
+while a fresh run iterates beside it; the ratio of their median gaps says whether iteration N costs what
+iteration 1 does (1.0: flat).
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import statistics
 import subprocess
@@ -41,6 +47,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alphaloop.data.frozen import freeze, sample_frame, split, validate  # noqa: E402
+from alphaloop.run.index import parse_index  # noqa: E402
+
+ENV = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def _proc_field(pid: int, name: str, key: str) -> int | None:
@@ -53,63 +66,51 @@ def _proc_field(pid: int, name: str, key: str) -> int | None:
     return None
 
 
-def run_watched(args: list[str], stop_at: Path | None = None, kill_after: float | None = None) -> dict:
-    """Run ``args``; poll its write_bytes and VmHWM until it exits (or ``stop_at`` appears, then stop it;
-    or ``kill_after`` seconds pass, then SIGKILL it)."""
+def committed(wd: Path) -> dict[int, float]:
+    """Commit time of each iteration, from index.jsonl (lines a resume rebuilt carry none)."""
+    index = wd / "index.jsonl"
+    if not index.is_file():  # a folder from before the index: its records' write times
+        found = ((p, p.name.split("_")[1]) for p in wd.glob("iter_*_results.json"))
+        return {int(n): p.stat().st_mtime for p, n in found if n.isdigit()}
+    return {n: e["committed"] for n, e in parse_index(index.read_text(encoding="utf-8")).items()
+            if isinstance(e.get("committed"), (int, float))}
+
+
+def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int | None = None,
+          kill_after: float | None = None) -> dict:
+    """Run ``args``; poll its write_bytes and VmHWM until it exits, SIGKILL it once record ``kill_at`` is
+    written (or ``kill_after`` seconds passed), and note when record ``first_new`` appears."""
     t0 = time.time()
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     written = hwm = 0
-    seen_at = None
+    seen = None
+    last_say = t0
     while proc.poll() is None:
         written = _proc_field(proc.pid, "io", "write_bytes") or written
         hwm = _proc_field(proc.pid, "status", "VmHWM") or hwm
-        if stop_at is not None and stop_at.is_file():
-            seen_at = stop_at.stat().st_mtime
-            proc.terminate()
-            break
-        if kill_after is not None and time.time() - t0 > kill_after:
+        if first_new is not None and seen is None and _has_record(wd, first_new):
+            seen = time.time()
+        if (kill_at is not None and _has_record(wd, kill_at)) or (kill_after and time.time() - t0 > kill_after):
             proc.send_signal(signal.SIGKILL)
             break
-        time.sleep(0.25)
+        if time.time() - last_say > 60:
+            last_say = time.time()
+            say(f"{len(committed(wd))} iterations committed, {written / 1e6:.1f} MB written, "
+                f"VmHWM {hwm / 1024:.0f} MiB")
+        time.sleep(0.2)
     _, err = proc.communicate()
     return {"start": t0, "end": time.time(), "code": proc.returncode, "write_bytes": written, "vm_hwm_kb": hwm,
-            "seen_at": seen_at, "stderr": err[-2000:]}
+            "first_new_at": seen, "stderr": err[-2000:]}
 
 
-def resume_paired(cmd: list[str], wd: Path, n: int, fresh_cmd: list[str], fresh_wd: Path, paired: int) -> dict:
-    """Resume ``wd`` for ``paired`` more iterations; once its first new record is written, a fresh run
-    starts beside it, so both iterate under the same machine load (it is killed when the resume has
-    its last record). Returns the resume's timings and both runs' record times."""
-    t0 = time.time()
-    env = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
-    res = subprocess.Popen([*cmd, "--iterations", str(n + paired)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, env=env)
-    fresh, seen_at, hwm = None, None, 0
-    while res.poll() is None:
-        hwm = _proc_field(res.pid, "status", "VmHWM") or hwm
-        if seen_at is None and (wd / f"iter_{n + 1}_results.json").is_file():
-            seen_at = (wd / f"iter_{n + 1}_results.json").stat().st_mtime
-            fresh = subprocess.Popen([*fresh_cmd, "--iterations", str(paired + 1)], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        if fresh is not None and fresh.poll() is None and (wd / f"iter_{n + paired}_results.json").is_file():
-            os.killpg(fresh.pid, signal.SIGKILL)
-            fresh.wait()
-        time.sleep(0.25)
-    if fresh is not None and fresh.poll() is None:
-        os.killpg(fresh.pid, signal.SIGKILL)
-        fresh.wait()
-    return {"start": t0, "end": time.time(), "seen_at": seen_at, "vm_hwm_kb": hwm,
-            "long": record_times(wd)[n + 1:], "fresh": record_times(fresh_wd)}
+def _has_record(wd: Path, n: int) -> bool:
+    """Whether record ``n`` is written (it is loose then: packs take a block a whole block later)."""
+    return (wd / f"iter_{n}_results.json").is_file()
 
 
-def record_times(wd: Path) -> list[float]:
-    """Write times of records 0, 1, ... up to the first gap."""
-    out, i = [], 0
-    while (wd / f"iter_{i}_results.json").is_file():
-        out.append((wd / f"iter_{i}_results.json").stat().st_mtime)
-        i += 1
-    return out
+def gaps(times: dict[int, float], lo: int, hi: int) -> list[float]:
+    """Gaps between consecutive commits of iterations lo..hi (both in ``times``)."""
+    return [times[n] - times[n - 1] for n in range(lo + 1, hi + 1) if n in times and n - 1 in times]
 
 
 def folder_size(wd: Path) -> tuple[int, int]:
@@ -117,73 +118,109 @@ def folder_size(wd: Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in files), len(files)
 
 
+def paired(cmd: list[str], wd: Path, n: int, fresh_wd: Path, count: int) -> dict:
+    """``count`` more iterations of the long run, and a fresh run beside it (same load): median gaps of each."""
+    res = subprocess.Popen([*cmd, "--iterations", str(n + count), "--stress-paths", "0"], cwd=ROOT, env=ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fresh = None
+    while res.poll() is None:
+        if fresh is None and _has_record(wd, n + 1):
+            fresh = subprocess.Popen([*cmd[:-1], str(fresh_wd), "--iterations", str(count + 1), "--stress-paths", "0"],
+                                     cwd=ROOT, env=ENV,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if fresh is not None and fresh.poll() is None and _has_record(wd, n + count):
+            os.killpg(fresh.pid, signal.SIGKILL)
+            fresh.wait()
+        time.sleep(0.2)
+    if fresh is not None and fresh.poll() is None:
+        os.killpg(fresh.pid, signal.SIGKILL)
+        fresh.wait()
+    long_gaps = gaps(committed(wd), n + 1, n + count)
+    fresh_times = committed(fresh_wd)
+    fresh_gaps = gaps(fresh_times, 1, max(fresh_times, default=0))
+    if not long_gaps or not fresh_gaps:
+        return {}
+    a, b = statistics.median(long_gaps), statistics.median(fresh_gaps)
+    return {"paired_iteration_s_after_night": round(a, 4), "paired_iteration_s_fresh_run": round(b, 4),
+            "paired_ratio_night_over_fresh": round(a / b, 3), "paired_gaps": [len(long_gaps), len(fresh_gaps)]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--iterations", type=int, default=3000)
-    p.add_argument("--workdir", type=Path, help="run folder (default: a temp folder)")
+    p.add_argument("--kill-at", type=int, metavar="K", help="kill -9 the night once record K is written "
+                   "(default: 95%% of --iterations)")
+    p.add_argument("--stop-after", type=float, metavar="S", help="kill -9 the night after S seconds instead")
+    p.add_argument("--workdir", type=Path, help="run folder (default: a temp folder); must not exist yet")
     p.add_argument("--data", type=Path, help="frozen data (default: the S&P 500 sample, frozen in a temp folder)")
+    p.add_argument("--resume-only", action="store_true", help="resume the folder a cut night left (--workdir)")
     p.add_argument("--json", type=Path, help="also write the figures here as JSON")
-    p.add_argument("--stop-after", type=float, metavar="S", help="kill -9 the night after S seconds, then resume")
-    p.add_argument("--resume-only", action="store_true", help="measure the workdir a cut night left (needs --workdir)")
-    p.add_argument("--paired", type=int, default=40, help="iterations of the resume, paired with a fresh run")
+    p.add_argument("--paired", type=int, default=0, help="iterations of a paired after-night vs fresh comparison")
     a = p.parse_args()
+    kill_at = int(a.iterations * 0.95) if a.kill_at is None else a.kill_at
+    if a.iterations < 20 or not 10 <= kill_at < a.iterations:
+        sys.exit("error: --iterations must be at least 20 and --kill-at between 10 and --iterations - 1")
     tmp = Path(tempfile.mkdtemp(prefix="bench_night_"))
-    data = a.data
-    if data is None:
+    wd = a.workdir or tmp / "run"
+    if wd.exists() != a.resume_only:
+        sys.exit(f"error: {wd} " + ("already exists; the night needs a new folder" if wd.exists() else
+                                    "does not exist; --resume-only resumes a folder a cut night left"))
+    data = a.data or tmp / "data"
+    if a.data is None:
         frame, name = sample_frame("SPY")
         frame, repairs = validate(frame, label="sample")
-        data = tmp / "data"
         freeze(split(frame), data, "sample", name, repairs)
-    wd = a.workdir or tmp / "run"
-    n = a.iterations
-    cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0", "--data", str(data),
-           "--workdir", str(wd)]
-    night = None if a.resume_only else run_watched([*cmd, "--iterations", str(n)], kill_after=a.stop_after)
-    cut = night is None or night["code"] == -signal.SIGKILL
-    if night is not None and not cut and night["code"] != 0:
-        sys.exit(f"error: the run exited {night['code']}: {night['stderr']}")
-    times = record_times(wd)
-    n = len(times) - 1
-    gaps = [b - a for a, b in zip(times[1:], times[2:], strict=False)]  # iteration 0 (the baseline) excluded
-    k = max(10, len(gaps) // 10)
-    start, end = statistics.median(gaps[:k]), statistics.median(gaps[-k:])
+    cmd = [sys.executable, str(ROOT / "harness.py"), "--proposer", "offline", "--max-fails", "0",
+           "--data", str(data), "--workdir", str(wd)]
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    cut = f"after {a.stop_after:g} s" if a.stop_after else f"once record {kill_at} is written"
+    night = None
+    if not a.resume_only:
+        say(f"night: {' '.join(cmd)} --iterations {a.iterations} (kill -9 {cut}), commit {commit}")
+        night = watch([*cmd, "--iterations", str(a.iterations)], wd, kill_at=None if a.stop_after else kill_at,
+                      kill_after=a.stop_after)
+        if night["code"] != -signal.SIGKILL:
+            sys.exit(f"error: the night exited {night['code']} before it was cut: {night['stderr']}")
+    times = committed(wd)
+    done = max(times) + 1  # iterations committed before the kill (0..done-1)
+    say(f"killed after {done} iterations; resuming")
+    resume = watch([*cmd, "--iterations", str(a.iterations)], wd, first_new=done)
+    if resume["code"] != 0:
+        sys.exit(f"error: the resumed run exited {resume['code']}: {resume['stderr']}")
+    after = committed(wd)
+    last = max(after)
     size, files = folder_size(wd)
-    fresh_wd = tmp / "fresh"
-    fresh_cmd = [*cmd[:-1], str(fresh_wd)]
-    resume = resume_paired(cmd, wd, n, fresh_cmd, fresh_wd, a.paired)
-    long_gaps = [b - a for a, b in zip(resume["long"][:-1], resume["long"][1:], strict=False)]
-    fresh_gaps = [b - a for a, b in zip(resume["fresh"][1:-1], resume["fresh"][2:], strict=False)]
-    if cut:  # the resumed run went on to its end: its end-of-run counts every trial
-        night_end, last = resume["end"], resume["long"][-1]
-    else:
-        night_end, last = night["end"], times[-1]
+    k = max(10, (done - 1) // 10)
+    first, end = gaps(times, 1, 1 + k), gaps(times, done - 1 - k, done - 1)
     out = {
-        "command": " ".join([*cmd, "--iterations", str(a.iterations)])
-        + (f" (kill -9 after {a.stop_after:g} s)" if a.stop_after and cut else "")
-        + f", then --iterations {n + a.paired}",
-        "iterations": n,
-        "cut_by_kill_9": cut,
+        "command": f"{' '.join(cmd)} --iterations {a.iterations}; kill -9 {cut}; the same command again",
+        "commit": commit,
+        "iterations": last + 1,
+        "cut_by_kill_9": True,
+        "iterations_before_kill": done,
         "wall_s": round(night["end"] - night["start"], 1) if night else None,
-        "iteration_s_first_10pct": round(start, 4),
-        "iteration_s_last_10pct": round(end, 4),
-        "end_over_start": round(end / start, 3),
-        "paired_iteration_s_after_night": round(statistics.median(long_gaps), 4) if long_gaps else None,
-        "paired_iteration_s_fresh_run": round(statistics.median(fresh_gaps), 4) if fresh_gaps else None,
-        "paired_ratio_night_over_fresh": (round(statistics.median(long_gaps) / statistics.median(fresh_gaps), 3)
-                                          if long_gaps and fresh_gaps else None),
-        "paired_gaps": [len(long_gaps), len(fresh_gaps)],
-        "bytes_written_per_iteration": round(night["write_bytes"] / (n + 1)) if night else None,
-        "workdir_bytes_per_iteration": round(size / (n + 1)),
-        "workdir_files_per_iteration": round(files / (n + 1), 2),
+        "iteration_s_first_10pct": round(statistics.mean(first), 4),
+        "iteration_s_last_10pct": round(statistics.mean(end), 4),
+        "end_over_start": round(statistics.mean(end) / statistics.mean(first), 3),
+        "median_iteration_s_first_10pct": round(statistics.median(first), 4),
+        "median_iteration_s_last_10pct": round(statistics.median(end), 4),
+        "bytes_written_per_iteration": round(night["write_bytes"] / done) if night else None,
+        "workdir_bytes_per_iteration": round(size / (last + 1)),
+        "workdir_files_per_iteration": round(files / (last + 1), 3),
         "workdir_mb": round(size / 1e6, 1),
-        "end_of_run_s": round(night_end - last, 1),
-        "end_of_run_after_resume_s": round(resume["end"] - resume["long"][-1], 1),
-        "resume_to_next_record_s": round(resume["seen_at"] - resume["start"], 2) if resume["seen_at"] else None,
+        "report_kb": round((wd / "report.html").stat().st_size / 1e3, 1) if (wd / "report.html").is_file() else None,
+        "packs": len(list((wd / "packs").glob("*.zip"))) if (wd / "packs").is_dir() else 0,
+        "end_of_run_s": round(resume["end"] - after[last], 1),
+        "resume_to_next_record_s": round(resume["first_new_at"] - resume["start"], 2) if resume["first_new_at"]
+        else None,
         "peak_rss_mb_loop": round(night["vm_hwm_kb"] / 1024, 1) if night else None,
-        "peak_rss_mb_resume": round(resume["vm_hwm_kb"] / 1024, 1),
-        "peak_rss_mb_largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "peak_rss_mb_resume": round(resume["vm_hwm_kb"] / 1024, 1),  # its end of run included
         "workdir": str(wd),
     }
+    if a.paired:
+        say(f"paired: {a.paired} more iterations beside a fresh run")
+        out.update(paired(cmd, wd, last, tmp / "fresh", a.paired))
     text = json.dumps(out, indent=1)
     print(text)
     if a.json:

@@ -17,7 +17,8 @@ however loaded it is:
   returns with costs) and, when it is installed, vectorbt's ``Portfolio.from_signals`` on the same
   signals (``pip install vectorbt``; the bench says when it is not);
 * fixed cost: a trivial candidate on a 20-row frame, one frame per run against ten, which splits a
-  run's fixed cost from a frame's (each frame is a fork of the zygote, its lockdown and its exit);
+  run's fixed cost from a frame's (each frame is a fork of a zygote, its lockdown and its exit), with
+  one frame at a time and with two side by side (the default on two or more cores);
   and what a fresh fork costs by itself: the CPU time and minor page faults of the same frame's work
   (rebuild the frame, run the SMA rule, encode its arrays) in a child forked from a warm process,
   against the same work in the warm process (the difference is copy-on-write: Python's reference
@@ -190,16 +191,18 @@ def bench_fixed_cost() -> None:
     from alphaloop.evaluate.sandboxed import open_sandbox
 
     df = make_ohlcv(20)
-    start = time.perf_counter()
-    with open_sandbox() as sb:
-        startup = (time.perf_counter() - start) * 1000
-        print(f"\n{sb.describe()}")
-        print(f"worker start-up (once per loop): {startup:.0f} ms")
-        assert sb.run(TRIVIAL, [df]).ok
-        one = median_ms(lambda: sb.run(TRIVIAL, [df]), 20)
-        ten = median_ms(lambda: sb.run(TRIVIAL, [df] * 10), 8)
-    print(f"trivial candidate on {len(df)} rows: one frame {one:.1f} ms a run, ten frames {ten:.1f} ms "
-          f"({(ten - one) / 9:.1f} ms each further frame: its fork, lockdown and exit)")
+    for at_once in (1, 2):
+        start = time.perf_counter()
+        with open_sandbox(tasks=("trade",), frames_at_once=at_once) as sb:
+            startup = (time.perf_counter() - start) * 1000
+            if at_once == 1:
+                print(f"\n{sb.describe()}")
+                print(f"worker start-up (once per loop): {startup:.0f} ms")
+            assert sb.run(TRIVIAL, [df]).ok
+            one = median_ms(lambda: sb.run(TRIVIAL, [df]), 20)
+            ten = median_ms(lambda: sb.run(TRIVIAL, [df] * 10), 8)
+        print(f"trivial candidate on {len(df)} rows, {at_once} frame(s) at a time: one frame {one:.1f} ms a run, "
+              f"ten frames {ten:.1f} ms ({(ten - one) / 9:.1f} ms each further frame: its fork, lockdown and exit)")
 
 
 def bench_fork_cost(rows: int = 2000, forks: int = 15) -> None:

@@ -1,6 +1,14 @@
-"""End-of-run statistics over thousands of trials: time, and what the caps cost in accuracy.
+"""End-of-run statistics over thousands of trials: time, memory, and what the caps cost in accuracy.
 
     python bench/bench_stats_scale.py [--days 1005] [--trials 800 3200 10000] [--spa-check 4000]
+    python bench/bench_stats_scale.py --end-of-run 1000 10000 100000
+
+``--end-of-run``: for each count, a synthetic run folder of that many accepted trials (what a night
+leaves for the statistics: index.jsonl, one validation-returns sidecar each, the best's record; the
+series as below, on the S&P 500 sample's validation days), then the trade task's end-of-run statistics
+step (``tasks.trade.finish.write_statistics``, the function the loop calls) in a fresh process: its
+wall time and peak memory (ru_maxrss, the process's import of numpy/pandas/arch included). The folders
+are synthetic (no loop ran) so that 100,000 trials take minutes to build, not a night.
 
 Synthetic trials shaped like a loop's: variants of a few dozen ideas (each idea's daily returns plus
 small per-variant noise), on the validation split's length. For each trial count it times
@@ -15,9 +23,14 @@ one at the smallest count.
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -35,12 +48,92 @@ def trials_like_a_loop(days: int, trials: int, ideas: int = 40, seed: int = 0) -
     return r, market
 
 
+def synthetic_run(root: Path, trials: int, days: int) -> int:
+    """A run folder as a night of ``trials`` accepted candidates leaves it for the statistics; returns the best."""
+    from alphaloop.run.index import index_line
+    from alphaloop.run.records import IterationRecord
+    from alphaloop.run.workdir import Workdir
+
+    wd = Workdir(root)
+    wd.prepare()
+    r, _ = trials_like_a_loop(days, trials)
+    sharpes = r.mean(axis=0) / r.std(axis=0, ddof=1) * np.sqrt(252)
+    best = int(np.argmax(sharpes))
+    lines = []
+    for n in range(trials):
+        rec = IterationRecord(iteration=n, status="accepted", stage="ok", in_population=n == best,
+                              scores={"metric": "sharpe", "splits": {"val": {"sharpe": float(sharpes[n])}}},
+                              returns={"val": r[:, n].tolist()} if n == best else None)
+        lines.append(index_line(rec))
+        if n == best:
+            wd.write_record(rec)
+        else:
+            np.savez(wd.returns(n), val=r[:, n])
+    wd.index.write_text("".join(lines))
+    return best
+
+
+def measure(root: Path, data: Path, trials: int, best: int) -> dict:
+    """The end-of-run statistics step on ``root``, in this process: seconds and peak memory."""
+    from alphaloop.data.frozen import load_universe
+    from alphaloop.evaluate.universe import instrument_histories
+    from alphaloop.run.workdir import Workdir
+    from alphaloop.tasks.trade.finish import write_statistics
+
+    histories = instrument_histories(load_universe(data, ("train", "val")), ("train", "val"))
+    run = SimpleNamespace(wd=Workdir(root), state=SimpleNamespace(best=SimpleNamespace(iteration=best), trials=trials),
+                          histories=histories, seed=0, instrument_names=("SPY",))
+    t0 = time.perf_counter()
+    stats = write_statistics(run)
+    return {"trials": trials, "seconds": round(time.perf_counter() - t0, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "effective_trials": round(stats.to_json()["effective_trials"], 1) if stats else None}
+
+
+def end_of_run(counts: list[int]) -> None:
+    from alphaloop.data.frozen import freeze, sample_frame, split, validate
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_stats_scale_"))
+    frame, name = sample_frame("SPY")
+    frame, repairs = validate(frame, label="sample")
+    freeze(split(frame), tmp / "data", "sample", name, repairs)
+    days = len(instrument_days(tmp / "data"))
+    for t in counts:
+        t0 = time.perf_counter()
+        best = synthetic_run(tmp / f"run{t}", t, days)
+        built = time.perf_counter() - t0
+        out = subprocess.run([sys.executable, __file__, "--measure", str(tmp / f"run{t}"), str(tmp / "data"), str(t),
+                              str(best)], capture_output=True, text=True, check=True)
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"end-of-run statistics, {t:,} accepted trials x {days} validation days (synthetic folder, built in "
+              f"{built:.0f} s): {figures['seconds']:.1f} s, peak memory {figures['peak_rss_mb']:.0f} MB "
+              f"(effective trials {figures['effective_trials']})", flush=True)
+
+
+def instrument_days(data: Path) -> np.ndarray:
+    """The validation split's daily returns of the frozen sample (their count is the trials' length)."""
+    from alphaloop.data.frozen import load_universe
+    from alphaloop.evaluate.universe import bh_returns, instrument_histories
+
+    return bh_returns(instrument_histories(load_universe(data, ("train", "val")), ("train", "val")), "val")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--days", type=int, default=1005)
     p.add_argument("--trials", type=int, nargs="+", default=[800, 3200, 10000])
     p.add_argument("--spa-check", type=int, default=4000)
+    p.add_argument("--end-of-run", type=int, nargs="+", metavar="N", help="time the end-of-run statistics on "
+                   "synthetic run folders of N accepted trials each (e.g. 1000 10000 100000)")
+    p.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.measure:
+        root, data, trials, best = a.measure
+        print(json.dumps(measure(Path(root), Path(data), int(trials), int(best))))
+        return
+    if a.end_of_run:
+        end_of_run(a.end_of_run)
+        return
     for t in a.trials:
         r, bh = trials_like_a_loop(a.days, t)
         t0 = time.perf_counter()

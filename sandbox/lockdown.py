@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 import struct
 import sys
 from collections.abc import Callable
@@ -106,6 +107,30 @@ def restricted_builtins(names: list[str]) -> dict[str, Any]:
     table = {name: getattr(builtins, name) for name in names if hasattr(builtins, name)}
     table["__import__"] = guarded_import
     return table
+
+
+IANA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*")  # "Europe/Paris", "Etc/GMT+5", "UTC"
+
+
+def confine_time_zones() -> None:
+    """dateutil's ``gettz`` reads whatever path it is handed (an absolute one, one climbing out of the
+    zoneinfo folders, or the host's local time with no name): a computed time-zone string such as
+    ``"dateutil/" + path`` could then tell whether a host file exists by how pandas answers. From here
+    on it looks up plain IANA names only and answers every other name as it answers an unknown zone
+    (None), in the process and in every child forked from it. ``zoneinfo`` and ``pytz`` refuse such
+    keys themselves."""
+    import dateutil.tz
+    import pandas._libs.tslibs.timezones as pandas_zones
+
+    lookup = dateutil.tz.gettz
+
+    def gettz(name: Any = None) -> Any:
+        if not isinstance(name, str) or not IANA_NAME.fullmatch(name):
+            return None
+        return lookup(name)
+
+    dateutil.tz.gettz = dateutil.tz.tz.gettz = gettz
+    pandas_zones.dateutil_gettz = gettz  # pandas' "dateutil/<name>" time zones go through this name
 
 
 def set_rlimits(timeout: float, address_space: int) -> None:

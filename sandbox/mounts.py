@@ -132,14 +132,15 @@ def libraries() -> dict[str, str]:
 
 
 def seccomp_importable() -> str | None:
-    """None when pyseccomp and libseccomp are present, else why not."""
+    """None when pyseccomp is installed, else why not. Found, not imported: importing it here would only
+    cost the parent time; the worker imports it and the layer probe reports a missing libseccomp."""
     if not sys.platform.startswith("linux"):
         return "not Linux"
     try:
-        import pyseccomp  # noqa: F401
-    except Exception as exc:
+        found = importlib.util.find_spec("pyseccomp") is not None
+    except (ImportError, ValueError) as exc:
         return f"pyseccomp unavailable ({type(exc).__name__}: {exc})"
-    return None
+    return None if found else "pyseccomp unavailable (ModuleNotFoundError: No module named 'pyseccomp')"
 
 
 def bwrap_argv(python: str) -> list[str]:

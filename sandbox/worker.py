@@ -46,6 +46,7 @@ from sandbox.lockdown import (
     PR_SET_PDEATHSIG,
     apply_landlock,
     apply_seccomp,
+    confine_time_zones,
     drop_privileges,
     load_libc,
     prctl,
@@ -132,6 +133,7 @@ class Worker:
         self.notes: dict[str, str] = {}
         if self.want["seccomp"]:
             self._prepare_seccomp(init.get("libs", {}))
+        confine_time_zones()  # before any child exists: a computed time-zone name cannot probe host paths
         "sandbox".encode("idna")  # a codec loaded from disk: a child running as another uid may not read it
         self.layers = self._probe()
 

@@ -94,3 +94,21 @@ def test_the_readmes_default_limits_are_the_configs() -> None:
     cfg = LoopConfig()
     assert (f"runs up to iteration {cfg.iterations} (`--iterations N`) and stops early after {cfg.max_fails} "
             "proposals in a row") in text
+
+
+def test_the_prompt_bound_quoted_in_bench_md_is_the_one_the_caps_give() -> None:
+    """docs/bench.md quotes the prompt's bound by construction as `bench/bench_prompt_size.py` prints it on its
+    first line: the prompt files' length plus the caps' ``variable_bound()``, learnings ``PROMPT_CHARS``."""
+    import importlib.util
+
+    from alphaloop.propose.prompting import load_prompts
+    from alphaloop.run.learnings import PROMPT_CHARS
+
+    spec = importlib.util.spec_from_file_location("bench_prompt_size", ROOT / "bench" / "bench_prompt_size.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bound = bench.static_bound(*load_prompts())
+    row = next(line for line in (DOCS / "bench.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| `python bench/bench_prompt_size.py`"))
+    want = f"{bound:,} characters (~{bound // 4:,} tokens), learnings {PROMPT_CHARS:,}"
+    assert want in row, f"docs/bench.md's prompt-size row should quote: {want}"

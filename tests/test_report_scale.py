@@ -34,14 +34,16 @@ def test_the_report_reads_returns_of_the_population_only() -> None:
 def test_the_scale_figures_quoted_in_the_docs_are_the_code_ones() -> None:
     from pathlib import Path
 
-    from alphaloop.evaluate.stats import EFFECTIVE_TRIALS_CAP, SPA_CAP
+    from alphaloop.evaluate.columns import EFFECTIVE_TRIALS_CAP, SPA_CAP
+    from alphaloop.run.packs import PACK_EVERY
     from alphaloop.run.workdir import CHECKPOINT_EVERY
 
     docs = Path(__file__).resolve().parent.parent / "docs"
     workdir = " ".join((docs / "workdir.md").read_text().split())
     bench = " ".join((docs / "bench.md").read_text().split())
     assert f"every {CHECKPOINT_EVERY} records" in workdir
-    assert f"up to {TABLE_ROWS} of them" in workdir
+    assert f"up to {TABLE_ROWS} iterations" in workdir
+    assert f"one zip per {PACK_EVERY} iterations" in workdir and f"a whole block of {PACK_EVERY:,}" in workdir
     assert f"the {TOP_ROWS} best on validation and the {LATEST_ROWS} latest" in workdir
     assert f"Beyond {EFFECTIVE_TRIALS_CAP:,} trials with returns" in bench
     assert f"at most the {SPA_CAP:,} with the highest mean return" in bench

@@ -97,3 +97,35 @@ def test_a_failing_frame_ends_the_run_without_waiting_for_the_frames_after_it(si
     outcome = side_by_side.run(region_text, [make_ohlcv(n) for n in (30, 60, 90, 120)], timeout_s=120)
     assert outcome.status == "exception" and "stop here" in outcome.reason
     assert time.monotonic() - started < 30
+
+
+# What pandas makes of a time zone computed at run time, as one number per outcome: 0 a naive time (what
+# an unknown name gives), 1 an aware one, 2 an error. Through "dateutil/" pandas hands the rest to
+# dateutil's gettz, which opened any absolute path: existing, readable and missing files all answered
+# differently, so a candidate could map the host's files.
+TZ_PROBE = region('''
+    out = []
+    for name in NAMES:
+        try:
+            stamp = pd.Timestamp("2020-01-01", tz="dateutil/" + name)
+            out.append(0.0 if stamp.tz is None else 1.0)
+        except Exception:
+            out.append(2.0)
+    for k, v in enumerate(out):
+        df[f"tz{k}"] = v
+''')
+
+
+def tz_answers(box, names: list[str]) -> list[float]:
+    outcome = box.run(f"NAMES = {names!r}\n" + TZ_PROBE, [make_ohlcv(20)])
+    assert outcome.ok, outcome.reason
+    return [float(outcome.results[0].features[f"tz{k}"][0]) for k in range(len(names))]
+
+
+def test_a_computed_time_zone_cannot_tell_whether_a_host_path_exists() -> None:
+    host_paths = ["/usr/share/zoneinfo/UTC", "/usr/share/zoneinfo/No/Such_Zone", "/etc/passwd", "/etc/no-such-file",
+                  "Europe/../../../../etc/passwd"]
+    with open_sandbox(use_bwrap=False) as box:  # the host's folders, as a machine without bubblewrap shows them
+        answers = tz_answers(box, host_paths)
+        assert answers == [0.0] * len(host_paths)  # every one answered as an unknown zone
+        assert tz_answers(box, ["Europe/Paris", "UTC"]) == [1.0, 1.0]  # plain IANA names still work

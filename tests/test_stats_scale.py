@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alphaloop.evaluate.stats import effective_trials, spa_models, spa_test
+from alphaloop.evaluate.columns import spa_models, spa_test
+from alphaloop.evaluate.stats import effective_trials
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -37,6 +37,8 @@ def run_final(workdir: Path, data_dir: Path, iteration: int | None = None, cost_
     """Score the chosen candidate on the test split once, print it beside validation, record it."""
     wd, data_dir = Workdir(workdir), Path(data_dir)
     file = wd.best_trade if iteration is None else wd.trade(iteration)
+    if iteration is not None and not file.is_file():
+        wd.unpack(iteration)  # a rejected candidate packed under packs/: its files come back beside the others
     if not file.is_file():
         hint = "; has the loop accepted a candidate yet?" if iteration is None else ""
         return usage_error(f"{file}: no such file{hint}")

@@ -100,9 +100,12 @@ def main(file: str | Path | Callable[..., Any], *_: Any, argv: list[str] | None 
         return 2
     from alphaloop.evaluate.sandboxed import open_sandbox
 
-    with open_sandbox() as box:
+    box = open_sandbox(tasks=("trade",))  # one driver to build and warm before the zygote forks
+    try:
         ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=get_task("trade"),
                                           cost_bps=args.cost_bps, eval_timeout_s=args.eval_timeout))
+    finally:
+        box.close(wait=False)  # a one-shot command: the killed worker's exit need not hold up ours
     if ev.scores is None or not ev.outputs:
         print(f"error: the region was rejected at {ev.stage}: {ev.reason}", file=sys.stderr)
         return 1

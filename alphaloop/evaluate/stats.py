@@ -12,7 +12,6 @@ Everything here is measured on the validation split, the split the loop selects 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,13 +20,18 @@ from statistics import NormalDist
 import numpy as np
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
+from alphaloop.evaluate.columns import (
+    EFFECTIVE_TRIALS_CAP,
+    SPA_REPS,
+    TrialColumns,
+    column_sharpes,
+    sample_columns,
+    spa_test,
+)
 from alphaloop.evaluate.scoring import History
 
 EULER_GAMMA = 0.5772156649015329
 SIGNIFICANCE = 0.05
-SPA_REPS = 1000
-SPA_CAP = 2000  # distinct candidates SPA bootstraps at most: those with the highest mean return (docs/bench.md)
-EFFECTIVE_TRIALS_CAP = 2000  # trials the effective count reads at most; beyond, a seeded sample, scaled to all
 
 
 def split_bh_returns(history: History, split: str = "val") -> np.ndarray:
@@ -83,53 +87,15 @@ def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[flo
             "observations": obs}
 
 
-def spa_test(bh_returns: np.ndarray, accepted_returns: Sequence[np.ndarray], seed: int = 0,
-             reps: int = SPA_REPS, cap: int = SPA_CAP) -> dict[str, float] | None:
-    """Hansen's SPA p-values of the accepted candidates against buy and hold, or None if none."""
-    from arch.bootstrap import SPA
-
-    if not accepted_returns:
-        return None
-    bench = -np.asarray(bh_returns, dtype=np.float64)
-    models = -spa_models(np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns]), cap)
-    if models.shape[0] != bench.size:
-        raise ValueError(f"returns of {models.shape[0]} days against a benchmark of {bench.size} days")
-    key = hashlib.sha256(bench.tobytes() + models.tobytes() + f"{models.shape}:{seed}:{reps}".encode()).hexdigest()
-    if key not in _SPA_DONE:  # the end of a run asks twice (run_statistics, universe_statistics) for one answer
-        spa = SPA(bench, models, reps=reps, bootstrap="stationary", seed=seed)
-        spa.compute()
-        p = spa.pvalues
-        _SPA_DONE.clear()
-        _SPA_DONE[key] = {"lower": float(p["lower"]), "consistent": float(p["consistent"]), "upper": float(p["upper"])}
-    return dict(_SPA_DONE[key])
-
-
-_SPA_DONE: dict[str, dict[str, float]] = {}  # the last SPA computed, by a digest of its inputs
-
-
-def spa_models(returns: np.ndarray, cap: int = SPA_CAP) -> np.ndarray:
-    """The columns SPA bootstraps: each distinct series once (a copy adds nothing to the maximum it
-    tests), and at most ``cap`` of them, those with the highest mean return. The test's statistic is
-    the best standardised mean, and its consistent p-value already sets aside candidates far below the
-    best; the ones dropped here are the furthest below. Cost: reps x days x columns, so a night of
-    thousands of accepted candidates is bounded."""
-    r = np.asarray(returns, dtype=np.float64)
-    if r.shape[1] > 1:
-        _, first = np.unique(r.T, axis=0, return_index=True)
-        r = r[:, np.sort(first)]
-    if r.shape[1] > cap:
-        keep = np.sort(np.argsort(-r.mean(axis=0), kind="stable")[:cap])
-        r = r[:, keep]
-    return r
-
-
 def run_statistics(trials: int, sharpes: Sequence[float], best_returns: np.ndarray,
                    accepted_returns: Sequence[np.ndarray], bh_returns: np.ndarray, seed: int = 0,
-                   reps: int = SPA_REPS, periods_per_year: float = TRADING_DAYS) -> dict:
-    """Both statistics and their plain-language verdicts, JSON-serialisable."""
+                   reps: int = SPA_REPS, periods_per_year: float = TRADING_DAYS, accepted: int | None = None) -> dict:
+    """Both statistics and their plain-language verdicts, JSON-serialisable. ``accepted``: how many were
+    accepted, when ``accepted_returns`` holds only the series SPA tests of them (``TrialColumns.spa_series``)."""
     trials = max(int(trials), 1)
-    out: dict = {"split": "val", "trials": trials, "scored_trials": len(sharpes),
-                 "accepted": len(accepted_returns), **deflated_sharpe(best_returns, trials, sharpes, periods_per_year)}
+    accepted = len(accepted_returns) if accepted is None else accepted
+    out: dict = {"split": "val", "trials": trials, "scored_trials": len(sharpes), "accepted": accepted,
+                 **deflated_sharpe(best_returns, trials, sharpes, periods_per_year)}
     if out["dsr"] >= 1 - SIGNIFICANCE:
         out["verdict_dsr"] = (f"the best candidate's Sharpe {out['best_sharpe']:.2f} is significant at 5% after "
                               f"deflating for {trials} trials (DSR {out['dsr']:.3f})")
@@ -144,11 +110,11 @@ def run_statistics(trials: int, sharpes: Sequence[float], best_returns: np.ndarr
         out["verdict_spa"] = "no accepted candidate to test against buy and hold"
     elif pvalues["consistent"] < SIGNIFICANCE:
         out["verdict_spa"] = (f"the best candidate beats buy and hold at 5% even after accounting for {trials} "
-                              f"trials (SPA p = {pvalues['consistent']:.3f} over {len(accepted_returns)} "
+                              f"trials (SPA p = {pvalues['consistent']:.3f} over {accepted} "
                               f"accepted candidates)")
     else:
         out["verdict_spa"] = (f"no candidate beats buy and hold beyond what luck explains at 5% (SPA p = "
-                              f"{pvalues['consistent']:.3f} over {len(accepted_returns)} accepted candidates, "
+                              f"{pvalues['consistent']:.3f} over {accepted} accepted candidates, "
                               f"{trials} trials)")
     return out
 
@@ -225,18 +191,23 @@ def effective_trials(trial_returns: np.ndarray, raw: int | None = None,
         raise ValueError("trial_returns must be a (days, trials) matrix")
     if not np.isfinite(r).all():
         raise ValueError("trial_returns hold non-finite values")
-    m = r.shape[1]
+    pick = sample_columns(r.shape[1], cap)
+    return effective_of_sample(r if pick is None else r[:, pick], r.shape[1], raw, cap)
+
+
+def effective_of_sample(sample: np.ndarray, m: int, raw: int | None = None,
+                        cap: int = EFFECTIVE_TRIALS_CAP) -> EffectiveTrials:
+    """``effective_trials`` from the columns it reads of ``m`` (all of them, or ``sample_columns``' sample)."""
     raw = m if raw is None else max(int(raw), m)
     if m == 0:
         return EffectiveTrials(raw=raw, sampled=0, effective_sampled=0.0, effective=float(raw),
                                estimator=EFFECTIVE_TRIALS_ESTIMATOR)
     if m > cap:  # a seeded sample, and how its count grows from half of it to all of it, extrapolated to m
-        sample = r[:, np.random.default_rng(0).permutation(m)[:cap]]
         whole, half = _galwey(sample), _galwey(sample[:, : cap // 2])
         growth = float(np.clip(math.log2(whole / half), 0.0, 1.0))  # 1: independent trials, 0: saturated
         eff = min(whole * (m / cap) ** growth, float(m))
     else:
-        eff = _galwey(r)
+        eff = _galwey(sample)
     return EffectiveTrials(raw=raw, sampled=m, effective_sampled=eff, effective=eff * raw / m,
                            estimator=EFFECTIVE_TRIALS_ESTIMATOR)
 
@@ -305,15 +276,6 @@ def expected_max_sharpe_float(trials: float, variance: float) -> float:
         return 0.0
     z = (1 - EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / trials) + EULER_GAMMA * _NORMAL.inv_cdf(1 - 1 / (trials * math.e))
     return float(math.sqrt(variance) * z)
-
-
-def column_sharpes(returns: np.ndarray, periods_per_year: float = TRADING_DAYS) -> np.ndarray:
-    """Annualised Sharpe of each column (ddof=1, as the backtester); 0 for a constant column."""
-    r = np.asarray(returns, dtype=np.float64)
-    sd = r.std(axis=0, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(sd > 1e-15, r.mean(axis=0) / sd, 0.0)
-    return out * math.sqrt(periods_per_year)
 
 
 @dataclass(frozen=True)
@@ -427,29 +389,46 @@ def universe_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nda
         raise ValueError(f"returns of {r.shape[0]} days against a benchmark of {bh.size} days")
     if not 0 <= best < r.shape[1]:
         raise ValueError(f"best column {best} outside the {r.shape[1]} trials")
+    cols = set(range(r.shape[1])) if accepted is None else {int(c) for c in accepted}
+    columns = TrialColumns(r.shape[1], bh, periods_per_year)
+    for j in range(r.shape[1]):
+        columns.add(r[:, j], best=j == best, spa=j in cols)
+    return trial_statistics(columns, trials, sharpes, trials_count, instruments, best_iteration, per_instrument,
+                            split, seed, reps)
+
+
+def trial_statistics(columns: TrialColumns, trials: int, sharpes: Sequence[float] | None = None,
+                     trials_count: str = "raw", instruments: int = 1, best_iteration: int | None = None,
+                     per_instrument: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                     split: str = "val", seed: int = 0, reps: int = SPA_REPS) -> RunStatistics:
+    """``universe_statistics`` from the trial columns as streamed (``TrialColumns``): the end of a run feeds
+    them one accepted candidate at a time, so its memory does not grow with the night."""
+    if columns.best is None:
+        raise ValueError("no trial column is marked best")
     if trials_count not in ("raw", "effective"):
         raise ValueError("trials_count must be 'raw' or 'effective'")
-    trials = max(int(trials), r.shape[1])
-    cols = list(range(r.shape[1])) if accepted is None else sorted({int(c) for c in accepted})
-    eff = effective_trials(r, trials)
+    trials = max(int(trials), columns.count)
+    eff = effective_of_sample(columns.sample(), columns.count, trials)
     n = eff.effective if trials_count == "effective" else float(trials)
-    excess = r - bh[:, None]
-    ppy = periods_per_year
-    raw_sharpes = column_sharpes(r, ppy) if sharpes is None else np.asarray(sharpes, dtype=np.float64)
-    dsr_r = deflate(r[:, best], raw_sharpes, n, "returns", trials_count, ppy)
-    dsr_x = deflate(excess[:, best], column_sharpes(excess, ppy), n, "excess over buy and hold", trials_count, ppy)
+    ppy = columns.periods_per_year
+    raw_sharpes = np.asarray(columns.sharpes if sharpes is None else sharpes, dtype=np.float64)
+    dsr_r = deflate(columns.best, raw_sharpes, n, "returns", trials_count, ppy)
+    dsr_x = deflate(columns.best - columns.bh, np.asarray(columns.excess_sharpes), n, "excess over buy and hold",
+                    trials_count, ppy)
     benchmark = f"the equal-weight buy and hold of the {instruments} instrument{'s' * (instruments != 1)}"
     spa = None
-    if cols:
-        p = spa_test(bh, [r[:, c] for c in cols], seed=seed, reps=reps)
-        spa = SpaResult(lower=p["lower"], consistent=p["consistent"], upper=p["upper"], candidates=len(cols),
-                        reps=reps, benchmark=benchmark, tested=spa_models(r[:, cols]).shape[1])
+    if columns.spa_candidates:
+        tested = columns.spa_series()
+        p = spa_test(columns.bh, tested, seed=seed, reps=reps)
+        spa = SpaResult(lower=p["lower"], consistent=p["consistent"], upper=p["upper"],
+                        candidates=columns.spa_candidates, reps=reps, benchmark=benchmark, tested=len(tested))
     figures = [_instrument_figures(name, a, b, ppy) for name, (a, b) in (per_instrument or {}).items()]
     v_dsr, v_x, v_spa, verdict = verdicts(dsr_r, dsr_x, spa)
     return RunStatistics(split=split, instruments=instruments, trials=trials,
-                         scored_trials=len(raw_sharpes), accepted=len(cols), best_iteration=best_iteration,
-                         effective_trials=eff, dsr_returns=dsr_r, dsr_excess=dsr_x, spa=spa, per_instrument=figures,
-                         verdict=verdict, verdict_dsr=v_dsr, verdict_dsr_excess=v_x, verdict_spa=v_spa)
+                         scored_trials=len(raw_sharpes), accepted=columns.spa_candidates,
+                         best_iteration=best_iteration, effective_trials=eff, dsr_returns=dsr_r, dsr_excess=dsr_x,
+                         spa=spa, per_instrument=figures, verdict=verdict, verdict_dsr=v_dsr, verdict_dsr_excess=v_x,
+                         verdict_spa=v_spa)
 
 
 def _instrument_figures(name: str, returns: np.ndarray, bh: np.ndarray,

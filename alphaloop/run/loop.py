@@ -281,7 +281,7 @@ class Loop:
             self.wd.write_record(record)
             record = self.wd.record(record.iteration)
         state.apply(record, learnings, self.task)
-        self.wd.write_views(state, with_rule(learnings.render(), self.cfg.workers), self._row(record))
+        self.wd.write_views(state, with_rule(learnings.render(), self.cfg.workers), self._row(record), record)
         return record
 
     def _row(self, record: IterationRecord) -> str:

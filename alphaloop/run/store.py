@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,6 +55,29 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
     """The arrays ``atomic_write_arrays`` wrote, by name."""
     with np.load(Path(path), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def atomic_write_zip(path: Path, members: dict[str, bytes]) -> None:
+    """Files as one zip archive (deflated; fsynced before the rename): readable by ``unzip`` and by
+    ``zip_member`` without unpacking the rest."""
+    def write(fh: BinaryIO) -> None:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+
+    _atomic_write(path, write, durable=True)
+
+
+def zip_names(path: Path) -> list[str]:
+    """The member names of a zip archive."""
+    with zipfile.ZipFile(path) as z:
+        return z.namelist()
+
+
+def zip_member(path: Path, name: str) -> bytes:
+    """One member of a zip archive, as bytes (KeyError when it holds none by that name)."""
+    with zipfile.ZipFile(path) as z:
+        return z.read(name)
 
 
 def append_text(path: Path, text: str) -> None:

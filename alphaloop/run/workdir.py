@@ -9,7 +9,10 @@ A commit costs the same at iteration 100,000 as at iteration 1 (docs/workdir.md 
 the record is written whole (fsynced with its trade file: what a resume starts from), its returns go to a
 small binary sidecar only when something reads them, results.tsv gets one appended row, and state.json
 (constant size) is a checkpoint written every ``CHECKPOINT_EVERY`` records: a resume replays the records
-after it, exactly as it replays those a kill left behind.
+after it, exactly as it replays those a kill left behind. ``index.jsonl`` gets one short line per record
+(``run.index``): what the statistics and the report read instead of every record file. A rejected
+candidate's files are packed, a block of ``PACK_EVERY`` iterations to one zip under ``packs/`` (``run.packs``),
+once the run is a block past them: the readers below read a packed file as they read a loose one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from alphaloop.candidate import RegionError, extract_region
+from alphaloop.run.index import index_entry, index_line, parse_index
+from alphaloop.run.packs import Packs
 from alphaloop.run.records import CrossMarket, IterationRecord, RecordError, RunStats, StressCache, TestReading
 from alphaloop.run.state import LoopState
 from alphaloop.run.store import (
@@ -33,6 +38,7 @@ from alphaloop.run.store import (
     clean_temp_files,
     read_arrays,
     read_json,
+    zip_names,
 )
 
 TRADE = "iter_{n}_trade.py"
@@ -42,6 +48,7 @@ RETURNS = "iter_{n}_returns.npz"  # the record's daily returns (float64, numpy's
 RETURNS_JSON = "iter_{n}_returns.json"  # schema 1's sidecar (every split, as JSON text): still read
 CHECKPOINT_EVERY = 25  # records between two writes of state.json; a resume replays at most this many more
 REPLY = "iter_{n}_reply.md"
+INDEX = "index.jsonl"  # one short JSON line per record (alphaloop.run.index), appended at commit
 STATE = "state.json"
 RESULTS_TSV = "results.tsv"
 LEARNINGS = "learnings.md"
@@ -75,10 +82,10 @@ def kept_returns(record: IterationRecord) -> tuple[dict[str, list[float]] | None
     return {k: v for k, v in record.returns.items() if k.startswith("val")}, None
 
 
-def _read(path: Path) -> Any:
-    """JSON from ``path``; a file that is not JSON is a RecordError naming it."""
+def _read(path: Path, text: str | None = None) -> Any:
+    """JSON from ``path`` (or its ``text``, read from a pack); a file that is not JSON is a RecordError naming it."""
     try:
-        return read_json(path)
+        return read_json(path) if text is None else json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecordError(f"{path}: not valid JSON ({exc})") from exc
 
@@ -90,6 +97,7 @@ class Workdir:
         self.root = Path(root)
         self._checkpoint: int | None = None  # next_iteration of the last state.json this object wrote
         self._best: int | None = None  # the iteration best_trade.py was last copied from by this object
+        self.packs = Packs(self.root)
 
     # ----- names -----------------------------------------------------------------------------
     def trade(self, n: int) -> Path:
@@ -110,6 +118,18 @@ class Workdir:
     @property
     def state(self) -> Path:
         return self.root / STATE
+
+    @property
+    def index(self) -> Path:
+        return self.root / INDEX
+
+    def read_iteration_file(self, path: Path, n: int) -> str:
+        """The text of one of iteration ``n``'s files (``trade``, ``results``, ``reply``), loose or packed."""
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+        if path.name in self.packs.names(n):
+            return self.packs.read(n, path.name).decode("utf-8")
+        raise FileNotFoundError(f"{path} (nor in {self.packs.of(n)})")
 
     @property
     def results_tsv(self) -> Path:
@@ -162,7 +182,17 @@ class Workdir:
 
     # ----- candidates ------------------------------------------------------------------------
     def region(self, n: int) -> str:
-        return extract_region(self.trade(n).read_text(encoding="utf-8"))
+        return extract_region(self.read_iteration_file(self.trade(n), n))
+
+    def unpack(self, n: int) -> list[Path]:
+        """Put iteration ``n``'s packed files back beside the others (readers prefer a loose file, whose text
+        is the packed one); returns the files written."""
+        out = []
+        for path in (self.trade(n), self.results(n), self.reply(n)):
+            if not path.is_file() and path.name in self.packs.names(n):
+                atomic_write_text(path, self.read_iteration_file(path, n), durable=False)
+                out.append(path)
+        return out
 
     def write_trade(self, n: int, text: str) -> None:
         atomic_write_text(self.trade(n), text)
@@ -217,13 +247,13 @@ class Workdir:
         atomic_write_json(self.results(record.iteration), d)
 
     def has_record(self, n: int | None) -> bool:
-        return n is not None and n >= 0 and self.results(n).is_file()
+        return n is not None and n >= 0 and (self.results(n).is_file() or self.results(n).name in self.packs.names(n))
 
     def record(self, n: int, returns: bool = True) -> IterationRecord:
         """``iter_N_results.json`` with its returns joined back (records before the sidecar held them inline);
         ``returns=False`` skips the sidecar, for readers that never look at the daily series."""
         path = self.results(n)
-        d = _read(path)
+        d = _read(path, None if path.is_file() else self.read_iteration_file(path, n))
         rec = IterationRecord.from_json(d, str(path))
         if not returns:
             return rec
@@ -242,25 +272,65 @@ class Workdir:
             rec.instrument_returns = side.get(SIDECAR_INSTRUMENTS)
         return rec
 
+    def has_returns(self, n: int) -> bool:
+        """Whether record ``n`` kept daily returns (a sidecar, or inline in an older record)."""
+        if self.returns(n).is_file() or self.returns_json(n).is_file():
+            return True
+        return self.has_record(n) and self.record(n, returns=False).returns is not None
+
+    def split_returns(self, n: int, split: str = "val") -> np.ndarray | None:
+        """One split's daily returns of record ``n`` (a column of the statistics' trial matrix), reading that one
+        array of its sidecar; None when none was kept."""
+        path = self.returns(n)
+        if not path.is_file():  # a schema-1 sidecar, or returns inline in an older record
+            series = (self.record(n).returns or {}).get(split) if self.has_record(n) else None
+            return None if series is None else np.asarray(series, dtype=np.float64)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return z[split] if split in z.files else None
+        except (OSError, ValueError) as exc:
+            raise RecordError(f"{path}: not a returns file alphaloop wrote ({exc})") from exc
+
     def record_or_none(self, n: int | None) -> IterationRecord | None:
         return self.record(n) if self.has_record(n) else None
 
     def records(self) -> list[IterationRecord]:
         """Records 0, 1, ... up to the first gap (the loop writes them in order)."""
         out, n = [], 0
-        while self.results(n).is_file():
+        while self.has_record(n):
             out.append(self.record(n))
+            n += 1
+        return out
+
+    def index_entries(self, project: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
+        """Every record's index entry (``run.index``), 0, 1, ... up to the first gap: index.jsonl's lines,
+        and for a record it lacks (a folder from before it, a line a kill cut) the entry read from the record;
+        each passed through ``project`` when given (what the reader keeps of it)."""
+        have: dict[int, Any] = {}
+        if self.index.is_file():
+            with open(self.index, encoding="utf-8") as fh:
+                have = parse_index(fh, project)
+        out, n = [], 0
+        while n in have or self.has_record(n):
+            if n in have:
+                out.append(have.pop(n))
+            else:
+                entry = index_entry(self.record(n, returns=False))
+                out.append(entry if project is None else project(entry))
             n += 1
         return out
 
     def all_records(self, notes: list[str], returns_of: Container[int] | None = None) -> list[IterationRecord]:
         """Every record here in iteration order; one that cannot be read becomes a note (the report's view).
         ``returns_of``: the iterations whose daily returns are joined (default all)."""
-        numbered = []
-        for path in self.root.glob(RESULTS.format(n="*")):
-            match = ITER_FILE.fullmatch(path.name)
+        names = [p.name for p in self.root.glob(RESULTS.format(n="*"))]
+        for pack in self.packs.all():
+            names += zip_names(pack)
+        numbered = set()
+        for name in names:
+            match = ITER_FILE.fullmatch(name)
             if match and match.group(2) == "results.json":
-                numbered.append(int(match.group(1)))
+                numbered.add(int(match.group(1)))
         out = []
         for n in sorted(numbered):
             try:
@@ -278,13 +348,16 @@ class Workdir:
         atomic_write_json(self.state, state.to_json())
         self._checkpoint = state.next_iteration
 
-    def write_views(self, state: LoopState, learnings: str, row: str | None = None) -> None:
+    def write_views(self, state: LoopState, learnings: str, row: str | None = None,
+                    record: IterationRecord | None = None) -> None:
         """What follows each committed record, in constant work: its results.tsv ``row`` (the task's text of
-        the record) appended, learnings.md (bounded) rewritten, best_trade.py when the best changed, and the
-        state checkpoint when due. None of them is fsynced: after a kill or a crash ``resume_views`` rebuilds
-        them from the records."""
+        the record) and its index line appended, learnings.md (bounded) rewritten, best_trade.py when the best
+        changed, the state checkpoint when due, and a block of rejected candidates' files packed when one is
+        due. None of them is fsynced: after a kill or a crash ``resume_views`` rebuilds them from the records."""
         if row is not None:
             append_text(self.results_tsv, row)
+        if record is not None:
+            append_text(self.index, index_line(record))
         atomic_write_text(self.learnings, learnings, durable=False)
         best = state.best.iteration if state.best else None
         if best is not None and (best != self._best or not self.best_trade.is_file()):
@@ -292,19 +365,33 @@ class Workdir:
             self._best = best
         if self._checkpoint is None or state.next_iteration - self._checkpoint >= CHECKPOINT_EVERY:
             self.write_state(state)
+        block = self.packs.due_at(state.next_iteration)
+        if block is not None:
+            self.packs.pack(block, self._rejected_files)
 
     def resume_views(self, state: LoopState, header: str, learnings: str,
                      row_of: Callable[[IterationRecord], str]) -> None:
-        """At a run's start, after the replay: results.tsv holds exactly the rows of iterations
-        0..next_iteration-1 (those on disk, any missing one rebuilt from its record by ``row_of``, the task's
-        row text), then every view
-        and state.json are written."""
+        """At a run's start, after the replay: results.tsv and index.jsonl hold exactly the rows of iterations
+        0..next_iteration-1 (those on disk, any missing one rebuilt from its record; ``row_of``: the task's
+        row text), packs due are written, then every view and state.json."""
         rows = self._tsv_rows(header)
         lines = (rows.get(n) or row_of(self.record(n)) for n in range(state.next_iteration))
         atomic_write_text(self.results_tsv, header + "".join(lines))
+        have = parse_index(self.index.read_text(encoding="utf-8")) if self.index.is_file() else {}
+        entries = (json.dumps(have[n], separators=(",", ":")) + "\n" if n in have
+                   else index_line(self.record(n, returns=False), now=False) for n in range(state.next_iteration))
+        atomic_write_text(self.index, "".join(entries), durable=False)
+        for block in self.packs.due(state.next_iteration):  # packs a kill left unwritten or unswept
+            self.packs.pack(block, self._rejected_files)
         self._best = None
         self.write_views(state, learnings)
         self.write_state(state)
+
+    def _rejected_files(self, n: int) -> list[Path]:
+        """What a pack takes of iteration ``n``: a rejected candidate's files (none of an accepted one's)."""
+        if not self.results(n).is_file() or _read(self.results(n)).get("status") == "accepted":
+            return []
+        return [self.results(n), self.trade(n), self.reply(n)]
 
     def _tsv_rows(self, header: str) -> dict[int, str]:
         """The complete rows of results.tsv by iteration, when it has this header (else none)."""

@@ -42,6 +42,7 @@ class Task(ABC):
     baseline: str = "baseline (the region of the starting trade.py)"  # iteration 0's description
     shows_trades: bool = True  # whether the prompt's population lines give a trade count
     has_positions: bool = True  # stress, the second market and the report's trade sections judge positions
+    benchmark_words: str = "buy & hold"  # the benchmark in the report's words (cards, charts, assumptions)
 
     # ----- the candidate's contract ---------------------------------------------------------
     def gate(self) -> Callable[[str], Any]:
@@ -266,6 +267,19 @@ class Task(ABC):
         split once, print it beside validation, record the reading; returns the exit code.
 
         Why: what a test reading shows (a backtest, a calibration table) is the task's."""
+
+    def costs_words(self, cost_bps: float) -> str:
+        """What the costs are and how a decision fills, in the report's assumptions line.
+
+        Why: a position change and a change of weights are costed and filled in the task's own terms."""
+        return (f"{cost_bps:g} bp of the traded value per change of position; a signal at a bar's close trades at "
+                "that close")
+
+    def report_omits(self) -> frozenset[str]:
+        """Ids of the shared report's sections this task's runs do not have (its own sections may replace them).
+
+        Why: the trade sections (round trips, stress, the second market) read positions a task may not take."""
+        return frozenset()
 
     def report_sections(self, run: Any) -> list[str]:
         """HTML sections of the task's own in the shared report (its ``present.report.data.Run``), or none.

@@ -1,4 +1,11 @@
-"""The report's reading of a run: every file the loop writes, read once; a broken file becomes a note."""
+"""The report's reading of a run: every file the loop writes, read once; a broken file becomes a note.
+
+Up to ``sample.TABLE_ROWS`` iterations every record is read whole. Beyond, the run's index (``index.jsonl``,
+one short line an iteration: status, stage, validation figures) stands for each iteration, and only the
+records the report shows one by one are read whole: those its tables list (``sample.table_records``),
+the population and their ancestors. A night of 100,000 iterations is then read in seconds, not in a pass
+over 100,000 record files (docs/report.md "What the report reads").
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from alphaloop.candidate import RegionError
 from alphaloop.data.frozen import DataError, load_splits, load_universe, manifest_digest, prices_words, return_column
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories
+from alphaloop.present.report.sample import TABLE_ROWS, table_records
 from alphaloop.run.records import RecordError
 from alphaloop.run.store import read_json
 from alphaloop.run.workdir import Workdir
@@ -91,7 +99,7 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
     """Read every file the loop writes (through ``workdir``'s typed readers); a broken one becomes a note."""
     wd, notes = Workdir(workdir), []
     state = _read(lambda: wd.read_state().to_json() if wd.has_run() else None, wd.state.name, notes) or {}
-    records = [r.to_json() for r in wd.all_records(notes, drawn_returns(state))]
+    records = read_records(wd, state, notes)
     frozen_path = Path(data_dir) / "manifest.json"  # the data folder's own manifest (alphaloop.data.frozen names it)
     frozen = _read(lambda: read_json(frozen_path) if frozen_path.is_file() else None, frozen_path.name, notes)
     manifest = _read(wd.read_manifest, wd.manifest.name, notes) or frozen
@@ -127,6 +135,39 @@ def load_run(workdir: Path, data_dir: Path) -> Run:
             notes.append(f"{wd.trade(run.best).name} could not be read ({type(exc).__name__}); the best candidate's "
                          "code is left out")
     return run
+
+
+def read_records(wd: Workdir, state: dict, notes: list[str]) -> list[dict]:
+    """Every iteration's record dict: whole, or beyond ``TABLE_ROWS`` iterations its index entry for those the
+    report only counts and charts (the entry has the record's keys the charts and counts read)."""
+    try:
+        entries = wd.index_entries()
+    except (OSError, RecordError) as exc:
+        notes.append(f"{wd.index.name} could not be read ({type(exc).__name__}); every record is read instead")
+        entries = []
+    drawn = drawn_returns(state)
+    if len(entries) <= TABLE_ROWS:
+        return [r.to_json() for r in wd.all_records(notes, drawn)]
+    members = [int(m["iteration"]) for m in state.get("population") or [] if isinstance(m, dict)]
+    shown, _ = table_records(entries, members, record_value, TABLE_ROWS)
+    detail = {r["iteration"] for r in shown}
+    parents = {e["iteration"]: e.get("parent") for e in entries}
+    for n in [*members, state.get("best_iteration")]:
+        for _ in range(12):  # the lineage the members' descriptions walk (members.lineage)
+            if not isinstance(n, int):
+                break
+            detail.add(n)
+            n = parents.get(n)
+    out = []
+    for entry in entries:
+        n = entry["iteration"]
+        if n in detail:
+            try:
+                entry = wd.record(n, drawn is None or n in drawn).to_json()
+            except (OSError, RecordError) as exc:
+                notes.append(f"{wd.results(n).name} could not be read ({exc}); its index line stands for it")
+        out.append(entry)
+    return out
 
 
 def _universe_bh(data_dir: Path, notes: list[str]) -> dict | None:

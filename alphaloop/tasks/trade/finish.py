@@ -9,8 +9,9 @@ from collections.abc import Callable
 import numpy as np
 
 from alphaloop.commands.inputs import FinishInputs
+from alphaloop.evaluate.columns import TrialColumns
 from alphaloop.evaluate.cross_market import format_cross, load_cross_history, score_cross
-from alphaloop.evaluate.stats import run_statistics, universe_statistics
+from alphaloop.evaluate.stats import run_statistics, trial_statistics
 from alphaloop.evaluate.stress import stress_or_failure, stress_penalty
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import instrument_bh_returns
@@ -35,40 +36,51 @@ def finish_steps(run: FinishInputs, sandbox: Sandbox) -> list[tuple[str, Callabl
 
 
 def write_statistics(run: FinishInputs) -> RunStats | None:
-    """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation)."""
+    """Trials, deflated Sharpe of the best and Hansen's SPA over accepted candidates (validation).
+
+    Reads the run's index (one line an iteration) and then each accepted candidate's validation returns one
+    at a time into ``TrialColumns``, which keeps what the statistics read: memory stays bounded however
+    long the night (docs/bench.md "End-of-run statistics at scale")."""
     state = run.state
-    records = run.wd.records()
-    scored = [r for r in records if r.scores]
-    accepted = [r for r in records if r.accepted and r.returns]
-    if state.best is None or not accepted:
+    entries = run.wd.index_entries(_trial)  # (iteration, accepted, val Sharpe or None when never scored)
+    accepted = [n for n, ok, _ in entries if ok and run.wd.has_returns(n)]
+    if state.best is None or state.best.iteration not in accepted:
         console.print("statistics: no accepted candidate yet; nothing to test")
         return None
-    best = next(r for r in accepted if r.iteration == state.best.iteration)
-    sharpes = [r.split("val")["sharpe"] for r in scored]
+    sharpes = [s for _, _, s in entries if s is not None]
     bh_returns = universe_bh_returns(run.histories, "val")  # the equal-weight buy and hold (one: its own)
+    ppy = run.histories[0].periods_per_year
+    columns = TrialColumns(len(accepted), bh_returns, ppy)
+    for n in accepted:
+        columns.add(run.wd.split_returns(n, "val"), best=n == state.best.iteration)
     stats = run_statistics(
-        trials=state.trials, sharpes=sharpes, best_returns=np.asarray(best.returns["val"]),
-        accepted_returns=[np.asarray(r.returns["val"]) for r in accepted], bh_returns=bh_returns, seed=run.seed,
-        periods_per_year=run.histories[0].periods_per_year,
-    )
+        trials=state.trials, sharpes=sharpes, best_returns=columns.best, accepted_returns=columns.spa_series(),
+        bh_returns=bh_returns, seed=run.seed, periods_per_year=ppy, accepted=len(accepted))
     stats["best_iteration"] = state.best.iteration
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
     # buy and hold, the effective number of trials and a verdict that only SPA may word as "beats" sit beside it.
-    matrix = np.column_stack([np.asarray(r.returns["val"]) for r in accepted])
+    best = run.wd.record(state.best.iteration)
     per = None
     if best.instrument_returns:  # several instruments: the best on each beside that instrument's buy and hold
         per = {name: (np.asarray(r), instrument_bh_returns(h, "val"))
                for name, r, h in zip(run.instrument_names, best.instrument_returns, run.histories, strict=True)}
-    universe = universe_statistics(
-        matrix, best=accepted.index(best), bh_returns=bh_returns, trials=state.trials, sharpes=sharpes,
-        instruments=len(run.histories), per_instrument=per, best_iteration=state.best.iteration,
-        seed=run.seed, periods_per_year=run.histories[0].periods_per_year)
+    universe = trial_statistics(
+        columns, trials=state.trials, sharpes=sharpes, instruments=len(run.histories), per_instrument=per,
+        best_iteration=state.best.iteration, seed=run.seed)
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     result = RunStats.from_json(stats, "the run's statistics")
     run.wd.write_stats(result)
     console.print(universe.format())
     return result
+
+
+def _trial(entry: dict) -> tuple[int, bool, float | None]:
+    """What the statistics keep of an index entry: its iteration, whether accepted, its validation Sharpe
+    (NaN when stored as null, None when it has no validation figures)."""
+    val = ((entry.get("scores") or {}).get("splits") or {}).get("val")
+    sharpe = None if not val else float("nan") if val.get("sharpe") is None else float(val["sharpe"])
+    return int(entry["iteration"]), entry.get("status") == "accepted", sharpe
 
 
 def run_population_stress(run: FinishInputs, sandbox: Sandbox) -> StressCache:
