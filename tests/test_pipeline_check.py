@@ -131,9 +131,14 @@ def generate_features(df):
 def strategy_logic(row):
     return 1 if row["noise"] > 0 else -1
 """
-    ev = run(code, history)
-    assert ev.stage == "lookahead" and ev.reason.startswith(UNSEEDED)
-    assert ev.reason.endswith("unseeded: line 3: np.random.default_rng() without a seed")
+    box = InProcessSandbox()
+    ev = run(code, history, sandbox=box)
+    assert ev.stage == "lookahead" and ev.reason.startswith("seed your random numbers")
+    assert "(line 3: np.random.default_rng() without a seed)" in ev.reason
+    assert box.calls == [1]  # named before any probe runs: frames forked from one process may draw alike
+    hidden = code.replace("default_rng()", "default_rng(None)")  # a draw the static reading does not see
+    ev = run(hidden, history)
+    assert ev.stage == "lookahead" and ev.reason == UNSEEDED  # the full run, run again, did not reproduce itself
     assert ev.details["lookahead"]["rerun_alone"] == ["full run"]
 
 
