@@ -53,3 +53,14 @@ def test_building_on_a_member_that_regressed_says_so(run: Workdir) -> None:
     drop = worse.split("val")["sharpe"] - better.split("val")["sharpe"]
     assert f"({drop:+.3f} val sharpe)" in told
     assert "+" in building_on(better.iteration, better, worse)
+
+
+def test_the_trade_guards_read_once_each(run: Workdir) -> None:
+    """A real prompt read 'min round trips per year on validation 1 round trips/year'."""
+    from alphaloop.evaluate.guards import GuardLimits
+    from alphaloop.propose.prompting import format_guards
+    from alphaloop.tasks.trade.evidence import evidence
+
+    rec = run.record(0)
+    text = format_guards(evidence(1, 0, rec, rec, None, GuardLimits())["guards"])
+    assert "min round trips on validation 1 a year;" in text and "round trips/year" not in text

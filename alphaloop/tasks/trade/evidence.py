@@ -67,8 +67,8 @@ def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: It
                   f"not stack changes on one line: iter {last} {what}")
     unchanged = bool(latest and grand and latest.positions_sha256
                      and latest.positions_sha256 == grand.positions_sha256)
-    guards = (GuardThreshold("min round trips per year on validation", limits.min_round_trips_per_year,
-                             "round trips/year"),
+    guards = (GuardThreshold("min round trips on validation", limits.min_round_trips_per_year,
+                             "a year"),
               GuardThreshold("max turnover", limits.max_turnover_per_year, "position changes/year"),
               GuardThreshold("always long (= buy and hold) at exposure", 100 * limits.always_long_exposure,
                              "% of days"),
