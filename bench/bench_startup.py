@@ -75,8 +75,10 @@ def main() -> None:
     for _ in range(a.pairs):
         pairs.append((timed(check), timed(weekend)))
     c, w = statistics.median(x for x, _ in pairs), statistics.median(y for _, y in pairs)
+    ratios = sorted(x / y for x, y in pairs)
     print(f"one-shot, {a.pairs} alternated pairs: check {c:.3f} s, weekend trade.py {w:.3f} s, "
-          f"ratio {c / w:.2f}x (goal <= 1.5x)")
+          f"ratio {c / w:.2f}x (goal <= 1.5x); pair by pair median {statistics.median(ratios):.2f}x, "
+          f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,33 @@ def allocate(day):
     t = hits[0]
     return {i: (0.2 if SEEN[i][t + 1] > SEEN[i][t] else -0.2) for i in day.index}
 '''
+
+# Keyed to row numbers (a feature counting rows) and to day numbers (days since an epoch): the invariance probes'
+# targets.
+ROW_KEYED = '''
+def generate_features(df):
+    df["row"] = np.arange(len(df)).astype(float)
+    df["mom"] = df["Close"].pct_change(20)
+    return df
+
+def allocate(day):
+    ranked = day["mom"].dropna().sort_values()
+    if len(ranked) < 2:
+        return {}
+    sign = 1.0 if day["row"].iloc[0] % 10 < 5 else -1.0
+    return {ranked.index[-1]: 0.5 * sign, ranked.index[0]: -0.5 * sign}
+'''
+
+DAY_KEYED = '''
+def generate_features(df):
+    df["day"] = df.index.to_julian_date().to_numpy()
+    df["mom"] = df["Close"].pct_change(20)
+    return df
+
+def allocate(day):
+    ranked = day["mom"].dropna().sort_values()
+    if len(ranked) < 2:
+        return {}
+    sign = 1.0 if day["day"].iloc[0] % 13 < 6 else -1.0
+    return {ranked.index[-1]: 0.5 * sign, ranked.index[0]: -0.5 * sign}
+'''

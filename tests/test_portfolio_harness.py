@@ -5,13 +5,14 @@ the reasons a person can act on; one instrument (a universe of one) checked too.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.portfolio_support import CROSS_LEAK, universe_frames
+from tests.portfolio_support import CROSS_LEAK, DAY_KEYED, universe_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +67,14 @@ def test_check_rejects_reading_another_instruments_future_at_lookahead(universe:
     assert not v["accepted"] and v["stage"] == "lookahead" and "instrument" in v["reason"]
 
 
+def test_check_rejects_weights_keyed_to_day_numbers_at_the_guards(universe: Path) -> None:
+    (universe / "days.py").write_text(DAY_KEYED)
+    v = verdict(run(str(ROOT / "harness.py"), "check", "--task", "portfolio", "--data", str(universe / "data"),
+                    str(universe / "days.py"), cwd=universe))
+    assert not v["accepted"] and v["stage"] == "guards", v
+    assert "allocate's weights change" in v["reason"] and "other years with the same calendar" in v["reason"]
+
+
 def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     wd, data = universe / "run", str(universe / "data")
     res = run(str(ROOT / "harness.py"), "--task", "portfolio", "--proposer", "offline", "--iterations", "2",
@@ -80,6 +89,13 @@ def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     assert stats["split"] == "val" and "spa_pvalues" in stats and "cash" in stats["universe"]
     record = json.loads((wd / "iter_0_results.json").read_text())
     assert record["scores"]["splits"]["val"]["bh_sharpe"] is not None and "contributions" in record["scores"]
+    # the candidates are saved under the task's own name, say what they are and run as scripts
+    assert (wd / "best_portfolio.py").is_file() and not list(wd.glob("*_trade.py"))
+    assert (wd / "iter_1_portfolio.py").read_text().startswith('"""A portfolio allocation')
+    res = subprocess.run([sys.executable, str(wd / "iter_1_portfolio.py"), "--data", data], cwd=universe, text=True,
+                         capture_output=True, timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "ACCEPTED" in res.stdout or "REJECTED" in res.stdout, res.stdout + res.stderr
+    assert verdict(res)["accepted"] == (res.returncode == 0) and "equal-weight buy and hold" in res.stdout
     res = run(str(ROOT / "harness.py"), "final", "--workdir", str(wd), "--data", data, cwd=universe)
     assert res.returncode == 0, res.stdout + res.stderr
     out = verdict(res)
@@ -87,6 +103,16 @@ def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     assert out["readings"] == 1 and "held-out panel" in out["holdout_test"]
     report = (wd / "report.html").read_text()
     assert '<section id="portfolio">' in report and "weights held on each test-split date" in report
+    # the trade sections (round trips, per-year trades, stress, second market) are not a portfolio's: replaced
+    for sid in ("equity", "years", "analysis", "folds", "stress", "cross"):
+        assert f'<section id="{sid}"' not in report and f'href="#{sid}"' not in report, sid
+    for sid in ("population", "best", "portfolio", "stats"):
+        assert report.count(f'<section id="{sid}"') == 1, sid
+    assert "val trades" not in report and "round trips" not in report and "trade list" not in report
+    assert "equal-weight buy &amp; hold val Sharpe" in report and "summed absolute weight changes" in report
+    assert "growth of 1, net of costs, beside the equal-weight buy and hold" in report
+    assert "val EW B&amp;H Sharpe" in report and "train fold 1 (" in report
+    assert report.count('<pre class="code hl">') == 1  # the pick's code, once
 
 
 def test_one_instrument_is_a_universe_of_one(universe: Path) -> None:

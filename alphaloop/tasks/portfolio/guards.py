@@ -1,7 +1,8 @@
 """Degenerate and reward-hacking guards that fit portfolios, on the validation split where selection
-happens: hard-coded dates and non-finite features first (reward hacking), then no positions, the
-equal-weight portfolio (the benchmark itself, reported as such), a fixed allocation that never trades,
-and absurd turnover. Duplicates are judged elsewhere, on validation weights and returns."""
+happens: hard-coded dates, the invariance probes' findings (other years, another level, rows moved) and
+non-finite features first (reward hacking), then no positions, the equal-weight portfolio (the
+benchmark itself, reported as such), a fixed allocation that never trades, and absurd turnover.
+Duplicates are judged elsewhere, on validation weights and returns."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
-from alphaloop.evaluate.guards import GuardReport, hard_coded_dates, non_finite
+from alphaloop.evaluate.guards import NO_FINDINGS, GuardReport, hard_coded_dates, non_finite
+from alphaloop.evaluate.invariance import InvarianceFindings
 from alphaloop.evaluate.scoring import History
 
 EQUAL_WEIGHT_TOLERANCE = 1e-6
@@ -36,12 +38,20 @@ def is_equal_weight(weights: np.ndarray, present: np.ndarray) -> bool:
 
 def portfolio_guards(region: str, val: Mapping[str, float], weights: np.ndarray, present: np.ndarray,
                      histories: Sequence[History], features: Sequence[Mapping[str, np.ndarray]],
-                     limits: PortfolioLimits = PortfolioLimits()) -> GuardReport:
-    """Every failing guard in priority order, with the values looked at; ``weights`` and ``present`` are the
-    weights allocate set on the validation dates and their bars ((dates, instruments)), ``features`` each
-    instrument's columns."""
+                     limits: PortfolioLimits = PortfolioLimits(),
+                     invariance: InvarianceFindings = NO_FINDINGS) -> GuardReport:
+    """Every failing guard in priority order (reward hacking first), with the values looked at; ``weights``
+    and ``present`` are what allocate set on the validation dates and their bars ((dates, instruments)),
+    ``features`` each instrument's columns, ``invariance`` what the look-ahead stage's invariance probes
+    found on allocate's weights."""
     report = GuardReport()
     hard_coded_dates(region, report, "weights")
+    moved, kinds = dict(invariance.failures), invariance.kinds
+    report.values["date_shift"] = moved.get("date_dependence", "weights unchanged") if "date_shift" in kinds else None
+    report.values["level_shift"] = moved.get("level_dependence", "weights unchanged") if "level" in kinds else None
+    report.values["position_shift"] = (moved.get("position_dependence", "weights unchanged")
+                                       if kinds & {"prepend", "trim"} else None)
+    report.failures += list(moved.items())
     for k, (h, cols) in enumerate(zip(histories, features, strict=True)):
         bad = non_finite(cols, h.frame.index, [h.windows[s] for s in ("train", "val") if s in h.windows])
         if bad:

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from alphaloop.evaluate.guards import NO_FINDINGS, unseeded_randomness, unseeded_reason
 from alphaloop.evaluate.pipeline import PROBE_TIMEOUT_FACTOR, PROBES_FAILED, Verdict, _outcome_json, _run, region_seed
 from alphaloop.run.diversity import MemberReturns, buy_and_hold_in_disguise, novelty
 from alphaloop.tasks.portfolio.contract import Calendar, WeightsError, validate_weights
 from alphaloop.tasks.portfolio.evidence import weights_key
 from alphaloop.tasks.portfolio.guards import portfolio_guards
+from alphaloop.tasks.portfolio.invariance import judge_panel
 from alphaloop.tasks.portfolio.lookahead import panel_leak, panel_probes
 from alphaloop.tasks.portfolio.outputs import PanelResult
 from alphaloop.tasks.portfolio.scoring import Panel, PortfolioScores, score_portfolio
@@ -76,6 +78,33 @@ def lookahead(t: Trial) -> Verdict:
             info["leak"] = {"probe": f"{probe.kind} after {probe.date.date()}", "reason": leak}
             return Verdict(False, leak, info)
     info["leak"] = None
+    return invariance(t, frames, seed, info, limit)
+
+
+def invariance(t: Trial, frames: tuple, seed: int, info: dict[str, Any], limit: float) -> Verdict:
+    """The invariance probes of the whole panel (the task's ``invariance_probes``: other years, another price
+    level, history prepended, first dates removed) in one more sandbox run, judged on allocate's weights;
+    the findings wait on the trial for the guards stage, as the trade task's do."""
+    budget = t.budget
+    assert budget is not None, "the sandbox stage starts the budget"
+    probes = t.ctx.task.invariance_probes(frames, seed)
+    info["invariance"] = [p.describe() for p in probes]
+    info["invariance_rows"] = sum(len(f) for p in probes for f in p.frames)
+    if not probes:
+        return Verdict(True, "", info)
+    run, fault, spent = _run(t.ctx.sandbox, t.region, [p.frames for p in probes], budget, "invariance", limit,
+                             t.ctx.task)
+    info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
+    if run is None or not run.ok:
+        info["invariance_run"] = {"status": "runner_error", "reason": fault} if run is None else _outcome_json(run)
+        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{run.status}: {run.reason}"), info)
+    full = full_result(t)
+    found = judge_panel(frames, full.arrays, full.features, probes, [r[0].arrays for r in run.results])
+    t.invariances = [found]
+    unseeded = unseeded_randomness(t.region)
+    if unseeded and found.failures:
+        info["unseeded"] = unseeded
+        return Verdict(False, unseeded_reason(unseeded), info)
     return Verdict(True, "", info)
 
 
@@ -91,7 +120,8 @@ def guards(t: Trial) -> Verdict:
     panel = Panel.of(t.ctx.histories)
     a, b = panel.windows["val"]
     report = portfolio_guards(t.region, scores.splits["val"], full_result(t).weights[a:b],
-                              panel.calendar.present[a:b], t.ctx.histories, full_result(t).features)
+                              panel.calendar.present[a:b], t.ctx.histories, full_result(t).features,
+                              invariance=t.invariances[0] if t.invariances else NO_FINDINGS)
     return Verdict(report.ok, report.reason, {**report.values, "failed": [name for name, _ in report.failures]})
 
 

@@ -31,12 +31,12 @@ class PortfolioTask(Task):
     summary = "generate_features + allocate(day) -> weights across instruments, scored against equal weight"
     functions = FUNCTIONS
     metrics = ("sharpe", "total_return", "sortino", "calmar", "cagr", "information_ratio")  # scoring.PORTFOLIO_METRICS
-    region_stem = "portfolio"
     candidates = "portfolios"
     benchmark = "EW B&H"
     baseline = "baseline (examples/portfolio_momentum.py: 120-bar momentum, top third long, bottom third short)"
     shows_trades = False
     has_positions = False
+    benchmark_words = "equal-weight buy & hold"
 
     def start_file(self) -> Path:
         return REPO / "examples" / "portfolio_momentum.py"
@@ -68,6 +68,13 @@ class PortfolioTask(Task):
         from alphaloop.tasks.portfolio.judge import lookahead
 
         return lookahead(t)
+
+    def invariance_probes(self, frame: Any, seed: int) -> list[Any]:
+        """The panel's invariance probes: ``frame`` is the whole panel (one frame per instrument), and one draw
+        of years, level and rows applies to every instrument (``invariance.panel_invariance``)."""
+        from alphaloop.tasks.portfolio.invariance import panel_invariance
+
+        return panel_invariance(tuple(frame), seed)
 
     def outputs_of(self, full: Any) -> Any:
         return full.weights
@@ -189,9 +196,18 @@ class PortfolioTask(Task):
 
         return final_reading(inputs)
 
+    def costs_words(self, cost_bps: float) -> str:
+        return (f"{cost_bps:g} bp of the summed absolute weight changes; weights set at a date's close earn close to "
+                "each instrument's next close")
+
+    def report_omits(self) -> frozenset[str]:
+        """The shared sections that read positions and round trips; the task's own replace them."""
+        return frozenset({"population", "best", "equity", "years", "analysis", "folds", "stress", "cross"})
+
     def report_sections(self, run: Any) -> list[str]:
-        from alphaloop.tasks.portfolio.report import portfolio_html
+        from alphaloop.tasks.portfolio.report import best_html, population_html, portfolio_html
 
         scored = [r for r in run.readings if r.get("status") == "scored"]
         names = list((run.manifest or {}).get("instruments") or [])
-        return [portfolio_html(scored[-1] if scored else None, names, run.best_code or None)]
+        return [population_html(run, run.metric), best_html(run, run.metric),
+                portfolio_html(scored[-1] if scored else None, names)]
