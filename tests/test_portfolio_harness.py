@@ -5,6 +5,7 @@ the reasons a person can act on; one instrument (a universe of one) checked too.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,13 @@ def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     assert stats["split"] == "val" and "spa_pvalues" in stats and "cash" in stats["universe"]
     record = json.loads((wd / "iter_0_results.json").read_text())
     assert record["scores"]["splits"]["val"]["bh_sharpe"] is not None and "contributions" in record["scores"]
+    # the candidates are saved under the task's own name, say what they are and run as scripts
+    assert (wd / "best_portfolio.py").is_file() and not list(wd.glob("*_trade.py"))
+    assert (wd / "iter_1_portfolio.py").read_text().startswith('"""A portfolio allocation')
+    res = subprocess.run([sys.executable, str(wd / "iter_1_portfolio.py"), "--data", data], cwd=universe, text=True,
+                         capture_output=True, timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "ACCEPTED" in res.stdout or "REJECTED" in res.stdout, res.stdout + res.stderr
+    assert verdict(res)["accepted"] == (res.returncode == 0) and "equal-weight buy and hold" in res.stdout
     res = run(str(ROOT / "harness.py"), "final", "--workdir", str(wd), "--data", data, cwd=universe)
     assert res.returncode == 0, res.stdout + res.stderr
     out = verdict(res)

@@ -94,3 +94,18 @@ def test_unpacked_constants_are_kept_as_one_name_each() -> None:
     code = WHOLE_FILE.replace("WINDOW = 2 * 10\n", "WINDOW, SLOW = 2 * 10, 100\n")
     p = parse_reply(f"```python\n{code}```")
     assert "WINDOW = 2 * 10\nSLOW = 100" in p.region and check_region(p.region).ok, p.region
+
+
+def test_a_computed_top_level_name_the_functions_read_is_kept_for_the_gate_to_explain() -> None:
+    """A real reply wrote `_LEVELS = [x / 100 for x in (30, 70)]`; dropped, the gate said only "name '_LEVELS'
+    is not defined" at the lines using it, which the model, having defined it, could not act on."""
+    region = ('_N = 14\n_LEVELS = [x / 100 for x in (30, 70)]\nUNUSED = [1 for _ in ()]\n\n\n'
+              'def generate_features(df):\n    df["r"] = df["Close"].pct_change(_N)\n    return df\n\n\n'
+              'def strategy_logic(row):\n    if pd.isna(row["r"]):\n        return 0\n'
+              '    return 1 if row["r"] > _LEVELS[0] else -1\n')
+    reply = f"Prose first.\n\n```python\n{region}```\n"
+    p = parse_reply(reply)
+    assert "_LEVELS = [x / 100 for x in (30, 70)]" in p.region and p.dropped == ["UNUSED = [1 for _ in ()]"]
+    verdict = check_region(p.region)
+    assert not verdict.ok and "top level" in verdict.reason and "not defined" not in verdict.reason
+    assert in_reply_lines(verdict.reason, reply, p.region).startswith("line 5 of the reply: "), verdict.reason

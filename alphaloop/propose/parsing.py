@@ -322,6 +322,9 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
         wanted.add(name)
         used = {x.id for x in ast.walk(keepable[name]) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)}
         queue += [u for u in used if u in keepable and u not in wanted]
+    # a name the kept code reads but that no constant or def defines (``LEVELS = [x / 100 for x in ...]``)
+    # keeps its statement: dropped, the gate would say only "name 'LEVELS' is not defined" of the line using it
+    read = {x.id for name in wanted for x in ast.walk(keepable[name]) if isinstance(x, ast.Name)}
     lines = region.split("\n")
     kept: list[str] = []
     dropped: list[str] = []
@@ -329,7 +332,7 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
         unpacked = unpacked_constants(node)
         if unpacked is not None and any(name in wanted for name, _ in unpacked):
             kept.append("\n".join(f"{name} = {ast.unparse(value)}" for name, value in unpacked))
-        elif any(name in wanted for name in defined_names(node)):
+        elif any(name in wanted or (name in read and name not in keepable) for name in defined_names(node)):
             start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
             kept.append("\n".join(lines[start - 1 : node.end_lineno]))
         else:

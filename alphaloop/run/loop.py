@@ -91,7 +91,7 @@ class Loop:
         self.proposer = BoundedProposer(proposer, config.workers)  # at most N requests at once
         self.proposer_label = proposer_label
         self.view = view
-        self.wd = Workdir(config.workdir)
+        self.wd = Workdir(config.workdir, self.task.name)
         self.stop_requested = False
         self._sigint_count = 0
         self._shown_warnings: set[str] = set()
@@ -231,7 +231,7 @@ class Loop:
             record.reason = proposal.error or "the reply held no usable code"
             record.timings = {"propose": t_prop, "evaluate": 0.0, "total": t_prop}
             return record
-        self.wd.write_trade(n, splice_region(template_text(), proposal.region))
+        self.wd.write_trade(n, splice_region(template_text(self.task), proposal.region))
         ev = done.result.evaluation
         record.status, record.stage = "accepted" if ev.accepted else "rejected", ev.stage
         record.reason = in_reply_lines(ev.reason, proposal.reply, proposal.region)

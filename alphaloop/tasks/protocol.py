@@ -7,7 +7,7 @@ one package ``alphaloop/tasks/<name>/`` defining a ``Task`` subclass, and one li
 ``alphaloop.tasks.TASKS``.
 
 Why a base class and not a ``typing.Protocol``: most methods have one right default (the trade
-task's conventions: a region saved as ``iter_N_trade.py``, no invariance probes unless the task
+task's conventions: trade.py as the starting file, no invariance probes unless the task
 asks for them...), so a new task overrides what differs and inherits the rest; abstract methods are
 the ones no default can answer.
 
@@ -32,10 +32,10 @@ REPO = Path(__file__).resolve().parents[2]
 class Task(ABC):
     """One kind of research the loop can run (``--task NAME``)."""
 
-    name: str = ""  # the --task value, and the ``task`` field of every record and of state.json
+    name: str = ""  # the --task value, the ``task`` field of every record and of state.json, and what its saved
+    # candidates are named after: iter_N_<name>.py and best_<name>.py (alphaloop.run.workdir; older runs: _trade.py)
     summary: str = ""  # one line for ``--task``'s help: what a candidate defines and how it is scored
     functions: tuple[str, ...] = ()  # the functions the gate requires the region to define
-    region_stem: str = "trade"  # saved regions: iter_N_<stem>.py and best_<stem>.py (kept for every task: resume)
     candidates: str = "strategies"  # what the task's candidates are called, in the plural ("forecasters")
     metrics: tuple[str, ...] = ("sharpe", "total_return", "sortino", "calmar", "cagr")  # --metric values it accepts
     benchmark: str = "B&H"  # the benchmark's short name in tables (the live view's column)

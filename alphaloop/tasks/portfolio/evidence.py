@@ -15,7 +15,7 @@ from alphaloop.present.text import clip
 from alphaloop.propose.base import GuardThreshold
 from alphaloop.propose.prompting import format_guards
 from alphaloop.run.diversity import BH_DISGUISE_CORRELATION, BH_DISGUISE_EXPOSURE, NEAR_COPY_CORRELATION
-from alphaloop.tasks.portfolio.guards import PortfolioLimits
+from alphaloop.tasks.portfolio.guards import EQUAL_WEIGHT_TOLERANCE, PortfolioLimits
 from alphaloop.tasks.portfolio.text import figures_section
 from alphaloop.tasks.trade.evidence import building_on, member_correlations
 
@@ -45,7 +45,8 @@ def guards_thresholds(limits: PortfolioLimits | None = None) -> tuple[GuardThres
     return (GuardThreshold("min dates a year with a weight change on validation", limits.min_rebalances_per_year,
                            "dates/year"),
             GuardThreshold("max turnover", limits.max_turnover_per_year, "x the book a year"),
-            GuardThreshold("equal weight on every date (= the benchmark)", 1, "rejected"),
+            GuardThreshold("equal weight (= the benchmark) on every validation date, each weight within",
+                           EQUAL_WEIGHT_TOLERANCE, "of 1/N"),
             GuardThreshold("buy and hold in disguise: correlation with the equal-weight buy and hold above",
                            BH_DISGUISE_CORRELATION, f"at gross exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
             GuardThreshold("near copy of a member: validation return correlation above", NEAR_COPY_CORRELATION,

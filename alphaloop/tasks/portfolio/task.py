@@ -31,7 +31,6 @@ class PortfolioTask(Task):
     summary = "generate_features + allocate(day) -> weights across instruments, scored against equal weight"
     functions = FUNCTIONS
     metrics = ("sharpe", "total_return", "sortino", "calmar", "cagr", "information_ratio")  # scoring.PORTFOLIO_METRICS
-    region_stem = "portfolio"
     candidates = "portfolios"
     benchmark = "EW B&H"
     baseline = "baseline (examples/portfolio_momentum.py: 120-bar momentum, top third long, bottom third short)"
