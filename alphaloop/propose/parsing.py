@@ -29,6 +29,7 @@ MARKDOWN_TAGS = {"markdown", "md", "text", "txt"}
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+.-]*)[^\n]*$")
 THINK = re.compile(r"<think(?:ing)?>.*?(?:</think(?:ing)?>|\Z)", re.DOTALL | re.IGNORECASE)
 DEF_FEATURES = re.compile(r"^\s*def\s+generate_features\s*\(", re.MULTILINE)
+ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*=(?!=)")  # ``FAST, SLOW = 20, 100``
 DEF_LOGIC = re.compile(r"^\s*def\s+(?:strategy_logic|forecast|allocate)\s*\(", re.MULTILINE)
 
 FIELD_NAMES = {"hypothesis": "hypothesis", "change": "change", "expected effect": "expected",
@@ -118,15 +119,39 @@ def pick_code(blocks: list[Block], prose: str) -> str | None:
 
 
 def bare_code(text: str) -> str:
-    """Code written without fences: from the first ``def`` to the first unindented prose line."""
+    """Code written without fences: the contract's first ``def`` with the constants, helpers and comments
+    written right before it, up to the first unindented prose line; the longest such stretch that parses."""
     lines = text.split("\n")
     start = next(i for i, line in enumerate(lines) if DEF_FEATURES.match(line) or DEF_LOGIC.match(line))
-    kept: list[str] = []
-    for line in lines[start:]:
+    first = start
+    while first > 0 and _code_line(lines[first - 1]):
+        first -= 1
+    end = start + 1
+    while end < len(lines) and _code_line(lines[end]):
+        end += 1
+    for begin in range(first, start + 1):
+        code = "\n".join(lines[begin:end]).strip("\n")
+        if _parses(code):
+            return code
+    kept = [lines[start]]
+    for line in lines[start + 1 :]:
         if line.strip() and not line[0].isspace() and not line.startswith(("def ", "#", "@")):
             break
         kept.append(line)
     return "\n".join(kept)
+
+
+def _code_line(line: str) -> bool:
+    return (not line.strip() or line[0].isspace() or line.startswith(("def ", "#", "@"))
+            or bool(ASSIGNMENT.match(line)))
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def field_lines(text: str) -> dict[str, str]:
