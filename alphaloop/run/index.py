@@ -2,7 +2,7 @@
 
 Why: the end-of-run statistics and the report need a few figures of every iteration (status, stage,
 the validation figure, whether it entered the population), and reading them from 100,000 record files
-of ~10 KB each was the slowest part of a long night's end. A line is ~400 bytes, shaped like a record's
+of ~12 KB each was the slowest part of a long night's end. A line is under 1 KB, shaped like a record's
 JSON (the same keys, a subset of them), so a reader of record dicts reads a line the same way.
 ``committed`` is the Unix time the line was appended (None when a resume rebuilt it from its record).
 """
