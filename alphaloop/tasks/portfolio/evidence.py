@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
-from alphaloop.present.text import clip
 from alphaloop.propose.base import GuardThreshold
 from alphaloop.propose.prompting import format_guards
 from alphaloop.run.diversity import BH_DISGUISE_CORRELATION, BH_DISGUISE_EXPOSURE, NEAR_COPY_CORRELATION
+from alphaloop.run.quoting import harness_only
 from alphaloop.tasks.portfolio.guards import EQUAL_WEIGHT_TOLERANCE, PortfolioLimits
 from alphaloop.tasks.portfolio.text import figures_section
 from alphaloop.tasks.trade.evidence import building_on, member_correlations
@@ -54,7 +54,7 @@ def guards_thresholds(limits: PortfolioLimits | None = None) -> tuple[GuardThres
 
 
 def outcome_status(record: Any) -> str:
-    return "accepted" if record.accepted else f"rejected at {record.stage}: {clip(record.reason, 200)}"
+    return "accepted" if record.accepted else f"rejected at {record.stage}: {harness_only(record.reason, 200)}"
 
 
 def portfolio_evidence(n: int, parent: int, latest: Any, parent_rec: Any, grand: Any, last: int | None = None,
