@@ -125,6 +125,11 @@ def main(file: str | Path | Callable[..., Any], *_: Any, argv: list[str] | None 
     except (DataError, RegionError, OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.fill == "next_open" and any("Open" not in h.frame.columns for h in histories):
+        print(f"error: --fill next_open trades at the next bar's open, and the data in {data} has no Open column "
+              f"(columns: {', '.join(map(str, histories[0].frame.columns))}); use --fill close",
+              file=sys.stderr)
+        return 2
     from alphaloop.evaluate.sandboxed import open_sandbox
 
     box = open_sandbox(tasks=("trade",))  # one driver to build and warm before the zygote forks

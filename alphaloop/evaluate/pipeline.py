@@ -161,7 +161,8 @@ class Budget:
     def reason(self) -> str:
         parts = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in self.spent.items())
         return (f"the candidate used its whole evaluation budget of {self.total_s:g} s ({parts}); make it faster: "
-                f"vectorise generate_features and keep strategy_logic to a few comparisons")
+                f"vectorise generate_features and keep the function called on each row or date to a few cheap "
+                f"operations")
 
 
 def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,

@@ -186,7 +186,7 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, shows_trades=self.task.shows_trades,
-                max_gross=self.cfg.max_gross,
+                max_gross=self.cfg.max_gross, columns=self.universe.columns,
                 siblings=flight.siblings, stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
                 **self.task.evidence(n, parent, latest, self.wd.record_or_none(parent), grand, base.after,
                                      self.prepared, state),

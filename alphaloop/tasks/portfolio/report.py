@@ -218,12 +218,49 @@ def best_html(run: Any, metric: str) -> str:
         parts.append(contributions_chart(contributions, labels, "validation"))
     if run.best_code:
         parts.append(code_block(run.best_code))
+    parts.append(stress_table(run))
     cash = (((run.stats or {}).get("universe") or {}).get("cash")) or {}
     if cash.get("verdict"):
         parts.append(note(f"against cash (the pick is market-neutral, mean validation net exposure "
                           f"{cash.get('net_exposure', 0):+.2f}): {cash['verdict']}"))
-    parts.append(note("stress paths and a second market are not run for portfolios; the test split and the held-out "
-                      "instruments are read once by harness.py final (the Portfolio section)", "muted"))
+    parts.append(note("no second market for portfolios: the held-out instruments play that part, read once by "
+                      "harness.py final with the test split (the Portfolio section)", "muted"))
     return section("best", f"Best portfolio (iter {esc(run.best)})", "".join(parts),
                    f"Selected on validation {esc(metric_label(metric))}; every figure beside the equal-weight buy and "
                    "hold of the same instruments and cash (0); folds are sub-periods of train.")
+
+
+def stress_table(run: Any) -> str:
+    """The best's stress scenarios (``stress.json``): percentiles of its return and drawdown beside the
+    equal-weight buy and hold's on the same synthetic panels, and the share of paths on which it beat it."""
+    from alphaloop.run.records import RecordError
+    from alphaloop.run.workdir import Workdir
+
+    try:
+        cache = Workdir(run.workdir).read_stress()
+    except (OSError, ValueError, RecordError):
+        return note("stress.json could not be read", "muted")
+    st = cache.members.get(str(run.best))
+    if st is None:
+        return note("no stress results for the best portfolio (the end of run stresses the population; "
+                    "--stress-paths 0 turns it off)", "muted")
+    if not st.ok or not st.scenarios:
+        return note(f"stress failed: {st.reason}", "warn")
+    heads = ["scenario (validation split, synthetic panels)", "paths", "return p5", "p50", "EW B&H return p50",
+             "max DD p5", "EW B&H max DD p5", "beat EW B&H"]
+    rows = []
+    for name, sc in st.scenarios.items():
+        strat, bh = sc["strategy"], sc["buy_hold"]
+        rows.append(td(name) + td(sc.get("paths", "-"), "num") + cell(strat["total_return"]["p5"], "total_return")
+                    + cell(strat["total_return"]["p50"], "total_return")
+                    + cell(bh["total_return"]["p50"], "total_return")
+                    + cell(strat["max_drawdown"]["p5"], "max_drawdown") + cell(bh["max_drawdown"]["p5"], "max_drawdown")
+                    + td(f"{sc.get('beat_buy_hold', 0):.0%}", "num"))
+    for k, m in (st.costs or {}).items():
+        rows.append(td(f"real validation, costs {k}") + td("-") + td("-") + cell(m.get("total_return"), "total_return")
+                    + cell(m.get("bh_total_return"), "total_return") + cell(m.get("max_drawdown"), "max_drawdown")
+                    + cell(m.get("bh_max_drawdown"), "max_drawdown") + td("-"))
+    return table(heads, rows, "compact") + note(
+        "the validation split's dates resampled jointly for every instrument (stationary blocks), so each "
+        "synthetic date keeps one real date's cross-section; vol_2x doubles every instrument's volatility, "
+        "crash_20 gaps every instrument -20% on one date; percentiles over paths", "muted")

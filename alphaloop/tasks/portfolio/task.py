@@ -188,8 +188,12 @@ class PortfolioTask(Task):
     # ----- after the run --------------------------------------------------------------------------
     def finish_steps(self, run: Any, sandbox: Any) -> list[tuple[str, Callable[[], object]]]:
         from alphaloop.tasks.portfolio.stats import write_statistics
+        from alphaloop.tasks.portfolio.stress import population_stress
 
-        return [("statistics", lambda: write_statistics(run))]
+        steps: list[tuple[str, Callable[[], object]]] = [("statistics", lambda: write_statistics(run))]
+        if run.state.population and run.stress_paths > 0:
+            steps.append(("stress", lambda: population_stress(run, sandbox)))
+        return steps
 
     def final(self, inputs: Any) -> int:
         from alphaloop.tasks.portfolio.final import final_reading
