@@ -68,7 +68,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(prog="harness.py final",
                                     description="Score the best candidate (or --iter N) on the locked test split; "
                                                 "every reading is recorded.")
-        p.add_argument("--iter", type=int, dest="iteration", help="iteration to score instead of best_trade.py")
+        p.add_argument("--iter", type=int, dest="iteration",
+                       help="iteration to score instead of the best (best_trade.py, best_forecast.py...)")
         p.add_argument("--workdir", type=Path, default=WORKDIR, help=f"run folder (default {_folder(WORKDIR)})")
         p.add_argument("--data", type=Path, default=DATA_DIR, help=f"frozen data folder (default {_folder(DATA_DIR)})")
         p.add_argument("--cost-bps", type=float,

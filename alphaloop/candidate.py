@@ -117,9 +117,40 @@ def splice_region(template: str, region: str) -> str:
     return "\n".join(lines[: starts[0] + 1] + [""] + body + [""] + lines[ends[0] :])
 
 
-def template_text() -> str:
-    """The project's own trade.py, whose fixed part frames every iteration file."""
-    return TRADE_PY.read_text(encoding="utf-8")
+FIXED_PART = '''"""{doc} for alphaloop, and the command that evaluates it on train and validation.
+
+Only the region between the two marker comments is the candidate; the loop rewrites nothing else,
+and a proposal's text outside the markers is ignored. ``pd`` and ``np`` are in scope there.
+
+    python {file} [--data DIR] [--cost-bps N] [--eval-timeout S] [--max-gross G]
+
+judges the region as `python harness.py check --task {task} {file}` does (train and validation only).
+"""
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from alphaloop.commands.tradefile import main
+
+if __name__ == "__main__":  # the region below is read as text and judged in the sandbox, never run here
+    sys.exit(main(__file__, task="{task}"))
+
+# === ALPHALOOP CANDIDATE REGION START ({functions}) ===
+
+# === ALPHALOOP CANDIDATE REGION END ===
+'''
+
+
+def template_text(task: Any = None) -> str:
+    """The text whose fixed part frames every iteration file of ``task`` (an ``alphaloop.tasks.protocol.Task``):
+    the project's own trade.py for the trade task (and without a task), else a file saying what the task's
+    candidate is (``Task.file_doc``) that runs itself through the task's ``check`` when run as a script."""
+    if task is None or task.name == "trade":
+        return TRADE_PY.read_text(encoding="utf-8")
+    return FIXED_PART.format(doc=task.file_doc(), task=task.name, functions=", ".join(task.functions),
+                             file=f"iter_N_{task.name}.py")
 
 
 def validate_signals(raw: Any, n: int) -> np.ndarray:

@@ -7,7 +7,7 @@
 leaves for the statistics: index.jsonl, one validation-returns sidecar each, the best's record; the
 series as below, on the S&P 500 sample's validation days), then the trade task's end-of-run statistics
 step (``tasks.trade.finish.write_statistics``, the function the loop calls) in a fresh process: its
-wall time and peak memory (ru_maxrss, the process's import of numpy/pandas/arch included). The folders
+wall time and peak memory (VmHWM, the process's import of numpy/pandas/arch included). The folders
 are synthetic (no loop ran) so that 100,000 trials take minutes to build, not a night.
 
 Synthetic trials shaped like a loop's: variants of a few dozen ideas (each idea's daily returns plus
@@ -86,8 +86,17 @@ def measure(root: Path, data: Path, trials: int, best: int) -> dict:
     t0 = time.perf_counter()
     stats = write_statistics(run)
     return {"trials": trials, "seconds": round(time.perf_counter() - t0, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(_vm_hwm_kb() / 1024, 1),
             "effective_trials": round(stats.to_json()["effective_trials"], 1) if stats else None}
+
+
+def _vm_hwm_kb() -> int:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: after fork and exec Linux carries the
+    parent's peak into it, and the parent held the synthetic trials it wrote."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def end_of_run(counts: list[int]) -> None:

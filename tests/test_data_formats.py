@@ -376,6 +376,28 @@ def test_candidate_using_a_missing_column_fails_naming_it(tmp_path: Path) -> Non
     assert "the data has no Volume column" in verdict["reason"], verdict["reason"]
 
 
+def test_close_only_data_gets_close_only_proposals_and_no_next_open_fill(tmp_path: Path) -> None:
+    path = tmp_path / "closes.csv"
+    bars(1500)[["Close"]].to_csv(path)
+    accepted(path, tmp_path)
+    data, wd = tmp_path / "data-closes", tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+    res = subprocess.run([sys.executable, str(ROOT / "harness.py"), "--iterations", "12", "--max-fails", "0",
+                          "--stress-paths", "0", "--data", str(data), "--workdir", str(wd)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    for n in range(1, 13):  # the offline search writes only rules on the close: no iteration wasted on a column
+        record = json.loads((wd / f"iter_{n}_results.json").read_text())
+        assert "the data has no" not in record["reason"], record["reason"]
+        region = (wd / f"iter_{n}_trade.py").read_text()
+        assert not any(f'df["{c}"]' in region for c in ("Open", "High", "Low", "Volume")), region
+    res = subprocess.run([sys.executable, str(ROOT / "trade.py"), "--fill", "next_open", "--data", str(data)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "val_return" not in res.stdout
+    assert "error: --fill next_open trades at the next bar's open" in res.stderr
+    assert "has no Open column (columns: Close" in res.stderr and "use --fill close" in res.stderr
+
+
 def test_docs_quote_the_reading_limits_and_frequencies() -> None:
     from alphaloop.data.csvread import MAX_FILE_BYTES, MAX_LINE_CHARS
 

@@ -39,3 +39,14 @@ def test_template_shows_parent_and_latest_beside_climatology():
     text = render(template, {**dict.fromkeys(CONTEXT_KEYS, "x"), "forecast_figures": figures})
     assert not PLACEHOLDER.search(text)
     assert "| climatology |" in text and "| parent | 10 |" in text and "| latest | - | not scored" in text
+
+
+def test_the_climatology_is_not_flagged_below_itself_on_train() -> None:
+    """A real prompt read 'rps_skill_mean -0.0000 (below climatology on train: ...)' of the climatology."""
+    from alphaloop.tasks.forecast.prompting import evidence_lines
+
+    def line(skill: float) -> str:
+        return evidence_lines({"splits": {"train": {"rps_skill_mean": skill}, "val": {}}})[0]
+
+    assert "below climatology" not in line(-3e-7) and "below climatology" not in line(0.01)
+    assert "below climatology on train" in line(-0.002)

@@ -5,7 +5,11 @@ a forecast, the prompt carries the parent's evidence, and forecasts_test.csv nam
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +20,7 @@ from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BucketScheme
 from alphaloop.tasks.forecast.evidence import forecast_evidence
 from alphaloop.tasks.forecast.scores import CALL_MARGIN, ROLLING_BARS, ROLLING_MIN, SPREAD_BARS, direction_accuracy
-from tests.test_universe_data import run
+from tests.test_universe_data import ROOT, run
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +147,38 @@ def test_the_forecast_report_reads_like_the_trade_report(forecast_run: Path) -> 
     dates = sorted(pd.Timestamp(re.search(r"\d{4}-\d{2}-\d{2}", r).group(0)) for r in rows if re.search(
         r"<td class=\"num\">1</td><td class=\"num\">best", r))
     assert len(dates) == 5 and all((b - a).days >= 21 for a, b in zip(dates, dates[1:], strict=False))
+
+
+def test_forecasters_are_saved_as_forecasters_and_run_as_scripts(forecast_run: Path) -> None:
+    wd = forecast_run / "w"
+    assert sorted(p.name for p in wd.glob("*.py")) == ["best_forecast.py", *(f"iter_{n}_forecast.py" for n in range(4))]
+    text = (wd / "iter_2_forecast.py").read_text(encoding="utf-8")
+    assert text.startswith('"""A forecaster for alphaloop') and "trading strategy" not in text
+    assert "(generate_features, forecast)" in text  # the region marker names the forecast contract
+    res = run("harness.py", "check", "--task", "forecast", "--data", "d", "w/iter_2_forecast.py", cwd=forecast_run)
+    script = subprocess.run([sys.executable, "iter_2_forecast.py", "--data", "../d"], cwd=wd, capture_output=True,
+                            text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert script.returncode == res.returncode == 0, script.stdout + script.stderr
+    assert "ACCEPTED" in script.stdout and "stages:" in script.stdout
+    assert json.loads(script.stdout.splitlines()[-1])["metrics"]["splits"]["val"]["rps_skill_mean"] == \
+        json.loads(res.stdout.splitlines()[-1])["metrics"]["splits"]["val"]["rps_skill_mean"]
+
+
+def test_a_workdir_with_the_old_trade_names_resumes_and_keeps_its_files(forecast_run: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(forecast_run / "w", old)
+    for path in old.glob("*_forecast.py"):  # as an older alphaloop named every task's candidates
+        path.rename(path.with_name(path.name.replace("_forecast.py", "_trade.py")))
+    res = run("harness.py", "--task", "forecast", "--iterations", "4", "--proposer", "offline", "--data", "d",
+              "--workdir", str(old), cwd=forecast_run)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "resuming at iteration 4" in res.stdout
+    assert (old / "iter_3_trade.py").is_file() and (old / "iter_4_forecast.py").is_file()
+    assert (old / "best_forecast.py").is_file() and not (old / "best_trade.py").exists()  # no stale copy left
+    record = json.loads((old / "iter_4_results.json").read_text(encoding="utf-8"))
+    assert record["status"] == "accepted" or record["stage"] != "proposal"  # its parent's file was found
+    diff = subprocess.run(["git", "diff", "--no-index", "--stat", "iter_3_trade.py", "iter_4_forecast.py"], cwd=old,
+                          capture_output=True, text=True)
+    assert diff.returncode in (0, 1)
+    res = run("harness.py", "final", "--iter", "2", "--data", "d", "--workdir", str(old), cwd=forecast_run)
+    assert res.returncode == 0 and "iter_2_trade.py (iteration 2)" in res.stdout, res.stdout + res.stderr

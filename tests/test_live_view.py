@@ -82,3 +82,86 @@ def test_a_resume_in_the_live_view_says_where_it_resumes(monkeypatch) -> None:
                            task=get_task("trade"))
     view.start(loop, _state(), "isolation: full")
     assert "resuming at iteration 12 (3 in the population, 3 consecutive failures)" in out.getvalue()
+
+
+class Screen:
+    """A terminal of ``cols`` x ``rows`` with its scrollback, enough for what rich's live display writes: text
+    (wrapping at the right edge), CR, LF, cursor up (never above the visible screen) and erase line."""
+
+    def __init__(self, cols: int, rows: int) -> None:
+        self.cols, self.rows, self.lines, self.x, self.y = cols, rows, [""], 0, 0
+
+    def _down(self) -> None:
+        self.y += 1
+        if self.y == len(self.lines):
+            self.lines.append("")
+
+    def feed(self, text: str) -> None:
+        import re
+
+        for tok in re.split(r"(\x1b\[[0-9;?]*[A-Za-z]|\r|\n)", text):
+            if tok == "\r":
+                self.x = 0
+            elif tok == "\n":
+                self._down()
+            elif tok == "\x1b[1A":  # what scrolled off the screen cannot be reached again: a ghost stays there
+                self.y = max(self.y - 1, len(self.lines) - self.rows, 0)
+            elif tok == "\x1b[2K":
+                self.lines[self.y] = ""
+            elif tok and not tok.startswith("\x1b"):
+                for ch in tok:
+                    if self.x >= self.cols:
+                        self._down()
+                        self.x = 0
+                    line = self.lines[self.y].ljust(self.x)
+                    self.lines[self.y] = line[:self.x] + ch + line[self.x + 1:]
+                    self.x += 1
+
+    def panels(self) -> int:
+        """How many live panels (their top border) the screen and its scrollback hold now."""
+        return sum("─ alphaloop ─" in line for line in self.lines)
+
+
+def test_no_ghost_panel_with_two_workers_in_a_100x30_terminal(frozen_data, tmp_path) -> None:
+    """A real loop with --workers 2 in a pseudo-terminal of 100x30: at every refresh exactly one panel is on the
+    screen and in its scrollback, so no earlier panel is left above the live one."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "TERM", "CI")}
+    env.update(TERM="xterm-256color", OPENAI_API_KEY="", OPENAI_BASE_URL="", PYTHONPATH=str(root))
+    proc = subprocess.Popen([sys.executable, str(root / "harness.py"), "--workers", "2", "--iterations", "8",
+                             "--stress-paths", "0", "--data", str(frozen_data), "--workdir", str(tmp_path / "run")],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tmp_path)
+    os.close(slave)
+    screen, out, refreshes = Screen(100, 30), b"", 0
+    while True:
+        ready, _, _ = select.select([master], [], [], 300)
+        assert ready, "the loop printed nothing for 300 s"
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(timeout=60) == 0, out.decode("utf-8", "replace")[-3000:]
+    os.close(master)
+    text = out.decode("utf-8", "replace")
+    frames = text.split("\r\x1b[2K")  # each refresh of the live display starts by erasing the last one
+    assert len(frames) > 10, "the live panel was not drawn: no terminal?"
+    for frame in frames:
+        screen.feed("\r\x1b[2K" + frame)
+        refreshes += 1
+        assert screen.panels() <= 1, "\n".join(screen.lines[-60:])
+    assert screen.panels() == 1 and "stopped: iterations" in text

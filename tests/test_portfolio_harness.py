@@ -5,6 +5,7 @@ the reasons a person can act on; one instrument (a universe of one) checked too.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_check_rejects_weights_keyed_to_day_numbers_at_the_guards(universe: Path
 def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     wd, data = universe / "run", str(universe / "data")
     res = run(str(ROOT / "harness.py"), "--task", "portfolio", "--proposer", "offline", "--iterations", "2",
-              "--max-fails", "0", "--workdir", str(wd), "--data", data, cwd=universe)
+              "--max-fails", "0", "--stress-paths", "2", "--workdir", str(wd), "--data", data, cwd=universe)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "equal-weight buy and hold" in res.stdout and "S5" not in res.stdout
     state = json.loads((wd / "state.json").read_text())
@@ -88,6 +89,13 @@ def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     assert stats["split"] == "val" and "spa_pvalues" in stats and "cash" in stats["universe"]
     record = json.loads((wd / "iter_0_results.json").read_text())
     assert record["scores"]["splits"]["val"]["bh_sharpe"] is not None and "contributions" in record["scores"]
+    # the candidates are saved under the task's own name, say what they are and run as scripts
+    assert (wd / "best_portfolio.py").is_file() and not list(wd.glob("*_trade.py"))
+    assert (wd / "iter_1_portfolio.py").read_text().startswith('"""A portfolio allocation')
+    res = subprocess.run([sys.executable, str(wd / "iter_1_portfolio.py"), "--data", data], cwd=universe, text=True,
+                         capture_output=True, timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "ACCEPTED" in res.stdout or "REJECTED" in res.stdout, res.stdout + res.stderr
+    assert verdict(res)["accepted"] == (res.returncode == 0) and "equal-weight buy and hold" in res.stdout
     res = run(str(ROOT / "harness.py"), "final", "--workdir", str(wd), "--data", data, cwd=universe)
     assert res.returncode == 0, res.stdout + res.stderr
     out = verdict(res)
@@ -95,6 +103,21 @@ def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     assert out["readings"] == 1 and "held-out panel" in out["holdout_test"]
     report = (wd / "report.html").read_text()
     assert '<section id="portfolio">' in report and "weights held on each test-split date" in report
+    # the trade sections (round trips, per-year trades, stress, second market) are not a portfolio's: replaced
+    for sid in ("equity", "years", "analysis", "folds", "stress", "cross"):
+        assert f'<section id="{sid}"' not in report and f'href="#{sid}"' not in report, sid
+    for sid in ("population", "best", "portfolio", "stats"):
+        assert report.count(f'<section id="{sid}"') == 1, sid
+    assert "val trades" not in report and "round trips" not in report and "trade list" not in report
+    assert "equal-weight buy &amp; hold val Sharpe" in report and "summed absolute weight changes" in report
+    assert "growth of 1, net of costs, beside the equal-weight buy and hold" in report
+    assert "val EW B&amp;H Sharpe" in report and "train fold 1 (" in report
+    assert report.count('<pre class="code hl">') == 1  # the pick's code, once
+    stress = json.loads((wd / "stress.json").read_text())["members"]
+    assert set(stress) == {str(m["iteration"]) for m in state["population"]}
+    assert all(v["status"] == "ok" and set(v["scenarios"]) == {"bootstrap", "vol_2x", "crash_20"}
+               for v in stress.values())
+    assert "synthetic panels" in report and "beat EW B&amp;H" in report
 
 
 def test_one_instrument_is_a_universe_of_one(universe: Path) -> None:

@@ -195,3 +195,14 @@ def test_the_expect_lines_the_template_suggests_are_read_as_those_metrics() -> N
                          ("Sharpe ratio up", "sharpe"), ("turnover down 5", "turnover")):
         expectation = parse_expect(line)
         assert expectation is not None and expectation.metric == metric, line
+
+
+def test_the_equal_weight_guard_reads_as_the_rule_it_checks() -> None:
+    """A real prompt read 'equal weight on every date (= the benchmark) 1 rejected': a flag printed as a number."""
+    from alphaloop.propose.prompting import format_guards
+    from alphaloop.tasks.portfolio.evidence import guards_thresholds
+    from alphaloop.tasks.portfolio.guards import EQUAL_WEIGHT_TOLERANCE
+
+    text = format_guards(guards_thresholds())
+    assert f"on every validation date, each weight within {EQUAL_WEIGHT_TOLERANCE:g} of 1/N;" in text
+    assert " 1 rejected" not in text

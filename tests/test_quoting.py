@@ -64,3 +64,15 @@ def test_the_latest_outcome_sits_in_a_bounded_block_it_cannot_close() -> None:
     values = context_values(ProposalContext(metric="sharpe", cost_bps=2.0, iteration=3, parent_iteration=0,
                                             parent_region="", population=[], learnings="", last_outcome=forged))
     assert values["last_outcome"].startswith(BLOCK_OPEN) and values["last_outcome"].count(BLOCK_CLOSE) == 1
+
+
+def test_a_prompt_shows_the_model_its_own_words_as_written() -> None:
+    """learnings.md escapes for Markdown renderers; a prompt is read as written, where `&gt;` and `\\[` mislead."""
+    state, learnings = LoopState(metric="sharpe", population_size=3, data_manifest="x"), Learnings()
+    fold(state, learnings, record(0, 0.5, None))
+    change = "enter when fast > slow and rsi < 30; p_flat clipped to [0.15, 0.6] & renormalised"
+    fold(state, learnings, record(1, 0.4, 0, change=change))
+    prompt = learnings.prompt_view()
+    assert f"- Change: {change}" in prompt and "&gt;" not in prompt and "\\[" not in prompt
+    assert "fast > slow and rsi < 30; p_flat clipped to [0.15" in prompt.split("Recent iterations:")[0]  # distilled too
+    assert "fast &gt; slow" in learnings.render()  # the file stays inert

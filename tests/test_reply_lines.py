@@ -94,3 +94,36 @@ def test_unpacked_constants_are_kept_as_one_name_each() -> None:
     code = WHOLE_FILE.replace("WINDOW = 2 * 10\n", "WINDOW, SLOW = 2 * 10, 100\n")
     p = parse_reply(f"```python\n{code}```")
     assert "WINDOW = 2 * 10\nSLOW = 100" in p.region and check_region(p.region).ok, p.region
+
+
+def test_a_computed_top_level_name_the_functions_read_is_kept_for_the_gate_to_explain() -> None:
+    """A real reply wrote `_LEVELS = [x / 100 for x in (30, 70)]`; dropped, the gate said only "name '_LEVELS'
+    is not defined" at the lines using it, which the model, having defined it, could not act on."""
+    region = ('_N = 14\n_LEVELS = [x / 100 for x in (30, 70)]\nUNUSED = [1 for _ in ()]\n\n\n'
+              'def generate_features(df):\n    df["r"] = df["Close"].pct_change(_N)\n    return df\n\n\n'
+              'def strategy_logic(row):\n    if pd.isna(row["r"]):\n        return 0\n'
+              '    return 1 if row["r"] > _LEVELS[0] else -1\n')
+    reply = f"Prose first.\n\n```python\n{region}```\n"
+    p = parse_reply(reply)
+    assert "_LEVELS = [x / 100 for x in (30, 70)]" in p.region and p.dropped == ["UNUSED = [1 for _ in ()]"]
+    verdict = check_region(p.region)
+    assert not verdict.ok and "top level" in verdict.reason and "not defined" not in verdict.reason
+    assert in_reply_lines(verdict.reason, reply, p.region).startswith("line 5 of the reply: "), verdict.reason
+
+
+def test_bare_code_keeps_the_constants_and_helpers_written_before_the_functions() -> None:
+    """A real unfenced reply defined HORIZONS, STRENGTH and _rel_vol above generate_features; bare code used to
+    start at the first contract def, and the gate said those names were not defined."""
+    code = ('HORIZONS = (1, 3)\nFAST, SLOW = 20, 50\n\ndef _rel(close):\n    return close.pct_change(FAST)\n\n'
+            'def generate_features(df):\n    df["r"] = _rel(df["Close"])\n    return df\n\nLIMIT = 0.01\n\n'
+            'def strategy_logic(row):\n    if pd.isna(row["r"]):\n        return 0\n'
+            '    return 1 if row["r"] > LIMIT * len(HORIZONS) + SLOW * 0 else -1\n')
+    reply = f"Adding a helper (0.31 vs 0.22).\n\n{code}\nHypothesis: momentum persists.\nExpect: sharpe up 0.1\n"
+    p = parse_reply(reply)
+    assert p.error is None and p.hypothesis == "momentum persists."
+    for kept in ("HORIZONS = (1, 3)", "FAST = 20", "def _rel(close):", "LIMIT = 0.01"):
+        assert kept in p.region, (kept, p.region)
+    assert check_region(p.region).ok, check_region(p.region).reason
+    bad = parse_reply(reply.replace("    return close.pct_change(FAST)", "    return open('x')"))
+    verdict = check_region(bad.region)
+    assert not verdict.ok and in_reply_lines(verdict.reason, bad.reply, bad.region).startswith("line 7 of the reply")

@@ -17,7 +17,6 @@ from alphaloop.present.ui import console
 from alphaloop.run.learnings import Learnings
 from alphaloop.run.morning import refresh_morning
 from alphaloop.run.state import LoopState
-from alphaloop.run.workdir import USER_FILES
 
 
 def finish_run(run: FinishInputs, close_view: Callable[[], None]) -> bool:
@@ -56,7 +55,8 @@ def _finish_steps(run: FinishInputs) -> None:
                 step()
             except Exception as exc:  # a summary step must not hide the run's own results
                 console.print(f"[yellow]warning:[/] {name} failed: {type(exc).__name__}: {rich(clip(exc, 300))}")
-    console.print(f"files: {rich(run.wd.root)}/ ({', '.join(USER_FILES)}); " + _test_split_note(run.test_readings))
+    console.print(f"files: {rich(run.wd.root)}/ ({', '.join(run.wd.user_files())}); "
+                  + _test_split_note(run.test_readings))
 
 
 def _test_split_note(readings: int) -> str:

@@ -73,12 +73,39 @@ def _script(file: str | Path | Callable[..., Any]) -> Path:
     return Path(file)
 
 
-def main(file: str | Path | Callable[..., Any], *_: Any, argv: list[str] | None = None) -> int:
+def _other_task(script: Path, task: str, argv: list[str] | None) -> int:
+    """`python iter_N_<stem>.py`: ``harness.py check --task <task>`` on this file, its data found as trade.py's."""
+    from alphaloop.commands.check import run_check
+
+    p = argparse.ArgumentParser(description=f"Evaluate this file's candidate ({task} task) on the train and "
+                                            "validation splits.")
+    p.add_argument("--data", help="frozen data folder (default: data/, else the project's data/ beside this file)")
+    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+                   help=f"cost per position change in bp of notional (default {DEFAULT_COST_BPS:g})")
+    p.add_argument("--eval-timeout", type=float, default=DEFAULT_EVAL_TIMEOUT_S, metavar="S",
+                   help=f"wall-clock budget for all of the region's sandbox runs (default {DEFAULT_EVAL_TIMEOUT_S:g})")
+    p.add_argument("--max-gross", type=float, default=1.0, metavar="G",
+                   help="the largest gross exposure a portfolio may hold on any date (default 1)")
+    args = p.parse_args(argv)
+    try:
+        data = Path(args.data) if args.data else find_data(script)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_check(script, data, cost_bps=args.cost_bps, eval_timeout_s=args.eval_timeout, task=task,
+                     max_gross=args.max_gross)
+
+
+def main(file: str | Path | Callable[..., Any], *_: Any, argv: list[str] | None = None, task: str = "trade") -> int:
     """`python trade.py`: judge the file's own region on train and validation (every instrument), never on test.
 
     ``file`` is the script's ``__file__``; older saved files call ``main(generate_features, strategy_logic)``,
     which names the same file. The region is read from the file's text and runs only in the sandbox.
+    A file of another task (``iter_N_forecast.py``: ``main(__file__, task="forecast")``) is judged by that
+    task's ``harness.py check``, the same pipeline.
     """
+    if task != "trade":
+        return _other_task(_script(file), task, argv)
     p = argparse.ArgumentParser(description="Evaluate this file's strategy on the train and validation splits.")
     p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
                    help=f"cost per position change in bp of notional (default {DEFAULT_COST_BPS:g}; 0 allowed)")
@@ -97,6 +124,11 @@ def main(file: str | Path | Callable[..., Any], *_: Any, argv: list[str] | None 
         histories = tuple(instrument_histories(load_universe(data)))
     except (DataError, RegionError, OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.fill == "next_open" and any("Open" not in h.frame.columns for h in histories):
+        print(f"error: --fill next_open trades at the next bar's open, and the data in {data} has no Open column "
+              f"(columns: {', '.join(map(str, histories[0].frame.columns))}); use --fill close",
+              file=sys.stderr)
         return 2
     from alphaloop.evaluate.sandboxed import open_sandbox
 

@@ -77,15 +77,23 @@ def calendar_key(year: int) -> tuple[int, bool]:
     return datetime.date(year, 1, 1).weekday(), leap
 
 
-def drawn_years(years: Sequence[int], rng: np.random.Generator) -> dict[int, int] | None:
+def drawn_years(years: Sequence[int], rng: np.random.Generator, off_cycle: bool = True) -> dict[int, int] | None:
     """An increasing map of ``years`` onto years with the same calendar, drawn uniformly among all
-    such maps within ``CALENDAR_YEARS``; None when a year lies outside them or no map exists."""
+    such maps within ``CALENDAR_YEARS``; None when a year lies outside them or no map exists.
+
+    ``off_cycle``: a common year never maps to a year a multiple of 28 away (a whole calendar cycle,
+    10227 days, which a day number modulo 10227 survives); a leap year's calendar recurs only every
+    28 years within 1901-2099, so leap years keep such shifts."""
     lo, hi = CALENDAR_YEARS
     if not years or min(years) < lo or max(years) > hi:
         return None
     pool = np.arange(lo, hi + 1)
     keys = [calendar_key(int(y)) for y in pool]
-    cands = [pool[np.array([k == calendar_key(int(y)) for k in keys])] for y in years]
+    cands = [pool[np.array([k == calendar_key(int(y)) and not (off_cycle and not calendar_key(int(y))[1]
+                                                                and (int(p) - int(y)) % 28 == 0)
+                            for k, p in zip(keys, pool, strict=True)])] for y in years]
+    if any(c.size == 0 for c in cands):
+        return None
     ways = [np.ones(len(cands[-1]))]  # ways[i][j]: increasing maps of years i.. starting at cands[i][j]
     for i in range(len(years) - 2, -1, -1):
         after, w_after = cands[i + 1], ways[0]
@@ -120,7 +128,7 @@ def calendar_remapped_frame(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFram
     rng = np.random.default_rng([seed, 28])
     mapping = None
     for _ in range(4):  # an identity map would prove nothing
-        mapping = drawn_years(years, rng)
+        mapping = drawn_years(years, rng) or drawn_years(years, rng, off_cycle=False)
         if mapping is None or any(k != v for k, v in mapping.items()):
             break
     if mapping is None:

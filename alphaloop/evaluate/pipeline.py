@@ -161,7 +161,8 @@ class Budget:
     def reason(self) -> str:
         parts = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in self.spent.items())
         return (f"the candidate used its whole evaluation budget of {self.total_s:g} s ({parts}); make it faster: "
-                f"vectorise generate_features and keep strategy_logic to a few comparisons")
+                f"vectorise generate_features and keep the function called on each row or date to a few cheap "
+                f"operations")
 
 
 def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
@@ -322,11 +323,16 @@ def run_sandbox(t: Trial) -> Verdict:
 
 def lookahead(t: Trial) -> Verdict:
     """Every probe, in one sandbox run: look-ahead (truncated, perturbed futures) and invariance, on
-    every instrument.
+    every instrument. A region drawing unseeded random numbers is rejected first, naming the line:
+    every frame's process inherits one generator state, so its probes may agree while the next run
+    (``final``, a resume) draws other numbers.
 
     A look-ahead leak rejects here; the invariance probes' findings are judged here too, once, and
     left on the trial for the guards stage, which ranks them among the other guards.
     """
+    unseeded = unseeded_randomness(t.region)
+    if unseeded:  # forked frames share one generator state: probes may agree, yet the next run differs
+        return Verdict(False, unseeded_reason(unseeded), {"unseeded": unseeded, "leak": None})
     own = t.ctx.task.lookahead(t)
     if own is not None:
         return own
@@ -369,25 +375,15 @@ def lookahead(t: Trial) -> Verdict:
     info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
     if fault:
         info["leak"] = None
-        if fault == UNSEEDED and unseeded_randomness(t.region):  # name the line that draws without a seed
-            info["unseeded"] = unseeded_randomness(t.region)
-            return Verdict(False, f"{UNSEEDED}; unseeded: {'; '.join(info['unseeded'][:3])}", info)
         return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + redact_paths(fault), info)
-    unseeded = unseeded_randomness(t.region)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
         info["leak"].update(instrument_field(leak_at, n))
-        if unseeded:  # outputs that differ from run to run differ from probe to probe too: say why
-            info["unseeded"] = unseeded
-            return Verdict(False, unseeded_reason(unseeded), info)
         return Verdict(False, instrument_prefix(leak_at, n) + leak.message(frames[leak_at].index), info)
     info["leak"] = None
     t.invariances = [judge_invariance(inst.full, list(zip(inst.inv, inst.inv_results, strict=True)), inst.frame.index,
                                       warm) for inst, warm in zip(instruments, t.warmups, strict=True)]
-    if unseeded and any(f.failures for f in t.invariances):
-        info["unseeded"] = unseeded
-        return Verdict(False, unseeded_reason(unseeded), info)
     return Verdict(True, "", info)
 
 

@@ -124,6 +124,7 @@ class ProposalContext:
     correlations: str = ""  # the members' correlations of daily validation returns, in words
     guards: tuple[GuardThreshold, ...] = ()
     shows_trades: bool = True  # whether the population's lines give a trade count (the task says: Task.shows_trades)
+    columns: tuple[str, ...] = ()  # the data's columns, what a candidate's df holds (); () for a manifest without them
     extra: dict[str, str] = field(default_factory=dict)  # further {{placeholders}} of a task's own prompts
 
 

@@ -35,6 +35,7 @@ from alphaloop.propose.prompting import (
     load_prompts,
     prompt_chars,
     render,
+    withhold_dates,
 )
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,8 @@ class LLMProposer:
         )
 
     def chat(self, messages: list[dict], temperature: float) -> Reply:
-        """One completion with retries; raises EndpointDown or BadReply."""
+        """One completion with retries; raises EndpointDown or BadReply. No calendar date is sent."""
+        messages = [{**m, "content": withhold_dates(m["content"])} for m in messages]
         attempts = self.max_retries + 1
         attempt = 0
         while True:

@@ -29,6 +29,7 @@ MARKDOWN_TAGS = {"markdown", "md", "text", "txt"}
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+.-]*)[^\n]*$")
 THINK = re.compile(r"<think(?:ing)?>.*?(?:</think(?:ing)?>|\Z)", re.DOTALL | re.IGNORECASE)
 DEF_FEATURES = re.compile(r"^\s*def\s+generate_features\s*\(", re.MULTILINE)
+ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*=(?!=)")  # ``FAST, SLOW = 20, 100``
 DEF_LOGIC = re.compile(r"^\s*def\s+(?:strategy_logic|forecast|allocate)\s*\(", re.MULTILINE)
 
 FIELD_NAMES = {"hypothesis": "hypothesis", "change": "change", "expected effect": "expected",
@@ -118,15 +119,39 @@ def pick_code(blocks: list[Block], prose: str) -> str | None:
 
 
 def bare_code(text: str) -> str:
-    """Code written without fences: from the first ``def`` to the first unindented prose line."""
+    """Code written without fences: the contract's first ``def`` with the constants, helpers and comments
+    written right before it, up to the first unindented prose line; the longest such stretch that parses."""
     lines = text.split("\n")
     start = next(i for i, line in enumerate(lines) if DEF_FEATURES.match(line) or DEF_LOGIC.match(line))
-    kept: list[str] = []
-    for line in lines[start:]:
+    first = start
+    while first > 0 and _code_line(lines[first - 1]):
+        first -= 1
+    end = start + 1
+    while end < len(lines) and _code_line(lines[end]):
+        end += 1
+    for begin in range(first, start + 1):
+        code = "\n".join(lines[begin:end]).strip("\n")
+        if _parses(code):
+            return code
+    kept = [lines[start]]
+    for line in lines[start + 1 :]:
         if line.strip() and not line[0].isspace() and not line.startswith(("def ", "#", "@")):
             break
         kept.append(line)
     return "\n".join(kept)
+
+
+def _code_line(line: str) -> bool:
+    return (not line.strip() or line[0].isspace() or line.startswith(("def ", "#", "@"))
+            or bool(ASSIGNMENT.match(line)))
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def field_lines(text: str) -> dict[str, str]:
@@ -322,6 +347,9 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
         wanted.add(name)
         used = {x.id for x in ast.walk(keepable[name]) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)}
         queue += [u for u in used if u in keepable and u not in wanted]
+    # a name the kept code reads but that no constant or def defines (``LEVELS = [x / 100 for x in ...]``)
+    # keeps its statement: dropped, the gate would say only "name 'LEVELS' is not defined" of the line using it
+    read = {x.id for name in wanted for x in ast.walk(keepable[name]) if isinstance(x, ast.Name)}
     lines = region.split("\n")
     kept: list[str] = []
     dropped: list[str] = []
@@ -329,7 +357,7 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
         unpacked = unpacked_constants(node)
         if unpacked is not None and any(name in wanted for name, _ in unpacked):
             kept.append("\n".join(f"{name} = {ast.unparse(value)}" for name, value in unpacked))
-        elif any(name in wanted for name in defined_names(node)):
+        elif any(name in wanted or (name in read and name not in keepable) for name in defined_names(node)):
             start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
             kept.append("\n".join(lines[start - 1 : node.end_lineno]))
         else:

@@ -36,6 +36,10 @@ MAX_EACH = 20  # instruments listed one by one with their buy and hold
 CORRELATIONS_LIMIT = 600  # characters of the members' correlations
 GUARDS_LIMIT = 600  # characters of the guard thresholds
 
+# a calendar date as the loop's reasons write it: 2003-04-17, 2003-04-17 00:00:00, 2003/04/17
+CALENDAR_DATE = re.compile(r"(?<![\d.])(?:1[89]|2\d)\d{2}([-/])(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])"
+                           r"(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?!\d)")
+DATE_WITHHELD = "[date withheld]"
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 FILL = re.compile(r"^(?P<indent>[ \t]*)\{\{\s*(?P<alone>\w+)\s*\}\}[ \t]*\n(?P<blank>[ \t]*\n)?"
                   r"|\{\{\s*(?P<name>\w+)\s*\}\}", re.MULTILINE)
@@ -252,6 +256,15 @@ def build_messages(ctx: ProposalContext, program: str, template: str) -> list[di
         {"role": "system", "content": instructions},
         {"role": "user", "content": render(template, values).strip()},
     ]
+
+
+def withhold_dates(text: str) -> str:
+    """``text`` with every calendar date replaced by DATE_WITHHELD.
+
+    Reasons name the date a check failed on (look-ahead, invariance, a bad forecast or weight), which
+    helps at a terminal; a model reading one learns which stretch of market history it is shown, and
+    its memory of that history is look-ahead. Every request passes through here."""
+    return CALENDAR_DATE.sub(DATE_WITHHELD, text)
 
 
 def prompt_chars(messages: list[dict]) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from alphaloop.present.text import clip, safe
 from alphaloop.run.distilled import DISTILLED_CHARS, Distilled
 from alphaloop.run.grading import Tally, grade
-from alphaloop.run.quoting import harness_only, inert
+from alphaloop.run.quoting import harness_only, inert, plain
 
 __all__ = ["Entry", "Learnings", "grade", "tokens"]
 
@@ -71,12 +71,13 @@ class Entry:
         headline = self.headline
         if prompt and self.status and self.status != "accepted":
             headline = f"rejected at {self.stage}: {harness_only(self.reason or self.headline)}"
-        lines = [f"### iter {self.iteration} ({parent}): {inert(clip(headline, w['headline']))}"]
+        line = plain if prompt else inert  # a prompt is read as written: escapes would reach the model
+        lines = [f"### iter {self.iteration} ({parent}): {line(clip(headline, w['headline']))}"]
         fields = (("Hypothesis", self.hypothesis), ("Change", self.change), ("Expected", self.expected),
                   ("Graded", self.verdict))
         for label, text in fields:
             if text:
-                lines.append(f"- {label}: {inert(clip(text, w[label]))}")
+                lines.append(f"- {label}: {line(clip(text, w[label]))}")
         return "\n".join(lines)
 
     def one_line(self) -> str:
@@ -204,17 +205,18 @@ class Learnings:
         return self.tally.text()
 
     # ----- views -------------------------------------------------------------------------
-    def _distilled_block(self) -> list[str]:
-        lines = [inert(line) for line in self.distilled.lines(self.hit_rate())]
+    def _distilled_block(self, prompt: bool = False) -> list[str]:
+        line = plain if prompt else inert
+        lines = [line(text) for text in self.distilled.lines(self.hit_rate())]
         if self.lessons:
-            lines += ["", f"Lessons (the model's rewrite of the notes at iter {self.lessons_at}):",
-                      inert_lines(self.lessons)]
+            lessons = "\n".join(plain(t) for t in self.lessons.split("\n")) if prompt else inert_lines(self.lessons)
+            lines += ["", f"Lessons (the model's rewrite of the notes at iter {self.lessons_at}):", lessons]
         return lines
 
     def prompt_view(self, max_tokens: int | None = None) -> str:
         """What a prompt carries: the distilled section whole, then the same number of recent entries
         (RECENT_IN_PROMPT) before and after any compaction; at most PROMPT_CHARS by construction."""
-        parts = ["Distilled notes (the whole run so far):", "\n".join(self._distilled_block())]
+        parts = ["Distilled notes (the whole run so far):", "\n".join(self._distilled_block(prompt=True))]
         recent = [_whole_lines(e.render(PROMPT_WIDTHS, prompt=True), ENTRY_PROMPT_CHARS)
                   for e in self.entries[-RECENT_IN_PROMPT:]]
         if recent:

@@ -91,7 +91,7 @@ class Loop:
         self.proposer = BoundedProposer(proposer, config.workers)  # at most N requests at once
         self.proposer_label = proposer_label
         self.view = view
-        self.wd = Workdir(config.workdir)
+        self.wd = Workdir(config.workdir, self.task.name)
         self.stop_requested = False
         self._sigint_count = 0
         self._shown_warnings: set[str] = set()
@@ -186,7 +186,7 @@ class Loop:
                             for m in state.population],
                 learnings=learnings.prompt_view(),
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, shows_trades=self.task.shows_trades,
-                max_gross=self.cfg.max_gross,
+                max_gross=self.cfg.max_gross, columns=self.universe.columns,
                 siblings=flight.siblings, stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
                 **self.task.evidence(n, parent, latest, self.wd.record_or_none(parent), grand, base.after,
                                      self.prepared, state),
@@ -231,7 +231,7 @@ class Loop:
             record.reason = proposal.error or "the reply held no usable code"
             record.timings = {"propose": t_prop, "evaluate": 0.0, "total": t_prop}
             return record
-        self.wd.write_trade(n, splice_region(template_text(), proposal.region))
+        self.wd.write_trade(n, splice_region(template_text(self.task), proposal.region))
         ev = done.result.evaluation
         record.status, record.stage = "accepted" if ev.accepted else "rejected", ev.stage
         record.reason = in_reply_lines(ev.reason, proposal.reply, proposal.region)

@@ -9,6 +9,8 @@ reasons quote them. None of it may speak with the harness's voice:
   bounded block whose delimiters the text inside cannot forge.
 * ``inert`` is text for learnings.md (read in editors and rendered as Markdown): no live HTML, no
   Markdown link or image, no URL a renderer would fetch.
+* ``plain`` is the same line for a prompt: a model reads text as written, so the entity and Markdown
+  escapes of ``inert`` would reach it literally (``fast &gt; slow``, ``\\[0.15, 0.6\\]``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def candidate_block(text: str, limit: int) -> str:
     body = safe(text, keep="\n").replace("<<<", "< < <").replace(">>>", "> > >")
     body = clip_end(body, limit) if "\n" not in body else body[:limit] + (" [cut]" if len(body) > limit else "")
     return f"{BLOCK_OPEN}\n{body.strip()}\n{BLOCK_CLOSE}"
+
+
+def plain(text: str) -> str:
+    """One line for a prompt: no control character or line break (nothing can start a heading), no escapes."""
+    return safe(text)
 
 
 def inert(text: str) -> str:

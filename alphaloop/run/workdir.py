@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from alphaloop.candidate import RegionError, extract_region
+from alphaloop.run.candidates import BEST_TRADE, CANDIDATE, TRADE, CandidateNames
 from alphaloop.run.index import index_entry, index_line, parse_index
 from alphaloop.run.packs import Packs
 from alphaloop.run.records import CrossMarket, IterationRecord, RecordError, RunStats, StressCache, TestReading
@@ -41,7 +42,6 @@ from alphaloop.run.store import (
     zip_names,
 )
 
-TRADE = "iter_{n}_trade.py"
 RESULTS = "iter_{n}_results.json"
 SIDECAR_INSTRUMENTS = "instruments"  # the sidecar's key for each instrument's validation returns (a universe)
 RETURNS = "iter_{n}_returns.npz"  # the record's daily returns (float64, numpy's .npz), as ``kept_returns`` keeps them
@@ -52,7 +52,6 @@ INDEX = "index.jsonl"  # one short JSON line per record (alphaloop.run.index), a
 STATE = "state.json"
 RESULTS_TSV = "results.tsv"
 LEARNINGS = "learnings.md"
-BEST_TRADE = "best_trade.py"
 MANIFEST = "data_manifest.json"
 READINGS = "test_readings.jsonl"
 STATS = "stats.json"
@@ -63,9 +62,7 @@ EQUITY_CSV = "best_equity.csv"  # the report's: the best candidate's daily equit
 SNAPSHOTS = "snapshots.json"  # with --workers N > 1: the states the iterations in flight propose from
 FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
 FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
-ITER_FILE = re.compile(r"iter_(\d+)_(trade\.py|results\.json|reply\.md|returns\.json|returns\.npz)")
-# What a user finds in a run folder, as the end-of-run summary lists it.
-USER_FILES = (LEARNINGS, RESULTS_TSV, TRADE.format(n="N"), BEST_TRADE, REPORT)
+ITER_FILE = re.compile(r"iter_(\d+)_([a-z]+\.py|results\.json|reply\.md|returns\.json|returns\.npz)")
 
 
 def kept_returns(record: IterationRecord) -> tuple[dict[str, list[float]] | None, list[list[float]] | None]:
@@ -93,15 +90,23 @@ def _read(path: Path, text: str | None = None) -> Any:
 class Workdir:
     """The files of one run folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, stem: str | None = None) -> None:
+        """``stem``: what candidate files are named after, the task's name (``Task.name``); None: the task
+        state.json names (``trade`` when no run is here)."""
         self.root = Path(root)
+        self.names = CandidateNames(self.root, self.root / STATE, stem)
         self._checkpoint: int | None = None  # next_iteration of the last state.json this object wrote
-        self._best: int | None = None  # the iteration best_trade.py was last copied from by this object
+        self._best: int | None = None  # the iteration best_<stem>.py was last copied from by this object
         self.packs = Packs(self.root)
 
     # ----- names -----------------------------------------------------------------------------
     def trade(self, n: int) -> Path:
-        return self.root / TRADE.format(n=n)
+        """Iteration n's candidate file (``iter_N_<task>.py``; an older workdir's ``iter_N_trade.py``)."""
+        return self.names.file(n)
+
+    def user_files(self) -> tuple[str, ...]:
+        """What a user finds in the run folder, as the end-of-run summary lists it."""
+        return self.names.user_files(LEARNINGS, RESULTS_TSV, REPORT)
 
     def results(self, n: int) -> Path:
         return self.root / RESULTS.format(n=n)
@@ -129,6 +134,9 @@ class Workdir:
             return path.read_text(encoding="utf-8")
         if path.name in self.packs.names(n):
             return self.packs.read(n, path.name).decode("utf-8")
+        legacy = TRADE.format(n=n)  # a candidate an older workdir saved under the trade name, then packed
+        if path == self.names.own(n) and legacy in self.packs.names(n):
+            return self.packs.read(n, legacy).decode("utf-8")
         raise FileNotFoundError(f"{path} (nor in {self.packs.of(n)})")
 
     @property
@@ -145,7 +153,8 @@ class Workdir:
 
     @property
     def best_trade(self) -> Path:
-        return self.root / BEST_TRADE
+        """The best member's file (``best_<task>.py``; an older workdir's ``best_trade.py``)."""
+        return self.names.best()
 
     @property
     def report(self) -> Path:
@@ -195,7 +204,7 @@ class Workdir:
         return out
 
     def write_trade(self, n: int, text: str) -> None:
-        atomic_write_text(self.trade(n), text)
+        atomic_write_text(self.names.own(n), text)
 
     def write_reply(self, n: int, text: str) -> str:
         """Store a model's whole reply; returns the file name the record names it by."""
@@ -205,17 +214,18 @@ class Workdir:
     def forget_unfinished(self, n: int) -> None:
         """Remove what iterations n and later, which never wrote their records, left (they are redone,
         their returns included; with --workers N several may have been in flight at a kill)."""
-        for pattern in (TRADE, REPLY, RETURNS, RETURNS_JSON):
+        own = CANDIDATE.format(n="{n}", stem=self.names.stem)
+        for pattern in dict.fromkeys((own, TRADE, REPLY, RETURNS, RETURNS_JSON)):
             for path in self.root.glob(pattern.format(n="*")):
                 match = ITER_FILE.fullmatch(path.name)
                 if match and int(match.group(1)) >= n:
                     path.unlink(missing_ok=True)
 
     def trade_iterations(self) -> Iterator[tuple[int, Path]]:
-        """Every ``iter_N_trade.py`` here, with its N."""
-        for path in self.root.glob(TRADE.format(n="*")):
+        """Every candidate file here (``iter_N_<stem>.py``, an older ``iter_N_trade.py``), with its N."""
+        for path in self.root.glob(CANDIDATE.format(n="*", stem="*")):
             match = ITER_FILE.fullmatch(path.name)
-            if match and match.group(2) == "trade.py":
+            if match and match.group(2) in (f"{self.names.stem}.py", "trade.py"):
                 yield int(match.group(1)), path
 
     def find_iteration(self, region: str) -> int | None:
@@ -360,8 +370,11 @@ class Workdir:
             append_text(self.index, index_line(record))
         atomic_write_text(self.learnings, learnings, durable=False)
         best = state.best.iteration if state.best else None
-        if best is not None and (best != self._best or not self.best_trade.is_file()):
-            atomic_write_text(self.best_trade, self.trade(best).read_text(encoding="utf-8"), durable=False)
+        target = self.names.own_best()
+        if best is not None and (best != self._best or not target.is_file()):
+            atomic_write_text(target, self.trade(best).read_text(encoding="utf-8"), durable=False)
+            if target.name != BEST_TRADE:  # an older alphaloop's copy of the best, now superseded
+                (self.root / BEST_TRADE).unlink(missing_ok=True)
             self._best = best
         if self._checkpoint is None or state.next_iteration - self._checkpoint >= CHECKPOINT_EVERY:
             self.write_state(state)

@@ -7,7 +7,7 @@ one package ``alphaloop/tasks/<name>/`` defining a ``Task`` subclass, and one li
 ``alphaloop.tasks.TASKS``.
 
 Why a base class and not a ``typing.Protocol``: most methods have one right default (the trade
-task's conventions: a region saved as ``iter_N_trade.py``, no invariance probes unless the task
+task's conventions: trade.py as the starting file, no invariance probes unless the task
 asks for them...), so a new task overrides what differs and inherits the rest; abstract methods are
 the ones no default can answer.
 
@@ -32,16 +32,17 @@ REPO = Path(__file__).resolve().parents[2]
 class Task(ABC):
     """One kind of research the loop can run (``--task NAME``)."""
 
-    name: str = ""  # the --task value, and the ``task`` field of every record and of state.json
+    name: str = ""  # the --task value, the ``task`` field of every record and of state.json, and what its saved
+    # candidates are named after: iter_N_<name>.py and best_<name>.py (alphaloop.run.workdir; older runs: _trade.py)
     summary: str = ""  # one line for ``--task``'s help: what a candidate defines and how it is scored
     functions: tuple[str, ...] = ()  # the functions the gate requires the region to define
-    region_stem: str = "trade"  # saved regions: iter_N_<stem>.py and best_<stem>.py (kept for every task: resume)
     candidates: str = "strategies"  # what the task's candidates are called, in the plural ("forecasters")
     metrics: tuple[str, ...] = ("sharpe", "total_return", "sortino", "calmar", "cagr")  # --metric values it accepts
     benchmark: str = "B&H"  # the benchmark's short name in tables (the live view's column)
     baseline: str = "baseline (the region of the starting trade.py)"  # iteration 0's description
     shows_trades: bool = True  # whether the prompt's population lines give a trade count
     has_positions: bool = True  # stress, the second market and the report's trade sections judge positions
+    benchmark_words: str = "buy & hold"  # the benchmark in the report's words (cards, charts, assumptions)
 
     # ----- the candidate's contract ---------------------------------------------------------
     def gate(self) -> Callable[[str], Any]:
@@ -266,6 +267,19 @@ class Task(ABC):
         split once, print it beside validation, record the reading; returns the exit code.
 
         Why: what a test reading shows (a backtest, a calibration table) is the task's."""
+
+    def costs_words(self, cost_bps: float) -> str:
+        """What the costs are and how a decision fills, in the report's assumptions line.
+
+        Why: a position change and a change of weights are costed and filled in the task's own terms."""
+        return (f"{cost_bps:g} bp of the traded value per change of position; a signal at a bar's close trades at "
+                "that close")
+
+    def report_omits(self) -> frozenset[str]:
+        """Ids of the shared report's sections this task's runs do not have (its own sections may replace them).
+
+        Why: the trade sections (round trips, stress, the second market) read positions a task may not take."""
+        return frozenset()
 
     def report_sections(self, run: Any) -> list[str]:
         """HTML sections of the task's own in the shared report (its ``present.report.data.Run``), or none.

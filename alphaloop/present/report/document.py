@@ -37,9 +37,14 @@ def render_report(run: Run, task: Task | None = None) -> str:
     """The whole HTML document as a string (no file, network or test-split access); ``task`` adds its own
     sections (``Task.report_sections``) after the universe's."""
     own = task.report_sections(run) if task is not None else []
-    parts = [header_html(run), progress_html(run), population_html(run), best_html(run), equity_html(run),
-             universe_html(run), *own, years_html(run), analysis_html(run), folds_html(run),
-             stress_html(run), cross_html(run), stats_html(run), hypotheses_html(run), learnings_html(run)]
+    omit = task.report_omits() if task is not None else frozenset()
+    shared = (("population", population_html), ("best", best_html), ("equity", equity_html),
+              ("universe", universe_html))
+    later = (("years", years_html), ("analysis", analysis_html), ("folds", folds_html), ("stress", stress_html),
+             ("cross", cross_html), ("stats", stats_html), ("hypotheses", hypotheses_html),
+             ("learnings", learnings_html))
+    parts = [header_html(run, task), progress_html(run, task), *(f(run) for sid, f in shared if sid not in omit),
+             *own, *(f(run) for sid, f in later if sid not in omit)]
     body = "".join(parts)  # a section that is absent (the universe for one instrument) has no link either
     nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label in NAV if f'<section id="{sid}"' in body)
     title = f"alphaloop report — {run.workdir.name}"

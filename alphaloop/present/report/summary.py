@@ -38,13 +38,15 @@ from alphaloop.run.grading import GRADING_RULE, tally
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
-from alphaloop.tasks import get_task
+from alphaloop.tasks import Task, get_task
 
 STAGES = ("proposal", *PIPELINE_STAGES)  # the loop's own rejection (no usable code) first, then the pipeline's
 
 
-def header_html(run: Run) -> str:
-    """Title, data source, run size, proposer and model, dates, and the headline numbers."""
+def header_html(run: Run, task: Task | None = None) -> str:
+    """Title, data source, run size, proposer and model, dates, and the headline numbers (the benchmark and the
+    costs in the task's words)."""
+    bh = task.benchmark_words if task is not None else "buy & hold"
     recs, metric = run.records, run.metric
     accepted = [r for r in recs if r.get("status") == "accepted"]
     proposers = sorted({str(r.get("proposer")) for r in recs if r.get("proposer") and r.get("proposer") != "baseline"})
@@ -76,12 +78,12 @@ def header_html(run: Run) -> str:
         ("iterations", str(len(recs)), f"{len(accepted)} accepted, {len(recs) - len(accepted)} rejected; "
          f"population {members} (best first)"),
         (f"best val {metric_label(metric)}", fmt(best_val, metric),
-         (f"iter {run.best}; buy & hold {fmt(val.get(f'bh_{metric}'), metric)}" if best else "no accepted candidate")),
-        ("buy & hold val Sharpe", fmt(val.get("bh_sharpe"), "bh_sharpe"),
+         (f"iter {run.best}; {bh} {fmt(val.get(f'bh_{metric}'), metric)}" if best else "no accepted candidate")),
+        (f"{bh} val Sharpe", fmt(val.get("bh_sharpe"), "bh_sharpe"),
          f"best's val Sharpe {fmt(val.get('sharpe'), 'sharpe')}" if val else "validation split"),
         ("best val return", fmt(val.get("total_return"), "total_return"),
-         f"buy & hold {fmt(val.get('bh_total_return'), 'bh_total_return')}" if val else "validation split"),
-        test_card(run),
+         f"{bh} {fmt(val.get('bh_total_return'), 'bh_total_return')}" if val else "validation split"),
+        test_card(run, bh),
         ("hit rate", hit_rate(run), "hypotheses that held"),
     ]
     card_html = "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div>'
@@ -93,7 +95,7 @@ def header_html(run: Run) -> str:
     return (f'<header id="summary"><h1>alphaloop run report</h1><p class="sub">generated {esc(generated)} · '
             f"selection metric: validation {esc(metric_label(metric))}</p>"
             f'<div class="cards">{card_html}</div>{best_line}'
-            f'<p class="assume">{esc(assumptions(run))}</p>{notes}'
+            f'<p class="assume">{esc(assumptions(run, task))}</p>{notes}'
             f'<div class="facts"><table class="kv">{fact_rows}</table>'
             f'<table class="splits"><thead><tr><th>split</th><th>dates</th><th>rows</th></tr></thead>'
             f"<tbody>{split_rows}</tbody></table></div></header>")
@@ -109,7 +111,7 @@ def data_words(m: dict) -> str:
     return f"{what} (source: {m.get('source', '?')})"
 
 
-def test_card(run: Run) -> tuple[str, str, str]:
+def test_card(run: Run, bh: str = "buy & hold") -> tuple[str, str, str]:
     """The latest ``final`` reading's test figure beside buy and hold, or that the test split is unread."""
     scored = [r for r in run.readings if isinstance(r.get("test"), dict) and r["test"]]
     if not scored:
@@ -118,7 +120,7 @@ def test_card(run: Run) -> tuple[str, str, str]:
     m = latest["test"]
     reads = f"; read {len(run.readings)} times" if len(run.readings) > 1 else ""
     return (f"test {metric_label(metric)}", fmt(m.get(metric), metric),
-            f"iter {latest.get('iteration')}; buy & hold {fmt(m.get(f'bh_{metric}'), metric)}{reads}")
+            f"iter {latest.get('iteration')}; {bh} {fmt(m.get(f'bh_{metric}'), metric)}{reads}")
 
 
 def run_dates(run: Run, stamps: list[str]) -> str:
@@ -137,19 +139,19 @@ def run_dates(run: Run, stamps: list[str]) -> str:
     return f"{stamps[0][:16].replace('T', ' ')} – {end:%Y-%m-%d %H:%M} UTC{took}"
 
 
-def assumptions(run: Run) -> str:
+def assumptions(run: Run, task: Task | None = None) -> str:
     """The one line a reader needs to compare these figures with others': annualisation, risk-free, prices, costs."""
     prices = run.prices_words
     costs = run.state.get("cost_bps")
     if costs is None:
         costs = next((r.get("cost_bps") for r in run.records if r.get("cost_bps") is not None), None)
-    cost_text = f"{costs:g} bp of the traded value per change of position" if costs is not None else "not recorded"
+    task = task or get_task("trade")
+    cost_text = task.costs_words(float(costs)) if costs is not None else "not recorded"
     bars = (run.manifest or {}).get("bars") or {}
     per_year = float(bars.get("periods_per_year") or TRADING_DAYS)
     kind = bars.get("frequency") or "daily"
     return (f"Assumptions: Sharpe and Sortino annualised with √{per_year:g} ({per_year:g} bars a year, {kind}); "
-            f"risk-free rate 0; returns and buy and hold on {prices}; costs {cost_text}; a signal at a bar's close "
-            "trades at that close.")
+            f"risk-free rate 0; returns and {task.benchmark_words.replace('&', 'and')} on {prices}; costs {cost_text}.")
 
 
 def describe_record(record: dict, width: int = 160) -> str:
@@ -163,8 +165,9 @@ def hit_rate(run: Run) -> str:
     return tally(run.records).short()
 
 
-def progress_html(run: Run) -> str:
+def progress_html(run: Run, task: Task | None = None) -> str:
     """Selection metric over iterations: accepted points, rejections by stage, running best."""
+    words = task.benchmark_words if task is not None else "buy & hold"
     metric = run.metric
     recs = run.records
     if not recs:
@@ -200,7 +203,7 @@ def progress_html(run: Run) -> str:
         ax.axhline(record_value(base), color="#555", linestyle=":", linewidth=1, label="baseline (iter 0)")
     bh = bh_value(run)
     if bh is not None:
-        ax.axhline(bh, color=BUY_HOLD, linestyle="--", linewidth=1.3, label="buy & hold (val)")
+        ax.axhline(bh, color=BUY_HOLD, linestyle="--", linewidth=1.3, label=f"{words} (val)")
     ax.set_ylabel(f"val {metric_label(metric)}")
     ax.set_title(f"Selection metric ({metric_label(metric)}) on the validation split, per iteration", fontsize=11,
                  loc="left")
@@ -229,11 +232,13 @@ def progress_html(run: Run) -> str:
         strip.text(0.5, 0.5, "no rejections", transform=strip.transAxes, ha="center", va="center", color="#777")
         strip.set_yticks([])
     fig.subplots_adjust(left=0.12, right=0.98, top=0.92, bottom=0.12)
-    bh_words = (f"; the dashed grey line is buy and hold's {metric_label(metric)} on the same split" if bh is not None
-                else f"; buy and hold has no {metric_label(metric)} figure")
+    said = words.replace("&", "and")
+    bh_words = (f"; the dashed grey line is {said}'s {metric_label(metric)} on the same split" if bh is not None
+                else f"; {said} has no {metric_label(metric)} figure")
     chart = figure_html(fig, "selection metric per iteration", f"validation split; {len(acc)} accepted, "
                         f"{len(rejected)} rejected; the green step is the best population member so far{bh_words}")
-    return section("progress", "Selection metric over iterations", chart + iterations_table(run),
+    trades = task.shows_trades if task is not None else True
+    return section("progress", "Selection metric over iterations", chart + iterations_table(run, trades),
                    "Every iteration's validation score; rejected ones sit in the strip below by the stage that "
                    "stopped them.")
 
@@ -247,8 +252,9 @@ def bh_value(run: Run, split: str = "val") -> float | None:
     return None
 
 
-def iterations_table(run: Run) -> str:
-    """Every iteration in one collapsible table, for tracing a failure to its stage."""
+def iterations_table(run: Run, trades: bool = True) -> str:
+    """Every iteration in one collapsible table, for tracing a failure to its stage (``trades``: with the
+    validation round trips, for a task that trades)."""
     metric = run.metric
     rows = []
     listed, left_out = table_records(run.records, run.population, record_value)
@@ -267,9 +273,9 @@ def iterations_table(run: Run) -> str:
             td(r.get("iteration"), "num") + td("" if r.get("parent") is None else r["parent"], "num")
             + f'<td><span class="badge {esc(badge)}">{esc(state_txt)}</span></td>'
             + cell(splits.get("val", {}).get(metric), metric) + cell(splits.get("train", {}).get(metric), metric)
-            + cell(splits.get("val", {}).get("round_trips"), "round_trips") + td(what, "text"))
-    head = ["iter", "parent", "status", f"val {metric_label(metric)}", f"train {metric_label(metric)}", "val trades",
-            "what it tried"]
+            + (cell(splits.get("val", {}).get("round_trips"), "round_trips") if trades else "") + td(what, "text"))
+    head = ["iter", "parent", "status", f"val {metric_label(metric)}", f"train {metric_label(metric)}",
+            *(["val trades"] if trades else []), "what it tried"]
     return ('<details><summary>All iterations (table)</summary>' + (note(left_out, "muted") if left_out else "")
             + '<div class="scroll">' + table(head, rows) + "</div></details>")
 

@@ -26,7 +26,9 @@ from alphaloop.propose.offline.spec import (
     ENTRY_SPACE,
     EXIT_SPACE,
     FILTER_SPACE,
+    columns_needed,
     describe,
+    fit_columns,
     indicator_families,
     normalise_spec,
     spec_json,
@@ -51,15 +53,23 @@ class OfflineProposer:
         started = time.monotonic()
         parent = spec_of(ctx.parent_region) or copy.deepcopy(BASELINE_SPEC)
         rng = random.Random(f"{self.seed}:{ctx.iteration}")
-        if ctx.stalled:  # widen the search: another family, not one more variation of the same strategy
-            child, note = restart(rng, parent, ctx.metric, ctx.stalled)
-            names, notes = ["restart"], [note]
-        else:
-            child, names, notes = mutate(rng, parent, ctx.metric, ctx.last_outcome, ctx.unchanged_positions)
-        for _ in range(20):
-            if spec_json(child) != spec_json(parent):
+        have = set(ctx.columns) if ctx.columns else None  # None: an older manifest, every column assumed
+        if have is not None:  # a parent reading a column the data lacks (it failed) is judged without it
+            parent = fit_columns(parent, have, BASELINE_SPEC)
+
+        def draw(first: bool) -> tuple[dict, list[str], list[Note]]:
+            if first and ctx.stalled:  # widen the search: another family, not one more variation of the same
+                child, note = restart(rng, parent, ctx.metric, ctx.stalled)
+                return child, ["restart"], [note]
+            return mutate(rng, parent, ctx.metric, ctx.last_outcome, ctx.unchanged_positions)
+
+        child, names, notes = draw(True)
+        for _ in range(40):  # a new spec that reads only columns the data has (close-only data: no ATR, volume)
+            if spec_json(child) != spec_json(parent) and (have is None or columns_needed(child) <= have):
                 break
-            child, names, notes = mutate(rng, parent, ctx.metric, ctx.last_outcome, ctx.unchanged_positions)
+            child, names, notes = draw(ctx.stalled > 0)
+        if have is not None:
+            child = fit_columns(child, have, BASELINE_SPEC)
         lead = notes[0]
         return Proposal(
             region=render(child),

@@ -18,6 +18,7 @@ SPEC_LINE = re.compile(r"^\s*# offline-spec:\s*(\{.*\})\s*$", re.MULTILINE)
 MAX_FILTERS = 2
 MAX_EXITS = 2
 RAW_COLUMNS = ("Open", "High", "Low", "Close", "Volume")
+NEEDS = {"atr": ("High", "Low"), "donchian": ("High", "Low"), "volume": ("Volume",)}  # columns beyond Close
 
 
 @dataclass(frozen=True)
@@ -263,3 +264,18 @@ def indicator_families(spec: dict) -> set[str]:
             out.add({"ma_stop": x.get("ma"), "trail": "trailing stop", "time": "time stop"}[x["kind"]])
     return out
 
+
+
+def columns_needed(spec: dict) -> set[str]:
+    """The data columns a spec's code reads beyond Close (the ATR and volume filters, the Donchian entry)."""
+    kinds = [spec["entry"]["kind"], *(f["kind"] for f in spec["filters"]), *(x["kind"] for x in spec["exits"])]
+    return {c for k in kinds for c in NEEDS.get(k, ())}
+
+
+def fit_columns(spec: dict, have: set[str], fallback: dict) -> dict:
+    """``spec`` without what reads a column the data lacks: such filters dropped, such an entry replaced by
+    ``fallback``'s (a close-only rule)."""
+    out = {**spec, "filters": [f for f in spec["filters"] if set(NEEDS.get(f["kind"], ())) <= have]}
+    if not set(NEEDS.get(out["entry"]["kind"], ())) <= have:
+        out["entry"] = dict(fallback["entry"])
+    return out

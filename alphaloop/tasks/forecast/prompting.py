@@ -113,8 +113,9 @@ def evidence_lines(scores: dict) -> list[str]:
     folds = (f"min {fnum(spread.get('min'))}, median {fnum(spread.get('median'))}, max {fnum(spread.get('max'))}"
              if spread else "-")
     train_skill = train.get("rps_skill_mean")
+    # below climatology by what the 4 printed decimals show: the climatology itself reads -0.0000, not "below"
     warn = " (below climatology on train: its validation skill may be luck)" if train_skill is not None and \
-        train_skill < 0 else ""
+        round(train_skill, 4) < 0 else ""
     lines = [f"Parent, train split: rps_skill_mean {fnum(train_skill)}{warn}; walk-forward folds of train "
              f"(sub-periods, not re-fitted): {folds}; validation against the rolling climatology (last known "
              f"outcomes, a second benchmark): {fnum(val.get('rps_skill_rolling_mean'))}",

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
-from alphaloop.present.text import clip
 from alphaloop.propose.base import GuardThreshold
 from alphaloop.propose.prompting import format_guards
 from alphaloop.run.diversity import BH_DISGUISE_CORRELATION, BH_DISGUISE_EXPOSURE, NEAR_COPY_CORRELATION
-from alphaloop.tasks.portfolio.guards import PortfolioLimits
+from alphaloop.run.quoting import harness_only
+from alphaloop.tasks.portfolio.guards import EQUAL_WEIGHT_TOLERANCE, PortfolioLimits
 from alphaloop.tasks.portfolio.text import figures_section
 from alphaloop.tasks.trade.evidence import building_on, member_correlations
 
@@ -45,7 +45,8 @@ def guards_thresholds(limits: PortfolioLimits | None = None) -> tuple[GuardThres
     return (GuardThreshold("min dates a year with a weight change on validation", limits.min_rebalances_per_year,
                            "dates/year"),
             GuardThreshold("max turnover", limits.max_turnover_per_year, "x the book a year"),
-            GuardThreshold("equal weight on every date (= the benchmark)", 1, "rejected"),
+            GuardThreshold("equal weight (= the benchmark) on every validation date, each weight within",
+                           EQUAL_WEIGHT_TOLERANCE, "of 1/N"),
             GuardThreshold("buy and hold in disguise: correlation with the equal-weight buy and hold above",
                            BH_DISGUISE_CORRELATION, f"at gross exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
             GuardThreshold("near copy of a member: validation return correlation above", NEAR_COPY_CORRELATION,
@@ -53,7 +54,7 @@ def guards_thresholds(limits: PortfolioLimits | None = None) -> tuple[GuardThres
 
 
 def outcome_status(record: Any) -> str:
-    return "accepted" if record.accepted else f"rejected at {record.stage}: {clip(record.reason, 200)}"
+    return "accepted" if record.accepted else f"rejected at {record.stage}: {harness_only(record.reason, 200)}"
 
 
 def portfolio_evidence(n: int, parent: int, latest: Any, parent_rec: Any, grand: Any, last: int | None = None,

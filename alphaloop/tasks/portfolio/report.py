@@ -1,18 +1,24 @@
-"""The portfolio task's report section, from what ``final`` recorded (``test_readings.jsonl``): the
-test and held-out figures beside the equal-weight buy and hold and cash, the weights over time (a
-heatmap), gross and net exposure with the long and short legs, turnover, each instrument's
-contribution, and the pick's code. Built from the report's shared blocks (``present/report``)."""
+"""The portfolio task's report sections, built from the report's shared blocks (``present/report``); they
+replace the shared sections that read positions and round trips (``PortfolioTask.report_omits``):
+
+- **Population**: each member's validation and train figures, worst fold, exposures, beta and information
+  ratio beside the equal-weight buy and hold (and cash, 0);
+- **Best**: the pick's code, its train, fold and validation figures beside both benchmarks, growth of 1
+  on train and validation against the equal-weight buy and hold and cash, and its contributions;
+- **Portfolio**: what ``final`` recorded (``test_readings.jsonl``): test and held-out figures, the
+  weights over time (a heatmap), gross and net exposure with the legs, turnover, contributions."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from alphaloop.present.report.charts import BUY_HOLD, STRATEGY, date_axis, figure_html, pct_axis, style_axes
-from alphaloop.present.report.html import cell, code_block, note, section, table, td
+from alphaloop.present.report.html import cell, code_block, esc, metric_label, note, section, table, td
 
 FIGURES = (("sharpe", "bh_sharpe"), ("total_return", "bh_total_return"), ("max_drawdown", "bh_max_drawdown"))
 EXTRA = ("gross_exposure", "net_exposure", "turnover", "long_count", "short_count", "beta", "information_ratio")
@@ -95,11 +101,12 @@ def contributions_chart(contributions: Sequence[float], names: Sequence[str], sp
     return figure_html(fig, "contributions", f"each instrument's contribution to the {split} return (summed daily)")
 
 
-def portfolio_html(reading: Mapping | None, names: Sequence[str], region: str | None) -> str:
-    """The task's section after ``final``: its test (and held-out) figures and charts, and the pick's code."""
+def portfolio_html(reading: Mapping | None, names: Sequence[str], region: str | None = None) -> str:
+    """The task's section after ``final``: its test (and held-out) figures and charts (and ``region``, the
+    code ``final`` read, when given)."""
     if not reading or reading.get("status") != "scored" or not reading.get("portfolio"):
         body = note("no test reading yet: run `python harness.py final` to read the locked test split once")
-        return section("portfolio", "Portfolio", body + (code_block(region) if region else ""))
+        return section("portfolio", "Portfolio (test split)", body + (code_block(region) if region else ""))
     p = reading["portfolio"]
     rows = [("test", reading.get("test") or {})]
     if p.get("val"):
@@ -119,3 +126,141 @@ def portfolio_html(reading: Mapping | None, names: Sequence[str], region: str | 
         parts.append(code_block(region))
     return section("portfolio", "Portfolio (test split, read by final)", "".join(parts),
                    "every figure beside the equal-weight buy and hold of the same instruments and cash (0)")
+
+
+def _splits(record: Mapping | None) -> dict:
+    return (((record or {}).get("scores") or {}).get("splits")) or {}
+
+
+def population_html(run: Any, metric: str) -> str:
+    """The members, best first, each figure beside the equal-weight buy and hold's (cash is 0 on all)."""
+    from alphaloop.present.report.members import what_it_is
+
+    rows = []
+    for rank, n in enumerate(run.population, 1):
+        rec = run.record(n) or {}
+        val, train = _splits(rec).get("val") or {}, _splits(rec).get("train") or {}
+        folds = [f.get(metric) for f in ((rec.get("scores") or {}).get("folds") or []) if f.get(metric) is not None]
+        rows.append(td(rank, "num") + td(f"iter {n}") + cell(val.get(metric), metric)
+                    + cell(val.get(f"bh_{metric}"), metric) + cell(train.get(metric), metric)
+                    + cell(train.get(f"bh_{metric}"), metric) + cell(min(folds) if folds else None, metric)
+                    + cell(val.get("max_drawdown"), "max_drawdown") + cell(val.get("bh_max_drawdown"), "max_drawdown")
+                    + "".join(cell(val.get(k), k) for k in ("gross_exposure", "net_exposure", "beta",
+                                                             "information_ratio"))
+                    + td(what_it_is(run, n), "text"))
+    label = metric_label(metric)
+    heads = ["rank", "member", f"val {label}", f"val EW B&H {label}", f"train {label}", f"train EW B&H {label}",
+             f"worst fold {label}", "val max DD", "val EW B&H max DD", "val gross", "val net", "val beta",
+             "val IR", "what it is"]
+    body = table(heads, rows) if rows else note("no accepted portfolio: the population is empty")
+    return section("population", "Population", body,
+                   "The top-K kept at the end of the run, each beside the equal-weight buy and hold of the same "
+                   "instruments on the same split (cash: 0 on every figure); a large gap between train and "
+                   "validation, or a bad worst fold, is a warning sign.")
+
+
+def growth_chart(series: Sequence[tuple[str, np.ndarray, np.ndarray | None, pd.DatetimeIndex | None]]) -> str:
+    """Growth of 1 per split: the portfolio beside the equal-weight buy and hold and cash (flat at 1); ``dates``
+    (one more than the returns: the curve's start) label the axis when known."""
+    fig = Figure(figsize=(10.4, 3.6))
+    axes = [fig.add_subplot(1, len(series), k + 1) for k in range(len(series))]
+    for ax, (split, r, bh, dates) in zip(axes, series, strict=True):
+        x = dates if dates is not None else np.arange(len(r) + 1)  # the curve starts at 1 on the split's first date
+        ax.plot(x, np.r_[1.0, np.cumprod(1 + r)], color=STRATEGY, linewidth=1.2, label="portfolio")
+        if bh is not None:
+            ax.plot(x, np.r_[1.0, np.cumprod(1 + bh)], color=BUY_HOLD, linewidth=1.1, label="equal-weight buy and hold")
+        ax.axhline(1.0, color="#999", linewidth=0.8, linestyle=":", label="cash")
+        ax.set_title(f"{split} split", fontsize=10, loc="left")
+        style_axes(ax)
+        if dates is not None:
+            date_axis(ax)
+    axes[0].set_ylabel("growth of 1")
+    axes[0].legend(fontsize=8, frameon=False, loc="upper left")
+    return figure_html(fig, "growth of 1", "growth of 1, net of costs, beside the equal-weight buy and hold of the "
+                                           "same instruments and cash, by split")
+
+
+def best_html(run: Any, metric: str) -> str:
+    """The pick: its code, its figures on train, each fold and validation beside both benchmarks, growth of 1,
+    its validation contributions."""
+    from alphaloop.run.workdir import Workdir
+
+    rec = run.record(run.best)
+    if rec is None:
+        return section("best", "Best portfolio", note("no accepted portfolio yet"))
+    splits = _splits(rec)
+    rows = [("train", splits.get("train") or {})]
+    rows += [(f"train fold {k + 1} ({f.get('start', '?')} – {f.get('end', '?')})", f)
+             for k, f in enumerate((rec.get("scores") or {}).get("folds") or [])]
+    rows.append(("validation", splits.get("val") or {}))
+    parts = [figures_table(rows)]
+    series = []
+    for split in ("train", "val"):
+        try:
+            r = Workdir(run.workdir).split_returns(int(run.best), split)
+        except (OSError, ValueError):
+            r = None
+        if r is None or not len(r):
+            continue
+        bh = run.portfolio_bh.get(split) or {}
+        b = np.asarray(bh.get("returns") if bh.get("returns") is not None else [], dtype=np.float64)
+        same = b.size == len(r)
+        dates = pd.DatetimeIndex(bh["dates"]) if same and bh.get("dates") is not None else None
+        series.append((split if split == "train" else "validation", np.asarray(r), b if same else None,
+                       dates if dates is not None and len(dates) == len(r) + 1 else None))
+    if series:
+        parts.append(growth_chart(series))
+    contributions = ((rec.get("scores") or {}).get("contributions") or {}).get("val")
+    names = list((run.manifest or {}).get("instruments") or [])
+    if contributions:
+        labels = (names if len(names) == len(contributions)
+                  else [f"instrument {k + 1}" for k in range(len(contributions))])
+        parts.append(contributions_chart(contributions, labels, "validation"))
+    if run.best_code:
+        parts.append(code_block(run.best_code))
+    parts.append(stress_table(run))
+    cash = (((run.stats or {}).get("universe") or {}).get("cash")) or {}
+    if cash.get("verdict"):
+        parts.append(note(f"against cash (the pick is market-neutral, mean validation net exposure "
+                          f"{cash.get('net_exposure', 0):+.2f}): {cash['verdict']}"))
+    parts.append(note("no second market for portfolios: the held-out instruments play that part, read once by "
+                      "harness.py final with the test split (the Portfolio section)", "muted"))
+    return section("best", f"Best portfolio (iter {esc(run.best)})", "".join(parts),
+                   f"Selected on validation {esc(metric_label(metric))}; every figure beside the equal-weight buy and "
+                   "hold of the same instruments and cash (0); folds are sub-periods of train.")
+
+
+def stress_table(run: Any) -> str:
+    """The best's stress scenarios (``stress.json``): percentiles of its return and drawdown beside the
+    equal-weight buy and hold's on the same synthetic panels, and the share of paths on which it beat it."""
+    from alphaloop.run.records import RecordError
+    from alphaloop.run.workdir import Workdir
+
+    try:
+        cache = Workdir(run.workdir).read_stress()
+    except (OSError, ValueError, RecordError):
+        return note("stress.json could not be read", "muted")
+    st = cache.members.get(str(run.best))
+    if st is None:
+        return note("no stress results for the best portfolio (the end of run stresses the population; "
+                    "--stress-paths 0 turns it off)", "muted")
+    if not st.ok or not st.scenarios:
+        return note(f"stress failed: {st.reason}", "warn")
+    heads = ["scenario (validation split, synthetic panels)", "paths", "return p5", "p50", "EW B&H return p50",
+             "max DD p5", "EW B&H max DD p5", "beat EW B&H"]
+    rows = []
+    for name, sc in st.scenarios.items():
+        strat, bh = sc["strategy"], sc["buy_hold"]
+        rows.append(td(name) + td(sc.get("paths", "-"), "num") + cell(strat["total_return"]["p5"], "total_return")
+                    + cell(strat["total_return"]["p50"], "total_return")
+                    + cell(bh["total_return"]["p50"], "total_return")
+                    + cell(strat["max_drawdown"]["p5"], "max_drawdown") + cell(bh["max_drawdown"]["p5"], "max_drawdown")
+                    + td(f"{sc.get('beat_buy_hold', 0):.0%}", "num"))
+    for k, m in (st.costs or {}).items():
+        rows.append(td(f"real validation, costs {k}") + td("-") + td("-") + cell(m.get("total_return"), "total_return")
+                    + cell(m.get("bh_total_return"), "total_return") + cell(m.get("max_drawdown"), "max_drawdown")
+                    + cell(m.get("bh_max_drawdown"), "max_drawdown") + td("-"))
+    return table(heads, rows, "compact") + note(
+        "the validation split's dates resampled jointly for every instrument (stationary blocks), so each "
+        "synthetic date keeps one real date's cross-section; vol_2x doubles every instrument's volatility, "
+        "crash_20 gaps every instrument -20% on one date; percentiles over paths", "muted")

@@ -31,12 +31,12 @@ class PortfolioTask(Task):
     summary = "generate_features + allocate(day) -> weights across instruments, scored against equal weight"
     functions = FUNCTIONS
     metrics = ("sharpe", "total_return", "sortino", "calmar", "cagr", "information_ratio")  # scoring.PORTFOLIO_METRICS
-    region_stem = "portfolio"
     candidates = "portfolios"
     benchmark = "EW B&H"
     baseline = "baseline (examples/portfolio_momentum.py: 120-bar momentum, top third long, bottom third short)"
     shows_trades = False
     has_positions = False
+    benchmark_words = "equal-weight buy & hold"
 
     def start_file(self) -> Path:
         return REPO / "examples" / "portfolio_momentum.py"
@@ -188,17 +188,30 @@ class PortfolioTask(Task):
     # ----- after the run --------------------------------------------------------------------------
     def finish_steps(self, run: Any, sandbox: Any) -> list[tuple[str, Callable[[], object]]]:
         from alphaloop.tasks.portfolio.stats import write_statistics
+        from alphaloop.tasks.portfolio.stress import population_stress
 
-        return [("statistics", lambda: write_statistics(run))]
+        steps: list[tuple[str, Callable[[], object]]] = [("statistics", lambda: write_statistics(run))]
+        if run.state.population and run.stress_paths > 0:
+            steps.append(("stress", lambda: population_stress(run, sandbox)))
+        return steps
 
     def final(self, inputs: Any) -> int:
         from alphaloop.tasks.portfolio.final import final_reading
 
         return final_reading(inputs)
 
+    def costs_words(self, cost_bps: float) -> str:
+        return (f"{cost_bps:g} bp of the summed absolute weight changes; weights set at a date's close earn close to "
+                "each instrument's next close")
+
+    def report_omits(self) -> frozenset[str]:
+        """The shared sections that read positions and round trips; the task's own replace them."""
+        return frozenset({"population", "best", "equity", "years", "analysis", "folds", "stress", "cross"})
+
     def report_sections(self, run: Any) -> list[str]:
-        from alphaloop.tasks.portfolio.report import portfolio_html
+        from alphaloop.tasks.portfolio.report import best_html, population_html, portfolio_html
 
         scored = [r for r in run.readings if r.get("status") == "scored"]
         names = list((run.manifest or {}).get("instruments") or [])
-        return [portfolio_html(scored[-1] if scored else None, names, run.best_code or None)]
+        return [population_html(run, run.metric), best_html(run, run.metric),
+                portfolio_html(scored[-1] if scored else None, names)]

@@ -11,7 +11,6 @@ import numpy as np
 from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.evaluate.scoring import History
 from alphaloop.evaluate.universe import bh_returns, figures_from_record
-from alphaloop.present.text import clip
 from alphaloop.propose.base import CandidateFigures, GuardThreshold, WindowFigures
 from alphaloop.run.diversity import (
     BH_DISGUISE_CORRELATION,
@@ -21,6 +20,7 @@ from alphaloop.run.diversity import (
     buy_and_hold_in_disguise,
     novelty,
 )
+from alphaloop.run.quoting import harness_only
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.state import LoopState
 
@@ -32,7 +32,8 @@ def candidate_figures(record: IterationRecord | None,
     model's memory of what markets did in those years would be look-ahead)."""
     if record is None:
         return None
-    status = "accepted" if record.accepted else f"rejected at {record.stage}: {clip(record.reason, 200)}"
+    # harness words only: the candidate's own (names, messages) reach a prompt only in its latest-outcome block
+    status = "accepted" if record.accepted else f"rejected at {record.stage}: {harness_only(record.reason, 200)}"
     scores = record.scores
     if not scores:
         return CandidateFigures(record.iteration, status=status)
@@ -67,8 +68,8 @@ def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: It
                   f"not stack changes on one line: iter {last} {what}")
     unchanged = bool(latest and grand and latest.positions_sha256
                      and latest.positions_sha256 == grand.positions_sha256)
-    guards = (GuardThreshold("min round trips per year on validation", limits.min_round_trips_per_year,
-                             "round trips/year"),
+    guards = (GuardThreshold("min round trips on validation", limits.min_round_trips_per_year,
+                             "a year"),
               GuardThreshold("max turnover", limits.max_turnover_per_year, "position changes/year"),
               GuardThreshold("always long (= buy and hold) at exposure", 100 * limits.always_long_exposure,
                              "% of days"),
