@@ -2,7 +2,7 @@
 
 Why: the end-of-run statistics and the report need a few figures of every iteration (status, stage,
 the validation figure, whether it entered the population), and reading them from 100,000 record files
-of ~10 KB each was the slowest part of a long night's end. A line is ~400 bytes, shaped like a record's
+of ~12 KB each was the slowest part of a long night's end. A line is under 1 KB, shaped like a record's
 JSON (the same keys, a subset of them), so a reader of record dicts reads a line the same way.
 ``committed`` is the Unix time the line was appended (None when a resume rebuilt it from its record).
 """
@@ -49,10 +49,12 @@ def index_line(record: IterationRecord, now: bool = True) -> str:
     return json.dumps({k: _number(v) for k, v in entry.items()}, separators=(",", ":"), allow_nan=False) + "\n"
 
 
-def parse_index(text: str | Iterable[str], project: Callable[[dict[str, Any]], Any] | None = None) -> dict[int, Any]:
+def parse_index(text: str | Iterable[str], project: Callable[[dict[str, Any]], Any] | None = None,
+                lines: bool = False) -> dict[int, Any]:
     """The complete lines of an index (its text, or its lines as an open file yields them) by iteration, each
     passed through ``project`` when given (what a reader keeps of an entry: the statistics keep three figures
-    of each, so 100,000 lines never stand in memory as 100,000 dicts). A later line for the same iteration
+    of each, so 100,000 lines never stand in memory as 100,000 dicts), or the line itself with ``lines`` (what a
+    resume writes back unchanged). A later line for the same iteration
     wins; a cut last line or one that is not an entry is skipped: the owner rebuilds it from the record."""
     out: dict[int, Any] = {}
     for line in text.splitlines(keepends=True) if isinstance(text, str) else text:
@@ -63,5 +65,5 @@ def parse_index(text: str | Iterable[str], project: Callable[[dict[str, Any]], A
         except json.JSONDecodeError:
             continue
         if isinstance(entry, dict) and isinstance(entry.get("iteration"), int):
-            out[entry["iteration"]] = entry if project is None else project(entry)
+            out[entry["iteration"]] = line if lines else entry if project is None else project(entry)
     return out

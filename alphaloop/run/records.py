@@ -170,6 +170,19 @@ class IterationRecord:
         """Accepted and kept in the population."""
         return self.accepted and self.in_population
 
+    def kept(self) -> tuple[dict[str, list[float]] | None, list[list[float]] | None]:
+        """The returns (and a universe's per-instrument ones) a record keeps on disk, by who reads them.
+
+        A member (it entered the population) keeps all: the report draws the best one's train and validation
+        curves, final and the end-of-run figures use its instruments. Any other accepted candidate keeps its
+        validation series (keys ``val...``): a column of the statistics' trial matrix. A rejected one keeps
+        none: nothing reads them, and at a night's scale they were most of the folder."""
+        if self.returns is None or not self.accepted:
+            return None, None
+        if self.entered:
+            return self.returns, self.instrument_returns
+        return {k: v for k, v in self.returns.items() if k.startswith("val")}, None
+
     def split(self, name: str) -> dict[str, float] | None:
         """The metrics of one split (``train``, ``val``), or None when the candidate was never scored."""
         return ((self.scores or {}).get("splits") or {}).get(name)

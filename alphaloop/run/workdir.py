@@ -44,7 +44,7 @@ from alphaloop.run.store import (
 
 RESULTS = "iter_{n}_results.json"
 SIDECAR_INSTRUMENTS = "instruments"  # the sidecar's key for each instrument's validation returns (a universe)
-RETURNS = "iter_{n}_returns.npz"  # the record's daily returns (float64, numpy's .npz), as ``kept_returns`` keeps them
+RETURNS = "iter_{n}_returns.npz"  # the record's daily returns (float64 .npz), as ``IterationRecord.kept`` keeps them
 RETURNS_JSON = "iter_{n}_returns.json"  # schema 1's sidecar (every split, as JSON text): still read
 CHECKPOINT_EVERY = 25  # records between two writes of state.json; a resume replays at most this many more
 REPLY = "iter_{n}_reply.md"
@@ -63,20 +63,6 @@ SNAPSHOTS = "snapshots.json"  # with --workers N > 1: the states the iterations 
 FORECAST_STATS = "forecast_stats.json"  # --task forecast: SPA of the forecasters against climatology (validation)
 FORECASTS = "forecasts_{split}.csv"  # --task forecast: the best forecaster day by day on val (loop) or test (final)
 ITER_FILE = re.compile(r"iter_(\d+)_([a-z]+\.py|results\.json|reply\.md|returns\.json|returns\.npz)")
-
-
-def kept_returns(record: IterationRecord) -> tuple[dict[str, list[float]] | None, list[list[float]] | None]:
-    """The returns (and a universe's per-instrument ones) a record keeps on disk, by who reads them.
-
-    A member (it entered the population) keeps all: the report draws the best one's train and validation
-    curves, final and the end-of-run figures use its instruments. Any other accepted candidate keeps its
-    validation series (keys ``val...``): a column of the statistics' trial matrix. A rejected one keeps
-    none: nothing reads them, and at a night's scale they were most of the folder."""
-    if record.returns is None or not record.accepted:
-        return None, None
-    if record.entered:
-        return record.returns, record.instrument_returns
-    return {k: v for k, v in record.returns.items() if k.startswith("val")}, None
 
 
 def _read(path: Path, text: str | None = None) -> Any:
@@ -245,7 +231,7 @@ class Workdir:
         d = record.to_json()
         d.pop("returns")
         d.pop("instrument_returns", None)
-        returns, instruments = kept_returns(record)
+        returns, instruments = record.kept()
         self.returns_json(record.iteration).unlink(missing_ok=True)  # a schema-1 sidecar of an earlier attempt
         if returns is not None:
             arrays = {k: np.asarray(v, dtype=np.float64) for k, v in returns.items()}
@@ -316,10 +302,7 @@ class Workdir:
         """Every record's index entry (``run.index``), 0, 1, ... up to the first gap: index.jsonl's lines,
         and for a record it lacks (a folder from before it, a line a kill cut) the entry read from the record;
         each passed through ``project`` when given (what the reader keeps of it)."""
-        have: dict[int, Any] = {}
-        if self.index.is_file():
-            with open(self.index, encoding="utf-8") as fh:
-                have = parse_index(fh, project)
+        have = self._index(project=project)
         out, n = [], 0
         while n in have or self.has_record(n):
             if n in have:
@@ -329,6 +312,13 @@ class Workdir:
                 out.append(entry if project is None else project(entry))
             n += 1
         return out
+
+    def _index(self, **how: Any) -> dict[int, Any]:
+        """index.jsonl's complete lines by iteration, read line by line (``run.index.parse_index``)."""
+        if not self.index.is_file():
+            return {}
+        with open(self.index, encoding="utf-8") as fh:
+            return parse_index(fh, **how)
 
     def all_records(self, notes: list[str], returns_of: Container[int] | None = None) -> list[IterationRecord]:
         """Every record here in iteration order; one that cannot be read becomes a note (the report's view).
@@ -390,9 +380,9 @@ class Workdir:
         rows = self._tsv_rows(header)
         lines = (rows.get(n) or row_of(self.record(n)) for n in range(state.next_iteration))
         atomic_write_text(self.results_tsv, header + "".join(lines))
-        have = parse_index(self.index.read_text(encoding="utf-8")) if self.index.is_file() else {}
-        entries = (json.dumps(have[n], separators=(",", ":")) + "\n" if n in have
-                   else index_line(self.record(n, returns=False), now=False) for n in range(state.next_iteration))
+        have = self._index(lines=True)
+        entries = (have.get(n) or index_line(self.record(n, returns=False), now=False)
+                   for n in range(state.next_iteration))
         atomic_write_text(self.index, "".join(entries), durable=False)
         for block in self.packs.due(state.next_iteration):  # packs a kill left unwritten or unswept
             self.packs.pack(block, self._rejected_files)
