@@ -548,6 +548,7 @@ def test_universe_figures_name_instruments_by_number_only() -> None:
     assert ("portfolio of 5 instruments: sharpe 0.910; best instrument 2 1.400; median 0.800; worst instrument 5 -0.200"
             in user)
     assert "| window | bars | years | Sharpe | return | max DD | exposure | trips (sum of 5 instruments) |" in user
+    assert "its B&H columns the equal-weight buy and hold's" in user  # not a single instrument's
     each = replace(u, each=((0.5, 0.7), (1.4, 1.1)))
     user = build_messages(replace(ctx(), parent_figures=CandidateFigures(1, figures(1).windows, universe=each)),
                           program, template)[1]["content"]

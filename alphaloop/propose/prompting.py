@@ -127,7 +127,8 @@ def format_figures(title: str, figures: CandidateFigures | None) -> str:
             parts.append(f"median {cell(u.median, 'num')}")
         if u.worst is not None:
             parts.append(f"worst instrument {clip_end(u.worst[0], 40)} {cell(u.worst[1], 'num')}")
-        lines.append("; ".join(parts) + " (validation; the table below is the equal-weight portfolio's)")
+        lines.append("; ".join(parts) + " (validation; the table below is the equal-weight portfolio's, "
+                     "its B&H columns the equal-weight buy and hold's)")
         if u.each:
             lines.append(f"each instrument on validation, {u.metric} (its buy and hold's): " + "; ".join(
                 f"{k} {cell(v, 'num')} ({cell(bh, 'num')})" for k, (v, bh) in enumerate(u.each[:MAX_EACH], 1))
