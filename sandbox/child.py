@@ -45,6 +45,9 @@ RESULT_FD = 3
 def child_main(zygote: Any, fds: list[int], max_input: int) -> None:
     """In the forked child: take the frame from ``fds`` (input, result, log pipes); never returns."""
     in_r, res_w, log_w = fds
+    # Every child inherits the zygote's numpy generator state, so unseeded draws would agree across frames
+    # and pass the probes unseen; a fresh state per child makes them differ, and the full-run rerun names them.
+    np.random.seed(int.from_bytes(os.urandom(4), "little"))
     try:
         os.setpgid(0, 0)
         prctl(zygote.libc, PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloop.evaluate.pipeline import EvalContext, Evaluation, evaluate
+from alphaloop.evaluate.pipeline import UNSEEDED, EvalContext, Evaluation, evaluate
 from alphaloop.evaluate.probes import first_difference, probe_frames
 from alphaloop.evaluate.scoring import History
 from alphaloop.tasks import get_task
@@ -203,9 +203,9 @@ def strategy_logic(row):
 
 
 def test_unseeded_randomness_is_named_in_the_real_sandbox(real_sandbox) -> None:
-    """Every frame's process is forked from one zygote and inherits numpy's global generator state, so an
-    unseeded draw gives every probe the same numbers and no probe differs (it was accepted), while the
-    next run (final, a resume) draws others: it is named before any probe runs."""
+    """A visible unseeded draw is named, with its line, before any probe runs; one the static reading does not
+    see is caught because every frame's child reseeds numpy's generator (children forked from one zygote
+    inherited one state, so every probe drew the same numbers and the candidate was accepted)."""
     frame = make_ohlcv(600, seed=25)
     history = History.from_splits({"train": frame.iloc[:420], "val": frame.iloc[420:]})
     region = """
@@ -221,6 +221,12 @@ def strategy_logic(row):
                                       eval_timeout_s=120.0))
     assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason
     assert ev.reason.startswith("seed your random numbers") and "line 3: np.random.normal(...)" in ev.reason
+    alias = "def generate_features(df):\n    draw = np.random.normal"
+    hidden = region.replace("np.random.normal", "draw").replace("def generate_features(df):", alias)
+    ev = evaluate(hidden, EvalContext(histories=(history,), sandbox=real_sandbox, task=get_task("trade"), folds=2,
+                                      eval_timeout_s=120.0))  # a draw the static reading does not see
+    assert (ev.accepted, ev.stage) == (False, "lookahead"), ev.reason
+    assert ev.reason == UNSEEDED  # each child draws from its own state, so the full run did not reproduce itself
 
 
 CLEAN = {

@@ -166,8 +166,7 @@ def unseeded_randomness(region: str) -> list[str]:
 
 def unseeded_reason(found: Sequence[str]) -> str:
     """The reason given when the region draws unseeded random numbers: its outputs may change from one
-    run of the same history to the next (every frame's process inherits one generator state from the
-    sandbox, so they may also agree within a run and differ in the next), and no figure reproduces."""
+    run of the same history to the next, and no figure reproduces."""
     more = f" and {len(found) - 1} more" if len(found) > 1 else ""
     return (f"seed your random numbers: the outputs change from one run of the same history to the next because "
             f"the region draws random numbers without a seed ({found[0]}{more}); use "

@@ -323,15 +323,14 @@ def run_sandbox(t: Trial) -> Verdict:
 
 def lookahead(t: Trial) -> Verdict:
     """Every probe, in one sandbox run: look-ahead (truncated, perturbed futures) and invariance, on
-    every instrument. A region drawing unseeded random numbers is rejected first, naming the line:
-    every frame's process inherits one generator state, so its probes may agree while the next run
-    (``final``, a resume) draws other numbers.
+    every instrument. A region visibly drawing unseeded random numbers is rejected first, naming the
+    line (a hidden draw differs between frames, whose children each reseed, and the rerun names it).
 
     A look-ahead leak rejects here; the invariance probes' findings are judged here too, once, and
     left on the trial for the guards stage, which ranks them among the other guards.
     """
     unseeded = unseeded_randomness(t.region)
-    if unseeded:  # forked frames share one generator state: probes may agree, yet the next run differs
+    if unseeded:
         return Verdict(False, unseeded_reason(unseeded), {"unseeded": unseeded, "leak": None})
     own = t.ctx.task.lookahead(t)
     if own is not None:
