@@ -2,6 +2,7 @@
 
     python bench/bench_lookahead.py [--data DIR] [--repeats N] [--in-process]
     python bench/bench_lookahead.py --catch [--nonces N]
+    python bench/bench_lookahead.py --against COMMIT [--pairs N]
 
 ``--catch`` runs nothing: it draws the cut rows (alphaloop/evaluate/cuts.py) for N seeds on the
 train+validation calendar and prints, per class of one-bar leak (active on a weekday, a week of the
@@ -139,6 +140,46 @@ def catch_table(history: History, nonces: int) -> None:
         print(f"  {name:36s} caught {hits / nonces:6.1%}")
 
 
+def old_probe_frames(commit: str):
+    """``probe_frames`` of ``commit``'s alphaloop/evaluate/probes.py, loaded beside today's (it imports only
+    numpy, pandas and, since the cut plan moved out, alphaloop.evaluate.cuts)."""
+    import importlib.util
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    text = subprocess.run(["git", "-C", str(root), "show", f"{commit}:alphaloop/evaluate/probes.py"],
+                          check=True, capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "probes_before.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("probes_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["probes_before"] = module
+    spec.loader.exec_module(module)
+    return module.probe_frames
+
+
+def against(box, history: History, commit: str, pairs: int) -> None:
+    """Paired runs of the look-ahead probes (plus the same invariance probes) of ``commit`` and of today, in
+    one sandbox, alternating: the ratio of their wall times and of their rows."""
+    before = old_probe_frames(commit)
+    region = extract_region(template_text())
+    frame = history.frame
+    full = box.run(region, [frame]).results[0]
+    ratios, rows = [], []
+    for i in range(pairs):
+        inv = [p.frame for p in invariance_probes(frame, i)]
+        old = [p.frame for p in before(frame, full, seed=i)] + inv
+        new = [p.frame for p in probe_frames(frame, full, seed=i, window=history.windows.get("val"))] + inv
+        first, second = (old, new) if i % 2 == 0 else (new, old)  # alternate which runs first
+        t_first, _ = timed(lambda: box.run(region, first))  # noqa: B023 - called at once
+        t_second, _ = timed(lambda: box.run(region, second))  # noqa: B023
+        t_old, t_new = (t_first, t_second) if i % 2 == 0 else (t_second, t_first)
+        ratios.append(t_new / t_old)
+        rows.append(sum(map(len, new)) / sum(map(len, old)))
+    print(f"probe run (look-ahead + invariance) today / {commit}: median {np.median(ratios):.2f}x over {pairs} "
+          f"pairs (range {min(ratios):.2f}-{max(ratios):.2f}); rows {np.mean(rows):.2f}x")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=Path("data"))
@@ -147,6 +188,8 @@ def main() -> int:
                    help="use the in-process test runner even if the sandbox exists")
     p.add_argument("--catch", action="store_true", help="print the catch rate of each leak class, run nothing")
     p.add_argument("--nonces", type=int, default=400)
+    p.add_argument("--against", metavar="COMMIT", help="paired wall time of the probes against COMMIT's")
+    p.add_argument("--pairs", type=int, default=15)
     args = p.parse_args()
     history = load_history(args.data)
     if args.catch:
@@ -162,6 +205,9 @@ def main() -> int:
         box, label = in_process_runner(), "in-process runner (no sandbox)"
     with box:
         label = label or f"sandbox: {' + '.join(box.layers)}"
+        if args.against:
+            against(box, history, args.against, args.pairs)
+            return 0
         print(f"runner: {label}; {len(history.frame)} bars (train+validation), median of {args.repeats}")
         for name, region in (("baseline", extract_region(template_text())), ("rsi+trend", HEAVY)):
             r = bench(box, region, history, args.repeats)

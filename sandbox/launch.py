@@ -18,8 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sandbox.gate_tables import SAFE_BUILTINS
 from sandbox.mounts import WORKER_ENV, bwrap_argv, libraries, read_roots, seccomp_importable, sys_path
@@ -49,8 +49,7 @@ BOOT = (
 )
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The layers a worker is started with and how many frames it runs side by side: a worker started
     early is taken over only by a sandbox that asks for exactly these."""
 

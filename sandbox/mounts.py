@@ -7,7 +7,6 @@ reaches the worker.
 
 from __future__ import annotations
 
-import ctypes.util
 import functools
 import importlib.util
 import os
@@ -123,6 +122,8 @@ def read_roots() -> list[str]:
 @functools.lru_cache(maxsize=1)
 def libraries() -> dict[str, str]:
     """Sonames resolved here, so the worker needs no ldconfig (or /etc) to load libseccomp."""
+    import ctypes.util  # here, not at the top: a command starting its worker early should not wait for it
+
     out = {}
     for name in ("c", "seccomp"):
         found = ctypes.util.find_library(name)

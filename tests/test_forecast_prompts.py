@@ -23,7 +23,10 @@ CONTEXT_KEYS = {"iteration", "parent_iteration", "parent_region", "population", 
 def test_program_states_contract_buckets_scores_and_grades_and_is_filled():
     history = history_of(synthetic_bars(800, seed=2))
     scheme = scheme_of(history)
-    text = render(FORECAST_PROGRAM_PATH.read_text(encoding="utf-8"), program_values(scheme))
+    from alphaloop.propose.prompting import columns_text  # the data's columns: a context value, as for trading
+
+    text = render(FORECAST_PROGRAM_PATH.read_text(encoding="utf-8"), {**program_values(scheme),
+                                                                       "columns": columns_text(())})
     assert not PLACEHOLDER.search(text)
     for needle in ("def forecast(row)", "(p_down, p_flat, p_up)", "lower tercile", "rps_skill_mean",
                    "calibrated_correct", "reasonable_miss", "overconfident_wrong", "1e-6", "h=10: down <"):

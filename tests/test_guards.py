@@ -254,7 +254,7 @@ def test_position_reason_names_the_probe_and_first_differing_date(history: Histo
     out = InProcessSandbox().run(ROW_KEYED, [frame, frame.iloc[30:]])
     probe = InvarianceProbe(frame.iloc[30:], "trim", 30, -30)
     reason = position_dependence(out.results[0], probe, out.results[1], frame.index, 10)
-    first = max(30 + 10 + 300, len(frame) // 2)
+    first = 30 + 10 + 300  # the rows removed, the warm-up, SETTLE_ROWS
     a, b = out.results[0].signals[first:], out.results[1].signals[first - 30:]
     assert f"first {frame.index[first + int(np.argmax(a != b))].date()}" in reason
     assert "when the first 30 rows are removed" in reason

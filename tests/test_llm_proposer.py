@@ -548,6 +548,7 @@ def test_universe_figures_name_instruments_by_number_only() -> None:
     assert ("portfolio of 5 instruments: sharpe 0.910; best instrument 2 1.400; median 0.800; worst instrument 5 -0.200"
             in user)
     assert "| window | bars | years | Sharpe | return | max DD | exposure | trips (sum of 5 instruments) |" in user
+    assert "its B&H columns the equal-weight buy and hold's" in user  # not a single instrument's
     each = replace(u, each=((0.5, 0.7), (1.4, 1.1)))
     user = build_messages(replace(ctx(), parent_figures=CandidateFigures(1, figures(1).windows, universe=each)),
                           program, template)[1]["content"]
@@ -575,3 +576,16 @@ def test_figures_stay_bounded_however_many_folds() -> None:
     assert "more windows not shown" in user and "| validation |" in user and "| fold 40 |" not in user
     assert prompt_chars(big) - small <= 2 * (FIGURES_LIMIT + 100) + REASON_LIMIT + GUARDS_LIMIT + 400
     assert prompt_chars(big) <= len(program) + len(template) + variable_bound()
+
+
+def test_the_program_names_only_the_columns_the_data_has() -> None:
+    program, template = load_prompts()
+    full = "\n".join(m["content"] for m in build_messages(ctx(), program, template))
+    assert "`Open`, `High`, `Low`, `Close`, `Volume` (a `DatetimeIndex`" in full  # an older manifest: all five
+    closes = "\n".join(m["content"] for m in build_messages(replace(ctx(), columns=("Close",)), program, template))
+    assert "`Close` only (this data has no Open, High, Low, Volume: a candidate reading one fails)" in closes
+    assert "`Open`" not in closes.split("generate_features(df)")[1].split("strategy_logic(row)")[0]
+    from alphaloop.tasks.forecast.prompting import FORECAST_PROGRAM_PATH
+
+    forecast = FORECAST_PROGRAM_PATH.read_text(encoding="utf-8")
+    assert "{{columns}}" in forecast and "{{columns}}" in program

@@ -78,7 +78,8 @@ def test_check_rejects_weights_keyed_to_day_numbers_at_the_guards(universe: Path
 def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     wd, data = universe / "run", str(universe / "data")
     res = run(str(ROOT / "harness.py"), "--task", "portfolio", "--proposer", "offline", "--iterations", "2",
-              "--max-fails", "0", "--stress-paths", "2", "--workdir", str(wd), "--data", data, cwd=universe)
+              "--max-fails", "0", "--stress-paths", "2", "--stress-select", "--workdir", str(wd), "--data", data,
+              cwd=universe)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "equal-weight buy and hold" in res.stdout and "S5" not in res.stdout
     state = json.loads((wd / "state.json").read_text())
@@ -89,6 +90,7 @@ def test_loop_final_and_report_on_a_universe(universe: Path) -> None:
     assert stats["split"] == "val" and "spa_pvalues" in stats and "cash" in stats["universe"]
     record = json.loads((wd / "iter_0_results.json").read_text())
     assert record["scores"]["splits"]["val"]["bh_sharpe"] is not None and "contributions" in record["scores"]
+    assert record["stress"] is None  # --stress-select stresses positions; a portfolio's suite runs at the end
     # the candidates are saved under the task's own name, say what they are and run as scripts
     assert (wd / "best_portfolio.py").is_file() and not list(wd.glob("*_trade.py"))
     assert (wd / "iter_1_portfolio.py").read_text().startswith('"""A portfolio allocation')

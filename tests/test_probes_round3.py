@@ -113,6 +113,15 @@ def test_row_lookup_is_caught_by_the_position_probes(history: History) -> None:
     assert "reappear" in ev.reason or "of the bars" in ev.reason
 
 
+def test_a_row_table_in_train_is_caught_too(small_history: History) -> None:
+    """Position probes compare from the warm-up plus SETTLE_ROWS on, not only the later half: rows memorised
+    in train (they move the train folds) move with the rows as well."""
+    rows = list(range(400, 490, 6))  # all before row 500, which the old half-history floor compared from
+    for nonce in (0, 1, 2):
+        ev = run(keyed("np.arange(len(df))", rows), small_history, nonce)
+        assert not ev.accepted and "position_dependence" in failed(ev), f"{nonce}: {ev.reason}"
+
+
 def test_row_lookup_hidden_in_a_converging_feature_is_still_caught(history: History) -> None:
     """1 / (row + 1) converges like an expanding statistic, yet the changes it makes move with the rows."""
     rows = good_days(history, 15).tolist()  # a short table: a long one is refused by the literal budget

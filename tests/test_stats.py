@@ -15,7 +15,6 @@ from alphaloop.evaluate.stats import (
     probabilistic_sharpe,
     return_moments,
     run_statistics,
-    split_bh_returns,
 )
 from tests.conftest import make_ohlcv
 
@@ -130,7 +129,7 @@ def test_bh_returns_align_with_scored_returns() -> None:
     df = make_ohlcv(400, seed=2)
     history = History.from_splits({"train": df.iloc[:300], "val": df.iloc[300:]})
     scores = score(history, np.ones(400, dtype=np.int8), folds=1)
-    bh = split_bh_returns(history)
+    bh = history.bh_returns("val")
     assert bh.shape == scores.returns["val"].shape
     assert np.prod(1 + bh) - 1 == pytest.approx(scores.splits["val"]["bh_total_return"])
 

@@ -17,7 +17,6 @@ from alphaloop.evaluate.universe import (
     bh_returns,
     combine,
     figures_from_record,
-    instrument_bh_returns,
     positions_sha256,
     score_universe,
 )
@@ -59,7 +58,7 @@ def test_one_instrument_scores_exactly_as_before() -> None:
     u = score_universe([h], [s])
     assert u.portfolio.to_json() == score(h, s).to_json()
     assert all(np.array_equal(u.portfolio.returns[k], score(h, s).returns[k]) for k in ("train", "val"))
-    assert np.array_equal(bh_returns([h]), instrument_bh_returns(h))
+    assert np.array_equal(bh_returns([h]), h.bh_returns("val"))
     rec = IterationRecord(iteration=0, status="accepted", stage="ok")
     assert not set(UNIVERSE_FIELDS) & set(rec.to_json())  # one instrument adds nothing to the iteration record
 
@@ -122,7 +121,7 @@ def search(histories: list[History], lookbacks: range, seed: int):
         trials.append(score_universe(histories, sig, folds=0))
     m = np.column_stack([u.portfolio.returns["val"] for u in trials])
     best = int(np.argmax([u.portfolio.selection for u in trials]))
-    per = {f"instrument {i + 1}": (s.returns["val"], instrument_bh_returns(h))
+    per = {f"instrument {i + 1}": (s.returns["val"], h.bh_returns("val"))
            for i, (s, h) in enumerate(zip(trials[best].instruments, histories, strict=True))}
     return universe_statistics(m, best, bh_returns(histories), trials=len(trials), instruments=len(histories),
                                per_instrument=per, seed=seed, reps=500), trials[best]

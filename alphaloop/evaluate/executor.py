@@ -65,7 +65,7 @@ def evaluate_task(region: str, histories: EvalData, sandbox: Any, settings: Eval
                       max_gross=settings.max_gross, probe_nonce=settings.probe_nonce)
     ev = evaluate(region, ctx)
     stress = None
-    if ev.accepted and settings.stress_select:
+    if ev.accepted and settings.stress_select and ctx.task.has_positions:  # the suite stresses positions
         from alphaloop.evaluate.stress import stress_or_failure
 
         stress = stress_or_failure(region, ctx.histories[0], sandbox, settings.cost_bps, settings.stress_paths,

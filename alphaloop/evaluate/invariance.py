@@ -274,7 +274,8 @@ def position_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLi
                         warmup: int) -> str | None:
     """Reason when the shared bars' outputs move with the rows once history is prepended or rows removed.
 
-    Compared from the warm-up plus ``SETTLE_ROWS`` (and at least the second half of the history).
+    Compared from the warm-up plus ``SETTLE_ROWS`` on, train rows included (a row table there moves
+    the folds); the pattern rule lets a converging statistic's scattered flips pass however many.
     Code tied to row numbers is told from a converging statistic by where the changes fall: each
     change of row-keyed code reappears ``offset`` bars away (the key moved with the rows), or the
     changes line up in a pattern (``pattern``: runs, periods, a step at a row number); an expanding
@@ -282,7 +283,7 @@ def position_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLi
     """
     a, what = outputs(full)
     b, _ = outputs(result)
-    first = max(probe.start + warmup + SETTLE_ROWS, a.shape[0] // 2)  # full-history row from which both must agree
+    first = probe.start + warmup + SETTLE_ROWS  # full-history row from which both must agree
     if first >= a.shape[0]:
         return None
     if b.shape[0] != len(probe.frame):

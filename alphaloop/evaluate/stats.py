@@ -28,15 +28,10 @@ from alphaloop.evaluate.columns import (
     sample_columns,
     spa_test,
 )
-from alphaloop.evaluate.scoring import History
 
 EULER_GAMMA = 0.5772156649015329
 SIGNIFICANCE = 0.05
 
-
-def split_bh_returns(history: History, split: str = "val") -> np.ndarray:
-    """Buy-and-hold daily returns of one split, aligned with ``Scores.returns[split]``."""
-    return history.bh_returns(split)
 
 _NORMAL = NormalDist()  # the standard normal from the standard library: scipy.stats alone costs a second to import
 

@@ -154,7 +154,7 @@ def score_universe(histories: Sequence[History], signals: Sequence[np.ndarray], 
                               dates={k: h.frame.index[h.windows[k]][1:] for k in splits})
     metrics, returns, dates = {}, {}, {}
     for name in splits:  # each instrument's own backtest of the split, not a second one
-        legs = [Leg(h.frame.index[h.windows[name]][1:], s.returns[name], instrument_bh_returns(h, name), s.splits[name],
+        legs = [Leg(h.frame.index[h.windows[name]][1:], s.returns[name], h.bh_returns(name), s.splits[name],
                     h.periods_per_year)
                 for h, s in zip(histories, per, strict=True)]
         metrics[name], returns[name], dates[name] = _portfolio(legs)
@@ -178,11 +178,6 @@ def curve_dates(histories: Sequence[History], split: str = "val") -> pd.Datetime
     first = min(h.frame.index[h.windows[split]][0] for h in histories)
     ends = sorted(set().union(*(h.frame.index[h.windows[split]][1:] for h in histories)))
     return pd.DatetimeIndex([first, *ends])
-
-
-def instrument_bh_returns(history: History, split: str = "val") -> np.ndarray:
-    """One instrument's buy-and-hold daily returns on a split, aligned with its ``Scores.returns``."""
-    return history.bh_returns(split)
 
 
 def instrument_histories(universe: Universe, names: tuple[str, ...] = ("train", "val")) -> list[History]:

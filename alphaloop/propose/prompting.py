@@ -127,7 +127,8 @@ def format_figures(title: str, figures: CandidateFigures | None) -> str:
             parts.append(f"median {cell(u.median, 'num')}")
         if u.worst is not None:
             parts.append(f"worst instrument {clip_end(u.worst[0], 40)} {cell(u.worst[1], 'num')}")
-        lines.append("; ".join(parts) + " (validation; the table below is the equal-weight portfolio's)")
+        lines.append("; ".join(parts) + " (validation; the table below is the equal-weight portfolio's, "
+                     "its B&H columns the equal-weight buy and hold's)")
         if u.each:
             lines.append(f"each instrument on validation, {u.metric} (its buy and hold's): " + "; ".join(
                 f"{k} {cell(v, 'num')} ({cell(bh, 'num')})" for k, (v, bh) in enumerate(u.each[:MAX_EACH], 1))
@@ -218,6 +219,18 @@ def render(template: str, values: dict[str, str]) -> str:
     return FILL.sub(fill, template)
 
 
+PRICE_COLUMNS = ("Open", "High", "Low", "Close", "Volume")  # what the programs name a candidate's df columns by
+
+
+def columns_text(columns: tuple[str, ...]) -> str:
+    """The price columns a candidate's ``df`` holds, and those this data lacks (close-only files, indices without
+    Volume): a model told of columns that are not there writes candidates that fail. () = every one."""
+    have = [c for c in PRICE_COLUMNS if not columns or c in columns]
+    missing = [c for c in PRICE_COLUMNS if c not in have]
+    text = ", ".join(f"`{c}`" for c in have)
+    return text + (f" only (this data has no {', '.join(missing)}: a candidate reading one fails)" if missing else "")
+
+
 def context_values(ctx: ProposalContext) -> dict[str, str]:
     region = safe(ctx.parent_region, keep="\n\t").strip("\n")  # code: its lines stay, raw control bytes go
     if len(region) > PARENT_LIMIT:
@@ -238,6 +251,7 @@ def context_values(ctx: ProposalContext) -> dict[str, str]:
         "stall": "\n\n".join(t for t in (format_siblings(ctx.siblings, ctx.parent_iteration),
                                           format_stall(ctx.stalled)) if t),
         "grading_rule": GRADING_RULE,
+        "columns": columns_text(ctx.columns),
         **ctx.extra,
     }
 

@@ -23,7 +23,6 @@ from alphaloop.present.report.html import section as card
 from alphaloop.present.report.html import table as html_table
 from alphaloop.present.report.markdown import markdown_html
 from alphaloop.present.report.style import CSS
-from alphaloop.present.text import fmt
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
@@ -41,18 +40,13 @@ from alphaloop.tasks.forecast.scores import (
     spread_picks,
 )
 from alphaloop.tasks.forecast.stats import forecast_statistics
+from alphaloop.tasks.forecast.text import fnum
 
 GRADE_COLOURS = {"calibrated_correct": "#2a9d4b", "reasonable_miss": "#8ab4d8", "overconfident_wrong": "#d62728",
                  "other": "#bbbbbb"}
 BUCKET_COLOURS = {"down": "#d62728", "flat": "#8a8a8a", "up": "#2a9d4b"}
 NAV = (("summary", "Summary"), ("progress", "Skill"), ("population", "Population"), ("val", "Validation"),
        ("test", "Test"), ("learnings", "Learnings"))
-
-
-def num(value: float | None, spec: str = "+.4f") -> str:
-    """A forecast figure through the one formatter (``text.fmt``); a missing one reads ``n/a``."""
-    digits = int(re.sub(r"\D", "", spec) or 4)
-    return fmt(value, digits, pct=spec.endswith("%"), sign=spec.startswith("+"), missing="n/a")
 
 
 def table(headers: list[str], rows: list[list[str]], left: int = -1) -> str:
@@ -100,9 +94,9 @@ def population_table(records: list[IterationRecord], population: list[int]) -> s
             continue
         v, t = scalar_view(r.split("val")) or {}, scalar_view(r.split("train")) or {}
         g = grade_counts(r.split("val") or {})
-        rows.append([str(n), num(v.get(SELECTION_METRIC)), "+0.0000",
-                     num((r.split("val") or {}).get("rps_skill_rolling_mean")), num(t.get(SELECTION_METRIC)),
-                     num(v.get("ece"), ".3f"), num(v.get("reward"), "+.3f"), str(g["overconfident_wrong"]),
+        rows.append([str(n), fnum(v.get(SELECTION_METRIC)), "+0.0000",
+                     fnum((r.split("val") or {}).get("rps_skill_rolling_mean")), fnum(t.get(SELECTION_METRIC)),
+                     fnum(v.get("ece"), 3, False), fnum(v.get("reward"), 3), str(g["overconfident_wrong"]),
                      esc(describe(r, baseline=BASELINE))])
     return table(["iter", "val skill", "val climatology", "val vs rolling climatology", "train skill", "val ECE",
                   "val reward", "val overconfident-wrong", "what it tried"], rows, left=8)
@@ -129,8 +123,9 @@ def horizon_rows(days: pd.DataFrame, climatology: dict,
         r = days.loc[ok, f"return_{h}"].to_numpy(dtype=np.float64)
         acc, n_calls = direction_accuracy(p, r)
         direction = "no calls" if not n_calls else f"{acc:.1%} of {n_calls}"
-        rows.append([str(h), num(1 - s.mean() / sc.mean()), num((rolling or {}).get(str(h))), num(s.mean(), ".4f"),
-                     num(sc.mean(), ".4f"), direction, *map(str, counts), num(reward, "+.3f")])
+        rows.append([str(h), fnum(1 - s.mean() / sc.mean()), fnum((rolling or {}).get(str(h))),
+                     fnum(s.mean(), 4, False), fnum(sc.mean(), 4, False), direction, *map(str, counts),
+                     fnum(reward, 3)])
     loss, clim_loss = np.column_stack(losses), np.column_stack(clim_losses)
     full = np.isfinite(loss).all(axis=1)
     return rows, loss[full].mean(axis=1), clim_loss[full].mean(axis=1)
@@ -280,7 +275,7 @@ def render_forecast_report(workdir: Path) -> str:
         rolling_val = val_summary.get("rps_skill_rolling")
         summary.append(f"Best: iter {best.iteration}, validation {SELECTION_METRIC} {best.val_metric:+.4f} "
                        f"(train {best.train_metric:+.4f}; climatology +0.0000; against the rolling climatology "
-                       f"{num(val_summary.get('rps_skill_rolling_mean'))}).")
+                       f"{fnum(val_summary.get('rps_skill_rolling_mean'))}).")
         if best.train_metric < 0:
             summary.append("Warning: the best forecaster is below climatology on the train split; its validation "
                            "skill is probably luck.")

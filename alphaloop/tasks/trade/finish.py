@@ -14,7 +14,6 @@ from alphaloop.evaluate.cross_market import format_cross, load_cross_history, sc
 from alphaloop.evaluate.stats import run_statistics, trial_statistics
 from alphaloop.evaluate.stress import stress_or_failure, stress_penalty
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
-from alphaloop.evaluate.universe import instrument_bh_returns
 from alphaloop.present.text import clip, rich
 from alphaloop.present.ui import console
 from alphaloop.run.records import CrossMarket, RunStats, StressCache, StressResult
@@ -62,7 +61,7 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     best = run.wd.record(state.best.iteration)
     per = None
     if best.instrument_returns:  # several instruments: the best on each beside that instrument's buy and hold
-        per = {name: (np.asarray(r), instrument_bh_returns(h, "val"))
+        per = {name: (np.asarray(r), h.bh_returns("val"))
                for name, r, h in zip(run.instrument_names, best.instrument_returns, run.histories, strict=True)}
     universe = trial_statistics(
         columns, trials=state.trials, sharpes=sharpes, instruments=len(run.histories), per_instrument=per,
