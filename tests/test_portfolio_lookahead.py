@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from alphaloop.tasks.portfolio.driver import run_frame
 from alphaloop.tasks.portfolio.lookahead import panel_leak, panel_probes
 from tests.portfolio_support import CROSS_LEAK, MOMENTUM, namespace, universe_frames
@@ -60,3 +62,27 @@ def test_probes_cut_every_instrument_at_one_date() -> None:
             for f, g in zip(frames, p.frames, strict=True):
                 assert f.loc[: p.date].equals(g.loc[: p.date])
                 assert not f["Close"].loc[f.index > p.date].head(50).equals(g["Close"].loc[g.index > p.date].head(50))
+
+
+KEYED = {  # a one-bar leak active only where an attacker hopes no probe cuts: it must not matter which nonce runs
+    "last rows": "np.arange(len(df)) >= len(df) - 3",
+    "first week of the month": "df.index.day <= 7",
+    "Wednesdays": "df.index.dayofweek == 2",
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYED))
+def test_a_keyed_leak_is_caught_on_the_panel_whatever_the_nonce(name: str) -> None:
+    region = f'''
+def generate_features(df):
+    df["ahead"] = np.where({KEYED[name]}, df["Close"].shift(-1) / df["Close"] - 1.0, 0.0)
+    return df
+
+def allocate(day):
+    return (day["ahead"] * 20.0).clip(-0.3, 0.3)
+'''
+    frames = universe_frames(n=3, days=300, seed=4, ragged=True)
+    full = run_frame(namespace(region), frames)
+    for seed in range(12):
+        assert any(panel_leak(frames, full, p, run_frame(namespace(region), p.frames))
+                   for p in panel_probes(frames, seed)), (name, seed)

@@ -27,11 +27,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from alphaloop.evaluate.cuts import DRAWN_CUTS, EARLY_CUT, FOCUS_CUTS, MIN_WARMUP_FOR_CUT, band_edges, cut_plan
+from alphaloop.evaluate.cuts import DRAWN_CUTS, EARLY_CUT, FOCUS_CUTS, MIN_WARMUP_FOR_CUT, cut_plan
 
-__all__ = ["DRAWN_CUTS", "EARLY_CUT", "FOCUS_CUTS", "MIN_WARMUP_FOR_CUT", "drawn_cuts", "probe_frames"]
+__all__ = ["DRAWN_CUTS", "EARLY_CUT", "FOCUS_CUTS", "MIN_WARMUP_FOR_CUT", "probe_frames"]
 
-PERTURB_BANDS = (2, 4)  # drawn_cuts' bands whose cut perturbs (the last at full length): the panel probes' plan
 PERTURB_TAIL = 300  # rows of replaced future kept after an earlier perturbed cut; the last probe keeps all
 RTOL = 1e-9  # recomputing a causal feature is bit-identical in practice; leave float noise room
 ATOL_SCALE = 1e-12  # absolute tolerance as a fraction of the column's largest finite magnitude
@@ -104,15 +103,6 @@ def warmup_rows(features: Mapping[str, np.ndarray]) -> int:
         if nan.size and not nan.all():
             longest = max(longest, int(np.argmax(~nan)))
     return longest
-
-
-def drawn_cuts(n: int, rng: np.random.Generator, k: int = DRAWN_CUTS) -> list[int]:
-    """One cut drawn uniformly inside each of ``k`` equal bands of rows ``0 .. n - 2`` (the panel
-    probes' plan; one instrument's probes use ``cuts.cut_plan``)."""
-    if n < 2:
-        return []
-    lo, hi = band_edges(n, k)
-    return [int(rng.integers(a, b + 1)) for a, b in zip(lo, hi, strict=True)]
 
 
 def perturbed_frame(frame: pd.DataFrame, cut: int, seed: int) -> pd.DataFrame:

@@ -56,8 +56,9 @@ def lookahead(t: Trial) -> Verdict:
     assert budget is not None, "the sandbox stage starts the budget"
     seed = region_seed(t.region, t.ctx.probe_nonce) if t.ctx.probe_seed is None else t.ctx.probe_seed
     frames = tuple(h.frame for h in t.ctx.histories)
-    focus = Panel.of(t.ctx.histories).windows.get(t.ctx.probe_window) if t.ctx.probe_window else None
-    probes = panel_probes(frames, seed, focus)
+    windows = Panel.of(t.ctx.histories).windows
+    probes = panel_probes(frames, seed, windows.get(t.ctx.probe_window) if t.ctx.probe_window else None,
+                          windows.get("val"))
     info: dict[str, Any] = {"seed": seed, "nonce": t.ctx.probe_nonce if t.ctx.probe_seed is None else None,
                             "max_gross": max_gross(t),
                             "probes": [f"{p.kind} after {p.date.date()}" for p in probes],

@@ -5,9 +5,10 @@ A portfolio candidate sees every instrument at once, so a per-instrument probe c
 that reads another instrument's future (a feature stashed while ``generate_features`` ran on it, read
 back by ``allocate``). Each probe here is a whole panel: ``truncate`` ends every instrument at the cut
 date; ``perturb`` keeps every date but replaces every instrument's bars after the cut by a seeded
-random-walk continuation (``evaluate.probes.perturbed_frame``). The cut dates are drawn like the
-per-instrument probes' (``evaluate.probes.drawn_cuts`` on the union calendar, from the region's seed),
-so a candidate cannot aim at them. Every weight and every instrument's feature at or before the cut
+random-walk continuation (``evaluate.probes.perturbed_frame``). The cut dates follow the one-instrument
+plan (``evaluate.cuts.cut_plan`` on the union calendar, drawn from the run's secret nonce): a leak keyed to
+the last rows, a weekday, a week of the month, month starts or ends, or row parity is caught whatever the
+nonce, and no other date is safe to aim at. Every weight and every instrument's feature at or before the cut
 must equal the full run's; the first that does not is named by date, instrument and values.
 """
 
@@ -19,15 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alphaloop.evaluate.probes import (
-    ATOL_SCALE,
-    EARLY_CUT,
-    PERTURB_BANDS,
-    PERTURB_TAIL,
-    RTOL,
-    drawn_cuts,
-    perturbed_frame,
-)
+from alphaloop.evaluate.cuts import cut_plan
+from alphaloop.evaluate.probes import ATOL_SCALE, PERTURB_TAIL, RTOL, perturbed_frame
 from alphaloop.tasks.portfolio.driver import WEIGHTS, union_calendar
 
 
@@ -41,33 +35,26 @@ class PanelProbe:
     frames: tuple[pd.DataFrame, ...]
 
 
-FOCUS_CUTS = 2  # extra truncation cuts drawn inside a focused window (final probes the test split)
-
-
-def panel_probes(frames: Sequence[pd.DataFrame], seed: int, focus: tuple[int, int] | None = None) -> list[PanelProbe]:
-    """The truncated and perturbed panels of ``frames`` at an early cut and drawn cuts, plus ``FOCUS_CUTS``
-    truncations drawn inside ``focus`` ([start, stop) on the union calendar) when given."""
+def panel_probes(frames: Sequence[pd.DataFrame], seed: int, focus: tuple[int, int] | None = None,
+                 window: tuple[int, int] | None = None) -> list[PanelProbe]:
+    """The panels of ``frames`` cut at ``cuts.cut_plan``'s rows of the union calendar; ``window`` ([start, stop),
+    validation) gets a cut of its own, ``focus`` (final's test split) its extra cuts."""
     dates = union_calendar(frames)
     rng = np.random.default_rng(seed)
-    drawn = drawn_cuts(len(dates), rng)
+    plan = cut_plan(pd.DatetimeIndex(dates), 0, rng, window=slice(*window) if window else None,
+                    focus=slice(*focus) if focus else None)
     probes = []
-    perturb = [c for band, c in enumerate(drawn) if band in PERTURB_BANDS]
-    for j, cut in enumerate(perturb):
-        day = dates[cut]
+    for cut in plan:
+        day = dates[cut.row]
+        if cut.kind == "truncate":
+            probes.append(PanelProbe("truncate", cut.row, day, tuple(f.loc[:day] for f in frames)))
+            continue
         out = []
         for f in frames:
             row = int(f.index.searchsorted(day, "right")) - 1
-            p = perturbed_frame(f, row, int(rng.integers(2**31))) if row >= 0 else f
-            if j < len(perturb) - 1:  # the full-length future is only needed once
-                p = p.loc[: dates[min(cut + PERTURB_TAIL, len(dates) - 1)]]
-            out.append(p)
-        probes.append(PanelProbe("perturb", cut, day, tuple(out)))
-    inside = [int(rng.integers(focus[0], max(focus[0] + 1, focus[1] - 1))) for _ in range(FOCUS_CUTS)] if focus else []
-    cuts = sorted({c for c in [EARLY_CUT, *(c for band, c in enumerate(drawn) if band not in PERTURB_BANDS), *inside]
-                   if 0 <= c < len(dates) - 1})
-    for cut in cuts:
-        day = dates[cut]
-        probes.append(PanelProbe("truncate", cut, day, tuple(f.loc[:day] for f in frames)))
+            p = perturbed_frame(f, row, int(rng.integers(2**31))) if 0 <= row < len(f) - 1 else f
+            out.append(p if cut.full_length else p.loc[: dates[min(cut.row + PERTURB_TAIL, len(dates) - 1)]])
+        probes.append(PanelProbe("perturb", cut.row, day, tuple(out)))
     return probes
 
 
