@@ -67,7 +67,7 @@ def test_probes_cut_every_instrument_at_one_date() -> None:
 KEYED = {  # a one-bar leak active only where an attacker hopes no probe cuts: it must not matter which nonce runs
     "last rows": "np.arange(len(df)) >= len(df) - 3",
     "first week of the month": "df.index.day <= 7",
-    "Wednesdays": "df.index.dayofweek == 2",
+    "Wednesdays": "df.index.day_of_week == 2",
 }
 
 

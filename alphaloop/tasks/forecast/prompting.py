@@ -128,6 +128,7 @@ def evidence_lines(scores: dict) -> list[str]:
         mp = ", ".join(f"{k} {v}" for k, v in (e.get("most_probable") or {}).items())
         real = ", ".join(f"{k} {v}" for k, v in (e.get("realised") or {}).items())
         lines.append(f"- h={h}: direction {direction}; most probable bucket {mp} (realised {real}); calibration "
-                     f"(mean forecast vs realised) {_calibration_words(e.get('calibration'))}; best days "
+                     f"(mean forecast vs realised) {_calibration_words(e.get('calibration'))}; "
+                     "by bar from validation's start, best days "
                      f"{_days_words(e.get('best_days') or [])}; worst days {_days_words(e.get('worst_days') or [])}")
     return lines
