@@ -53,3 +53,6 @@ def test_the_climatology_is_not_flagged_below_itself_on_train() -> None:
 
     assert "below climatology" not in line(-3e-7) and "below climatology" not in line(0.01)
     assert "below climatology on train" in line(-0.002)
+    from alphaloop.tasks.forecast.text import below_climatology  # check's selection line warns by the same rule
+
+    assert not below_climatology(-3e-7) and not below_climatology(None) and below_climatology(-0.002)

@@ -19,7 +19,7 @@ from alphaloop.tasks.forecast.scores import (
     WRONG_CONFIDENT_PROB,
     WRONG_MAX_PROB,
 )
-from alphaloop.tasks.forecast.text import fnum
+from alphaloop.tasks.forecast.text import below_climatology, fnum
 
 PROMPTS = Path(__file__).resolve().parents[3] / "prompts"
 FORECAST_PROGRAM_PATH = PROMPTS / "forecast_program.md"
@@ -113,9 +113,7 @@ def evidence_lines(scores: dict) -> list[str]:
     folds = (f"min {fnum(spread.get('min'))}, median {fnum(spread.get('median'))}, max {fnum(spread.get('max'))}"
              if spread else "-")
     train_skill = train.get("rps_skill_mean")
-    # below climatology by what the 4 printed decimals show: the climatology itself reads -0.0000, not "below"
-    warn = " (below climatology on train: its validation skill may be luck)" if train_skill is not None and \
-        round(train_skill, 4) < 0 else ""
+    warn = " (below climatology on train: its validation skill may be luck)" if below_climatology(train_skill) else ""
     lines = [f"Parent, train split: rps_skill_mean {fnum(train_skill)}{warn}; walk-forward folds of train "
              f"(sub-periods, not re-fitted): {folds}; validation against the rolling climatology (last known "
              f"outcomes, a second benchmark): {fnum(val.get('rps_skill_rolling_mean'))}",

@@ -59,6 +59,11 @@ def direction_text(details: dict) -> str:
     return f"{fmt(acc, 0, pct=True)} of {days}"
 
 
+def below_climatology(skill: float | None) -> bool:
+    """Below climatology by what the 4 printed decimals show: the climatology itself reads -0.0000, not below."""
+    return skill is not None and round(skill, 4) < 0
+
+
 def selection_line(scores: ForecastScores) -> str:
     """Validation's mean RPS skill beside climatology's 0 and the rolling climatology, with train (flagged when
     negative) and the walk-forward spread."""
@@ -68,7 +73,7 @@ def selection_line(scores: ForecastScores) -> str:
     if "train" in scores.splits:
         train = scores.splits["train"][SELECTION_METRIC]
         line += f"; train {fnum(train)}"
-        if train is not None and train < 0:
+        if below_climatology(train):
             line += " (WARNING: below climatology on train: the validation skill is probably luck)"
     spread = scores.fold_spread()
     if spread:
