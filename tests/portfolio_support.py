@@ -105,9 +105,9 @@ def allocate(day):
 
 # Keyed to row numbers (a feature counting rows) and to day numbers (days since an epoch): the invariance probes'
 # targets.
-ROW_KEYED = '''
+KEYED = '''
 def generate_features(df):
-    df["row"] = np.arange(len(df)).astype(float)
+    df["KEY"] = FEATURE
     df["mom"] = df["Close"].pct_change(20)
     return df
 
@@ -115,20 +115,14 @@ def allocate(day):
     ranked = day["mom"].dropna().sort_values()
     if len(ranked) < 2:
         return {}
-    sign = 1.0 if day["row"].iloc[0] % 10 < 5 else -1.0
+    sign = 1.0 if day["KEY"].iloc[0] % CYCLE else -1.0
     return {ranked.index[-1]: 0.5 * sign, ranked.index[0]: -0.5 * sign}
 '''
 
-DAY_KEYED = '''
-def generate_features(df):
-    df["day"] = df.index.to_julian_date().to_numpy()
-    df["mom"] = df["Close"].pct_change(20)
-    return df
 
-def allocate(day):
-    ranked = day["mom"].dropna().sort_values()
-    if len(ranked) < 2:
-        return {}
-    sign = 1.0 if day["day"].iloc[0] % 13 < 6 else -1.0
-    return {ranked.index[-1]: 0.5 * sign, ranked.index[0]: -0.5 * sign}
-'''
+def _keyed(key: str, feature: str, cycle: str) -> str:
+    return KEYED.replace("KEY", key).replace("FEATURE", feature).replace("CYCLE", cycle)
+
+
+ROW_KEYED = _keyed("row", "np.arange(len(df)).astype(float)", "10 < 5")
+DAY_KEYED = _keyed("day", "df.index.to_julian_date().to_numpy()", "13 < 6")
