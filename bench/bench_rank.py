@@ -29,21 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alphaloop.data.frozen import Universe, freeze, sample_frame, split, validate
 from alphaloop.evaluate.scoring import History
 from alphaloop.evaluate.universe import score_universe
+from alphaloop.present.ui import QuietView
 from alphaloop.propose import make_proposer
 from alphaloop.run import loop as loop_module
 from alphaloop.run.loop import Loop, LoopConfig
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.workdir import Workdir
-
-
-class QuietView:
-    """The loop's view, silent: the bench prints its own table."""
-
-    def start(self, *a: object) -> None: ...
-    def stage(self, *a: object) -> None: ...
-    def note(self, *a: object) -> None: ...
-    def iteration_done(self, *a: object) -> None: ...
-    def close(self) -> None: ...
 
 
 def sample_universe() -> tuple[dict[str, dict[str, pd.DataFrame]], str]:
@@ -127,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     parts, primary = sample_universe()
     names = ("S&P 500", "NASDAQ")
-    from sandbox.runner import Sandbox
+    from alphaloop.evaluate.sandboxed import open_sandbox
 
-    with tempfile.TemporaryDirectory() as tmp, Sandbox(timeout_s=120.0) as box:
+    with tempfile.TemporaryDirectory() as tmp, open_sandbox(("trade",), timeout_s=120.0) as box:
         data_dir = Path(tmp) / "data"
         spy, _ = validate(sample_frame("SPY")[0], label="sample")
         freeze(split(spy), data_dir, "sample", "S&P 500 sample", [])

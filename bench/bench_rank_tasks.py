@@ -33,21 +33,12 @@ from alphaloop.data.frozen import load_holdout, load_test_universe
 from alphaloop.evaluate.pipeline import EvalContext, Trial, run_sandbox, score_stage
 from alphaloop.evaluate.sandboxed import open_sandbox
 from alphaloop.evaluate.universe import instrument_histories, score_universe
+from alphaloop.present.ui import QuietView
 from alphaloop.run.loop import Loop, LoopConfig
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks import get_task
 
 SPLITS = ("train", "val", "test")
-
-
-class QuietView:
-    """The loop's view, silent: the bench prints its own table."""
-
-    def start(self, *a: object) -> None: ...
-    def stage(self, *a: object) -> None: ...
-    def note(self, *a: object) -> None: ...
-    def iteration_done(self, *a: object) -> None: ...
-    def close(self) -> None: ...
 
 
 def seeds_of(text: str) -> list[int]:

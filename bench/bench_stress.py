@@ -60,9 +60,9 @@ def main() -> None:
     sandbox = None
     if not args.in_process:
         try:
-            from sandbox.runner import Sandbox
+            from alphaloop.evaluate.sandboxed import open_sandbox
 
-            sandbox = Sandbox().__enter__()
+            sandbox = open_sandbox(("trade",)).__enter__()
             runner, label = sandbox, "sandbox.runner.Sandbox"
         except ImportError:
             label = "in-process stand-in (sandbox.runner not importable)"

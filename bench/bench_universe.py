@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 
         box_cm = InProcessSandbox(timeout_s=600.0)
     else:
-        from sandbox.runner import Sandbox
+        from alphaloop.evaluate.sandboxed import open_sandbox
 
-        box_cm = Sandbox(timeout_s=600.0)
+        box_cm = open_sandbox(("trade",), timeout_s=600.0)
     with box_cm as box:
         timed(region, universe[:1], box, 1)  # warm the worker and the imports
         rows = [(n, *timed(region, universe[:n], box, args.repeats)) for n in counts]

@@ -86,6 +86,16 @@ def flow(facts: list[tuple[str, str]], width: int, max_lines: int = 0, style: st
     return list(lines)
 
 
+class QuietView:
+    """Shows nothing: for code that runs the loop and prints its own figures (the rank benches)."""
+
+    def start(self, loop: RunView, state: LoopState, isolation: str) -> None: ...
+    def stage(self, n: int, stage: str, detail: str = "") -> None: ...
+    def note(self, text: str) -> None: ...
+    def iteration_done(self, record: IterationRecord, state: LoopState, learnings: Learnings) -> None: ...
+    def close(self) -> None: ...
+
+
 class PlainView:
     """One log line per event: what a user sees when stdout is a file or a pipe."""
 
