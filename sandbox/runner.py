@@ -106,7 +106,6 @@ class _WorkerGone(Exception):
     pass
 
 
-# Terminal escape sequences (CSI, OSC/DCS strings, two-byte escapes; 7-bit and 8-bit forms) go whole.
 class Sandbox:
     """Owns the warm worker; ``run`` one region on several frames, each in a fresh child of the zygote."""
 

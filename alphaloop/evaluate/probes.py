@@ -27,9 +27,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from alphaloop.evaluate.cuts import DRAWN_CUTS, EARLY_CUT, FOCUS_CUTS, MIN_WARMUP_FOR_CUT, cut_plan
+from alphaloop.evaluate.cuts import DRAWN_CUTS, EARLY_CUT, cut_plan
 
-__all__ = ["DRAWN_CUTS", "EARLY_CUT", "FOCUS_CUTS", "MIN_WARMUP_FOR_CUT", "probe_frames"]
+__all__ = ["DRAWN_CUTS", "EARLY_CUT", "probe_frames"]
 
 PERTURB_TAIL = 300  # rows of replaced future kept after an earlier perturbed cut; the last probe keeps all
 RTOL = 1e-9  # recomputing a causal feature is bit-identical in practice; leave float noise room

@@ -11,8 +11,8 @@ no line break that could forge a new line such as a fake ``ACCEPTED`` or JSON ve
 - ``clip_end``/``clip_middle``: the prompt-side variants (ASCII ellipsis; head and tail kept).
 - ``html(text)``: ``safe`` then HTML-escaped, for the report.
 - ``rich(text)``: ``safe`` then escaped for rich markup, so ``[bold]`` in a name prints as written.
-- ``fmt(value, digits)``: one number format, with one rendering (``MISSING``) of None, NaN and inf;
-  ``fmt_metric(value, metric)``: a metric as the commands print it; ``p_value``, ``plural`` and
+- ``fmt(value, digits)``: one number format, with one rendering (``MISSING``) of None, NaN and inf
+  (``verdict.format_metric`` is its form for a named metric); ``p_value``, ``plural`` and
   ``test_minus_validation`` for the statistics' and ``final``'s words.
 """
 
@@ -138,11 +138,6 @@ def fmt(value: object, digits: int = 3, *, pct: bool = False, sign: bool = False
     if not math.isfinite(number):
         return missing
     return format(number, f"{'+' if sign else ''}.{digits}{'%' if pct else 'f'}")
-
-
-def fmt_metric(value: object, metric: str) -> str:
-    """A metric as ``check`` and ``final`` print it: returns as signed percentages, ratios to 3 decimals."""
-    return fmt(value, 2, pct=True, sign=True) if metric in ("total_return", "cagr") else fmt(value, 3)
 
 
 def duration(seconds: float) -> str:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from alphaloop.evaluate.pipeline import STAGES, Evaluation
 from alphaloop.evaluate.scoring import Scores
-from alphaloop.present.text import flat, fmt_metric
+from alphaloop.present.text import flat, fmt
 
 if TYPE_CHECKING:
     from sandbox.runner import Sandbox
@@ -23,9 +23,9 @@ def isolation_line(box: Sandbox) -> str:
 
 
 def format_metric(metric: str, value: float) -> str:
-    """Returns as signed percentages, ratios to 3 decimals (the figures ``check`` and ``final`` print):
-    ``text.fmt_metric``, the one formatter's form for a named metric."""
-    return fmt_metric(value, metric)
+    """Returns as signed percentages, ratios to 3 decimals (the figures ``check`` and ``final`` print), in
+    ``text.fmt``, the one formatter."""
+    return fmt(value, 2, pct=True, sign=True) if metric in ("total_return", "cagr") else fmt(value, 3)
 
 
 def spread_line(scores: Scores) -> str:

@@ -336,10 +336,9 @@ class Loop:
                 self.flights = InFlight(self.cfg.workers)
                 self.view.start(self, state, executor.describe())
                 self.view.note(universe_line(self.universe))
-                manifest_now = read_manifest(self.cfg.data_dir)
-                for note in self.task.run_notes(self.histories, manifest_now):
+                for note in self.task.run_notes(self.histories, manifest):
                     self.view.note(note)
-                if (line := bars_line(manifest_now)) is not None:
+                if (line := bars_line(manifest)) is not None:
                     self.view.note(line)
                 code, last_words = self._drive(state, learnings)
         except KeyboardInterrupt:
