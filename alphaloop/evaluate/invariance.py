@@ -89,9 +89,13 @@ def drawn_years(years: Sequence[int], rng: np.random.Generator, off_cycle: bool 
         return None
     pool = np.arange(lo, hi + 1)
     keys = [calendar_key(int(y)) for y in pool]
-    cands = [pool[np.array([k == calendar_key(int(y)) and not (off_cycle and not calendar_key(int(y))[1]
-                                                                and (int(p) - int(y)) % 28 == 0)
-                            for k, p in zip(keys, pool, strict=True)])] for y in years]
+
+    def same_calendar(y: int) -> np.ndarray:
+        key = calendar_key(y)
+        return pool[np.array([k == key and not (off_cycle and not key[1] and (int(p) - y) % 28 == 0)
+                              for k, p in zip(keys, pool, strict=True)])]
+
+    cands = [same_calendar(int(y)) for y in years]
     if any(c.size == 0 for c in cands):
         return None
     ways = [np.ones(len(cands[-1]))]  # ways[i][j]: increasing maps of years i.. starting at cands[i][j]

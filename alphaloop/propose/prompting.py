@@ -15,6 +15,7 @@ from pathlib import Path
 
 from alphaloop.present.text import clip_end, clip_middle, fmt, safe
 from alphaloop.propose.base import CandidateFigures, GuardThreshold, MemberSummary, ProposalContext, WindowFigures
+from alphaloop.propose.offline.spec import RAW_COLUMNS
 from alphaloop.run.grading import GRADING_RULE
 from alphaloop.run.learnings import PROMPT_CHARS
 from alphaloop.run.quoting import candidate_block
@@ -219,7 +220,7 @@ def render(template: str, values: dict[str, str]) -> str:
     return FILL.sub(fill, template)
 
 
-PRICE_COLUMNS = ("Open", "High", "Low", "Close", "Volume")  # what the programs name a candidate's df columns by
+PRICE_COLUMNS = RAW_COLUMNS  # what the programs name a candidate's df columns by
 
 
 def columns_text(columns: tuple[str, ...]) -> str:
