@@ -299,5 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     return run_loop(args)
 
 
+def _exit_at_once(code: int) -> None:
+    """End a one-shot command without the interpreter's teardown (with pandas loaded, ~0.1 s of CPU
+    spent freeing what the exit frees anyway): its output is flushed and it holds no file open for writing."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if sys.argv[1:2] == ["check"]:
+        _exit_at_once(status)
+    sys.exit(status)
