@@ -11,6 +11,7 @@ import pytest
 
 from alphaloop.data.csvread import MAX_FILE_BYTES, MAX_LINE_CHARS
 from alphaloop.data.frequency import MIN_CONSISTENT
+from alphaloop.evaluate.columns import SPA_CAP
 from alphaloop.evaluate.invariance import PATTERN_LAGS, PATTERN_MIN, PATTERN_SHARE
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S
 from alphaloop.evaluate.scoring import DEFAULT_STRESS_PATHS
@@ -76,6 +77,8 @@ QUOTED = [  # (page, the phrase as the page words it, with the constant's value 
     ("forecast.md", f"its probability was <= {CORRECT_MAX_PROB:g}"),
     ("forecast.md", f"had probability >= {MISS_MIN_PROB:g}"),
     ("forecast.md", f"had probability < {WRONG_MAX_PROB:g} while one bucket had >= {WRONG_CONFIDENT_PROB:g}"),
+    ("forecast.md", f"at most {SPA_CAP:,} of them (`evaluate/columns.SPA_CAP`), those with the lowest mean loss"),
+    ("bench.md", f"at most the {SPA_CAP:,} with the highest mean return (`evaluate/columns.SPA_CAP`"),
     ("data.md", f"over {MAX_FILE_BYTES // 2**20} MB"),
     ("data.md", f"a line over {MAX_LINE_CHARS:,} characters"),
     ("data.md", f"at least {MIN_CONSISTENT:.0%} of gaps must fit"),
