@@ -5,7 +5,7 @@
     python bench/bench_stats_scale.py --end-of-run 1000 10000 --task portfolio    # or --task forecast
 
 ``--end-of-run``: for each count, a synthetic run folder of that many accepted trials (what a night
-leaves for the statistics: index.jsonl, one validation-returns sidecar each, the best's record; the
+leaves for the statistics: index.jsonl, each trial's record and validation-returns sidecar; the
 series as below, on the S&P 500 sample's validation days), then the end-of-run statistics step of
 ``--task`` (trade, portfolio or forecast: the function the loop calls; a forecaster's series are daily
 losses around a climatology's, with its two benchmarks in each sidecar) in a fresh process: its
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,7 @@ def trials_like_a_loop(days: int, trials: int, ideas: int = 40, seed: int = 0) -
 
 def synthetic_run(root: Path, trials: int, days: int, task: str = "trade") -> int:
     """A run folder as a night of ``trials`` accepted candidates of ``task`` leaves it for the statistics (index
-    lines, one sidecar each as the loop writes it, the best's record); returns the best's iteration."""
+    lines, records and their sidecars, written as the loop writes them); returns the best's iteration."""
     from alphaloop.run.index import index_line
     from alphaloop.run.records import IterationRecord
     from alphaloop.run.workdir import Workdir
@@ -76,12 +77,9 @@ def synthetic_run(root: Path, trials: int, days: int, task: str = "trade") -> in
         kept = {key: r[:, n], **series}
         rec = IterationRecord(iteration=n, status="accepted", stage="ok", in_population=n == best, metric=metric,
                               task=task, scores={"metric": metric, "splits": {"val": val}},
-                              returns={k: v.tolist() for k, v in kept.items()} if n == best else None)
+                              returns={k: v.tolist() for k, v in kept.items()})
         lines.append(index_line(rec))
-        if n == best:
-            wd.write_record(rec)
-        else:
-            np.savez(wd.returns(n), **kept)
+        wd.write_record(rec)  # the record (for readers before the index) and its sidecar, as the loop writes them
     wd.index.write_text("".join(lines))
     return best
 
@@ -128,18 +126,23 @@ def end_of_run(counts: list[int], task: str = "trade") -> None:
     frame, repairs = validate(frame, label="sample")
     freeze(split(frame), tmp / "data", "sample", name, repairs)
     days = task_days(tmp / "data", task)
-    for t in counts:
-        t0 = time.perf_counter()
-        best = synthetic_run(tmp / f"run{t}", t, days, task)
-        built = time.perf_counter() - t0
-        out = subprocess.run([sys.executable, __file__, "--measure", str(tmp / f"run{t}"), str(tmp / "data"), str(t),
-                              str(best), task], capture_output=True, text=True, check=True)
-        figures = json.loads(out.stdout.strip().splitlines()[-1])
-        what = (f"SPA p {figures['spa_p']:.3f}" if task == "forecast" else
-                f"effective trials {figures['effective_trials']}")
-        print(f"{task} end-of-run statistics, {t:,} accepted trials x {days} validation days (synthetic folder, "
-              f"built in {built:.0f} s): {figures['seconds']:.1f} s, peak memory {figures['peak_rss_mb']:.0f} MB "
-              f"({what})", flush=True)
+    try:
+        for t in counts:
+            t0 = time.perf_counter()
+            best = synthetic_run(tmp / f"run{t}", t, days, task)
+            built = time.perf_counter() - t0
+            run = tmp / f"run{t}"
+            cmd = [sys.executable, __file__, "--measure", str(run), str(tmp / "data"), str(t), str(best), task]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            figures = json.loads(out.stdout.strip().splitlines()[-1])
+            shutil.rmtree(run)
+            what = (f"SPA p {figures['spa_p']:.3f}" if task == "forecast" else
+                    f"effective trials {figures['effective_trials']}")
+            print(f"{task} end-of-run statistics, {t:,} accepted trials x {days} validation days (synthetic folder, "
+                  f"built in {built:.0f} s): {figures['seconds']:.1f} s, peak memory {figures['peak_rss_mb']:.0f} MB "
+                  f"({what})", flush=True)
+    finally:  # a folder holds ~1 GB at 100,000 trials
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def task_days(data: Path, task: str) -> int:
