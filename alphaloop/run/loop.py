@@ -166,16 +166,17 @@ class Loop:
         return state, learnings, manifest
 
     # ----- one iteration ----------------------------------------------------------------
-    def _work(self, flight: Flight, base: Snapshot) -> _Done:
-        """Propose from the snapshot, then evaluate: on the iteration's own thread, writing nothing."""
+    def _work(self, flight: Flight, base: Snapshot, state: LoopState) -> _Done:
+        """Propose from the snapshot (``state``: its state, parsed once at launch and only read here), then
+        evaluate: on the iteration's own thread, writing nothing."""
         n, t0, created = flight.iteration, time.perf_counter(), _now()
-        state = LoopState.from_json(base.state, "snapshot")
         if n == 0:
             parent, proposal = None, Proposal(region=extract_region(self.cfg.start_file.read_text(encoding="utf-8")),
                                               hypothesis="", change="baseline", expected="")
             proposal_label = "baseline"
         else:
-            parent = flight.parent if flight.parent is not None else state.pick_parent(n, self.cfg.seed)
+            parent = flight.parent  # chosen by ``_plan`` at launch: every iteration after the baseline has one
+            assert parent is not None, "_plan picks a parent for every iteration after the baseline"
             learnings = Learnings.from_json(base.learnings) if base.learnings else Learnings()
             latest = self.wd.record_or_none(base.after)
             grand = self.wd.record_or_none(latest.parent) if latest is not None else None
@@ -199,13 +200,13 @@ class Loop:
         return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
                      time.perf_counter() - t0 - t_prop)
 
-    def _plan(self, n: int, base: Snapshot) -> tuple[int | None, tuple[int, ...]]:
+    def _plan(self, n: int, base: Snapshot, state: LoopState) -> tuple[int | None, tuple[int, ...]]:
         """Iteration n's parent, and the iterations outside the state it proposes from (in flight, or committed
         since) that build on the same parent: its prompt says so, so two siblings need not make the same change.
         Each one's parent is its record's or its flight's, both fixed by the states they proposed from."""
         if n == 0:
             return None, ()
-        parent = LoopState.from_json(base.state, "snapshot").pick_parent(n, self.cfg.seed)
+        parent = state.pick_parent(n, self.cfg.seed)
         flights = self.flights.flights
         def parent_of(j: int) -> int | None:
             return flights[j].parent if j in flights else getattr(self.wd.record_or_none(j), "parent", None)
@@ -368,10 +369,12 @@ class Loop:
         while True:
             while reason is None and len(self.flights.flights) < workers and (next_launch == 0 or state.next_iteration):
                 base = self.snapshots.base(next_launch, workers)  # iteration 0 is committed before any other starts
-                reason = self._stop_reason(next_launch, LoopState.from_json(base.state, "snapshot"), state)
+                proposes_from = LoopState.from_json(base.state, "snapshot")  # parsed once: read by all three
+                reason = self._stop_reason(next_launch, proposes_from, state)
                 if reason is None:
-                    parent, siblings = self._plan(next_launch, base)
-                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b), parent, siblings)
+                    parent, siblings = self._plan(next_launch, base, proposes_from)
+                    self.flights.launch(next_launch, base.after,
+                                        lambda f, b=base, s=proposes_from: self._work(f, b, s), parent, siblings)
                     self.view.stage(next_launch, "propose", f"from the state after iter {base.after}")
                     next_launch += 1
             if not self.flights.flights:
