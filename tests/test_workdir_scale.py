@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import alphaloop.run.packs as packs
+import alphaloop.run.workdir as workdir_module
 from alphaloop.evaluate.columns import TrialColumns, column_sharpes, spa_test
 from alphaloop.evaluate.stats import effective_of_sample, effective_trials, trial_statistics, universe_statistics
 from alphaloop.run.index import index_line
@@ -54,6 +55,24 @@ def test_rejected_candidates_are_packed_a_block_behind_and_still_read(tmp_path: 
     assert [r.iteration for r in wd.all_records([])] == list(range(20))
     assert [e["iteration"] for e in wd.index_entries()] == list(range(20))
     assert wd.unpack(5) == [wd.trade(5), wd.results(5)] and wd.trade(5).read_text() == "# candidate 5\n"
+
+
+def test_every_record_is_read_with_each_packs_names_listed_once(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's ``all_records`` lists a pack's members once, however many of its records it then reads."""
+    monkeypatch.setattr(packs, "PACK_EVERY", 6)
+    _night(tmp_path, 20)
+    listed: list[str] = []
+    original = packs.zip_names
+
+    def counted(path: Path) -> list[str]:
+        listed.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(packs, "zip_names", counted)
+    monkeypatch.setattr(workdir_module, "zip_names", counted, raising=False)  # any lister of the folder's own
+    assert [r.iteration for r in Workdir(tmp_path).all_records([])] == list(range(20))
+    assert sorted(listed) == ["iter_0-5.zip", "iter_6-11.zip"]
 
 
 def test_a_kill_while_packing_leaves_every_file_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,7 +39,6 @@ from alphaloop.run.store import (
     clean_temp_files,
     read_arrays,
     read_json,
-    zip_names,
 )
 
 RESULTS = "iter_{n}_results.json"
@@ -325,7 +324,7 @@ class Workdir:
         ``returns_of``: the iterations whose daily returns are joined (default all)."""
         names = [p.name for p in self.root.glob(RESULTS.format(n="*"))]
         for pack in self.packs.all():
-            names += zip_names(pack)
+            names += self.packs.members(pack)
         numbered = set()
         for name in names:
             match = ITER_FILE.fullmatch(name)
