@@ -75,6 +75,23 @@ def test_every_record_is_read_with_each_packs_names_listed_once(tmp_path: Path,
     assert sorted(listed) == ["iter_0-5.zip", "iter_6-11.zip"]
 
 
+def test_a_packed_candidate_of_an_older_folder_reads_under_the_tasks_name(tmp_path: Path) -> None:
+    """A forecaster saved as ``iter_N_trade.py`` (before each task named its files), then packed, reads as
+    ``iter_N_forecast.py``; when a pack holds both names, the task's own wins, as it does for loose files."""
+    (tmp_path / "iter_3_trade.py").write_text("# saved under the trade name\n")
+    (tmp_path / "iter_4_trade.py").write_text("# older copy\n")
+    (tmp_path / "iter_4_forecast.py").write_text("# own name\n")
+    wd = Workdir(tmp_path, "forecast")
+    wd.packs.pack(0, lambda n: [tmp_path / f"iter_{n}_trade.py", tmp_path / f"iter_{n}_forecast.py"])
+    assert not any(tmp_path.glob("iter_*.py"))
+    again = Workdir(tmp_path, "forecast")
+    assert again.trade(3).name == "iter_3_forecast.py"
+    assert again.read_iteration_file(again.trade(3), 3) == "# saved under the trade name\n"
+    assert again.read_iteration_file(again.trade(4), 4) == "# own name\n"
+    with pytest.raises(FileNotFoundError):
+        again.read_iteration_file(again.trade(5), 5)
+
+
 def test_a_kill_while_packing_leaves_every_file_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The zip is whole before any file goes: a block whose zip a kill never wrote is packed on resume;
     files found beside a pack (a kill between the zip and the removals, or unpacked by hand) stay and read."""

@@ -117,11 +117,10 @@ class Workdir:
         """The text of one of iteration ``n``'s files (``trade``, ``results``, ``reply``), loose or packed."""
         if path.is_file():
             return path.read_text(encoding="utf-8")
-        if path.name in self.packs.names(n):
-            return self.packs.read(n, path.name).decode("utf-8")
-        legacy = TRADE.format(n=n)  # a candidate an older workdir saved under the trade name, then packed
-        if path == self.names.own(n) and legacy in self.packs.names(n):
-            return self.packs.read(n, legacy).decode("utf-8")
+        packed = self.packs.names(n)
+        name = self.names.packed(n, packed) if path == self.names.own(n) else path.name
+        if name in packed:
+            return self.packs.read(n, name).decode("utf-8")
         raise FileNotFoundError(f"{path} (nor in {self.packs.of(n)})")
 
     @property
