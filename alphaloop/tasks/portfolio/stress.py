@@ -159,31 +159,20 @@ def run_portfolio_stress(region: str, histories: Sequence[History], sandbox: Any
 def population_stress(run: Any, sandbox: Any) -> Any:
     """Stress every population member once (cached in ``stress.json`` across runs and resumes, as the trade
     task's), each beside the equal-weight buy and hold of the same synthetic panels."""
-    from alphaloop.present.text import clip, rich
-    from alphaloop.present.ui import console
-    from alphaloop.run.records import StressCache, StressResult
     from alphaloop.tasks.portfolio.final import recorded_gross
+    from alphaloop.tasks.trade.finish import stress_population
 
-    cache = run.wd.read_stress()
-    for m in run.state.population:
-        key = str(m.iteration)
-        if key in cache.members and cache.members[key].matches(run.stress_paths, run.cost_bps, run.seed):
-            continue
-        record = run.wd.record(m.iteration)
-        cache.members[key] = StressResult.from_json(run_portfolio_stress(
-            run.wd.region(m.iteration), run.histories, sandbox, run.cost_bps, run.stress_paths, run.seed,
-            recorded_gross(record), run.task))
-    kept = {str(m.iteration) for m in run.state.population}
-    cache = StressCache({k: v for k, v in cache.members.items() if k in kept})
-    run.wd.write_stress(cache)
-    for m in run.state.population:
-        st = cache.members[str(m.iteration)]
-        if st.ok and st.scenarios:
-            worst = min(st.scenarios.items(), key=lambda kv: kv[1]["strategy"]["max_drawdown"]["p5"])
-            console.print(f"stress (synthetic panels from the validation split), iter {m.iteration}: worst scenario "
-                          f"{worst[0]}: 5th-percentile max drawdown {worst[1]['strategy']['max_drawdown']['p5']:.1%} "
-                          f"(equal-weight buy and hold {worst[1]['buy_hold']['max_drawdown']['p5']:.1%}); beat it on "
-                          f"{worst[1]['beat_buy_hold']:.0%} of paths")
-        else:
-            console.print(f"stress, iter {m.iteration}: failed ({rich(clip(st.reason, 300))})")
-    return cache
+    def stress_one(n: int, record: Any) -> dict:
+        return run_portfolio_stress(run.wd.region(n), run.histories, sandbox, run.cost_bps, run.stress_paths,
+                                    run.seed, recorded_gross(record), run.task)
+
+    def line(n: int, st: Any) -> str | None:
+        if not st.scenarios:
+            return None
+        name, worst = min(st.scenarios.items(), key=lambda kv: kv[1]["strategy"]["max_drawdown"]["p5"])
+        return (f"stress (synthetic panels from the validation split), iter {n}: worst scenario {name}: "
+                f"5th-percentile max drawdown {worst['strategy']['max_drawdown']['p5']:.1%} (equal-weight buy and "
+                f"hold {worst['buy_hold']['max_drawdown']['p5']:.1%}); beat it on {worst['beat_buy_hold']:.0%} of "
+                "paths")
+
+    return stress_population(run, stress_one, line)
