@@ -9,7 +9,6 @@ from collections.abc import Callable
 import numpy as np
 
 from alphaloop.commands.inputs import FinishInputs
-from alphaloop.evaluate.columns import TrialColumns
 from alphaloop.evaluate.cross_market import format_cross, load_cross_history, score_cross
 from alphaloop.evaluate.stats import run_statistics, trial_statistics
 from alphaloop.evaluate.stress import stress_or_failure, stress_penalty
@@ -17,6 +16,7 @@ from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.present.text import clip, rich
 from alphaloop.present.ui import console
 from alphaloop.run.records import CrossMarket, IterationRecord, RunStats, StressCache, StressResult
+from alphaloop.run.trials import accepted_with_returns, run_trials, trial_columns
 from sandbox.runner import Sandbox
 
 
@@ -41,21 +41,15 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     at a time into ``TrialColumns``, which keeps what the statistics read: memory stays bounded however
     long the night (docs/bench.md "End-of-run statistics at scale")."""
     state = run.state
-    entries = run.wd.index_entries(_trial)  # (iteration, accepted, val Sharpe or None when never scored)
-    accepted = [n for n, ok, _ in entries if ok and run.wd.has_returns(n)]
+    trials = run_trials(run.wd)
+    accepted = accepted_with_returns(run.wd, trials)
     if state.best is None or state.best.iteration not in accepted:
         console.print("statistics: no accepted candidate yet; nothing to test")
         return None
-    sharpes = [s for _, _, s in entries if s is not None]
+    sharpes = [t.sharpe for t in trials if t.sharpe is not None]
     bh_returns = universe_bh_returns(run.histories, "val")  # the equal-weight buy and hold (one: its own)
     ppy = run.histories[0].periods_per_year
-    columns = TrialColumns(len(accepted), bh_returns, ppy)
-    for n in accepted:
-        columns.add(run.wd.split_returns(n, "val"), best=n == state.best.iteration)
-    stats = run_statistics(
-        trials=state.trials, sharpes=sharpes, best_returns=columns.best, accepted_returns=columns.spa_series(),
-        bh_returns=bh_returns, seed=run.seed, periods_per_year=ppy, accepted=len(accepted))
-    stats["best_iteration"] = state.best.iteration
+    columns = trial_columns(run.wd, accepted, bh_returns, ppy, state.best.iteration)
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
     # buy and hold, the effective number of trials and a verdict that only SPA may word as "beats" sit beside it.
     best = run.wd.record(state.best.iteration)
@@ -66,20 +60,15 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     universe = trial_statistics(
         columns, trials=state.trials, sharpes=sharpes, instruments=len(run.histories), per_instrument=per,
         best_iteration=state.best.iteration, seed=run.seed)
+    stats = run_statistics(trials=state.trials, sharpes=sharpes, best_returns=columns.best, spa=universe.spa,
+                           periods_per_year=ppy)
+    stats["best_iteration"] = state.best.iteration
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     result = RunStats.from_json(stats, "the run's statistics")
     run.wd.write_stats(result)
     console.print(universe.format())
     return result
-
-
-def _trial(entry: dict) -> tuple[int, bool, float | None]:
-    """What the statistics keep of an index entry: its iteration, whether accepted, its validation Sharpe
-    (NaN when stored as null, None when it has no validation figures)."""
-    val = ((entry.get("scores") or {}).get("splits") or {}).get("val")
-    sharpe = None if not val else float("nan") if val.get("sharpe") is None else float(val["sharpe"])
-    return int(entry["iteration"]), entry.get("status") == "accepted", sharpe
 
 
 def run_population_stress(run: FinishInputs, sandbox: Sandbox) -> StressCache:
