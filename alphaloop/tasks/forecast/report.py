@@ -26,7 +26,7 @@ from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS
-from alphaloop.tasks.forecast.rows import BASELINE, grade_counts, scalar_view
+from alphaloop.tasks.forecast.rows import grade_counts, scalar_view
 from alphaloop.tasks.forecast.scores import (
     CALL_MARGIN,
     EXTREMES,
@@ -39,6 +39,7 @@ from alphaloop.tasks.forecast.scores import (
     spread_picks,
 )
 from alphaloop.tasks.forecast.stats import forecast_statistics
+from alphaloop.tasks.forecast.task import BASELINE
 from alphaloop.tasks.forecast.text import fnum
 
 GRADE_COLOURS = {"calibrated_correct": "#2a9d4b", "reasonable_miss": "#8ab4d8", "overconfident_wrong": "#d62728",
