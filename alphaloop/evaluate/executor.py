@@ -60,7 +60,7 @@ def evaluate_task(region: str, histories: EvalData, sandbox: Any, settings: Eval
     """The task both executors run: the pipeline, then (with --stress-select) the stress suite.
 
     Every instrument is scored; the stress suite runs on the first instrument."""
-    ctx = EvalContext(histories=tuple(histories), sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
+    ctx = EvalContext(histories=histories, sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
                       folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s,
                       max_gross=settings.max_gross, probe_nonce=settings.probe_nonce)
     ev = evaluate(region, ctx)
