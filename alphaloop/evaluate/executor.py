@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -278,7 +277,6 @@ class RayExecutor(_Counts):
         self._idle: queue.Queue[Any] = queue.Queue()
         for actor in self.actors:
             self._idle.put(actor)
-        self.task_seconds: list[float] = []
 
     def _new_actor(self) -> Any:
         return self._actor_class.remote(self.history_ref, self.settings)
@@ -288,7 +286,6 @@ class RayExecutor(_Counts):
         actor = self._idle.get()
         with self._lock:
             self.busy += 1
-        started = time.perf_counter()
         held = [actor]
 
         def run() -> TaskResult | Lost:
@@ -301,11 +298,7 @@ class RayExecutor(_Counts):
             held[0] = self._replace(lost.what)
 
         try:
-            result = retry_once_lost(region, run, replace, "the Ray worker", self._count_fault)
-            if not result.evaluation.details.get("sandbox_fault"):
-                with self._lock:
-                    self.task_seconds.append(time.perf_counter() - started)
-            return result
+            return retry_once_lost(region, run, replace, "the Ray worker", self._count_fault)
         finally:
             with self._lock:
                 self.busy -= 1
