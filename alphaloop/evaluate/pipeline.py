@@ -315,7 +315,7 @@ def run_sandbox(t: Trial) -> Verdict:
         return Verdict(False, f"timeout: the full run (train and validation) {outcome.reason}; {FASTER}",
                        _outcome_json(outcome))
     if not outcome.ok:
-        reason = redact_paths(frame_reason(outcome.reason, len(t.ctx.histories)))  # never a host path
+        reason = frame_reason(outcome.reason, len(t.ctx.histories))  # the outcome's reason names no host path
         return Verdict(False, f"{outcome.status}: {reason}", _outcome_json(outcome))
     t.fulls, t.full_seconds = list(outcome.results[0]), float(outcome.seconds)
     checked = t.ctx.task.check_outputs(t)
@@ -369,8 +369,8 @@ def lookahead(t: Trial) -> Verdict:
     if probe_run is None or not probe_run.ok:
         info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-        why = redact_paths(fault or f"{probe_run.status}: {probe_run.reason}"
-                           + (f"; {FASTER}" if probe_run.status == "timeout" else ""))
+        faster = f"; {FASTER}" if probe_run is not None and probe_run.status == "timeout" else ""
+        why = fault or f"{probe_run.status}: {probe_run.reason}{faster}"
         return Verdict(False, why if spent else PROBES_FAILED + why, info)
     info["run"] = _outcome_json(probe_run)
     leak, leak_at, fault, spent = _judge_probes(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
@@ -378,7 +378,7 @@ def lookahead(t: Trial) -> Verdict:
     info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
     if fault:
         info["leak"] = None
-        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + redact_paths(fault), info)
+        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + fault, info)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}
