@@ -82,3 +82,29 @@ def test_the_series_ranks_the_best_as_the_population_does() -> None:
 def test_a_thinned_chart_says_so_and_from_how_many_points() -> None:
     words = thinned_words(2_345, 100_000)
     assert "downsampled: 2,345 of 100,000 points drawn" in words and f"{SLICES} slices" in words
+
+
+def test_the_thinning_figures_quoted_in_the_docs_are_the_code_ones() -> None:
+    from pathlib import Path
+
+    from tests.test_report_long_run import HTML_BOUND, ITERATIONS
+
+    docs = " ".join((Path(__file__).resolve().parent.parent / "docs" / "report.md").read_text().split())
+    assert f"drawn whole up to {SLICES * SLICE_POINTS:,} points" in docs
+    assert f"cut into {SLICES} equal slices and each series keeps, per slice, {SLICE_POINTS} points" in docs
+    assert f"rose more than {2 * STRIP_BINS:,} times keeps each of {STRIP_BINS:,} bins'" in docs
+    assert f"marks each of {STRIP_BINS:,} bins" in docs
+    assert f"a {ITERATIONS:,}-iteration folder stays under {HTML_BOUND / 1e6:g} MB" in docs
+
+
+def test_the_forecast_skill_chart_of_a_long_run_is_downsampled_and_says_so() -> None:
+    from alphaloop.tasks.forecast.report import skill_chart
+    from alphaloop.tasks.forecast.scores import SELECTION_METRIC
+
+    rng = np.random.default_rng(2)
+    entries = [{"iteration": n, "status": "accepted" if n % 3 else "rejected", "metric": SELECTION_METRIC,
+                "scores": {"splits": {s: {SELECTION_METRIC: float(rng.normal())} for s in ("train", "val")}}}
+               for n in range(12_000)]
+    html = skill_chart(entries, [4, 11_999])
+    assert "mean RPS skill over horizons" in html and "of 20,000 points drawn" in html
+    assert "downsampled" not in skill_chart(entries[:300], [4])
