@@ -2,11 +2,13 @@
 
     python bench/bench_stats_scale.py [--days 1005] [--trials 800 3200 10000] [--spa-check 4000]
     python bench/bench_stats_scale.py --end-of-run 1000 10000 100000
+    python bench/bench_stats_scale.py --end-of-run 1000 10000 --task portfolio    # or --task forecast
 
 ``--end-of-run``: for each count, a synthetic run folder of that many accepted trials (what a night
 leaves for the statistics: index.jsonl, one validation-returns sidecar each, the best's record; the
-series as below, on the S&P 500 sample's validation days), then the trade task's end-of-run statistics
-step (``tasks.trade.finish.write_statistics``, the function the loop calls) in a fresh process: its
+series as below, on the S&P 500 sample's validation days), then the end-of-run statistics step of
+``--task`` (trade, portfolio or forecast: the function the loop calls; a forecaster's series are daily
+losses around a climatology's, with its two benchmarks in each sidecar) in a fresh process: its
 wall time and peak memory (VmHWM, the process's import of numpy/pandas/arch included). The folders
 are synthetic (no loop ran) so that 100,000 trials take minutes to build, not a night.
 
@@ -48,8 +50,9 @@ def trials_like_a_loop(days: int, trials: int, ideas: int = 40, seed: int = 0) -
     return r, market
 
 
-def synthetic_run(root: Path, trials: int, days: int) -> int:
-    """A run folder as a night of ``trials`` accepted candidates leaves it for the statistics; returns the best."""
+def synthetic_run(root: Path, trials: int, days: int, task: str = "trade") -> int:
+    """A run folder as a night of ``trials`` accepted candidates of ``task`` leaves it for the statistics (index
+    lines, one sidecar each as the loop writes it, the best's record); returns the best's iteration."""
     from alphaloop.run.index import index_line
     from alphaloop.run.records import IterationRecord
     from alphaloop.run.workdir import Workdir
@@ -57,37 +60,55 @@ def synthetic_run(root: Path, trials: int, days: int) -> int:
     wd = Workdir(root)
     wd.prepare()
     r, _ = trials_like_a_loop(days, trials)
-    sharpes = r.mean(axis=0) / r.std(axis=0, ddof=1) * np.sqrt(252)
-    best = int(np.argmax(sharpes))
+    if task == "forecast":  # per-day losses (mean RPS) around a climatology's: lower is better
+        clim = 0.25 + np.abs(r[:, 0]) * 5
+        series = {"val_rps_climatology": clim, "val_rps_rolling_climatology": clim * 1.01}
+        r = clim[:, None] - (r - r.mean(axis=0)) * 0.5 - 0.0005
+        figure, metric = 1.0 - r.mean(axis=0) / clim.mean(), "rps_skill_mean"
+    else:
+        series = {}
+        figure, metric = r.mean(axis=0) / r.std(axis=0, ddof=1) * np.sqrt(252), "sharpe"
+    key = "val_rps" if task == "forecast" else "val"
+    best = int(np.argmax(figure))
     lines = []
     for n in range(trials):
-        rec = IterationRecord(iteration=n, status="accepted", stage="ok", in_population=n == best,
-                              scores={"metric": "sharpe", "splits": {"val": {"sharpe": float(sharpes[n])}}},
-                              returns={"val": r[:, n].tolist()} if n == best else None)
+        val = {metric: float(figure[n]), **({"net_exposure": 0.5} if task == "portfolio" else {})}
+        kept = {key: r[:, n], **series}
+        rec = IterationRecord(iteration=n, status="accepted", stage="ok", in_population=n == best, metric=metric,
+                              task=task, scores={"metric": metric, "splits": {"val": val}},
+                              returns={k: v.tolist() for k, v in kept.items()} if n == best else None)
         lines.append(index_line(rec))
         if n == best:
             wd.write_record(rec)
         else:
-            np.savez(wd.returns(n), val=r[:, n])
+            np.savez(wd.returns(n), **kept)
     wd.index.write_text("".join(lines))
     return best
 
 
-def measure(root: Path, data: Path, trials: int, best: int) -> dict:
-    """The end-of-run statistics step on ``root``, in this process: seconds and peak memory."""
+def measure(root: Path, data: Path, trials: int, best: int, task: str = "trade") -> dict:
+    """The end-of-run statistics step of ``task`` on ``root``, in this process: seconds and peak memory."""
     from alphaloop.data.frozen import load_universe
     from alphaloop.evaluate.universe import instrument_histories
     from alphaloop.run.workdir import Workdir
-    from alphaloop.tasks.trade.finish import write_statistics
 
     histories = instrument_histories(load_universe(data, ("train", "val")), ("train", "val"))
     run = SimpleNamespace(wd=Workdir(root), state=SimpleNamespace(best=SimpleNamespace(iteration=best), trials=trials),
                           histories=histories, seed=0, instrument_names=("SPY",))
     t0 = time.perf_counter()
-    stats = write_statistics(run)
+    if task == "forecast":
+        from alphaloop.tasks.forecast.finish import write_forecast_statistics
+
+        stats = write_forecast_statistics(run.wd, trials, best, 0)
+        detail = {"spa_p": stats["spa_pvalues"]["consistent"]} if stats else {}
+    else:
+        from alphaloop.tasks.portfolio.stats import write_statistics as portfolio_statistics
+        from alphaloop.tasks.trade.finish import write_statistics
+
+        stats = (portfolio_statistics if task == "portfolio" else write_statistics)(run)
+        detail = {"effective_trials": round(stats.to_json()["effective_trials"], 1)} if stats else {}
     return {"trials": trials, "seconds": round(time.perf_counter() - t0, 2),
-            "peak_rss_mb": round(_vm_hwm_kb() / 1024, 1),
-            "effective_trials": round(stats.to_json()["effective_trials"], 1) if stats else None}
+            "peak_rss_mb": round(_vm_hwm_kb() / 1024, 1), **detail}
 
 
 def _vm_hwm_kb() -> int:
@@ -99,24 +120,39 @@ def _vm_hwm_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def end_of_run(counts: list[int]) -> None:
+def end_of_run(counts: list[int], task: str = "trade") -> None:
     from alphaloop.data.frozen import freeze, sample_frame, split, validate
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_stats_scale_"))
     frame, name = sample_frame("SPY")
     frame, repairs = validate(frame, label="sample")
     freeze(split(frame), tmp / "data", "sample", name, repairs)
-    days = len(instrument_days(tmp / "data"))
+    days = task_days(tmp / "data", task)
     for t in counts:
         t0 = time.perf_counter()
-        best = synthetic_run(tmp / f"run{t}", t, days)
+        best = synthetic_run(tmp / f"run{t}", t, days, task)
         built = time.perf_counter() - t0
         out = subprocess.run([sys.executable, __file__, "--measure", str(tmp / f"run{t}"), str(tmp / "data"), str(t),
-                              str(best)], capture_output=True, text=True, check=True)
+                              str(best), task], capture_output=True, text=True, check=True)
         figures = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"end-of-run statistics, {t:,} accepted trials x {days} validation days (synthetic folder, built in "
-              f"{built:.0f} s): {figures['seconds']:.1f} s, peak memory {figures['peak_rss_mb']:.0f} MB "
-              f"(effective trials {figures['effective_trials']})", flush=True)
+        what = (f"SPA p {figures['spa_p']:.3f}" if task == "forecast" else
+                f"effective trials {figures['effective_trials']}")
+        print(f"{task} end-of-run statistics, {t:,} accepted trials x {days} validation days (synthetic folder, "
+              f"built in {built:.0f} s): {figures['seconds']:.1f} s, peak memory {figures['peak_rss_mb']:.0f} MB "
+              f"({what})", flush=True)
+
+
+def task_days(data: Path, task: str) -> int:
+    """The length of a trial's validation series for ``task`` on the frozen sample (the portfolio's is read on
+    the union calendar, from the second day of validation)."""
+    if task != "portfolio":
+        return len(instrument_days(data))
+    from alphaloop.data.frozen import load_universe
+    from alphaloop.evaluate.universe import instrument_histories
+    from alphaloop.tasks.portfolio.scoring import Panel
+
+    a, b = Panel.of(instrument_histories(load_universe(data, ("train", "val")), ("train", "val"))).windows["val"]
+    return b - a - 1
 
 
 def instrument_days(data: Path) -> np.ndarray:
@@ -134,14 +170,16 @@ def main() -> None:
     p.add_argument("--spa-check", type=int, default=4000)
     p.add_argument("--end-of-run", type=int, nargs="+", metavar="N", help="time the end-of-run statistics on "
                    "synthetic run folders of N accepted trials each (e.g. 1000 10000 100000)")
-    p.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--task", choices=("trade", "portfolio", "forecast"), default="trade",
+                   help="whose end-of-run statistics step --end-of-run times (default trade)")
+    p.add_argument("--measure", nargs=5, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.measure:
-        root, data, trials, best = a.measure
-        print(json.dumps(measure(Path(root), Path(data), int(trials), int(best))))
+        root, data, trials, best, task = a.measure
+        print(json.dumps(measure(Path(root), Path(data), int(trials), int(best), task)))
         return
     if a.end_of_run:
-        end_of_run(a.end_of_run)
+        end_of_run(a.end_of_run, a.task)
         return
     for t in a.trials:
         r, bh = trials_like_a_loop(a.days, t)

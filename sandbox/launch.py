@@ -4,9 +4,11 @@ Runs in the trusted parent only (never shipped); imports only the standard libra
 parent-side sandbox modules, never numpy or pandas, so a one-shot command can call ``begin_early``
 as its first act: the worker boots (bubblewrap, Python, numpy and pandas, the lockdown probe) on
 another core while the parent imports its own libraries. The worker's start has two messages:
-the BOOT message (the shipped modules, what it may read, which layers to apply), sent at once,
-and the DRIVERS message (each task's driver source), sent by ``runner.Sandbox`` when it takes the
-process over; only then does the worker warm the drivers and fork its zygote. No data crosses
+the BOOT message (the shipped modules, what it may read, which layers to apply, and the drivers
+when the command already knows them), sent at once, and the DRIVERS message (each task's driver
+source), sent by ``runner.Sandbox`` when it takes the process over. A worker booted with drivers
+warms them and forks its zygotes before the parent has finished importing, and the DRIVERS message
+must then name the same drivers; otherwise the worker warms them when they arrive. No data crosses
 either message.
 """
 
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +29,7 @@ from sandbox.mounts import WORKER_ENV, bwrap_argv, libraries, read_roots, seccom
 from sandbox.parent import StderrTail, kill_tree
 
 SANDBOX_DIR = Path(__file__).resolve().parent
+Drivers = Sequence[tuple[str, str]]  # (task name, driver module source), in the order the sandbox lists them
 SHIPPED = ("wire", "lockdown", "watch", "child", "worker")  # sandbox modules the worker runs, in dependency order
 # The worker's first code: read the boot message, then build the shipped modules from their source
 # under their own names (so ``from sandbox.wire import ...`` inside them finds them, never a copy on disk).
@@ -67,8 +71,9 @@ class Launch:
     the thread that started it, so only a thread that outlives the sandbox may start one.
     """
 
-    def __init__(self, settings: Settings, token: str) -> None:
+    def __init__(self, settings: Settings, token: str, drivers: Drivers | None = None) -> None:
         self.settings, self.token = settings, token
+        self.drivers = None if drivers is None else tuple((str(name), str(source)) for name, source in drivers)
         python = sys.executable
         prefix = bwrap_argv(python) if settings.bwrap else [python]
         self.proc = subprocess.Popen(
@@ -84,7 +89,7 @@ class Launch:
 
     def _send_boot(self) -> None:
         try:
-            data = boot_message(self.settings)
+            data = boot_message(self.settings, self.drivers)
             assert self.proc.stdin is not None
             stdin = self.proc.stdin.fileno()
             view = memoryview(data)
@@ -106,8 +111,9 @@ class Launch:
         self.stderr.join(timeout=2)
 
 
-def boot_message(settings: Settings) -> bytes:
-    """Everything the worker needs before it sees a driver: its modules, what it may read, the layers."""
+def boot_message(settings: Settings, drivers: Drivers | None = None) -> bytes:
+    """Everything the worker needs before any request: its modules, what it may read, the layers, and
+    the drivers if known (``None``: they come with the DRIVERS message)."""
     init = {
         "modules": [[name, (SANDBOX_DIR / f"{name}.py").read_text(encoding="utf-8")] for name in SHIPPED],
         "sys_path": sys_path(),
@@ -118,6 +124,7 @@ def boot_message(settings: Settings) -> bytes:
         "parent_pid": os.getpid(),
         "pid_namespace": settings.bwrap,
         "frames_at_once": settings.frames_at_once,
+        "drivers": None if drivers is None else [[name, source] for name, source in drivers],
     }
     data = json.dumps(init).encode("utf-8")
     return len(data).to_bytes(8, "little") + data
@@ -147,8 +154,9 @@ def frames_at_once(share: int = 1) -> int:
     return max(1, min(2, cores // max(1, share)))
 
 
-def begin_early() -> None:
-    """Start one default worker now, for the next ``Sandbox`` with default layers to take over.
+def begin_early(drivers: Drivers | None = None) -> None:
+    """Start one default worker now, for the next ``Sandbox`` with default layers (and, if given, exactly
+    these ``(task, driver source)`` pairs) to take over.
 
     For one-shot commands (``harness.py check``), called before they import pandas; call it from the
     thread that will open the sandbox. Never raises: if anything fails, the sandbox starts as usual.
@@ -156,7 +164,7 @@ def begin_early() -> None:
     if not hasattr(os, "fork"):
         return
     try:
-        launch = Launch(default_settings(), f"alphaloop-sandbox-{os.getpid()}-early-{time.time_ns():x}")
+        launch = Launch(default_settings(), f"alphaloop-sandbox-{os.getpid()}-early-{time.time_ns():x}", drivers)
     except (OSError, RuntimeError, ValueError):
         return
     with _EARLY_LOCK:

@@ -153,7 +153,9 @@ class Sandbox:
         self._landlock = self._decide("landlock", use_landlock, lambda: landlock_reason)
         self._demanded = {name for name, flag in (("bwrap", use_bwrap), ("seccomp", use_seccomp),
                                                    ("landlock", use_landlock)) if flag}
-        if early is not None and early.settings != self._settings():
+        booted = None if early is None else early.drivers
+        if early is not None and (early.settings != self._settings() or booted is not None
+                                  and booted != tuple((name, d.source) for name, d in self.drivers.items())):
             early.kill()
             early = None
         self._early = early

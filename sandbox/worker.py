@@ -80,11 +80,17 @@ def worker_main(init: dict[str, Any]) -> None:
     sys.stdout = sys.stderr
     sys.dont_write_bytecode = True
     worker = Worker(init, resp_fd)
+    booted = init.get("drivers")
+    if booted is not None:  # a command that knew its task: warm and fork now, while the parent still imports
+        worker.start(booted)
     try:
         header, _ = read_message(fd_reader(0), 1 << 24, 0)  # the drivers: sent when the parent takes this worker
     except (ProtocolError, EOFError):
         return
-    worker.start(header.get("drivers"))
+    if booted is None:
+        worker.start(header.get("drivers"))
+    elif header.get("drivers") != booted:
+        os._exit(3)  # the parent takes a worker only with the drivers it booted with; anything else is a fault
     write_all(resp_fd, pack_message(worker.handshake()))
     while True:
         try:

@@ -139,7 +139,7 @@ def test_final_judges_with_the_budget_the_run_recorded(workdir: Path, frozen_dat
     given: list[float | None] = []
 
     class Recording(InProcessSandbox):
-        def run(self, region, frames, timeout_s=None):
+        def run(self, region, frames, timeout_s=None, task=None):
             given.append(timeout_s)
             return super().run(region, frames, timeout_s)
 

@@ -105,7 +105,7 @@ def test_rejection_text_names_no_host_path() -> None:
     from tests.test_sandbox_support import make_ohlcv
 
     class Talkative(InProcessSandbox):
-        def run(self, region, frames, timeout_s=None):
+        def run(self, region, frames, timeout_s=None, task=None):
             return RunOutcome("exception", "frame 0: ValueError: Invalid TZif file /etc/shadow (in "
                               "/work/venv/lib/python3.11/site-packages/pandas/core/frame.py)", None, "", 0.01)
 

@@ -357,7 +357,7 @@ class ClockedBox(InProcessSandbox):
         super().__init__()
         self.clock, self.per_row, self.given = clock, seconds_per_row, []
 
-    def run(self, region, frames, timeout_s=None):
+    def run(self, region, frames, timeout_s=None, task=None):
         self.given.append(timeout_s)
         cost = self.per_row * sum(sum(map(len, f)) if isinstance(f, tuple) else len(f) for f in frames)
         if timeout_s is not None and cost > timeout_s:

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from alphaloop.evaluate.sandboxed import open_sandbox
+from alphaloop.tasks.protocol import driver_source
 from sandbox import launch
 from tests.test_sandbox_support import make_ohlcv, processes_with, region
 
@@ -48,6 +49,26 @@ def test_a_sandbox_asking_for_other_layers_stops_the_early_worker_and_starts_its
     with open_sandbox(tripwires=False) as box:
         assert box.token != early
         assert "audit-hook" not in box.layers
+        assert gone(early)
+        assert box.run(SIZE_AND_PROCESS, [make_ohlcv(40)]).ok
+
+
+def test_an_early_worker_booted_with_the_drivers_is_taken_only_by_a_sandbox_of_the_same_drivers() -> None:
+    # `check` boots the worker with its task's driver so the zygotes fork while it imports; a sandbox of
+    # that driver takes it over and runs frames with it, one of other drivers stops it and starts its own
+    trade = [("trade", driver_source("trade"))]
+    launch.begin_early(trade)
+    early = launch._EARLY[-1].token
+    with open_sandbox(tasks=("trade",)) as box:
+        assert box.token == early
+        outcome = box.run(SIZE_AND_PROCESS, [make_ohlcv(40)])
+        assert outcome.ok, outcome.reason
+        assert outcome.results[0].features["n"][0] == 40.0
+    assert gone(early)
+    launch.begin_early(trade)
+    early = launch._EARLY[-1].token
+    with open_sandbox(tasks=("trade", "forecast")) as box:
+        assert box.token != early
         assert gone(early)
         assert box.run(SIZE_AND_PROCESS, [make_ohlcv(40)]).ok
 

@@ -15,6 +15,7 @@ from alphaloop.evaluate.stats import (
     probabilistic_sharpe,
     return_moments,
     run_statistics,
+    spa_result,
 )
 from tests.conftest import make_ohlcv
 
@@ -74,7 +75,7 @@ def noise_run() -> dict:
     bh = rng.normal(0.0, 0.01, T)
     sharpes = sharpes_of(trials)
     best = trials[int(np.argmax(sharpes))]
-    return run_statistics(80, sharpes, best, list(trials[:30]), bh, seed=0, reps=500)
+    return run_statistics(80, sharpes, best, spa_result(bh, list(trials[:30]), seed=0, reps=500), reps=500)
 
 
 def test_pure_noise_is_not_significant(noise_run: dict) -> None:
@@ -91,7 +92,7 @@ def test_planted_edge_is_significant() -> None:
     edge = rng.normal(0.0025, 0.01, T)  # about 4 annualised
     bh = rng.normal(0.0, 0.01, T)
     sharpes = sharpes_of(trials) + sharpes_of(edge[None, :])
-    d = run_statistics(61, sharpes, edge, [*trials[:20], edge], bh, seed=0, reps=500)
+    d = run_statistics(61, sharpes, edge, spa_result(bh, [*trials[:20], edge], seed=0, reps=500), reps=500)
     assert d["dsr"] > 0.99 and "is significant at 5% after deflating for 61 trials" in d["verdict_dsr"]
     assert d["spa_pvalues"]["consistent"] < 0.05
     assert d["verdict_spa"].startswith("the best candidate beats buy and hold at 5% even after accounting for "
@@ -103,8 +104,8 @@ def test_more_trials_deflate_more() -> None:
     trials = rng.normal(0.0, 0.01, (30, T))
     best = rng.normal(0.0012, 0.01, T)
     sharpes = sharpes_of(trials)
-    few = run_statistics(5, sharpes, best, [], trials[0], reps=100)
-    many = run_statistics(500, sharpes, best, [], trials[0], reps=100)
+    few = run_statistics(5, sharpes, best, spa_result(trials[0], [], reps=100), reps=100)
+    many = run_statistics(500, sharpes, best, spa_result(trials[0], [], reps=100), reps=100)
     assert many["expected_max_sharpe"] > few["expected_max_sharpe"] and many["dsr"] < few["dsr"]
     assert few["spa_pvalues"] is None and "no accepted candidate" in few["verdict_spa"]
 
@@ -120,8 +121,8 @@ def test_spa_is_seeded() -> None:
     rng = np.random.default_rng(14)
     trials = rng.normal(0.0002, 0.01, (5, 300))
     bh = rng.normal(0.0, 0.01, 300)
-    a = run_statistics(5, sharpes_of(trials), trials[0], list(trials), bh, seed=3, reps=200)
-    b = run_statistics(5, sharpes_of(trials), trials[0], list(trials), bh, seed=3, reps=200)
+    a = run_statistics(5, sharpes_of(trials), trials[0], spa_result(bh, list(trials), seed=3, reps=200), reps=200)
+    b = run_statistics(5, sharpes_of(trials), trials[0], spa_result(bh, list(trials), seed=3, reps=200), reps=200)
     assert a["spa_pvalues"] == b["spa_pvalues"]
 
 

@@ -64,3 +64,24 @@ def test_a_run_starts_with_one_blas_thread_unless_told_otherwise() -> None:
     env["OPENBLAS_NUM_THREADS"] = "2"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["2", "1"]
+
+
+def test_streamed_spa_series_are_the_ones_the_matrix_form_keeps() -> None:
+    """SpaColumns (any task's end of run, one series at a time) keeps what spa_models keeps of the whole
+    matrix: each distinct series once, the cap best by mean, in the order they came; a rank replaces the mean
+    where lower is better (a forecaster's losses)."""
+    from alphaloop.evaluate.columns import SpaColumns
+
+    rng = np.random.default_rng(6)
+    r = rng.normal(0, 0.01, (150, 40))
+    r[:, 30:] = r[:, :10]  # ten copies
+    kept = SpaColumns(cap=12)
+    for j in range(r.shape[1]):
+        kept.add(r[:, j])
+    assert kept.candidates == 40 and kept.distinct == 30
+    assert np.array_equal(np.column_stack(kept.series()), spa_models(r, cap=12))
+    losses = SpaColumns(cap=5)
+    for j in range(30):
+        losses.add(r[:, j], rank=-float(r[:, j].mean()))
+    lowest = np.sort(np.argsort(r[:, :30].mean(axis=0), kind="stable")[:5])
+    assert np.array_equal(np.column_stack(losses.series()), r[:, lowest])

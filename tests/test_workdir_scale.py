@@ -103,7 +103,7 @@ def test_streamed_columns_give_the_statistics_of_the_whole_matrix() -> None:
         cols.add(r[:, j], best=j == 4)
     got, want = effective_of_sample(cols.sample(), r.shape[1], cap=40), effective_trials(r, cap=40)
     assert got.sampled == want.sampled and got.effective == pytest.approx(want.effective, rel=1e-6)  # summation order
-    assert len(cols.spa_series()) == 30 and cols.spa_distinct == 90 and cols.spa_candidates == 105
+    assert len(cols.spa_series()) == 30 and cols.spa.distinct == 90 and cols.spa_candidates == 105
     assert spa_test(bh, cols.spa_series(), seed=0, reps=100) == spa_test(bh, list(r.T), seed=0, reps=100, cap=30)
     assert np.allclose(cols.excess_sharpes, column_sharpes(r - bh[:, None]))
     whole = universe_statistics(r, 4, bh, trials=200, reps=100)

@@ -55,17 +55,10 @@ def spa_test(bh_returns: np.ndarray, accepted_returns: Sequence[np.ndarray], see
     models = -spa_models(np.column_stack([np.asarray(r, dtype=np.float64) for r in accepted_returns]), cap)
     if models.shape[0] != bench.size:
         raise ValueError(f"returns of {models.shape[0]} days against a benchmark of {bench.size} days")
-    key = hashlib.sha256(bench.tobytes() + models.tobytes() + f"{models.shape}:{seed}:{reps}".encode()).hexdigest()
-    if key not in _SPA_DONE:  # the end of a run asks twice (run_statistics, universe_statistics) for one answer
-        spa = SPA(bench, models, reps=reps, bootstrap="stationary", seed=seed)
-        spa.compute()
-        p = spa.pvalues
-        _SPA_DONE.clear()
-        _SPA_DONE[key] = {"lower": float(p["lower"]), "consistent": float(p["consistent"]), "upper": float(p["upper"])}
-    return dict(_SPA_DONE[key])
-
-
-_SPA_DONE: dict[str, dict[str, float]] = {}  # the last SPA computed, by a digest of its inputs
+    spa = SPA(bench, models, reps=reps, bootstrap="stationary", seed=seed)
+    spa.compute()
+    p = spa.pvalues
+    return {"lower": float(p["lower"]), "consistent": float(p["consistent"]), "upper": float(p["upper"])}
 
 
 def spa_models(returns: np.ndarray, cap: int = SPA_CAP) -> np.ndarray:
@@ -84,6 +77,38 @@ def spa_models(returns: np.ndarray, cap: int = SPA_CAP) -> np.ndarray:
     return r
 
 
+class SpaColumns:
+    """The series SPA bootstraps, kept as they stream by: each distinct series once (a copy adds nothing to the
+    maximum SPA tests) and at most ``cap`` of them, those ranked highest (by default the highest mean return;
+    ``spa_models`` is the same choice over a whole matrix)."""
+
+    def __init__(self, cap: int = SPA_CAP) -> None:
+        self.cap = cap
+        self._seen: set[bytes] = set()
+        self._heap: list[tuple[float, int, np.ndarray]] = []  # (rank, -order, series): the cap best kept
+        self.candidates = 0  # series offered (copies included)
+        self.distinct = 0  # distinct series among them
+
+    def add(self, x: np.ndarray, rank: float | None = None) -> None:
+        """The next series; ``rank``: what ``cap`` keeps the highest of (default its mean)."""
+        order = self.candidates
+        self.candidates += 1
+        key = hashlib.sha256((x + 0.0).tobytes()).digest()  # + 0.0: -0.0 and 0.0 are one value, as np.unique
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.distinct += 1
+        item = (float(x.mean()) if rank is None else rank, -order, x)
+        if len(self._heap) < self.cap:
+            heapq.heappush(self._heap, item)
+        else:
+            heapq.heappushpop(self._heap, item)
+
+    def series(self) -> list[np.ndarray]:
+        """The kept series in the order they came."""
+        return [x for _, _, x in sorted(self._heap, key=lambda item: -item[1])]
+
+
 class TrialColumns:
     """What the statistics read of ``count`` trial columns, fed one at a time in column order by ``add``."""
 
@@ -92,19 +117,15 @@ class TrialColumns:
         self.count = int(count)
         self.bh = np.asarray(bh_returns, dtype=np.float64)
         self.periods_per_year = periods_per_year
-        self.spa_cap = spa_cap
         pick = sample_columns(self.count, effective_cap)
         self._order = list(range(self.count)) if pick is None else [int(c) for c in pick]
         self._wanted = set(self._order)
         self._sample: dict[int, np.ndarray] = {}
-        self._seen: set[bytes] = set()
-        self._heap: list[tuple[float, int, np.ndarray]] = []  # (mean, -column, series): the SPA_CAP best kept
+        self.spa = SpaColumns(spa_cap)  # the accepted candidates' series SPA tests
         self.sharpes: list[float] = []  # every column's annualised Sharpe
         self.excess_sharpes: list[float] = []  # and that of its excess over buy and hold
         self.best: np.ndarray | None = None
         self.added = 0
-        self.spa_candidates = 0  # columns offered to SPA (copies included)
-        self.spa_distinct = 0  # distinct series among them
 
     def add(self, series: Sequence[float] | np.ndarray, best: bool = False, spa: bool = True) -> None:
         """The next column: ``best`` marks the best candidate's, ``spa`` one SPA tests (an accepted candidate)."""
@@ -125,16 +146,12 @@ class TrialColumns:
         if best:
             self.best = x
         if spa:
-            self.spa_candidates += 1
-            key = hashlib.sha256((x + 0.0).tobytes()).digest()  # + 0.0: -0.0 and 0.0 are one value, as np.unique
-            if key not in self._seen:
-                self._seen.add(key)
-                self.spa_distinct += 1
-                item = (float(x.mean()), -j, x)
-                if len(self._heap) < self.spa_cap:
-                    heapq.heappush(self._heap, item)
-                else:
-                    heapq.heappushpop(self._heap, item)
+            self.spa.add(x)
+
+    @property
+    def spa_candidates(self) -> int:
+        """Columns offered to SPA (copies included)."""
+        return self.spa.candidates
 
     def sample(self) -> np.ndarray:
         """The (days, sampled) matrix the effective count reads, in its reading order."""
@@ -144,7 +161,7 @@ class TrialColumns:
     def spa_series(self) -> list[np.ndarray]:
         """The series SPA bootstraps: distinct, at most ``spa_cap`` with the highest mean, in column order."""
         self._complete()
-        return [x for _, _, x in sorted(self._heap, key=lambda item: -item[1])]
+        return self.spa.series()
 
     def _complete(self) -> None:
         if self.added != self.count:

@@ -82,13 +82,14 @@ def deflated_sharpe(best_returns: np.ndarray, trials: int, sharpes: Sequence[flo
             "observations": obs}
 
 
-def run_statistics(trials: int, sharpes: Sequence[float], best_returns: np.ndarray,
-                   accepted_returns: Sequence[np.ndarray], bh_returns: np.ndarray, seed: int = 0,
-                   reps: int = SPA_REPS, periods_per_year: float = TRADING_DAYS, accepted: int | None = None) -> dict:
-    """Both statistics and their plain-language verdicts, JSON-serialisable. ``accepted``: how many were
-    accepted, when ``accepted_returns`` holds only the series SPA tests of them (``TrialColumns.spa_series``)."""
+def run_statistics(trials: int, sharpes: Sequence[float], best_returns: np.ndarray, spa: SpaResult | None,
+                   reps: int = SPA_REPS, periods_per_year: float = TRADING_DAYS) -> dict:
+    """The deflated Sharpe ratio of the best and the SPA verdict, JSON-serialisable (stats.json's top level).
+
+    ``spa``: the SPA already run over the accepted candidates (``RunStatistics.spa``, or ``spa_result``), so the
+    end of a run bootstraps once; None when none was accepted (``reps`` then only names the draws not made)."""
     trials = max(int(trials), 1)
-    accepted = len(accepted_returns) if accepted is None else accepted
+    accepted = 0 if spa is None else spa.candidates
     out: dict = {"split": "val", "trials": trials, "scored_trials": len(sharpes), "accepted": accepted,
                  **deflated_sharpe(best_returns, trials, sharpes, periods_per_year)}
     if out["dsr"] >= 1 - SIGNIFICANCE:
@@ -98,9 +99,9 @@ def run_statistics(trials: int, sharpes: Sequence[float], best_returns: np.ndarr
         out["verdict_dsr"] = (f"the best candidate's Sharpe {out['best_sharpe']:.2f} is not significant at 5% "
                               f"once {trials} trials are counted (DSR {out['dsr']:.3f}; the best of {trials} "
                               f"skill-less trials would be expected to reach {out['expected_max_sharpe']:.2f})")
-    pvalues = spa_test(bh_returns, accepted_returns, seed=seed, reps=reps)
+    pvalues = None if spa is None else {"lower": spa.lower, "consistent": spa.consistent, "upper": spa.upper}
     out["spa_pvalues"] = pvalues
-    out["spa_reps"] = reps
+    out["spa_reps"] = reps if spa is None else spa.reps
     if pvalues is None:
         out["verdict_spa"] = "no accepted candidate to test against buy and hold"
     elif pvalues["consistent"] < SIGNIFICANCE:
@@ -291,6 +292,18 @@ class SpaResult:
         return self.consistent < SIGNIFICANCE
 
 
+def spa_result(bh_returns: np.ndarray, tested: Sequence[np.ndarray], candidates: int | None = None,
+               benchmark: str = "buy and hold", seed: int = 0, reps: int = SPA_REPS) -> SpaResult | None:
+    """Hansen's SPA of the ``tested`` series against ``bh_returns`` (None: nothing to test). ``candidates``: how
+    many accepted candidates they stand for, when copies were merged and the cap applied (``SpaColumns``)."""
+    p = spa_test(bh_returns, tested, seed=seed, reps=reps)
+    if p is None:
+        return None
+    return SpaResult(lower=p["lower"], consistent=p["consistent"], upper=p["upper"],
+                     candidates=len(tested) if candidates is None else candidates, reps=reps, benchmark=benchmark,
+                     tested=len(tested))
+
+
 @dataclass(frozen=True)
 class InstrumentFigures:
     """The best candidate on one instrument of the universe, beside that instrument's buy and hold."""
@@ -411,12 +424,7 @@ def trial_statistics(columns: TrialColumns, trials: int, sharpes: Sequence[float
     dsr_x = deflate(columns.best - columns.bh, np.asarray(columns.excess_sharpes), n, "excess over buy and hold",
                     trials_count, ppy)
     benchmark = f"the equal-weight buy and hold of the {instruments} instrument{'s' * (instruments != 1)}"
-    spa = None
-    if columns.spa_candidates:
-        tested = columns.spa_series()
-        p = spa_test(columns.bh, tested, seed=seed, reps=reps)
-        spa = SpaResult(lower=p["lower"], consistent=p["consistent"], upper=p["upper"],
-                        candidates=columns.spa_candidates, reps=reps, benchmark=benchmark, tested=len(tested))
+    spa = spa_result(columns.bh, columns.spa_series(), columns.spa_candidates, benchmark, seed, reps)
     figures = [_instrument_figures(name, a, b, ppy) for name, (a, b) in (per_instrument or {}).items()]
     v_dsr, v_x, v_spa, verdict = verdicts(dsr_r, dsr_x, spa)
     return RunStatistics(split=split, instruments=instruments, trials=trials,

@@ -40,6 +40,7 @@ from alphaloop.present.ui import LiveView, warn_loudly
 from alphaloop.propose.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.propose.parsing import in_reply_lines
 from alphaloop.run import flight as rule
+from alphaloop.run.cpuclock import TreeClock
 from alphaloop.run.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
 from alphaloop.run.grading import grade
 from alphaloop.run.learnings import Learnings
@@ -101,6 +102,7 @@ class Loop:
         self.time_left_s: float | None = None  # estimate for the view while --hours or --max-tokens is set
         self.budget_note: str | None = None  # the same as words, e.g. "time left: about 1h 05m (bound by --hours 2)"
         self.test_readings = 0  # readings of the test split by `final` in this workdir, counted at start
+        self._clock: TreeClock | None = None  # CPU of the loop and its workers, read at each commit
 
     # ----- setup and resume -------------------------------------------------------------
     def _open(self) -> tuple[LoopState, Learnings, dict]:
@@ -271,7 +273,13 @@ class Loop:
         """Write the record, then fold in the record as read back: what a resume replays, to the bit
         (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
         uninterrupted run hold the same state. A compaction this record triggers is asked of the
-        compactor here, live only, and its reply stored in the record, so replay never calls a model."""
+        compactor here, live only, and its reply stored in the record, so replay never calls a model.
+        ``timings["cpu"]``: CPU seconds of the loop and its sandbox workers since the previous commit
+        (absent on a command's first, which carries its start-up)."""
+        if self._clock is None:
+            self._clock = TreeClock()
+        else:
+            record.timings["cpu"] = round(self._clock.lap(), 4)
         self.wd.write_record(record)
         record = self.wd.record(record.iteration)
         request = learnings.compaction_request(entry_from_record(record, self.cfg.metric, self.task)) if later else None

@@ -4,7 +4,7 @@ The loop, the pipeline, the sandbox, the records, the workdir and the commands a
 task and never ask which one runs; they call the methods below on the task chosen once by
 ``--task`` (``alphaloop.tasks.get_task``) and written into every record (``task``). A new task is
 one package ``alphaloop/tasks/<name>/`` defining a ``Task`` subclass, and one line in
-``alphaloop.tasks.TASKS``.
+``alphaloop.tasks.PLUGINS``.
 
 Why a base class and not a ``typing.Protocol``: most methods have one right default (the trade
 task's conventions: trade.py as the starting file, no invariance probes unless the task
@@ -27,6 +27,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def driver_source(name: str) -> str:
+    """The text of task ``name``'s child-side driver, ``alphaloop/tasks/<name>/driver.py`` ("" if none).
+
+    A function of the name alone, so a one-shot command can hand the driver to a sandbox worker it starts
+    before importing the task (``harness.py check``)."""
+    path = Path(__file__).resolve().parent / name / "driver.py"
+    return path.read_text(encoding="utf-8") if name.isidentifier() and path.is_file() else ""
 
 
 class Task(ABC):
@@ -60,8 +69,7 @@ class Task(ABC):
         Why text, not a module: the sandbox imports nothing from alphaloop (the trust boundary); the driver
         turns one frame into named float64 arrays and imports only the stdlib, numpy and pandas.
         Empty while the task still runs on the sandbox's built-in driver."""
-        path = Path(__file__).resolve().parent / self.name / "driver.py"
-        return path.read_text(encoding="utf-8") if path.is_file() else ""
+        return driver_source(self.name)
 
     def output_decoder(self) -> Callable[..., Any] | None:
         """The trusted parent's reading of the arrays the driver sends back: ``(arrays, panel)`` in, one
@@ -91,10 +99,10 @@ class Task(ABC):
 
     # ----- evaluation (alphaloop.evaluate.pipeline calls these on ``ctx.task``) ----------------
     def run_sandbox(self, box: Any, region: str, frames: Sequence[Any], timeout_s: float) -> Any:
-        """One sandbox run of the region on ``frames``; returns the runner's ``RunOutcome``.
+        """One sandbox run of the region on ``frames`` by the task's own driver; returns the runner's ``RunOutcome``.
 
-        Why: the task says which of the sandbox's drivers runs it (the trade task's is the default)."""
-        return box.run(region, list(frames), timeout_s=timeout_s)
+        Why: the sandbox holds every task's driver; the task names its own, so nothing else asks which runs."""
+        return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
 
     def check_outputs(self, t: Any) -> Any:
         """A ``Verdict`` on the full run's outputs beyond what the decoder checks, or None when none applies.

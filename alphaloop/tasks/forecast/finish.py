@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from alphaloop.evaluate.columns import SpaColumns
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
 from alphaloop.present.ui import console
+from alphaloop.run.trials import accepted_with_returns, run_trials, stream_series
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BucketScheme
 from alphaloop.tasks.forecast.daybyday import forecast_frame, to_csv
@@ -21,19 +23,34 @@ if TYPE_CHECKING:
 
 
 def write_forecast_statistics(wd: Workdir, trials: int, best_iteration: int | None, seed: int) -> dict | None:
-    """SPA of the accepted forecasters' daily validation RPS against climatology's, over ``trials`` tried."""
-    scored = [r for r in wd.records() if r.accepted and r.returns and LOSS_KEY in r.returns]
-    if best_iteration is None or not scored:
+    """SPA of the accepted forecasters' daily validation RPS against climatology's, over ``trials`` tried.
+
+    Reads the index, then each accepted forecaster's daily losses one at a time (``run.trials``): SPA keeps
+    each distinct series once and at most ``SPA_CAP`` of them, those with the lowest mean loss, so memory
+    stays bounded however long the night (docs/bench.md "End-of-run statistics at scale")."""
+    entries = run_trials(wd)
+    accepted = accepted_with_returns(wd, entries)
+    if best_iteration is None or not accepted:
         console.print("statistics: no accepted forecaster yet; nothing to test")
         return None
-    clim = np.asarray(scored[0].returns[CLIM_LOSS_KEY], dtype=np.float64)
-    same = [r for r in scored if len(r.returns[LOSS_KEY]) == clim.size]
-    roll = scored[0].returns.get(ROLL_LOSS_KEY)
-    stats = forecast_statistics(trials, clim, [np.asarray(r.returns[LOSS_KEY]) for r in same],
-                                [r.val_metric for r in same], split="val", seed=seed,
-                                roll_losses=np.asarray(roll, dtype=np.float64) if roll else None)
+    skill = {t.iteration: t.metric for t in entries}
+    kept, skills, streamed = SpaColumns(), [], set()
+    clim = roll = None
+    for n, loss in stream_series(wd, accepted, LOSS_KEY):
+        if clim is None:  # the benchmarks' losses are the same in every record: the first one's
+            clim, roll = wd.split_returns(n, CLIM_LOSS_KEY), wd.split_returns(n, ROLL_LOSS_KEY)
+        streamed.add(n)
+        if loss.size == clim.size:
+            kept.add(loss, rank=-float(loss.mean()))  # the lowest losses rank highest
+            skills.append(skill.get(n))
+    if clim is None:
+        console.print("statistics: no accepted forecaster yet; nothing to test")
+        return None
+    stats = forecast_statistics(trials, clim, kept.series(), skills, split="val", seed=seed,
+                                roll_losses=roll if roll is not None and roll.size else None,
+                                scored=kept.candidates)
     stats["best_iteration"] = best_iteration
-    best = next((r for r in scored if r.iteration == best_iteration), None)
+    best = wd.record(best_iteration, returns=False) if best_iteration in streamed else None
     train = (best.split("train") or {}).get("rps_skill_mean") if best is not None else None
     if isinstance(train, int | float) and train < 0:
         stats["warning_train"] = (f"the best forecaster (iter {best_iteration}) is below climatology on the train "

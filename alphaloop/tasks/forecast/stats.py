@@ -51,16 +51,20 @@ def forecast_spa(clim_losses: np.ndarray, candidate_losses: Sequence[np.ndarray]
 
 def forecast_statistics(trials: int, clim_losses: np.ndarray, candidate_losses: Sequence[np.ndarray],
                         skills: Sequence[float], split: str = "val", seed: int = 0, reps: int = SPA_REPS,
-                        block: int = SPA_BLOCK, roll_losses: np.ndarray | None = None) -> dict:
+                        block: int = SPA_BLOCK, roll_losses: np.ndarray | None = None,
+                        scored: int | None = None) -> dict:
     """Trials, the best skill and the SPA verdict against climatology, JSON-serialisable.
 
-    ``trials`` counts every forecaster tried (rejected ones too); ``candidate_losses`` and ``skills``
-    are those of the scored forecasters, in the same order, on ``split``; ``roll_losses`` the rolling
-    climatology's per-day losses on the same days: the second benchmark, tested the same way.
+    ``trials`` counts every forecaster tried (rejected ones too); ``candidate_losses`` are the scored
+    forecasters' per-day losses on ``split`` and ``skills`` their skills; ``scored``: how many forecasters
+    those losses stand for, when copies were merged and the cap applied (``SpaColumns``; default one each);
+    ``roll_losses`` the rolling climatology's per-day losses on the same days: the second benchmark, tested
+    the same way.
     """
     trials = max(int(trials), 1)
+    scored = len(candidate_losses) if scored is None else scored
     finite = [s for s in skills if s is not None and np.isfinite(s)]
-    out: dict = {"split": split, "trials": trials, "scored_trials": len(candidate_losses),
+    out: dict = {"split": split, "trials": trials, "scored_trials": scored,
                  "best_rps_skill_mean": float(max(finite)) if finite else None, "spa_reps": reps,
                  "spa_block": block, "spa_bootstrap": "circular"}
     pvalues = forecast_spa(clim_losses, candidate_losses, seed=seed, reps=reps, block=block)
@@ -70,11 +74,11 @@ def forecast_statistics(trials: int, clim_losses: np.ndarray, candidate_losses: 
     elif pvalues["consistent"] < SIGNIFICANCE:
         out["verdict_spa"] = (f"the best forecaster beats climatology at 5% even after accounting for "
                               f"{plural(trials, 'trial')} (SPA {p_value(pvalues['consistent'])} over "
-                              f"{plural(len(candidate_losses), 'scored forecaster')}, {split} split)")
+                              f"{plural(scored, 'scored forecaster')}, {split} split)")
     else:
         out["verdict_spa"] = (f"no forecaster beats climatology beyond what luck explains at 5% (SPA "
                               f"{p_value(pvalues['consistent'])} over "
-                              f"{plural(len(candidate_losses), 'scored forecaster')}, {plural(trials, 'trial')}, "
+                              f"{plural(scored, 'scored forecaster')}, {plural(trials, 'trial')}, "
                               f"{split} split)")
     if roll_losses is not None and np.asarray(roll_losses).size == np.asarray(clim_losses).size:
         rolled = forecast_spa(roll_losses, candidate_losses, seed=seed, reps=reps, block=block)

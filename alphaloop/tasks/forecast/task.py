@@ -52,9 +52,6 @@ class ForecastTask(Task):
 
         return decode
 
-    def run_sandbox(self, box: Any, region: str, frames: Any, timeout_s: float) -> Any:
-        return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
-
     def score(self, t: Trial) -> None:
         from alphaloop.tasks.forecast.pool import score_forecast_universe
 

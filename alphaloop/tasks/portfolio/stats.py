@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from alphaloop.evaluate.stats import SPA_REPS, RunStatistics, SpaResult, run_statistics, spa_test, universe_statistics
+from alphaloop.evaluate.columns import TrialColumns
+from alphaloop.evaluate.stats import (
+    SPA_REPS,
+    RunStatistics,
+    SpaResult,
+    run_statistics,
+    spa_result,
+    trial_statistics,
+)
 
 MARKET_NEUTRAL_NET = 0.1  # |mean net exposure| on validation below this: judged against cash as well
 
@@ -52,17 +60,24 @@ def portfolio_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nd
     """``trial_returns``: (days, accepted) validation returns of every accepted portfolio; ``best``: the pick's
     column; ``bh_returns``: the equal-weight buy and hold on the same days; ``sharpes``: every scored trial's."""
     r = np.asarray(trial_returns, dtype=np.float64)
-    stats = run_statistics(trials=trials, sharpes=sharpes, best_returns=r[:, best],
-                           accepted_returns=[r[:, c] for c in range(r.shape[1])], bh_returns=bh_returns,
-                           seed=seed, reps=reps)
-    universe = universe_statistics(r, best=best, bh_returns=bh_returns, trials=trials, sharpes=sharpes,
-                                   instruments=instruments, best_iteration=best_iteration, seed=seed, reps=reps)
+    columns = TrialColumns(r.shape[1], bh_returns)
+    for j in range(r.shape[1]):
+        columns.add(r[:, j], best=j == best)
+    return trial_portfolio_statistics(columns, trials, sharpes, net_exposure, instruments, best_iteration, seed, reps)
+
+
+def trial_portfolio_statistics(columns: TrialColumns, trials: int, sharpes: Sequence[float], net_exposure: float,
+                               instruments: int, best_iteration: int | None = None, seed: int = 0,
+                               reps: int = SPA_REPS) -> PortfolioStatistics:
+    """``portfolio_statistics`` from the accepted portfolios' columns as streamed (every one accepted): SPA
+    against the equal-weight buy and hold runs once, and against cash once when the pick is market-neutral."""
+    universe = trial_statistics(columns, trials=trials, sharpes=sharpes, instruments=instruments,
+                                best_iteration=best_iteration, seed=seed, reps=reps)
+    stats = run_statistics(trials=trials, sharpes=sharpes, best_returns=columns.best, spa=universe.spa, reps=reps,
+                           periods_per_year=columns.periods_per_year)
     cash = None
-    if abs(net_exposure) < MARKET_NEUTRAL_NET:
-        p = spa_test(np.zeros(r.shape[0]), [r[:, c] for c in range(r.shape[1])], seed=seed, reps=reps)
-        if p is not None:
-            cash = SpaResult(lower=p["lower"], consistent=p["consistent"], upper=p["upper"], candidates=r.shape[1],
-                             reps=reps, benchmark="cash")
+    if abs(net_exposure) < MARKET_NEUTRAL_NET:  # the series kept rank by mean, against cash as against buy and hold
+        cash = spa_result(np.zeros(columns.bh.size), columns.spa_series(), columns.spa_candidates, "cash", seed, reps)
     verdict = cash_verdict(cash, net_exposure)
     u = universe.to_json()
     u["cash"] = {"spa_pvalues": None if cash is None else {"lower": cash.lower, "consistent": cash.consistent,
@@ -74,31 +89,31 @@ def portfolio_statistics(trial_returns: np.ndarray, best: int, bh_returns: np.nd
 
 
 def write_statistics(run: Any) -> Any:
-    """The finish step: statistics over every trial of the run (``FinishInputs``), written to stats.json."""
+    """The finish step: statistics over every trial of the run (``FinishInputs``), written to stats.json.
+    Reads the index, then each accepted portfolio's validation returns one at a time (``run.trials``)."""
     from alphaloop.present.ui import console
     from alphaloop.run.records import RunStats
+    from alphaloop.run.trials import accepted_with_returns, run_trials, trial_columns
     from alphaloop.tasks.portfolio.scoring import Panel
 
     state = run.state
-    records = run.wd.records()
-    scored = [r for r in records if r.scores]
-    accepted = [r for r in records if r.accepted and r.returns and r.returns.get("val")]
+    trials = run_trials(run.wd)
+    accepted = accepted_with_returns(run.wd, trials)
     if state.best is None or not accepted:
         console.print("statistics: no accepted portfolio yet; nothing to test")
         return None
-    panel = Panel.of(run.histories)
-    a, b = panel.windows["val"]
-    bh = panel.bh[a + 1:b]
-    accepted = [r for r in accepted if len(r.returns["val"]) == bh.size]
-    best = next((k for k, r in enumerate(accepted) if r.iteration == state.best.iteration), None)
-    if best is None:
+    if state.best.iteration not in accepted:
         console.print("statistics: the best portfolio's validation returns are not on record; nothing to test")
         return None
-    matrix = np.column_stack([np.asarray(r.returns["val"], dtype=np.float64) for r in accepted])
-    sharpes = [r.split("val")["sharpe"] for r in scored if r.split("val")]
-    net = float((accepted[best].split("val") or {}).get("net_exposure", 1.0))
-    result = portfolio_statistics(matrix, best, bh, trials=state.trials, sharpes=sharpes, net_exposure=net,
-                                  instruments=len(run.histories), best_iteration=state.best.iteration, seed=run.seed)
+    panel = Panel.of(run.histories)
+    a, b = panel.windows["val"]
+    columns = trial_columns(run.wd, accepted, panel.bh[a + 1:b], run.histories[0].periods_per_year,
+                            state.best.iteration)
+    sharpes = [t.sharpe for t in trials if t.sharpe is not None]
+    net = float((run.wd.record(state.best.iteration, returns=False).split("val") or {}).get("net_exposure", 1.0))
+    result = trial_portfolio_statistics(columns, trials=state.trials, sharpes=sharpes, net_exposure=net,
+                                        instruments=len(run.histories), best_iteration=state.best.iteration,
+                                        seed=run.seed)
     stats = RunStats.from_json(result.stats, "the run's statistics")
     run.wd.write_stats(stats)
     console.print(result.format(), highlight=False, markup=False, soft_wrap=True)

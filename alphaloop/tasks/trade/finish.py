@@ -9,14 +9,14 @@ from collections.abc import Callable
 import numpy as np
 
 from alphaloop.commands.inputs import FinishInputs
-from alphaloop.evaluate.columns import TrialColumns
 from alphaloop.evaluate.cross_market import format_cross, load_cross_history, score_cross
 from alphaloop.evaluate.stats import run_statistics, trial_statistics
 from alphaloop.evaluate.stress import stress_or_failure, stress_penalty
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.present.text import clip, rich
 from alphaloop.present.ui import console
-from alphaloop.run.records import CrossMarket, RunStats, StressCache, StressResult
+from alphaloop.run.records import CrossMarket, IterationRecord, RunStats, StressCache, StressResult
+from alphaloop.run.trials import accepted_with_returns, run_trials, trial_columns
 from sandbox.runner import Sandbox
 
 
@@ -41,21 +41,15 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     at a time into ``TrialColumns``, which keeps what the statistics read: memory stays bounded however
     long the night (docs/bench.md "End-of-run statistics at scale")."""
     state = run.state
-    entries = run.wd.index_entries(_trial)  # (iteration, accepted, val Sharpe or None when never scored)
-    accepted = [n for n, ok, _ in entries if ok and run.wd.has_returns(n)]
+    trials = run_trials(run.wd)
+    accepted = accepted_with_returns(run.wd, trials)
     if state.best is None or state.best.iteration not in accepted:
         console.print("statistics: no accepted candidate yet; nothing to test")
         return None
-    sharpes = [s for _, _, s in entries if s is not None]
+    sharpes = [t.sharpe for t in trials if t.sharpe is not None]
     bh_returns = universe_bh_returns(run.histories, "val")  # the equal-weight buy and hold (one: its own)
     ppy = run.histories[0].periods_per_year
-    columns = TrialColumns(len(accepted), bh_returns, ppy)
-    for n in accepted:
-        columns.add(run.wd.split_returns(n, "val"), best=n == state.best.iteration)
-    stats = run_statistics(
-        trials=state.trials, sharpes=sharpes, best_returns=columns.best, accepted_returns=columns.spa_series(),
-        bh_returns=bh_returns, seed=run.seed, periods_per_year=ppy, accepted=len(accepted))
-    stats["best_iteration"] = state.best.iteration
+    columns = trial_columns(run.wd, accepted, bh_returns, ppy, state.best.iteration)
     # DSR's null is a Sharpe of zero, which any long-biased rule beats on rising prices: the excess over
     # buy and hold, the effective number of trials and a verdict that only SPA may word as "beats" sit beside it.
     best = run.wd.record(state.best.iteration)
@@ -66,6 +60,9 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     universe = trial_statistics(
         columns, trials=state.trials, sharpes=sharpes, instruments=len(run.histories), per_instrument=per,
         best_iteration=state.best.iteration, seed=run.seed)
+    stats = run_statistics(trials=state.trials, sharpes=sharpes, best_returns=columns.best, spa=universe.spa,
+                           periods_per_year=ppy)
+    stats["best_iteration"] = state.best.iteration
     stats.update(universe=universe.to_json(), verdict=universe.verdict,
                  effective_trials=universe.effective_trials.effective, dsr_excess=universe.dsr_excess.dsr)
     result = RunStats.from_json(stats, "the run's statistics")
@@ -74,37 +71,48 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
     return result
 
 
-def _trial(entry: dict) -> tuple[int, bool, float | None]:
-    """What the statistics keep of an index entry: its iteration, whether accepted, its validation Sharpe
-    (NaN when stored as null, None when it has no validation figures)."""
-    val = ((entry.get("scores") or {}).get("splits") or {}).get("val")
-    sharpe = None if not val else float("nan") if val.get("sharpe") is None else float(val["sharpe"])
-    return int(entry["iteration"]), entry.get("status") == "accepted", sharpe
-
-
 def run_population_stress(run: FinishInputs, sandbox: Sandbox) -> StressCache:
     """Stress every population member once (cached in the workdir across runs and resumes)."""
+
+    def stress_one(n: int, record: IterationRecord) -> dict:
+        return stress_or_failure(run.wd.region(n), run.histories[0], sandbox, run.cost_bps, run.stress_paths,
+                                 run.seed)
+
+    def line(n: int, st: StressResult) -> str:
+        return (f"stress (synthetic paths from the validation split), iter {n}: "
+                f"worst scenario's 5th-percentile max drawdown {stress_penalty(st.to_json()):.1%}")
+
+    return stress_population(run, stress_one, line)
+
+
+def stress_population(run: FinishInputs, stress_one: Callable[[int, IterationRecord], dict],
+                      line: Callable[[int, StressResult], str | None]) -> StressCache:
+    """Every population member's stress result, each suite run once: a result cached in ``stress.json`` or
+    recorded by the loop (``--stress-select``) with the run's paths, costs and seed is kept, the others come
+    from ``stress_one(iteration, record)``; members that left the population drop out of the cache. Prints
+    ``line`` of each member's result, or its failure where the result failed (or ``line`` gives None).
+
+    Why shared: every task that stresses its population caches, prunes and reports it alike; only the suite
+    and the words of its summary differ."""
     cache = run.wd.read_stress()
     for m in run.state.population:
         key = str(m.iteration)
         if key in cache.members and cache.members[key].matches(run.stress_paths, run.cost_bps, run.seed):
             continue
-        recorded = run.wd.record(m.iteration).stress
+        record = run.wd.record(m.iteration)
+        recorded = record.stress
         if recorded is not None and recorded.ok and recorded.matches(run.stress_paths, run.cost_bps, run.seed):
             cache.members[key] = recorded
         else:
-            cache.members[key] = StressResult.from_json(stress_or_failure(
-                run.wd.region(m.iteration), run.histories[0], sandbox, run.cost_bps, run.stress_paths, run.seed))
+            cache.members[key] = StressResult.from_json(stress_one(m.iteration, record))
     kept = {str(m.iteration) for m in run.state.population}
     cache = StressCache({k: v for k, v in cache.members.items() if k in kept})
     run.wd.write_stress(cache)
     for m in run.state.population:
         st = cache.members[str(m.iteration)]
-        if st.ok:
-            console.print(f"stress (synthetic paths from the validation split), iter {m.iteration}: "
-                          f"worst scenario's 5th-percentile max drawdown {stress_penalty(st.to_json()):.1%}")
-        else:
-            console.print(f"stress, iter {m.iteration}: failed ({rich(clip(st.reason, 300))})")
+        said = line(m.iteration, st) if st.ok else None
+        console.print(said if said is not None else
+                      f"stress, iter {m.iteration}: failed ({rich(clip(st.reason, 300))})")
     return cache
 
 
