@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,12 @@ class Run:
         if self.splits:
             return prices_words(self.manifest, list(self.splits.values()))
         return str((self.manifest or {}).get("return_prices") or "not recorded")
+
+    @cached_property
+    def listed(self) -> tuple[list[dict], str]:
+        """The records the per-iteration tables list and the line saying what they leave out
+        (``sample.table_records``; worked out once: each is a pass over a long run's 100,000 entries)."""
+        return table_records(self.records, self.population, record_value)
 
     def record(self, n: int | None) -> dict | None:
         """The iteration record numbered ``n``, or None when there is none (looked up by number: a long run's
@@ -179,11 +186,11 @@ SHARED = ("status", "stage", "metric", "task", "proposer", "model")  # values mo
 
 
 def report_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """What the report keeps of an index entry it only counts and charts: no proposal words, commit time or
+    """What the report keeps of an index entry it only counts and charts: no proposal words, commit time, CPU time or
     train figures, of validation the selection metric and buy and hold's, and its repeated words shared
     (``sys.intern``); a record the report lists is read whole instead. The 10,000 entries of
     bench/bench_report.py's folder take 20 MB so, 34 MB whole."""
-    out = {k: v for k, v in entry.items() if k not in ("proposal", "committed", "scores")}
+    out = {k: v for k, v in entry.items() if k not in ("proposal", "committed", "cpu", "scores")}
     for k in SHARED:
         if isinstance(out.get(k), str):
             out[k] = sys.intern(out[k])

@@ -26,7 +26,6 @@ from alphaloop.present.report.html import cell, esc, fmt, metric_label, note, se
 from alphaloop.present.report.markdown import markdown_html
 from alphaloop.present.report.members import what_it_is
 from alphaloop.present.report.robustness import penalty_cell
-from alphaloop.present.report.sample import table_records
 from alphaloop.present.report.thin import best_steps, by_rank, progress_series, strip_marks, thinned_words
 from alphaloop.present.text import MISSING, clip
 from alphaloop.run.diversity import (
@@ -263,7 +262,7 @@ def iterations_table(run: Run, trades: bool = True) -> str:
     validation round trips, for a task that trades)."""
     metric = run.metric
     rows = []
-    listed, left_out = table_records(run.records, run.population, record_value)
+    listed, left_out = run.listed
     for r in listed:
         s = r.get("scores") or {}
         splits = s.get("splits") or {}
@@ -291,7 +290,7 @@ def hypotheses_html(run: Run) -> str:
     counted = tally(run.records)
     big = f"{counted.held}/{counted.graded} ({counted.held / counted.graded:.0%})" if counted.graded else MISSING
     rows = []
-    listed, left_out = table_records(run.records, run.population, record_value)
+    listed, left_out = run.listed
     for r in listed:
         p = r.get("proposal") or {}
         if not r.get("iteration") or not (p.get("hypothesis") or p.get("expected")):
