@@ -26,7 +26,7 @@ from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
 from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import test_minus_validation
-from alphaloop.present.ui import console, warn_loudly
+from alphaloop.present.ui import console, warn_read_before
 from alphaloop.present.verdict import isolation_line, stage_lines
 from alphaloop.run.records import IterationRecord, TestReading
 from alphaloop.run.store import finite
@@ -49,11 +49,7 @@ def final_reading(inputs: FinalInputs) -> int:
     """The forecast task's reading of the test split, logged like a trade reading."""
     wd, it = inputs.wd, inputs.iteration
     before = wd.test_readings()
-    if before:
-        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
-                    f"This is reading number {len(before) + 1} of the test split in {wd.root}.\n"
-                    "Each reading used to choose or change a forecaster turns the test split into one more "
-                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    warn_read_before(before, wd.root, "forecaster")
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it, "file": str(inputs.file),
              "sha256": hashlib.sha256(inputs.raw).hexdigest(), "data_digest": manifest_digest(inputs.manifest),
              "earlier_readings": len(before)}

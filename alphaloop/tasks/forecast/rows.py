@@ -12,9 +12,9 @@ import numpy as np
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.tasks.forecast.scores import GRADES, SELECTION_METRIC
+from alphaloop.tasks.forecast.task import BASELINE
 
 FORECAST_METRIC = SELECTION_METRIC
-BASELINE = "baseline (the starting forecaster)"  # iteration 0's description
 
 
 def mean_of(per_horizon: dict | None) -> float | None:

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alphaloop.tasks.forecast.rows import BASELINE
 from alphaloop.tasks.protocol import REPO, Task
+
+BASELINE = "baseline (the starting forecaster)"  # iteration 0's description
 
 if TYPE_CHECKING:
     from alphaloop.commands.inputs import FinalInputs, FinishInputs

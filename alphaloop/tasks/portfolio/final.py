@@ -20,7 +20,7 @@ import numpy as np
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import test_minus_validation
-from alphaloop.present.ui import console, warn_loudly
+from alphaloop.present.ui import console, warn_read_before
 from alphaloop.run.store import finite
 from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS
 from alphaloop.tasks.portfolio.scoring import PortfolioScores
@@ -91,11 +91,7 @@ def final_reading(inputs: Any) -> int:
     _say(f"final: {inputs.file} ({label}), portfolio of {len(histories)} instrument(s), metric {metric}, costs "
          f"{inputs.cost_bps:g} bp; test split {first.frame.index[first.windows['test']][0].date()}.."
          f"{first.frame.index[first.windows['test']][-1].date()}")
-    if before:
-        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
-                    f"This is reading number {len(before) + 1} of the test split in {wd.root}.\n"
-                    "Each reading used to choose or change a portfolio turns the test split into one more "
-                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    warn_read_before(before, wd.root, "portfolio")
     ev = evaluate(region, EvalContext(histories=histories, sandbox=inputs.sandbox, task=inputs.task, metric=metric,
                                       cost_bps=inputs.cost_bps, max_gross=recorded_gross(record), probe_window="test",
                                       eval_timeout_s=budget(record)))

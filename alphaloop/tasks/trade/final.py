@@ -23,7 +23,7 @@ from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
 from alphaloop.present.names import universe_only
 from alphaloop.present.text import test_minus_validation
-from alphaloop.present.ui import console, warn_loudly
+from alphaloop.present.ui import console, warn_read_before
 from alphaloop.present.verdict import format_metric, isolation_line, metrics_table, stage_lines
 from alphaloop.run.records import TestReading
 from alphaloop.run.store import finite
@@ -47,12 +47,7 @@ def final_reading(inputs: FinalInputs) -> int:
                   f"test split {history.frame.index[history.windows['test']][0].date()}.."
                   f"{history.frame.index[history.windows['test']][-1].date()}", highlight=False, soft_wrap=True)
     console.print(f"returns on: {prices_words(manifest, [history.frame])}", highlight=False, soft_wrap=True)
-    if before:
-        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
-                    f"This is reading number {len(before) + 1} of the test split in {workdir}.\n"
-                    "Earlier readings: " + "; ".join(f"{r.time} iteration {r.iteration}" for r in before) + ".\n"
-                    "Each reading used to choose or change a strategy turns the test split into one more "
-                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    warn_read_before(before, workdir, "strategy", list_earlier=True)
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else DEFAULT_EVAL_TIMEOUT_S
     # probed with cuts inside the test split before anything is reported: a leak active there only is rejected
     ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=inputs.task, metric=metric,
