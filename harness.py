@@ -34,7 +34,6 @@ if __name__ == "__main__" and sys.argv[1:2] == ["check"]:
     begin_early(_early_drivers(sys.argv[2:]))
 
 from alphaloop.config import DATA_DIR, WORKDIR, LoopConfig, run_limits  # noqa: E402
-from alphaloop.propose import KINDS, LLM  # noqa: E402
 from alphaloop.tasks import TASKS  # noqa: E402  (every plug-in: --task's choices and help)
 
 COMMANDS = ("run", "check", "final", "report")
@@ -95,6 +94,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--workdir", type=Path, default=WORKDIR, help=f"run folder (default {_folder(WORKDIR)})")
         p.add_argument("--data", type=Path, default=DATA_DIR, help=f"frozen data folder (default {_folder(DATA_DIR)})")
         return p
+    from alphaloop.propose import KINDS, LLM  # the loop's flags only: check, final and report never propose
+
     p = argparse.ArgumentParser(prog="harness.py", description=__doc__.split("\n\n")[0],
                                 epilog="Subcommands: check FILE | final [--iter N] | report. "
                                        "Environment: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL "

@@ -1,19 +1,24 @@
 """A night at scale: a long offline run, a kill -9 near its end, the resume, and the figures that must not grow.
 
-    python bench/bench_night.py [--iterations 3000] [--kill-at K | --stop-after S] [--workdir DIR] [--data DIR]
-                                [--json OUT] [--paired 0] [--resume-only]
+    python bench/bench_night.py [--iterations 3000] [--kill-at K | --stop-after S] [--window 200] [--workdir DIR]
+                                [--data DIR] [--json OUT] [--paired 0] [--resume-only]
 
 From a fresh clone, in the background (what docs/bench.md ran):
 
-    nohup nice -n 10 python bench/bench_night.py --iterations 3000 --json night.json > night.out 2>&1 &
+    nohup nice -n 10 python bench/bench_night.py --iterations 3000 --paired 40 --json night.json > night.out 2>&1 &
 
 Runs the real command (`python harness.py --proposer offline --max-fails 0 --iterations N`) on the
 bundled S&P 500 sample, frozen in a temp folder. Once record K (default 95% of N) is written the loop
 gets SIGKILL (a `kill -9` mid-run); the same command is started again and resumes to N and to its end.
 It prints, as JSON (progress lines go to stderr):
-- per-iteration cost at the start and at the end of the night (the commit times ``index.jsonl`` records
-  for each iteration: mean and median gap over the first and the last 10% of the iterations before the
-  kill, iteration 0 excluded; flat means the end within 20% of the start);
+- per-iteration cost at the start and at the end of the night, over iterations 1..W and the last W
+  before the kill (``--window``, default 200; 10% of the night when that is less), two ways:
+  CPU seconds (``cpu_s_first``, ``cpu_s_last``, ``end_over_start``: the ``cpu`` each ``index.jsonl``
+  line carries, the loop process and its sandbox workers since the previous commit, see
+  alphaloop/run/cpuclock.py) and wall seconds (``wall_s_first``, ``wall_s_last``,
+  ``wall_end_over_start``: the gaps between the lines' ``committed`` times). The CPU figure does not
+  move with the machine's load (a wall ratio read 0.65x when the load fell during a night); flat
+  means the end within 20% of the start;
 - bytes written per iteration (the loop process's own ``write_bytes`` from /proc up to the kill, divided by
   the iterations it committed) and the folder's size and file count per iteration at the end (packs,
   index and report included);
@@ -25,9 +30,9 @@ It prints, as JSON (progress lines go to stderr):
 ``--stop-after S`` kills the night after S seconds instead (a night sized to the time there is);
 ``--resume-only`` skips the night and resumes a folder such a night left (``--workdir``, with its
 ``--data``): the night's own figures, bytes written and its peak memory, are then absent.
-``--paired P`` adds a load-independent check: after the night the resume goes on for P more iterations
-while a fresh run iterates beside it; the ratio of their median gaps says whether iteration N costs what
-iteration 1 does (1.0: flat).
+``--paired P`` adds a check paired in time: after the night the resume goes on for P more iterations
+while a fresh run iterates beside it, under the same load; the ratio of their medians (CPU and wall)
+says whether iteration N costs what iteration 1 does (1.0: flat).
 """
 
 from __future__ import annotations
@@ -66,6 +71,20 @@ def _proc_field(pid: int, name: str, key: str) -> int | None:
     return None
 
 
+def tree_rss_kb(root: int) -> int:
+    """Resident memory of ``root`` and every process under it (the loop and its sandbox workers), in KiB."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (ppid := _proc_field(int(entry.name), "status", "PPid")) is not None:
+            parents.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += _proc_field(pid, "status", "VmRSS") or 0
+        todo += parents.get(pid, [])
+    return total
+
+
 def committed(wd: Path) -> dict[int, float]:
     """Commit time of each iteration, from index.jsonl (lines a resume rebuilt carry none)."""
     index = wd / "index.jsonl"
@@ -74,6 +93,20 @@ def committed(wd: Path) -> dict[int, float]:
         return {int(n): p.stat().st_mtime for p, n in found if n.isdigit()}
     return {n: e["committed"] for n, e in parse_index(index.read_text(encoding="utf-8")).items()
             if isinstance(e.get("committed"), (int, float))}
+
+
+def cpu_times(wd: Path) -> dict[int, float]:
+    """CPU seconds of each iteration, from index.jsonl (a command's first commit carries none)."""
+    index = wd / "index.jsonl"
+    if not index.is_file():
+        return {}
+    return {n: e["cpu"] for n, e in parse_index(index.read_text(encoding="utf-8")).items()
+            if isinstance(e.get("cpu"), (int, float))}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Mean and median of ``values``."""
+    return {"mean": statistics.mean(values), "median": statistics.median(values)} if values else {}
 
 
 def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int | None = None,
@@ -85,7 +118,12 @@ def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int 
     written = hwm = 0
     seen = None
     last_say = t0
+    loads: list[tuple[float, float]] = []  # (time, 1-minute load average), every 10 s
+    tree: list[int] = []  # resident KiB of the loop and its sandbox workers, every 10 s
     while proc.poll() is None:
+        if not loads or time.time() - loads[-1][0] >= 10:
+            loads.append((time.time(), os.getloadavg()[0]))
+            tree.append(tree_rss_kb(proc.pid))
         written = _proc_field(proc.pid, "io", "write_bytes") or written
         hwm = _proc_field(proc.pid, "status", "VmHWM") or hwm
         if first_new is not None and seen is None and _has_record(wd, first_new):
@@ -95,12 +133,21 @@ def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int 
             break
         if time.time() - last_say > 60:
             last_say = time.time()
+            cpu = list(cpu_times(wd).values())[-50:]
             say(f"{len(committed(wd))} iterations committed, {written / 1e6:.1f} MB written, "
-                f"VmHWM {hwm / 1024:.0f} MiB")
+                f"VmHWM {hwm / 1024:.0f} MiB, CPU {statistics.mean(cpu) if cpu else 0:.3f} s/iteration (last 50), "
+                f"load {os.getloadavg()[0]:.1f}")
         time.sleep(0.2)
     _, err = proc.communicate()
     return {"start": t0, "end": time.time(), "code": proc.returncode, "write_bytes": written, "vm_hwm_kb": hwm,
-            "first_new_at": seen, "stderr": err[-2000:]}
+            "first_new_at": seen, "stderr": err[-2000:], "loads": loads,
+            "tree_rss_kb": tree}
+
+
+def load_between(loads: list[tuple[float, float]], t0: float, t1: float) -> float | None:
+    """The mean 1-minute load average sampled between t0 and t1 (what the wall figures ran beside)."""
+    inside = [v for t, v in loads if t0 <= t <= t1]
+    return round(statistics.mean(inside), 1) if inside else None
 
 
 def _has_record(wd: Path, n: int) -> bool:
@@ -138,11 +185,18 @@ def paired(cmd: list[str], wd: Path, n: int, fresh_wd: Path, count: int) -> dict
     long_gaps = gaps(committed(wd), n + 1, n + count)
     fresh_times = committed(fresh_wd)
     fresh_gaps = gaps(fresh_times, 1, max(fresh_times, default=0))
+    long_cpu = [c for i, c in cpu_times(wd).items() if n + 1 < i <= n + count]
+    fresh_cpu = [c for i, c in cpu_times(fresh_wd).items() if i >= 2]
     if not long_gaps or not fresh_gaps:
         return {}
     a, b = statistics.median(long_gaps), statistics.median(fresh_gaps)
-    return {"paired_iteration_s_after_night": round(a, 4), "paired_iteration_s_fresh_run": round(b, 4),
-            "paired_ratio_night_over_fresh": round(a / b, 3), "paired_gaps": [len(long_gaps), len(fresh_gaps)]}
+    out = {"paired_iteration_s_after_night": round(a, 4), "paired_iteration_s_fresh_run": round(b, 4),
+           "paired_ratio_night_over_fresh": round(a / b, 3), "paired_gaps": [len(long_gaps), len(fresh_gaps)]}
+    if long_cpu and fresh_cpu:
+        c, d = statistics.median(long_cpu), statistics.median(fresh_cpu)
+        out.update({"paired_cpu_s_after_night": round(c, 4), "paired_cpu_s_fresh_run": round(d, 4),
+                    "paired_cpu_ratio_night_over_fresh": round(c / d, 3)})
+    return out
 
 
 def main() -> None:
@@ -155,6 +209,8 @@ def main() -> None:
     p.add_argument("--data", type=Path, help="frozen data (default: the S&P 500 sample, frozen in a temp folder)")
     p.add_argument("--resume-only", action="store_true", help="resume the folder a cut night left (--workdir)")
     p.add_argument("--json", type=Path, help="also write the figures here as JSON")
+    p.add_argument("--window", type=int, default=200, help="iterations compared at the start and at the end "
+                   "(at most 10%% of the night)")
     p.add_argument("--paired", type=int, default=0, help="iterations of a paired after-night vs fresh comparison")
     a = p.parse_args()
     kill_at = int(a.iterations * 0.95) if a.kill_at is None else a.kill_at
@@ -191,8 +247,11 @@ def main() -> None:
     after = committed(wd)
     last = max(after)
     size, files = folder_size(wd)
-    k = max(10, (done - 1) // 10)
-    first, end = gaps(times, 1, 1 + k), gaps(times, done - 1 - k, done - 1)
+    k = max(10, min(a.window, (done - 1) // 10))  # iterations 1..k and the last k before the kill
+    first, end = gaps(times, 0, k), gaps(times, done - 1 - k, done - 1)
+    cpu = cpu_times(wd)
+    cpu_first = spread([cpu[i] for i in range(1, k + 1) if i in cpu])
+    cpu_end = spread([cpu[i] for i in range(done - k, done) if i in cpu])
     out = {
         "command": f"{' '.join(cmd)} --iterations {a.iterations}; kill -9 {cut}; the same command again",
         "commit": commit,
@@ -200,11 +259,19 @@ def main() -> None:
         "cut_by_kill_9": True,
         "iterations_before_kill": done,
         "wall_s": round(night["end"] - night["start"], 1) if night else None,
-        "iteration_s_first_10pct": round(statistics.mean(first), 4),
-        "iteration_s_last_10pct": round(statistics.mean(end), 4),
-        "end_over_start": round(statistics.mean(end) / statistics.mean(first), 3),
-        "median_iteration_s_first_10pct": round(statistics.median(first), 4),
-        "median_iteration_s_last_10pct": round(statistics.median(end), 4),
+        "window": [[1, k], [done - k, done - 1]],
+        "cpu_s_first": round(cpu_first["mean"], 4) if cpu_first else None,
+        "cpu_s_last": round(cpu_end["mean"], 4) if cpu_end else None,
+        "end_over_start": round(cpu_end["mean"] / cpu_first["mean"], 3) if cpu_first and cpu_end else None,
+        "median_cpu_s_first": round(cpu_first["median"], 4) if cpu_first else None,
+        "median_cpu_s_last": round(cpu_end["median"], 4) if cpu_end else None,
+        "wall_s_first": round(statistics.mean(first), 4),
+        "wall_s_last": round(statistics.mean(end), 4),
+        "wall_end_over_start": round(statistics.mean(end) / statistics.mean(first), 3),
+        "median_wall_s_first": round(statistics.median(first), 4),
+        "median_wall_s_last": round(statistics.median(end), 4),
+        "load_first": load_between(night["loads"], times[0], times[k]) if night else None,
+        "load_last": load_between(night["loads"], times[done - 1 - k], times[done - 1]) if night else None,
         "bytes_written_per_iteration": round(night["write_bytes"] / done) if night else None,
         "workdir_bytes_per_iteration": round(size / (last + 1)),
         "workdir_files_per_iteration": round(files / (last + 1), 3),
@@ -216,6 +283,13 @@ def main() -> None:
         else None,
         "peak_rss_mb_loop": round(night["vm_hwm_kb"] / 1024, 1) if night else None,
         "peak_rss_mb_resume": round(resume["vm_hwm_kb"] / 1024, 1),  # its end of run included
+        # the loop and its sandbox workers together (sampled every 10 s): a worker that grew would show here
+        "rss_mb_tree_night_first_minute": round(max(night["tree_rss_kb"][:6]) / 1024, 1)
+        if night and night["tree_rss_kb"] else None,
+        "rss_mb_tree_night_last_minute": round(max(night["tree_rss_kb"][-6:]) / 1024, 1)
+        if night and night["tree_rss_kb"] else None,
+        "peak_rss_mb_tree_night": round(max(night["tree_rss_kb"]) / 1024, 1)
+        if night and night["tree_rss_kb"] else None,
         "workdir": str(wd),
     }
     if a.paired:

@@ -7,11 +7,18 @@ top-level imports' cumulative times (everything the command imported, lazily imp
 included), with the heaviest top-level packages named. One-shot: `harness.py check trade.py` and
 `bench/weekend_trade.py` (the original weekend harness, the region run in-process) alternated in
 ``--pairs`` pairs in this one command; the ratio of their medians is the figure (goal: <= 1.5).
+
+The one-shot figure is given twice, each on a temporary copy of the project's code: without
+bytecode caches (PYTHONDONTWRITEBYTECODE=1, as in environments that set it: alphaloop's ~60 modules
+are compiled from source by every command) and with them (the copy compiled first, as after any
+first run on a default Python). Both commands run in the same state in each pair.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,10 +46,24 @@ def import_profile(args: list[str]) -> tuple[float, list[tuple[str, float]]]:
     return total, sorted(top, key=lambda x: -x[1])[:5]
 
 
-def timed(args: list[str]) -> float:
+def timed(args: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, check=True, env=env)
     return time.perf_counter() - t0
+
+
+def one_shot(code: Path, data: Path, pairs: int, label: str) -> None:
+    """check and the weekend trade.py of the copy ``code``, alternated ``pairs`` times; the ratio of their
+    medians and pair by pair."""
+    check = [str(code / "harness.py"), "check", str(code / "trade.py"), "--data", str(data)]
+    weekend = [str(code / "bench" / "weekend_trade.py"), "--data", str(data)]
+    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
+    runs = [(timed(check, code, env), timed(weekend, code, env)) for _ in range(pairs)]
+    c, w = statistics.median(x for x, _ in runs), statistics.median(y for _, y in runs)
+    ratios = sorted(x / y for x, y in runs)
+    print(f"one-shot {label}, {pairs} alternated pairs: check {c:.3f} s, weekend trade.py {w:.3f} s, "
+          f"ratio {c / w:.2f}x (goal <= 1.5x); pair by pair median {statistics.median(ratios):.2f}x, "
+          f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}x")
 
 
 def main() -> None:
@@ -71,14 +92,17 @@ def main() -> None:
     for label, args in commands.items():
         total, top = import_profile(args)
         print(f"  {label}: {total:.3f} s  [" + ", ".join(f"{n} {t:.3f}" for n, t in top) + "]")
-    pairs = []
-    for _ in range(a.pairs):
-        pairs.append((timed(check), timed(weekend)))
-    c, w = statistics.median(x for x, _ in pairs), statistics.median(y for _, y in pairs)
-    ratios = sorted(x / y for x, y in pairs)
-    print(f"one-shot, {a.pairs} alternated pairs: check {c:.3f} s, weekend trade.py {w:.3f} s, "
-          f"ratio {c / w:.2f}x (goal <= 1.5x); pair by pair median {statistics.median(ratios):.2f}x, "
-          f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}x")
+    with tempfile.TemporaryDirectory(prefix="bench_startup_code_") as tmp:
+        code = Path(tmp)
+        for part in ("alphaloop", "sandbox", "prompts", "harness.py", "trade.py", "bench/weekend_trade.py"):
+            if (ROOT / part).is_dir():
+                shutil.copytree(ROOT / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
+            elif (ROOT / part).is_file():
+                (code / part).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / part, code / part)
+        one_shot(code, data, a.pairs, "without bytecode caches (PYTHONDONTWRITEBYTECODE=1, a fresh copy)")
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(code)], check=True, capture_output=True)
+        one_shot(code, data, a.pairs, "with bytecode caches (the copy compiled first, as after a first run)")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from alphaloop.evaluate.backtest import backtest
+from alphaloop.evaluate.backtest import backtest, positions_key
 from alphaloop.evaluate.stats import column_sharpes, run_statistics, spa_result, universe_statistics
-from alphaloop.run.diversity import MemberReturns, novelty, positions_key
+from alphaloop.run.diversity import MemberReturns, novelty
 
 
 def timed(fn: Any, repeats: int) -> float:

@@ -106,16 +106,17 @@ class SandboxPool:
         self._spawner.shutdown(wait=False)
 
     def run(self, region: str, frames: list[pd.DataFrame], timeout_s: float | None = None,
-            task: str = "trade") -> RunOutcome:
-        """Run on a free worker; a worker that died under the run is replaced and the run retried once."""
+            task: str | None = None) -> RunOutcome:
+        """Run on a free worker; a worker that died under the run is replaced and the run retried once.
+        ``task`` names the worker's driver as ``Sandbox.run``'s does (None: its default)."""
         box = self._idle.get()
         with self._lock:
             self.busy += 1
             self.runs += 1
 
-        def once(worker: Any) -> RunOutcome:  # the trade task keeps the runner's original call
-            return (worker.run(region, frames, timeout_s) if task == "trade"
-                    else worker.run(region, frames, timeout_s, task=task))
+        def once(worker: Any) -> RunOutcome:
+            return worker.run(region, frames, timeout_s) if task is None else worker.run(region, frames, timeout_s,
+                                                                                          task=task)
 
         held = [box]
 

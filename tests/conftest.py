@@ -59,9 +59,10 @@ class InProcessSandbox:
     def describe(self) -> str:
         return "isolation: in-process (tests only) (missing: every layer)"
 
-    def run(self, region: str, frames: list, timeout_s: float | None = None) -> RunOutcome:
-        """Like the real sandbox: each frame (a panel tuple, or a bare DataFrame for a panel of one) runs
-        in fresh globals; a panel's result is a tuple, a bare frame's is unwrapped."""
+    def run(self, region: str, frames: list, timeout_s: float | None = None, task: str | None = None) -> RunOutcome:
+        """Like the real sandbox with the trade task's driver: each frame (a panel tuple, or a bare DataFrame
+        for a panel of one) runs in fresh globals; a panel's result is a tuple, a bare frame's is unwrapped."""
+        assert task in (None, "trade"), f"the in-process sandbox runs the trade task's driver only, not {task!r}"
         self.calls.append(len(frames))
         start = time.perf_counter()
         results: list = []

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from alphaloop.evaluate.backtest import backtest
+from alphaloop.evaluate.backtest import backtest, positions_key, window_positions
 from alphaloop.evaluate.scoring import History, score_window
 from alphaloop.run.diversity import (
     BH_LABEL,
@@ -16,8 +16,6 @@ from alphaloop.run.diversity import (
     correlation,
     correlation_matrix,
     novelty,
-    positions_key,
-    window_positions,
 )
 from tests.conftest import make_ohlcv
 

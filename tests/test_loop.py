@@ -51,6 +51,12 @@ def test_offline_loop_writes_every_file_and_stays_off_the_test_split(data_copy: 
         record = json.loads((wd / f"iter_{n}_results.json").read_text())
         assert record["proposer"] and record["data_manifest"] and "timings" in record
     assert (wd / "iter_0_trade.py").read_text().count("ALPHALOOP CANDIDATE REGION START") == 1
+    # the cost per iteration a night's start and end compare whatever the load: CPU seconds of the loop and its
+    # sandbox workers since the previous commit (each candidate's runs are the workers'), none on the first commit
+    index = [json.loads(line) for line in (wd / "index.jsonl").read_text().splitlines()]
+    assert index[0]["cpu"] is None and all(e["cpu"] > 0.01 for e in index[1:])
+    assert [json.loads((wd / f"iter_{n}_results.json").read_text())["timings"].get("cpu") for n in range(5)] == [
+        e["cpu"] for e in index]
     rows = (wd / "results.tsv").read_text().strip().splitlines()
     assert rows[0].startswith("n\tparent\tstatus") and [r.split("\t")[0] for r in rows[1:]] == ["0", "1", "2", "3", "4"]
     assert "# Learnings" in (wd / "learnings.md").read_text() and "hit rate" in (wd / "learnings.md").read_text()

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from alphaloop.evaluate.backtest import positions_key, window_positions
 from alphaloop.evaluate.scoring import History, score
-from alphaloop.run.diversity import positions_key, window_positions
 from alphaloop.run.records import Member
 from alphaloop.run.state import LoopState
 from alphaloop.tasks.trade.evidence import judge_diversity

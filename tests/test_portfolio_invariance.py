@@ -90,3 +90,25 @@ def test_the_guards_rank_an_invariance_finding_first() -> None:
     report = portfolio_guards("", val, np.full((80, 3), 0.1), present, histories, [{}, {}, {}], invariance=found)
     assert report.failures[0][0] == "date_dependence" and "allocate's weights change" in report.reason
     assert report.values["date_shift"].startswith("allocate's weights change")
+
+
+def test_every_task_names_a_hard_coded_date_in_the_words_of_its_outputs() -> None:
+    """The static date guard fails a portfolio's weights and a forecaster's probabilities alike, first, and
+    records what it found; without invariance probes the shift figures are None (not run), not "unchanged"."""
+    from alphaloop.evaluate.guards import forecast_guards
+
+    dated = "def allocate(df):\n    return df.index > '2002-06-03'\n"
+    found = ["line 2: date-like string '2002-06-03'"]
+    histories = split_frames(universe_frames(n=3, days=400, seed=2))
+    val = {"bars": 80.0, "gross_exposure": 1.0, "net_exposure": 0.0, "turnover": 20.0, "rebalances": 40.0}
+    report = portfolio_guards(dated, val, np.full((80, 3), 0.1), np.ones((80, 3), dtype=bool), histories,
+                              [{}, {}, {}])
+    assert report.failures == [("hard_coded_dates", f"hard-coded dates in the region ({found[0]}): weights must not "
+                                                    "depend on particular dates")]
+    assert report.values["hard_coded_dates"] == found
+    assert [report.values[k] for k in ("date_shift", "level_shift", "position_shift")] == [None, None, None]
+    ok, reason, details = forecast_guards(dated, [])
+    assert not ok and reason == (f"hard-coded dates in the region ({found[0]}): forecasts must not depend on "
+                                 "particular dates")
+    assert details["hard_coded_dates"] == found and details["failed"] == ["hard_coded_dates"]
+    assert forecast_guards("x = 1\n", [])[:2] == (True, "")

@@ -107,3 +107,19 @@ def test_a_stopped_worker_is_replaced_before_a_run_takes_it() -> None:
         one.workers[0].close()  # what the runner does to a worker that overran its deadline
         outcome = one.run(TREND, [make_ohlcv(200, seed=4)])
         assert outcome.ok and one.stats()["replaced"] == 1 and one.workers[0].alive
+
+
+def test_the_pool_hands_the_named_driver_on_and_names_none_itself() -> None:
+    """Each task names its own driver (``Task.run_sandbox``); the pool passes the name on as given and, given
+    none, makes the runner's plain call (its default driver), so it never decides which task runs."""
+    calls: list[dict] = []
+
+    class Recording(_DyingBox):
+        def run(self, region: str, frames: list, timeout_s: float | None = None, **named: str) -> RunOutcome:
+            calls.append(named)
+            return RunOutcome("ok", "", [None] * len(frames), "", 0.01)
+
+    with SandboxPool(1, factory=Recording) as pool:
+        for task in ("trade", "forecast", None):
+            assert pool.run(TREND, [make_ohlcv(50)], task=task).ok
+    assert calls == [{"task": "trade"}, {"task": "forecast"}, {}]

@@ -152,7 +152,7 @@ def test_check_subprocess_prints_no_escape_and_no_forged_verdict(name: str, tmp_
 class RawReasonSandbox(InProcessSandbox):
     """A runner that hands the candidate's text back uncleaned, so check.py's own escaping is what is tested."""
 
-    def run(self, region: str, frames: list, timeout_s: float | None = None) -> RunOutcome:
+    def run(self, region: str, frames: list, timeout_s: float | None = None, task: str | None = None) -> RunOutcome:
         return RunOutcome("exception", "ValueError: " + FORGED + HOSTILE, None, HOSTILE, 0.01)
 
 

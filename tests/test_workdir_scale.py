@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import alphaloop.run.packs as packs
+import alphaloop.run.workdir as workdir_module
 from alphaloop.evaluate.columns import TrialColumns, column_sharpes, spa_test
 from alphaloop.evaluate.stats import effective_of_sample, effective_trials, trial_statistics, universe_statistics
 from alphaloop.run.index import index_line
@@ -54,6 +55,41 @@ def test_rejected_candidates_are_packed_a_block_behind_and_still_read(tmp_path: 
     assert [r.iteration for r in wd.all_records([])] == list(range(20))
     assert [e["iteration"] for e in wd.index_entries()] == list(range(20))
     assert wd.unpack(5) == [wd.trade(5), wd.results(5)] and wd.trade(5).read_text() == "# candidate 5\n"
+
+
+def test_every_record_is_read_with_each_packs_names_listed_once(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's ``all_records`` lists a pack's members once, however many of its records it then reads."""
+    monkeypatch.setattr(packs, "PACK_EVERY", 6)
+    _night(tmp_path, 20)
+    listed: list[str] = []
+    original = packs.zip_names
+
+    def counted(path: Path) -> list[str]:
+        listed.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(packs, "zip_names", counted)
+    monkeypatch.setattr(workdir_module, "zip_names", counted, raising=False)  # any lister of the folder's own
+    assert [r.iteration for r in Workdir(tmp_path).all_records([])] == list(range(20))
+    assert sorted(listed) == ["iter_0-5.zip", "iter_6-11.zip"]
+
+
+def test_a_packed_candidate_of_an_older_folder_reads_under_the_tasks_name(tmp_path: Path) -> None:
+    """A forecaster saved as ``iter_N_trade.py`` (before each task named its files), then packed, reads as
+    ``iter_N_forecast.py``; when a pack holds both names, the task's own wins, as it does for loose files."""
+    (tmp_path / "iter_3_trade.py").write_text("# saved under the trade name\n")
+    (tmp_path / "iter_4_trade.py").write_text("# older copy\n")
+    (tmp_path / "iter_4_forecast.py").write_text("# own name\n")
+    wd = Workdir(tmp_path, "forecast")
+    wd.packs.pack(0, lambda n: [tmp_path / f"iter_{n}_trade.py", tmp_path / f"iter_{n}_forecast.py"])
+    assert not any(tmp_path.glob("iter_*.py"))
+    again = Workdir(tmp_path, "forecast")
+    assert again.trade(3).name == "iter_3_forecast.py"
+    assert again.read_iteration_file(again.trade(3), 3) == "# saved under the trade name\n"
+    assert again.read_iteration_file(again.trade(4), 4) == "# own name\n"
+    with pytest.raises(FileNotFoundError):
+        again.read_iteration_file(again.trade(5), 5)
 
 
 def test_a_kill_while_packing_leaves_every_file_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,8 @@ Costs are ``cost_bps`` of traded notional, charged each time the position change
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,3 +191,23 @@ def compute_metrics(returns: np.ndarray, pos: np.ndarray, bh_returns: np.ndarray
         "turnover": float(traded / years) if years > 0 else 0.0,
         "win_rate": float(np.mean(trips > 0)) if trips.size else 0.0,
     }, log_eq, periods_per_year)
+
+
+def window_positions(signals: np.ndarray, window: slice) -> np.ndarray:
+    """The 0/1 positions the backtester holds in ``window`` of ``signals``: flat at the window's
+    first bar, the state machine applied, closed at its last bar (as ``backtest.backtest``)."""
+    pos = positions_from_signals(np.asarray(signals)[window])
+    if pos.size:
+        pos[-1] = 0
+    return pos.astype(np.int8)
+
+
+def positions_key(positions: Mapping[str, np.ndarray] | np.ndarray) -> str:
+    """sha256 over the validation positions, per instrument (sorted by name): equal keys trade identically."""
+    per = {"": positions} if isinstance(positions, np.ndarray) else positions
+    h = hashlib.sha256()
+    for name in sorted(per):
+        pos = np.ascontiguousarray(np.asarray(per[name]) != 0, dtype=np.int8)
+        h.update(f"{name}\0{pos.size}\0".encode())
+        h.update(pos.tobytes())
+    return h.hexdigest()

@@ -253,15 +253,33 @@ def trade_guards(val: Mapping[str, float], limits: GuardLimits,
     return failures, values
 
 
-def hard_coded_dates(region: str, report: GuardReport, outputs: str) -> None:
-    """The static date guard, shared by the tasks: records what it found and fails when the region names dates
-    (``outputs`` says what must not depend on them: signals, weights)."""
+def hard_coded_dates(region: str, outputs: str) -> tuple[list[str], tuple[str, str] | None]:
+    """The static date guard, shared by the tasks: what it found, and its failure (guard, reason) when the region
+    names dates, else None (``outputs`` says what must not depend on them: signals, weights, forecasts)."""
     static = static_date_findings(region)
+    if not static:
+        return static, None
+    more = f" and {len(static) - 1} more" if len(static) > 1 else ""
+    return static, ("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): {outputs} must not "
+                                        "depend on particular dates")
+
+
+def date_and_invariance_guards(region: str, invariance: InvarianceFindings, outputs: str) -> GuardReport:
+    """The reward-hacking guards every task with positions runs first, in order: hard-coded dates, then what
+    the invariance probes found (other years, another price level, rows moved); a probe that ran and found
+    nothing reads "<outputs> unchanged", one that did not run None."""
+    report = GuardReport()
+    static, failure = hard_coded_dates(region, outputs)
     report.values["hard_coded_dates"] = static
-    if static:
-        more = f" and {len(static) - 1} more" if len(static) > 1 else ""
-        report.failures.append(("hard_coded_dates", f"hard-coded dates in the region ({static[0]}{more}): "
-                                                    f"{outputs} must not depend on particular dates"))
+    if failure:
+        report.failures.append(failure)
+    moved, kinds, unchanged = dict(invariance.failures), invariance.kinds, f"{outputs} unchanged"
+    report.values["date_shift"] = moved.get("date_dependence", unchanged) if "date_shift" in kinds else None
+    report.values["level_shift"] = moved.get("level_dependence", unchanged) if "level" in kinds else None
+    report.values["position_shift"] = (moved.get("position_dependence", unchanged)
+                                       if kinds & {"prepend", "trim"} else None)
+    report.failures += list(moved.items())
+    return report
 
 
 def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_metrics: Mapping[str, float],
@@ -271,15 +289,7 @@ def check_guards(region: str, index: pd.Index, windows: Sequence[slice], val_met
 
     ``invariance`` is what ``judge_invariance`` found where the probes ran (the look-ahead stage).
     """
-    report = GuardReport()
-    hard_coded_dates(region, report, "signals")
-    moved = dict(invariance.failures)
-    kinds = invariance.kinds
-    report.values["date_shift"] = moved.get("date_dependence", "signals unchanged") if "date_shift" in kinds else None
-    report.values["level_shift"] = moved.get("level_dependence", "signals unchanged") if "level" in kinds else None
-    report.values["position_shift"] = (moved.get("position_dependence", "signals unchanged")
-                                       if kinds & {"prepend", "trim"} else None)
-    report.failures += list(moved.items())
+    report = date_and_invariance_guards(region, invariance, "signals")
     bad = non_finite(full.features, index, windows)
     report.values["non_finite"] = bad
     if bad:
@@ -298,9 +308,8 @@ def forecast_guards(region: str, invariances: Sequence[InvarianceFindings]) -> t
     """A forecaster takes no positions, so the trade guards do not apply; the date guards (hard-coded
     dates, the drawn calendar) and the level and position probes judge its probabilities, on every
     instrument. Returns ``(ok, reason, details)``."""
-    dated = GuardReport()
-    hard_coded_dates(region, dated, "forecasts")
-    static, failures = dated.values["hard_coded_dates"], list(dated.failures)
+    static, dated = hard_coded_dates(region, "forecasts")
+    failures = [dated] if dated else []
     n = len(invariances)
     for k, found in enumerate(invariances):
         where = f"instrument {k + 1} of {n}: " if n > 1 else ""

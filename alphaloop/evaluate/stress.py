@@ -30,7 +30,7 @@ of all scenarios go through the runner in one call (one sandbox fork).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -229,15 +229,16 @@ def run_signals(runner: Runner, region: str, frames: list[pd.DataFrame],
     return [validate_signals(getattr(r, "signals", r), len(f)) for r, f in zip(results, frames, strict=True)]
 
 
-def _summarise(paths: list[StressPath], signals: list[np.ndarray], cost_bps: float,
-               prices: str = "Close") -> dict[str, dict]:
-    """Per scenario: 5/50/95 percentiles of the candidate's and buy and hold's return and drawdown, measured on
-    ``prices`` (the history's return prices)."""
+def scenario_summary(figures: Iterable[tuple[str, Mapping[str, float]]]) -> dict[str, dict]:
+    """Per scenario: 5/50/95 percentiles of the candidate's and buy and hold's return and drawdown over its
+    paths, and the share of paths on which the candidate's return beat buy and hold's (``figures``: each path's
+    scenario and metrics, with ``total_return``, ``max_drawdown`` and their ``bh_`` twins).
+
+    Why one summary: every task's stress result has this shape (``run.records.StressResult``), and the
+    stress penalty, the report and the prompts read it alike."""
     collected: dict[str, dict[str, list[float]]] = {}
-    for p, sig in zip(paths, signals, strict=True):  # one signal array per path
-        close = p.frame[prices].to_numpy(dtype=np.float64)[p.window]
-        m = backtest(close, sig[p.window], cost_bps=cost_bps).metrics
-        row = collected.setdefault(p.scenario, {k: [] for k in ("ret", "dd", "bh_ret", "bh_dd")})
+    for scenario, m in figures:
+        row = collected.setdefault(scenario, {k: [] for k in ("ret", "dd", "bh_ret", "bh_dd")})
         row["ret"].append(m["total_return"])
         row["dd"].append(m["max_drawdown"])
         row["bh_ret"].append(m["bh_total_return"])
@@ -252,6 +253,14 @@ def _summarise(paths: list[StressPath], signals: list[np.ndarray], cost_bps: flo
             "paths": int(ret.size),
         }
     return summary
+
+
+def _summarise(paths: list[StressPath], signals: list[np.ndarray], cost_bps: float,
+               prices: str = "Close") -> dict[str, dict]:
+    """``scenario_summary`` of each path's backtest, measured on ``prices`` (the history's return prices)."""
+    return scenario_summary((p.scenario, backtest(p.frame[prices].to_numpy(dtype=np.float64)[p.window],
+                                                  sig[p.window], cost_bps=cost_bps).metrics)
+                            for p, sig in zip(paths, signals, strict=True))  # one signal array per path
 
 
 def run_stress(region: str, history: History, runner: Runner, cost_bps: float = DEFAULT_COST_BPS,

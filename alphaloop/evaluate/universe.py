@@ -23,10 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, TRADING_DAYS, window_figures
+from alphaloop.evaluate.backtest import DEFAULT_COST_BPS, TRADING_DAYS, positions_key, window_figures, window_positions
 from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, History, Scores, fold_windows, score, score_window
-from alphaloop.propose.base import UniverseFigures
-from alphaloop.run.diversity import positions_key, window_positions
 
 if TYPE_CHECKING:
     from alphaloop.data.frozen import Universe
@@ -101,6 +99,19 @@ def portfolio_folds(histories: Sequence[History], signals: Sequence[np.ndarray],
             m, _, _ = _portfolio(legs)
             out.append({**m, "start": str(start.date()), "end": str(end.date())})
     return out
+
+
+@dataclass(frozen=True)
+class UniverseFigures:
+    """A candidate over a universe: the portfolio figure and the spread over instruments, never their names."""
+
+    metric: str
+    portfolio: float
+    instruments: int
+    best: tuple[int, float] | None = None  # (instrument number 1..N, value)
+    median: float | None = None
+    worst: tuple[int, float] | None = None
+    each: tuple[tuple[float, float], ...] = ()  # per instrument, in order: (its value, its buy and hold's)
 
 
 @dataclass

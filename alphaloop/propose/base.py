@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
+from alphaloop.evaluate.universe import UniverseFigures
 
 REPLY_LIMIT = 200_000  # characters of a reply kept whole on Proposal.reply (reasoning models write long think blocks)
 RAW_HEAD = 4_000  # characters of the reply the iteration record keeps under proposal.raw
@@ -68,19 +69,6 @@ class WindowFigures:
     bh_max_drawdown: float | None = None
     bars: int | None = None  # the window's length in bars
     years: float | None = None  # the same in years of bars (never calendar years: dates are not shown)
-
-
-@dataclass(frozen=True)
-class UniverseFigures:
-    """A candidate over a universe: the portfolio figure and the spread over instruments, never their names."""
-
-    metric: str
-    portfolio: float
-    instruments: int
-    best: tuple[int, float] | None = None  # (instrument number 1..N, value)
-    median: float | None = None
-    worst: tuple[int, float] | None = None
-    each: tuple[tuple[float, float], ...] = ()  # per instrument, in order: (its value, its buy and hold's)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from alphaloop.present.text import clip_end, clip_middle, fmt, safe
@@ -146,27 +147,32 @@ def format_guards(guards: tuple[GuardThreshold, ...]) -> str:
     return clip_end("Guards (a candidate outside any of these is rejected): " + "; ".join(items) + ".", GUARDS_LIMIT)
 
 
-def format_evidence(ctx: ProposalContext) -> str:
-    """Figures, the parent's reason, the no-change flag and the guards; empty when none is known."""
-    parts = []
-    if ctx.parent_reason:
-        parts.append(f"Why this parent: {clip_end(ctx.parent_reason, REASON_LIMIT)}")
-    parent = format_figures("Parent", ctx.parent_figures)
-    if parent:
-        parts.append(parent)
-    latest = format_figures("Latest candidate", ctx.latest_figures)
-    if latest:
-        parts.append(latest)
-    if ctx.unchanged_positions:
-        parts.append("**The latest change did not alter a single position on validation**: it held exactly its "
-                     "parent's validation positions (train and folds may differ), so its validation figures say "
-                     "nothing about the idea. Change what the rule does on validation, not only how.")
-    guards = format_guards(ctx.guards)
-    if guards:
-        parts.append(guards)
+UNCHANGED_TEXT = ("**The latest change did not alter a single {one} on validation**: it held exactly its parent's "
+                  "validation {many} (train and folds may differ), so its validation figures say nothing about the "
+                  "idea. Change what the rule does on validation, not only how.")
+
+
+def evidence_section(benchmark: str, reason: str | None, tables: Sequence[str], unchanged: str = "",
+                     guards: str = "") -> str:
+    """The prompt's figures section: why this parent, the candidates' tables (already formatted), the note that
+    the latest change altered nothing (``UNCHANGED_TEXT`` in the task's words) and the guards; empty parts are
+    left out, and the whole is empty when none is known.
+
+    Why one: every task shows its own tables beside its own benchmark, laid out the same way."""
+    parts = [f"Why this parent: {clip_end(reason, REASON_LIMIT)}" if reason else "", *tables, unchanged, guards]
+    parts = [p for p in parts if p]
     if not parts:
         return ""
-    return "### Figures on train, folds and validation (buy and hold on the same windows)\n\n" + "\n\n".join(parts)
+    return f"### Figures on train, folds and validation ({benchmark})\n\n" + "\n\n".join(parts)
+
+
+def format_evidence(ctx: ProposalContext) -> str:
+    """Figures, the parent's reason, the no-change flag and the guards; empty when none is known."""
+    return evidence_section("buy and hold on the same windows", ctx.parent_reason,
+                            (format_figures("Parent", ctx.parent_figures),
+                             format_figures("Latest candidate", ctx.latest_figures)),
+                            UNCHANGED_TEXT.format(one="position", many="positions") if ctx.unchanged_positions else "",
+                            format_guards(ctx.guards))
 
 
 STALL_TEXT = ("**The search has stalled**: the last {n} proposals in a row did not enter the population. "

@@ -9,6 +9,7 @@ diff, take ``final`` and draw its report, so every name is asked here, with the 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Container
 from pathlib import Path
 
 from alphaloop.run.store import read_json
@@ -48,6 +49,10 @@ class CandidateNames:
         """Iteration n's candidate to read: ``iter_N_<stem>.py``, else an older folder's ``iter_N_trade.py``."""
         return _own_or_legacy(self.own(n), self.root / TRADE.format(n=n))
 
+    def packed(self, n: int, names: Container[str]) -> str:
+        """Iteration n's candidate inside a pack holding ``names``: the same choice as ``file``, among the pack's."""
+        return own_or_legacy(self.own(n).name, TRADE.format(n=n), names.__contains__)
+
     def best(self) -> Path:
         return _own_or_legacy(self.own_best(), self.root / BEST_TRADE)
 
@@ -56,6 +61,11 @@ class CandidateNames:
         return *around[:2], CANDIDATE.format(n="N", stem=self.stem), BEST.format(stem=self.stem), *around[2:]
 
 
+def own_or_legacy(own: str, legacy: str, exists: Callable[[str], bool]) -> str:
+    """``own``, or ``legacy`` when only that one ``exists`` (a folder written before each task named its files)."""
+    return legacy if own != legacy and not exists(own) and exists(legacy) else own
+
+
 def _own_or_legacy(own: Path, legacy: Path) -> Path:
-    """``own``, or ``legacy`` when only that one exists (a folder written before each task named its files)."""
-    return legacy if own != legacy and not own.is_file() and legacy.is_file() else own
+    """The same choice among the folder's loose files."""
+    return own.parent / own_or_legacy(own.name, legacy.name, lambda name: (own.parent / name).is_file())

@@ -8,13 +8,10 @@ A population is only useful if its members trade differently.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from alphaloop.evaluate.backtest import positions_from_signals
 
 # Two strategies whose daily returns correlate above 0.95 share over 90% of their variance
 # (0.95^2): the second tells the researcher almost nothing the first did not, so it may only take
@@ -26,26 +23,6 @@ NEAR_COPY_CORRELATION = 0.95
 # buy and hold with a few exits, just under the always-long guard's 99%.
 BH_DISGUISE_CORRELATION = 0.95
 BH_DISGUISE_EXPOSURE = 0.90
-
-
-def window_positions(signals: np.ndarray, window: slice) -> np.ndarray:
-    """The 0/1 positions the backtester holds in ``window`` of ``signals``: flat at the window's
-    first bar, the state machine applied, closed at its last bar (as ``backtest.backtest``)."""
-    pos = positions_from_signals(np.asarray(signals)[window])
-    if pos.size:
-        pos[-1] = 0
-    return pos.astype(np.int8)
-
-
-def positions_key(positions: Mapping[str, np.ndarray] | np.ndarray) -> str:
-    """sha256 over the validation positions, per instrument (sorted by name): equal keys trade identically."""
-    per = {"": positions} if isinstance(positions, np.ndarray) else positions
-    h = hashlib.sha256()
-    for name in sorted(per):
-        pos = np.ascontiguousarray(np.asarray(per[name]) != 0, dtype=np.int8)
-        h.update(f"{name}\0{pos.size}\0".encode())
-        h.update(pos.tobytes())
-    return h.hexdigest()
 
 
 def correlation(a_returns: np.ndarray, b_returns: np.ndarray) -> float:

@@ -4,7 +4,10 @@ Why: the end-of-run statistics and the report need a few figures of every iterat
 the validation figure, whether it entered the population), and reading them from 100,000 record files
 of ~12 KB each was the slowest part of a long night's end. A line is under 1 KB, shaped like a record's
 JSON (the same keys, a subset of them), so a reader of record dicts reads a line the same way.
-``committed`` is the Unix time the line was appended (None when a resume rebuilt it from its record).
+``committed`` is the Unix time the line was appended (None when a resume rebuilt it from its record);
+``cpu`` the record's CPU seconds since the previous commit (the loop and its sandbox workers: ``cpuclock``),
+the cost per iteration a night's start and end compare by whatever the machine's load (None on a command's
+first commit, and in records written before it was kept).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def index_entry(record: IterationRecord, committed: float | None = None) -> dict
                                     for name, s in splits.items() if name in ("train", "val") and s}}
     out["proposal"] = {k: str(v)[:200] for k, v in (record.proposal or {}).items()
                        if k in ("description", "hypothesis") and v}
+    out["cpu"] = _number((record.timings or {}).get("cpu"))
     out["committed"] = committed
     return out
 

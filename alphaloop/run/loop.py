@@ -40,6 +40,7 @@ from alphaloop.present.ui import LiveView, warn_loudly
 from alphaloop.propose.base import EndpointDown, Expectation, MemberSummary, Proposal, ProposalContext, Proposer
 from alphaloop.propose.parsing import in_reply_lines
 from alphaloop.run import flight as rule
+from alphaloop.run.cpuclock import TreeClock
 from alphaloop.run.flight import BoundedProposer, Flight, InFlight, Snapshot, SnapshotStore, with_rule
 from alphaloop.run.grading import grade
 from alphaloop.run.learnings import Learnings
@@ -101,6 +102,7 @@ class Loop:
         self.time_left_s: float | None = None  # estimate for the view while --hours or --max-tokens is set
         self.budget_note: str | None = None  # the same as words, e.g. "time left: about 1h 05m (bound by --hours 2)"
         self.test_readings = 0  # readings of the test split by `final` in this workdir, counted at start
+        self._clock: TreeClock | None = None  # CPU of the loop and its workers, read at each commit
 
     # ----- setup and resume -------------------------------------------------------------
     def _open(self) -> tuple[LoopState, Learnings, dict]:
@@ -166,19 +168,20 @@ class Loop:
         return state, learnings, manifest
 
     # ----- one iteration ----------------------------------------------------------------
-    def _work(self, flight: Flight, base: Snapshot) -> _Done:
-        """Propose from the snapshot, then evaluate: on the iteration's own thread, writing nothing."""
+    def _work(self, flight: Flight, base: Snapshot, state: LoopState) -> _Done:
+        """Propose from the snapshot (``state``: its state, parsed once at launch and only read here), then
+        evaluate: on the iteration's own thread, writing nothing."""
         n, t0, created = flight.iteration, time.perf_counter(), _now()
-        state = LoopState.from_json(base.state, "snapshot")
         if n == 0:
             parent, proposal = None, Proposal(region=extract_region(self.cfg.start_file.read_text(encoding="utf-8")),
                                               hypothesis="", change="baseline", expected="")
             proposal_label = "baseline"
         else:
-            parent = flight.parent if flight.parent is not None else state.pick_parent(n, self.cfg.seed)
+            parent = flight.parent  # chosen by ``_plan`` at launch: every iteration after the baseline has one
+            assert parent is not None, "_plan picks a parent for every iteration after the baseline"
             learnings = Learnings.from_json(base.learnings) if base.learnings else Learnings()
-            latest = self.wd.record_or_none(base.after)
-            grand = self.wd.record_or_none(latest.parent) if latest is not None else None
+            latest = self._head(base.after)
+            grand = self._head(latest.parent) if latest is not None else None
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
                 metric=self.cfg.metric,
@@ -188,7 +191,7 @@ class Loop:
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, shows_trades=self.task.shows_trades,
                 max_gross=self.cfg.max_gross, columns=self.universe.columns,
                 siblings=flight.siblings, stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
-                **self.task.evidence(n, parent, latest, self.wd.record_or_none(parent), grand, base.after,
+                **self.task.evidence(n, parent, latest, self._head(parent), grand, base.after,
                                      self.prepared, state),
             )
             proposal = self.proposer.propose(pctx)
@@ -199,17 +202,22 @@ class Loop:
         return _Done(base.after, parent, proposal, proposal_label, result, created, t_prop,
                      time.perf_counter() - t0 - t_prop)
 
-    def _plan(self, n: int, base: Snapshot) -> tuple[int | None, tuple[int, ...]]:
+    def _plan(self, n: int, base: Snapshot, state: LoopState) -> tuple[int | None, tuple[int, ...]]:
         """Iteration n's parent, and the iterations outside the state it proposes from (in flight, or committed
         since) that build on the same parent: its prompt says so, so two siblings need not make the same change.
         Each one's parent is its record's or its flight's, both fixed by the states they proposed from."""
         if n == 0:
             return None, ()
-        parent = LoopState.from_json(base.state, "snapshot").pick_parent(n, self.cfg.seed)
+        parent = state.pick_parent(n, self.cfg.seed)
         flights = self.flights.flights
         def parent_of(j: int) -> int | None:
-            return flights[j].parent if j in flights else getattr(self.wd.record_or_none(j), "parent", None)
+            return flights[j].parent if j in flights else getattr(self._head(j), "parent", None)
         return parent, tuple(j for j in range(max(base.after + 1, 1), n) if parent_of(j) == parent)
+
+    def _head(self, n: int | None) -> IterationRecord | None:
+        """Record ``n`` without its daily returns (None when there is none): what proposing and grading read of a
+        record (parent, stage, figures), never its returns sidecar, so an iteration reads a few small files."""
+        return self.wd.record(n, returns=False) if self.wd.has_record(n) else None
 
     def _iteration(self, n: int, done: _Done, state: LoopState) -> IterationRecord:
         """The record of a finished iteration, judged against the state committed up to n - 1; writes
@@ -240,7 +248,7 @@ class Loop:
             record.scores = {k: v for k, v in ev.scores.to_json().items() if k != "selection_val"}
             record = dataclasses.replace(record, **self.task.scored_fields(ev, self.histories))
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
-            prec = self.wd.record_or_none(parent) if parent_val is None else None
+            prec = self._head(parent) if parent_val is None else None
             if prec is not None and prec.scores:
                 parent_val = prec.split("val")
             parent_val, now_val = self.task.grading_view(parent_val), self.task.grading_view(record.split("val"))
@@ -271,7 +279,13 @@ class Loop:
         """Write the record, then fold in the record as read back: what a resume replays, to the bit
         (JSON turns NaN and infinities into null, numpy scalars into floats), so a killed and an
         uninterrupted run hold the same state. A compaction this record triggers is asked of the
-        compactor here, live only, and its reply stored in the record, so replay never calls a model."""
+        compactor here, live only, and its reply stored in the record, so replay never calls a model.
+        ``timings["cpu"]``: CPU seconds of the loop and its sandbox workers since the previous commit
+        (absent on a command's first, which carries its start-up)."""
+        if self._clock is None:
+            self._clock = TreeClock()
+        else:
+            record.timings["cpu"] = round(self._clock.lap(), 4)
         self.wd.write_record(record)
         record = self.wd.record(record.iteration)
         request = learnings.compaction_request(entry_from_record(record, self.cfg.metric, self.task)) if later else None
@@ -368,10 +382,12 @@ class Loop:
         while True:
             while reason is None and len(self.flights.flights) < workers and (next_launch == 0 or state.next_iteration):
                 base = self.snapshots.base(next_launch, workers)  # iteration 0 is committed before any other starts
-                reason = self._stop_reason(next_launch, LoopState.from_json(base.state, "snapshot"), state)
+                proposes_from = LoopState.from_json(base.state, "snapshot")  # parsed once: read by all three
+                reason = self._stop_reason(next_launch, proposes_from, state)
                 if reason is None:
-                    parent, siblings = self._plan(next_launch, base)
-                    self.flights.launch(next_launch, base.after, lambda f, b=base: self._work(f, b), parent, siblings)
+                    parent, siblings = self._plan(next_launch, base, proposes_from)
+                    self.flights.launch(next_launch, base.after,
+                                        lambda f, b=base, s=proposes_from: self._work(f, b, s), parent, siblings)
                     self.view.stage(next_launch, "propose", f"from the state after iter {base.after}")
                     next_launch += 1
             if not self.flights.flights:

@@ -45,9 +45,11 @@ class Packs:
     def names(self, n: int) -> frozenset[str]:
         """The file names iteration ``n``'s block packed (none before its pack exists)."""
         path = self.of(n)
+        return self.members(path) if path in self._names or path.is_file() else frozenset()
+
+    def members(self, path: Path) -> frozenset[str]:
+        """The file names pack ``path`` holds, listed once per pack (a pack never changes once written)."""
         if path not in self._names:
-            if not path.is_file():
-                return frozenset()
             self._names[path] = frozenset(zip_names(path))
         return self._names[path]
 

@@ -39,7 +39,6 @@ from alphaloop.run.store import (
     clean_temp_files,
     read_arrays,
     read_json,
-    zip_names,
 )
 
 RESULTS = "iter_{n}_results.json"
@@ -118,11 +117,10 @@ class Workdir:
         """The text of one of iteration ``n``'s files (``trade``, ``results``, ``reply``), loose or packed."""
         if path.is_file():
             return path.read_text(encoding="utf-8")
-        if path.name in self.packs.names(n):
-            return self.packs.read(n, path.name).decode("utf-8")
-        legacy = TRADE.format(n=n)  # a candidate an older workdir saved under the trade name, then packed
-        if path == self.names.own(n) and legacy in self.packs.names(n):
-            return self.packs.read(n, legacy).decode("utf-8")
+        packed = self.packs.names(n)
+        name = self.names.packed(n, packed) if path == self.names.own(n) else path.name
+        if name in packed:
+            return self.packs.read(n, name).decode("utf-8")
         raise FileNotFoundError(f"{path} (nor in {self.packs.of(n)})")
 
     @property
@@ -325,7 +323,7 @@ class Workdir:
         ``returns_of``: the iterations whose daily returns are joined (default all)."""
         names = [p.name for p in self.root.glob(RESULTS.format(n="*"))]
         for pack in self.packs.all():
-            names += zip_names(pack)
+            names += self.packs.members(pack)
         numbered = set()
         for name in names:
             match = ITER_FILE.fullmatch(name)

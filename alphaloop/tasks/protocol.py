@@ -99,10 +99,10 @@ class Task(ABC):
 
     # ----- evaluation (alphaloop.evaluate.pipeline calls these on ``ctx.task``) ----------------
     def run_sandbox(self, box: Any, region: str, frames: Sequence[Any], timeout_s: float) -> Any:
-        """One sandbox run of the region on ``frames``; returns the runner's ``RunOutcome``.
+        """One sandbox run of the region on ``frames`` by the task's own driver; returns the runner's ``RunOutcome``.
 
-        Why: the task says which of the sandbox's drivers runs it (the trade task's is the default)."""
-        return box.run(region, list(frames), timeout_s=timeout_s)
+        Why: the sandbox holds every task's driver; the task names its own, so nothing else asks which runs."""
+        return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
 
     def check_outputs(self, t: Any) -> Any:
         """A ``Verdict`` on the full run's outputs beyond what the decoder checks, or None when none applies.
@@ -164,7 +164,7 @@ class Task(ABC):
                         stress_select: bool) -> dict[str, Any]:
         """The record's fields for an accepted candidate (``Evaluation`` ``ev``, ``LoopState`` ``state``):
         selection value, duplicate key, the series the end-of-run statistics need, and the admission
-        verdict (``in_population``, ``duplicate_of``, ``replaces``) from ``alphaloop.run.admission``.
+        verdict (``in_population``, ``duplicate_of``, ``replaces``; ``tasks.trade.evidence.admission`` for positions).
 
         Why: what counts as a copy is the task's (equal positions, equal probabilities); the rule that
         admits is shared, and ``LoopState.apply`` only folds what the record says."""

@@ -1,8 +1,9 @@
 """``report.html`` for a forecast run: skill over iterations, the population, and the best forecaster's
 reliability diagrams, grades, actual-against-predicted chart and best and worst days, per split.
 
-Validation figures come from the run's records and ``forecasts_val.csv`` (written at the end of the
-loop); test figures appear only once ``final`` has read the test split (``forecasts_test.csv``).
+Validation figures come from the run's index (``index.jsonl``: the skill chart and the counts), the
+population's records and ``forecasts_val.csv`` (written at the end of the loop); test figures appear
+only once ``final`` has read the test split (``forecasts_test.csv``).
 It is built from the trade report's blocks (``alphaloop.present.report``: escaping, tables, sections,
 figures, style, navigation), so both reports read alike and escape alike.
 """
@@ -18,16 +19,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from alphaloop.present.report.charts import date_axis, figure_html, style_axes
-from alphaloop.present.report.html import esc, note
-from alphaloop.present.report.html import section as card
+from alphaloop.present.report.html import esc, note, section
 from alphaloop.present.report.html import table as html_table
 from alphaloop.present.report.markdown import markdown_html
 from alphaloop.present.report.style import CSS
+from alphaloop.present.report.thin import by_rank, strip_marks, thinned_words
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS
-from alphaloop.tasks.forecast.rows import BASELINE, grade_counts, scalar_view
+from alphaloop.tasks.forecast.rows import grade_counts, scalar_view
 from alphaloop.tasks.forecast.scores import (
     CALL_MARGIN,
     EXTREMES,
@@ -40,6 +41,7 @@ from alphaloop.tasks.forecast.scores import (
     spread_picks,
 )
 from alphaloop.tasks.forecast.stats import forecast_statistics
+from alphaloop.tasks.forecast.task import BASELINE
 from alphaloop.tasks.forecast.text import fnum
 
 GRADE_COLOURS = {"calibrated_correct": "#2a9d4b", "reasonable_miss": "#8ab4d8", "overconfident_wrong": "#d62728",
@@ -57,33 +59,43 @@ def table(headers: list[str], rows: list[list[str]], left: int = -1) -> str:
     return html_table(headers, body, "compact")
 
 
-def figure(fig: Figure, alt: str, caption: str) -> str:
-    return figure_html(fig, alt, caption)
+def entry_metric(entry: dict, split: str) -> float:
+    """An index entry's selection metric on ``split`` (NaN when never scored)."""
+    scores = ((entry.get("scores") or {}).get("splits") or {}).get(split) or {}
+    v = scores.get(entry.get("metric") or SELECTION_METRIC)
+    return float(v) if isinstance(v, (int, float)) else np.nan
 
 
-def section(sid: str, title: str, body: str, lead: str = "") -> str:
-    return card(sid, title, body, lead)
-
-
-def skill_chart(records: list[IterationRecord]) -> str:
-    """Validation and train mean RPS skill per iteration, climatology's 0 as the line to beat."""
+def skill_chart(entries: list[dict], population: list[int]) -> str:
+    """Validation and train mean RPS skill per iteration, climatology's 0 as the line to beat; a long run's
+    series downsampled as the trade report's progress chart is (``present.report.thin``), the population kept."""
     fig = Figure(figsize=(10, 3.4))
     ax = fig.add_subplot()
-    ok = [r for r in records if r.accepted and r.val_metric is not None]
+    x = np.array([e["iteration"] for e in entries], dtype=np.int64)
+    accepted = np.array([e.get("status") == "accepted" for e in entries], dtype=bool)
+    val = np.array([entry_metric(e, "val") for e in entries])
+    train = np.array([entry_metric(e, "train") for e in entries])
+    span, keep = (float(x.min()), float(x.max())), np.isin(x, population)
     ax.axhline(0.0, color="#8a8a8a", linewidth=1, label="climatology (skill 0)")
-    ax.plot([r.iteration for r in ok], [r.val_metric for r in ok], "o-", color="#1f5fa8", label="validation")
-    ax.plot([r.iteration for r in ok], [(r.split("train") or {}).get(SELECTION_METRIC) for r in ok], "s",
-            color="#ff7f0e", alpha=0.6, label="train")
-    bad = [r.iteration for r in records if not r.accepted]
-    if bad:
+    drawn, total = 0, 0
+    for y, style in ((val, dict(fmt="o-", color="#1f5fa8", label="validation")),
+                     (train, dict(fmt="s", color="#ff7f0e", alpha=0.6, label="train"))):
+        where = np.flatnonzero(accepted & np.isfinite(val) & np.isfinite(y))
+        pick = where[by_rank(x[where], y[where], keep=keep[where], span=span)]
+        ax.plot(x[pick], y[pick], style.pop("fmt"), **style)
+        drawn, total = drawn + pick.size, total + where.size
+    bad = strip_marks(x[~accepted], span)
+    if bad.size:
         ax.plot(bad, [0.0] * len(bad), "x", color="#d62728", label="rejected")
+    drawn, total = drawn + bad.size, total + int((~accepted).sum())
     ax.set_xlabel("iteration")
     ax.set_ylabel("mean RPS skill")
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     style_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.8, top=0.95, bottom=0.15)
-    return figure(fig, "skill over iterations", "mean RPS skill over horizons 1, 3, 5, 10 per iteration: validation "
-                  "(selection) and train, climatology = 0; rejected candidates marked at 0")
+    return figure_html(fig, "skill over iterations", "mean RPS skill over horizons 1, 3, 5, 10 per iteration: "
+                       "validation (selection) and train, climatology = 0; rejected candidates marked at 0"
+                       + thinned_words(drawn, total))
 
 
 def population_table(records: list[IterationRecord], population: list[int]) -> str:
@@ -155,9 +167,9 @@ def reliability_chart(days: pd.DataFrame, split: str) -> str:
             ax.set_ylabel("observed frequency", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
-    return figure(fig, f"reliability diagrams, {split}", f"reliability per horizon on the {split} split: each "
-                  f"bucket's probability pooled in {RELIABILITY_BINS} bins (marker size = count) against how often "
-                  "that bucket happened; the diagonal is perfect calibration")
+    return figure_html(fig, f"reliability diagrams, {split}", f"reliability per horizon on the {split} split: "
+                       f"each bucket's probability pooled in {RELIABILITY_BINS} bins (marker size = count) against how "
+                       "often that bucket happened; the diagonal is perfect calibration")
 
 
 def grades_chart(days: pd.DataFrame, split: str) -> str:
@@ -173,7 +185,7 @@ def grades_chart(days: pd.DataFrame, split: str) -> str:
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, never over a bar
     style_axes(ax)
     fig.subplots_adjust(left=0.1, right=0.68, top=0.95, bottom=0.16)
-    return figure(fig, f"grades, {split}", f"episode grades per horizon on the {split} split")
+    return figure_html(fig, f"grades, {split}", f"episode grades per horizon on the {split} split")
 
 
 def actual_vs_predicted(days: pd.DataFrame, split: str) -> str:
@@ -210,9 +222,9 @@ def actual_vs_predicted(days: pd.DataFrame, split: str) -> str:
         ax.tick_params(labelsize=7, labelbottom=ax is axes[-1])
     date_axis(axes[-1])
     fig.subplots_adjust(left=0.07, right=0.84, top=0.98, bottom=0.06, hspace=0.25)
-    return figure(fig, f"actual against predicted, {split}", f"{split} split: the close; for h=1 and h=10 the "
-                  "forecast probabilities of an up and a down move (grey: one third), and under each the realised "
-                  "h-bar return of every day coloured by its bucket, dotted lines at the cut points")
+    return figure_html(fig, f"actual against predicted, {split}", f"{split} split: the close; for h=1 and h=10 the "
+                       "forecast probabilities of an up and a down move (grey: one third), and under each the realised "
+                       "h-bar return of every day coloured by its bucket, dotted lines at the cut points")
 
 
 def extremes_table(days: pd.DataFrame) -> str:
@@ -247,9 +259,9 @@ def split_section(days: pd.DataFrame, split: str, climatology: dict, test: bool,
     return section("test" if test else "val", f"The best forecaster on the {split} split ({where})", body)
 
 
-def run_dates(wd: Workdir, records: list[IterationRecord]) -> str:
+def run_dates(wd: Workdir, entries: list[dict]) -> str:
     """First record's time to the run's own end (its last end-of-run file), as the trade report says it."""
-    stamps = sorted(str(r.created_at) for r in records if r.created_at)
+    stamps = sorted(str(e["created_at"]) for e in entries if e.get("created_at"))
     if not stamps:
         return "-"
     ends = [p.stat().st_mtime for p in (wd.state, wd.forecast_stats, wd.forecasts("val"))
@@ -260,13 +272,17 @@ def run_dates(wd: Workdir, records: list[IterationRecord]) -> str:
 
 def render_forecast_report(workdir: Path) -> str:
     wd = Workdir(workdir)
-    records = wd.all_records([])
+    entries = wd.index_entries()  # one short line an iteration; whole records only for what is shown one by one
     state = wd.read_state()
     manifest = wd.read_manifest() or {}
     best = state.best
-    climatology = next((r.scores["buckets"]["climatology"] for r in records if r.scores), None)
-    cuts = next((r.scores["buckets"]["cut_points"] for r in records if r.scores), None)
-    summary = [f"{len(records)} iterations, {state.trials} forecasters tried, {state.accepted} accepted; selection "
+    population = [m.iteration for m in state.population]
+    first_scored = next((e["iteration"] for e in entries if e.get("scores")), None)
+    wanted = [*population, *([best.iteration] if best else []), first_scored]
+    records = [wd.record(n, returns=False) for n in dict.fromkeys(wanted) if wd.has_record(n)]
+    buckets = next((r.scores["buckets"] for r in records if r.scores and "buckets" in r.scores), {})
+    climatology, cuts = buckets.get("climatology"), buckets.get("cut_points")
+    summary = [f"{len(entries)} iterations, {state.trials} forecasters tried, {state.accepted} accepted; selection "
                f"by {SELECTION_METRIC} on the validation split (climatology = 0)."]
     rolling_val = None
     if best is not None:
@@ -288,7 +304,7 @@ def render_forecast_report(workdir: Path) -> str:
     readings = [r for r in wd.test_readings() if not r.damaged]
     summary.append(f"The test split was read {len(readings)} time(s) by harness.py final." if readings
                    else "The test split is untouched (run python harness.py final).")
-    facts = [("Data", manifest.get("ticker", "?")), ("Run dates", run_dates(wd, records)),
+    facts = [("Data", manifest.get("ticker", "?")), ("Run dates", run_dates(wd, entries)),
              ("Stopped", state.stop_reason or "-"), ("Workdir", str(wd.root))]
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -296,9 +312,8 @@ def render_forecast_report(workdir: Path) -> str:
               f"selection metric: validation {SELECTION_METRIC}</p>"
               + "".join(f"<p>{esc(line)}</p>" for line in summary)
               + f'<table class="kv">{fact_rows}</table></header>')
-    parts = [header, section("progress", "Skill over iterations", skill_chart(records)),
-             section("population", "Population (best first)",
-                     population_table(records, [m.iteration for m in state.population]))]
+    parts = [header, section("progress", "Skill over iterations", skill_chart(entries, population)),
+             section("population", "Population (best first)", population_table(records, population))]
     latest = next((r for r in reversed(readings) if r.status == "scored" and r.test), None)
     for split, test in (("val", False), ("test", True)):
         path = wd.forecasts(split)

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alphaloop.tasks.forecast.rows import BASELINE
 from alphaloop.tasks.protocol import REPO, Task
+
+BASELINE = "baseline (the starting forecaster)"  # iteration 0's description
 
 if TYPE_CHECKING:
     from alphaloop.commands.inputs import FinalInputs, FinishInputs
@@ -51,9 +52,6 @@ class ForecastTask(Task):
         from alphaloop.tasks.forecast.outputs import decode
 
         return decode
-
-    def run_sandbox(self, box: Any, region: str, frames: Any, timeout_s: float) -> Any:
-        return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
 
     def score(self, t: Trial) -> None:
         from alphaloop.tasks.forecast.pool import score_forecast_universe

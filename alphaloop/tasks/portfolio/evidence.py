@@ -14,10 +14,9 @@ from alphaloop.evaluate.backtest import TRADING_DAYS
 from alphaloop.propose.base import GuardThreshold
 from alphaloop.propose.prompting import format_guards
 from alphaloop.run.diversity import BH_DISGUISE_CORRELATION, BH_DISGUISE_EXPOSURE, NEAR_COPY_CORRELATION
-from alphaloop.run.quoting import harness_only
 from alphaloop.tasks.portfolio.guards import EQUAL_WEIGHT_TOLERANCE, PortfolioLimits
 from alphaloop.tasks.portfolio.text import figures_section
-from alphaloop.tasks.trade.evidence import building_on, member_correlations
+from alphaloop.tasks.trade.evidence import member_correlations, outcome_status, parent_reason
 
 WEIGHT_DECIMALS = 9  # weights equal to this many decimals hold the same book
 
@@ -28,16 +27,6 @@ def weights_key(held: np.ndarray) -> str:
     h = hashlib.sha256(f"{w.shape}".encode())
     h.update(np.ascontiguousarray(w).tobytes())
     return h.hexdigest()
-
-
-def parent_reason(parent: int, latest: Any, last: int, grand: Any = None) -> str | None:
-    """Why this parent; building on the latest says how it fared against its own parent, as the trade task
-    does: a population with room takes a worse candidate too, and that is no success to build on."""
-    if latest is None or parent == last:
-        return building_on(parent, latest, grand) if latest is not None else None
-    what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
-    return (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does not "
-            f"stack changes on one line: iter {last} {what}")
 
 
 def guards_thresholds(limits: PortfolioLimits | None = None) -> tuple[GuardThreshold, ...]:
@@ -51,10 +40,6 @@ def guards_thresholds(limits: PortfolioLimits | None = None) -> tuple[GuardThres
                            BH_DISGUISE_CORRELATION, f"at gross exposure above {BH_DISGUISE_EXPOSURE:.0%}"),
             GuardThreshold("near copy of a member: validation return correlation above", NEAR_COPY_CORRELATION,
                            "(may only replace that member, if better)"))
-
-
-def outcome_status(record: Any) -> str:
-    return "accepted" if record.accepted else f"rejected at {record.stage}: {harness_only(record.reason, 200)}"
 
 
 def portfolio_evidence(n: int, parent: int, latest: Any, parent_rec: Any, grand: Any, last: int | None = None,

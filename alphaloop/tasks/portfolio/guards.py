@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
-from alphaloop.evaluate.guards import NO_FINDINGS, GuardReport, hard_coded_dates, non_finite
+from alphaloop.evaluate.guards import NO_FINDINGS, GuardReport, date_and_invariance_guards, non_finite
 from alphaloop.evaluate.invariance import InvarianceFindings
 from alphaloop.evaluate.scoring import History
 
@@ -44,14 +44,7 @@ def portfolio_guards(region: str, val: Mapping[str, float], weights: np.ndarray,
     and ``present`` are what allocate set on the validation dates and their bars ((dates, instruments)),
     ``features`` each instrument's columns, ``invariance`` what the look-ahead stage's invariance probes
     found on allocate's weights."""
-    report = GuardReport()
-    hard_coded_dates(region, report, "weights")
-    moved, kinds = dict(invariance.failures), invariance.kinds
-    report.values["date_shift"] = moved.get("date_dependence", "weights unchanged") if "date_shift" in kinds else None
-    report.values["level_shift"] = moved.get("level_dependence", "weights unchanged") if "level" in kinds else None
-    report.values["position_shift"] = (moved.get("position_dependence", "weights unchanged")
-                                       if kinds & {"prepend", "trim"} else None)
-    report.failures += list(moved.items())
+    report = date_and_invariance_guards(region, invariance, "weights")
     for k, (h, cols) in enumerate(zip(histories, features, strict=True)):
         bad = non_finite(cols, h.frame.index, [h.windows[s] for s in ("train", "val") if s in h.windows])
         if bad:

@@ -28,7 +28,14 @@ import numpy as np
 import pandas as pd
 
 from alphaloop.evaluate.scoring import History
-from alphaloop.evaluate.stress import BLOCK_SIZE, COST_MULTIPLES, CRASH_ZONE, PERCENTILES, WARMUP_BARS, stress_penalty
+from alphaloop.evaluate.stress import (
+    BLOCK_SIZE,
+    COST_MULTIPLES,
+    CRASH_ZONE,
+    WARMUP_BARS,
+    scenario_summary,
+    stress_penalty,
+)
 from alphaloop.tasks.portfolio.contract import Calendar, validate_weights
 from alphaloop.tasks.portfolio.scoring import Panel, score_portfolio
 
@@ -121,11 +128,6 @@ def _instrument(h: History, j: int, anchor_row: int, mv: np.ndarray, vol: np.nda
     return History.from_splits({"train": warm, "val": synthetic}, periods_per_year=h.periods_per_year)
 
 
-def _pcts(values: Sequence[float]) -> dict[str, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return {key: float(np.percentile(arr, q)) for key, q in PERCENTILES}
-
-
 def run_portfolio_stress(region: str, histories: Sequence[History], sandbox: Any, cost_bps: float, n_paths: int,
                          seed: int, max_gross: float, task: Any) -> dict:
     """The suite for one allocation (``StressResult``'s shape); a failure is a result, never a crash."""
@@ -142,18 +144,11 @@ def run_portfolio_stress(region: str, histories: Sequence[History], sandbox: Any
     except Exception as exc:  # the suite runs candidate code: any failure is that candidate's result
         return {**head, "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
                 "seconds": time.perf_counter() - t0}
-    rows: dict[str, dict[str, list[float]]] = {}
-    for (name, p), w in zip(paths, weights[1:], strict=True):
-        m = score_portfolio(p, w, cost_bps=cost_bps, splits=("val",), max_gross=max_gross).splits["val"]
-        row = rows.setdefault(name, {"ret": [], "dd": [], "bh_ret": [], "bh_dd": []})
-        for key, fig in (("ret", "total_return"), ("dd", "max_drawdown"), ("bh_ret", "bh_total_return"),
-                         ("bh_dd", "bh_max_drawdown")):
-            row[key].append(float(m[fig]))
-    scenarios = {name: {"strategy": {"total_return": _pcts(r["ret"]), "max_drawdown": _pcts(r["dd"])},
-                        "buy_hold": {"total_return": _pcts(r["bh_ret"]), "max_drawdown": _pcts(r["bh_dd"])},
-                        "beat_buy_hold": float(np.mean(np.asarray(r["ret"]) > np.asarray(r["bh_ret"]))),
-                        "paths": len(r["ret"])} for name, r in rows.items()}
-    costs = {f"{k}x": score_portfolio(histories, weights[0], cost_bps=cost_bps * k, splits=("val",),
+    scenarios = scenario_summary(
+        (name, score_portfolio(p, w, cost_bps=cost_bps, splits=("val",), max_gross=max_gross).splits["val"])
+        for (name, p), w in zip(paths, weights[1:], strict=True))
+    real = Panel.of(histories)  # one panel for every cost multiple
+    costs = {f"{k}x": score_portfolio(histories, weights[0], cost_bps=cost_bps * k, splits=("val",), panel=real,
                                       max_gross=max_gross).splits["val"] for k in COST_MULTIPLES}
     result = {**head, "status": "ok", "reason": "", "scenarios": scenarios, "costs": costs}
     result["penalty"] = stress_penalty(result)
@@ -164,31 +159,20 @@ def run_portfolio_stress(region: str, histories: Sequence[History], sandbox: Any
 def population_stress(run: Any, sandbox: Any) -> Any:
     """Stress every population member once (cached in ``stress.json`` across runs and resumes, as the trade
     task's), each beside the equal-weight buy and hold of the same synthetic panels."""
-    from alphaloop.present.text import clip, rich
-    from alphaloop.present.ui import console
-    from alphaloop.run.records import StressCache, StressResult
     from alphaloop.tasks.portfolio.final import recorded_gross
+    from alphaloop.tasks.trade.finish import stress_population
 
-    cache = run.wd.read_stress()
-    for m in run.state.population:
-        key = str(m.iteration)
-        if key in cache.members and cache.members[key].matches(run.stress_paths, run.cost_bps, run.seed):
-            continue
-        record = run.wd.record(m.iteration)
-        cache.members[key] = StressResult.from_json(run_portfolio_stress(
-            run.wd.region(m.iteration), run.histories, sandbox, run.cost_bps, run.stress_paths, run.seed,
-            recorded_gross(record), run.task))
-    kept = {str(m.iteration) for m in run.state.population}
-    cache = StressCache({k: v for k, v in cache.members.items() if k in kept})
-    run.wd.write_stress(cache)
-    for m in run.state.population:
-        st = cache.members[str(m.iteration)]
-        if st.ok and st.scenarios:
-            worst = min(st.scenarios.items(), key=lambda kv: kv[1]["strategy"]["max_drawdown"]["p5"])
-            console.print(f"stress (synthetic panels from the validation split), iter {m.iteration}: worst scenario "
-                          f"{worst[0]}: 5th-percentile max drawdown {worst[1]['strategy']['max_drawdown']['p5']:.1%} "
-                          f"(equal-weight buy and hold {worst[1]['buy_hold']['max_drawdown']['p5']:.1%}); beat it on "
-                          f"{worst[1]['beat_buy_hold']:.0%} of paths")
-        else:
-            console.print(f"stress, iter {m.iteration}: failed ({rich(clip(st.reason, 300))})")
-    return cache
+    def stress_one(n: int, record: Any) -> dict:
+        return run_portfolio_stress(run.wd.region(n), run.histories, sandbox, run.cost_bps, run.stress_paths,
+                                    run.seed, recorded_gross(record), run.task)
+
+    def line(n: int, st: Any) -> str | None:
+        if not st.scenarios:
+            return None
+        name, worst = min(st.scenarios.items(), key=lambda kv: kv[1]["strategy"]["max_drawdown"]["p5"])
+        return (f"stress (synthetic panels from the validation split), iter {n}: worst scenario {name}: "
+                f"5th-percentile max drawdown {worst['strategy']['max_drawdown']['p5']:.1%} (equal-weight buy and "
+                f"hold {worst['buy_hold']['max_drawdown']['p5']:.1%}); beat it on {worst['beat_buy_hold']:.0%} of "
+                "paths")
+
+    return stress_population(run, stress_one, line)

@@ -56,9 +56,6 @@ class PortfolioTask(Task):
 
         return decode
 
-    def run_sandbox(self, box: Any, region: str, frames: Any, timeout_s: float) -> Any:
-        return box.run(region, list(frames), timeout_s=timeout_s, task=self.name)
-
     def check_outputs(self, t: Trial) -> Verdict | None:
         from alphaloop.tasks.portfolio.judge import check_weights
 

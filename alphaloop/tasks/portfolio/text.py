@@ -8,8 +8,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from alphaloop.evaluate.backtest import TRADING_DAYS
-from alphaloop.present.text import clip_end, clip_middle
-from alphaloop.propose.prompting import FIGURES_LIMIT, REASON_LIMIT
+from alphaloop.present.text import clip_middle
+from alphaloop.propose.prompting import FIGURES_LIMIT, UNCHANGED_TEXT, evidence_section
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
 MAX_LISTED = 12  # instruments listed one by one in a contributions line; beyond, the largest and smallest
@@ -57,11 +57,6 @@ def contributions_line(contributions: Sequence[float] | None, split: str = "val"
 
 TABLE_HEAD = ("| window | bars | years | sharpe | return | max_dd | gross | net | turnover | long | short | beta | "
               "corr | IR | EW B&H sharpe | EW B&H return | EW B&H max_dd |")
-UNCHANGED = ("**The latest change did not alter a single weight on validation**: it held exactly its parent's "
-             "validation weights (train and folds may differ), so its validation figures say nothing about the "
-             "idea. Change what the rule does on validation, not only how.")
-
-
 def _row(label: str, m: Mapping[str, float], periods_per_year: float) -> str:
     bars = m.get("bars")
     years = bars / periods_per_year if isinstance(bars, int | float) and periods_per_year > 0 else None
@@ -100,11 +95,7 @@ def figures_section(parent: Mapping | None, latest: Mapping | None, latest_label
                     periods_per_year: float = TRADING_DAYS) -> str:
     """The prompt's figures section: the parent's and the latest candidate's tables beside the equal-weight buy
     and hold and cash, why this parent, whether the latest change moved any weight, and the guards."""
-    parts = [f"Why this parent: {clip_end(reason, REASON_LIMIT)}" if reason else "",
-             figures_table("Parent", parent, periods_per_year),
-             figures_table(latest_label, latest, periods_per_year), UNCHANGED if unchanged else "", guards]
-    parts = [p for p in parts if p]
-    if not parts:
-        return ""
-    return ("### Figures on train, folds and validation (beside the equal-weight buy and hold and cash)\n\n"
-            + "\n\n".join(parts))
+    return evidence_section("beside the equal-weight buy and hold and cash", reason,
+                            (figures_table("Parent", parent, periods_per_year),
+                             figures_table(latest_label, latest, periods_per_year)),
+                            UNCHANGED_TEXT.format(one="weight", many="weights") if unchanged else "", guards)

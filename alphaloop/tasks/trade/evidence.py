@@ -32,8 +32,7 @@ def candidate_figures(record: IterationRecord | None,
     model's memory of what markets did in those years would be look-ahead)."""
     if record is None:
         return None
-    # harness words only: the candidate's own (names, messages) reach a prompt only in its latest-outcome block
-    status = "accepted" if record.accepted else f"rejected at {record.stage}: {harness_only(record.reason, 200)}"
+    status = outcome_status(record)
     scores = record.scores
     if not scores:
         return CandidateFigures(record.iteration, status=status)
@@ -60,12 +59,7 @@ def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: It
     come from the records alone, so a resume rebuilds the same prompt.
     """
     last = n - 1 if last is None else last
-    if latest is None or parent == last:
-        reason = building_on(parent, latest, grand) if latest is not None else None
-    else:
-        what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
-        reason = (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does "
-                  f"not stack changes on one line: iter {last} {what}")
+    reason = parent_reason(parent, latest, last, grand)
     unchanged = bool(latest and grand and latest.positions_sha256
                      and latest.positions_sha256 == grand.positions_sha256)
     guards = (GuardThreshold("min round trips on validation", limits.min_round_trips_per_year,
@@ -80,6 +74,23 @@ def evidence(n: int, parent: int, latest: IterationRecord | None, parent_rec: It
     return {"parent_figures": candidate_figures(parent_rec, periods_per_year),
             "latest_figures": candidate_figures(latest, periods_per_year) if last != parent else None,
             "parent_reason": reason, "unchanged_positions": unchanged, "guards": guards}
+
+
+def outcome_status(record: IterationRecord) -> str:
+    """"accepted", or where it was rejected and why, in the harness's words only: the candidate's own (names,
+    messages) reach a prompt only in its latest-outcome block."""
+    return "accepted" if record.accepted else f"rejected at {record.stage}: {harness_only(record.reason, 200)}"
+
+
+def parent_reason(parent: int, latest: IterationRecord | None, last: int,
+                  grand: IterationRecord | None = None) -> str | None:
+    """Why this parent: building on the latest candidate (and how it fared against its own parent), or
+    reverting to a member drawn at random after the latest did not enter the population; None before any."""
+    if latest is None or parent == last:
+        return building_on(parent, latest, grand) if latest is not None else None
+    what = ("was rejected at " + latest.stage) if not latest.accepted else "did not enter the population"
+    return (f"reverting to iter {parent}, a population member drawn at random (seeded) so the search does not "
+            f"stack changes on one line: iter {last} {what}")
 
 
 def building_on(parent: int, latest: IterationRecord, grand: IterationRecord | None) -> str:
@@ -121,10 +132,21 @@ def judge_diversity(key: str, ev: Any, histories: History | Sequence[History], v
     if better), buy and hold in disguise (kept out), or new (the top-K rule). For a universe the
     returns are the equal-weight portfolio's and buy and hold the equal-weight buy and hold.
     Returns the record's fields it decides."""
-    returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
     universe = [histories] if isinstance(histories, History) else list(histories)
-    disguise = buy_and_hold_in_disguise(returns, bh_returns(universe, "val"),
-                                        float(ev.scores.splits["val"]["exposure"]))
+    return admission(key, ev.scores.returns["val"], value, bh_returns(universe, "val"),
+                     float(ev.scores.splits["val"]["exposure"]), state)
+
+
+def admission(key: str, val_returns: Any, value: float, bh_val_returns: Any, exposure: float,
+              state: LoopState) -> dict[str, Any]:
+    """The record's admission fields for a candidate with validation returns ``val_returns`` (``key``: what it
+    holds on validation, ``exposure``: how much of it): a duplicate of a member's key, a near copy of a member's
+    returns (may only replace it, if better), buy and hold in disguise against ``bh_val_returns`` (kept out),
+    or new (the top-K rule on ``value``).
+
+    Why shared: every task that holds positions or weights is admitted by this one rule."""
+    returns = np.asarray(val_returns, dtype=np.float64)
+    disguise = buy_and_hold_in_disguise(returns, bh_val_returns, exposure)
     members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
                for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]
     verdict = novelty(key, returns, value, members, state.population_size)

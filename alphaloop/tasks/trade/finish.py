@@ -15,7 +15,7 @@ from alphaloop.evaluate.stress import stress_or_failure, stress_penalty
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.present.text import clip, rich
 from alphaloop.present.ui import console
-from alphaloop.run.records import CrossMarket, RunStats, StressCache, StressResult
+from alphaloop.run.records import CrossMarket, IterationRecord, RunStats, StressCache, StressResult
 from alphaloop.run.trials import accepted_with_returns, run_trials, trial_columns
 from sandbox.runner import Sandbox
 
@@ -73,27 +73,46 @@ def write_statistics(run: FinishInputs) -> RunStats | None:
 
 def run_population_stress(run: FinishInputs, sandbox: Sandbox) -> StressCache:
     """Stress every population member once (cached in the workdir across runs and resumes)."""
+
+    def stress_one(n: int, record: IterationRecord) -> dict:
+        return stress_or_failure(run.wd.region(n), run.histories[0], sandbox, run.cost_bps, run.stress_paths,
+                                 run.seed)
+
+    def line(n: int, st: StressResult) -> str:
+        return (f"stress (synthetic paths from the validation split), iter {n}: "
+                f"worst scenario's 5th-percentile max drawdown {stress_penalty(st.to_json()):.1%}")
+
+    return stress_population(run, stress_one, line)
+
+
+def stress_population(run: FinishInputs, stress_one: Callable[[int, IterationRecord], dict],
+                      line: Callable[[int, StressResult], str | None]) -> StressCache:
+    """Every population member's stress result, each suite run once: a result cached in ``stress.json`` or
+    recorded by the loop (``--stress-select``) with the run's paths, costs and seed is kept, the others come
+    from ``stress_one(iteration, record)``; members that left the population drop out of the cache. Prints
+    ``line`` of each member's result, or its failure where the result failed (or ``line`` gives None).
+
+    Why shared: every task that stresses its population caches, prunes and reports it alike; only the suite
+    and the words of its summary differ."""
     cache = run.wd.read_stress()
     for m in run.state.population:
         key = str(m.iteration)
         if key in cache.members and cache.members[key].matches(run.stress_paths, run.cost_bps, run.seed):
             continue
-        recorded = run.wd.record(m.iteration).stress
+        record = run.wd.record(m.iteration)
+        recorded = record.stress
         if recorded is not None and recorded.ok and recorded.matches(run.stress_paths, run.cost_bps, run.seed):
             cache.members[key] = recorded
         else:
-            cache.members[key] = StressResult.from_json(stress_or_failure(
-                run.wd.region(m.iteration), run.histories[0], sandbox, run.cost_bps, run.stress_paths, run.seed))
+            cache.members[key] = StressResult.from_json(stress_one(m.iteration, record))
     kept = {str(m.iteration) for m in run.state.population}
     cache = StressCache({k: v for k, v in cache.members.items() if k in kept})
     run.wd.write_stress(cache)
     for m in run.state.population:
         st = cache.members[str(m.iteration)]
-        if st.ok:
-            console.print(f"stress (synthetic paths from the validation split), iter {m.iteration}: "
-                          f"worst scenario's 5th-percentile max drawdown {stress_penalty(st.to_json()):.1%}")
-        else:
-            console.print(f"stress, iter {m.iteration}: failed ({rich(clip(st.reason, 300))})")
+        said = line(m.iteration, st) if st.ok else None
+        console.print(said if said is not None else
+                      f"stress, iter {m.iteration}: failed ({rich(clip(st.reason, 300))})")
     return cache
 
 
