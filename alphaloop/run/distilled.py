@@ -114,7 +114,7 @@ class Distilled:
             out.append("- Best so far: no candidate has entered the population yet.")
         else:
             b = self.best
-            vs = (f" against buy and hold {b['bh']:.3f} (equal weight on several instruments), "
+            vs = (f" against buy and hold {b['bh']:.3f} (the equal-weight one when there are several instruments), "
                   f"{abs(b['val'] - b['bh']):.3f} "
                   f"{'above' if b['val'] > b['bh'] else 'below'} it" if b.get("bh") is not None else "")
             out.append(f"- Best so far: iter {b['iteration']}, val {m} {b['val']:.3f}{vs} (validation split).")

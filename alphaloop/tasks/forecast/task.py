@@ -95,14 +95,9 @@ class ForecastTask(Task):
         return forecast_fields(ev.scores, np.concatenate(ev.outputs), state)
 
     def grading_view(self, split: dict | None) -> dict[str, float] | None:
-        """As every figure here, ``rps_skill`` is graded on its mean over horizons: the prompt's table heads
-        the per-horizon column ``rps_skill``, and models name it so (``Expect: rps_skill up 0.008``)."""
         from alphaloop.tasks.forecast.rows import scalar_view
 
-        view = scalar_view(split)
-        if view is not None and "rps_skill_mean" in view:
-            view["rps_skill"] = view["rps_skill_mean"]
-        return view
+        return scalar_view(split)
 
     def beside_benchmark(self, split: dict | None, metric: str) -> str:
         rolled = (split or {}).get("rps_skill_rolling_mean")  # climatology's skill is 0 by construction
