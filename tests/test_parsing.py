@@ -147,6 +147,8 @@ def test_prose_only_reply_is_a_proposal_with_an_error() -> None:
     assert p.region is None
     assert p.error == NO_CODE
     assert p.hypothesis == "trends persist."
+    # a model that asked a question ("what are the costs applied to?") is told nobody answers it
+    assert "nobody reads questions or plans: every reply must hold the complete region" in NO_CODE
 
 
 def test_bare_code_without_fences_is_accepted() -> None:

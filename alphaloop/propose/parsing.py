@@ -17,7 +17,8 @@ from alphaloop.present.text import clip_end
 from alphaloop.propose.base import REPLY_LIMIT, Expectation, Proposal
 from sandbox.gate_ast import is_literal
 
-NO_CODE = "no python code block in the reply"
+NO_CODE = ("no python code block in the reply defining both functions (nobody reads questions or plans: "
+           "every reply must hold the complete region)")  # a model asked what costs apply to, and waited
 RAW_LIMIT = 20_000  # characters of the reply kept on Proposal.raw (to_json bounds it further; .reply keeps it all)
 # the second function of --task trade, forecast and portfolio: a reply defining generate_features and one of them
 CONTRACT = ("generate_features", "strategy_logic", "forecast", "allocate")
