@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from sandbox import wire
+from sandbox.gate_text import redact_paths
 from sandbox.launch import Launch, Settings, take_early
 from sandbox.launch import frames_at_once as default_frames_at_once
 from sandbox.mounts import (  # noqa: F401  (PROJECT_ROOT, WORKER_ENV, bwrap_status: re-exported)
@@ -92,6 +93,11 @@ class RunOutcome:
     log: str
     seconds: float
     worker_fault: bool = False  # the worker itself died or could not restart: not the candidate's doing
+
+    def __post_init__(self) -> None:
+        """Every outcome's reason names no host path (``gate_text.redact_paths``), whoever made it: it reaches the
+        record, the prompt and the report, and a candidate must not learn from it which files exist."""
+        self.reason = redact_paths(self.reason)
 
     @property
     def ok(self) -> bool:

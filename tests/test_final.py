@@ -146,3 +146,20 @@ def test_final_judges_with_the_budget_the_run_recorded(workdir: Path, frozen_dat
     assert run_final(workdir, frozen_data, 3, 2.0, sandbox=Recording()) == 0
     capsys.readouterr()
     assert given and all(t is not None and t <= 7.5 for t in given)
+
+
+def test_a_second_reading_is_warned_about_in_each_tasks_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every task's final warns alike when the test split was read before (the trade task lists the readings)."""
+    from types import SimpleNamespace
+
+    from alphaloop.present.ui import warn_read_before
+
+    before = [SimpleNamespace(time="2026-12-01T01:02:03+00:00", iteration=3)]
+    warn_read_before([], Path("run"), "portfolio")
+    assert capsys.readouterr().err == ""
+    for candidate, listed in (("strategy", True), ("forecaster", False), ("portfolio", False)):
+        warn_read_before(before, Path("run"), candidate, list_earlier=listed)
+        err = " ".join(capsys.readouterr().err.replace("│", " ").split())  # the panel's text, unwrapped
+        assert "THE TEST SPLIT HAS BEEN READ BEFORE" in err and "reading number 2 of the test split in run" in err
+        assert f"choose or change a {candidate} turns the test split into one more validation split" in err
+        assert ("Earlier readings: 2026-12-01T01:02:03+00:00 iteration 3." in err) is listed

@@ -115,3 +115,28 @@ def test_rejection_text_names_no_host_path() -> None:
     assert ev.stage == "sandbox" and "/etc" not in ev.reason and "/work" not in ev.reason, ev.reason
     assert "Invalid TZif file <path>" in ev.reason
     assert redact_paths("tz Europe/Paris, 1/2") == "tz Europe/Paris, 1/2"
+    assert "/etc" not in str(ev.details["sandbox"]), "nor does the record's copy of the runner's outcome"
+
+
+def test_a_failed_probe_run_names_no_host_path() -> None:
+    """The full run passes, the run of the probes fails quoting files: the probes' reason and details name none."""
+    from alphaloop.evaluate.pipeline import PROBES_FAILED, EvalContext, evaluate
+    from alphaloop.evaluate.scoring import History
+    from alphaloop.tasks import get_task
+    from sandbox.runner import RunOutcome
+    from tests.conftest import InProcessSandbox
+    from tests.test_sandbox_support import make_ohlcv
+
+    class TalkativeProbes(InProcessSandbox):
+        def run(self, region, frames, timeout_s=None, task=None):
+            if self.calls:  # the probes' run, after the full run
+                return RunOutcome("exception", "frame 3: OSError: cannot open /home/user/secret.csv", None, "", 0.01)
+            return super().run(region, frames, timeout_s, task)
+
+    frame = make_ohlcv(300, seed=1)
+    history = History.from_splits({"train": frame.iloc[:200], "val": frame.iloc[200:]})
+    sma = region("df[\"f\"] = df[\"Close\"].rolling(5).mean()", "return 1 if row[\"Close\"] > row[\"f\"] else 0")
+    ev = evaluate(sma, EvalContext(histories=(history,), sandbox=TalkativeProbes(), task=get_task("trade")))
+    assert ev.stage == "lookahead" and ev.reason.startswith(PROBES_FAILED), ev.reason
+    assert "/home" not in ev.reason and "cannot open <path>" in ev.reason
+    assert "/home" not in str(ev.details["lookahead"])

@@ -86,3 +86,32 @@ def allocate(day):
     for seed in range(12):
         assert any(panel_leak(frames, full, p, run_frame(namespace(region), p.frames))
                    for p in panel_probes(frames, seed)), (name, seed)
+
+
+@pytest.mark.parametrize("failing", [2, 3])
+def test_a_probe_run_that_cannot_complete_rejects_at_lookahead_with_its_outcome(failing: int) -> None:
+    """The full run works but the look-ahead probes' run (2) or the invariance probes' run (3) fails: the candidate
+    is rejected at look-ahead, saying the probes could not run and why, with that run's outcome and the budget."""
+    from alphaloop.evaluate.pipeline import PROBES_FAILED, EvalContext, evaluate
+    from alphaloop.tasks import get_task
+    from alphaloop.tasks.portfolio.outputs import decode
+    from sandbox.runner import RunOutcome
+    from tests.portfolio_support import split_frames
+
+    class FailsOnce:
+        calls, timeout_s = 0, 60.0
+
+        def run(self, region: str, frames: list, timeout_s: float | None = None, task: str | None = None):
+            self.calls += 1
+            if self.calls == failing:
+                return RunOutcome("exception", "ValueError: boom", None, "a log", 0.25)
+            results = [decode(run_frame(namespace(region), tuple(p)), tuple(p)) for p in frames]
+            return RunOutcome("ok", "", results, "", 0.01)
+
+    histories = split_frames(universe_frames(n=3, days=500, seed=4))
+    ev = evaluate(MOMENTUM, EvalContext(histories=histories, sandbox=FailsOnce(), task=get_task("portfolio")))
+    assert (ev.accepted, ev.stage, ev.reason) == (False, "lookahead", PROBES_FAILED + "exception: ValueError: boom")
+    details = ev.details["lookahead"]
+    run = details["run" if failing == 2 else "invariance_run"]
+    assert (run["status"], run["reason"], run["log"]) == ("exception", "ValueError: boom", "a log")
+    assert set(details["spent_s"]) >= {"full run", "probes"}

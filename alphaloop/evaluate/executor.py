@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +59,7 @@ def evaluate_task(region: str, histories: EvalData, sandbox: Any, settings: Eval
     """The task both executors run: the pipeline, then (with --stress-select) the stress suite.
 
     Every instrument is scored; the stress suite runs on the first instrument."""
-    ctx = EvalContext(histories=tuple(histories), sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
+    ctx = EvalContext(histories=histories, sandbox=sandbox, task=get_task(settings.task), metric=settings.metric,
                       folds=settings.folds, cost_bps=settings.cost_bps, eval_timeout_s=settings.eval_timeout_s,
                       max_gross=settings.max_gross, probe_nonce=settings.probe_nonce)
     ev = evaluate(region, ctx)
@@ -104,6 +103,28 @@ def retry_once_lost(region: str, run: Callable[[], TaskResult | Lost], replace: 
     return retry_once(run, lambda r: r.reason if isinstance(r, Lost) else None, replace, give_up)
 
 
+class _Counts:
+    """What both executors count for the live panel: evaluations running, workers replaced, candidates lost twice."""
+
+    name = ""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = int(workers)
+        self._lock = threading.Lock()
+        self.busy = 0
+        self.replaced = 0
+        self.faults = 0
+
+    def _count_fault(self) -> None:
+        with self._lock:
+            self.faults += 1
+
+    def _counts(self) -> dict[str, Any]:
+        with self._lock:
+            return {"executor": self.name, "workers": self.workers, "busy": self.busy, "tasks_running": self.busy,
+                    "replaced": self.replaced, "faults": self.faults}
+
+
 _PROCESS: dict[str, Any] = {}  # in an evaluation process: its data, settings and one-worker sandbox pool
 
 
@@ -123,7 +144,7 @@ def _process_evaluate(region: str) -> TaskResult:
     return evaluate_task(region, _PROCESS["histories"], _PROCESS["pool"], _PROCESS["settings"])
 
 
-class LocalExecutor:
+class LocalExecutor(_Counts):
     """Evaluation on this machine with ``workers`` warm sandboxes.
 
     With one worker, in this process (the serial loop as it always ran). With more, each worker is
@@ -139,15 +160,12 @@ class LocalExecutor:
                  processes: bool | None = None) -> None:
         from alphaloop.evaluate.sandboxed import open_pool
 
-        self.histories, self.settings, self.workers = histories, settings, int(workers)
+        super().__init__(workers)
+        self.histories, self.settings = histories, settings
         self.processes = self.workers > 1 and pool is None if processes is None else processes
         self.pool = None if self.processes else (
             pool if pool is not None else open_pool(self.workers, tasks=(settings.task,)))
         self._procs: Any = None
-        self._lock = threading.Lock()
-        self.busy = 0
-        self.replaced = 0
-        self.faults = 0
         if self.processes:
             self._start_processes()
             self._isolation = self._procs.submit(_process_describe).result()
@@ -196,10 +214,6 @@ class LocalExecutor:
 
         return retry_once_lost(region, run, replace, "the evaluation process", self._count_fault)
 
-    def _count_fault(self) -> None:
-        with self._lock:
-            self.faults += 1
-
     def describe(self) -> str:
         if not self.processes:
             return self.pool.describe()
@@ -208,9 +222,7 @@ class LocalExecutor:
     def stats(self) -> dict[str, Any]:
         if not self.processes:
             return {"executor": self.name, **self.pool.stats(), "tasks_running": self.busy}
-        with self._lock:
-            return {"executor": self.name, "workers": self.workers, "busy": self.busy, "tasks_running": self.busy,
-                    "replaced": self.replaced, "faults": self.faults}
+        return self._counts()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -241,7 +253,7 @@ class _EvalActor:
         return evaluate_task(region, self.histories, self.sandbox, self.settings)
 
 
-class RayExecutor:
+class RayExecutor(_Counts):
     """Evaluation on a Ray cluster: ``ray.init()`` starts a local one unless one is running or ``address`` is given."""
 
     name = "ray"
@@ -252,8 +264,9 @@ class RayExecutor:
             import ray
         except ImportError as exc:
             raise RuntimeError("--executor ray needs Ray: pip install -e '.[ray]'") from exc
+        super().__init__(workers)
         self.ray = ray
-        self.settings, self.workers = settings, int(workers)
+        self.settings = settings
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -264,11 +277,6 @@ class RayExecutor:
         self._idle: queue.Queue[Any] = queue.Queue()
         for actor in self.actors:
             self._idle.put(actor)
-        self._lock = threading.Lock()
-        self.busy = 0
-        self.replaced = 0
-        self.faults = 0
-        self.task_seconds: list[float] = []
 
     def _new_actor(self) -> Any:
         return self._actor_class.remote(self.history_ref, self.settings)
@@ -278,7 +286,6 @@ class RayExecutor:
         actor = self._idle.get()
         with self._lock:
             self.busy += 1
-        started = time.perf_counter()
         held = [actor]
 
         def run() -> TaskResult | Lost:
@@ -291,19 +298,11 @@ class RayExecutor:
             held[0] = self._replace(lost.what)
 
         try:
-            result = retry_once_lost(region, run, replace, "the Ray worker", self._count_fault)
-            if not result.evaluation.details.get("sandbox_fault"):
-                with self._lock:
-                    self.task_seconds.append(time.perf_counter() - started)
-            return result
+            return retry_once_lost(region, run, replace, "the Ray worker", self._count_fault)
         finally:
             with self._lock:
                 self.busy -= 1
             self._idle.put(held[0])
-
-    def _count_fault(self) -> None:
-        with self._lock:
-            self.faults += 1
 
     def _replace(self, dead: Any) -> Any:
         self.ray.kill(dead, no_restart=True)
@@ -318,9 +317,7 @@ class RayExecutor:
         return f"{self._isolation}; {self.workers} Ray actors on {nodes} node(s)"
 
     def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {"executor": self.name, "workers": self.workers, "busy": self.busy, "tasks_running": self.busy,
-                    "replaced": self.replaced, "faults": self.faults}
+        return self._counts()
 
     def close(self) -> None:
         for actor in self.actors:

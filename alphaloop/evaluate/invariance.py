@@ -257,6 +257,14 @@ def relabel_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLik
             f"compare prices with each other (returns, ratios, moving averages), not with fixed numbers")
 
 
+def paired(diff: np.ndarray, rows: np.ndarray, lag: int) -> int:
+    """How many of the changed ``rows`` (``diff``'s true rows) have another change exactly ``lag`` bars before
+    or after."""
+    marked = np.zeros(diff.size + 2 * lag, dtype=bool)
+    marked[lag: lag + diff.size] = diff
+    return int((marked[rows] | marked[rows + 2 * lag]).sum())
+
+
 def pattern(diff: np.ndarray) -> tuple[float, int]:
     """The largest share of changed bars with another change exactly L bars before or after, over
     L = 1 .. ``PATTERN_LAGS``, and that L: runs (L = 1), periods (row % k) and steps at a row number
@@ -266,9 +274,7 @@ def pattern(diff: np.ndarray) -> tuple[float, int]:
     for lag in range(1, PATTERN_LAGS + 1):
         if rows.size < 2:
             break
-        marked = np.zeros(diff.size + 2 * lag, dtype=bool)
-        marked[lag: lag + diff.size] = diff
-        share = float((marked[rows] | marked[rows + 2 * lag]).mean())
+        share = paired(diff, rows, lag) / rows.size
         if share > best:
             best, at = share, lag
     return best, at
@@ -301,19 +307,17 @@ def position_dependence(full: FrameLike, probe: InvarianceProbe, result: FrameLi
         return None
     rows = np.flatnonzero(diff)
     step = abs(probe.offset)
-    marked = np.zeros(diff.size + 2 * step, dtype=bool)
-    marked[step: step + diff.size] = diff
-    paired = int((marked[rows] | marked[rows + 2 * step]).sum())  # a change `step` bars before or after
+    moved = paired(diff, rows, step)  # the changes that reappear where the rows moved to
     share, lag = pattern(diff)
     patterned = rows.size >= PATTERN_MIN and share >= PATTERN_SHARE
-    if paired < max(2, (rows.size + 1) // 2) and not patterned:
+    if moved < max(2, (rows.size + 1) // 2) and not patterned:
         return None
     row = first + int(rows[0])
     how = (f"{probe.offset} earlier bars are prepended to the history" if probe.kind == "prepend"
            else f"the first {probe.start} rows are removed")
     if what == "forecasts":
         how += f", by more than a converging frequency moves ({FORECAST_SLACK:g} x {step} / the bars before)"
-    shape = (f"{paired} of them reappear {step} bars away, where the rows moved" if not patterned
+    shape = (f"{moved} of them reappear {step} bars away, where the rows moved" if not patterned
              else f"in a pattern: {share:.0%} of them have another change {lag} bar(s) away")
     return (f"{what} depend on row positions, not on prices: on {rows.size} of {diff.size} shared bar(s) after the "
             f"warm-up (first {index[row].date()}) the same bars get different {what} when {how} ({shape}); compute "

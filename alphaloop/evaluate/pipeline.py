@@ -312,7 +312,7 @@ def run_sandbox(t: Trial) -> Verdict:
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
     if not outcome.ok:
-        reason = redact_paths(frame_reason(outcome.reason, len(t.ctx.histories)))  # never a host path
+        reason = frame_reason(outcome.reason, len(t.ctx.histories))  # the outcome's reason names no host path
         return Verdict(False, f"{outcome.status}: {reason}", _outcome_json(outcome))
     t.fulls, t.full_seconds = list(outcome.results[0]), float(outcome.seconds)
     checked = t.ctx.task.check_outputs(t)
@@ -366,7 +366,7 @@ def lookahead(t: Trial) -> Verdict:
     if probe_run is None or not probe_run.ok:
         info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-        why = redact_paths(fault or f"{probe_run.status}: {probe_run.reason}")
+        why = fault or f"{probe_run.status}: {probe_run.reason}"
         return Verdict(False, why if spent else PROBES_FAILED + why, info)
     info["run"] = _outcome_json(probe_run)
     leak, leak_at, fault, spent = _judge_probes(t.ctx.sandbox, t.region, instruments, list(probe_run.results),
@@ -374,7 +374,7 @@ def lookahead(t: Trial) -> Verdict:
     info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
     if fault:
         info["leak"] = None
-        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + redact_paths(fault), info)
+        return Verdict(False, fault if spent or fault == UNSEEDED else PROBES_FAILED + fault, info)
     if leak is not None:
         info["leak"] = {"column": leak.column, "date": leak.date, "probe": leak.probe.describe(),
                         "differing_rows": leak.differing_rows}

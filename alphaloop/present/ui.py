@@ -7,6 +7,8 @@ line holds markup, so neither an escape sequence nor ``[bold]`` in a name reache
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console, RenderableType
@@ -16,7 +18,7 @@ from alphaloop.present.text import clip, fmt, rich, safe
 
 if TYPE_CHECKING:
     from alphaloop.run.learnings import Learnings
-    from alphaloop.run.records import IterationRecord
+    from alphaloop.run.records import IterationRecord, TestReading
     from alphaloop.run.state import LoopState
 
 console = Console(soft_wrap=True)
@@ -37,6 +39,21 @@ def warn_loudly(title: str, body: str) -> None:
     """A warning nobody can miss (offline data, offline proposer, weak isolation), on stderr."""
     console_err.print(Panel(rich(body, keep="\n"), title=f"[bold]{rich(title)}[/]", border_style="bold yellow",
                             expand=False))
+
+
+def warn_read_before(before: Sequence[TestReading], root: Path, candidate: str, list_earlier: bool = False) -> None:
+    """The loud warning that this workdir's test split was read before (``before``: its earlier readings),
+    naming what was chosen by it (``candidate``: "strategy", "portfolio"...); silent on a first reading.
+
+    Why: each reading used to choose or change a candidate turns the test split into one more validation split."""
+    if not before:
+        return
+    earlier = ("Earlier readings: " + "; ".join(f"{r.time} iteration {r.iteration}" for r in before) + ".\n"
+               if list_earlier else "")
+    warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
+                f"This is reading number {len(before) + 1} of the test split in {root}.\n{earlier}"
+                f"Each reading used to choose or change a {candidate} turns the test split into one more "
+                "validation split;\nthe figures below are no longer an unbiased estimate.")
 
 
 def limits_text(cfg: Any) -> str:

@@ -11,26 +11,21 @@ terciles, and the figures pool over all instruments' days; the CSV holds instrum
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from alphaloop.commands.inputs import FinalInputs
-from alphaloop.data.frozen import manifest_digest
+from alphaloop.commands.reading import reading_fields, record_rejected
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
 from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import test_minus_validation
-from alphaloop.present.ui import console, warn_loudly
+from alphaloop.present.ui import console, warn_read_before
 from alphaloop.present.verdict import isolation_line, stage_lines
-from alphaloop.run.records import IterationRecord, TestReading
+from alphaloop.run.records import TestReading
 from alphaloop.run.store import finite
-from alphaloop.run.workdir import Workdir
 from alphaloop.tasks.forecast.buckets import BucketScheme
 from alphaloop.tasks.forecast.daybyday import forecast_frame, to_csv
 from alphaloop.tasks.forecast.pool import score_forecast_universe
@@ -38,50 +33,35 @@ from alphaloop.tasks.forecast.scores import SELECTION_METRIC
 from alphaloop.tasks.forecast.stats import forecast_statistics, format_forecast_statistics
 from alphaloop.tasks.forecast.text import cut_points_line, forecast_table
 
-if TYPE_CHECKING:
-    from alphaloop.tasks.protocol import Task
-    from sandbox.runner import Sandbox
-
 OLD_RUN_BUDGET_S = 180.0  # the budget for a run that did not record its --eval-timeout (written before it was kept)
 
 
 def final_reading(inputs: FinalInputs) -> int:
     """The forecast task's reading of the test split, logged like a trade reading."""
-    wd, it = inputs.wd, inputs.iteration
-    before = wd.test_readings()
-    if before:
-        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
-                    f"This is reading number {len(before) + 1} of the test split in {wd.root}.\n"
-                    "Each reading used to choose or change a forecaster turns the test split into one more "
-                    "validation split;\nthe figures below are no longer an unbiased estimate.")
-    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it, "file": str(inputs.file),
-             "sha256": hashlib.sha256(inputs.raw).hexdigest(), "data_digest": manifest_digest(inputs.manifest),
-             "earlier_readings": len(before)}
-    label = f"iteration {it}" if it is not None else "iteration unknown"
+    before = inputs.wd.test_readings()
+    warn_read_before(before, inputs.wd.root, "forecaster")
+    label = f"iteration {inputs.iteration}" if inputs.iteration is not None else "iteration unknown"
     histories = tuple(instrument_histories(inputs.universe, ("train", "val", "test")))
-    return final_forecast(wd, entry, inputs.region, label, inputs.record, histories, inputs.sandbox, inputs.task,
-                          inputs.refresh)
+    return final_forecast(inputs, len(before), label, histories)
 
 
-def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: IterationRecord | None,
-                   histories: tuple[History, ...], box: Sandbox, task: Task, refresh: Callable[[Workdir], None]) -> int:
-    """Score the forecaster on the test split once; print, record the reading, write the CSV."""
+def final_forecast(inputs: FinalInputs, earlier: int, label: str, histories: tuple[History, ...]) -> int:
+    """Score the forecaster on the test split once (``earlier`` readings came before); print, record the
+    reading, write the CSV."""
+    wd, record, box = inputs.wd, inputs.record, inputs.sandbox
     history = histories[0]
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
     test_dates = history.frame.index[history.windows["test"]]
-    console.print(f"final: {entry['file']} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
+    console.print(f"final: {inputs.file} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else OLD_RUN_BUDGET_S
-    ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=task, eval_timeout_s=budget,
-                                      probe_window="test"))
-    entry = {**entry, "metric": SELECTION_METRIC, "cost_bps": None, "stage": ev.stage}
+    ev = evaluate(inputs.region, EvalContext(histories=histories, sandbox=box, task=inputs.task, eval_timeout_s=budget,
+                                             probe_window="test"))
+    entry = reading_fields(inputs, earlier, ev.stage, SELECTION_METRIC, None)
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if not ev.accepted or not ev.outputs:
-        wd.append_reading(TestReading(**entry, status="rejected", reason=ev.reason))
-        console.print(f"[bold red]final: the forecaster was rejected at {ev.stage}; no test figures shown[/]")
-        refresh(wd)
-        return 1
+        return record_rejected(inputs, entry, ev, "forecaster")
     train_close = history.frame["Close"].to_numpy(dtype=np.float64)[history.windows["train"]]
     scheme = BucketScheme.from_train(train_close)
     scores = score_forecast_universe(histories, list(ev.outputs), splits=("train", "val", "test"))
@@ -110,12 +90,11 @@ def final_forecast(wd: Workdir, entry: dict, region: str, label: str, record: It
         "climatology_test_metric": 0.0, "climatology_val_metric": 0.0,
         "beat_climatology_test": bool(t is not None and t > 0), "test_minus_validation": delta,
         "spa_test": {"climatology": stats["spa_pvalues"], "rolling_climatology": stats.get("spa_rolling_pvalues")}})))
-    before = int(entry.get("earlier_readings") or 0)
-    console.print(f"recorded in {wd.readings} (reading number {before + 1})", highlight=False, soft_wrap=True)
-    refresh(wd)
+    console.print(f"recorded in {wd.readings} (reading number {earlier + 1})", highlight=False, soft_wrap=True)
+    inputs.refresh(wd)
     sys.stdout.flush()
     print(json.dumps(finite({"iteration": entry["iteration"], "metric": SELECTION_METRIC, "test": test,
                              "val_metric": v, "climatology_test_metric": 0.0, "beat_climatology_test": bool(
                                  t is not None and t > 0), "test_minus_validation": delta,
-                             "spa_test": stats["spa_pvalues"], "readings": before + 1}), sort_keys=True))
+                             "spa_test": stats["spa_pvalues"], "readings": earlier + 1}), sort_keys=True))
     return 0

@@ -18,8 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from alphaloop.present.report.charts import date_axis, figure_html, style_axes
-from alphaloop.present.report.html import esc, note
-from alphaloop.present.report.html import section as card
+from alphaloop.present.report.html import esc, note, section
 from alphaloop.present.report.html import table as html_table
 from alphaloop.present.report.markdown import markdown_html
 from alphaloop.present.report.style import CSS
@@ -58,14 +57,6 @@ def table(headers: list[str], rows: list[list[str]], left: int = -1) -> str:
     return html_table(headers, body, "compact")
 
 
-def figure(fig: Figure, alt: str, caption: str) -> str:
-    return figure_html(fig, alt, caption)
-
-
-def section(sid: str, title: str, body: str, lead: str = "") -> str:
-    return card(sid, title, body, lead)
-
-
 def skill_chart(records: list[IterationRecord]) -> str:
     """Validation and train mean RPS skill per iteration, climatology's 0 as the line to beat."""
     fig = Figure(figsize=(10, 3.4))
@@ -83,8 +74,8 @@ def skill_chart(records: list[IterationRecord]) -> str:
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     style_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.8, top=0.95, bottom=0.15)
-    return figure(fig, "skill over iterations", "mean RPS skill over horizons 1, 3, 5, 10 per iteration: validation "
-                  "(selection) and train, climatology = 0; rejected candidates marked at 0")
+    return figure_html(fig, "skill over iterations", "mean RPS skill over horizons 1, 3, 5, 10 per iteration: "
+                       "validation (selection) and train, climatology = 0; rejected candidates marked at 0")
 
 
 def population_table(records: list[IterationRecord], population: list[int]) -> str:
@@ -156,9 +147,9 @@ def reliability_chart(days: pd.DataFrame, split: str) -> str:
             ax.set_ylabel("observed frequency", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
-    return figure(fig, f"reliability diagrams, {split}", f"reliability per horizon on the {split} split: each "
-                  f"bucket's probability pooled in {RELIABILITY_BINS} bins (marker size = count) against how often "
-                  "that bucket happened; the diagonal is perfect calibration")
+    return figure_html(fig, f"reliability diagrams, {split}", f"reliability per horizon on the {split} split: "
+                       f"each bucket's probability pooled in {RELIABILITY_BINS} bins (marker size = count) against how "
+                       "often that bucket happened; the diagonal is perfect calibration")
 
 
 def grades_chart(days: pd.DataFrame, split: str) -> str:
@@ -174,7 +165,7 @@ def grades_chart(days: pd.DataFrame, split: str) -> str:
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, never over a bar
     style_axes(ax)
     fig.subplots_adjust(left=0.1, right=0.68, top=0.95, bottom=0.16)
-    return figure(fig, f"grades, {split}", f"episode grades per horizon on the {split} split")
+    return figure_html(fig, f"grades, {split}", f"episode grades per horizon on the {split} split")
 
 
 def actual_vs_predicted(days: pd.DataFrame, split: str) -> str:
@@ -211,9 +202,9 @@ def actual_vs_predicted(days: pd.DataFrame, split: str) -> str:
         ax.tick_params(labelsize=7, labelbottom=ax is axes[-1])
     date_axis(axes[-1])
     fig.subplots_adjust(left=0.07, right=0.84, top=0.98, bottom=0.06, hspace=0.25)
-    return figure(fig, f"actual against predicted, {split}", f"{split} split: the close; for h=1 and h=10 the "
-                  "forecast probabilities of an up and a down move (grey: one third), and under each the realised "
-                  "h-bar return of every day coloured by its bucket, dotted lines at the cut points")
+    return figure_html(fig, f"actual against predicted, {split}", f"{split} split: the close; for h=1 and h=10 the "
+                       "forecast probabilities of an up and a down move (grey: one third), and under each the realised "
+                       "h-bar return of every day coloured by its bucket, dotted lines at the cut points")
 
 
 def extremes_table(days: pd.DataFrame) -> str:

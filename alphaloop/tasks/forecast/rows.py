@@ -13,6 +13,7 @@ from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.tasks.forecast.scores import GRADES, SELECTION_METRIC
 from alphaloop.tasks.forecast.task import BASELINE
+from alphaloop.tasks.trade.rows import row_start
 
 FORECAST_METRIC = SELECTION_METRIC
 
@@ -57,11 +58,9 @@ def tsv_cells(val: dict | None, train: dict | None) -> str:
 
 def tsv_row(record: IterationRecord) -> str:
     """One results.tsv line of a forecast record (derived from the record alone, so replays match)."""
-    parent = "" if record.parent is None else str(record.parent)
-    status = record.status + ("+top" if record.in_population else "")
     cells = tsv_cells(record.split("val"), record.split("train"))
     what = describe(record, baseline=BASELINE).replace(chr(9), " ")
-    return f"{record.iteration}\t{parent}\t{status}\t{record.stage}\t{cells}\t{what}\n"
+    return f"{row_start(record)}\t{cells}\t{what}\n"
 
 
 def figures_note(val: dict) -> str:

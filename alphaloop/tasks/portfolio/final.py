@@ -9,18 +9,17 @@ against their own equal-weight buy and hold. Every reading is appended to ``test
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from alphaloop.commands.reading import reading_fields, record_rejected
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import test_minus_validation
-from alphaloop.present.ui import console, warn_loudly
+from alphaloop.present.ui import console, warn_read_before
 from alphaloop.run.store import finite
 from alphaloop.tasks.portfolio.contract import DEFAULT_MAX_GROSS
 from alphaloop.tasks.portfolio.scoring import PortfolioScores
@@ -78,7 +77,6 @@ def holdout_scores(region: str, held: Any, inputs: Any) -> dict | None:
 def final_reading(inputs: Any) -> int:
     """Score the allocation on the test split once, print it beside validation and both benchmarks, then the
     held-out instruments; record the reading; print final's JSON (``test`` with ``bh_sharpe`` beside ``sharpe``)."""
-    from alphaloop.data.frozen import manifest_digest
     from alphaloop.present.verdict import isolation_line, stage_lines
     from alphaloop.run.records import TestReading
 
@@ -91,24 +89,15 @@ def final_reading(inputs: Any) -> int:
     _say(f"final: {inputs.file} ({label}), portfolio of {len(histories)} instrument(s), metric {metric}, costs "
          f"{inputs.cost_bps:g} bp; test split {first.frame.index[first.windows['test']][0].date()}.."
          f"{first.frame.index[first.windows['test']][-1].date()}")
-    if before:
-        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
-                    f"This is reading number {len(before) + 1} of the test split in {wd.root}.\n"
-                    "Each reading used to choose or change a portfolio turns the test split into one more "
-                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    warn_read_before(before, wd.root, "portfolio")
     ev = evaluate(region, EvalContext(histories=histories, sandbox=inputs.sandbox, task=inputs.task, metric=metric,
                                       cost_bps=inputs.cost_bps, max_gross=recorded_gross(record), probe_window="test",
                                       eval_timeout_s=budget(record)))
-    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it, "file": str(inputs.file),
-             "sha256": hashlib.sha256(inputs.raw).hexdigest(), "metric": metric, "cost_bps": inputs.cost_bps,
-             "data_digest": manifest_digest(inputs.manifest), "earlier_readings": len(before), "stage": ev.stage}
+    entry = reading_fields(inputs, len(before), ev.stage, metric, inputs.cost_bps)
     for line in stage_lines(ev):
         _say(line)
     if not ev.accepted or not isinstance(ev.scores, PortfolioScores):
-        wd.append_reading(TestReading(**entry, status="rejected", reason=ev.reason))
-        console.print(f"[bold red]final: the candidate was rejected at {ev.stage}; no test figures shown[/]")
-        inputs.refresh(wd)
-        return 1
+        return record_rejected(inputs, entry, ev)
     scores: PortfolioScores = ev.scores
     test, val = scores.splits["test"], scores.splits["val"]
     for name in ("val", "test"):

@@ -90,9 +90,9 @@ def panel_invariance(frames: Sequence[pd.DataFrame], seed: int) -> list[PanelInv
     return out
 
 
-def panel_warmup(frames: Sequence[pd.DataFrame], features: Sequence[Mapping[str, np.ndarray]]) -> int:
-    """The union-calendar row by which every instrument's features have warmed up."""
-    dates = union_calendar(frames)
+def panel_warmup(frames: Sequence[pd.DataFrame], features: Sequence[Mapping[str, np.ndarray]],
+                 dates: pd.Index) -> int:
+    """The row of the union calendar ``dates`` by which every instrument's features have warmed up."""
     rows = [int(dates.get_indexer(f.index[[min(warmup_rows(cols), len(f) - 1)]])[0])
             for f, cols in zip(frames, features, strict=True) if len(f)]
     return max(rows, default=0)
@@ -109,6 +109,7 @@ def judge_panel(frames: Sequence[pd.DataFrame], full: Mapping[str, np.ndarray],
     """Each probe's weights against the full run's (the shared rules: exact for other dates and levels; for
     history prepended or dates removed, changes that move with the rows or cover many dates)."""
     pairs = [(p.probe, Weights(np.asarray(r[WEIGHTS], dtype=np.float64))) for p, r in zip(probes, results, strict=True)]
-    found = judge_invariance(Weights(np.asarray(full[WEIGHTS], dtype=np.float64)), pairs, union_calendar(frames),
-                             panel_warmup(frames, features))
+    dates = union_calendar(frames)
+    found = judge_invariance(Weights(np.asarray(full[WEIGHTS], dtype=np.float64)), pairs, dates,
+                             panel_warmup(frames, features, dates))
     return InvarianceFindings(found.kinds, tuple((name, weights_words(why)) for name, why in found.failures))

@@ -49,6 +49,16 @@ def check_weights(t: Trial) -> Verdict:
     return Verdict(True, "", {"max_gross": max_gross(t)})
 
 
+def _failed_run(run: Any, fault: str, spent: bool, budget: Any, info: dict[str, Any], key: str) -> Verdict | None:
+    """After a probe run: the budget spent so far into ``info``, and the rejection when the run did not complete
+    (its outcome under ``info[key]``; a spent budget is its own reason, else the probes could not run), or None."""
+    info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
+    if run is not None and run.ok:
+        return None
+    info[key] = {"status": "runner_error", "reason": fault} if run is None else _outcome_json(run)
+    return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{run.status}: {run.reason}"), info)
+
+
 def lookahead(t: Trial) -> Verdict:
     """Every panel probe in one sandbox run (each probe its own clean child): a weight or feature at or
     before the cut that moves is a leak."""
@@ -67,10 +77,9 @@ def lookahead(t: Trial) -> Verdict:
     t.warmups = [0] * len(frames)
     limit = max(t.run_limit, PROBE_TIMEOUT_FACTOR * t.full_seconds)
     run, fault, spent = _run(t.ctx.sandbox, t.region, [p.frames for p in probes], budget, "probes", limit, t.ctx.task)
-    info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-    if run is None or not run.ok:
-        info["run"] = {"status": "runner_error", "reason": fault} if run is None else _outcome_json(run)
-        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{run.status}: {run.reason}"), info)
+    failed = _failed_run(run, fault, spent, budget, info, "run")
+    if failed is not None:
+        return failed
     info["run"] = _outcome_json(run)
     full = full_result(t).arrays
     for probe, result in zip(probes, run.results, strict=True):
@@ -95,10 +104,9 @@ def invariance(t: Trial, frames: tuple, seed: int, info: dict[str, Any], limit: 
         return Verdict(True, "", info)
     run, fault, spent = _run(t.ctx.sandbox, t.region, [p.frames for p in probes], budget, "invariance", limit,
                              t.ctx.task)
-    info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-    if run is None or not run.ok:
-        info["invariance_run"] = {"status": "runner_error", "reason": fault} if run is None else _outcome_json(run)
-        return Verdict(False, fault if spent else PROBES_FAILED + (fault or f"{run.status}: {run.reason}"), info)
+    failed = _failed_run(run, fault, spent, budget, info, "invariance_run")
+    if failed is not None:
+        return failed
     full = full_result(t)
     found = judge_panel(frames, full.arrays, full.features, probes, [r[0].arrays for r in run.results])
     t.invariances = [found]

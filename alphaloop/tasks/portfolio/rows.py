@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from alphaloop.tasks.trade.rows import novelty_cell, row_start
+
 TSV_HEADER = ("n\tparent\tstatus\tstage\tval_{m}\tval_bh_{m}\ttrain_{m}\tval_gross\tval_net\tval_turnover\t"
               "novelty\tdescription\n")
 
@@ -32,11 +34,6 @@ def tsv_row(record: Any, metric: str, description: str) -> str:
         return format(value, spec) if isinstance(value, int | float) else ""
 
     bh = bh_value(v, metric)
-    parent = "" if record.parent is None else str(record.parent)
-    status = record.status + ("+top" if record.in_population else "")
-    kind = "bh_in_disguise" if record.disguised else record.novelty_kind
-    if kind in ("duplicate", "near_copy"):
-        kind += f":{record.novelty['member']}"
-    return (f"{record.iteration}\t{parent}\t{status}\t{record.stage}\t{f(v, metric)}\t"
-            f"{'' if bh is None else format(bh, '.6f')}\t{f(t, metric)}\t{f(v, 'gross_exposure', '.3f')}\t"
-            f"{f(v, 'net_exposure', '.3f')}\t{f(v, 'turnover', '.2f')}\t{kind}\t{description.replace(chr(9), ' ')}\n")
+    return (f"{row_start(record)}\t{f(v, metric)}\t{'' if bh is None else format(bh, '.6f')}\t{f(t, metric)}\t"
+            f"{f(v, 'gross_exposure', '.3f')}\t{f(v, 'net_exposure', '.3f')}\t{f(v, 'turnover', '.2f')}\t"
+            f"{novelty_cell(record)}\t{description.replace(chr(9), ' ')}\n")

@@ -8,22 +8,21 @@ to ``test_readings.jsonl`` whatever its outcome.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-from datetime import UTC, datetime
 
 import numpy as np
 
 from alphaloop.commands.holdout import holdout_table, instrument_test_rows, instrument_test_table, score_holdout
 from alphaloop.commands.inputs import FinalInputs
-from alphaloop.data.frozen import manifest_digest, prices_words
+from alphaloop.commands.reading import reading_fields, record_rejected
+from alphaloop.data.frozen import prices_words
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
 from alphaloop.present.names import universe_only
 from alphaloop.present.text import test_minus_validation
-from alphaloop.present.ui import console, warn_loudly
+from alphaloop.present.ui import console, warn_read_before
 from alphaloop.present.verdict import format_metric, isolation_line, metrics_table, stage_lines
 from alphaloop.run.records import TestReading
 from alphaloop.run.store import finite
@@ -32,8 +31,7 @@ from alphaloop.run.store import finite
 def final_reading(inputs: FinalInputs) -> int:
     """Score the strategy on the test split once (every instrument, their equal-weight portfolio beside the
     equal-weight buy and hold), then the held-out instruments; print beside validation, record the reading."""
-    wd, file, raw, region, it, record = (inputs.wd, inputs.file, inputs.raw, inputs.region, inputs.iteration,
-                                         inputs.record)
+    wd, file, region, it, record = inputs.wd, inputs.file, inputs.region, inputs.iteration, inputs.record
     metric, cost_bps, held, manifest, box = (inputs.metric, inputs.cost_bps, inputs.held, inputs.manifest,
                                              inputs.sandbox)
     workdir = wd.root
@@ -47,26 +45,16 @@ def final_reading(inputs: FinalInputs) -> int:
                   f"test split {history.frame.index[history.windows['test']][0].date()}.."
                   f"{history.frame.index[history.windows['test']][-1].date()}", highlight=False, soft_wrap=True)
     console.print(f"returns on: {prices_words(manifest, [history.frame])}", highlight=False, soft_wrap=True)
-    if before:
-        warn_loudly("THE TEST SPLIT HAS BEEN READ BEFORE",
-                    f"This is reading number {len(before) + 1} of the test split in {workdir}.\n"
-                    "Earlier readings: " + "; ".join(f"{r.time} iteration {r.iteration}" for r in before) + ".\n"
-                    "Each reading used to choose or change a strategy turns the test split into one more "
-                    "validation split;\nthe figures below are no longer an unbiased estimate.")
+    warn_read_before(before, workdir, "strategy", list_earlier=True)
     budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else DEFAULT_EVAL_TIMEOUT_S
     # probed with cuts inside the test split before anything is reported: a leak active there only is rejected
     ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=inputs.task, metric=metric,
                                       cost_bps=cost_bps, eval_timeout_s=budget, probe_window="test"))
-    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "iteration": it,
-             "file": str(file), "sha256": hashlib.sha256(raw).hexdigest(), "metric": metric, "cost_bps": cost_bps,
-             "data_digest": manifest_digest(manifest), "earlier_readings": len(before), "stage": ev.stage}
+    entry = reading_fields(inputs, len(before), ev.stage, metric, cost_bps)
     for line in stage_lines(ev):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if not ev.accepted or not ev.outputs:
-        wd.append_reading(TestReading(**entry, status="rejected", reason=ev.reason))
-        console.print(f"[bold red]final: the candidate was rejected at {ev.stage}; no test figures shown[/]")
-        inputs.refresh(wd)
-        return 1
+        return record_rejected(inputs, entry, ev)
     # the equal-weight portfolio, as the loop selected on (one instrument: its own figures), each instrument beside it
     uni = score_universe(histories, ev.outputs, metric=metric, cost_bps=cost_bps, splits=("train", "val", "test"))
     scores = uni.portfolio

@@ -93,10 +93,9 @@ class TradeTask(Task):
         return histories[0].periods_per_year  # the bars a year that annualise the prompt's figures
 
     def run_notes(self, histories: tuple[History, ...], manifest: dict) -> list[str]:
-        from alphaloop.data.frozen import prices_words
         from alphaloop.present.names import universe_only
 
-        return [f"returns on: {prices_words(manifest, [h.frame for h in histories])}",
+        return [*self.data_notes(histories, manifest),
                 *universe_only(len(histories), ["scoring: the region runs on every instrument and is ranked by their "
                                                 "equal-weight portfolio on validation; prompts number the "
                                                 "instruments, never name them"], [])]
