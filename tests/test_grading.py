@@ -60,3 +60,22 @@ def test_the_prompt_states_the_grading_rule() -> None:
     program, template = load_prompts()
     user = build_messages(ctx(), program, template)[-1]["content"]
     assert GRADING_RULE in user and "at least half" in user
+
+
+def test_a_forecast_expectation_named_as_the_tables_column_is_graded_on_the_mean() -> None:
+    """The forecast prompt's table heads its skill column ``rps_skill``; a model wrote ``Expect: rps_skill up
+    0.008`` and its hypothesis went ungraded ("unknown metric 'rps_skill'"); "mean RPS skill" is the same."""
+    from alphaloop.propose.parsing import parse_reply
+    from alphaloop.tasks import get_task
+
+    reply = ("```python\ndef generate_features(df):\n    return df\n\n\ndef forecast(row):\n"
+             "    return {h: (1 / 3, 1 / 3, 1 / 3) for h in (1, 3, 5, 10)}\n```\n\n"
+             "```markdown\nHypothesis: calm spells favour flat.\nChange: vol regime.\nExpected effect: skill up.\n"
+             "Expect: rps_skill up 0.008\n```\n")
+    expectation = parse_reply(reply).expectation
+    task = get_task("forecast")
+    parent = {"rps_skill_mean": 0.0, "rps_skill": {"1": 0.0, "3": 0.0, "5": 0.0, "10": 0.0}}
+    child = {"rps_skill_mean": 0.009, "rps_skill": {"1": 0.012, "3": 0.01, "5": 0.008, "10": 0.006}}
+    held, verdict = grade(expectation, task.grading_view(parent), task.grading_view(child))
+    assert parse_reply(reply.replace("rps_skill up", "mean RPS skill up")).expectation == expectation
+    assert held is True and verdict == "expected val rps_skill_mean up by 0.008; it moved +0.009: held"

@@ -5,6 +5,8 @@ Counted, never timed: what each iteration reads of the run folder, on its propos
 from __future__ import annotations
 
 import io
+import json
+import random
 import threading
 from collections import Counter
 from pathlib import Path
@@ -15,8 +17,14 @@ from rich.console import Console
 from alphaloop.config import LoopConfig
 from alphaloop.present.ui import PlainView
 from alphaloop.propose.offline import OfflineProposer
+from alphaloop.run.learnings import Learnings
 from alphaloop.run.loop import Loop
+from alphaloop.run.records import IterationRecord
+from alphaloop.run.rows import entry_from_record
+from alphaloop.run.state import LoopState
 from alphaloop.run.workdir import Workdir
+from alphaloop.tasks import get_task
+from tests.test_records import OLD_RECORD
 
 
 def test_proposing_reads_a_few_records_without_their_returns_at_any_iteration(
@@ -42,3 +50,44 @@ def test_proposing_reads_a_few_records_without_their_returns_at_any_iteration(
     assert max(on_threads.values()) <= 3, on_threads
     main = sum(count for (name, _), count in reads.items() if not name.startswith("alphaloop-iter-"))
     assert main <= 2 * 15, reads  # the commit reads its record back (twice when the learnings compact)
+
+
+def _fold(iterations: int, workers: int, measure: tuple[int, ...], seed: int = 3) -> tuple[LoopState, Learnings,
+                                                                                     list[int]]:
+    """Fold synthetic records as the loop commits them with ``workers`` in flight: iteration k proposes from the
+    state after k - workers, builds on a member of that state's population and enters about one time in four.
+    Returns the state, the same notes folded on their own (nothing forgotten) and state.json's bytes after each
+    record counted in ``measure``."""
+    rng = random.Random(seed)
+    task = get_task("trade")
+    state, learnings, plain = LoopState(metric="sharpe", population_size=3, data_manifest="x"), Learnings(), Learnings()
+    sizes: list[int] = []
+    populations: dict[int, list[int]] = {-1: []}
+    for k in range(iterations):
+        base = -1 if k == 0 else max(k - workers, 0)
+        members = populations[base]
+        val = rng.uniform(-1, 2)
+        record = IterationRecord.from_json({
+            **OLD_RECORD, "iteration": k, "parent": rng.choice(members) if members else (None if k == 0 else 0),
+            "proposed_from": None if base < 0 else base, "in_population": k == 0 or rng.random() < 0.25,
+            "selection_value": val,
+            "scores": {**OLD_RECORD["scores"], "splits": {"val": {"sharpe": val, "round_trips": 9.0},
+                                                          "train": {"sharpe": 0.2, "round_trips": 30.0}}},
+            "proposal": {"hypothesis": f"h{k}", "change": f"change {k}", "expected": "e", "expectation": None}})
+        state.apply(record, learnings, task)
+        plain.add(entry_from_record(record, "sharpe", task))
+        populations[k] = [m.iteration for m in state.population]
+        if k + 1 in measure:
+            sizes.append(len(json.dumps(state.to_json())))
+    return state, plain, sizes
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_the_state_stays_the_same_size_through_a_long_run(workers: int) -> None:
+    """state.json (rewritten at each checkpoint, copied into the snapshot every iteration proposes from) holds no
+    list that grows with the run: as large at 1,200 records as at 400 (the notes fill and compact in between); and
+    the notes it carries say exactly what the same notes folded with nothing forgotten say."""
+    state, plain, sizes = _fold(1_200, workers, (*range(300, 400), *range(1_100, 1_200)))
+    assert max(sizes[100:]) < 1.02 * max(sizes[:100]), (max(sizes[:100]), max(sizes[100:]))  # notes fill, then compact
+    assert len(state.to_json()["learnings"]["distilled"]["member_vals"]) <= 3 + workers
+    assert Learnings.from_json(state.learnings).render() == plain.render()

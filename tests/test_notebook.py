@@ -71,6 +71,8 @@ def test_learnings_md_opens_with_the_distilled_section() -> None:
     best = state.best
     assert f"Best so far: iter {best.iteration}, val sharpe {best.val_metric:.3f} against buy and hold 1.040" in head
     assert "below it (validation split)" in head
+    # on one instrument too: it said "(equal weight on several instruments)", as if the run had several
+    assert "against buy and hold 1.040 (the equal-weight one when there are several instruments), " in head
     assert "Helped (entered the population with a val sharpe gain against the parent):" in head and "+0.010" in head
     assert re.search(r"iter 2: -0\.300 \(against iter \d+, val -?\d\.\d{3}\), volatility filter", head)  # by how much
     worse = head.split("Entered the population though")[1].split("Rejection reasons")[0]

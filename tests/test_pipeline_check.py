@@ -388,6 +388,27 @@ def test_one_budget_bounds_every_sandbox_run(per_row: float, stage: str, history
     assert ok.accepted and ok.details["lookahead"]["spent_s"]["probes"] > 0
 
 
+def test_a_full_run_over_the_sandbox_limit_says_which_run_and_what_to_do(history: History,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generous budget does not lift one run's own limit; the model was told only "timeout: exceeded the
+    30 s time limit", with no word of which run or what to change (portfolio, a per-date pd.concat)."""
+    import alphaloop.evaluate.pipeline as pipeline
+
+    clock = [1000.0]
+    monkeypatch.setattr(pipeline.time, "monotonic", lambda: clock[0])
+    box = ClockedBox(clock, 2e-2)  # full run ~86 s: over the box's 30 s, well inside the 300 s budget
+    ev = run(BASELINE, history, sandbox=box, eval_timeout_s=300.0)
+    assert (ev.accepted, ev.stage) == (False, "sandbox")
+    assert ev.reason == ("timeout: the full run (train and validation) exceeded the 30 s time limit; make it faster: "
+                         "vectorise generate_features and keep the function called on each row or date to a few "
+                         "cheap operations")
+    import inspect
+
+    from sandbox.runner import Sandbox
+
+    assert inspect.signature(Sandbox).parameters["timeout_s"].default == 30.0  # the limit docs/flags.md quotes
+
+
 # spins ~10x longer than the 6 s budget on a quiet, fast machine (4,000 per row finished within it there)
 SPIN = """
 def generate_features(df):

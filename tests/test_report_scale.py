@@ -24,6 +24,16 @@ def test_a_long_run_lists_baseline_population_best_and_latest_in_order() -> None
     assert {0, 5, 12_345, 19_999} <= set(numbers)
     best = sorted(recs, key=lambda r: -record_value(r))[0]["iteration"]
     assert best in numbers and f"of {len(recs):,} iterations" in left_out and "results.tsv" in left_out
+    left = len(recs) - len(shown)
+    assert f"of the {left:,} left out, {left:,} were accepted and 0 rejected" in left_out
+
+
+def test_a_long_runs_table_counts_what_it_leaves_out_by_outcome() -> None:
+    recs = _records(2_000)
+    for r in recs[1:1_001]:
+        r.update(status="rejected", stage="gate" if r["iteration"] % 4 else "sandbox", scores=None)
+    _, left_out = table_records(recs, [], record_value)
+    assert "1,000 rejected (at gate 750, sandbox 250)" in left_out
 
 
 def test_the_report_reads_returns_of_the_population_only() -> None:

@@ -12,8 +12,21 @@ from typing import Any
 
 from alphaloop.commands.inputs import FinalInputs
 from alphaloop.data.frozen import manifest_digest
+from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S
 from alphaloop.present.ui import console
-from alphaloop.run.records import TestReading
+from alphaloop.run.records import IterationRecord, TestReading
+
+
+def iteration_label(inputs: FinalInputs) -> str:
+    """"iteration N", or "iteration unknown" for a file no record names."""
+    return f"iteration {inputs.iteration}" if inputs.iteration is not None else "iteration unknown"
+
+
+def recorded_budget(record: IterationRecord | None, default: float = DEFAULT_EVAL_TIMEOUT_S) -> float:
+    """The wall-clock budget the loop judged this candidate with (its --eval-timeout), else ``default``: final
+    judges the candidate as the loop did."""
+    value = getattr(record, "eval_timeout_s", None) if record is not None else None
+    return float(value) if isinstance(value, int | float) and value > 0 else default
 
 
 def reading_fields(inputs: FinalInputs, earlier: int, stage: str, metric: str,

@@ -69,6 +69,8 @@ ACCEPTED = "ok"  # the stage an accepted candidate's record names: it passed the
 LOG_CHARS = 2000  # the candidate's output kept in the record: enough to debug, bounded
 PROBE_TIMEOUT_FACTOR = 8.0  # the probe run holds about six times the full run's rows; the budget bounds it too
 DEFAULT_EVAL_TIMEOUT_S = 60.0  # one wall-clock budget for all of a candidate's sandbox runs (--eval-timeout)
+FASTER = ("make it faster: vectorise generate_features and keep the function called on each row or date to "
+          "a few cheap operations")  # what a slow candidate is told, whichever limit stopped it
 MIN_RUN_S = 0.5  # less budget than this cannot even fork a run: stop instead
 PROBES_FAILED = "look-ahead probes could not run (the candidate must also work on a truncated or altered history): "
 UNSEEDED = ("the candidate's output changes from one run to the next on the same data: seed your random numbers "
@@ -160,9 +162,7 @@ class Budget:
 
     def reason(self) -> str:
         parts = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in self.spent.items())
-        return (f"the candidate used its whole evaluation budget of {self.total_s:g} s ({parts}); make it faster: "
-                f"vectorise generate_features and keep the function called on each row or date to a few cheap "
-                f"operations")
+        return f"the candidate used its whole evaluation budget of {self.total_s:g} s ({parts}); {FASTER}"
 
 
 def _run(box: Sandbox, region: str, frames: list, budget: Budget, label: str,
@@ -311,6 +311,9 @@ def run_sandbox(t: Trial) -> Verdict:
     outcome, fault, _ = _run(t.ctx.sandbox, t.region, [panel], t.budget, "full run", t.run_limit, t.ctx.task)
     if outcome is None:
         return Verdict(False, fault, {"status": "runner_error", "reason": fault})
+    if outcome.status == "timeout":  # the run's own limit, the budget left aside: say which run, and what to do
+        return Verdict(False, f"timeout: the full run (train and validation) {outcome.reason}; {FASTER}",
+                       _outcome_json(outcome))
     if not outcome.ok:
         reason = frame_reason(outcome.reason, len(t.ctx.histories))  # the outcome's reason names no host path
         return Verdict(False, f"{outcome.status}: {reason}", _outcome_json(outcome))
@@ -366,7 +369,8 @@ def lookahead(t: Trial) -> Verdict:
     if probe_run is None or not probe_run.ok:
         info["run"] = {"status": "runner_error", "reason": fault} if probe_run is None else _outcome_json(probe_run)
         info["spent_s"] = {k: round(v, 3) for k, v in budget.spent.items()}
-        why = fault or f"{probe_run.status}: {probe_run.reason}"
+        faster = f"; {FASTER}" if probe_run is not None and probe_run.status == "timeout" else ""
+        why = fault or f"{probe_run.status}: {probe_run.reason}{faster}"
         return Verdict(False, why if spent else PROBES_FAILED + why, info)
     info["run"] = _outcome_json(probe_run)
     leak, leak_at, fault, spent = _judge_probes(t.ctx.sandbox, t.region, instruments, list(probe_run.results),

@@ -49,6 +49,8 @@ METRIC_ALIASES = {
     "trade_count": "round_trips", "n_trades": "round_trips",
     "win": "win_rate", "hit_rate": "win_rate",
     "information": "information_ratio", "ir": "information_ratio",
+    # the forecast table heads its per-horizon column rps_skill; every forecast figure is graded on its mean
+    "rps_skill": "rps_skill_mean", "mean_rps_skill": "rps_skill_mean", "skill": "rps_skill_mean",
 }
 WHOLE_METRICS = {"net_exposure", "gross_exposure", "information_ratio"}  # a filler word is part of these names
 METRIC_FILLER = {"the", "validation", "val", "net", "after", "cost", "costs", "annualised", "annualized",

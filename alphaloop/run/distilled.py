@@ -10,6 +10,7 @@ construction (``DISTILLED_CHARS``) so the prompt can carry the section whole for
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,13 +39,15 @@ class Distilled:
 
     metric: str = ""
     best: dict[str, Any] | None = None  # iteration, val, bh, selection of the best population member
-    member_vals: dict[str, float] = field(default_factory=dict)  # every entered iteration's val metric
+    member_vals: dict[str, float] = field(default_factory=dict)  # the val metric of each entered iteration a later
+    # one may still build on (``keep_parents``)
     helped: list[list[Any]] = field(default_factory=list)
     failed: list[list[Any]] = field(default_factory=list)
     older_failed: list[list[Any]] = field(default_factory=list)
     older_failed_dropped: int = 0
     entered_worse: list[list[Any]] = field(default_factory=list)
     rejections: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> count, distinct, latest
+    left: dict[str, int] = field(default_factory=dict)  # an entered iteration -> the commit it left the population at
 
     def add(self, entry: Any) -> None:
         """Fold one learnings ``Entry`` in (duck-typed to keep learnings -> distilled one way)."""
@@ -79,6 +82,19 @@ class Distilled:
                 self.older_failed.pop(0)
                 self.older_failed_dropped += 1
 
+    def keep_parents(self, members: Collection[int], at: int, proposed_from: int) -> None:
+        """Forget the val of an entered iteration no later one can build on, so the notes stay the same size
+        through a night: a parent is a member of the population an iteration proposes from, and those states
+        only move forward (``proposed_from`` never decreases from one commit to the next); one that left the
+        population at commit ``e`` is in none of them once ``proposed_from`` reaches ``e``. ``members``: the
+        population after commit ``at``."""
+        for key in self.member_vals:
+            if int(key) not in members:
+                self.left.setdefault(key, at)
+        for key in [key for key, e in self.left.items() if e <= proposed_from]:
+            del self.left[key]
+            self.member_vals.pop(key, None)
+
     def _rejected(self, n: int, stage: str, reason: str) -> None:
         if stage not in self.rejections and len(self.rejections) >= REJECTION_STAGES:
             stage = "other"
@@ -98,7 +114,7 @@ class Distilled:
             out.append("- Best so far: no candidate has entered the population yet.")
         else:
             b = self.best
-            vs = (f" against buy and hold {b['bh']:.3f} (equal weight on several instruments), "
+            vs = (f" against buy and hold {b['bh']:.3f} (the equal-weight one when there are several instruments), "
                   f"{abs(b['val'] - b['bh']):.3f} "
                   f"{'above' if b['val'] > b['bh'] else 'below'} it" if b.get("bh") is not None else "")
             out.append(f"- Best so far: iter {b['iteration']}, val {m} {b['val']:.3f}{vs} (validation split).")

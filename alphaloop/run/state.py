@@ -97,6 +97,8 @@ class LoopState:
         for k in ("prompt", "completion"):
             self.tokens[k] += int(record.tokens.get(k, 0))
         learnings.add(entry_from_record(record, self.metric, task), record.learnings_compacted)
+        if record.proposed_from is not None:  # what no later iteration can build on is forgotten
+            learnings.distilled.keep_parents({m.iteration for m in self.population}, n, record.proposed_from)
         self.learnings = learnings.to_json()
         self.last_outcome = outcome_line(record, self.metric, task)
         self.next_iteration = n + 1

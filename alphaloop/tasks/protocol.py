@@ -164,7 +164,7 @@ class Task(ABC):
                         stress_select: bool) -> dict[str, Any]:
         """The record's fields for an accepted candidate (``Evaluation`` ``ev``, ``LoopState`` ``state``):
         selection value, duplicate key, the series the end-of-run statistics need, and the admission
-        verdict (``in_population``, ``duplicate_of``, ``replaces``) from ``alphaloop.run.admission``.
+        verdict (``in_population``, ``duplicate_of``, ``replaces``; ``tasks.trade.evidence.admission`` for positions).
 
         Why: what counts as a copy is the task's (equal positions, equal probabilities); the rule that
         admits is shared, and ``LoopState.apply`` only folds what the record says."""

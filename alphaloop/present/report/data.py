@@ -10,8 +10,10 @@ over 100,000 record files (docs/report.md "What the report reads").
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ class Run:
     universe_bh: dict | None = None  # a universe: the equal-weight buy and hold on validation ("dates", "returns")
     portfolio_bh: dict[str, dict] = field(default_factory=dict)  # a universe: split -> its "dates" and "returns"
     instrument_splits: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)  # a universe: name -> split
+    _by_number: tuple[dict, list] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def metric(self) -> str:
@@ -66,9 +69,18 @@ class Run:
             return prices_words(self.manifest, list(self.splits.values()))
         return str((self.manifest or {}).get("return_prices") or "not recorded")
 
+    @cached_property
+    def listed(self) -> tuple[list[dict], str]:
+        """The records the per-iteration tables list and the line saying what they leave out
+        (``sample.table_records``; worked out once: each is a pass over a long run's 100,000 entries)."""
+        return table_records(self.records, self.population, record_value)
+
     def record(self, n: int | None) -> dict | None:
-        """The iteration record numbered ``n``, or None when there is none."""
-        return next((r for r in self.records if r.get("iteration") == n), None)
+        """The iteration record numbered ``n``, or None when there is none (looked up by number: a long run's
+        report asks for a few hundred of 100,000)."""
+        if self._by_number is None or len(self._by_number[1]) != len(self.records):
+            self._by_number = ({r.get("iteration"): r for r in self.records}, self.records)
+        return self._by_number[0].get(n)
 
     @property
     def population(self) -> list[int]:
@@ -141,7 +153,7 @@ def read_records(wd: Workdir, state: dict, notes: list[str]) -> list[dict]:
     """Every iteration's record dict: whole, or beyond ``TABLE_ROWS`` iterations its index entry for those the
     report only counts and charts (the entry has the record's keys the charts and counts read)."""
     try:
-        entries = wd.index_entries()
+        entries = wd.index_entries(report_entry)
     except (OSError, RecordError) as exc:
         notes.append(f"{wd.index.name} could not be read ({type(exc).__name__}); every record is read instead")
         entries = []
@@ -167,6 +179,25 @@ def read_records(wd: Workdir, state: dict, notes: list[str]) -> list[dict]:
             except (OSError, RecordError) as exc:
                 notes.append(f"{wd.results(n).name} could not be read ({exc}); its index line stands for it")
         out.append(entry)
+    return out
+
+
+SHARED = ("status", "stage", "metric", "task", "proposer", "model")  # values most entries repeat
+
+
+def report_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """What the report keeps of an index entry it only counts and charts: no proposal words, commit time, CPU time or
+    train figures, of validation the selection metric and buy and hold's, and its repeated words shared
+    (``sys.intern``); a record the report lists is read whole instead. The 10,000 entries of
+    bench/bench_report.py's folder take 20 MB so, 34 MB whole."""
+    out = {k: v for k, v in entry.items() if k not in ("proposal", "committed", "cpu", "scores")}
+    for k in SHARED:
+        if isinstance(out.get(k), str):
+            out[k] = sys.intern(out[k])
+    metric = str(entry.get("metric") or "sharpe")
+    val = ((entry.get("scores") or {}).get("splits") or {}).get("val")
+    if isinstance(val, dict):
+        out["scores"] = {"splits": {"val": {k: val[k] for k in (metric, f"bh_{metric}") if k in val}}}
     return out
 
 

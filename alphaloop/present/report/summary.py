@@ -21,12 +21,12 @@ from alphaloop.present.report.charts import (
     pct_axis,
     style_axes,
 )
-from alphaloop.present.report.data import Run, rank_value, record_value
+from alphaloop.present.report.data import Run, record_value
 from alphaloop.present.report.html import cell, esc, fmt, metric_label, note, section, table, td
 from alphaloop.present.report.markdown import markdown_html
 from alphaloop.present.report.members import what_it_is
 from alphaloop.present.report.robustness import penalty_cell
-from alphaloop.present.report.sample import table_records
+from alphaloop.present.report.thin import best_steps, by_rank, progress_series, strip_marks, thinned_words
 from alphaloop.present.text import MISSING, clip
 from alphaloop.run.diversity import (
     BH_DISGUISE_CORRELATION,
@@ -175,29 +175,31 @@ def progress_html(run: Run, task: Task | None = None) -> str:
     fig = Figure(figsize=(10.4, 4.6))
     gs = fig.add_gridspec(2, 1, height_ratios=(4, 1.25), hspace=0.08)
     ax, strip = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
-    xs = np.array([r["iteration"] for r in recs])
-    acc = [r for r in recs if r.get("status") == "accepted" and record_value(r) is not None]
-    top = [r for r in acc if r.get("in_population")]
-    rest = [r for r in acc if not r.get("in_population")]
-    if rest:
-        ax.scatter([r["iteration"] for r in rest], [record_value(r) for r in rest], s=30, facecolors="white",
-                   edgecolors=STRATEGY, linewidths=1.3, label="accepted, not in top-K", zorder=3)
-    if top:
-        ax.scatter([r["iteration"] for r in top], [record_value(r) for r in top], s=38, color=STRATEGY,
-                   label="accepted, entered the population", zorder=4)
-    scored_rej = [r for r in recs if r.get("status") != "accepted" and record_value(r) is not None]
-    for stage in sorted({r.get("stage", "other") for r in scored_rej}):
-        pts = [r for r in scored_rej if r.get("stage", "other") == stage]
-        ax.scatter([r["iteration"] for r in pts], [record_value(r) for r in pts], marker="x", s=34,
-                   color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]), label=f"scored, rejected at {stage}",
-                   zorder=3)
-    running, best_rank, best_val = [], -np.inf, np.nan
-    for r in recs:
-        rank = rank_value(r)
-        if r.get("status") == "accepted" and rank is not None and rank > best_rank:
-            best_rank, best_val = rank, record_value(r)
-        running.append(best_val)
-    ax.step(xs, running, where="post", color=BEST, linewidth=2, label="population best", zorder=2)
+    s = progress_series(recs)
+    xs, span, drawn = s.x, (float(s.x.min()), float(s.x.max())), 0
+    steps = best_steps(xs, s.running, span=span)
+    keep = np.isin(xs, run.population)  # the final population, and the accepted points whose step the line draws
+    keep[steps[s.improved[steps]]] = True
+    scored = s.accepted & np.isfinite(s.value)
+    for mask, style in (
+            (scored & ~s.in_population, dict(s=30, facecolors="white", edgecolors=STRATEGY, linewidths=1.3,
+                                             label="accepted, not in top-K", zorder=3)),
+            (scored & s.in_population, dict(s=38, color=STRATEGY, label="accepted, entered the population",
+                                            zorder=4))):
+        where = np.flatnonzero(mask)
+        if where.size:
+            pick = where[by_rank(xs[where], s.value[where], keep=keep[where], span=span)]
+            ax.scatter(xs[pick], s.value[pick], **style)
+            drawn += pick.size
+    scored_rej = ~s.accepted & np.isfinite(s.value)
+    for stage in sorted(set(s.stage[scored_rej])):
+        where = np.flatnonzero(scored_rej & (s.stage == stage))
+        pick = where[by_rank(xs[where], s.value[where], span=span)]
+        ax.scatter(xs[pick], s.value[pick], marker="x", s=34, color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]),
+                   label=f"scored, rejected at {stage}", zorder=3)
+        drawn += pick.size
+    ax.step(xs[steps], s.running[steps], where="post", color=BEST, linewidth=2, label="population best", zorder=2)
+    points = int(np.isfinite(s.value).sum())
     base = run.record(0)
     if base and record_value(base) is not None:
         ax.axhline(record_value(base), color="#555", linestyle=":", linewidth=1, label="baseline (iter 0)")
@@ -213,13 +215,15 @@ def progress_html(run: Run, task: Task | None = None) -> str:
     ax.legend(fontsize=8, loc="best", frameon=False, ncol=2)
     ax.tick_params(labelbottom=False)
     rejected = [r for r in recs if r.get("status") != "accepted"]
-    stages = [s for s in STAGES if any(r.get("stage") == s for r in rejected)]
+    stages = [st for st in STAGES if any(r.get("stage") == st for r in rejected)]
     stages += sorted({str(r.get("stage")) for r in rejected} - set(STAGES))
     for i, stage in enumerate(stages):
-        pts = [r["iteration"] for r in rejected if r.get("stage") == stage]
-        strip.scatter(pts, [i] * len(pts), marker="|", s=140, linewidths=2,
+        at = xs[~s.accepted & (s.stage == stage)]
+        marks = strip_marks(at, span)
+        strip.scatter(marks, [i] * len(marks), marker="|", s=140, linewidths=2,
                       color=STAGE_COLOURS.get(stage, STAGE_COLOURS["other"]))
-    strip.set_yticks(range(len(stages)), [f"{s} ({sum(r.get('stage') == s for r in rejected)})" for s in stages])
+        drawn, points = drawn + marks.size, points + at.size
+    strip.set_yticks(range(len(stages)), [f"{st} ({sum(r.get('stage') == st for r in rejected)})" for st in stages])
     strip.set_ylim(-0.7, max(len(stages), 1) - 0.3)
     strip.set_xlabel("iteration")
     strip.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -235,8 +239,9 @@ def progress_html(run: Run, task: Task | None = None) -> str:
     said = words.replace("&", "and")
     bh_words = (f"; the dashed grey line is {said}'s {metric_label(metric)} on the same split" if bh is not None
                 else f"; {said} has no {metric_label(metric)} figure")
-    chart = figure_html(fig, "selection metric per iteration", f"validation split; {len(acc)} accepted, "
-                        f"{len(rejected)} rejected; the green step is the best population member so far{bh_words}")
+    chart = figure_html(fig, "selection metric per iteration", f"validation split; {int(scored.sum())} "
+                        f"accepted, {len(rejected)} rejected; the green step is the best population member so far"
+                        f"{bh_words}{thinned_words(drawn, points)}")
     trades = task.shows_trades if task is not None else True
     return section("progress", "Selection metric over iterations", chart + iterations_table(run, trades),
                    "Every iteration's validation score; rejected ones sit in the strip below by the stage that "
@@ -257,7 +262,7 @@ def iterations_table(run: Run, trades: bool = True) -> str:
     validation round trips, for a task that trades)."""
     metric = run.metric
     rows = []
-    listed, left_out = table_records(run.records, run.population, record_value)
+    listed, left_out = run.listed
     for r in listed:
         s = r.get("scores") or {}
         splits = s.get("splits") or {}
@@ -285,7 +290,7 @@ def hypotheses_html(run: Run) -> str:
     counted = tally(run.records)
     big = f"{counted.held}/{counted.graded} ({counted.held / counted.graded:.0%})" if counted.graded else MISSING
     rows = []
-    listed, left_out = table_records(run.records, run.population, record_value)
+    listed, left_out = run.listed
     for r in listed:
         p = r.get("proposal") or {}
         if not r.get("iteration") or not (p.get("hypothesis") or p.get("expected")):

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from alphaloop.commands.inputs import FinalInputs
-from alphaloop.commands.reading import reading_fields, record_rejected
+from alphaloop.commands.reading import iteration_label, reading_fields, record_rejected, recorded_budget
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.scoring import History
 from alphaloop.evaluate.universe import instrument_histories
@@ -40,7 +40,7 @@ def final_reading(inputs: FinalInputs) -> int:
     """The forecast task's reading of the test split, logged like a trade reading."""
     before = inputs.wd.test_readings()
     warn_read_before(before, inputs.wd.root, "forecaster")
-    label = f"iteration {inputs.iteration}" if inputs.iteration is not None else "iteration unknown"
+    label = iteration_label(inputs)
     histories = tuple(instrument_histories(inputs.universe, ("train", "val", "test")))
     return final_forecast(inputs, len(before), label, histories)
 
@@ -54,7 +54,7 @@ def final_forecast(inputs: FinalInputs, earlier: int, label: str, histories: tup
     test_dates = history.frame.index[history.windows["test"]]
     console.print(f"final: {inputs.file} ({label}), task forecast, metric {SELECTION_METRIC}; test split "
                   f"{test_dates[0].date()}..{test_dates[-1].date()}", highlight=False, soft_wrap=True)
-    budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else OLD_RUN_BUDGET_S
+    budget = recorded_budget(record, OLD_RUN_BUDGET_S)
     ev = evaluate(inputs.region, EvalContext(histories=histories, sandbox=box, task=inputs.task, eval_timeout_s=budget,
                                              probe_window="test"))
     entry = reading_fields(inputs, earlier, ev.stage, SELECTION_METRIC, None)

@@ -80,9 +80,4 @@ def score_forecast_universe(histories: Sequence[History], probs: Sequence[np.nda
         ends = [histories[k].frame.index[w.stop - 1] for w, k in parts]
         fold_rows.append({**_pooled(parts, histories, probs, schemes).summary, "start": str(min(starts).date()),
                           "end": str(max(ends).date())})
-    return ForecastScores(
-        splits={k: r.summary for k, r in results.items()}, folds=fold_rows,
-        details={k: r.details for k, r in results.items()}, losses={k: r.loss for k, r in results.items()},
-        clim_losses={k: r.clim_loss for k, r in results.items()}, scheme=schemes[0],
-        loss_dates={k: r.dates for k, r in results.items()}, schemes=tuple(schemes),
-        roll_losses={k: r.roll_loss for k, r in results.items() if r.roll_loss is not None})
+    return ForecastScores.of(results, fold_rows, schemes[0], tuple(schemes))

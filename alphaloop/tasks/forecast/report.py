@@ -1,8 +1,9 @@
 """``report.html`` for a forecast run: skill over iterations, the population, and the best forecaster's
 reliability diagrams, grades, actual-against-predicted chart and best and worst days, per split.
 
-Validation figures come from the run's records and ``forecasts_val.csv`` (written at the end of the
-loop); test figures appear only once ``final`` has read the test split (``forecasts_test.csv``).
+Validation figures come from the run's index (``index.jsonl``: the skill chart and the counts), the
+population's records and ``forecasts_val.csv`` (written at the end of the loop); test figures appear
+only once ``final`` has read the test split (``forecasts_test.csv``).
 It is built from the trade report's blocks (``alphaloop.present.report``: escaping, tables, sections,
 figures, style, navigation), so both reports read alike and escape alike.
 """
@@ -22,6 +23,7 @@ from alphaloop.present.report.html import esc, note, section
 from alphaloop.present.report.html import table as html_table
 from alphaloop.present.report.markdown import markdown_html
 from alphaloop.present.report.style import CSS
+from alphaloop.present.report.thin import by_rank, strip_marks, thinned_words
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.run.workdir import Workdir
@@ -57,25 +59,43 @@ def table(headers: list[str], rows: list[list[str]], left: int = -1) -> str:
     return html_table(headers, body, "compact")
 
 
-def skill_chart(records: list[IterationRecord]) -> str:
-    """Validation and train mean RPS skill per iteration, climatology's 0 as the line to beat."""
+def entry_metric(entry: dict, split: str) -> float:
+    """An index entry's selection metric on ``split`` (NaN when never scored)."""
+    scores = ((entry.get("scores") or {}).get("splits") or {}).get(split) or {}
+    v = scores.get(entry.get("metric") or SELECTION_METRIC)
+    return float(v) if isinstance(v, (int, float)) else np.nan
+
+
+def skill_chart(entries: list[dict], population: list[int]) -> str:
+    """Validation and train mean RPS skill per iteration, climatology's 0 as the line to beat; a long run's
+    series downsampled as the trade report's progress chart is (``present.report.thin``), the population kept."""
     fig = Figure(figsize=(10, 3.4))
     ax = fig.add_subplot()
-    ok = [r for r in records if r.accepted and r.val_metric is not None]
+    x = np.array([e["iteration"] for e in entries], dtype=np.int64)
+    accepted = np.array([e.get("status") == "accepted" for e in entries], dtype=bool)
+    val = np.array([entry_metric(e, "val") for e in entries])
+    train = np.array([entry_metric(e, "train") for e in entries])
+    span, keep = (float(x.min()), float(x.max())), np.isin(x, population)
     ax.axhline(0.0, color="#8a8a8a", linewidth=1, label="climatology (skill 0)")
-    ax.plot([r.iteration for r in ok], [r.val_metric for r in ok], "o-", color="#1f5fa8", label="validation")
-    ax.plot([r.iteration for r in ok], [(r.split("train") or {}).get(SELECTION_METRIC) for r in ok], "s",
-            color="#ff7f0e", alpha=0.6, label="train")
-    bad = [r.iteration for r in records if not r.accepted]
-    if bad:
+    drawn, total = 0, 0
+    for y, style in ((val, dict(fmt="o-", color="#1f5fa8", label="validation")),
+                     (train, dict(fmt="s", color="#ff7f0e", alpha=0.6, label="train"))):
+        where = np.flatnonzero(accepted & np.isfinite(val) & np.isfinite(y))
+        pick = where[by_rank(x[where], y[where], keep=keep[where], span=span)]
+        ax.plot(x[pick], y[pick], style.pop("fmt"), **style)
+        drawn, total = drawn + pick.size, total + where.size
+    bad = strip_marks(x[~accepted], span)
+    if bad.size:
         ax.plot(bad, [0.0] * len(bad), "x", color="#d62728", label="rejected")
+    drawn, total = drawn + bad.size, total + int((~accepted).sum())
     ax.set_xlabel("iteration")
     ax.set_ylabel("mean RPS skill")
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     style_axes(ax)
     fig.subplots_adjust(left=0.08, right=0.8, top=0.95, bottom=0.15)
     return figure_html(fig, "skill over iterations", "mean RPS skill over horizons 1, 3, 5, 10 per iteration: "
-                       "validation (selection) and train, climatology = 0; rejected candidates marked at 0")
+                       "validation (selection) and train, climatology = 0; rejected candidates marked at 0"
+                       + thinned_words(drawn, total))
 
 
 def population_table(records: list[IterationRecord], population: list[int]) -> str:
@@ -239,9 +259,9 @@ def split_section(days: pd.DataFrame, split: str, climatology: dict, test: bool,
     return section("test" if test else "val", f"The best forecaster on the {split} split ({where})", body)
 
 
-def run_dates(wd: Workdir, records: list[IterationRecord]) -> str:
+def run_dates(wd: Workdir, entries: list[dict]) -> str:
     """First record's time to the run's own end (its last end-of-run file), as the trade report says it."""
-    stamps = sorted(str(r.created_at) for r in records if r.created_at)
+    stamps = sorted(str(e["created_at"]) for e in entries if e.get("created_at"))
     if not stamps:
         return "-"
     ends = [p.stat().st_mtime for p in (wd.state, wd.forecast_stats, wd.forecasts("val"))
@@ -252,13 +272,17 @@ def run_dates(wd: Workdir, records: list[IterationRecord]) -> str:
 
 def render_forecast_report(workdir: Path) -> str:
     wd = Workdir(workdir)
-    records = wd.all_records([])
+    entries = wd.index_entries()  # one short line an iteration; whole records only for what is shown one by one
     state = wd.read_state()
     manifest = wd.read_manifest() or {}
     best = state.best
-    climatology = next((r.scores["buckets"]["climatology"] for r in records if r.scores), None)
-    cuts = next((r.scores["buckets"]["cut_points"] for r in records if r.scores), None)
-    summary = [f"{len(records)} iterations, {state.trials} forecasters tried, {state.accepted} accepted; selection "
+    population = [m.iteration for m in state.population]
+    first_scored = next((e["iteration"] for e in entries if e.get("scores")), None)
+    wanted = [*population, *([best.iteration] if best else []), first_scored]
+    records = [wd.record(n, returns=False) for n in dict.fromkeys(wanted) if wd.has_record(n)]
+    buckets = next((r.scores["buckets"] for r in records if r.scores and "buckets" in r.scores), {})
+    climatology, cuts = buckets.get("climatology"), buckets.get("cut_points")
+    summary = [f"{len(entries)} iterations, {state.trials} forecasters tried, {state.accepted} accepted; selection "
                f"by {SELECTION_METRIC} on the validation split (climatology = 0)."]
     rolling_val = None
     if best is not None:
@@ -280,7 +304,7 @@ def render_forecast_report(workdir: Path) -> str:
     readings = [r for r in wd.test_readings() if not r.damaged]
     summary.append(f"The test split was read {len(readings)} time(s) by harness.py final." if readings
                    else "The test split is untouched (run python harness.py final).")
-    facts = [("Data", manifest.get("ticker", "?")), ("Run dates", run_dates(wd, records)),
+    facts = [("Data", manifest.get("ticker", "?")), ("Run dates", run_dates(wd, entries)),
              ("Stopped", state.stop_reason or "-"), ("Workdir", str(wd.root))]
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -288,9 +312,8 @@ def render_forecast_report(workdir: Path) -> str:
               f"selection metric: validation {SELECTION_METRIC}</p>"
               + "".join(f"<p>{esc(line)}</p>" for line in summary)
               + f'<table class="kv">{fact_rows}</table></header>')
-    parts = [header, section("progress", "Skill over iterations", skill_chart(records)),
-             section("population", "Population (best first)",
-                     population_table(records, [m.iteration for m in state.population]))]
+    parts = [header, section("progress", "Skill over iterations", skill_chart(entries, population)),
+             section("population", "Population (best first)", population_table(records, population))]
     latest = next((r for r in reversed(readings) if r.status == "scored" and r.test), None)
     for split, test in (("val", False), ("test", True)):
         path = wd.forecasts(split)

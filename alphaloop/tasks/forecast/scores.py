@@ -14,7 +14,7 @@ Per horizon and window (a split or a fold):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -267,6 +267,16 @@ class ForecastScores:
     schemes: tuple[BucketScheme, ...] = ()  # a universe: every instrument's own buckets (``scheme`` is the first's)
     roll_losses: dict[str, np.ndarray] = field(default_factory=dict)  # per-day losses of the rolling climatology
 
+    @classmethod
+    def of(cls, results: Mapping[str, WindowScores], folds: list[dict], scheme: BucketScheme,
+           schemes: tuple[BucketScheme, ...] = ()) -> ForecastScores:
+        """From each split's ``WindowScores`` and the folds' summaries (one instrument's or pooled)."""
+        return cls(splits={k: r.summary for k, r in results.items()}, folds=folds,
+                   details={k: r.details for k, r in results.items()}, losses={k: r.loss for k, r in results.items()},
+                   clim_losses={k: r.clim_loss for k, r in results.items()}, scheme=scheme,
+                   loss_dates={k: r.dates for k, r in results.items()}, schemes=schemes,
+                   roll_losses={k: r.roll_loss for k, r in results.items() if r.roll_loss is not None})
+
     @property
     def selection(self) -> float:
         v = self.splits["val"][self.metric]
@@ -320,13 +330,7 @@ def score_forecasts(history: object, probs: np.ndarray, scheme: BucketScheme | N
             window = slice(base + w.start, base + w.stop)
             fold_rows.append({**one(window).summary, "start": str(index[window.start].date()),
                               "end": str(index[window.stop - 1].date())})
-    return ForecastScores(
-        splits={k: r.summary for k, r in results.items()}, folds=fold_rows,
-        details={k: r.details for k, r in results.items()}, losses={k: r.loss for k, r in results.items()},
-        clim_losses={k: r.clim_loss for k, r in results.items()}, scheme=scheme,
-        loss_dates={k: r.dates for k, r in results.items()},
-        roll_losses={k: r.roll_loss for k, r in results.items() if r.roll_loss is not None},
-    )
+    return ForecastScores.of(results, fold_rows, scheme)
 
 
 EVIDENCE_DAYS = 3  # best and worst days per horizon kept in the record for the prompt

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from alphaloop.commands.reading import reading_fields, record_rejected
+from alphaloop.commands.reading import iteration_label, reading_fields, record_rejected, recorded_budget
 from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.universe import instrument_histories
 from alphaloop.present.text import test_minus_validation
@@ -51,14 +51,6 @@ def recorded_gross(record: Any) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_MAX_GROSS
 
 
-def budget(record: Any) -> float:
-    """The wall-clock budget the loop judged this candidate with (--eval-timeout), else the default."""
-    from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S
-
-    value = getattr(record, "eval_timeout_s", None) if record is not None else None
-    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_EVAL_TIMEOUT_S
-
-
 def holdout_scores(region: str, held: Any, inputs: Any) -> dict | None:
     """The same rule on the held-out instruments as a panel of their own: test and validation figures."""
     if held is None or not held.instruments:
@@ -67,7 +59,7 @@ def holdout_scores(region: str, held: Any, inputs: Any) -> dict | None:
     ev = evaluate(region, EvalContext(histories=histories, sandbox=inputs.sandbox, task=inputs.task,
                                       metric=inputs.metric, cost_bps=inputs.cost_bps,
                                       max_gross=recorded_gross(inputs.record), probe_window="test",
-                                      eval_timeout_s=budget(inputs.record)))
+                                      eval_timeout_s=recorded_budget(inputs.record)))
     if not ev.accepted or not isinstance(ev.scores, PortfolioScores):
         return {"instruments": len(histories), "status": "rejected", "stage": ev.stage, "reason": ev.reason}
     return {"instruments": len(histories), "status": "scored", "test": ev.scores.splits["test"],
@@ -84,7 +76,7 @@ def final_reading(inputs: Any) -> int:
     histories = tuple(instrument_histories(inputs.universe, SPLITS))
     before = wd.test_readings()
     first = histories[0]
-    label = f"iteration {it}" if it is not None else "iteration unknown"
+    label = iteration_label(inputs)
     _say(isolation_line(inputs.sandbox))
     _say(f"final: {inputs.file} ({label}), portfolio of {len(histories)} instrument(s), metric {metric}, costs "
          f"{inputs.cost_bps:g} bp; test split {first.frame.index[first.windows['test']][0].date()}.."
@@ -92,7 +84,7 @@ def final_reading(inputs: Any) -> int:
     warn_read_before(before, wd.root, "portfolio")
     ev = evaluate(region, EvalContext(histories=histories, sandbox=inputs.sandbox, task=inputs.task, metric=metric,
                                       cost_bps=inputs.cost_bps, max_gross=recorded_gross(record), probe_window="test",
-                                      eval_timeout_s=budget(record)))
+                                      eval_timeout_s=recorded_budget(record)))
     entry = reading_fields(inputs, len(before), ev.stage, metric, inputs.cost_bps)
     for line in stage_lines(ev):
         _say(line)

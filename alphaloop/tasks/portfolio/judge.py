@@ -10,7 +10,6 @@ import numpy as np
 
 from alphaloop.evaluate.guards import NO_FINDINGS, unseeded_randomness, unseeded_reason
 from alphaloop.evaluate.pipeline import PROBE_TIMEOUT_FACTOR, PROBES_FAILED, Verdict, _outcome_json, _run, region_seed
-from alphaloop.run.diversity import MemberReturns, buy_and_hold_in_disguise, novelty
 from alphaloop.tasks.portfolio.contract import Calendar, WeightsError, validate_weights
 from alphaloop.tasks.portfolio.evidence import weights_key
 from alphaloop.tasks.portfolio.guards import portfolio_guards
@@ -18,6 +17,7 @@ from alphaloop.tasks.portfolio.invariance import judge_panel
 from alphaloop.tasks.portfolio.lookahead import panel_leak, panel_probes
 from alphaloop.tasks.portfolio.outputs import PanelResult
 from alphaloop.tasks.portfolio.scoring import Panel, PortfolioScores, score_portfolio
+from alphaloop.tasks.trade.evidence import admission
 
 if TYPE_CHECKING:
     from alphaloop.evaluate.pipeline import Trial
@@ -139,15 +139,6 @@ def accepted_fields(ev: Any, histories: tuple[History, ...], state: LoopState) -
     holds the same validation weights as a member, a near copy's validation returns correlate above the
     threshold, buy and hold in disguise correlates with the equal-weight buy and hold at high gross."""
     scores: PortfolioScores = ev.scores
-    returns = np.asarray(scores.returns["val"], dtype=np.float64)
-    key = weights_key(scores.weights["val"])
-    value = scores.selection
-    disguise = buy_and_hold_in_disguise(returns, scores.bh["val"], float(scores.splits["val"]["gross_exposure"]))
-    members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
-               for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]
-    verdict = novelty(key, returns, value, members, state.population_size)
-    return {"returns": {k: np.round(v, 12).tolist() for k, v in scores.returns.items()}, "selection": value,
-            "positions_sha256": key, "novelty": verdict.to_json(), "bh_disguise": disguise.to_json(),
-            "duplicate_of": verdict.member if verdict.kind == "duplicate" else None,
-            "replaces": verdict.replaces if verdict.enters else None,
-            "in_population": bool(verdict.enters and not disguise.disguised)}
+    return {"returns": {k: np.round(v, 12).tolist() for k, v in scores.returns.items()}, "selection": scores.selection,
+            **admission(weights_key(scores.weights["val"]), scores.returns["val"], scores.selection, scores.bh["val"],
+                        float(scores.splits["val"]["gross_exposure"]), state)}

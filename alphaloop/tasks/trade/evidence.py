@@ -132,10 +132,21 @@ def judge_diversity(key: str, ev: Any, histories: History | Sequence[History], v
     if better), buy and hold in disguise (kept out), or new (the top-K rule). For a universe the
     returns are the equal-weight portfolio's and buy and hold the equal-weight buy and hold.
     Returns the record's fields it decides."""
-    returns = np.asarray(ev.scores.returns["val"], dtype=np.float64)
     universe = [histories] if isinstance(histories, History) else list(histories)
-    disguise = buy_and_hold_in_disguise(returns, bh_returns(universe, "val"),
-                                        float(ev.scores.splits["val"]["exposure"]))
+    return admission(key, ev.scores.returns["val"], value, bh_returns(universe, "val"),
+                     float(ev.scores.splits["val"]["exposure"]), state)
+
+
+def admission(key: str, val_returns: Any, value: float, bh_val_returns: Any, exposure: float,
+              state: LoopState) -> dict[str, Any]:
+    """The record's admission fields for a candidate with validation returns ``val_returns`` (``key``: what it
+    holds on validation, ``exposure``: how much of it): a duplicate of a member's key, a near copy of a member's
+    returns (may only replace it, if better), buy and hold in disguise against ``bh_val_returns`` (kept out),
+    or new (the top-K rule on ``value``).
+
+    Why shared: every task that holds positions or weights is admitted by this one rule."""
+    returns = np.asarray(val_returns, dtype=np.float64)
+    disguise = buy_and_hold_in_disguise(returns, bh_val_returns, exposure)
     members = [MemberReturns(m.iteration, m.value, m.positions_sha256 or "", np.asarray(m.val_returns))
                for m in state.population if m.val_returns is not None and len(m.val_returns) == returns.size]
     verdict = novelty(key, returns, value, members, state.population_size)

@@ -15,9 +15,9 @@ import numpy as np
 
 from alphaloop.commands.holdout import holdout_table, instrument_test_rows, instrument_test_table, score_holdout
 from alphaloop.commands.inputs import FinalInputs
-from alphaloop.commands.reading import reading_fields, record_rejected
+from alphaloop.commands.reading import iteration_label, reading_fields, record_rejected, recorded_budget
 from alphaloop.data.frozen import prices_words
-from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S, EvalContext, evaluate
+from alphaloop.evaluate.pipeline import EvalContext, evaluate
 from alphaloop.evaluate.universe import bh_returns as universe_bh_returns
 from alphaloop.evaluate.universe import curve_dates, instrument_histories, score_universe
 from alphaloop.present.names import universe_only
@@ -40,13 +40,13 @@ def final_reading(inputs: FinalInputs) -> int:
     history = histories[0]
     before = wd.test_readings()
     console.print(isolation_line(box), style="bold", markup=False, highlight=False, soft_wrap=True)
-    label = f"iteration {it}" if it is not None else "iteration unknown"
+    label = iteration_label(inputs)
     console.print(f"final: {file} ({label}), metric {metric}, costs {cost_bps:g} bp; "
                   f"test split {history.frame.index[history.windows['test']][0].date()}.."
                   f"{history.frame.index[history.windows['test']][-1].date()}", highlight=False, soft_wrap=True)
     console.print(f"returns on: {prices_words(manifest, [history.frame])}", highlight=False, soft_wrap=True)
     warn_read_before(before, workdir, "strategy", list_earlier=True)
-    budget = record.eval_timeout_s if record is not None and record.eval_timeout_s else DEFAULT_EVAL_TIMEOUT_S
+    budget = recorded_budget(record)
     # probed with cuts inside the test split before anything is reported: a leak active there only is rejected
     ev = evaluate(region, EvalContext(histories=histories, sandbox=box, task=inputs.task, metric=metric,
                                       cost_bps=cost_bps, eval_timeout_s=budget, probe_window="test"))
