@@ -72,7 +72,9 @@ def _grow(src: Workdir, wd: Workdir, iterations: int, rng: np.random.Generator) 
     wd.prepare()
     wd.write_manifest(src.read_manifest() or {})
     seed_state = src.read_state()
-    templates = [src.record(n) for n in range(seed_state.next_iteration)]
+    records = [src.record(n).to_json() for n in range(seed_state.next_iteration)]
+    returns = [(r.pop("returns"), r.pop("instrument_returns", None)) for r in records]  # read, never changed
+    templates = [json.dumps(r) for r in records]  # the rest is copied fresh for each iteration
     codes = [src.trade(n).read_text(encoding="utf-8") for n in range(seed_state.next_iteration)]
     header, *rows = src.results_tsv.read_text(encoding="utf-8").splitlines(keepends=True)
     wd.results_tsv.write_text(header, encoding="utf-8")
@@ -86,7 +88,7 @@ def _grow(src: Workdir, wd: Workdir, iterations: int, rng: np.random.Generator) 
     top: list[tuple[float, int]] = []
     for n in range(iterations):
         t = 0 if n == 0 else 1 + n % (len(templates) - 1)
-        d = templates[t].to_json()
+        d = {**json.loads(templates[t]), "returns": returns[t][0], "instrument_returns": returns[t][1]}
         val = float(d["scores"]["splits"]["val"][d["metric"]] + (noise[n] if n else 0.0))
         d["scores"]["splits"]["val"][d["metric"]] = d["selection"] = float(val)
         d.update(iteration=n, parent=None if n == 0 else int(rng.integers(0, n)), replaces=None, duplicate_of=None)

@@ -91,3 +91,21 @@ def test_the_state_stays_the_same_size_through_a_long_run(workers: int) -> None:
     assert max(sizes[100:]) < 1.02 * max(sizes[:100]), (max(sizes[:100]), max(sizes[100:]))  # notes fill, then compact
     assert len(state.to_json()["learnings"]["distilled"]["member_vals"]) <= 3 + workers
     assert Learnings.from_json(state.learnings).render() == plain.render()
+
+
+def test_the_notes_are_rendered_once_a_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold measures learnings.md to decide on a compaction; the loop then writes learnings.md: one rendering
+    serves both, and it reads as the same notes read back from the state."""
+    task, notes, rendered = get_task("trade"), Learnings(), []
+    original = Learnings._render
+    monkeypatch.setattr(Learnings, "_render", lambda self, entries: rendered.append(1) or original(self, entries))
+    for k in range(40):
+        record = IterationRecord.from_json({**OLD_RECORD, "iteration": k, "in_population": k % 3 == 0,
+                                            "proposal": {"hypothesis": f"h{k}", "change": f"change {k}" * 20}})
+        before, kept = len(rendered), len(notes.entries)
+        notes.add(entry_from_record(record, "sharpe", task))
+        text = notes.render()
+        compacted = len(notes.entries) <= kept  # measured before compacting, so rendered again after
+        assert notes.render() == text and len(rendered) - before <= 1 + compacted, k
+        assert text == Learnings.from_json(notes.to_json()).render(), k
+    assert "Earlier iterations, one line each" in text  # the notes compacted on the way

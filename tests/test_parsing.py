@@ -147,6 +147,8 @@ def test_prose_only_reply_is_a_proposal_with_an_error() -> None:
     assert p.region is None
     assert p.error == NO_CODE
     assert p.hypothesis == "trends persist."
+    # a model that asked a question ("what are the costs applied to?") is told nobody answers it
+    assert "nobody reads questions or plans: every reply must hold the complete region" in NO_CODE
 
 
 def test_bare_code_without_fences_is_accepted() -> None:
@@ -368,3 +370,55 @@ def test_portfolio_reply_with_allocate_is_read() -> None:
     whole = "import os\n\nclass Junk:\n    pass\n\n" + PORTFOLIO_REGION
     kept = parse_reply("```python\n" + whole + "```\n").region
     assert kept is not None and "def allocate(day):" in kept and "class Junk" not in kept
+
+
+HELPER_APART = '''Building on the volatility regime, first a small helper:
+
+```python
+def _three(flat):
+    flat = min(max(flat, 0.2), 0.6)
+    side = (1.0 - flat) / 2
+    return (side, flat, side)
+```
+
+and a constant I will not use:
+
+```python
+r = 0.5
+```
+
+Then the region itself:
+
+```python
+STRENGTH = {1: 0.25, 3: 0.2, 5: 0.15, 10: 0.1}
+
+
+def generate_features(df):
+    df["vol_ratio"] = df["Close"].pct_change().rolling(20).std()
+    return df
+
+
+def forecast(row):
+    r = row["vol_ratio"]
+    if pd.isna(r):
+        return {h: (1 / 3, 1 / 3, 1 / 3) for h in (1, 3, 5, 10)}
+    return {h: _three(1 / 3 + STRENGTH[h] * (1.0 - r)) for h in (1, 3, 5, 10)}
+```
+
+Expect: rps_skill_mean up 0.002
+'''
+
+
+def test_a_helper_shown_in_a_block_of_its_own_is_part_of_the_region() -> None:
+    """A forecast reply put its helper in a python block of its own, then the region; the gate was given the
+    region alone and told the model "line 30 of the reply: name '_three' is not defined here"."""
+    from alphaloop.candidate import region_origins
+    from alphaloop.tasks import get_task
+
+    p = parse_reply(HELPER_APART)
+    assert p.region is not None and p.region.startswith("def _three(flat):\n")
+    assert "r = 0.5" not in p.region  # the region binds r itself: nothing to borrow
+    verdict = get_task("forecast").gate()(p.region)
+    assert verdict.ok, verdict.reason
+    origins = region_origins(p.reply, p.region)
+    assert origins[0] == HELPER_APART.split("\n").index("def _three(flat):") + 1  # reasons name the reply's lines

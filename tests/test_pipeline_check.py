@@ -460,3 +460,21 @@ def test_check_of_a_hostile_candidate_ends_within_its_budget(name: str, code: st
     verdict = json.loads(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == 1 and not verdict["accepted"] and words in verdict["reason"], proc.stdout[-2000:]
     assert elapsed < 6 + 30, elapsed  # budget + generous slack for starting Python, loading data and the worker
+
+
+def test_a_signal_outside_the_contract_and_a_boolean_signal_are_explained(history: History) -> None:
+    """Seen answering the real prompts: ``return 2 if ...`` was rejected "bad_output: frame 0: ... (first:
+    np.float64(2.0))" (a frame number and a numpy repr on a one-instrument run), and ``return fast > slow``
+    (True enters, False keeps) ran always long with no word of why."""
+    two = BASELINE.replace("return 1", "return 2")
+    ev = run(two, history)
+    assert ev.stage == "sandbox" and ev.reason.endswith("signals outside {1, -1, 0} (first: 2.0)"), ev.reason
+    from alphaloop.present.names import frame_reason
+
+    said = "frame 0: 2551 signals outside {1, -1, 0} (first: 2.0)"  # the sandbox runner's words
+    assert frame_reason(said, 1) == "2551 signals outside {1, -1, 0} (first: 2.0)"
+    assert frame_reason(said, 2) == "instrument 1 of 2: 2551 signals outside {1, -1, 0} (first: 2.0)"
+    boolean = ('def generate_features(df):\n    df["f"] = df["Close"].rolling(20).mean()\n    return df\n\n\n'
+               'def strategy_logic(row):\n    return row["Close"] > row["f"]\n')
+    ev = run(boolean, history)
+    assert ev.stage == "guards" and "only -1 exits; 0, and False, keep the position" in ev.reason, ev.reason

@@ -57,6 +57,11 @@ def test_the_prompt_evidence_shows_parent_and_latest_tables_and_the_contract_val
     assert "EW B&H sharpe" in figures and "cash: 0" in figures and "contributions" in figures
     assert ev["extra"]["instruments"] == "4" and ev["extra"]["columns"] == "`Close`"
     assert "reverting to iter 1" in ev["parent_reason"]
+    # rejected before it was scored (a timeout, a bad weight): the heading stays, as the trade prompt's does
+    unscored = SimpleNamespace(**{**vars(latest), "scores": None, "stage": "sandbox",
+                                  "reason": "timeout: the full run took too long", "positions_sha256": ""})
+    figures = portfolio_evidence(3, 1, unscored, parent, None, last=2)["extra"]["portfolio_figures"]
+    assert "**Latest candidate (iteration 2, rejected at sandbox: timeout: the full run took too long)**" in figures
 
 
 def test_results_tsv_puts_the_benchmark_beside_validation() -> None:

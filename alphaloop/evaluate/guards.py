@@ -241,7 +241,7 @@ def trade_guards(val: Mapping[str, float], limits: GuardLimits,
                                         "nothing to score"))
     elif exposure >= limits.always_long_exposure:
         failures.append(("always_long", f"always long on validation (exposure {exposure:.1%}): that is buy and "
-                                         f"hold, not a strategy"))
+                                         f"hold, not a strategy (only -1 exits; 0, and False, keep the position)"))
     elif trips / years < limits.min_round_trips_per_year:
         failures.append(("too_few_trades", f"too few trades on validation: {trips:.0f} round trip(s) in "
                                            f"{years:.1f} years, fewer than {limits.min_round_trips_per_year:g} "

@@ -22,10 +22,12 @@ def instrument_prefix(k: int, n: int) -> str:
 
 def frame_reason(reason: str, n: int) -> str:
     """The runner names a full run's frames "frame i" (0-based); on several instruments they are the
-    universe's instruments, named by number."""
+    universe's instruments, named by number; on one, the prefix says nothing and goes."""
     match = re.match(r"frame (\d+): ", reason or "")
-    if n < 2 or match is None or int(match.group(1)) >= n:
+    if match is None or int(match.group(1)) >= n:
         return reason
+    if n == 1:
+        return reason[match.end():]
     return instrument_prefix(int(match.group(1)), n) + reason[match.end():]
 
 

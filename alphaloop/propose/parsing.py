@@ -17,7 +17,8 @@ from alphaloop.present.text import clip_end
 from alphaloop.propose.base import REPLY_LIMIT, Expectation, Proposal
 from sandbox.gate_ast import is_literal
 
-NO_CODE = "no python code block in the reply"
+NO_CODE = ("no python code block in the reply defining both functions (nobody reads questions or plans: "
+           "every reply must hold the complete region)")  # a model asked what costs apply to, and waited
 RAW_LIMIT = 20_000  # characters of the reply kept on Proposal.raw (to_json bounds it further; .reply keeps it all)
 # the second function of --task trade, forecast and portfolio: a reply defining generate_features and one of them
 CONTRACT = ("generate_features", "strategy_logic", "forecast", "allocate")
@@ -110,7 +111,7 @@ def pick_code(blocks: list[Block], prose: str) -> str | None:
         return with_markers[-1]
     full = [b.text for b in blocks if defines_both(b.text)]
     if full:
-        return full[-1]
+        return borrow_helpers(full[-1], [b.text for b in blocks if b.tag in PYTHON_TAGS and b.text != full[-1]])
     python = [b.text for b in blocks if b.tag in PYTHON_TAGS]
     joined = "\n\n".join(python)
     if python and defines_both(joined):
@@ -118,6 +119,49 @@ def pick_code(blocks: list[Block], prose: str) -> str | None:
     if not blocks and defines_both(prose):
         return bare_code(prose)
     return None
+
+
+def borrow_helpers(code: str, others: list[str]) -> str:
+    """``code`` with the top-level defs and constants it reads but does not define taken from the reply's
+    other python blocks (transitively), placed before it: a model that shows a helper in a block of its
+    own ("first a small helper: ...", then the region) meant it to be part of the answer."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return code
+    offered: dict[str, tuple[ast.stmt, str]] = {}
+    for text in others:
+        try:
+            body = ast.parse(text).body
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue
+        lines = text.split("\n")
+        for node in body:
+            if isinstance(node, ast.FunctionDef) or is_constant(node) or unpacked_constants(node) is not None:
+                start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+                for name in defined_names(node):
+                    offered.setdefault(name, (node, "\n".join(lines[start - 1 : node.end_lineno])))
+    taken: list[str] = []
+    bound, queue = set(), [tree]
+    while queue:
+        node = queue.pop()
+        bound |= _bound_names(node)
+        for name in sorted(_read_names(node) - bound):
+            if name in offered and offered[name][1] not in taken:
+                taken.append(offered[name][1])
+                queue.append(offered[name][0])
+    return "\n\n\n".join([*taken, code]) if taken else code
+
+
+def _bound_names(node: ast.AST) -> set[str]:
+    """Every name ``node`` binds anywhere: assignments, parameters, defs, loop and comprehension targets."""
+    out = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    out |= {a.arg for a in ast.walk(node) if isinstance(a, ast.arg)}
+    return out | {n.name for n in ast.walk(node) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def _read_names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def bare_code(text: str) -> str:

@@ -143,6 +143,7 @@ class Learnings:
         self.entries = entries or []
         self.tally = tally or Tally(held=hits, graded=graded)
         self.distilled = distilled or Distilled()
+        self._text: str | None = None  # render()'s text until the next fold: a fold measures it, learnings.md is it
 
     @property
     def summary(self) -> str:
@@ -188,13 +189,14 @@ class Learnings:
         if ask is not None:
             request = self.compaction_request(entry)
             compacted = ask(request.text, request.budget_tokens) if request is not None else None
+        self._text = None
         self.entries.append(entry)
         if entry.iteration > 0:
             self.tally.add(entry.held, entry.status == "rejected")
         self.distilled.add(entry)
         if not self._due():
             return
-        old, self.entries = self.entries[:-KEEP_RECENT], self.entries[-KEEP_RECENT:]
+        old, self.entries, self._text = self.entries[:-KEEP_RECENT], self.entries[-KEEP_RECENT:], None
         budget = BUDGET_TOKENS * CHARS_PER_TOKEN
         self.earlier = deterministic_summary(self.earlier, old, budget // 3)
         if compacted and len(compacted.strip()) <= LESSONS_CHARS:
@@ -235,7 +237,10 @@ class Learnings:
         return "\n".join(parts).rstrip() + "\n"
 
     def render(self) -> str:
-        return self._render(self.entries)
+        """learnings.md's text, rendered once per fold (``add`` measures it, the loop then writes it)."""
+        if self._text is None:
+            self._text = self._render(self.entries)
+        return self._text
 
     def to_json(self) -> dict:
         return {"summary": self.earlier, "lessons": self.lessons, "lessons_at": self.lessons_at,

@@ -95,7 +95,9 @@ def figures_section(parent: Mapping | None, latest: Mapping | None, latest_label
                     periods_per_year: float = TRADING_DAYS) -> str:
     """The prompt's figures section: the parent's and the latest candidate's tables beside the equal-weight buy
     and hold and cash, why this parent, whether the latest change moved any weight, and the guards."""
+    shown = figures_table(latest_label, latest, periods_per_year)
+    if not shown and latest_label != "Latest candidate":  # rejected before scoring: its heading still says so
+        shown = f"**{latest_label}**"
     return evidence_section("beside the equal-weight buy and hold and cash", reason,
-                            (figures_table("Parent", parent, periods_per_year),
-                             figures_table(latest_label, latest, periods_per_year)),
+                            (figures_table("Parent", parent, periods_per_year), shown),
                             UNCHANGED_TEXT.format(one="weight", many="weights") if unchanged else "", guards)

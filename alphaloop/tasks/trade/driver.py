@@ -95,7 +95,7 @@ def check_signals(raw: Any, n: int) -> np.ndarray:
         raise ValueError(f"{int(np.sum(~np.isfinite(f)))} signals are NaN or infinite")
     outside = ~np.isin(f, (-1.0, 0.0, 1.0))
     if outside.any():
-        raise ValueError(f"{int(outside.sum())} signals outside {{1, -1, 0}} (first: {f[outside][0]!r})")
+        raise ValueError(f"{int(outside.sum())} signals outside {{1, -1, 0}} (first: {f[outside][0].item()!r})")
     return f
 
 
