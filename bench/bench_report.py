@@ -196,7 +196,7 @@ def main() -> None:
             runs.append(report_once(code, folder, data))
             if a.against:
                 other.append(report_once(a.against.resolve(), folder, data))
-        fig = {"iterations": n, **runs[-1], **{k: statistics.median(r[k] for r in runs) for k in TIMED}}
+        fig = {"iterations": n, **runs[-1], **{k: round(statistics.median(r[k] for r in runs), 2) for k in TIMED}}
         first = first or fig
         ratios = ", ".join(f"{k} {fig[k] / first[k]:.2f}x" for k in (*TIMED, "html_kb"))
         print(json.dumps(fig), flush=True)
@@ -204,7 +204,8 @@ def main() -> None:
         if other:
             paired = ", ".join(f"{k} {statistics.median(r[k] / o[k] for r, o in zip(runs, other, strict=True)):.2f}x"
                                for k in (*TIMED, "html_kb"))
-            theirs = {"iterations": n, **other[-1], **{k: statistics.median(o[k] for o in other) for k in TIMED}}
+            theirs = {"iterations": n, **other[-1], **{k: round(statistics.median(o[k] for o in other), 2)
+                                                       for k in TIMED}}
             print(f"  against {a.against} (median of {a.pairs} alternated pairs): {paired}; theirs: "
                   f"{json.dumps(theirs)}", flush=True)
 

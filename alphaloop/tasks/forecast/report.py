@@ -41,7 +41,6 @@ from alphaloop.tasks.forecast.scores import (
     spread_picks,
 )
 from alphaloop.tasks.forecast.stats import forecast_statistics
-from alphaloop.tasks.forecast.task import BASELINE
 from alphaloop.tasks.forecast.text import fnum
 
 GRADE_COLOURS = {"calibrated_correct": "#2a9d4b", "reasonable_miss": "#8ab4d8", "overconfident_wrong": "#d62728",
@@ -98,7 +97,7 @@ def skill_chart(entries: list[dict], population: list[int]) -> str:
                        + thinned_words(drawn, total))
 
 
-def population_table(records: list[IterationRecord], population: list[int]) -> str:
+def population_table(records: list[IterationRecord], population: list[int], baseline: str) -> str:
     rows = []
     for n in population:
         r = next((x for x in records if x.iteration == n), None)
@@ -109,7 +108,7 @@ def population_table(records: list[IterationRecord], population: list[int]) -> s
         rows.append([str(n), fnum(v.get(SELECTION_METRIC)), "+0.0000",
                      fnum((r.split("val") or {}).get("rps_skill_rolling_mean")), fnum(t.get(SELECTION_METRIC)),
                      fnum(v.get("ece"), 3, False), fnum(v.get("reward"), 3), str(g["overconfident_wrong"]),
-                     esc(describe(r, baseline=BASELINE))])
+                     esc(describe(r, baseline=baseline))])
     return table(["iter", "val skill", "val climatology", "val vs rolling climatology", "train skill", "val ECE",
                   "val reward", "val overconfident-wrong", "what it tried"], rows, left=8)
 
@@ -270,7 +269,7 @@ def run_dates(wd: Workdir, entries: list[dict]) -> str:
     return f"{stamps[0][:16].replace('T', ' ')} – {end.replace('T', ' ')} UTC"
 
 
-def render_forecast_report(workdir: Path) -> str:
+def render_forecast_report(workdir: Path, baseline: str) -> str:
     wd = Workdir(workdir)
     entries = wd.index_entries()  # one short line an iteration; whole records only for what is shown one by one
     state = wd.read_state()
@@ -313,7 +312,7 @@ def render_forecast_report(workdir: Path) -> str:
               + "".join(f"<p>{esc(line)}</p>" for line in summary)
               + f'<table class="kv">{fact_rows}</table></header>')
     parts = [header, section("progress", "Skill over iterations", skill_chart(entries, population)),
-             section("population", "Population (best first)", population_table(records, population))]
+             section("population", "Population (best first)", population_table(records, population, baseline))]
     latest = next((r for r in reversed(readings) if r.status == "scored" and r.test), None)
     for split, test in (("val", False), ("test", True)):
         path = wd.forecasts(split)
@@ -336,5 +335,6 @@ def render_forecast_report(workdir: Path) -> str:
             "</body></html>\n")
 
 
-def write_forecast_report(workdir: Path) -> Path:
-    return Workdir(workdir).write_report(render_forecast_report(workdir))
+def write_forecast_report(workdir: Path, baseline: str) -> Path:
+    """The forecast run's report.html; ``baseline`` is how the task names iteration 0."""
+    return Workdir(workdir).write_report(render_forecast_report(workdir, baseline))

@@ -12,7 +12,6 @@ import numpy as np
 from alphaloop.run.records import IterationRecord
 from alphaloop.run.rows import describe
 from alphaloop.tasks.forecast.scores import GRADES, SELECTION_METRIC
-from alphaloop.tasks.forecast.task import BASELINE
 from alphaloop.tasks.trade.rows import row_start
 
 FORECAST_METRIC = SELECTION_METRIC
@@ -56,10 +55,10 @@ def tsv_cells(val: dict | None, train: dict | None) -> str:
             f"{cell(v.get('reward'))}\t{grade_counts(val)['overconfident_wrong']}")
 
 
-def tsv_row(record: IterationRecord) -> str:
+def tsv_row(record: IterationRecord, baseline: str) -> str:
     """One results.tsv line of a forecast record (derived from the record alone, so replays match)."""
     cells = tsv_cells(record.split("val"), record.split("train"))
-    what = describe(record, baseline=BASELINE).replace(chr(9), " ")
+    what = describe(record, baseline=baseline).replace(chr(9), " ")
     return f"{row_start(record)}\t{cells}\t{what}\n"
 
 

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from alphaloop.tasks.protocol import REPO, Task
 
-BASELINE = "baseline (the starting forecaster)"  # iteration 0's description
-
 if TYPE_CHECKING:
     from alphaloop.commands.inputs import FinalInputs, FinishInputs
     from alphaloop.evaluate.pipeline import Trial, Verdict
@@ -36,7 +34,7 @@ class ForecastTask(Task):
     functions = ("generate_features", "forecast")
     candidates = "forecasters"
     benchmark = "climatology"
-    baseline = BASELINE
+    baseline = "baseline (the starting forecaster)"
     shows_trades = False
 
     def start_file(self) -> Path:
@@ -123,7 +121,7 @@ class ForecastTask(Task):
     def tsv_row(self, record: IterationRecord, metric: str) -> str:
         from alphaloop.tasks.forecast.rows import tsv_row
 
-        return tsv_row(record)
+        return tsv_row(record, self.baseline)
 
     def prompts(self) -> dict[str, Path]:
         from alphaloop.tasks.forecast.prompting import FORECAST_PROGRAM_PATH, FORECAST_TEMPLATE_PATH
@@ -195,4 +193,4 @@ class ForecastTask(Task):
     def report_writer(self) -> Callable[[Path, Path], Path] | None:
         from alphaloop.tasks.forecast.report import write_forecast_report
 
-        return lambda workdir, data_dir: write_forecast_report(Path(workdir))
+        return lambda workdir, data_dir: write_forecast_report(Path(workdir), self.baseline)
