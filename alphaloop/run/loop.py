@@ -180,8 +180,9 @@ class Loop:
             parent = flight.parent  # chosen by ``_plan`` at launch: every iteration after the baseline has one
             assert parent is not None, "_plan picks a parent for every iteration after the baseline"
             learnings = Learnings.from_json(base.learnings) if base.learnings else Learnings()
-            latest = self._head(base.after)
-            grand = self._head(latest.parent) if latest is not None else None
+            # proposing reads a record's parent, stage and figures, never its returns sidecar: a few small files
+            latest = self.wd.record_or_none(base.after, returns=False)
+            grand = self.wd.record_or_none(latest.parent, returns=False) if latest is not None else None
             pctx = ProposalContext(
                 iteration=n, parent_iteration=parent, parent_region=self._parent_region(parent),
                 metric=self.cfg.metric,
@@ -191,8 +192,8 @@ class Loop:
                 last_outcome=state.last_outcome, cost_bps=self.cfg.cost_bps, shows_trades=self.task.shows_trades,
                 max_gross=self.cfg.max_gross, columns=self.universe.columns,
                 siblings=flight.siblings, stalled=rule.stalled(state.consecutive_fails, self.cfg.stall_after),
-                **self.task.evidence(n, parent, latest, self._head(parent), grand, base.after,
-                                     self.prepared, state),
+                **self.task.evidence(n, parent, latest, self.wd.record_or_none(parent, returns=False), grand,
+                                     base.after, self.prepared, state),
             )
             proposal = self.proposer.propose(pctx)
             proposal_label = self.proposer_label
@@ -211,13 +212,9 @@ class Loop:
         parent = state.pick_parent(n, self.cfg.seed)
         flights = self.flights.flights
         def parent_of(j: int) -> int | None:
-            return flights[j].parent if j in flights else getattr(self._head(j), "parent", None)
+            return flights[j].parent if j in flights else getattr(self.wd.record_or_none(j, returns=False), "parent",
+                                                                   None)
         return parent, tuple(j for j in range(max(base.after + 1, 1), n) if parent_of(j) == parent)
-
-    def _head(self, n: int | None) -> IterationRecord | None:
-        """Record ``n`` without its daily returns (None when there is none): what proposing and grading read of a
-        record (parent, stage, figures), never its returns sidecar, so an iteration reads a few small files."""
-        return self.wd.record(n, returns=False) if self.wd.has_record(n) else None
 
     def _iteration(self, n: int, done: _Done, state: LoopState) -> IterationRecord:
         """The record of a finished iteration, judged against the state committed up to n - 1; writes
@@ -248,7 +245,7 @@ class Loop:
             record.scores = {k: v for k, v in ev.scores.to_json().items() if k != "selection_val"}
             record = dataclasses.replace(record, **self.task.scored_fields(ev, self.histories))
             parent_val = next((m.val for m in state.population if m.iteration == parent), None)
-            prec = self._head(parent) if parent_val is None else None
+            prec = self.wd.record_or_none(parent, returns=False) if parent_val is None else None
             if prec is not None and prec.scores:
                 parent_val = prec.split("val")
             parent_val, now_val = self.task.grading_view(parent_val), self.task.grading_view(record.split("val"))

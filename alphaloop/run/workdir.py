@@ -285,8 +285,9 @@ class Workdir:
         except (OSError, ValueError) as exc:
             raise RecordError(f"{path}: not a returns file alphaloop wrote ({exc})") from exc
 
-    def record_or_none(self, n: int | None) -> IterationRecord | None:
-        return self.record(n) if self.has_record(n) else None
+    def record_or_none(self, n: int | None, returns: bool = True) -> IterationRecord | None:
+        """Record ``n`` (None when there is none); ``returns=False`` leaves its daily-returns sidecar unread."""
+        return self.record(n, returns=returns) if self.has_record(n) else None
 
     def records(self) -> list[IterationRecord]:
         """Records 0, 1, ... up to the first gap (the loop writes them in order)."""
