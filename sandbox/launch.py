@@ -3,13 +3,14 @@
 Runs in the trusted parent only (never shipped); imports only the standard library and the
 parent-side sandbox modules, never numpy or pandas, so a one-shot command can call ``begin_early``
 as its first act: the worker boots (bubblewrap, Python, numpy and pandas, the lockdown probe) on
-another core while the parent imports its own libraries. The worker's start has two messages:
-the BOOT message (the shipped modules, what it may read, which layers to apply, and the drivers
-when the command already knows them), sent at once, and the DRIVERS message (each task's driver
-source), sent by ``runner.Sandbox`` when it takes the process over. A worker booted with drivers
-warms them and forks its zygotes before the parent has finished importing, and the DRIVERS message
-must then name the same drivers; otherwise the worker warms them when they arrive. No data crosses
-either message.
+another core while the parent imports its own libraries. The worker's start has three messages:
+the PATH message (where numpy and pandas are), written before ``Launch`` returns, so the worker
+imports them at once; the BOOT message (the shipped modules' source, what it may read, which
+layers to apply, and the drivers when the command already knows them), built by a thread while the
+worker imports, and the DRIVERS message (each task's driver source), sent by ``runner.Sandbox`` when
+it takes the process over. A worker booted with drivers warms them and forks its zygotes before the
+parent has finished importing, and the DRIVERS message must then name the same drivers; otherwise
+the worker warms them when they arrive. No data crosses any of them.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from sandbox.parent import StderrTail, kill_tree
 SANDBOX_DIR = Path(__file__).resolve().parent
 Drivers = Sequence[tuple[str, str]]  # (task name, driver module source), in the order the sandbox lists them
 SHIPPED = ("wire", "lockdown", "watch", "child", "worker")  # sandbox modules the worker runs, in dependency order
-# The worker's first code: read the boot message, then build the shipped modules from their source
-# under their own names (so ``from sandbox.wire import ...`` inside them finds them, never a copy on disk).
+# The worker's first code: read where its libraries are and import them (a parent thread meanwhile puts the
+# rest of the boot message together), then build the shipped modules from their source under their own
+# names (so ``from sandbox.wire import ...`` inside them finds them, never a copy on disk). The cyclic
+# collector stays off until the worker freezes what its boot built (``Worker.start``).
 BOOT = (
-    "import os,sys,json,types\n"
+    "import gc,os,sys,json,types\n"
+    "gc.disable()\n"
     "def rd(n):\n"
     "    b=b''\n"
     "    while len(b)<n:\n"
@@ -42,8 +46,10 @@ BOOT = (
     "        if not c: os._exit(3)\n"
     "        b+=c\n"
     "    return b\n"
-    "init=json.loads(rd(int.from_bytes(rd(8),'little')))\n"
-    "sys.path[:0]=[p for p in init['sys_path'] if p not in sys.path]\n"
+    "def msg(): return json.loads(rd(int.from_bytes(rd(8),'little')))\n"
+    "sys.path[:0]=[p for p in msg() if p not in sys.path]\n"
+    "import numpy,pandas\n"
+    "init=msg()\n"
     "pkg=types.ModuleType('sandbox');pkg.__path__=[];sys.modules['sandbox']=pkg\n"
     "for name,src in init['modules']:\n"
     "    m=types.ModuleType('sandbox.'+name);m.__file__='<sandbox/'+name+'.py>'\n"
@@ -67,6 +73,10 @@ class Settings(NamedTuple):
 class Launch:
     """A worker process started and sent its boot message (from a thread, so the caller goes on at once).
 
+    Python runs isolated (-I) and without ``site`` (-S): the PATH message names the folders of its
+    libraries, and ``site`` would only run the environment's .pth hooks (an editable install's import
+    finder: ~14 ms before the first import).
+
     The process is started by the calling thread: bubblewrap's --die-with-parent ties the worker to
     the thread that started it, so only a thread that outlives the sandbox may start one.
     """
@@ -77,10 +87,14 @@ class Launch:
         python = sys.executable
         prefix = bwrap_argv(python) if settings.bwrap else [python]
         self.proc = subprocess.Popen(
-            prefix + ["-I", "-B", "-c", BOOT, token], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            prefix + ["-I", "-S", "-B", "-c", BOOT, token], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=dict(WORKER_ENV), cwd="/", start_new_session=True, close_fds=True,
         )
         assert self.proc.stdin is not None and self.proc.stderr is not None
+        try:  # a few hundred bytes: the pipe takes them at once, and the worker starts importing pandas
+            write_framed(self.proc.stdin.fileno(), json.dumps(sys_path()).encode("utf-8"))
+        except OSError:
+            pass  # the worker died at once: whoever takes it over finds out (its boot message cannot be sent)
         self.stderr = StderrTail(self.proc.stderr)
         self.stderr.start()
         self.error: BaseException | None = None
@@ -89,12 +103,8 @@ class Launch:
 
     def _send_boot(self) -> None:
         try:
-            data = boot_message(self.settings, self.drivers)
             assert self.proc.stdin is not None
-            stdin = self.proc.stdin.fileno()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(stdin, view):]
+            write_framed(self.proc.stdin.fileno(), boot_message(self.settings, self.drivers))
         except BaseException as exc:  # reported to whoever takes the process over
             self.error = exc
 
@@ -111,12 +121,19 @@ class Launch:
         self.stderr.join(timeout=2)
 
 
+def write_framed(fd: int, data: bytes) -> None:
+    """``data`` after its length (8 bytes, little-endian): the framing BOOT reads."""
+    view = memoryview(len(data).to_bytes(8, "little") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def boot_message(settings: Settings, drivers: Drivers | None = None) -> bytes:
-    """Everything the worker needs before any request: its modules, what it may read, the layers, and
-    the drivers if known (``None``: they come with the DRIVERS message)."""
+    """Everything the worker needs before any request but its libraries' folders (the PATH message): its
+    modules, what it may read, the layers, and the drivers if known (``None``: they come with the DRIVERS
+    message)."""
     init = {
         "modules": [[name, (SANDBOX_DIR / f"{name}.py").read_text(encoding="utf-8")] for name in SHIPPED],
-        "sys_path": sys_path(),
         "read_roots": read_roots(),
         "builtins": sorted(SAFE_BUILTINS),
         "libs": libraries() if settings.seccomp else {},
@@ -126,8 +143,7 @@ def boot_message(settings: Settings, drivers: Drivers | None = None) -> bytes:
         "frames_at_once": settings.frames_at_once,
         "drivers": None if drivers is None else [[name, source] for name, source in drivers],
     }
-    data = json.dumps(init).encode("utf-8")
-    return len(data).to_bytes(8, "little") + data
+    return json.dumps(init).encode("utf-8")
 
 
 _EARLY: list[Launch] = []

@@ -152,10 +152,12 @@ class Worker:
                         for name, source in drivers}
         for driver in self.drivers.values():
             _prewarm(driver)
-        # The warm-up's cyclic garbage is young; a full collection found nothing more and cost 10-20 ms here.
-        gc.collect(1)
         self.layers = self._finish_probe(*self._probing)
-        gc.freeze()  # the collector never walks the libraries' objects in a child: fewer pages copied on write
+        # BOOT turned the cyclic collector off for the imports and the warm-up (a collection then only walks
+        # the libraries' objects, which stay: a full one found nothing to free and cost 10-20 ms); now they are
+        # frozen, so neither this process nor a child ever walks them again: fewer pages copied on write.
+        gc.freeze()
+        gc.enable()
         self.zygotes: list[Zygote] = []
         for _ in range(self.frames_at_once):
             self.zygotes.append(Zygote(self, self.resp_fd, [z.sock for z in self.zygotes]))
