@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from alphaloop.tasks.forecast.driver import compute_forecast_rows
 from alphaloop.tasks.trade.driver import Row, check_signals, compute_signals
 
-__all__ = ["REGION_START", "REGION_END", "RegionError", "Row", "compute_forecast_rows", "compute_signals",
+__all__ = ["REGION_START", "REGION_END", "RegionError", "Row", "compute_signals",
            "extract_region", "splice_region", "template_text", "validate_signals"]
 
 REGION_START = "# === ALPHALOOP CANDIDATE REGION START (generate_features, strategy_logic) ==="

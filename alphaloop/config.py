@@ -3,7 +3,7 @@
 ``harness.py`` builds its flags' defaults (and the numbers in their help) from these fields, so a
 default changed here changes the command line, the loop and the README's ``--help`` in one step.
 A default owned by the module that uses it (metric, folds and costs in ``scoring``/``backtest``, the
-evaluation budget in ``pipeline``, stress paths in ``stress``, the data folder in ``data``) is
+evaluation budget in ``pipeline``, stress paths in ``scoring``, the data folder in ``data``) is
 imported here, not repeated.
 """
 
@@ -16,8 +16,7 @@ from alphaloop.candidate import TRADE_PY
 from alphaloop.data.frozen import DATA_DIR
 from alphaloop.evaluate.backtest import DEFAULT_COST_BPS
 from alphaloop.evaluate.pipeline import DEFAULT_EVAL_TIMEOUT_S
-from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC
-from alphaloop.evaluate.stress import DEFAULT_PATHS
+from alphaloop.evaluate.scoring import DEFAULT_FOLDS, DEFAULT_METRIC, DEFAULT_STRESS_PATHS
 
 WORKDIR = Path("train")  # run folder; rerunning with the same folder resumes (--workdir)
 
@@ -39,7 +38,7 @@ class LoopConfig:
     max_gross: float = 1.0  # the portfolio task's cap on the sum of absolute weights (--max-gross)
     seed: int = 0  # parent choice and the offline proposer (--seed)
     stress_select: bool = False  # the selection metric also penalises the 5th-percentile stress drawdown
-    stress_paths: int = DEFAULT_PATHS  # synthetic paths per stress scenario; 0 skips the suite (--stress-paths)
+    stress_paths: int = DEFAULT_STRESS_PATHS  # synthetic paths per stress scenario; 0 skips the suite (--stress-paths)
     cross_ticker: str | None = None  # second market of the generalisation table; None: the other bundled sample
     start_file: Path = TRADE_PY  # trade.py-style file whose region is iteration 0 (--start-from)
     hours: float | None = None  # this command's wall-clock budget; stops at the next iteration boundary

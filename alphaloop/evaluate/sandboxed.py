@@ -10,12 +10,14 @@ and the function that validates the arrays the child sends back (``Task.output_d
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alphaloop.tasks.trade.outputs import FrameResult
 from sandbox.launch import frames_at_once
-from sandbox.pool import SandboxPool
 from sandbox.runner import Driver, Sandbox
+
+if TYPE_CHECKING:
+    from sandbox.pool import SandboxPool
 
 __all__ = ["FrameResult", "drivers", "open_pool", "open_sandbox"]
 
@@ -40,5 +42,7 @@ def open_sandbox(tasks: Iterable[str] | None = None, **kwargs: Any) -> Sandbox:
 def open_pool(size: int = 1, tasks: Iterable[str] | None = None, **kwargs: Any) -> SandboxPool:
     """A ``SandboxPool`` of ``size`` workers built by ``open_sandbox``; unless told, the workers share the
     cores for the frames they run side by side."""
+    from sandbox.pool import SandboxPool  # here: a one-shot command opens one sandbox, never a pool
+
     kwargs.setdefault("frames_at_once", frames_at_once(share=size))
     return SandboxPool(size, factory=lambda: open_sandbox(tasks, **kwargs))

@@ -2,7 +2,6 @@
 proper scoring rules. Buckets, validation, scores and statistics live here; the candidate only returns
 probabilities."""
 
-from alphaloop.tasks.forecast.buckets import BUCKETS, HORIZONS, BucketScheme
 from alphaloop.tasks.forecast.task import ForecastTask
 
-__all__ = ["BUCKETS", "HORIZONS", "BucketScheme", "ForecastTask"]
+__all__ = ["ForecastTask"]

@@ -3,7 +3,7 @@
 ``gate_check`` applies the project's gate to a forecast region, asking for the forecast task's two
 functions instead of ``strategy_logic``.
 ``compute_forecasts`` runs a forecaster in-process, as the sandbox child does for the forecast task
-(``alphaloop.candidate.compute_forecast_rows`` then ``alphaloop.tasks.forecast.driver.decode_forecasts``).
+(``driver.compute_forecast_rows`` then ``alphaloop.tasks.forecast.driver.decode_forecasts``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from alphaloop.candidate import compute_forecast_rows
 from alphaloop.tasks.forecast.buckets import HORIZONS
+from alphaloop.tasks.forecast.driver import compute_forecast_rows
 from alphaloop.tasks.forecast.validate import DecodedForecasts, decode_forecasts
 from sandbox.gate import GateResult, check
 from sandbox.gate_tables import TASK_FUNCTIONS

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alphaloop.tasks.portfolio.driver import union_calendar
-
 FUNCTIONS = ("generate_features", "allocate")  # what the region must define (the gate checks it)
 DEFAULT_MAX_GROSS = 1.0
 TOLERANCE = 1e-9  # float sums of weights meant to be exactly at a bound pass
@@ -41,6 +39,8 @@ class Calendar:
 
     @classmethod
     def of(cls, frames: Sequence[pd.DataFrame]) -> Calendar:
+        from alphaloop.tasks.portfolio.driver import union_calendar  # here: the registry reads FUNCTIONS alone
+
         dates = union_calendar(frames)
         rows = tuple(dates.get_indexer(f.index) for f in frames)
         present = np.zeros((len(dates), len(frames)), dtype=bool)
