@@ -228,28 +228,37 @@ class Worker:
 
     def run(self, header: dict[str, Any], body: bytearray) -> tuple[dict[str, Any], list[bytes | memoryview]]:
         """Run the region on every frame of the request, each in a fresh child, up to one child per zygote
-        at a time; the earliest frame that fails is the run's outcome (later frames are not started)."""
+        at a time; the earliest frame that fails is the run's outcome (later frames are not started).
+
+        The longest frames start first: a frame's child costs ~15 ms however short the frame, so starting
+        the full-length ones last left one zygote running the last of them alone (14 probe frames of a
+        4,276-row history: ~8 ms of ~150 ms). Every frame before a failed one still runs, so the outcome
+        is the one running them in order gives."""
         started = time.monotonic()
         try:
             timeout, memory_mb = float(header["timeout"]), int(header["memory_mb"])
             task, region, frames = header["task"], header["region"], header["frames"]
             if task not in self.drivers or not isinstance(region, str) or not isinstance(frames, list):
                 raise ValueError(f"unknown task {task!r} or malformed request")
+            rows = [sum(int(spec["n"]) for spec in frame["specs"]) for frame in frames]
         except (KeyError, TypeError, ValueError) as exc:
             return {"status": "crash", "reason": f"worker could not read the request: {exc}"}, []
         deadline = started + timeout
         view = memoryview(body)
         done: dict[int, tuple[dict[str, Any], bytearray]] = {}
+        order = sorted(range(len(frames)), key=lambda k: -rows[k])  # longest first, then in request order
         state = {"next": 0, "failed": len(frames)}
         lock = threading.Lock()
 
         def serve(zygote: Zygote) -> None:
             while True:
                 with lock:
-                    i = state["next"]
-                    if i >= state["failed"]:
+                    while state["next"] < len(order) and order[state["next"]] >= state["failed"]:
+                        state["next"] += 1
+                    if state["next"] >= len(order):
                         return
-                    state["next"] = i + 1
+                    i = order[state["next"]]
+                    state["next"] += 1
                 frame = frames[i]
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -260,9 +269,8 @@ class Worker:
                     child_header = {"region": region, "task": task, "frame": frame["specs"], "timeout": left,
                                     "memory_mb": memory_mb}
                     message = pack_message(child_header, [view[start:start + nbytes]])
-                    rows = sum(int(spec["n"]) for spec in frame["specs"])
                     try:
-                        outcome = zygote.run(message, max_result_bytes(rows), deadline, timeout, memory_mb,
+                        outcome = zygote.run(message, max_result_bytes(rows[i]), deadline, timeout, memory_mb,
                                              lambda i=i: state["failed"] < i)  # killed once an earlier frame failed
                     except ZygoteGone:
                         os._exit(5)  # the parent sees the worker die and restarts it: never fork from this process
