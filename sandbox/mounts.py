@@ -109,8 +109,13 @@ def system_roots() -> tuple[str, ...]:
 
 
 def sys_path() -> list[str]:
-    """Where the worker finds numpy, pandas and pyseccomp (never the project or the cwd)."""
+    """Where the worker finds numpy, pandas and pyseccomp, then this Python's other site folders (the
+    worker runs without ``site``, and a dependency of pandas may sit in another one); never the project,
+    the cwd or a folder holding either."""
+    import site
+
     dirs = [d for d in map(module_dir, MODULES) if d is not None]
+    dirs += [Path(d) for d in site.getsitepackages() if Path(d).is_dir()]
     return [str(d) for d in dict.fromkeys(dirs) if not any(is_within(h, d) for h in hidden_paths())]
 
 

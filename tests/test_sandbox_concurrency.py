@@ -73,6 +73,19 @@ def test_an_early_worker_booted_with_the_drivers_is_taken_only_by_a_sandbox_of_t
         assert box.run(SIZE_AND_PROCESS, [make_ohlcv(40)]).ok
 
 
+def test_the_worker_runs_no_site_hook_of_the_environment() -> None:
+    # it starts without `site` (the libraries' folders come in its first message): no .pth file of the
+    # environment, such as an editable install's import finder, runs where candidates run
+    site_state = region('sys = pd.DataFrame.__init__.__globals__["__builtins__"]["__import__"]("sys")\n'
+                        'df["no_site"] = float(sys.flags.no_site)\n'
+                        'df["site_loaded"] = float("site" in sys.modules)')
+    with open_sandbox(tasks=("trade",)) as box:
+        outcome = box.run(site_state, [make_ohlcv(40)])
+    assert outcome.ok, outcome.reason
+    assert outcome.results[0].features["no_site"][0] == 1.0
+    assert outcome.results[0].features["site_loaded"][0] == 0.0
+
+
 @pytest.fixture(scope="module")
 def side_by_side():
     with open_sandbox(frames_at_once=2) as box:
