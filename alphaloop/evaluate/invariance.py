@@ -25,6 +25,7 @@ holding the full history's bars, rerun by the look-ahead stage in the sandbox an
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,13 +88,12 @@ def drawn_years(years: Sequence[int], rng: np.random.Generator, off_cycle: bool 
     lo, hi = CALENDAR_YEARS
     if not years or min(years) < lo or max(years) > hi:
         return None
-    pool = np.arange(lo, hi + 1)
-    keys = [calendar_key(int(y)) for y in pool]
+    pool, weekday, leap = _calendars()
 
     def same_calendar(y: int) -> np.ndarray:
-        key = calendar_key(y)
-        return pool[np.array([k == key and not (off_cycle and not key[1] and (int(p) - y) % 28 == 0)
-                              for k, p in zip(keys, pool, strict=True)])]
+        day, is_leap = calendar_key(y)
+        cycle = (pool - y) % 28 == 0
+        return pool[(weekday == day) & (leap == is_leap) & ~(cycle & (off_cycle and not is_leap))]
 
     cands = [same_calendar(int(y)) for y in years]
     if any(c.size == 0 for c in cands):
@@ -117,6 +117,14 @@ def drawn_years(years: Sequence[int], rng: np.random.Generator, off_cycle: bool 
     return dict(zip((int(y) for y in years), chosen, strict=True))
 
 
+@functools.lru_cache(maxsize=1)
+def _calendars() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every year of ``CALENDAR_YEARS`` with its calendar (``calendar_key``) as arrays, built once."""
+    pool = np.arange(CALENDAR_YEARS[0], CALENDAR_YEARS[1] + 1)
+    weekday, leap = zip(*(calendar_key(int(y)) for y in pool), strict=True)
+    return pool, np.array(weekday), np.array(leap)
+
+
 def date_shifted_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The same bars with every date moved ``DATE_SHIFT_YEARS`` (forward, or back if that would pass 2099)."""
     out = frame.copy()
@@ -128,7 +136,8 @@ def date_shifted_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def calendar_remapped_frame(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, str]:
     """The same bars with each year replaced by a drawn year of the same calendar (see the module
     docstring), and the map in words; the fixed 28-year shift when the dates leave 1901-2099."""
-    years = sorted({int(y) for y in frame.index.year})
+    year_of_row = frame.index.year.to_numpy()
+    years = [int(y) for y in np.unique(year_of_row)]
     rng = np.random.default_rng([seed, 28])
     mapping = None
     for _ in range(4):  # an identity map would prove nothing
@@ -140,7 +149,7 @@ def calendar_remapped_frame(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFram
     out = frame.copy()
     shift = {y: (pd.Timestamp(year=z, month=1, day=1) - pd.Timestamp(year=y, month=1, day=1)).days
              for y, z in mapping.items()}
-    days = np.asarray([shift[y] for y in frame.index.year], dtype=np.int64)
+    days = np.asarray([shift[y] for y in years], dtype=np.int64)[np.searchsorted(years, year_of_row)]
     out.index = pd.DatetimeIndex(frame.index + pd.to_timedelta(days, unit="D"), name=frame.index.name)
     first, last = years[0], years[-1]
     return out, f"years {first}-{last} carried as {mapping[first]}-{mapping[last]}, each year its own draw"
