@@ -9,8 +9,8 @@ included), with the heaviest top-level packages named. One-shot: `harness.py che
 ``--pairs`` pairs in this one command; the ratio of their medians is the figure (goal: <= 1.5).
 
 The one-shot figure is given twice, each on a temporary copy of the project's code: without
-bytecode caches (PYTHONDONTWRITEBYTECODE=1, as in environments that set it: alphaloop's ~60 modules
-are compiled from source by every command) and with them (the copy compiled first, as after any
+bytecode caches (PYTHONDONTWRITEBYTECODE=1, as in environments that set it: the ~50 alphaloop and
+sandbox modules `check` imports are compiled from source by every command) and with them (the copy compiled first, as after any
 first run on a default Python). Both commands run in the same state in each pair.
 """
 
