@@ -1,6 +1,6 @@
 """Start-up: each command's import time, and `check` one-shot against the weekend harness's `python trade.py`.
 
-    python bench/bench_startup.py [--pairs 7] [--data DIR]
+    python bench/bench_startup.py [--pairs 15] [--data DIR]
 
 Import time: each command run once under `python -X importtime`; the figure is the sum of the
 top-level imports' cumulative times (everything the command imported, lazily imported modules
@@ -10,8 +10,9 @@ included), with the heaviest top-level packages named. One-shot: `harness.py che
 
 The one-shot figure is given twice, each on a temporary copy of the project's code: without
 bytecode caches (PYTHONDONTWRITEBYTECODE=1, as in environments that set it: the ~50 alphaloop and
-sandbox modules `check` imports are compiled from source by every command) and with them (the copy compiled first, as after any
-first run on a default Python). Both commands run in the same state in each pair.
+sandbox modules `check` imports are compiled from source by every command) and with them (the copy
+compiled first, as after any first run on a default Python). Both commands run in the same state in
+each pair.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def one_shot(code: Path, data: Path, pairs: int, label: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pairs", type=int, default=7)
+    p.add_argument("--pairs", type=int, default=15,
+                   help="alternated pairs per line (default 15: a machine's speed moves from one minute to the next)")
     p.add_argument("--data", type=Path, help="frozen data (default: the S&P 500 sample, frozen in a temp folder)")
     a = p.parse_args()
     data = a.data
