@@ -3,7 +3,7 @@
 ``gate_check`` applies the project's gate to a forecast region, asking for the forecast task's two
 functions instead of ``strategy_logic``.
 ``compute_forecasts`` runs a forecaster in-process, as the sandbox child does for the forecast task
-(``driver.compute_forecast_rows`` then ``alphaloop.tasks.forecast.driver.decode_forecasts``).
+(``driver.compute_forecast_rows`` then ``driver.decode_forecasts``).
 """
 
 from __future__ import annotations
