@@ -26,7 +26,12 @@ It prints, as JSON (progress lines go to stderr):
   second market, report) and the report's size;
 - resume time (start of the resumed process -> its first new record: reading the checkpoint, replaying
   the records after it, rebuilding the views, one evaluation);
-- peak memory (VmHWM of the night's loop process and of the resumed one, end of run included).
+- peak memory (VmHWM of the night's loop process and of the resumed one, end of run included);
+- the machine's own speed over the same windows (``machine_end_over_start``): every 5 s this process
+  times a fixed piece of Python and numpy work (its CPU seconds), and the median over the last window's
+  minutes is divided by the median over the first's. On a machine whose speed moves (a virtual machine
+  sharing its host: the same work took 0.39 s and 0.62 s minutes apart), ``end_over_start_at_equal_speed``
+  is ``end_over_start`` divided by it: what the run's growth alone did.
 ``--stop-after S`` kills the night after S seconds instead (a night sized to the time there is);
 ``--resume-only`` skips the night and resumes a folder such a night left (``--workdir``, with its
 ``--data``): the night's own figures, bytes written and its peak memory, are then absent.
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -48,6 +54,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -55,6 +63,30 @@ from alphaloop.data.frozen import freeze, sample_frame, split, validate  # noqa:
 from alphaloop.run.index import parse_index  # noqa: E402
 
 ENV = {**os.environ, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+
+
+def yardstick_s() -> float:
+    """CPU seconds of a fixed piece of work, Python and numpy like an iteration's: what the machine's own
+    speed is doing at this moment (it does not wait for a core, so the loop's load beside it counts only as
+    the caches and cores they share)."""
+    start = time.process_time()
+    x = 0.0
+    for i in range(120_000):
+        x += math.sqrt(i) % 3.0
+    a = np.arange(4096.0)
+    for _ in range(600):
+        a = np.sqrt(a * a + 1.0)
+    return time.process_time() - start
+
+
+Span = tuple[float, float]  # a time span: (start, end), Unix seconds
+
+
+def machine_ratio(samples: list[tuple[float, float]], first: Span, last: Span) -> float | None:
+    """The yardstick's median over the ``last`` time span divided by its median over the ``first``."""
+    a = [s for t, s in samples if first[0] <= t <= first[1]]
+    b = [s for t, s in samples if last[0] <= t <= last[1]]
+    return statistics.median(b) / statistics.median(a) if a and b else None
 
 
 def say(text: str) -> None:
@@ -120,10 +152,13 @@ def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int 
     last_say = t0
     loads: list[tuple[float, float]] = []  # (time, 1-minute load average), every 10 s
     tree: list[int] = []  # resident KiB of the loop and its sandbox workers, every 10 s
+    speed: list[tuple[float, float]] = []  # (time, the yardstick's CPU seconds), every 5 s
     while proc.poll() is None:
         if not loads or time.time() - loads[-1][0] >= 10:
             loads.append((time.time(), os.getloadavg()[0]))
             tree.append(tree_rss_kb(proc.pid))
+        if not speed or time.time() - speed[-1][0] >= 5:
+            speed.append((time.time(), yardstick_s()))
         written = _proc_field(proc.pid, "io", "write_bytes") or written
         hwm = _proc_field(proc.pid, "status", "VmHWM") or hwm
         if first_new is not None and seen is None and _has_record(wd, first_new):
@@ -141,7 +176,7 @@ def watch(args: list[str], wd: Path, kill_at: int | None = None, first_new: int 
     _, err = proc.communicate()
     return {"start": t0, "end": time.time(), "code": proc.returncode, "write_bytes": written, "vm_hwm_kb": hwm,
             "first_new_at": seen, "stderr": err[-2000:], "loads": loads,
-            "tree_rss_kb": tree}
+            "tree_rss_kb": tree, "speed": speed}
 
 
 def load_between(loads: list[tuple[float, float]], t0: float, t1: float) -> float | None:
@@ -252,6 +287,8 @@ def main() -> None:
     cpu = cpu_times(wd)
     cpu_first = spread([cpu[i] for i in range(1, k + 1) if i in cpu])
     cpu_end = spread([cpu[i] for i in range(done - k, done) if i in cpu])
+    machine = machine_ratio(night["speed"], (times[0], times[k]), (times[done - 1 - k], times[done - 1])) \
+        if night else None
     out = {
         "command": f"{' '.join(cmd)} --iterations {a.iterations}; kill -9 {cut}; the same command again",
         "commit": commit,
@@ -263,6 +300,9 @@ def main() -> None:
         "cpu_s_first": round(cpu_first["mean"], 4) if cpu_first else None,
         "cpu_s_last": round(cpu_end["mean"], 4) if cpu_end else None,
         "end_over_start": round(cpu_end["mean"] / cpu_first["mean"], 3) if cpu_first and cpu_end else None,
+        "machine_end_over_start": round(machine, 3) if machine else None,
+        "end_over_start_at_equal_speed": round(cpu_end["mean"] / cpu_first["mean"] / machine, 3)
+        if machine and cpu_first and cpu_end else None,
         "median_cpu_s_first": round(cpu_first["median"], 4) if cpu_first else None,
         "median_cpu_s_last": round(cpu_end["median"], 4) if cpu_end else None,
         "wall_s_first": round(statistics.mean(first), 4),
