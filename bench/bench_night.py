@@ -276,7 +276,10 @@ def main() -> None:
     times = committed(wd)
     done = max(times) + 1  # iterations committed before the kill (0..done-1)
     say(f"killed after {done} iterations; resuming")
-    resume = watch([*cmd, "--iterations", str(a.iterations)], wd, first_new=done)
+    first_new = done  # a kill between a record's file and its index line leaves that record on disk already
+    while _has_record(wd, first_new):
+        first_new += 1
+    resume = watch([*cmd, "--iterations", str(a.iterations)], wd, first_new=first_new)
     if resume["code"] != 0:
         sys.exit(f"error: the resumed run exited {resume['code']}: {resume['stderr']}")
     after = committed(wd)
