@@ -83,10 +83,11 @@ Span = tuple[float, float]  # a time span: (start, end), Unix seconds
 
 
 def machine_ratio(samples: list[tuple[float, float]], first: Span, last: Span) -> float | None:
-    """The yardstick's median over the ``last`` time span divided by its median over the ``first``."""
+    """The yardstick's median over the ``last`` time span divided by its median over the ``first``; None when
+    either span holds fewer than 3 samples (a night too short for its windows to say anything)."""
     a = [s for t, s in samples if first[0] <= t <= first[1]]
     b = [s for t, s in samples if last[0] <= t <= last[1]]
-    return statistics.median(b) / statistics.median(a) if a and b else None
+    return statistics.median(b) / statistics.median(a) if len(a) >= 3 and len(b) >= 3 else None
 
 
 def say(text: str) -> None:
