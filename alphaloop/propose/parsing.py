@@ -137,7 +137,7 @@ def borrow_helpers(code: str, others: list[str]) -> str:
             continue
         lines = text.split("\n")
         for node in body:
-            if isinstance(node, ast.FunctionDef) or is_constant(node) or unpacked_constants(node) is not None:
+            if is_definition(node):
                 start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
                 for name in defined_names(node):
                     offered.setdefault(name, (node, "\n".join(lines[start - 1 : node.end_lineno])))
@@ -340,6 +340,11 @@ def unpacked_constants(node: ast.stmt) -> list[tuple[str, ast.expr]] | None:
     return [(n.id, v) for n, v in zip(names, node.value.elts, strict=True) if isinstance(n, ast.Name)]
 
 
+def is_definition(node: ast.stmt) -> bool:
+    """A def or a literal constant (one name, or unpacked): what a region may carry beside the contract."""
+    return isinstance(node, ast.FunctionDef) or is_constant(node) or unpacked_constants(node) is not None
+
+
 def defined_names(node: ast.stmt) -> list[str]:
     if isinstance(node, ast.FunctionDef):
         return [node.name]
@@ -383,16 +388,14 @@ def reduce_whole_file(region: str) -> tuple[str, list[str]]:
         return region, []
     if not any(isinstance(n, ast.FunctionDef) and n.name in CONTRACT for n in body):
         return region, []
-    keepable = {name: n for n in body if isinstance(n, ast.FunctionDef) or is_constant(n)
-                or unpacked_constants(n) is not None for name in defined_names(n)}
+    keepable = {name: n for n in body if is_definition(n) for name in defined_names(n)}
     wanted, queue = set(), [name for name in CONTRACT if name in keepable]
     while queue:
         name = queue.pop()
         if name in wanted:
             continue
         wanted.add(name)
-        used = {x.id for x in ast.walk(keepable[name]) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)}
-        queue += [u for u in used if u in keepable and u not in wanted]
+        queue += [u for u in _read_names(keepable[name]) if u in keepable and u not in wanted]
     # a name the kept code reads but that no constant or def defines (``LEVELS = [x / 100 for x in ...]``)
     # keeps its statement: dropped, the gate would say only "name 'LEVELS' is not defined" of the line using it
     read = {x.id for name in wanted for x in ast.walk(keepable[name]) if isinstance(x, ast.Name)}
